@@ -1,0 +1,99 @@
+"""Records the stages return: what ingestion read and decided, and the stage results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
+
+
+@dataclass(frozen=True)
+class InputObject:
+    """One object read from the landing area, for `run_manifest.json`."""
+
+    key: str
+    site: str
+    domain: str | None
+    sha256: str
+    rows_read: int
+    rows_rejected: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    etag: str | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryDecision:
+    """What ingestion did with one delivery folder of one site.
+
+    status: USED (the delivery audited), SUPERSEDED (an older complete delivery, not needed),
+    INCOMPLETE (no manifest.json yet), REJECTED (manifest problem, checksum / row-count / missing file),
+    FALLBACK is not a status: the USED delivery of a site whose newer one was REJECTED says so in
+    `reason`.
+    """
+
+    site: str
+    delivery: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class SiteIngest:
+    """Everything ingestion got from one site (the unit of per-site ingestion tasks).
+
+    `frames` maps a lower-case domain code to a frame whose columns are all `pl.String` (values stay
+    text; the typed stages convert), as delivered (extra columns kept), plus three columns added:
+    `SOURCE` ("<object key>:<data row number, 1-based>"), `DELIVERY_SITEID` (the site of the delivery
+    path) and `DECIMAL` ("." or "," as the manifest says for that file).
+    """
+
+    site: str
+    delivery: str | None
+    frames: dict[str, pl.DataFrame]
+    inputs: list[InputObject]
+    deliveries: list[DeliveryDecision]
+    findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
+
+    @property
+    def audited(self) -> bool:
+        return self.delivery is not None
+
+
+@dataclass
+class IngestResult:
+    """All sites of one study together: one frame per domain across sites (diagonal concat)."""
+
+    study: str
+    domains: dict[str, pl.DataFrame]
+    inputs: list[InputObject]
+    deliveries: list[DeliveryDecision]
+    findings: pl.DataFrame
+    sites_audited: list[str]
+    sites_not_audited: dict[str, str]  # site -> reason
+
+
+@dataclass
+class ValidationResult:
+    """Great Expectations results mapped to rows, plus the values evaluation must not use."""
+
+    findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
+    exclusions: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    expectations: list[dict] = field(default_factory=list)  # the suites as run, for review
+    data_docs: Path | None = None  # local folder with the built Data Docs site
+    rows_validated: dict[str, int] = field(default_factory=dict)  # per domain
+
+
+@dataclass
+class Evaluation:
+    """The recomputed eligibility, the comparison with the site, and the protocol version used."""
+
+    subjects: pl.DataFrame
+    eligibility: pl.DataFrame
+    discrepancies: pl.DataFrame
+    protocol_id: str
+    protocol_version: str
+    rows_evaluated: dict[str, int] = field(default_factory=dict)  # per domain

@@ -1,0 +1,105 @@
+"""Column contracts of the tables between stages and in the published outputs.
+
+Each contract is an ordered mapping of column name to polars dtype. A stage may add columns after
+the contracted ones (they are kept), but never drop, rename or retype a contracted one.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+Schema = dict[str, type[pl.DataType] | pl.DataType]
+
+_STR = pl.String
+
+#: Data-quality findings (published as `validation`). Ingestion findings (file rejected, delivery
+#: rejected, ...) use the same table with DOMAIN/VARIABLE as far as they are known and EXPECTATION
+#: naming the rule (`ingest.file_rejected.missing_column`, `expect_column_values_to_be_in_set`, ...).
+FINDINGS: Schema = {
+    "STUDYID": _STR,
+    "SITEID": _STR,
+    "USUBJID": _STR,
+    "DOMAIN": _STR,
+    "VARIABLE": _STR,
+    "EXPECTATION": _STR,
+    "OBSERVED": _STR,
+    "MESSAGE": _STR,
+    "SOURCE": _STR,
+}
+
+#: Values that validation judged unusable for eligibility (e.g. a haemoglobin of 250 g/dL). The
+#: evaluation never uses the value of such a row's VARIABLE; a component left without a usable
+#: value is UNVERIFIABLE with MESSAGE as its reason. Joined on SOURCE.
+EXCLUSIONS: Schema = {
+    "SOURCE": _STR,
+    "DOMAIN": _STR,
+    "VARIABLE": _STR,
+    "MESSAGE": _STR,
+}
+
+#: One row per subject x criterion component.
+ELIGIBILITY: Schema = {
+    "STUDYID": _STR,
+    "SITEID": _STR,
+    "USUBJID": _STR,
+    "CRITERION_ID": _STR,
+    "CHECK_ID": _STR,
+    "OUTCOME": _STR,
+    "VALUE": _STR,
+    "UNIT": _STR,
+    "LIMIT": _STR,
+    "DTC": _STR,
+    "REASON": _STR,
+    "SOURCE": _STR,
+}
+
+#: One row per screened subject (a DM row).
+SUBJECTS: Schema = {
+    "STUDYID": _STR,
+    "SITEID": _STR,
+    "USUBJID": _STR,
+    "SITE_DECISION": _STR,
+    "RECOMPUTED": _STR,
+    "TREATMENT_START": _STR,
+    "N_DISCREPANCIES": pl.Int64,
+}
+
+#: One row per finding of the comparison. STATUS / FIRST_SEEN / DAYS_OPEN are filled by the
+#: reporting stage from the history of earlier runs (compare leaves them null).
+DISCREPANCIES: Schema = {
+    "STUDYID": _STR,
+    "SITEID": _STR,
+    "USUBJID": _STR,
+    "CHECK_ID": _STR,
+    "CLASS": _STR,
+    "SEVERITY": _STR,
+    "SITE_ASSESSMENT": _STR,
+    "RECOMPUTED": _STR,
+    "EVIDENCE": _STR,
+    "STATUS": _STR,
+    "FIRST_SEEN": _STR,
+    "DAYS_OPEN": pl.Int64,
+}
+
+
+class ContractError(ValueError):
+    """A table handed between stages does not have its contracted columns and types."""
+
+
+def check_table(frame: pl.DataFrame, schema: Schema, name: str) -> pl.DataFrame:
+    """Return `frame` when it carries every contracted column with its dtype, else raise."""
+    missing = [column for column in schema if column not in frame.columns]
+    wrong = [
+        f"{column} is {frame.schema[column]}, expected {dtype}"
+        for column, dtype in schema.items()
+        if column in frame.columns and frame.schema[column] != dtype
+        and frame.schema[column] != pl.Null
+    ]
+    if missing or wrong:
+        raise ContractError(f"table {name!r} breaks its contract: missing {missing}; {wrong}")
+    return frame
+
+
+def empty_table(schema: Schema) -> pl.DataFrame:
+    """An empty frame with the contracted columns, for a stage that found nothing."""
+    return pl.DataFrame(schema=schema)

@@ -1,0 +1,294 @@
+"""The `Store` interface and its two implementations: a local folder and an S3 prefix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import urlparse
+
+from storage.keys import safe_key
+
+#: Encryption at rest for every object written to S3 (`AES256`, or `aws:kms` with a key id).
+SSE_ENV = "SCREENING_AUDIT_SSE"
+KMS_KEY_ENV = "SCREENING_AUDIT_KMS_KEY_ID"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object under a store's root; `key` is relative to the root and already checked safe."""
+
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str | None = None
+    version_id: str | None = None
+
+
+class Store(Protocol):
+    """What the audit needs from object storage; keys are relative to the store's root."""
+
+    uri: str
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object below `prefix`, recursively, in key order."""
+        ...
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        """The immediate child "folders" of `prefix` (names only, sorted)."""
+        ...
+
+    def open(self, key: str) -> IO[bytes]:
+        """A streaming binary reader for one object."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Metadata of one object, or None when it does not exist."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None: ...
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create `key` only if it does not exist (a lock); True when this call created it."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def copy(self, src_key: str, dst_key: str) -> None: ...
+
+
+def _rel(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return safe_key(prefix) if prefix else ""
+
+
+class LocalStore:
+    """A local folder used exactly like an S3 prefix."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / safe_key(key)).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"key escapes the store root: {key!r}")
+        return path
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix) if _rel(prefix) else self.root
+        if not base.is_dir():
+            return
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
+            key = path.relative_to(self.root).as_posix()
+            stat = path.stat()
+            yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix) if _rel(prefix) else self.root
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink())
+
+    def open(self, key: str) -> IO[bytes]:
+        return self._path(key).open("rb")
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename, so a reader never sees half a file
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        target = self._path(dst_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._path(src_key), target)
+
+
+class S3Store:
+    """An `s3://bucket/prefix` on AWS or any S3-compatible endpoint (MinIO, moto, Ceph...)."""
+
+    def __init__(self, uri: str, endpoint_url: str | None = None, client: object | None = None) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        self.uri = uri.rstrip("/")
+        self.bucket = parsed.netloc
+        self.prefix = _rel(parsed.path)
+        self.client = client or make_s3_client(endpoint_url)
+
+    def _full(self, key: str) -> str:
+        key = safe_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _strip(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def _list_prefix(self, prefix: str) -> str:
+        rel = _rel(prefix)
+        full = "/".join(p for p in (self.prefix, rel) if p)
+        return f"{full}/" if full else ""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._list_prefix(prefix)):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=safe_key(self._strip(obj["Key"])),
+                    size=obj["Size"],
+                    last_modified=obj["LastModified"],
+                    etag=obj.get("ETag", "").strip('"') or None,
+                )
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        start = self._list_prefix(prefix)
+        names: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=start, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(start) :].strip("/")
+                safe_key(name)
+                names.append(name)
+        return sorted(names)
+
+    def open(self, key: str) -> IO[bytes]:
+        response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+        return response["Body"]
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            meta = self.client.head_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(
+            key=key,
+            size=meta["ContentLength"],
+            last_modified=meta["LastModified"],
+            etag=meta.get("ETag", "").strip('"') or None,
+            version_id=meta.get("VersionId"),
+        )
+
+    def _put_args(self, content_type: str | None) -> dict[str, str]:
+        args = encryption_args()
+        if content_type:
+            args["ContentType"] = content_type
+        return args
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        self.client.put_object(  # type: ignore[attr-defined]
+            Bucket=self.bucket, Key=self._full(key), Body=data, **self._put_args(content_type)
+        )
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        self.client.upload_file(  # type: ignore[attr-defined]
+            str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type)
+        )
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(  # type: ignore[attr-defined]
+                Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*", **encryption_args()
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412",
+                                                                  "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        self.client.copy_object(  # type: ignore[attr-defined]
+            Bucket=self.bucket,
+            Key=self._full(dst_key),
+            CopySource={"Bucket": self.bucket, "Key": self._full(src_key)},
+            **encryption_args(),
+        )
+
+
+def encryption_args() -> dict[str, str]:
+    """Server-side encryption for every write: AES256 unless a KMS key is configured."""
+    kms_key = os.environ.get(KMS_KEY_ENV)
+    if kms_key:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+    mode = os.environ.get(SSE_ENV, "AES256")
+    return {"ServerSideEncryption": mode} if mode and mode.lower() != "none" else {}
+
+
+def make_s3_client(endpoint_url: str | None = None) -> object:
+    """A boto3 S3 client with standard retries and timeouts; credentials from boto3's own chain.
+
+    `endpoint_url` (or the standard `AWS_ENDPOINT_URL`, which boto3 reads itself) points at any
+    S3-compatible endpoint.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": int(os.environ.get("SCREENING_AUDIT_S3_ATTEMPTS", "5"))},
+        connect_timeout=float(os.environ.get("SCREENING_AUDIT_S3_CONNECT_TIMEOUT", "10")),
+        read_timeout=float(os.environ.get("SCREENING_AUDIT_S3_READ_TIMEOUT", "60")),
+        s3={"addressing_style": "path"} if endpoint_url or os.environ.get("AWS_ENDPOINT_URL") else None,
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
+def open_store(uri: str, endpoint_url: str | None = None) -> Store:
+    """A store for `s3://bucket/prefix` or a local folder path (or `file://` URI)."""
+    if uri.startswith("s3://"):
+        return S3Store(uri, endpoint_url=endpoint_url)
+    if uri.startswith("file://"):
+        uri = urlparse(uri).path
+    return LocalStore(uri)
