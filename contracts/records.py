@@ -82,9 +82,12 @@ class ValidationResult:
 
     findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
     exclusions: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    # whole rows validation found unusable (orphan subject, duplicate key, wrong study...): evaluation
+    # drops them and they count as rejected in the reconciliation; VARIABLE names the cause column
+    rejected: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
     expectations: list[dict] = field(default_factory=list)  # the suites as run, for review
     data_docs: Path | None = None  # local folder with the built Data Docs site
-    rows_validated: dict[str, int] = field(default_factory=dict)  # per domain
+    rows_validated: dict[str, int] = field(default_factory=dict)  # per domain: rows run through the suites
 
 
 @dataclass
