@@ -1,0 +1,178 @@
+"""The `nightly_audit` flow: ingest -> validate -> evaluate -> compare -> publish, for one study."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.tasks import (
+    apply_history_task,
+    combine_sites_task,
+    compare_task,
+    evaluate_task,
+    finish_validation_task,
+    ingest_site_task,
+    list_sites_task,
+    publish_task,
+    validate_domain_task,
+)
+
+
+class NothingToAuditError(RuntimeError):
+    """No site of the study had a usable delivery: the run publishes nothing and fails."""
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """The headline of one run, returned by the flow and printed by the CLI."""
+
+    study: str
+    as_of: str
+    protocol: str
+    sites_audited: int
+    sites_not_audited: dict[str, str]
+    subjects: int
+    enrolled: int
+    important: int
+    queries: int
+    new: int
+    report: str
+    outputs: str
+    published: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def software_version() -> str:
+    try:
+        return version("screening-audit")
+    except Exception:  # running from a source tree without metadata
+        return "0+unknown"
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"{params.get('study', 'SZ003')}-as-of-{params.get('as_of') or datetime.now(UTC).date().isoformat()}"
+
+
+def report_location(reports: str, prefix: str) -> str:
+    """Where a reader finds the run's outputs: an s3:// URI or a local folder path."""
+    if reports.startswith("s3://"):
+        return f"{reports.rstrip('/')}/{prefix}"
+    return str(Path(reports.removeprefix("file://")).expanduser().resolve() / prefix)
+
+
+@flow(name="nightly_audit", flow_run_name=_run_name, log_prints=False)
+def nightly_audit(
+    landing: str,
+    reports: str,
+    study: str = "SZ003",
+    protocol: str | None = None,
+    as_of: str | None = None,
+    endpoint_url: str | None = None,
+) -> AuditSummary:
+    """Audit one study as of one date: every site's newest complete delivery, end to end.
+
+    `landing` and `reports` are each an `s3://bucket/prefix` or a local folder; `endpoint_url`
+    (or `AWS_ENDPOINT_URL`) points boto3 at any S3-compatible endpoint.
+    """
+    from checks import load_protocol
+    from reporting import RunOutputs, build_run_manifest
+
+    logger = get_run_logger()
+    as_of_date = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+    protocol_obj = load_protocol(protocol)
+
+    sites = list_sites_task(landing, study, endpoint_url)
+    site_futures = [ingest_site_task.submit(landing, study, site, endpoint_url) for site in sites]
+    ingest = combine_sites_task(study, [future.result() for future in site_futures])
+    if not ingest.sites_audited:
+        reasons = "; ".join(f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items()))
+        raise NothingToAuditError(
+            f"nothing to audit for {study} in {landing}: " + (reasons or "no site folders found")
+        )
+
+    with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
+        workdir = Path(tmp)
+        domain_futures = [
+            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir)
+            for domain in sorted(ingest.domains)
+        ]
+        validation = finish_validation_task([future.result() for future in domain_futures], workdir)
+        eligibility = evaluate_task(ingest.domains, protocol_obj, as_of_date, validation)
+        comparison = compare_task(eligibility, ingest.domains, protocol_obj, as_of_date)
+        discrepancies = apply_history_task(comparison.discrepancies, reports, endpoint_url, study, as_of_date)
+
+        from contracts import Evaluation
+
+        evaluation = Evaluation(
+            subjects=comparison.subjects,
+            eligibility=eligibility.eligibility,
+            discrepancies=discrepancies,
+            protocol_id=protocol_obj.id,
+            protocol_version=protocol_obj.version_label,
+            rows_evaluated=eligibility.rows_evaluated,
+        )
+        manifest = build_run_manifest(
+            study=study, as_of=as_of_date, ingest=ingest, validation=validation, evaluation=evaluation,
+            software_version=software_version(),
+        )
+        outputs = RunOutputs(
+            study=study,
+            as_of=as_of_date,
+            protocol_id=evaluation.protocol_id,
+            protocol_version=evaluation.protocol_version,
+            subjects=evaluation.subjects,
+            eligibility=evaluation.eligibility,
+            discrepancies=discrepancies,
+            validation=validation.findings,
+            run_manifest=manifest,
+            data_docs=validation.data_docs,
+            expectations=validation.expectations,
+        )
+        prefix = f"{study}/{as_of_date.isoformat()}"
+        published = publish_task(outputs, reports, endpoint_url, prefix)
+
+    location = report_location(reports, prefix)
+    summary = _summarise(outputs, ingest, location, published)
+    logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d queries; report at %s",
+                study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,
+                summary.queries, summary.report)
+    try:
+        from reporting import publish_prefect_artifacts
+
+        publish_prefect_artifacts(outputs, summary.report)
+    except Exception as error:  # artifacts are a convenience; never fail a night over them
+        logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
+    return summary
+
+
+def _summarise(outputs, ingest, location: str, published: list[str]) -> AuditSummary:
+    import polars as pl
+
+    disc = outputs.discrepancies
+    current = disc.filter(pl.col("STATUS") != "RESOLVED") if "STATUS" in disc.columns else disc
+    subjects = outputs.subjects
+    return AuditSummary(
+        study=outputs.study,
+        as_of=outputs.as_of.isoformat(),
+        protocol=f"{outputs.protocol_id} {outputs.protocol_version}",
+        sites_audited=len(ingest.sites_audited),
+        sites_not_audited=dict(ingest.sites_not_audited),
+        subjects=subjects.height,
+        enrolled=subjects.filter(pl.col("SITE_DECISION") == "ENROLLED").height,
+        important=current.filter(pl.col("SEVERITY") == "IMPORTANT").height,
+        queries=current.filter(pl.col("SEVERITY") == "QUERY").height,
+        new=current.filter(pl.col("STATUS") == "NEW").height if "STATUS" in current.columns else 0,
+        report=f"{location}/report.html",
+        outputs=location,
+        published=published,
+    )

@@ -1,0 +1,103 @@
+"""Thin Prefect tasks, one per stage function, with retries only where I/O can fail transiently.
+
+Tasks never hold business logic: they open stores from URIs (so they can run on any worker),
+call one stage function and log counts, never record contents. Results are not cached or
+persisted: the inputs are clinical data and every night must recompute from the landing area.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from contracts import IngestResult, SiteIngest, ValidationResult
+from storage import open_store
+
+_IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
+
+
+@task(name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=300)
+def list_sites_task(landing: str, study: str, endpoint_url: str | None) -> list[str]:
+    from ingestion import list_sites
+
+    sites = list_sites(open_store(landing, endpoint_url), study)
+    get_run_logger().info("study %s: %d site folders in the landing area", study, len(sites))
+    return sites
+
+
+@task(name="ingest-site", task_run_name="ingest-site-{site}", cache_policy=NO_CACHE, **_IO_RETRIES,
+      timeout_seconds=1800)
+def ingest_site_task(landing: str, study: str, site: str, endpoint_url: str | None,
+                     now: datetime | None = None) -> SiteIngest:
+    from ingestion import ingest_site
+
+    result = ingest_site(open_store(landing, endpoint_url), study, site, now=now)
+    rows = sum(frame.height for frame in result.frames.values())
+    get_run_logger().info("site %s: delivery %s, %d rows, %d findings", site, result.delivery or "none",
+                          rows, result.findings.height)
+    return result
+
+
+@task(name="combine-sites", cache_policy=NO_CACHE)
+def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
+    from ingestion import combine_sites
+
+    return combine_sites(study, sites)
+
+
+@task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE, timeout_seconds=1800)
+def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: object,
+                         workdir: Path) -> object:
+    from expectations import validate_domain
+
+    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
+
+
+@task(name="finish-validation", cache_policy=NO_CACHE, timeout_seconds=1800)
+def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResult:
+    from expectations import finish_validation
+
+    result = finish_validation(parts, workdir=workdir)
+    get_run_logger().info("validation: %d findings, %d values excluded, %d rows rejected",
+                          result.findings.height, result.exclusions.height, result.rejected.height)
+    return result
+
+
+@task(name="evaluate-eligibility", cache_policy=NO_CACHE, timeout_seconds=1800)
+def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
+                  validation: ValidationResult) -> object:
+    from checks import evaluate
+
+    result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected)
+    get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
+    return result
+
+
+@task(name="compare-with-site", cache_policy=NO_CACHE, timeout_seconds=1800)
+def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date) -> object:
+    from checks.compare import compare
+
+    comparison = compare(result, domains, protocol, as_of)
+    get_run_logger().info("comparison: %d discrepancies", comparison.discrepancies.height)
+    return comparison
+
+
+@task(name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=600)
+def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
+                       as_of: date) -> pl.DataFrame:
+    from reporting import apply_history
+
+    return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="publish", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=1800)
+def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str) -> list[str]:
+    from reporting import publish
+
+    keys = publish(outputs, open_store(reports, endpoint_url), prefix)
+    get_run_logger().info("published %d objects under %s", len(keys), prefix)
+    return keys
