@@ -1,0 +1,218 @@
+"""Polars expression builders that read delivered text: numbers, units, coded results, dates.
+
+Everything a site delivers is text. These builders turn it into typed values without ever guessing:
+a result that is not a number, a unit the catalog does not know, or a date that is not ISO 8601
+becomes null plus a flag, so that the caller can say exactly why a value was not used. They are
+pure expressions (no frame, no Python loop over rows) and are shared by evaluation and by the
+Great Expectations suites.
+
+Numbers keep their censoring as an interval: `<0.5` is (-inf, 0.5), `>=1000` is [1000, inf), and a
+threshold is decided only when the whole interval is on one side of it (`bounds`, `decide`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from checks.reasons import ReasonCode
+from checks.units import TestKind, UnitCatalog
+
+#: an optional comparator, then a decimal number (point or comma), optional exponent
+_NUMBER = r"^\s*(<=|>=|<|>|≤|≥)?\s*([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*$"
+
+#: YYYY[-MM[-DD[Thh[:mm[:ss[.f]]][zone]]]]
+_DATE = (
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:T(?:[01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
+)
+
+
+def _as_expr(value: pl.Expr | str) -> pl.Expr:
+    return pl.col(value) if isinstance(value, str) else value
+
+
+def blank_to_null(text: pl.Expr | str) -> pl.Expr:
+    """Strip the text and read an empty string as missing (CSV and Excel deliver both)."""
+    stripped = _as_expr(text).str.strip_chars()
+    return pl.when(stripped.str.len_chars() > 0).then(stripped)
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+
+def parse_number(text: pl.Expr | str, decimal: pl.Expr | str | None = None) -> pl.Expr:
+    """Result text -> struct {number: Float64, censor: String}; null number when not a number.
+
+    `censor` is one of `<`, `<=`, `>`, `>=` (`≤`/`≥` read as `<=`/`>=`) or null for an exact value.
+    `decimal` is the row's DECIMAL column (`.` or `,`): with `,` the text `9,5` is 9.5; a separator
+    that is not the row's decimal mark (`1.234,5`, or `9,5` in a `.` file) makes the result not a
+    number rather than a guess between thousands separator and decimal mark.
+    """
+    text = _as_expr(text)
+    dec = pl.lit(".") if decimal is None else _as_expr(decimal).fill_null(".")
+    censor = text.str.extract(_NUMBER, 1).replace({"≤": "<=", "≥": ">="})
+    digits = text.str.extract(_NUMBER, 2)
+    wrong_mark = pl.when(dec == ",").then(digits.str.contains(".", literal=True)).otherwise(
+        digits.str.contains(",", literal=True))
+    number = pl.when(~wrong_mark).then(digits.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False))
+    return pl.struct(number.alias("number"), pl.when(number.is_not_null()).then(censor).alias("censor"))
+
+
+def bounds(number: pl.Expr | str, censor: pl.Expr | str) -> pl.Expr:
+    """(number, censor) -> struct {lo, hi, lo_open, hi_open}: the interval the true value lies in."""
+    number, censor = _as_expr(number), _as_expr(censor)
+    upper_only = censor.is_in(["<", "<="]).fill_null(False)
+    lower_only = censor.is_in([">", ">="]).fill_null(False)
+    return pl.struct(
+        pl.when(upper_only).then(float("-inf")).otherwise(number).alias("lo"),
+        pl.when(lower_only).then(float("inf")).otherwise(number).alias("hi"),
+        (censor == ">").fill_null(False).alias("lo_open"),
+        (censor == "<").fill_null(False).alias("hi_open"),
+    )
+
+
+def decide(lo: pl.Expr, hi: pl.Expr, lo_open: pl.Expr, hi_open: pl.Expr, op: str, limit: pl.Expr) -> pl.Expr:
+    """Is `value <op> limit` true for every value of the interval (True), for none (False), or undecided (null)?
+
+    This is what lets a censored result decide a threshold only when its bound does: `<10` passes
+    `< 200` and fails `>= 20`, while `<50` against `>= 20` stays null (CENSORED_UNDECIDABLE).
+    """
+    at_lo_excl = (lo == limit) & lo_open
+    at_hi_excl = (hi == limit) & hi_open
+    rules = {
+        ">=": (lo >= limit, (hi < limit) | at_hi_excl),
+        ">": ((lo > limit) | at_lo_excl, hi <= limit),
+        "<=": (hi <= limit, (lo > limit) | at_lo_excl),
+        "<": ((hi < limit) | at_hi_excl, lo >= limit),
+    }
+    if op not in rules:
+        raise ValueError(f"unknown comparison {op!r}")
+    all_true, none_true = rules[op]
+    return pl.when(all_true).then(True).when(none_true).then(False).otherwise(None)
+
+
+def format_number(value: pl.Expr | str, significant: int = 6) -> pl.Expr:
+    """Float -> text with at most `significant` digits and no float noise (`9.000000000000002` -> `9`)."""
+    rounded = _as_expr(value).round_sig_figs(significant)
+    text = rounded.cast(pl.String)
+    return text.str.replace(r"\.0$", "").str.replace(r"^-0$", "0")
+
+
+# ------------------------------------------------------------------------------------------------ units
+
+
+def unit_key(text: pl.Expr | str) -> pl.Expr:
+    """The matching key of a unit text (see units.normalise_unit_text): no spaces, micro as `u`, upper."""
+    return (_as_expr(text).str.replace_all("[µμ]", "u").str.replace_all(r"\s+", "").str.to_uppercase())
+
+
+def canonical_unit(text: pl.Expr | str, catalog: UnitCatalog) -> pl.Expr:
+    """Unit text -> canonical catalog spelling (`K/uL` -> `10^3/uL`), null when blank or unknown."""
+    return unit_key(blank_to_null(text)).replace_strict(catalog.synonyms, default=None, return_dtype=pl.String)
+
+
+def _conversion_maps(catalog: UnitCatalog, domain: str) -> dict[str, dict[str, float]]:
+    maps: dict[str, dict[str, float]] = {"factor": {}, "divide": {}, "offset": {}, "log10": {}}
+    for code, entry in catalog.domain_tests(domain).items():
+        for unit, conv in entry.accepted.items():
+            key = f"{code}|{unit}"
+            maps["factor"][key] = conv.factor
+            maps["divide"][key] = conv.divide
+            maps["offset"][key] = conv.offset
+            maps["log10"][key] = 1.0 if conv.log10 else 0.0
+        if entry.unitless and entry.unit:
+            conv = entry.accepted[entry.unit]
+            key = f"{code}|"
+            maps["factor"][key], maps["divide"][key], maps["offset"][key] = conv.factor, conv.divide, conv.offset
+            maps["log10"][key] = 0.0
+    return maps
+
+
+def _conversion_key(testcd: pl.Expr | str, unit_text: pl.Expr | str, catalog: UnitCatalog) -> pl.Expr:
+    return pl.concat_str([_as_expr(testcd), pl.lit("|"), canonical_unit(unit_text, catalog).fill_null("")])
+
+
+def to_protocol_unit(value: pl.Expr | str, testcd: pl.Expr | str, unit_text: pl.Expr | str,
+                     catalog: UnitCatalog, domain: str) -> pl.Expr:
+    """A number in the delivered unit -> the test's protocol unit; null when the unit is not accepted.
+
+    Works on interval bounds too (every conversion is increasing, so `<x` stays `<y`). The result is
+    rounded to 12 significant digits so that 90 g/L is exactly 9 g/dL at a threshold of 9.0.
+    A blank unit converts only for tests the catalog marks `unitless` (scores, percentages).
+    """
+    maps = _conversion_maps(catalog, domain)
+    key = _conversion_key(testcd, unit_text, catalog)
+
+    def lookup(name: str) -> pl.Expr:
+        return key.replace_strict(maps[name], default=None, return_dtype=pl.Float64)
+
+    value = _as_expr(value)
+    base = pl.when(lookup("log10") == 1.0).then(pl.lit(10.0).pow(value)).otherwise(value)
+    converted = base * lookup("factor") / lookup("divide") + lookup("offset")
+    return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)
+
+
+def unit_problem(testcd: pl.Expr | str, unit_text: pl.Expr | str, catalog: UnitCatalog, domain: str) -> pl.Expr:
+    """Why a numeric result's unit cannot be used (a ReasonCode value), or null when it converts.
+
+    MISSING_UNIT (blank, for a test that needs a unit), UNKNOWN_UNIT (not in the catalog at all),
+    UNIT_NOT_CONVERTIBLE (a known unit with no fixed factor to this test's protocol unit).
+    """
+    accepted = {f"{code}|{u}" for code, e in catalog.domain_tests(domain).items() for u in e.accepted}
+    unitless = [code for code, e in catalog.domain_tests(domain).items() if e.unitless]
+    unit = blank_to_null(unit_text)
+    canon = canonical_unit(unit_text, catalog)
+    key = pl.concat_str([_as_expr(testcd), pl.lit("|"), canon])
+    return (
+        pl.when(unit.is_null() & _as_expr(testcd).is_in(unitless)).then(None)
+        .when(unit.is_null()).then(pl.lit(ReasonCode.MISSING_UNIT.value))
+        .when(canon.is_null()).then(pl.lit(ReasonCode.UNKNOWN_UNIT.value))
+        .when(key.is_in(sorted(accepted))).then(None)
+        .otherwise(pl.lit(ReasonCode.UNIT_NOT_CONVERTIBLE.value))
+    )
+
+
+def numeric_tests(catalog: UnitCatalog, domain: str) -> list[str]:
+    return [code for code, e in catalog.domain_tests(domain).items() if e.kind is TestKind.NUMERIC]
+
+
+# ---------------------------------------------------------------------------------------- coded results
+
+
+def coded_value(text: pl.Expr | str) -> pl.Expr:
+    """A coded answer (`y`, ` Positive `) -> its upper-case, space-collapsed form; blank -> null."""
+    return blank_to_null(text).str.replace_all(r"\s+", " ").str.to_uppercase()
+
+
+def qualitative_result(text: pl.Expr | str, catalog: UnitCatalog) -> pl.Expr:
+    """`REACTIVE` / `Not detected` / `neg` -> POSITIVE / NEGATIVE via the catalog; null when not a known code."""
+    return coded_value(text).replace_strict(catalog.qualitative, default=None, return_dtype=pl.String)
+
+
+# ------------------------------------------------------------------------------------------------ dates
+
+
+def partial_date(text: pl.Expr | str) -> pl.Expr:
+    """ISO 8601 text -> struct {earliest: Date, latest: Date, invalid: Boolean}.
+
+    `2024` -> [2024-01-01, 2024-12-31], `2024-02` -> [2024-02-01, 2024-02-29], a full date (time
+    ignored) -> [d, d]. Blank -> both null, invalid false (missing). Anything else (`12/03/2024`,
+    `2024-13`, `2023-02-29`) -> both null and invalid true: never completed or reinterpreted.
+    """
+    text = blank_to_null(text)
+    year = text.str.extract(_DATE, 1)
+    month = text.str.extract(_DATE, 2)
+    day = text.str.extract(_DATE, 3)
+    first = pl.concat_str([year, pl.lit("-"), month.fill_null("01"), pl.lit("-"), day.fill_null("01")])
+    earliest = first.str.to_date("%Y-%m-%d", strict=False)
+    latest = (
+        pl.when(day.is_not_null()).then(earliest)
+        .when(month.is_not_null()).then(earliest.dt.month_end())
+        .otherwise(pl.concat_str([year, pl.lit("-12-31")]).str.to_date("%Y-%m-%d", strict=False))
+    )
+    invalid = text.is_not_null() & earliest.is_null()
+    return pl.struct(
+        earliest.alias("earliest"),
+        pl.when(earliest.is_not_null()).then(latest).alias("latest"),
+        invalid.alias("invalid"),
+    )
