@@ -1,0 +1,235 @@
+"""The study configuration file: everything one nightly audit of one study needs, in one YAML file.
+
+A file looks like `deploy/studies/sz003.yaml`:
+
+    study: SZ003
+    landing: s3://sz003-landing
+    reports: s3://sponsor-reports
+    endpoint_url: ${S3_ENDPOINT_URL}      # optional; MinIO or another S3-compatible endpoint
+    protocol: null                        # null = the bundled SZ003 protocol; else a path
+    expected_sites: ["101", "102"]
+    timezone: Europe/Berlin
+    schedule: "0 2 * * *"                 # cron, in `timezone`
+    lock_max_age_hours: 12
+
+Why a frozen model with unknown keys forbidden: a misspelt key (`expected_site`) must stop the run
+rather than silently audit with a default. Why `${NAME}` only in the URIs and never credentials:
+credentials come from boto3's own chain (environment, profile, instance role) or Prefect blocks, so
+a configuration file can be committed and reviewed without leaking a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: `${NAME}` references to environment variables, allowed in `landing`, `reports` and `endpoint_url`.
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Environment variable names that hold secrets: a configuration file must never pull them into a URI.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|SESSION|PRIVATE", re.IGNORECASE)
+#: Query parameters that would carry a credential or a presigned signature inside a URI.
+_SECRET_QUERY = re.compile(r"key|secret|token|signature|credential|password", re.IGNORECASE)
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+class ConfigError(ValueError):
+    """A study configuration file that cannot be used; the message names the file and the problem."""
+
+
+def expand_env(value: str, environ: dict[str, str] | None = None) -> str:
+    """Replace every `${NAME}` in `value` with the environment variable's value.
+
+    An unset variable is an error (never a silent empty string), and a name that looks like a
+    credential is refused: URIs may point at endpoints, never carry secrets.
+    """
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if _SECRET_NAME.search(name):
+            raise ValueError(f"${{{name}}} looks like a credential; credentials come from boto3's chain, "
+                             "never from the configuration file")
+        if name not in env:
+            raise ValueError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+        return env[name]
+
+    return _ENV_REF.sub(replace, value)
+
+
+def check_no_credentials(uri: str) -> str:
+    """Refuse a URI that embeds a credential (user:password@ or a key/signature query parameter)."""
+    parsed = urlparse(uri)
+    if parsed.scheme and (parsed.username or parsed.password):
+        raise ValueError("a URI must not contain user or password; use boto3's credential chain")
+    if any(_SECRET_QUERY.search(name) for name in parse_qs(parsed.query)):
+        raise ValueError("a URI must not carry credentials or signatures in its query string")
+    return uri
+
+
+class StudyConfig(BaseModel):
+    """What a nightly audit of one study needs. Immutable once loaded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    landing: str = Field(min_length=1)
+    reports: str = Field(min_length=1)
+    endpoint_url: str | None = None
+    protocol: str | None = None
+    expected_sites: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    schedule: str = "0 2 * * *"
+    lock_max_age_hours: float = Field(default=12.0, gt=0)
+
+    @field_validator("landing", "reports", "endpoint_url", mode="before")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return check_no_credentials(expand_env(value))
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlparse(value).scheme not in ("http", "https"):
+            raise ValueError(f"endpoint_url must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("expected_sites", mode="before")
+    @classmethod
+    def _sites_as_text(cls, value: Any) -> Any:
+        # YAML reads `101` as an int; site ids are identifiers, so only text is accepted as-is and a
+        # bare integer is converted without losing anything (leading zeros must be quoted).
+        if isinstance(value, list | tuple):
+            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+        return value
+
+    @field_validator("expected_sites")
+    @classmethod
+    def _sites_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({site for site in value if value.count(site) > 1})
+        if duplicates:
+            raise ValueError(f"expected_sites lists {', '.join(duplicates)} more than once")
+        if any(not re.fullmatch(r"[A-Za-z0-9_-]+", site) for site in value):
+            raise ValueError("expected_sites must be plain site ids (letters, digits, '-', '_')")
+        return tuple(sorted(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> StudyConfig:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.schedule, timezone=self.timezone)
+        except ValidationError as error:
+            raise ValueError(f"schedule {self.schedule!r} is not a valid cron expression") from error
+        return self
+
+    def as_of_at(self, moment: datetime) -> date:
+        """The audit date of a run starting at `moment`: the calendar date in the study's time zone."""
+        if moment.tzinfo is None:
+            raise ValueError("moment must be time-zone aware")
+        return moment.astimezone(ZoneInfo(self.timezone)).date()
+
+    def flow_parameters(self, as_of: date | None = None) -> dict[str, Any]:
+        """The keyword arguments of `nightly_audit` for this study (as_of None = the flow decides)."""
+        return {
+            "landing": self.landing,
+            "reports": self.reports,
+            "study": self.study,
+            "protocol": self.protocol,
+            "as_of": as_of.isoformat() if as_of else None,
+            "endpoint_url": self.endpoint_url,
+        }
+
+
+def _resolve_protocol(protocol: str | None, base: Path) -> str | None:
+    """A relative protocol path is relative to the configuration file, as a reader would expect."""
+    if protocol is None or protocol.startswith("s3://") or Path(protocol).expanduser().is_absolute():
+        return protocol
+    return str((base / protocol).resolve())
+
+
+def parse_config(text: str, *, source: str = "<string>", base: Path | None = None) -> StudyConfig:
+    """Validate the YAML text of a study configuration; errors name `source` and every bad field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a study configuration must be a mapping of keys to values")
+    if isinstance(data.get("protocol"), str):
+        data["protocol"] = _resolve_protocol(data["protocol"], base or Path.cwd())
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or '(file)'}: {item['msg']}" for item in error.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read one study configuration file."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    return parse_config(text, source=str(path), base=path.resolve().parent)
+
+
+def load_config_dir(directory: str | Path) -> list[StudyConfig]:
+    """Every study configuration in `directory` (`*.yaml`, `*.yml`), sorted by study id.
+
+    Two files for the same study are an error: which of them the nightly run should use is not
+    something to guess.
+    """
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in CONFIG_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{directory}: no study configuration files (*.yaml)")
+    configs: dict[str, tuple[Path, StudyConfig]] = {}
+    for path in files:
+        config = load_config(path)
+        if config.study in configs:
+            raise ConfigError(f"{path}: study {config.study} is already configured in {configs[config.study][0]}")
+        configs[config.study] = (path, config)
+    return [configs[study][1] for study in sorted(configs)]
+
+
+def site_coverage(expected: Iterable[str], found: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Compare the sites found in the landing area with the expected ones.
+
+    Returns (missing, unexpected): `missing` maps each expected site without a folder to the reason
+    the report shows; `unexpected` lists sites found but not expected (they are audited anyway, so
+    nothing delivered is ignored, and the run logs a warning).
+    """
+    expected_set, found_set = set(expected), set(found)
+    if not expected_set:
+        return {}, []
+    missing = {site: "expected site has no delivery folder in the landing area"
+               for site in sorted(expected_set - found_set)}
+    return missing, sorted(found_set - expected_set)

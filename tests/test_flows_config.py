@@ -1,0 +1,188 @@
+"""The study configuration file: strict schema, env references for endpoints only, study time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from flows.config import (
+    ConfigError,
+    StudyConfig,
+    expand_env,
+    load_config,
+    load_config_dir,
+    parse_config,
+    site_coverage,
+)
+
+MINIMAL = """
+study: SZ003
+landing: s3://sz003-landing
+reports: s3://sponsor-reports
+"""
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert config == StudyConfig(study="SZ003", landing="s3://sz003-landing", reports="s3://sponsor-reports")
+    assert (config.timezone, config.schedule, config.lock_max_age_hours) == ("UTC", "0 2 * * *", 12.0)
+    assert config.expected_sites == ()
+    assert config.protocol is None and config.endpoint_url is None
+
+
+def test_config_is_frozen() -> None:
+    config = parse_config(MINIMAL)
+    with pytest.raises(Exception, match="frozen"):
+        config.study = "OTHER"  # type: ignore[misc]
+
+
+def test_unknown_key_is_an_error_naming_file_and_key() -> None:
+    with pytest.raises(ConfigError, match=r"study.yaml: expected_site: Extra inputs are not permitted"):
+        parse_config(MINIMAL + "expected_site: ['101']\n", source="study.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("timezone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'"),
+        ("schedule: 'every night'\n", "not a valid cron expression"),
+        ("lock_max_age_hours: 0\n", "greater than 0"),
+        ("expected_sites: ['101', '101']\n", "101 more than once"),
+        ("expected_sites: ['../x']\n", "plain site ids"),
+        ("endpoint_url: ftp://minio:9000\n", "http\\(s\\) URL"),
+        ("aws_secret_access_key: abc\n", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_values_are_rejected(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(MINIMAL + extra)
+
+
+def test_missing_required_keys_are_listed() -> None:
+    with pytest.raises(ConfigError, match=r"landing: Field required; reports: Field required"):
+        parse_config("study: SZ003\n")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text"])
+def test_non_mapping_is_rejected(text: str) -> None:
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_config(text)
+
+
+def test_integer_site_ids_become_text_and_are_sorted() -> None:
+    config = parse_config(MINIMAL + "expected_sites: [102, '007', 101]\n")
+    assert config.expected_sites == ("007", "101", "102")
+
+
+def test_env_references_in_uris_are_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://minio.internal:9000")
+    monkeypatch.setenv("LANDING_BUCKET", "landing-prod")
+    config = parse_config(
+        "study: SZ003\nlanding: s3://${LANDING_BUCKET}/sz003\nreports: /srv/reports\n"
+        "endpoint_url: ${S3_ENDPOINT_URL}\n"
+    )
+    assert config.landing == "s3://landing-prod/sz003"
+    assert config.endpoint_url == "http://minio.internal:9000"
+
+
+def test_unset_env_reference_is_an_error_not_an_empty_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE is not set"):
+        parse_config(MINIMAL + "endpoint_url: ${NOT_SET_ANYWHERE}\n")
+
+
+@pytest.mark.parametrize("name", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "DB_PASSWORD"])
+def test_credential_env_references_are_refused(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, "sensitive")
+    with pytest.raises(ValueError, match="looks like a credential"):
+        expand_env(f"http://x/${{{name}}}")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://admin:minio123@minio:9000", "https://s3.example.com/?X-Amz-Signature=abc", "http://h/?access_key=a"],
+)
+def test_credentials_inside_uris_are_refused(endpoint: str) -> None:
+    with pytest.raises(ConfigError, match="must not"):
+        parse_config(MINIMAL + f"endpoint_url: '{endpoint}'\n")
+
+
+def test_relative_protocol_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "sz003.yaml").write_text(MINIMAL + "protocol: protocols/sz003-v2.yaml\n")
+    config = load_config(folder / "sz003.yaml")
+    assert config.protocol == str(folder / "protocols" / "sz003-v2.yaml")
+
+
+def test_absolute_and_s3_protocol_paths_are_kept() -> None:
+    assert parse_config(MINIMAL + "protocol: /etc/p.yaml\n").protocol == "/etc/p.yaml"
+    assert parse_config(MINIMAL + "protocol: s3://b/p.yaml\n").protocol == "s3://b/p.yaml"
+
+
+@pytest.mark.parametrize(
+    ("moment", "timezone", "expected"),
+    [
+        # 02:00 in Shanghai is 18:00 UTC the day before: the audit date is Shanghai's date
+        (datetime(2026, 11, 27, 18, 0, tzinfo=UTC), "Asia/Shanghai", date(2026, 11, 28)),
+        (datetime(2026, 11, 28, 1, 0, tzinfo=UTC), "Europe/Berlin", date(2026, 11, 28)),
+        (datetime(2026, 11, 28, 3, 0, tzinfo=UTC), "America/New_York", date(2026, 11, 27)),
+        (datetime(2026, 11, 28, 23, 59, tzinfo=UTC), "UTC", date(2026, 11, 28)),
+    ],
+)
+def test_as_of_is_the_date_in_the_study_time_zone(moment: datetime, timezone: str, expected: date) -> None:
+    config = parse_config(MINIMAL + f"timezone: {timezone}\n")
+    assert config.as_of_at(moment) == expected
+
+
+def test_as_of_needs_an_aware_moment() -> None:
+    with pytest.raises(ValueError, match="time-zone aware"):
+        parse_config(MINIMAL).as_of_at(datetime(2026, 11, 28, 2, 0))
+
+
+def test_flow_parameters_match_the_flow_signature() -> None:
+    import inspect
+
+    from flows.nightly import nightly_audit
+
+    params = parse_config(MINIMAL).flow_parameters(date(2026, 11, 28))
+    assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
+                      "protocol": None, "as_of": "2026-11-28", "endpoint_url": None}
+    assert set(params) <= set(inspect.signature(nightly_audit.fn).parameters)
+
+
+def test_config_dir_loads_all_and_sorts_by_study(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text(MINIMAL)
+    (tmp_path / "a.yml").write_text(MINIMAL.replace("SZ003", "AB001"))
+    (tmp_path / "notes.txt").write_text("not a config")
+    assert [c.study for c in load_config_dir(tmp_path)] == ["AB001", "SZ003"]
+
+
+def test_config_dir_refuses_two_files_for_one_study(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(MINIMAL)
+    (tmp_path / "b.yaml").write_text(MINIMAL)
+    with pytest.raises(ConfigError, match=r"SZ003 is already configured in .*a\.yaml"):
+        load_config_dir(tmp_path)
+
+
+def test_empty_config_dir_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no study configuration files"):
+        load_config_dir(tmp_path)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_site_coverage_reports_missing_and_unexpected_sites() -> None:
+    missing, unexpected = site_coverage(["101", "102", "103"], ["101", "104"])
+    assert missing == {"102": "expected site has no delivery folder in the landing area",
+                       "103": "expected site has no delivery folder in the landing area"}
+    assert unexpected == ["104"]
+
+
+def test_site_coverage_without_expected_sites_checks_nothing() -> None:
+    assert site_coverage([], ["101"]) == ({}, [])
