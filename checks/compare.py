@@ -1,0 +1,295 @@
+"""Compare the recomputed eligibility with the site's checklist (IE) and decision (DS), and classify
+every difference (SZ003 criteria spec, "Discrepancy classes").
+
+One row per finding, all classes in one table (contracts.DISCREPANCIES):
+
+* INELIGIBLE_ENROLLED - enrolled subject x component NOT_MET / APPLIES (IMPORTANT; one row per
+  component, so that each maps to one SDTM DV record and quotes the value that failed).
+* IE_MISMATCH - subject x criterion where the site's decided answer and the decided recomputed
+  outcome differ (IMPORTANT when it hides an ineligible enrolment, else QUERY).
+* UNVERIFIABLE - enrolled subject x component UNVERIFIABLE (QUERY).
+* SCREEN_FAIL_UNSUPPORTED - screen failure whose recorded failing criteria all recompute as met /
+  not applying (QUERY; one row per subject, CHECK_ID = those criteria).
+* PROCESS - PC01..PC06 (checks.process; severity from process_checks.yaml).
+
+Everything is joins and expressions over all subjects at once; the output is sorted by
+(SITEID, USUBJID, CHECK_ID, CLASS) so the same inputs always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from checks import evidence
+from checks.process import ProcessCheck, ProcessContext, run_process_checks
+from checks.site_checklist import SiteSource, site_checklist
+from contracts import DISCREPANCIES, SUBJECTS, check_table
+from contracts.enums import DiscrepancyClass, Recomputed, Severity, SiteDecision
+
+_FAILED = ("NOT_MET", "APPLIES")
+_PASSED = ("MET", "NOT_APPLICABLE")
+_DECIDED = _FAILED + _PASSED
+_ENROLLED = SiteDecision.ENROLLED.value
+_SCREEN_FAILURE = SiteDecision.SCREEN_FAILURE.value
+_FINDING = ["USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
+_SORT = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
+_DM_COLUMNS = ("RFICDTC", "RFXSTDTC", "BRTHDTC", "AGE")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What compare() hands to reporting.
+
+    subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
+    DAYS_OPEN null); checklist: the site's answer per subject x criterion (checks.site_checklist),
+    kept for the reconciliation view.
+    """
+
+    subjects: pl.DataFrame
+    discrepancies: pl.DataFrame
+    checklist: pl.DataFrame
+
+
+def _subjects(reference: pl.DataFrame) -> pl.DataFrame:
+    """One row per subject: STUDYID, SITEID, USUBJID, SITE_DECISION, TREATMENT_START."""
+    columns = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "TREATMENT_START"]
+    return (
+        reference.select(
+            [pl.col(c).cast(pl.String) if c in reference.columns else pl.lit(None, pl.String).alias(c)
+             for c in columns]
+        )
+        .with_columns(pl.col("SITE_DECISION").fill_null(SiteDecision.IN_SCREENING.value))
+        .sort("SITEID", "USUBJID", "STUDYID", nulls_last=True)
+        .unique(subset="USUBJID", keep="first", maintain_order=True)
+    )
+
+
+def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """DM reduced to one row per subject with the dates the process checks read (text, blanks null)."""
+    frame = domains.get("dm")
+    if frame is None or "USUBJID" not in frame.columns:
+        return pl.DataFrame(schema=dict.fromkeys(("USUBJID", *_DM_COLUMNS), pl.String))
+    order = ["SOURCE"] if "SOURCE" in frame.columns else []
+
+    def text(column: str) -> pl.Expr:
+        if column not in frame.columns:
+            return pl.lit(None, dtype=pl.String).alias(column)
+        stripped = pl.col(column).cast(pl.String).str.strip_chars()
+        return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
+
+    return (
+        frame.sort(order or "USUBJID")
+        .select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS])
+        .unique(subset="USUBJID", keep="first", maintain_order=True)
+    )
+
+
+def _components(eligibility: pl.DataFrame) -> pl.DataFrame:
+    """The eligibility rows with the columns compare reads (REASON_CODE optional)."""
+    frame = eligibility
+    if "REASON_CODE" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("REASON_CODE"))
+    return frame.select(
+        "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
+        "REASON_CODE",
+    ).with_columns(evidence.component_fact().alias("FACT"))
+
+
+def _site_columns(checklist: pl.DataFrame) -> pl.DataFrame:
+    return checklist.select("USUBJID", "CRITERION_ID", "SITE_TEXT", "SITE_PHRASE", "SITE_OUTCOME",
+                            "SITE_SOURCE")
+
+
+def _site_assessment() -> pl.Expr:
+    return pl.format("{}; {}", pl.col("SITE_TEXT"), pl.col("SITE_DECISION")).alias("SITE_ASSESSMENT")
+
+
+def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
+                        checklist: pl.DataFrame) -> pl.DataFrame:
+    """INELIGIBLE_ENROLLED and UNVERIFIABLE: enrolled subject x component."""
+    enrolled = (
+        components.join(subjects.filter(pl.col("SITE_DECISION") == _ENROLLED), on="USUBJID")
+        .join(_site_columns(checklist), on=["USUBJID", "CRITERION_ID"], how="left")
+        .with_columns(
+            pl.col("SITE_TEXT").fill_null(pl.format("{} not recorded", pl.col("CRITERION_ID"))),
+            pl.col("SITE_PHRASE").fill_null(pl.format("no IE answer for {}", pl.col("CRITERION_ID"))),
+        )
+    )
+    ineligible = enrolled.filter(pl.col("OUTCOME").is_in(_FAILED)).select(
+        "USUBJID",
+        "CHECK_ID",
+        pl.lit(DiscrepancyClass.INELIGIBLE_ENROLLED.value).alias("CLASS"),
+        pl.lit(Severity.IMPORTANT.value).alias("SEVERITY"),
+        _site_assessment(),
+        pl.col("OUTCOME").alias("RECOMPUTED"),
+        evidence.ineligible_enrolled(),
+    )
+    unverifiable = enrolled.filter(pl.col("OUTCOME") == "UNVERIFIABLE").select(
+        "USUBJID",
+        "CHECK_ID",
+        pl.lit(DiscrepancyClass.UNVERIFIABLE.value).alias("CLASS"),
+        pl.lit(Severity.QUERY.value).alias("SEVERITY"),
+        _site_assessment(),
+        pl.col("OUTCOME").alias("RECOMPUTED"),
+        evidence.unverifiable(),
+    )
+    return pl.concat([ineligible, unverifiable])
+
+
+def _criterion_details(components: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
+    """Per subject x criterion: DETAILS = the facts of the components that decide its outcome."""
+    deciding = components.join(
+        criteria.select("USUBJID", "CRITERION_ID", pl.col("OUTCOME").alias("CRITERION_OUTCOME")),
+        on=["USUBJID", "CRITERION_ID"],
+    ).filter(pl.col("OUTCOME") == pl.col("CRITERION_OUTCOME"))
+    return deciding.group_by("USUBJID", "CRITERION_ID").agg(
+        pl.col("FACT").sort_by("CHECK_ID").str.join(" and ").alias("DETAILS")
+    )
+
+
+def _criterion_frame(criteria: pl.DataFrame, components: pl.DataFrame, subjects: pl.DataFrame,
+                     checklist: pl.DataFrame) -> pl.DataFrame:
+    """Subject x criterion with the site's answer, the recomputed outcome and its DETAILS."""
+    return (
+        criteria.select("USUBJID", "CRITERION_ID", "OUTCOME")
+        .join(subjects.select("USUBJID", "SITE_DECISION"), on="USUBJID")
+        .join(_site_columns(checklist), on=["USUBJID", "CRITERION_ID"], how="left")
+        .join(_criterion_details(components, criteria), on=["USUBJID", "CRITERION_ID"], how="left")
+        .with_columns(pl.col("DETAILS").fill_null("no component detail"))
+    )
+
+
+def _ie_mismatch(frame: pl.DataFrame) -> pl.DataFrame:
+    """Both sides decided and different. An implied answer (absent from a not-met-only checklist)
+    counts only once the site has decided: before that, absent means "not assessed yet"."""
+    decided_subject = pl.col("SITE_DECISION").is_in([_ENROLLED, _SCREEN_FAILURE])
+    site_counts = (pl.col("SITE_SOURCE") == SiteSource.RECORDED.value) | decided_subject
+    hides_ineligible = (pl.col("SITE_DECISION") == _ENROLLED) & pl.col("OUTCOME").is_in(_FAILED)
+    return frame.filter(
+        pl.col("SITE_OUTCOME").is_in(_DECIDED)
+        & pl.col("OUTCOME").is_in(_DECIDED)
+        & (pl.col("SITE_OUTCOME") != pl.col("OUTCOME"))
+        & site_counts
+    ).select(
+        "USUBJID",
+        pl.col("CRITERION_ID").alias("CHECK_ID"),
+        pl.lit(DiscrepancyClass.IE_MISMATCH.value).alias("CLASS"),
+        pl.when(hides_ineligible)
+        .then(pl.lit(Severity.IMPORTANT.value))
+        .otherwise(pl.lit(Severity.QUERY.value))
+        .alias("SEVERITY"),
+        _site_assessment(),
+        pl.col("OUTCOME").alias("RECOMPUTED"),
+        evidence.ie_mismatch(),
+    )
+
+
+def _screen_fail_unsupported(frame: pl.DataFrame) -> pl.DataFrame:
+    """Screen failures whose explicitly recorded failing criteria all recompute as passed."""
+    recorded_failures = frame.filter(
+        (pl.col("SITE_DECISION") == _SCREEN_FAILURE)
+        & (pl.col("SITE_SOURCE") == SiteSource.RECORDED.value)
+        & pl.col("SITE_OUTCOME").is_in(_FAILED)
+    ).sort("USUBJID", "CRITERION_ID")
+    per_subject = recorded_failures.group_by("USUBJID", maintain_order=True).agg(
+        pl.col("OUTCOME").is_in(_PASSED).all().alias("ALL_PASSED"),
+        pl.col("CRITERION_ID").str.join(",").alias("CHECK_ID"),
+        pl.col("SITE_TEXT").str.join(" and ").alias("RECORDED_FAILURES"),
+        evidence.criterion_summary().str.join("; ").alias("SUMMARIES"),
+        pl.format("{}={}", pl.col("CRITERION_ID"), pl.col("OUTCOME")).str.join("; ").alias("RECOMPUTED"),
+    )
+    return per_subject.filter(pl.col("ALL_PASSED")).select(
+        "USUBJID",
+        "CHECK_ID",
+        pl.lit(DiscrepancyClass.SCREEN_FAIL_UNSUPPORTED.value).alias("CLASS"),
+        pl.lit(Severity.QUERY.value).alias("SEVERITY"),
+        pl.format("{}; {}", pl.col("RECORDED_FAILURES"), pl.lit(_SCREEN_FAILURE)).alias("SITE_ASSESSMENT"),
+        "RECOMPUTED",
+        evidence.screen_fail_unsupported(),
+    )
+
+
+def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+    """contracts.SUBJECTS: INELIGIBLE when any inclusion NOT_MET / exclusion APPLIES, else
+    UNVERIFIABLE when any criterion is, else ELIGIBLE. A subject without any criterion row was not
+    evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE."""
+    verdict = criteria.group_by("USUBJID").agg(
+        pl.col("OUTCOME").is_in(_FAILED).any().alias("ANY_FAILED"),
+        (pl.col("OUTCOME") == "UNVERIFIABLE").any().alias("ANY_UNVERIFIABLE"),
+    )
+    counts = findings.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
+    table = (
+        subjects.join(verdict, on="USUBJID", how="left")
+        .join(counts, on="USUBJID", how="left")
+        .with_columns(
+            pl.when(pl.col("ANY_FAILED"))
+            .then(pl.lit(Recomputed.INELIGIBLE.value))
+            .when(pl.col("ANY_UNVERIFIABLE") | pl.col("ANY_FAILED").is_null())
+            .then(pl.lit(Recomputed.UNVERIFIABLE.value))
+            .otherwise(pl.lit(Recomputed.ELIGIBLE.value))
+            .alias("RECOMPUTED"),
+            pl.col("N_DISCREPANCIES").fill_null(0),
+        )
+        .sort("SITEID", "USUBJID")
+        .select(list(SUBJECTS))
+    )
+    return check_table(table, SUBJECTS, "subjects")
+
+
+def compare(
+    result: object,
+    domains: dict[str, pl.DataFrame],
+    protocol: object,
+    as_of: date,
+    process_checks: tuple[ProcessCheck, ...] | None = None,
+) -> Comparison:
+    """Classify every difference between the recomputed eligibility and the site's assessment.
+
+    `result` is checks.evaluate()'s EligibilityResult (eligibility, reference, criteria); `domains`
+    the delivered frames (IE and DM are read here, LB/VS/FA/TR by the process checks); `as_of` is
+    the audit date (treatment start of subjects still in screening is already in the reference).
+    `process_checks` overrides the bundled process_checks.yaml (tests, other protocols).
+    """
+    del as_of  # the reference dates already carry it; kept for the flow's stable signature
+    subjects = _subjects(result.reference)  # type: ignore[attr-defined]
+    components = _components(result.eligibility)  # type: ignore[attr-defined]
+    criteria = result.criteria.select("USUBJID", "CRITERION_ID", "OUTCOME")  # type: ignore[attr-defined]
+    checklist = site_checklist(domains.get("ie"), subjects, protocol)
+
+    per_criterion = _criterion_frame(criteria, components, subjects, checklist)
+    context = ProcessContext(
+        subjects=subjects.select("USUBJID", "SITE_DECISION", "TREATMENT_START"),
+        dm=_dm(domains),
+        eligibility=components,
+        checklist=checklist,
+        domains=domains,
+    )
+    findings = pl.concat(
+        [
+            _component_findings(components, subjects, checklist).select(_FINDING),
+            _ie_mismatch(per_criterion).select(_FINDING),
+            _screen_fail_unsupported(per_criterion).select(_FINDING),
+            run_process_checks(context, process_checks)
+            .with_columns(pl.lit(DiscrepancyClass.PROCESS.value).alias("CLASS"))
+            .select(_FINDING),
+        ],
+        how="vertical_relaxed",
+    )
+    discrepancies = (
+        findings.join(subjects.select("STUDYID", "SITEID", "USUBJID"), on="USUBJID")
+        .with_columns(
+            pl.lit(None, dtype=pl.String).alias("STATUS"),
+            pl.lit(None, dtype=pl.String).alias("FIRST_SEEN"),
+            pl.lit(None, dtype=pl.Int64).alias("DAYS_OPEN"),
+        )
+        .sort(_SORT, nulls_last=True)
+        .select(list(DISCREPANCIES))
+    )
+    return Comparison(
+        subjects=_subject_table(criteria, subjects, discrepancies),
+        discrepancies=check_table(discrepancies, DISCREPANCIES, "discrepancies"),
+        checklist=checklist,
+    )

@@ -1,0 +1,442 @@
+"""Process checks PC01-PC06: deviations and queries that the screening data reveal beside eligibility.
+
+What each check means, its severity and its parameters are data (`process_checks.yaml`); this
+module holds one small vectorised function per check id, each returning one row per subject that
+fails it (USUBJID, SITE_ASSESSMENT, RECOMPUTED, EVIDENCE). The wording of the process sentences lives
+next to the check that computes their values.
+
+Dates are intervals: `2026-03` is every day of March 2026, and a check decides only when every
+possible date gives the same answer (a procedure in `2026-03` is "before" a consent of `2026-04-02`,
+but not before a consent of `2026-03-15`). Times are ignored: a procedure on the day of consent is
+never "before" it, because sites rarely record the consent time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from checks import evidence, values
+from checks.reasons import ReasonCode
+from checks.site_checklist import ChecklistStyle, SiteSource
+from checks.units import load_units
+
+PROCESS_COLUMNS = ["USUBJID", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
+
+
+class ProcessConfigError(ValueError):
+    """process_checks.yaml is malformed (unknown check id or key, bad severity...)."""
+
+
+@dataclass(frozen=True)
+class ProcessCheck:
+    id: str
+    title: str
+    severity: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessContext:
+    """What the checks read: one row per subject, DM, the eligibility rows, the site checklist."""
+
+    subjects: pl.DataFrame  # USUBJID, SITE_DECISION, TREATMENT_START
+    dm: pl.DataFrame  # one row per USUBJID, DM columns as delivered (may be empty)
+    eligibility: pl.DataFrame
+    checklist: pl.DataFrame  # checks.site_checklist.site_checklist()
+    domains: dict[str, pl.DataFrame]
+
+
+# --------------------------------------------------------------------------------------------- dates
+
+
+def date_bounds(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(earliest, latest) possible date of an ISO 8601 text, null when blank or not a date.
+
+    `2026` -> 2026-01-01 .. 2026-12-31, `2026-02` -> 2026-02-01 .. 2026-02-28, `2026-02-03T10:00`
+    -> 2026-02-03 .. 2026-02-03 (checks.values.partial_date; nothing is ever completed or guessed).
+    """
+    parsed = values.partial_date(expr)
+    return parsed.struct.field("earliest"), parsed.struct.field("latest")
+
+
+def _completed_years(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """Whole years from `start` to `end` (a birthday counts on its day)."""
+    before_birthday = (end.dt.month() * 100 + end.dt.day()) < (start.dt.month() * 100 + start.dt.day())
+    return (end.dt.year() - start.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int64)
+
+
+def _text(column: str, frame: pl.DataFrame) -> pl.Expr:
+    """A column of `frame` stripped of blanks (empty -> null), or null when the column is absent."""
+    if column not in frame.columns:
+        return pl.lit(None, dtype=pl.String).alias(column)
+    stripped = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=dict.fromkeys(PROCESS_COLUMNS, pl.String))
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """Any LB / VS / FA / TR record whose whole date interval lies before the consent date."""
+    parts = []
+    for domain, spec in sorted(params["records"].items()):
+        frame = ctx.domains.get(domain)
+        if frame is None or frame.height == 0 or spec["date"] not in frame.columns:
+            continue
+        rows = frame.select(
+            _text("USUBJID", frame),
+            pl.lit(domain.upper()).alias("DOMAIN"),
+            _text(spec["test"], frame).alias("TESTCD"),
+            _text(spec["date"], frame).alias("DTC"),
+            _text(spec["status"], frame).alias("STATUS") if spec.get("status") else pl.lit(None,
+                                                                                            pl.String).alias(
+                "STATUS"),
+        )
+        parts.append(rows.filter(pl.col("STATUS").fill_null("").str.to_uppercase() != "NOT DONE"))
+    if not parts or ctx.dm.height == 0:
+        return _empty()
+    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
+    _, record_hi = date_bounds(pl.col("DTC"))
+    record_lo, _ = date_bounds(pl.col("DTC"))
+    early = (
+        pl.concat(parts)
+        .join(ctx.dm.select("USUBJID", "RFICDTC"), on="USUBJID")
+        .with_columns(consent_lo.alias("C_LO"), record_hi.alias("R_HI"), record_lo.alias("R_LO"))
+        .filter(pl.col("R_HI") < pl.col("C_LO"))
+    )
+    first = early.group_by("USUBJID").agg(
+        pl.len().alias("N"),
+        *[
+            pl.col(c).sort_by(["R_LO", "DOMAIN", "TESTCD", "DTC"], nulls_last=True).first()
+            for c in ("DOMAIN", "TESTCD", "DTC", "RFICDTC")
+        ],
+    )
+    more = (
+        pl.when(pl.col("N") > 1)
+        .then(pl.format("; {} more screening record(s) are also dated before consent", pl.col("N") - 1))
+        .otherwise(pl.lit(""))
+    )
+    return first.join(ctx.subjects, on="USUBJID").select(
+        "USUBJID",
+        pl.format("RFICDTC={}; {}", pl.col("RFICDTC"), pl.col("SITE_DECISION")).alias("SITE_ASSESSMENT"),
+        pl.format("{} record(s) before consent, earliest {} {} {}", pl.col("N"), pl.col("DOMAIN"),
+                  pl.col("TESTCD").fill_null("?"), pl.col("DTC")).alias("RECOMPUTED"),
+        pl.format(
+            "{} {} dated {} precedes informed consent (RFICDTC {}){}; the site {}.",
+            pl.col("DOMAIN"),
+            pl.col("TESTCD").fill_null("(no test code)"),
+            pl.col("DTC"),
+            pl.col("RFICDTC"),
+            more,
+            evidence.decision_clause(),
+        ).alias("EVIDENCE"),
+    )
+
+
+def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """First dose wholly before consent, or enrolled / dosed while DM has no usable consent date."""
+    if ctx.dm.height == 0:
+        return _empty()
+    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
+    _, dose_hi = date_bounds(pl.col("RFXSTDTC"))
+    frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC").join(ctx.subjects, on="USUBJID").with_columns(
+        consent_lo.alias("C_LO"), dose_hi.alias("D_HI")
+    )
+    enrolled = pl.col("SITE_DECISION") == "ENROLLED"
+    dosed = pl.col("RFXSTDTC").is_not_null()
+    no_consent = pl.col("C_LO").is_null()
+    before = pl.col("D_HI") < pl.col("C_LO")
+    consent_text = pl.when(pl.col("RFICDTC").is_null()).then(pl.lit("missing")).otherwise(
+        pl.format("'{}' is not a date", pl.col("RFICDTC"))
+    )
+    who = pl.when(dosed).then(pl.format("was dosed (RFXSTDTC {})", pl.col("RFXSTDTC"))).otherwise(
+        pl.lit("was enrolled")
+    )
+    return frame.filter(before.fill_null(False) | (no_consent & (enrolled | dosed))).select(
+        "USUBJID",
+        pl.format("RFICDTC={}; RFXSTDTC={}; {}", pl.col("RFICDTC").fill_null("missing"),
+                  pl.col("RFXSTDTC").fill_null("missing"), pl.col("SITE_DECISION")).alias("SITE_ASSESSMENT"),
+        pl.when(no_consent).then(pl.lit("no usable consent date")).otherwise(
+            pl.lit("first dose before consent")).alias("RECOMPUTED"),
+        pl.when(no_consent)
+        .then(pl.format("The subject {} but DM has no usable informed consent date (RFICDTC {}).", who,
+                        consent_text))
+        .otherwise(pl.format("First dose RFXSTDTC {} is before informed consent RFICDTC {}; the site {}.",
+                             pl.col("RFXSTDTC"), pl.col("RFICDTC"), evidence.decision_clause()))
+        .alias("EVIDENCE"),
+    )
+
+
+def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """Enrolled subject with a component whose only results predate the screening window."""
+    if "REASON_CODE" not in ctx.eligibility.columns:
+        return _empty()
+    stale = (
+        ctx.eligibility.filter(pl.col("REASON_CODE") == params["reason_code"])
+        .join(ctx.subjects.filter(pl.col("SITE_DECISION") == "ENROLLED"), on="USUBJID")
+        .with_columns(
+            pl.when(pl.col("REASON").is_not_null())
+            .then(pl.format("{} ({})", pl.col("CHECK_ID"), pl.col("REASON")))
+            .otherwise(pl.col("CHECK_ID"))
+            .alias("ITEM")
+        )
+    )
+    grouped = stale.group_by("USUBJID").agg(
+        pl.col("ITEM").sort().str.join("; ").alias("ITEMS"),
+        pl.col("CHECK_ID").sort().str.join(", ").alias("IDS"),
+        pl.col("TREATMENT_START").first(),
+    )
+    return grouped.select(
+        "USUBJID",
+        pl.lit("ENROLLED").alias("SITE_ASSESSMENT"),
+        pl.format("only pre-window results: {}", pl.col("IDS")).alias("RECOMPUTED"),
+        pl.format(
+            "Only results dated before the screening window exist for {}; the site enrolled the subject "
+            "(treatment start {}), so a stale result was likely relied on.",
+            pl.col("ITEMS"),
+            pl.col("TREATMENT_START").fill_null("unknown"),
+        ).alias("EVIDENCE"),
+    )
+
+
+def pc04_checklist_incomplete(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """A subject with a screening decision whose IE checklist is missing, lacks criteria or says U."""
+    decided = ctx.subjects.filter(pl.col("SITE_DECISION").is_in(["ENROLLED", "SCREEN FAILURE"]))
+    absent = pl.col("SITE_SOURCE") == SiteSource.ABSENT.value
+    unknown = pl.col("SITE_OUTCOME") == "UNKNOWN"
+    per = (
+        ctx.checklist.join(decided, on="USUBJID")
+        .sort("USUBJID", "ORDER")
+        .group_by("USUBJID", maintain_order=True)
+        .agg(
+            pl.col("STYLE").first(),
+            pl.col("SITE_DECISION").first(),
+            pl.len().alias("N"),
+            pl.col("CRITERION_ID").filter(absent).str.join(", ").alias("ABSENT"),
+            pl.col("SITE_TEXT").filter(unknown).str.join(", ").alias("UNKNOWN"),
+            (absent | unknown).sum().alias("N_BAD"),
+        )
+    )
+    missing = pl.col("STYLE") == ChecklistStyle.MISSING.value
+    details = pl.concat_str(
+        [
+            pl.when(pl.col("ABSENT") != "").then(pl.format("no answer for {}", pl.col("ABSENT"))),
+            pl.when(pl.col("UNKNOWN") != "").then(pl.format("answer not Y/N for {}", pl.col("UNKNOWN"))),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return per.filter(missing | (pl.col("N_BAD") > 0)).select(
+        "USUBJID",
+        pl.format("IE {} checklist, {} of {} criteria answered Y/N; {}", pl.col("STYLE").str.to_lowercase()
+                  .str.replace_all("_", "-"), pl.col("N") - pl.col("N_BAD"), pl.col("N"),
+                  pl.col("SITE_DECISION")).alias("SITE_ASSESSMENT"),
+        pl.when(missing).then(pl.lit("checklist missing")).otherwise(details).alias("RECOMPUTED"),
+        pl.when(missing)
+        .then(pl.format("No IE checklist was delivered for this subject, although the site {}.",
+                        evidence.decision_clause()))
+        .otherwise(pl.format("The site's IE checklist is incomplete although the site {}: {}.",
+                             evidence.decision_clause(), details))
+        .alias("EVIDENCE"),
+    )
+
+
+def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """DM.AGE outside every age the (possibly partial) birth and consent dates allow."""
+    if ctx.dm.height == 0 or "AGE" not in ctx.dm.columns:
+        return _empty()
+    birth_lo, birth_hi = date_bounds(pl.col("BRTHDTC"))
+    consent_lo, consent_hi = date_bounds(pl.col("RFICDTC"))
+    age = pl.col("AGE").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    frame = (
+        ctx.dm.join(ctx.subjects, on="USUBJID")
+        .with_columns(
+            age.alias("AGE_N"),
+            _completed_years(birth_hi, consent_lo).alias("MIN_AGE"),
+            _completed_years(birth_lo, consent_hi).alias("MAX_AGE"),
+        )
+        .filter(
+            pl.col("MIN_AGE").is_not_null()
+            & pl.col("AGE_N").is_not_null()
+            & ((pl.col("AGE_N") < pl.col("MIN_AGE")) | (pl.col("AGE_N") > pl.col("MAX_AGE")))
+        )
+    )
+    computed = pl.when(pl.col("MIN_AGE") == pl.col("MAX_AGE")).then(pl.format("{}", pl.col("MIN_AGE"))).otherwise(
+        pl.format("{} to {}", pl.col("MIN_AGE"), pl.col("MAX_AGE"))
+    )
+    return frame.select(
+        "USUBJID",
+        pl.format("AGE={}", pl.col("AGE")).alias("SITE_ASSESSMENT"),
+        pl.format("AGE={}", computed).alias("RECOMPUTED"),
+        pl.format(
+            "DM.AGE {} disagrees with the age computed from BRTHDTC {} and RFICDTC {}: {} years.",
+            pl.col("AGE"),
+            pl.col("BRTHDTC"),
+            pl.col("RFICDTC"),
+            computed,
+        ).alias("EVIDENCE"),
+    )
+
+
+def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
+    """Site CREATCLR of the same day as the creatinine used vs the recomputed Cockcroft-Gault value.
+
+    Flagged when they differ by more than `relative_tolerance` of the recomputed value AND fall on
+    different sides of `threshold` (the criterion's `>=` limit), i.e. when the site's own number
+    would have decided the criterion the other way. The site value is converted with the unit
+    catalog (mL/s x 60); a censored, non-numeric or unconvertible site value is not compared.
+    """
+    lb = ctx.domains.get("lb")
+    needed = {"USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC"}
+    if lb is None or lb.height == 0 or not needed <= set(lb.columns):
+        return _empty()
+    catalog = load_units()
+    test = params["lb_test"]
+    unit = catalog.protocol_unit("LB", test) or ""
+    parsed = values.parse_number("LBORRES", "DECIMAL" if "DECIMAL" in lb.columns else None)
+    site = (
+        lb.filter(values.coded_value("LBTESTCD") == test)
+        .with_columns(
+            pl.when(parsed.struct.field("censor").is_null())
+            .then(values.to_protocol_unit(parsed.struct.field("number"), pl.lit(test), "LBORRESU", catalog, "LB"))
+            .alias("SITE_VALUE"),
+            date_bounds(pl.col("LBDTC"))[0].alias("DAY"),
+            date_bounds(pl.col("LBDTC"))[1].alias("DAY_HI"),
+        )
+        .filter(pl.col("SITE_VALUE").is_not_null() & (pl.col("DAY") == pl.col("DAY_HI")))
+        .sort("USUBJID", "DAY", "SITE_VALUE")
+        .unique(subset=["USUBJID", "DAY"], keep="last", maintain_order=True)
+        .select("USUBJID", "DAY", "SITE_VALUE", pl.col("LBDTC").str.strip_chars().alias("SITE_DTC"))
+    )
+    recomputed = (
+        ctx.eligibility.filter(pl.col("CHECK_ID") == params["component"])
+        .with_columns(
+            values.parse_number("VALUE").struct.field("number").alias("REC_VALUE"),
+            date_bounds(pl.col("DTC"))[0].alias("DAY"),
+        )
+        .filter(pl.col("REC_VALUE").is_not_null() & (pl.col("REC_VALUE") > 0))
+        .select("USUBJID", "DAY", "REC_VALUE")
+    )
+    threshold = float(params["threshold"])
+    tolerance = float(params["relative_tolerance"])
+    difference = (pl.col("SITE_VALUE") - pl.col("REC_VALUE")).abs()
+    sides = (pl.col("SITE_VALUE") >= threshold) != (pl.col("REC_VALUE") >= threshold)
+    pct = values.format_number((difference / pl.col("REC_VALUE") * 100).round(1))
+    site_text = values.format_number(pl.col("SITE_VALUE"))
+    rec_text = values.format_number(pl.col("REC_VALUE").round(1))
+    return (
+        site.join(recomputed, on=["USUBJID", "DAY"])
+        .join(ctx.subjects, on="USUBJID")
+        .filter(sides & (difference.round(9) > (pl.col("REC_VALUE") * tolerance).round(9)))
+        .select(
+            "USUBJID",
+            pl.format("{}={} {}", pl.lit(test), site_text, pl.lit(unit)).alias("SITE_ASSESSMENT"),
+            pl.format("{}={} {}", pl.lit(params["component"]), rec_text, pl.lit(unit)).alias("RECOMPUTED"),
+            pl.format(
+                "Site-reported {} {} {} on {} differs by {} % from the recomputed Cockcroft-Gault value "
+                "{} {} ({}) and falls on the other side of {} {}; the site {}.",
+                pl.lit(test),
+                site_text,
+                pl.lit(unit),
+                pl.col("SITE_DTC"),
+                pct,
+                rec_text,
+                pl.lit(unit),
+                pl.lit(params["component"]),
+                pl.lit(_number_text(threshold)),
+                pl.lit(unit),
+                evidence.decision_clause(),
+            ).alias("EVIDENCE"),
+        )
+    )
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+CheckFunction = Callable[[ProcessContext, dict[str, Any]], pl.DataFrame]
+
+#: check id -> (function, the parameter keys it reads)
+CHECKS: dict[str, tuple[CheckFunction, frozenset[str]]] = {
+    "PC01": (pc01_procedure_before_consent, frozenset({"records"})),
+    "PC02": (pc02_dosed_before_consent, frozenset()),
+    "PC03": (pc03_stale_result, frozenset({"reason_code"})),
+    "PC04": (pc04_checklist_incomplete, frozenset()),
+    "PC05": (pc05_age_mismatch, frozenset()),
+    "PC06": (
+        pc06_creatinine_clearance,
+        frozenset({"component", "lb_test", "threshold", "relative_tolerance"}),
+    ),
+}
+
+_CHECK_KEYS = {"title", "severity", "params"}
+_RECORD_KEYS = {"test", "date", "status"}
+_SEVERITIES = {"IMPORTANT", "QUERY"}
+
+
+def parse_process_checks(raw: object) -> tuple[ProcessCheck, ...]:
+    """Validate the YAML structure: known ids, known keys, exactly the parameters each check reads."""
+    if not isinstance(raw, dict) or set(raw) != {"checks"} or not isinstance(raw["checks"], dict):
+        raise ProcessConfigError("process checks: the file must hold exactly one mapping `checks:`")
+    parsed = []
+    for check_id, body in raw["checks"].items():
+        if check_id not in CHECKS:
+            raise ProcessConfigError(f"process checks: unknown check {check_id!r} (known: {sorted(CHECKS)})")
+        if not isinstance(body, dict) or set(body) - _CHECK_KEYS or "severity" not in body:
+            raise ProcessConfigError(f"process checks: {check_id} needs severity and only {sorted(_CHECK_KEYS)}")
+        if body["severity"] not in _SEVERITIES:
+            raise ProcessConfigError(f"process checks: {check_id} severity {body['severity']!r} not in "
+                                     f"{sorted(_SEVERITIES)}")
+        params = body.get("params") or {}
+        if set(params) != CHECKS[check_id][1]:
+            raise ProcessConfigError(f"process checks: {check_id} params must be {sorted(CHECKS[check_id][1])}, "
+                                     f"got {sorted(params)}")
+        if "reason_code" in params and params["reason_code"] not in ReasonCode.__members__:
+            raise ProcessConfigError(f"process checks: {check_id} reason_code {params['reason_code']!r} is not "
+                                     f"a checks.reasons.ReasonCode")
+        for domain, spec in (params.get("records") or {}).items():
+            if not isinstance(spec, dict) or set(spec) - _RECORD_KEYS or not {"test", "date"} <= set(spec):
+                raise ProcessConfigError(f"process checks: {check_id} records.{domain} needs test and date, "
+                                         f"and only {sorted(_RECORD_KEYS)}")
+        parsed.append(ProcessCheck(check_id, str(body.get("title", "")), body["severity"], dict(params)))
+    return tuple(sorted(parsed, key=lambda c: c.id))
+
+
+@cache
+def _bundled() -> tuple[ProcessCheck, ...]:
+    text = resources.files("checks").joinpath("process_checks.yaml").read_text(encoding="utf-8")
+    return parse_process_checks(yaml.safe_load(text))
+
+
+def load_process_checks(path: str | Path | None = None) -> tuple[ProcessCheck, ...]:
+    """The process checks of `path`, or the bundled `checks/process_checks.yaml`."""
+    if path is None:
+        return _bundled()
+    return parse_process_checks(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | None = None) -> pl.DataFrame:
+    """All configured checks as one table: USUBJID, CHECK_ID, SEVERITY + PROCESS_COLUMNS."""
+    frames = [
+        CHECKS[check.id][0](ctx, check.params)
+        .select(PROCESS_COLUMNS)
+        .with_columns(pl.lit(check.id).alias("CHECK_ID"), pl.lit(check.severity).alias("SEVERITY"))
+        for check in (checks if checks is not None else load_process_checks())
+    ]
+    if not frames:
+        return _empty().with_columns(pl.lit(None, pl.String).alias("CHECK_ID"),
+                                     pl.lit(None, pl.String).alias("SEVERITY"))
+    return pl.concat(frames, how="vertical_relaxed")

@@ -1,0 +1,203 @@
+"""The site's own eligibility checklist (IE) as one subject x criterion table.
+
+The comparison needs to know, for every screened subject and every protocol criterion, what the site
+said: met / not met (inclusion), applies / does not apply (exclusion), unknown, or nothing. The DTS
+accepts two delivery styles and the same absent row means different things in each:
+
+* FULL checklist: the site answers every criterion; an absent criterion is *missing* (PC04).
+* NOT_MET_ONLY (SDTM IE style): only criteria not met / exclusions that apply are delivered; an absent
+  criterion counts as met (inclusion) / not applying (exclusion) by the site.
+
+The style is decided per subject from the answers themselves: a subject with at least one "passing"
+answer (inclusion `Y` or exclusion `N`) has a FULL checklist, because a not-met-only delivery never
+contains such a row; a subject with rows but no passing answer is NOT_MET_ONLY. A subject without any
+IE row is ambiguous on its own (an SDTM site's eligible subject looks exactly like a FULL site's
+missing checklist), so the site decides: when every subject of the site that has IE rows is
+NOT_MET_ONLY, the empty checklist is read as "all met"; otherwise (some FULL subject at the site, or
+no IE row at the site at all) it is MISSING.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import polars as pl
+
+
+class ChecklistStyle(StrEnum):
+    FULL = "FULL"
+    NOT_MET_ONLY = "NOT_MET_ONLY"
+    MISSING = "MISSING"
+
+
+class SiteSource(StrEnum):
+    """Where the site's answer for one criterion comes from."""
+
+    RECORDED = "RECORDED"  # an IE row
+    IMPLIED = "IMPLIED"  # absent from a not-met-only checklist: met / not applying
+    ABSENT = "ABSENT"  # absent from a full (or missing) checklist
+
+
+#: SITE_OUTCOME values besides the decided contracts.Outcome ones
+UNKNOWN = "UNKNOWN"
+
+CHECKLIST_COLUMNS = [
+    "USUBJID",
+    "CRITERION_ID",
+    "CATEGORY",
+    "ORDER",
+    "STYLE",
+    "SITE_ANSWER",
+    "SITE_SOURCE",
+    "SITE_OUTCOME",
+    "SITE_TEXT",
+    "SITE_PHRASE",
+]
+
+
+def criteria_frame(protocol: object) -> pl.DataFrame:
+    """CRITERION_ID, CATEGORY (INCLUSION / EXCLUSION), ORDER from the protocol's criteria."""
+    ids, categories = [], []
+    for criterion in protocol.criteria:  # type: ignore[attr-defined]
+        category = getattr(criterion.category, "value", criterion.category)
+        ids.append(str(criterion.id))
+        categories.append(str(category).upper())
+    return pl.DataFrame(
+        {"CRITERION_ID": ids, "CATEGORY": categories, "ORDER": list(range(len(ids)))},
+        schema={"CRITERION_ID": pl.String, "CATEGORY": pl.String, "ORDER": pl.Int64},
+    )
+
+
+def _ie_answers(ie: pl.DataFrame | None, criteria: pl.DataFrame) -> pl.DataFrame:
+    """One row per subject x protocol criterion the site answered: SITE_ANSWER.
+
+    Duplicate rows that agree collapse into one answer; rows that disagree give "Y/N" (not decided).
+    Codes outside the protocol are ignored here (validation reports them).
+    """
+    schema = {"USUBJID": pl.String, "CRITERION_ID": pl.String, "SITE_ANSWER": pl.String}
+    if ie is None or ie.height == 0 or not {"USUBJID", "IETESTCD", "IEORRES"} <= set(ie.columns):
+        return pl.DataFrame(schema=schema)
+    rows = ie.select(
+        pl.col("USUBJID").str.strip_chars().alias("USUBJID"),
+        pl.col("IETESTCD").str.strip_chars().str.to_uppercase().alias("CRITERION_ID"),
+        pl.col("IEORRES").str.strip_chars().str.to_uppercase().fill_null("").alias("ANSWER"),
+    ).join(criteria.select("CRITERION_ID"), on="CRITERION_ID", how="semi")
+    return rows.group_by("USUBJID", "CRITERION_ID").agg(
+        pl.col("ANSWER").unique().sort().str.join("/").alias("SITE_ANSWER")
+    )
+
+
+def _styles(answers: pl.DataFrame, subjects: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID -> STYLE (see the module docstring for the rule)."""
+    per_subject = (
+        answers.join(criteria.select("CRITERION_ID", "CATEGORY"), on="CRITERION_ID")
+        .group_by("USUBJID")
+        .agg(
+            (
+                ((pl.col("CATEGORY") == "INCLUSION") & (pl.col("SITE_ANSWER") == "Y"))
+                | ((pl.col("CATEGORY") == "EXCLUSION") & (pl.col("SITE_ANSWER") == "N"))
+            )
+            .any()
+            .alias("HAS_PASS")
+        )
+    )
+    own = subjects.select("SITEID", "USUBJID").join(per_subject, on="USUBJID", how="left")
+    site = own.group_by("SITEID").agg(
+        pl.col("HAS_PASS").fill_null(False).any().alias("SITE_HAS_FULL"),
+        (pl.col("HAS_PASS") == False).any().fill_null(False).alias("SITE_HAS_NMO"),  # noqa: E712
+    )
+    return own.join(site, on="SITEID", how="left").select(
+        "USUBJID",
+        pl.when(pl.col("HAS_PASS"))
+        .then(pl.lit(ChecklistStyle.FULL.value))
+        .when(pl.col("HAS_PASS").not_())
+        .then(pl.lit(ChecklistStyle.NOT_MET_ONLY.value))
+        .when(pl.col("SITE_HAS_NMO") & pl.col("SITE_HAS_FULL").not_())
+        .then(pl.lit(ChecklistStyle.NOT_MET_ONLY.value))
+        .otherwise(pl.lit(ChecklistStyle.MISSING.value))
+        .alias("STYLE"),
+    )
+
+
+def _site_outcome() -> pl.Expr:
+    inclusion = pl.col("CATEGORY") == "INCLUSION"
+    recorded = pl.col("SITE_SOURCE") == SiteSource.RECORDED.value
+    answer = pl.col("SITE_ANSWER")
+    return (
+        pl.when(recorded & (answer == "Y"))
+        .then(pl.when(inclusion).then(pl.lit("MET")).otherwise(pl.lit("APPLIES")))
+        .when(recorded & (answer == "N"))
+        .then(pl.when(inclusion).then(pl.lit("NOT_MET")).otherwise(pl.lit("NOT_APPLICABLE")))
+        .when(recorded)
+        .then(pl.lit(UNKNOWN))
+        .when(pl.col("SITE_SOURCE") == SiteSource.IMPLIED.value)
+        .then(pl.when(inclusion).then(pl.lit("MET")).otherwise(pl.lit("NOT_APPLICABLE")))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("SITE_OUTCOME")
+    )
+
+
+def _site_text() -> pl.Expr:
+    """Short form for SITE_ASSESSMENT: `IN10=Y`, `IN10=Y (implied)`, `IN10 not recorded`."""
+    criterion = pl.col("CRITERION_ID")
+    implied = pl.when(pl.col("CATEGORY") == "INCLUSION").then(pl.lit("Y")).otherwise(pl.lit("N"))
+    return (
+        pl.when(pl.col("SITE_SOURCE") == SiteSource.RECORDED.value)
+        .then(pl.format("{}={}", criterion, pl.col("SITE_ANSWER")))
+        .when(pl.col("SITE_SOURCE") == SiteSource.IMPLIED.value)
+        .then(pl.format("{}={} (implied)", criterion, implied))
+        .otherwise(pl.format("{} not recorded", criterion))
+        .alias("SITE_TEXT")
+    )
+
+
+def _site_phrase() -> pl.Expr:
+    """Words for EVIDENCE: `IN10 as met (IN10=Y)`, `no IE answer for IN10`, ..."""
+    criterion = pl.col("CRITERION_ID")
+    words = (
+        pl.when(pl.col("SITE_OUTCOME") == "MET")
+        .then(pl.lit("met"))
+        .when(pl.col("SITE_OUTCOME") == "NOT_MET")
+        .then(pl.lit("not met"))
+        .when(pl.col("SITE_OUTCOME") == "APPLIES")
+        .then(pl.lit("applying"))
+        .when(pl.col("SITE_OUTCOME") == "NOT_APPLICABLE")
+        .then(pl.lit("not applying"))
+        .otherwise(pl.lit("unknown"))
+    )
+    return (
+        pl.when(pl.col("SITE_SOURCE") == SiteSource.RECORDED.value)
+        .then(pl.format("{} as {} ({}={})", criterion, words, criterion, pl.col("SITE_ANSWER")))
+        .when(pl.col("SITE_SOURCE") == SiteSource.IMPLIED.value)
+        .then(pl.format("{} as {} (no IE row in a not-met-only checklist)", criterion, words))
+        .otherwise(pl.format("no IE answer for {}", criterion))
+        .alias("SITE_PHRASE")
+    )
+
+
+def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: object) -> pl.DataFrame:
+    """Every subject x protocol criterion with the site's answer (CHECKLIST_COLUMNS).
+
+    `subjects` needs SITEID and USUBJID (one row per screened subject); `ie` is the IE domain as
+    delivered (all columns text) or None when no site delivered IE.
+    """
+    criteria = criteria_frame(protocol)
+    answers = _ie_answers(ie, criteria)
+    styles = _styles(answers, subjects, criteria)
+    grid = subjects.select("USUBJID").join(criteria, how="cross")
+    return (
+        grid.join(answers, on=["USUBJID", "CRITERION_ID"], how="left")
+        .join(styles, on="USUBJID", how="left")
+        .with_columns(
+            pl.when(pl.col("SITE_ANSWER").is_not_null())
+            .then(pl.lit(SiteSource.RECORDED.value))
+            .when(pl.col("STYLE") == ChecklistStyle.NOT_MET_ONLY.value)
+            .then(pl.lit(SiteSource.IMPLIED.value))
+            .otherwise(pl.lit(SiteSource.ABSENT.value))
+            .alias("SITE_SOURCE")
+        )
+        .with_columns(_site_outcome())
+        .with_columns(_site_text(), _site_phrase())
+        .sort("USUBJID", "ORDER")
+        .select(CHECKLIST_COLUMNS)
+    )
