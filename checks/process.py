@@ -69,8 +69,11 @@ def date_bounds(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 def _completed_years(start: pl.Expr, end: pl.Expr) -> pl.Expr:
     """Whole years from `start` to `end` (a birthday counts on its day)."""
-    before_birthday = (end.dt.month() * 100 + end.dt.day()) < (start.dt.month() * 100 + start.dt.day())
-    return (end.dt.year() - start.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int64)
+    def month_day(d: pl.Expr) -> pl.Expr:  # dt.month()/day() are Int8: widen before arithmetic
+        return d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)
+
+    before_birthday = month_day(end) < month_day(start)
+    return (end.dt.year().cast(pl.Int64) - start.dt.year().cast(pl.Int64) - before_birthday.cast(pl.Int64))
 
 
 def _text(column: str, frame: pl.DataFrame) -> pl.Expr:
