@@ -256,8 +256,10 @@ def compare(
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
     subjects = _subjects(result.reference)  # type: ignore[attr-defined]
     components = _components(result.eligibility)  # type: ignore[attr-defined]
-    criteria = result.criteria.select("USUBJID", "CRITERION_ID", "OUTCOME")  # type: ignore[attr-defined]
-    checklist = site_checklist(domains.get("ie"), subjects, protocol)
+    evaluated = result.criteria  # type: ignore[attr-defined]
+    criteria = evaluated.select("USUBJID", "CRITERION_ID", "OUTCOME")
+    checklist = site_checklist(domains.get("ie"), subjects, protocol,
+                               evaluated if "CATEGORY" in evaluated.columns else None)
 
     per_criterion = _criterion_frame(criteria, components, subjects, checklist)
     context = ProcessContext(

@@ -175,18 +175,38 @@ def _site_phrase() -> pl.Expr:
     )
 
 
-def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: object) -> pl.DataFrame:
-    """Every subject x protocol criterion with the site's answer (CHECKLIST_COLUMNS).
+def _grid(subjects: pl.DataFrame, criteria: pl.DataFrame, evaluated: pl.DataFrame | None) -> pl.DataFrame:
+    """Subject x criterion pairs to fill: the criteria evaluated for each subject (a subject screened
+    under another protocol version has that version's criteria), and the protocol's criteria for a
+    subject that has no evaluated criterion at all."""
+    everyone = subjects.select("USUBJID").join(criteria.select("CRITERION_ID", "CATEGORY"), how="cross")
+    if evaluated is None:
+        return everyone
+    own = evaluated.select(
+        pl.col("USUBJID"), pl.col("CRITERION_ID"), pl.col("CATEGORY").str.to_uppercase()
+    ).unique(subset=["USUBJID", "CRITERION_ID"], keep="first")
+    own = own.join(subjects.select("USUBJID"), on="USUBJID", how="semi")
+    return pl.concat([own, everyone.join(own, on="USUBJID", how="anti")]).sort("USUBJID", "CRITERION_ID")
+
+
+def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: object,
+                   evaluated: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every subject x criterion with the site's answer (CHECKLIST_COLUMNS).
 
     `subjects` needs SITEID and USUBJID (one row per screened subject); `ie` is the IE domain as
-    delivered (all columns text) or None when no site delivered IE.
+    delivered (all columns text) or None when no site delivered IE; `evaluated` (optional) is the
+    EligibilityResult.criteria table (USUBJID, CRITERION_ID, CATEGORY), whose criteria win over the
+    protocol's for the subjects it covers.
     """
     criteria = criteria_frame(protocol)
-    answers = _ie_answers(ie, criteria)
-    styles = _styles(answers, subjects, criteria)
-    grid = subjects.select("USUBJID").join(criteria, how="cross")
+    grid = _grid(subjects, criteria, evaluated)
+    known = grid.select("CRITERION_ID", "CATEGORY").unique(subset="CRITERION_ID", keep="first")
+    answers = _ie_answers(ie, known)
+    styles = _styles(answers, subjects, known)
     return (
-        grid.join(answers, on=["USUBJID", "CRITERION_ID"], how="left")
+        grid.join(criteria.select("CRITERION_ID", "ORDER"), on="CRITERION_ID", how="left")
+        .with_columns(pl.col("ORDER").fill_null(len(criteria)))
+        .join(answers, on=["USUBJID", "CRITERION_ID"], how="left")
         .join(styles, on="USUBJID", how="left")
         .with_columns(
             pl.when(pl.col("SITE_ANSWER").is_not_null())
@@ -198,6 +218,6 @@ def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: ob
         )
         .with_columns(_site_outcome())
         .with_columns(_site_text(), _site_phrase())
-        .sort("USUBJID", "ORDER")
+        .sort("USUBJID", "ORDER", "CRITERION_ID")
         .select(CHECKLIST_COLUMNS)
     )

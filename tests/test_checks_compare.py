@@ -403,3 +403,29 @@ def test_output_sorted_and_counted_per_subject():
         ("102", "S2", "IN10", "IE_MISMATCH"), ("102", "S2", "IN10.PLT", "INELIGIBLE_ENROLLED")]
     assert result.subjects["N_DISCREPANCIES"].to_list() == [2, 2]
     assert result.discrepancies.select("STATUS", "FIRST_SEEN", "DAYS_OPEN").null_count().row(0) == (4, 4, 4)
+
+
+# ------------------------------------------------------------------------------- protocol versions
+
+
+def test_checklist_follows_the_criteria_evaluated_for_each_subject():
+    """A subject screened under another version is read against its own criteria (here IN99 too)."""
+    data = build([subject("S1"), subject("S2")])
+    extra = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "S2", "CRITERION_ID": "IN99",
+                           "OUTCOME": "MET", "CATEGORY": "INCLUSION"}], schema=dict.fromkeys(data.criteria.columns,
+                                                                                                pl.String))
+    data.criteria = pl.concat([data.criteria, extra.select(data.criteria.columns)])
+    result = compare(data, {"ie": ie(full_checklist("S1") + full_checklist("S2"))}, PROTOCOL, AS_OF)
+    assert [(r["USUBJID"], r["CHECK_ID"], r["RECOMPUTED"]) for r in rows(result)] == [
+        ("S2", "PC04", "no answer for IN99")]
+    assert result.checklist.filter(pl.col("USUBJID") == "S1").height == 4
+
+
+def test_subject_without_evaluated_criteria_is_unverifiable_and_gets_the_protocol_checklist():
+    data = build([subject("S1"), subject("S2")])
+    data.criteria = data.criteria.filter(pl.col("USUBJID") == "S1")
+    data.eligibility = data.eligibility.filter(pl.col("USUBJID") == "S1")
+    result = compare(data, {"ie": ie(full_checklist("S1") + full_checklist("S2"))}, PROTOCOL, AS_OF)
+    assert result.subjects.select("USUBJID", "RECOMPUTED").rows() == [("S1", "ELIGIBLE"), ("S2", "UNVERIFIABLE")]
+    assert result.checklist.filter(pl.col("USUBJID") == "S2").height == 4
+    assert result.discrepancies.height == 0
