@@ -1,1 +1,22 @@
-"""ingestion."""
+"""Ingestion: site deliveries in object storage -> all-text SDTM domain frames (DTS sections 1-2).
+
+`list_sites` finds the site folders of a study, `ingest_site` reads one site's newest complete
+delivery (falling back when it is rejected), `combine_sites` puts the sites of a study together.
+Values stay text exactly as delivered; typed stages convert them later. Every problem becomes a
+finding (contracts.FINDINGS) and every row read is accounted for in `InputObject`.
+"""
+
+from ingestion.codes import Code, DeliveryStatus
+from ingestion.combine import combine_sites, list_sites
+from ingestion.options import DEFAULT_OPTIONS, IngestOptions
+from ingestion.site import ingest_site
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "Code",
+    "DeliveryStatus",
+    "IngestOptions",
+    "combine_sites",
+    "ingest_site",
+    "list_sites",
+]

@@ -1,0 +1,65 @@
+"""Closed vocabularies of ingestion: finding codes, delivery statuses, row-rejection reasons.
+
+Every problem ingestion reports carries one of these stable codes in the `EXPECTATION` column of
+the findings table, so that reports, queries to sites and tests can rely on them while the readable
+sentence in `MESSAGE` is free to improve.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeliveryStatus(StrEnum):
+    """What ingestion did with one delivery folder (`contracts.DeliveryDecision.status`)."""
+
+    USED = "USED"
+    SUPERSEDED = "SUPERSEDED"
+    INCOMPLETE = "INCOMPLETE"
+    REJECTED = "REJECTED"
+
+
+class Code(StrEnum):
+    """Finding codes (`EXPECTATION`) of the ingestion stage."""
+
+    # a whole site
+    SITE_NOT_AUDITED = "ingest.site_not_audited"
+    SITE_UNLISTABLE = "ingest.site_unlistable"
+    # a delivery folder
+    DELIVERY_BAD_NAME = "ingest.delivery_ignored.bad_name"
+    DELIVERY_INCOMPLETE = "ingest.delivery_incomplete"
+    DELIVERY_FALLBACK = "ingest.delivery_fallback"
+    MANIFEST_UNPARSEABLE = "ingest.delivery_rejected.manifest_unparseable"
+    MANIFEST_INVALID = "ingest.delivery_rejected.manifest_invalid"
+    MANIFEST_MISMATCH = "ingest.delivery_rejected.manifest_mismatch"
+    MISSING_FILE = "ingest.delivery_rejected.missing_file"
+    CHECKSUM = "ingest.delivery_rejected.checksum"
+    ROW_COUNT = "ingest.delivery_rejected.row_count"
+    # objects that are not part of a delivery's manifest
+    OBJECT_IGNORED = "ingest.object_ignored"
+    # one file of a delivery (the rest of the delivery is used)
+    FILE_EMPTY = "ingest.file_rejected.empty"
+    FILE_UNREADABLE = "ingest.file_rejected.unreadable"
+    FILE_UNDECODABLE = "ingest.file_rejected.undecodable"
+    FILE_ENCODING_MISMATCH = "ingest.file_rejected.encoding_mismatch"
+    FILE_MISSING_COLUMN = "ingest.file_rejected.missing_column"
+    FILE_DUPLICATE_COLUMN = "ingest.file_rejected.duplicate_column"
+    FILE_UNNAMED_COLUMN = "ingest.file_rejected.unnamed_column"
+    FILE_RESERVED_COLUMN = "ingest.file_rejected.reserved_column"
+    FILE_UNSUPPORTED_TYPE = "ingest.file_rejected.unsupported_column_type"
+    FILE_UNKNOWN_DOMAIN = "ingest.file_rejected.unknown_domain"
+    FILE_UNKNOWN_FORMAT = "ingest.file_rejected.unknown_format"
+    FILE_DUPLICATE_DOMAIN = "ingest.file_rejected.duplicate_domain"
+    # one row of a file (the rest of the file is used)
+    ROW_RAGGED = "ingest.row_rejected.field_count"
+    ROW_OTHER_STUDY = "ingest.row_rejected.other_study"
+    ROW_FIELD_TOO_LONG = "ingest.row_rejected.field_too_long"
+
+    @property
+    def reason(self) -> str:
+        """Short reason key for `InputObject.rejected_reasons` (the code without its prefix)."""
+        return self.value.rsplit(".", 1)[-1]
+
+
+#: reason recorded for the rows of every file of a delivery that was rejected as a whole
+DELIVERY_REJECTED_REASON = "delivery_rejected"

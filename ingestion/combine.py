@@ -1,0 +1,55 @@
+"""All sites of one study together, ordered so that reruns on the same inputs are byte-identical."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from contracts import FINDINGS, IngestResult, SiteIngest, check_table, empty_table
+from ingestion.codes import Code
+from ingestion.shape import ADDED, DELIVERY_SITEID, SOURCE
+from storage import Store
+
+
+def list_sites(store: Store, study: str) -> list[str]:
+    """Site folders directly under `<study>/` (objects lying there, e.g. ground_truth.json, are not sites)."""
+    return store.list_dirs(study)
+
+
+def _source_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows by site, then object key, then data row number (numerically: row 10 after row 9)."""
+    return frame.sort(
+        pl.col(DELIVERY_SITEID),
+        pl.col(SOURCE).str.extract(r"^(.*):\d+$", 1),
+        pl.col(SOURCE).str.extract(r":(\d+)$", 1).cast(pl.Int64),
+        maintain_order=True,
+    )
+
+
+def combine_domain(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One domain across sites: diagonal concat (a column one site lacks is null there), all String."""
+    combined = pl.concat(frames, how="diagonal")
+    delivered = [c for c in combined.columns if c not in ADDED]
+    combined = combined.select(*(pl.col(c).cast(pl.String) for c in delivered), *ADDED)
+    return _source_order(combined)
+
+
+def _not_audited_reason(site: SiteIngest) -> str:
+    reasons = site.findings.filter(pl.col("EXPECTATION") == str(Code.SITE_NOT_AUDITED))["OBSERVED"]
+    return reasons[0] if len(reasons) else "no usable delivery"
+
+
+def combine_sites(study: str, sites: list[SiteIngest]) -> IngestResult:
+    """The study's IngestResult: frames per domain across sites, with every input and decision."""
+    ordered = sorted(sites, key=lambda s: s.site)
+    domains = sorted({d for s in ordered for d in s.frames})
+    findings = [s.findings for s in ordered]
+    return IngestResult(
+        study=study,
+        domains={d: combine_domain([s.frames[d] for s in ordered if d in s.frames]) for d in domains},
+        inputs=[i for s in ordered for i in s.inputs],
+        deliveries=[d for s in ordered for d in s.deliveries],
+        findings=check_table(pl.concat(findings, how="vertical") if findings else empty_table(FINDINGS),
+                             FINDINGS, "ingestion findings"),
+        sites_audited=[s.site for s in ordered if s.audited],
+        sites_not_audited={s.site: _not_audited_reason(s) for s in ordered if not s.audited},
+    )

@@ -1,0 +1,72 @@
+"""XLSX through calamine (fastexcel), every cell as the text a person sees, never a guessed date.
+
+The first sheet is read twice: once with every cell as text, once as datetimes. The second pass
+is only a mask: it is null exactly for text cells, so number and date cells are told apart from
+text that merely looks like them. Number cells keep calamine's shortest decimal text (integers
+without `.0`) with the file's decimal mark; date cells become ISO 8601 (`YYYY-MM-DD`, or
+`YYYY-MM-DDTHH:MM:SS` when the cell has a time of day); text cells are kept exactly as typed.
+Blank sheet rows are layout, not records: they are dropped and not counted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fastexcel
+import polars as pl
+
+from ingestion.codes import Code
+from ingestion.errors import FileRejected
+from ingestion.table import ROW, RawTable, positional
+
+_DATETIME_TEXT = r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})$"
+
+
+def _load(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    try:
+        reader = fastexcel.read_excel(path)
+        if not reader.sheet_names:
+            raise FileRejected(Code.FILE_EMPTY, "the workbook has no sheet")
+        text = reader.load_sheet(0, header_row=None, dtypes="string").to_polars()
+        stamps = reader.load_sheet(0, header_row=None, dtypes="datetime").to_polars()
+    except FileRejected:
+        raise
+    except Exception as error:  # calamine raises several error types for damaged workbooks
+        raise FileRejected(Code.FILE_UNREADABLE,
+                           f"not a readable XLSX workbook ({error.__class__.__name__})") from None
+    return text, stamps
+
+
+def _cell(text: pl.Expr, stamp: pl.Expr, decimal: str) -> pl.Expr:
+    """Text of one column: text cells as typed; number and date cells rendered (see module doc)."""
+    is_date = text.str.contains(_DATETIME_TEXT)
+    date_text = (
+        pl.when(text.str.ends_with(" 00:00:00"))
+        .then(text.str.slice(0, 10))
+        .otherwise(text.str.replace(_DATETIME_TEXT, "${1}T${2}"))
+    )
+    number_text = text.str.replace(".", decimal, literal=True) if decimal != "." else text
+    return (
+        pl.when(stamp.is_null()).then(text)
+        .when(is_date).then(date_text)
+        .otherwise(number_text)
+    )
+
+
+def read_xlsx(path: Path, decimal: str = ".") -> RawTable:
+    """The first sheet of a workbook as a RawTable: first row is the header."""
+    text, stamps = _load(path)
+    if text.height == 0 or text.width == 0:
+        raise FileRejected(Code.FILE_EMPTY, "the first sheet is empty")
+    header = ["" if v is None else str(v) for v in text.row(0)]
+    names = positional(len(header))
+    text = text.rename(dict(zip(text.columns, names, strict=True)))
+    stamps = stamps.rename(dict(zip(stamps.columns, [f"{n}_stamp" for n in names], strict=True)))
+    frame = (
+        pl.concat([text, stamps], how="horizontal")
+        .with_columns(pl.int_range(0, pl.len(), dtype=pl.Int64).alias(ROW))
+        .slice(1)
+        .select(*(_cell(pl.col(n), pl.col(f"{n}_stamp"), decimal).alias(n) for n in names), ROW)
+        .filter(~pl.all_horizontal(pl.col(n).is_null() | (pl.col(n).str.strip_chars() == "") for n in names))
+    )
+    return RawTable(header=header, frame=frame)

@@ -1,0 +1,78 @@
+"""Ingestion findings in the shared FINDINGS table, with sentences that name site, file, row, problem.
+
+Messages never quote record contents: only the offending value itself (a foreign STUDYID, a field
+count, a length, a checksum) goes to OBSERVED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from contracts import FINDINGS, empty_table
+from ingestion.codes import Code
+
+
+@dataclass(frozen=True)
+class Finding:
+    study: str
+    site: str
+    code: Code
+    message: str
+    source: str | None = None  # object key, or key:row
+    domain: str | None = None  # upper-case SDTM code
+    variable: str | None = None
+    observed: str | None = None
+    usubjid: str | None = None
+
+
+def about_file(site: str, key: str, detail: str) -> str:
+    return f"Site {site}, file {key}: {detail}."
+
+
+def about_delivery(site: str, delivery: str, detail: str) -> str:
+    return f"Site {site}, delivery {delivery}: {detail}."
+
+
+def findings_frame(findings: list[Finding]) -> pl.DataFrame:
+    """The FINDINGS table of a list of findings (in list order)."""
+    if not findings:
+        return empty_table(FINDINGS)
+    return pl.DataFrame(
+        {
+            "STUDYID": [f.study for f in findings],
+            "SITEID": [f.site for f in findings],
+            "USUBJID": [f.usubjid for f in findings],
+            "DOMAIN": [f.domain for f in findings],
+            "VARIABLE": [f.variable for f in findings],
+            "EXPECTATION": [str(f.code) for f in findings],
+            "OBSERVED": [f.observed for f in findings],
+            "MESSAGE": [f.message for f in findings],
+            "SOURCE": [f.source for f in findings],
+        },
+        schema=FINDINGS,
+    )
+
+
+def row_findings(rejected: pl.DataFrame, *, study: str, site: str, key: str, domain: str) -> pl.DataFrame:
+    """FINDINGS rows for rejected records, one per row, built with one polars expression.
+
+    `rejected` has ROW (Int64), USUBJID, CODE, VARIABLE, OBSERVED and DETAIL (the sentence after
+    "row N").
+    """
+    if rejected.height == 0:
+        return empty_table(FINDINGS)
+    row = pl.col("ROW").cast(pl.String)
+    return rejected.select(
+        pl.lit(study, pl.String).alias("STUDYID"),
+        pl.lit(site, pl.String).alias("SITEID"),
+        pl.col("USUBJID").cast(pl.String),
+        pl.lit(domain.upper(), pl.String).alias("DOMAIN"),
+        pl.col("VARIABLE").cast(pl.String),
+        pl.col("CODE").cast(pl.String).alias("EXPECTATION"),
+        pl.col("OBSERVED").cast(pl.String),
+        pl.format("Site {}, file {}, row {}: {}.", pl.lit(site), pl.lit(key), row, pl.col("DETAIL"))
+        .alias("MESSAGE"),
+        pl.format("{}:{}", pl.lit(key), row).alias("SOURCE"),
+    )

@@ -1,0 +1,134 @@
+"""One site: find its delivery folders, pick the newest complete one that passes, read it.
+
+Deliveries are examined newest first. A folder without manifest.json is still uploading and is
+skipped (reported once it is older than 24 hours). The first complete delivery that is not
+rejected is USED; every older complete one is SUPERSEDED without being read. When a newer one was
+rejected, the USED one says so and a finding tells the site its latest data were not audited.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from contracts import FINDINGS, DeliveryDecision, InputObject, SiteIngest, check_table
+from ingestion.codes import Code, DeliveryStatus
+from ingestion.delivery import read_delivery
+from ingestion.delivery_ids import parse_delivery_id
+from ingestion.findings import Finding, about_delivery, about_file, findings_frame
+from ingestion.manifest import MANIFEST_NAME
+from ingestion.options import DEFAULT_OPTIONS, IngestOptions
+from storage import ObjectInfo, Store, UnsafeKeyError
+
+
+def _group(objects: list[ObjectInfo], prefix: str) -> tuple[dict[str, list[ObjectInfo]], list[ObjectInfo]]:
+    """Objects by delivery folder, and the objects lying directly in the site folder."""
+    folders: dict[str, list[ObjectInfo]] = defaultdict(list)
+    loose: list[ObjectInfo] = []
+    for obj in objects:
+        rest = obj.key[len(prefix):]
+        folder, slash, _ = rest.partition("/")
+        if slash:
+            folders[folder].append(obj)
+        else:
+            loose.append(obj)
+    return dict(folders), loose
+
+
+def _not_audited(study: str, site: str, reason: str, findings: list[pl.DataFrame],
+                 inputs: list[InputObject], deliveries: list[DeliveryDecision]) -> SiteIngest:
+    findings.append(findings_frame([Finding(study, site, Code.SITE_NOT_AUDITED,
+                                            f"Site {site} is not audited: {reason}.", observed=reason)]))
+    return SiteIngest(site=site, delivery=None, frames={}, inputs=inputs, deliveries=deliveries,
+                      findings=check_table(pl.concat(findings), FINDINGS, "ingestion findings"))
+
+
+def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = None,
+                options: IngestOptions = DEFAULT_OPTIONS) -> SiteIngest:
+    """Everything ingestion takes from one site of `study` (see the module docstring)."""
+    now = now or datetime.now(UTC)
+    prefix = f"{study}/{site}/"
+    findings: list[pl.DataFrame] = []
+    inputs: list[InputObject] = []
+    deliveries: list[DeliveryDecision] = []
+    try:
+        objects = list(store.list(prefix))
+    except UnsafeKeyError as error:
+        findings.append(findings_frame([Finding(
+            study, site, Code.SITE_UNLISTABLE,
+            f"Site {site}: the site folder holds an object whose name is not a plain relative key "
+            f"({error.__class__.__name__}); it cannot be listed safely")]))
+        return _not_audited(study, site, "its folder cannot be listed safely", findings, inputs, deliveries)
+
+    folders, loose = _group(objects, prefix)
+    notes: list[Finding] = [
+        Finding(study, site, Code.OBJECT_IGNORED,
+                about_file(site, o.key, "it is not inside a delivery folder, so it is not read"), source=o.key)
+        for o in loose
+    ]
+    dated: list[tuple[datetime, str]] = []
+    for name in sorted(folders):
+        stamp = parse_delivery_id(name)
+        if stamp is None:
+            reason = "folder name is not a delivery id (YYYYMMDDTHHMMSSZ)"
+            deliveries.append(DeliveryDecision(site, name, DeliveryStatus.REJECTED, reason))
+            notes.append(Finding(study, site, Code.DELIVERY_BAD_NAME,
+                                 f"Site {site}: folder {prefix}{name}/ is ignored: its {reason}",
+                                 source=f"{prefix}{name}/", observed=name[:40]))
+        else:
+            dated.append((stamp, name))
+
+    used: str | None = None
+    rejected: list[tuple[str, str]] = []
+    frames: dict[str, pl.DataFrame] = {}
+    with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
+        for stamp, name in sorted(dated, reverse=True):
+            objs = folders[name]
+            complete = any(o.key == f"{prefix}{name}/{MANIFEST_NAME}" for o in objs)
+            if not complete:
+                age = now - stamp
+                deliveries.append(DeliveryDecision(site, name, DeliveryStatus.INCOMPLETE,
+                                                   "no manifest.json (upload not finished)"))
+                if age > options.incomplete_after:
+                    hours = int(age.total_seconds() // 3600)
+                    notes.append(Finding(study, site, Code.DELIVERY_INCOMPLETE, about_delivery(
+                        site, name, f"no manifest.json after {hours} hours: the upload never finished, "
+                                    f"so this delivery is skipped"), source=f"{prefix}{name}/"))
+                continue
+            if used is not None:
+                deliveries.append(DeliveryDecision(site, name, DeliveryStatus.SUPERSEDED,
+                                                   f"a newer complete delivery ({used}) is used"))
+                continue
+            read = read_delivery(store, study, site, name, objs, Path(tmp), options)
+            inputs.extend(read.inputs)
+            findings.extend(read.findings)
+            if not read.accepted:
+                deliveries.append(DeliveryDecision(site, name, DeliveryStatus.REJECTED, read.reason))
+                rejected.append((name, read.reason))
+                continue
+            used, frames = name, read.frames
+            reason = ""
+            if rejected:
+                newer = ", ".join(n for n, _ in rejected)
+                reason = f"fallback: newer delivery {newer} rejected"
+                notes.append(Finding(study, site, Code.DELIVERY_FALLBACK, about_delivery(
+                    site, name, f"used instead of the newer delivery {newer}, which was rejected; "
+                                f"the site's latest data are not audited until it is corrected"),
+                    source=f"{prefix}{name}/", observed=newer))
+            deliveries.append(DeliveryDecision(site, name, DeliveryStatus.USED, reason))
+
+    findings.insert(0, findings_frame(notes))
+    if used is None:
+        if rejected:
+            why = f"every complete delivery was rejected ({', '.join(n for n, _ in rejected)})"
+        elif dated:
+            why = "no complete delivery (no manifest.json in any delivery folder)"
+        else:
+            why = "no delivery folder"
+        return _not_audited(study, site, why, findings, inputs, deliveries)
+    return SiteIngest(site=site, delivery=used, frames=frames, inputs=inputs, deliveries=deliveries,
+                      findings=check_table(pl.concat(findings), FINDINGS, "ingestion findings"))
