@@ -1,0 +1,106 @@
+"""Which task runner executes the audit's tasks: threads in the flow's process, or a Dask cluster.
+
+The flow is the same either way; only where the per-site and per-domain tasks run changes. With
+Dask, task parameters and results travel between processes (cloudpickle), which the stage records
+(polars frames, frozen dataclasses) support; the tables the run publishes are byte-identical.
+
+Why a cluster factory of our own instead of `DaskTaskRunner`'s default `LocalCluster`: worker
+processes inherit the environment of the flow's process, and when the flow talks to Prefect's
+temporary (ephemeral) server, `PREFECT_API_URL` is not in that environment; every worker would then
+start a temporary server of its own and its task runs would be lost to the real run. The factory
+passes the flow's API URL to the workers so their task runs land on the run they belong to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULT_DASK_WORKERS = 2
+DEFAULT_THREADS_PER_WORKER = 1
+
+
+class RunnerKind(StrEnum):
+    THREAD = "thread"
+    DASK = "dask"
+
+
+@dataclass(frozen=True)
+class RunnerChoice:
+    """What the command line asked for; `task_runner()` turns it into a Prefect task runner."""
+
+    kind: RunnerKind = RunnerKind.THREAD
+    dask_address: str | None = None
+    dask_workers: int = DEFAULT_DASK_WORKERS
+    threads_per_worker: int = DEFAULT_THREADS_PER_WORKER
+    max_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dask_address is not None and self.kind is not RunnerKind.DASK:
+            raise ValueError("--dask-address needs --runner dask")
+        if self.dask_address is not None:
+            check_dask_address(self.dask_address)
+        if self.dask_workers < 1 or self.threads_per_worker < 1:
+            raise ValueError("a Dask cluster needs at least one worker with at least one thread")
+        if self.max_threads is not None and self.max_threads < 1:
+            raise ValueError("max_threads must be at least 1")
+
+    def describe(self) -> str:
+        if self.kind is RunnerKind.THREAD:
+            return "threads in the flow's process"
+        if self.dask_address:
+            return f"the Dask cluster at {self.dask_address}"
+        return f"a local Dask cluster of {self.dask_workers} worker processes"
+
+    def task_runner(self) -> Any:
+        """A fresh Prefect task runner for one flow run (task runners are not shared between runs)."""
+        if self.kind is RunnerKind.THREAD:
+            from prefect.task_runners import ThreadPoolTaskRunner
+
+            return ThreadPoolTaskRunner(max_workers=self.max_threads)
+        from prefect_dask import DaskTaskRunner
+
+        if self.dask_address:
+            return DaskTaskRunner(address=self.dask_address)
+        return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
+            "n_workers": self.dask_workers,
+            "threads_per_worker": self.threads_per_worker,
+        })
+
+
+def check_dask_address(address: str) -> str:
+    """A scheduler address such as `tcp://10.0.0.5:8786`; refused early rather than at the first task."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme not in ("tcp", "tls", "ws", "wss", "inproc", "ucx") or not parsed.hostname:
+        raise ValueError(f"not a Dask scheduler address: {address!r} (expected e.g. tcp://host:8786)")
+    return address
+
+
+def current_api_url() -> str | None:
+    """The Prefect API the current flow run talks to (the ephemeral server's URL included)."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL
+
+    context = FlowRunContext.get()
+    client = getattr(context, "client", None) if context else None
+    url = getattr(client, "api_url", None)
+    return str(url).rstrip("/") if url else PREFECT_API_URL.value()
+
+
+def local_cluster(**kwargs: Any) -> Any:
+    """A `distributed.LocalCluster` whose worker processes report to the flow's Prefect API.
+
+    Called by `DaskTaskRunner` when the flow submits its first task, inside the flow run, so the
+    API URL is known by then. No dashboard: nightly runs are unattended and port 8787 may be taken.
+    """
+    from distributed import LocalCluster
+
+    env = dict(kwargs.pop("env", None) or {})
+    url = current_api_url()
+    if url:
+        env.setdefault("PREFECT_API_URL", url)
+    kwargs.setdefault("processes", True)
+    kwargs.setdefault("dashboard_address", None)
+    return LocalCluster(env=env, **kwargs)

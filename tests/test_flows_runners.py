@@ -1,0 +1,93 @@
+"""Task-runner selection: threads by default, a local Dask cluster, or an existing one by address."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect_dask import DaskTaskRunner
+
+from flows.runners import RunnerChoice, RunnerKind, check_dask_address, local_cluster
+
+
+def test_default_is_threads_in_the_flow_process() -> None:
+    runner = RunnerChoice().task_runner()
+    assert isinstance(runner, ThreadPoolTaskRunner)
+    assert RunnerChoice().describe() == "threads in the flow's process"
+
+
+def test_dask_default_is_a_local_cluster_of_two_single_threaded_workers() -> None:
+    runner = RunnerChoice(RunnerKind.DASK).task_runner()
+    assert isinstance(runner, DaskTaskRunner)
+    assert runner.address is None
+    assert runner.cluster_class is local_cluster
+    assert runner.cluster_kwargs == {"n_workers": 2, "threads_per_worker": 1}
+
+
+def test_dask_address_connects_to_an_existing_cluster() -> None:
+    choice = RunnerChoice(RunnerKind.DASK, dask_address="tcp://10.0.0.5:8786")
+    runner = choice.task_runner()
+    assert runner.address == "tcp://10.0.0.5:8786"
+    assert runner.cluster_class is None and runner.cluster_kwargs == {}
+    assert choice.describe() == "the Dask cluster at tcp://10.0.0.5:8786"
+
+
+def test_each_call_gives_a_fresh_runner() -> None:
+    choice = RunnerChoice(RunnerKind.DASK)
+    assert choice.task_runner() is not choice.task_runner()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": RunnerKind.THREAD, "dask_address": "tcp://h:8786"}, "needs --runner dask"),
+        ({"kind": RunnerKind.DASK, "dask_address": "http://h:8786"}, "not a Dask scheduler address"),
+        ({"kind": RunnerKind.DASK, "dask_workers": 0}, "at least one worker"),
+        ({"kind": RunnerKind.THREAD, "max_threads": 0}, "at least 1"),
+    ],
+)
+def test_invalid_choices_are_refused_before_anything_runs(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RunnerChoice(**kwargs)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "10.0.0.5:8786", "tls://sched.internal:8786"])
+def test_scheduler_addresses_accepted(address: str) -> None:
+    assert check_dask_address(address) == address
+
+
+def test_runner_kind_parses_command_line_words() -> None:
+    assert RunnerKind("dask") is RunnerKind.DASK
+    with pytest.raises(ValueError):
+        RunnerKind("ray")
+
+
+@task
+def _where_am_i(x: int) -> tuple[int, int, str | None, str]:
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    assert context is not None
+    return x * x, os.getpid(), os.environ.get("PREFECT_API_URL"), str(context.task_run.flow_run_id)
+
+
+@flow
+def _tiny_flow() -> tuple[str, list[tuple[int, int, str | None, str]]]:
+    from prefect.runtime import flow_run
+
+    futures = [_where_am_i.submit(i) for i in range(4)]
+    return str(flow_run.id), [f.result() for f in futures]
+
+
+def test_local_dask_cluster_runs_tasks_in_worker_processes_on_the_flows_api(prefect_harness: None) -> None:
+    """Worker processes must report task runs to the same API as the flow (not a server of their own)."""
+    from prefect.settings import PREFECT_API_URL
+
+    runner = RunnerChoice(RunnerKind.DASK, dask_workers=2).task_runner()
+    flow_run_id, results = _tiny_flow.with_options(task_runner=runner)()
+    assert [r[0] for r in results] == [0, 1, 4, 9]
+    assert all(pid != os.getpid() for _, pid, _, _ in results)
+    assert {url for _, _, url, _ in results} == {PREFECT_API_URL.value()}
+    assert {run for _, _, _, run in results} == {flow_run_id}
