@@ -1,0 +1,115 @@
+"""SDTM DV (protocol deviations) from the important discrepancies, and its SAS v5 transport file.
+
+One DV record per important finding still present tonight (NEW or OPEN; a RESOLVED one is no
+longer a deviation the data show). The coded terms come from `data/dv_terms.yaml`. DVREFID carries
+the audit's CHECK_ID so a DV record leads back to the finding and the eligibility rows behind it.
+DVSTDTC is the finding's own date when the comparison gives one (a `DTC` column), else the
+subject's treatment start (the day the deviation took effect), else blank: never a guessed date.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from reporting.datafiles import check_keys, load
+from reporting.tables import DV, TABLES, canonical
+
+_ASCII = {"≥": ">=", "≤": "<=", "×": "x", "µ": "u", "μ": "u", "–": "-", "—": "-", "’": "'", "‘": "'",
+          "“": '"', "”": '"', "…": "...", "°": " deg", "²": "2", "³": "3"}
+
+
+def _rules() -> tuple[list[dict], dict, int]:
+    data = load("dv_terms.yaml")
+    check_keys("dv_terms.yaml", data, {"rules", "default", "term_max"}, {"rules", "default", "term_max"})
+    for i, rule in enumerate(data["rules"]):
+        check_keys(f"dv_terms.yaml rule {i + 1}", rule, {"class", "check", "dvdecod", "dvcat", "dvscat"},
+                   {"dvdecod", "dvcat", "dvscat"})
+    check_keys("dv_terms.yaml default", data["default"], {"dvdecod", "dvcat", "dvscat"},
+               {"dvdecod", "dvcat", "dvscat"})
+    return data["rules"], data["default"], int(data["term_max"])
+
+
+def _coded(field: str, rules: list[dict], default: dict) -> pl.Expr:
+    chain = None
+    for rule in rules:
+        cond = pl.lit(True)
+        if "class" in rule:
+            cond = cond & pl.col("CLASS").is_in(rule["class"])
+        if "check" in rule:
+            cond = cond & pl.col("CHECK_ID").str.contains(rule["check"])
+        chain = pl.when(cond).then(pl.lit(rule[field])) if chain is None else chain.when(cond).then(
+            pl.lit(rule[field]))
+    expr = pl.lit(default[field]) if chain is None else chain.otherwise(pl.lit(default[field]))
+    return expr.fill_null(pl.lit(default[field])).alias(field.upper())
+
+
+def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFrame:
+    """The DV table (columns of `tables.DV`), one row per current important discrepancy."""
+    rules, default, term_max = _rules()
+    important = discrepancies.filter(
+        (pl.col("SEVERITY") == "IMPORTANT") & (pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
+    )
+    starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
+        ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
+    own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)
+    evidence = pl.col("EVIDENCE").fill_null("")
+    term = pl.concat_str([pl.col("CHECK_ID").fill_null(""), pl.lit(": "), evidence])
+    term = pl.when(pl.col("EVIDENCE").is_null()).then(
+        pl.concat_str([pl.col("CHECK_ID").fill_null(""), pl.lit(" "), pl.col("CLASS").fill_null("")])
+    ).otherwise(term)
+    dv = (
+        important.join(starts, on=["STUDYID", "USUBJID"], how="left", nulls_equal=True)
+        .with_columns(
+            pl.lit("DV").alias("DOMAIN"),
+            pl.col("CHECK_ID").alias("DVREFID"),
+            term.str.slice(0, term_max).alias("DVTERM"),
+            _coded("dvdecod", rules, default),
+            _coded("dvcat", rules, default),
+            _coded("dvscat", rules, default),
+            own_date.cast(pl.String).fill_null(pl.col("_START")).alias("DVSTDTC"),
+        )
+        .sort(["STUDYID", "USUBJID", "DVREFID", "CLASS"], nulls_last=True, maintain_order=True)
+        .with_columns((pl.int_range(pl.len()).over(["STUDYID", "USUBJID"]) + 1).cast(pl.Int64).alias("DVSEQ"))
+        .select(list(DV))
+    )
+    return canonical(dv, TABLES["dv"])
+
+
+def _ascii(column: str) -> pl.Expr:
+    value = pl.col(column).fill_null("").str.replace_many(list(_ASCII), list(_ASCII.values()))
+    return value.str.replace_all(r"[^\x20-\x7E]", "?").str.slice(0, 200).alias(column)
+
+
+_XPT_STAMP = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD"
+
+
+def xpt_bytes(dv: pl.DataFrame, as_of: date) -> bytes:
+    """`dv` as a SAS v5 transport file (names <= 8, labels <= 40, text <= 200 ASCII characters).
+
+    The header's creation / modification stamps are set to the as-of date (midnight), so the file
+    depends only on its inputs.
+    """
+    labels_file = load("xpt_labels.yaml")
+    check_keys("xpt_labels.yaml", labels_file, {"dataset_label", "labels"}, {"dataset_label", "labels"})
+    labels = labels_file["labels"]
+    text = [c for c, t in dv.schema.items() if t == pl.String]
+    frame = dv.with_columns([_ascii(c) for c in text]).with_columns(pl.col("DVSEQ").cast(pl.Float64))
+    with tempfile.TemporaryDirectory(prefix="dv-xpt-") as tmp:
+        path = Path(tmp) / "dv.xpt"
+        import pyreadstat
+
+        pyreadstat.write_xport(frame.to_pandas(), str(path), file_label=labels_file["dataset_label"],
+                               column_labels={c: labels.get(c) for c in frame.columns}, table_name="DV",
+                               file_format_version=5)
+        data = path.read_bytes()
+    month = _MONTHS[as_of.month - 1]
+    stamp = f"{as_of.day:02d}{month}{as_of.year % 100:02d}:00:00:00".encode("ascii")
+    head, sep, rest = data.partition(_OBS_HEADER)
+    return _XPT_STAMP.sub(stamp, head) + sep + rest

@@ -1,0 +1,106 @@
+"""Discrepancy history across nights: NEW / OPEN / RESOLVED, FIRST_SEEN and DAYS_OPEN.
+
+The previous run's published `discrepancies.parquet` is the memory: no database. A finding is the
+same finding on another night when its stable key (STUDYID, SITEID, USUBJID, CHECK_ID, CLASS) is the
+same. A finding present tonight is NEW when the previous run did not have it open, else OPEN with the
+FIRST_SEEN the previous run recorded. A finding open in the previous run and gone tonight is
+published once more as RESOLVED (RESOLVED_ON = tonight's as-of date); the next run skips RESOLVED
+rows, so a resolved finding is not repeated forever. A finding that comes back after being resolved
+is NEW again.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date
+
+import polars as pl
+
+from contracts import DISCREPANCIES, check_table
+from reporting.tables import PUBLISHED_DISCREPANCIES
+from storage import Store
+from storage.keys import join_key
+
+KEY = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS"]
+DISCREPANCIES_FILE = "discrepancies.parquet"
+_RUN_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def previous_run(store: Store, *, study: str, as_of: date) -> tuple[date, str] | None:
+    """The latest run of `study` strictly before `as_of` that published discrepancies: (date, key).
+
+    Only folders named like a date count, so staging folders and lock objects are ignored; a run
+    folder without `discrepancies.parquet` (an interrupted publication) is skipped.
+    """
+    runs: list[date] = []
+    for name in store.list_dirs(study):
+        if not _RUN_DIR.fullmatch(name):
+            continue
+        try:
+            run = date.fromisoformat(name)
+        except ValueError:
+            continue
+        if run < as_of:
+            runs.append(run)
+    for run in sorted(runs, reverse=True):
+        key = join_key(study, run.isoformat(), DISCREPANCIES_FILE)
+        if store.head(key) is not None:
+            return run, key
+    return None
+
+
+def _days(since: pl.Expr, until: date) -> pl.Expr:
+    return (pl.lit(until) - since.str.to_date("%Y-%m-%d", strict=False)).dt.total_days().cast(pl.Int64)
+
+
+def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
+    found = previous_run(store, study=study, as_of=as_of)
+    if found is None:
+        return None
+    run, key = found
+    frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    status = pl.col("STATUS").cast(pl.String) if "STATUS" in frame.columns else pl.lit(None, pl.String)
+    first = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in frame.columns else pl.lit(None, pl.String)
+    return (
+        frame.filter(status.is_null() | (status != "RESOLVED"))
+        .with_columns(first.fill_null(run.isoformat()).alias("FIRST_SEEN"))
+        .sort([*KEY, "FIRST_SEEN"], nulls_last=True, maintain_order=True)
+        .unique(KEY, keep="first", maintain_order=True)
+    )
+
+
+def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
+    """Tonight's discrepancies with STATUS / FIRST_SEEN / DAYS_OPEN / RESOLVED_ON set from the
+    latest earlier run in the reports `store`, plus RESOLVED rows for findings that are gone."""
+    check_table(discrepancies, DISCREPANCIES, "discrepancies")
+    today = as_of.isoformat()
+    current = discrepancies.drop([c for c in ("STATUS", "FIRST_SEEN", "DAYS_OPEN", "RESOLVED_ON")
+                                  if c in discrepancies.columns])
+    previous = _previous_open(store, study, as_of)
+    if previous is None:
+        previous = pl.DataFrame(schema={**PUBLISHED_DISCREPANCIES})
+    keys = previous.select([pl.col(k).cast(pl.String) for k in KEY] + [pl.col("FIRST_SEEN").alias("_FIRST")])
+    tonight = (
+        current.join(keys, on=KEY, how="left", nulls_equal=True)
+        .with_columns(
+            pl.when(pl.col("_FIRST").is_null()).then(pl.lit("NEW")).otherwise(pl.lit("OPEN")).alias("STATUS"),
+            pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"),
+            pl.lit(None, pl.String).alias("RESOLVED_ON"),
+        )
+        .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
+        .drop("_FIRST")
+    )
+    gone = (
+        previous.join(current.select([pl.col(k).cast(pl.String) for k in KEY]).unique(), on=KEY,
+                      how="anti", nulls_equal=True)
+        .with_columns(
+            pl.lit("RESOLVED").alias("STATUS"),
+            pl.lit(today).alias("RESOLVED_ON"),
+            _days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"),
+        )
+    )
+    gone = gone.select([c for c in gone.columns if c in tonight.columns or c in PUBLISHED_DISCREPANCIES])
+    merged = pl.concat([tonight, gone], how="diagonal_relaxed")
+    columns = list(PUBLISHED_DISCREPANCIES) + [c for c in merged.columns if c not in PUBLISHED_DISCREPANCIES]
+    return merged.select(columns).sort(KEY, nulls_last=True, maintain_order=True)

@@ -1,0 +1,165 @@
+"""report.html: one self-contained page a data manager reads in five minutes.
+
+Jinja2 with autoescape on; CSS, the SVG charts and a few lines of table-filter JavaScript are inline,
+so the page opens from a disk, an e-mail attachment or an S3 download with the network off. Listings
+show the top rows (NEW first, then the longest open); the full listings are in report.xlsx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from reporting import charts
+from reporting.outputs import RunOutputs
+from reporting.risk import funnel_limits, load_indicators
+from reporting.summary import (
+    Headline,
+    criterion_counts,
+    criterion_sort_key,
+    current,
+    headline,
+    not_audited_table,
+    reconciliation_table,
+    site_criterion_counts,
+    site_table,
+)
+
+TOP_ROWS = 200
+HEATMAP_SITES = 60
+BAR_SITES = 40
+
+_STATUS_RANK = pl.col("STATUS").replace_strict({"NEW": 0, "OPEN": 1, "RESOLVED": 2}, default=3)
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("reporting", "templates"),
+                       autoescape=select_autoescape(["html", "j2"], default=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _rows(frame: pl.DataFrame, limit: int = TOP_ROWS) -> dict[str, Any]:
+    return {"columns": frame.columns, "rows": frame.head(limit).rows(), "total": frame.height,
+            "shown": min(frame.height, limit)}
+
+
+def _listing(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    if frame.height == 0:
+        return frame.select([c for c in columns if c in frame.columns])
+    ordered = frame.with_columns(_STATUS_RANK.alias("_R")).sort(
+        ["_R", "DAYS_OPEN", "SITEID", "USUBJID", "CHECK_ID"], descending=[False, True, False, False, False],
+        nulls_last=True)
+    return ordered.select([c for c in columns if c in frame.columns])
+
+
+def _heatmap(outputs: RunOutputs, sites: pl.DataFrame) -> dict[str, Any]:
+    counts = site_criterion_counts(outputs)
+    ranked = (sites.sort(["IMPORTANT", "QUERIES", "SITEID"], descending=[True, True, False])
+              ["SITEID"].to_list())
+    shown = sorted(ranked[:HEATMAP_SITES])
+    criteria = sorted(counts["CRITERION"].drop_nulls().unique().to_list(), key=criterion_sort_key)
+    cells = {(s, c): int(n) for s, c, n in counts.select("SITEID", "CRITERION", "N").iter_rows() if s in shown}
+    svg = charts.heatmap(shown, criteria, cells, "Open findings per site and criterion") if criteria else None
+    return {"svg": svg, "sites_shown": len(shown), "sites_total": len(ranked)}
+
+
+def _site_bars(sites: pl.DataFrame) -> Any:
+    top = sites.sort(["SCREENED", "SITEID"], descending=[True, False]).head(BAR_SITES)
+    bars = [charts.Bar(str(r["SITEID"]), (float(r["SCREENED"]), float(r["ENROLLED"])),
+                       f"{r['ENROLLED']}/{r['SCREENED']} enrolled · {r['IMPORTANT']} imp. · {r['QUERIES']} q.")
+            for r in top.iter_rows(named=True)]
+    if not bars:
+        return None
+    return charts.hbars(bars, [charts.PALETTE["screened"], charts.PALETTE["enrolled"]], ["screened", "enrolled"],
+                        "Subjects screened and enrolled per site", overlay=True)
+
+
+def _criterion_bars(outputs: RunOutputs) -> Any:
+    per = criterion_counts(outputs).head(25)
+    bars = [charts.Bar(str(r["CRITERION"]), (float(r["IMPORTANT"]), float(r["QUERY"])), str(r["N"]))
+            for r in per.iter_rows(named=True)]
+    if not bars:
+        return None
+    return charts.hbars(bars, [charts.PALETTE["important"], charts.PALETTE["query"]], ["important", "query"],
+                        "Open findings per criterion", plot=260)
+
+
+def _funnels(risk: pl.DataFrame) -> list[dict[str, Any]]:
+    indicators, limits = load_indicators()
+    panels = []
+    for ind in indicators:
+        part = risk.filter(pl.col("INDICATOR") == ind.id)
+        if part.height == 0:
+            continue
+        p0 = float(part["STUDY_RATE"][0] or 0.0) / ind.scale
+        n_max = max(float(part["DENOMINATOR"].max() or 0.0), 1.0)
+        samples = []
+        for z in (limits.amber, limits.red):
+            for k in range(1, 41):
+                n = n_max * k / 40
+                low, high = funnel_limits(p0, n, z, ind.model)
+                samples.append((n, low * ind.scale, high * ind.scale, 2.0 if z == limits.amber else 3.0))
+        points = [charts.FunnelPoint(str(r["SITEID"]), float(r["DENOMINATOR"]), float(r["RATE"]), int(r["FLAG"]))
+                  for r in part.filter(pl.col("DENOMINATOR") > 0).iter_rows(named=True)]
+        flagged = part.filter(pl.col("FLAG") != 0).sort(pl.col("Z").abs(), descending=True)
+        panels.append({
+            "label": ind.label, "unit": ind.unit, "study_rate": p0 * ind.scale,
+            "svg": charts.funnel(points, p0 * ind.scale, samples, ind.label, "denominator (per site)", "rate"),
+            "flagged": flagged.select("SITEID", "NUMERATOR", "DENOMINATOR", "RATE", "Z", "FLAG").rows(named=True),
+        })
+    return panels
+
+
+def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]) -> dict[str, Any]:
+    """Everything report.html.j2 shows, as plain values."""
+    head: Headline = headline(outputs)
+    sites = site_table(outputs, risk)
+    disc = outputs.discrepancies
+    now = current(disc)
+    important = _listing(now.filter(pl.col("SEVERITY") == "IMPORTANT"),
+                         ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"])
+    queries = _listing(now.filter(pl.col("SEVERITY") == "QUERY"),
+                       ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS",
+                        "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"])
+    resolved = _listing(disc.filter(pl.col("STATUS") == "RESOLVED"),
+                        ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "FIRST_SEEN", "RESOLVED_ON",
+                         "DAYS_OPEN"])
+    new = _listing(disc.filter(pl.col("STATUS") == "NEW"),
+                   ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "EVIDENCE"])
+    oldest = now.sort(["DAYS_OPEN", "SITEID", "USUBJID"], descending=[True, False, False], nulls_last=True)
+    data_quality = (outputs.validation.group_by("SITEID", "DOMAIN", "VARIABLE", "EXPECTATION")
+                    .agg(pl.len().alias("ROWS"), pl.col("MESSAGE").drop_nulls().first().alias("EXAMPLE"))
+                    .sort(["ROWS", "SITEID", "DOMAIN", "VARIABLE"], descending=[True, False, False, False],
+                          nulls_last=True))
+    status_by_site = sites.select("SITEID", "NEW", "RESOLVED", "IMPORTANT", "QUERIES")
+    manifest = outputs.run_manifest
+    return {
+        "head": head,
+        "manifest": manifest,
+        "generated_at": manifest.get("generated_at"),
+        "software_version": manifest.get("software_version", ""),
+        "links": links,
+        "sites": _rows(sites, 500),
+        "site_bars": _site_bars(sites),
+        "heatmap": _heatmap(outputs, sites),
+        "criterion_bars": _criterion_bars(outputs),
+        "funnels": _funnels(risk),
+        "important": _rows(important),
+        "queries": _rows(queries),
+        "new": _rows(new),
+        "resolved": _rows(resolved),
+        "oldest": _rows(oldest.select([c for c in ["DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID",
+                                                   "CLASS", "SEVERITY"] if c in oldest.columns]), 20),
+        "status_by_site": _rows(status_by_site, 500),
+        "not_audited": _rows(not_audited_table(manifest), 500),
+        "data_quality": _rows(data_quality, 50),
+        "reconciliation": _rows(reconciliation_table(manifest), 100),
+        "top_rows": TOP_ROWS,
+    }
+
+
+def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]) -> str:
+    """The report as HTML text."""
+    return _env().get_template("report.html.j2").render(**build_context(outputs, risk, links))

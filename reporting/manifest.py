@@ -1,0 +1,114 @@
+"""`run_manifest.json`: what the run read, what it skipped, and where every row went.
+
+The reconciliation per domain is the audit's own audit: RECEIVED (rows read from the audited
+deliveries' files) = VALIDATED (rows run through the suites + rows rejected at ingestion, which got
+their finding there) = EVALUATED + REJECTED (at ingestion + by validation). A domain that does not
+balance is flagged (BALANCED = false) and shown in red in the report: rows went missing somewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+
+from contracts import DOMAINS, Evaluation, IngestResult, ValidationResult
+
+MANIFEST_VERSION = 1
+RECONCILIATION_COLUMNS = ["DOMAIN", "RECEIVED", "REJECTED_INGEST", "VALIDATED", "REJECTED_VALIDATION",
+                          "EVALUATED", "REJECTED", "BALANCED"]
+
+
+def _domain(code: str | None) -> str | None:
+    return code.lower() if code else None
+
+
+def _domain_order(codes: set[str]) -> list[str]:
+    known = [code for code in DOMAINS if code in codes]
+    return known + sorted(codes - set(known))
+
+
+def reconciliation(ingest: IngestResult, validation: ValidationResult,
+                   evaluation: Evaluation) -> list[dict[str, Any]]:
+    """One row per domain: RECEIVED = VALIDATED = EVALUATED + REJECTED, and whether it balances."""
+    received: dict[str, int] = {}
+    rejected_ingest: dict[str, int] = {}
+    for item in ingest.inputs:
+        code = _domain(item.domain)
+        if code is None:
+            continue
+        received[code] = received.get(code, 0) + item.rows_read
+        rejected_ingest[code] = rejected_ingest.get(code, 0) + item.rows_rejected
+    rejected = validation.rejected
+    rejected_validation: dict[str, int] = {}
+    if rejected.height:
+        counts = (rejected.filter(pl.col("DOMAIN").is_not_null())
+                  .group_by(pl.col("DOMAIN").str.to_lowercase())
+                  .agg(pl.col("SOURCE").n_unique().alias("N")))
+        rejected_validation = dict(zip(counts["DOMAIN"].to_list(), counts["N"].to_list(), strict=True))
+    validated = {_domain(k) or k: v for k, v in validation.rows_validated.items()}
+    evaluated = {_domain(k) or k: v for k, v in evaluation.rows_evaluated.items()}
+    codes = set(received) | set(validated) | set(evaluated) | set(rejected_validation)
+    rows = []
+    for code in _domain_order(codes):
+        row = {
+            "DOMAIN": code.upper(),
+            "RECEIVED": received.get(code, 0),
+            "REJECTED_INGEST": rejected_ingest.get(code, 0),
+            "VALIDATED": validated.get(code, 0) + rejected_ingest.get(code, 0),
+            "REJECTED_VALIDATION": rejected_validation.get(code, 0),
+            "EVALUATED": evaluated.get(code, 0),
+        }
+        row["REJECTED"] = row["REJECTED_INGEST"] + row["REJECTED_VALIDATION"]
+        row["BALANCED"] = row["RECEIVED"] == row["VALIDATED"] == row["EVALUATED"] + row["REJECTED"]
+        rows.append(row)
+    return rows
+
+
+def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
+                       evaluation: Evaluation, software_version: str) -> dict[str, Any]:
+    """The run manifest as a JSON-ready dict (`generated_at` is its only time-dependent field)."""
+    inputs = [
+        {
+            "key": item.key,
+            "site": item.site,
+            "domain": item.domain.upper() if item.domain else None,
+            "version_id": item.version_id,
+            "etag": item.etag,
+            "sha256": item.sha256,
+            "rows_read": item.rows_read,
+            "rows_rejected": item.rows_rejected,
+            "rejected_reasons": dict(sorted(item.rejected_reasons.items())),
+        }
+        for item in sorted(ingest.inputs, key=lambda i: i.key)
+    ]
+    deliveries = [
+        {"site": d.site, "delivery": d.delivery, "status": d.status, "reason": d.reason}
+        for d in sorted(ingest.deliveries, key=lambda d: (d.site, d.delivery))
+    ]
+    rows = reconciliation(ingest, validation, evaluation)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "study": study,
+        "as_of": as_of.isoformat(),
+        "protocol": {"id": evaluation.protocol_id, "version": evaluation.protocol_version},
+        "software_version": software_version,
+        "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "sites_audited": sorted(ingest.sites_audited),
+        "sites_not_audited": [{"site": s, "reason": r} for s, r in sorted(ingest.sites_not_audited.items())],
+        "inputs": inputs,
+        "deliveries": deliveries,
+        "deliveries_not_used": [d for d in deliveries if d["status"] != "USED"],
+        "findings": {"ingest": ingest.findings.height, "validation": validation.findings.height},
+        "reconciliation": rows,
+        "balanced": all(r["BALANCED"] for r in rows),
+        "totals": {
+            "rows_received": sum(r["RECEIVED"] for r in rows),
+            "rows_validated": sum(r["VALIDATED"] for r in rows),
+            "rows_evaluated": sum(r["EVALUATED"] for r in rows),
+            "rows_rejected": sum(r["REJECTED"] for r in rows),
+            "subjects": evaluation.subjects.height,
+            "discrepancies": evaluation.discrepancies.height,
+        },
+    }

@@ -1,0 +1,158 @@
+"""Write every output of a run under one prefix of the reports store.
+
+`render_outputs` makes all files in memory (pure, testable); `publish` writes them. The flow decides
+the prefix (the final `<STUDYID>/<AS_OF>` or a staging prefix it promotes afterwards).
+`run_manifest.json` is written last, so a reader that finds it knows the rest is there.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from reporting.dv import build_dv, xpt_bytes
+from reporting.html import render_report
+from reporting.outputs import RunOutputs
+from reporting.queries import build_site_queries, split_by_site
+from reporting.summary import (
+    current,
+    eligibility_matrix,
+    headline,
+    not_audited_table,
+    reconciliation_table,
+    risk_table,
+    site_table,
+)
+from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
+from reporting.workbook import workbook_bytes
+from storage import Store
+from storage.keys import join_key
+
+CSV = "text/csv; charset=utf-8"
+PARQUET = "application/vnd.apache.parquet"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XPT = "application/x-sas-xport"
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+#: content types for Data Docs files (mimetypes' table differs between machines)
+DOC_TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8", ".css": "text/css",
+             ".js": "application/javascript", ".json": "application/json", ".png": "image/png",
+             ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml",
+             ".ico": "image/x-icon", ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
+             ".map": "application/json", ".txt": "text/plain; charset=utf-8"}
+MANIFEST_FILE = "run_manifest.json"
+_SITE_FILE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    key: str  # relative to the run prefix
+    data: bytes
+    content_type: str
+
+
+def site_file_name(site: str) -> str:
+    """A site id as a safe file name (site ids come from delivery paths, but never trust them)."""
+    name = _SITE_FILE.sub("_", site).strip(".") or "UNKNOWN"
+    return name
+
+
+def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
+    """The five published tables in canonical form."""
+    return {
+        "subjects": canonical(outputs.subjects, TABLES["subjects"]),
+        "eligibility": canonical(outputs.eligibility, TABLES["eligibility"]),
+        "discrepancies": canonical(outputs.discrepancies, TABLES["discrepancies"]),
+        "validation": canonical(outputs.validation, TABLES["validation"]),
+        "dv": build_dv(outputs.discrepancies, outputs.subjects),
+    }
+
+
+def _summary_sheet(outputs: RunOutputs) -> pl.DataFrame:
+    head = headline(outputs).as_dict()
+    labels = [(k.replace("_", " ").upper(), str(v)) for k, v in head.items()]
+    labels.append(("SOFTWARE VERSION", str(outputs.run_manifest.get("software_version", ""))))
+    return pl.DataFrame({"ITEM": [k for k, _ in labels], "VALUE": [v for _, v in labels]})
+
+
+def _links(outputs: RunOutputs) -> dict[str, str]:
+    links = {"Workbook (report.xlsx)": "report.xlsx", "Run manifest": MANIFEST_FILE}
+    if outputs.data_docs is not None and (Path(outputs.data_docs) / "index.html").is_file():
+        links["Data Docs"] = "data_docs/index.html"
+    links["Protocol deviations (dv.xpt)"] = "dv.xpt"
+    return links
+
+
+def render_outputs(outputs: RunOutputs) -> list[OutputFile]:
+    """Every output file of the run except the Data Docs folder, in the order they are written."""
+    tables = published_tables(outputs)
+    files: list[OutputFile] = []
+    for name, frame in tables.items():
+        files.append(OutputFile(f"{name}.csv", csv_bytes(frame), CSV))
+        files.append(OutputFile(f"{name}.parquet", parquet_bytes(frame), PARQUET))
+    files.append(OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT))
+
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    for site, part in split_by_site(queries).items():
+        stem = f"site_queries/{site_file_name(site)}"
+        files.append(OutputFile(f"{stem}.csv", csv_bytes(part), CSV))
+        files.append(OutputFile(f"{stem}.xlsx", workbook_bytes([("Queries", part)], outputs.as_of,
+                                                               f"{outputs.study} queries for site {site}"), XLSX))
+
+    risk = risk_table(outputs)
+    disc = tables["discrepancies"]
+    now = current(disc)
+    sheets = [
+        ("Summary", _summary_sheet(outputs)),
+        ("Sites", site_table(outputs, risk)),
+        ("Important deviations", now.filter(pl.col("SEVERITY") == "IMPORTANT")),
+        ("Queries", queries),
+        ("Discrepancies", disc),
+        ("Validation findings", tables["validation"]),
+        ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),
+        ("Site risk", risk),
+        ("Reconciliation", reconciliation_table(outputs.run_manifest)),
+        ("Not audited", not_audited_table(outputs.run_manifest)),
+        ("DV", tables["dv"]),
+    ]
+    files.append(OutputFile("report.xlsx", workbook_bytes(sheets, outputs.as_of,
+                                                          f"Screening audit {outputs.study} {outputs.as_of}"), XLSX))
+    files.append(OutputFile("report.html", render_report(outputs, risk, _links(outputs)).encode("utf-8"), HTML))
+    manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    files.append(OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON))
+    return files
+
+
+def content_type(path: Path) -> str:
+    return DOC_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def _data_docs(folder: Path) -> list[tuple[str, Path]]:
+    root = Path(folder)
+    return [(path.relative_to(root).as_posix(), path) for path in sorted(root.rglob("*"))
+            if path.is_file() and not path.is_symlink()]
+
+
+def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
+    """Write every output of the run under `prefix`; returns the keys written, in write order."""
+    files = render_outputs(outputs)
+    written: list[str] = []
+    manifest = files.pop()  # written last
+    for item in files:
+        key = join_key(prefix, item.key)
+        store.write_bytes(key, item.data, item.content_type)
+        written.append(key)
+    if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
+        for rel, path in _data_docs(Path(outputs.data_docs)):
+            key = join_key(prefix, "data_docs", rel)
+            store.write_file(key, path, content_type(path))
+            written.append(key)
+    key = join_key(prefix, manifest.key)
+    store.write_bytes(key, manifest.data, manifest.content_type)
+    written.append(key)
+    return written

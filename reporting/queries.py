@@ -1,0 +1,137 @@
+"""Site queries: one row per finding a site must act on, with a neutral query text.
+
+A site monitor sends these to a site; the text quotes the values, units, limits and dates behind the
+finding and asks for one specific action. The wording is data (`data/queries.yaml`), filled in with
+one polars expression per template: no loop over rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from reporting.datafiles import check_keys, load
+from reporting.tables import sort_like
+
+QUERY_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY",
+                 "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
+                 "SOURCE", "DETAIL", "QUERY_TEXT"]
+_FIELD = re.compile(r"\{([A-Z_]+)\}")
+_OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
+MISSING = "not recorded"
+
+
+def _templates() -> tuple[dict[str, str], str]:
+    data = load("queries.yaml")
+    check_keys("queries.yaml", data, {"templates", "default"}, {"templates", "default"})
+    return data["templates"], data["default"]
+
+
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String)
+
+
+def _literal_and_fields(part: str) -> list[pl.Expr]:
+    pieces: list[pl.Expr] = []
+    pos = 0
+    for match in _FIELD.finditer(part):
+        if match.start() > pos:
+            pieces.append(pl.lit(part[pos:match.start()]))
+        pieces.append(_text(match.group(1)).fill_null(MISSING))
+        pos = match.end()
+    if pos < len(part):
+        pieces.append(pl.lit(part[pos:]))
+    return pieces
+
+
+def render_template(template: str) -> pl.Expr:
+    """A String expression that fills `template` for every row (see data/queries.yaml)."""
+    parts: list[pl.Expr] = []
+    pos = 0
+    for match in _OPTIONAL.finditer(template):
+        parts.extend(_literal_and_fields(template[pos:match.start()]))
+        inner = match.group(1)
+        fields = _FIELD.findall(inner)
+        present = pl.all_horizontal([_text(f).is_not_null() & (_text(f) != "") for f in fields]) \
+            if fields else pl.lit(True)
+        parts.append(pl.when(present).then(pl.concat_str(_literal_and_fields(inner))).otherwise(pl.lit("")))
+        pos = match.end()
+    parts.extend(_literal_and_fields(template[pos:]))
+    return pl.concat_str(parts)
+
+
+def _with_unit(value: str, unit: str) -> pl.Expr:
+    return pl.when(pl.col(unit).is_null() | (pl.col(unit) == "")).then(pl.col(value)).otherwise(
+        pl.concat_str([pl.col(value), pl.lit(" "), pl.col(unit)]))
+
+
+def _no_full_stop(column: str) -> pl.Expr:
+    return pl.col(column).str.strip_chars_end(" .").alias(column)
+
+
+def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
+    current = discrepancies.filter(pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
+    keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
+    values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
+                                pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first",
+                                                                               maintain_order=True)
+    own = [c for c in ("VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SOURCE") if c in current.columns]
+    rows = current.drop(own).join(values, on=keys, how="left", nulls_equal=True)
+    return rows.with_columns(
+        pl.col("_ELIG_SOURCE").alias("SOURCE"),
+        pl.lit("DISCREPANCY").alias("ORIGIN"),
+        pl.lit(None, pl.String).alias("DOMAIN"),
+        pl.lit(None, pl.String).alias("VARIABLE"),
+        pl.lit(None, pl.String).alias("OBSERVED"),
+        pl.lit(None, pl.String).alias("MESSAGE"),
+        pl.col("EVIDENCE").alias("DETAIL"),
+        pl.concat_str([pl.col("CLASS"), pl.col("USUBJID"), pl.col("CHECK_ID")], separator=":",
+                      ignore_nulls=True).alias("QUERY_ID"),
+    ).drop("_ELIG_SOURCE")
+
+
+def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
+    return validation.with_columns(
+        pl.lit("VALIDATION").alias("ORIGIN"),
+        pl.col("EXPECTATION").alias("CHECK_ID"),
+        pl.lit("VALIDATION").alias("CLASS"),
+        pl.lit("QUERY").alias("SEVERITY"),
+        pl.lit(None, pl.String).alias("STATUS"),
+        pl.lit(None, pl.String).alias("FIRST_SEEN"),
+        pl.lit(None, pl.Int64).alias("DAYS_OPEN"),
+        pl.col("OBSERVED").alias("VALUE"),
+        *(pl.lit(None, pl.String).alias(c) for c in ("UNIT", "LIMIT", "DTC", "REASON", "EVIDENCE",
+                                                      "SITE_ASSESSMENT", "RECOMPUTED")),
+        pl.col("MESSAGE").alias("DETAIL"),
+        pl.concat_str([pl.lit("DQ"), pl.col("SOURCE"), pl.col("VARIABLE"), pl.col("EXPECTATION")],
+                      separator=":", ignore_nulls=True).alias("QUERY_ID"),
+    )
+
+
+def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
+                       eligibility: pl.DataFrame) -> pl.DataFrame:
+    """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site."""
+    templates, default = _templates()
+    rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
+                     how="diagonal_relaxed")
+    rows = rows.with_columns(
+        _with_unit("VALUE", "UNIT").alias("VALUE_TEXT"),
+        _with_unit("LIMIT", "UNIT").alias("LIMIT_TEXT"),
+        _no_full_stop("EVIDENCE"),
+        _no_full_stop("MESSAGE"),
+    )
+    chain = None
+    for klass, template in templates.items():
+        cond = pl.col("CLASS") == klass
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(render_template(template))
+    text = render_template(default) if chain is None else chain.otherwise(render_template(default))
+    rows = rows.with_columns(text.str.replace_all(r"\s+", " ").str.strip_chars().alias("QUERY_TEXT"))
+    return sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"])
+
+
+def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """SITEID -> that site's queries (rows without a site go under `UNKNOWN`)."""
+    keyed = queries.with_columns(pl.col("SITEID").fill_null("UNKNOWN").alias("_SITE"))
+    return {str(key[0]): part.drop("_SITE") for key, part in
+            sorted(keyed.partition_by("_SITE", as_dict=True, maintain_order=True).items())}

@@ -1,0 +1,190 @@
+"""Aggregates the report, the workbook and the Prefect artifacts share (per site, per criterion).
+
+All computed with polars group-bys over the full tables; the report then shows these summaries and
+the top of each listing, so it stays readable at 10,000 subjects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import polars as pl
+
+from reporting.outputs import RunOutputs
+from reporting.risk import inputs_table, site_risk
+
+_CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}
+OUTCOME_ORDER = ["NOT_MET", "APPLIES", "UNVERIFIABLE", "MET", "NOT_APPLICABLE"]
+
+
+def current(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    """Findings present tonight (NEW or OPEN), without the RESOLVED ones."""
+    if "STATUS" not in discrepancies.columns:
+        return discrepancies
+    return discrepancies.filter(pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
+
+
+def criterion_expr(check: str = "CHECK_ID") -> pl.Expr:
+    """The criterion (`IN10`) of a check id (`IN10.PLT`)."""
+    return pl.col(check).str.extract(r"^([^.]+)", 1).alias("CRITERION")
+
+
+def criterion_sort_key(criterion: str) -> tuple[int, str]:
+    return _CRITERION_RANK.get(criterion[:2], 3), criterion
+
+
+@dataclass(frozen=True)
+class Headline:
+    study: str
+    as_of: str
+    protocol: str
+    sites_audited: int
+    sites_not_audited: int
+    deliveries_not_used: int
+    subjects_screened: int
+    enrolled: int
+    screen_failures: int
+    in_screening: int
+    ineligible_enrolled: int
+    important: int
+    queries: int
+    new: int
+    resolved: int
+    data_findings: int
+    balanced: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def headline(outputs: RunOutputs) -> Headline:
+    subjects, disc = outputs.subjects, outputs.discrepancies
+    now = current(disc)
+    manifest = outputs.run_manifest
+    decision = pl.col("SITE_DECISION")
+    status = pl.col("STATUS") if "STATUS" in disc.columns else pl.lit(None, pl.String)
+    sites = set(manifest.get("sites_audited") or subjects["SITEID"].drop_nulls().unique().to_list())
+    return Headline(
+        study=outputs.study,
+        as_of=outputs.as_of.isoformat(),
+        protocol=f"{outputs.protocol_id} {outputs.protocol_version}".strip(),
+        sites_audited=len(sites),
+        sites_not_audited=len(manifest.get("sites_not_audited") or []),
+        deliveries_not_used=len(manifest.get("deliveries_not_used") or []),
+        subjects_screened=subjects.height,
+        enrolled=subjects.filter(decision == "ENROLLED").height,
+        screen_failures=subjects.filter(decision == "SCREEN FAILURE").height,
+        in_screening=subjects.filter(decision == "IN SCREENING").height,
+        ineligible_enrolled=subjects.filter((decision == "ENROLLED") & (pl.col("RECOMPUTED") == "INELIGIBLE")).height,
+        important=now.filter(pl.col("SEVERITY") == "IMPORTANT").height,
+        queries=now.filter(pl.col("SEVERITY") == "QUERY").height,
+        new=disc.filter(status == "NEW").height,
+        resolved=disc.filter(status == "RESOLVED").height,
+        data_findings=outputs.validation.height,
+        balanced=bool(manifest.get("balanced", True)),
+    )
+
+
+def all_sites(outputs: RunOutputs) -> list[str]:
+    manifest = outputs.run_manifest
+    sites = set(manifest.get("sites_audited") or [])
+    sites |= set(outputs.subjects["SITEID"].drop_nulls().to_list())
+    return sorted(sites)
+
+
+def risk_table(outputs: RunOutputs) -> pl.DataFrame:
+    tables = {
+        "subjects": outputs.subjects,
+        "discrepancies": current(outputs.discrepancies),
+        "validation": outputs.validation,
+        "inputs": inputs_table(outputs.run_manifest),
+    }
+    return site_risk(tables, all_sites(outputs))
+
+
+def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
+    """One row per audited site: subjects by decision, findings by severity and status, risk flags."""
+    subjects = outputs.subjects.group_by("SITEID").agg(
+        pl.len().alias("SCREENED"),
+        (pl.col("SITE_DECISION") == "ENROLLED").sum().alias("ENROLLED"),
+        (pl.col("SITE_DECISION") == "SCREEN FAILURE").sum().alias("SCREEN_FAILURES"),
+        ((pl.col("SITE_DECISION") == "ENROLLED") & (pl.col("RECOMPUTED") == "INELIGIBLE")).sum()
+        .alias("INELIGIBLE_ENROLLED"),
+    )
+    disc = outputs.discrepancies
+    status = pl.col("STATUS")
+    live = status.is_null() | (status != "RESOLVED")
+    findings = disc.group_by("SITEID").agg(
+        ((pl.col("SEVERITY") == "IMPORTANT") & live).sum().alias("IMPORTANT"),
+        ((pl.col("SEVERITY") == "QUERY") & live).sum().alias("QUERIES"),
+        (status == "NEW").sum().alias("NEW"),
+        (status == "RESOLVED").sum().alias("RESOLVED"),
+    )
+    data = outputs.validation.group_by("SITEID").agg(pl.len().alias("DATA_FINDINGS"))
+    flags = risk.group_by("SITEID").agg(
+        (pl.col("FLAG") != 0).sum().alias("RISK_SIGNALS"),
+        pl.col("INDICATOR").filter(pl.col("FLAG") != 0).sort().str.join(", ").alias("RISK_INDICATORS"),
+    )
+    base = pl.DataFrame({"SITEID": all_sites(outputs)}, schema={"SITEID": pl.String})
+    counts = ["SCREENED", "ENROLLED", "SCREEN_FAILURES", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES", "NEW",
+              "RESOLVED", "DATA_FINDINGS", "RISK_SIGNALS"]
+    table = (base.join(subjects, on="SITEID", how="left").join(findings, on="SITEID", how="left")
+             .join(data, on="SITEID", how="left").join(flags, on="SITEID", how="left"))
+    return table.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in counts]).select(
+        ["SITEID", *counts, "RISK_INDICATORS"]).sort("SITEID")
+
+
+def site_criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
+    """Open findings per site x criterion (SITEID, CRITERION, IMPORTANT, QUERY, N)."""
+    now = current(outputs.discrepancies)
+    return (now.with_columns(criterion_expr()).group_by("SITEID", "CRITERION").agg(
+        (pl.col("SEVERITY") == "IMPORTANT").sum().alias("IMPORTANT"),
+        (pl.col("SEVERITY") == "QUERY").sum().alias("QUERY"),
+        pl.len().alias("N"),
+    ).sort("SITEID", "CRITERION"))
+
+
+def criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
+    """Open findings per criterion, most first (CRITERION, IMPORTANT, QUERY, N)."""
+    per = site_criterion_counts(outputs)
+    return (per.group_by("CRITERION").agg(pl.col("IMPORTANT").sum(), pl.col("QUERY").sum(), pl.col("N").sum())
+            .sort(["N", "CRITERION"], descending=[True, False]))
+
+
+def eligibility_matrix(subjects: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
+    """One row per subject, one column per criterion with its recomputed outcome (worst component:
+    NOT_MET / APPLIES, then UNVERIFIABLE, then MET / NOT_APPLICABLE)."""
+    rank = {outcome: i for i, outcome in enumerate(OUTCOME_ORDER)}
+    per = (eligibility.with_columns(pl.col("OUTCOME").replace_strict(rank, default=len(rank)).alias("_RANK"))
+           .group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID")
+           .agg(pl.col("OUTCOME").sort_by("_RANK").first()))
+    criteria = sorted(per["CRITERION_ID"].drop_nulls().unique().to_list(), key=criterion_sort_key)
+    wide = per.pivot(on="CRITERION_ID", index=["STUDYID", "SITEID", "USUBJID"], values="OUTCOME",
+                     on_columns=criteria) if criteria and per.height else None
+    head = subjects.select("STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED")
+    if wide is None:
+        return head.sort("SITEID", "USUBJID")
+    return (head.join(wide, on=["STUDYID", "SITEID", "USUBJID"], how="full", coalesce=True, nulls_equal=True)
+            .select(["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED", *criteria])
+            .sort("SITEID", "USUBJID", nulls_last=True))
+
+
+def reconciliation_table(manifest: dict[str, Any]) -> pl.DataFrame:
+    from reporting.manifest import RECONCILIATION_COLUMNS
+
+    rows = manifest.get("reconciliation") or []
+    schema = {c: (pl.Boolean if c == "BALANCED" else pl.String if c == "DOMAIN" else pl.Int64)
+              for c in RECONCILIATION_COLUMNS}
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def not_audited_table(manifest: dict[str, Any]) -> pl.DataFrame:
+    """Sites not audited and deliveries not used, each with the reason."""
+    rows = [{"SITEID": r["site"], "DELIVERY": None, "STATUS": "SITE NOT AUDITED", "REASON": r["reason"]}
+            for r in manifest.get("sites_not_audited") or []]
+    rows += [{"SITEID": d["site"], "DELIVERY": d["delivery"], "STATUS": d["status"], "REASON": d["reason"]}
+             for d in manifest.get("deliveries_not_used") or []]
+    schema = dict.fromkeys(["SITEID", "DELIVERY", "STATUS", "REASON"], pl.String)
+    return pl.DataFrame(rows, schema=schema).sort("SITEID", "DELIVERY", nulls_last=True) if rows \
+        else pl.DataFrame(schema=schema)

@@ -1,0 +1,93 @@
+"""The published tables: fixed column order, sorted rows, and byte-stable CSV / Parquet encodings.
+
+The same inputs with the same as-of date must give byte-identical files, so every table is put in a
+canonical form (contracted columns first in contract order, extra columns after them by name, rows
+sorted on the table's key and then on every column) before it is written with fixed settings.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import polars as pl
+
+from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS, SUBJECTS
+from contracts.tables import Schema
+from reporting.safety import neutralise
+
+#: Published discrepancies carry one column more than the contract: the as-of date of the run that
+#: found a finding gone (null while it is NEW or OPEN).
+PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String}
+
+DV: Schema = {
+    "STUDYID": pl.String,
+    "DOMAIN": pl.String,
+    "USUBJID": pl.String,
+    "DVSEQ": pl.Int64,
+    "DVREFID": pl.String,
+    "DVTERM": pl.String,
+    "DVDECOD": pl.String,
+    "DVCAT": pl.String,
+    "DVSCAT": pl.String,
+    "DVSTDTC": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one published table is laid out."""
+
+    name: str
+    schema: Schema
+    key: tuple[str, ...]
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("subjects", SUBJECTS, ("STUDYID", "SITEID", "USUBJID")),
+        TableSpec("eligibility", ELIGIBILITY, ("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CHECK_ID")),
+        TableSpec("discrepancies", PUBLISHED_DISCREPANCIES, ("STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS")),
+        TableSpec("validation", FINDINGS, ("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "SOURCE")),
+        TableSpec("dv", DV, ("STUDYID", "USUBJID", "DVSEQ")),
+    )
+}
+
+
+def canonical(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """`frame` with the contracted columns (added as nulls when absent, cast to their dtype) first,
+    extra columns after them by name, and rows in a total order."""
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in spec.schema.items()
+               if name not in frame.columns]
+    frame = frame.with_columns(missing) if missing else frame
+    extras = sorted(c for c in frame.columns if c not in spec.schema)
+    frame = frame.select(
+        [pl.col(name).cast(dtype) for name, dtype in spec.schema.items()]
+        + [pl.col(c).cast(pl.String) if frame.schema[c] == pl.Null else pl.col(c) for c in extras]
+    )
+    order = list(spec.key) + [c for c in frame.columns if c not in spec.key]
+    return frame.sort(order, nulls_last=True, maintain_order=True)
+
+
+def sort_like(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Rows of a table without a TableSpec in a total order: `key` first, then every column."""
+    order = key + [c for c in frame.columns if c not in key]
+    return frame.sort(order, nulls_last=True, maintain_order=True)
+
+
+def csv_bytes(frame: pl.DataFrame) -> bytes:
+    """UTF-8 CSV, comma separated, with a header; text cells neutralised against formula injection."""
+    return neutralise(frame).write_csv(None, include_header=True, separator=",", line_terminator="\n",
+                                       quote_style="necessary").encode("utf-8")
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """Parquet with fixed settings (zstd level 3, statistics on, one row group per 128k rows).
+
+    Polars writes no timestamp into the file, so equal frames give equal bytes (checked in tests).
+    """
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", compression_level=3, statistics=True,
+                        row_group_size=131_072)
+    return buffer.getvalue()

@@ -1,0 +1,102 @@
+"""SDTM DV from the important discrepancies, and dv.xpt read back with pyreadstat."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pyreadstat
+
+from contracts import DISCREPANCIES, SUBJECTS
+from reporting.dv import build_dv, xpt_bytes
+from reporting.tables import DV
+
+AS_OF = date(2026, 11, 28)
+
+
+def discrepancies() -> pl.DataFrame:
+    rows = [
+        ("101", "SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT", "NEW",
+         "Platelets 45 ×10^9/L on 2026-11-01, below the limit ≥ 60 ×10^9/L."),
+        ("101", "SZ003-101-0001", "EX07", "INELIGIBLE_ENROLLED", "IMPORTANT", "OPEN", "Ascites 6 cm > 5 cm."),
+        ("101", "SZ003-101-0001", "PC01", "PROCESS", "IMPORTANT", "OPEN", "LB on 2026-10-01 before consent."),
+        ("102", "SZ003-102-0003", "PC02", "PROCESS", "IMPORTANT", "NEW", None),
+        ("102", "SZ003-102-0003", "IN04", "IE_MISMATCH", "IMPORTANT", "NEW", "x" * 400),
+        ("102", "SZ003-102-0004", "PC03", "PROCESS", "IMPORTANT", "RESOLVED", "resolved: no DV"),
+        ("102", "SZ003-102-0004", "IN11.ALT", "UNVERIFIABLE", "QUERY", "NEW", "a query: no DV"),
+        ("102", "SZ003-102-0005", "ZZ99", "PROCESS", "IMPORTANT", "NEW", "unknown check"),
+    ]
+    return pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": s, "USUBJID": u, "CHECK_ID": c, "CLASS": k, "SEVERITY": sev,
+          "SITE_ASSESSMENT": None, "RECOMPUTED": None, "EVIDENCE": e, "STATUS": st, "FIRST_SEEN": "2026-11-20",
+          "DAYS_OPEN": 8} for s, u, c, k, sev, st, e in rows],
+        schema=DISCREPANCIES,
+    )
+
+
+def subjects() -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "SZ003-101-0001", "SITE_DECISION": "ENROLLED",
+          "RECOMPUTED": "INELIGIBLE", "TREATMENT_START": "2026-11-10", "N_DISCREPANCIES": 3},
+         {"STUDYID": "SZ003", "SITEID": "102", "USUBJID": "SZ003-102-0003", "SITE_DECISION": "ENROLLED",
+          "RECOMPUTED": "INELIGIBLE", "TREATMENT_START": None, "N_DISCREPANCIES": 2}],
+        schema=SUBJECTS,
+    )
+
+
+def test_dv_rows_terms_and_sequence():
+    dv = build_dv(discrepancies(), subjects())
+    assert dv.columns == list(DV)
+    rows = {(r["USUBJID"], r["DVREFID"]): r for r in dv.iter_rows(named=True)}
+    assert set(rows) == {("SZ003-101-0001", "EX07"), ("SZ003-101-0001", "IN10.PLT"), ("SZ003-101-0001", "PC01"),
+                         ("SZ003-102-0003", "IN04"), ("SZ003-102-0003", "PC02"), ("SZ003-102-0005", "ZZ99")}
+    plt = rows[("SZ003-101-0001", "IN10.PLT")]
+    assert (plt["DOMAIN"], plt["DVDECOD"], plt["DVCAT"], plt["DVSCAT"], plt["DVSTDTC"]) == (
+        "DV", "SELECTION CRITERIA NOT MET", "ELIGIBILITY", "INCLUSION CRITERION NOT MET", "2026-11-10")
+    assert plt["DVTERM"].startswith("IN10.PLT: Platelets 45")
+    assert rows[("SZ003-101-0001", "EX07")]["DVSCAT"] == "EXCLUSION CRITERION MET"
+    assert rows[("SZ003-101-0001", "PC01")]["DVCAT"] == "INFORMED CONSENT"
+    pc02 = rows[("SZ003-102-0003", "PC02")]
+    assert (pc02["DVCAT"], pc02["DVTERM"], pc02["DVSTDTC"]) == ("INFORMED CONSENT", "PC02 PROCESS", None)
+    assert len(rows[("SZ003-102-0003", "IN04")]["DVTERM"]) == 200
+    assert rows[("SZ003-102-0005", "ZZ99")]["DVDECOD"] == "OTHER PROTOCOL DEVIATION"
+    # DVSEQ numbers each subject's records 1..n in DVREFID order
+    assert dv.select("USUBJID", "DVREFID", "DVSEQ").rows() == [
+        ("SZ003-101-0001", "EX07", 1), ("SZ003-101-0001", "IN10.PLT", 2), ("SZ003-101-0001", "PC01", 3),
+        ("SZ003-102-0003", "IN04", 1), ("SZ003-102-0003", "PC02", 2), ("SZ003-102-0005", "ZZ99", 1)]
+
+
+def test_dv_uses_the_findings_own_date_when_given():
+    dv = build_dv(discrepancies().with_columns(pl.lit("2026-10-01").alias("DTC")), subjects())
+    assert set(dv["DVSTDTC"].to_list()) == {"2026-10-01"}
+
+
+def test_xpt_reads_back_with_pyreadstat(tmp_path):
+    dv = build_dv(discrepancies(), subjects())
+    data = xpt_bytes(dv, AS_OF)
+    path = tmp_path / "dv.xpt"
+    path.write_bytes(data)
+    frame, meta = pyreadstat.read_xport(str(path))
+    assert list(frame.columns) == list(DV)
+    assert all(len(name) <= 8 for name in frame.columns)
+    assert meta.table_name == "DV"
+    assert dict(zip(meta.column_names, meta.column_labels, strict=True))["DVDECOD"] == "Protocol Deviation Coded Term"
+    assert len(frame) == dv.height
+    assert frame["DVSEQ"].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 1.0]
+    term = frame.loc[frame["DVREFID"] == "IN10.PLT", "DVTERM"].iloc[0]
+    # transport files are ASCII: symbols are spelled out, nothing is dropped silently
+    assert term == "IN10.PLT: Platelets 45 x10^9/L on 2026-11-01, below the limit >= 60 x10^9/L."
+    assert frame["DVTERM"].str.len().max() <= 200
+    assert frame.loc[frame["DVREFID"] == "PC02", "DVSTDTC"].iloc[0] == ""
+    # the header stamps are the as-of date, so the file depends on its inputs only
+    assert b"28NOV26:00:00:00" in data[:800]
+    assert xpt_bytes(dv, AS_OF) == data
+
+
+def test_empty_dv_still_writes_a_readable_transport_file(tmp_path):
+    dv = build_dv(discrepancies().filter(pl.col("SEVERITY") == "NONE"), subjects())
+    assert dv.height == 0 and dv.columns == list(DV)
+    path = tmp_path / "dv.xpt"
+    path.write_bytes(xpt_bytes(dv, AS_OF))
+    frame, _ = pyreadstat.read_xport(str(path))
+    assert list(frame.columns) == list(DV) and len(frame) == 0

@@ -1,0 +1,150 @@
+"""Discrepancy history across nights: NEW / OPEN / RESOLVED, FIRST_SEEN, DAYS_OPEN, RESOLVED_ON."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from contracts import DISCREPANCIES
+from reporting import apply_history
+from reporting.history import previous_run
+from reporting.tables import TABLES, canonical, parquet_bytes
+from storage import LocalStore, S3Store
+
+STUDY = "SZ003"
+NIGHTS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
+
+
+def findings(*rows: tuple[str, str, str, str]) -> pl.DataFrame:
+    """(SITEID, USUBJID, CHECK_ID, CLASS) rows as a compare-stage discrepancies table."""
+    return pl.DataFrame(
+        [{"STUDYID": STUDY, "SITEID": s, "USUBJID": u, "CHECK_ID": c, "CLASS": k,
+          "SEVERITY": "IMPORTANT" if k == "INELIGIBLE_ENROLLED" else "QUERY", "SITE_ASSESSMENT": "Y",
+          "RECOMPUTED": "NOT_MET", "EVIDENCE": f"{c} evidence", "STATUS": None, "FIRST_SEEN": None,
+          "DAYS_OPEN": None} for s, u, c, k in rows],
+        schema=DISCREPANCIES,
+    )
+
+
+A = ("101", "SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED")
+B = ("101", "SZ003-101-0002", "IN11.ALT", "UNVERIFIABLE")
+C = ("102", "SZ003-102-0001", "EX07", "IE_MISMATCH")
+D = ("102", "SZ003-102-0002", "PC05", "PROCESS")
+
+
+def publish_discrepancies(store, night: date, frame: pl.DataFrame) -> None:
+    table = canonical(frame, TABLES["discrepancies"])
+    store.write_bytes(f"{STUDY}/{night.isoformat()}/discrepancies.parquet", parquet_bytes(table))
+
+
+def by_key(frame: pl.DataFrame) -> dict[str, dict]:
+    return {row["USUBJID"] + "/" + row["CHECK_ID"]: row for row in frame.iter_rows(named=True)}
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "reports")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Store(f"s3://{bucket}/reports", endpoint_url=endpoint)
+
+
+def test_three_nights_new_open_resolved(store):
+    # night 1: A, B, C.  night 2: A, C, D (B resolved).  night 3: C, D, B again (A resolved; B is back)
+    deliveries = [findings(A, B, C), findings(A, C, D), findings(C, D, B)]
+    results = []
+    for night, frame in zip(NIGHTS, deliveries, strict=True):
+        result = apply_history(frame, store, study=STUDY, as_of=night)
+        publish_discrepancies(store, night, result)
+        results.append(by_key(result))
+
+    first, second, third = results
+    assert {k: r["STATUS"] for k, r in first.items()} == {
+        "SZ003-101-0001/IN10.PLT": "NEW", "SZ003-101-0002/IN11.ALT": "NEW", "SZ003-102-0001/EX07": "NEW"}
+    assert all(r["FIRST_SEEN"] == "2026-11-26" and r["DAYS_OPEN"] == 0 for r in first.values())
+
+    assert (second["SZ003-101-0001/IN10.PLT"]["STATUS"], second["SZ003-101-0001/IN10.PLT"]["FIRST_SEEN"],
+            second["SZ003-101-0001/IN10.PLT"]["DAYS_OPEN"]) == ("OPEN", "2026-11-26", 1)
+    assert (second["SZ003-102-0002/PC05"]["STATUS"], second["SZ003-102-0002/PC05"]["FIRST_SEEN"]) == (
+        "NEW", "2026-11-27")
+    resolved_b = second["SZ003-101-0002/IN11.ALT"]
+    assert (resolved_b["STATUS"], resolved_b["FIRST_SEEN"], resolved_b["RESOLVED_ON"], resolved_b["DAYS_OPEN"]) == (
+        "RESOLVED", "2026-11-26", "2026-11-27", 1)
+    assert resolved_b["SEVERITY"] == "QUERY" and resolved_b["EVIDENCE"] == "IN11.ALT evidence"
+    assert len(second) == 4
+
+    assert (third["SZ003-102-0001/EX07"]["STATUS"], third["SZ003-102-0001/EX07"]["DAYS_OPEN"]) == ("OPEN", 2)
+    assert (third["SZ003-102-0002/PC05"]["STATUS"], third["SZ003-102-0002/PC05"]["DAYS_OPEN"]) == ("OPEN", 1)
+    resolved_a = third["SZ003-101-0001/IN10.PLT"]
+    assert (resolved_a["STATUS"], resolved_a["FIRST_SEEN"], resolved_a["RESOLVED_ON"], resolved_a["DAYS_OPEN"]) == (
+        "RESOLVED", "2026-11-26", "2026-11-28", 2)
+    # B was resolved on night 2; it comes back on night 3 as a NEW finding, not an OPEN one
+    back = third["SZ003-101-0002/IN11.ALT"]
+    assert (back["STATUS"], back["FIRST_SEEN"], back["DAYS_OPEN"], back["RESOLVED_ON"]) == (
+        "NEW", "2026-11-28", 0, None)
+    assert len(third) == 4
+
+
+def test_resolved_finding_is_reported_once(tmp_path):
+    store = LocalStore(tmp_path)
+    for night, frame in zip(NIGHTS, [findings(A, B), findings(A), findings(A)], strict=True):
+        publish_discrepancies(store, night, apply_history(frame, store, study=STUDY, as_of=night))
+    third = pl.read_parquet(tmp_path / STUDY / "2026-11-28" / "discrepancies.parquet")
+    assert third["STATUS"].to_list() == ["OPEN"]
+    assert third["DAYS_OPEN"].to_list() == [2]
+
+
+def test_later_runs_staging_and_locks_are_ignored(tmp_path):
+    store = LocalStore(tmp_path)
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0]))
+    # a later run (a rerun of an earlier date must not see the future), a staging folder and a lock
+    publish_discrepancies(store, date(2026, 12, 1), apply_history(findings(B), store, study=STUDY,
+                                                                  as_of=date(2026, 12, 1)))
+    store.write_bytes(f"{STUDY}/_staging/2026-11-27/discrepancies.parquet", b"not parquet")
+    store.write_bytes(f"{STUDY}/2026-11-27.lock", b"lock")
+    store.write_bytes(f"{STUDY}/2026-11-30/report.html", b"interrupted run without discrepancies")
+    assert previous_run(store, study=STUDY, as_of=NIGHTS[2]) == (
+        NIGHTS[0], f"{STUDY}/2026-11-26/discrepancies.parquet")
+    result = by_key(apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[2]))
+    assert (result["SZ003-101-0001/IN10.PLT"]["STATUS"], result["SZ003-101-0001/IN10.PLT"]["DAYS_OPEN"]) == ("OPEN", 2)
+
+
+def test_rerun_of_the_same_date_is_identical(tmp_path):
+    store = LocalStore(tmp_path)
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(A, B), store, study=STUDY, as_of=NIGHTS[0]))
+    once = apply_history(findings(A, C), store, study=STUDY, as_of=NIGHTS[1])
+    publish_discrepancies(store, NIGHTS[1], once)
+    again = apply_history(findings(A, C), store, study=STUDY, as_of=NIGHTS[1])
+    assert once.equals(again)
+
+
+def test_first_run_has_everything_new_and_contract_columns(tmp_path):
+    result = apply_history(findings(A, D), LocalStore(tmp_path), study=STUDY, as_of=NIGHTS[0])
+    assert result.columns[: len(DISCREPANCIES)] == list(DISCREPANCIES)
+    assert result.schema["DAYS_OPEN"] == pl.Int64
+    assert result["STATUS"].to_list() == ["NEW", "NEW"]
+    assert result["RESOLVED_ON"].to_list() == [None, None]
+
+
+def test_previous_run_without_first_seen_uses_its_date(tmp_path):
+    store = LocalStore(tmp_path)
+    legacy = findings(A).drop("STATUS", "FIRST_SEEN", "DAYS_OPEN")
+    store.write_bytes(f"{STUDY}/2026-11-20/discrepancies.parquet", parquet_bytes(legacy))
+    row = apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0]).row(0, named=True)
+    assert (row["STATUS"], row["FIRST_SEEN"], row["DAYS_OPEN"]) == ("OPEN", "2026-11-20", 6)
+
+
+def test_findings_without_a_subject_match_on_null_keys(tmp_path):
+    store = LocalStore(tmp_path)
+    site_level = ("103", None, "PC04", "PROCESS")
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(site_level), store, study=STUDY, as_of=NIGHTS[0]))
+    row = apply_history(findings(site_level), store, study=STUDY, as_of=NIGHTS[1]).row(0, named=True)
+    assert (row["STATUS"], row["DAYS_OPEN"]) == ("OPEN", 1)
+
+
+def test_contract_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="discrepancies"):
+        apply_history(pl.DataFrame({"STUDYID": ["X"]}), LocalStore(tmp_path), study=STUDY, as_of=NIGHTS[0])

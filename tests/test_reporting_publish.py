@@ -1,0 +1,104 @@
+"""publish(): every output under the prefix, byte-identical tables on rerun, Data Docs content types."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import boto3
+import polars as pl
+import pytest
+
+from reporting import publish, render_outputs
+from reporting.sample import make_outputs
+from reporting.tables import DV
+from storage import LocalStore, S3Store
+
+PREFIX = "SZ003/2026-11-28"
+TABLE_FILES = [f"{name}.{ext}" for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")
+               for ext in ("csv", "parquet")]
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    return make_outputs(n_subjects=60, n_sites=3)
+
+
+@pytest.fixture
+def data_docs(tmp_path):
+    root = tmp_path / "docs"
+    (root / "static" / "styles").mkdir(parents=True)
+    (root / "index.html").write_text("<html>docs</html>")
+    (root / "static" / "styles" / "a.css").write_text("body{}")
+    (root / "static" / "app.js").write_text("1;")
+    (root / "static" / "logo.png").write_bytes(b"\x89PNG\r\n")
+    return root
+
+
+def test_publish_writes_every_output(tmp_path, outputs, data_docs):
+    store = LocalStore(tmp_path / "reports")
+    keys = publish(replace(outputs, data_docs=data_docs), store, PREFIX)
+    rel = [k.removeprefix(PREFIX + "/") for k in keys]
+    for name in [*TABLE_FILES, "dv.xpt", "report.html", "report.xlsx", "run_manifest.json",
+                 "data_docs/index.html", "data_docs/static/styles/a.css", "data_docs/static/app.js",
+                 "data_docs/static/logo.png", "site_queries/101.csv", "site_queries/101.xlsx",
+                 "site_queries/103.xlsx"]:
+        assert name in rel, name
+    assert rel[-1] == "run_manifest.json"  # written last: its presence means the run is complete
+    assert all((tmp_path / "reports" / k).is_file() for k in keys)
+    manifest = json.loads((tmp_path / "reports" / PREFIX / "run_manifest.json").read_text())
+    assert manifest["as_of"] == "2026-11-28"
+    html = (tmp_path / "reports" / PREFIX / "report.html").read_text()
+    assert 'href="data_docs/index.html"' in html and 'href="report.xlsx"' in html
+    # every table has the same columns in CSV and Parquet
+    for name in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
+        csv = pl.read_csv(tmp_path / "reports" / PREFIX / f"{name}.csv", infer_schema=False)
+        parquet = pl.read_parquet(tmp_path / "reports" / PREFIX / f"{name}.parquet")
+        assert csv.columns == parquet.columns and csv.height == parquet.height
+    assert pl.read_parquet(tmp_path / "reports" / PREFIX / "dv.parquet").columns == list(DV)
+
+
+def test_site_query_files_hold_only_their_site(tmp_path, outputs):
+    store = LocalStore(tmp_path)
+    publish(outputs, store, PREFIX)
+    for site in ("101", "102", "103"):
+        frame = pl.read_csv(tmp_path / PREFIX / "site_queries" / f"{site}.csv", infer_schema=False)
+        assert frame["SITEID"].unique().to_list() == [site]
+        assert frame["QUERY_TEXT"].str.contains("Please").all()
+        expected = outputs.validation.filter(pl.col("SITEID") == site).height
+        assert frame.filter(pl.col("ORIGIN") == "VALIDATION").height == expected
+
+
+def test_rerun_gives_byte_identical_tables(outputs):
+    first = {f.key: f.data for f in render_outputs(outputs)}
+    again = {f.key: f.data for f in render_outputs(replace(outputs, run_manifest=dict(outputs.run_manifest)))}
+    for name in [*TABLE_FILES, "dv.xpt", "site_queries/101.csv"]:
+        assert first[name] == again[name], name
+    # shuffled input rows and columns give the same bytes too
+    shuffled = replace(outputs,
+                       eligibility=outputs.eligibility.sample(fraction=1.0, shuffle=True, seed=1)
+                       .select(list(reversed(outputs.eligibility.columns))),
+                       subjects=outputs.subjects.reverse())
+    third = {f.key: f.data for f in render_outputs(shuffled)}
+    assert third["eligibility.parquet"] == first["eligibility.parquet"]
+    assert third["subjects.csv"] == first["subjects.csv"]
+
+
+def test_publish_to_s3_with_content_types(s3_endpoint, s3_bucket, outputs, data_docs):
+    store = S3Store(f"s3://{s3_bucket}/reports", endpoint_url=s3_endpoint)
+    keys = publish(replace(outputs, data_docs=data_docs), store, PREFIX)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+    def content_type(rel: str) -> str:
+        return client.head_object(Bucket=s3_bucket, Key=f"reports/{PREFIX}/{rel}")["ContentType"]
+
+    assert content_type("report.html").startswith("text/html")
+    assert content_type("data_docs/index.html").startswith("text/html")
+    assert content_type("data_docs/static/styles/a.css") == "text/css"
+    assert content_type("data_docs/static/app.js") == "application/javascript"
+    assert content_type("data_docs/static/logo.png") == "image/png"
+    assert content_type("subjects.csv").startswith("text/csv")
+    body = client.get_object(Bucket=s3_bucket, Key=f"reports/{PREFIX}/subjects.parquet")["Body"].read()
+    assert pl.read_parquet(io.BytesIO(body)).height == outputs.subjects.height
+    assert len(keys) == len(set(keys))

@@ -1,0 +1,109 @@
+"""Published tables: canonical order, byte-stable encodings, formula-injection neutralisation."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import date
+
+import fastexcel
+import polars as pl
+import pytest
+
+from reporting.safety import neutralise
+from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
+from reporting.workbook import workbook_bytes
+
+ATTACKS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+2", "-1+2", "@SUM(A1:A9)", "\tTAB", "\rCR", "＝1+1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-1+2", "'-1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("＝1+1", "'＝1+1"),
+        ("-1.5", "-1.5"),  # a genuine number stays a number
+        ("+3", "+3"),
+        ("-2e-3", "-2e-3"),
+        ("-", "'-"),
+        ("9.5", "9.5"),
+        ("mg/dL", "mg/dL"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_neutralise_values(value, expected):
+    frame = pl.DataFrame({"V": [value], "N": [1]})
+    assert neutralise(frame).row(0) == (expected, 1)
+
+
+def test_neutralise_keeps_nulls():
+    assert neutralise(pl.DataFrame({"V": [None, "=x"]}, schema={"V": pl.String}))["V"].to_list() == [None, "'=x"]
+
+
+def _validation(values: list[str]) -> pl.DataFrame:
+    n = len(values)
+    return pl.DataFrame({
+        "STUDYID": ["SZ003"] * n, "SITEID": ["101"] * n, "USUBJID": [f"SZ003-101-{i:04d}" for i in range(n)],
+        "DOMAIN": ["LB"] * n, "VARIABLE": ["LBORRES"] * n, "EXPECTATION": ["expect_x"] * n, "OBSERVED": values,
+        "MESSAGE": ["bad"] * n, "SOURCE": [f"k:{i}" for i in range(n)],
+    })
+
+
+def test_csv_neutralises_every_attack_and_reads_back():
+    table = canonical(_validation([*ATTACKS, "-1.5"]), TABLES["validation"])
+    back = pl.read_csv(io.BytesIO(csv_bytes(table)), infer_schema=False)
+    observed = dict(zip(back["USUBJID"], back["OBSERVED"], strict=True))
+    for i, attack in enumerate(ATTACKS):
+        assert observed[f"SZ003-101-{i:04d}"] == "'" + attack
+    assert observed[f"SZ003-101-{len(ATTACKS):04d}"] == "-1.5"
+    # parquet keeps the exact text (programs read it; history matches on it)
+    raw = pl.read_parquet(io.BytesIO(parquet_bytes(table)))
+    assert sorted(raw["OBSERVED"].to_list()) == sorted([*ATTACKS, "-1.5"])
+
+
+def test_xlsx_neutralises_and_writes_no_formula():
+    frame = _validation([*ATTACKS, "-1.5"])
+    data = workbook_bytes([("Validation findings", frame)], date(2026, 11, 28), "t")
+    sheet = fastexcel.read_excel(data).load_sheet("Validation findings", dtypes="string").to_polars()
+    assert sheet["OBSERVED"].to_list() == ["'" + a for a in ATTACKS] + ["-1.5"]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+        assert "<f>" not in xml
+        assert '<pane ySplit="1"' in xml  # frozen header row
+        assert "<tableParts" in xml  # a table with its filter buttons
+        table_xml = archive.read("xl/tables/table1.xml").decode()
+        assert "<autoFilter" in table_xml
+
+
+def test_xlsx_column_widths_fit_and_are_capped():
+    frame = pl.DataFrame({"SHORT": ["a"], "LONG": ["x" * 500], "MID": ["y" * 20]})
+    data = workbook_bytes([("S", frame)], date(2026, 11, 28), "t")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    widths = [float(w) for w in re.findall(r'<col [^>]*width="([0-9.]+)"', xml)]
+    assert widths[0] < 12 and 20 < widths[2] < 30 and widths[1] < 70
+
+
+def test_canonical_order_and_byte_identical_reruns():
+    base = _validation(["1", "2", "3"]).with_columns(pl.lit("x").alias("EXTRA_B"), pl.lit("y").alias("EXTRA_A"))
+    shuffled = base.sample(fraction=1.0, shuffle=True, seed=3).select(list(reversed(base.columns)))
+    one, two = canonical(base, TABLES["validation"]), canonical(shuffled, TABLES["validation"])
+    assert one.columns[:9] == list(TABLES["validation"].schema)
+    assert one.columns[9:] == ["EXTRA_A", "EXTRA_B"]
+    assert csv_bytes(one) == csv_bytes(two)
+    assert parquet_bytes(one) == parquet_bytes(two)
+
+
+def test_canonical_adds_missing_contract_columns_as_nulls_and_casts_null_columns():
+    frame = pl.DataFrame({"STUDYID": ["S"], "SITEID": ["1"], "USUBJID": ["u"], "CHECK_ID": ["IN01"],
+                          "CLASS": ["PROCESS"], "STATUS": [None]})
+    table = canonical(frame, TABLES["discrepancies"])
+    assert table.schema["STATUS"] == pl.String and table.schema["DAYS_OPEN"] == pl.Int64
+    assert table["RESOLVED_ON"].to_list() == [None]
