@@ -95,7 +95,7 @@ def _components(eligibility: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
         "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
         "REASON_CODE",
-    ).with_columns(evidence.component_fact().alias("FACT"))
+    )
 
 
 def _site_columns(checklist: pl.DataFrame) -> pl.DataFrame:
@@ -139,41 +139,48 @@ def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
     return pl.concat([ineligible, unverifiable])
 
 
-def _criterion_details(components: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
-    """Per subject x criterion: DETAILS = the facts of the components that decide its outcome."""
-    deciding = components.join(
-        criteria.select("USUBJID", "CRITERION_ID", pl.col("OUTCOME").alias("CRITERION_OUTCOME")),
-        on=["USUBJID", "CRITERION_ID"],
-    ).filter(pl.col("OUTCOME") == pl.col("CRITERION_OUTCOME"))
-    return deciding.group_by("USUBJID", "CRITERION_ID").agg(
-        pl.col("FACT").sort_by("CHECK_ID").str.join(" and ").alias("DETAILS")
-    )
-
-
-def _criterion_frame(criteria: pl.DataFrame, components: pl.DataFrame, subjects: pl.DataFrame,
-                     checklist: pl.DataFrame) -> pl.DataFrame:
-    """Subject x criterion with the site's answer, the recomputed outcome and its DETAILS."""
+def _criterion_frame(criteria: pl.DataFrame, subjects: pl.DataFrame, checklist: pl.DataFrame) -> pl.DataFrame:
+    """Subject x criterion with the site's answer and the recomputed outcome."""
     return (
         criteria.select("USUBJID", "CRITERION_ID", "OUTCOME")
         .join(subjects.select("USUBJID", "SITE_DECISION"), on="USUBJID")
         .join(_site_columns(checklist), on=["USUBJID", "CRITERION_ID"], how="left")
-        .join(_criterion_details(components, criteria), on=["USUBJID", "CRITERION_ID"], how="left")
-        .with_columns(pl.col("DETAILS").fill_null("no component detail"))
     )
 
 
-def _ie_mismatch(frame: pl.DataFrame) -> pl.DataFrame:
-    """Both sides decided and different. An implied answer (absent from a not-met-only checklist)
-    counts only once the site has decided: before that, absent means "not assessed yet"."""
+def _disagreements(frame: pl.DataFrame, components: pl.DataFrame) -> pl.DataFrame:
+    """The subject x criterion rows where both sides are decided and differ, with DETAILS: the facts
+    of the components that decide the recomputed outcome (built only for these rows).
+
+    An implied answer (absent from a not-met-only checklist) counts only once the site has decided:
+    before that, absent means "not assessed yet"."""
     decided_subject = pl.col("SITE_DECISION").is_in([_ENROLLED, _SCREEN_FAILURE])
     site_counts = (pl.col("SITE_SOURCE") == SiteSource.RECORDED.value) | decided_subject
-    hides_ineligible = (pl.col("SITE_DECISION") == _ENROLLED) & pl.col("OUTCOME").is_in(_FAILED)
-    return frame.filter(
+    differing = frame.filter(
         pl.col("SITE_OUTCOME").is_in(_DECIDED)
         & pl.col("OUTCOME").is_in(_DECIDED)
         & (pl.col("SITE_OUTCOME") != pl.col("OUTCOME"))
         & site_counts
-    ).select(
+    )
+    details = (
+        components.join(
+            differing.select("USUBJID", "CRITERION_ID", pl.col("OUTCOME").alias("CRITERION_OUTCOME")),
+            on=["USUBJID", "CRITERION_ID"],
+        )
+        .filter(pl.col("OUTCOME") == pl.col("CRITERION_OUTCOME"))
+        .with_columns(evidence.component_fact().alias("FACT"))
+        .group_by("USUBJID", "CRITERION_ID")
+        .agg(pl.col("FACT").sort_by("CHECK_ID").str.join(" and ").alias("DETAILS"))
+    )
+    return differing.join(details, on=["USUBJID", "CRITERION_ID"], how="left").with_columns(
+        pl.col("DETAILS").fill_null("no component detail")
+    )
+
+
+def _ie_mismatch(differing: pl.DataFrame) -> pl.DataFrame:
+    """IE_MISMATCH rows; IMPORTANT when the checklist hides an ineligible enrolment."""
+    hides_ineligible = (pl.col("SITE_DECISION") == _ENROLLED) & pl.col("OUTCOME").is_in(_FAILED)
+    return differing.select(
         "USUBJID",
         pl.col("CRITERION_ID").alias("CHECK_ID"),
         pl.lit(DiscrepancyClass.IE_MISMATCH.value).alias("CLASS"),
@@ -187,21 +194,34 @@ def _ie_mismatch(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _screen_fail_unsupported(frame: pl.DataFrame) -> pl.DataFrame:
-    """Screen failures whose explicitly recorded failing criteria all recompute as passed."""
-    recorded_failures = frame.filter(
+def _screen_fail_unsupported(frame: pl.DataFrame, differing: pl.DataFrame) -> pl.DataFrame:
+    """Screen failures whose explicitly recorded failing criteria all recompute as passed.
+
+    Every such criterion is then also a disagreement, so the evidence reuses its DETAILS."""
+    recorded_failure = (
         (pl.col("SITE_DECISION") == _SCREEN_FAILURE)
         & (pl.col("SITE_SOURCE") == SiteSource.RECORDED.value)
         & pl.col("SITE_OUTCOME").is_in(_FAILED)
-    ).sort("USUBJID", "CRITERION_ID")
-    per_subject = recorded_failures.group_by("USUBJID", maintain_order=True).agg(
-        pl.col("OUTCOME").is_in(_PASSED).all().alias("ALL_PASSED"),
-        pl.col("CRITERION_ID").str.join(",").alias("CHECK_ID"),
-        pl.col("SITE_TEXT").str.join(" and ").alias("RECORDED_FAILURES"),
-        evidence.criterion_summary().str.join("; ").alias("SUMMARIES"),
-        pl.format("{}={}", pl.col("CRITERION_ID"), pl.col("OUTCOME")).str.join("; ").alias("RECOMPUTED"),
     )
-    return per_subject.filter(pl.col("ALL_PASSED")).select(
+    unsupported = (
+        frame.filter(recorded_failure)
+        .group_by("USUBJID")
+        .agg(pl.col("OUTCOME").is_in(_PASSED).all().alias("ALL_PASSED"))
+        .filter(pl.col("ALL_PASSED"))
+    )
+    per_subject = (
+        differing.filter(recorded_failure)
+        .join(unsupported, on="USUBJID", how="semi")
+        .sort("USUBJID", "CRITERION_ID")
+        .group_by("USUBJID", maintain_order=True)
+        .agg(
+            pl.col("CRITERION_ID").str.join(",").alias("CHECK_ID"),
+            pl.col("SITE_TEXT").str.join(" and ").alias("RECORDED_FAILURES"),
+            evidence.criterion_summary().str.join("; ").alias("SUMMARIES"),
+            pl.format("{}={}", pl.col("CRITERION_ID"), pl.col("OUTCOME")).str.join("; ").alias("RECOMPUTED"),
+        )
+    )
+    return per_subject.select(
         "USUBJID",
         "CHECK_ID",
         pl.lit(DiscrepancyClass.SCREEN_FAIL_UNSUPPORTED.value).alias("CLASS"),
@@ -261,7 +281,8 @@ def compare(
     checklist = site_checklist(domains.get("ie"), subjects, protocol,
                                evaluated if "CATEGORY" in evaluated.columns else None)
 
-    per_criterion = _criterion_frame(criteria, components, subjects, checklist)
+    per_criterion = _criterion_frame(criteria, subjects, checklist)
+    differing = _disagreements(per_criterion, components)
     context = ProcessContext(
         subjects=subjects.select("USUBJID", "SITE_DECISION", "TREATMENT_START"),
         dm=_dm(domains),
@@ -272,8 +293,8 @@ def compare(
     findings = pl.concat(
         [
             _component_findings(components, subjects, checklist).select(_FINDING),
-            _ie_mismatch(per_criterion).select(_FINDING),
-            _screen_fail_unsupported(per_criterion).select(_FINDING),
+            _ie_mismatch(differing).select(_FINDING),
+            _screen_fail_unsupported(per_criterion, differing).select(_FINDING),
             run_process_checks(context, process_checks)
             .with_columns(pl.lit(DiscrepancyClass.PROCESS.value).alias("CLASS"))
             .select(_FINDING),
