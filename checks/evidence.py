@@ -44,15 +44,20 @@ def measured() -> pl.Expr:
     )
 
 
+def _limit() -> pl.Expr:
+    """`60 10^9/L` from LIMIT and UNIT; null when there is no LIMIT."""
+    return pl.when(pl.col("LIMIT").is_not_null()).then(_join(pl.col("LIMIT"), _opt(" ", pl.col("UNIT"))))
+
+
 def limit_clause() -> pl.Expr:
-    """` (limit 60 10^9/L)` from LIMIT and UNIT, empty when the component has no limit."""
-    return _opt(" (limit ", _join(pl.col("LIMIT"), _opt(" ", pl.col("UNIT"))), ")").fill_null("")
+    """` (limit 60 10^9/L)`, empty when the component has no limit."""
+    return _opt(" (limit ", _limit(), ")").fill_null("")
 
 
 def component_fact() -> pl.Expr:
     """`IN10.PLT 52 10^9/L on 2026-03-02, limit 60 10^9/L`; without a value `EX05.HBV not applying
     (<reason>)`, the reason only when there is one."""
-    limit = _opt(", limit ", _join(pl.col("LIMIT"), _opt(" ", pl.col("UNIT")))).fill_null("")
+    limit = _opt(", limit ", _limit()).fill_null("")
     reason = _opt(" (", pl.col("REASON"), ")").fill_null("")
     return (
         pl.when(pl.col("VALUE").is_not_null())
