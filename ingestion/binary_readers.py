@@ -16,6 +16,9 @@ _XPT_ENCODINGS = {"utf-8": None, "latin-1": "LATIN1", "cp1252": "CP1252", "utf-1
                   "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE"}
 
 
+_XPT_RECORD = 80  # a SAS v5 transport file is a sequence of 80-byte records
+
+
 def _raw(typed: pl.DataFrame, decimal: str) -> RawTable:
     header = list(typed.columns)
     text = to_text(typed, decimal)
@@ -37,6 +40,12 @@ def read_parquet(path: Path, decimal: str = ".") -> RawTable:
 def read_xpt(path: Path, decimal: str = ".", encoding: str = "utf-8") -> RawTable:
     import pyreadstat
 
+    size = path.stat().st_size
+    if size % _XPT_RECORD:
+        # pyreadstat reads the rows before the cut without complaint
+        raise FileRejected(Code.FILE_UNREADABLE,
+                           f"the file is {size} bytes, not a whole number of {_XPT_RECORD}-byte transport "
+                           f"records: it is truncated or not a SAS v5 transport file", observed=str(size))
     try:
         typed, _meta = pyreadstat.read_xport(str(path), output_format="polars",
                                              encoding=_XPT_ENCODINGS.get(encoding))
