@@ -22,10 +22,10 @@ _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 MISSING = "not recorded"
 
 
-def _templates() -> tuple[dict[str, str], str]:
+def _templates() -> tuple[dict[str, str], dict[str, str], str]:
     data = load("queries.yaml")
-    check_keys("queries.yaml", data, {"templates", "default"}, {"templates", "default"})
-    return data["templates"], data["default"]
+    check_keys("queries.yaml", data, {"checks", "classes", "default"}, {"classes", "default"})
+    return dict(data.get("checks") or {}), data["classes"], data["default"]
 
 
 def _text(column: str) -> pl.Expr:
@@ -112,7 +112,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                        eligibility: pl.DataFrame) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site."""
-    templates, default = _templates()
+    by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
     rows = rows.with_columns(
@@ -122,8 +122,10 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
         _no_full_stop("MESSAGE"),
     )
     chain = None
-    for klass, template in templates.items():
-        cond = pl.col("CLASS") == klass
+    choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
+               for check, template in by_check.items()]
+    choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
+    for cond, template in choices:
         chain = (pl.when(cond) if chain is None else chain.when(cond)).then(render_template(template))
     text = render_template(default) if chain is None else chain.otherwise(render_template(default))
     rows = rows.with_columns(text.str.replace_all(r"\s+", " ").str.strip_chars().alias("QUERY_TEXT"))

@@ -26,8 +26,8 @@ def current(discrepancies: pl.DataFrame) -> pl.DataFrame:
 
 
 def criterion_expr(check: str = "CHECK_ID") -> pl.Expr:
-    """The criterion (`IN10`) of a check id (`IN10.PLT`)."""
-    return pl.col(check).str.extract(r"^([^.]+)", 1).alias("CRITERION")
+    """The criteria (`[IN10]`) of a check id (`IN10.PLT`; `EX07,IN07` for a screen failure)."""
+    return pl.col(check).str.split(",").list.eval(pl.element().str.extract(r"^([^.]+)", 1)).alias("CRITERION")
 
 
 def criterion_sort_key(criterion: str) -> tuple[int, str]:
@@ -138,7 +138,7 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
 def site_criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
     """Open findings per site x criterion (SITEID, CRITERION, IMPORTANT, QUERY, N)."""
     now = current(outputs.discrepancies)
-    return (now.with_columns(criterion_expr()).group_by("SITEID", "CRITERION").agg(
+    return (now.with_columns(criterion_expr()).explode("CRITERION").group_by("SITEID", "CRITERION").agg(
         (pl.col("SEVERITY") == "IMPORTANT").sum().alias("IMPORTANT"),
         (pl.col("SEVERITY") == "QUERY").sum().alias("QUERY"),
         pl.len().alias("N"),

@@ -1,0 +1,50 @@
+"""Time the publication of a synthetic run at scale: `python -m reporting.benchmark [subjects] [sites]`.
+
+Prints the seconds each output family takes and the size of report.html, so a change that makes the
+report slow or unreadable at 10,000 subjects shows up in numbers (not in a timed test).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date
+
+from reporting.history import apply_history
+from reporting.publish import publish, render_outputs
+from reporting.sample import make_outputs
+from storage import LocalStore
+
+
+def main(n_subjects: int = 10_000, n_sites: int = 40) -> None:
+    started = time.perf_counter()
+    outputs = make_outputs(n_subjects=n_subjects, n_sites=n_sites, as_of=date(2026, 11, 28))
+    print(f"sample run: {n_subjects} subjects, {outputs.eligibility.height} eligibility rows, "
+          f"{outputs.discrepancies.height} discrepancies ({time.perf_counter() - started:.2f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(tmp)
+        t = time.perf_counter()
+        first = make_outputs(n_subjects=n_subjects, n_sites=n_sites, as_of=date(2026, 11, 27), night=1)
+        publish(replace(first, discrepancies=apply_history(first.discrepancies, store, study="SZ003",
+                                                           as_of=date(2026, 11, 27))), store, "SZ003/2026-11-27")
+        print(f"night 1 published: {time.perf_counter() - t:.2f} s")
+        t = time.perf_counter()
+        history = apply_history(outputs.discrepancies, store, study="SZ003", as_of=date(2026, 11, 28))
+        print(f"apply_history: {time.perf_counter() - t:.2f} s")
+        outputs = replace(outputs, discrepancies=history)
+        t = time.perf_counter()
+        files = render_outputs(outputs)
+        print(f"render_outputs: {time.perf_counter() - t:.2f} s")
+        for item in files:
+            if "/" not in item.key:
+                print(f"  {item.key:24s} {len(item.data) / 1e6:8.2f} MB")
+        print(f"  site_queries: {sum(1 for f in files if f.key.startswith('site_queries/'))} files")
+        t = time.perf_counter()
+        publish(outputs, store, "SZ003/2026-11-28")
+        print(f"publish (render + write): {time.perf_counter() - t:.2f} s")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -1,0 +1,108 @@
+"""Site queries: neutral text quoting values, units, limits and dates, and a specific action."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS
+from reporting.queries import QUERY_COLUMNS, build_site_queries, render_template, split_by_site
+
+
+def discrepancy(usubjid, check, klass, severity="QUERY", status="NEW", evidence=None, site="101",
+                assessment="IN10=Y; ENROLLED", recomputed="NOT_MET"):
+    return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": usubjid, "CHECK_ID": check, "CLASS": klass,
+            "SEVERITY": severity, "SITE_ASSESSMENT": assessment, "RECOMPUTED": recomputed, "EVIDENCE": evidence,
+            "STATUS": status, "FIRST_SEEN": "2026-11-20", "DAYS_OPEN": 8}
+
+
+ELIG = pl.DataFrame(
+    [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "SZ003-101-0001", "CRITERION_ID": "IN10",
+      "CHECK_ID": "IN10.PLT", "OUTCOME": "NOT_MET", "VALUE": "52", "UNIT": "10^9/L", "LIMIT": "60",
+      "DTC": "2026-03-02", "REASON": None, "SOURCE": "SZ003/101/D1/lb.csv:14"},
+     {"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "SZ003-101-0002", "CRITERION_ID": "IN10",
+      "CHECK_ID": "IN10.HGB", "OUTCOME": "UNVERIFIABLE", "VALUE": None, "UNIT": None, "LIMIT": "9.0",
+      "DTC": None, "REASON": "no HGB result in the screening window", "SOURCE": None}],
+    schema=ELIGIBILITY,
+)
+
+
+def queries(discrepancies: list[dict], validation: pl.DataFrame | None = None) -> pl.DataFrame:
+    return build_site_queries(pl.DataFrame(discrepancies, schema=DISCREPANCIES),
+                              validation if validation is not None else pl.DataFrame(schema=FINDINGS), ELIG)
+
+
+def test_ineligible_enrolled_quotes_value_unit_limit_date_and_asks_for_action():
+    q = queries([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT",
+                             evidence="IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit 60 10^9/L).")])
+    row = q.row(0, named=True)
+    assert row["QUERY_TEXT"] == (
+        "Subject SZ003-101-0001, IN10.PLT. IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit 60 10^9/L). "
+        "Value used: 52 10^9/L. Protocol limit: 60 10^9/L. Result date: 2026-03-02. Please confirm this value "
+        "against the source document. If it is correct, report the eligibility deviation as the protocol "
+        "requires; if it was entered wrongly, correct it so that the next delivery carries the right value.")
+    assert (row["VALUE"], row["UNIT"], row["LIMIT"], row["DTC"], row["SOURCE"]) == (
+        "52", "10^9/L", "60", "2026-03-02", "SZ003/101/D1/lb.csv:14")
+    assert q.columns == QUERY_COLUMNS
+
+
+def test_missing_parts_are_left_out_not_printed_blank():
+    q = queries([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")])
+    text = q["QUERY_TEXT"][0]
+    assert text == ("Subject SZ003-101-0002, IN10.HGB cannot be verified from the delivered data. Reason: no HGB "
+                    "result in the screening window. Please deliver the missing result with its unit, reference "
+                    "range and date, or state why it is not available.")
+    assert "None" not in text and "null" not in text
+
+
+def test_process_checks_get_their_specific_action_and_resolved_rows_are_not_queried():
+    q = queries([
+        discrepancy("SZ003-101-0003", "PC05", "PROCESS", evidence="DM.AGE 54 but 55 from BRTHDTC and RFICDTC."),
+        discrepancy("SZ003-101-0004", "IN07", "IE_MISMATCH", status="RESOLVED"),
+    ])
+    assert q.height == 1
+    assert q["QUERY_TEXT"][0].startswith("Subject SZ003-101-0003, check PC05 (age). DM.AGE 54 but 55 from")
+    assert "correct the one that is wrong" in q["QUERY_TEXT"][0]
+
+
+def test_validation_findings_become_queries_with_the_observed_value():
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": "SZ003-102-0001", "DOMAIN": "LB", "VARIABLE": "LBORRESU",
+          "EXPECTATION": "expect_column_values_to_be_in_set", "OBSERVED": "mg/dl?", "MESSAGE": "unit not recognised.",
+          "SOURCE": "SZ003/102/D1/lb.csv:7"},
+         {"STUDYID": "SZ003", "SITEID": "102", "USUBJID": None, "DOMAIN": "LB", "VARIABLE": None,
+          "EXPECTATION": "ingest.file_rejected.missing_column", "OBSERVED": None, "MESSAGE": "LBDTC missing",
+          "SOURCE": "SZ003/102/D1/lb.csv"}],
+        schema=FINDINGS,
+    )
+    q = queries([], validation)
+    texts = dict(zip(q["CHECK_ID"], q["QUERY_TEXT"], strict=True))
+    assert texts["expect_column_values_to_be_in_set"] == (
+        'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv:7): unit not recognised. Please '
+        "check this value against the source document and correct it in the next delivery, or confirm that it is "
+        "correct.")
+    assert texts["ingest.file_rejected.missing_column"].startswith("LB (SZ003/102/D1/lb.csv): LBDTC missing.")
+    assert set(q["ORIGIN"]) == {"VALIDATION"} and set(q["SEVERITY"]) == {"QUERY"}
+
+
+def test_split_by_site():
+    q = queries([discrepancy("SZ003-101-0003", "PC05", "PROCESS"),
+                 discrepancy("SZ003-102-0003", "PC05", "PROCESS", site="102"),
+                 discrepancy("SZ003-102-0004", "PC05", "PROCESS", site=None)])
+    parts = split_by_site(q)
+    assert list(parts) == ["101", "102", "UNKNOWN"]
+    assert parts["102"]["USUBJID"].to_list() == ["SZ003-102-0003"]
+
+
+@pytest.mark.parametrize(
+    ("template", "row", "expected"),
+    [
+        ("A {X}[[ b {Y}]] c", {"X": "1", "Y": None}, "A 1 c"),
+        ("A {X}[[ b {Y}]] c", {"X": None, "Y": "2"}, "A not recorded b 2 c"),
+        ("[[{X}/{Y}]]", {"X": "1", "Y": ""}, ""),
+        ("no fields", {"X": "1", "Y": "2"}, "no fields"),
+    ],
+)
+def test_render_template(template, row, expected):
+    frame = pl.DataFrame([row], schema={"X": pl.String, "Y": pl.String})
+    assert frame.select(render_template(template))[0, 0] == expected
