@@ -1,0 +1,144 @@
+"""Serialising one domain frame to the bytes a site would upload, and the delivery manifest.
+
+Every output is deterministic for the same frame: XLSX core properties and the SAS transport
+header timestamps are pinned to the delivery time instead of the wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from generator.config import FormatProfile
+
+#: numeric XPT variables: SDTM keeps these numeric in SAS datasets (everything else is character)
+XPT_NUMERIC = re.compile(r"^(AGE|[A-Z]{2}SEQ)$")
+_XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
+_NUMBER = r"^[<>]?-?\d+\.\d+$"
+CONTENT_TYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "parquet": "application/vnd.apache.parquet",
+    "xpt": "application/x-sas-xport",
+    "json": "application/json",
+}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One file as written: its bytes and what the manifest says about it."""
+
+    name: str
+    data: bytes
+    rows: int
+    encoding: str
+    decimal: str = "."
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def manifest_entry(self) -> dict[str, object]:
+        entry: dict[str, object] = {"name": self.name, "sha256": self.sha256, "rows": self.rows,
+                                    "encoding": self.encoding}
+        if self.decimal != ".":
+            entry["decimal"] = self.decimal
+        return entry
+
+
+def with_decimal_comma(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Numbers in result columns written `9,5` (only text that is a decimal number is touched)."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(_NUMBER)).then(pl.col(c).str.replace(".", ",", literal=True))
+        .otherwise(pl.col(c)).alias(c)
+        for c in columns if c in frame.columns
+    )
+
+
+def encode_csv(frame: pl.DataFrame, profile: FormatProfile) -> tuple[bytes, str]:
+    text = frame.write_csv(separator=profile.separator, line_terminator="\r\n" if profile.encoding != "utf-8"
+                           else "\n")
+    if profile.encoding == "utf-8":
+        return text.encode("utf-8"), "utf-8"
+    if profile.encoding == "utf-8-sig":
+        return text.encode("utf-8-sig"), "utf-8"
+    return text.encode(profile.encoding), profile.encoding
+
+
+def encode_xlsx(frame: pl.DataFrame, sheet: str, stamp: datetime) -> bytes:
+    """One sheet, header row, every cell a text cell (a formula-looking string stays a string)."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {
+        "in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False,
+    })
+    workbook.set_properties({"created": stamp.replace(tzinfo=None), "author": "site EDC export"})
+    sheet_obj = workbook.add_worksheet(sheet)
+    for col, name in enumerate(frame.columns):
+        sheet_obj.write_string(0, col, name)
+        for row, value in enumerate(frame.get_column(name).to_list(), start=1):
+            if value is not None:
+                sheet_obj.write_string(row, col, value)
+    workbook.close()
+    return buffer.getvalue()
+
+
+def encode_parquet(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=False)
+    return buffer.getvalue()
+
+
+def encode_xpt(frame: pl.DataFrame, dataset: str, label: str, stamp: datetime) -> bytes:
+    """SAS v5 transport via pyreadstat; AGE and --SEQ numeric, every other variable character."""
+    import pyreadstat
+
+    frame = frame.with_columns(
+        pl.col(c).cast(pl.Float64) if XPT_NUMERIC.match(c) else pl.col(c).fill_null("")
+        for c in frame.columns
+    )
+    fd, path = tempfile.mkstemp(suffix=".xpt")
+    os.close(fd)
+    try:
+        pyreadstat.write_xport(frame, path, file_label=label[:40], table_name=dataset, file_format_version=5)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    finally:
+        os.unlink(path)
+    # the header records carry "created / modified" stamps: pin them to the delivery time
+    header_end = data.find(b"HEADER RECORD*******OBS")
+    head = _XPT_STAMP.sub(stamp.strftime("%d%b%y:%H:%M:%S").upper().encode("ascii"), data[:header_end])
+    return head + data[header_end:]
+
+
+def encode(frame: pl.DataFrame, domain: str, fmt: str, profile: FormatProfile, numeric_columns: list[str],
+           stamp: datetime) -> Encoded:
+    """The file `<domain>.<fmt>` as the site's conventions write it."""
+    rows = frame.height
+    if fmt == "csv":
+        if profile.decimal == ",":
+            frame = with_decimal_comma(frame, numeric_columns)
+        data, encoding = encode_csv(frame, profile)
+        return Encoded(f"{domain}.csv", data, rows, encoding, profile.decimal)
+    if fmt == "xlsx":
+        return Encoded(f"{domain}.xlsx", encode_xlsx(frame, domain.upper(), stamp), rows, "utf-8")
+    if fmt == "parquet":
+        return Encoded(f"{domain}.parquet", encode_parquet(frame), rows, "utf-8")
+    if fmt == "xpt":
+        return Encoded(f"{domain}.xpt", encode_xpt(frame, domain.upper(), f"{domain.upper()} domain", stamp),
+                       rows, "utf-8")
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def manifest_bytes(study: str, site: str, delivery: str, entries: list[dict[str, object]]) -> bytes:
+    body = {"study": study, "site": site, "delivery": delivery, "files": entries}
+    return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
