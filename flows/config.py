@@ -147,9 +147,7 @@ class StudyConfig(BaseModel):
 
     def as_of_at(self, moment: datetime) -> date:
         """The audit date of a run starting at `moment`: the calendar date in the study's time zone."""
-        if moment.tzinfo is None:
-            raise ValueError("moment must be time-zone aware")
-        return moment.astimezone(ZoneInfo(self.timezone)).date()
+        return audit_date(self.timezone, moment)
 
     def flow_parameters(self, as_of: date | None = None) -> dict[str, Any]:
         """The keyword arguments of `nightly_audit` for this study (as_of None = the flow decides)."""
@@ -160,7 +158,21 @@ class StudyConfig(BaseModel):
             "protocol": self.protocol,
             "as_of": as_of.isoformat() if as_of else None,
             "endpoint_url": self.endpoint_url,
+            "timezone": self.timezone,
+            "expected_sites": list(self.expected_sites) or None,
+            "lock_max_age_hours": self.lock_max_age_hours,
         }
+
+
+def audit_date(timezone: str, moment: datetime) -> date:
+    """The audit date of a run that starts (or was scheduled) at `moment`: its date in `timezone`.
+
+    A night scheduled at 02:00 in Shanghai starts at 18:00 UTC the day before; its audit date is the
+    Shanghai date, the one the study's data managers call "tonight".
+    """
+    if moment.tzinfo is None:
+        raise ValueError("moment must be time-zone aware")
+    return moment.astimezone(ZoneInfo(timezone)).date()
 
 
 def _resolve_protocol(protocol: str | None, base: Path) -> str | None:

@@ -286,3 +286,48 @@ def sweep_staging(store: Store, study: str, *, max_age: timedelta = DEFAULT_LOCK
         log.warning("removing abandoned staging %s", _where(store, run))
         discard(store, run)
     return swept
+
+
+@dataclass(frozen=True)
+class NightlyPublication:
+    """Where one locked run publishes: it writes under `staging`, then promotes to `final`."""
+
+    lock: LockInfo
+    staging: str
+    final: str
+
+
+def current_run_id() -> str:
+    """The Prefect flow run id, or a random id outside a flow run (a plain function call in tests)."""
+    import uuid
+
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    return str(run_id) if run_id else uuid.uuid4().hex
+
+
+@contextmanager
+def locked_publication(store: Store, study: str, as_of: date, *, run_id: str,
+                       max_age: timedelta = DEFAULT_LOCK_MAX_AGE,
+                       logger: logging.Logger | logging.LoggerAdapter | None = None) -> Iterator[NightlyPublication]:
+    """The whole nightly run inside this block: lock held, own staging prefix, cleaned up whatever happens.
+
+    On entry: take the study's lock (or raise `AuditLockedError`) and sweep staging left by runs that
+    died. On exit: delete this run's staging (already gone after a successful `promote`), then
+    release the lock. A failure inside the block therefore leaves the published folder untouched.
+    """
+    with audit_lock(store, study, run_id=run_id, max_age=max_age, logger=logger) as lock:
+        sweep_staging(store, study, max_age=max_age, logger=logger)
+        publication = NightlyPublication(lock, staging_prefix(study, as_of, run_id), final_prefix(study, as_of))
+        try:
+            yield publication
+        finally:
+            try:
+                left = discard(store, publication.staging)
+            except Exception as error:  # the sweep of a later run removes it
+                (logger or _log).error("could not remove staging %s: %s", publication.staging, type(error).__name__)
+            else:
+                if left:
+                    (logger or _log).warning("run did not complete: removed %d staged objects; "
+                                             "the published reports are unchanged", left)

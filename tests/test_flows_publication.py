@@ -252,3 +252,57 @@ def test_sweep_removes_only_abandoned_staging(tmp_path: Path) -> None:
 def test_s3_store_type_is_exercised(store: Store) -> None:
     # guard: the parametrised fixture really covers both implementations
     assert isinstance(store, LocalStore | S3Store)
+
+
+# --- the whole run inside one lock ----------------------------------------------------------------
+
+
+def test_locked_publication_success_publishes_and_leaves_no_audit_state(store: Store) -> None:
+    from datetime import date
+
+    from flows.publication import locked_publication
+
+    with locked_publication(store, "SZ003", date(2026, 11, 28), run_id="run-1") as pub:
+        assert (pub.staging, pub.final) == ("_audit/SZ003/staging/2026-11-28/run-1", "SZ003/2026-11-28")
+        with pytest.raises(AuditLockedError):
+            acquire_lock(store, "SZ003", run_id="run-2")
+        _stage(store, pub.staging, {"subjects.csv": b"s", "run_manifest.json": b"m"})
+        promote(store, pub.staging, pub.final)
+    assert _keys(store) == ["SZ003/2026-11-28/run_manifest.json", "SZ003/2026-11-28/subjects.csv"]
+
+
+def test_locked_publication_failure_keeps_last_nights_report_and_releases_the_lock(
+    store: Store, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import date
+
+    from flows.publication import locked_publication
+
+    _stage(store, "SZ003/2026-11-28", {"subjects.csv": b"earlier run", "run_manifest.json": b"m"})
+    with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError, match="evaluation failed"), \
+            locked_publication(store, "SZ003", date(2026, 11, 28), run_id="run-2") as pub:
+        _stage(store, pub.staging, {"subjects.csv": b"half"})
+        raise RuntimeError("evaluation failed")
+    assert _keys(store) == ["SZ003/2026-11-28/run_manifest.json", "SZ003/2026-11-28/subjects.csv"]
+    assert store.read_bytes("SZ003/2026-11-28/subjects.csv") == b"earlier run"
+    assert "removed 1 staged objects; the published reports are unchanged" in caplog.text
+
+
+def test_locked_publication_refuses_a_second_run_without_touching_anything(store: Store) -> None:
+    from datetime import date
+
+    from flows.publication import locked_publication
+
+    acquire_lock(store, "SZ003", run_id="run-1")
+    _stage(store, staging_prefix("SZ003", "2026-11-28", "run-1"), {"subjects.csv": b"in progress"})
+    with pytest.raises(AuditLockedError), locked_publication(store, "SZ003", date(2026, 11, 28), run_id="run-2"):
+        pytest.fail("the block must not run")
+    # the first run's lock and staging are intact
+    assert LockInfo.from_bytes(store.read_bytes(lock_key("SZ003"))).run_id == "run-1"
+    assert _keys(store, "_audit/SZ003/staging") == ["_audit/SZ003/staging/2026-11-28/run-1/subjects.csv"]
+
+
+def test_current_run_id_outside_a_flow_is_random() -> None:
+    from flows.publication import current_run_id
+
+    assert current_run_id() != current_run_id()
