@@ -1,1 +1,23 @@
-"""expectations."""
+"""Great Expectations validation of a study's delivered data, one suite per DTS domain.
+
+The suites are generated from the sources of truth (contracts/domains.yaml, checks/units.yaml, the
+protocol) plus expectations/suites.yaml, run once per domain over all sites on a prepared polars
+frame, and their failures become rows of the `validation` table. Great Expectations itself is
+imported only when a suite runs or Data Docs are built (it takes seconds to import).
+"""
+
+from expectations.docs import publish_data_docs
+from expectations.validate import (
+    DomainValidation,
+    finish_validation,
+    list_expectations,
+    validate_domain,
+)
+
+__all__ = [
+    "DomainValidation",
+    "finish_validation",
+    "list_expectations",
+    "publish_data_docs",
+    "validate_domain",
+]

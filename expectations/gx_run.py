@@ -1,0 +1,93 @@
+"""Running one suite over one prepared frame with Great Expectations 1.x (the only GE import site).
+
+Each call uses its own ephemeral context, so domains can be validated in parallel threads or Dask
+workers; GE keeps some process-wide state (the current project), so the GE part of a call holds a
+lock while the polars preparation around it runs concurrently. The batch is validated directly
+(`Batch.validate`), which skips GE's results store: the result is written by us, once, with the
+unexpected-row lists cut to a sample so that Data Docs stay small.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from expectations.checks import Check
+
+_LOCK = threading.Lock()
+#: rows of each failing expectation kept in the saved result (and shown in Data Docs)
+SAMPLE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """What one suite run produced: failing rows per check id and the saved GE documents."""
+
+    failures: dict[str, list[str]]  # check id -> SOURCE of every failing row
+    unexpected_counts: dict[str, int]
+    result_path: Path
+    suite_path: Path
+    success: bool
+
+
+def _gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def gx_suite(name: str, checks: list[Check]):
+    """The GE ExpectationSuite of the checks (meaning in `description`, check id in `meta`)."""
+    gx = _gx()
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    suite = gx.ExpectationSuite(name=name, meta={"generated_by": "screening-audit expectations"})
+    for check in checks:
+        impl = get_expectation_impl(check.expectation)
+        suite.add_expectation(impl(**check.kwargs, description=check.meaning,
+                                   meta={"check_id": check.id, "action": check.action.value,
+                                         "variable": check.variable}))
+    return suite
+
+
+def run_suite(name: str, checks: list[Check], frame: pl.DataFrame, outdir: Path) -> SuiteRun:
+    """Validate `frame` (SOURCE + the suite's columns) with the suite of `checks`; save suite and result."""
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    data = frame.to_pandas().set_index("SOURCE")
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["SOURCE"],
+                     "exclude_unexpected_values": True, "partial_unexpected_count": SAMPLE_ROWS}
+    with _LOCK:
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        suite = context.suites.add(gx_suite(name, checks))
+        batch = (context.data_sources.add_pandas(name).add_dataframe_asset(name)
+                 .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": data}))
+        result = batch.validate(suite, result_format=result_format)
+        suite_json = suite.to_json_dict()
+    failures: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for item in result.results:
+        check_id = item.expectation_config.meta["check_id"]
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {check_id} raised: {item.exception_info.get('exception_message')}")
+        indices = item.result.get("unexpected_index_list") or []
+        sources = [s for entry in indices for s in entry.get("SOURCE", [])]
+        failures[check_id] = sources
+        counts[check_id] = int(item.result.get("unexpected_count") or 0)
+        item.result["unexpected_index_list"] = [{"SOURCE": sources[:SAMPLE_ROWS]}] if sources else []
+    result_path, suite_path = outdir / f"{name}.result.json", outdir / f"{name}.suite.json"
+    result_path.write_text(json.dumps(result.to_json_dict(), default=str), encoding="utf-8")
+    suite_path.write_text(json.dumps(suite_json, default=str), encoding="utf-8")
+    return SuiteRun(failures=failures, unexpected_counts=counts, result_path=result_path,
+                    suite_path=suite_path, success=bool(result.success))

@@ -1,0 +1,89 @@
+"""Failing rows of a suite run -> rows of the `validation` table, exclusions and rejected rows.
+
+GE says which SOURCE rows failed each expectation; everything a reader needs (site, subject, the
+observed value, a sentence naming the problem and the expected value) comes from the prepared frame
+by a join on SOURCE, with the message templates of suites.yaml filled per row by polars.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
+from expectations.checks import Check
+from expectations.spec import Action
+
+_PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+#: extra column after the contracted ones: the check id (DOMAIN.kind.VARIABLE), stable for reports
+CHECK_COLUMN = "CHECK"
+
+
+def template_expr(template: str, check: Check) -> pl.Expr:
+    """A message template as a polars string expression; {OBSERVED_TEXT} is the check's raw variable."""
+    parts: list[pl.Expr] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        if match.start() > position:
+            parts.append(pl.lit(template[position:match.start()]))
+        name = match.group(1)
+        column = check.variable if name == "OBSERVED_TEXT" else name
+        parts.append(pl.col(column).cast(pl.String).fill_null("(blank)"))
+        position = match.end()
+    if position < len(template):
+        parts.append(pl.lit(template[position:]))
+    return pl.concat_str(parts) if parts else pl.lit("")
+
+
+def template_columns(template: str, check: Check) -> set[str]:
+    """Columns a template reads (to verify the templates against a prepared frame)."""
+    return {check.variable if n == "OBSERVED_TEXT" else n for n in _PLACEHOLDER.findall(template)}
+
+
+def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str, list[str]],
+                 study: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(findings, exclusions, rejected) for the failing rows of every check."""
+    findings, exclusions, rejected = [], [], []
+    for check in checks:
+        sources = failures.get(check.id) or []
+        if not sources:
+            continue
+        rows = prepared.join(pl.DataFrame({"SOURCE": sources}, schema={"SOURCE": pl.String}).unique(),
+                             on="SOURCE", how="semi")
+        if check.explode:
+            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+        rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),
+                                 template_expr(check.observed, check).alias("X_OBSERVED"))
+        domain = check.finding_domain or check.domain
+        findings.append(rows.select(
+            pl.lit(study).alias("STUDYID"),
+            pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
+            pl.col("X_USUBJID").alias("USUBJID"),
+            pl.lit(domain).alias("DOMAIN"),
+            pl.lit(check.finding_variable or check.variable).alias("VARIABLE"),
+            pl.lit(check.expectation).alias("EXPECTATION"),
+            pl.col("X_OBSERVED").alias("OBSERVED"),
+            pl.col("X_MESSAGE").alias("MESSAGE"),
+            pl.col("SOURCE"),
+            pl.lit(check.id).alias(CHECK_COLUMN),
+        ))
+        if check.action is Action.EXCLUDE:
+            exclusions.extend(rows.select(pl.col("SOURCE"), pl.lit(check.domain).alias("DOMAIN"),
+                                          pl.lit(variable).alias("VARIABLE"), pl.col("X_MESSAGE").alias("MESSAGE"))
+                              for variable in check.excludes)
+        if check.action is Action.REJECT:
+            chosen = rows.filter(pl.col(check.reject_when)) if check.reject_when else rows
+            rejected.append(chosen.select(pl.col("SOURCE"), pl.lit(check.domain).alias("DOMAIN"),
+                                          pl.lit(check.variable).alias("VARIABLE"),
+                                          pl.col("X_MESSAGE").alias("MESSAGE")))
+    return (_concat(findings, {**FINDINGS, CHECK_COLUMN: pl.String}).sort("SITEID", "USUBJID", "SOURCE", CHECK_COLUMN,
+                                                                         "OBSERVED", nulls_last=True),
+            _concat(exclusions, EXCLUSIONS).unique(["SOURCE", "VARIABLE"], keep="first", maintain_order=True),
+            _concat(rejected, EXCLUSIONS).unique(["SOURCE"], keep="first", maintain_order=True))
+
+
+def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
+    if not frames:
+        return empty_table(schema)
+    return pl.concat([f.cast(schema) for f in frames], how="vertical")

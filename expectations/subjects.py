@@ -1,0 +1,160 @@
+"""Subject-level completeness, computed once per subject and joined onto DM rows.
+
+For each subject: the site's decision (ENROLLED / SCREEN FAILURE / IN SCREENING), the results the
+protocol needs that the subject has none of (conditional needs applied: HCG for women, HBV DNA when
+HBsAg or anti-HBc is positive, ...), and the protocol criteria missing from the site's IE checklist.
+All of it is polars joins over (subject x needed item), never a loop over subjects.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from checks.units import UnitCatalog
+from checks.values import blank_to_null, coded_value, qualitative_result
+from expectations.spec import SuiteConfig
+
+ENROLLED, SCREEN_FAILURE, IN_SCREENING = "ENROLLED", "SCREEN FAILURE", "IN SCREENING"
+
+
+def _frame(domains: dict[str, pl.DataFrame], code: str, columns: list[str]) -> pl.DataFrame:
+    frame = domains.get(code.lower())
+    if frame is None:
+        frame = pl.DataFrame(schema={c: pl.String for c in columns})
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
+
+
+def decisions(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """USUBJID -> X_DECISION from DS (ENROLLED wins over SCREEN FAILURE) and DM.RFXSTDTC (dosed = enrolled)."""
+    dm = _frame(domains, "dm", ["USUBJID", "RFXSTDTC"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), blank_to_null("RFXSTDTC").is_not_null().alias("DOSED"))
+    ds = _frame(domains, "ds", ["USUBJID", "DSDECOD"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), coded_value("DSDECOD").alias("D"))
+    flags = ds.group_by("USUBJID").agg((pl.col("D") == ENROLLED).any().alias("ENR"),
+                                       (pl.col("D") == SCREEN_FAILURE).any().alias("SF"))
+    subjects = dm.group_by("USUBJID").agg(pl.col("DOSED").any()).join(flags, on="USUBJID", how="left")
+    decision = (pl.when(pl.col("ENR").fill_null(False) | pl.col("DOSED")).then(pl.lit(ENROLLED))
+                .when(pl.col("SF").fill_null(False)).then(pl.lit(SCREEN_FAILURE))
+                .otherwise(pl.lit(IN_SCREENING)))
+    return subjects.filter(pl.col("USUBJID").is_not_null()).select("USUBJID", decision.alias("X_DECISION"))
+
+
+def _present(domains: dict[str, pl.DataFrame], domain: str, test_var: str, result_var: str | None,
+             status_var: str | None, not_done: tuple[str, ...]) -> pl.DataFrame:
+    """(USUBJID, TEST) pairs with a usable row: a non-blank result that is not NOT DONE."""
+    columns = ["USUBJID", test_var, *([result_var] if result_var else []), *([status_var] if status_var else [])]
+    frame = _frame(domains, domain, columns)
+    keep = pl.lit(True)
+    if result_var:
+        keep = keep & blank_to_null(result_var).is_not_null()
+    if status_var:
+        keep = keep & ~coded_value(status_var).is_in(list(not_done)).fill_null(False)
+    return (frame.filter(keep).select(blank_to_null("USUBJID").alias("USUBJID"), coded_value(test_var).alias("TEST"))
+            .unique())
+
+
+def _conditions(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog) -> pl.DataFrame:
+    """USUBJID x conditional item -> whether the item is needed for that subject."""
+    dm = _frame(domains, "dm", ["USUBJID", "SEX"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), coded_value("SEX").alias("SEX")).unique("USUBJID")
+    rows = []
+    for item, cond in config.conditional_needs.items():
+        domain, code = item.split(".", 1)
+        needed = pl.lit(True)
+        if cond.sex:
+            needed = needed & pl.col("SEX").is_in(list(cond.sex)).fill_null(False)
+        frame = dm.with_columns(pl.lit(domain).alias("DOMAIN"), pl.lit(code).alias("ITEM"))
+        if cond.positive_any:
+            positive = _positives(domains, config, catalog, cond.positive_any)
+            frame = frame.join(positive, on="USUBJID", how="left")
+            needed = needed & pl.col("POSITIVE").fill_null(False)
+        rows.append(frame.select("USUBJID", "DOMAIN", "ITEM", needed.alias("CONDITION")))
+    if not rows:
+        return pl.DataFrame(schema={"USUBJID": pl.String, "DOMAIN": pl.String, "ITEM": pl.String,
+                                    "CONDITION": pl.Boolean})
+    return pl.concat(rows)
+
+
+def _positives(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog,
+               tests: tuple[str, ...]) -> pl.DataFrame:
+    """USUBJID -> POSITIVE: any result of these qualitative tests reads POSITIVE."""
+    frames = []
+    for test in tests:
+        domain, code = test.split(".", 1)
+        roles = config.results[domain]
+        frame = _frame(domains, domain.lower(), ["USUBJID", roles.test, roles.result])
+        frames.append(frame.filter(coded_value(roles.test) == code).select(
+            blank_to_null("USUBJID").alias("USUBJID"),
+            (qualitative_result(roles.result, catalog) == "POSITIVE").alias("POSITIVE")))
+    return pl.concat(frames).group_by("USUBJID").agg(pl.col("POSITIVE").fill_null(False).any())
+
+
+def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tuple[str, ...], ...]],
+                    config: SuiteConfig, catalog: UnitCatalog, subjects: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID -> X_MISSING_<DOMAIN> (list of needed items with no usable row), for in-scope subjects."""
+    scope = subjects.filter(pl.col("X_DECISION").is_in(list(config.needed_decisions))).select("USUBJID")
+    items = pl.DataFrame(
+        [{"DOMAIN": dom, "ITEM": " or ".join(group), "TEST": code}
+         for dom, groups in needs.items() for group in groups for code in group],
+        schema={"DOMAIN": pl.String, "ITEM": pl.String, "TEST": pl.String})
+    present_frames = []
+    for dom in needs:
+        roles = config.results.get(dom)
+        if roles is not None:
+            present = _present(domains, dom.lower(), roles.test, roles.result, roles.status, config.not_done)
+        else:
+            present = _present(domains, dom.lower(), config.test_variables[dom], None, None, config.not_done)
+        present_frames.append(present.with_columns(pl.lit(dom).alias("DOMAIN"), pl.lit(True).alias("HAS")))
+    present = (pl.concat(present_frames) if present_frames
+               else pl.DataFrame(schema={"USUBJID": pl.String, "TEST": pl.String, "DOMAIN": pl.String,
+                                         "HAS": pl.Boolean}))
+    conditions = _conditions(domains, config, catalog)
+    table = (scope.join(items, how="cross")
+             .join(present, on=["USUBJID", "DOMAIN", "TEST"], how="left")
+             .group_by("USUBJID", "DOMAIN", "ITEM").agg(pl.col("HAS").fill_null(False).any())
+             .join(conditions, on=["USUBJID", "DOMAIN", "ITEM"], how="left")
+             .filter(~pl.col("HAS") & pl.col("CONDITION").fill_null(True))
+             .sort("USUBJID", "DOMAIN", "ITEM"))
+    out = scope
+    for dom in sorted(needs):
+        lists = (table.filter(pl.col("DOMAIN") == dom).group_by("USUBJID", maintain_order=True)
+                 .agg(pl.col("ITEM").alias(f"X_MISSING_{dom}")))
+        out = out.join(lists, on="USUBJID", how="left")
+    return out
+
+
+def missing_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str], config: SuiteConfig,
+                     subjects: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID -> X_MISSING_IE: protocol criteria without an IE answer, for decided subjects.
+
+    Same reading of the two DTS delivery styles as checks.site_checklist: a subject with a "passing"
+    answer (inclusion Y / exclusion N) has a full checklist and every absent criterion is missing; a
+    subject with only failing answers is a not-met-only delivery (absent = met / not applying); a
+    subject without any IE row is missing its checklist unless every subject of its site with IE rows
+    is not-met-only.
+    """
+    scope = subjects.filter(pl.col("X_DECISION").is_in(list(config.ie_decisions)))
+    ie = _frame(domains, "ie", ["USUBJID", "IETESTCD", "IECAT", "IEORRES", "DELIVERY_SITEID"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), coded_value("IETESTCD").alias("CRITERION"),
+        coded_value("IECAT").alias("IECAT"), coded_value("IEORRES").alias("ANSWER"),
+        pl.col("DELIVERY_SITEID"))
+    category = pl.col("CRITERION").replace_strict(criteria, default=None, return_dtype=pl.String)
+    passing = (((category.fill_null(pl.col("IECAT")) == "INCLUSION") & (pl.col("ANSWER") == "Y"))
+               | ((category.fill_null(pl.col("IECAT")) == "EXCLUSION") & (pl.col("ANSWER") == "N")))
+    per_subject = ie.group_by("USUBJID").agg(passing.any().alias("FULL"), pl.col("DELIVERY_SITEID").first(),
+                                             pl.col("CRITERION").unique().alias("ANSWERED"))
+    site_all_nmo = per_subject.group_by("DELIVERY_SITEID").agg((~pl.col("FULL")).all().alias("SITE_NMO"))
+    dm_site = _frame(domains, "dm", ["USUBJID", "DELIVERY_SITEID"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), "DELIVERY_SITEID").unique("USUBJID")
+    table = (scope.join(dm_site, on="USUBJID", how="left")
+             .join(per_subject.drop("DELIVERY_SITEID"), on="USUBJID", how="left")
+             .join(site_all_nmo, on="DELIVERY_SITEID", how="left"))
+    all_criteria = pl.lit(pl.Series(list(criteria), dtype=pl.String).implode())
+    no_rows = pl.col("FULL").is_null()
+    missing = (pl.when(pl.col("FULL").fill_null(False)).then(all_criteria.list.set_difference("ANSWERED"))
+               .when(no_rows & ~pl.col("SITE_NMO").fill_null(False)).then(all_criteria)
+               .otherwise(pl.lit([], dtype=pl.List(pl.String))))
+    order = {c: i for i, c in enumerate(criteria)}
+    return table.select("USUBJID", missing.list.eval(
+        pl.element().sort_by(pl.element().replace_strict(order, default=len(order)))).alias("X_MISSING_IE"))

@@ -1,0 +1,116 @@
+"""The public entry points: validate one domain, finish a run, list the suites.
+
+`validate_domain` is called once per domain (possibly in parallel); it prepares one polars frame
+over all sites, runs one GE suite over it and maps the failures to rows. `finish_validation` gathers
+the domains and builds the Data Docs from the results they saved under `workdir`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from checks.units import UnitCatalog, load_units
+from contracts.domains import DOMAINS
+from contracts.records import ValidationResult
+from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
+from expectations.checks import Check, Context, Piece, build
+from expectations.mapping import CHECK_COLUMN, map_failures
+from expectations.prepare import ge_frame, prepare
+from expectations.protocol_needs import criteria_of, needs_of, protocol_id
+from expectations.spec import SuiteConfig, load_suites
+
+
+@dataclass
+class DomainValidation:
+    """One domain's share of a validation run (picklable: frames and paths only)."""
+
+    domain: str  # lower-case
+    study: str
+    findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
+    exclusions: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    rejected: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    expectations: list[dict] = field(default_factory=list)
+    rows: int = 0
+    result_path: Path | None = None  # GE validation result (JSON), None when the domain had no rows
+    suite_path: Path | None = None
+
+
+def domain_context(domain: str, *, study: str, protocol: object | None = None, columns: frozenset[str] = frozenset(),
+                   config: SuiteConfig | None = None, catalog: UnitCatalog | None = None) -> Context:
+    if domain.lower() not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; known: {sorted(DOMAINS)}")
+    config = config or load_suites()
+    return Context(spec=DOMAINS[domain.lower()], config=config, catalog=catalog or load_units(), study=study,
+                   protocol_id=protocol_id(protocol), criteria=criteria_of(protocol),
+                   needs=needs_of(protocol, config), columns=columns)
+
+
+def suite_name(domain: str) -> str:
+    return f"screening_{domain.lower()}"
+
+
+def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: object | None = None,
+                    workdir: Path) -> DomainValidation:
+    """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected."""
+    frame = domains.get(domain.lower())
+    ctx = domain_context(domain, study=study, protocol=protocol,
+                         columns=frozenset(frame.columns) if frame is not None else frozenset())
+    pieces = build(ctx)
+    checks = [piece.check for piece in pieces]
+    described = [check.describe() for check in checks]
+    out = DomainValidation(domain=domain.lower(), study=study, expectations=described)
+    if frame is None or frame.height == 0:
+        return out
+    from expectations.gx_run import run_suite
+
+    prepared = prepare(domains, ctx, pieces)
+    run = run_suite(suite_name(domain), checks, ge_frame(prepared, pieces), Path(workdir) / "validation")
+    findings, exclusions, rejected = map_failures(prepared, checks, run.failures, study)
+    out.findings, out.exclusions, out.rejected = findings, exclusions, rejected
+    out.rows, out.result_path, out.suite_path = frame.height, run.result_path, run.suite_path
+    return out
+
+
+def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> ValidationResult:
+    """All domains together, with Data Docs built under workdir/data_docs from the saved results."""
+    from expectations.docs import build_data_docs
+
+    parts = sorted(parts, key=lambda p: list(DOMAINS).index(p.domain) if p.domain in DOMAINS else 99)
+    findings = _concat([p.findings for p in parts], {**FINDINGS, CHECK_COLUMN: pl.String})
+    result = ValidationResult(
+        findings=check_table(findings, FINDINGS, "validation"),
+        exclusions=check_table(_concat([p.exclusions for p in parts], EXCLUSIONS), EXCLUSIONS, "exclusions"),
+        rejected=check_table(_concat([p.rejected for p in parts], EXCLUSIONS), EXCLUSIONS, "rejected"),
+        expectations=[item for p in parts for item in p.expectations],
+        rows_validated={p.domain: p.rows for p in parts},
+    )
+    result.data_docs = build_data_docs(parts, Path(workdir))
+    return result
+
+
+def list_expectations(protocol: object | None = None, *, study: str = "<STUDYID>") -> list[dict]:
+    """Every expectation a run checks, per domain, in suite order: the reviewable suites."""
+    items: list[dict] = []
+    for domain in DOMAINS:
+        ctx = domain_context(domain, study=study, protocol=protocol)
+        items.extend(piece.check.describe() for piece in build(ctx))
+    return items
+
+
+def checks_of(domain: str, *, study: str, protocol: object | None = None) -> list[Check]:
+    return [piece.check for piece in _pieces(domain, study=study, protocol=protocol)]
+
+
+def _pieces(domain: str, *, study: str, protocol: object | None) -> list[Piece]:
+    return build(domain_context(domain, study=study, protocol=protocol))
+
+
+def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return empty_table(schema)
+    return pl.concat([f.select(*schema) if set(f.columns) >= set(schema) else f for f in frames],
+                     how="diagonal_relaxed")

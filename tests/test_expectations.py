@@ -1,0 +1,285 @@
+"""Validation suites on tiny planted data: each kind of finding, and none on clean data.
+
+The Great Expectations runs are module-scoped fixtures (one planted trial, one clean trial), because
+each run costs a second or more; every test then asserts on their results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from contracts import EXCLUSIONS, FINDINGS, check_table
+from expectations import finish_validation, list_expectations, publish_data_docs, validate_domain
+from storage import LocalStore
+
+STUDY = "SZ003"
+
+
+@dataclass(frozen=True)
+class _Criterion:
+    id: str
+    category: str
+
+
+@dataclass(frozen=True)
+class FakeProtocol:
+    """The two things validation reads from a protocol: its criteria and the tests they need."""
+
+    id: str = STUDY
+    criteria: tuple = (_Criterion("IN06", "INCLUSION"), _Criterion("IN10", "INCLUSION"),
+                       _Criterion("EX15", "EXCLUSION"))
+
+    def needed_tests(self) -> dict[str, set[str]]:
+        return {"lb": {"HGB", "PLAT", "CREAT", "HBSAG", "HBVDNA", "HCG"}, "vs": {"WEIGHT"}}
+
+
+def frame(domain: str, rows: list[dict], site: str = "101") -> pl.DataFrame:
+    """A delivered frame as ingestion hands it over: all text, plus SOURCE / DELIVERY_SITEID / DECIMAL."""
+    data = pl.DataFrame(rows, infer_schema_length=None).cast(pl.String)
+    return data.with_columns(
+        pl.format("{}:{}", pl.lit(f"SZ003/{site}/20261127T230000Z/{domain}.csv"),
+                  pl.int_range(1, pl.len() + 1)).alias("SOURCE"),
+        pl.lit(site).alias("DELIVERY_SITEID"), pl.lit(".").alias("DECIMAL"))
+
+
+def dm_row(subject: str, sex: str = "M", dosed: bool = True, **extra) -> dict:
+    row = dict(STUDYID=STUDY, USUBJID=subject, SITEID="101", SUBJID=subject[-3:], BRTHDTC="1960-05",
+               SEX=sex, RFICDTC="2026-01-05", RFXSTDTC="2026-02-01" if dosed else None, AGE="65", COUNTRY="DEU")
+    return {**row, **extra}
+
+
+def lb_row(subject: str, test: str, result: str, unit: str | None, low: str | None = None,
+           high: str | None = None, date: str = "2026-01-20", **extra) -> dict:
+    row = dict(STUDYID=STUDY, USUBJID=subject, LBTESTCD=test, LBORRES=result, LBORRESU=unit,
+               LBORNRLO=low, LBORNRHI=high, LBSTAT=None, LBDTC=date)
+    return {**row, **extra}
+
+
+def complete_lb(subject: str, **overrides: tuple) -> list[dict]:
+    """Every needed result of a clean subject (HBsAg negative, so HBV DNA is not needed)."""
+    tests = {"HGB": ("13.5", "g/dL", "12", "16"), "PLAT": ("210", "10^9/L", "150", "400"),
+             "CREAT": ("80", "umol/L", "60", "110"), "HBSAG": ("NEGATIVE", None, None, None),
+             "HCG": ("NEGATIVE", None, None, None)}
+    tests.update(overrides)
+    return [lb_row(subject, test, *values) for test, values in tests.items()]
+
+
+def ie_rows(subject: str, answers: dict[str, str]) -> list[dict]:
+    categories = {"IN06": "INCLUSION", "IN10": "INCLUSION", "EX15": "EXCLUSION"}
+    return [dict(STUDYID=STUDY, USUBJID=subject, IETESTCD=c, IECAT=categories.get(c, "INCLUSION"), IEORRES=a,
+                 IEDTC="2026-01-30") for c, a in answers.items()]
+
+
+def vs_row(subject: str, test: str = "WEIGHT", result: str = "72", unit: str = "kg") -> dict:
+    return dict(STUDYID=STUDY, USUBJID=subject, VSTESTCD=test, VSORRES=result, VSORRESU=unit, VSDTC="2026-01-20")
+
+
+def ds_row(subject: str, decod: str = "ENROLLED") -> dict:
+    return dict(STUDYID=STUDY, USUBJID=subject, DSCAT="DISPOSITION EVENT", DSDECOD=decod, DSTERM=None,
+                DSSTDTC="2026-02-01")
+
+
+CLEAN_IE = {"IN06": "Y", "IN10": "Y", "EX15": "N"}
+
+
+def clean_trial() -> dict[str, pl.DataFrame]:
+    subjects = ["SZ003-101-001", "SZ003-101-002"]
+    return {
+        "dm": frame("dm", [dm_row(subjects[0], "F"), dm_row(subjects[1], "M")]),
+        "ds": frame("ds", [ds_row(s) for s in subjects]),
+        "ie": frame("ie", [r for s in subjects for r in ie_rows(s, CLEAN_IE)]),
+        "lb": frame("lb", [*complete_lb(subjects[0]), *complete_lb(subjects[1], HGB=("135", "g/L", "120", "160")),
+                           lb_row(subjects[0], "HBVDNA", "<10", "IU/mL"),
+                           lb_row(subjects[0], "ALT", "0.5", "ukat/L", "0.1", "0.6", date="2026-01-21"),
+                           lb_row(subjects[1], "HCVRNA", "NOT DETECTED", None)]),
+        "vs": frame("vs", [vs_row(s) for s in subjects]),
+    }
+
+
+S1, S2, S3, S4 = "SZ003-101-001", "SZ003-101-002", "SZ003-101-003", "SZ003-102-004"
+
+
+def planted_trial() -> dict[str, pl.DataFrame]:
+    """One clean subject (S1) and one planted problem per row elsewhere; comments name the finding."""
+    dm = pl.concat([
+        frame("dm", [
+            dm_row(S1, "F"),
+            dm_row(S2, "X", dosed=False, BRTHDTC="1960-13"),  # SEX not allowed; invalid date
+            dm_row(S3, dosed=False, RFICDTC=" "),  # required value blank
+            dm_row(S3, dosed=False, COUNTRY="FRA"),  # duplicate DM key, conflicting
+        ]),
+        frame("dm", [dm_row(S4, dosed=False, SITEID="101")], site="102"),  # SITEID differs from the path
+    ])
+    lb = frame("lb", [
+        *complete_lb(S1, HBSAG=("REACTIVE", None, None, None)),  # HBsAg positive: HBV DNA needed, absent
+        lb_row(S2, "HGB", "250", "g/dL", "12", "16"),  # implausible high
+        lb_row(S2, "PLAT", "-5", "10^9/L", "150", "400"),  # implausible low (negative count)
+        lb_row(S2, "WBC", "abc", "10^9/L", "4", "10"),  # not a number
+        lb_row(S2, "CREAT", "80", "furlongs", "60", "110"),  # unknown unit
+        lb_row(S2, "ALB", "40", "g/L", "50", "35"),  # reference range low above high
+        lb_row(S2, "LYM", "1.2", "10^9/L", "x", "4"),  # reference low not a number
+        lb_row(S2, "ALT", "30", "U/L", "0.1", "0.6"),  # reference range in another unit than the result
+        lb_row(S2, "HBSAG", "maybe", None),  # qualitative result not a known code
+        lb_row("SZ003-101-999", "HGB", "13", "g/dL"),  # subject not in DM
+        lb_row(S2, "BILI", "0.5", "mg/dL", STUDYID="SZ999"),  # another study
+        lb_row(S2, "AST", "", "U/L", "5", "40", LBSTAT="NOT DONE"),  # blank result allowed when NOT DONE
+        lb_row(S2, "AMYLASE", "", "U/L", "5", "40"),  # blank result, not NOT DONE
+    ])
+    lb_other_site = frame("lb", [lb_row(S1, "HGB", "12", "g/dL", date="2026-01-22")], site="102")  # wrong site
+    return {
+        "dm": dm,
+        "ds": frame("ds", [ds_row(S1), ds_row(S2, "SCREEN FAILURE")]),  # S3 and S4 are still in screening
+        "ie": frame("ie", [
+            *ie_rows(S1, CLEAN_IE),
+            *ie_rows(S1, {"IN06": "N"}),  # second, conflicting answer for IN06
+            *ie_rows(S2, {"IN06": "Y", "IN99": "Y"}),  # unknown criterion; IN10 and EX15 missing
+            dict(STUDYID=STUDY, USUBJID=S2, IETESTCD="EX15", IECAT="INCLUSION", IEORRES="N", IEDTC="2026-02-30"),
+        ]),
+        "lb": pl.concat([lb, lb_other_site]),
+        "vs": frame("vs", [vs_row(S1, result="720", unit="kg")]),  # implausible weight
+    }
+
+
+def run(domains: dict[str, pl.DataFrame], workdir: Path):
+    parts = [validate_domain(d, domains, study=STUDY, protocol=FakeProtocol(), workdir=workdir)
+             for d in ("dm", "ds", "ie", "lb", "vs", "mh")]
+    return finish_validation(parts, workdir=workdir)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    return run(planted_trial(), tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory):
+    return run(clean_trial(), tmp_path_factory.mktemp("clean"))
+
+
+def findings_of(result, kind: str) -> pl.DataFrame:
+    return result.findings.filter(pl.col("CHECK").str.contains(f".{kind}.", literal=True))
+
+
+def test_clean_trial_has_no_finding(clean) -> None:
+    assert clean.findings.height == 0, clean.findings.select("CHECK", "OBSERVED", "MESSAGE").to_dicts()
+    assert clean.exclusions.height == 0
+    assert clean.rejected.height == 0
+    assert clean.rows_validated == {"dm": 2, "ds": 2, "ie": 6, "lb": 13, "vs": 2, "mh": 0}
+
+
+def test_tables_keep_their_contracts(planted) -> None:
+    check_table(planted.findings, FINDINGS, "validation")
+    check_table(planted.exclusions, EXCLUSIONS, "exclusions")
+    assert planted.findings.filter(pl.col("SITEID").is_null() | pl.col("SOURCE").is_null()).height == 0
+
+
+@pytest.mark.parametrize(("kind", "source", "observed", "message_part"), [
+    ("plausible_high", "lb.csv:6", "250 g/dL", "above the plausible range 2-25 g/dL"),
+    ("plausible_low", "lb.csv:7", "-5 10^9/L", "below the plausible range 0-2000 10^9/L"),
+    ("numeric_result", "lb.csv:8", "abc", "WBC result abc is not a number"),
+    ("unit_known", "lb.csv:9", "furlongs", "UNKNOWN_UNIT"),
+    ("range_order", "lb.csv:10", "50-35 g/L", "low 50 is not below high 35"),
+    ("range_numeric", "lb.csv:11", "x", "LBORNRLO x is not a number"),
+    ("range_unit", "lb.csv:12", "0.1-0.6 U/L", "not plausible in the result's unit"),
+    ("coded_result", "lb.csv:13", "maybe", "not a known qualitative result"),
+    ("in_dm", "lb.csv:14", "SZ003-101-999", "not in DM"),
+    ("study", "lb.csv:15", "SZ999", "not the audited study SZ003"),
+    ("required_unless_not_done", "lb.csv:17", "(blank)", "LBORRES is blank and LBSTAT does not say NOT DONE"),
+    ("subject_site", "102/20261127T230000Z/lb.csv:1", "101", "belongs to site 101 in DM but was delivered by site 102"),
+    ("allowed", "dm.csv:2", "X", "SEX X is not one of the DTS values M, F, U"),
+    ("iso_date", "dm.csv:2", "1960-13", "BRTHDTC 1960-13 is not an ISO 8601 date"),
+    ("required", "dm.csv:3", "(blank)", "RFICDTC is blank"),
+    ("site", "102/20261127T230000Z/dm.csv:1", "101", "differs from the delivery path's site 102"),
+    ("plausible_high", "vs.csv:1", "720 kg", "above the plausible range 20-300 kg"),
+    ("ie_criterion", "ie.csv:6", "IN99", "not a criterion of protocol SZ003"),
+    ("ie_category", "ie.csv:7", "INCLUSION", "differs from the protocol's category EXCLUSION"),
+    ("iso_date", "ie.csv:7", "2026-02-30", "IEDTC 2026-02-30 is not an ISO 8601 date"),
+])
+def test_each_planted_problem_is_one_readable_finding(planted, kind, source, observed, message_part) -> None:
+    rows = findings_of(planted, kind).filter(pl.col("SOURCE").str.ends_with(source))
+    assert rows.height == 1, findings_of(planted, kind).select("SOURCE", "MESSAGE").to_dicts()
+    assert rows["OBSERVED"][0] == observed
+    assert message_part in rows["MESSAGE"][0]
+
+
+def test_clean_rows_of_the_planted_trial_have_no_finding(planted) -> None:
+    clean_lb = [f"lb.csv:{i}$" for i in range(1, 6)]  # S1's complete results (HBsAg REACTIVE is a valid code)
+    hits = planted.findings.filter(pl.col("SOURCE").str.contains("/101/")
+                                   & pl.col("SOURCE").str.contains("|".join(clean_lb)))
+    assert hits.height == 0, hits.to_dicts()
+    assert findings_of(planted, "required_unless_not_done").filter(
+        pl.col("SOURCE").str.ends_with("lb.csv:16")).height == 0  # NOT DONE with a blank result is fine
+
+
+def test_duplicate_keys_reject_conflicting_rows(planted) -> None:
+    dups = findings_of(planted, "unique_key")
+    assert set(dups.filter(pl.col("DOMAIN") == "DM")["SOURCE"].str.extract(r"(dm\.csv:\d)")) == {"dm.csv:3",
+                                                                                                  "dm.csv:4"}
+    assert "occurs 2 times in DM (conflicting values); none of them is used" in dups["MESSAGE"][0]
+    ie = dups.filter(pl.col("DOMAIN") == "IE")
+    assert ie["OBSERVED"].to_list() == ["USUBJID=SZ003-101-001, IETESTCD=IN06"] * 2
+    rejected = set(planted.rejected["SOURCE"].str.extract(r"/([a-z]+\.csv:\d+)$"))
+    assert {"dm.csv:3", "dm.csv:4", "ie.csv:1", "ie.csv:4", "lb.csv:14", "lb.csv:15"} <= rejected
+
+
+def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
+    row = ie_rows(S1, {"IN06": "Y"})[0]
+    domains = {"dm": frame("dm", [dm_row(S1)]), "ie": frame("ie", [row, row])}
+    part = validate_domain("ie", domains, study=STUDY, workdir=tmp_path)
+    assert part.findings["MESSAGE"].to_list() == [
+        "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies); only the first copy is used"] * 2
+    assert part.rejected["SOURCE"].to_list() == [domains["ie"]["SOURCE"][1]]
+
+
+def test_implausible_and_unusable_values_are_excluded(planted) -> None:
+    excluded = {(s.rsplit("/", 1)[-1], v) for s, v in planted.exclusions.select("SOURCE", "VARIABLE").iter_rows()}
+    assert {("lb.csv:6", "LBORRES"), ("lb.csv:7", "LBORRES"), ("lb.csv:8", "LBORRES"), ("lb.csv:9", "LBORRES"),
+            ("lb.csv:13", "LBORRES"), ("lb.csv:10", "LBORNRHI"), ("lb.csv:11", "LBORNRLO"),
+            ("lb.csv:12", "LBORNRHI"), ("vs.csv:1", "VSORRES"), ("dm.csv:2", "BRTHDTC")} <= excluded
+    message = planted.exclusions.filter(pl.col("SOURCE").str.ends_with("/lb.csv:6"))["MESSAGE"][0]
+    assert message.startswith("HGB 250 g/dL") and "not used for eligibility" in message
+
+
+def test_needed_results_follow_the_conditions(planted) -> None:
+    needs = findings_of(planted, "needed_results").filter(pl.col("USUBJID") == S1)
+    # S1 is an enrolled woman with a reactive HBsAg: HBV DNA is needed and absent; HCG is present
+    assert needs.select("DOMAIN", "VARIABLE", "OBSERVED").rows() == [("LB", "LBTESTCD", "HBVDNA: no result")]
+    assert "ENROLLED subject has no HBVDNA result in LB" in needs["MESSAGE"][0]
+    # S2 is a screen failure: results are not required, the IE checklist is
+    assert findings_of(planted, "needed_results").filter(pl.col("USUBJID") == S2).height == 0
+
+
+def test_ie_checklist_of_decided_subjects(planted) -> None:
+    missing = findings_of(planted, "ie_checklist")
+    assert missing.select("USUBJID", "OBSERVED").rows() == [(S2, "IN10: no answer")]
+
+
+def test_data_docs_are_built_and_published(planted, tmp_path: Path) -> None:
+    index = planted.data_docs / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "screening_lb" in html and "screening_dm" in html
+    keys = publish_data_docs(planted.data_docs, LocalStore(tmp_path), "SZ003/2026-11-28/data_docs")
+    assert "SZ003/2026-11-28/data_docs/index.html" in keys
+    assert (tmp_path / "SZ003/2026-11-28/data_docs/index.html").read_text(encoding="utf-8") == html
+
+
+def test_expectations_are_saved_with_the_run(planted) -> None:
+    ids = [item["id"] for item in planted.expectations]
+    assert len(ids) == len(set(ids))
+    assert "LB.plausible_high.LBORRES" in ids and "DM.ie_checklist.MISSING_IE" in ids
+
+
+def test_list_expectations_is_generated_from_the_sources() -> None:
+    items = list_expectations(FakeProtocol())
+    by_id = {item["id"]: item for item in items}
+    assert by_id["DM.allowed.SEX"]["kwargs"] == {"column": "SEX", "value_set": ["M", "F", "U"]}
+    assert by_id["IE.ie_criterion.IETESTCD"]["kwargs"]["value_set"] == ["EX15", "IN06", "IN10"]
+    assert by_id["DM.needed_results.MISSING_LB"]["meaning"].endswith("(LB CREAT, HBSAG, HBVDNA, HCG, HGB, PLAT)")
+    assert by_id["LB.plausible_high.LBORRES"]["expectation"] == "expect_column_pair_values_a_to_be_greater_than_b"
+    assert {item["domain"] for item in items} == {"DM", "DS", "IE", "LB", "VS", "MH", "CM", "PR", "TU", "TR", "FA"}
+    # without a protocol, only the DTS and unit-catalog checks remain
+    assert not [i for i in list_expectations() if i["kind"] in {"needed_results", "ie_checklist", "ie_criterion"}]
