@@ -87,14 +87,41 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _components(eligibility: pl.DataFrame) -> pl.DataFrame:
-    """The eligibility rows with the columns compare reads (REASON_CODE optional)."""
+def _comparators(protocol: object) -> pl.DataFrame:
+    """CHECK_ID -> OP for components whose rule is one comparison leaf (`{kind: threshold, op: ">="}`),
+    so that evidence reads `limit >= 60 10^9/L` rather than a bare number. Components built from
+    several leaves keep the evaluation's own LIMIT text."""
+    ids, ops = [], []
+    for criterion in getattr(protocol, "criteria", ()):
+        for component in getattr(criterion, "components", ()):
+            rule = getattr(component, "rule", None)
+            op = (getattr(rule, "params", None) or {}).get("op") if rule is not None else None
+            if isinstance(op, str) and not getattr(rule, "children", ()):
+                ids.append(str(component.id))
+                ops.append(op)
+    return pl.DataFrame({"CHECK_ID": ids, "OP": ops}, schema={"CHECK_ID": pl.String, "OP": pl.String}).unique(
+        subset="CHECK_ID", keep="first")
+
+
+def _components(eligibility: pl.DataFrame, protocol: object) -> pl.DataFrame:
+    """The eligibility rows with the columns compare reads (REASON_CODE optional); LIMIT carries the
+    comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
     frame = eligibility
     if "REASON_CODE" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("REASON_CODE"))
-    return frame.select(
-        "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
-        "REASON_CODE",
+    return (
+        frame.select(
+            "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
+            "REASON_CODE",
+        )
+        .join(_comparators(protocol), on="CHECK_ID", how="left")
+        .with_columns(
+            pl.when(pl.col("OP").is_not_null() & pl.col("LIMIT").is_not_null())
+            .then(pl.format("{} {}", pl.col("OP"), pl.col("LIMIT")))
+            .otherwise(pl.col("LIMIT"))
+            .alias("LIMIT")
+        )
+        .drop("OP")
     )
 
 
@@ -275,7 +302,7 @@ def compare(
     """
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
     subjects = _subjects(result.reference)  # type: ignore[attr-defined]
-    components = _components(result.eligibility)  # type: ignore[attr-defined]
+    components = _components(result.eligibility, protocol)  # type: ignore[attr-defined]
     evaluated = result.criteria  # type: ignore[attr-defined]
     criteria = evaluated.select("USUBJID", "CRITERION_ID", "OUTCOME")
     checklist = site_checklist(domains.get("ie"), subjects, protocol,

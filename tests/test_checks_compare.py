@@ -27,9 +27,22 @@ CRITERIA = {
     "IN11": ("INCLUSION", [("IN11.CRCL", "MET", "80", "mL/min", "40")]),
     "EX07": ("EXCLUSION", [("EX07.ASC", "NOT_APPLICABLE", "2", "cm", "5")]),
 }
+#: the comparison of each component's single rule leaf (as in checks/protocols/*.yaml); IN10.HGB has
+#: a rule tree (no single comparator), so its evidence keeps the bare LIMIT
+OPS = {"IN07.KPS": ">=", "IN10.PLT": ">=", "IN11.CRCL": ">=", "EX07.ASC": ">"}
+
+
+def _rule(check_id: str) -> SimpleNamespace:
+    if check_id in OPS:
+        return SimpleNamespace(kind="threshold", params={"op": OPS[check_id], "limit": 0}, children=())
+    leaf = SimpleNamespace(kind="threshold", params={"op": ">="}, children=())
+    return SimpleNamespace(kind="all", params={}, children=(leaf, leaf))
+
+
 PROTOCOL = SimpleNamespace(
     id="T1",
-    criteria=[SimpleNamespace(id=cid, category=cat, text=cid, components=[c[0] for c in comps])
+    criteria=[SimpleNamespace(id=cid, category=cat, text=cid,
+                              components=[SimpleNamespace(id=c[0], text=c[0], rule=_rule(c[0])) for c in comps])
               for cid, (cat, comps) in CRITERIA.items()],
 )
 COMPONENT_CRITERION = {c[0]: cid for cid, (_, comps) in CRITERIA.items() for c in comps}
@@ -143,7 +156,7 @@ def test_ineligible_enrolled_per_failing_component_with_golden_evidence():
         ("IN10.PLT", "IMPORTANT", "IN10=Y; ENROLLED", "NOT_MET"),
     ]
     assert found[1]["EVIDENCE"] == (
-        "IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit 60 10^9/L); "
+        "IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit >= 60 10^9/L); "
         "the site recorded IN10 as met (IN10=Y) and enrolled the subject."
     )
     assert result.subjects["RECOMPUTED"].to_list() == ["INELIGIBLE"]
@@ -155,7 +168,7 @@ def test_exclusion_that_applies_to_an_enrolled_subject():
     assert found["CHECK_ID"] == "EX07.ASC"
     assert found["RECOMPUTED"] == "APPLIES"
     assert found["EVIDENCE"] == (
-        "EX07.ASC 6.2 cm on 2026-03-02 meets exclusion EX07 (limit 5 cm); "
+        "EX07.ASC 6.2 cm on 2026-03-02 meets exclusion EX07 (limit > 5 cm); "
         "the site recorded EX07 as not applying (EX07=N) and enrolled the subject."
     )
 
@@ -184,7 +197,7 @@ def test_mismatch_hiding_an_ineligible_enrolment_is_important_with_golden_eviden
         "IN07", "IMPORTANT", "IN07=Y; ENROLLED", "NOT_MET")
     assert found["EVIDENCE"] == (
         "The site recorded IN07 as met (IN07=Y) but the audit recomputes IN07 as not met: "
-        "IN07.KPS 70 on 2026-03-02, limit 80; the site enrolled the subject."
+        "IN07.KPS 70 on 2026-03-02, limit >= 80; the site enrolled the subject."
     )
 
 
@@ -213,7 +226,7 @@ def test_mismatch_site_says_not_met_golden_evidence_lists_every_deciding_compone
     (found,) = rows(result, "IE_MISMATCH")
     assert found["EVIDENCE"] == (
         "The site recorded IN10 as not met (IN10=N) but the audit recomputes IN10 as met: "
-        "IN10.HGB 12.1 g/dL on 2026-03-02, limit 9 g/dL and IN10.PLT 150 10^9/L on 2026-03-02, limit 60 10^9/L; "
+        "IN10.HGB 12.1 g/dL on 2026-03-02, limit 9 g/dL and IN10.PLT 150 10^9/L on 2026-03-02, limit >= 60 10^9/L; "
         "the site recorded the subject as a screen failure."
     )
 
@@ -266,8 +279,8 @@ def test_screen_failure_whose_recorded_failures_all_pass_golden_evidence():
         "EX07,IN07", "QUERY", "EX07=Y and IN07=N; SCREEN FAILURE", "EX07=NOT_APPLICABLE; IN07=MET")
     assert found["EVIDENCE"] == (
         "The site recorded the subject as a screen failure on EX07=Y and IN07=N, but the audit recomputes "
-        "EX07 as not applying (EX07.ASC 2 cm on 2026-03-02, limit 5 cm); "
-        "IN07 as met (IN07.KPS 90 on 2026-03-02, limit 80); "
+        "EX07 as not applying (EX07.ASC 2 cm on 2026-03-02, limit > 5 cm); "
+        "IN07 as met (IN07.KPS 90 on 2026-03-02, limit >= 80); "
         "no recorded reason for the screen failure is supported by the data."
     )
     # each unsupported reason is also a (query) IE mismatch
