@@ -28,6 +28,9 @@ from reporting.summary import (
 )
 
 TOP_ROWS = 200
+#: free-text columns that wrap in the listings (identifiers and dates never wrap)
+WRAP_COLUMNS = ("EVIDENCE", "REASON", "MESSAGE", "QUERY_TEXT", "EXAMPLE", "RISK_INDICATORS", "SITE_ASSESSMENT",
+                "RECOMPUTED")
 HEATMAP_SITES = 60
 BAR_SITES = 40
 
@@ -41,7 +44,8 @@ def _env() -> Environment:
 
 
 def _rows(frame: pl.DataFrame, limit: int = TOP_ROWS) -> dict[str, Any]:
-    return {"columns": frame.columns, "rows": frame.head(limit).rows(), "total": frame.height,
+    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    return {"columns": frame.columns, "numeric": numeric, "rows": frame.head(limit).rows(), "total": frame.height,
             "shown": min(frame.height, limit)}
 
 
@@ -112,8 +116,9 @@ def _funnels(risk: pl.DataFrame) -> list[dict[str, Any]]:
     return panels
 
 
-def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]) -> dict[str, Any]:
-    """Everything report.html.j2 shows, as plain values."""
+def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
+                  previous_run: str | None = None) -> dict[str, Any]:
+    """Everything report.html.j2 shows, as plain values (`previous_run`: as-of date compared with)."""
     head: Headline = headline(outputs)
     sites = site_table(outputs, risk)
     disc = outputs.discrepancies
@@ -157,9 +162,12 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "data_quality": _rows(data_quality, 50),
         "reconciliation": _rows(reconciliation_table(manifest), 100),
         "top_rows": TOP_ROWS,
+        "wrap_columns": WRAP_COLUMNS,
+        "previous_run": previous_run,
     }
 
 
-def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]) -> str:
+def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
+                  previous_run: str | None = None) -> str:
     """The report as HTML text."""
-    return _env().get_template("report.html.j2").render(**build_context(outputs, risk, links))
+    return _env().get_template("report.html.j2").render(**build_context(outputs, risk, links, previous_run))

@@ -88,5 +88,6 @@ def test_dom_shows_headline_numbers(report, tmp_path):
     assert card("n-resolved") == str(disc.filter(pl.col("STATUS") == "RESOLVED").height)
     assert int(card("n-resolved")) > 0 and int(card("n-new")) > 0
     assert card("n-not-audited") == "1"
+    assert re.search(r'id="previous-run">Compared with the run of 2026-11-27', dom)
     # the SVG charts are in the rendered DOM
     assert dom.count("<svg") >= 4

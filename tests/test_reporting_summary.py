@@ -1,0 +1,84 @@
+"""The aggregates behind the report and the workbook: headline, per site, per criterion, matrix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+
+from contracts import DISCREPANCIES, ELIGIBILITY, SUBJECTS
+from reporting.sample import make_outputs
+from reporting.summary import (
+    criterion_counts,
+    eligibility_matrix,
+    headline,
+    not_audited_table,
+    site_criterion_counts,
+)
+
+
+def subjects() -> pl.DataFrame:
+    return pl.DataFrame(
+        [("SZ003", "101", "S1", "ENROLLED", "INELIGIBLE", "2026-11-01", 2),
+         ("SZ003", "101", "S2", "SCREEN FAILURE", "ELIGIBLE", None, 1),
+         ("SZ003", "102", "S3", "IN SCREENING", "UNVERIFIABLE", None, 0)],
+        schema=SUBJECTS, orient="row")
+
+
+def discrepancies() -> pl.DataFrame:
+    rows = [("101", "S1", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT", "NEW"),
+            ("101", "S1", "IN10", "IE_MISMATCH", "IMPORTANT", "OPEN"),
+            ("101", "S2", "EX07,IN07", "SCREEN_FAIL_UNSUPPORTED", "QUERY", "OPEN"),
+            ("102", "S3", "PC04", "PROCESS", "QUERY", "RESOLVED")]
+    return pl.DataFrame([{"STUDYID": "SZ003", "SITEID": s, "USUBJID": u, "CHECK_ID": c, "CLASS": k,
+                          "SEVERITY": v, "STATUS": st} for s, u, c, k, v, st in rows], schema=DISCREPANCIES)
+
+
+def outputs():
+    base = make_outputs(n_subjects=3, n_sites=2)
+    return replace(base, subjects=subjects(), discrepancies=discrepancies())
+
+
+def test_headline_counts_current_findings_only():
+    head = headline(outputs())
+    assert (head.subjects_screened, head.enrolled, head.screen_failures, head.in_screening,
+            head.ineligible_enrolled) == (3, 1, 1, 1, 1)
+    assert (head.important, head.queries, head.new, head.resolved) == (2, 1, 1, 1)
+
+
+def test_criteria_of_a_screen_failure_finding_are_counted_each():
+    per = {(r["SITEID"], r["CRITERION"]): r["N"] for r in site_criterion_counts(outputs()).iter_rows(named=True)}
+    assert per == {("101", "IN10"): 2, ("101", "EX07"): 1, ("101", "IN07"): 1}  # the RESOLVED PC04 is gone
+    totals = criterion_counts(outputs())
+    assert totals.row(0, named=True) == {"CRITERION": "IN10", "IMPORTANT": 2, "QUERY": 0, "N": 2}
+
+
+def test_eligibility_matrix_shows_the_worst_component_per_criterion():
+    rows = [("S1", "IN10", "IN10.PLT", "NOT_MET"), ("S1", "IN10", "IN10.HGB", "UNVERIFIABLE"),
+            ("S1", "EX07", "EX07", "NOT_APPLICABLE"), ("S2", "IN10", "IN10.PLT", "MET"),
+            ("S2", "IN10", "IN10.HGB", "UNVERIFIABLE"), ("S2", "EX07", "EX07", "APPLIES")]
+    elig = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": u, "CRITERION_ID": c, "CHECK_ID": k,
+                          "OUTCOME": o} for u, c, k, o in rows], schema=ELIGIBILITY)
+    matrix = eligibility_matrix(subjects(), elig)
+    assert matrix.columns == ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED", "IN10", "EX07"]
+    assert matrix.select("USUBJID", "IN10", "EX07").rows() == [
+        ("S1", "NOT_MET", "NOT_APPLICABLE"), ("S2", "UNVERIFIABLE", "APPLIES"), ("S3", None, None)]
+
+
+def test_not_audited_lists_problems_not_routine_supersession():
+    manifest = {
+        "sites_not_audited": [{"site": "104", "reason": "every complete delivery was rejected"}],
+        "deliveries": [
+            {"site": "101", "delivery": "D1", "status": "SUPERSEDED", "reason": "a newer one is used"},
+            {"site": "101", "delivery": "D2", "status": "USED", "reason": ""},
+            {"site": "102", "delivery": "D1", "status": "USED", "reason": "newer D2 rejected; D1 used"},
+            {"site": "102", "delivery": "D2", "status": "REJECTED", "reason": "sha256 mismatch"},
+            {"site": "103", "delivery": "D3", "status": "INCOMPLETE", "reason": "no manifest.json"},
+        ],
+    }
+    assert not_audited_table(manifest).rows() == [
+        ("102", "D1", "USED (FALLBACK)", "newer D2 rejected; D1 used"),
+        ("102", "D2", "REJECTED", "sha256 mismatch"),
+        ("103", "D3", "INCOMPLETE", "no manifest.json"),
+        ("104", None, "SITE NOT AUDITED", "every complete delivery was rejected"),
+    ]
