@@ -3,6 +3,7 @@
 One DV record per important finding still present tonight (NEW or OPEN; a RESOLVED one is no
 longer a deviation the data show). The coded terms come from `data/dv_terms.yaml`. DVREFID carries
 the audit's CHECK_ID so a DV record leads back to the finding and the eligibility rows behind it.
+DVTERM is the evidence sentence, prefixed with the CHECK_ID unless it already starts with it.
 DVSTDTC is the finding's own date when the comparison gives one (a `DTC` column), else the
 subject's treatment start (the day the deviation took effect), else blank: never a guessed date.
 """
@@ -58,10 +59,14 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFram
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)
     evidence = pl.col("EVIDENCE").fill_null("")
-    term = pl.concat_str([pl.col("CHECK_ID").fill_null(""), pl.lit(": "), evidence])
-    term = pl.when(pl.col("EVIDENCE").is_null()).then(
-        pl.concat_str([pl.col("CHECK_ID").fill_null(""), pl.lit(" "), pl.col("CLASS").fill_null("")])
-    ).otherwise(term)
+    check = pl.col("CHECK_ID").fill_null("")
+    term = (
+        pl.when(pl.col("EVIDENCE").is_null())
+        .then(pl.concat_str([check, pl.lit(" "), pl.col("CLASS").fill_null("")]))
+        .when(evidence.str.starts_with(check))
+        .then(evidence)  # the sentence already names the check: do not say it twice
+        .otherwise(pl.concat_str([check, pl.lit(": "), evidence]))
+    )
     dv = (
         important.join(starts, on=["STUDYID", "USUBJID"], how="left", nulls_equal=True)
         .with_columns(

@@ -18,7 +18,7 @@ def discrepancies() -> pl.DataFrame:
     rows = [
         ("101", "SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT", "NEW",
          "Platelets 45 ×10^9/L on 2026-11-01, below the limit ≥ 60 ×10^9/L."),
-        ("101", "SZ003-101-0001", "EX07", "INELIGIBLE_ENROLLED", "IMPORTANT", "OPEN", "Ascites 6 cm > 5 cm."),
+        ("101", "SZ003-101-0001", "EX07", "INELIGIBLE_ENROLLED", "IMPORTANT", "OPEN", "EX07 ascites 6 cm > 5 cm."),
         ("101", "SZ003-101-0001", "PC01", "PROCESS", "IMPORTANT", "OPEN", "LB on 2026-10-01 before consent."),
         ("102", "SZ003-102-0003", "PC02", "PROCESS", "IMPORTANT", "NEW", None),
         ("102", "SZ003-102-0003", "IN04", "IE_MISMATCH", "IMPORTANT", "NEW", "x" * 400),
@@ -55,6 +55,7 @@ def test_dv_rows_terms_and_sequence():
         "DV", "SELECTION CRITERIA NOT MET", "ELIGIBILITY", "INCLUSION CRITERION NOT MET", "2026-11-10")
     assert plt["DVTERM"].startswith("IN10.PLT: Platelets 45")
     assert rows[("SZ003-101-0001", "EX07")]["DVSCAT"] == "EXCLUSION CRITERION MET"
+    assert rows[("SZ003-101-0001", "EX07")]["DVTERM"] == "EX07 ascites 6 cm > 5 cm."  # CHECK_ID not repeated
     assert rows[("SZ003-101-0001", "PC01")]["DVCAT"] == "INFORMED CONSENT"
     pc02 = rows[("SZ003-102-0003", "PC02")]
     assert (pc02["DVCAT"], pc02["DVTERM"], pc02["DVSTDTC"]) == ("INFORMED CONSENT", "PC02 PROCESS", None)
