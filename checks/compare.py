@@ -72,7 +72,11 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
     frame = domains.get("dm")
     if frame is None or "USUBJID" not in frame.columns:
         return pl.DataFrame(schema=dict.fromkeys(("USUBJID", *_DM_COLUMNS), pl.String))
-    order = ["SOURCE"] if "SOURCE" in frame.columns else []
+    # the first row in delivery order (object key, then numeric row: `dm.csv:9` before `dm.csv:10`),
+    # as the evaluation's reference does, so both stages read the same duplicate
+    source = pl.col("SOURCE").fill_null("") if "SOURCE" in frame.columns else pl.lit("")
+    order = [source.str.replace(r":\d+$", "").alias("_KEY"),
+             source.str.extract(r":(\d+)$", 1).cast(pl.Int64, strict=False).fill_null(0).alias("_ROW")]
 
     def text(column: str) -> pl.Expr:
         if column not in frame.columns:
@@ -81,9 +85,11 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
         return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
 
     return (
-        frame.sort(order or "USUBJID")
-        .select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS])
+        frame.select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS], *order)
+        .filter(pl.col("USUBJID").is_not_null() & (pl.col("USUBJID") != ""))
+        .sort("USUBJID", "_KEY", "_ROW", *_DM_COLUMNS, nulls_last=True)
         .unique(subset="USUBJID", keep="first", maintain_order=True)
+        .drop("_KEY", "_ROW")
     )
 
 

@@ -272,3 +272,12 @@ def test_a_check_can_be_switched_off_and_its_severity_changed_by_data():
     checks = parse_process_checks({"checks": {"PC05": {"severity": "IMPORTANT", "params": {}}}})
     found = compare(data, domains, PROTOCOL, AS_OF, process_checks=checks).discrepancies
     assert found.select("CHECK_ID", "SEVERITY").rows() == [("PC05", "IMPORTANT")]
+
+
+def test_duplicate_dm_rows_the_first_in_delivery_order_is_read():
+    rows = dm([{"USUBJID": "S1", "AGE": "40", "SOURCE": "dm.csv:10"},
+               {"USUBJID": "S1", "AGE": "55", "SOURCE": "dm.csv:9"}])
+    assert process([subject("S1")], "PC05", dm=rows) == []
+    assert process([subject("S1")], "PC05", dm=rows.reverse()) == []
+    swapped = rows.with_columns(pl.Series("SOURCE", ["dm.csv:9", "dm.csv:10"]))
+    assert [r["SITE_ASSESSMENT"] for r in process([subject("S1")], "PC05", dm=swapped)] == ["AGE=40"]
