@@ -191,7 +191,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         .join(ctx.subjects.filter(pl.col("SITE_DECISION") == "ENROLLED"), on="USUBJID")
         .with_columns(
             pl.when(pl.col("REASON").is_not_null())
-            .then(pl.format("{} ({})", pl.col("CHECK_ID"), pl.col("REASON")))
+            .then(pl.format("{}: {}", pl.col("CHECK_ID"), pl.col("REASON")))
             .otherwise(pl.col("CHECK_ID"))
             .alias("ITEM")
         )
@@ -206,7 +206,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         pl.lit("ENROLLED").alias("SITE_ASSESSMENT"),
         pl.format("only pre-window results: {}", pl.col("IDS")).alias("RECOMPUTED"),
         pl.format(
-            "Only results dated before the screening window exist for {}; the site enrolled the subject "
+            "Only results dated before the screening window exist ({}); the site enrolled the subject "
             "(treatment start {}), so a stale result was likely relied on.",
             pl.col("ITEMS"),
             pl.col("TREATMENT_START").fill_null("unknown"),

@@ -151,9 +151,9 @@ def test_pc03_enrolled_on_stale_result_golden_evidence():
     assert [(r["SEVERITY"], r["SITE_ASSESSMENT"], r["RECOMPUTED"]) for r in found] == [
         ("IMPORTANT", "ENROLLED", "only pre-window results: IN10.PLT, IN11.CRCL")]
     assert found[0]["EVIDENCE"] == (
-        "Only results dated before the screening window exist for "
-        "IN10.PLT (latest PLAT 2026-01-15 is before the window start 2026-02-10); "
-        "IN11.CRCL (latest PLAT 2026-01-15 is before the window start 2026-02-10); "
+        "Only results dated before the screening window exist ("
+        "IN10.PLT: latest PLAT 2026-01-15 is before the window start 2026-02-10; "
+        "IN11.CRCL: latest PLAT 2026-01-15 is before the window start 2026-02-10); "
         "the site enrolled the subject (treatment start 2026-03-10), so a stale result was likely relied on."
     )
 
