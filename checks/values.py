@@ -216,3 +216,62 @@ def partial_date(text: pl.Expr | str) -> pl.Expr:
         pl.when(earliest.is_not_null()).then(latest).alias("latest"),
         invalid.alias("invalid"),
     )
+
+
+# ------------------------------------------------------------------------- frame-level unit handling
+
+
+def unit_table(catalog: UnitCatalog, domain: str) -> pl.DataFrame:
+    """TESTCD, UNIT (canonical; "" for a unitless test's blank unit) -> conversion to the protocol unit."""
+    rows = []
+    for code, entry in catalog.domain_tests(domain).items():
+        accepted = dict(entry.accepted)
+        if entry.unitless and entry.unit:
+            accepted[""] = entry.accepted[entry.unit]
+        for unit, conv in accepted.items():
+            rows.append((code, unit, conv.factor, conv.divide, conv.offset, conv.log10))
+    return pl.DataFrame(rows, schema={"TESTCD": pl.String, "_UNIT": pl.String, "_FACTOR": pl.Float64,
+                                      "_DIVIDE": pl.Float64, "_OFFSET": pl.Float64, "_LOG10": pl.Boolean},
+                        orient="row")
+
+
+def synonym_table(catalog: UnitCatalog) -> pl.DataFrame:
+    """Normalised unit spelling -> canonical spelling, for a join instead of a large literal mapping."""
+    return pl.DataFrame({"_UNIT_KEY": list(catalog.synonyms), "_UNIT_CANON": list(catalog.synonyms.values())},
+                        schema={"_UNIT_KEY": pl.String, "_UNIT_CANON": pl.String})
+
+
+def attach_units(frame: pl.LazyFrame, catalog: UnitCatalog, domain: str, test: str = "TESTCD",
+                 unit: str = "UNIT_TEXT") -> pl.LazyFrame:
+    """Add ROW_UNIT (canonical spelling), UNIT_PROB (a ReasonCode value or null) and the conversion
+    columns `_FACTOR`, `_DIVIDE`, `_OFFSET`, `_LOG10` that `convert_with_units` reads.
+
+    Same rules as `canonical_unit` / `unit_problem` / `to_protocol_unit`, done with two small joins so
+    that large frames and large catalogs keep a small query plan.
+    """
+    unitless = sorted(code for code, e in catalog.domain_tests(domain).items() if e.unitless)
+    conversions = unit_table(catalog, domain).lazy().rename({"TESTCD": test})
+    blank = blank_to_null(pl.col(unit)).is_null()
+    return (
+        frame.with_columns(unit_key(blank_to_null(pl.col(unit))).alias("_UNIT_KEY"))
+        .join(synonym_table(catalog).lazy(), on="_UNIT_KEY", how="left")
+        .with_columns(pl.when(blank).then(pl.lit("")).otherwise(pl.col("_UNIT_CANON")).alias("_UNIT"))
+        .join(conversions, on=[test, "_UNIT"], how="left", nulls_equal=False)
+        .with_columns(
+            pl.col("_UNIT_CANON").alias("ROW_UNIT"),
+            pl.when(blank & pl.col(test).is_in(unitless)).then(None)
+            .when(blank).then(pl.lit(ReasonCode.MISSING_UNIT.value))
+            .when(pl.col("_UNIT_CANON").is_null()).then(pl.lit(ReasonCode.UNKNOWN_UNIT.value))
+            .when(pl.col("_FACTOR").is_not_null()).then(None)
+            .otherwise(pl.lit(ReasonCode.UNIT_NOT_CONVERTIBLE.value)).alias("UNIT_PROB"),
+        )
+        .drop("_UNIT_KEY", "_UNIT_CANON", "_UNIT")
+    )
+
+
+def convert_with_units(value: pl.Expr | str) -> pl.Expr:
+    """A number (or interval bound) -> protocol unit, using the columns `attach_units` added."""
+    value = _as_expr(value)
+    base = pl.when(pl.col("_LOG10")).then(pl.lit(10.0).pow(value)).otherwise(value)
+    converted = base * pl.col("_FACTOR") / pl.col("_DIVIDE") + pl.col("_OFFSET")
+    return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)

@@ -1,0 +1,264 @@
+"""evaluate(): every component of every criterion for every subject, as one long table with evidence.
+
+Flow: drop rejected rows -> reference dates per subject -> facts (latest in-window value per test)
+and derived values -> one builder call per rule kind over all leaves and subjects -> combine leaves
+bottom-up through the rule trees (three-valued all / any / not) -> outcomes per component -> roll-up
+per criterion. No step loops over subjects or rows; the loops are over rule kinds and tree depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from checks.derived import DerivedContext, derived_facts
+from checks.exclusions import drop_rejected, normalise
+from checks.facts import findings_facts
+from checks.protocol import Category, Component, Criterion, Protocol, Rule
+from checks.reasons import ReasonCode
+from checks.reference import REFERENCE_COLUMNS, subject_reference
+from checks.rulebase import LEAF_SCHEMA, EvalContext, Leaf
+from checks.rules import evaluate_leaves
+from checks.units import UnitCatalog, load_units
+from contracts import ELIGIBILITY, check_table
+from contracts.enums import Outcome
+
+_EVIDENCE = ["LABEL", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON"]
+CRITERIA_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", "OUTCOME"]
+
+
+@dataclass(frozen=True)
+class EligibilityResult:
+    """What evaluate() returns.
+
+    eligibility: contracts.ELIGIBILITY + REASON_CODE (checks.reasons.ReasonCode), one row per subject x
+    component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
+    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
+    (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
+    """
+
+    eligibility: pl.DataFrame
+    reference: pl.DataFrame
+    criteria: pl.DataFrame
+    rows_evaluated: dict[str, int] = field(default_factory=dict)
+    protocol_id: str = ""
+    protocol_version: str = ""
+
+
+@dataclass(frozen=True)
+class _Node:
+    id: int
+    parent: int | None
+    order: int
+    op: str  # all / any / not / leaf
+    depth: int
+
+
+def _flatten(rule: Rule, parent: int | None, order: int, depth: int, nodes: list[_Node],
+             leaves: list[Leaf]) -> int:
+    """Number the nodes of a rule tree (a loop over the protocol, not over data)."""
+    ident = len(nodes)
+    op = rule.kind if rule.kind in ("all", "any", "not") else "leaf"
+    nodes.append(_Node(ident, parent, order, op, depth))
+    if op == "leaf":
+        leaves.append(Leaf(ident, rule.kind, rule.params))
+    for i, child in enumerate(rule.children):
+        _flatten(child, ident, i, depth + 1, nodes, leaves)
+    return ident
+
+
+def _component_tree(criterion: Criterion, component: Component) -> Rule:
+    """Applicability folded into the tree: inclusion = not(when) or rule; exclusion = when and rule."""
+    if component.applies_when is None:
+        return component.rule
+    if criterion.category is Category.INCLUSION:
+        return Rule("any", children=(Rule("not", children=(component.applies_when,)), component.rule))
+    return Rule("all", children=(component.applies_when, component.rule))
+
+
+def _labelled(value: pl.Expr, separator: str = "=") -> pl.Expr:
+    """`LABEL=VALUE`, unless there is no label or the value already names it (`HEART FAILURE: Y`)."""
+    label = pl.col("LABEL")
+    return (pl.when(value.is_null()).then(None)
+            .when(label.is_null() | value.str.starts_with(label.fill_null(""))).then(value)
+            .otherwise(pl.format("{}{}{}", label, pl.lit(separator), value)))
+
+
+def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """Results of the parents of `children` (three-valued), with the evidence of the deciding children."""
+    rows = children.join(nodes.select("NODE_ID", "PARENT", "ORDER"), on="NODE_ID").join(
+        nodes.select(pl.col("NODE_ID").alias("PARENT"), "OP"), on="PARENT")
+    result = rows.group_by("USUBJID", "PARENT").agg(
+        pl.col("OP").first(),
+        (pl.col("RESULT") == True).any().alias("_T"),  # noqa: E712 (null-aware any)
+        (pl.col("RESULT") == False).any().alias("_F"),  # noqa: E712
+        pl.col("RESULT").is_null().any().alias("_N"),
+        pl.col("RESULT").first().alias("_FIRST"),
+    ).with_columns(
+        pl.when(pl.col("OP") == "not").then(~pl.col("_FIRST"))
+        .when(pl.col("OP") == "all").then(pl.when(pl.col("_F")).then(False).when(pl.col("_N")).then(None)
+                                          .otherwise(True))
+        .otherwise(pl.when(pl.col("_T")).then(True).when(pl.col("_N")).then(None).otherwise(False))
+        .alias("NODE_RESULT")
+    ).select("USUBJID", "PARENT", "OP", "NODE_RESULT")
+    contributing = (
+        rows.join(result, on=["USUBJID", "PARENT", "OP"])
+        .filter((pl.col("OP") == "not") | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
+        .sort("USUBJID", "PARENT", "ORDER")
+        .unique(subset=["USUBJID", "PARENT", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first",
+                maintain_order=True)
+    )
+    labelled_value = _labelled(pl.col("VALUE"))
+    labelled_limit = _labelled(pl.col("LIMIT"), separator=" ")
+
+    def joined(expr: pl.Expr, separator: str = "; ") -> pl.Expr:
+        return expr.drop_nulls().unique(maintain_order=True).str.join(separator)
+
+    merged = contributing.group_by("USUBJID", "PARENT", maintain_order=True).agg(
+        pl.len().alias("_K"),
+        pl.col("NODE_RESULT").first().alias("RESULT"),
+        pl.col("OP").first().alias("_OP"),
+        *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
+        labelled_value.first().alias("_1L_VALUE"),
+        joined(labelled_value).alias("_M_VALUE"),
+        joined(labelled_limit).alias("_M_LIMIT"),
+        joined(pl.col("DTC")).alias("_M_DTC"),
+        joined(pl.col("SOURCE")).alias("_M_SOURCE"),
+        pl.col("REASON_CODE").drop_nulls().first().alias("_M_REASON_CODE"),
+        joined(pl.col("REASON")).alias("_M_REASON"),
+    )
+    single = pl.col("_K") == 1
+
+    def pick(column: str) -> pl.Expr:
+        if column == "UNIT":
+            return pl.when(single).then(pl.col("_1_UNIT")).alias("UNIT")
+        if column == "LABEL":
+            return pl.when(single).then(pl.col("_1_LABEL")).alias("LABEL")
+        if column == "VALUE":
+            return (pl.when(single).then(pl.col("_1L_VALUE"))
+                    .otherwise(pl.when(pl.col("_M_VALUE") != "").then(pl.col("_M_VALUE"))).alias("VALUE"))
+        if column == "LIMIT":  # a `not` node's limit would read as the opposite of what it tests
+            return (pl.when(pl.col("_OP") == "not").then(None).when(single).then(pl.col("_1_LIMIT"))
+                    .otherwise(pl.when(pl.col("_M_LIMIT") != "").then(pl.col("_M_LIMIT"))).alias("LIMIT"))
+        merged_value = pl.col(f"_M_{column}")
+        if column != "REASON_CODE":
+            merged_value = pl.when(merged_value != "").then(merged_value)
+        return pl.when(single).then(pl.col(f"_1_{column}")).otherwise(merged_value).alias(column)
+
+    return merged.select("USUBJID", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
+
+
+def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """Every node's result, computed from the deepest level up to the component roots."""
+    results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("USUBJID", "NODE_ID", "RESULT", *_EVIDENCE)
+    depth = int(nodes["DEPTH"].max() or 0)
+    for level in range(depth, 0, -1):
+        at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
+        children = results.filter(pl.col("NODE_ID").is_in(at_level.implode()))
+        results = pl.concat([results, _combine(children, nodes)], how="vertical_relaxed")
+    return results
+
+
+def _outcome() -> pl.Expr:
+    inclusion = pl.col("CATEGORY") == Category.INCLUSION.value
+    return (
+        pl.when(pl.col("RESULT").is_null()).then(pl.lit(Outcome.UNVERIFIABLE.value))
+        .when(inclusion).then(pl.when(pl.col("RESULT")).then(pl.lit(Outcome.MET.value))
+                              .otherwise(pl.lit(Outcome.NOT_MET.value)))
+        .otherwise(pl.when(pl.col("RESULT")).then(pl.lit(Outcome.APPLIES.value))
+                   .otherwise(pl.lit(Outcome.NOT_APPLICABLE.value)))
+    )
+
+
+def _criteria(eligibility: pl.DataFrame) -> pl.DataFrame:
+    """NOT_MET / APPLIES when any component is; else UNVERIFIABLE when any is; else MET / NOT_APPLICABLE."""
+    failed = pl.col("OUTCOME").is_in([Outcome.NOT_MET.value, Outcome.APPLIES.value])
+    unverifiable = pl.col("OUTCOME") == Outcome.UNVERIFIABLE.value
+    inclusion = pl.col("CATEGORY") == Category.INCLUSION.value
+    return (
+        eligibility.group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", maintain_order=True)
+        .agg(failed.any().alias("_F"), unverifiable.any().alias("_U"))
+        .with_columns(
+            pl.when(pl.col("_F")).then(pl.when(inclusion).then(pl.lit(Outcome.NOT_MET.value))
+                                       .otherwise(pl.lit(Outcome.APPLIES.value)))
+            .when(pl.col("_U")).then(pl.lit(Outcome.UNVERIFIABLE.value))
+            .when(inclusion).then(pl.lit(Outcome.MET.value)).otherwise(pl.lit(Outcome.NOT_APPLICABLE.value))
+            .alias("OUTCOME")
+        ).select(CRITERIA_COLUMNS)
+    )
+
+
+def _layout(protocol: Protocol) -> tuple[pl.DataFrame, pl.DataFrame, list[Leaf]]:
+    """(nodes, components, leaves) of the whole protocol."""
+    nodes: list[_Node] = []
+    leaves: list[Leaf] = []
+    roots: list[dict[str, Any]] = []
+    for order, (criterion, component) in enumerate(protocol.components()):
+        root = _flatten(_component_tree(criterion, component), None, 0, 0, nodes, leaves)
+        roots.append({"NODE_ID": root, "CRITERION_ID": criterion.id, "CHECK_ID": component.id,
+                      "CATEGORY": criterion.category.value, "ORDER": order})
+    node_frame = pl.DataFrame(
+        {"NODE_ID": [n.id for n in nodes], "PARENT": [n.parent for n in nodes],
+         "ORDER": [n.order for n in nodes], "OP": [n.op for n in nodes], "DEPTH": [n.depth for n in nodes]},
+        schema={"NODE_ID": pl.Int64, "PARENT": pl.Int64, "ORDER": pl.Int64, "OP": pl.String, "DEPTH": pl.Int64},
+    )
+    components = pl.DataFrame(roots, schema={"NODE_ID": pl.Int64, "CRITERION_ID": pl.String, "CHECK_ID": pl.String,
+                                             "CATEGORY": pl.String, "ORDER": pl.Int64})
+    return node_frame, components, leaves
+
+
+def _prepare_domains(domains: dict[str, pl.DataFrame], rejected: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {name.lower(): drop_rejected(frame, rejected) for name, frame in domains.items()}
+
+
+def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
+             exclusions: pl.DataFrame | None = None, rejected: pl.DataFrame | None = None,
+             catalog: UnitCatalog | None = None) -> EligibilityResult:
+    """Re-evaluate every component of `protocol` for every DM subject (see the module docstring).
+
+    `domains`: lower-case domain -> frame as delivered (all columns text, plus SOURCE,
+    DELIVERY_SITEID, DECIMAL). Rows whose SOURCE is in `rejected` are dropped; a value whose row and
+    VARIABLE are in `exclusions` is never used.
+    """
+    catalog = catalog or load_units()
+    excluded, rejected_rows = normalise(exclusions), normalise(rejected)
+    clean = _prepare_domains(domains, rejected_rows)
+    rows_evaluated = {name: frame.height for name, frame in clean.items()}
+    reference = subject_reference(clean, protocol, as_of, excluded)
+    nodes, components, leaves = _layout(protocol)
+    reference_lazy = reference.lazy()
+    facts = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().lazy()
+    wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
+    facts = derived_facts(wanted, reference_lazy, facts, DerivedContext(clean, catalog, excluded)).collect().lazy()
+    ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
+                      parameters=dict(protocol.parameters))
+    leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
+    results = _roll_up(leaf_results, nodes)
+    undecided = pl.col("RESULT").is_null()
+    eligibility = (
+        results.join(components, on="NODE_ID")
+        .join(reference.select("STUDYID", "SITEID", "USUBJID"), on="USUBJID")
+        .with_columns(
+            _outcome().alias("OUTCOME"),
+            pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
+            .alias("REASON_CODE"),
+            pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
+            .alias("REASON"),
+        )
+        .sort("SITEID", "USUBJID", "ORDER", nulls_last=True)
+        .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
+                 pl.col("CATEGORY"))
+    )
+    criteria = _criteria(eligibility)
+    eligibility = check_table(eligibility.drop("CATEGORY"), ELIGIBILITY, "eligibility")
+    return EligibilityResult(
+        eligibility=eligibility,
+        reference=reference.select(REFERENCE_COLUMNS).sort("SITEID", "USUBJID", nulls_last=True),
+        criteria=criteria,
+        rows_evaluated=rows_evaluated,
+        protocol_id=protocol.id,
+        protocol_version=protocol.tivers,
+    )

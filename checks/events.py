@@ -1,0 +1,282 @@
+"""The `event` rule kind: a history, medication or procedure record (MH / CM / PR) in a time window.
+
+Dates are intervals (a partial `2024-03` is any day of March), an ongoing record ends no earlier
+than treatment start, and every timing constraint is three-valued: decided only when every possible
+date agrees. A subject's leaf is True when some matching record satisfies every constraint, null
+when none does but some record cannot be decided, False otherwise. Targeted medical history
+(`require_each: true`) expects one record per listed term: a term without a record is MISSING,
+while for CM / PR no matching record simply means no such medication or procedure.
+
+Timing constraint (all relative to treatment start):
+    {date: start | end | start_or_end, on_or_after | on_or_before: {days_before: N} | {years_before: N},
+     or_ongoing: true}
+plus `min_duration_days: N` (the record lasted at least N consecutive days, ends inclusive).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from checks.exclusions import excluded_messages
+from checks.reasons import ReasonCode
+from checks.reference import source_order
+from checks.rulebase import EvalContext, Leaf, check_keys, finish
+from checks.values import blank_to_null, coded_value, partial_date
+
+#: per domain: the columns the kind reads. `each` is the variable whose listed values each need a
+#: record when require_each is set; `occur` a Y/N occurrence flag.
+EVENT_DOMAINS: dict[str, dict[str, str]] = {
+    "MH": {"name": "MHTERM", "start": "MHSTDTC", "end": "MHENDTC", "ongoing": "MHENRF", "occur": "MHOCCUR",
+           "each": "MHTERM"},
+    "CM": {"name": "CMDECOD", "alt_name": "CMTRT", "start": "CMSTDTC", "end": "CMENDTC", "ongoing": "CMENRF"},
+    "PR": {"name": "PRTRT", "start": "PRSTDTC", "end": "PRENDTC"},
+}
+_FOREVER = date(9999, 12, 31)
+_TIMING_KEYS = {"date", "on_or_after", "on_or_before", "or_ongoing"}
+_OFFSET_KEYS = {"days_before", "years_before"}
+
+
+def validate_event(params: dict[str, Any]) -> dict[str, Any]:
+    check_keys(params, ["domain", "match"], ["timing", "min_duration_days", "require_each"])
+    domain = str(params["domain"]).upper()
+    if domain not in EVENT_DOMAINS:
+        raise ValueError(f"domain must be one of {sorted(EVENT_DOMAINS)}")
+    match = params["match"]
+    if not isinstance(match, dict) or not match or not all(isinstance(v, list) and v for v in match.values()):
+        raise ValueError("match must map variables to non-empty lists of values")
+    if params.get("require_each") and EVENT_DOMAINS[domain].get("each") not in match:
+        raise ValueError(f"require_each needs match on {EVENT_DOMAINS[domain].get('each')}")
+    for constraint in params.get("timing") or []:
+        if not isinstance(constraint, dict) or set(constraint) - _TIMING_KEYS:
+            raise ValueError(f"timing: unknown keys in {constraint!r}")
+        if constraint.get("date") not in ("start", "end", "start_or_end"):
+            raise ValueError("timing: date must be start, end or start_or_end")
+        sides = [k for k in ("on_or_after", "on_or_before") if k in constraint]
+        if len(sides) != 1:
+            raise ValueError("timing: give exactly one of on_or_after / on_or_before")
+        offset = constraint[sides[0]]
+        if not isinstance(offset, dict) or len(offset) != 1 or set(offset) - _OFFSET_KEYS:
+            raise ValueError("timing: the anchor is {days_before: N} or {years_before: N}")
+        if not isinstance(next(iter(offset.values())), int):
+            raise ValueError("timing: the anchor offset must be a whole number")
+    duration = params.get("min_duration_days")
+    if duration is not None and (not isinstance(duration, int) or duration < 1):
+        raise ValueError("min_duration_days must be a positive whole number")
+    return params
+
+
+def _text(frame: pl.DataFrame, column: str | None) -> pl.Expr:
+    if column is None or column not in frame.columns:
+        return pl.lit(None, dtype=pl.String)
+    return blank_to_null(pl.col(column).cast(pl.String))
+
+
+def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame:
+    """The domain's rows with typed dates, ongoing flag, occurrence and exclusion messages."""
+    spec = EVENT_DOMAINS[domain]
+    frame = ctx.domains.get(domain.lower())
+    if frame is None:
+        frame = pl.DataFrame(schema={"USUBJID": pl.String, "SOURCE": pl.String})
+    name = _text(frame, spec["name"])
+    if "alt_name" in spec:
+        name = pl.coalesce([name, _text(frame, spec["alt_name"])])
+    rows = frame.lazy().select(
+        _text(frame, "USUBJID").alias("USUBJID"), _text(frame, "SOURCE").alias("SOURCE"),
+        name.alias("NAME"), _text(frame, spec["start"]).alias("STDTC"), _text(frame, spec["end"]).alias("ENDTC"),
+        (coded_value(_text(frame, spec.get("ongoing"))) == "ONGOING").fill_null(False).alias("ONGOING"),
+        coded_value(_text(frame, spec.get("occur"))).alias("OCCUR"),
+        *[coded_value(_text(frame, v)).alias(f"M_{v}") for v in sorted(variables)],
+    )
+    read = sorted(variables | {c for k, c in spec.items() if k in ("name", "alt_name", "occur", "ongoing")})
+    rows = excluded_messages(rows, ctx.exclusions, domain,
+                             {"ROW": read, "START": [spec["start"]], "END": [spec["end"]]})
+    start, end = partial_date(pl.col("STDTC")), partial_date(pl.col("ENDTC"))
+    ok_start, ok_end = pl.col("_X_START").is_null(), pl.col("_X_END").is_null()
+    return rows.join(ctx.reference.select("USUBJID", "TRT_DATE"), on="USUBJID").with_columns(
+        pl.when(ok_start).then(start.struct.field("earliest")).alias("S_LO"),
+        pl.when(ok_start).then(start.struct.field("latest")).alias("S_HI"),
+        start.struct.field("invalid").alias("S_INVALID"),
+        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(end.struct.field("earliest"))
+        .when(pl.col("ONGOING")).then(pl.col("TRT_DATE")).alias("E_LO"),
+        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(end.struct.field("latest"))
+        .when(pl.col("ONGOING")).then(pl.lit(_FOREVER)).alias("E_HI"),
+        end.struct.field("invalid").alias("E_INVALID"),
+    )
+
+
+def _anchor(offset: dict[str, int]) -> pl.Expr:
+    (unit, amount), = offset.items()
+    if unit == "years_before":
+        return pl.col("TRT_DATE").dt.offset_by(f"{-amount}y")
+    return pl.col("TRT_DATE") - pl.duration(days=amount)
+
+
+def _side(lo: str, hi: str, after: bool, anchor: pl.Expr) -> pl.Expr:
+    if after:
+        return pl.when(pl.col(lo) >= anchor).then(True).when(pl.col(hi) < anchor).then(False)
+    return pl.when(pl.col(hi) <= anchor).then(True).when(pl.col(lo) > anchor).then(False)
+
+
+def _date_reason(which: str) -> pl.Expr:
+    """Why a constraint on the start (S) or end (E) date could not be decided."""
+    prefix = "start" if which == "S" else "end"
+    column = "_X_START" if which == "S" else "_X_END"
+    return (
+        pl.when(pl.col("TRT_DATE").is_null()).then(pl.lit(ReasonCode.NO_TREATMENT_START.value))
+        .when(pl.col(column).is_not_null()).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))
+        .when(pl.col(f"{which}_INVALID")).then(pl.lit(ReasonCode.INVALID_DATE.value))
+        .when(pl.col(f"{which}_LO").is_null()).then(pl.lit(ReasonCode.MISSING_DATE.value))
+        .otherwise(pl.lit(ReasonCode.PARTIAL_DATE_UNDECIDABLE.value))
+    ).alias(f"_{prefix}")
+
+
+def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(result, reason code when undecided, readable limit) of one timing constraint."""
+    after = "on_or_after" in constraint
+    anchor = _anchor(constraint["on_or_after" if after else "on_or_before"])
+    field = constraint["date"]
+    on_start, on_end = _side("S_LO", "S_HI", after, anchor), _side("E_LO", "E_HI", after, anchor)
+    if field == "start":
+        result, reason = on_start, pl.when(on_start.is_null()).then(_date_reason("S"))
+    elif field == "end":
+        result, reason = on_end, pl.when(on_end.is_null()).then(_date_reason("E"))
+    else:
+        result = on_start | on_end
+        reason = pl.when(on_start.is_null()).then(_date_reason("S")).otherwise(_date_reason("E"))
+    if constraint.get("or_ongoing"):
+        result = result | pl.col("ONGOING")
+    words = f"{field.replace('_or_', ' or ')} {'on/after' if after else 'on/before'} "
+    if constraint.get("or_ongoing"):
+        limit = pl.format("{}{} or ongoing", pl.lit(words), anchor.dt.to_string("%Y-%m-%d"))
+    else:
+        limit = pl.format("{}{}", pl.lit(words), anchor.dt.to_string("%Y-%m-%d"))
+    return result, pl.when(result.is_null()).then(reason), limit
+
+
+def _duration(days: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    shortest = (pl.col("E_LO") - pl.col("S_HI")).dt.total_days() + 1
+    longest = (pl.col("E_HI") - pl.col("S_LO")).dt.total_days() + 1
+    result = pl.when(shortest >= days).then(True).when(longest < days).then(False)
+    reason = pl.when(pl.col("S_LO").is_null()).then(_date_reason("S")).otherwise(_date_reason("E"))
+    return result, pl.when(result.is_null()).then(reason), pl.lit(f"at least {days} consecutive days")
+
+
+def _row_reason_text(code: pl.Expr) -> pl.Expr:
+    what = pl.format("{} {}", pl.col("DOMAIN"), pl.col("NAME").fill_null("?"))
+    return (
+        pl.when(code == ReasonCode.EXCLUDED_BY_VALIDATION.value)
+        .then(pl.coalesce([pl.col("_X_ROW"), pl.col("_X_START"), pl.col("_X_END")]))
+        .when(code == ReasonCode.NO_TREATMENT_START.value)
+        .then(pl.lit("no treatment start date to anchor the window"))
+        .when(code == ReasonCode.INVALID_CODE.value).then(pl.format("{}: occurrence is not Y or N", what))
+        .when(code == ReasonCode.INVALID_DATE.value).then(pl.format("{}: a date is not ISO 8601 ({}/{})", what,
+                                                                    pl.col("STDTC"), pl.col("ENDTC")))
+        .when(code == ReasonCode.MISSING_DATE.value).then(pl.format("{}: the date the rule needs is missing", what))
+        .when(code == ReasonCode.PARTIAL_DATE_UNDECIDABLE.value)
+        .then(pl.format("{}: partial dates {}/{} may fall either side of the window", what,
+                        pl.col("STDTC").fill_null(""), pl.col("ENDTC").fill_null("")))
+    )
+
+
+def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
+    params = leaf.params
+    domain = str(params["domain"]).upper()
+    spec = EVENT_DOMAINS[domain]
+    match = {str(k).upper(): [str(v).upper() for v in values] for k, values in params["match"].items()}
+    rows = _records(domain, ctx, set(match)).with_columns(pl.lit(domain).alias("DOMAIN"))
+    for variable, values in match.items():
+        rows = rows.filter(pl.col(f"M_{variable}").is_in(values))
+    parts = [_constraint(c) for c in params.get("timing") or []]
+    if params.get("min_duration_days"):
+        parts.append(_duration(int(params["min_duration_days"])))
+    result = pl.lit(True)
+    for part_result, _, _ in parts:
+        result = result & part_result
+    occur = pl.col("OCCUR")
+    if "occur" in spec:
+        result = pl.when(occur == "N").then(False).when(occur == "Y").then(result).otherwise(None)
+    code = (
+        pl.when(pl.col("_X_ROW").is_not_null()).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))
+        .when(("occur" in spec) & ~occur.is_in(["Y", "N"]).fill_null(False)).then(pl.lit(ReasonCode.INVALID_CODE.value))
+    )
+    code = pl.coalesce([code, *[reason for _, reason, _ in parts]]) if parts else code
+    limit = pl.concat_str([text for _, _, text in parts], separator="; ") if parts else pl.lit(None, pl.String)
+    each = spec.get("each") if params.get("require_each") else None
+    rows = rows.with_columns(
+        pl.when(pl.col("_X_ROW").is_null()).then(result).alias("RESULT"),
+        (pl.col(f"M_{each}") if each else pl.lit("")).alias("_EACH"),
+        limit.alias("LIMIT"),
+        pl.format("{}: {}", pl.col("NAME").fill_null("?"), occur).alias("_OCC_VALUE") if "occur" in spec
+        else pl.col("NAME").alias("_OCC_VALUE"),
+    ).with_columns(pl.when(pl.col("RESULT").is_null()).then(code).alias("REASON_CODE"))
+    rows = rows.with_columns(_row_reason_text(pl.col("REASON_CODE")).alias("REASON"), *source_order())
+    return _per_subject(rows, leaf, match.get(each, []) if each else [], domain,
+                        ctx.reference.select("USUBJID"))
+
+
+def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: str,
+                 subjects: pl.LazyFrame) -> pl.LazyFrame:
+    """Any True row decides True; else any undecided row (or an expected record missing) gives null."""
+    rank = pl.when(pl.col("RESULT")).then(2).when(pl.col("RESULT").is_null()).then(1).otherwise(0)
+    best = (
+        rows.with_columns(rank.alias("_RANK"))
+        .sort("USUBJID", "_EACH", "_RANK", "S_HI", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .unique(subset=["USUBJID", "_EACH"], keep="last", maintain_order=True)
+    )
+    label = leaf.params.get("label") or "/".join(sorted({str(v).upper() for vs in leaf.params["match"].values()
+                                                          for v in vs}))
+    if expected:  # targeted history: every listed term needs a record
+        grid = subjects.join(pl.DataFrame({"_EACH": expected}).lazy(), how="cross")
+        best = grid.join(best, on=["USUBJID", "_EACH"], how="left").with_columns(
+            pl.when(pl.col("_RANK").is_null()).then(1).otherwise(pl.col("_RANK")).alias("_RANK"),
+            pl.when(pl.col("_RANK").is_null()).then(pl.lit(ReasonCode.MISSING.value))
+            .otherwise(pl.col("REASON_CODE")).alias("REASON_CODE"),
+            pl.when(pl.col("_RANK").is_null()).then(pl.format("no {} record for {}", pl.lit(domain), pl.col("_EACH")))
+            .otherwise(pl.col("REASON")).alias("REASON"),
+        )
+    dtc = pl.when(pl.col("STDTC").is_not_null() | pl.col("ENDTC").is_not_null() | pl.col("ONGOING")).then(
+        pl.format("{}/{}", pl.col("STDTC").fill_null(""),
+                  pl.when(pl.col("ONGOING") & pl.col("ENDTC").is_null()).then(pl.lit("ONGOING"))
+                  .otherwise(pl.col("ENDTC").fill_null(""))))
+    value = pl.col("_OCC_VALUE") if expected else pl.col("NAME")
+    if expected:
+        value = pl.coalesce([value, pl.format("{}: no record", pl.col("_EACH"))])
+
+    def joined(expr: pl.Expr) -> pl.Expr:
+        return expr.drop_nulls().unique(maintain_order=True).str.join("; ")
+
+    subject = (  # the records that decide: every term / record at the subject's best rank
+        best.with_columns(pl.col("_RANK").max().over("USUBJID").alias("_TOP"), dtc.alias("_DTC"),
+                          value.alias("_VALUE"))
+        .filter(pl.col("_RANK") == pl.col("_TOP"))
+        .sort("USUBJID", "_EACH", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .group_by("USUBJID", maintain_order=True).agg(
+            pl.len().alias("_K"), pl.col("_RANK").first(), pl.col("RESULT").first(),
+            pl.coalesce([pl.col("NAME"), pl.col("_EACH")]).first().alias("_NAME"),
+            joined(pl.col("_VALUE")).alias("VALUE"), joined(pl.col("_DTC")).alias("DTC"),
+            joined(pl.col("SOURCE")).alias("SOURCE"), pl.col("LIMIT").drop_nulls().first().alias("LIMIT"),
+            pl.col("REASON_CODE").drop_nulls().first().alias("REASON_CODE"), joined(pl.col("REASON")).alias("REASON"),
+        )
+    )
+    single_term = (pl.col("_K") == 1) & pl.lit(bool(expected))
+    return finish(
+        subjects.join(subject, on="USUBJID", how="left").with_columns(
+            pl.lit(leaf.id).alias("LEAF_ID"),
+            pl.when(single_term).then(pl.col("_NAME")).when(pl.lit(bool(expected))).then(None)
+            .otherwise(pl.lit(label)).alias("LABEL"),
+            pl.when(pl.col("_RANK").is_null()).then(False).otherwise(pl.col("RESULT")).alias("RESULT"),
+            pl.when(pl.col("VALUE") != "").then(pl.col("VALUE")).alias("VALUE"),
+            pl.lit(None, dtype=pl.String).alias("UNIT"),
+            pl.when(pl.col("DTC") != "").then(pl.col("DTC")).alias("DTC"),
+            pl.when(pl.col("SOURCE") != "").then(pl.col("SOURCE")).alias("SOURCE"),
+            pl.when(pl.col("REASON") != "").then(pl.col("REASON")).alias("REASON"),
+        )
+    )
+
+
+def build_events(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """Every event leaf over all subjects (one lazy plan per leaf, collected together)."""
+    return pl.concat([_one_leaf(leaf, ctx) for leaf in leaves], how="vertical")

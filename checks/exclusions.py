@@ -1,0 +1,51 @@
+"""Validation's exclusions and rejections (contracts.EXCLUSIONS), applied to delivered rows.
+
+Rejected rows are dropped before anything else (they count as rejected in the reconciliation).
+An excluded value is never read: the rows keep a `_X_<name>` column with validation's MESSAGE, so
+that a component left with nothing else usable says why (EXCLUDED_BY_VALIDATION).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from contracts import EXCLUSIONS
+
+
+def normalise(table: pl.DataFrame | None) -> pl.DataFrame:
+    """An exclusions / rejected table with the contracted columns (an empty one for None)."""
+    if table is None or table.height == 0:
+        return pl.DataFrame(schema=EXCLUSIONS)
+    return table.select(
+        [pl.col(c).cast(pl.String) if c in table.columns else pl.lit(None, dtype=pl.String).alias(c)
+         for c in EXCLUSIONS]
+    ).with_columns(pl.col("DOMAIN").str.to_uppercase(), pl.col("VARIABLE").str.to_uppercase())
+
+
+def drop_rejected(frame: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `frame` whose SOURCE validation did not reject."""
+    if rejected.height == 0 or "SOURCE" not in frame.columns:
+        return frame
+    return frame.join(rejected.select("SOURCE").unique(), on="SOURCE", how="anti")
+
+
+def excluded_messages(frame: pl.DataFrame | pl.LazyFrame, exclusions: pl.DataFrame, domain: str,
+                      names: dict[str, str | list[str]]) -> pl.DataFrame | pl.LazyFrame:
+    """Add `_X_<name>`: the MESSAGE of an exclusion of one of `names[name]`'s variables on that row.
+
+    `names` maps an output name to one variable or a list (e.g. RESULT -> [LBORRES, LBORRESU]): a
+    result is unusable when either its text or its unit was excluded.
+    """
+    wanted = {name: [v.upper() for v in ([variables] if isinstance(variables, str) else variables)]
+              for name, variables in names.items()}
+    rows = exclusions.filter(pl.col("DOMAIN") == domain.upper())
+    per_name = []
+    for name, variables in wanted.items():
+        per_name.append(
+            rows.filter(pl.col("VARIABLE").is_in(variables))
+            .group_by("SOURCE").agg(pl.col("MESSAGE").sort().first().alias(f"_X_{name}"))
+        )
+    is_lazy = isinstance(frame, pl.LazyFrame)
+    for part in per_name:
+        frame = frame.join(part.lazy() if is_lazy else part, on="SOURCE", how="left")
+    return frame

@@ -1,0 +1,301 @@
+"""The value each subject has for each finding test: the latest usable result in the screening window.
+
+DTS section 4: the value used is the latest non-missing result dated on or before treatment start
+and no earlier than the screening window before it. This module does that selection once for all
+subjects and all tests the protocol reads (LB, VS, FA, TR), then types the chosen result (number
+with censoring in the protocol unit, unit problems, coded / qualitative value, ULN). When nothing
+is usable it records why (a ReasonCode and a sentence), so that rules never have to re-derive it.
+
+Row and site order never matter: "latest" is ordered by date, then by SOURCE (object key, row).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from checks.exclusions import excluded_messages
+from checks.reasons import ReasonCode
+from checks.reference import source_order
+from checks.units import TestKind, UnitCatalog
+from checks.values import (
+    attach_units,
+    blank_to_null,
+    bounds,
+    coded_value,
+    convert_with_units,
+    decide,
+    format_number,
+    parse_number,
+    partial_date,
+    qualitative_result,
+)
+
+FINDINGS_DOMAINS = ("LB", "VS", "FA", "TR")
+_KEY = {"TR": "TRLNKID"}  # findings keyed below the test (TR: one measurement per lesion)
+
+#: columns of the facts table (one row per subject x domain x key x test)
+FACT_COLUMNS = [
+    "USUBJID", "DOMAIN", "KEY", "TESTCD", "F_REASON", "F_REASON_TEXT", "TEXT", "DTC", "SOURCE",
+    "LO", "HI", "LO_OPEN", "HI_OPEN", "CENSOR", "PUNIT", "VALUE_TEXT", "N_REASON", "N_REASON_TEXT",
+    "R_LO", "R_HI", "R_LO_OPEN", "R_HI_OPEN", "ROW_UNIT", "ROW_VALUE_TEXT", "ULN", "ULN_REASON",
+    "CODED", "C_REASON", "C_REASON_TEXT",
+]
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    if name not in frame.columns:
+        return pl.lit(None, dtype=pl.String)
+    return pl.col(name).cast(pl.String)
+
+
+def finding_rows(frame: pl.DataFrame, domain: str, tests: set[str], exclusions: pl.DataFrame) -> pl.LazyFrame:
+    """The delivered rows of one findings domain for the needed tests, in a common shape."""
+    d = domain.upper()
+    rows = frame.lazy().select(
+        blank_to_null(_column(frame, "USUBJID")).alias("USUBJID"),
+        pl.lit(d).alias("DOMAIN"),
+        (blank_to_null(_column(frame, _KEY[d])) if d in _KEY else pl.lit("")).fill_null("").alias("KEY"),
+        coded_value(_column(frame, f"{d}TESTCD")).alias("TESTCD"),
+        blank_to_null(_column(frame, f"{d}ORRES")).alias("TEXT"),
+        blank_to_null(_column(frame, f"{d}ORRESU")).alias("UNIT_TEXT"),
+        blank_to_null(_column(frame, f"{d}DTC")).alias("DTC"),
+        (coded_value(_column(frame, f"{d}STAT")) == "NOT DONE").fill_null(False).alias("NOT_DONE"),
+        blank_to_null(_column(frame, f"{d}ORNRHI")).alias("ULN_TEXT"),
+        _column(frame, "SOURCE").alias("SOURCE"),
+        _column(frame, "DECIMAL").fill_null(".").alias("DECIMAL"),
+    ).filter(pl.col("TESTCD").is_in(sorted(tests)) & pl.col("USUBJID").is_not_null())
+    names = {"RESULT": [f"{d}ORRES", f"{d}ORRESU", f"{d}DTC", f"{d}TESTCD", f"{d}STAT", f"{d}STRESC",
+                        f"{d}STRESN", f"{d}STRESU", *([_KEY[d]] if d in _KEY else [])],
+             "ULN": [f"{d}ORNRHI"]}
+    return excluded_messages(rows, exclusions, d, names)
+
+
+def _window_status(reference: pl.LazyFrame) -> list[pl.Expr]:
+    day = partial_date(pl.col("DTC"))
+    lo, hi = day.struct.field("earliest"), day.struct.field("latest")
+    start, end = pl.col("WINDOW_START"), pl.col("TRT_DATE")
+    status = (
+        pl.when(end.is_null()).then(pl.lit("NO_REF"))
+        .when(day.struct.field("invalid")).then(pl.lit("INVALID"))
+        .when(lo.is_null()).then(pl.lit("NO_DATE"))
+        .when(hi < start).then(pl.lit("BEFORE"))
+        .when(lo > end).then(pl.lit("AFTER"))
+        .when((lo >= start) & (hi <= end)).then(pl.lit("IN"))
+        .otherwise(pl.lit("UNDECIDED"))
+    )
+    return [lo.alias("D_LO"), hi.alias("D_HI"), status.alias("WSTATUS")]
+
+
+_PRECEDENCE = [  # reason for a subject x test with no usable in-window result, first that applies
+    ("ANY_EXCLUDED", ReasonCode.EXCLUDED_BY_VALIDATION),
+    ("ANY_NO_REF", ReasonCode.NO_TREATMENT_START),
+    ("ANY_UNDECIDED", ReasonCode.PARTIAL_DATE_UNDECIDABLE),
+    ("ANY_INVALID", ReasonCode.INVALID_DATE),
+    ("ANY_NO_DATE", ReasonCode.MISSING_DATE),
+    ("ANY_IN", ReasonCode.NOT_DONE),
+    ("ANY_BEFORE", ReasonCode.ONLY_BEFORE_WINDOW),
+    ("ANY_AFTER", ReasonCode.ONLY_AFTER_START),
+]
+
+
+def _no_value_reason() -> pl.Expr:
+    expr = pl.lit(ReasonCode.MISSING.value)
+    for flag, code in reversed(_PRECEDENCE):
+        expr = pl.when(pl.col(flag)).then(pl.lit(code.value)).otherwise(expr)
+    return expr
+
+
+def _window_text() -> pl.Expr:
+    return pl.format("{}..{}", pl.col("WINDOW_START").dt.to_string("%Y-%m-%d"),
+                     pl.col("TRT_DATE").dt.to_string("%Y-%m-%d"))
+
+
+def selection_reason_text() -> pl.Expr:
+    """A sentence for F_REASON (no usable in-window result), from the aggregated row statuses."""
+    test = pl.col("TESTCD")
+    code = pl.col("F_REASON")
+    return (
+        pl.when(code == ReasonCode.EXCLUDED_BY_VALIDATION.value).then(pl.col("EXCL_MESSAGE"))
+        .when(code == ReasonCode.NO_TREATMENT_START.value)
+        .then(pl.lit("no treatment start date to anchor the screening window"))
+        .when(code == ReasonCode.PARTIAL_DATE_UNDECIDABLE.value)
+        .then(pl.format("{} result dated {} may or may not be in the screening window {}", test,
+                        pl.col("UNDECIDED_DTC"), _window_text()))
+        .when(code == ReasonCode.INVALID_DATE.value)
+        .then(pl.format("{} result date is not ISO 8601: {}", test, pl.col("INVALID_DTC")))
+        .when(code == ReasonCode.MISSING_DATE.value).then(pl.format("{} result without a date", test))
+        .when(code == ReasonCode.NOT_DONE.value)
+        .then(pl.format("{} not done or blank in the screening window {}", test, _window_text()))
+        .when(code == ReasonCode.ONLY_BEFORE_WINDOW.value)
+        .then(pl.format("{} results only before the screening window {} (latest {})", test, _window_text(),
+                        pl.col("BEFORE_DTC")))
+        .when(code == ReasonCode.ONLY_AFTER_START.value)
+        .then(pl.format("{} results only after treatment start {}", test,
+                        pl.col("TRT_DATE").dt.to_string("%Y-%m-%d")))
+        .when(code == ReasonCode.MISSING.value).then(pl.format("no {} result", test))
+    )
+
+
+def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per subject x domain x key x test: the chosen result, or F_REASON when there is none."""
+    keys = ["USUBJID", "DOMAIN", "KEY", "TESTCD"]
+    rows = (
+        rows.join(reference.select("USUBJID", "TRT_DATE", "WINDOW_START"), on="USUBJID", how="inner")
+        .with_columns(_window_status(reference))
+        .with_columns(
+            (pl.col("_X_RESULT").is_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
+             & (pl.col("WSTATUS") == "IN")).alias("CANDIDATE"),
+            *source_order(),
+        )
+        .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+    )
+    chosen = rows.filter(pl.col("CANDIDATE")).unique(subset=keys, keep="last", maintain_order=True)
+    usable = ~pl.col("_X_RESULT").is_not_null()
+
+    def last_where(condition: pl.Expr, column: str) -> pl.Expr:
+        return pl.col(column).filter(condition).last()
+
+    status = rows.group_by(keys).agg(
+        pl.col("_X_RESULT").is_not_null().any().alias("ANY_EXCLUDED"),
+        last_where(pl.col("_X_RESULT").is_not_null(), "_X_RESULT").alias("EXCL_MESSAGE"),
+        *[(usable & (pl.col("WSTATUS") == s)).any().alias(f"ANY_{name}")
+          for s, name in [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"),
+                          ("NO_DATE", "NO_DATE"), ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]],
+        last_where(pl.col("WSTATUS") == "UNDECIDED", "DTC").alias("UNDECIDED_DTC"),
+        last_where(pl.col("WSTATUS") == "INVALID", "DTC").alias("INVALID_DTC"),
+        last_where(pl.col("WSTATUS") == "BEFORE", "DTC").alias("BEFORE_DTC"),
+        pl.col("TRT_DATE").first(), pl.col("WINDOW_START").first(),
+    )
+    return (
+        status.join(chosen.select(*keys, "TEXT", "UNIT_TEXT", "DTC", "SOURCE", "DECIMAL", "ULN_TEXT", "_X_ULN"),
+                    on=keys, how="left")
+        .with_columns(pl.when(pl.col("SOURCE").is_null()).then(_no_value_reason()).alias("F_REASON"))
+        .with_columns(selection_reason_text().alias("F_REASON_TEXT"))
+    )
+
+
+def _prefix() -> pl.Expr:
+    return pl.col("CENSOR").fill_null("")
+
+
+def type_facts(facts: pl.LazyFrame, domain: str, catalog: UnitCatalog) -> pl.LazyFrame:
+    """Type the chosen results of one domain: numbers in the protocol unit, coded values, ULN.
+
+    Built in small stages (each column computed once, then referenced) to keep the plan small.
+    """
+    entries = catalog.domain_tests(domain)
+    protocol_units = {code: e.unit for code, e in entries.items() if e.unit}
+    qualitative = sorted(code for code, e in entries.items() if e.kind is TestKind.QUALITATIVE)
+    positive_above = {code: e.positive_above for code, e in entries.items() if e.positive_above is not None}
+    facts = attach_units(facts, catalog, domain).with_columns(
+        parse_number(pl.col("TEXT"), pl.col("DECIMAL")).alias("_P"),
+        parse_number(pl.col("ULN_TEXT"), pl.col("DECIMAL")).alias("_U"),
+    ).with_columns(
+        pl.col("_P").struct.field("number").alias("NUM"),
+        pl.col("_P").struct.field("censor").alias("CENSOR"),
+        pl.when(pl.col("_U").struct.field("censor").is_null() & (pl.col("_U").struct.field("number") > 0)
+                & pl.col("_X_ULN").is_null()).then(pl.col("_U").struct.field("number")).alias("ULN"),
+    ).with_columns(
+        bounds(pl.col("NUM"), pl.col("CENSOR")).alias("_B"),
+    ).with_columns(
+        pl.col("_B").struct.field("lo").alias("R_LO"), pl.col("_B").struct.field("hi").alias("R_HI"),
+        pl.col("_B").struct.field("lo_open").alias("LO_OPEN"), pl.col("_B").struct.field("hi_open").alias("HI_OPEN"),
+    ).with_columns(
+        convert_with_units(pl.col("R_LO")).alias("LO"), convert_with_units(pl.col("R_HI")).alias("HI"),
+        pl.col("LO_OPEN").alias("R_LO_OPEN"), pl.col("HI_OPEN").alias("R_HI_OPEN"),
+        pl.col("TESTCD").replace_strict(protocol_units, default=None, return_dtype=pl.String).alias("PUNIT"),
+        pl.when(pl.col("_X_ULN").is_not_null()).then(pl.col("_X_ULN"))
+        .when(pl.col("ULN_TEXT").is_null()).then(pl.format("{} has no upper limit of normal", pl.col("TESTCD")))
+        .when(pl.col("ULN").is_null())
+        .then(pl.format("{} upper limit of normal '{}' is not a usable number", pl.col("TESTCD"), pl.col("ULN_TEXT")))
+        .alias("ULN_REASON"),
+    ).with_columns(
+        _value_text("CENSOR", "LO", "HI").alias("VALUE_TEXT"),
+        _value_text("CENSOR", "R_LO", "R_HI").alias("ROW_VALUE_TEXT"),
+        pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
+        .when(pl.col("NUM").is_null()).then(pl.lit(ReasonCode.NOT_NUMERIC.value))
+        .otherwise(pl.col("UNIT_PROB")).alias("N_REASON"),
+    ).with_columns(_numeric_reason_text().alias("N_REASON_TEXT"))
+    return _coded(facts, catalog, qualitative, positive_above)
+
+
+def _value_text(censor: str, lo: str, hi: str) -> pl.Expr:
+    c = pl.col(censor)
+    return (
+        pl.when(c.is_in(["<", "<="])).then(pl.concat_str([c, format_number(pl.col(hi))]))
+        .when(c.is_in([">", ">="])).then(pl.concat_str([c, format_number(pl.col(lo))]))
+        .when(pl.col(lo) == pl.col(hi)).then(format_number(pl.col(lo)))
+        .when(pl.col(lo).is_not_null())
+        .then(pl.format("{} to {}", format_number(pl.col(lo)), format_number(pl.col(hi))))
+    )
+
+
+def _numeric_reason_text() -> pl.Expr:
+    code = pl.col("N_REASON")
+    test, text, unit = pl.col("TESTCD"), pl.col("TEXT"), pl.col("UNIT_TEXT")
+    return (
+        pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON_TEXT"))
+        .when(code == ReasonCode.NOT_NUMERIC.value).then(pl.format("{} result '{}' is not a number", test, text))
+        .when(code == ReasonCode.MISSING_UNIT.value).then(pl.format("{} result {} has no unit", test, text))
+        .when(code == ReasonCode.UNKNOWN_UNIT.value)
+        .then(pl.format("{} unit '{}' is not in the unit catalog", test, unit))
+        .when(code == ReasonCode.UNIT_NOT_CONVERTIBLE.value)
+        .then(pl.format("{} unit '{}' has no fixed factor to {}", test, unit, pl.col("PUNIT").fill_null("?")))
+    )
+
+
+def _coded(facts: pl.LazyFrame, catalog: UnitCatalog, qualitative: list[str],
+           positive_above: dict[str, float]) -> pl.LazyFrame:
+    """CODED: the coded answer; for qualitative tests the catalog's POSITIVE / NEGATIVE, a number above
+    `positive_above` (in the protocol unit) reading as POSITIVE."""
+    is_qual = pl.col("TESTCD").is_in(qualitative)
+    limit = pl.col("TESTCD").replace_strict(positive_above, default=None, return_dtype=pl.Float64)
+    numeric_code = pl.when(pl.col("UNIT_PROB").is_null()).then(
+        pl.when(decide(pl.col("LO"), pl.col("HI"), pl.col("LO_OPEN"), pl.col("HI_OPEN"), ">", limit))
+        .then(pl.lit("POSITIVE"))
+        .when(decide(pl.col("LO"), pl.col("HI"), pl.col("LO_OPEN"), pl.col("HI_OPEN"), "<=", limit))
+        .then(pl.lit("NEGATIVE")))
+    by_number = is_qual & limit.is_not_null() & pl.col("NUM").is_not_null()
+    coded = (
+        pl.when(by_number).then(numeric_code)
+        .when(is_qual).then(qualitative_result(pl.col("TEXT"), catalog))
+        .otherwise(coded_value(pl.col("TEXT")))
+    )
+    reason = (
+        pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
+        .when(by_number & pl.col("UNIT_PROB").is_not_null()).then(pl.col("UNIT_PROB"))
+        .when(by_number & pl.col("CODED").is_null()).then(pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value))
+        .when(pl.col("CODED").is_null()).then(pl.lit(ReasonCode.INVALID_CODE.value))
+    )
+    text = (
+        pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON_TEXT"))
+        .when(pl.col("C_REASON") == ReasonCode.CENSORED_UNDECIDABLE.value)
+        .then(pl.format("{} {} cannot tell detected from not detected", pl.col("TESTCD"), pl.col("TEXT")))
+        .when(pl.col("C_REASON") == ReasonCode.INVALID_CODE.value)
+        .then(pl.format("{} result '{}' is not a recognised code", pl.col("TESTCD"), pl.col("TEXT")))
+        .when(pl.col("C_REASON").is_not_null()).then(pl.col("N_REASON_TEXT"))
+    )
+    return (facts.with_columns(coded.alias("CODED")).with_columns(reason.alias("C_REASON"))
+            .with_columns(text.alias("C_REASON_TEXT")))
+
+
+def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]], reference: pl.LazyFrame,
+                   catalog: UnitCatalog, exclusions: pl.DataFrame) -> pl.LazyFrame:
+    """The facts table for every needed finding test of every subject that has at least one row of it."""
+    parts = []
+    for domain in FINDINGS_DOMAINS:
+        frame = domains.get(domain.lower())
+        tests = needed.get(domain.lower(), set())
+        if frame is None or not tests or frame.height == 0:
+            continue
+        selected = select_latest(finding_rows(frame, domain, tests, exclusions), reference)
+        parts.append(type_facts(selected, domain, catalog).select(FACT_COLUMNS))
+    if not parts:
+        return empty_facts().lazy()
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def empty_facts() -> pl.DataFrame:
+    types = {"LO": pl.Float64, "HI": pl.Float64, "R_LO": pl.Float64, "R_HI": pl.Float64, "ULN": pl.Float64,
+             "LO_OPEN": pl.Boolean, "HI_OPEN": pl.Boolean, "R_LO_OPEN": pl.Boolean, "R_HI_OPEN": pl.Boolean}
+    return pl.DataFrame(schema={c: types.get(c, pl.String) for c in FACT_COLUMNS})

@@ -1,0 +1,136 @@
+"""Per-subject reference dates (DTS section 4): consent, treatment start, screening window, decision.
+
+Every window-based rule is anchored on the treatment start, so it is computed once here for all
+subjects: RFXSTDTC when the subject was dosed; else the date of the ENROLLED / SCREEN FAILURE
+disposition; else (still in screening) the audit's as-of date. A dosing date that is partial,
+invalid or excluded by validation leaves the treatment start unknown rather than falling back to
+another date: the subject was dosed, only not on a date we can use.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from checks.exclusions import excluded_messages
+from checks.values import blank_to_null, coded_value, partial_date
+from contracts.enums import SiteDecision
+
+if TYPE_CHECKING:
+    from checks.protocol import Protocol
+
+_DECISIONS = [SiteDecision.ENROLLED.value, SiteDecision.SCREEN_FAILURE.value]
+
+#: columns of the published `reference` table
+REFERENCE_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_DTC", "TREATMENT_START",
+                     "PROTOCOL_VERSION"]
+
+
+def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if column not in frame.columns:
+        return pl.lit(None, dtype=pl.String).alias(column)
+    return blank_to_null(pl.col(column).cast(pl.String)).alias(column)
+
+
+def source_order() -> list[pl.Expr]:
+    """Sort keys that make "first" and "latest" independent of row and site order: object key, row number."""
+    source = pl.col("SOURCE").fill_null("")
+    return [source.str.replace(r":\d+$", "").alias("_SRC_KEY"),
+            source.str.extract(r":(\d+)$", 1).cast(pl.Int64, strict=False).fill_null(0).alias("_SRC_ROW")]
+
+
+def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
+    columns = ["STUDYID", "USUBJID", "SEX", "BRTHDTC", "RFICDTC", "RFXSTDTC"]
+    frame = dm.select(
+        *[_text(dm, c) for c in columns],
+        _text(dm, "DELIVERY_SITEID").alias("SITEID"),
+        _text(dm, "SOURCE"),
+    ).filter(pl.col("USUBJID").is_not_null())
+    frame = excluded_messages(frame, exclusions, "DM", {"SEX": "SEX", "BRTHDTC": "BRTHDTC",
+                                                       "RFICDTC": "RFICDTC", "RFXSTDTC": "RFXSTDTC"})
+    return (
+        frame.with_columns(source_order())
+        .sort("USUBJID", "_SRC_KEY", "_SRC_ROW")
+        .unique(subset="USUBJID", keep="first", maintain_order=True)
+        .drop("_SRC_KEY", "_SRC_ROW")
+    )
+
+
+def _decisions(ds: pl.DataFrame | None) -> pl.DataFrame:
+    """USUBJID -> SITE_DECISION and its date: the latest ENROLLED / SCREEN FAILURE record (ENROLLED on a tie)."""
+    schema = {"USUBJID": pl.String, "SITE_DECISION": pl.String, "DS_DATE": pl.Date}
+    if ds is None or ds.height == 0 or not {"USUBJID", "DSDECOD"} <= set(ds.columns):
+        return pl.DataFrame(schema=schema)
+    rows = ds.select(
+        _text(ds, "USUBJID"), coded_value(pl.col("DSDECOD")).alias("SITE_DECISION"),
+        partial_date(_text(ds, "DSSTDTC")).alias("_D"), _text(ds, "SOURCE"),
+    ).filter(pl.col("SITE_DECISION").is_in(_DECISIONS))
+    return (
+        rows.with_columns(
+            pl.when(pl.col("_D").struct.field("earliest") == pl.col("_D").struct.field("latest"))
+            .then(pl.col("_D").struct.field("earliest")).alias("DS_DATE"),
+            pl.col("_D").struct.field("latest").alias("_LATEST"),
+            (pl.col("SITE_DECISION") == SiteDecision.ENROLLED.value).alias("_ENR"),
+            *source_order(),
+        )
+        .sort("USUBJID", "_LATEST", "_ENR", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .unique(subset="USUBJID", keep="last", maintain_order=True)
+        .select(list(schema))
+    )
+
+
+def _version_at(day: pl.Expr, protocol: Protocol) -> pl.Expr:
+    """TIVERS in force on `day` (the latest version effective on or before it)."""
+    expr = pl.lit(None, dtype=pl.String)
+    for version in sorted(protocol.versions, key=lambda v: v.effective):
+        expr = pl.when(day >= pl.lit(version.effective)).then(pl.lit(version.tivers)).otherwise(expr)
+    return expr
+
+
+def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
+                      exclusions: pl.DataFrame) -> pl.DataFrame:
+    """One row per DM subject with the published reference columns and the typed dates rules need.
+
+    Internal columns: TRT_DATE, WINDOW_START (Date), CONSENT_LO/HI, BIRTH_LO/HI, BIRTH_INVALID,
+    CONSENT_INVALID, SEX (coded), DM_SOURCE and the exclusion messages `_X_<variable>`.
+    """
+    dm = domains.get("dm")
+    if dm is None or "USUBJID" not in dm.columns:
+        dm = pl.DataFrame(schema=dict.fromkeys(["STUDYID", "USUBJID", "SOURCE"], pl.String))
+    subjects = _dm(dm, exclusions).join(_decisions(domains.get("ds")), on="USUBJID", how="left")
+    window = int(protocol.parameters["screening_window_days"])
+    dosed = partial_date(pl.col("RFXSTDTC"))
+    consent = partial_date(pl.col("RFICDTC"))
+    birth = partial_date(pl.col("BRTHDTC"))
+    decision = pl.col("SITE_DECISION").fill_null(SiteDecision.IN_SCREENING.value)
+    dose_day = pl.when(dosed.struct.field("earliest") == dosed.struct.field("latest")).then(
+        dosed.struct.field("earliest"))
+    treatment = (
+        pl.when(pl.col("RFXSTDTC").is_not_null())
+        .then(pl.when(pl.col("_X_RFXSTDTC").is_null()).then(dose_day))
+        .when(decision.is_in(_DECISIONS)).then(pl.col("DS_DATE"))
+        .otherwise(pl.lit(as_of))
+    )
+    consent_ok = pl.col("_X_RFICDTC").is_null()
+    birth_ok = pl.col("_X_BRTHDTC").is_null()
+    frame = subjects.with_columns(
+        decision.alias("SITE_DECISION"),
+        treatment.alias("TRT_DATE"),
+        pl.when(consent_ok).then(consent.struct.field("earliest")).alias("CONSENT_LO"),
+        pl.when(consent_ok).then(consent.struct.field("latest")).alias("CONSENT_HI"),
+        consent.struct.field("invalid").alias("CONSENT_INVALID"),
+        pl.when(birth_ok).then(birth.struct.field("earliest")).alias("BIRTH_LO"),
+        pl.when(birth_ok).then(birth.struct.field("latest")).alias("BIRTH_HI"),
+        birth.struct.field("invalid").alias("BIRTH_INVALID"),
+        coded_value(pl.col("SEX")).alias("SEX"),
+        pl.col("SOURCE").alias("DM_SOURCE"),
+    ).with_columns(
+        (pl.col("TRT_DATE") - pl.duration(days=window)).alias("WINDOW_START"),
+        pl.col("TRT_DATE").dt.to_string("%Y-%m-%d").alias("TREATMENT_START"),
+        pl.col("RFICDTC").alias("CONSENT_DTC"),
+        pl.when(_version_at(pl.col("CONSENT_LO"), protocol) == _version_at(pl.col("CONSENT_HI"), protocol))
+        .then(_version_at(pl.col("CONSENT_LO"), protocol)).alias("PROTOCOL_VERSION"),
+    )
+    return frame.drop("SOURCE", "BRTHDTC").sort("USUBJID")

@@ -1,0 +1,275 @@
+"""The generic rule kinds, keyed by name (`RULE_KINDS`), and the ones that read one value per subject.
+
+A protocol file names a kind per leaf; adding a criterion means writing YAML with these kinds, never
+a new function. Kinds over the facts table (threshold, derived, uln_multiple, uln_difference,
+coded) are evaluated in one pass each: subjects x leaves of the kind, joined with the facts, and a
+handful of aliased expressions. `event` (MH/CM/PR with dates), `lesion` (TU/TR) and `subject` (DM)
+live in their own modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from checks.derived import DERIVED
+from checks.events import EVENT_DOMAINS, build_events, validate_event
+from checks.lesions import build_lesions, validate_lesion
+from checks.reasons import ReasonCode
+from checks.rulebase import (
+    EvalContext,
+    Leaf,
+    RuleKind,
+    check_comparison,
+    check_keys,
+    empty_leaf_results,
+    finish,
+    leaf_table,
+)
+from checks.subject import build_subject, validate_subject
+from checks.values import decide, format_number
+
+_FINDINGS = {"LB", "VS", "FA", "TR"}
+
+
+# ------------------------------------------------------------------------------------ shared pieces
+
+
+def _fact_rows(table: pl.DataFrame, ctx: EvalContext) -> pl.LazyFrame:
+    """Subjects x leaves, with the subject's fact for the leaf's test (null columns when none)."""
+    facts = ctx.facts.with_columns(pl.lit(True).alias("_HAS_FACT"))
+    return (
+        ctx.reference.select("USUBJID").join(table.lazy(), how="cross")
+        .join(facts, on=["USUBJID", "DOMAIN", "KEY", "TESTCD"], how="left")
+        .with_columns(pl.col("_HAS_FACT").fill_null(False))
+    )
+
+
+def _missing() -> tuple[pl.Expr, pl.Expr]:
+    """Reason code and sentence for a subject with no row at all for the leaf's test."""
+    return (pl.lit(ReasonCode.MISSING.value),
+            pl.when(pl.col("DOMAIN") == "DERIVED").then(pl.format("no {}", pl.col("TESTCD")))
+            .otherwise(pl.format("no {} result", pl.col("TESTCD"))))
+
+
+def _compare(lo: str, hi: str, lo_open: str, hi_open: str, limit: pl.Expr) -> pl.Expr:
+    """Three-valued comparison of an interval with LIMIT (op per leaf, or an inclusive range)."""
+    args = (pl.col(lo), pl.col(hi), pl.col(lo_open).fill_null(False), pl.col(hi_open).fill_null(False))
+    expr = pl.when(pl.col("OP") == "range").then(
+        decide(*args, ">=", pl.col("LIMIT")) & decide(*args, "<=", pl.col("LIMIT_HI")))
+    for op in (">=", ">", "<=", "<"):
+        expr = expr.when(pl.col("OP") == op).then(decide(*args, op, limit))
+    return expr.otherwise(None)
+
+
+def _limit_text(limit: pl.Expr) -> pl.Expr:
+    return (pl.when(pl.col("OP") == "range")
+            .then(pl.format("{} to {}", format_number(pl.col("LIMIT")), format_number(pl.col("LIMIT_HI"))))
+            .otherwise(format_number(limit)))
+
+
+def _undecidable_text(value: str, unit: str, limit: pl.Expr) -> pl.Expr:
+    return pl.format("{} {} {} cannot decide {} {}", pl.col("TESTCD"), pl.col(value), pl.col(unit).fill_null(""),
+                     pl.col("OP"), _limit_text(limit))
+
+
+def _numeric_leaf(rows: pl.LazyFrame, value: str, unit: str, interval: tuple[str, str, str, str],
+                  limit: pl.Expr, extra_reason: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
+    """RESULT and evidence of a numeric comparison; a reason is kept when the value cannot be used."""
+    missing_code, missing_text = _missing()
+    code = pl.when(~pl.col("_HAS_FACT")).then(missing_code).otherwise(pl.col("N_REASON"))
+    text = pl.when(~pl.col("_HAS_FACT")).then(missing_text).otherwise(pl.col("N_REASON_TEXT"))
+    if extra_reason is not None:
+        code = pl.coalesce([code, extra_reason[0]])
+        text = pl.coalesce([text, extra_reason[1]])
+    rows = rows.with_columns(code.alias("_CODE"), text.alias("_TEXT"), limit.round_sig_figs(12).alias("_LIMIT"))
+    result = pl.when(pl.col("_CODE").is_null()).then(_compare(*interval, pl.col("_LIMIT")))
+    rows = rows.with_columns(result.alias("RESULT"))
+    undecided = pl.col("RESULT").is_null() & pl.col("_CODE").is_null()
+    return finish(rows.with_columns(
+        pl.col(value).alias("VALUE"), pl.col(unit).alias("UNIT"),
+        pl.when(pl.col("_HAS_FACT")).then(_limit_text(pl.col("_LIMIT"))).alias("LIMIT"),
+        pl.when(undecided).then(pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value)).otherwise(pl.col("_CODE"))
+        .alias("REASON_CODE"),
+        pl.when(undecided).then(_undecidable_text(value, unit, pl.col("_LIMIT"))).otherwise(pl.col("_TEXT"))
+        .alias("REASON"),
+    ))
+
+
+def _comparison_columns(domain_of: Any, test_of: Any) -> tuple[dict, dict]:
+    columns = {
+        "DOMAIN": domain_of, "KEY": lambda leaf: "", "TESTCD": test_of,
+        "OP": lambda leaf: "range" if "range" in leaf.params else leaf.params["op"],
+        "LIMIT": lambda leaf: float(leaf.params["range"][0] if "range" in leaf.params else leaf.params["limit"]),
+        "LIMIT_HI": lambda leaf: float(leaf.params["range"][1]) if "range" in leaf.params else None,
+        "LABEL": lambda leaf: leaf.params.get("label") or test_of(leaf),
+    }
+    schema = {"DOMAIN": pl.String, "KEY": pl.String, "TESTCD": pl.String, "OP": pl.String, "LIMIT": pl.Float64,
+              "LIMIT_HI": pl.Float64, "LABEL": pl.String}
+    return columns, schema
+
+
+# --------------------------------------------------------------------------------------------- kinds
+
+
+def threshold(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """A finding test's value in the protocol unit compared with a limit (`op` + `limit`, or `range`)."""
+    columns, schema = _comparison_columns(lambda leaf: leaf.params["domain"].upper(),
+                                          lambda leaf: leaf.params["test"].upper())
+    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
+
+
+def derived(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """A derived value (checks.derived: AGE_AT_CONSENT, CRCL_CG, LYM_ABS) compared with a limit."""
+    columns, schema = _comparison_columns(lambda leaf: "DERIVED", lambda leaf: leaf.params["value"].upper())
+    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
+
+
+def _uln(leaves: list[Leaf], ctx: EvalContext, limit: pl.Expr) -> pl.LazyFrame:
+    """Value and limit both in the result's own unit: ULN = LBORNRHI of the same row (never converted)."""
+    columns, schema = _comparison_columns(lambda leaf: leaf.params.get("domain", "LB").upper(),
+                                          lambda leaf: leaf.params["test"].upper())
+    columns["LIMIT"] = lambda leaf: float(leaf.params.get("multiple", leaf.params.get("difference")))
+    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    no_uln = (pl.when(pl.col("ULN").is_null()).then(pl.lit(ReasonCode.NO_ULN.value)),
+              pl.when(pl.col("ULN").is_null()).then(pl.col("ULN_REASON")))
+    return _numeric_leaf(rows, "ROW_VALUE_TEXT", "ROW_UNIT", ("R_LO", "R_HI", "R_LO_OPEN", "R_HI_OPEN"),
+                         limit, extra_reason=no_uln)
+
+
+def uln_multiple(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """value <op> multiple x ULN (IN11.ALT: ALT <= 5 ULN); LIMIT reports multiple x ULN in the row's unit."""
+    return _uln(leaves, ctx, pl.col("LIMIT") * pl.col("ULN"))
+
+
+def uln_difference(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """value - ULN <op> difference, i.e. value <op> ULN + difference (IN11.PT: prolongation <= 6 s)."""
+    return _uln(leaves, ctx, pl.col("ULN") + pl.col("LIMIT"))
+
+
+def coded(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
+    """A coded finding (FA Y/N, BCLC stage, LB qualitative via the catalog) in a set of values."""
+    columns = {
+        "DOMAIN": lambda leaf: leaf.params["domain"].upper(), "KEY": lambda leaf: "",
+        "TESTCD": lambda leaf: leaf.params["test"].upper(),
+        "VALUES": lambda leaf: [str(v).upper() for v in leaf.params["values"]],
+        "VALID": lambda leaf: [str(v).upper() for v in leaf.params.get("valid", [])],
+        "LABEL": lambda leaf: leaf.params.get("label") or leaf.params["test"].upper(),
+    }
+    schema = {"DOMAIN": pl.String, "KEY": pl.String, "TESTCD": pl.String, "VALUES": pl.List(pl.String),
+              "VALID": pl.List(pl.String), "LABEL": pl.String}
+    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    missing_code, missing_text = _missing()
+    invalid = (pl.col("VALID").list.len() > 0) & ~pl.col("VALID").list.contains(pl.col("CODED"))
+    code = (pl.when(~pl.col("_HAS_FACT")).then(missing_code)
+            .when(pl.col("C_REASON").is_not_null()).then(pl.col("C_REASON"))
+            .when(invalid).then(pl.lit(ReasonCode.INVALID_CODE.value)))
+    text = (pl.when(~pl.col("_HAS_FACT")).then(missing_text)
+            .when(pl.col("C_REASON").is_not_null()).then(pl.col("C_REASON_TEXT"))
+            .when(invalid).then(pl.format("{} result '{}' is not one of {}", pl.col("TESTCD"), pl.col("TEXT"),
+                                          pl.col("VALID").list.join("/"))))
+    return finish(rows.with_columns(code.alias("REASON_CODE"), text.alias("REASON")).with_columns(
+        pl.when(pl.col("REASON_CODE").is_null()).then(pl.col("VALUES").list.contains(pl.col("CODED")))
+        .alias("RESULT"),
+        pl.col("CODED").alias("VALUE"), pl.lit(None, dtype=pl.String).alias("UNIT"),
+        pl.col("VALUES").list.join("/").alias("LIMIT"),
+    ))
+
+
+# ---------------------------------------------------------------------------------------- validation
+
+
+def _finding_test(params: dict[str, Any], *, domain_default: str | None = None) -> None:
+    domain = str(params.get("domain", domain_default or "")).upper()
+    if domain not in _FINDINGS:
+        raise ValueError(f"domain must be one of {sorted(_FINDINGS)}")
+    if not isinstance(params.get("test"), str):
+        raise ValueError("test must be a test code")
+
+
+def _validate_threshold(params: dict[str, Any]) -> dict[str, Any]:
+    check_keys(params, ["domain", "test"], ["op", "limit", "range"])
+    _finding_test(params)
+    check_comparison(params)
+    return params
+
+
+def _validate_derived(params: dict[str, Any]) -> dict[str, Any]:
+    check_keys(params, ["value"], ["op", "limit", "range"])
+    if str(params["value"]).upper() not in DERIVED:
+        raise ValueError(f"unknown derived value {params['value']!r} (known: {sorted(DERIVED)})")
+    check_comparison(params)
+    return params
+
+
+def _validate_uln(key: str) -> Any:
+    def validate(params: dict[str, Any]) -> dict[str, Any]:
+        check_keys(params, ["test", "op", key], ["domain"])
+        _finding_test(params, domain_default="LB")
+        check_comparison({"op": params["op"], "limit": params[key]})
+        return params
+    return validate
+
+
+def _validate_coded(params: dict[str, Any]) -> dict[str, Any]:
+    check_keys(params, ["domain", "test", "values"], ["valid"])
+    _finding_test(params)
+    if not isinstance(params["values"], list) or not params["values"]:
+        raise ValueError("values must be a non-empty list")
+    valid = params.get("valid", [])
+    if valid and not {str(v).upper() for v in params["values"]} <= {str(v).upper() for v in valid}:
+        raise ValueError("values must be a subset of valid")
+    return params
+
+
+def _test_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
+    return {str(params.get("domain", "LB")).lower(): {str(params["test"]).upper()}}
+
+
+def _derived_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
+    name = str(params["value"]).upper()
+    inputs: dict[str, set[str]] = {}
+    for each in (name, *DERIVED[name][2]):
+        for domain, tests in DERIVED[each][1].items():
+            inputs.setdefault(domain, set()).update(tests)
+    return inputs
+
+
+def _event_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
+    domain = str(params["domain"]).upper()
+    each = EVENT_DOMAINS[domain].get("each")
+    if each and params.get("require_each"):
+        return {domain.lower(): {str(v).upper() for v in params["match"][each]}}
+    return {}
+
+
+RULE_KINDS: dict[str, RuleKind] = {
+    "threshold": RuleKind(threshold, _validate_threshold, _test_inputs),
+    "derived": RuleKind(derived, _validate_derived, _derived_inputs),
+    "uln_multiple": RuleKind(uln_multiple, _validate_uln("multiple"), _test_inputs),
+    "uln_difference": RuleKind(uln_difference, _validate_uln("difference"), _test_inputs),
+    "coded": RuleKind(coded, _validate_coded, _test_inputs),
+    "event": RuleKind(build_events, validate_event, _event_inputs),
+    "lesion": RuleKind(build_lesions, validate_lesion, lambda params: {"tr": {"LDIAM", "LPERP"}, "tu": {"TUMIDENT"}}),
+    "subject": RuleKind(build_subject, validate_subject, lambda params: {}),
+}
+
+
+def leaf_inputs(kind: str, params: dict[str, Any]) -> dict[str, set[str]]:
+    """Lower-case domain -> test codes (MH: terms) one leaf reads."""
+    return RULE_KINDS[kind].inputs(params)
+
+
+def evaluate_leaves(leaves: list[Leaf], ctx: EvalContext) -> pl.DataFrame:
+    """All leaves of all components: one builder call per rule kind, the plans collected together."""
+    parts = []
+    for kind, rule_kind in RULE_KINDS.items():
+        of_kind = [leaf for leaf in leaves if leaf.kind == kind]
+        if of_kind:
+            parts.append(rule_kind.build(of_kind, ctx))
+    if not parts:
+        return empty_leaf_results().collect()
+    return pl.concat(pl.collect_all(parts), how="vertical")
