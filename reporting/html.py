@@ -32,7 +32,7 @@ TOP_ROWS = 200
 WRAP_COLUMNS = ("EVIDENCE", "REASON", "MESSAGE", "QUERY_TEXT", "EXAMPLE", "RISK_INDICATORS", "SITE_ASSESSMENT",
                 "RECOMPUTED")
 HEATMAP_SITES = 60
-BAR_SITES = 40
+BAR_SITES = 25
 
 _STATUS_RANK = pl.col("STATUS").replace_strict({"NEW": 0, "OPEN": 1, "RESOLVED": 2}, default=3)
 
@@ -163,6 +163,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "reconciliation": _rows(reconciliation_table(manifest), 100),
         "top_rows": TOP_ROWS,
         "wrap_columns": WRAP_COLUMNS,
+        "bar_sites": BAR_SITES,
         "previous_run": previous_run,
     }
 

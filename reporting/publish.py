@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -96,6 +96,9 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None) -> lis
     `previous_run` is the as-of date of the run the history was compared with (shown in the report).
     """
     tables = published_tables(outputs)
+    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
+    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
+                      discrepancies=tables["discrepancies"], validation=tables["validation"])
     files: list[OutputFile] = []
     for name, frame in tables.items():
         files.append(OutputFile(f"{name}.csv", csv_bytes(frame), CSV))

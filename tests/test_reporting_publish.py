@@ -102,3 +102,17 @@ def test_publish_to_s3_with_content_types(s3_endpoint, s3_bucket, outputs, data_
     body = client.get_object(Bucket=s3_bucket, Key=f"reports/{PREFIX}/subjects.parquet")["Body"].read()
     assert pl.read_parquet(io.BytesIO(body)).height == outputs.subjects.height
     assert len(keys) == len(set(keys))
+
+
+def test_a_run_with_no_findings_still_publishes_everything(tmp_path):
+    from contracts import DISCREPANCIES, FINDINGS
+
+    quiet = make_outputs(n_subjects=6, n_sites=2)
+    quiet = replace(quiet, discrepancies=pl.DataFrame(schema=DISCREPANCIES), validation=pl.DataFrame())
+    files = {f.key: f.data for f in render_outputs(quiet)}
+    assert not any(key.startswith("site_queries/") for key in files)
+    assert pl.read_csv(io.BytesIO(files["dv.csv"])).columns == list(DV)
+    assert pl.read_csv(io.BytesIO(files["validation.csv"])).columns == list(FINDINGS)
+    html = files["report.html"].decode()
+    assert 'id="n-important">0<' in html and 'id="n-queries">0<' in html
+    assert "No earlier run of this study was found" in html
