@@ -1,9 +1,10 @@
 """CSV as the DTS allows it: declared encoding, comma / semicolon (or tab) separator, quoted fields.
 
-The fast path is pyarrow's multi-threaded reader, which refuses any record whose field count
-differs from the header. Only then is the file re-read with Python's `csv` module to find those
-records: they are rejected row by row (a shifted field is never realigned by guessing) and every
-other record is kept. Blank lines are not records.
+The fast path is polars' reader plus a vectorized count of the fields of every record; a file
+with a record whose field count differs from the header's (or with broken quoting) is re-read
+with Python's strict `csv` module, which names each such record and its line: those records are
+rejected row by row (a shifted field is never realigned by guessing), every other one is kept.
+Blank lines are not records.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from ingestion.codes import Code
 from ingestion.errors import FileRejected
@@ -26,6 +25,8 @@ from ingestion.table import ROW, RaggedRow, RawTable, positional
 _SEPARATORS = (",", ";", "\t")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_HEADER_PREFIX = 1 << 20
+_QUOTED = r'"[^"]*"'
 
 
 def decode(data: bytes, encoding: str) -> str:
@@ -72,9 +73,15 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+def _first_line(text: str) -> str:
+    start = len(text) - len(text.lstrip("\r\n"))
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def detect_separator(text: str) -> str:
     """The separator the header uses: the most frequent of , ; TAB outside quotes (comma on a tie)."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = _first_line(text)
     outside = "".join(part for i, part in enumerate(first.split('"')) if i % 2 == 0)
     counts = {sep: outside.count(sep) for sep in _SEPARATORS}
     best = max(counts.values())
@@ -108,30 +115,47 @@ def _records(text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def _header(text: str, separator: str) -> list[str]:
-    for _, record in _records(text, separator):
+    # the header is the first record: parse a prefix, never a copy of the whole file
+    for _, record in _records(text[: _HEADER_PREFIX], separator):
         return record
     raise FileRejected(Code.FILE_EMPTY, "the file is empty")
 
 
-def _fast(data: bytes, header: list[str], separator: str) -> pl.DataFrame | None:
-    """All records with pyarrow, or None when a record has the wrong field count (or anything odd)."""
+def _field_counts(text: str, separator: str) -> pl.Series:
+    """Fields per line after the header, 0 for a blank line, counted without a Python loop.
+
+    With every quoted section removed (a quoted field may hold separators and newlines), each
+    remaining line is exactly one record and its separators are structural.
+    """
+    whole = pl.Series([text])
+    if '"' in text:
+        whole = whole.str.replace_all(_QUOTED, "")
+    lines = whole.str.split("\n").explode().str.strip_chars_end("\r")
+    lines = lines.slice(1, len(lines) - 1 - (1 if text.endswith("\n") else 0))
+    counts = lines.str.count_matches(separator, literal=True) + 1
+    return pl.select(pl.when(lines.str.len_bytes() == 0).then(0).otherwise(counts)).to_series()
+
+
+def _fast(text: str, header: list[str], separator: str) -> pl.DataFrame | None:
+    """All records with polars' reader, or None when a record's field count is off (or anything odd).
+
+    Polars fills a short record with empty fields and reads a blank line as a record: the field
+    counts of `_field_counts` tell both apart, so a short record is never silently padded.
+    """
+    width = len(header)
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=separator, quote_char='"', double_quote=True,
-                                             newlines_in_values=True, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
-                                                 strings_can_be_null=False),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        frame = pl.read_csv(text.encode("utf-8"), has_header=True, separator=separator, quote_char='"',
+                            infer_schema=False, empty_string_is_null=False, new_columns=positional(width))
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
         return None
-    if table.column_names != header or any(t != pa.string() for t in table.schema.types):
+    counts = _field_counts(text, separator)
+    if frame.width != width or len(counts) != frame.height:
         return None
-    table = table.rename_columns(positional(len(header)))
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW))
+    if not counts.is_in([0, width]).all():
+        return None  # a ragged record: the slow path says which, with its line
+    if (counts == 0).any():
+        frame = frame.filter(counts > 0)
+    return frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW))
 
 
 def _slow(text: str, header: list[str], separator: str) -> RawTable:
@@ -156,16 +180,14 @@ def _slow(text: str, header: list[str], separator: str) -> RawTable:
 
 def read_csv(path: Path, encoding: str) -> RawTable:
     """A delivered CSV file as a RawTable (see module docstring)."""
-    raw = path.read_bytes()
-    text = decode(raw, encoding)
+    text = decode(path.read_bytes(), encoding)
+    text = text[len(text) - len(text.lstrip("\r\n")):]  # blank lines before the header
     separator = detect_separator(text)
     header = _header(text, separator)
-    utf8 = raw[len(_UTF8_BOM):] if encoding == "utf-8" and raw.startswith(_UTF8_BOM) else raw
-    data = utf8 if encoding == "utf-8" else text.encode("utf-8")
-    # an odd number of quote characters means a quoted field is never closed: pyarrow would
-    # silently swallow the rest of the file into it, Python's strict reader says where it breaks
+    # an odd number of quote characters means a quoted field is never closed: the fast reader
+    # would swallow the rest of the file into it, Python's strict reader says where it breaks
     balanced = text.count('"') % 2 == 0
-    frame = _fast(data, header, separator) if balanced and len(set(header)) == len(header) else None
+    frame = _fast(text, header, separator) if balanced and len(set(header)) == len(header) else None
     if frame is not None:
         return RawTable(header=header, frame=frame)
     return _slow(text, header, separator)
