@@ -49,8 +49,14 @@ def _not_audited(study: str, site: str, reason: str, findings: list[pl.DataFrame
 
 def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = None,
                 options: IngestOptions = DEFAULT_OPTIONS) -> SiteIngest:
-    """Everything ingestion takes from one site of `study` (see the module docstring)."""
+    """Everything ingestion takes from one site of `study` (see the module docstring).
+
+    `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
+    delivery without manifest.json has been uploading for too long to be silent about it.
+    """
     now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
     prefix = f"{study}/{site}/"
     findings: list[pl.DataFrame] = []
     inputs: list[InputObject] = []
