@@ -151,3 +151,34 @@ def funnel(points: Sequence[FunnelPoint], p0: float, limits: Sequence[tuple[floa
     body.append(_text(12, top + plot_h / 2, y_label, "middle",
                       f"fill='{PALETTE['muted']}' transform='rotate(-90 12 {top + plot_h / 2:.1f})'"))
     return _svg(width, height, body, title)
+
+
+def columns(labels: Sequence[str], stacks: Sequence[tuple[float, ...]], colours: Sequence[str],
+            legend: Sequence[str], title: str, notes: Sequence[str] = ()) -> Markup:
+    """Vertical stacked columns, one per label (a run), with the total above each column."""
+    left, top, bottom, step = 36, 26, 34, 30
+    plot_h = 150
+    width, height = left + step * max(len(labels), 1) + 16, top + plot_h + bottom
+    peak = max((sum(s) for s in stacks), default=0) or 1
+    body = []
+    x = left
+    for colour, name in zip(colours, legend, strict=True):
+        body.append(f"<rect x='{x}' y='6' width='10' height='10' fill='{colour}'/>")
+        body.append(_text(x + 14, 15, name))
+        x += 24 + 7 * len(name)
+    body.append(f"<line x1='{left}' x2='{width - 10}' y1='{top + plot_h}' y2='{top + plot_h}' "
+                f"stroke='{PALETTE['grid']}'/>")
+    for i, (label, stack) in enumerate(zip(labels, stacks, strict=True)):
+        x0 = left + i * step + 4
+        y = top + plot_h
+        for value, colour in zip(stack, colours, strict=True):
+            h = plot_h * value / peak
+            y -= h
+            body.append(f"<rect x='{x0}' y='{y:.1f}' width='{step - 8}' height='{h:.1f}' fill='{colour}'>"
+                        f"<title>{escape(f'{label}: {value:g}')}</title></rect>")
+        note = notes[i] if i < len(notes) else ""
+        body.append(_text(x0 + (step - 8) / 2, y - 3, f"{sum(stack):g}", "middle", f"fill='{PALETTE['muted']}'"))
+        body.append(_text(x0 + (step - 8) / 2, top + plot_h + 12, label, "middle"))
+        if note:
+            body.append(_text(x0 + (step - 8) / 2, top + plot_h + 25, note, "middle", f"fill='{PALETTE['muted']}'"))
+    return _svg(width, height, body, title)

@@ -27,11 +27,10 @@ DISCREPANCIES_FILE = "discrepancies.parquet"
 _RUN_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def previous_run(store: Store, *, study: str, as_of: date) -> tuple[date, str] | None:
-    """The latest run of `study` strictly before `as_of` that published discrepancies: (date, key).
+def earlier_runs(store: Store, *, study: str, as_of: date) -> list[date]:
+    """As-of dates of the runs of `study` strictly before `as_of`, newest first.
 
-    Only folders named like a date count, so staging folders and lock objects are ignored; a run
-    folder without `discrepancies.parquet` (an interrupted publication) is skipped.
+    Only folders named like a date count, so staging folders and lock objects are ignored.
     """
     runs: list[date] = []
     for name in store.list_dirs(study):
@@ -43,11 +42,56 @@ def previous_run(store: Store, *, study: str, as_of: date) -> tuple[date, str] |
             continue
         if run < as_of:
             runs.append(run)
-    for run in sorted(runs, reverse=True):
-        key = join_key(study, run.isoformat(), DISCREPANCIES_FILE)
+    return sorted(runs, reverse=True)
+
+
+def _discrepancies_key(study: str, run: date) -> str:
+    return join_key(study, run.isoformat(), DISCREPANCIES_FILE)
+
+
+def previous_run(store: Store, *, study: str, as_of: date) -> tuple[date, str] | None:
+    """The latest run of `study` strictly before `as_of` that published discrepancies: (date, key).
+
+    A run folder without `discrepancies.parquet` (an interrupted publication) is skipped.
+    """
+    for run in earlier_runs(store, study=study, as_of=as_of):
+        key = _discrepancies_key(study, run)
         if store.head(key) is not None:
             return run, key
     return None
+
+
+TREND_COLUMNS = {"AS_OF": pl.String, "IMPORTANT": pl.Int64, "QUERY": pl.Int64, "NEW": pl.Int64,
+                 "RESOLVED": pl.Int64}
+
+
+def finding_counts(discrepancies: pl.DataFrame, as_of: str) -> pl.DataFrame:
+    """One trend row: findings present (by severity), new and resolved in one run's table."""
+    status = pl.col("STATUS").cast(pl.String) if "STATUS" in discrepancies.columns else pl.lit(None, pl.String)
+    live = status.is_null() | (status != "RESOLVED")
+    return discrepancies.select(
+        pl.lit(as_of).alias("AS_OF"),
+        ((pl.col("SEVERITY") == "IMPORTANT") & live).sum().cast(pl.Int64).alias("IMPORTANT"),
+        ((pl.col("SEVERITY") == "QUERY") & live).sum().cast(pl.Int64).alias("QUERY"),
+        (status == "NEW").sum().cast(pl.Int64).alias("NEW"),
+        (status == "RESOLVED").sum().cast(pl.Int64).alias("RESOLVED"),
+    )
+
+
+def run_trend(store: Store, *, study: str, as_of: date, limit: int = 30) -> pl.DataFrame:
+    """Finding counts of up to `limit` earlier runs (columns TREND_COLUMNS), oldest first."""
+    rows = []
+    for run in earlier_runs(store, study=study, as_of=as_of):
+        if len(rows) == limit:
+            break
+        key = _discrepancies_key(study, run)
+        if store.head(key) is None:
+            continue
+        frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+        rows.append(finding_counts(frame, run.isoformat()))
+    if not rows:
+        return pl.DataFrame(schema=TREND_COLUMNS)
+    return pl.concat(rows).sort("AS_OF")
 
 
 def _days(since: pl.Expr, until: date) -> pl.Expr:

@@ -13,6 +13,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from reporting import charts
+from reporting.history import finding_counts
 from reporting.outputs import RunOutputs
 from reporting.risk import funnel_limits, load_indicators
 from reporting.summary import (
@@ -33,6 +34,7 @@ WRAP_COLUMNS = ("EVIDENCE", "REASON", "MESSAGE", "QUERY_TEXT", "EXAMPLE", "RISK_
                 "RECOMPUTED")
 HEATMAP_SITES = 60
 BAR_SITES = 25
+TREND_RUNS = 30
 
 _STATUS_RANK = pl.col("STATUS").replace_strict({"NEW": 0, "OPEN": 1, "RESOLVED": 2}, default=3)
 
@@ -116,9 +118,24 @@ def _funnels(risk: pl.DataFrame) -> list[dict[str, Any]]:
     return panels
 
 
+def _trend(outputs: RunOutputs, trend: pl.DataFrame | None) -> Any:
+    tonight = finding_counts(outputs.discrepancies, outputs.as_of.isoformat())
+    runs = pl.concat([trend, tonight], how="vertical_relaxed") if trend is not None and trend.height else tonight
+    runs = runs.tail(TREND_RUNS)
+    if runs.height < 2:
+        return None
+    return charts.columns(
+        [d[5:] for d in runs["AS_OF"].to_list()],
+        [(float(i), float(q)) for i, q in runs.select("IMPORTANT", "QUERY").iter_rows()],
+        [charts.PALETTE["important"], charts.PALETTE["query"]], ["important", "query"],
+        "Open findings per run", notes=[f"+{n}" for n in runs["NEW"].to_list()],
+    )
+
+
 def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
-                  previous_run: str | None = None) -> dict[str, Any]:
-    """Everything report.html.j2 shows, as plain values (`previous_run`: as-of date compared with)."""
+                  previous_run: str | None = None, trend: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Everything report.html.j2 shows, as plain values (`previous_run`: as-of date compared with;
+    `trend`: finding counts of earlier runs, from history.run_trend)."""
     head: Headline = headline(outputs)
     sites = site_table(outputs, risk)
     disc = outputs.discrepancies
@@ -165,10 +182,13 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "wrap_columns": WRAP_COLUMNS,
         "bar_sites": BAR_SITES,
         "previous_run": previous_run,
+        "trend": _trend(outputs, trend),
+        "trend_runs": TREND_RUNS,
     }
 
 
 def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
-                  previous_run: str | None = None) -> str:
+                  previous_run: str | None = None, trend: pl.DataFrame | None = None) -> str:
     """The report as HTML text."""
-    return _env().get_template("report.html.j2").render(**build_context(outputs, risk, links, previous_run))
+    context = build_context(outputs, risk, links, previous_run, trend)
+    return _env().get_template("report.html.j2").render(**context)

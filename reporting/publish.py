@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from reporting.dv import build_dv, xpt_bytes
-from reporting.history import previous_run
+from reporting.history import previous_run, run_trend
 from reporting.html import render_report
 from reporting.outputs import RunOutputs
 from reporting.queries import build_site_queries, split_by_site
@@ -90,10 +90,12 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
     return links
 
 
-def render_outputs(outputs: RunOutputs, previous_run: date | None = None) -> list[OutputFile]:
+def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
+                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
     """Every output file of the run except the Data Docs folder, in the order they are written.
 
-    `previous_run` is the as-of date of the run the history was compared with (shown in the report).
+    `previous_run` is the as-of date of the run the history was compared with and `trend` the
+    finding counts of earlier runs (history.run_trend); both only change report.html.
     """
     tables = published_tables(outputs)
     # every later step sees contract-complete tables, whatever shape an upstream stage handed over
@@ -130,7 +132,8 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None) -> lis
     ]
     files.append(OutputFile("report.xlsx", workbook_bytes(sheets, outputs.as_of,
                                                           f"Screening audit {outputs.study} {outputs.as_of}"), XLSX))
-    html = render_report(outputs, risk, _links(outputs), previous_run.isoformat() if previous_run else None)
+    html = render_report(outputs, risk, _links(outputs), previous_run.isoformat() if previous_run else None,
+                         trend)
     files.append(OutputFile("report.html", html.encode("utf-8"), HTML))
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     files.append(OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON))
@@ -150,7 +153,8 @@ def _data_docs(folder: Path) -> list[tuple[str, Path]]:
 def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
     """Write every output of the run under `prefix`; returns the keys written, in write order."""
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
-    files = render_outputs(outputs, previous[0] if previous else None)
+    trend = run_trend(store, study=outputs.study, as_of=outputs.as_of)
+    files = render_outputs(outputs, previous[0] if previous else None, trend)
     written: list[str] = []
     manifest = files.pop()  # written last
     for item in files:

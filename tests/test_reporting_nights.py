@@ -13,6 +13,7 @@ import pytest
 
 from contracts import DISCREPANCIES
 from reporting import apply_history, publish
+from reporting.history import run_trend
 from reporting.sample import make_outputs
 from storage import LocalStore, S3Store
 
@@ -77,6 +78,11 @@ def test_three_nights(store):
     numbers = dict(re.findall(r'id="n-([a-z-]+)">([^<]*)<', html))
     assert (numbers["important"], numbers["queries"], numbers["new"], numbers["resolved"]) == ("0", "1", "0", "2")
     assert "Compared with the run of 2026-11-27" in html
+    assert 'id="trend"' in html and "<title>11-26: 2</title>" in html  # night 1 had 2 important findings
+
+    # the trend read back from the reports location: open findings, new and resolved per night
+    assert run_trend(store, study=STUDY, as_of=date(2026, 11, 29)).rows() == [
+        ("2026-11-26", 2, 1, 3, 0), ("2026-11-27", 2, 1, 1, 1), ("2026-11-28", 0, 1, 0, 2)]
 
     # site 102 is asked about the open ALT finding only, with its age in days
     queries = pl.read_csv(io.BytesIO(published(store, NIGHTS[2], "site_queries/102.csv")), infer_schema=False)

@@ -116,3 +116,19 @@ def test_a_run_with_no_findings_still_publishes_everything(tmp_path):
     html = files["report.html"].decode()
     assert 'id="n-important">0<' in html and 'id="n-queries">0<' in html
     assert "No earlier run of this study was found" in html
+
+
+def test_tables_are_byte_identical_across_processes(outputs):
+    """Polars seeds its hashing per process: a fresh interpreter must still write the same bytes."""
+    import hashlib
+    import subprocess
+    import sys
+
+    script = ("import hashlib\nfrom reporting.sample import make_outputs\nfrom reporting import render_outputs\n"
+              "for f in render_outputs(make_outputs(n_subjects=60, n_sites=3)):\n"
+              "    print(f.key, hashlib.sha256(f.data).hexdigest())\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    other = dict(line.split(" ") for line in result.stdout.splitlines())
+    here = {f.key: hashlib.sha256(f.data).hexdigest() for f in render_outputs(outputs)}
+    for name in [*TABLE_FILES, "dv.xpt", "site_queries/101.csv"]:
+        assert other[name] == here[name], name
