@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -245,3 +245,17 @@ def site_coverage(expected: Iterable[str], found: Iterable[str]) -> tuple[dict[s
     missing = {site: "expected site has no delivery folder in the landing area"
                for site in sorted(expected_set - found_set)}
     return missing, sorted(found_set - expected_set)
+
+
+def scheduled_audit_date(timezone: str) -> date:
+    """The audit date of the current Prefect flow run: its scheduled start, in the study's time zone.
+
+    A run that starts late (worker down, queue full) still audits the night it was scheduled for;
+    outside a flow run this is today in `timezone`.
+    """
+    from prefect.runtime import flow_run
+
+    moment = flow_run.scheduled_start_time
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return audit_date(timezone, moment)

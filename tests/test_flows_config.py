@@ -182,3 +182,33 @@ def test_site_coverage_reports_missing_and_unexpected_sites() -> None:
 
 def test_site_coverage_without_expected_sites_checks_nothing() -> None:
     assert site_coverage([], ["101"]) == ({}, [])
+
+
+def test_scheduled_audit_date_uses_the_runs_scheduled_start(prefect_harness: None) -> None:
+    """A run scheduled for 02:00 Shanghai on the 28th (18:00 UTC on the 27th) audits the 28th."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from flows.config import scheduled_audit_date
+
+    @flow
+    def probe(timezone: str) -> str:
+        return scheduled_audit_date(timezone).isoformat()
+
+    scheduled = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(probe, parameters={"timezone": "Asia/Shanghai"},
+                                     state=Scheduled(scheduled_time=scheduled))
+    from prefect.flow_engine import run_flow
+
+    assert run_flow(probe, flow_run=run, parameters={"timezone": "Asia/Shanghai"}) == "2026-11-28"
+
+
+def test_scheduled_audit_date_outside_a_run_is_today_in_the_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    from flows.config import scheduled_audit_date
+
+    expected = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Kiritimati")).date()
+    assert scheduled_audit_date("Pacific/Kiritimati") == expected
