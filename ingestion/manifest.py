@@ -21,6 +21,7 @@ _TOP_KEYS = {"study", "site", "delivery", "files"}
 _FILE_REQUIRED = {"name", "sha256", "rows"}
 _FILE_KEYS = _FILE_REQUIRED | {"encoding", "decimal"}
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_PLAIN_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f:]{1,255}$")  # no path, no control characters
 
 #: codec name (as `codecs.lookup` spells it) -> the Python codec used to read the file
 ENCODINGS: dict[str, str] = {
@@ -82,7 +83,7 @@ def _file_entry(entry: object, index: int) -> ManifestFile:
     if missing:
         raise _invalid(f"{where} lacks {missing}", ",".join(missing))
     name, sha, rows = entry["name"], entry["sha256"], entry["rows"]
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or name in (".", ".."):
         raise _invalid(f"{where}: name must be a plain file name in the delivery folder", "name")
     if name == MANIFEST_NAME:
         raise _invalid(f"{where}: the manifest cannot list itself", "name")

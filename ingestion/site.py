@@ -22,7 +22,7 @@ from ingestion.delivery_ids import parse_delivery_id
 from ingestion.findings import Finding, about_delivery, about_file, findings_frame
 from ingestion.manifest import MANIFEST_NAME
 from ingestion.options import DEFAULT_OPTIONS, IngestOptions
-from storage import ObjectInfo, Store, UnsafeKeyError
+from storage import ObjectInfo, Store, UnsafeKeyError, safe_key
 
 
 def _group(objects: list[ObjectInfo], prefix: str) -> tuple[dict[str, list[ObjectInfo]], list[ObjectInfo]]:
@@ -62,7 +62,8 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
     inputs: list[InputObject] = []
     deliveries: list[DeliveryDecision] = []
     try:
-        objects = list(store.list(prefix))
+        # S3Store checks every listed key; a local folder's names are checked here the same way
+        objects = [o for o in store.list(prefix) if safe_key(o.key)]
     except UnsafeKeyError as error:
         findings.append(findings_frame([Finding(
             study, site, Code.SITE_UNLISTABLE,

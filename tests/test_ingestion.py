@@ -224,3 +224,56 @@ def test_manifest_written_by_writer_matches_reader_row_count(store) -> None:  # 
     assert result.frames["lb"]["LBCOMMENT"].to_list() == ["line one\nline two"] * 3
     manifest = json.loads(manifest_bytes(STUDY, "101", D3, [DeliveryFile("lb.csv", data, 3)]))
     assert manifest["files"][0] == {"name": "lb.csv", "sha256": hashlib.sha256(data).hexdigest(), "rows": 3}
+
+
+def test_two_files_for_one_domain_are_both_rejected(store) -> None:  # noqa: F811
+    lb = sample("lb")
+    write_delivery(store, STUDY, "101", D3, [
+        DeliveryFile("dm.csv", encode(sample("dm"), "csv"), 3),
+        DeliveryFile("lb.csv", encode(lb, "csv"), 3),
+        DeliveryFile("LB.xlsx", encode(lb, "xlsx"), 3),
+    ])
+    result = ingest_site(store, STUDY, "101", now=NOW)
+    assert sorted(result.frames) == ["dm"]
+    assert codes(result.findings) == [Code.FILE_DUPLICATE_DOMAIN, Code.FILE_DUPLICATE_DOMAIN]
+    assert_balanced(result)
+
+
+def test_upper_case_file_name_is_its_domain(store) -> None:  # noqa: F811
+    write_delivery(store, STUDY, "101", D3, [DeliveryFile("VS.CSV", encode(sample("vs"), "csv"), 3)])
+    result = ingest_site(store, STUDY, "101", now=NOW)
+    assert sorted(result.frames) == ["vs"] and result.findings.height == 0
+    assert result.frames["vs"]["SOURCE"][0] == f"{STUDY}/101/{D3}/VS.CSV:1"
+
+
+def test_unsafe_object_key_makes_the_site_unlistable_not_the_run(store, tmp_path) -> None:  # noqa: F811
+    deliver(store, "101", D3, {"dm": sample("dm")})
+    deliver(store, "102", D3, {"dm": sample("dm", site="102")})
+    if hasattr(store, "bucket"):
+        store.client.put_object(Bucket=store.bucket, Key=f"landing/{STUDY}/102/{D3}/lb\\x.csv", Body=b"x")
+    else:
+        (store.root / STUDY / "102" / D3 / "lb\x01.csv").write_bytes(b"x")
+    clean, bad = (ingest_site(store, STUDY, site, now=NOW) for site in ("101", "102"))
+    assert clean.audited and clean.findings.height == 0
+    assert not bad.audited
+    assert codes(bad.findings) == [Code.SITE_UNLISTABLE, Code.SITE_NOT_AUDITED]
+    result = combine_sites(STUDY, [clean, bad])
+    assert result.sites_not_audited == {"102": "its folder cannot be listed safely"}
+
+
+def test_naive_now_is_utc_and_limits_are_options(store) -> None:  # noqa: F811
+    from datetime import datetime, timedelta
+
+    from ingestion import IngestOptions
+
+    lb = sample("lb").with_columns(pl.Series("LBTEST", ["x" * 30, "short", "y" * 31]))
+    deliver(store, "101", D1, {"lb": lb})
+    deliver(store, "101", D3, {"dm": sample("dm")}, manifest=False)  # 4 hours before NOW
+    options = IngestOptions(max_field_chars=30, incomplete_after=timedelta(hours=3))
+    result = ingest_site(store, STUDY, "101", now=datetime(2026, 11, 28, 3, 0), options=options)
+    assert sorted(codes(result.findings)) == sorted([Code.DELIVERY_INCOMPLETE, Code.ROW_FIELD_TOO_LONG])
+    assert result.frames["lb"]["LBTEST"].to_list() == ["x" * 30, "short"]
+    row = result.findings.filter(pl.col("EXPECTATION") == str(Code.ROW_FIELD_TOO_LONG)).row(0, named=True)
+    assert (row["VARIABLE"], row["OBSERVED"], row["USUBJID"]) == ("LBTEST", "31 characters", "SZ003-101-003")
+    assert row["SOURCE"] == f"{STUDY}/101/{D1}/lb.csv:3"
+    assert_balanced(result)
