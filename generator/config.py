@@ -144,6 +144,7 @@ class MhTerm(_Strict):
     end_days: tuple[int, int] = (0, 0)
     ongoing: bool = False
     partial: float = 0.0
+    partial_clear_days: int = 14
 
 
 class Course(_Strict):
@@ -159,6 +160,7 @@ class Course(_Strict):
     outcome: str | None = None
     partial_start: float = 0.0
     partial_end: float = 0.0
+    partial_clear_days: int = 14
 
     @model_validator(mode="after")
     def _timing(self) -> Course:

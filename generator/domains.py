@@ -17,12 +17,15 @@ from generator.config import Config
 from generator.render import iso_date, render_measures
 
 DOMAIN_ORDER = ("dm", "ds", "ie", "lb", "vs", "mh", "cm", "pr", "tu", "tr", "fa")
-HIDDEN = {"_SITE": pl.String, "_UNITS": pl.String, "_D": pl.Date, "_ORD": pl.Int64,
-          "_DQ": pl.String, "_DQVAR": pl.String, "_PROBLEM": pl.String}
+HIDDEN = {"_SITE": pl.String, "_SITEPOS": pl.Int64, "_SUBJ": pl.Int64, "_UNITS": pl.String, "_D": pl.Date,
+          "_ORD": pl.Int64, "_DQ": pl.String, "_DQVAR": pl.String, "_PROBLEM": pl.String}
+_KEYS = ("STUDYID", "USUBJID", "_SITE", "_SITEPOS", "_SUBJ", "_UNITS")
 
 
 def _base(latent: pl.DataFrame) -> list[pl.Expr]:
-    return [pl.col("STUDYID"), pl.col("USUBJID"), pl.col("SITEID").alias("_SITE"), pl.col("UNITS").alias("_UNITS")]
+    return [pl.col("STUDYID"), pl.col("USUBJID"), pl.col("SITEID").alias("_SITE"),
+            pl.col("SITE_POS").cast(pl.Int64).alias("_SITEPOS"), pl.col("SUBJ_INDEX").cast(pl.Int64).alias("_SUBJ"),
+            pl.col("UNITS").alias("_UNITS")]
 
 
 def _days_back(column: str, days: np.ndarray) -> pl.Expr:
@@ -35,6 +38,18 @@ def _precision(rng: np.random.Generator, cfg: Config, n: int, share: float) -> p
     partial = rng.random(n) < share
     which = np.array(keys)[rng.choice(len(keys), n, p=p / p.sum())]
     return pl.Series(np.where(partial, which, "D"))
+
+
+def _clear(day: pl.Expr, precision: pl.Expr, clear_days: int) -> pl.Expr:
+    """Keep a partial precision only when the whole interval (month or year) ends at least
+    `clear_days` before treatment start, so that no protocol threshold can fall inside it."""
+    end = (
+        pl.when(precision == "Y").then(day.dt.truncate("1y").dt.offset_by("1y").dt.offset_by("-1d"))
+        .when(precision == "M").then(day.dt.month_end())
+        .otherwise(day)
+    )
+    safe = end <= (pl.col("TSTART") - pl.duration(days=clear_days)).cast(pl.Date)
+    return pl.when(safe | (precision == "D")).then(precision).otherwise(pl.lit("D"))
 
 
 def build_dm(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.DataFrame:
@@ -102,7 +117,7 @@ def build_ie(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
     inclusion = pl.col("IECAT") == "INCLUSION"
     rows = rows.filter(failing | (pl.col("IE_STYLE") == "full"))
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS",
+        *_KEYS,
         pl.lit("IE").alias("DOMAIN"),
         "IETESTCD", "IECAT",
         pl.when(failing == inclusion).then(pl.lit("N")).otherwise(pl.lit("Y")).alias("IEORRES"),
@@ -150,7 +165,7 @@ def build_lb(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
             coded.append(
                 sel.select(*keep, pl.col(row.positive).alias("_POSITIVE"), pl.col("LBDT").alias("_D"))
                 .join(_words(cfg), on="_UNITS", how="left", maintain_order="left")
-                .select("STUDYID", "USUBJID", "_SITE", "_UNITS", "UNITS", "MEASURE", "_ORD", "_D",
+                .select(*_KEYS, "UNITS", "MEASURE", "_ORD", "_D",
                         pl.when(pl.col("_POSITIVE")).then(pl.col(pos)).otherwise(pl.col(neg)).alias("ORRES"))
             )
     rendered = render_measures(pl.concat(numeric), cfg).drop("VALUE")
@@ -160,7 +175,7 @@ def build_lb(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
     rows = pl.concat([rendered, coded_frame.select(rendered.columns)])
     rows = rows.join(_measure_frame(cfg), on="MEASURE", how="left", maintain_order="left")
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS",
+        *_KEYS,
         pl.lit("LB").alias("DOMAIN"),
         pl.col("MEASURE").alias("LBTESTCD"),
         pl.col("_NAME").alias("LBTEST"),
@@ -183,7 +198,7 @@ def build_vs(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
     ]
     rows = render_measures(pl.concat(parts), cfg)
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("VS").alias("DOMAIN"),
+        *_KEYS, pl.lit("VS").alias("DOMAIN"),
         pl.col("MEASURE").alias("VSTESTCD"), pl.col("ORRES").alias("VSORRES"), pl.col("ORRESU").alias("VSORRESU"),
         iso_date("_D").alias("VSDTC"), "_D", "_ORD",
     )
@@ -207,7 +222,7 @@ def build_fa(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
     )
     rows = pl.concat([rendered, pl.concat(flagged).select(rendered.columns)])
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("FA").alias("DOMAIN"),
+        *_KEYS, pl.lit("FA").alias("DOMAIN"),
         pl.col("MEASURE").alias("FATESTCD"), pl.col("ORRES").alias("FAORRES"), pl.col("ORRESU").alias("FAORRESU"),
         iso_date("_D").alias("FADTC"), "_D", "_ORD",
     )
@@ -248,7 +263,7 @@ def build_tr(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
         ))
     rows = render_measures(pl.concat(parts), cfg)
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("TR").alias("DOMAIN"), "TRLNKID",
+        *_KEYS, pl.lit("TR").alias("DOMAIN"), "TRLNKID",
         pl.col("MEASURE").alias("TRTESTCD"), pl.col("ORRES").alias("TRORRES"), pl.col("ORRESU").alias("TRORRESU"),
         iso_date("_D").alias("TRDTC"), "_D", "_ORD",
     )
@@ -264,15 +279,15 @@ def build_mh(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
         precision = _precision(rng, cfg, n, spec.partial)
         occurred = pl.col(spec.flag)
         frame = latent.select(
-            *_base(latent), occurred.alias("_Y"),
+            *_base(latent), pl.col("TSTART"), occurred.alias("_Y"),
             _days_back("TSTART", onset_back).alias("_ON"),
             pl.lit(order, dtype=pl.Int64).alias("_ORD"),
         ).with_columns(
             (pl.col("_ON") + pl.duration(days=pl.Series(end_after))).cast(pl.Date).alias("_END"),
             precision.alias("_P"),
-        )
+        ).with_columns(_clear(pl.col("_ON"), pl.col("_P"), spec.partial_clear_days).alias("_P"))
         parts.append(frame.select(
-            "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("MH").alias("DOMAIN"),
+            *_KEYS, pl.lit("MH").alias("DOMAIN"),
             pl.lit(term).alias("MHTERM"),
             pl.when(pl.col("_Y")).then(pl.lit("Y")).otherwise(pl.lit("N")).alias("MHOCCUR"),
             pl.when(pl.col("_Y")).then(iso_date("_ON", pl.col("_P"))).alias("MHSTDTC"),
@@ -324,10 +339,13 @@ def _courses(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator, domain
         p_start = _precision(rng, cfg, n, course.partial_start)
         p_end = _precision(rng, cfg, n, course.partial_end)
         frame = sel.select(
-            *_base(sel), pl.col("LANG"), start.alias("_ST"), end.alias("_EN"),
+            *_base(sel), pl.col("LANG"), pl.col("TSTART"), start.alias("_ST"), end.alias("_EN"),
             pl.lit(course.vocab).alias("_VOCAB"), pl.Series("_U", u),
             (pl.lit(order * 10, dtype=pl.Int64) + pl.col("_K")).alias("_ORD"),
-        ).with_columns(p_start.alias("_PS"), p_end.alias("_PE"))
+        ).with_columns(p_start.alias("_PS"), p_end.alias("_PE")).with_columns(
+            _clear(pl.col("_ST"), pl.col("_PS"), course.partial_clear_days).alias("_PS"),
+            _clear(pl.col("_EN"), pl.col("_PE"), course.partial_clear_days).alias("_PE"),
+        )
         frame = frame.join(sizes, on=["LANG", "_VOCAB"], how="left", maintain_order="left").with_columns(
             (pl.col("_U") * pl.col("_N")).floor().cast(pl.Int64).alias("_IDX")
         ).join(words, on=["LANG", "_VOCAB", "_IDX"], how="left", maintain_order="left")
@@ -346,7 +364,7 @@ def _courses(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator, domain
 def build_cm(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.DataFrame:
     rows = _courses(latent, cfg, rng, "CM")
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("CM").alias("DOMAIN"),
+        *_KEYS, pl.lit("CM").alias("DOMAIN"),
         pl.col("_TRT").alias("CMTRT"), pl.col("_DECOD").alias("CMDECOD"), pl.col("_CAT").alias("CMCAT"),
         pl.col("_STDTC").alias("CMSTDTC"), pl.col("_ENDTC").alias("CMENDTC"), pl.col("_ENRF").alias("CMENRF"),
         "_D", "_ORD",
@@ -356,7 +374,7 @@ def build_cm(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
 def build_pr(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.DataFrame:
     rows = _courses(latent, cfg, rng, "PR")
     return rows.select(
-        "STUDYID", "USUBJID", "_SITE", "_UNITS", pl.lit("PR").alias("DOMAIN"),
+        *_KEYS, pl.lit("PR").alias("DOMAIN"),
         pl.col("_TRT").alias("PRTRT"), pl.col("_CAT").alias("PRCAT"),
         pl.col("_STDTC").alias("PRSTDTC"), pl.col("_ENDTC").alias("PRENDTC"), pl.col("_OUT").alias("PROUTC"),
         "_D", "_ORD",
@@ -382,12 +400,13 @@ def build_domains(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -
 
 
 def finalize(frame: pl.DataFrame, domain: str, cfg: Config) -> pl.DataFrame:
-    """Sorted rows (subject, date, order) with --SEQ numbered, in the written column order + hidden."""
-    frame = frame.sort(["USUBJID", "_D", "_ORD"], nulls_last=False, maintain_order=True)
+    """Rows sorted by site, subject, date and order (so each site's rows are one contiguous slice),
+    --SEQ numbered, in the written column order followed by the hidden columns."""
+    frame = frame.sort(["_SUBJ", "_D", "_ORD"], nulls_last=False, maintain_order=True)
     columns = cfg.study.columns[domain]
     seq = f"{domain.upper()}SEQ"
     if seq in columns:
         frame = frame.with_columns(
-            (pl.int_range(pl.len()).over("USUBJID") + 1).cast(pl.String).alias(seq)
+            (pl.int_range(pl.len()).over("_SUBJ") + 1).cast(pl.String).alias(seq)
         )
     return frame.select(*columns, *HIDDEN)

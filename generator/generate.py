@@ -1,10 +1,11 @@
 """`generate()`: a whole synthetic multi-site study written to a Store, delivery by delivery.
 
 Sites are processed in chunks of about `CHUNK_SUBJECTS` subjects: the chunk's latent population
-and domain rows are built vectorised, then split by site and written file by file (manifest last),
-so memory stays bounded however large the study and S3 uploads start while the study is still
-being generated. The random stream of a chunk depends only on (seed, chunk number), so the same
-arguments always give the same bytes.
+and domain rows are built vectorised, then each domain is encoded for every site of the chunk at
+once (one CSV serialisation per convention, split at the sites' row offsets) and written file by
+file, manifest last. Memory stays bounded however large the study is, and S3 uploads start while
+the study is still being generated. The random stream of a chunk depends only on (seed, chunk
+number), so the same arguments always give the same bytes.
 """
 
 from __future__ import annotations
@@ -18,21 +19,25 @@ import numpy as np
 import polars as pl
 
 from generator.config import Config, FormatProfile, load_config
-from generator.domains import DOMAIN_ORDER, HIDDEN, build_domains, finalize
+from generator.domains import DOMAIN_ORDER, build_domains, finalize
 from generator.population import SiteInfo, draw_population
-from generator.problems import Plan, apply_edits, expected_rows, forced_for_chunk, plan_problems
-from generator.writers import CONTENT_TYPES, Encoded, encode, manifest_bytes
+from generator.problems import Plan, Planted, apply_edits, expected_rows, forced_for_chunk, plan_problems
+from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes
 from storage import Store, join_key
 
 CHUNK_SUBJECTS = 20_000
 GROUND_TRUTH = "ground_truth.json"
-#: the deliveries written per site, relative to the as-of date (nights at 23:00 UTC)
+#: the deliveries written per site, in days before the as-of date (nights at 23:00 UTC)
 CURRENT_DAYS, INCOMPLETE_DAYS, HISTORY_DAYS = 1, 2, 8
+INCOMPLETE_DOMAINS = ("dm", "ds", "lb")  # what had been uploaded when the upload stalled
 
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What `generate` wrote: counts, every object key, and the ground truth (as in ground_truth.json)."""
+    """What `generate` wrote: counts, every object key, and the ground truth (as in ground_truth.json).
+
+    `rows` counts the data rows per domain in the newest delivery of every site.
+    """
 
     study: str
     sites: int
@@ -48,10 +53,6 @@ def delivery_name(as_of: date, days_before: int) -> str:
     return (as_of - timedelta(days=days_before)).strftime("%Y%m%d") + "T230000Z"
 
 
-def _stamp(as_of: date, days_before: int) -> datetime:
-    return datetime.combine(as_of - timedelta(days=days_before), time(23, 0), tzinfo=UTC)
-
-
 def plan_sites(cfg: Config, n_sites: int, n_subjects: int, rng: np.random.Generator) -> list[SiteInfo]:
     """Site ids 101, 102, ...; uneven recruitment (a few big sites, many small ones)."""
     if n_sites < 1 or n_subjects < n_sites:
@@ -63,7 +64,8 @@ def plan_sites(cfg: Config, n_sites: int, n_subjects: int, rng: np.random.Genera
     return [SiteInfo(i, str(101 + i), int(counts[i]), archetypes[i % len(archetypes)]) for i in range(n_sites)]
 
 
-def _format_profile(cfg: Config, site: SiteInfo, formats: str) -> FormatProfile:
+def format_profile(cfg: Config, site: SiteInfo, formats: str) -> FormatProfile:
+    """The site's file conventions: its archetype's ("mixed"), plain UTF-8 CSV ("csv"), or a named profile."""
     if formats == "mixed":
         return cfg.sites.format_profiles[site.archetype.formats]
     if formats == "csv":
@@ -74,20 +76,18 @@ def _format_profile(cfg: Config, site: SiteInfo, formats: str) -> FormatProfile:
 
 
 def snapshot(frames: dict[str, pl.DataFrame], cutoff: date) -> dict[str, pl.DataFrame]:
-    """The site's data as an earlier cumulative delivery held it: subjects consented by `cutoff`,
-    rows dated by then, dosing and end dates after it not yet known."""
-    dm = frames["dm"].filter(pl.col("_D") <= cutoff)
-    subjects = dm.select("USUBJID")
+    """The data as an earlier cumulative delivery held it: subjects consented by `cutoff`, rows dated
+    by then, and dosing and end dates after it not yet known."""
+    subjects = frames["dm"].filter(pl.col("_D") <= cutoff).select("USUBJID").unique()
     later = pl.lit(cutoff.isoformat())
     out = {}
     for name, frame in frames.items():
         frame = frame.join(subjects, on="USUBJID", how="semi", maintain_order="left")
         frame = frame.filter(pl.col("_D").is_null() | (pl.col("_D") <= cutoff))
-        for column in ("RFXSTDTC", "CMENDTC", "PRENDTC"):
-            if column in frame.columns:
-                frame = frame.with_columns(
-                    pl.when(pl.col(column) > later).then(None).otherwise(pl.col(column)).alias(column)
-                )
+        frame = frame.with_columns(
+            pl.when(pl.col(c) > later).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("RFXSTDTC", "CMENDTC", "PRENDTC") if c in frame.columns
+        )
         if name == "cm":
             frame = frame.with_columns(
                 pl.when(pl.col("CMENDTC").is_null() & pl.col("CMSTDTC").is_not_null()).then(pl.lit("ONGOING"))
@@ -97,71 +97,113 @@ def snapshot(frames: dict[str, pl.DataFrame], cutoff: date) -> dict[str, pl.Data
     return out
 
 
-class _Writer:
-    """Writes deliveries of one study and remembers keys, counts and data-quality rows."""
+@dataclass(frozen=True)
+class _Version:
+    """One delivery night of the chunk's sites: which frames, which sites, and whether it is complete."""
 
-    def __init__(self, out: Store, cfg: Config, study: str, as_of: date) -> None:
-        self.out, self.cfg, self.study, self.as_of = out, cfg, study, as_of
+    days_before: int
+    frames: dict[str, pl.DataFrame]
+    sites: tuple[int, ...]  # site positions in the chunk
+    current: bool
+    manifest: bool = True
+
+
+class _Writer:
+    """Writes the deliveries of one study and remembers keys, counts and planted data-quality rows."""
+
+    def __init__(self, out: Store, cfg: Config, study: str, as_of: date, formats: str) -> None:
+        self.out, self.cfg, self.study, self.as_of, self.formats = out, cfg, study, as_of, formats
         self.keys: list[str] = []
         self.files = 0
         self.rows = dict.fromkeys(DOMAIN_ORDER, 0)
         self.data_quality: list[dict[str, Any]] = []
-        self.deliveries: list[dict[str, Any]] = []
 
-    def _put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str) -> None:
         self.out.write_bytes(key, data, content_type=content_type)
         self.keys.append(key)
 
-    def delivery(self, site: SiteInfo, frames: dict[str, pl.DataFrame], profile: FormatProfile, days_before: int,
-                 *, current: bool, role: str = "", manifest: bool = True) -> str:
-        name = delivery_name(self.as_of, days_before)
-        stamp = _stamp(self.as_of, days_before)
-        prefix = join_key(self.study, site.siteid, name)
-        entries: list[dict[str, object]] = []
+    def write_version(self, version: _Version, sites: list[SiteInfo], roles: dict[int, str]) -> None:
+        name = delivery_name(self.as_of, version.days_before)
+        stamp = datetime.combine(self.as_of - timedelta(days=version.days_before), time(23, 0), tzinfo=UTC)
+        profiles = [format_profile(self.cfg, s, self.formats) for s in sites]
+        entries: dict[int, list[dict[str, object]]] = {pos: [] for pos in version.sites}
         for domain in DOMAIN_ORDER:
-            frame = frames[domain]
-            if current and role == "missing_column":
-                frame = frame.drop("VSORRESU", strict=False) if domain == "vs" else frame
-            visible = frame.drop(*HIDDEN)
-            fmt = profile.format_of(domain)
-            encoded = encode(visible, domain, fmt, profile, self.cfg.study.numeric_columns, stamp)
-            entry = encoded.manifest_entry()
-            key = join_key(prefix, encoded.name)
-            if current and role == "no_usable" and domain == "tr":
-                entries.append(entry)  # listed in the manifest, never uploaded
+            if domain not in version.frames:
                 continue
-            if not current and role == "no_usable" and domain == "lb":
-                entry["rows"] = encoded.rows + 1
-            data = encoded.data
-            if current and role == "checksum_mismatch" and domain == "lb":
-                data = self._tampered(visible, domain, fmt, profile, stamp)
-            self._put(key, data, CONTENT_TYPES[fmt])
-            self.files += 1
-            entries.append(entry)
-            if current:
-                self.rows[domain] += encoded.rows
-                self._record_quality(frame, site, key, domain)
-        if manifest:
-            self._put(join_key(prefix, "manifest.json"),
-                      manifest_bytes(self.study, site.siteid, name, entries), CONTENT_TYPES["json"])
-        return name
+            frame = version.frames[domain]
+            if len(version.sites) < len(sites):
+                frame = frame.filter(pl.col("_SITEPOS").is_in(list(version.sites)))
+            counts = np.bincount(frame["_SITEPOS"].to_numpy(), minlength=len(sites)).astype(np.int64)
+            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            visible = frame.select(self.cfg.study.columns[domain])
+            encoded = self._encode_all(visible, domain, version.sites, counts, offsets, profiles, stamp)
+            for pos in version.sites:
+                site, profile, item = sites[pos], profiles[pos], encoded[pos]
+                role = roles.get(pos, "") if version.current else ""
+                if role == "missing_column" and domain == "vs":
+                    item = self._slice_encoded(visible.drop("VSORRESU"), domain, offsets[pos], counts[pos],
+                                               profile, stamp)
+                entry = item.manifest_entry()
+                key = join_key(self.study, site.siteid, name, item.name)
+                entries[pos].append(entry)
+                if role == "no_usable" and domain == "tr":
+                    continue  # listed in the manifest, never uploaded
+                if not version.current and roles.get(pos) == "no_usable" and domain == "lb":
+                    entry["rows"] = item.rows + 1
+                data = item.data
+                if role == "checksum_mismatch" and domain == "lb":
+                    tampered = visible.slice(offsets[pos], counts[pos]).with_columns(
+                        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("999")).otherwise(pl.col("LBORRES"))
+                        .alias("LBORRES"))
+                    data = self._slice_encoded(tampered, domain, 0, counts[pos], profile, stamp).data
+                self.put(key, data, CONTENT_TYPES[item.name.rsplit(".", 1)[1]])
+                self.files += 1
+                if version.current:
+                    self.rows[domain] += item.rows
+            if version.current:
+                self._record_quality(frame, sites, offsets, name, profiles, domain)
+        if version.manifest:
+            for pos in version.sites:
+                site = sites[pos]
+                self.put(join_key(self.study, site.siteid, name, "manifest.json"),
+                         manifest_bytes(self.study, site.siteid, name, entries[pos]), CONTENT_TYPES["json"])
 
-    def _tampered(self, visible: pl.DataFrame, domain: str, fmt: str, profile: FormatProfile,
-                  stamp: datetime) -> bytes:
-        """The file re-exported after the manifest was written: one result corrected, same row count."""
-        changed = visible.with_columns(
-            pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("999")).otherwise(pl.col("LBORRES")).alias("LBORRES")
-        )
-        encoded: Encoded = encode(changed, domain, fmt, profile, self.cfg.study.numeric_columns, stamp)
-        return encoded.data
+    def _slice_encoded(self, visible: pl.DataFrame, domain: str, offset: int, count: int,
+                       profile: FormatProfile, stamp: datetime) -> Encoded:
+        fmt = profile.format_of(domain)
+        return encode(visible.slice(int(offset), int(count)), domain, fmt, profile,
+                      self.cfg.study.numeric_columns, stamp)
 
-    def _record_quality(self, frame: pl.DataFrame, site: SiteInfo, key: str, domain: str) -> None:
-        marked = frame.with_row_index("_ROW", offset=1).filter(pl.col("_DQ").is_not_null())
-        for row in marked.select("_ROW", "USUBJID", "_DQ", "_DQVAR", "_PROBLEM").iter_rows(named=True):
+    def _encode_all(self, visible: pl.DataFrame, domain: str, positions: tuple[int, ...], counts: np.ndarray,
+                    offsets: np.ndarray, profiles: list[FormatProfile], stamp: datetime) -> dict[int, Encoded]:
+        """Every site's file of one domain; CSV sites sharing a convention are serialised together."""
+        out: dict[int, Encoded] = {}
+        csv_groups: dict[tuple[str, str, str], list[int]] = {}
+        for pos in positions:
+            profile = profiles[pos]
+            if profile.format_of(domain) == "csv":
+                csv_groups.setdefault((profile.separator, profile.decimal, profile.encoding), []).append(pos)
+            else:
+                out[pos] = self._slice_encoded(visible, domain, offsets[pos], counts[pos], profile, stamp)
+        for group in csv_groups.values():
+            rows = visible if len(group) == len(positions) else visible.filter(
+                pl.Series(np.repeat(np.isin(np.arange(len(counts)), group), counts))
+            )
+            out.update(encode_csv_sites(rows, domain, group, counts, profiles[group[0]],
+                                        self.cfg.study.numeric_columns))
+        return out
+
+    def _record_quality(self, frame: pl.DataFrame, sites: list[SiteInfo], offsets: np.ndarray, name: str,
+                        profiles: list[FormatProfile], domain: str) -> None:
+        marked = frame.with_row_index("_ROW").filter(pl.col("_DQ").is_not_null())
+        for row in marked.select("_ROW", "_SITEPOS", "USUBJID", "_DQ", "_DQVAR", "_PROBLEM").iter_rows(named=True):
+            pos = row["_SITEPOS"]
+            number = int(row["_ROW"] - offsets[pos] + 1)
+            key = join_key(self.study, sites[pos].siteid, name, f"{domain}.{profiles[pos].format_of(domain)}")
             self.data_quality.append({
-                "problem": row["_PROBLEM"], "kind": row["_DQ"], "site": site.siteid, "usubjid": row["USUBJID"],
-                "file": key, "domain": domain.upper(), "variable": row["_DQVAR"], "row": row["_ROW"],
-                "source": f"{key}:{row['_ROW']}",
+                "problem": row["_PROBLEM"], "kind": row["_DQ"], "site": sites[pos].siteid,
+                "usubjid": row["USUBJID"], "file": key, "domain": domain.upper(), "variable": row["_DQVAR"],
+                "row": number, "source": f"{key}:{number}",
             })
 
 
@@ -177,15 +219,21 @@ def generate(
     plant_problems: bool = True,
     history: bool = True,
 ) -> GenerationSummary:
-    """Write a synthetic multi-site screening study under `<study>/` of `out` (see docs/generator.md)."""
+    """Write a synthetic multi-site screening study under `<study>/` of `out` (see docs/generator.md).
+
+    Every site gets its newest delivery the night before `as_of` (and, with `history`, an older
+    complete one a week earlier); `<study>/ground_truth.json` says what the audit must find.
+    """
     cfg = load_config()
     site_list = plan_sites(cfg, sites, subjects, np.random.default_rng([seed, 0]))
+    for site in site_list:
+        format_profile(cfg, site, formats)  # fail before writing anything
     plan: Plan = plan_problems(cfg, site_list, np.random.default_rng([seed, 1]),
                                enabled=plant_problems, history=history)
-    writer = _Writer(out, cfg, study, as_of)
+    roles = {index: role for index, (role, _) in plan.site_roles.items()}
+    writer = _Writer(out, cfg, study, as_of, formats)
     expected: list[dict[str, Any]] = []
     decisions: dict[str, int] = {}
-    site_truth: list[dict[str, Any]] = []
 
     for chunk_no, (first, last) in enumerate(_chunks(site_list)):
         chunk_sites = site_list[first:last]
@@ -194,47 +242,41 @@ def generate(
                                  forced=forced_for_chunk(plan, first, last))
         frames = build_domains(latent, cfg, rng)
         chunk_planted = [p for p in plan.subject if first <= p.site_index < last]
-        apply_edits(frames, latent, [_shift(p, first) for p in chunk_planted], chunk_sites, study, cfg)
+        apply_edits(frames, latent,
+                    [Planted(p.pid, p.problem, p.site_index - first, p.number) for p in chunk_planted],
+                    chunk_sites, study, cfg)
         frames = {name: finalize(frame, name, cfg) for name, frame in frames.items()}
-        by_site = {name: frame.partition_by("_SITE", as_dict=True, maintain_order=True)
-                   for name, frame in frames.items()}
+        chunk_roles = {i - first: role for i, role in roles.items() if first <= i < last}
+        everyone = tuple(range(len(chunk_sites)))
+        versions = []
+        old_sites = everyone if history else tuple(p for p, r in chunk_roles.items() if r == "no_usable")
+        if old_sites:
+            versions.append(_Version(HISTORY_DAYS, snapshot(frames, as_of - timedelta(days=HISTORY_DAYS)),
+                                     old_sites, current=False))
+        stalled = tuple(p for p, r in chunk_roles.items() if r == "incomplete")
+        if stalled:
+            partial = snapshot({d: frames[d] for d in INCOMPLETE_DOMAINS}, as_of - timedelta(days=INCOMPLETE_DAYS))
+            versions.append(_Version(INCOMPLETE_DAYS, partial, stalled, current=False, manifest=False))
+        versions.append(_Version(CURRENT_DAYS, frames, everyone, current=True))
+        for version in versions:
+            writer.write_version(version, chunk_sites, chunk_roles)
+
         for p in chunk_planted:
             site = site_list[p.site_index]
             expected.extend(expected_rows(p.problem, p.pid, site.siteid, p.usubjid(study, site_list)))
-        for site in chunk_sites:
-            site_frames = {name: parts.get((site.siteid,), frames[name].clear())
-                           for name, parts in by_site.items()}
-            role, pid = plan.site_roles.get(site.index, ("", ""))
-            truth = _write_site(writer, cfg, site, site_frames, _format_profile(cfg, site, formats),
-                                role=role, history=history, as_of=as_of)
+        for pos, role in chunk_roles.items():
             if role == "missing_column":
-                problem = plan.site_problems[pid]
-                vs_key = join_key(study, site.siteid, truth["deliveries"][-1],
-                                  f"vs.{_format_profile(cfg, site, formats).format_of('vs')}")
-                writer.data_quality.append({
-                    "problem": pid, "kind": "missing_required_column", "site": site.siteid, "usubjid": None,
-                    "file": vs_key, "domain": "VS", "variable": "VSORRESU", "row": None, "source": vs_key,
-                })
-                enrolled = latent.filter((pl.col("SITEID") == site.siteid) & (pl.col("DECISION") == "ENROLLED"))
-                for usubjid in enrolled["USUBJID"].to_list():
-                    expected.extend(
-                        {"problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": usubjid,
-                         "check_id": c, "class": k, "severity": s}
-                        for c, k, s in problem.expect_site_enrolled
-                    )
-            site_truth.append({**truth, "problem": pid or None})
-            writer.deliveries.extend(_delivery_truth(plan, site, role, pid, truth))
-        counted = latent.group_by("DECISION").len()
-        for decision, count in counted.iter_rows():
+                expected.extend(_site_expectations(plan, first + pos, site_list, latent, writer, study, as_of,
+                                                   formats, cfg))
+        for decision, count in latent.group_by("DECISION").len().iter_rows():
             decisions[decision] = decisions.get(decision, 0) + int(count)
 
-    ground_truth = _ground_truth(study, seed, as_of, formats, plan, site_list, site_truth, expected, writer,
-                                 decisions, subjects)
-    key = join_key(study, GROUND_TRUTH)
-    writer._put(key, (json.dumps(ground_truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
-                CONTENT_TYPES["json"])
+    truth = _ground_truth(study, seed, as_of, formats, plan, site_list, roles, expected, writer, decisions,
+                          subjects, history, cfg)
+    writer.put(join_key(study, GROUND_TRUTH),
+               (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
     return GenerationSummary(study, len(site_list), subjects, writer.files, dict(writer.rows),
-                             tuple(writer.keys), ground_truth)
+                             tuple(writer.keys), truth)
 
 
 def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
@@ -249,77 +291,80 @@ def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
     return bounds
 
 
-def _shift(p: Any, first: int) -> Any:
-    from generator.problems import Planted
-
-    return Planted(p.pid, p.problem, p.site_index - first, p.number)
-
-
-def _write_site(writer: _Writer, cfg: Config, site: SiteInfo, frames: dict[str, pl.DataFrame],
-                profile: FormatProfile, *, role: str, history: bool, as_of: date) -> dict[str, Any]:
-    written: list[str] = []
-    if history or role == "no_usable":
-        old = snapshot(frames, as_of - timedelta(days=HISTORY_DAYS))
-        written.append(writer.delivery(site, old, profile, HISTORY_DAYS, current=False, role=role))
-    if role == "incomplete":
-        partial = snapshot(frames, as_of - timedelta(days=INCOMPLETE_DAYS))
-        partial = {k: v for k, v in partial.items() if k in ("dm", "ds", "lb")}
-        partial = {**{k: v.clear() for k, v in frames.items()}, **partial}
-        written.append(writer.delivery(site, partial, profile, INCOMPLETE_DAYS, current=False, manifest=False))
-    current = writer.delivery(site, frames, profile, CURRENT_DAYS, current=True, role=role)
-    written.append(current)
-    if role == "no_usable":
-        audited = None
-    elif role == "checksum_mismatch":
-        audited = delivery_name(as_of, HISTORY_DAYS)
-    else:
-        audited = current
-    return {
-        "site": site.siteid, "subjects": site.n_subjects, "units": site.archetype.units,
-        "formats": {d: profile.format_of(d) for d in DOMAIN_ORDER},
-        "encoding": profile.encoding, "separator": profile.separator, "decimal": profile.decimal,
-        "language": site.archetype.language, "ie": site.archetype.ie, "country": site.archetype.country,
-        "deliveries": sorted(set(written)), "audited_delivery": audited, "role": role or None,
-        "incomplete_delivery": delivery_name(as_of, INCOMPLETE_DAYS) if role == "incomplete" else None,
-    }
-
-
-def _delivery_truth(plan: Plan, site: SiteInfo, role: str, pid: str, truth: dict[str, Any]) -> list[dict[str, Any]]:
-    if role not in ("checksum_mismatch", "incomplete", "no_usable"):
-        return []
-    kind = plan.site_problems[pid].kind
-    deliveries = truth["deliveries"]
-    if role == "checksum_mismatch":
-        return [{"problem": pid, "kind": kind, "site": site.siteid, "delivery": deliveries[-1],
-                 "expected_status": "REJECTED", "file": "lb", "audited_instead": truth["audited_delivery"]}]
-    if role == "incomplete":
-        return [{"problem": pid, "kind": kind, "site": site.siteid, "delivery": truth["incomplete_delivery"],
-                 "expected_status": "INCOMPLETE"}]
-    return [{"problem": pid, "kind": kind, "site": site.siteid, "delivery": d, "expected_status": "REJECTED",
-             "reason": "listed file missing" if d == deliveries[-1] else "row count mismatch"}
-            for d in deliveries]
+def _site_expectations(plan: Plan, index: int, site_list: list[SiteInfo], latent: pl.DataFrame, writer: _Writer,
+                       study: str, as_of: date, formats: str, cfg: Config) -> list[dict[str, Any]]:
+    """The missing-column site: one file-level finding, and the expectation for every enrolled subject."""
+    pid = plan.site_roles[index][1]
+    problem = plan.site_problems[pid]
+    site = site_list[index]
+    assert problem.drop_column is not None
+    domain, column = problem.drop_column
+    key = join_key(study, site.siteid, delivery_name(as_of, CURRENT_DAYS),
+                   f"{domain}.{format_profile(cfg, site, formats).format_of(domain)}")
+    writer.data_quality.append({
+        "problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": None, "file": key,
+        "domain": domain.upper(), "variable": column, "row": None, "source": key,
+    })
+    enrolled = latent.filter((pl.col("SITEID") == site.siteid) & (pl.col("DECISION") == "ENROLLED"))
+    return [
+        {"problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": usubjid,
+         "check_id": check, "class": klass, "severity": severity}
+        for usubjid in enrolled["USUBJID"].to_list()
+        for check, klass, severity in problem.expect_site_enrolled
+    ]
 
 
 def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, site_list: list[SiteInfo],
-                  site_truth: list[dict[str, Any]], expected: list[dict[str, Any]], writer: _Writer,
-                  decisions: dict[str, int], subjects: int) -> dict[str, Any]:
-    problems = []
-    for p in plan.subject:
-        site = site_list[p.site_index]
-        problems.append({"problem": p.pid, "kind": p.problem.kind, "level": "subject", "site": site.siteid,
-                         "usubjid": p.usubjid(study, site_list), "description": p.problem.description})
-    for index, (_role, pid) in sorted(plan.site_roles.items()):
-        problem = plan.site_problems[pid]
-        problems.append({"problem": pid, "kind": problem.kind, "level": problem.level,
-                         "site": site_list[index].siteid, "usubjid": None, "description": problem.description})
+                  roles: dict[int, str], expected: list[dict[str, Any]], writer: _Writer,
+                  decisions: dict[str, int], subjects: int, history: bool, cfg: Config) -> dict[str, Any]:
+    current = delivery_name(as_of, CURRENT_DAYS)
+    older = delivery_name(as_of, HISTORY_DAYS)
+    stalled = delivery_name(as_of, INCOMPLETE_DAYS)
+    sites, deliveries = [], []
+    for site in site_list:
+        role = roles.get(site.index)
+        profile = format_profile(cfg, site, formats)
+        written = ([older] if history or role == "no_usable" else []) + \
+                  ([stalled] if role == "incomplete" else []) + [current]
+        audited = {"no_usable": None, "checksum_mismatch": older}.get(role or "", current)
+        sites.append({
+            "site": site.siteid, "subjects": site.n_subjects, "units": site.archetype.units,
+            "formats": {d: profile.format_of(d) for d in DOMAIN_ORDER}, "encoding": profile.encoding,
+            "separator": profile.separator, "decimal": profile.decimal, "language": site.archetype.language,
+            "ie": site.archetype.ie, "country": site.archetype.country, "deliveries": written,
+            "audited_delivery": audited, "role": role,
+        })
+        if role in ("checksum_mismatch", "incomplete", "no_usable"):
+            pid = plan.site_roles[site.index][1]
+            base = {"problem": pid, "kind": plan.site_problems[pid].kind, "site": site.siteid}
+            if role == "checksum_mismatch":
+                deliveries.append({**base, "delivery": current, "expected_status": "REJECTED",
+                                   "reason": "sha256 mismatch", "file": "lb", "audited_instead": older})
+            elif role == "incomplete":
+                deliveries.append({**base, "delivery": stalled, "expected_status": "INCOMPLETE",
+                                   "reason": "no manifest.json, older than 24 hours"})
+            else:
+                deliveries.append({**base, "delivery": current, "expected_status": "REJECTED",
+                                   "reason": "listed file missing", "file": "tr"})
+                deliveries.append({**base, "delivery": older, "expected_status": "REJECTED",
+                                   "reason": "row count mismatch", "file": "lb"})
+    problems = [
+        {"problem": p.pid, "kind": p.problem.kind, "level": "subject", "site": site_list[p.site_index].siteid,
+         "usubjid": p.usubjid(study, site_list), "description": p.problem.description}
+        for p in plan.subject
+    ] + [
+        {"problem": pid, "kind": plan.site_problems[pid].kind, "level": plan.site_problems[pid].level,
+         "site": site_list[index].siteid, "usubjid": None, "description": plan.site_problems[pid].description}
+        for index, (_, pid) in sorted(plan.site_roles.items())
+    ]
     problems.sort(key=lambda item: item["problem"])
     return {
         "study": study, "seed": seed, "as_of": as_of.isoformat(), "formats": formats,
         "subjects": {"screened": subjects, **{k: decisions.get(k, 0) for k in sorted(decisions)}},
-        "sites": site_truth,
+        "sites": sites,
         "problems": problems,
         "expected_discrepancies": expected,
         "data_quality": writer.data_quality,
-        "deliveries": writer.deliveries,
+        "deliveries": deliveries,
         "not_planted": plan.skipped,
     }

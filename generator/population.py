@@ -228,7 +228,7 @@ def draw_population(
         "IE_STYLE": np.array([s.archetype.ie for s in sites])[site_pos],
         "COUNTRY": np.array([s.archetype.country for s in sites])[site_pos],
     }
-    frame = pl.DataFrame({**meta, "NUMBER": number, **{k: v for k, v in cols.items()}})
+    frame = pl.DataFrame({**meta, "SITE_POS": site_pos, "SUBJ_INDEX": np.arange(n), "NUMBER": number, **cols})
     frame = frame.with_columns(
         pl.lit(study).alias("STUDYID"),
         pl.format("{}-{}-{}", pl.lit(study), pl.col("SITEID"), pl.col("NUMBER").cast(pl.String).str.zfill(4))

@@ -10,27 +10,17 @@ import polars as pl
 
 from generator.config import Config
 
-MAX_DECIMALS = 4
-
 
 def format_number(value: pl.Expr, decimals: pl.Expr) -> pl.Expr:
-    """`value` printed with `decimals` digits after the point (0..4), like a lab system prints it."""
-    out: pl.Expr = pl.lit(None, dtype=pl.String)
-    for d in range(MAX_DECIMALS, -1, -1):
-        scaled = (value * 10**d).round(0).cast(pl.Int64)
-        magnitude = scaled.abs()
-        sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-        if d == 0:
-            text = pl.concat_str([sign, magnitude.cast(pl.String)])
-        else:
-            text = pl.concat_str([
-                sign,
-                (magnitude // 10**d).cast(pl.String),
-                pl.lit("."),
-                (magnitude % 10**d).cast(pl.String).str.zfill(d),
-            ])
-        out = pl.when(decimals == d).then(text).otherwise(out)
-    return pl.when(value.is_null() | value.is_nan()).then(None).otherwise(out)
+    """`value` printed with `decimals` digits after the point, like a lab system prints it."""
+    power = pl.lit(10, dtype=pl.Int64).pow(decimals.cast(pl.Int64))
+    scaled = (value * power.cast(pl.Float64)).round(0).cast(pl.Int64)
+    magnitude = scaled.abs()
+    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = pl.concat_str([sign, (magnitude // power).cast(pl.String)])
+    fraction = pl.concat_str([pl.lit("."), (magnitude % power).cast(pl.String).str.zfill(decimals)])
+    text = pl.when(decimals > 0).then(pl.concat_str([whole, fraction])).otherwise(whole)
+    return pl.when(value.is_null() | value.is_nan()).then(None).otherwise(text)
 
 
 def convert(value: pl.Expr, factor: pl.Expr, transform: pl.Expr) -> pl.Expr:
@@ -63,36 +53,41 @@ def unit_tables(cfg: Config) -> tuple[pl.DataFrame, pl.DataFrame]:
         "MEASURE": pl.String, "UNIT": pl.String, "FACTOR": pl.Float64, "TRANSFORM": pl.String,
         "DECIMALS": pl.Int64, "LOD": pl.Float64, "RLO": pl.Float64, "RHI": pl.Float64,
     })
+    # reference ranges and censoring text depend on (measure, unit) only: render them once here
+    ranged = pl.col("TRANSFORM") != "log10"
+    conv = conv.with_columns(
+        pl.when(ranged).then(format_number(convert(pl.col(b), pl.col("FACTOR"), pl.col("TRANSFORM")),
+                                           pl.col("DECIMALS"))).alias(name)
+        for b, name in (("RLO", "NRLO"), ("RHI", "NRHI"))
+    ).with_columns(
+        pl.concat_str([pl.lit("<"), format_number(pl.col("LOD"), pl.col("DECIMALS"))]).alias("LODTEXT")
+    ).drop("RLO", "RHI")
     return choice, conv
 
 
-def render_measures(frame: pl.DataFrame, cfg: Config, *, unit_column: str | None = None) -> pl.DataFrame:
-    """Add ORRES / ORRESU / NRLO / NRHI (text, site unit) to a frame with UNITS, MEASURE, VALUE.
-
-    `unit_column`, when given, names a column that forces the unit (e.g. a planted copies/mL).
-    """
-    choice, conv = unit_tables(cfg)
+def render_measures(frame: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+    """Add ORRES / ORRESU / NRLO / NRHI (text, in the site's unit) to a frame with UNITS, MEASURE, VALUE."""
+    choice, conv = _tables(cfg)
     out = frame.join(choice, on=["UNITS", "MEASURE"], how="left", maintain_order="left")
-    if unit_column:
-        out = out.with_columns(pl.coalesce(unit_column, "UNIT").alias("UNIT"))
     out = out.join(conv, on=["MEASURE", "UNIT"], how="left", maintain_order="left")
     site_value = convert(pl.col("VALUE"), pl.col("FACTOR"), pl.col("TRANSFORM"))
-    ranged = pl.col("TRANSFORM") != "log10"
-    out = out.with_columns(
-        site_value.alias("_SV"),
-        pl.when(ranged).then(convert(pl.col("RLO"), pl.col("FACTOR"), pl.col("TRANSFORM"))).alias("_LO"),
-        pl.when(ranged).then(convert(pl.col("RHI"), pl.col("FACTOR"), pl.col("TRANSFORM"))).alias("_HI"),
-    )
-    censored = pl.col("LOD").is_not_null() & (pl.col("_SV") < pl.col("LOD"))
+    censored = pl.col("LOD").is_not_null() & (site_value < pl.col("LOD"))
     return out.with_columns(
-        pl.when(censored)
-        .then(pl.concat_str([pl.lit("<"), format_number(pl.col("LOD"), pl.col("DECIMALS"))]))
-        .otherwise(format_number(pl.col("_SV"), pl.col("DECIMALS")))
+        pl.when(censored).then(pl.col("LODTEXT"))
+        .otherwise(format_number(site_value, pl.col("DECIMALS")))
         .alias("ORRES"),
         pl.col("UNIT").alias("ORRESU"),
-        format_number(pl.col("_LO"), pl.col("DECIMALS")).alias("NRLO"),
-        format_number(pl.col("_HI"), pl.col("DECIMALS")).alias("NRHI"),
-    ).drop("UNIT", "FACTOR", "TRANSFORM", "DECIMALS", "LOD", "RLO", "RHI", "_SV", "_LO", "_HI")
+    ).drop("UNIT", "FACTOR", "TRANSFORM", "DECIMALS", "LOD", "LODTEXT")
+
+
+_TABLES: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+
+def _tables(cfg: Config) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """unit_tables() once per configuration object (the configuration is immutable)."""
+    if id(cfg) not in _TABLES:
+        _TABLES[id(cfg)] = unit_tables(cfg)
+    return _TABLES[id(cfg)]
 
 
 def iso_date(column: str, precision: pl.Expr | None = None) -> pl.Expr:

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from generator.config import FormatProfile
@@ -63,14 +64,58 @@ def with_decimal_comma(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     )
 
 
-def encode_csv(frame: pl.DataFrame, profile: FormatProfile) -> tuple[bytes, str]:
-    text = frame.write_csv(separator=profile.separator, line_terminator="\r\n" if profile.encoding != "utf-8"
-                           else "\n")
+def _line_end(profile: FormatProfile) -> str:
+    """Windows-configured sites (any encoding but plain UTF-8) end lines with CRLF."""
+    return "\n" if profile.encoding == "utf-8" else "\r\n"
+
+
+def _recode(utf8: bytes, profile: FormatProfile) -> tuple[bytes, str]:
+    """UTF-8 CSV bytes in the site's encoding, and the encoding name the manifest declares."""
     if profile.encoding == "utf-8":
-        return text.encode("utf-8"), "utf-8"
+        return utf8, "utf-8"
     if profile.encoding == "utf-8-sig":
-        return text.encode("utf-8-sig"), "utf-8"
-    return text.encode(profile.encoding), profile.encoding
+        return b"\xef\xbb\xbf" + utf8, "utf-8"
+    return utf8.decode("utf-8").encode(profile.encoding), profile.encoding
+
+
+def encode_csv(frame: pl.DataFrame, profile: FormatProfile) -> tuple[bytes, str]:
+    text = frame.write_csv(separator=profile.separator, line_terminator=_line_end(profile))
+    return _recode(text.encode("utf-8"), profile)
+
+
+def encode_csv_sites(frame: pl.DataFrame, domain: str, positions: list[int], counts: np.ndarray,
+                     profile: FormatProfile, numeric_columns: list[str]) -> dict[int, Encoded]:
+    """The CSV files of several sites with one convention from one serialisation of their rows.
+
+    `frame` holds the rows of the sites in `positions`, site after site; `counts[pos]` is the number
+    of rows of site `pos`. The text is cut at line ends, which is exact because no generated value
+    contains a line break (checked: otherwise every site is serialised on its own).
+    """
+    if profile.decimal == ",":
+        frame = with_decimal_comma(frame, numeric_columns)
+    line_end = _line_end(profile)
+    header = frame.clear().write_csv(separator=profile.separator, line_terminator=line_end).encode("utf-8")
+    body = frame.write_csv(separator=profile.separator, line_terminator=line_end, include_header=False)
+    raw = body.encode("utf-8")
+    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10) + 1
+    out: dict[int, Encoded] = {}
+    if ends.size != frame.height:  # a value with a line break: serialise site by site
+        start = 0
+        for pos in positions:
+            part = frame.slice(start, int(counts[pos]))
+            start += int(counts[pos])
+            data, encoding = encode_csv(part, profile)
+            out[pos] = Encoded(f"{domain}.csv", data, part.height, encoding, profile.decimal)
+        return out
+    line = 0
+    begin = 0
+    for pos in positions:
+        n = int(counts[pos])
+        finish = int(ends[line + n - 1]) if n else begin
+        data, encoding = _recode(header + raw[begin:finish], profile)
+        out[pos] = Encoded(f"{domain}.csv", data, n, encoding, profile.decimal)
+        line, begin = line + n, finish
+    return out
 
 
 def encode_xlsx(frame: pl.DataFrame, sheet: str, stamp: datetime) -> bytes:
