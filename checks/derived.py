@@ -82,7 +82,12 @@ def age_at_consent(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: DerivedCon
         pl.when(reason.is_null()).then(hi).alias("HI"),
         reason.alias("N_REASON"), text.alias("N_REASON_TEXT"),
         pl.col("CONSENT_DTC").alias("DTC"), pl.col("DM_SOURCE").alias("SOURCE"),
-    ).with_columns(_interval_text(pl.col("LO"), pl.col("HI")).alias("VALUE_TEXT"))
+    ).with_columns(
+        _interval_text(pl.col("LO"), pl.col("HI")).alias("VALUE_TEXT"),
+        pl.lit(ReasonCode.PARTIAL_DATE_UNDECIDABLE.value).alias("U_REASON"),
+        pl.format("partial birth or consent date: age is {} to {} years", format_number(pl.col("LO")),
+                  format_number(pl.col("HI"))).alias("U_REASON_TEXT"),
+    )
     return _fact("AGE_AT_CONSENT", "years", frame)
 
 
@@ -123,8 +128,22 @@ def crcl_cockcroft_gault(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
         float("inf"))
     sources = pl.concat_str([pl.col("CR_SOURCE"), pl.col("WT_SOURCE"), pl.col("DM_SOURCE")], separator="; ",
                             ignore_nulls=True)
+    undecided = (
+        pl.when(pl.col("CR_LO") != pl.col("CR_HI")).then(pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value))
+        .when(pl.col("AGE_LO") != pl.col("AGE_HI")).then(pl.lit(ReasonCode.PARTIAL_DATE_UNDECIDABLE.value))
+        .when(pl.col("WT_LO") != pl.col("WT_HI")).then(pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value))
+        .otherwise(pl.lit(ReasonCode.DERIVED_INPUT_MISSING.value))
+    )
+    undecided_text = (
+        pl.when(pl.col("CR_LO") != pl.col("CR_HI")).then(pl.lit("a censored creatinine"))
+        .when(pl.col("AGE_LO") != pl.col("AGE_HI")).then(pl.lit("a partial birth or consent date"))
+        .when(pl.col("WT_LO") != pl.col("WT_HI")).then(pl.lit("a censored weight"))
+        .otherwise(pl.format("SEX '{}' (neither M nor F)", pl.col("SEX").fill_null("")))
+    )
     frame = frame.select(
         "USUBJID",
+        undecided.alias("U_REASON"),
+        pl.format("CrCl could be either side of the limit because of {}", undecided_text).alias("U_REASON_TEXT"),
         pl.when(reason.is_null()).then(lo.round_sig_figs(12)).alias("LO"),
         pl.when(reason.is_null()).then(hi).alias("HI"),
         reason.alias("N_REASON"), text.alias("N_REASON_TEXT"),

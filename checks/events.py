@@ -157,8 +157,12 @@ def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
 
 
 def _duration(days: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    shortest = (pl.col("E_LO") - pl.col("S_HI")).dt.total_days() + 1
-    longest = (pl.col("E_HI") - pl.col("S_LO")).dt.total_days() + 1
+    """Consecutive days up to treatment start (exposure after it is not prior exposure), ends inclusive."""
+    end_lo = pl.min_horizontal(pl.col("E_LO"), pl.col("TRT_DATE"))
+    end_hi = pl.min_horizontal(pl.col("E_HI"), pl.col("TRT_DATE"))
+    known = pl.col("E_LO").is_not_null() & pl.col("TRT_DATE").is_not_null()
+    shortest = pl.when(known).then((end_lo - pl.col("S_HI")).dt.total_days() + 1)
+    longest = pl.when(known).then((end_hi - pl.col("S_LO")).dt.total_days() + 1)
     result = pl.when(shortest >= days).then(True).when(longest < days).then(False)
     reason = pl.when(pl.col("S_LO").is_null()).then(_date_reason("S")).otherwise(_date_reason("E"))
     return result, pl.when(result.is_null()).then(reason), pl.lit(f"at least {days} consecutive days")

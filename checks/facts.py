@@ -38,7 +38,7 @@ FACT_COLUMNS = [
     "USUBJID", "DOMAIN", "KEY", "TESTCD", "F_REASON", "F_REASON_TEXT", "TEXT", "DTC", "SOURCE",
     "LO", "HI", "LO_OPEN", "HI_OPEN", "CENSOR", "PUNIT", "VALUE_TEXT", "N_REASON", "N_REASON_TEXT",
     "R_LO", "R_HI", "R_LO_OPEN", "R_HI_OPEN", "ROW_UNIT", "ROW_VALUE_TEXT", "ULN", "ULN_REASON",
-    "CODED", "C_REASON", "C_REASON_TEXT",
+    "CODED", "C_REASON", "C_REASON_TEXT", "U_REASON", "U_REASON_TEXT",
 ]
 
 
@@ -215,7 +215,11 @@ def type_facts(facts: pl.LazyFrame, domain: str, catalog: UnitCatalog) -> pl.Laz
         pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
         .when(pl.col("NUM").is_null()).then(pl.lit(ReasonCode.NOT_NUMERIC.value))
         .otherwise(pl.col("UNIT_PROB")).alias("N_REASON"),
-    ).with_columns(_numeric_reason_text().alias("N_REASON_TEXT"))
+    ).with_columns(
+        _numeric_reason_text().alias("N_REASON_TEXT"),
+        pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value).alias("U_REASON"),
+        pl.lit(None, dtype=pl.String).alias("U_REASON_TEXT"),
+    )
     return _coded(facts, catalog, qualitative, positive_above)
 
 

@@ -90,10 +90,11 @@ def _numeric_leaf(rows: pl.LazyFrame, value: str, unit: str, interval: tuple[str
     return finish(rows.with_columns(
         pl.col(value).alias("VALUE"), pl.col(unit).alias("UNIT"),
         pl.when(pl.col("_HAS_FACT")).then(_limit_text(pl.col("_LIMIT"))).alias("LIMIT"),
-        pl.when(undecided).then(pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value)).otherwise(pl.col("_CODE"))
-        .alias("REASON_CODE"),
-        pl.when(undecided).then(_undecidable_text(value, unit, pl.col("_LIMIT"))).otherwise(pl.col("_TEXT"))
-        .alias("REASON"),
+        pl.when(undecided).then(pl.col("U_REASON").fill_null(ReasonCode.CENSORED_UNDECIDABLE.value))
+        .otherwise(pl.col("_CODE")).alias("REASON_CODE"),
+        pl.when(undecided)
+        .then(pl.coalesce([pl.col("U_REASON_TEXT"), _undecidable_text(value, unit, pl.col("_LIMIT"))]))
+        .otherwise(pl.col("_TEXT")).alias("REASON"),
     ))
 
 

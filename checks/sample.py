@@ -71,14 +71,18 @@ def subject_rows(usubjid: str = "SZ003-101-001", site: str = "101", start: date 
 
 
 def frames(*subjects: dict[str, list[dict]], site: str | None = None, decimal: str = ".") -> dict[str, pl.DataFrame]:
-    """Domain -> frame of all subjects' rows, all columns text, plus SOURCE, DELIVERY_SITEID, DECIMAL."""
+    """Domain -> frame of all subjects' rows, all columns text, plus SOURCE, DELIVERY_SITEID, DECIMAL.
+
+    A row may carry its own "DECIMAL" ("," for a decimal-comma file); SOURCE numbers rows per domain.
+    """
     merged: dict[str, list[dict]] = {}
     for subject in subjects:
         for domain, rows in subject.items():
             merged.setdefault(domain, []).extend(rows)
     out: dict[str, pl.DataFrame] = {}
     for domain, rows in merged.items():
-        columns = list(dict.fromkeys(c for row in rows for c in row)) or ["STUDYID", "USUBJID"]
+        columns = [c for c in dict.fromkeys(c for row in rows for c in row) if c != "DECIMAL"]
+        columns = columns or ["STUDYID", "USUBJID"]
         data = {c: [row.get(c) for row in rows] for c in columns}
         frame = pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
         sites = [site or _site_of(row, subjects) for row in rows]
@@ -86,7 +90,7 @@ def frames(*subjects: dict[str, list[dict]], site: str | None = None, decimal: s
             pl.Series("SOURCE", [f"SZ003/{s}/20250301T000000Z/{domain}.csv:{i + 1}" for i, s in enumerate(sites)],
                       dtype=pl.String),
             pl.Series("DELIVERY_SITEID", sites, dtype=pl.String),
-            pl.lit(decimal).alias("DECIMAL"),
+            pl.Series("DECIMAL", [row.get("DECIMAL", decimal) for row in rows], dtype=pl.String),
         )
     return out
 
