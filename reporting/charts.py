@@ -156,9 +156,9 @@ def funnel(points: Sequence[FunnelPoint], p0: float, limits: Sequence[tuple[floa
 def columns(labels: Sequence[str], stacks: Sequence[tuple[float, ...]], colours: Sequence[str],
             legend: Sequence[str], title: str, notes: Sequence[str] = ()) -> Markup:
     """Vertical stacked columns, one per label (a run), with the total above each column."""
-    left, top, bottom, step = 36, 26, 34, 30
+    left, top, bottom, step = 36, 38, 34, 46
     plot_h = 150
-    width, height = left + step * max(len(labels), 1) + 16, top + plot_h + bottom
+    width, height = max(left + step * max(len(labels), 1) + 16, 240), top + plot_h + bottom
     peak = max((sum(s) for s in stacks), default=0) or 1
     body = []
     x = left
