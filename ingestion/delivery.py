@@ -82,7 +82,7 @@ class _FileOutcome:
 def _read_entry(ctx: _Context, entry: ManifestFile, duplicate_domains: set[str]) -> _FileOutcome:
     key = ctx.prefix + entry.name
     fetched = fetch(ctx.store, key, ctx.workdir, f"{ctx.delivery}-{entry.name}")
-    outcome = _FileOutcome(entry=entry, key=key, domain=None, sha256=fetched.sha256)
+    outcome = _FileOutcome(entry=entry, key=key, domain=_known_domain(entry.name), sha256=fetched.sha256)
     try:
         if fetched.sha256 != entry.sha256:
             return outcome  # the delivery is rejected: parsing would only add noise
@@ -102,13 +102,19 @@ def _read_entry(ctx: _Context, entry: ManifestFile, duplicate_domains: set[str])
     return outcome
 
 
+def _known_domain(name: str) -> str | None:
+    try:
+        return domain_of(name)[0]
+    except FileRejected:
+        return None
+
+
 def _duplicate_domains(manifest: Manifest) -> set[str]:
     seen: dict[str, int] = defaultdict(int)
     for entry in manifest.files:
-        try:
-            seen[domain_of(entry.name)[0]] += 1
-        except FileRejected:
-            continue
+        domain = _known_domain(entry.name)
+        if domain is not None:
+            seen[domain] += 1
     return {domain for domain, n in seen.items() if n > 1}
 
 

@@ -1,11 +1,12 @@
 """XLSX through calamine (fastexcel), every cell as the text a person sees, never a guessed date.
 
-The first sheet is read twice: once with every cell as text, once as datetimes. The second pass
-is only a mask: it is null exactly for text cells, so number and date cells are told apart from
-text that merely looks like them. Number cells keep calamine's shortest decimal text (integers
-without `.0`) with the file's decimal mark; date cells become ISO 8601 (`YYYY-MM-DD`, or
-`YYYY-MM-DDTHH:MM:SS` when the cell has a time of day); text cells are kept exactly as typed.
-Blank sheet rows are layout, not records: they are dropped and not counted.
+The sheet named like the domain (`LB`, `lb`), else the first sheet, is read twice: once with
+every cell as text, once as datetimes. The second pass is only a mask: it is null exactly for
+text cells, so number and date cells are told apart from text that merely looks like them.
+Number cells keep calamine's shortest decimal text (integers without `.0`) with the file's
+decimal mark; date cells become ISO 8601 (`YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM:SS` when the cell
+has a time of day); text cells are kept exactly as typed. Blank sheet rows are layout, not
+records: they are dropped and not counted.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from ingestion.table import ROW, RawTable, positional
 _DATETIME_TEXT = r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})$"
 
 
-def _load(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _load(path: Path, sheet: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     try:
         reader = fastexcel.read_excel(path)
-        if not reader.sheet_names:
+        names = reader.sheet_names
+        if not names:
             raise FileRejected(Code.FILE_EMPTY, "the workbook has no sheet")
-        text = reader.load_sheet(0, header_row=None, dtypes="string").to_polars()
-        stamps = reader.load_sheet(0, header_row=None, dtypes="datetime").to_polars()
+        # the sheet named like the domain (any case) when there is one, else the first sheet
+        index = next((i for i, name in enumerate(names) if sheet and name.strip().lower() == sheet), 0)
+        text = reader.load_sheet(index, header_row=None, dtypes="string").to_polars()
+        stamps = reader.load_sheet(index, header_row=None, dtypes="datetime").to_polars()
     except FileRejected:
         raise
     except Exception as error:  # calamine raises several error types for damaged workbooks
@@ -53,9 +57,10 @@ def _cell(text: pl.Expr, stamp: pl.Expr, decimal: str) -> pl.Expr:
     )
 
 
-def read_xlsx(path: Path, decimal: str = ".") -> RawTable:
-    """The first sheet of a workbook as a RawTable: first row is the header."""
-    text, stamps = _load(path)
+def read_xlsx(path: Path, decimal: str = ".", sheet: str | None = None) -> RawTable:
+    """One sheet of a workbook as a RawTable (first row is the header): the sheet named `sheet`
+    (case-insensitive, usually the domain code) if there is one, else the first."""
+    text, stamps = _load(path, sheet.lower() if sheet else None)
     if text.height == 0 or text.width == 0:
         raise FileRejected(Code.FILE_EMPTY, "the first sheet is empty")
     header = ["" if v is None else str(v) for v in text.row(0)]

@@ -19,7 +19,7 @@ Reader = Callable[[Path, ManifestFile], RawTable]
 #: file extension -> reader
 READERS: dict[str, Reader] = {
     "csv": lambda path, entry: read_csv(path, entry.encoding),
-    "xlsx": lambda path, entry: read_xlsx(path, entry.decimal),
+    "xlsx": lambda path, entry: read_xlsx(path, entry.decimal, sheet=entry.name.rpartition(".")[0]),
     "parquet": lambda path, entry: read_parquet(path, entry.decimal),
     "xpt": lambda path, entry: read_xpt(path, entry.decimal, entry.encoding),
 }

@@ -146,6 +146,7 @@ def test_checksum_mismatch_counts_rows_of_rejected_delivery_as_rejected(store) -
     assert result.delivery is None and result.frames == {}
     lb = next(i for i in result.inputs if i.key.endswith("lb.csv"))
     assert lb.rows_read == lb.rows_rejected == 3 and lb.rejected_reasons == {"delivery_rejected": 3}
+    assert lb.domain == "lb"
     assert codes(result.findings) == [Code.CHECKSUM, Code.SITE_NOT_AUDITED]
     summary = combine_sites(STUDY, [result])
     assert summary.sites_not_audited == {"101": "every complete delivery was rejected (" + D3 + ")"}

@@ -210,3 +210,20 @@ def test_every_format_through_a_delivery(store, fmt: str) -> None:
 )
 def test_float_text(values: list[float | None], expected: list[str | None]) -> None:
     assert float_text(pl.Series("x", values, dtype=pl.Float64), ".").to_list() == expected
+
+
+def test_xlsx_sheet_named_like_the_domain_is_read(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    book.add_worksheet("Instructions").write(0, 0, "Fill in the LB sheet")
+    lb = book.add_worksheet("Lb")
+    frame = sample("lb", n=2)
+    lb.write_row(0, 0, frame.columns)
+    for r, row in enumerate(frame.rows(), start=1):
+        lb.write_row(r, 0, row)
+    book.close()
+    path = tmp_path / "lb.xlsx"
+    path.write_bytes(buffer.getvalue())
+    raw = read_xlsx(path, ".", sheet="lb")
+    assert raw.header == frame.columns and raw.records == 2
+    assert read_xlsx(path, ".").header == ["Fill in the LB sheet"]  # no name given: the first sheet
