@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,6 +12,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+
+#: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
+#: clinical-data host, and patience with the temporary API server on a busy machine.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+for _name, _value in PREFECT_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)

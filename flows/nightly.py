@@ -70,7 +70,7 @@ def report_location(reports: str, prefix: str) -> str:
     return str(Path(reports.removeprefix("file://")).expanduser().resolve() / prefix)
 
 
-@flow(name="nightly_audit", flow_run_name=_run_name, log_prints=False)
+@flow(name="nightly_audit", flow_run_name=_run_name, log_prints=False, timeout_seconds=6 * 3600)
 def nightly_audit(
     landing: str,
     reports: str,
@@ -118,7 +118,7 @@ def nightly_audit(
             eligibility=eligibility.eligibility,
             discrepancies=discrepancies,
             protocol_id=protocol_obj.id,
-            protocol_version=protocol_obj.version_label,
+            protocol_version=protocol_obj.tivers,
             rows_evaluated=eligibility.rows_evaluated,
         )
         manifest = build_run_manifest(
@@ -133,7 +133,7 @@ def nightly_audit(
             subjects=evaluation.subjects,
             eligibility=evaluation.eligibility,
             discrepancies=discrepancies,
-            validation=validation.findings,
+            validation=_all_findings(ingest.findings, validation.findings),
             run_manifest=manifest,
             data_docs=validation.data_docs,
             expectations=validation.expectations,
@@ -153,6 +153,13 @@ def nightly_audit(
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
     return summary
+
+
+def _all_findings(ingest_findings, validation_findings):
+    """Ingestion's and Great Expectations' findings in one table: a site sees every data problem together."""
+    import polars as pl
+
+    return pl.concat([ingest_findings, validation_findings], how="diagonal_relaxed")
 
 
 def _summarise(outputs, ingest, location: str, published: list[str]) -> AuditSummary:

@@ -1,5 +1,7 @@
 """Thin Prefect tasks, one per stage function, with retries only where I/O can fail transiently.
 
+Timeouts are not set per task: Prefect cannot interrupt a blocking call in a worker thread, so
+the real limits are boto3's connect/read timeouts on every S3 call and the flow's own timeout.
 Tasks never hold business logic: they open stores from URIs (so they can run on any worker),
 call one stage function and log counts, never record contents. Results are not cached or
 persisted: the inputs are clinical data and every night must recompute from the landing area.
@@ -20,7 +22,7 @@ from storage import open_store
 _IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
 
 
-@task(name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=300)
+@task(name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES)
 def list_sites_task(landing: str, study: str, endpoint_url: str | None) -> list[str]:
     from ingestion import list_sites
 
@@ -29,8 +31,7 @@ def list_sites_task(landing: str, study: str, endpoint_url: str | None) -> list[
     return sites
 
 
-@task(name="ingest-site", task_run_name="ingest-site-{site}", cache_policy=NO_CACHE, **_IO_RETRIES,
-      timeout_seconds=1800)
+@task(name="ingest-site", task_run_name="ingest-site-{site}", cache_policy=NO_CACHE, **_IO_RETRIES)
 def ingest_site_task(landing: str, study: str, site: str, endpoint_url: str | None,
                      now: datetime | None = None) -> SiteIngest:
     from ingestion import ingest_site
@@ -49,7 +50,7 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
     return combine_sites(study, sites)
 
 
-@task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
 def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: object,
                          workdir: Path) -> object:
     from expectations import validate_domain
@@ -57,7 +58,7 @@ def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: s
     return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
 
 
-@task(name="finish-validation", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(name="finish-validation", cache_policy=NO_CACHE)
 def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResult:
     from expectations import finish_validation
 
@@ -67,7 +68,7 @@ def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResu
     return result
 
 
-@task(name="evaluate-eligibility", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
                   validation: ValidationResult) -> object:
     from checks import evaluate
@@ -77,7 +78,7 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: dat
     return result
 
 
-@task(name="compare-with-site", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(name="compare-with-site", cache_policy=NO_CACHE)
 def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date) -> object:
     from checks.compare import compare
 
@@ -86,7 +87,7 @@ def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: obj
     return comparison
 
 
-@task(name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=600)
+@task(name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
                        as_of: date) -> pl.DataFrame:
     from reporting import apply_history
@@ -94,7 +95,7 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
 
 
-@task(name="publish", cache_policy=NO_CACHE, **_IO_RETRIES, timeout_seconds=1800)
+@task(name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
 def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str) -> list[str]:
     from reporting import publish
 
