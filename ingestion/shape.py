@@ -91,61 +91,74 @@ def _ragged(raw: RawTable, width: int) -> pl.DataFrame:
     )
 
 
+def _row_code(names: list[str], study: str, limit: int) -> pl.Expr:
+    """The row-rejection code of a row, or null. The length test comes first: a huge STUDYID is
+    reported by its length and never echoed."""
+    longest = pl.max_horizontal(pl.col(n).str.len_chars().fill_null(0) for n in names)
+    other_study = pl.col("STUDYID").is_not_null() & (pl.col("STUDYID").str.strip_chars() != study)
+    return (
+        pl.when(longest > limit).then(pl.lit(str(Code.ROW_FIELD_TOO_LONG)))
+        .when(other_study).then(pl.lit(str(Code.ROW_OTHER_STUDY)))
+        .otherwise(pl.lit(None, pl.String))
+    )
+
+
+def _check_rows(data: pl.DataFrame, names: list[str], study: str, limit: int) -> pl.DataFrame:
+    """`data` with `__CODE__` (null for a row that is kept), in ROW order.
+
+    A value's byte length bounds its length in characters, so only rows with a long value in
+    bytes or another STUDYID go through the exact (slower) checks of `_row_code`.
+    """
+    suspect = pl.any_horizontal(
+        (pl.col("STUDYID").str.strip_chars() != study),
+        *(pl.col(n).str.len_bytes() > limit for n in names),
+    ).fill_null(False)  # a null mask would drop the row from both sides
+    flagged = data.with_columns(suspect.alias("__SUSPECT__"))
+    checked = flagged.filter(~pl.col("__SUSPECT__")).with_columns(pl.lit(None, pl.String).alias("__CODE__"))
+    suspects = flagged.filter(pl.col("__SUSPECT__")).with_columns(_row_code(names, study, limit).alias("__CODE__"))
+    if suspects.height:
+        checked = pl.concat([checked, suspects]).sort(ROW)
+    if checked.height != data.height:  # pragma: no cover - the accounting invariant
+        raise AssertionError(f"{data.height} records checked into {checked.height}")
+    return checked.drop("__SUSPECT__")
+
+
+def _rejected_rows(bad: pl.DataFrame, names: list[str], study: str, limit: int) -> pl.DataFrame:
+    """One rejected-row record (schema _REJECTED) per row of `bad` (rows with a `__CODE__`)."""
+    usubjid = pl.col("USUBJID") if "USUBJID" in names else pl.lit(None, pl.String)
+    longest = pl.max_horizontal(pl.col(n).str.len_chars().fill_null(0) for n in names)
+    first_long = pl.coalesce(pl.when(pl.col(n).str.len_chars() > limit).then(pl.lit(n)) for n in names)
+    too_long = pl.col("__CODE__") == str(Code.ROW_FIELD_TOO_LONG)
+    return bad.select(
+        pl.col(ROW).alias("ROW"),
+        pl.when(usubjid.str.len_chars() <= limit).then(usubjid).alias("USUBJID"),
+        pl.col("__CODE__").alias("CODE"),
+        pl.when(too_long).then(first_long).otherwise(pl.lit("STUDYID")).alias("VARIABLE"),
+        pl.when(too_long).then(longest.cast(pl.String) + pl.lit(" characters"))
+        .otherwise(pl.col("STUDYID")).alias("OBSERVED"),
+        pl.when(too_long)
+        .then(pl.format("a field is {} characters long, more than the {} a value may have; the row is "
+                        "not used", longest, pl.lit(limit)))
+        .otherwise(pl.format("STUDYID is not {}; the row belongs to another study and is not used",
+                             pl.lit(study)))
+        .alias("DETAIL"),
+    ).cast(_REJECTED)
+
+
 def shape(raw: RawTable, *, domain: str, key: str, study: str, site: str, decimal: str,
           max_field_chars: int) -> Shaped:
     """The domain frame of one file and its rejected rows (see module docstring)."""
     keep, names = column_names(raw)
-    required_columns(domain, names)
+    required_columns(domain, names)  # STUDYID is required in every domain
     data = raw.frame.select(
         *(pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(n)
           for c, n in zip(keep, names, strict=True)),
         pl.col(ROW),
     )
-    usubjid = pl.col("USUBJID") if "USUBJID" in names else pl.lit(None, pl.String)
-    other_study = pl.col("STUDYID").is_not_null() & (pl.col("STUDYID").str.strip_chars() != study)
-    lengths = [pl.col(n).str.len_chars().fill_null(0) for n in names]
-    longest = pl.max_horizontal(lengths) if lengths else pl.lit(0)
-    too_long_column = pl.coalesce(
-        [pl.when(pl.col(n).str.len_chars() > max_field_chars).then(pl.lit(n)) for n in names]
-    ) if names else pl.lit(None, pl.String)
-    # STUDYID values are short codes; the length test comes first so a huge one is never echoed
-    code = (
-        pl.when(longest > max_field_chars).then(pl.lit(str(Code.ROW_FIELD_TOO_LONG)))
-        .when(other_study).then(pl.lit(str(Code.ROW_OTHER_STUDY)))
-        .otherwise(None)
-    )
-    # a value's byte length bounds its length in characters: only rows with a long value in
-    # bytes, or another STUDYID, need the exact (slower) checks
-    suspect = other_study
-    if names:
-        suspect = suspect | pl.any_horizontal(pl.col(n).str.len_bytes() > max_field_chars for n in names)
-    # fill_null: a null value compares to null, and a null mask would drop the row from both sides
-    flagged = data.with_columns(suspect.fill_null(False).alias("__SUSPECT__"))
-    suspects = flagged.filter(pl.col("__SUSPECT__")).with_columns(code.alias("__CODE__"))
-    checked = flagged.filter(~pl.col("__SUSPECT__")).with_columns(pl.lit(None, pl.String).alias("__CODE__"))
-    if suspects.height:
-        checked = pl.concat([checked, suspects]).sort(ROW)
-    if checked.height != data.height:  # pragma: no cover - the accounting invariant
-        raise AssertionError(f"{key}: {data.height} records checked into {checked.height}")
+    checked = _check_rows(data, names, study, max_field_chars)
     bad = checked.filter(pl.col("__CODE__").is_not_null())
-    too_long = pl.col("__CODE__") == str(Code.ROW_FIELD_TOO_LONG)
-    rejected = pl.concat([
-        _ragged(raw, len(raw.header)),
-        bad.select(
-            pl.col(ROW).alias("ROW"),
-            pl.when(usubjid.str.len_chars() <= max_field_chars).then(usubjid).alias("USUBJID"),
-            pl.col("__CODE__").alias("CODE"),
-            pl.when(too_long).then(too_long_column).otherwise(pl.lit("STUDYID")).alias("VARIABLE"),
-            pl.when(too_long).then(longest.cast(pl.String) + pl.lit(" characters"))
-            .otherwise(pl.col("STUDYID")).alias("OBSERVED"),
-            pl.when(too_long)
-            .then(pl.format("a field is {} characters long, more than the {} a value may have; the row is "
-                            "not used", longest, pl.lit(max_field_chars)))
-            .otherwise(pl.format("STUDYID is not {}; the row belongs to another study and is not used",
-                                 pl.lit(study)))
-            .alias("DETAIL"),
-        ).cast(_REJECTED),
-    ]).sort("ROW")
+    rejected = pl.concat([_ragged(raw, len(raw.header)),
+                          _rejected_rows(bad, names, study, max_field_chars)]).sort("ROW")
     frame = checked.filter(pl.col("__CODE__").is_null()).select(
         *names,
         pl.format("{}:{}", pl.lit(key), pl.col(ROW)).alias(SOURCE),
