@@ -87,11 +87,27 @@ def run_trend(store: Store, *, study: str, as_of: date, limit: int = 30) -> pl.D
         key = _discrepancies_key(study, run)
         if store.head(key) is None:
             continue
-        frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+        frame = _read_run(store, key)
         rows.append(finding_counts(frame, run.isoformat()))
     if not rows:
         return pl.DataFrame(schema=TREND_COLUMNS)
     return pl.concat(rows).sort("AS_OF")
+
+
+class HistoryError(RuntimeError):
+    """An earlier run's discrepancies cannot be read: FIRST_SEEN would be lost, so the run stops."""
+
+
+def _read_run(store: Store, key: str) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise HistoryError(f"cannot read the earlier run's findings {key!r} in {store.uri}: "
+                           f"{type(error).__name__}; repair or remove that run folder") from error
+    missing = [column for column in KEY if column not in frame.columns]
+    if missing:
+        raise HistoryError(f"the earlier run's findings {key!r} in {store.uri} lack the key columns {missing}")
+    return frame
 
 
 def _days(since: pl.Expr, until: date) -> pl.Expr:
@@ -103,7 +119,7 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
     if found is None:
         return None
     run, key = found
-    frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    frame = _read_run(store, key)
     status = pl.col("STATUS").cast(pl.String) if "STATUS" in frame.columns else pl.lit(None, pl.String)
     first = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in frame.columns else pl.lit(None, pl.String)
     return (

@@ -148,3 +148,12 @@ def test_findings_without_a_subject_match_on_null_keys(tmp_path):
 def test_contract_is_checked(tmp_path):
     with pytest.raises(ValueError, match="discrepancies"):
         apply_history(pl.DataFrame({"STUDYID": ["X"]}), LocalStore(tmp_path), study=STUDY, as_of=NIGHTS[0])
+
+
+def test_an_unreadable_earlier_run_stops_with_a_clear_error(tmp_path):
+    from reporting.history import HistoryError
+
+    store = LocalStore(tmp_path)
+    store.write_bytes(f"{STUDY}/2026-11-25/discrepancies.parquet", b"PAR1 truncated")
+    with pytest.raises(HistoryError, match=r"2026-11-25/discrepancies\.parquet"):
+        apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0])
