@@ -55,6 +55,28 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerationSum
     return root, summary
 
 
+def _audited_domain(root: Path, summary: GenerationSummary, domain: str) -> pl.DataFrame:
+    """One domain across every audited site (its audited delivery), all text, with SITEID added."""
+    frames = []
+    for site in summary.ground_truth["sites"]:
+        if site["audited_delivery"] is None:
+            continue
+        folder = root / "SZ003" / site["site"] / site["audited_delivery"]
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        entry = next(f for f in manifest["files"] if f["name"].split(".")[0] == domain)
+        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry)
+        frame = frame.select(pl.all().cast(pl.String)).with_columns(
+            pl.lit(site["site"]).alias("_SITE"), pl.lit(entry.get("decimal", ".")).alias("_DECIMAL"))
+        frames.append(frame)
+    return pl.concat(frames, how="diagonal")
+
+
+def _number(column: str) -> pl.Expr:
+    """A delivered result as a float (decimal comma honoured, censoring prefix dropped)."""
+    text = pl.col(column).str.replace(",", ".", literal=True).str.strip_prefix("<").str.strip_prefix(">")
+    return text.cast(pl.Float64, strict=False)
+
+
 def _manifests(root: Path) -> list[Path]:
     return sorted(root.glob("SZ003/*/*/manifest.json"))
 
@@ -165,3 +187,216 @@ def test_streams_to_s3(s3_endpoint: str, s3_bucket: str) -> None:
         data = store.read_bytes(f"SZ003/101/20261127T230000Z/{entry['name']}")
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert read_delivered(data, entry["name"], entry).height == entry["rows"]
+
+
+# ---------------------------------------------------------------- clean subjects are truly clean
+
+#: factors to the protocol unit, written independently of the generator's measures.yaml
+COUNTS = {"10^9/L": 1.0, "10^3/uL": 1.0, "K/uL": 1.0, "GI/L": 1.0, "THOU/uL": 1.0, "/uL": 0.001, "cells/mm3": 0.001}
+HGB = {"g/dL": 1.0, "g/L": 0.1, "mmol/L": 1.611}
+
+
+def _clean(summary: GenerationSummary) -> tuple[set[str], set[str]]:
+    """(USUBJIDs carrying a planted problem, sites whose data a site-level problem changes)."""
+    truth = summary.ground_truth
+    planted = {p["usubjid"] for p in truth["problems"] if p["usubjid"]}
+    special = {s["site"] for s in truth["sites"] if s["role"] in ("missing_column", "checksum_mismatch")}
+    return planted, special
+
+
+@pytest.fixture(scope="module")
+def clean_enrolled(study: tuple[Path, GenerationSummary]) -> pl.DataFrame:
+    root, summary = study
+    planted, special = _clean(summary)
+    dm = _audited_domain(root, summary, "dm")
+    dm = dm.filter(~pl.col("USUBJID").is_in(list(planted)) & ~pl.col("_SITE").is_in(list(special)))
+    enrolled = dm.filter(pl.col("RFXSTDTC").is_not_null() & (pl.col("RFXSTDTC") != ""))
+    assert enrolled.height > 60
+    return enrolled.select("USUBJID", "SEX", "RFICDTC", pl.col("RFXSTDTC").str.to_date().alias("TSTART"))
+
+
+def _latest_in_window(lb: pl.DataFrame, enrolled: pl.DataFrame, test: str) -> pl.DataFrame:
+    rows = lb.filter(pl.col("LBTESTCD") == test).join(enrolled, on="USUBJID").with_columns(
+        pl.col("LBDTC").str.to_date().alias("DAY"))
+    start = pl.col("TSTART") - pl.duration(days=28)
+    window = rows.filter((pl.col("DAY") <= pl.col("TSTART")) & (pl.col("DAY") >= start))
+    return window.sort("DAY").group_by("USUBJID").last()
+
+
+def test_clean_enrolled_blood_counts_meet_in10_after_unit_conversion(study, clean_enrolled) -> None:
+    root, summary = study
+    lb = _audited_domain(root, summary, "lb")
+    plat = _latest_in_window(lb, clean_enrolled, "PLAT").with_columns(
+        (_number("LBORRES") * pl.col("LBORRESU").replace_strict(COUNTS, return_dtype=pl.Float64)).alias("V"))
+    hgb = _latest_in_window(lb, clean_enrolled, "HGB").with_columns(
+        (_number("LBORRES") * pl.col("LBORRESU").replace_strict(HGB, return_dtype=pl.Float64)).alias("V"))
+    assert plat.height == hgb.height == clean_enrolled.height
+    assert plat["V"].min() >= 60 and hgb["V"].min() >= 9.0
+    assert set(plat["LBORRESU"]) >= {"10^3/uL", "10^9/L", "GI/L"} and set(hgb["LBORRESU"]) == set(HGB)
+
+
+def test_clean_enrolled_procedures_after_consent_and_in_window(study, clean_enrolled) -> None:
+    root, summary = study
+    for domain, column in (("lb", "LBDTC"), ("vs", "VSDTC"), ("fa", "FADTC"), ("tr", "TRDTC")):
+        rows = _audited_domain(root, summary, domain).join(clean_enrolled, on="USUBJID").with_columns(
+            pl.col(column).str.to_date().alias("DAY"))
+        assert rows.filter(pl.col(column) < pl.col("RFICDTC")).height == 0, domain
+        assert rows.filter(pl.col("DAY") > pl.col("TSTART")).height == 0, domain
+        early = rows.filter(pl.col("DAY") < pl.col("TSTART") - pl.duration(days=28))
+        if domain != "lb":
+            assert early.height == 0, domain
+    # older draws exist (repeated screening labs) and each has an in-window successor of the same test
+    lb = _audited_domain(root, summary, "lb").join(clean_enrolled, on="USUBJID").with_columns(
+        pl.col("LBDTC").str.to_date().alias("DAY"))
+    old = lb.filter(pl.col("DAY") < pl.col("TSTART") - pl.duration(days=28))
+    assert old.height > 0 and set(old["LBTESTCD"]) <= {"WBC", "PLAT", "HGB", "LYM", "LYMLE"}
+    recent = lb.filter(pl.col("DAY") >= pl.col("TSTART") - pl.duration(days=28)).select("USUBJID", "LBTESTCD")
+    assert old.join(recent, on=["USUBJID", "LBTESTCD"], how="anti").height == 0
+
+
+def test_clean_enrolled_have_every_component_the_criteria_read(study, clean_enrolled) -> None:
+    root, summary = study
+    lb = _audited_domain(root, summary, "lb").join(clean_enrolled, on="USUBJID")
+    tests = lb.group_by("USUBJID").agg(pl.col("LBTESTCD").unique())
+    common = {"WBC", "PLAT", "HGB", "ALB", "LIPASE", "AMYLASE", "CREAT", "CREATCLR", "ALT", "AST", "BILI", "PT",
+              "HBSAG", "HBCAB", "HCVAB", "HIV12AB", "HBA1C"}
+    for usubjid, codes in tests.iter_rows():
+        assert common <= set(codes), usubjid
+        assert ("LYM" in codes) or ("LYMLE" in codes)
+    positive = {"POSITIVE", "REACTIVE"}
+    hbv = lb.filter(pl.col("LBTESTCD").is_in(["HBSAG", "HBCAB"]) & pl.col("LBORRES").is_in(list(positive)))
+    hbv_subjects = set(hbv["USUBJID"])
+    assert hbv_subjects and set(lb.filter(pl.col("LBTESTCD") == "HBVDNA")["USUBJID"]) == hbv_subjects
+    women = set(clean_enrolled.filter(pl.col("SEX") == "F")["USUBJID"])
+    assert set(lb.filter(pl.col("LBTESTCD") == "HCG")["USUBJID"]) == women
+    cm = _audited_domain(root, summary, "cm").join(clean_enrolled, on="USUBJID")
+    antiviral = cm.filter(pl.col("CMDECOD").is_in(["ENTECAVIR", "TENOFOVIR DISOPROXIL"]))
+    assert set(antiviral["USUBJID"]) == hbv_subjects
+    # the whole (possibly partial) start interval lies at least 14 days before the first dose
+    text, size = pl.col("CMSTDTC"), pl.col("CMSTDTC").str.len_chars()
+    start_end = (
+        pl.when(size == 4).then(pl.concat_str([text, pl.lit("-12-31")]).str.to_date(strict=False))
+        .when(size == 7).then(pl.concat_str([text, pl.lit("-01")]).str.to_date(strict=False).dt.month_end())
+        .otherwise(text.str.to_date(strict=False))
+    )
+    assert antiviral.filter(start_end.is_null()).height == 0
+    assert antiviral.filter(start_end > pl.col("TSTART") - pl.duration(days=14)).height == 0
+    assert antiviral.filter(size < 10).height > 0  # some partial start dates
+    assert antiviral["CMENRF"].to_list() == ["ONGOING"] * antiviral.height
+    fa = _audited_domain(root, summary, "fa").join(clean_enrolled, on="USUBJID")
+    assert fa.group_by("USUBJID").len()["len"].to_list() == [18] * clean_enrolled.height
+    mh = _audited_domain(root, summary, "mh").join(clean_enrolled, on="USUBJID")
+    assert mh.group_by("USUBJID").len()["len"].to_list() == [22] * clean_enrolled.height
+    tu = _audited_domain(root, summary, "tu").join(clean_enrolled, on="USUBJID")
+    tr = _audited_domain(root, summary, "tr").join(clean_enrolled, on="USUBJID")
+    target = tu.filter(pl.col("TUORRES") == "TARGET").join(
+        tr, left_on=["USUBJID", "TULNKID"], right_on=["USUBJID", "TRLNKID"]).with_columns(
+        (_number("TRORRES") * pl.when(pl.col("TRORRESU") == "cm").then(10.0).otherwise(1.0)).alias("MM"))
+    measurable = target.filter(
+        ((pl.col("TULOC") != "LYMPH NODE") & (pl.col("TRTESTCD") == "LDIAM") & (pl.col("MM") >= 10))
+        | ((pl.col("TULOC") == "LYMPH NODE") & (pl.col("TRTESTCD") == "LPERP") & (pl.col("MM") >= 15)))
+    assert set(measurable["USUBJID"]) == set(clean_enrolled["USUBJID"])
+
+
+def test_site_checklists_agree_with_decisions(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    planted, _ = _clean(summary)
+    ie = _audited_domain(root, summary, "ie").filter(~pl.col("USUBJID").is_in(list(planted)))
+    ds = _audited_domain(root, summary, "ds").filter(~pl.col("USUBJID").is_in(list(planted)))
+    failing = (pl.col("IECAT") == "INCLUSION") == (pl.col("IEORRES") == "N")
+    styles = {s["site"]: s["ie"] for s in summary.ground_truth["sites"]}
+    not_met_only = [site for site, style in styles.items() if style == "not_met_only"]
+    assert not_met_only, "at least one site delivers SDTM not-met rows only"
+    assert ie.filter(pl.col("_SITE").is_in(not_met_only) & ~failing).height == 0
+    decided = ds.filter(pl.col("DSDECOD").is_in(["ENROLLED", "SCREEN FAILURE"]))
+    per_subject = ie.group_by("USUBJID").agg(failing.sum().alias("FAILING"), pl.len().alias("N"))
+    joined = decided.join(per_subject, on="USUBJID", how="left").with_columns(pl.col("FAILING", "N").fill_null(0))
+    enrolled = joined.filter(pl.col("DSDECOD") == "ENROLLED")
+    failures = joined.filter(pl.col("DSDECOD") == "SCREEN FAILURE")
+    assert enrolled["FAILING"].max() == 0
+    assert enrolled.filter(~pl.col("_SITE").is_in(not_met_only))["N"].unique().to_list() == [28]
+    assert failures["FAILING"].min() >= 1
+    share = failures.height / decided.height
+    assert 0.2 < share < 0.4
+
+
+def test_realism_features_present(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    lb = _audited_domain(root, summary, "lb")
+    assert lb.filter(pl.col("LBORRES").str.starts_with("<")).height > 0  # censored results
+    euro = lb.filter(pl.col("_DECIMAL") == ",")
+    assert euro.filter(pl.col("LBORRES").str.contains(r"^\d+,\d+$")).height > 0
+    assert euro.filter(pl.col("LBORRES").str.contains(r"^\d+\.\d+$")).height == 0
+    units = set(lb.filter(pl.col("LBTESTCD") == "ALT")["LBORRESU"])
+    assert {"U/L", "ukat/L"} <= units
+    assert {"IU/mL", "log10 IU/mL"} <= set(lb.filter(pl.col("LBTESTCD") == "HBVDNA")["LBORRESU"])
+    # the reference range is in the unit of the result
+    bili = lb.filter((pl.col("LBTESTCD") == "BILI") & (pl.col("LBORRESU") == "umol/L"))
+    assert bili.height > 0 and set(bili["LBORNRHI"]) == {"21"}
+    dm = _audited_domain(root, summary, "dm")
+    assert dm.filter(pl.col("BRTHDTC").str.len_chars() < 10).height > 0  # partial birth dates
+    for domain, column in (("mh", "MHSTDTC"), ("cm", "CMSTDTC"), ("pr", "PRSTDTC")):
+        frame = _audited_domain(root, summary, domain)
+        assert frame.filter(pl.col(column).str.len_chars().is_in([4, 7])).height > 0, domain
+    cm = _audited_domain(root, summary, "cm")
+    accented = cm.filter(pl.col("CMTRT").str.contains("[éèü]"))
+    latin_sites = {s["site"] for s in summary.ground_truth["sites"] if s["encoding"] in ("cp1252", "latin-1")}
+    assert latin_sites & set(accented["_SITE"])
+
+
+def test_data_quality_rows_point_at_the_planted_values(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    expected_value = {"implausible_value": "250", "unknown_unit": "10^4/uL", "non_iso_date": "03/12/2019"}
+    seen = set()
+    for item in summary.ground_truth["data_quality"]:
+        path = root / item["file"]
+        manifest = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
+        entry = next(f for f in manifest["files"] if f["name"] == path.name)
+        frame = read_delivered(path.read_bytes(), path.name, entry).select(pl.all().cast(pl.String))
+        if item["row"] is None:
+            assert item["variable"] not in frame.columns
+            continue
+        row = frame.row(item["row"] - 1, named=True)
+        assert row["USUBJID"] == item["usubjid"]
+        if item["kind"] in expected_value:
+            assert row[item["variable"]] == expected_value[item["kind"]]
+        if item["kind"] == "formula_injection":
+            assert row["CMTRT"].startswith("=HYPERLINK(")
+        seen.add(item["kind"])
+    assert "formula_injection" in seen and "duplicate_key" in seen
+
+
+def test_planted_platelets_are_52_in_the_sites_unit(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    planted = next(p for p in summary.ground_truth["problems"] if p["kind"] == "ineligible_enrolled_lab")
+    lb = _audited_domain(root, summary, "lb").filter(
+        (pl.col("USUBJID") == planted["usubjid"]) & (pl.col("LBTESTCD") == "PLAT"))
+    assert lb.height == 1
+    value = lb.select(_number("LBORRES") * pl.col("LBORRESU").replace_strict(COUNTS, return_dtype=pl.Float64)).item()
+    assert value == pytest.approx(52)
+    ie = _audited_domain(root, summary, "ie").filter(
+        (pl.col("USUBJID") == planted["usubjid"]) & (pl.col("IETESTCD") == "IN10"))
+    assert ie["IEORRES"].to_list() == ["Y"]
+
+
+def test_without_problems_or_history_every_site_has_one_clean_delivery(tmp_path: Path) -> None:
+    summary = generate(LocalStore(tmp_path), sites=3, subjects=30, seed=2, as_of=AS_OF, plant_problems=False,
+                       history=False)
+    truth = summary.ground_truth
+    assert truth["problems"] == truth["expected_discrepancies"] == truth["data_quality"] == []
+    for site in ("101", "102", "103"):
+        assert sorted(p.name for p in (tmp_path / "SZ003" / site).iterdir()) == [CURRENT]
+    assert summary.files == 33 and summary.rows["dm"] == 30
+
+
+def test_a_study_too_small_for_every_problem_says_what_it_left_out(tmp_path: Path) -> None:
+    summary = generate(LocalStore(tmp_path), sites=2, subjects=30, seed=2, as_of=AS_OF)
+    left_out = set(summary.ground_truth["not_planted"])
+    assert {"checksum_mismatch", "incomplete_delivery", "no_usable_delivery", "missing_required_column"} <= left_out
+    assert {p["kind"] for p in summary.ground_truth["problems"]} & left_out == set()
+
+
+def test_rejects_unknown_formats(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="formats"):
+        generate(LocalStore(tmp_path), sites=2, subjects=4, as_of=AS_OF, formats="dbf")
+    assert not any(tmp_path.iterdir())
