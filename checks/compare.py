@@ -24,6 +24,7 @@ from datetime import date
 import polars as pl
 
 from checks import evidence
+from checks.exclusions import drop_rejected, normalise
 from checks.process import ProcessCheck, ProcessContext, run_process_checks
 from checks.site_checklist import SiteSource, site_checklist
 from contracts import DISCREPANCIES, SUBJECTS, check_table
@@ -65,6 +66,27 @@ def _subjects(reference: pl.DataFrame) -> pl.DataFrame:
         .sort("SITEID", "USUBJID", "STUDYID", nulls_last=True)
         .unique(subset="USUBJID", keep="first", maintain_order=True)
     )
+
+
+def _usable(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame | None,
+            rejected: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    """The domains as evaluation read them: rows validation rejected dropped, and every value it
+    excluded (contracts.EXCLUSIONS: SOURCE x VARIABLE) blanked, so that a process check never
+    decides on a value the eligibility was not allowed to use. One pass per excluded column."""
+    excluded, dropped = normalise(exclusions), normalise(rejected)
+    usable = {}
+    for name, frame in domains.items():
+        frame = drop_rejected(frame, dropped)
+        rows = excluded.filter(pl.col("DOMAIN") == name.upper())
+        if rows.height and "SOURCE" in frame.columns:
+            for variable in sorted(set(rows["VARIABLE"].drop_nulls().to_list()) & set(frame.columns)):
+                sources = rows.filter(pl.col("VARIABLE") == variable)["SOURCE"]
+                frame = frame.with_columns(
+                    pl.when(pl.col("SOURCE").is_in(sources.implode())).then(None).otherwise(pl.col(variable))
+                    .alias(variable)
+                )
+        usable[name.lower()] = frame
+    return usable
 
 
 def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -298,6 +320,9 @@ def compare(
     protocol: object,
     as_of: date,
     process_checks: tuple[ProcessCheck, ...] | None = None,
+    *,
+    exclusions: pl.DataFrame | None = None,
+    rejected: pl.DataFrame | None = None,
 ) -> Comparison:
     """Classify every difference between the recomputed eligibility and the site's assessment.
 
@@ -305,8 +330,11 @@ def compare(
     the delivered frames (IE and DM are read here, LB/VS/FA/TR by the process checks); `as_of` is
     the audit date (treatment start of subjects still in screening is already in the reference).
     `process_checks` overrides the bundled process_checks.yaml (tests, other protocols).
+    `exclusions` / `rejected` are validation's (ValidationResult): pass the same tables as to
+    evaluate() so that the site's IE, DM and results are read exactly as the evaluation read them.
     """
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
+    domains = _usable(domains, exclusions, rejected)
     subjects = _subjects(result.reference)  # type: ignore[attr-defined]
     components = _components(result.eligibility, protocol)  # type: ignore[attr-defined]
     evaluated = result.criteria  # type: ignore[attr-defined]

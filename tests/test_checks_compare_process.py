@@ -281,3 +281,18 @@ def test_duplicate_dm_rows_the_first_in_delivery_order_is_read():
     assert process([subject("S1")], "PC05", dm=rows.reverse()) == []
     swapped = rows.with_columns(pl.Series("SOURCE", ["dm.csv:9", "dm.csv:10"]))
     assert [r["SITE_ASSESSMENT"] for r in process([subject("S1")], "PC05", dm=swapped)] == ["AGE=40"]
+
+
+def test_values_excluded_and_rows_rejected_by_validation_are_not_read():
+    subjects = [subject("S1")]
+    rows = dm([{"USUBJID": "S1", "AGE": "20", "RFXSTDTC": "2026-02-01", "SOURCE": "dm.csv:1"}])
+    data = build(subjects)
+    domains = {"ie": ie(full_checklist("S1")), "dm": rows, "lb": lb([{"LBDTC": "2026-02-01", "SOURCE": "lb.csv:7"}])}
+    found = compare(data, domains, PROTOCOL, AS_OF).discrepancies["CHECK_ID"].to_list()
+    assert found == ["PC01", "PC02", "PC05"]
+    exclusions = pl.DataFrame({"SOURCE": ["dm.csv:1", "dm.csv:1"], "DOMAIN": ["DM", "dm"],
+                               "VARIABLE": ["BRTHDTC", "rfxstdtc"], "MESSAGE": ["bad", "bad"]})
+    rejected = pl.DataFrame({"SOURCE": ["lb.csv:7"], "DOMAIN": ["LB"], "VARIABLE": ["USUBJID"],
+                             "MESSAGE": ["orphan"]})
+    clean = compare(data, domains, PROTOCOL, AS_OF, exclusions=exclusions, rejected=rejected)
+    assert clean.discrepancies.height == 0
