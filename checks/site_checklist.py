@@ -23,6 +23,8 @@ from enum import StrEnum
 
 import polars as pl
 
+from checks import values
+
 
 class ChecklistStyle(StrEnum):
     FULL = "FULL"
@@ -40,6 +42,8 @@ class SiteSource(StrEnum):
 
 #: SITE_OUTCOME values besides the decided contracts.Outcome ones
 UNKNOWN = "UNKNOWN"
+#: SITE_ANSWER of an IE row whose IEORRES is blank (or was excluded by validation)
+BLANK = "(blank)"
 
 CHECKLIST_COLUMNS = [
     "USUBJID",
@@ -80,7 +84,7 @@ def _ie_answers(ie: pl.DataFrame | None, criteria: pl.DataFrame) -> pl.DataFrame
     rows = ie.select(
         pl.col("USUBJID").str.strip_chars().alias("USUBJID"),
         pl.col("IETESTCD").str.strip_chars().str.to_uppercase().alias("CRITERION_ID"),
-        pl.col("IEORRES").str.strip_chars().str.to_uppercase().fill_null("").alias("ANSWER"),
+        values.coded_value("IEORRES").fill_null(BLANK).alias("ANSWER"),
     ).join(criteria.select("CRITERION_ID"), on="CRITERION_ID", how="semi")
     return rows.group_by("USUBJID", "CRITERION_ID").agg(
         pl.col("ANSWER").unique().sort().str.join("/").alias("SITE_ANSWER")

@@ -442,3 +442,11 @@ def test_subject_without_evaluated_criteria_is_unverifiable_and_gets_the_protoco
     assert result.subjects.select("USUBJID", "RECOMPUTED").rows() == [("S1", "ELIGIBLE"), ("S2", "UNVERIFIABLE")]
     assert result.checklist.filter(pl.col("USUBJID") == "S2").height == 4
     assert result.discrepancies.height == 0
+
+
+def test_blank_answer_is_recorded_but_not_decided():
+    answers = [(u, c, "  " if c == "IN10" else a) for u, c, a in full_checklist("S1")]
+    result = run([subject("S1", IN10_PLT={"OUTCOME": "NOT_MET", "VALUE": "52"})], answers)
+    assert keys(result) == [("S1", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"), ("S1", "PC04", "PROCESS", "QUERY")]
+    assert rows(result, "PROCESS")[0]["RECOMPUTED"] == "answer not Y/N for IN10=(blank)"
+    assert rows(result, "INELIGIBLE_ENROLLED")[0]["SITE_ASSESSMENT"] == "IN10=(blank); ENROLLED"
