@@ -132,6 +132,39 @@ def _trend(outputs: RunOutputs, trend: pl.DataFrame | None) -> Any:
     )
 
 
+def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[str]:
+    """The few sentences a data manager should read first; each from the data, none when all is well."""
+    points: list[str] = []
+    disc = outputs.discrepancies
+    new_important = disc.filter((pl.col("STATUS") == "NEW") & (pl.col("SEVERITY") == "IMPORTANT"))
+    if new_important.height:
+        subjects = new_important["USUBJID"].drop_nulls().unique().sort().to_list()
+        shown = ", ".join(subjects[:5]) + (f" and {len(subjects) - 5} more" if len(subjects) > 5 else "")
+        points.append(f"{new_important.height} new important deviation(s) tonight, for {shown}.")
+    manifest = outputs.run_manifest
+    for item in manifest.get("sites_not_audited") or []:
+        points.append(f"Site {item['site']} was not audited: {item['reason']}.")
+    rejected = [d for d in manifest.get("deliveries") or [] if d["status"] == "REJECTED"]
+    if rejected:
+        sites = sorted({d["site"] for d in rejected})
+        points.append(f"{len(rejected)} deliver{'y was' if len(rejected) == 1 else 'ies were'} rejected "
+                      f"(site {', '.join(sites)}); see below for the reasons.")
+    unbalanced = [r["DOMAIN"] for r in manifest.get("reconciliation") or [] if not r["BALANCED"]]
+    if unbalanced:
+        points.append(f"Rows do not reconcile for {', '.join(unbalanced)}: rows went missing between stages; "
+                      "examine the run before relying on it.")
+    red = risk.filter(pl.col("FLAG").abs() >= 2).sort(pl.col("Z").abs(), descending=True)
+    for row in red.head(5).iter_rows(named=True):
+        side = "above" if row["FLAG"] > 0 else "below"
+        points.append(f"Site {row['SITEID']}: {row['LABEL'].lower()} {row['RATE']:.3g} is far {side} the study's "
+                      f"{row['STUDY_RATE']:.3g} (z = {row['Z']:.1f}).")
+    live = current(disc).filter(pl.col("DAYS_OPEN").is_not_null()).sort("DAYS_OPEN", descending=True)
+    if live.height and (live["DAYS_OPEN"][0] or 0) >= 14:
+        old = live.filter(pl.col("DAYS_OPEN") >= 14).height
+        points.append(f"{old} finding(s) open for 14 days or more (longest {live['DAYS_OPEN'][0]} days).")
+    return points
+
+
 def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
                   previous_run: str | None = None, trend: pl.DataFrame | None = None) -> dict[str, Any]:
     """Everything report.html.j2 shows, as plain values (`previous_run`: as-of date compared with;
@@ -159,6 +192,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     manifest = outputs.run_manifest
     return {
         "head": head,
+        "key_points": key_points(outputs, head, risk),
         "manifest": manifest,
         "generated_at": manifest.get("generated_at"),
         "software_version": manifest.get("software_version", ""),

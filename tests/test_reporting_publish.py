@@ -132,3 +132,13 @@ def test_tables_are_byte_identical_across_processes(outputs):
     here = {f.key: hashlib.sha256(f.data).hexdigest() for f in render_outputs(outputs)}
     for name in [*TABLE_FILES, "dv.xpt", "site_queries/101.csv"]:
         assert other[name] == here[name], name
+
+
+def test_site_text_is_escaped_in_the_report(outputs):
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    disc = outputs.discrepancies.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(hostile)).otherwise(pl.col("EVIDENCE")).alias("EVIDENCE"))
+    files = {f.key: f.data for f in render_outputs(replace(outputs, discrepancies=disc))}
+    html = files["report.html"].decode()
+    assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1  # only the report's own filter script

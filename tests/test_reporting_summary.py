@@ -82,3 +82,24 @@ def test_not_audited_lists_problems_not_routine_supersession():
         ("103", "D3", "INCOMPLETE", "no manifest.json"),
         ("104", None, "SITE NOT AUDITED", "every complete delivery was rejected"),
     ]
+
+
+def test_key_points_name_what_needs_attention():
+    from reporting.html import key_points
+
+    base = outputs()
+    manifest = dict(base.run_manifest)
+    manifest["reconciliation"] = [{"DOMAIN": "LB", "BALANCED": False}, {"DOMAIN": "DM", "BALANCED": True}]
+    disc = base.discrepancies.with_columns(pl.lit(20, pl.Int64).alias("DAYS_OPEN"))
+    run = replace(base, run_manifest=manifest, discrepancies=disc)
+    risk = pl.DataFrame({"SITEID": ["101", "102"], "LABEL": ["Query rate", "Query rate"], "RATE": [0.7, 0.2],
+                         "STUDY_RATE": [0.18, 0.18], "Z": [9.54, 0.3], "FLAG": [2, 0]})
+    points = key_points(run, headline(run), risk)
+    assert points == [
+        "1 new important deviation(s) tonight, for S1.",
+        "Site 199 was not audited: newest delivery rejected and no earlier complete delivery.",
+        "1 delivery was rejected (site 199); see below for the reasons.",
+        "Rows do not reconcile for LB: rows went missing between stages; examine the run before relying on it.",
+        "Site 101: query rate 0.7 is far above the study's 0.18 (z = 9.5).",
+        "3 finding(s) open for 14 days or more (longest 20 days).",
+    ]
