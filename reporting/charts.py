@@ -40,7 +40,8 @@ def _heat_colour(value: float, top: float) -> str:
 
 def heatmap(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[str, str], int], title: str) -> Markup:
     """Rows (sites) x columns (criteria) with the count in each cell, darker for more."""
-    cell, left, top = 26, 70, 56
+    cell, top = 26, 56
+    left = 14 + 6.6 * max((len(r) for r in rows), default=4)
     width, height = left + cell * max(len(columns), 1) + 10, top + cell * max(len(rows), 1) + 10
     peak = max(cells.values(), default=0)
     body = []
@@ -54,7 +55,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[str, 
             value = cells.get((row, column), 0)
             x = left + j * cell
             body.append(
-                f"<rect x='{x}' y='{y}' width='{cell - 2}' height='{cell - 2}' rx='3' "
+                f"<rect x='{x:.1f}' y='{y}' width='{cell - 2}' height='{cell - 2}' rx='3' "
                 f"fill='{_heat_colour(value, peak)}'><title>{escape(f'site {row}, {column}: {value}')}</title></rect>"
             )
             if value:
@@ -73,7 +74,8 @@ class Bar:
 def hbars(bars: Sequence[Bar], colours: Sequence[str], legend: Sequence[str], title: str,
           overlay: bool = False, plot: int = 420) -> Markup:
     """Horizontal bars, one per item; segments stacked, or drawn over each other when `overlay`."""
-    row, left, top = 20, 80, 24
+    row, top = 20, 24
+    left = 14 + 6.6 * max((len(b.label) for b in bars), default=4)
     right = 12 + 6.2 * max((len(b.note) for b in bars), default=0)
     width, height = left + plot + right, top + row * max(len(bars), 1) + 8
     peak = max((max(b.values) if overlay else sum(b.values)) for b in bars) if bars else 0
@@ -81,7 +83,7 @@ def hbars(bars: Sequence[Bar], colours: Sequence[str], legend: Sequence[str], ti
     body = []
     x = left
     for colour, name in zip(colours, legend, strict=True):
-        body.append(f"<rect x='{x}' y='6' width='10' height='10' fill='{colour}'/>")
+        body.append(f"<rect x='{x:.1f}' y='6' width='10' height='10' fill='{colour}'/>")
         body.append(_text(x + 14, 15, name))
         x += 24 + 7 * len(name)
     for i, bar in enumerate(bars):
