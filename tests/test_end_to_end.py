@@ -1,0 +1,137 @@
+"""The product as a user runs it: generated deliveries on a moto S3 server, the CLI, the tables.
+
+These are the acceptance tests of the walking skeleton and of the demo's promise: every planted
+problem is found with its class and severity, nothing is reported for clean subjects, every planted
+bad row is named in the findings, and the reconciliation balances.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import boto3
+import polars as pl
+import pytest
+
+from generator import generate
+from generator.scoring import score
+from storage import S3Store
+
+AS_OF = "2026-11-28"
+CLI = str(Path(sys.executable).with_name("screening-audit"))
+
+
+def _cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-home")),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        AWS_ENDPOINT_URL=s3_endpoint,
+        COLUMNS="120",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def audited(s3_endpoint: str, cli_env: dict[str, str]) -> dict:
+    """One study generated on the S3 server and audited once through the CLI."""
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket="e2e-landing")
+    client.create_bucket(Bucket="e2e-reports")
+    landing = S3Store("s3://e2e-landing/incoming", endpoint_url=s3_endpoint)
+    generate(landing, study="SZ003", sites=8, subjects=240, seed=11, as_of=date.fromisoformat(AS_OF))
+    result = _cli("run", "--landing", "s3://e2e-landing/incoming", "--reports", "s3://e2e-reports/audit",
+                  "--as-of", AS_OF, env=cli_env)
+    reports = S3Store("s3://e2e-reports/audit", endpoint_url=s3_endpoint)
+    return {
+        "result": result,
+        "reports": reports,
+        "prefix": f"SZ003/{AS_OF}",
+        "truth": json.loads(landing.read_bytes("SZ003/ground_truth.json")),
+    }
+
+
+def _table(audited: dict, name: str) -> pl.DataFrame:
+    return pl.read_parquet(io.BytesIO(audited["reports"].read_bytes(f"{audited['prefix']}/{name}.parquet")))
+
+
+def test_cli_run_completes_and_prints_the_report_location(audited: dict) -> None:
+    result = audited["result"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f"s3://e2e-reports/audit/SZ003/{AS_OF}/report.html"
+
+
+def test_every_output_of_audit_outputs_md_is_published(audited: dict) -> None:
+    keys = {obj.key.removeprefix(audited["prefix"] + "/") for obj in audited["reports"].list(audited["prefix"])}
+    for table in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
+        assert {f"{table}.csv", f"{table}.parquet"} <= keys
+    assert {"dv.xpt", "report.html", "report.xlsx", "run_manifest.json", "data_docs/index.html"} <= keys
+    assert any(key.startswith("site_queries/") and key.endswith(".csv") for key in keys)
+
+
+def test_planted_problems_are_found_and_nothing_else(audited: dict) -> None:
+    result = score(audited["truth"], _table(audited, "discrepancies"), _table(audited, "validation"))
+    assert result.missed == []
+    assert result.unexpected == []
+    assert result.found == result.expected > 10
+
+
+def test_no_finding_for_subjects_generated_clean(audited: dict) -> None:
+    truth = audited["truth"]
+    planted = {p["usubjid"] for p in truth["problems"] if p.get("usubjid")}
+    findings = _table(audited, "validation").filter(
+        pl.col("USUBJID").is_not_null() & ~pl.col("USUBJID").is_in(sorted(planted))
+    )
+    assert findings.select("DOMAIN", "VARIABLE", "EXPECTATION", "MESSAGE").unique().to_dicts() == []
+
+
+def test_planted_bad_rows_are_named_in_the_findings(audited: dict) -> None:
+    truth = audited["truth"]
+    findings = _table(audited, "validation")
+    named = set(findings.get_column("SOURCE").drop_nulls().to_list())
+    missing = [row for row in truth["data_quality"] if row.get("source") and row["source"] not in named]
+    assert missing == []
+
+
+def test_deliveries_rejected_and_incomplete_are_in_the_manifest(audited: dict) -> None:
+    manifest = json.loads(audited["reports"].read_bytes(f"{audited['prefix']}/run_manifest.json"))
+    text = json.dumps(manifest)
+    for planted in audited["truth"]["deliveries"]:
+        assert planted["delivery"] in text
+        assert planted["expected_status"] in text
+
+
+def test_reconciliation_balances_for_every_domain(audited: dict) -> None:
+    manifest = json.loads(audited["reports"].read_bytes(f"{audited['prefix']}/run_manifest.json"))
+    reconciliation = manifest["reconciliation"]
+    rows = reconciliation if isinstance(reconciliation, list) else list(reconciliation.values())
+    assert len(rows) >= 11
+    for row in rows:
+        assert row["RECEIVED"] == row["VALIDATED"] == row["EVALUATED"] + row["REJECTED"], row
+        assert row["BALANCED"] is True
+
+
+def test_outputs_identify_subjects_only_by_usubjid_and_siteid(audited: dict) -> None:
+    for name in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
+        columns = set(_table(audited, name).columns)
+        assert not columns & {"BRTHDTC", "SUBJID", "INITIALS", "NAME"}, name
+
+
+def test_nothing_to_audit_exits_non_zero_with_one_line_reason(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    (tmp_path / "landing" / "SZ003").mkdir(parents=True)
+    result = _cli("run", "--landing", str(tmp_path / "landing"), "--reports", str(tmp_path / "reports"),
+                  "--as-of", AS_OF, env=cli_env)
+    assert result.returncode != 0
+    assert "nothing audited" in result.stderr
+    assert not (tmp_path / "reports" / "SZ003" / AS_OF).exists()
