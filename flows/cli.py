@@ -116,8 +116,9 @@ def demo(
     """Start a local S3 endpoint, generate a study, audit it, and print where the report is."""
     from flows.demo import run_demo
 
-    summary, local_report = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
+    summary, local_report, result = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
     _print_summary(summary)
+    console.print(("[green]" if result.perfect else "[yellow]") + result.line())
     console.print(f"sponsor bucket copy: {summary.report}")
     typer.echo(f"report: {local_report}")
 

@@ -14,10 +14,16 @@ REPORTS_BUCKET = "sponsor-reports"
 def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Console):
     """Run the whole product once against moto's S3 server; mirror the reports into `out`.
 
-    Returns the flow's summary and the local path of report.html.
+    Returns the flow's summary, the local path of report.html, and how the run scored against
+    the generator's ground truth (every planted problem found, nothing else).
     """
+    import json
+
+    import polars as pl
+
     from flows.nightly import nightly_audit
     from generator import generate
+    from generator.scoring import score
     from storage import LocalStore, open_store
     from storage.local_endpoint import local_s3_endpoint
 
@@ -37,4 +43,8 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
         prefix = f"SZ003/{as_of.isoformat()}"
         for obj in remote.list(prefix):
             local.write_bytes(obj.key, remote.read_bytes(obj.key))
-    return summary, local.root / prefix / "report.html"
+        truth = json.loads(open_store(landing, endpoint).read_bytes("SZ003/ground_truth.json"))
+    run_dir = local.root / prefix
+    result = score(truth, pl.read_parquet(run_dir / "discrepancies.parquet"),
+                   pl.read_parquet(run_dir / "validation.parquet"))
+    return summary, run_dir / "report.html", result
