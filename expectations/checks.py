@@ -23,7 +23,6 @@ from checks.values import (
     format_number,
     parse_number,
     qualitative_result,
-    to_protocol_unit,
     unit_problem,
 )
 from contracts.domains import DomainSpec
@@ -64,8 +63,17 @@ class Check:
 
 @dataclass
 class Piece:
+    """A check and the columns it needs.
+
+    `derived` are row-wise expressions (a row's value depends on that row only), so `prepare` may
+    compute them once per distinct input; `windowed` look at other rows (counts over a key) and are
+    computed on the whole frame after them; `after` are row-wise again, reading windowed columns.
+    """
+
     check: Check
-    derived: dict[str, pl.Expr] = field(default_factory=dict)  # prepared-frame columns (from delivered)
+    derived: dict[str, pl.Expr] = field(default_factory=dict)
+    windowed: dict[str, pl.Expr] = field(default_factory=dict)
+    after: dict[str, pl.Expr] = field(default_factory=dict)
     ge: dict[str, pl.Expr] = field(default_factory=dict)  # GE-frame columns (from the prepared frame)
 
 
@@ -196,25 +204,32 @@ def build_key(ctx: Context) -> list[Piece]:
     key = list(ctx.spec.key)
     if not key:
         return []
-    values = [value_of(v, ctx).alias(v) for v in key]
+    values = [f"X_KEY_{v}" for v in key]
     count = pl.len().over(values)
-    identical = pl.col("X_ROW_HASH").n_unique().over(values) == 1
-    first = pl.int_range(pl.len()).over(values) == 0
-    derived = {
-        "X_KEY": pl.concat_str([pl.concat_str([pl.lit(f"{v}="), value_of(v, ctx).fill_null("(blank)")])
-                                for v in key], separator=", "),
+    identical = pl.len().over([*values, "X_ROW_HASH"]) == count
+    first = pl.struct(values).is_first_distinct()
+    derived = {f"X_KEY_{v}": value_of(v, ctx) for v in key}
+    derived["X_KEY"] = pl.concat_str([pl.concat_str([pl.lit(f"{v}="), value_of(v, ctx).fill_null("(blank)")])
+                                      for v in key], separator=", ")
+    windowed = {
         "X_KEY_COUNT": count,
-        "X_DUP_KIND": pl.when(identical).then(pl.lit("identical copies")).otherwise(pl.lit("conflicting values")),
-        "X_DUP_ACTION": pl.when(identical).then(pl.lit("only the first copy is used"))
+        "X_DUP_IDENTICAL": identical,
+        "X_DUP_FIRST": first,
+    }
+    after = {
+        "X_DUP_KIND": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("identical copies"))
+        .otherwise(pl.lit("conflicting values")),
+        "X_DUP_ACTION": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("only the first copy is used"))
         .otherwise(pl.lit("none of them is used")),
-        "X_DUP_REJECT": (count > 1) & ~(identical & first),
+        "X_DUP_REJECT": (pl.col("X_KEY_COUNT") > 1) & ~(pl.col("X_DUP_IDENTICAL") & pl.col("X_DUP_FIRST")),
     }
     if len(key) == 1:
         expectation, kwargs = "expect_column_values_to_be_unique", {"column": key[0]}
     else:
         expectation, kwargs = "expect_compound_columns_to_be_unique", {"column_list": key}
     check = _check(ctx, CheckKind.UNIQUE_KEY, "+".join(key), expectation, kwargs, reject_when="X_DUP_REJECT")
-    return [Piece(check, derived=derived, ge={v: value_of(v, ctx) for v in key})]
+    return [Piece(check, derived=derived, windowed=windowed, after=after,
+                  ge={v: pl.col(f"X_KEY_{v}") for v in key})]
 
 
 # ------------------------------------------------------------------------------------ results & units
@@ -241,35 +256,67 @@ def _lookup(ctx: Context, value: Callable[[object], object], dtype: pl.DataType)
     return test.replace_strict(_test_map(ctx, value), default=None, return_dtype=dtype)
 
 
+def _conversion(ctx: Context, unit: pl.Expr, part: str) -> pl.Expr:
+    """One parameter of the catalog conversion of (test, canonical unit): factor, divide, offset, log10.
+
+    Looked up from checks/units.yaml per (test, unit) pair; a blank unit converts only for tests the
+    catalog marks `unitless`. Null when the unit is not accepted for the test.
+    """
+    table: dict[str, float] = {}
+    for code, entry in ctx.catalog.domain_tests(ctx.domain).items():
+        pairs = list(entry.accepted.items())
+        if entry.unitless and entry.unit:
+            pairs.append(("", entry.accepted[entry.unit]))
+        for name, conv in pairs:
+            table[f"{code}|{name}"] = float(conv.log10) if part == "log10" else getattr(conv, part)
+    key = pl.concat_str([coded_value(ctx.config.results[ctx.domain].test), pl.lit("|"), unit.fill_null("")])
+    return key.replace_strict(table, default=None, return_dtype=pl.Float64)
+
+
+def convert(number: pl.Expr, prefix: str) -> pl.Expr:
+    """number -> protocol unit with the joined conversion columns, exactly as checks.values.to_protocol_unit."""
+    base = pl.when(pl.col(f"{prefix}LOG10") == 1.0).then(pl.lit(10.0).pow(number)).otherwise(number)
+    converted = base * pl.col(f"{prefix}FACTOR") / pl.col(f"{prefix}DIVIDE") + pl.col(f"{prefix}OFFSET")
+    return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)
+
+
 def _result_columns(ctx: Context) -> dict[str, pl.Expr]:
-    """Derived columns shared by the result checks (parsed number, unit, protocol unit, ranges)."""
+    """Derived columns shared by the result checks (parsed number, unit, protocol unit, plausibility).
+
+    Everything that depends on the test and unit only (kind, protocol unit, conversion, plausible
+    range, unit problem) reads two or three columns with few distinct values, so `prepare` computes
+    it once per distinct (test, unit) and joins it back: the catalog acts as a joined reference table.
+    """
     roles = ctx.config.results[ctx.domain]
     test = coded_value(roles.test)
     number = parse_number(roles.result, "DECIMAL").struct.field("number")
-    kind = _lookup(ctx, lambda e: e.kind.value, pl.String)
     numeric_reading = (_lookup(ctx, lambda e: True if e.kind is TestKind.NUMERIC or e.positive_above is not None
                                else None, pl.Boolean).fill_null(False))
     applies = blank_to_null(roles.result).is_not_null() & ~_not_done(ctx)
-    needs_unit = applies & number.is_not_null() & numeric_reading
-    value = to_protocol_unit(number, test, roles.unit, ctx.catalog, ctx.domain)
     plo = _lookup(ctx, lambda e: e.plausible[0] if e.plausible else None, pl.Float64)
     phi = _lookup(ctx, lambda e: e.plausible[1] if e.plausible else None, pl.Float64)
+    punit = _lookup(ctx, lambda e: e.unit, pl.String)
+    cunit = canonical_unit(roles.unit, ctx.catalog)
+    columns = {f"X_CONV_{part.upper()}": _conversion(ctx, cunit, part) for part in ("factor", "divide", "offset",
+                                                                                   "log10")}
+    value = convert(pl.col("X_NUMBER"), "X_CONV_")
     return {
+        **columns,
         "X_TEST": test,
-        "X_KIND": kind,
+        "X_KIND": _lookup(ctx, lambda e: e.kind.value, pl.String),
         "X_RESULT_TEXT": blank_to_null(roles.result),
         "X_UNIT_TEXT": blank_to_null(roles.unit).fill_null("(no unit)"),
         "X_NUMBER": number,
         "X_APPLIES": applies,
-        "X_NEEDS_UNIT": needs_unit,
+        "X_NUMERIC_READING": numeric_reading,
+        "X_NEEDS_UNIT": pl.col("X_APPLIES") & pl.col("X_NUMBER").is_not_null() & pl.col("X_NUMERIC_READING"),
         "X_UNIT_PROBLEM": unit_problem(test, roles.unit, ctx.catalog, ctx.domain),
-        "X_VALUE": pl.when(needs_unit).then(value),
-        "X_CONVERTED_TEXT": pl.when(canonical_unit(roles.unit, ctx.catalog).fill_null("")
-                                    != _lookup(ctx, lambda e: e.unit, pl.String).fill_null(""))
-        .then(pl.concat_str([pl.lit(" ("), format_number(value), pl.lit(" "),
-                             _lookup(ctx, lambda e: e.unit, pl.String), pl.lit(")")]))
+        "X_VALUE": pl.when(pl.col("X_NEEDS_UNIT")).then(value),
+        "X_CONVERTED_TEXT": pl.when(cunit.fill_null("") != punit.fill_null(""))
+        .then(pl.concat_str([pl.lit(" ("), format_number(pl.col("X_VALUE")), pl.lit(" "), pl.col("X_PUNIT"),
+                             pl.lit(")")]))
         .otherwise(pl.lit("")),
-        "X_PUNIT": _lookup(ctx, lambda e: e.unit, pl.String),
+        "X_PUNIT": punit,
         "X_PLO": plo,
         "X_PHI": phi,
         "X_PLAUSIBLE_TEXT": pl.concat_str([format_number(plo), pl.lit("-"), format_number(phi)]),
@@ -327,8 +374,7 @@ def build_ranges(ctx: Context) -> list[Piece]:
         number = parse_number(variable, "DECIMAL").struct.field("number")
         derived[f"X_{role}_TEXT"] = blank_to_null(variable).fill_null("(blank)")
         derived[f"X_{role}_NUM"] = pl.when(numeric).then(number)
-        derived[f"X_{role}_STD"] = to_protocol_unit(number, coded_value(roles.test), roles.unit, ctx.catalog,
-                                                     ctx.domain)
+        derived[f"X_{role}_STD"] = convert(number, "X_CONV_")
         column = f"{role}_NUMERIC"
         check = _check(ctx, CheckKind.RANGE_NUMERIC, variable, *_true(column), excludes=(variable,))
         pieces.append(Piece(check, derived=derived, ge={
@@ -394,7 +440,7 @@ def build_needs(ctx: Context) -> list[Piece]:
 
 def _test_variable(ctx: Context, domain: str) -> str:
     roles = ctx.config.results.get(domain)
-    return roles.test if roles is not None else ctx.config.test_variables[domain]
+    return (roles or ctx.config.test_variables[domain]).test
 
 
 def _joined_list(column: str) -> pl.Expr:

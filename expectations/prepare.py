@@ -17,6 +17,8 @@ from expectations.subjects import decisions, missing_criteria, missing_results
 
 #: columns ingestion adds to every frame (see contracts.records.SiteIngest)
 INGEST_COLUMNS = ("SOURCE", "DELIVERY_SITEID", "DECIMAL")
+#: prefix of the prepared columns that become the GE frame's columns (without the prefix)
+GE_PREFIX = "G_"
 
 
 def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFrame:
@@ -65,6 +67,7 @@ def _with_needs(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx) -> p
 def _layers(derived: dict[str, pl.Expr], available: set[str]) -> list[dict[str, pl.Expr]]:
     """Split derived columns into layers so that each layer only reads columns of earlier ones."""
     pending, layers = dict(derived), []
+    available = set(available)
     while pending:
         layer = {name: expr for name, expr in pending.items()
                  if set(expr.meta.root_names()) <= available}
@@ -77,6 +80,34 @@ def _layers(derived: dict[str, pl.Expr], available: set[str]) -> list[dict[str, 
     return layers
 
 
+#: compute a row-wise group once per distinct input when there are at least this many rows per value
+_UNIQUE_RATIO = 4
+
+
+def _add_rowwise(frame: pl.DataFrame, columns: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Add row-wise columns; a group reading few distinct input combinations is computed on those only.
+
+    Parsing a unit, a test code or a date is the same work for every row with the same text, and a
+    trial has a few hundred distinct units but hundreds of thousands of rows: the distinct inputs are
+    evaluated and joined back (the catalog and parsers become joined reference tables).
+    """
+    for layer in _layers(columns, set(frame.columns)):
+        groups: dict[tuple[str, ...], dict[str, pl.Expr]] = {}
+        for name, expr in layer.items():
+            groups.setdefault(tuple(sorted(set(expr.meta.root_names()))), {})[name] = expr
+        direct: dict[str, pl.Expr] = {}
+        for roots, exprs in groups.items():
+            distinct = frame.select(roots).unique() if roots else None
+            if distinct is not None and distinct.height * _UNIQUE_RATIO <= frame.height:
+                table = distinct.with_columns(expr.alias(name) for name, expr in exprs.items())
+                frame = frame.join(table, on=list(roots), how="left", nulls_equal=True, maintain_order="left")
+            else:
+                direct.update(exprs)
+        if direct:
+            frame = frame.lazy().with_columns(expr.alias(name) for name, expr in direct.items()).collect()
+    return frame
+
+
 def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.DataFrame:
     """The prepared frame of ctx.spec's domain: delivered columns + joins + derived columns."""
     frame = delivered(domains, ctx.spec)
@@ -87,17 +118,27 @@ def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.Da
     )
     frame = _with_needs(frame, domains, ctx) if ctx.spec.code == "DM" else _with_subject(frame, domains)
     derived: dict[str, pl.Expr] = {}
+    windowed: dict[str, pl.Expr] = {}
+    after: dict[str, pl.Expr] = {}
     for piece in pieces:
         derived.update(piece.derived)
-    lazy = frame.lazy()
-    for layer in _layers(derived, set(frame.columns)):
-        lazy = lazy.with_columns(expr.alias(name) for name, expr in layer.items())
-    return lazy.collect()
+        windowed.update(piece.windowed)
+        after.update(piece.after)
+    frame = _add_rowwise(frame, derived)
+    if windowed:
+        frame = frame.with_columns(expr.alias(name) for name, expr in windowed.items())
+    frame = _add_rowwise(frame, after)
+    # the GE columns are row-wise too: computed here, so that they also benefit from distinct inputs
+    return _add_rowwise(frame, {GE_PREFIX + name: expr for name, expr in _ge_columns(pieces).items()})
+
+
+def _ge_columns(pieces: list[Piece]) -> dict[str, pl.Expr]:
+    columns: dict[str, pl.Expr] = {}
+    for piece in pieces:
+        columns.update(piece.ge)
+    return columns
 
 
 def ge_frame(prepared: pl.DataFrame, pieces: list[Piece]) -> pl.DataFrame:
     """The narrow frame the suite runs on: SOURCE plus every column an expectation reads."""
-    columns: dict[str, pl.Expr] = {}
-    for piece in pieces:
-        columns.update(piece.ge)
-    return prepared.select(pl.col("SOURCE"), *(expr.alias(name) for name, expr in columns.items()))
+    return prepared.select(pl.col("SOURCE"), *(pl.col(GE_PREFIX + name).alias(name) for name in _ge_columns(pieces)))

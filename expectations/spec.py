@@ -8,7 +8,7 @@ triggers, the readable messages). Unknown keys are errors, so a typo cannot sile
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -81,7 +81,7 @@ class Condition:
     """When a conditionally needed result is needed (see `conditional_needs` in suites.yaml)."""
 
     sex: tuple[str, ...] = ()
-    positive_any: tuple[str, ...] = ()  # "LB.HBSAG"
+    result_any: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "LB.HBSAG" -> ("POSITIVE",)
     with_tests: tuple[str, ...] = ()  # "LB.CREAT"
 
 
@@ -92,7 +92,7 @@ class SuiteConfig:
     required_exceptions: dict[str, dict[str, str]]  # domain -> variable -> "not_done" | "unit"
     identifying: tuple[str, ...]
     needed_decisions: tuple[str, ...]
-    test_variables: dict[str, str]  # domain -> test-code variable, for needs outside `results`
+    test_variables: dict[str, ResultRoles]  # domain -> test / result variables, for needs outside `results`
     alternatives: tuple[tuple[str, ...], ...]  # ("TR.LDIAM", "TR.LPERP"): any one is enough
     ie_decisions: tuple[str, ...]
     conditional_needs: dict[str, Condition]  # "LB.HCG" -> condition
@@ -104,7 +104,7 @@ _TOP = {"results", "not_done", "required_exceptions", "identifying", "needed_res
         "conditional_needs", "reference_limits", "checks"}
 _ROLE_KEYS = {"test", "result", "unit", "low", "high", "status"}
 _CHECK_KEYS = {"meaning", "action", "message", "observed"}
-_CONDITION_KEYS = {"sex", "positive_any", "with"}
+_CONDITION_KEYS = {"sex", "result_any", "with"}
 _EXCEPTIONS = {"not_done", "unit"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -154,9 +154,12 @@ def parse_suites(raw: object) -> SuiteConfig:
         entry = _strict(f"conditional_needs.{test}", cond, _CONDITION_KEYS)
         if "." not in test:
             raise SuiteConfigError(f"conditional_needs: {test!r} must be DOMAIN.TESTCD")
+        result_any = {str(t).upper(): tuple(str(v) for v in values)
+                      for t, values in (entry.get("result_any") or {}).items()}
+        if any("." not in t for t in result_any):
+            raise SuiteConfigError(f"conditional_needs.{test}.result_any: keys must be DOMAIN.TESTCD")
         conditions[test.upper()] = Condition(
-            sex=tuple(entry.get("sex") or ()), positive_any=tuple(entry.get("positive_any") or ()),
-            with_tests=tuple(entry.get("with") or ()))
+            sex=tuple(entry.get("sex") or ()), result_any=result_any, with_tests=tuple(entry.get("with") or ()))
     needed = body.get("needed_results") or {}
     limits: dict[tuple[str, str], tuple[float, float]] = {}
     for dom, tests in (body.get("reference_limits") or {}).items():
@@ -170,7 +173,9 @@ def parse_suites(raw: object) -> SuiteConfig:
         required_exceptions=exceptions,
         identifying=tuple(body.get("identifying") or ()),
         needed_decisions=_decisions("needed_results", needed, {"test_variables", "alternatives"}),
-        test_variables={str(d).upper(): str(v) for d, v in (needed.get("test_variables") or {}).items()},
+        test_variables={str(d).upper(): ResultRoles(unit="", **_strict(f"needed_results.test_variables.{d}", v,
+                                                                       {"test", "result"}))
+                        for d, v in (needed.get("test_variables") or {}).items()},
         alternatives=tuple(tuple(str(t).upper() for t in group) for group in needed.get("alternatives") or ()),
         ie_decisions=_decisions("ie_checklist", body.get("ie_checklist") or {}),
         conditional_needs=conditions,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.units import UnitCatalog
+from checks.units import TestKind, UnitCatalog
 from checks.values import blank_to_null, coded_value, qualitative_result
-from expectations.spec import SuiteConfig
+from expectations.spec import ResultRoles, SuiteConfig
 
 ENROLLED, SCREEN_FAILURE, IN_SCREENING = "ENROLLED", "SCREEN FAILURE", "IN SCREENING"
 
@@ -54,6 +54,11 @@ def _present(domains: dict[str, pl.DataFrame], domain: str, test_var: str, resul
             .unique())
 
 
+def roles_of(config: SuiteConfig, domain: str) -> ResultRoles:
+    """The test / result variables of a domain (suites.yaml `results` or `needed_results.test_variables`)."""
+    return config.results.get(domain) or config.test_variables[domain]
+
+
 def _conditions(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog) -> pl.DataFrame:
     """USUBJID x conditional item -> whether the item is needed for that subject."""
     dm = _frame(domains, "dm", ["USUBJID", "SEX"]).select(
@@ -65,10 +70,9 @@ def _conditions(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: 
         if cond.sex:
             needed = needed & pl.col("SEX").is_in(list(cond.sex)).fill_null(False)
         frame = dm.with_columns(pl.lit(domain).alias("DOMAIN"), pl.lit(code).alias("ITEM"))
-        if cond.positive_any:
-            positive = _positives(domains, config, catalog, cond.positive_any)
-            frame = frame.join(positive, on="USUBJID", how="left")
-            needed = needed & pl.col("POSITIVE").fill_null(False)
+        if cond.result_any:
+            frame = frame.join(_results_in(domains, config, catalog, cond.result_any), on="USUBJID", how="left")
+            needed = needed & pl.col("MATCH").fill_null(False)
         rows.append(frame.select("USUBJID", "DOMAIN", "ITEM", needed.alias("CONDITION")))
     if not rows:
         return pl.DataFrame(schema={"USUBJID": pl.String, "DOMAIN": pl.String, "ITEM": pl.String,
@@ -76,18 +80,20 @@ def _conditions(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: 
     return pl.concat(rows)
 
 
-def _positives(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog,
-               tests: tuple[str, ...]) -> pl.DataFrame:
-    """USUBJID -> POSITIVE: any result of these qualitative tests reads POSITIVE."""
+def _results_in(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog,
+                wanted: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """USUBJID -> MATCH: any result of the listed tests reads one of its listed values."""
     frames = []
-    for test in tests:
+    for test, values in wanted.items():
         domain, code = test.split(".", 1)
-        roles = config.results[domain]
+        roles = roles_of(config, domain)
+        entry = catalog.test(domain, code)
+        qualitative = entry is not None and entry.kind is TestKind.QUALITATIVE
+        value = qualitative_result(roles.result, catalog) if qualitative else coded_value(roles.result)
         frame = _frame(domains, domain.lower(), ["USUBJID", roles.test, roles.result])
         frames.append(frame.filter(coded_value(roles.test) == code).select(
-            blank_to_null("USUBJID").alias("USUBJID"),
-            (qualitative_result(roles.result, catalog) == "POSITIVE").alias("POSITIVE")))
-    return pl.concat(frames).group_by("USUBJID").agg(pl.col("POSITIVE").fill_null(False).any())
+            blank_to_null("USUBJID").alias("USUBJID"), value.is_in(list(values)).alias("MATCH")))
+    return pl.concat(frames).group_by("USUBJID").agg(pl.col("MATCH").fill_null(False).any())
 
 
 def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tuple[str, ...], ...]],
@@ -100,11 +106,8 @@ def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tup
         schema={"DOMAIN": pl.String, "ITEM": pl.String, "TEST": pl.String})
     present_frames = []
     for dom in needs:
-        roles = config.results.get(dom)
-        if roles is not None:
-            present = _present(domains, dom.lower(), roles.test, roles.result, roles.status, config.not_done)
-        else:
-            present = _present(domains, dom.lower(), config.test_variables[dom], None, None, config.not_done)
+        roles = roles_of(config, dom)
+        present = _present(domains, dom.lower(), roles.test, roles.result, roles.status, config.not_done)
         present_frames.append(present.with_columns(pl.lit(dom).alias("DOMAIN"), pl.lit(True).alias("HAS")))
     present = (pl.concat(present_frames) if present_frames
                else pl.DataFrame(schema={"USUBJID": pl.String, "TEST": pl.String, "DOMAIN": pl.String,
