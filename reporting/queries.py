@@ -118,6 +118,10 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     rows = rows.with_columns(
         _with_unit("VALUE", "UNIT").alias("VALUE_TEXT"),
         _with_unit("LIMIT", "UNIT").alias("LIMIT_TEXT"),
+        # the reason, unless the evidence sentence already gives it (say it once)
+        pl.when(pl.col("EVIDENCE").is_null()
+                | ~pl.col("EVIDENCE").str.contains(pl.col("REASON"), literal=True).fill_null(False))
+        .then(pl.col("REASON")).alias("REASON_ONLY"),
         _no_full_stop("EVIDENCE"),
         _no_full_stop("MESSAGE"),
     )

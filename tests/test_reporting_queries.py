@@ -106,3 +106,10 @@ def test_split_by_site():
 def test_render_template(template, row, expected):
     frame = pl.DataFrame([row], schema={"X": pl.String, "Y": pl.String})
     assert frame.select(render_template(template))[0, 0] == expected
+
+
+def test_reason_is_not_repeated_when_the_evidence_gives_it():
+    q = queries([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE",
+                             evidence="IN10.HGB could not be verified: no HGB result in the screening window; "
+                                      "the site enrolled the subject.")])
+    assert q["QUERY_TEXT"][0].count("no HGB result in the screening window") == 1
