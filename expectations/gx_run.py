@@ -3,8 +3,8 @@
 Each call uses its own ephemeral context, so domains can be validated in parallel threads or Dask
 workers; GE keeps some process-wide state (the current project), so the GE part of a call holds a
 lock while the polars preparation around it runs concurrently. The batch is validated directly
-(a v1 `Validator` over the batch definition), which skips GE's results store: the result is written by us, once, with the
-unexpected-row lists cut to a sample so that Data Docs stay small.
+(a v1 `Validator` over the batch definition), which skips GE's results store: the result is written
+by us, once, with the unexpected-row lists cut to a sample so that Data Docs stay small.
 """
 
 from __future__ import annotations
