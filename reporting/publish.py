@@ -66,13 +66,10 @@ def site_file_name(site: str) -> str:
 
 def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
     """The five published tables in canonical form."""
-    return {
-        "subjects": canonical(outputs.subjects, TABLES["subjects"]),
-        "eligibility": canonical(outputs.eligibility, TABLES["eligibility"]),
-        "discrepancies": canonical(outputs.discrepancies, TABLES["discrepancies"]),
-        "validation": canonical(outputs.validation, TABLES["validation"]),
-        "dv": build_dv(outputs.discrepancies, outputs.subjects),
-    }
+    tables = {name: canonical(getattr(outputs, name), TABLES[name])
+              for name in ("subjects", "eligibility", "discrepancies", "validation")}
+    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"])
+    return tables
 
 
 def _summary_sheet(outputs: RunOutputs) -> pl.DataFrame:

@@ -142,3 +142,10 @@ def test_site_text_is_escaped_in_the_report(outputs):
     html = files["report.html"].decode()
     assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.count("<script>") == 1  # only the report's own filter script
+
+
+def test_discrepancies_straight_from_compare_without_history_columns_still_publish(outputs):
+    raw = outputs.discrepancies.drop("STATUS", "FIRST_SEEN", "DAYS_OPEN")
+    files = {f.key: f.data for f in render_outputs(replace(outputs, discrepancies=raw))}
+    dv = pl.read_csv(io.BytesIO(files["dv.csv"]))
+    assert dv.height == outputs.discrepancies.filter(pl.col("SEVERITY") == "IMPORTANT").height > 0
