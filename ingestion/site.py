@@ -122,10 +122,10 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
             if rejected:
                 newer = ", ".join(n for n, _ in rejected)
                 reason = f"fallback: newer delivery {newer} rejected"
-                notes.append(Finding(study, site, Code.DELIVERY_FALLBACK, about_delivery(
+                findings.append(findings_frame([Finding(study, site, Code.DELIVERY_FALLBACK, about_delivery(
                     site, name, f"used instead of the newer delivery {newer}, which was rejected; "
                                 f"the site's latest data are not audited until it is corrected"),
-                    source=f"{prefix}{name}/", observed=newer))
+                    source=f"{prefix}{name}/", observed=newer)]))
             deliveries.append(DeliveryDecision(site, name, DeliveryStatus.USED, reason))
 
     findings.insert(0, findings_frame(notes))
