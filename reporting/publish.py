@@ -117,6 +117,7 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     sheets = [
         ("Summary", _summary_sheet(outputs)),
         ("Sites", site_table(outputs, risk)),
+        ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == "IMPORTANT")),
         ("Queries", queries),
         ("Discrepancies", disc),

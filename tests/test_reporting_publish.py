@@ -149,3 +149,19 @@ def test_discrepancies_straight_from_compare_without_history_columns_still_publi
     files = {f.key: f.data for f in render_outputs(replace(outputs, discrepancies=raw))}
     dv = pl.read_csv(io.BytesIO(files["dv.csv"]))
     assert dv.height == outputs.discrepancies.filter(pl.col("SEVERITY") == "IMPORTANT").height > 0
+
+
+def test_workbook_sheets(outputs):
+    import fastexcel
+
+    files = {f.key: f.data for f in render_outputs(outputs)}
+    book = fastexcel.read_excel(files["report.xlsx"])
+    assert book.sheet_names == ["Summary", "Sites", "Subjects", "Important deviations", "Queries", "Discrepancies",
+                                "Validation findings", "Eligibility matrix", "Site risk", "Reconciliation",
+                                "Not audited", "DV"]
+    subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
+    assert subjects.height == outputs.subjects.height
+    matrix = book.load_sheet("Eligibility matrix", dtypes="string").to_polars()
+    assert matrix.height == outputs.subjects.height and "IN10" in matrix.columns
+    summary = dict(book.load_sheet("Summary", dtypes="string").to_polars().rows())
+    assert summary["SUBJECTS SCREENED"] == str(outputs.subjects.height)
