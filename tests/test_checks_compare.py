@@ -450,3 +450,11 @@ def test_blank_answer_is_recorded_but_not_decided():
     assert keys(result) == [("S1", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"), ("S1", "PC04", "PROCESS", "QUERY")]
     assert rows(result, "PROCESS")[0]["RECOMPUTED"] == "answer not Y/N for IN10=(blank)"
     assert rows(result, "INELIGIBLE_ENROLLED")[0]["SITE_ASSESSMENT"] == "IN10=(blank); ENROLLED"
+
+
+def test_no_subject_gives_empty_tables_with_the_contracted_schema():
+    empty = build([])
+    result = compare(empty, {}, PROTOCOL, AS_OF)
+    assert result.discrepancies.height == 0 and result.subjects.height == 0
+    assert result.subjects.schema == pl.Schema(SUBJECTS)
+    assert result.discrepancies.schema == pl.Schema(DISCREPANCIES)
