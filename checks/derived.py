@@ -257,5 +257,6 @@ def derived_facts(names: set[str], reference: pl.LazyFrame, facts: pl.LazyFrame,
     for name, (builder, _, _) in DERIVED.items():
         if name in wanted:
             # collected at each step: a lazy plan that embeds `facts` in itself grows with every value
-            facts = pl.concat([facts, builder(reference, facts, ctx)], how="vertical_relaxed").collect().lazy()
+            added = pl.concat([facts, builder(reference, facts, ctx)], how="vertical_relaxed")
+            facts = added.collect().rechunk().lazy()
     return facts

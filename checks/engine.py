@@ -211,7 +211,9 @@ def _layout(protocol: Protocol) -> tuple[pl.DataFrame, pl.DataFrame, list[Leaf]]
 
 
 def _prepare_domains(domains: dict[str, pl.DataFrame], rejected: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    return {name.lower(): drop_rejected(frame, rejected) for name, frame in domains.items()}
+    """Drop rejected rows. Frames are rechunked: polars 2.1's streaming engine can panic on string
+    expressions over multi-chunk string columns (seen with frames built by concat and filter)."""
+    return {name.lower(): drop_rejected(frame, rejected).rechunk() for name, frame in domains.items()}
 
 
 def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
@@ -227,12 +229,13 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     excluded, rejected_rows = normalise(exclusions), normalise(rejected)
     clean = _prepare_domains(domains, rejected_rows)
     rows_evaluated = {name: frame.height for name, frame in clean.items()}
-    reference = subject_reference(clean, protocol, as_of, excluded)
+    reference = subject_reference(clean, protocol, as_of, excluded).rechunk()
     nodes, components, leaves = _layout(protocol)
     reference_lazy = reference.lazy()
-    facts = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().lazy()
+    facts = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().rechunk()
     wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
-    facts = derived_facts(wanted, reference_lazy, facts, DerivedContext(clean, catalog, excluded)).collect().lazy()
+    facts = derived_facts(wanted, reference_lazy, facts.lazy(), DerivedContext(clean, catalog, excluded)).collect()
+    facts = facts.rechunk().lazy()
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
     leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)

@@ -133,8 +133,8 @@ def _date_reason(which: str) -> pl.Expr:
     ).alias(f"_{prefix}")
 
 
-def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(result, reason code when undecided, readable limit) of one timing constraint."""
+def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, tuple[str, list[pl.Expr]]]:
+    """(result, reason code when undecided, (limit text template, its arguments)) of one constraint."""
     after = "on_or_after" in constraint
     anchor = _anchor(constraint["on_or_after" if after else "on_or_before"])
     field = constraint["date"]
@@ -148,15 +148,12 @@ def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
         reason = pl.when(on_start.is_null()).then(_date_reason("S")).otherwise(_date_reason("E"))
     if constraint.get("or_ongoing"):
         result = result | pl.col("ONGOING")
-    words = f"{field.replace('_or_', ' or ')} {'on/after' if after else 'on/before'} "
-    if constraint.get("or_ongoing"):
-        limit = pl.format("{}{} or ongoing", pl.lit(words), anchor.dt.to_string("%Y-%m-%d"))
-    else:
-        limit = pl.format("{}{}", pl.lit(words), anchor.dt.to_string("%Y-%m-%d"))
-    return result, pl.when(result.is_null()).then(reason), limit
+    words = f"{field.replace('_or_', ' or ')} {'on/after' if after else 'on/before'} {{}}"
+    words += " or ongoing" if constraint.get("or_ongoing") else ""
+    return result, pl.when(result.is_null()).then(reason), (words, [anchor.dt.to_string("%Y-%m-%d")])
 
 
-def _duration(days: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+def _duration(days: int) -> tuple[pl.Expr, pl.Expr, tuple[str, list[pl.Expr]]]:
     """Consecutive days up to treatment start (exposure after it is not prior exposure), ends inclusive."""
     end_lo = pl.min_horizontal(pl.col("E_LO"), pl.col("TRT_DATE"))
     end_hi = pl.min_horizontal(pl.col("E_HI"), pl.col("TRT_DATE"))
@@ -165,7 +162,7 @@ def _duration(days: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     longest = pl.when(known).then((end_hi - pl.col("S_LO")).dt.total_days() + 1)
     result = pl.when(shortest >= days).then(True).when(longest < days).then(False)
     reason = pl.when(pl.col("S_LO").is_null()).then(_date_reason("S")).otherwise(_date_reason("E"))
-    return result, pl.when(result.is_null()).then(reason), pl.lit(f"at least {days} consecutive days")
+    return result, pl.when(result.is_null()).then(reason), (f"at least {days} consecutive days", [])
 
 
 def _row_reason_text(code: pl.Expr) -> pl.Expr:
@@ -185,12 +182,12 @@ def _row_reason_text(code: pl.Expr) -> pl.Expr:
     )
 
 
-def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
+def _one_leaf(leaf: Leaf, ctx: EvalContext, records: dict[str, pl.DataFrame]) -> pl.LazyFrame:
     params = leaf.params
     domain = str(params["domain"]).upper()
     spec = EVENT_DOMAINS[domain]
     match = {str(k).upper(): [str(v).upper() for v in values] for k, values in params["match"].items()}
-    rows = _records(domain, ctx, set(match)).with_columns(pl.lit(domain).alias("DOMAIN"))
+    rows = records[domain].lazy()
     for variable, values in match.items():
         rows = rows.filter(pl.col(f"M_{variable}").is_in(values))
     parts = [_constraint(c) for c in params.get("timing") or []]
@@ -207,14 +204,18 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
         .when(("occur" in spec) & ~occur.is_in(["Y", "N"]).fill_null(False)).then(pl.lit(ReasonCode.INVALID_CODE.value))
     )
     code = pl.coalesce([code, *[reason for _, reason, _ in parts]]) if parts else code
-    limit = pl.concat_str([text for _, _, text in parts], separator="; ") if parts else pl.lit(None, pl.String)
+    # one format() for the whole limit text (a scalar literal inside concat_str trips the streaming engine)
+    template = "; ".join(piece for _, _, (piece, _) in parts)
+    arguments = [arg for _, _, (_, args) in parts for arg in args]
+    limit = (pl.format(template, *arguments) if arguments else pl.lit(template or None, dtype=pl.String))
     each = spec.get("each") if params.get("require_each") else None
     rows = rows.with_columns(
         pl.when(pl.col("_X_ROW").is_null()).then(result).alias("RESULT"),
         (pl.col(f"M_{each}") if each else pl.lit("")).alias("_EACH"),
         limit.alias("LIMIT"),
+        # the record in words: "HEART FAILURE: Y" (history), "ANTI-TUMOR THERAPY: SORAFENIB" (CM / PR)
         pl.format("{}: {}", pl.col("NAME").fill_null("?"), occur).alias("_OCC_VALUE") if "occur" in spec
-        else pl.col("NAME").alias("_OCC_VALUE"),
+        else pl.format("{}: {}", pl.col(f"M_{next(iter(match))}"), pl.col("NAME").fill_null("?")).alias("_OCC_VALUE"),
     ).with_columns(pl.when(pl.col("RESULT").is_null()).then(code).alias("REASON_CODE"))
     rows = rows.with_columns(_row_reason_text(pl.col("REASON_CODE")).alias("REASON"), *source_order())
     return _per_subject(rows, leaf, match.get(each, []) if each else [], domain,
@@ -230,8 +231,7 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
         .sort("USUBJID", "_EACH", "_RANK", "S_HI", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
         .unique(subset=["USUBJID", "_EACH"], keep="last", maintain_order=True)
     )
-    label = leaf.params.get("label") or "/".join(sorted({str(v).upper() for vs in leaf.params["match"].values()
-                                                          for v in vs}))
+    label = leaf.params.get("label")
     if expected:  # targeted history: every listed term needs a record
         grid = subjects.join(pl.DataFrame({"_EACH": expected}).lazy(), how="cross")
         best = grid.join(best, on=["USUBJID", "_EACH"], how="left").with_columns(
@@ -245,7 +245,7 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
         pl.format("{}/{}", pl.col("STDTC").fill_null(""),
                   pl.when(pl.col("ONGOING") & pl.col("ENDTC").is_null()).then(pl.lit("ONGOING"))
                   .otherwise(pl.col("ENDTC").fill_null(""))))
-    value = pl.col("_OCC_VALUE") if expected else pl.col("NAME")
+    value = pl.col("_OCC_VALUE")
     if expected:
         value = pl.coalesce([value, pl.format("{}: no record", pl.col("_EACH"))])
 
@@ -269,8 +269,7 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
     return finish(
         subjects.join(subject, on="USUBJID", how="left").with_columns(
             pl.lit(leaf.id).alias("LEAF_ID"),
-            pl.when(single_term).then(pl.col("_NAME")).when(pl.lit(bool(expected))).then(None)
-            .otherwise(pl.lit(label)).alias("LABEL"),
+            pl.when(single_term).then(pl.col("_NAME")).otherwise(pl.lit(label, dtype=pl.String)).alias("LABEL"),
             pl.when(pl.col("_RANK").is_null()).then(False).otherwise(pl.col("RESULT")).alias("RESULT"),
             pl.when(pl.col("VALUE") != "").then(pl.col("VALUE")).alias("VALUE"),
             pl.lit(None, dtype=pl.String).alias("UNIT"),
@@ -282,5 +281,11 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
 
 
 def build_events(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
-    """Every event leaf over all subjects (one lazy plan per leaf, collected together)."""
-    return pl.concat([_one_leaf(leaf, ctx) for leaf in leaves], how="vertical")
+    """Every event leaf over all subjects; each domain's records are typed once for all its leaves."""
+    variables: dict[str, set[str]] = {}
+    for leaf in leaves:
+        domain = str(leaf.params["domain"]).upper()
+        variables.setdefault(domain, set()).update(str(k).upper() for k in leaf.params["match"])
+    records = {domain: _records(domain, ctx, names).with_columns(pl.lit(domain).alias("DOMAIN")).collect().rechunk()
+               for domain, names in variables.items()}
+    return pl.concat([_one_leaf(leaf, ctx, records) for leaf in leaves], how="vertical")

@@ -178,15 +178,18 @@ def _prefix() -> pl.Expr:
     return pl.col("CENSOR").fill_null("")
 
 
-def type_facts(facts: pl.LazyFrame, domain: str, catalog: UnitCatalog) -> pl.LazyFrame:
-    """Type the chosen results of one domain: numbers in the protocol unit, coded values, ULN.
+def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) -> pl.LazyFrame:
+    """Type the chosen results: numbers in the protocol unit, coded values, ULN.
 
-    Built in small stages (each column computed once, then referenced) to keep the plan small.
+    `domain` None types rows of every findings domain at once (the frame's DOMAIN column). Built in
+    small stages (each column computed once, then referenced) to keep the query plan small.
     """
-    entries = catalog.domain_tests(domain)
-    protocol_units = {code: e.unit for code, e in entries.items() if e.unit}
-    qualitative = sorted(code for code, e in entries.items() if e.kind is TestKind.QUALITATIVE)
-    positive_above = {code: e.positive_above for code, e in entries.items() if e.positive_above is not None}
+    entries = {f"{d}|{code}": e for (d, code), e in catalog.tests.items() if domain is None or d == domain.upper()}
+    protocol_units = {key: e.unit for key, e in entries.items() if e.unit}
+    qualitative = sorted(key for key, e in entries.items() if e.kind is TestKind.QUALITATIVE)
+    positive_above = {key: e.positive_above for key, e in entries.items() if e.positive_above is not None}
+    domain_expr = pl.col("DOMAIN") if domain is None else pl.lit(domain.upper())
+    facts = facts.with_columns(pl.concat_str([domain_expr, pl.lit("|"), pl.col("TESTCD")]).alias("_DT"))
     facts = attach_units(facts, catalog, domain).with_columns(
         parse_number(pl.col("TEXT"), pl.col("DECIMAL")).alias("_P"),
         parse_number(pl.col("ULN_TEXT"), pl.col("DECIMAL")).alias("_U"),
@@ -203,7 +206,7 @@ def type_facts(facts: pl.LazyFrame, domain: str, catalog: UnitCatalog) -> pl.Laz
     ).with_columns(
         convert_with_units(pl.col("R_LO")).alias("LO"), convert_with_units(pl.col("R_HI")).alias("HI"),
         pl.col("LO_OPEN").alias("R_LO_OPEN"), pl.col("HI_OPEN").alias("R_HI_OPEN"),
-        pl.col("TESTCD").replace_strict(protocol_units, default=None, return_dtype=pl.String).alias("PUNIT"),
+        pl.col("_DT").replace_strict(protocol_units, default=None, return_dtype=pl.String).alias("PUNIT"),
         pl.when(pl.col("_X_ULN").is_not_null()).then(pl.col("_X_ULN"))
         .when(pl.col("ULN_TEXT").is_null()).then(pl.format("{} has no upper limit of normal", pl.col("TESTCD")))
         .when(pl.col("ULN").is_null())
@@ -252,8 +255,8 @@ def _coded(facts: pl.LazyFrame, catalog: UnitCatalog, qualitative: list[str],
            positive_above: dict[str, float]) -> pl.LazyFrame:
     """CODED: the coded answer; for qualitative tests the catalog's POSITIVE / NEGATIVE, a number above
     `positive_above` (in the protocol unit) reading as POSITIVE."""
-    is_qual = pl.col("TESTCD").is_in(qualitative)
-    limit = pl.col("TESTCD").replace_strict(positive_above, default=None, return_dtype=pl.Float64)
+    is_qual = pl.col("_DT").is_in(qualitative)
+    limit = pl.col("_DT").replace_strict(positive_above, default=None, return_dtype=pl.Float64)
     numeric_code = pl.when(pl.col("UNIT_PROB").is_null()).then(
         pl.when(decide(pl.col("LO"), pl.col("HI"), pl.col("LO_OPEN"), pl.col("HI_OPEN"), ">", limit))
         .then(pl.lit("POSITIVE"))
@@ -290,13 +293,12 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
     for domain in FINDINGS_DOMAINS:
         frame = domains.get(domain.lower())
         tests = needed.get(domain.lower(), set())
-        if frame is None or not tests or frame.height == 0:
-            continue
-        selected = select_latest(finding_rows(frame, domain, tests, exclusions), reference)
-        parts.append(type_facts(selected, domain, catalog).select(FACT_COLUMNS))
+        if frame is not None and tests and frame.height > 0:
+            parts.append(finding_rows(frame, domain, tests, exclusions))
     if not parts:
         return empty_facts().lazy()
-    return pl.concat(parts, how="vertical_relaxed")
+    rows = pl.concat(parts, how="vertical_relaxed")
+    return type_facts(select_latest(rows, reference), None, catalog).select(FACT_COLUMNS)
 
 
 def empty_facts() -> pl.DataFrame:

@@ -221,18 +221,23 @@ def partial_date(text: pl.Expr | str) -> pl.Expr:
 # ------------------------------------------------------------------------- frame-level unit handling
 
 
-def unit_table(catalog: UnitCatalog, domain: str) -> pl.DataFrame:
-    """TESTCD, UNIT (canonical; "" for a unitless test's blank unit) -> conversion to the protocol unit."""
+def unit_table(catalog: UnitCatalog, domain: str | None = None) -> pl.DataFrame:
+    """DOMAIN, TESTCD, UNIT (canonical; "" for a unitless test's blank unit) -> conversion columns.
+
+    All domains when `domain` is None.
+    """
     rows = []
-    for code, entry in catalog.domain_tests(domain).items():
+    for (dom, code), entry in catalog.tests.items():
+        if domain is not None and dom != domain.upper():
+            continue
         accepted = dict(entry.accepted)
         if entry.unitless and entry.unit:
             accepted[""] = entry.accepted[entry.unit]
         for unit, conv in accepted.items():
-            rows.append((code, unit, conv.factor, conv.divide, conv.offset, conv.log10))
-    return pl.DataFrame(rows, schema={"TESTCD": pl.String, "_UNIT": pl.String, "_FACTOR": pl.Float64,
-                                      "_DIVIDE": pl.Float64, "_OFFSET": pl.Float64, "_LOG10": pl.Boolean},
-                        orient="row")
+            rows.append((dom, code, unit, conv.factor, conv.divide, conv.offset, conv.log10))
+    return pl.DataFrame(rows, schema={"DOMAIN": pl.String, "TESTCD": pl.String, "_UNIT": pl.String,
+                                      "_FACTOR": pl.Float64, "_DIVIDE": pl.Float64, "_OFFSET": pl.Float64,
+                                      "_LOG10": pl.Boolean}, orient="row")
 
 
 def synonym_table(catalog: UnitCatalog) -> pl.DataFrame:
@@ -241,25 +246,31 @@ def synonym_table(catalog: UnitCatalog) -> pl.DataFrame:
                         schema={"_UNIT_KEY": pl.String, "_UNIT_CANON": pl.String})
 
 
-def attach_units(frame: pl.LazyFrame, catalog: UnitCatalog, domain: str, test: str = "TESTCD",
+def attach_units(frame: pl.LazyFrame, catalog: UnitCatalog, domain: str | None = None, test: str = "TESTCD",
                  unit: str = "UNIT_TEXT") -> pl.LazyFrame:
     """Add ROW_UNIT (canonical spelling), UNIT_PROB (a ReasonCode value or null) and the conversion
     columns `_FACTOR`, `_DIVIDE`, `_OFFSET`, `_LOG10` that `convert_with_units` reads.
 
     Same rules as `canonical_unit` / `unit_problem` / `to_protocol_unit`, done with two small joins so
-    that large frames and large catalogs keep a small query plan.
+    that large frames and large catalogs keep a small query plan. With `domain` None the frame's own
+    DOMAIN column (LB, VS, TR, FA) says which catalog entries apply.
     """
-    unitless = sorted(code for code, e in catalog.domain_tests(domain).items() if e.unitless)
+    unitless = [f"{dom}|{code}" for (dom, code), e in catalog.tests.items() if e.unitless]
     conversions = unit_table(catalog, domain).lazy().rename({"TESTCD": test})
+    if domain is None:
+        keys, domain_expr = ["DOMAIN", test, "_UNIT"], pl.col("DOMAIN")
+    else:
+        conversions, keys, domain_expr = conversions.drop("DOMAIN"), [test, "_UNIT"], pl.lit(domain.upper())
     blank = blank_to_null(pl.col(unit)).is_null()
+    is_unitless = pl.concat_str([domain_expr, pl.lit("|"), pl.col(test)]).is_in(unitless)
     return (
         frame.with_columns(unit_key(blank_to_null(pl.col(unit))).alias("_UNIT_KEY"))
         .join(synonym_table(catalog).lazy(), on="_UNIT_KEY", how="left")
         .with_columns(pl.when(blank).then(pl.lit("")).otherwise(pl.col("_UNIT_CANON")).alias("_UNIT"))
-        .join(conversions, on=[test, "_UNIT"], how="left", nulls_equal=False)
+        .join(conversions, on=keys, how="left", nulls_equal=False)
         .with_columns(
             pl.col("_UNIT_CANON").alias("ROW_UNIT"),
-            pl.when(blank & pl.col(test).is_in(unitless)).then(None)
+            pl.when(blank & is_unitless).then(None)
             .when(blank).then(pl.lit(ReasonCode.MISSING_UNIT.value))
             .when(pl.col("_UNIT_CANON").is_null()).then(pl.lit(ReasonCode.UNKNOWN_UNIT.value))
             .when(pl.col("_FACTOR").is_not_null()).then(None)

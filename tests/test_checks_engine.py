@@ -39,3 +39,142 @@ def test_rows_evaluated_counts_rows_after_rejection():
     assert result.rows_evaluated["dm"] == 1
     row = result.eligibility.filter(pl.col("CHECK_ID") == "IN10.WBC").row(0, named=True)
     assert (row["OUTCOME"], row["REASON_CODE"]) == ("UNVERIFIABLE", "MISSING")
+
+
+# ---------------------------------------------------------------------------- validation exclusions
+
+
+def _exclude(domains: dict[str, pl.DataFrame], domain: str, where: pl.Expr, variable: str,
+             message: str) -> pl.DataFrame:
+    sources = domains[domain.lower()].filter(where)["SOURCE"]
+    return pl.DataFrame({"SOURCE": sources, "DOMAIN": [domain] * len(sources), "VARIABLE": [variable] * len(sources),
+                         "MESSAGE": [message] * len(sources)})
+
+
+def _component(result: EligibilityResult, check: str, subject: str = "SZ003-101-001") -> dict:
+    return result.eligibility.filter((pl.col("CHECK_ID") == check) & (pl.col("USUBJID") == subject)).row(
+        0, named=True)
+
+
+def test_excluded_value_is_never_used():
+    domains = frames(subject_rows())
+    exclusions = _exclude(domains, "LB", pl.col("LBTESTCD") == "HGB", "LBORRES",
+                          "HGB 250 g/dL is outside the plausible range 2-25 g/dL")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.HGB")
+    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
+    assert row["REASON"] == "HGB 250 g/dL is outside the plausible range 2-25 g/dL"
+
+
+def test_excluded_latest_value_falls_back_to_an_earlier_usable_one():
+    rows = subject_rows()
+    rows["lb"].append({**next(r for r in rows["lb"] if r["LBTESTCD"] == "HGB"), "LBORRES": "250",
+                       "LBDTC": "2025-02-25"})
+    domains = frames(rows)
+    exclusions = _exclude(domains, "LB", (pl.col("LBTESTCD") == "HGB") & (pl.col("LBORRES") == "250"), "LBORRES",
+                          "implausible")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.HGB")
+    assert (row["OUTCOME"], row["VALUE"], row["DTC"]) == ("MET", "12.5", "2025-02-22")
+
+
+def test_excluded_upper_limit_makes_uln_component_unverifiable():
+    domains = frames(subject_rows())
+    exclusions = _exclude(domains, "LB", pl.col("LBTESTCD") == "ALT", "LBORNRHI", "ALT range 0-4000 implausible")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN11.ALT")
+    assert (row["OUTCOME"], row["REASON_CODE"], row["REASON"]) == (
+        "UNVERIFIABLE", "NO_ULN", "ALT range 0-4000 implausible")
+
+
+def test_excluded_birth_date_gives_a_neutral_reason():
+    domains = frames(subject_rows())
+    exclusions = _exclude(domains, "DM", pl.lit(True), "BRTHDTC", "BRTHDTC 1960-05-10 is after RFICDTC")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN06")
+    assert (row["OUTCOME"], row["REASON_CODE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION")
+    assert "1960" not in row["REASON"]
+
+
+def test_excluded_history_date_is_not_read():
+    rows = subject_rows()
+    rows["mh"] = [r for r in rows["mh"] if r["MHTERM"] != "PRIOR MALIGNANCY"]
+    rows["mh"].append({"STUDYID": "SZ003", "USUBJID": "SZ003-101-001", "MHTERM": "PRIOR MALIGNANCY",
+                       "MHOCCUR": "Y", "MHSTDTC": "2023-01-01", "MHENDTC": "2023-06-01", "MHENRF": ""})
+    domains = frames(rows)
+    exclusions = _exclude(domains, "MH", pl.col("MHTERM") == "PRIOR MALIGNANCY", "MHSTDTC", "onset after consent")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "EX02")
+    assert (row["OUTCOME"], row["REASON_CODE"], row["REASON"]) == (
+        "UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", "onset after consent")
+
+
+def test_rejected_dm_row_removes_the_subject():
+    domains = frames(subject_rows(), subject_rows(usubjid="SZ003-101-002"))
+    rejected = _exclude(domains, "DM", pl.col("USUBJID") == "SZ003-101-002", "USUBJID", "duplicate subject")
+    result = evaluate(domains, PROTOCOL, AS_OF, rejected=rejected)
+    assert result.reference["USUBJID"].to_list() == ["SZ003-101-001"]
+    assert result.eligibility["USUBJID"].unique().to_list() == ["SZ003-101-001"]
+
+
+# ------------------------------------------------------------------------------ reference dates
+
+
+def test_reference_dates_per_decision():
+    screen_failure = subject_rows(usubjid="SZ003-102-001", site="102", decision="SCREEN FAILURE")
+    in_screening = subject_rows(usubjid="SZ003-102-002", site="102", decision="IN SCREENING")
+    enrolled_not_dosed = subject_rows(usubjid="SZ003-102-003", site="102")
+    enrolled_not_dosed["dm"][0]["RFXSTDTC"] = ""
+    partial_dose = subject_rows(usubjid="SZ003-102-004", site="102")
+    partial_dose["dm"][0]["RFXSTDTC"] = "2025-03"
+    domains = frames(screen_failure, in_screening, enrolled_not_dosed, partial_dose)
+    result = evaluate(domains, PROTOCOL, AS_OF)
+    got = {r["USUBJID"]: (r["SITE_DECISION"], r["TREATMENT_START"]) for r in result.reference.iter_rows(named=True)}
+    assert got == {
+        "SZ003-102-001": ("SCREEN FAILURE", "2025-03-01"),
+        "SZ003-102-002": ("IN SCREENING", "2025-06-01"),
+        "SZ003-102-003": ("ENROLLED", "2025-03-01"),
+        "SZ003-102-004": ("ENROLLED", None),
+    }
+    in_screening_wbc = _component(result, "IN10.WBC", "SZ003-102-002")
+    assert (in_screening_wbc["OUTCOME"], in_screening_wbc["REASON_CODE"]) == ("UNVERIFIABLE", "ONLY_BEFORE_WINDOW")
+    partial = _component(result, "IN10.WBC", "SZ003-102-004")
+    assert (partial["OUTCOME"], partial["REASON_CODE"]) == ("UNVERIFIABLE", "NO_TREATMENT_START")
+
+
+def test_siteid_comes_from_the_delivery_and_version_from_consent():
+    rows = subject_rows()
+    rows["dm"][0]["SITEID"] = "999"  # the row says otherwise: the delivery path wins
+    early = subject_rows(usubjid="SZ003-101-002", start=date(2024, 1, 10))  # consent 2023-12-21
+    result = evaluate(frames(rows, early, site="101"), PROTOCOL, AS_OF)
+    got = {r["USUBJID"]: (r["SITEID"], r["PROTOCOL_VERSION"]) for r in result.reference.iter_rows(named=True)}
+    assert got == {"SZ003-101-001": ("101", "1.0"), "SZ003-101-002": ("101", None)}
+
+
+# ------------------------------------------------------------------------------------- roll-up
+
+
+def _with_lb(test: str, result: str, unit: str, usubjid: str) -> dict:
+    rows = subject_rows(usubjid=usubjid)
+    for row in rows["lb"]:
+        if row["LBTESTCD"] == test:
+            row.update({"LBORRES": result, "LBORRESU": unit})
+    return rows
+
+
+def test_criterion_roll_up():
+    low_wbc = _with_lb("WBC", "2.0", "10^9/L", "S-1")
+    low_wbc["lb"] = [r if r["LBTESTCD"] != "PLAT" else {**r, "LBORRESU": "bogus"} for r in low_wbc["lb"]]
+    only_unverifiable = _with_lb("PLAT", "180", "bogus", "S-2")
+    hiv = _with_lb("HIV12AB", "POSITIVE", "", "S-3")
+    result = evaluate(frames(low_wbc, only_unverifiable, hiv, site="101"), PROTOCOL, AS_OF)
+    criteria = {(r["USUBJID"], r["CRITERION_ID"]): (r["CATEGORY"], r["OUTCOME"])
+                for r in result.criteria.iter_rows(named=True)}
+    assert criteria[("S-1", "IN10")] == ("INCLUSION", "NOT_MET")
+    assert criteria[("S-2", "IN10")] == ("INCLUSION", "UNVERIFIABLE")
+    assert criteria[("S-3", "IN10")] == ("INCLUSION", "MET")
+    assert criteria[("S-3", "EX05")] == ("EXCLUSION", "APPLIES")
+    assert criteria[("S-1", "EX05")] == ("EXCLUSION", "NOT_APPLICABLE")
+
+
+def test_same_input_gives_identical_tables():
+    domains = frames(subject_rows(), _with_lb("WBC", "<2", "10^9/L", "S-2"), site="101")
+    first, second = evaluate(domains, PROTOCOL, AS_OF), evaluate(domains, PROTOCOL, AS_OF)
+    assert first.eligibility.equals(second.eligibility)
+    assert first.criteria.equals(second.criteria)
+    assert first.reference.equals(second.reference)
