@@ -135,8 +135,8 @@ def test_unparseable_manifest(store) -> None:  # noqa: F811
     store.write_bytes(f"{STUDY}/101/{D3}/manifest.json", b'{"study": "SZ003", "files": [')
     result = ingest_site(store, STUDY, "101", now=NOW)
     assert result.delivery == D2
-    assert codes(result.findings)[-1] == Code.MANIFEST_UNPARSEABLE
-    assert "line 1" in result.findings["MESSAGE"][-1]
+    assert codes(result.findings) == [Code.MANIFEST_UNPARSEABLE, Code.DELIVERY_FALLBACK]
+    assert "line 1" in result.findings["MESSAGE"][0]
 
 
 def test_checksum_mismatch_counts_rows_of_rejected_delivery_as_rejected(store) -> None:  # noqa: F811
