@@ -23,8 +23,8 @@ DECIMAL = "DECIMAL"
 ADDED = (SOURCE, DELIVERY_SITEID, DECIMAL)
 
 #: rejected-row columns (see `findings.row_findings`)
-_REJECTED = {"ROW": pl.Int64, "USUBJID": pl.String, "CODE": pl.String, "VARIABLE": pl.String,
-             "OBSERVED": pl.String, "DETAIL": pl.String}
+_REJECTED = pl.Schema({"ROW": pl.Int64, "USUBJID": pl.String, "CODE": pl.String, "VARIABLE": pl.String,
+                       "OBSERVED": pl.String, "DETAIL": pl.String})
 
 
 @dataclass(frozen=True)
