@@ -11,6 +11,8 @@ number), so the same arguments always give the same bytes.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -26,6 +28,8 @@ from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, 
 from storage import Store, join_key
 
 CHUNK_SUBJECTS = 20_000
+UPLOAD_THREADS = 8  # concurrent object writes (S3 round trips overlap; local writes too)
+MAX_IN_FLIGHT = 64  # bounded, so that memory does not grow with the study
 GROUND_TRUTH = "ground_truth.json"
 #: the deliveries written per site, in days before the as-of date (nights at 23:00 UTC)
 CURRENT_DAYS, INCOMPLETE_DAYS, HISTORY_DAYS = 1, 2, 8
@@ -78,12 +82,11 @@ def format_profile(cfg: Config, site: SiteInfo, formats: str) -> FormatProfile:
 def snapshot(frames: dict[str, pl.DataFrame], cutoff: date) -> dict[str, pl.DataFrame]:
     """The data as an earlier cumulative delivery held it: subjects consented by `cutoff`, rows dated
     by then, and dosing and end dates after it not yet known."""
-    subjects = frames["dm"].filter(pl.col("_D") <= cutoff).select("USUBJID").unique()
+    consented = frames["dm"].filter(pl.col("_D") <= cutoff)["_SUBJ"].unique()
     later = pl.lit(cutoff.isoformat())
     out = {}
     for name, frame in frames.items():
-        frame = frame.join(subjects, on="USUBJID", how="semi", maintain_order="left")
-        frame = frame.filter(pl.col("_D").is_null() | (pl.col("_D") <= cutoff))
+        frame = frame.filter(pl.col("_SUBJ").is_in(consented) & (pl.col("_D").is_null() | (pl.col("_D") <= cutoff)))
         frame = frame.with_columns(
             pl.when(pl.col(c) > later).then(None).otherwise(pl.col(c)).alias(c)
             for c in ("RFXSTDTC", "CMENDTC", "PRENDTC") if c in frame.columns
@@ -111,16 +114,26 @@ class _Version:
 class _Writer:
     """Writes the deliveries of one study and remembers keys, counts and planted data-quality rows."""
 
-    def __init__(self, out: Store, cfg: Config, study: str, as_of: date, formats: str) -> None:
+    def __init__(self, out: Store, cfg: Config, study: str, as_of: date, formats: str,
+                 pool: ThreadPoolExecutor) -> None:
         self.out, self.cfg, self.study, self.as_of, self.formats = out, cfg, study, as_of, formats
         self.keys: list[str] = []
         self.files = 0
         self.rows = dict.fromkeys(DOMAIN_ORDER, 0)
         self.data_quality: list[dict[str, Any]] = []
+        self.pool = pool
+        self.pending: deque[Future[None]] = deque()
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.out.write_bytes(key, data, content_type=content_type)
+        """Upload in the background (a bounded number at a time); `flush` waits for all of them."""
+        while len(self.pending) >= MAX_IN_FLIGHT:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self.out.write_bytes, key, data, content_type))
         self.keys.append(key)
+
+    def flush(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
 
     def write_version(self, version: _Version, sites: list[SiteInfo], roles: dict[int, str]) -> None:
         name = delivery_name(self.as_of, version.days_before)
@@ -162,11 +175,13 @@ class _Writer:
                     self.rows[domain] += item.rows
             if version.current:
                 self._record_quality(frame, sites, offsets, name, profiles, domain)
+        self.flush()  # every data file of the delivery is stored before its manifest is written
         if version.manifest:
             for pos in version.sites:
                 site = sites[pos]
                 self.put(join_key(self.study, site.siteid, name, "manifest.json"),
                          manifest_bytes(self.study, site.siteid, name, entries[pos]), CONTENT_TYPES["json"])
+            self.flush()
 
     def _slice_encoded(self, visible: pl.DataFrame, domain: str, offset: int, count: int,
                        profile: FormatProfile, stamp: datetime) -> Encoded:
@@ -231,7 +246,15 @@ def generate(
     plan: Plan = plan_problems(cfg, site_list, np.random.default_rng([seed, 1]),
                                enabled=plant_problems, history=history)
     roles = {index: role for index, (role, _) in plan.site_roles.items()}
-    writer = _Writer(out, cfg, study, as_of, formats)
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="generator-upload") as pool:
+        return _generate(out, cfg, site_list, plan, roles, pool, study=study, seed=seed, as_of=as_of,
+                         formats=formats, history=history, subjects=subjects)
+
+
+def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, roles: dict[int, str],
+              pool: ThreadPoolExecutor, *, study: str, seed: int, as_of: date, formats: str, history: bool,
+              subjects: int) -> GenerationSummary:
+    writer = _Writer(out, cfg, study, as_of, formats, pool)
     expected: list[dict[str, Any]] = []
     decisions: dict[str, int] = {}
 
@@ -275,6 +298,7 @@ def generate(
                           subjects, history, cfg)
     writer.put(join_key(study, GROUND_TRUTH),
                (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
+    writer.flush()
     return GenerationSummary(study, len(site_list), subjects, writer.files, dict(writer.rows),
                              tuple(writer.keys), truth)
 
