@@ -50,6 +50,8 @@ class Code(StrEnum):
     FILE_UNKNOWN_DOMAIN = "ingest.file_rejected.unknown_domain"
     FILE_UNKNOWN_FORMAT = "ingest.file_rejected.unknown_format"
     FILE_DUPLICATE_DOMAIN = "ingest.file_rejected.duplicate_domain"
+    # one value of a row (the row is used, the value is missing)
+    VALUE_EXCEL_ERROR = "ingest.value_missing.excel_error"
     # one row of a file (the rest of the file is used)
     ROW_RAGGED = "ingest.row_rejected.field_count"
     ROW_OTHER_STUDY = "ingest.row_rejected.other_study"

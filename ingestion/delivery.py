@@ -198,7 +198,7 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
             file_findings.append(ctx.finding(o.rejected, o.key, o.domain))
         elif o.shaped is not None and o.domain is not None:
             read.frames[o.domain] = o.shaped.frame
-            read.findings.append(row_findings(o.shaped.rejected, study=study, site=site, key=o.key,
-                                              domain=o.domain))
+            row_level = pl.concat([o.shaped.rejected, o.shaped.notes]).sort("ROW", maintain_order=True)
+            read.findings.append(row_findings(row_level, study=study, site=site, key=o.key, domain=o.domain))
     read.findings.insert(0, findings_frame(ignored + file_findings))
     return read

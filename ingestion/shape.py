@@ -8,7 +8,7 @@ in the frame or among the rejected rows, so `rows_read = rows kept + rows reject
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -32,6 +32,7 @@ class Shaped:
     frame: pl.DataFrame  # delivered columns (upper-case names) + SOURCE, DELIVERY_SITEID, DECIMAL
     rejected: pl.DataFrame  # one row per rejected record (schema _REJECTED)
     records: int
+    notes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_REJECTED))  # kept rows
 
     def reasons(self) -> dict[str, int]:
         counts = self.rejected.group_by("CODE").len().sort("CODE").rows()
@@ -145,6 +146,29 @@ def _rejected_rows(bad: pl.DataFrame, names: list[str], study: str, limit: int) 
     ).cast(_REJECTED)
 
 
+def _cell_notes(raw: RawTable, kept: pl.DataFrame, keep: list[str], names: list[str]) -> pl.DataFrame:
+    """Findings (schema _REJECTED, nothing rejected) for cells of kept rows read as missing."""
+    name_of = dict(zip((int(c[1:]) for c in keep), names, strict=True))
+    notes = [n for n in raw.notes if n.column in name_of]
+    if not notes:
+        return pl.DataFrame(schema=_REJECTED)
+    usubjid = pl.col("USUBJID") if "USUBJID" in names else pl.lit(None, pl.String)
+    cells = pl.DataFrame({"ROW": [n.row for n in notes], "VARIABLE": [name_of[n.column] for n in notes],
+                          "OBSERVED": [n.observed for n in notes]}, schema_overrides={"ROW": pl.Int64})
+    return (
+        cells.join(kept.select(pl.col(ROW).alias("ROW"), usubjid.alias("USUBJID")), on="ROW", how="inner")
+        .select(
+            "ROW", "USUBJID",
+            pl.lit(str(Code.VALUE_EXCEL_ERROR)).alias("CODE"),
+            "VARIABLE", "OBSERVED",
+            pl.format("{} holds the Excel error {}, not a value; it is read as missing",
+                      pl.col("VARIABLE"), pl.col("OBSERVED")).alias("DETAIL"),
+        )
+        .sort("ROW", "VARIABLE")
+        .cast(_REJECTED)
+    )
+
+
 def shape(raw: RawTable, *, domain: str, key: str, study: str, site: str, decimal: str,
           max_field_chars: int) -> Shaped:
     """The domain frame of one file and its rejected rows (see module docstring)."""
@@ -159,10 +183,12 @@ def shape(raw: RawTable, *, domain: str, key: str, study: str, site: str, decima
     bad = checked.filter(pl.col("__CODE__").is_not_null())
     rejected = pl.concat([_ragged(raw, len(raw.header)),
                           _rejected_rows(bad, names, study, max_field_chars)]).sort("ROW")
-    frame = checked.filter(pl.col("__CODE__").is_null()).select(
+    kept = checked.filter(pl.col("__CODE__").is_null())
+    frame = kept.select(
         *names,
         pl.format("{}:{}", pl.lit(key), pl.col(ROW)).alias(SOURCE),
         pl.lit(site, pl.String).alias(DELIVERY_SITEID),
         pl.lit(decimal, pl.String).alias(DECIMAL),
     )
-    return Shaped(frame=frame, rejected=rejected, records=raw.records)
+    return Shaped(frame=frame, rejected=rejected, records=raw.records,
+                  notes=_cell_notes(raw, kept, keep, names))

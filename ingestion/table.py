@@ -20,6 +20,15 @@ class RaggedRow:
 
 
 @dataclass(frozen=True)
+class CellNote:
+    """A cell read as missing because it holds no value (an Excel error such as `#N/A`)."""
+
+    row: int  # 1-based data row number
+    column: int  # 0-based position in the header
+    observed: str  # what the cell holds, e.g. "#N/A"
+
+
+@dataclass(frozen=True)
 class RawTable:
     """Header as delivered, all-String data in positional columns `c0..cN`, plus `ROW`.
 
@@ -31,6 +40,7 @@ class RawTable:
     header: list[str]
     frame: pl.DataFrame
     ragged: list[RaggedRow] = field(default_factory=list)
+    notes: list[CellNote] = field(default_factory=list)
 
     @property
     def records(self) -> int:

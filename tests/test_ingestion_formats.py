@@ -227,3 +227,27 @@ def test_xlsx_sheet_named_like_the_domain_is_read(tmp_path: Path) -> None:
     raw = read_xlsx(path, ".", sheet="lb")
     assert raw.header == frame.columns and raw.records == 2
     assert read_xlsx(path, ".").header == ["Fill in the LB sheet"]  # no name given: the first sheet
+
+
+def test_xlsx_error_cells_are_missing_values_with_a_finding(store) -> None:
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet("LB")
+    frame = sample("lb", n=3)
+    sheet.write_row(0, 0, frame.columns)
+    for r, row in enumerate(frame.rows(), start=1):
+        sheet.write_row(r, 0, row)
+    result_col = frame.columns.index("LBORRES")
+    sheet.write_formula(2, result_col, "=NA()", None, "#N/A")
+    sheet.write_formula(3, result_col, "=1/0", None, "#DIV/0!")
+    book.close()
+    write_delivery(store, STUDY, "101", D3, [DeliveryFile("lb.xlsx", buffer.getvalue(), 3)])
+    result = ingest_site(store, STUDY, "101", now=NOW)
+    assert result.frames["lb"]["LBORRES"].to_list() == [frame["LBORRES"][0], None, None]  # rows kept
+    assert codes(result.findings) == [Code.VALUE_EXCEL_ERROR] * 2
+    assert result.findings.select("VARIABLE", "OBSERVED", "USUBJID", "SOURCE").rows() == [
+        ("LBORRES", "#N/A", "SZ003-101-002", f"{STUDY}/101/{D3}/lb.xlsx:2"),
+        ("LBORRES", "#DIV/0!", "SZ003-101-003", f"{STUDY}/101/{D3}/lb.xlsx:3"),
+    ]
+    lb = next(i for i in result.inputs if i.key.endswith("lb.xlsx"))
+    assert (lb.rows_read, lb.rows_rejected) == (3, 0)
