@@ -49,6 +49,7 @@ class Check:
     explode: str | None = None  # list column: one finding per item (as X_ITEM)
     finding_domain: str | None = None  # DOMAIN of the findings when not `domain` (subject-level needs)
     finding_variable: str | None = None  # VARIABLE of the findings when not `variable`
+    variable_column: str | None = None  # prepared column naming VARIABLE per row (checks over many variables)
 
     @property
     def id(self) -> str:
@@ -157,9 +158,35 @@ def build_required(ctx: Context) -> list[Piece]:
 
 
 def build_allowed(ctx: Context) -> list[Piece]:
-    return [Piece(_check(ctx, CheckKind.ALLOWED, variable, *_in_set(variable, list(values))),
-                  ge={variable: value_of(variable, ctx)})
-            for variable, values in ctx.spec.allowed.items()]
+    """Controlled values, compared like evaluation reads them (trimmed, upper case).
+
+    A result unit is left to the unit check: the catalog knows its synonyms (`millimetre` is mm).
+    """
+    roles = ctx.config.results.get(ctx.domain)
+    pieces = []
+    for variable, values in ctx.spec.allowed.items():
+        if roles is not None and variable == roles.unit:
+            continue
+        expected = list(dict.fromkeys(v.upper() for v in values))
+        pieces.append(Piece(_check(ctx, CheckKind.ALLOWED, variable, *_in_set(variable, expected)),
+                            ge={variable: value_of(variable, ctx)}))
+    return pieces
+
+
+def build_formula(ctx: Context) -> list[Piece]:
+    """No delivered value would run as a spreadsheet formula (the rule reports use to neutralise it)."""
+    from reporting.safety import neutralise_expr
+
+    variables = list(ctx.spec.variables)
+    risky = {v: blank_to_null(v).is_not_null() & (neutralise_expr(v) != pl.col(v)) for v in variables}
+    derived = {f"X_FORMULA_{v}": expr.fill_null(False) for v, expr in risky.items()}
+    first = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.lit(v)) for v in variables])
+    check = _check(ctx, CheckKind.FORMULA_TEXT, "*", *_true("NO_FORMULA"),
+                   variable_column="X_FORMULA_VARIABLE")
+    after = {"X_FORMULA_VARIABLE": first,
+             "X_FORMULA_VALUE": pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.col(v)) for v in variables])}
+    return [Piece(check, derived=derived, after=after,
+                  ge={"NO_FORMULA": pl.col("X_FORMULA_VARIABLE").is_null()})]
 
 
 def build_study(ctx: Context) -> list[Piece]:
@@ -452,6 +479,7 @@ def _joined_list(column: str) -> pl.Expr:
 BUILDERS: dict[str, Callable[[Context], list[Piece]]] = {
     "required": build_required,
     "allowed": build_allowed,
+    "formula": build_formula,
     "study": build_study,
     "site": build_site,
     "subject": build_subject,

@@ -61,7 +61,8 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
             pl.col("X_USUBJID").alias("USUBJID"),
             pl.lit(domain).alias("DOMAIN"),
-            pl.lit(check.finding_variable or check.variable).alias("VARIABLE"),
+            (pl.col(check.variable_column) if check.variable_column
+             else pl.lit(check.finding_variable or check.variable)).alias("VARIABLE"),
             pl.lit(check.expectation).alias("EXPECTATION"),
             pl.col("X_OBSERVED").alias("OBSERVED"),
             pl.col("X_MESSAGE").alias("MESSAGE"),

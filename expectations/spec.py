@@ -54,6 +54,7 @@ class CheckKind(StrEnum):
     IE_CATEGORY = "ie_category"
     NEEDED_RESULTS = "needed_results"
     IE_CHECKLIST = "ie_checklist"
+    FORMULA_TEXT = "formula_text"
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,8 @@ def planted_trial() -> dict[str, pl.DataFrame]:
     lb_other_site = frame("lb", [lb_row(S1, "HGB", "12", "g/dL", date="2026-01-22")], site="102")  # wrong site
     return {
         "dm": dm,
-        "ds": frame("ds", [ds_row(S1), ds_row(S2, "SCREEN FAILURE")]),  # S3 and S4 are still in screening
+        # S3 and S4 are still in screening; S2's verbatim reason would run as a spreadsheet formula
+        "ds": frame("ds", [ds_row(S1), {**ds_row(S2, "SCREEN FAILURE"), "DSTERM": '=HYPERLINK("x")'}]),
         "ie": frame("ie", [
             *ie_rows(S1, CLEAN_IE),
             *ie_rows(S1, {"IN06": "N"}),  # second, conflicting answer for IN06
@@ -198,6 +199,7 @@ def test_tables_keep_their_contracts(planted) -> None:
     ("ie_criterion", "ie.csv:6", "IN99", "not a criterion of protocol SZ003"),
     ("ie_category", "ie.csv:7", "INCLUSION", "differs from the protocol's category EXCLUSION"),
     ("iso_date", "ie.csv:7", "2026-02-30", "IEDTC 2026-02-30 is not an ISO 8601 date"),
+    ("formula_text", "ds.csv:2", '=HYPERLINK("x")', "DSTERM =HYPERLINK(\"x\") would run as a formula"),
 ])
 def test_each_planted_problem_is_one_readable_finding(planted, kind, source, observed, message_part) -> None:
     rows = findings_of(planted, kind).filter(pl.col("SOURCE").str.ends_with(source))
