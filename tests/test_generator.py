@@ -400,3 +400,31 @@ def test_rejects_unknown_formats(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="formats"):
         generate(LocalStore(tmp_path), sites=2, subjects=4, as_of=AS_OF, formats="dbf")
     assert not any(tmp_path.iterdir())
+
+
+def test_history_delivery_is_an_earlier_cumulative_snapshot(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    cutoff = "2026-11-20"
+
+    def read(folder: Path, domain: str) -> pl.DataFrame:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        entry = next(f for f in manifest["files"] if f["name"].split(".")[0] == domain)
+        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry)
+        return frame.select(pl.all().cast(pl.String))
+
+    old_total = new_total = 0
+    for site in summary.ground_truth["sites"]:
+        if site["role"] is not None:
+            continue
+        folder_old, folder_new = root / "SZ003" / site["site"] / HISTORY, root / "SZ003" / site["site"] / CURRENT
+        old_dm, new_dm = read(folder_old, "dm"), read(folder_new, "dm")
+        old_total, new_total = old_total + old_dm.height, new_total + new_dm.height
+        assert set(old_dm["USUBJID"]) == set(new_dm.filter(pl.col("RFICDTC") <= cutoff)["USUBJID"])
+        assert old_dm.filter(pl.col("RFXSTDTC") > cutoff).height == 0
+        for domain, column in (("ds", "DSSTDTC"), ("ie", "IEDTC"), ("lb", "LBDTC"), ("fa", "FADTC")):
+            frame = read(folder_old, domain)
+            assert frame.height > 0 and frame.filter(pl.col(column) > cutoff).height == 0, domain
+        # a decision taken after the cutoff is not in the older delivery
+        later = read(folder_new, "ds").filter(pl.col("DSSTDTC") > cutoff).select("USUBJID", "DSDECOD")
+        assert read(folder_old, "ds").join(later, on=["USUBJID", "DSDECOD"]).height == 0
+    assert 0 < old_total < new_total
