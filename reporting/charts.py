@@ -116,7 +116,10 @@ def funnel(points: Sequence[FunnelPoint], p0: float, limits: Sequence[tuple[floa
     width, height, left, bottom, top, right = 380, 230, 46, 36, 16, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     n_max = max([p.n for p in points] + [1.0])
-    y_max = max([p.rate for p in points] + [hi for _, _, hi, _ in limits] + [p0 * 1.5, 1e-9])
+    # scale to the sites and to the limits at the smallest site, not to the funnel's mouth at tiny n
+    n_min = min((p.n for p in points), default=n_max)
+    at_smallest = [hi for n, _, hi, z in limits if n >= n_min and z == 3.0][:1] or [p0]
+    y_max = max([p.rate * 1.1 for p in points] + [at_smallest[0] * 1.05, p0 * 1.5, 1e-9])
 
     def px(n: float) -> float:
         return left + plot_w * n / n_max
@@ -137,9 +140,16 @@ def funnel(points: Sequence[FunnelPoint], p0: float, limits: Sequence[tuple[floa
     for z_level, colour in ((2.0, PALETTE["amber"]), (3.0, PALETTE["red"])):
         curve = [(n, lo, hi) for n, lo, hi, z in limits if z == z_level]
         for pick in (1, 2):
-            path = " ".join(f"{'M' if i == 0 else 'L'}{px(c[0]):.1f},{py(c[pick]):.1f}" for i, c in enumerate(curve))
-            if path:
-                body.append(f"<path d='{path}' fill='none' stroke='{colour}' stroke-dasharray='4 3'/>")
+            # draw only the part of a limit inside the plot: a gap where it leaves it, no flat edge
+            parts, pen_down = [], False
+            for c in curve:
+                if 0 < c[pick] <= y_max:
+                    parts.append(f"{'L' if pen_down else 'M'}{px(c[0]):.1f},{py(c[pick]):.1f}")
+                    pen_down = True
+                else:
+                    pen_down = False
+            if parts:
+                body.append(f"<path d='{' '.join(parts)}' fill='none' stroke='{colour}' stroke-dasharray='4 3'/>")
     body.append(f"<line x1='{left}' x2='{left + plot_w}' y1='{py(p0):.1f}' y2='{py(p0):.1f}' "
                 f"stroke='{PALETTE['muted']}'/>")
     for p in points:

@@ -65,3 +65,14 @@ def test_columns_show_totals_and_new_counts():
                                 notes=["+3", "+1"]))
     labels = [t for _, t in texts(root)]
     assert labels.count("3") == 1 and labels.count("1") == 1 and "+3" in labels and "11-27" in labels
+
+
+def test_funnel_limits_are_drawn_inside_the_plot_only():
+    from reporting.risk import funnel_limits
+
+    samples = [(n, *funnel_limits(0.3, n, z, "binomial"), z) for z in (2.0, 3.0) for n in range(1, 41)]
+    root = parse(charts.funnel([charts.FunnelPoint("101", 40, 0.35, 0)], 0.3, samples, "t", "n", "rate"))
+    ys = [float(point.split(",")[1]) for path in root.iter("{http://www.w3.org/2000/svg}path")
+          for point in path.get("d").replace("M", " ").replace("L", " ").split()]
+    height = float(root.get("height"))
+    assert ys and all(16 <= y <= height - 36 for y in ys)
