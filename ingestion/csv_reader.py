@@ -37,6 +37,11 @@ def decode(data: bytes, encoding: str) -> str:
         raise FileRejected(Code.FILE_ENCODING_MISMATCH,
                            "the file starts with a UTF-16 byte order mark but the manifest declares utf-8",
                            observed="utf-16")
+    if encoding.startswith("utf-16") and b"\x00" not in data[:4096]:
+        # the header is ASCII, which UTF-16 writes with a zero byte per character
+        raise FileRejected(Code.FILE_ENCODING_MISMATCH,
+                           f"the manifest declares {encoding} but the file has none of the zero bytes "
+                           f"UTF-16 text has: it is in a single-byte encoding or UTF-8", observed="not utf-16")
     single_byte = encoding in ("latin-1", "cp1252")
     if single_byte and (data.startswith(_UTF8_BOM) or (not data.isascii() and _is_utf8(data))):
         raise FileRejected(Code.FILE_ENCODING_MISMATCH,

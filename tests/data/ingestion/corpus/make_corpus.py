@@ -1,4 +1,5 @@
-"""Regenerate the bad-input corpus beside this file (deterministic). Run: python make_corpus.py
+"""Regenerate the bad-input corpus beside this file. Run: python make_corpus.py (the XPT files carry
+the time they were written in their header records; everything else is byte-identical)
 
 Each file is a damaged or borderline domain file a site could send; `cases.yaml` says what it is
 delivered as, what the manifest declares, and which finding the audit must give for it.
@@ -39,6 +40,7 @@ def main() -> None:
         "latin-1")
     files["utf8_declared_cp1252.csv"] = lb([*LB_ROWS[:2], "SZ003,SZ003-102-003,ALT,<0.5,µkat/L,2026"]).encode()
     files["utf16_declared_utf8.csv"] = lb().encode("utf-16")
+    files["utf8_declared_utf16.csv"] = lb().encode("utf-8")
     files["missing_column.csv"] = lb([r.rsplit(",", 2)[0] + "," + r.rsplit(",", 1)[1] for r in LB_ROWS],
                                      header="STUDYID,USUBJID,LBTESTCD,LBORRES,LBDTC").encode()
     files["duplicate_column.csv"] = lb([r + ",x" for r in LB_ROWS], header=LB_HEADER + ",lborres").encode()
