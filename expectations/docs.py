@@ -68,10 +68,11 @@ def build_data_docs(parts: list, workdir: Path) -> Path | None:
             result = expectationSuiteValidationResultSchema.load(result_doc)
             meta = result_doc.get("meta") or {}
             run_time = meta.get("validation_time") or meta.get("batch_markers", {}).get("ge_load_time")
+            run_id = RunIdentifier(run_name=part.study, run_time=run_time)
+            result.meta["run_id"] = run_id
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_doc["name"]),
-                run_id=RunIdentifier(run_name=part.study, run_time=run_time),
-                batch_identifier=part.domain)
+                run_id=run_id, batch_identifier=part.domain)
             context.validation_results_store.set(key, result)
         context.build_data_docs(site_names=["local_site"])
     return site

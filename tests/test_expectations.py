@@ -6,6 +6,7 @@ each run costs a second or more; every test then asserts on their results.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,7 @@ def planted_trial() -> dict[str, pl.DataFrame]:
         lb_row(S2, "BILI", "0.5", "mg/dL", STUDYID="SZ999"),  # another study
         lb_row(S2, "AST", "", "U/L", "5", "40", LBSTAT="NOT DONE"),  # blank result allowed when NOT DONE
         lb_row(S2, "AMYLASE", "", "U/L", "5", "40"),  # blank result, not NOT DONE
+        lb_row(S2, "LYM", "900000", "cells/uL", date="2026-01-21"),  # implausible once converted
     ])
     lb_other_site = frame("lb", [lb_row(S1, "HGB", "12", "g/dL", date="2026-01-22")], site="102")  # wrong site
     return {
@@ -145,9 +147,13 @@ def planted_trial() -> dict[str, pl.DataFrame]:
     }
 
 
-def run(domains: dict[str, pl.DataFrame], workdir: Path):
-    parts = [validate_domain(d, domains, study=STUDY, protocol=FakeProtocol(), workdir=workdir)
-             for d in ("dm", "ds", "ie", "lb", "vs", "mh")]
+def run(domains: dict[str, pl.DataFrame], workdir: Path, threads: int = 1):
+    """One validate_domain per domain (in parallel threads, as the flow may run them), then finish."""
+    def one(domain: str):
+        return validate_domain(domain, domains, study=STUDY, protocol=FakeProtocol(), workdir=workdir)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = list(pool.map(one, ("dm", "ds", "ie", "lb", "vs", "mh")))
     return finish_validation(parts, workdir=workdir)
 
 
@@ -158,7 +164,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory):
-    return run(clean_trial(), tmp_path_factory.mktemp("clean"))
+    return run(clean_trial(), tmp_path_factory.mktemp("clean"), threads=3)
 
 
 def findings_of(result, kind: str) -> pl.DataFrame:
@@ -181,6 +187,7 @@ def test_tables_keep_their_contracts(planted) -> None:
 @pytest.mark.parametrize(("kind", "source", "observed", "message_part"), [
     ("plausible_high", "lb.csv:6", "250 g/dL", "above the plausible range 2-25 g/dL"),
     ("plausible_low", "lb.csv:7", "-5 10^9/L", "below the plausible range 0-2000 10^9/L"),
+    ("plausible_high", "lb.csv:18", "900000 cells/uL", "LYM 900000 cells/uL (900 10^9/L) is above the plausible range"),
     ("numeric_result", "lb.csv:8", "abc", "WBC result abc is not a number"),
     ("unit_known", "lb.csv:9", "furlongs", "UNKNOWN_UNIT"),
     ("range_order", "lb.csv:10", "50-35 g/L", "low 50 is not below high 35"),
