@@ -170,8 +170,8 @@ def test_ground_truth_lists_every_planted_kind(study: tuple[Path, GenerationSumm
 
 
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
-    def run(root: Path, seed: int) -> dict[str, bytes]:
-        generate(LocalStore(root), sites=4, subjects=60, seed=seed, as_of=AS_OF)
+    def run(root: Path, seed: int) -> dict[str, bytes]:  # 8 sites: every format, encoding and problem
+        generate(LocalStore(root), sites=8, subjects=96, seed=seed, as_of=AS_OF)
         return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
     first, again, other = run(tmp_path / "a", 3), run(tmp_path / "b", 3), run(tmp_path / "c", 4)
