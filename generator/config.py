@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from contracts import DiscrepancyClass, Severity
+
 Format = Literal["csv", "xlsx", "parquet", "xpt"]
 
 
@@ -198,12 +200,6 @@ class StudyConfig(_Strict):
 # ---------------------------------------------------------------- problems.yaml
 
 
-class Expect(_Strict):
-    check_id: str
-    klass: str
-    severity: Literal["IMPORTANT", "QUERY"]
-
-
 class Edit(_Strict):
     """One change to the built domain rows of the problem's subject.
 
@@ -236,8 +232,9 @@ class Problem(_Strict):
     edits: list[Edit] = []
     drop_column: tuple[str, str] | None = None  # site level: (domain, column)
     delivery: Literal["checksum_mismatch", "incomplete", "no_usable"] | None = None
-    expect: list[tuple[str, str, str]] = []
-    expect_site_enrolled: list[tuple[str, str, str]] = []  # site level: one per enrolled subject
+    # [CHECK_ID, CLASS, SEVERITY] the audit must report; classes and severities from contracts
+    expect: list[tuple[str, DiscrepancyClass, Severity]] = []
+    expect_site_enrolled: list[tuple[str, DiscrepancyClass, Severity]] = []  # site level: per enrolled subject
 
 
 class ProblemsConfig(_Strict):

@@ -206,19 +206,15 @@ def draw_population(
         cockcroft_gault(cols["AGE_EXACT"], cols["WEIGHT"], cols["FEMALE"], cols["CREAT"]) * cols["CRCL_JITTER"]
     )
 
-    mode_criteria = pl.Series("FAIL", [list(m.criteria) for _, m in modes] + [[]], dtype=pl.List(pl.String))
-    fail_series = mode_criteria.gather(np.where(cols["FAILMODE"] >= 0, cols["FAILMODE"], len(modes)))
-    if forced:
-        fail_frame = pl.DataFrame({"FAIL": fail_series})
-        idx = [int(i) for i, lst in zip(forced_idx, fail_lists, strict=True) if lst is not None]
-        lists = [lst for lst in fail_lists if lst is not None]
-        if idx:
-            fail_frame = fail_frame.with_row_index("_i").update(
-                pl.DataFrame({"_i": pl.Series(idx, dtype=pl.UInt32),
-                              "FAIL": pl.Series(lists, dtype=pl.List(pl.String))}),
-                on="_i",
-            ).drop("_i")
-        fail_series = fail_frame["FAIL"]
+    # the criteria the site records as failing: the failure mode's, or a planted problem's own list
+    lists = [list(m.criteria) for _, m in modes] + [[]] + [lst for lst in fail_lists if lst is not None]
+    which = np.where(cols["FAILMODE"] >= 0, cols["FAILMODE"], len(modes))
+    extra = len(modes) + 1
+    for k, lst in enumerate(fail_lists):
+        if lst is not None:
+            which[forced_idx[k]] = extra
+            extra += 1
+    fail_series = pl.Series("FAIL", lists, dtype=pl.List(pl.String)).gather(which)
 
     siteids = np.array([s.siteid for s in sites])
     meta = {
