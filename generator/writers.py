@@ -128,11 +128,10 @@ def encode_xlsx(frame: pl.DataFrame, sheet: str, stamp: datetime) -> bytes:
     })
     workbook.set_properties({"created": stamp.replace(tzinfo=None), "author": "site EDC export"})
     sheet_obj = workbook.add_worksheet(sheet)
+    sheet_obj.write_row(0, 0, frame.columns)
     for col, name in enumerate(frame.columns):
-        sheet_obj.write_string(0, col, name)
-        for row, value in enumerate(frame.get_column(name).to_list(), start=1):
-            if value is not None:
-                sheet_obj.write_string(row, col, value)
+        # with strings_to_* off, write_column writes every str as a text cell and skips None
+        sheet_obj.write_column(1, col, frame.get_column(name).to_list())
     workbook.close()
     return buffer.getvalue()
 
