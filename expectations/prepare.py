@@ -22,12 +22,18 @@ GE_PREFIX = "G_"
 
 
 def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFrame:
-    """The domain's frame with every DTS variable present (absent ones as null text)."""
+    """The domain's DTS variables (absent ones as null text), SITEID when delivered, and SOURCE & co.
+
+    Extra delivered columns are not validated (the DTS keeps and ignores them), and leaving them out
+    means a site column can never collide with a derived column's name.
+    """
     frame = domains.get(spec.code.lower())
     if frame is None:
         frame = pl.DataFrame(schema={c: pl.String for c in INGEST_COLUMNS})
-    wanted = [*spec.variables, *INGEST_COLUMNS]
-    return frame.with_columns(pl.lit(None, pl.String).alias(c) for c in wanted if c not in frame.columns)
+    wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []),
+                                 *INGEST_COLUMNS]))
+    return frame.select(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+                        for c in wanted)
 
 
 def _with_subject(frame: pl.DataFrame, domains: dict[str, pl.DataFrame]) -> pl.DataFrame:

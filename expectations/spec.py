@@ -134,6 +134,8 @@ def _checks(raw: object) -> dict[CheckKind, CheckText]:
         entry = _strict(f"checks.{kind}", text, _CHECK_KEYS)
         if set(entry) != _CHECK_KEYS:
             raise SuiteConfigError(f"checks.{kind}: needs {sorted(_CHECK_KEYS)}")
+        if entry["action"] not in {a.value for a in Action}:
+            raise SuiteConfigError(f"checks.{kind}.action: {entry['action']!r} not in {[a.value for a in Action]}")
         out[CheckKind(kind)] = CheckText(meaning=str(entry["meaning"]), action=Action(entry["action"]),
                                          message=str(entry["message"]), observed=str(entry["observed"]))
     return out

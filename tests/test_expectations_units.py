@@ -1,0 +1,117 @@
+"""The parts of validation that need no Great Expectations run: configuration, generation, preparation."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+import yaml
+
+from checks.units import load_units
+from checks.values import parse_number, to_protocol_unit
+from contracts.domains import DOMAINS
+from expectations.checks import build, convert
+from expectations.mapping import template_columns
+from expectations.prepare import ge_frame, prepare
+from expectations.protocol_needs import needs_of
+from expectations.spec import SuiteConfigError, load_suites, parse_suites
+from expectations.subjects import decisions, missing_criteria
+from expectations.validate import domain_context
+from tests.test_expectations import STUDY, FakeProtocol, clean_trial, frame, ie_rows, planted_trial
+
+
+def _raw() -> dict:
+    from importlib import resources
+
+    return yaml.safe_load(resources.files("expectations").joinpath("suites.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda raw: raw.update(unknown=1),
+    lambda raw: raw["checks"]["required"].update(colour="red"),
+    lambda raw: raw["checks"].pop("study"),
+    lambda raw: raw["checks"]["study"].update(action="ignore"),
+    lambda raw: raw["results"]["LB"].update(unitt="LBORRESU"),
+    lambda raw: raw["conditional_needs"]["LB.HCG"].update(age=[18]),
+    lambda raw: raw["reference_limits"]["LB"].update(ALT=[10, 5]),
+])
+def test_suites_file_rejects_unknown_or_wrong_entries(edit) -> None:
+    raw = _raw()
+    edit(raw)
+    with pytest.raises(SuiteConfigError):
+        parse_suites(raw)
+
+
+@pytest.mark.parametrize("trial", [clean_trial, planted_trial])
+@pytest.mark.parametrize("domain", sorted(DOMAINS))
+def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) -> None:
+    """A template naming a missing column would only fail when a row fails: check them all up front."""
+    domains = trial()
+    ctx = domain_context(domain, study=STUDY, protocol=FakeProtocol(),
+                         columns=frozenset(domains[domain].columns) if domain in domains else frozenset())
+    pieces = build(ctx)
+    prepared = prepare(domains, ctx, pieces)
+    for piece in pieces:
+        check = piece.check
+        needed = template_columns(check.message, check) | template_columns(check.observed, check)
+        available = set(prepared.columns) | ({"X_ITEM"} if check.explode else set())
+        assert needed <= available, (check.id, needed - available)
+        if check.explode:
+            assert prepared.schema[check.explode] == pl.List(pl.String)
+    assert ge_frame(prepared, pieces).height == prepared.height
+
+
+def test_check_ids_are_unique_and_stable() -> None:
+    ids = [piece.check.id for d in DOMAINS for piece in build(domain_context(d, study=STUDY, protocol=FakeProtocol()))]
+    assert len(ids) == len(set(ids))
+    assert "LB.unit_known.LBORRESU" in ids and "DM.unique_key.USUBJID" in ids and "IE.unique_key.USUBJID+IETESTCD" in ids
+
+
+@pytest.mark.parametrize(("test", "text", "unit"), [
+    ("HGB", "135", "g/L"), ("HGB", "8.2", "mmol/L"), ("PLAT", "250000", "/uL"), ("HBVDNA", "3.5", "log10 IU/mL"),
+    ("HBA1C", "53", "mmol/mol"), ("CREAT", "<44", "umol/L"), ("ALT", "0.5", "ukat/L"), ("HGB", "13", "furlongs"),
+])
+def test_joined_conversion_equals_the_evaluation_conversion(test: str, text: str, unit: str) -> None:
+    """Validation converts with joined catalog columns; it must agree with checks.values exactly."""
+    catalog = load_units()
+    data = pl.DataFrame({"LBTESTCD": [test], "LBORRES": [text], "LBORRESU": [unit], "DECIMAL": ["."]})
+    ctx = domain_context("lb", study=STUDY)
+    from expectations.checks import _result_columns
+
+    columns = _result_columns(ctx)
+    prepared = data.with_columns(**{k: v for k, v in columns.items() if k.startswith("X_CONV_")},
+                                 X_NUMBER=parse_number("LBORRES", "DECIMAL").struct.field("number"))
+    ours = prepared.select(convert(pl.col("X_NUMBER"), "X_CONV_")).item()
+    theirs = data.select(to_protocol_unit(parse_number("LBORRES", "DECIMAL").struct.field("number"), "LBTESTCD",
+                                          "LBORRESU", catalog, "LB")).item()
+    assert ours == theirs
+
+
+def test_needs_follow_the_protocol_and_the_alternatives() -> None:
+    from checks.protocol import load_protocol
+
+    needs = needs_of(load_protocol(), load_suites())
+    assert ("LYM", "LYMLE") in needs["LB"] and ("LDIAM", "LPERP") in needs["TR"]
+    assert ("WEIGHT",) in needs["VS"]  # Cockcroft-Gault needs creatinine and weight
+    assert ("UNSTABLE ANGINA",) in needs["MH"]
+    assert "DS" not in needs and "CM" not in needs  # no test-code variable: presence is the evaluation's
+
+
+def test_ie_checklist_follows_the_delivery_style() -> None:
+    """FULL subjects miss what is absent; NOT_MET_ONLY subjects miss nothing; empty ones depend on the site."""
+    criteria = {"IN06": "INCLUSION", "IN10": "INCLUSION", "EX15": "EXCLUSION"}
+    dm = pl.concat([
+        frame("dm", [{"USUBJID": s, "RFXSTDTC": "2026-02-01"} for s in ("A-1", "A-2", "A-3")], site="101"),
+        frame("dm", [{"USUBJID": s, "RFXSTDTC": "2026-02-01"} for s in ("B-1", "B-2")], site="102"),
+    ])
+    ie = pl.concat([
+        frame("ie", [*ie_rows("A-1", {"IN06": "Y", "EX15": "N"}), *ie_rows("A-2", {"IN10": "N"})], site="101"),
+        frame("ie", ie_rows("B-1", {"IN10": "N"}), site="102"),
+    ])
+    domains = {"dm": dm, "ie": ie}
+    missing = missing_criteria(domains, criteria, load_suites(), decisions(domains))
+    got = dict(missing.select("USUBJID", "X_MISSING_IE").iter_rows())
+    assert got == {"A-1": ["IN10"],  # full checklist, IN10 absent
+                   "A-2": [],  # only a failing answer: not-met-only style
+                   "A-3": ["IN06", "IN10", "EX15"],  # no rows at a site with full checklists
+                   "B-1": [],
+                   "B-2": []}  # no rows at a not-met-only site: all met by the site
