@@ -61,7 +61,8 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
 
 
 def test_check_ids_are_unique_and_stable() -> None:
-    ids = [piece.check.id for d in DOMAINS for piece in build(domain_context(d, study=STUDY, protocol=FakeProtocol()))]
+    ids = [piece.check.id for d in DOMAINS
+           for piece in build(domain_context(d, study=STUDY, protocol=FakeProtocol()))]
     assert len(ids) == len(set(ids))
     assert "LB.unit_known.LBORRESU" in ids and "DM.unique_key.USUBJID" in ids and "IE.unique_key.USUBJID+IETESTCD" in ids
 
