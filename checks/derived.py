@@ -185,13 +185,16 @@ def _draw_pairs(ctx: DerivedContext, reference: pl.LazyFrame) -> pl.LazyFrame:
         (pl.col("W_HI") * pl.col("L_HI") / 100).alias("P_HI"),
         pl.concat_str(["W_SRC", "L_SRC"], separator="; ").alias("P_SOURCE"),
         pl.col("DTC").alias("P_DTC"),
-        pl.col("W_SRC").alias("SOURCE"),
     ).with_columns(
         pl.when(pl.col("P_HI").is_finite()).then(pl.col("P_HI").round_sig_figs(12)).otherwise(pl.col("P_HI"))
     )
+    # latest draw; several pairs on one draw (duplicate rows): the last WBC, then LYMLE row in file order
+    order = []
+    for column in ("W_SRC", "L_SRC"):
+        order += [e.alias(f"{column}{e.meta.output_name()}") for e in source_order(column)]
     return (
-        pairs.with_columns(source_order())
-        .sort("USUBJID", "_DAY", "DTC", "_SRC_KEY", "_SRC_ROW")
+        pairs.with_columns(order)
+        .sort("USUBJID", "_DAY", "DTC", *[e.meta.output_name() for e in order])
         .unique(subset="USUBJID", keep="last", maintain_order=True)
         .select(list(schema))
     )

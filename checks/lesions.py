@@ -16,6 +16,7 @@ import polars as pl
 
 from checks.exclusions import excluded_messages
 from checks.reasons import ReasonCode
+from checks.reference import source_order
 from checks.rulebase import EvalContext, Leaf, check_keys, finish
 from checks.values import blank_to_null, coded_value, decide, format_number
 
@@ -53,7 +54,7 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
         pl.col("TULNKID").fill_null("").alias("KEY"),
     )
     measured = targets.join(
-        ctx.facts.filter(pl.col("DOMAIN") == "TR").drop("SOURCE"),
+        ctx.facts.filter(pl.col("DOMAIN") == "TR").rename({"SOURCE": "TR_SOURCE"}),
         on=["USUBJID", "KEY", "TESTCD"], how="left",
     ).with_columns(
         pl.when(pl.col("_X_TU").is_not_null()).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))
@@ -76,9 +77,11 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
         .otherwise(pl.col("REASON")).alias("REASON"),
         pl.when(pl.col("RESULT").is_null()).then(1).when(pl.col("RESULT")).then(2).otherwise(0).alias("_RANK"),
     )
-    best = (
-        measured.sort("USUBJID", "_RANK", "LO", "KEY", nulls_last=False)
+    best = (  # the deciding lesion; the TU row's SOURCE breaks ties between duplicated lesions
+        measured.with_columns(source_order())
+        .sort("USUBJID", "_RANK", "LO", "KEY", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
         .unique(subset="USUBJID", keep="last", maintain_order=True)
+        .with_columns(pl.coalesce(["TR_SOURCE", "SOURCE"]).alias("SOURCE"))  # the measurement used
     )
     has_tu = tu.select("USUBJID").unique().with_columns(pl.lit(True).alias("_HAS_TU"))
     return finish(

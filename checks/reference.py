@@ -34,9 +34,13 @@ def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
     return blank_to_null(pl.col(column).cast(pl.String)).alias(column)
 
 
-def source_order() -> list[pl.Expr]:
-    """Sort keys that make "first" and "latest" independent of row and site order: object key, row number."""
-    source = pl.col("SOURCE").fill_null("")
+def source_order(column: str = "SOURCE") -> list[pl.Expr]:
+    """Sort keys that make "first" and "latest" independent of row and site order: object key, row number.
+
+    SOURCE is unique per delivered row, so these keys complete any ordering into a total one: ties on
+    a date (two results the same day) always resolve the same way, whatever order the rows came in.
+    """
+    source = pl.col(column).fill_null("")
     return [source.str.replace(r":\d+$", "").alias("_SRC_KEY"),
             source.str.extract(r":(\d+)$", 1).cast(pl.Int64, strict=False).fill_null(0).alias("_SRC_ROW")]
 
