@@ -81,7 +81,11 @@ def classify(method: str, path: str, query: str, headers: dict[str, str]) -> tup
 
 @dataclass
 class Rule:
-    """Fail the first `count` requests (None: every one) that match all the given conditions."""
+    """Fail `count` requests (None: every one) that match all the given conditions.
+
+    The first `after` matching requests are let through, so a test can break a run half way, e.g.
+    after a few report files were written.
+    """
 
     action: Action
     operation: str | None = None       # list / get / head / put / copy / delete
@@ -89,7 +93,9 @@ class Rule:
     method: str | None = None
     count: int | None = 1
     delay: float = 0.0                 # for TIMEOUT: seconds to hold the connection
+    after: int = 0
     hits: int = field(default=0, init=False)
+    passed: int = field(default=0, init=False)
 
     def matches(self, request: S3Request, prefix: str) -> bool:
         if self.method and request.method != self.method:
@@ -101,6 +107,9 @@ class Rule:
 
     def take(self) -> bool:
         """Whether this rule still has failures left to inject (and count one if so)."""
+        if self.passed < self.after:
+            self.passed += 1
+            return False
         if self.count is not None and self.hits >= self.count:
             return False
         self.hits += 1
