@@ -61,6 +61,7 @@ class FormatProfile(_Strict):
     encoding: str = "utf-8"
     separator: str = ","
     decimal: Literal[".", ","] = "."
+    standardized: bool = False  # also write the SDTM standardized results (--STRESC/--STRESN/--STRESU)
 
     def format_of(self, domain: str) -> Format:
         return self.overrides.get(domain, self.default)
@@ -177,6 +178,11 @@ class FailureMode(_Strict):
     set: dict[str, Any]
 
 
+class Standardized(_Strict):
+    after: str
+    columns: list[str]
+
+
 class StudyConfig(_Strict):
     decisions: dict[str, float]
     sex: dict[str, float]
@@ -194,7 +200,17 @@ class StudyConfig(_Strict):
     criteria: dict[Literal["INCLUSION", "EXCLUSION"], list[str]]
     screen_failures: dict[str, FailureMode]
     columns: dict[str, list[str]]
+    standardized: dict[str, Standardized]
     numeric_columns: list[str]
+
+    def columns_for(self, domain: str, standardized: bool) -> list[str]:
+        """The written columns of a domain file, with the standardized results where a site sends them."""
+        columns = list(self.columns[domain])
+        extra = self.standardized.get(domain)
+        if standardized and extra is not None:
+            at = columns.index(extra.after) + 1
+            columns[at:at] = extra.columns
+        return columns
 
 
 # ---------------------------------------------------------------- problems.yaml

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from generator.config import Config
-from generator.render import iso_date, render_measures
+from generator.render import format_number, iso_date, render_measures
 
 DOMAIN_ORDER = ("dm", "ds", "ie", "lb", "vs", "mh", "cm", "pr", "tu", "tr", "fa")
 HIDDEN = {"_SITE": pl.String, "_SITEPOS": pl.Int64, "_SUBJ": pl.Int64, "_UNITS": pl.String, "_D": pl.Date,
@@ -168,9 +168,14 @@ def build_lb(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
                 .select(*_KEYS, "UNITS", "MEASURE", "_ORD", "_D",
                         pl.when(pl.col("_POSITIVE")).then(pl.col(pos)).otherwise(pl.col(neg)).alias("ORRES"))
             )
-    rendered = render_measures(pl.concat(numeric), cfg).drop("VALUE")
+    rendered = render_measures(pl.concat(numeric), cfg)
     coded_frame = pl.concat(coded).with_columns(
         pl.lit(None, dtype=pl.String).alias(c) for c in ("ORRESU", "NRLO", "NRHI")
+    )
+    rendered = rendered.with_columns(_standardized(cfg)).drop("VALUE")
+    coded_frame = coded_frame.with_columns(
+        pl.col("ORRES").alias("STRESC"), pl.lit(None, dtype=pl.String).alias("STRESN"),
+        pl.lit(None, dtype=pl.String).alias("STRESU"),
     )
     rows = pl.concat([rendered, coded_frame.select(rendered.columns)])
     rows = rows.join(_measure_frame(cfg), on="MEASURE", how="left", maintain_order="left")
@@ -184,10 +189,26 @@ def build_lb(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.
         pl.col("ORRESU").alias("LBORRESU"),
         pl.col("NRLO").alias("LBORNRLO"),
         pl.col("NRHI").alias("LBORNRHI"),
+        pl.col("STRESC").alias("LBSTRESC"),
+        pl.col("STRESN").alias("LBSTRESN"),
+        pl.col("STRESU").alias("LBSTRESU"),
         pl.lit(None, dtype=pl.String).alias("LBSTAT"),
         iso_date("_D").alias("LBDTC"),
         "_D", "_ORD",
     )
+
+
+def _standardized(cfg: Config) -> list[pl.Expr]:
+    """SDTM standardized result in the protocol unit, rounded as that unit prints; left empty for a
+    censored result (as many SDTM mappings do)."""
+    decimals = pl.col("MEASURE").replace_strict(
+        {code: m.units[m.unit].decimals for code, m in cfg.measures.items() if m.unit in m.units},
+        default=None, return_dtype=pl.Int64)
+    units = pl.col("MEASURE").replace_strict(
+        {code: m.unit for code, m in cfg.measures.items()}, default=None, return_dtype=pl.String)
+    censored = pl.col("ORRES").str.starts_with("<")
+    text = pl.when(censored).then(None).otherwise(format_number(pl.col("VALUE"), decimals))
+    return [text.alias("STRESC"), text.alias("STRESN"), units.alias("STRESU")]
 
 
 def build_vs(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.DataFrame:
@@ -403,10 +424,9 @@ def finalize(frame: pl.DataFrame, domain: str, cfg: Config) -> pl.DataFrame:
     """Rows sorted by site, subject, date and order (so each site's rows are one contiguous slice),
     --SEQ numbered, in the written column order followed by the hidden columns."""
     frame = frame.sort(["_SUBJ", "_D", "_ORD"], nulls_last=False, maintain_order=True)
-    columns = cfg.study.columns[domain]
     seq = f"{domain.upper()}SEQ"
-    if seq in columns:
+    if seq in cfg.study.columns[domain]:
         frame = frame.with_columns(
             (pl.int_range(pl.len()).over("_SUBJ") + 1).cast(pl.String).alias(seq)
         )
-    return frame.select(*columns, *HIDDEN)
+    return frame.select(*cfg.study.columns_for(domain, standardized=True), *HIDDEN)

@@ -148,7 +148,7 @@ class _Writer:
                 frame = frame.filter(pl.col("_SITEPOS").is_in(list(version.sites)))
             counts = np.bincount(frame["_SITEPOS"].to_numpy(), minlength=len(sites)).astype(np.int64)
             offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            visible = frame.select(self.cfg.study.columns[domain])
+            visible = frame.select(self.cfg.study.columns_for(domain, standardized=True))
             encoded = self._encode_all(visible, domain, version.sites, counts, offsets, profiles, stamp)
             for pos in version.sites:
                 site, profile, item = sites[pos], profiles[pos], encoded[pos]
@@ -183,27 +183,33 @@ class _Writer:
                          manifest_bytes(self.study, site.siteid, name, entries[pos]), CONTENT_TYPES["json"])
             self.flush()
 
+    def _columns(self, visible: pl.DataFrame, domain: str, profile: FormatProfile) -> list[str]:
+        """The site's columns of this domain (standardized results only where the site sends them)."""
+        return [c for c in self.cfg.study.columns_for(domain, profile.standardized) if c in visible.columns]
+
     def _slice_encoded(self, visible: pl.DataFrame, domain: str, offset: int, count: int,
                        profile: FormatProfile, stamp: datetime) -> Encoded:
         fmt = profile.format_of(domain)
-        return encode(visible.slice(int(offset), int(count)), domain, fmt, profile,
-                      self.cfg.study.numeric_columns, stamp)
+        rows = visible.select(self._columns(visible, domain, profile)).slice(int(offset), int(count))
+        return encode(rows, domain, fmt, profile, self.cfg.study.numeric_columns, stamp)
 
     def _encode_all(self, visible: pl.DataFrame, domain: str, positions: tuple[int, ...], counts: np.ndarray,
                     offsets: np.ndarray, profiles: list[FormatProfile], stamp: datetime) -> dict[int, Encoded]:
         """Every site's file of one domain; CSV sites sharing a convention are serialised together."""
         out: dict[int, Encoded] = {}
-        csv_groups: dict[tuple[str, str, str], list[int]] = {}
+        csv_groups: dict[tuple[str, str, str, bool], list[int]] = {}
         for pos in positions:
             profile = profiles[pos]
             if profile.format_of(domain) == "csv":
-                csv_groups.setdefault((profile.separator, profile.decimal, profile.encoding), []).append(pos)
+                key = (profile.separator, profile.decimal, profile.encoding, profile.standardized)
+                csv_groups.setdefault(key, []).append(pos)
             else:
                 out[pos] = self._slice_encoded(visible, domain, offsets[pos], counts[pos], profile, stamp)
         for group in csv_groups.values():
             rows = visible if len(group) == len(positions) else visible.filter(
                 pl.Series(np.repeat(np.isin(np.arange(len(counts)), group), counts))
             )
+            rows = rows.select(self._columns(visible, domain, profiles[group[0]]))
             out.update(encode_csv_sites(rows, domain, group, counts, profiles[group[0]],
                                         self.cfg.study.numeric_columns))
         return out

@@ -21,7 +21,7 @@ import polars as pl
 from generator.config import FormatProfile
 
 #: numeric XPT variables: SDTM keeps these numeric in SAS datasets (everything else is character)
-XPT_NUMERIC = re.compile(r"^(AGE|[A-Z]{2}SEQ)$")
+XPT_NUMERIC = re.compile(r"^(AGE|[A-Z]{2}SEQ|[A-Z]{2}STRESN)$")
 _XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
 _NUMBER = r"^[<>]?-?\d+\.\d+$"
 CONTENT_TYPES = {
@@ -143,7 +143,7 @@ def encode_parquet(frame: pl.DataFrame) -> bytes:
 
 
 def encode_xpt(frame: pl.DataFrame, dataset: str, label: str, stamp: datetime) -> bytes:
-    """SAS v5 transport via pyreadstat; AGE and --SEQ numeric, every other variable character."""
+    """SAS v5 transport via pyreadstat; AGE, --SEQ and --STRESN numeric, every other variable character."""
     import pyreadstat
 
     frame = frame.with_columns(

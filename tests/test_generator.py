@@ -333,6 +333,11 @@ def test_realism_features_present(study: tuple[Path, GenerationSummary]) -> None
     units = set(lb.filter(pl.col("LBTESTCD") == "ALT")["LBORRESU"])
     assert {"U/L", "ukat/L"} <= units
     assert {"IU/mL", "log10 IU/mL"} <= set(lb.filter(pl.col("LBTESTCD") == "HBVDNA")["LBORRESU"])
+    # SDTM standardized results only where the site sends them (the SAS site), in the protocol unit
+    sas = {s["site"] for s in summary.ground_truth["sites"] if s["formats"]["lb"] == "xpt"}
+    standardized = lb.filter(pl.col("LBSTRESN").is_not_null())
+    assert set(standardized["_SITE"]) == sas
+    assert set(standardized.filter(pl.col("LBTESTCD") == "PLAT")["LBSTRESU"]) == {"10^9/L"}
     # the reference range is in the unit of the result
     bili = lb.filter((pl.col("LBTESTCD") == "BILI") & (pl.col("LBORRESU") == "umol/L"))
     assert bili.height > 0 and set(bili["LBORNRHI"]) == {"21"}
