@@ -263,6 +263,7 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
     writer = _Writer(out, cfg, study, as_of, formats, pool)
     expected: list[dict[str, Any]] = []
     decisions: dict[str, int] = {}
+    features: dict[str, dict[str, Any]] = {}
 
     for chunk_no, (first, last) in enumerate(_chunks(site_list)):
         chunk_sites = site_list[first:last]
@@ -299,14 +300,44 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
                                                    formats, cfg))
         for decision, count in latent.group_by("DECISION").len().iter_rows():
             decisions[decision] = decisions.get(decision, 0) + int(count)
+        _count_features(features, latent, frames, cfg)
 
     truth = _ground_truth(study, seed, as_of, formats, plan, site_list, roles, expected, writer, decisions,
                           subjects, history, cfg)
+    truth["features"] = features
     writer.put(join_key(study, GROUND_TRUTH),
                (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
     writer.flush()
     return GenerationSummary(study, len(site_list), subjects, writer.files, dict(writer.rows),
                              tuple(writer.keys), truth)
+
+
+FEATURE_EXAMPLES = 5
+
+
+def _count_features(features: dict[str, dict[str, Any]], latent: pl.DataFrame, frames: dict[str, pl.DataFrame],
+                    cfg: Config) -> None:
+    """Counts (and a few example subjects) of the realism features, for tests and reviewers."""
+    partial = pl.col("_V").str.len_chars().is_in([4, 7])
+    modes = list(cfg.study.screen_failures)
+    found = {
+        "repeated_draws": latent.filter(pl.col("REPEAT"))["USUBJID"],
+        "partial_birth_dates": latent.filter(pl.col("BRTH_PREC") != "D")["USUBJID"],
+        "censored_results": frames["lb"].filter(pl.col("LBORRES").str.starts_with("<"))["USUBJID"],
+        "partial_mh_onsets": frames["mh"].rename({"MHSTDTC": "_V"}).filter(partial)["USUBJID"],
+        "partial_cm_dates": frames["cm"].filter(pl.col("CMSTDTC").str.len_chars().is_in([4, 7])
+                                                | pl.col("CMENDTC").str.len_chars().is_in([4, 7]))["USUBJID"],
+        "partial_pr_dates": frames["pr"].filter(pl.col("PRSTDTC").str.len_chars().is_in([4, 7])
+                                                | pl.col("PRENDTC").str.len_chars().is_in([4, 7]))["USUBJID"],
+        **{f"screen_failure.{modes[m]}": latent.filter(pl.col("FAILMODE") == m)["USUBJID"]
+           for m in range(len(modes))},
+    }
+    for name, subjects in found.items():
+        unique = subjects.unique(maintain_order=True)
+        entry = features.setdefault(name, {"subjects": 0, "examples": []})
+        entry["subjects"] += unique.len()
+        room = FEATURE_EXAMPLES - len(entry["examples"])
+        entry["examples"].extend(unique.head(max(room, 0)).to_list())
 
 
 def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
