@@ -69,6 +69,7 @@ class Piece:
     `derived` are row-wise expressions (a row's value depends on that row only), so `prepare` may
     compute them once per distinct input; `windowed` look at other rows (counts over a key) and are
     computed on the whole frame after them; `after` are row-wise again, reading windowed columns.
+    A column whose name ends in `_TEXT` only feeds messages: it is computed for failing rows only.
     """
 
     check: Check
@@ -183,8 +184,8 @@ def build_formula(ctx: Context) -> list[Piece]:
     first = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.lit(v)) for v in variables])
     check = _check(ctx, CheckKind.FORMULA_TEXT, "*", *_true("NO_FORMULA"),
                    variable_column="X_FORMULA_VARIABLE")
-    after = {"X_FORMULA_VARIABLE": first,
-             "X_FORMULA_VALUE": pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.col(v)) for v in variables])}
+    value = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.col(v)) for v in variables])
+    after = {"X_FORMULA_VARIABLE": first, "X_FORMULA_VALUE_TEXT": value}
     return [Piece(check, derived=derived, after=after,
                   ge={"NO_FORMULA": pl.col("X_FORMULA_VARIABLE").is_null()})]
 
@@ -236,7 +237,7 @@ def build_key(ctx: Context) -> list[Piece]:
     identical = pl.len().over([*values, "X_ROW_HASH"]) == count
     first = pl.struct(values).is_first_distinct()
     derived = {f"X_KEY_{v}": value_of(v, ctx) for v in key}
-    derived["X_KEY"] = pl.concat_str([pl.concat_str([pl.lit(f"{v}="), value_of(v, ctx).fill_null("(blank)")])
+    derived["X_KEY_TEXT"] = pl.concat_str([pl.concat_str([pl.lit(f"{v}="), value_of(v, ctx).fill_null("(blank)")])
                                       for v in key], separator=", ")
     windowed = {
         "X_KEY_COUNT": count,
@@ -244,9 +245,9 @@ def build_key(ctx: Context) -> list[Piece]:
         "X_DUP_FIRST": first,
     }
     after = {
-        "X_DUP_KIND": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("identical copies"))
+        "X_DUP_KIND_TEXT": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("identical copies"))
         .otherwise(pl.lit("conflicting values")),
-        "X_DUP_ACTION": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("only the first copy is used"))
+        "X_DUP_ACTION_TEXT": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("only the first copy is used"))
         .otherwise(pl.lit("none of them is used")),
         "X_DUP_REJECT": (pl.col("X_KEY_COUNT") > 1) & ~(pl.col("X_DUP_IDENTICAL") & pl.col("X_DUP_FIRST")),
     }
@@ -347,7 +348,7 @@ def _result_columns(ctx: Context) -> dict[str, pl.Expr]:
         "X_PLO": plo,
         "X_PHI": phi,
         "X_PLAUSIBLE_TEXT": pl.concat_str([format_number(plo), pl.lit("-"), format_number(phi)]),
-        "X_ACCEPTED": _lookup(ctx, lambda e: ", ".join(e.accepted) or None, pl.String),
+        "X_ACCEPTED_TEXT": _lookup(ctx, lambda e: ", ".join(e.accepted) or None, pl.String),
     }
 
 

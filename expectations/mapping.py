@@ -41,9 +41,14 @@ def template_columns(template: str, check: Check) -> set[str]:
     return {check.variable if n == "OBSERVED_TEXT" else n for n in _PLACEHOLDER.findall(template)}
 
 
-def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str, list[str]],
-                 study: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(findings, exclusions, rejected) for the failing rows of every check."""
+def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str, list[str]], study: str,
+                 texts: dict[str, pl.Expr] | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(findings, exclusions, rejected) for the failing rows of every check.
+
+    `texts` are the message-only columns (expectations.prepare.text_columns), added to failing rows.
+    """
+    from expectations.prepare import with_texts
+
     findings, exclusions, rejected = [], [], []
     for check in checks:
         sources = failures.get(check.id) or []
@@ -51,6 +56,8 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             continue
         rows = prepared.join(pl.DataFrame({"SOURCE": sources}, schema={"SOURCE": pl.String}).unique(),
                              on="SOURCE", how="semi")
+        if texts:
+            rows = with_texts(rows, texts)
         if check.explode:
             rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
         rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),

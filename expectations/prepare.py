@@ -19,6 +19,8 @@ from expectations.subjects import decisions, missing_criteria, missing_results
 INGEST_COLUMNS = ("SOURCE", "DELIVERY_SITEID", "DECIMAL")
 #: prefix of the prepared columns that become the GE frame's columns (without the prefix)
 GE_PREFIX = "G_"
+#: suffix of derived columns that only feed messages (computed for failing rows only)
+TEXT_SUFFIX = "_TEXT"
 
 
 def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFrame:
@@ -127,15 +129,28 @@ def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.Da
     windowed: dict[str, pl.Expr] = {}
     after: dict[str, pl.Expr] = {}
     for piece in pieces:
-        derived.update(piece.derived)
+        derived.update({k: v for k, v in piece.derived.items() if not k.endswith(TEXT_SUFFIX)})
         windowed.update(piece.windowed)
-        after.update(piece.after)
+        after.update({k: v for k, v in piece.after.items() if not k.endswith(TEXT_SUFFIX)})
     frame = _add_rowwise(frame, derived)
     if windowed:
         frame = frame.with_columns(expr.alias(name) for name, expr in windowed.items())
     frame = _add_rowwise(frame, after)
     # the GE columns are row-wise too: computed here, so that they also benefit from distinct inputs
     return _add_rowwise(frame, {GE_PREFIX + name: expr for name, expr in _ge_columns(pieces).items()})
+
+
+def text_columns(pieces: list[Piece]) -> dict[str, pl.Expr]:
+    """The message-only columns (`*_TEXT`), computed by the mapping for failing rows only."""
+    texts: dict[str, pl.Expr] = {}
+    for piece in pieces:
+        texts.update({k: v for k, v in {**piece.derived, **piece.after}.items() if k.endswith(TEXT_SUFFIX)})
+    return texts
+
+
+def with_texts(rows: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Add the message-only columns to a few prepared rows."""
+    return _add_rowwise(rows, texts)
 
 
 def _ge_columns(pieces: list[Piece]) -> dict[str, pl.Expr]:

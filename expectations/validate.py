@@ -18,7 +18,7 @@ from contracts.records import ValidationResult
 from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
 from expectations.checks import Check, Context, Piece, build
 from expectations.mapping import CHECK_COLUMN, map_failures
-from expectations.prepare import ge_frame, prepare
+from expectations.prepare import ge_frame, prepare, text_columns
 from expectations.protocol_needs import criteria_of, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
 
@@ -68,7 +68,7 @@ def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str
 
     prepared = prepare(domains, ctx, pieces)
     run = run_suite(suite_name(domain), checks, ge_frame(prepared, pieces), Path(workdir) / "validation")
-    findings, exclusions, rejected = map_failures(prepared, checks, run.failures, study)
+    findings, exclusions, rejected = map_failures(prepared, checks, run.failures, study, text_columns(pieces))
     out.findings, out.exclusions, out.rejected = findings, exclusions, rejected
     out.rows, out.result_path, out.suite_path = frame.height, run.result_path, run.suite_path
     return out

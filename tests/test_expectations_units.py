@@ -11,7 +11,7 @@ from checks.values import parse_number, to_protocol_unit
 from contracts.domains import DOMAINS
 from expectations.checks import build, convert
 from expectations.mapping import template_columns
-from expectations.prepare import ge_frame, prepare
+from expectations.prepare import ge_frame, prepare, text_columns, with_texts
 from expectations.protocol_needs import needs_of
 from expectations.spec import SuiteConfigError, load_suites, parse_suites
 from expectations.subjects import decisions, missing_criteria
@@ -49,7 +49,7 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
     ctx = domain_context(domain, study=STUDY, protocol=FakeProtocol(),
                          columns=frozenset(domains[domain].columns) if domain in domains else frozenset())
     pieces = build(ctx)
-    prepared = prepare(domains, ctx, pieces)
+    prepared = with_texts(prepare(domains, ctx, pieces), text_columns(pieces))
     for piece in pieces:
         check = piece.check
         needed = template_columns(check.message, check) | template_columns(check.observed, check)
