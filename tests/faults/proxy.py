@@ -51,6 +51,7 @@ class S3Request:
     operation: str  # list, get, head, put, copy, delete, create_bucket, other
     headers: dict[str, str]
     outcome: str = "forwarded"
+    prefix: str = ""  # the `prefix` parameter of a listing
 
 
 def classify(method: str, path: str, query: str, headers: dict[str, str]) -> tuple[str, str, str]:
@@ -143,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         bucket, key, operation = classify(self.command, split.path, split.query, headers)
         prefix = parse_qs(split.query).get("prefix", [""])[0]
         request = S3Request(self.command, bucket, key, operation,
-                            {h: headers[h] for h in RECORDED_HEADERS if h in headers})
+                            {h: headers[h] for h in RECORDED_HEADERS if h in headers}, prefix=prefix)
         body = self._body()
         rule = self.server.proxy.pick(request, prefix)
         self.close_connection = True

@@ -1,0 +1,299 @@
+"""`make bench`: the end-to-end benchmark of `screening-audit run`, with the issue's targets.
+
+Each case generates a study into a local folder (`--formats csv`, not timed, cached between runs),
+then times one cold `screening-audit run` process on it, landing and reports in local folders, and
+records its wall time and peak memory. The floor is a cold process in which polars reads the same
+CSV files the audit reads (each site's newest complete delivery), so the table says how far the
+product is from just reading its input. Results are printed as a table and written to
+`benchmarks/results.json`.
+
+    .venv/bin/python -m benchmarks.run             # the issue's sizes (several minutes)
+    .venv/bin/python -m benchmarks.run --quick     # smaller sizes, same shape
+    .venv/bin/python -m benchmarks.run --cases demo,s100
+
+Peak memory is sampled (every 50 ms, psutil) over the whole process tree of the run, which
+includes Prefect's temporary API server; `RSS max` is the kernel's peak of the largest single
+process (wait4's ru_maxrss), which a sampler cannot miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+AS_OF = "2026-11-28"
+STUDY = "SZ003"
+SEED = 5
+RESULTS = Path(__file__).with_name("results.json")
+CLI = str(Path(sys.executable).with_name("screening-audit"))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark size, and the absolute targets of the issue that apply to it."""
+
+    name: str
+    sites: int
+    subjects: int
+    max_seconds: float | None = None
+    max_rss_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A target relative to another case: `case` time <= `factor` x `base` time."""
+
+    case: str
+    base: str
+    factor: float
+    meaning: str
+
+
+FULL = [
+    Case("demo", 8, 400, max_seconds=25),
+    Case("s100", 100, 10_000, max_seconds=45, max_rss_gb=2.5),
+    Case("s1000", 1000, 10_000),
+    Case("n40k", 100, 40_000),
+]
+QUICK = [
+    Case("demo", 8, 400, max_seconds=25),
+    Case("s100", 20, 1_000),
+    Case("s1000", 200, 1_000),
+    Case("n40k", 20, 4_000),
+]
+RELATIVE = [
+    Relative("s1000", "s100", 1.3, "same subjects over 10x the sites"),
+    Relative("n40k", "s100", 4.5, "4x the subjects (linear)"),
+]
+
+
+@dataclass
+class Measure:
+    case: str
+    sites: int
+    subjects: int
+    input_rows: int = 0
+    input_files: int = 0
+    input_mb: float = 0.0
+    generate_s: float = 0.0
+    wall_s: float = 0.0
+    peak_tree_mb: float = 0.0
+    rss_max_mb: float = 0.0
+    floor_s: float = 0.0
+    floor_rss_mb: float = 0.0
+    exit_code: int = 0
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.wall_s / self.floor_s if self.floor_s else float("nan")
+
+
+def landing_for(workdir: Path, case: Case) -> Path:
+    """Generate the case's study once (cached by size and seed); generation is not timed."""
+    landing = workdir / f"landing-{case.sites}x{case.subjects}-seed{SEED}"
+    marker = landing / ".complete"
+    if not marker.exists():
+        shutil.rmtree(landing, ignore_errors=True)
+        from generator import generate
+        from storage import LocalStore
+
+        generate(LocalStore(landing), study=STUDY, sites=case.sites, subjects=case.subjects, seed=SEED,
+                 as_of=date.fromisoformat(AS_OF), formats="csv")
+        marker.write_text(datetime.now(UTC).isoformat())
+    return landing
+
+
+def audited_files(landing: Path) -> list[tuple[Path, str]]:
+    """(path, encoding) of every CSV in each site's newest delivery that has a manifest.
+
+    The audit may reject that delivery and fall back to an older one; the floor still reads the
+    newest, which is the same amount of work for every case and good enough for a floor.
+    """
+    files: list[tuple[Path, str]] = []
+    for site in sorted(p for p in (landing / STUDY).iterdir() if p.is_dir()):
+        complete = sorted(d for d in site.iterdir() if (d / "manifest.json").is_file())
+        if not complete:
+            continue
+        manifest = json.loads((complete[-1] / "manifest.json").read_text(encoding="utf-8"))
+        for entry in manifest.get("files", []):
+            path = complete[-1] / str(entry.get("name", ""))
+            if path.suffix == ".csv" and path.is_file():
+                files.append((path, str(entry.get("encoding", "utf-8"))))
+    return files
+
+
+def floor(landing: Path) -> dict[str, float]:
+    """Read every audited CSV with polars, all columns as text (run in a cold child process)."""
+    import polars as pl
+
+    rows = skipped = 0
+    started = time.perf_counter()
+    for path, encoding in audited_files(landing):
+        head = path.open("rb").read(4096)
+        separator = ";" if head.count(b";") > head.count(b",") else ","
+        enc = "utf8" if encoding.lower().replace("-", "") in ("utf8", "ascii") else "utf8-lossy"
+        try:
+            rows += pl.read_csv(path, infer_schema=False, separator=separator, encoding=enc,
+                                truncate_ragged_lines=True).height
+        except Exception:  # a deliberately broken file: the audit reports it, the floor skips it
+            skipped += 1
+    return {"rows": rows, "skipped_files": skipped, "seconds": time.perf_counter() - started}
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
+    """Run `argv` cold; (exit code, wall seconds, peak tree RSS bytes, kernel ru_maxrss bytes)."""
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                wall = time.perf_counter() - started
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return proc.returncode, wall, peak, usage.ru_maxrss * 1024
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.05)
+
+
+def measure(case: Case, workdir: Path) -> Measure:
+    result = Measure(case.name, case.sites, case.subjects)
+    started = time.perf_counter()
+    landing = landing_for(workdir, case)
+    result.generate_s = time.perf_counter() - started
+    files = audited_files(landing)
+    result.input_files = len(files)
+    result.input_mb = sum(p.stat().st_size for p, _ in files) / 1e6
+
+    env = dict(os.environ)
+    prefect_home = Path(tempfile.mkdtemp(prefix="bench-prefect-", dir=workdir))
+    env.update(PREFECT_HOME=str(prefect_home), COLUMNS="120")
+    reports = workdir / f"reports-{case.name}"
+    shutil.rmtree(reports, ignore_errors=True)
+    code, wall, peak, rss_max = timed_child(
+        [CLI, "run", "--landing", str(landing), "--reports", str(reports), "--as-of", AS_OF, "--study", STUDY],
+        env, workdir / f"{case.name}.log")
+    result.exit_code, result.wall_s = code, wall
+    result.peak_tree_mb, result.rss_max_mb = peak / 1e6, rss_max / 1e6
+
+    out = workdir / f"{case.name}-floor.json"
+    _, _, _, floor_rss = timed_child(
+        [sys.executable, "-m", "benchmarks.run", "--floor", str(landing), "--floor-out", str(out)],
+        env, workdir / f"{case.name}-floor.log")
+    measured = json.loads(out.read_text())
+    result.input_rows, result.floor_s, result.floor_rss_mb = int(measured["rows"]), measured["wall"], floor_rss / 1e6
+    shutil.rmtree(prefect_home, ignore_errors=True)
+
+    if code != 0:
+        result.checks.append(f"FAIL exit code {code} (see {workdir / (case.name + '.log')})")
+    if case.max_seconds is not None:
+        ok = wall <= case.max_seconds
+        result.checks.append(f"{'ok' if ok else 'MISS'} wall {wall:.1f} s <= {case.max_seconds:g} s")
+    if case.max_rss_gb is not None:
+        ok = peak / 1e9 <= case.max_rss_gb
+        result.checks.append(f"{'ok' if ok else 'MISS'} peak {peak / 1e9:.2f} GB <= {case.max_rss_gb:g} GB")
+    return result
+
+
+def relative_checks(results: dict[str, Measure]) -> list[str]:
+    lines = []
+    for rel in RELATIVE:
+        if rel.case in results and rel.base in results:
+            ratio = results[rel.case].wall_s / results[rel.base].wall_s
+            ok = ratio <= rel.factor
+            lines.append(f"{'ok' if ok else 'MISS'} {rel.case} / {rel.base} = {ratio:.2f} <= {rel.factor:g} "
+                         f"({rel.meaning})")
+    return lines
+
+
+def print_table(results: list[Measure], notes: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"screening-audit run, cold process, local folders ({os.cpu_count()} CPUs)")
+    for column in ("case", "sites", "subjects", "input rows", "input MB", "wall s", "peak RSS MB",
+                   "RSS max MB", "floor s", "ratio", "targets"):
+        table.add_column(column, justify="left" if column in ("case", "targets") else "right")
+    for m in results:
+        table.add_row(m.case, f"{m.sites:,}", f"{m.subjects:,}", f"{m.input_rows:,}", f"{m.input_mb:.0f}",
+                      f"{m.wall_s:.1f}", f"{m.peak_tree_mb:,.0f}", f"{m.rss_max_mb:,.0f}", f"{m.floor_s:.2f}",
+                      f"{m.ratio:.0f}x", "\n".join(m.checks))
+    console = Console()
+    console.print(table)
+    for line in notes:
+        console.print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about a tenth)")
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "screening-audit-bench",
+                        help="generated landings are cached here between runs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.floor:  # child mode: the polars floor in its own cold process
+        started = time.perf_counter()
+        measured = floor(args.floor)
+        measured["wall"] = time.perf_counter() - started
+        args.floor_out.write_text(json.dumps(measured))
+        return 0
+
+    cases = QUICK if args.quick else FULL
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        cases = [c for c in cases if c.name in wanted]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Measure] = {}
+    for case in cases:
+        print(f"{case.name}: {case.sites} sites, {case.subjects} subjects ...", flush=True)
+        results[case.name] = measure(case, args.workdir)
+        m = results[case.name]
+        print(f"  {m.input_rows:,} rows, wall {m.wall_s:.1f} s, peak {m.peak_tree_mb:,.0f} MB, "
+              f"floor {m.floor_s:.2f} s (generation {m.generate_s:.0f} s)", flush=True)
+    notes = relative_checks(results)
+    print_table(list(results.values()), notes)
+    args.out.write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg": list(os.getloadavg())},
+        "cases": [{**asdict(m), "ratio": m.ratio} for m in results.values()],
+        "relative": notes,
+    }, indent=2) + "\n")
+    print(f"results written to {args.out}")
+    return 0 if all(m.exit_code == 0 for m in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
