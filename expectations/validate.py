@@ -16,7 +16,7 @@ from checks.units import UnitCatalog, load_units
 from contracts.domains import DOMAINS
 from contracts.records import ValidationResult
 from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
-from expectations.checks import Check, Context, Piece, build
+from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
 from expectations.protocol_needs import criteria_of, needs_of, protocol_id
@@ -40,6 +40,7 @@ class DomainValidation:
 
 def domain_context(domain: str, *, study: str, protocol: object | None = None, columns: frozenset[str] = frozenset(),
                    config: SuiteConfig | None = None, catalog: UnitCatalog | None = None) -> Context:
+    """What the builders of one domain read: its DTS spec, suites.yaml, the unit catalog, the protocol."""
     if domain.lower() not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; known: {sorted(DOMAINS)}")
     config = config or load_suites()
@@ -100,17 +101,7 @@ def list_expectations(protocol: object | None = None, *, study: str = "<STUDYID>
     return items
 
 
-def checks_of(domain: str, *, study: str, protocol: object | None = None) -> list[Check]:
-    return [piece.check for piece in _pieces(domain, study=study, protocol=protocol)]
-
-
-def _pieces(domain: str, *, study: str, protocol: object | None) -> list[Piece]:
-    return build(domain_context(domain, study=study, protocol=protocol))
-
-
 def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
-    frames = [f for f in frames if f.height]
-    if not frames:
-        return empty_table(schema)
-    return pl.concat([f.select(*schema) if set(f.columns) >= set(schema) else f for f in frames],
-                     how="diagonal_relaxed")
+    """The parts' tables stacked, with exactly the given columns in order (empty when none)."""
+    frames = [f.select(*schema) for f in frames if f.height]
+    return pl.concat(frames, how="vertical") if frames else empty_table(schema)
