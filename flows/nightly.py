@@ -108,7 +108,7 @@ def nightly_audit(
         ]
         validation = finish_validation_task([future.result() for future in domain_futures], workdir)
         eligibility = evaluate_task(ingest.domains, protocol_obj, as_of_date, validation)
-        comparison = compare_task(eligibility, ingest.domains, protocol_obj, as_of_date)
+        comparison = compare_task(eligibility, ingest.domains, protocol_obj, as_of_date, validation)
         discrepancies = apply_history_task(comparison.discrepancies, reports, endpoint_url, study, as_of_date)
 
         from contracts import Evaluation

@@ -79,10 +79,12 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: dat
 
 
 @task(name="compare-with-site", cache_policy=NO_CACHE)
-def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date) -> object:
+def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
+                 validation: ValidationResult) -> object:
     from checks.compare import compare
 
-    comparison = compare(result, domains, protocol, as_of)
+    comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
+                         rejected=validation.rejected)
     get_run_logger().info("comparison: %d discrepancies", comparison.discrepancies.height)
     return comparison
 
