@@ -436,3 +436,26 @@ def test_history_delivery_is_an_earlier_cumulative_snapshot(study: tuple[Path, G
         later = read(folder_new, "ds").filter(pl.col("DSSTDTC") > cutoff).select("USUBJID", "DSDECOD")
         assert read(folder_old, "ds").join(later, on=["USUBJID", "DSDECOD"]).height == 0
     assert 0 < old_total < new_total
+
+
+def test_feature_examples_show_their_feature(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    features = summary.ground_truth["features"]
+    assert features["repeated_draws"]["subjects"] > 0 and features["censored_results"]["subjects"] > 0
+    failure_modes = [name for name in features if name.startswith("screen_failure.")]
+    assert len(failure_modes) == 16
+    assert sum(features[name]["subjects"] for name in failure_modes) == summary.ground_truth["subjects"][
+        "SCREEN FAILURE"] - sum(1 for p in summary.ground_truth["problems"] if p["kind"] == "screen_fail_unsupported")
+    lb = _audited_domain(root, summary, "lb")
+    dm = _audited_domain(root, summary, "dm")
+    audited = set(dm["USUBJID"])
+    for usubjid in features["censored_results"]["examples"]:
+        if usubjid in audited:
+            assert lb.filter((pl.col("USUBJID") == usubjid) & pl.col("LBORRES").str.starts_with("<")).height > 0
+    for usubjid in features["repeated_draws"]["examples"]:
+        if usubjid in audited:
+            rows = lb.filter((pl.col("USUBJID") == usubjid) & (pl.col("LBTESTCD") == "PLAT"))
+            assert rows.height == 2 and rows["LBDTC"].n_unique() == 2
+    for usubjid in features["partial_birth_dates"]["examples"]:
+        if usubjid in audited:
+            assert dm.filter(pl.col("USUBJID") == usubjid)["BRTHDTC"].str.len_chars().item() in (4, 7)
