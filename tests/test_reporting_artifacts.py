@@ -36,17 +36,21 @@ def test_outside_a_prefect_run_nothing_happens(outputs):
 def test_artifacts_inside_a_flow_run(prefect_harness, outputs):
     from prefect import flow
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.context import FlowRunContext
 
     @flow
-    def night() -> None:
+    def night():
         publish_prefect_artifacts(outputs, REPORT)
+        return FlowRunContext.get().flow_run.id
 
-    night()
-    keys = [artifact_key("SZ003", what) for what in ("summary", "sites", "report")]
+    run_id = night()
+    # the harness is shared by the session: other flows create artifacts with the same keys
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        this_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        found = client.read_artifacts(artifact_filter=this_run)
     by_key = {a.key: a for a in found}
+    keys = [artifact_key("SZ003", what) for what in ("summary", "sites", "report")]
     assert set(by_key) == set(keys)
     assert by_key[keys[0]].type == "markdown" and "Screening audit SZ003" in by_key[keys[0]].data
     assert by_key[keys[1]].type == "table" and '"SITEID": "101"' in by_key[keys[1]].data
