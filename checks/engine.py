@@ -110,7 +110,15 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         .sort("USUBJID", "PARENT", "ORDER")
         .unique(subset=["USUBJID", "PARENT", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first",
                 maintain_order=True)
+        .with_columns(pl.len().over("USUBJID", "PARENT").alias("_K"))
     )
+    # one deciding child (the usual case): its evidence as it is, no per-group string work
+    single_rows = contributing.filter(pl.col("_K") == 1).select(
+        "USUBJID", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
+        _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT",
+        pl.when(pl.col("OP") != "not").then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
+    )
+    contributing = contributing.filter(pl.col("_K") > 1)
     labelled_value = _labelled(pl.col("VALUE"))
     labelled_limit = _labelled(pl.col("LIMIT"), separator=" ")
 
@@ -148,7 +156,8 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
             merged_value = pl.when(merged_value != "").then(merged_value)
         return pl.when(single).then(pl.col(f"_1_{column}")).otherwise(merged_value).alias(column)
 
-    return merged.select("USUBJID", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
+    multiple = merged.select("USUBJID", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
+    return pl.concat([single_rows.select(multiple.columns), multiple], how="vertical_relaxed")
 
 
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:

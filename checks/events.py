@@ -24,7 +24,7 @@ from checks.exclusions import excluded_messages
 from checks.reasons import ReasonCode
 from checks.reference import source_order
 from checks.rulebase import EvalContext, Leaf, check_keys, finish
-from checks.values import blank_to_null, coded_value, partial_date
+from checks.values import blank_to_null, coded_value, with_partial_dates
 
 #: per domain: the columns the kind reads. `each` is the variable whose listed values each need a
 #: record when require_each is set; `occur` a Y/N occurrence flag.
@@ -93,18 +93,18 @@ def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame
     read = sorted(variables | {c for k, c in spec.items() if k in ("name", "alt_name", "occur", "ongoing")})
     rows = excluded_messages(rows, ctx.exclusions, domain,
                              {"ROW": read, "START": [spec["start"]], "END": [spec["end"]]})
-    start, end = partial_date(pl.col("STDTC")), partial_date(pl.col("ENDTC"))
     ok_start, ok_end = pl.col("_X_START").is_null(), pl.col("_X_END").is_null()
+    rows = with_partial_dates(with_partial_dates(rows, "STDTC", "_S"), "ENDTC", "_E")
     return rows.join(ctx.reference.select("USUBJID", "TRT_DATE"), on="USUBJID").with_columns(
-        pl.when(ok_start).then(start.struct.field("earliest")).alias("S_LO"),
-        pl.when(ok_start).then(start.struct.field("latest")).alias("S_HI"),
-        start.struct.field("invalid").alias("S_INVALID"),
-        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(end.struct.field("earliest"))
+        pl.when(ok_start).then(pl.col("_S_LO")).alias("S_LO"),
+        pl.when(ok_start).then(pl.col("_S_HI")).alias("S_HI"),
+        pl.col("_S_INVALID").alias("S_INVALID"),
+        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(pl.col("_E_LO"))
         .when(pl.col("ONGOING")).then(pl.col("TRT_DATE")).alias("E_LO"),
-        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(end.struct.field("latest"))
+        pl.when(~ok_end).then(None).when(pl.col("ENDTC").is_not_null()).then(pl.col("_E_HI"))
         .when(pl.col("ONGOING")).then(pl.lit(_FOREVER)).alias("E_HI"),
-        end.struct.field("invalid").alias("E_INVALID"),
-    )
+        pl.col("_E_INVALID").alias("E_INVALID"),
+    ).drop("_S_LO", "_S_HI", "_S_INVALID", "_E_LO", "_E_HI", "_E_INVALID")
 
 
 def _anchor(offset: dict[str, int]) -> pl.Expr:

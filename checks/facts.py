@@ -26,8 +26,8 @@ from checks.values import (
     decide,
     format_number,
     parse_number,
-    partial_date,
     qualitative_result,
+    with_partial_dates,
 )
 
 FINDINGS_DOMAINS = ("LB", "VS", "FA", "TR")
@@ -70,20 +70,19 @@ def finding_rows(frame: pl.DataFrame, domain: str, tests: set[str], exclusions: 
     return excluded_messages(rows, exclusions, d, names)
 
 
-def _window_status(reference: pl.LazyFrame) -> list[pl.Expr]:
-    day = partial_date(pl.col("DTC"))
-    lo, hi = day.struct.field("earliest"), day.struct.field("latest")
+def _window_status() -> pl.Expr:
+    """IN / BEFORE / AFTER the screening window, or why that cannot be told (dates as intervals)."""
+    lo, hi = pl.col("D_LO"), pl.col("D_HI")
     start, end = pl.col("WINDOW_START"), pl.col("TRT_DATE")
-    status = (
+    return (
         pl.when(end.is_null()).then(pl.lit("NO_REF"))
-        .when(day.struct.field("invalid")).then(pl.lit("INVALID"))
+        .when(pl.col("D_INVALID")).then(pl.lit("INVALID"))
         .when(lo.is_null()).then(pl.lit("NO_DATE"))
         .when(hi < start).then(pl.lit("BEFORE"))
         .when(lo > end).then(pl.lit("AFTER"))
         .when((lo >= start) & (hi <= end)).then(pl.lit("IN"))
         .otherwise(pl.lit("UNDECIDED"))
-    )
-    return [lo.alias("D_LO"), hi.alias("D_HI"), status.alias("WSTATUS")]
+    ).alias("WSTATUS")
 
 
 _PRECEDENCE = [  # reason for a subject x test with no usable in-window result, first that applies
@@ -140,38 +139,53 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
     """One row per subject x domain x key x test: the chosen result, or F_REASON when there is none."""
     keys = ["USUBJID", "DOMAIN", "KEY", "TESTCD"]
     rows = (
-        rows.join(reference.select("USUBJID", "TRT_DATE", "WINDOW_START"), on="USUBJID", how="inner")
-        .with_columns(_window_status(reference))
+        with_partial_dates(
+            rows.join(reference.select("USUBJID", "TRT_DATE", "WINDOW_START"), on="USUBJID", how="inner"),
+            "DTC", "D")
+        .with_columns(_window_status())
         .with_columns(
             (pl.col("_X_RESULT").is_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
              & (pl.col("WSTATUS") == "IN")).alias("CANDIDATE"),
             *source_order(),
         )
+    )
+    chosen = (
+        rows.filter(pl.col("CANDIDATE"))
         .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .unique(subset=keys, keep="last", maintain_order=True)
+        .select(*keys, "TEXT", "UNIT_TEXT", "DTC", "SOURCE", "DECIMAL", "ULN_TEXT", "_X_ULN", "TRT_DATE",
+                "WINDOW_START")
+        .with_columns(pl.lit(None, dtype=pl.String).alias("F_REASON"),
+                      pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT"))
     )
-    chosen = rows.filter(pl.col("CANDIDATE")).unique(subset=keys, keep="last", maintain_order=True)
-    usable = ~pl.col("_X_RESULT").is_not_null()
+    # subject x test without any usable in-window result (usually few): why not
+    usable = pl.col("_X_RESULT").is_null()
 
-    def last_where(condition: pl.Expr, column: str) -> pl.Expr:
-        return pl.col(column).filter(condition).last()
-
-    status = rows.group_by(keys).agg(
-        pl.col("_X_RESULT").is_not_null().any().alias("ANY_EXCLUDED"),
-        last_where(pl.col("_X_RESULT").is_not_null(), "_X_RESULT").alias("EXCL_MESSAGE"),
-        *[(usable & (pl.col("WSTATUS") == s)).any().alias(f"ANY_{name}")
-          for s, name in [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"),
-                          ("NO_DATE", "NO_DATE"), ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]],
-        last_where(pl.col("WSTATUS") == "UNDECIDED", "DTC").alias("UNDECIDED_DTC"),
-        last_where(pl.col("WSTATUS") == "INVALID", "DTC").alias("INVALID_DTC"),
-        last_where(pl.col("WSTATUS") == "BEFORE", "DTC").alias("BEFORE_DTC"),
-        pl.col("TRT_DATE").first(), pl.col("WINDOW_START").first(),
-    )
-    return (
-        status.join(chosen.select(*keys, "TEXT", "UNIT_TEXT", "DTC", "SOURCE", "DECIMAL", "ULN_TEXT", "_X_ULN"),
-                    on=keys, how="left")
-        .with_columns(pl.when(pl.col("SOURCE").is_null()).then(_no_value_reason()).alias("F_REASON"))
+    statuses = [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"), ("NO_DATE", "NO_DATE"),
+                ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]
+    missing = (
+        rows.join(chosen.select(keys), on=keys, how="anti")
+        .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .with_columns(
+            pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
+            pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),
+            pl.when(pl.col("WSTATUS") == "INVALID").then(pl.col("DTC")).alias("_INVALID"),
+            pl.when(pl.col("WSTATUS") == "BEFORE").then(pl.col("DTC")).alias("_BEFORE"),
+        )
+        .group_by(keys).agg(
+            (~usable).any().alias("ANY_EXCLUDED"),
+            pl.col("_EXCL").drop_nulls().last().alias("EXCL_MESSAGE"),
+            *[(usable & (pl.col("WSTATUS") == status)).any().alias(f"ANY_{name}") for status, name in statuses],
+            pl.col("_UNDECIDED").drop_nulls().last().alias("UNDECIDED_DTC"),
+            pl.col("_INVALID").drop_nulls().last().alias("INVALID_DTC"),
+            pl.col("_BEFORE").drop_nulls().last().alias("BEFORE_DTC"),
+            pl.col("TRT_DATE").first(), pl.col("WINDOW_START").first(),
+        )
+        .with_columns(_no_value_reason().alias("F_REASON"))
         .with_columns(selection_reason_text().alias("F_REASON_TEXT"))
+        .select(*keys, "F_REASON", "F_REASON_TEXT", "TRT_DATE", "WINDOW_START")
     )
+    return pl.concat([chosen, missing], how="diagonal_relaxed")
 
 
 def _prefix() -> pl.Expr:

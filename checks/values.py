@@ -286,3 +286,23 @@ def convert_with_units(value: pl.Expr | str) -> pl.Expr:
     base = pl.when(pl.col("_LOG10")).then(pl.lit(10.0).pow(value)).otherwise(value)
     converted = base * pl.col("_FACTOR") / pl.col("_DIVIDE") + pl.col("_OFFSET")
     return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)
+
+
+def with_partial_dates(frame: pl.LazyFrame, column: str, prefix: str) -> pl.LazyFrame:
+    """Add `<prefix>_LO`, `<prefix>_HI`, `<prefix>_INVALID` (see `partial_date`) for a text column.
+
+    Parses each distinct text once and joins the result back: a study has millions of result rows
+    but only a few thousand distinct dates, and the ISO regex is the expensive part.
+    """
+    parsed = (
+        frame.select(pl.col(column).alias("_DATE_TEXT")).unique()
+        .with_columns(partial_date(pl.col("_DATE_TEXT")).alias("_PD"))
+        .select(
+            "_DATE_TEXT",
+            pl.col("_PD").struct.field("earliest").alias(f"{prefix}_LO"),
+            pl.col("_PD").struct.field("latest").alias(f"{prefix}_HI"),
+            pl.col("_PD").struct.field("invalid").alias(f"{prefix}_INVALID"),
+        )
+    )
+    return (frame.join(parsed, left_on=column, right_on="_DATE_TEXT", how="left", nulls_equal=True)
+            .with_columns(pl.col(f"{prefix}_INVALID").fill_null(False)))
