@@ -44,6 +44,7 @@ class Check:
     action: Action
     message: str  # template: {COLUMN} of the prepared frame (constants already filled in)
     observed: str  # template, same rules
+    private: tuple[str, ...] = ()  # columns never quoted (shown as WITHHELD)
     excludes: tuple[str, ...] = ()  # variables whose value evaluation must not use (action exclude)
     reject_when: str | None = None  # boolean prepared column narrowing which failing rows are rejected
     explode: str | None = None  # list column: one finding per item (as X_ITEM)
@@ -113,11 +114,20 @@ def _check(ctx: Context, kind: CheckKind, variable: str, expectation: str, kwarg
     action = Action(extra.pop("action", text.action))
     return Check(domain=ctx.domain, kind=kind, variable=variable, expectation=expectation, kwargs=kwargs,
                  meaning=fill(text.meaning, constants), action=action, message=fill(text.message, constants),
-                 observed=fill(text.observed, constants), **extra)
+                 observed=fill(text.observed, constants), private=ctx.config.private, **extra)
+
+
+#: what a private variable's value is replaced with wherever it would be shown or handed to GE
+WITHHELD = "(withheld)"
 
 
 def value_of(variable: str, ctx: Context) -> pl.Expr:
-    """The GE-frame form of a delivered variable: stripped, blank as null, coded values upper-cased."""
+    """The GE-frame form of a delivered variable: stripped, blank as null, coded values upper-cased.
+
+    A private variable (a birth date) reaches GE only as "present" or null.
+    """
+    if variable in ctx.config.private:
+        return pl.when(blank_to_null(variable).is_not_null()).then(pl.lit("present"))
     if variable in ctx.spec.allowed:
         return coded_value(variable)
     return blank_to_null(variable)
@@ -184,7 +194,8 @@ def build_formula(ctx: Context) -> list[Piece]:
     first = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.lit(v)) for v in variables])
     check = _check(ctx, CheckKind.FORMULA_TEXT, "*", *_true("NO_FORMULA"),
                    variable_column="X_FORMULA_VARIABLE")
-    value = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}")).then(pl.col(v)) for v in variables])
+    value = pl.coalesce([pl.when(pl.col(f"X_FORMULA_{v}"))
+                         .then(pl.lit(WITHHELD) if v in ctx.config.private else pl.col(v)) for v in variables])
     after = {"X_FORMULA_VARIABLE": first, "X_FORMULA_VALUE_TEXT": value}
     return [Piece(check, derived=derived, after=after,
                   ge={"NO_FORMULA": pl.col("X_FORMULA_VARIABLE").is_null()})]

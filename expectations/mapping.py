@@ -21,7 +21,12 @@ CHECK_COLUMN = "CHECK"
 
 
 def template_expr(template: str, check: Check) -> pl.Expr:
-    """A message template as a polars string expression; {OBSERVED_TEXT} is the check's raw variable."""
+    """A message template as a polars string expression; {OBSERVED_TEXT} is the check's raw variable.
+
+    A private variable (a birth date) is never quoted: it reads "(withheld)".
+    """
+    from expectations.checks import WITHHELD
+
     parts: list[pl.Expr] = []
     position = 0
     for match in _PLACEHOLDER.finditer(template):
@@ -29,7 +34,10 @@ def template_expr(template: str, check: Check) -> pl.Expr:
             parts.append(pl.lit(template[position:match.start()]))
         name = match.group(1)
         column = check.variable if name == "OBSERVED_TEXT" else name
-        parts.append(pl.col(column).cast(pl.String).fill_null("(blank)"))
+        if column in check.private:
+            parts.append(pl.when(pl.col(column).is_null()).then(pl.lit("(blank)")).otherwise(pl.lit(WITHHELD)))
+        else:
+            parts.append(pl.col(column).cast(pl.String).fill_null("(blank)"))
         position = match.end()
     if position < len(template):
         parts.append(pl.lit(template[position:]))

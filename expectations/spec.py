@@ -92,6 +92,7 @@ class SuiteConfig:
     not_done: tuple[str, ...]
     required_exceptions: dict[str, dict[str, str]]  # domain -> variable -> "not_done" | "unit"
     identifying: tuple[str, ...]
+    private: tuple[str, ...]  # values never quoted nor handed to GE
     needed_decisions: tuple[str, ...]
     test_variables: dict[str, ResultRoles]  # domain -> test / result variables, for needs outside `results`
     alternatives: tuple[tuple[str, ...], ...]  # ("TR.LDIAM", "TR.LPERP"): any one is enough
@@ -101,7 +102,7 @@ class SuiteConfig:
     checks: dict[CheckKind, CheckText]
 
 
-_TOP = {"results", "not_done", "required_exceptions", "identifying", "needed_results", "ie_checklist",
+_TOP = {"results", "not_done", "required_exceptions", "identifying", "private", "needed_results", "ie_checklist",
         "conditional_needs", "reference_limits", "checks"}
 _ROLE_KEYS = {"test", "result", "unit", "low", "high", "status"}
 _CHECK_KEYS = {"meaning", "action", "message", "observed"}
@@ -175,6 +176,7 @@ def parse_suites(raw: object) -> SuiteConfig:
         not_done=tuple(body.get("not_done") or ()),
         required_exceptions=exceptions,
         identifying=tuple(body.get("identifying") or ()),
+        private=tuple(body.get("private") or ()),
         needed_decisions=_decisions("needed_results", needed, {"test_variables", "alternatives"}),
         test_variables={str(d).upper(): ResultRoles(unit="", **_strict(f"needed_results.test_variables.{d}", v,
                                                                        {"test", "result"}))

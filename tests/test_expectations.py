@@ -199,7 +199,7 @@ def test_tables_keep_their_contracts(planted) -> None:
     ("required_unless_not_done", "lb.csv:17", "(blank)", "LBORRES is blank and LBSTAT does not say NOT DONE"),
     ("subject_site", "102/20261127T230000Z/lb.csv:1", "101", "belongs to site 101 in DM but was delivered by site 102"),
     ("allowed", "dm.csv:2", "X", "SEX X is not one of the DTS values M, F, U"),
-    ("iso_date", "dm.csv:2", "1960-13", "BRTHDTC 1960-13 is not an ISO 8601 date"),
+    ("iso_date", "dm.csv:2", "(withheld)", "BRTHDTC (withheld) is not an ISO 8601 date"),
     ("required", "dm.csv:3", "(blank)", "RFICDTC is blank"),
     ("site", "102/20261127T230000Z/dm.csv:1", "101", "differs from the delivery path's site 102"),
     ("plausible_high", "vs.csv:1", "720 kg", "above the plausible range 20-300 kg"),
@@ -292,3 +292,16 @@ def test_list_expectations_is_generated_from_the_sources() -> None:
     assert {item["domain"] for item in items} == {"DM", "DS", "IE", "LB", "VS", "MH", "CM", "PR", "TU", "TR", "FA"}
     # without a protocol, only the DTS and unit-catalog checks remain
     assert not [i for i in list_expectations() if i["kind"] in {"needed_results", "ie_checklist", "ie_criterion"}]
+
+
+def test_birth_dates_are_never_quoted(planted) -> None:
+    """A non-ISO birth date is reported, but its value appears in no table, message, result or Data Docs."""
+    flagged = planted.findings.filter((pl.col("VARIABLE") == "BRTHDTC") & (pl.col("USUBJID") == S2))
+    assert flagged["OBSERVED"].to_list() == ["(withheld)"]
+    tables = [planted.findings, planted.exclusions, planted.rejected]
+    text = "\n".join(str(row) for table in tables for row in table.rows())
+    files = [p for p in planted.data_docs.parent.rglob("*") if p.is_file() and p.suffix in {".html", ".json"}]
+    assert files
+    text += "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    for birth in ("1960-13", "1960-05"):
+        assert birth not in text
