@@ -27,7 +27,7 @@ from generator.problems import Plan, Planted, apply_edits, expected_rows, forced
 from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes
 from storage import Store, join_key
 
-CHUNK_SUBJECTS = 20_000
+CHUNK_SUBJECTS = 10_000
 UPLOAD_THREADS = 8  # concurrent object writes (S3 round trips overlap; local writes too)
 MAX_IN_FLIGHT = 64  # bounded, so that memory does not grow with the study
 GROUND_TRUTH = "ground_truth.json"
