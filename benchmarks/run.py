@@ -93,6 +93,8 @@ class Measure:
     floor_s: float = 0.0
     floor_rss_mb: float = 0.0
     exit_code: int = 0
+    flow_s: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
 
     @property
@@ -167,6 +169,39 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+#: Prefect task-run name prefixes, in flow order (a task's run name is `<prefix>-<suffix>`)
+STAGES = ("list-sites", "ingest-site", "combine-sites", "validate", "finish-validation", "evaluate-eligibility",
+          "compare-with-site", "apply-history", "publish")
+
+
+def stage_times(prefect_db: Path) -> tuple[float, dict[str, float]]:
+    """(flow run seconds, seconds per stage) read from the run's own Prefect database.
+
+    This is the profile of a run without a profiler: every task records its start and end. A
+    stage run as parallel tasks (ingest per site, validate per domain) counts from the first start
+    to the last end. Process wall time minus the flow's time is Prefect's start-up and shut-down.
+    """
+    import sqlite3
+    from datetime import datetime as dt
+
+    def seconds(start: str, end: str) -> float:
+        return (dt.fromisoformat(end) - dt.fromisoformat(start)).total_seconds()
+
+    if not prefect_db.is_file():
+        return 0.0, {}
+    with sqlite3.connect(prefect_db) as db:
+        flow = db.execute("select start_time, end_time from flow_run where end_time is not null "
+                          "order by start_time desc limit 1").fetchone()
+        tasks = db.execute("select name, start_time, end_time from task_run where end_time is not null").fetchall()
+    spans: dict[str, tuple[str, str]] = {}
+    for name, start, end in tasks:
+        stage = next((s for s in STAGES if name.startswith(s + "-")), name)
+        first, last = spans.get(stage, (start, end))
+        spans[stage] = (min(first, start), max(last, end))
+    ordered = {s: seconds(*spans[s]) for s in STAGES if s in spans}
+    return (seconds(*flow) if flow else 0.0), ordered
+
+
 def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
     """Run `argv` cold; (exit code, wall seconds, peak tree RSS bytes, kernel ru_maxrss bytes)."""
     with log.open("wb") as out:
@@ -201,6 +236,7 @@ def measure(case: Case, workdir: Path) -> Measure:
         [CLI, "run", "--landing", str(landing), "--reports", str(reports), "--as-of", AS_OF, "--study", STUDY],
         env, workdir / f"{case.name}.log")
     result.exit_code, result.wall_s = code, wall
+    result.flow_s, result.stages = stage_times(prefect_home / "prefect.db")
     result.peak_tree_mb, result.rss_max_mb = peak / 1e6, rss_max / 1e6
 
     out = workdir / f"{case.name}-floor.json"
@@ -247,6 +283,14 @@ def print_table(results: list[Measure], notes: list[str]) -> None:
                       f"{m.ratio:.0f}x", "\n".join(m.checks))
     console = Console()
     console.print(table)
+    stages = Table(title="where the time goes (seconds, from each run's Prefect task records)")
+    stages.add_column("case")
+    for name in ("prefect start/stop", "flow", *STAGES):
+        stages.add_column(name.replace("-", " "), justify="right")
+    for m in results:
+        stages.add_row(m.case, f"{m.wall_s - m.flow_s:.1f}", f"{m.flow_s:.1f}",
+                       *(f"{m.stages[s]:.1f}" if s in m.stages else "" for s in STAGES))
+    console.print(stages)
     for line in notes:
         console.print(line)
 
