@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from expectations.checks import Check
+from expectations.model import Check
 
 _LOCK = threading.Lock()
 #: rows of each failing expectation kept in the saved result (and shown in Data Docs)

@@ -12,7 +12,7 @@ import re
 import polars as pl
 
 from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
-from expectations.checks import Check
+from expectations.model import WITHHELD, Check
 from expectations.spec import Action
 
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
@@ -25,7 +25,6 @@ def template_expr(template: str, check: Check) -> pl.Expr:
 
     A private variable (a birth date) is never quoted: it reads "(withheld)".
     """
-    from expectations.checks import WITHHELD
 
     parts: list[pl.Expr] = []
     position = 0

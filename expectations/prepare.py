@@ -12,7 +12,7 @@ import polars as pl
 
 from checks.values import blank_to_null
 from contracts.domains import DomainSpec
-from expectations.checks import Piece
+from expectations.model import Piece
 from expectations.subjects import decisions, missing_criteria, missing_results
 
 #: columns ingestion adds to every frame (see contracts.records.SiteIngest)

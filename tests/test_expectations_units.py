@@ -76,9 +76,9 @@ def test_joined_conversion_equals_the_evaluation_conversion(test: str, text: str
     catalog = load_units()
     data = pl.DataFrame({"LBTESTCD": [test], "LBORRES": [text], "LBORRESU": [unit], "DECIMAL": ["."]})
     ctx = domain_context("lb", study=STUDY)
-    from expectations.checks import _result_columns
+    from expectations.checks import result_columns
 
-    columns = _result_columns(ctx)
+    columns = result_columns(ctx)
     prepared = data.with_columns(**{k: v for k, v in columns.items() if k.startswith("X_CONV_")},
                                  X_NUMBER=parse_number("LBORRES", "DECIMAL").struct.field("number"))
     ours = prepared.select(convert(pl.col("X_NUMBER"), "X_CONV_")).item()
