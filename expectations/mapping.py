@@ -25,7 +25,6 @@ def template_expr(template: str, check: Check) -> pl.Expr:
 
     A private variable (a birth date) is never quoted: it reads "(withheld)".
     """
-
     parts: list[pl.Expr] = []
     position = 0
     for match in _PLACEHOLDER.finditer(template):
