@@ -19,7 +19,7 @@ from generator.config import Archetype, Config
 
 DECISIONS = ("ENROLLED", "SCREEN FAILURE", "IN SCREENING")
 _EPOCH = date(1970, 1, 1)
-#: latent columns that only exist after derivation (problems may still override them)
+#: latent date columns (day numbers while drawing, pl.Date in the returned table)
 DATE_COLUMNS = ("BRTH", "CONSENT", "TSTART", "DECISION_DATE", "RFXST", "LBDT", "LBDT_OLD", "VSDT", "FADT", "IMGDT")
 
 
