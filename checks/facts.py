@@ -25,8 +25,8 @@ from checks.values import (
     convert_with_units,
     decide,
     format_number,
-    parse_number,
     qualitative_result,
+    with_parsed_numbers,
     with_partial_dates,
 )
 
@@ -204,14 +204,12 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
     positive_above = {key: e.positive_above for key, e in entries.items() if e.positive_above is not None}
     domain_expr = pl.col("DOMAIN") if domain is None else pl.lit(domain.upper())
     facts = facts.with_columns(pl.concat_str([domain_expr, pl.lit("|"), pl.col("TESTCD")]).alias("_DT"))
-    facts = attach_units(facts, catalog, domain).with_columns(
-        parse_number(pl.col("TEXT"), pl.col("DECIMAL")).alias("_P"),
-        parse_number(pl.col("ULN_TEXT"), pl.col("DECIMAL")).alias("_U"),
-    ).with_columns(
-        pl.col("_P").struct.field("number").alias("NUM"),
-        pl.col("_P").struct.field("censor").alias("CENSOR"),
-        pl.when(pl.col("_U").struct.field("censor").is_null() & (pl.col("_U").struct.field("number") > 0)
-                & pl.col("_X_ULN").is_null()).then(pl.col("_U").struct.field("number")).alias("ULN"),
+    facts = with_parsed_numbers(with_parsed_numbers(attach_units(facts, catalog, domain), "TEXT", "DECIMAL", "_P"),
+                                "ULN_TEXT", "DECIMAL", "_U").with_columns(
+        pl.col("_P_NUM").alias("NUM"),
+        pl.col("_P_CENSOR").alias("CENSOR"),
+        pl.when(pl.col("_U_CENSOR").is_null() & (pl.col("_U_NUM") > 0) & pl.col("_X_ULN").is_null())
+        .then(pl.col("_U_NUM")).alias("ULN"),
     ).with_columns(
         bounds(pl.col("NUM"), pl.col("CENSOR")).alias("_B"),
     ).with_columns(

@@ -263,9 +263,15 @@ def attach_units(frame: pl.LazyFrame, catalog: UnitCatalog, domain: str | None =
         conversions, keys, domain_expr = conversions.drop("DOMAIN"), [test, "_UNIT"], pl.lit(domain.upper())
     blank = blank_to_null(pl.col(unit)).is_null()
     is_unitless = pl.concat_str([domain_expr, pl.lit("|"), pl.col(test)]).is_in(unitless)
-    return (
-        frame.with_columns(unit_key(blank_to_null(pl.col(unit))).alias("_UNIT_KEY"))
+    spellings = (  # each distinct unit text normalised once
+        frame.select(pl.col(unit).alias("_UNIT_TEXT_KEY")).unique()
+        .with_columns(unit_key(blank_to_null(pl.col("_UNIT_TEXT_KEY"))).alias("_UNIT_KEY"))
         .join(synonym_table(catalog).lazy(), on="_UNIT_KEY", how="left")
+        .drop("_UNIT_KEY")
+    )
+    return (
+        frame.join(spellings, left_on=unit, right_on="_UNIT_TEXT_KEY", how="left", nulls_equal=True)
+        .with_columns(pl.lit(None, dtype=pl.String).alias("_UNIT_KEY"))
         .with_columns(pl.when(blank).then(pl.lit("")).otherwise(pl.col("_UNIT_CANON")).alias("_UNIT"))
         .join(conversions, on=keys, how="left", nulls_equal=False)
         .with_columns(
@@ -306,3 +312,18 @@ def with_partial_dates(frame: pl.LazyFrame, column: str, prefix: str) -> pl.Lazy
     )
     return (frame.join(parsed, left_on=column, right_on="_DATE_TEXT", how="left", nulls_equal=True)
             .with_columns(pl.col(f"{prefix}_INVALID").fill_null(False)))
+
+
+def with_parsed_numbers(frame: pl.LazyFrame, column: str, decimal: str, prefix: str) -> pl.LazyFrame:
+    """Add `<prefix>_NUM` and `<prefix>_CENSOR` (see `parse_number`) for a text column.
+
+    Like `with_partial_dates`: each distinct (text, decimal mark) is parsed once and joined back.
+    """
+    parsed = (
+        frame.select(pl.col(column).alias("_NUM_TEXT"), pl.col(decimal).alias("_NUM_DECIMAL")).unique()
+        .with_columns(parse_number(pl.col("_NUM_TEXT"), pl.col("_NUM_DECIMAL")).alias("_PN"))
+        .select("_NUM_TEXT", "_NUM_DECIMAL", pl.col("_PN").struct.field("number").alias(f"{prefix}_NUM"),
+                pl.col("_PN").struct.field("censor").alias(f"{prefix}_CENSOR"))
+    )
+    return frame.join(parsed, left_on=[column, decimal], right_on=["_NUM_TEXT", "_NUM_DECIMAL"], how="left",
+                      nulls_equal=True)
