@@ -116,3 +116,25 @@ def test_ie_checklist_follows_the_delivery_style() -> None:
                    "A-3": ["IN06", "IN10", "EX15"],  # no rows at a site with full checklists
                    "B-1": [],
                    "B-2": []}  # no rows at a not-met-only site: all met by the site
+
+
+def test_data_docs_upload_to_s3_with_content_types(tmp_path, s3_endpoint: str, s3_bucket: str) -> None:
+    import boto3
+
+    from expectations import publish_data_docs
+    from storage import S3Store
+
+    files = {"index.html": b"<html></html>", "static/styles/site.css": b"body{}",
+             "static/images/logo.png": b"\x89PNG", "static/fonts/HKGrotesk-Bold.otf": b"OTTO",
+             "validations/screening_lb/SZ003/run/lb.html": b"<html></html>"}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    store = S3Store(f"s3://{s3_bucket}/reports", endpoint_url=s3_endpoint)
+    keys = publish_data_docs(tmp_path, store, "SZ003/2026-11-28/data_docs")
+    assert keys == sorted(f"SZ003/2026-11-28/data_docs/{name}" for name in files)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    types = {key.rsplit("/", 1)[-1]: client.head_object(Bucket=s3_bucket, Key=f"reports/{key}")["ContentType"]
+             for key in keys}
+    assert types == {"index.html": "text/html; charset=utf-8", "site.css": "text/css; charset=utf-8",
+                     "logo.png": "image/png", "HKGrotesk-Bold.otf": "font/otf", "lb.html": "text/html; charset=utf-8"}
