@@ -30,6 +30,8 @@ def build_needs(ctx: Context) -> list[Piece]:
     if ctx.domain != "DM":
         return []
     pieces = []
+    texts = {"X_NEEDED_BY_TEXT": pl.col("X_ITEM").replace_strict(_needed_by(ctx), default="the criteria needing it",
+                                                                 return_dtype=pl.String)}
     for domain, groups in sorted(ctx.needs.items()):
         column = f"MISSING_{domain}"
         tests = ", ".join(" or ".join(group) for group in groups)
@@ -37,7 +39,7 @@ def build_needs(ctx: Context) -> list[Piece]:
                            {"column": column}, explode=f"X_{column}", finding_domain=domain,
                            finding_variable=_test_variable(ctx, domain),
                            constants={"domain": domain, "tests": tests})
-        pieces.append(Piece(check, ge={column: _joined_list(f"X_{column}")}))
+        pieces.append(Piece(check, after=texts, ge={column: _joined_list(f"X_{column}")}))
     if ctx.criteria:
         check = make_check(ctx, CheckKind.IE_CHECKLIST, "MISSING_IE", "expect_column_values_to_be_null",
                            {"column": "MISSING_IE"}, explode="X_MISSING_IE", finding_domain="IE",
@@ -45,6 +47,16 @@ def build_needs(ctx: Context) -> list[Piece]:
                            constants={"decisions": " / ".join(ctx.config.ie_decisions)})
         pieces.append(Piece(check, ge={"MISSING_IE": _joined_list("X_MISSING_IE")}))
     return pieces
+
+
+def _needed_by(ctx: Context) -> dict[str, str]:
+    """Needed item ("HBVDNA", "LYM or LYMLE") -> the components that read it, as text for messages."""
+    users: dict[str, set[str]] = {}
+    for domain, groups in ctx.needs.items():
+        for group in groups:
+            ids = {c for code in group for c in ctx.needed_by.get(f"{domain}.{code}", ())}
+            users.setdefault(" or ".join(group), set()).update(ids)
+    return {item: ", ".join(sorted(ids)) for item, ids in users.items() if ids}
 
 
 def _test_variable(ctx: Context, domain: str) -> str:

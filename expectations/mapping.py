@@ -62,10 +62,12 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             continue
         rows = prepared.join(pl.DataFrame({"SOURCE": sources}, schema={"SOURCE": pl.String}).unique(),
                              on="SOURCE", how="semi")
-        if texts:
-            rows = with_texts(rows, texts)
         if check.explode:
             rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+        used = template_columns(check.message, check) | template_columns(check.observed, check)
+        wanted = {name: expr for name, expr in (texts or {}).items() if name in used}
+        if wanted:
+            rows = with_texts(rows, wanted)
         rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),
                                  template_expr(check.observed, check).alias("X_OBSERVED"))
         domain = check.finding_domain or check.domain

@@ -79,6 +79,7 @@ class Context:
     protocol_id: str
     criteria: dict[str, str]  # criterion id -> INCLUSION / EXCLUSION
     needs: dict[str, tuple[tuple[str, ...], ...]]  # upper domain -> groups of test codes (any one enough)
+    needed_by: dict[str, tuple[str, ...]]  # "LB.HBVDNA" -> components that read it (for messages)
     columns: frozenset[str]  # columns present in the delivered frame
 
     @property

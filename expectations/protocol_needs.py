@@ -16,6 +16,26 @@ def criteria_of(protocol: object | None) -> dict[str, str]:
     return {str(c.id): str(getattr(c.category, "value", c.category)) for c in protocol.criteria}
 
 
+def needed_by(protocol: object | None) -> dict[str, tuple[str, ...]]:
+    """"DOMAIN.CODE" -> the protocol components that read it (IN09.DNA, EX05.HBV), for messages.
+
+    Read from each component's rule tree with checks.rules.leaf_inputs, the function behind
+    Protocol.needed_tests(); a protocol object without components gives an empty mapping.
+    """
+    if protocol is None or not hasattr(protocol, "components"):
+        return {}
+    from checks.rules import leaf_inputs
+
+    users: dict[str, set[str]] = {}
+    for _, component in protocol.components():
+        trees = [component.rule, *([component.applies_when] if component.applies_when else [])]
+        for leaf in (leaf for tree in trees for leaf in tree.leaves()):
+            for domain, codes in leaf_inputs(leaf.kind, leaf.params).items():
+                for code in codes:
+                    users.setdefault(f"{domain.upper()}.{code.upper()}", set()).add(component.id)
+    return {test: tuple(sorted(ids)) for test, ids in users.items()}
+
+
 def protocol_id(protocol: object | None) -> str:
     return "" if protocol is None else str(protocol.id)
 

@@ -19,7 +19,7 @@ from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
 from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
-from expectations.protocol_needs import criteria_of, needs_of, protocol_id
+from expectations.protocol_needs import criteria_of, needed_by, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
 
 
@@ -46,7 +46,7 @@ def domain_context(domain: str, *, study: str, protocol: object | None = None, c
     config = config or load_suites()
     return Context(spec=DOMAINS[domain.lower()], config=config, catalog=catalog or load_units(), study=study,
                    protocol_id=protocol_id(protocol), criteria=criteria_of(protocol),
-                   needs=needs_of(protocol, config), columns=columns)
+                   needs=needs_of(protocol, config), needed_by=needed_by(protocol), columns=columns)
 
 
 def suite_name(domain: str) -> str:

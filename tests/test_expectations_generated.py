@@ -61,3 +61,11 @@ def test_no_finding_on_clean_subjects(generated) -> None:
     clean = result.findings.filter(~pl.col("USUBJID").is_in(sorted(planted_subjects))
                                    & ~pl.col("SITEID").is_in(sorted(rejected_sites)))
     assert clean.height == 0, clean.select("USUBJID", "CHECK", "MESSAGE").to_dicts()[:5]
+
+
+def test_a_missing_result_names_the_components_it_leaves_unverifiable(generated) -> None:
+    result, truth = generated
+    (subject,) = [p["usubjid"] for p in truth["problems"] if p["kind"] == "unverifiable_not_done"]
+    needs = result.findings.filter((pl.col("USUBJID") == subject) & pl.col("CHECK").str.contains("needed_results"))
+    assert needs.select("DOMAIN", "OBSERVED", "MESSAGE").rows() == [
+        ("LB", "ALB: no result", "ENROLLED subject has no ALB result in LB: IN11.ALB cannot be verified")]

@@ -49,14 +49,17 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
     ctx = domain_context(domain, study=STUDY, protocol=FakeProtocol(),
                          columns=frozenset(domains[domain].columns) if domain in domains else frozenset())
     pieces = build(ctx)
-    prepared = with_texts(prepare(domains, ctx, pieces), text_columns(pieces))
+    prepared = prepare(domains, ctx, pieces)
+    texts = text_columns(pieces)
     for piece in pieces:
         check = piece.check
-        needed = template_columns(check.message, check) | template_columns(check.observed, check)
-        available = set(prepared.columns) | ({"X_ITEM"} if check.explode else set())
-        assert needed <= available, (check.id, needed - available)
+        rows = prepared
         if check.explode:
             assert prepared.schema[check.explode] == pl.List(pl.String)
+            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+        needed = template_columns(check.message, check) | template_columns(check.observed, check)
+        rows = with_texts(rows, {name: expr for name, expr in texts.items() if name in needed})
+        assert needed <= set(rows.columns), (check.id, needed - set(rows.columns))
     assert ge_frame(prepared, pieces).height == prepared.height
 
 
