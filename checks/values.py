@@ -263,6 +263,7 @@ def attach_units(frame: pl.LazyFrame, catalog: UnitCatalog, domain: str | None =
         conversions, keys, domain_expr = conversions.drop("DOMAIN"), [test, "_UNIT"], pl.lit(domain.upper())
     blank = blank_to_null(pl.col(unit)).is_null()
     is_unitless = pl.concat_str([domain_expr, pl.lit("|"), pl.col(test)]).is_in(unitless)
+    frame = frame.cache()  # read twice below: computed once
     spellings = (  # each distinct unit text normalised once
         frame.select(pl.col(unit).alias("_UNIT_TEXT_KEY")).unique()
         .with_columns(unit_key(blank_to_null(pl.col("_UNIT_TEXT_KEY"))).alias("_UNIT_KEY"))
@@ -300,6 +301,7 @@ def with_partial_dates(frame: pl.LazyFrame, column: str, prefix: str) -> pl.Lazy
     Parses each distinct text once and joins the result back: a study has millions of result rows
     but only a few thousand distinct dates, and the ISO regex is the expensive part.
     """
+    frame = frame.cache()  # read twice below: computed once
     parsed = (
         frame.select(pl.col(column).alias("_DATE_TEXT")).unique()
         .with_columns(partial_date(pl.col("_DATE_TEXT")).alias("_PD"))
@@ -319,6 +321,7 @@ def with_parsed_numbers(frame: pl.LazyFrame, column: str, decimal: str, prefix: 
 
     Like `with_partial_dates`: each distinct (text, decimal mark) is parsed once and joined back.
     """
+    frame = frame.cache()  # read twice below: computed once
     parsed = (
         frame.select(pl.col(column).alias("_NUM_TEXT"), pl.col(decimal).alias("_NUM_DECIMAL")).unique()
         .with_columns(parse_number(pl.col("_NUM_TEXT"), pl.col("_NUM_DECIMAL")).alias("_PN"))
