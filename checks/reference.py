@@ -62,18 +62,24 @@ def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _decisions(ds: pl.DataFrame | None) -> pl.DataFrame:
-    """USUBJID -> SITE_DECISION and its date: the latest ENROLLED / SCREEN FAILURE record (ENROLLED on a tie)."""
+def _decisions(ds: pl.DataFrame | None, exclusions: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID -> SITE_DECISION and its date: the latest ENROLLED / SCREEN FAILURE record (ENROLLED on a tie).
+
+    A record whose DSDECOD validation excluded is not read; an excluded DSSTDTC is an unknown date.
+    """
     schema = {"USUBJID": pl.String, "SITE_DECISION": pl.String, "DS_DATE": pl.Date}
     if ds is None or ds.height == 0 or not {"USUBJID", "DSDECOD"} <= set(ds.columns):
         return pl.DataFrame(schema=schema)
     rows = ds.select(
         _text(ds, "USUBJID"), coded_value(pl.col("DSDECOD")).alias("SITE_DECISION"),
         partial_date(_text(ds, "DSSTDTC")).alias("_D"), _text(ds, "SOURCE"),
-    ).filter(pl.col("SITE_DECISION").is_in(_DECISIONS))
+    )
+    rows = excluded_messages(rows, exclusions, "DS", {"DSDECOD": "DSDECOD", "DSSTDTC": "DSSTDTC"})
+    rows = rows.filter(pl.col("SITE_DECISION").is_in(_DECISIONS) & pl.col("_X_DSDECOD").is_null())
     return (
         rows.with_columns(
-            pl.when(pl.col("_D").struct.field("earliest") == pl.col("_D").struct.field("latest"))
+            pl.when((pl.col("_D").struct.field("earliest") == pl.col("_D").struct.field("latest"))
+                    & pl.col("_X_DSSTDTC").is_null())
             .then(pl.col("_D").struct.field("earliest")).alias("DS_DATE"),
             pl.col("_D").struct.field("latest").alias("_LATEST"),
             (pl.col("SITE_DECISION") == SiteDecision.ENROLLED.value).alias("_ENR"),
@@ -103,7 +109,7 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm.columns:
         dm = pl.DataFrame(schema=dict.fromkeys(["STUDYID", "USUBJID", "SOURCE"], pl.String))
-    subjects = _dm(dm, exclusions).join(_decisions(domains.get("ds")), on="USUBJID", how="left")
+    subjects = _dm(dm, exclusions).join(_decisions(domains.get("ds"), exclusions), on="USUBJID", how="left")
     window = int(protocol.parameters["screening_window_days"])
     dosed = partial_date(pl.col("RFXSTDTC"))
     consent = partial_date(pl.col("RFICDTC"))
@@ -128,7 +134,7 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         pl.when(birth_ok).then(birth.struct.field("earliest")).alias("BIRTH_LO"),
         pl.when(birth_ok).then(birth.struct.field("latest")).alias("BIRTH_HI"),
         birth.struct.field("invalid").alias("BIRTH_INVALID"),
-        coded_value(pl.col("SEX")).alias("SEX"),
+        pl.when(pl.col("_X_SEX").is_null()).then(coded_value(pl.col("SEX"))).alias("SEX"),  # excluded: unknown
         pl.col("SOURCE").alias("DM_SOURCE"),
     ).with_columns(
         (pl.col("TRT_DATE") - pl.duration(days=window)).alias("WINDOW_START"),

@@ -178,3 +178,28 @@ def test_same_input_gives_identical_tables():
     assert first.eligibility.equals(second.eligibility)
     assert first.criteria.equals(second.criteria)
     assert first.reference.equals(second.reference)
+
+
+def test_excluded_sex_is_unknown_for_cockcroft_gault_and_pregnancy():
+    domains = frames(subject_rows())
+    exclusions = _exclude(domains, "DM", pl.lit(True), "SEX", "SEX 'X' is not M/F/U")
+    result = evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions)
+    crcl = _component(result, "IN11.CRCL")
+    assert crcl["OUTCOME"] == "MET"  # 82 mL/min even with the female factor: both factors agree
+    assert crcl["VALUE"] == "69.784 to 82.0988"
+    pregnancy = _component(result, "EX15")
+    assert (pregnancy["OUTCOME"], pregnancy["REASON_CODE"]) == ("NOT_APPLICABLE", None)
+
+
+def test_excluded_disposition_date_leaves_treatment_start_unknown():
+    screen_failure = subject_rows(decision="SCREEN FAILURE")
+    domains = frames(screen_failure)
+    exclusions = _exclude(domains, "DS", pl.col("DSDECOD") == "SCREEN FAILURE", "DSSTDTC", "date before consent")
+    result = evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions)
+    assert result.reference.select("SITE_DECISION", "TREATMENT_START").row(0) == ("SCREEN FAILURE", None)
+
+
+def test_no_data_gives_empty_contracted_tables():
+    result = evaluate({}, PROTOCOL, AS_OF)
+    assert result.eligibility.columns == [*ELIGIBILITY, "REASON_CODE"]
+    assert (result.eligibility.height, result.reference.height, result.criteria.height) == (0, 0, 0)
