@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -59,8 +59,11 @@ def software_version() -> str:
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
+    from flows.config import scheduled_audit_date
+
     params = flow_run.parameters
-    return f"{params.get('study', 'SZ003')}-as-of-{params.get('as_of') or datetime.now(UTC).date().isoformat()}"
+    as_of = params.get("as_of") or scheduled_audit_date(params.get("timezone") or "UTC").isoformat()
+    return f"{params.get('study', 'SZ003')}-as-of-{as_of}"
 
 
 def report_location(reports: str, prefix: str) -> str:
@@ -78,22 +81,49 @@ def nightly_audit(
     protocol: str | None = None,
     as_of: str | None = None,
     endpoint_url: str | None = None,
+    timezone: str = "UTC",
+    expected_sites: list[str] | None = None,
+    lock_max_age_hours: float = 12.0,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
     `landing` and `reports` are each an `s3://bucket/prefix` or a local folder; `endpoint_url`
     (or `AWS_ENDPOINT_URL`) points boto3 at any S3-compatible endpoint.
+
+    `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
+    `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
+    One audit at a time per study: the run holds a lock on the reports location and publishes through
+    a staging prefix, promoted only when everything succeeded (flows/publication.py). A lock older than
+    `lock_max_age_hours` belongs to a dead run and is broken.
     """
+    from flows.config import scheduled_audit_date
+    from flows.publication import current_run_id, locked_publication
+    from storage import open_store
+
+    as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
+    with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
+                            max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
+        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication)
+
+
+def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication) -> AuditSummary:
+    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
     from checks import load_protocol
+    from flows.config import site_coverage
     from reporting import RunOutputs, build_run_manifest
 
     logger = get_run_logger()
-    as_of_date = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     protocol_obj = load_protocol(protocol)
 
     sites = list_sites_task(landing, study, endpoint_url)
+    missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
+    if unexpected_sites:
+        logger.warning("sites %s delivered but are not in the study's expected sites; audited anyway",
+                       ", ".join(unexpected_sites))
     site_futures = [ingest_site_task.submit(landing, study, site, endpoint_url) for site in sites]
     ingest = combine_sites_task(study, [future.result() for future in site_futures])
+    ingest.sites_not_audited.update(missing_sites)
     if not ingest.sites_audited:
         reasons = "; ".join(f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items()))
         raise NothingToAuditError(
@@ -138,8 +168,8 @@ def nightly_audit(
             data_docs=validation.data_docs,
             expectations=validation.expectations,
         )
-        prefix = f"{study}/{as_of_date.isoformat()}"
-        published = publish_task(outputs, reports, endpoint_url, prefix)
+        prefix = publication.final
+        published = publish_task(outputs, reports, endpoint_url, publication.staging, final=prefix)
 
     location = report_location(reports, prefix)
     summary = _summarise(outputs, ingest, location, published)
