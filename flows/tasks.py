@@ -17,9 +17,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
+from flows.retries import IO_RETRIES
 from storage import open_store
 
-_IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
+#: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
+_IO_RETRIES = IO_RETRIES
 
 
 @task(name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES)
@@ -98,9 +100,16 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
 
 
 @task(name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
-def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str) -> list[str]:
+def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str,
+                 final: str | None = None) -> list[str]:
+    """Write the outputs under `prefix`; with `final`, `prefix` is the run's staging and is then promoted."""
     from reporting import publish
 
-    keys = publish(outputs, open_store(reports, endpoint_url), prefix)
+    store = open_store(reports, endpoint_url)
+    keys = publish(outputs, store, prefix)
     get_run_logger().info("published %d objects under %s", len(keys), prefix)
+    if final is not None:
+        from flows.publication import promote
+
+        keys = promote(store, prefix, final, logger=get_run_logger())
     return keys
