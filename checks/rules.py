@@ -88,8 +88,9 @@ def _numeric_leaf(rows: pl.LazyFrame, value: str, unit: str, interval: tuple[str
     rows = rows.with_columns(result.alias("RESULT"))
     undecided = pl.col("RESULT").is_null() & pl.col("_CODE").is_null()
     return finish(rows.with_columns(
-        pl.col(value).alias("VALUE"), pl.col(unit).alias("UNIT"),
-        pl.when(pl.col("_HAS_FACT")).then(_limit_text(pl.col("_LIMIT"))).alias("LIMIT"),
+        # the limit is shown even without a value: "no WBC result" still says what was required
+        pl.col(value).alias("VALUE"), pl.coalesce([pl.col(unit), pl.col("_UNIT")]).alias("UNIT"),
+        _limit_text(pl.col("_LIMIT")).alias("LIMIT"),
         pl.when(undecided).then(pl.col("U_REASON").fill_null(ReasonCode.CENSORED_UNDECIDABLE.value))
         .otherwise(pl.col("_CODE")).alias("REASON_CODE"),
         pl.when(undecided)
@@ -118,14 +119,16 @@ def threshold(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
     """A finding test's value in the protocol unit compared with a limit (`op` + `limit`, or `range`)."""
     columns, schema = _comparison_columns(lambda leaf: leaf.params["domain"].upper(),
                                           lambda leaf: leaf.params["test"].upper())
-    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    columns["_UNIT"] = lambda leaf: ctx.catalog.protocol_unit(leaf.params["domain"], leaf.params["test"])
+    rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
     return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
 
 
 def derived(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
     """A derived value (checks.derived: AGE_AT_CONSENT, CRCL_CG, LYM_ABS) compared with a limit."""
     columns, schema = _comparison_columns(lambda leaf: "DERIVED", lambda leaf: leaf.params["value"].upper())
-    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    columns["_UNIT"] = lambda leaf: None
+    rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
     return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
 
 
@@ -134,7 +137,8 @@ def _uln(leaves: list[Leaf], ctx: EvalContext, limit: pl.Expr) -> pl.LazyFrame:
     columns, schema = _comparison_columns(lambda leaf: leaf.params.get("domain", "LB").upper(),
                                           lambda leaf: leaf.params["test"].upper())
     columns["LIMIT"] = lambda leaf: float(leaf.params.get("multiple", leaf.params.get("difference")))
-    rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
+    columns["_UNIT"] = lambda leaf: None  # the row's own unit: unknown without a row
+    rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
     no_uln = (pl.when(pl.col("ULN").is_null()).then(pl.lit(ReasonCode.NO_ULN.value)),
               pl.when(pl.col("ULN").is_null()).then(pl.col("ULN_REASON")))
     return _numeric_leaf(rows, "ROW_VALUE_TEXT", "ROW_UNIT", ("R_LO", "R_HI", "R_LO_OPEN", "R_HI_OPEN"),
