@@ -18,7 +18,7 @@ _VARIABLES = {"SEX": ("SEX", "_X_SEX", False), "RFICDTC": ("CONSENT_DTC", "_X_RF
 
 
 def validate_subject(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["variable"], ["values", "present"])
+    check_keys(params, ["variable"], ["values", "present", "unknown"])
     if params["variable"] not in _VARIABLES:
         raise ValueError(f"variable must be one of {sorted(_VARIABLES)}")
     if ("values" in params) == ("present" in params):
@@ -40,13 +40,17 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
         limit = pl.lit("present")
     else:
         wanted = [str(v).upper() for v in leaf.params["values"]]
-        result = pl.when(pl.col(excluded).is_null() & value.is_not_null()).then(value.is_in(wanted))
+        unknown = [str(v).upper() for v in leaf.params.get("unknown", [])]  # e.g. SEX = U: cannot tell
+        known = pl.col(excluded).is_null() & value.is_not_null() & ~value.is_in(unknown)
+        result = pl.when(known).then(value.is_in(wanted))
         code = (pl.when(pl.col(excluded).is_not_null()).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))
-                .when(value.is_null()).then(pl.lit(ReasonCode.MISSING.value)))
+                .when(value.is_null() | value.is_in(unknown)).then(pl.lit(ReasonCode.MISSING.value)))
         limit = pl.lit("/".join(wanted))
     reason = (pl.when(pl.col(excluded).is_not_null()).then(pl.col(excluded))
               .when(code == ReasonCode.INVALID_DATE.value).then(pl.lit(f"{variable} is not an ISO 8601 date"))
-              .when(code == ReasonCode.MISSING.value).then(pl.lit(f"no {variable}")))
+              .when(code == ReasonCode.MISSING.value)
+              .then(pl.when(value.is_null()).then(pl.lit(f"no {variable}"))
+                    .otherwise(pl.format("{} is {} (unknown)", pl.lit(variable), value))))
     return finish(ctx.reference.select(
         "USUBJID", pl.lit(leaf.id).alias("LEAF_ID"), result.alias("RESULT"),
         pl.lit(leaf.params.get("label", variable)).alias("LABEL"),

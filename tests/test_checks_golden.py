@@ -368,6 +368,8 @@ CASES: list[tuple[str, list[Edit], str, str, str | None, dict[str, str]]] = [
     ("hcg-missing-male", [drop("lb", "LBTESTCD", "HCG")], "EX15", NA, None, {}),
     ("hcg-missing-female", [dm(SEX="F"), drop("lb", "LBTESTCD", "HCG")], "EX15", U, "MISSING", {}),
     ("lactating", [dm(SEX="F"), fa("LACTAT", "Y")], "EX15", A, None, {}),
+    ("hcg-missing-sex-unknown", [dm(SEX="U"), drop("lb", "LBTESTCD", "HCG")], "EX15", U, "MISSING", {}),
+    ("hcg-negative-sex-unknown", [dm(SEX="U")], "EX15", NA, None, {}),
     # MH targeted history: occurrence codes
     ("encephalopathy", [mh("ENCEPHALOPATHY", "Y")], "EX03", A, None, {}),
     ("encephalopathy-bad-code", [mh("ENCEPHALOPATHY", "UNK")], "EX03", U, "INVALID_CODE", {}),
