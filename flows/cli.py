@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
+
 #: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
 #: clinical-data host, and patience with the temporary API server on a busy machine.
 PREFECT_DEFAULTS = {
@@ -32,6 +34,24 @@ EndpointUrl = Annotated[
     typer.Option(help="S3-compatible endpoint (MinIO, moto...); AWS_ENDPOINT_URL works too.",
                  envvar="AWS_ENDPOINT_URL"),
 ]
+AsOf = Annotated[str | None, typer.Option(help="Audit date YYYY-MM-DD (default: tonight in the study's time zone).")]
+Runner = Annotated[RunnerKind, typer.Option(help="Where tasks run: thread (this process) or dask (a Dask cluster).")]
+DaskAddress = Annotated[
+    str | None, typer.Option(help="Scheduler of an existing Dask cluster (tcp://host:8786); default: a local one.")
+]
+DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    console.print(message, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _runner(runner: RunnerKind, dask_address: str | None, dask_workers: int) -> RunnerChoice:
+    try:
+        return RunnerChoice(runner, dask_address=dask_address, dask_workers=dask_workers)
+    except ValueError as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
 
 
 def _print_summary(summary) -> None:
@@ -53,34 +73,107 @@ def _print_summary(summary) -> None:
         console.print(f"[yellow]site {site} not audited:[/yellow] {why}")
 
 
-def _run(landing: str, reports: str, study: str, protocol: str | None, as_of: str | None,
-         endpoint_url: str | None):
-    from flows.nightly import NothingToAuditError, nightly_audit
+def _run(params: dict, choice: RunnerChoice):
+    from flows import nightly
+    from flows.publication import AuditLockedError
 
+    flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
     try:
-        with console.status(f"auditing {study}..."):
-            return nightly_audit(landing=landing, reports=reports, study=study, protocol=protocol,
-                                 as_of=as_of, endpoint_url=endpoint_url)
-    except NothingToAuditError as error:
-        console.print(f"[red]nothing audited:[/red] {error}")
-        raise typer.Exit(2) from None
+        with console.status(f"auditing {params['study']} ({choice.describe()})..."):
+            return flow_with_runner(**params)
+    except nightly.NothingToAuditError as error:
+        raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
+    except AuditLockedError as error:
+        raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
+
+
+def _run_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
+                    protocol: str | None, endpoint_url: str | None, as_of: str | None) -> dict:
+    """The flow's parameters from a study configuration file, or from the command line."""
+    from flows.config import ConfigError, load_config
+
+    if config is None:
+        if not landing or not reports:
+            raise _fail("[red]error:[/red] give --landing and --reports, or --config FILE", 2)
+        return {"landing": landing, "reports": reports, "study": study or "SZ003", "protocol": protocol,
+                "as_of": as_of, "endpoint_url": endpoint_url}
+    if landing or reports or study or protocol:
+        raise _fail("[red]error:[/red] give either --config or --landing/--reports/--study/--protocol: "
+                    "the configuration file already says them", 2)
+    try:
+        study_config = load_config(config)
+    except ConfigError as error:
+        raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+    params = study_config.flow_parameters(date.fromisoformat(as_of) if as_of else None)
+    params["endpoint_url"] = study_config.endpoint_url or endpoint_url
+    return params
 
 
 @app.command()
 def run(
-    landing: Landing,
-    reports: Reports,
-    as_of: Annotated[str | None, typer.Option(help="Audit date YYYY-MM-DD (default: today, UTC).")] = None,
-    study: Annotated[str, typer.Option(help="Study id (folder under the landing root).")] = "SZ003",
+    landing: Annotated[str | None, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")] = None,
+    reports: Annotated[str | None, typer.Option(help="Reports root: s3://bucket/prefix or a local folder.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Study configuration file (YAML): landing, reports, protocol, expected sites, time zone.")] = None,
+    as_of: AsOf = None,
+    study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
     protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
     endpoint_url: EndpointUrl = None,
+    runner: Runner = RunnerKind.THREAD,
+    dask_address: DaskAddress = None,
+    dask_workers: DaskWorkers = DEFAULT_DASK_WORKERS,
 ) -> None:
-    """Run one nightly audit of one study and publish its reports."""
+    """Run one nightly audit of one study and publish its reports.
+
+    Exit status: 0 published, 2 nothing to audit (or a usage error), 3 another audit of the study is running.
+    """
     if as_of:
         date.fromisoformat(as_of)
-    summary = _run(landing, reports, study, protocol, as_of, endpoint_url)
+    choice = _runner(runner, dask_address, dask_workers)
+    params = _run_parameters(config, landing, reports, study, protocol, endpoint_url, as_of)
+    summary = _run(params, choice)
     _print_summary(summary)
     typer.echo(summary.report)
+
+
+@app.command("run-all")
+def run_all(
+    config_dir: Annotated[Path, typer.Option(help="Folder of study configuration files (*.yaml).")],
+    as_of: AsOf = None,
+    runner: Runner = RunnerKind.THREAD,
+    dask_address: DaskAddress = None,
+    dask_workers: DaskWorkers = DEFAULT_DASK_WORKERS,
+) -> None:
+    """Audit every configured study in one flow run (concurrently; with --runner dask, on one cluster).
+
+    Exit status: 0 every study published (or is being audited by another run), 1 a study failed.
+    """
+    from flows.config import ConfigError
+    from flows.multi import StudiesFailedError, run_all_audits
+
+    if as_of:
+        date.fromisoformat(as_of)
+    choice = _runner(runner, dask_address, dask_workers)
+    try:
+        with console.status(f"auditing every study in {config_dir} ({choice.describe()})..."):
+            summary = run_all_audits(config_dir=str(config_dir), as_of=as_of, runner=choice.kind.value,
+                                     dask_address=choice.dask_address, dask_workers=choice.dask_workers)
+        failed = False
+    except ConfigError as error:
+        raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+    except StudiesFailedError as error:
+        summary, failed = error.summary, True
+    table = Table(title=f"{len(summary.outcomes)} studies")
+    for column in ("study", "status", "subjects", "important", "queries", "report or reason"):
+        table.add_column(column)
+    for outcome in summary.outcomes:
+        done = outcome.summary or {}
+        table.add_row(outcome.study, outcome.status.value, str(done.get("subjects", "")),
+                      str(done.get("important", "")), str(done.get("queries", "")),
+                      done.get("report") or outcome.message)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
