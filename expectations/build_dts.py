@@ -134,6 +134,7 @@ def build_key(ctx: Context) -> list[Piece]:
         .otherwise(pl.lit("none of them is used")),
         "X_DUP_REJECT": (pl.col("X_KEY_COUNT") > 1) & ~(pl.col("X_DUP_IDENTICAL") & pl.col("X_DUP_FIRST")),
     }
+    kwargs: dict[str, object]
     if len(key) == 1:
         expectation, kwargs = "expect_column_values_to_be_unique", {"column": key[0]}
     else:

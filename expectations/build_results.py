@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.units import TestKind
+from checks.units import TestKind, TestUnits
 from checks.values import (
     blank_to_null,
     canonical_unit,
@@ -20,7 +20,7 @@ from expectations.model import IGNORE_MISSING, Context, Piece, make_check, not_d
 from expectations.spec import CheckKind
 
 
-def _test_map(ctx: Context, value: Callable[[object], object]) -> dict[str, object]:
+def _test_map(ctx: Context, value: Callable[[TestUnits], object]) -> dict[str, object]:
     out = {}
     for code, entry in ctx.catalog.domain_tests(ctx.domain).items():
         mapped = value(entry)
@@ -29,7 +29,7 @@ def _test_map(ctx: Context, value: Callable[[object], object]) -> dict[str, obje
     return out
 
 
-def _lookup(ctx: Context, value: Callable[[object], object], dtype: pl.DataType) -> pl.Expr:
+def _lookup(ctx: Context, value: Callable[[TestUnits], object], dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
     test = coded_value(ctx.config.results[ctx.domain].test)
     return test.replace_strict(_test_map(ctx, value), default=None, return_dtype=dtype)
 
@@ -142,9 +142,11 @@ def build_ranges(ctx: Context) -> list[Piece]:
     if roles is None or roles.low is None or roles.high is None:
         return []
     base = result_columns(ctx)
-    limits = {code: ctx.config.reference_limits.get((ctx.domain, code), entry.plausible)
-              for code, entry in ctx.catalog.domain_tests(ctx.domain).items()}
-    limits = {code: pair for code, pair in limits.items() if pair}
+    limits: dict[str, tuple[float, float]] = {}
+    for code, entry in ctx.catalog.domain_tests(ctx.domain).items():
+        pair = ctx.config.reference_limits.get((ctx.domain, code), entry.plausible)
+        if pair is not None:
+            limits[code] = pair
     test = pl.col("X_TEST")
     rlo = test.replace_strict({c: p[0] for c, p in limits.items()}, default=None, return_dtype=pl.Float64)
     rhi = test.replace_strict({c: p[1] for c, p in limits.items()}, default=None, return_dtype=pl.Float64)

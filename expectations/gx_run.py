@@ -118,7 +118,10 @@ def run_suite(name: str, checks: list[Check], frame: pl.DataFrame, outdir: Path)
     failures: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for item in result.results:
-        check_id = item.expectation_config.meta["check_id"]
+        config = item.expectation_config
+        if config is None or not config.meta:
+            raise RuntimeError("a validation result without its expectation's check id")
+        check_id = config.meta["check_id"]
         if item.exception_info and item.exception_info.get("raised_exception"):
             raise RuntimeError(f"expectation {check_id} raised: {item.exception_info.get('exception_message')}")
         indices = item.result.get("unexpected_index_list") or []

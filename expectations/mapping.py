@@ -55,7 +55,9 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
     """
     from expectations.prepare import with_texts
 
-    findings, exclusions, rejected = [], [], []
+    findings: list[pl.DataFrame] = []
+    exclusions: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
     for check in checks:
         sources = failures.get(check.id) or []
         if not sources:

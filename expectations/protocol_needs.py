@@ -6,28 +6,43 @@ generated from the protocol file and never from a copied list. Protocol None mea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol as TypingProtocol
+
 from expectations.spec import SuiteConfig
 
 
-def criteria_of(protocol: object | None) -> dict[str, str]:
+class ProtocolLike(TypingProtocol):
+    """What validation reads from a protocol (checks.protocol.Protocol has it; tests use fakes)."""
+
+    id: str
+
+    @property
+    def criteria(self) -> Iterable: ...
+
+    def needed_tests(self) -> dict[str, set[str]]: ...
+
+
+def criteria_of(protocol: ProtocolLike | None) -> dict[str, str]:
     """Criterion id -> INCLUSION / EXCLUSION, in protocol order."""
     if protocol is None:
         return {}
     return {str(c.id): str(getattr(c.category, "value", c.category)) for c in protocol.criteria}
 
 
-def needed_by(protocol: object | None) -> dict[str, tuple[str, ...]]:
+def needed_by(protocol: ProtocolLike | None) -> dict[str, tuple[str, ...]]:
     """"DOMAIN.CODE" -> the protocol components that read it (IN09.DNA, EX05.HBV), for messages.
 
     Read from each component's rule tree with checks.rules.leaf_inputs, the function behind
     Protocol.needed_tests(); a protocol object without components gives an empty mapping.
     """
-    if protocol is None or not hasattr(protocol, "components"):
+    components = getattr(protocol, "components", None)
+    if components is None:
         return {}
     from checks.rules import leaf_inputs
 
     users: dict[str, set[str]] = {}
-    for _, component in protocol.components():
+    for _, component in components():
         trees = [component.rule, *([component.applies_when] if component.applies_when else [])]
         for leaf in (leaf for tree in trees for leaf in tree.leaves()):
             for domain, codes in leaf_inputs(leaf.kind, leaf.params).items():
@@ -36,11 +51,11 @@ def needed_by(protocol: object | None) -> dict[str, tuple[str, ...]]:
     return {test: tuple(sorted(ids)) for test, ids in users.items()}
 
 
-def protocol_id(protocol: object | None) -> str:
+def protocol_id(protocol: ProtocolLike | None) -> str:
     return "" if protocol is None else str(protocol.id)
 
 
-def needs_of(protocol: object | None, config: SuiteConfig) -> dict[str, tuple[tuple[str, ...], ...]]:
+def needs_of(protocol: ProtocolLike | None, config: SuiteConfig) -> dict[str, tuple[tuple[str, ...], ...]]:
     """Upper-case domain -> groups of test codes the criteria read (any one member of a group is enough).
 
     Only domains with a known test-code variable (suites.yaml `results` or `test_variables`) are

@@ -19,7 +19,7 @@ from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
 from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
-from expectations.protocol_needs import criteria_of, needed_by, needs_of, protocol_id
+from expectations.protocol_needs import ProtocolLike, criteria_of, needed_by, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
 
 
@@ -38,8 +38,9 @@ class DomainValidation:
     suite_path: Path | None = None
 
 
-def domain_context(domain: str, *, study: str, protocol: object | None = None, columns: frozenset[str] = frozenset(),
-                   config: SuiteConfig | None = None, catalog: UnitCatalog | None = None) -> Context:
+def domain_context(domain: str, *, study: str, protocol: ProtocolLike | None = None,
+                   columns: frozenset[str] = frozenset(), config: SuiteConfig | None = None,
+                   catalog: UnitCatalog | None = None) -> Context:
     """What the builders of one domain read: its DTS spec, suites.yaml, the unit catalog, the protocol."""
     if domain.lower() not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; known: {sorted(DOMAINS)}")
@@ -53,7 +54,7 @@ def suite_name(domain: str) -> str:
     return f"screening_{domain.lower()}"
 
 
-def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: object | None = None,
+def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: ProtocolLike | None = None,
                     workdir: Path) -> DomainValidation:
     """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected."""
     frame = domains.get(domain.lower())
@@ -92,7 +93,7 @@ def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> Valida
     return result
 
 
-def list_expectations(protocol: object | None = None, *, study: str = "<STUDYID>") -> list[dict]:
+def list_expectations(protocol: ProtocolLike | None = None, *, study: str = "<STUDYID>") -> list[dict]:
     """Every expectation a run checks, per domain, in suite order: the reviewable suites."""
     items: list[dict] = []
     for domain in DOMAINS:
