@@ -49,7 +49,8 @@ def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
     columns = ["STUDYID", "USUBJID", "SEX", "BRTHDTC", "RFICDTC", "RFXSTDTC"]
     frame = dm.select(
         *[_text(dm, c) for c in columns],
-        _text(dm, "DELIVERY_SITEID").alias("SITEID"),
+        # the site of the delivery path; DM.SITEID only when a caller has no delivery column at all
+        pl.coalesce([_text(dm, "DELIVERY_SITEID"), _text(dm, "SITEID")]).alias("SITEID"),
         _text(dm, "SOURCE"),
     ).filter(pl.col("USUBJID").is_not_null())
     frame = excluded_messages(frame, exclusions, "DM", {"SEX": "SEX", "BRTHDTC": "BRTHDTC",
