@@ -188,6 +188,8 @@ def release_lock(store: Store, lock: LockInfo,
                     current.describe() if current else "an unreadable lock")
         return False
     store.delete(key)
+    if isinstance(store, LocalStore):
+        _prune_empty_dirs(store.root / AUDIT_FOLDER / lock.study, stop=store.root)
     log.info("audit lock of %s released by run %s", lock.study, lock.run_id)
     return True
 
