@@ -149,10 +149,15 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
             *source_order(),
         )
     )
-    chosen = (
-        rows.filter(pl.col("CANDIDATE"))
+    candidates = rows.filter(pl.col("CANDIDATE")).with_columns(pl.len().over(keys).alias("_N")).cache()
+    # most subject x test have one candidate: only the others need ordering
+    several = (
+        candidates.filter(pl.col("_N") > 1)
         .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
         .unique(subset=keys, keep="last", maintain_order=True)
+    )
+    chosen = (
+        pl.concat([candidates.filter(pl.col("_N") == 1), several], how="vertical")
         .select(*keys, "TEXT", "UNIT_TEXT", "DTC", "SOURCE", "DECIMAL", "ULN_TEXT", "_X_ULN", "TRT_DATE",
                 "WINDOW_START")
         .with_columns(pl.lit(None, dtype=pl.String).alias("F_REASON"),
