@@ -107,9 +107,6 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     contributing = (
         rows.join(result, on=["USUBJID", "PARENT", "OP"])
         .filter((pl.col("OP") == "not") | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
-        .sort("USUBJID", "PARENT", "ORDER")
-        .unique(subset=["USUBJID", "PARENT", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first",
-                maintain_order=True)
         .with_columns(pl.len().over("USUBJID", "PARENT").alias("_K"))
     )
     # one deciding child (the usual case): its evidence as it is, no per-group string work
@@ -118,7 +115,12 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT",
         pl.when(pl.col("OP") != "not").then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
     )
-    contributing = contributing.filter(pl.col("_K") > 1)
+    contributing = (  # several: in rule order, each piece of evidence once
+        contributing.filter(pl.col("_K") > 1)
+        .sort("USUBJID", "PARENT", "ORDER")
+        .unique(subset=["USUBJID", "PARENT", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first",
+                maintain_order=True)
+    )
     labelled_value = _labelled(pl.col("VALUE"))
     labelled_limit = _labelled(pl.col("LIMIT"), separator=" ")
 
