@@ -24,7 +24,7 @@ from storage import open_store
 _IO_RETRIES = IO_RETRIES
 
 
-@task(name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES)
+@task(name="list-sites", task_run_name="list-sites", cache_policy=NO_CACHE, **_IO_RETRIES)
 def list_sites_task(landing: str, study: str, endpoint_url: str | None) -> list[str]:
     from ingestion import list_sites
 
@@ -45,7 +45,7 @@ def ingest_site_task(landing: str, study: str, site: str, endpoint_url: str | No
     return result
 
 
-@task(name="combine-sites", cache_policy=NO_CACHE)
+@task(name="combine-sites", task_run_name="combine-sites", cache_policy=NO_CACHE)
 def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
     from ingestion import combine_sites
 
@@ -60,7 +60,7 @@ def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: s
     return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
 
 
-@task(name="finish-validation", cache_policy=NO_CACHE)
+@task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
 def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResult:
     from expectations import finish_validation
 
@@ -70,7 +70,7 @@ def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResu
     return result
 
 
-@task(name="evaluate-eligibility", cache_policy=NO_CACHE)
+@task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
                   validation: ValidationResult) -> object:
     from checks import evaluate
@@ -80,7 +80,7 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: dat
     return result
 
 
-@task(name="compare-with-site", cache_policy=NO_CACHE)
+@task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
 def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
                  validation: ValidationResult) -> object:
     from checks.compare import compare
@@ -91,7 +91,7 @@ def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: obj
     return comparison
 
 
-@task(name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
+@task(name="apply-history", task_run_name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
                        as_of: date) -> pl.DataFrame:
     from reporting import apply_history
@@ -99,7 +99,7 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
 
 
-@task(name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
+@task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
 def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str,
                  final: str | None = None) -> list[str]:
     """Write the outputs under `prefix`; with `final`, `prefix` is the run's staging and is then promoted."""
