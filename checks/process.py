@@ -283,10 +283,10 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         "USUBJID",
         pl.format("AGE={}", pl.col("AGE")).alias("SITE_ASSESSMENT"),
         pl.format("AGE={}", computed).alias("RECOMPUTED"),
+        # the birth date itself never leaves the landing area: the evidence quotes only the ages
         pl.format(
-            "DM.AGE {} disagrees with the age computed from BRTHDTC {} and RFICDTC {}: {} years.",
+            "DM.AGE {} disagrees with the age computed from the birth date (BRTHDTC) and RFICDTC {}: {} years.",
             pl.col("AGE"),
-            pl.col("BRTHDTC"),
             pl.col("RFICDTC"),
             computed,
         ).alias("EVIDENCE"),

@@ -194,7 +194,8 @@ def test_pc05_golden_evidence_with_partial_birth_date():
     (found,) = process([subject("S1")], "PC05", dm=dm([{"USUBJID": "S1", "BRTHDTC": "1970", "AGE": "54"}]))
     assert (found["SITE_ASSESSMENT"], found["RECOMPUTED"]) == ("AGE=54", "AGE=55 to 56")
     assert found["EVIDENCE"] == (
-        "DM.AGE 54 disagrees with the age computed from BRTHDTC 1970 and RFICDTC 2026-02-20: 55 to 56 years.")
+        "DM.AGE 54 disagrees with the age computed from the birth date (BRTHDTC) and RFICDTC 2026-02-20: "
+        "55 to 56 years.")
 
 
 # -------------------------------------------------------------------------------------------- PC06

@@ -127,10 +127,7 @@ def test_planted_birth_dates_were_noticed_by_the_audit(run: dict) -> None:
     assert flagged.height >= len(ODD_BIRTH_DATES)
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param("birth dates", marks=pytest.mark.xfail(
-        strict=True, reason="checks/process.py PC05 evidence quotes BRTHDTC (discrepancies, queries, report)")),
-    "initials", "names"])
+@pytest.mark.parametrize("kind", ["birth dates", "initials", "names"])
 def test_no_identifier_in_any_published_object(run: dict, kind: str) -> None:
     leaks: dict[str, list[str]] = {}
     for key in run["objects"]:
