@@ -190,16 +190,19 @@ def stage_times(prefect_db: Path) -> tuple[float, dict[str, float]]:
     if not prefect_db.is_file():
         return 0.0, {}
     with sqlite3.connect(prefect_db) as db:
-        flow = db.execute("select start_time, end_time from flow_run where end_time is not null "
+        flow = db.execute("select id, start_time, end_time from flow_run where end_time is not null "
                           "order by start_time desc limit 1").fetchone()
-        tasks = db.execute("select name, start_time, end_time from task_run where end_time is not null").fetchall()
+        if flow is None:
+            return 0.0, {}
+        tasks = db.execute("select name, start_time, end_time from task_run where end_time is not null "
+                           "and flow_run_id = ?", (flow[0],)).fetchall()
     spans: dict[str, tuple[str, str]] = {}
     for name, start, end in tasks:
         stage = next((s for s in STAGES if name.startswith(s + "-")), name)
         first, last = spans.get(stage, (start, end))
         spans[stage] = (min(first, start), max(last, end))
     ordered = {s: seconds(*spans[s]) for s in STAGES if s in spans}
-    return (seconds(*flow) if flow else 0.0), ordered
+    return seconds(flow[1], flow[2]), ordered
 
 
 def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
@@ -218,7 +221,27 @@ def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, f
             time.sleep(0.05)
 
 
-def measure(case: Case, workdir: Path) -> Measure:
+WARM_UP = ("from prefect.server.api.server import SubprocessASGIServer\n"
+           "server = SubprocessASGIServer()\nserver.start(timeout=900)\nserver.stop()\n")
+
+
+def prefect_home(workdir: Path, fresh: bool) -> Path:
+    """The PREFECT_HOME of the timed runs.
+
+    By default one home is shared by every case and warmed once, untimed: an operator's CLI keeps
+    ~/.prefect between nights, so its database is created and migrated once, not on every run.
+    `--fresh-prefect-home` gives each run an empty home instead (a first run on a new machine).
+    """
+    if fresh:
+        return Path(tempfile.mkdtemp(prefix="bench-prefect-", dir=workdir))
+    home = workdir / "prefect-home"
+    if not (home / "prefect.db").is_file():
+        env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        subprocess.run([sys.executable, "-c", WARM_UP], env=env, check=True, capture_output=True)
+    return home
+
+
+def measure(case: Case, workdir: Path, fresh_home: bool = False, extra_env: dict[str, str] | None = None) -> Measure:
     result = Measure(case.name, case.sites, case.subjects)
     started = time.perf_counter()
     landing = landing_for(workdir, case)
@@ -228,15 +251,15 @@ def measure(case: Case, workdir: Path) -> Measure:
     result.input_mb = sum(p.stat().st_size for p, _ in files) / 1e6
 
     env = dict(os.environ)
-    prefect_home = Path(tempfile.mkdtemp(prefix="bench-prefect-", dir=workdir))
-    env.update(PREFECT_HOME=str(prefect_home), COLUMNS="120")
+    home = prefect_home(workdir, fresh_home)
+    env.update(PREFECT_HOME=str(home), COLUMNS="120", **(extra_env or {}))
     reports = workdir / f"reports-{case.name}"
     shutil.rmtree(reports, ignore_errors=True)
     code, wall, peak, rss_max = timed_child(
         [CLI, "run", "--landing", str(landing), "--reports", str(reports), "--as-of", AS_OF, "--study", STUDY],
         env, workdir / f"{case.name}.log")
     result.exit_code, result.wall_s = code, wall
-    result.flow_s, result.stages = stage_times(prefect_home / "prefect.db")
+    result.flow_s, result.stages = stage_times(home / "prefect.db")
     result.peak_tree_mb, result.rss_max_mb = peak / 1e6, rss_max / 1e6
 
     out = workdir / f"{case.name}-floor.json"
@@ -245,7 +268,8 @@ def measure(case: Case, workdir: Path) -> Measure:
         env, workdir / f"{case.name}-floor.log")
     measured = json.loads(out.read_text())
     result.input_rows, result.floor_s, result.floor_rss_mb = int(measured["rows"]), measured["wall"], floor_rss / 1e6
-    shutil.rmtree(prefect_home, ignore_errors=True)
+    if fresh_home:
+        shutil.rmtree(home, ignore_errors=True)
 
     if code != 0:
         result.checks.append(f"FAIL exit code {code} (see {workdir / (case.name + '.log')})")
@@ -281,7 +305,7 @@ def print_table(results: list[Measure], notes: list[str]) -> None:
         table.add_row(m.case, f"{m.sites:,}", f"{m.subjects:,}", f"{m.input_rows:,}", f"{m.input_mb:.0f}",
                       f"{m.wall_s:.1f}", f"{m.peak_tree_mb:,.0f}", f"{m.rss_max_mb:,.0f}", f"{m.floor_s:.2f}",
                       f"{m.ratio:.0f}x", "\n".join(m.checks))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 180)
     console.print(table)
     stages = Table(title="where the time goes (seconds, from each run's Prefect task records)")
     stages.add_column("case")
@@ -302,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "screening-audit-bench",
                         help="generated landings are cached here between runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the timed runs (to compare settings), repeatable")
+    parser.add_argument("--fresh-prefect-home", action="store_true",
+                        help="an empty PREFECT_HOME per run (includes creating Prefect's database)")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -318,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.cases.split(","))
         cases = [c for c in cases if c.name in wanted]
     args.workdir.mkdir(parents=True, exist_ok=True)
+    extra_env = dict(item.split("=", 1) for item in args.env)
     results: dict[str, Measure] = {}
     for case in cases:
         print(f"{case.name}: {case.sites} sites, {case.subjects} subjects ...", flush=True)
-        results[case.name] = measure(case, args.workdir)
+        results[case.name] = measure(case, args.workdir, args.fresh_prefect_home, extra_env)
         m = results[case.name]
         print(f"  {m.input_rows:,} rows, wall {m.wall_s:.1f} s, peak {m.peak_tree_mb:,.0f} MB, "
               f"floor {m.floor_s:.2f} s (generation {m.generate_s:.0f} s)", flush=True)
@@ -330,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "fresh_prefect_home": args.fresh_prefect_home,
+        "env": extra_env,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg": list(os.getloadavg())},
         "cases": [{**asdict(m), "ratio": m.ratio} for m in results.values()],
