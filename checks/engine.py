@@ -165,7 +165,7 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     """Every node's result, computed from the deepest level up to the component roots."""
     results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("USUBJID", "NODE_ID", "RESULT", *_EVIDENCE)
-    depth = int(nodes["DEPTH"].max() or 0)
+    depth = int(nodes.select(pl.col("DEPTH").max()).item() or 0)
     for level in range(depth, 0, -1):
         at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
         children = results.filter(pl.col("NODE_ID").is_in(at_level.implode()))
@@ -243,10 +243,10 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     reference = subject_reference(clean, protocol, as_of, excluded).rechunk()
     nodes, components, leaves = _layout(protocol)
     reference_lazy = reference.lazy()
-    facts = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().rechunk()
+    found = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().rechunk()
     wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
-    facts = derived_facts(wanted, reference_lazy, facts.lazy(), DerivedContext(clean, catalog, excluded)).collect()
-    facts = facts.rechunk().lazy()
+    derived = derived_facts(wanted, reference_lazy, found.lazy(), DerivedContext(clean, catalog, excluded))
+    facts = derived.collect().rechunk().lazy()
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
     leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)

@@ -139,6 +139,8 @@ def _constraint(constraint: dict[str, Any]) -> tuple[pl.Expr, pl.Expr, tuple[str
     anchor = _anchor(constraint["on_or_after" if after else "on_or_before"])
     field = constraint["date"]
     on_start, on_end = _side("S_LO", "S_HI", after, anchor), _side("E_LO", "E_HI", after, anchor)
+    result: pl.Expr
+    reason: pl.Expr
     if field == "start":
         result, reason = on_start, pl.when(on_start.is_null()).then(_date_reason("S"))
     elif field == "end":
@@ -193,15 +195,16 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext, records: dict[str, pl.DataFrame]) ->
     parts = [_constraint(c) for c in params.get("timing") or []]
     if params.get("min_duration_days"):
         parts.append(_duration(int(params["min_duration_days"])))
-    result = pl.lit(True)
+    result: pl.Expr = pl.lit(True)
     for part_result, _, _ in parts:
         result = result & part_result
     occur = pl.col("OCCUR")
     if "occur" in spec:
         result = pl.when(occur == "N").then(False).when(occur == "Y").then(result).otherwise(None)
-    code = (
+    bad_occurrence = ~occur.is_in(["Y", "N"]).fill_null(False) if "occur" in spec else pl.lit(False)
+    code: pl.Expr = (
         pl.when(pl.col("_X_ROW").is_not_null()).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))
-        .when(("occur" in spec) & ~occur.is_in(["Y", "N"]).fill_null(False)).then(pl.lit(ReasonCode.INVALID_CODE.value))
+        .when(bad_occurrence).then(pl.lit(ReasonCode.INVALID_CODE.value))
     )
     code = pl.coalesce([code, *[reason for _, reason, _ in parts]]) if parts else code
     # one format() for the whole limit text (a scalar literal inside concat_str trips the streaming engine)

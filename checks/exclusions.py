@@ -7,6 +7,9 @@ that a component left with nothing else usable says why (EXCLUDED_BY_VALIDATION)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
 import polars as pl
 
 from contracts import EXCLUSIONS
@@ -29,8 +32,11 @@ def drop_rejected(frame: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     return frame.join(rejected.select("SOURCE").unique(), on="SOURCE", how="anti")
 
 
-def excluded_messages(frame: pl.DataFrame | pl.LazyFrame, exclusions: pl.DataFrame, domain: str,
-                      names: dict[str, str | list[str]]) -> pl.DataFrame | pl.LazyFrame:
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def excluded_messages(frame: Frame, exclusions: pl.DataFrame, domain: str,
+                      names: Mapping[str, str | Sequence[str]]) -> Frame:
     """Add `_X_<name>`: the MESSAGE of an exclusion of one of `names[name]`'s variables on that row.
 
     `names` maps an output name to one variable or a list (e.g. RESULT -> [LBORRES, LBORRESU]): a
@@ -45,7 +51,9 @@ def excluded_messages(frame: pl.DataFrame | pl.LazyFrame, exclusions: pl.DataFra
             rows.filter(pl.col("VARIABLE").is_in(variables))
             .group_by("SOURCE").agg(pl.col("MESSAGE").sort().first().alias(f"_X_{name}"))
         )
-    is_lazy = isinstance(frame, pl.LazyFrame)
     for part in per_name:
-        frame = frame.join(part.lazy() if is_lazy else part, on="SOURCE", how="left")
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.join(part.lazy(), on="SOURCE", how="left")
+        else:
+            frame = frame.join(part, on="SOURCE", how="left")
     return frame

@@ -56,7 +56,7 @@ def _missing() -> tuple[pl.Expr, pl.Expr]:
 def _compare(lo: str, hi: str, lo_open: str, hi_open: str, limit: pl.Expr) -> pl.Expr:
     """Three-valued comparison of an interval with LIMIT (op per leaf, or an inclusive range)."""
     args = (pl.col(lo), pl.col(hi), pl.col(lo_open).fill_null(False), pl.col(hi_open).fill_null(False))
-    expr = pl.when(pl.col("OP") == "range").then(
+    expr: Any = pl.when(pl.col("OP") == "range").then(
         decide(*args, ">=", pl.col("LIMIT")) & decide(*args, "<=", pl.col("LIMIT_HI")))
     for op in (">=", ">", "<=", "<"):
         expr = expr.when(pl.col("OP") == op).then(decide(*args, op, limit))
@@ -164,8 +164,9 @@ def coded(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
         "VALID": lambda leaf: [str(v).upper() for v in leaf.params.get("valid", [])],
         "LABEL": lambda leaf: leaf.params.get("label") or leaf.params["test"].upper(),
     }
-    schema = {"DOMAIN": pl.String, "KEY": pl.String, "TESTCD": pl.String, "VALUES": pl.List(pl.String),
-              "VALID": pl.List(pl.String), "LABEL": pl.String}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "DOMAIN": pl.String, "KEY": pl.String, "TESTCD": pl.String, "VALUES": pl.List(pl.String),
+        "VALID": pl.List(pl.String), "LABEL": pl.String}
     rows = _fact_rows(leaf_table(leaves, columns, schema), ctx)
     missing_code, missing_text = _missing()
     invalid = (pl.col("VALID").list.len() > 0) & ~pl.col("VALID").list.contains(pl.col("CODED"))
