@@ -441,3 +441,11 @@ def test_evidence_source_points_at_the_row_used():
     source = result.eligibility.filter(pl.col("CHECK_ID") == "IN10.WBC")["SOURCE"].item()
     used = domains["lb"].filter(pl.col("SOURCE") == source)
     assert used.select("LBTESTCD", "LBORRES", "LBDTC").row(0) == ("WBC", "2", "2025-02-20")
+
+
+def test_reason_codes_are_enum_members_and_only_on_unverifiable(outcomes):
+    from checks import ReasonCode
+
+    codes = {row["REASON_CODE"] for row in outcomes.values()}
+    assert codes - {None} <= {code.value for code in ReasonCode}
+    assert all((row["REASON_CODE"] is None) == (row["OUTCOME"] != "UNVERIFIABLE") for row in outcomes.values())
