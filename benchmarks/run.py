@@ -95,6 +95,7 @@ class Measure:
     exit_code: int = 0
     flow_s: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    stage_peak_mb: dict[str, float] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
 
     @property
@@ -174,26 +175,26 @@ STAGES = ("list-sites", "ingest-site", "combine-sites", "validate", "finish-vali
           "compare-with-site", "apply-history", "publish")
 
 
-def stage_times(prefect_db: Path) -> tuple[float, dict[str, float]]:
-    """(flow run seconds, seconds per stage) read from the run's own Prefect database.
+def stage_spans(prefect_db: Path) -> tuple[tuple[datetime, datetime] | None, dict[str, tuple[datetime, datetime]]]:
+    """(flow run span, span per stage) read from the run's own Prefect database (UTC datetimes).
 
     This is the profile of a run without a profiler: every task records its start and end. A
     stage run as parallel tasks (ingest per site, validate per domain) counts from the first start
     to the last end. Process wall time minus the flow's time is Prefect's start-up and shut-down.
     """
     import sqlite3
-    from datetime import datetime as dt
 
-    def seconds(start: str, end: str) -> float:
-        return (dt.fromisoformat(end) - dt.fromisoformat(start)).total_seconds()
+    def utc(text: str) -> datetime:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     if not prefect_db.is_file():
-        return 0.0, {}
+        return None, {}
     with sqlite3.connect(prefect_db) as db:
         flow = db.execute("select id, start_time, end_time from flow_run where end_time is not null "
                           "order by start_time desc limit 1").fetchone()
         if flow is None:
-            return 0.0, {}
+            return None, {}
         tasks = db.execute("select name, start_time, end_time from task_run where end_time is not null "
                            "and flow_run_id = ?", (flow[0],)).fetchall()
     spans: dict[str, tuple[str, str]] = {}
@@ -201,12 +202,16 @@ def stage_times(prefect_db: Path) -> tuple[float, dict[str, float]]:
         stage = next((s for s in STAGES if name.startswith(s + "-")), name)
         first, last = spans.get(stage, (start, end))
         spans[stage] = (min(first, start), max(last, end))
-    ordered = {s: seconds(*spans[s]) for s in STAGES if s in spans}
-    return seconds(flow[1], flow[2]), ordered
+    ordered = {s: (utc(spans[s][0]), utc(spans[s][1])) for s in STAGES if s in spans}
+    return (utc(flow[1]), utc(flow[2])), ordered
 
 
-def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
-    """Run `argv` cold; (exit code, wall seconds, peak tree RSS bytes, kernel ru_maxrss bytes)."""
+def timed_child(argv: list[str], env: dict[str, str], log: Path,
+                samples: list[tuple[datetime, int]] | None = None) -> tuple[int, float, int, int]:
+    """Run `argv` cold; (exit code, wall seconds, peak tree RSS bytes, kernel ru_maxrss bytes).
+
+    `samples`, when given, receives (UTC time, tree RSS bytes) every 50 ms.
+    """
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -217,7 +222,10 @@ def timed_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, f
                 wall = time.perf_counter() - started
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 return proc.returncode, wall, peak, usage.ru_maxrss * 1024
-            peak = max(peak, _tree_rss(proc.pid))
+            rss = _tree_rss(proc.pid)
+            peak = max(peak, rss)
+            if samples is not None:
+                samples.append((datetime.now(UTC), rss))
             time.sleep(0.05)
 
 
@@ -255,11 +263,17 @@ def measure(case: Case, workdir: Path, fresh_home: bool = False, extra_env: dict
     env.update(PREFECT_HOME=str(home), COLUMNS="120", **(extra_env or {}))
     reports = workdir / f"reports-{case.name}"
     shutil.rmtree(reports, ignore_errors=True)
+    samples: list[tuple[datetime, int]] = []
     code, wall, peak, rss_max = timed_child(
         [CLI, "run", "--landing", str(landing), "--reports", str(reports), "--as-of", AS_OF, "--study", STUDY],
-        env, workdir / f"{case.name}.log")
+        env, workdir / f"{case.name}.log", samples)
     result.exit_code, result.wall_s = code, wall
-    result.flow_s, result.stages = stage_times(home / "prefect.db")
+    flow, spans = stage_spans(home / "prefect.db")
+    if flow:
+        result.flow_s = (flow[1] - flow[0]).total_seconds()
+        result.stages = {name: (end - start).total_seconds() for name, (start, end) in spans.items()}
+        result.stage_peak_mb = {name: max((rss for t, rss in samples if start <= t <= end), default=0) / 1e6
+                                for name, (start, end) in spans.items()}
     result.peak_tree_mb, result.rss_max_mb = peak / 1e6, rss_max / 1e6
 
     out = workdir / f"{case.name}-floor.json"
@@ -314,6 +328,8 @@ def print_table(results: list[Measure], notes: list[str]) -> None:
     for m in results:
         stages.add_row(m.case, f"{m.wall_s - m.flow_s:.1f}", f"{m.flow_s:.1f}",
                        *(f"{m.stages[s]:.1f}" if s in m.stages else "" for s in STAGES))
+        stages.add_row("  peak MB", "", "", *(f"{m.stage_peak_mb[s]:,.0f}" if s in m.stage_peak_mb else ""
+                                              for s in STAGES))
     console.print(stages)
     for line in notes:
         console.print(line)
