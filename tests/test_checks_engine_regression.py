@@ -1,0 +1,82 @@
+"""Regression guard for evaluate(): the same inputs give byte-identical tables.
+
+Speed work on the engine (checks/engine.py and the modules it uses) must not change one byte of
+what it publishes. Two fixed-seed studies are evaluated and their eligibility, reference and
+criteria tables compared, as CSV text, with digests recorded from the engine before that work:
+the benchmark's synthetic population (every component, mixed units, censored, partial and stale
+results) and the study generator's delivery after ingestion (planted data problems).
+
+A deliberate change of behaviour changes these digests: re-record them with
+`.venv/bin/python tests/test_checks_engine_regression.py` and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from checks import EligibilityResult, evaluate, load_protocol
+
+EXPECTED = {
+    "synthetic": {
+        "eligibility": "e667628588ed7813421fe358e0e2e6ab4be32282e6beba688e54876478881f8a",
+        "reference": "21f253cff34a101ddd8315be37ca05d6898c7e700cb1d6805f2fd2beeb9347bf",
+        "criteria": "3f9f8ac419526fbc38d9d601a81a4f82c552be5a70c8834b7086a8e2c7a6b42d",
+    },
+    "generated": {
+        "eligibility": "0ac1773af5043558b891e9b6bfce2c5d6f7cf4133fae159977aa1f9be6b7d40c",
+        "reference": "8baca0f8d82d8eb3365f8851a62ed796dd94f63e14ae12a36d9d914d6e1a7f61",
+        "criteria": "c1a8a4876b172bf3e6288619400caa02873379f9de3dbc438890aa3e92dc20f5",
+    },
+}
+
+
+def _digests(result: EligibilityResult) -> dict[str, str]:
+    return {name: hashlib.sha256(getattr(result, name).write_csv().encode()).hexdigest()
+            for name in ("eligibility", "reference", "criteria")}
+
+
+def _synthetic() -> dict[str, str]:
+    from benchmarks.bench_evaluation import synthesise
+
+    return _digests(evaluate(synthesise(400, seed=11), load_protocol(), date(2026, 6, 1)))
+
+
+def _generated(root: Path) -> dict[str, str]:
+    from generator import generate
+    from ingestion import combine_sites, ingest_site, list_sites
+    from storage import LocalStore
+
+    as_of = date(2026, 11, 28)
+    generate(LocalStore(root), sites=4, subjects=60, seed=5, as_of=as_of)
+    store = LocalStore(root)
+    now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+    ingest = combine_sites("SZ003", [ingest_site(store, "SZ003", s, now=now) for s in list_sites(store, "SZ003")])
+    # a few values excluded and rows rejected, as validation would, so that those paths are covered too
+    lb = ingest.domains["lb"]
+    exclusions = pl.DataFrame({"DOMAIN": "LB", "VARIABLE": ["LBORRES", "LBORNRHI", "LBDTC"],
+                               "SOURCE": lb["SOURCE"].sort().gather([3, 40, 77]).to_list(),
+                               "MESSAGE": "excluded by the regression guard"})
+    rejected = pl.DataFrame({"DOMAIN": "LB", "VARIABLE": "LBORRES", "SOURCE": lb["SOURCE"].sort().gather([5, 90]),
+                             "MESSAGE": "rejected by the regression guard"})
+    return _digests(evaluate(ingest.domains, load_protocol(None), as_of, exclusions=exclusions, rejected=rejected))
+
+
+def test_synthetic_population_tables_are_unchanged() -> None:
+    assert _synthetic() == EXPECTED["synthetic"]
+
+
+def test_generated_study_tables_are_unchanged(tmp_path: Path) -> None:
+    assert _generated(tmp_path) == EXPECTED["generated"]
+
+
+if __name__ == "__main__":  # print the digests to re-record EXPECTED
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    with tempfile.TemporaryDirectory() as folder:
+        print({"synthetic": _synthetic(), "generated": _generated(Path(folder))})
