@@ -1,0 +1,51 @@
+"""The nightly flow's operational guarantees, on the real flow: a held lock stops a run before it reads
+anything, and a failed night leaves the published reports exactly as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.nightly import NothingToAuditError, nightly_audit
+from flows.publication import AuditLockedError, LockInfo, acquire_lock, lock_key
+from storage import LocalStore
+
+AS_OF = "2026-11-28"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_second_run_stops_at_once_while_another_holds_the_lock(prefect_harness: None, tmp_path: Path) -> None:
+    reports = LocalStore(tmp_path / "reports")
+    acquire_lock(reports, "SZ003", run_id="night-run", host="worker-a")
+    # a landing area that does not even exist: the run must stop before looking at it
+    with pytest.raises(AuditLockedError, match="another audit of SZ003 is running: run night-run on host worker-a"):
+        nightly_audit(landing=str(tmp_path / "no-landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
+    assert LockInfo.from_bytes(reports.read_bytes(lock_key("SZ003"))).run_id == "night-run"
+    assert list(_files(tmp_path / "reports")) == ["_audit/SZ003/lock.json"]
+
+
+def test_a_failed_night_keeps_the_published_reports_and_releases_the_lock(
+    prefect_harness: None, tmp_path: Path,
+) -> None:
+    reports = tmp_path / "reports"
+    published = {f"SZ003/{AS_OF}/subjects.csv": b"from the first run\n", f"SZ003/{AS_OF}/run_manifest.json": b"{}"}
+    for key, data in published.items():
+        (reports / key).parent.mkdir(parents=True, exist_ok=True)
+        (reports / key).write_bytes(data)
+    (tmp_path / "landing" / "SZ003").mkdir(parents=True)  # no site delivered anything
+    with pytest.raises(NothingToAuditError, match="nothing to audit for SZ003"):
+        nightly_audit(landing=str(tmp_path / "landing"), reports=str(reports), as_of=AS_OF,
+                      expected_sites=["101"])
+    assert _files(reports) == published
+    assert not (reports / "_audit").exists()
+
+
+def test_an_expected_site_without_a_folder_is_named_in_the_failure(prefect_harness: None, tmp_path: Path) -> None:
+    (tmp_path / "landing" / "SZ003").mkdir(parents=True)
+    with pytest.raises(NothingToAuditError, match="101: expected site has no delivery folder"):
+        nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF,
+                      expected_sites=["101"])
