@@ -156,9 +156,6 @@ def test_a_site_whose_reads_keep_failing_is_not_audited_and_the_others_are(
     assert any("not audited" in message for message in site_rows["MESSAGE"].to_list())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="flows/nightly.py publishes straight into <STUDY>/<AS_OF>; the staging "
-                          "and promotion of flows/publication.py is not wired into the flow yet")
 def test_reports_endpoint_failing_half_way_leaves_no_partial_report_folder(
         landing: str, s3_endpoint: str, proxy: FaultProxy) -> None:
     proxy.add(Rule(Action.DROP, operation="put", count=None, after=3))
