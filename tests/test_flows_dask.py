@@ -68,10 +68,13 @@ def test_run_all_audits_several_studies_on_one_dask_cluster(
         _generate(landing, s3_endpoint, study=study)
         (config_dir / f"{study.lower()}.yaml").write_text(
             f"study: {study}\nlanding: {landing}\nreports: s3://{s3_bucket}/reports\n"
-            f"endpoint_url: {s3_endpoint}\nexpected_sites: ['101', '102', '103']\n")
+            f"endpoint_url: {s3_endpoint}\nexpected_sites: ['101', '102', '103', '104']\n")
     summary = run_all_audits(config_dir=str(config_dir), as_of=AS_OF, runner="dask", dask_workers=2)
     assert [(o.study, o.status) for o in summary.outcomes] == [
         ("SZ003", StudyStatus.COMPLETED), ("SZ903", StudyStatus.COMPLETED)]
+    # site 104 is expected but never delivered: reported, not silently ignored
+    assert [o.summary["sites_not_audited"] for o in summary.outcomes] == [
+        {"104": "expected site has no delivery folder in the landing area"}] * 2
     reports = open_store(f"s3://{s3_bucket}/reports", s3_endpoint)
     for study in ("SZ003", "SZ903"):
         assert reports.head(f"{study}/{AS_OF}/run_manifest.json") is not None
