@@ -128,7 +128,7 @@ def _run_all_name() -> str:
     return f"all-studies-as-of-{as_of}"
 
 
-@flow(name="run_all_audits", flow_run_name=_run_all_name, task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="run_all_audits", flow_run_name=_run_all_name, task_runner=ThreadPoolTaskRunner(max_workers=8))  # type: ignore[arg-type]
 def run_all_audits(config_dir: str, as_of: str | None = None, runner: str = "thread",
                    dask_address: str | None = None, dask_workers: int = 2) -> RunAllSummary:
     """Audit every study configured in `config_dir`; fail at the end if any study failed."""
