@@ -87,39 +87,57 @@ def _labelled(value: pl.Expr, separator: str = "=") -> pl.Expr:
             .otherwise(pl.format("{}{}{}", label, pl.lit(separator), value)))
 
 
+_OPS = {"not": 0, "all": 1, "any": 2}
+
+
 def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """Results of the parents of `children` (three-valued), with the evidence of the deciding children."""
-    rows = children.join(nodes.select("NODE_ID", "PARENT", "ORDER"), on="NODE_ID").join(
-        nodes.select(pl.col("NODE_ID").alias("PARENT"), "OP"), on="PARENT")
-    result = rows.group_by("USUBJID", "PARENT").agg(
-        pl.col("OP").first(),
+    """Results of the parents of `children` (three-valued), with the evidence of the deciding children.
+
+    Subjects are the integer `_S` (evaluate() numbers them) and a parent of a subject the integer key
+    `_G` = _S x nodes + PARENT: grouping and joining millions of rows on integers, not on USUBJID text.
+    """
+    size = nodes.height
+    parent = dict(zip(nodes["NODE_ID"].to_list(), nodes["PARENT"].to_list(), strict=True))
+    order = dict(zip(nodes["NODE_ID"].to_list(), nodes["ORDER"].to_list(), strict=True))
+    operator = {ident: _OPS.get(op, -1) for ident, op in zip(nodes["NODE_ID"].to_list(), nodes["OP"].to_list(),
+                                                               strict=True)}
+    rows = children.with_columns(
+        pl.col("NODE_ID").replace_strict(parent, return_dtype=pl.Int64).alias("PARENT"),
+        pl.col("NODE_ID").replace_strict(order, return_dtype=pl.Int64).alias("ORDER"),
+    ).with_columns(
+        pl.col("PARENT").replace_strict(operator, return_dtype=pl.Int8).alias("_OP"),
+        (pl.col("_S").cast(pl.Int64) * size + pl.col("PARENT")).alias("_G"),
+    )
+    result = rows.group_by("_G").agg(
+        pl.col("_OP").first(),
         (pl.col("RESULT") == True).any().alias("_T"),  # noqa: E712 (null-aware any)
         (pl.col("RESULT") == False).any().alias("_F"),  # noqa: E712
         pl.col("RESULT").is_null().any().alias("_N"),
         pl.col("RESULT").first().alias("_FIRST"),
-    ).with_columns(
-        pl.when(pl.col("OP") == "not").then(~pl.col("_FIRST"))
-        .when(pl.col("OP") == "all").then(pl.when(pl.col("_F")).then(False).when(pl.col("_N")).then(None)
-                                          .otherwise(True))
+    ).select(
+        "_G",
+        pl.when(pl.col("_OP") == _OPS["not"]).then(~pl.col("_FIRST"))
+        .when(pl.col("_OP") == _OPS["all"]).then(pl.when(pl.col("_F")).then(False).when(pl.col("_N")).then(None)
+                                                 .otherwise(True))
         .otherwise(pl.when(pl.col("_T")).then(True).when(pl.col("_N")).then(None).otherwise(False))
         .alias("NODE_RESULT")
-    ).select("USUBJID", "PARENT", "OP", "NODE_RESULT")
+    )
+    is_not = pl.col("_OP") == _OPS["not"]
     contributing = (
-        rows.join(result, on=["USUBJID", "PARENT", "OP"])
-        .filter((pl.col("OP") == "not") | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
-        .with_columns(pl.len().over("USUBJID", "PARENT").alias("_K"))
+        rows.join(result, on="_G")
+        .filter(is_not | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
+        .with_columns(pl.len().over("_G").alias("_K"))
     )
     # one deciding child (the usual case): its evidence as it is, no per-group string work
     single_rows = contributing.filter(pl.col("_K") == 1).select(
-        "USUBJID", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
+        "_S", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
         _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT",
-        pl.when(pl.col("OP") != "not").then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
+        pl.when(~is_not).then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
     )
     contributing = (  # several: in rule order, each piece of evidence once
         contributing.filter(pl.col("_K") > 1)
-        .sort("USUBJID", "PARENT", "ORDER")
-        .unique(subset=["USUBJID", "PARENT", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first",
-                maintain_order=True)
+        .sort("_G", "ORDER")
+        .unique(subset=["_G", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first", maintain_order=True)
     )
     labelled_value = _labelled(pl.col("VALUE"))
     labelled_limit = _labelled(pl.col("LIMIT"), separator=" ")
@@ -127,10 +145,11 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     def joined(expr: pl.Expr, separator: str = "; ") -> pl.Expr:
         return expr.drop_nulls().unique(maintain_order=True).str.join(separator)
 
-    merged = contributing.group_by("USUBJID", "PARENT", maintain_order=True).agg(
+    merged = contributing.group_by("_G", maintain_order=True).agg(
+        pl.col("_S").first(), pl.col("PARENT").first(),
         pl.len().alias("_K"),
         pl.col("NODE_RESULT").first().alias("RESULT"),
-        pl.col("OP").first().alias("_OP"),
+        pl.col("_OP").first().alias("_OP"),
         *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
         labelled_value.first().alias("_1L_VALUE"),
         joined(labelled_value).alias("_M_VALUE"),
@@ -151,20 +170,20 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
             return (pl.when(single).then(pl.col("_1L_VALUE"))
                     .otherwise(pl.when(pl.col("_M_VALUE") != "").then(pl.col("_M_VALUE"))).alias("VALUE"))
         if column == "LIMIT":  # a `not` node's limit would read as the opposite of what it tests
-            return (pl.when(pl.col("_OP") == "not").then(None).when(single).then(pl.col("_1_LIMIT"))
+            return (pl.when(is_not).then(None).when(single).then(pl.col("_1_LIMIT"))
                     .otherwise(pl.when(pl.col("_M_LIMIT") != "").then(pl.col("_M_LIMIT"))).alias("LIMIT"))
         merged_value = pl.col(f"_M_{column}")
         if column != "REASON_CODE":
             merged_value = pl.when(merged_value != "").then(merged_value)
         return pl.when(single).then(pl.col(f"_1_{column}")).otherwise(merged_value).alias(column)
 
-    multiple = merged.select("USUBJID", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
+    multiple = merged.select("_S", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
     return pl.concat([single_rows.select(multiple.columns), multiple], how="vertical_relaxed")
 
 
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """Every node's result, computed from the deepest level up to the component roots."""
-    results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("USUBJID", "NODE_ID", "RESULT", *_EVIDENCE)
+    """Every node's result, computed from the deepest level up to the component roots (subjects as `_S`)."""
+    results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE)
     depth = int(nodes.select(pl.col("DEPTH").max()).item() or 0)
     for level in range(depth, 0, -1):
         at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
@@ -189,9 +208,12 @@ def _criteria(eligibility: pl.DataFrame) -> pl.DataFrame:
     failed = pl.col("OUTCOME").is_in([Outcome.NOT_MET.value, Outcome.APPLIES.value])
     unverifiable = pl.col("OUTCOME") == Outcome.UNVERIFIABLE.value
     inclusion = pl.col("CATEGORY") == Category.INCLUSION.value
+    # `_RANK` numbers the subjects (one STUDYID / SITEID / USUBJID each), CATEGORY follows CRITERION_ID:
+    # the same groups as by those text columns, found on an integer
     return (
-        eligibility.group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", maintain_order=True)
-        .agg(failed.any().alias("_F"), unverifiable.any().alias("_U"))
+        eligibility.group_by("_RANK", "CRITERION_ID", maintain_order=True)
+        .agg(*[pl.col(c).first() for c in ("STUDYID", "SITEID", "USUBJID", "CATEGORY")],
+             failed.any().alias("_F"), unverifiable.any().alias("_U"))
         .with_columns(
             pl.when(pl.col("_F")).then(pl.when(inclusion).then(pl.lit(Outcome.NOT_MET.value))
                                        .otherwise(pl.lit(Outcome.APPLIES.value)))
@@ -250,11 +272,15 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
     leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
+    # subjects as integers from here on: _S for the roll-up, _RANK = position in the published order
+    subjects = (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
+                .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
+    leaf_results = leaf_results.join(subjects.select("USUBJID", "_S"), on="USUBJID")
     results = _roll_up(leaf_results, nodes)
     undecided = pl.col("RESULT").is_null()
     eligibility = (
         results.join(components, on="NODE_ID")
-        .join(reference.select("STUDYID", "SITEID", "USUBJID"), on="USUBJID")
+        .join(subjects, on="_S")
         .with_columns(
             _outcome().alias("OUTCOME"),
             pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
@@ -262,12 +288,12 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
             pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
             .alias("REASON"),
         )
-        .sort("SITEID", "USUBJID", "ORDER", nulls_last=True)
+        .sort("_RANK", "ORDER")  # = SITEID, USUBJID, ORDER (nulls last)
         .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
-                 pl.col("CATEGORY"))
+                 pl.col("CATEGORY"), pl.col("_RANK"))
     )
     criteria = _criteria(eligibility)
-    eligibility = check_table(eligibility.drop("CATEGORY"), ELIGIBILITY, "eligibility")
+    eligibility = check_table(eligibility.drop("CATEGORY", "_RANK"), ELIGIBILITY, "eligibility")
     return EligibilityResult(
         eligibility=eligibility,
         reference=reference.select(REFERENCE_COLUMNS).sort("SITEID", "USUBJID", nulls_last=True),
