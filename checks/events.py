@@ -255,10 +255,20 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
     def joined(expr: pl.Expr) -> pl.Expr:
         return expr.drop_nulls().unique(maintain_order=True).str.join("; ")
 
-    subject = (  # the records that decide: every term / record at the subject's best rank
+    top = (  # the records that decide: every term / record at the subject's best rank
         best.with_columns(pl.col("_RANK").max().over("USUBJID").alias("_TOP"), dtc.alias("_DTC"),
                           value.alias("_VALUE"))
         .filter(pl.col("_RANK") == pl.col("_TOP"))
+        .with_columns(pl.len().over("USUBJID").alias("_K"))
+    )
+    columns = ["USUBJID", "_K", "_RANK", "RESULT", "_NAME", "VALUE", "DTC", "SOURCE", "LIMIT", "REASON_CODE",
+               "REASON"]
+    # one deciding record (the usual case): its own values, no per-group list work
+    one = top.filter(pl.col("_K") == 1).select(
+        "USUBJID", "_K", "_RANK", "RESULT", pl.coalesce([pl.col("NAME"), pl.col("_EACH")]).alias("_NAME"),
+        pl.col("_VALUE").alias("VALUE"), pl.col("_DTC").alias("DTC"), "SOURCE", "LIMIT", "REASON_CODE", "REASON")
+    several = (
+        top.filter(pl.col("_K") > 1)
         .sort("USUBJID", "_EACH", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
         .group_by("USUBJID", maintain_order=True).agg(
             pl.len().alias("_K"), pl.col("_RANK").first(), pl.col("RESULT").first(),
@@ -268,6 +278,7 @@ def _per_subject(rows: pl.LazyFrame, leaf: Leaf, expected: list[str], domain: st
             pl.col("REASON_CODE").drop_nulls().first().alias("REASON_CODE"), joined(pl.col("REASON")).alias("REASON"),
         )
     )
+    subject = pl.concat([one.select(columns), several.select(columns)], how="vertical_relaxed")
     single_term = (pl.col("_K") == 1) & pl.lit(bool(expected))
     return finish(
         subjects.join(subject, on="USUBJID", how="left").with_columns(
