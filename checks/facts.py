@@ -146,15 +146,16 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             (pl.col("_X_RESULT").is_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
              & (pl.col("WSTATUS") == "IN")).alias("CANDIDATE"),
-            *source_order(),
         )
+        .with_columns(pl.col("CANDIDATE").sum().over(keys).alias("_N"))  # candidates of the subject x test
+        .cache()
     )
-    candidates = rows.filter(pl.col("CANDIDATE")).with_columns(pl.len().over(keys).alias("_N")).cache()
-    # most subject x test have one candidate: only the others need ordering
+    candidates = rows.filter(pl.col("CANDIDATE"))
+    # most subject x test have one candidate: only the others need ordering (and the SOURCE sort keys)
     several = (
-        candidates.filter(pl.col("_N") > 1)
+        candidates.filter(pl.col("_N") > 1).with_columns(*source_order())
         .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
-        .unique(subset=keys, keep="last", maintain_order=True)
+        .unique(subset=keys, keep="last", maintain_order=True).drop("_SRC_KEY", "_SRC_ROW")
     )
     chosen = (
         pl.concat([candidates.filter(pl.col("_N") == 1), several], how="vertical")
@@ -169,7 +170,7 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
     statuses = [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"), ("NO_DATE", "NO_DATE"),
                 ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]
     missing = (
-        rows.join(chosen.select(keys), on=keys, how="anti")
+        rows.filter(pl.col("_N") == 0).with_columns(*source_order())
         .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
         .with_columns(
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
@@ -229,13 +230,15 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
         .when(pl.col("ULN").is_null())
         .then(pl.format("{} upper limit of normal '{}' is not a usable number", pl.col("TESTCD"), pl.col("ULN_TEXT")))
         .alias("ULN_REASON"),
+    ).with_columns(  # each bound formatted once, then assembled
+        *[format_number(pl.col(c)).alias(f"_T_{c}") for c in ("LO", "HI", "R_LO", "R_HI")],
     ).with_columns(
         _value_text("CENSOR", "LO", "HI").alias("VALUE_TEXT"),
         _value_text("CENSOR", "R_LO", "R_HI").alias("ROW_VALUE_TEXT"),
         pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
         .when(pl.col("NUM").is_null()).then(pl.lit(ReasonCode.NOT_NUMERIC.value))
         .otherwise(pl.col("UNIT_PROB")).alias("N_REASON"),
-    ).with_columns(
+    ).drop("_T_LO", "_T_HI", "_T_R_LO", "_T_R_HI").with_columns(
         _numeric_reason_text().alias("N_REASON_TEXT"),
         pl.lit(ReasonCode.CENSORED_UNDECIDABLE.value).alias("U_REASON"),
         pl.lit(None, dtype=pl.String).alias("U_REASON_TEXT"),
@@ -244,13 +247,15 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
 
 
 def _value_text(censor: str, lo: str, hi: str) -> pl.Expr:
+    """The interval in words, from the bounds already formatted as `_T_<lo>` / `_T_<hi>`."""
     c = pl.col(censor)
+    lo_text, hi_text = pl.col(f"_T_{lo}"), pl.col(f"_T_{hi}")
     return (
-        pl.when(c.is_in(["<", "<="])).then(pl.concat_str([c, format_number(pl.col(hi))]))
-        .when(c.is_in([">", ">="])).then(pl.concat_str([c, format_number(pl.col(lo))]))
-        .when(pl.col(lo) == pl.col(hi)).then(format_number(pl.col(lo)))
+        pl.when(c.is_in(["<", "<="])).then(pl.concat_str([c, hi_text]))
+        .when(c.is_in([">", ">="])).then(pl.concat_str([c, lo_text]))
+        .when(pl.col(lo) == pl.col(hi)).then(lo_text)
         .when(pl.col(lo).is_not_null())
-        .then(pl.format("{} to {}", format_number(pl.col(lo)), format_number(pl.col(hi))))
+        .then(pl.format("{} to {}", lo_text, hi_text))
     )
 
 
