@@ -89,7 +89,10 @@ def test_planted_problems_are_found_and_nothing_else(audited: dict) -> None:
 
 def test_no_finding_for_subjects_generated_clean(audited: dict) -> None:
     truth = audited["truth"]
-    planted = {p["usubjid"] for p in truth["problems"] if p.get("usubjid")}
+    # subjects touched by a planted problem, including knock-on effects the ground truth lists
+    # (a rejected VS file leaves every enrolled subject of that site without a weight)
+    planted = {row["usubjid"] for part in ("problems", "expected_discrepancies", "data_quality")
+               for row in truth[part] if row.get("usubjid")}
     findings = _table(audited, "validation").filter(
         pl.col("USUBJID").is_not_null() & ~pl.col("USUBJID").is_in(sorted(planted))
     )
