@@ -75,8 +75,10 @@ def _print_summary(summary) -> None:
 
 def _run(params: dict, choice: RunnerChoice):
     from flows import nightly
+    from flows.console_logs import quiet_console_tracebacks
     from flows.publication import AuditLockedError
 
+    quiet_console_tracebacks()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
     try:
         with console.status(f"auditing {params['study']} ({choice.describe()})..."):
@@ -85,6 +87,8 @@ def _run(params: dict, choice: RunnerChoice):
         raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
     except AuditLockedError as error:
         raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
+    except Exception as error:  # an unreachable endpoint, a broken protocol file...: one clear line, exit 1
+        raise _fail(f"[red]audit failed, nothing published:[/red] {type(error).__name__}: {error}", 1) from None
 
 
 def _run_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,

@@ -64,8 +64,6 @@ def test_the_error_names_the_endpoint_in_one_clear_line(endpoint_down: dict) -> 
     assert any("connect" in line.lower() for line in lines)
 
 
-@pytest.mark.xfail(strict=True, reason="flows/cli.py catches only NothingToAuditError; a storage error "
-                                       "reaches the operator as a traceback")
 def test_no_traceback_is_shown_to_the_operator(endpoint_down: dict) -> None:
     assert "Traceback" not in endpoint_down["result"].stderr
     assert "╭─" not in endpoint_down["result"].stderr  # typer's pretty traceback box
