@@ -6,6 +6,7 @@ boto3 exactly as it would against AWS or MinIO.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ def local_s3_endpoint(buckets: tuple[str, ...] = ()) -> Iterator[str]:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per S3 request in the operator's console
     saved = {name: os.environ.get(name) for name in _DEMO_CREDENTIALS}
     os.environ.update(_DEMO_CREDENTIALS)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
