@@ -101,7 +101,7 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     order = dict(zip(nodes["NODE_ID"].to_list(), nodes["ORDER"].to_list(), strict=True))
     operator = {ident: _OPS.get(op, -1) for ident, op in zip(nodes["NODE_ID"].to_list(), nodes["OP"].to_list(),
                                                                strict=True)}
-    rows = children.with_columns(
+    rows = children.lazy().with_columns(
         pl.col("NODE_ID").replace_strict(parent, return_dtype=pl.Int64).alias("PARENT"),
         pl.col("NODE_ID").replace_strict(order, return_dtype=pl.Int64).alias("ORDER"),
     ).with_columns(
@@ -127,6 +127,7 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         rows.join(result, on="_G")
         .filter(is_not | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
         .with_columns(pl.len().over("_G").alias("_K"))
+        .collect()
     )
     # one deciding child (the usual case): its evidence as it is, no per-group string work
     single_rows = contributing.filter(pl.col("_K") == 1).select(
@@ -139,25 +140,36 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         .sort("_G", "ORDER")
         .unique(subset=["_G", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first", maintain_order=True)
     )
-    labelled_value = _labelled(pl.col("VALUE"))
-    labelled_limit = _labelled(pl.col("LIMIT"), separator=" ")
+    # the merged evidence: each group's distinct non-null values in rule order, joined with "; ". Done
+    # without per-group list work (slow for hundreds of thousands of groups): a value equal to one of
+    # the previous rows of its group is blanked (groups are sorted and have at most `width` rows),
+    # then each group's values are gathered as a list and joined.
+    width = int(nodes.group_by("PARENT").len()["len"].max() or 1)
+    merged_columns = {"_M_VALUE": "_LV", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE",
+                      "_M_REASON": "REASON"}
 
-    def joined(expr: pl.Expr, separator: str = "; ") -> pl.Expr:
-        return expr.drop_nulls().unique(maintain_order=True).str.join(separator)
+    def distinct(column: str) -> pl.Expr:
+        value, earlier = pl.col(column), pl.lit(False)
+        for back in range(1, width):
+            earlier = earlier | ((value == value.shift(back)) & (pl.col("_G") == pl.col("_G").shift(back))
+                                 ).fill_null(False)
+        return pl.when(earlier).then(None).otherwise(value)
 
-    merged = contributing.group_by("_G", maintain_order=True).agg(
-        pl.col("_S").first(), pl.col("PARENT").first(),
-        pl.len().alias("_K"),
-        pl.col("NODE_RESULT").first().alias("RESULT"),
-        pl.col("_OP").first().alias("_OP"),
-        *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
-        labelled_value.first().alias("_1L_VALUE"),
-        joined(labelled_value).alias("_M_VALUE"),
-        joined(labelled_limit).alias("_M_LIMIT"),
-        joined(pl.col("DTC")).alias("_M_DTC"),
-        joined(pl.col("SOURCE")).alias("_M_SOURCE"),
-        pl.col("REASON_CODE").drop_nulls().first().alias("_M_REASON_CODE"),
-        joined(pl.col("REASON")).alias("_M_REASON"),
+    merged = (
+        contributing.with_columns(_labelled(pl.col("VALUE")).alias("_LV"),
+                                  _labelled(pl.col("LIMIT"), separator=" ").alias("_LL"))
+        .with_columns(*[distinct(source).alias(name) for name, source in merged_columns.items()])
+        .group_by("_G", maintain_order=True).agg(
+            pl.col("_S").first(), pl.col("PARENT").first(),
+            pl.len().alias("_K"),
+            pl.col("NODE_RESULT").first().alias("RESULT"),
+            pl.col("_OP").first().alias("_OP"),
+            *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
+            pl.col("_LV").first().alias("_1L_VALUE"),
+            *[pl.col(name) for name in merged_columns],
+            pl.col("REASON_CODE").drop_nulls().first().alias("_M_REASON_CODE"),
+        )
+        .with_columns(*[pl.col(name).list.join("; ") for name in merged_columns])
     )
     single = pl.col("_K") == 1
 
