@@ -257,9 +257,11 @@ def derived_facts(names: set[str], reference: pl.LazyFrame, facts: pl.LazyFrame,
     wanted = set(names)
     for name in list(names):
         wanted.update(DERIVED[name][2])
+    parts: list[pl.DataFrame] = []
     for name, (builder, _, _) in DERIVED.items():
         if name in wanted:
-            # collected at each step: a lazy plan that embeds `facts` in itself grows with every value
-            added = pl.concat([facts, builder(reference, facts, ctx)], how="vertical_relaxed")
-            facts = added.collect().rechunk().lazy()
-    return facts
+            # each value collected on its own (a lazy plan that embeds `facts` in itself grows with every
+            # value), and only its own rows: the large findings facts are copied once, at the end
+            known = pl.concat([facts, *[part.lazy() for part in parts]], how="vertical_relaxed")
+            parts.append(builder(reference, known, ctx).collect())
+    return pl.concat([facts, *[part.lazy() for part in parts]], how="vertical_relaxed")
