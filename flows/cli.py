@@ -74,11 +74,13 @@ def _print_summary(summary) -> None:
 
 
 def _run(params: dict, choice: RunnerChoice):
+    from expectations.warmup import start_background_import
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
     from flows.publication import AuditLockedError
 
     quiet_console_tracebacks()
+    start_background_import()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
     try:
         with console.status(f"auditing {params['study']} ({choice.describe()})..."):

@@ -21,12 +21,16 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
 
     import polars as pl
 
+    from expectations.warmup import start_background_import
     from flows.nightly import nightly_audit
+    from flows.prefect_api import start_temporary_api
     from generator import generate
     from generator.scoring import score
     from storage import LocalStore, open_store
     from storage.local_endpoint import local_s3_endpoint
 
+    start_background_import()
+    api_starting = start_temporary_api()
     as_of = datetime.now(UTC).date()
     with local_s3_endpoint(buckets=(LANDING_BUCKET, REPORTS_BUCKET)) as endpoint:
         console.print(f"local S3 endpoint (moto server) at {endpoint}")
@@ -35,6 +39,8 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
         with console.status(f"generating {sites} sites, {subjects} subjects..."):
             generate(open_store(landing, endpoint), study="SZ003", sites=sites, subjects=subjects, seed=seed,
                      as_of=as_of)
+        if api_starting is not None:
+            api_starting.join()
         with console.status("running the nightly audit flow..."):
             summary = nightly_audit(landing=landing, reports=reports, study="SZ003",
                                     as_of=as_of.isoformat(), endpoint_url=endpoint)
