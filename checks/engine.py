@@ -277,7 +277,9 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     reference = subject_reference(clean, protocol, as_of, excluded).rechunk()
     nodes, components, leaves = _layout(protocol)
     reference_lazy = reference.lazy()
-    found = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect().rechunk()
+    # the in-memory engine: measured faster than streaming for these plans (less CPU, same tables)
+    found = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect(
+        engine="in-memory").rechunk()
     wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
     derived = derived_facts(wanted, reference_lazy, found.lazy(), DerivedContext(clean, catalog, excluded))
     facts = derived.collect().rechunk().lazy()

@@ -278,4 +278,5 @@ def evaluate_leaves(leaves: list[Leaf], ctx: EvalContext) -> pl.DataFrame:
             parts.append(rule_kind.build(of_kind, ctx))
     if not parts:
         return empty_leaf_results().collect()
-    return pl.concat(pl.collect_all(parts), how="vertical")
+    # in-memory engine: measured less CPU than streaming for these many small plans
+    return pl.concat(pl.collect_all(parts, engine="in-memory"), how="vertical")
