@@ -263,5 +263,5 @@ def derived_facts(names: set[str], reference: pl.LazyFrame, facts: pl.LazyFrame,
             # each value collected on its own (a lazy plan that embeds `facts` in itself grows with every
             # value), and only its own rows: the large findings facts are copied once, at the end
             known = pl.concat([facts, *[part.lazy() for part in parts]], how="vertical_relaxed")
-            parts.append(builder(reference, known, ctx).collect())
+            parts.append(builder(reference, known, ctx).collect(engine="in-memory"))
     return pl.concat([facts, *[part.lazy() for part in parts]], how="vertical_relaxed")

@@ -127,7 +127,7 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         rows.join(result, on="_G")
         .filter(is_not | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
         .with_columns(pl.len().over("_G").alias("_K"))
-        .collect()
+        .collect(engine="in-memory")
     )
     # one deciding child (the usual case): its evidence as it is, no per-group string work
     single_rows = contributing.filter(pl.col("_K") == 1).select(
@@ -282,7 +282,7 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         engine="in-memory").rechunk()
     wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
     derived = derived_facts(wanted, reference_lazy, found.lazy(), DerivedContext(clean, catalog, excluded))
-    facts = derived.collect().rechunk().lazy()
+    facts = derived.collect(engine="in-memory").rechunk().lazy()
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
     leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)

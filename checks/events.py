@@ -300,6 +300,6 @@ def build_events(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
     for leaf in leaves:
         domain = str(leaf.params["domain"]).upper()
         variables.setdefault(domain, set()).update(str(k).upper() for k in leaf.params["match"])
-    records = {domain: _records(domain, ctx, names).with_columns(pl.lit(domain).alias("DOMAIN")).collect().rechunk()
-               for domain, names in variables.items()}
+    records = {domain: _records(domain, ctx, names).with_columns(pl.lit(domain).alias("DOMAIN"))
+               .collect(engine="in-memory").rechunk() for domain, names in variables.items()}
     return pl.concat([_one_leaf(leaf, ctx, records) for leaf in leaves], how="vertical")
