@@ -112,9 +112,12 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         dm = pl.DataFrame(schema=dict.fromkeys(["STUDYID", "USUBJID", "SOURCE"], pl.String))
     subjects = _dm(dm, exclusions).join(_decisions(domains.get("ds"), exclusions), on="USUBJID", how="left")
     window = int(protocol.parameters["screening_window_days"])
-    dosed = partial_date(pl.col("RFXSTDTC"))
-    consent = partial_date(pl.col("RFICDTC"))
-    birth = partial_date(pl.col("BRTHDTC"))
+    # each date parsed once into a column, then its fields read (an expression repeated in an eager
+    # with_columns would be evaluated again each time)
+    subjects = subjects.with_columns(partial_date(pl.col("RFXSTDTC")).alias("_DOSED"),
+                                     partial_date(pl.col("RFICDTC")).alias("_CONSENT"),
+                                     partial_date(pl.col("BRTHDTC")).alias("_BIRTH"))
+    dosed, consent, birth = pl.col("_DOSED"), pl.col("_CONSENT"), pl.col("_BIRTH")
     decision = pl.col("SITE_DECISION").fill_null(SiteDecision.IN_SCREENING.value)
     dose_day = pl.when(dosed.struct.field("earliest") == dosed.struct.field("latest")).then(
         dosed.struct.field("earliest"))
@@ -144,4 +147,4 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         pl.when(_version_at(pl.col("CONSENT_LO"), protocol) == _version_at(pl.col("CONSENT_HI"), protocol))
         .then(_version_at(pl.col("CONSENT_LO"), protocol)).alias("PROTOCOL_VERSION"),
     )
-    return frame.drop("SOURCE", "BRTHDTC").sort("USUBJID")
+    return frame.drop("SOURCE", "BRTHDTC", "_DOSED", "_CONSENT", "_BIRTH").sort("USUBJID")
