@@ -38,7 +38,10 @@ _FINDINGS = {"LB", "VS", "FA", "TR"}
 
 def _fact_rows(table: pl.DataFrame, ctx: EvalContext) -> pl.LazyFrame:
     """Subjects x leaves, with the subject's fact for the leaf's test (null columns when none)."""
-    facts = ctx.facts.with_columns(pl.lit(True).alias("_HAS_FACT"))
+    # only the facts of this kind's tests: the join then hashes those rather than the whole facts table
+    wanted = (pl.col("DOMAIN").is_in(table["DOMAIN"].unique().to_list())
+              & pl.col("TESTCD").is_in(table["TESTCD"].unique().to_list()))
+    facts = ctx.facts.filter(wanted).with_columns(pl.lit(True).alias("_HAS_FACT"))
     return (
         ctx.reference.select("USUBJID").join(table.lazy(), how="cross")
         .join(facts, on=["USUBJID", "DOMAIN", "KEY", "TESTCD"], how="left")
