@@ -151,7 +151,8 @@ def _fast(text: str, header: list[str], separator: str) -> pl.DataFrame | None:
     try:
         frame = pl.read_csv(text.encode("utf-8"), has_header=True, separator=separator, quote_char='"',
                             infer_schema=False, empty_string_is_null=False, new_columns=positional(width))
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError,
+            pl.exceptions.SchemaError):  # e.g. a bare carriage return inside the header line
         return None
     counts = _field_counts(text, separator)
     if frame.width != width or len(counts) != frame.height:
