@@ -29,7 +29,7 @@ browser:
 	  else echo "chromium not found and cannot install it here: the browser test will be skipped"; fi; }
 
 test: install browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
