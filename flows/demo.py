@@ -17,20 +17,25 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
     Returns the flow's summary, the local path of report.html, and how the run scored against
     the generator's ground truth (every planted problem found, nothing else).
     """
+    # Start the slow things first, each as soon as it can: Prefect's API server (a subprocess), then
+    # the Great Expectations import (a thread); the rest of the imports and the study overlap them.
+    from flows.prefect_api import start_temporary_api
+
+    api_starting = start_temporary_api()
+    from expectations.warmup import start_background_import
+
+    start_background_import()
+
     import json
 
     import polars as pl
 
-    from expectations.warmup import start_background_import
     from flows.nightly import nightly_audit
-    from flows.prefect_api import start_temporary_api
     from generator import generate
     from generator.scoring import score
     from storage import LocalStore, open_store
     from storage.local_endpoint import local_s3_endpoint
 
-    start_background_import()
-    api_starting = start_temporary_api()
     as_of = datetime.now(UTC).date()
     with local_s3_endpoint(buckets=(LANDING_BUCKET, REPORTS_BUCKET)) as endpoint:
         console.print(f"local S3 endpoint (moto server) at {endpoint}")

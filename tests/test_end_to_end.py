@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -138,3 +139,17 @@ def test_nothing_to_audit_exits_non_zero_with_one_line_reason(tmp_path: Path, cl
     assert result.returncode != 0
     assert "nothing audited" in result.stderr
     assert not (tmp_path / "reports" / "SZ003" / AS_OF).exists()
+
+
+def test_demo_runs_a_real_audit_and_prints_where_the_report_is(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    env = {k: v for k, v in cli_env.items() if k != "AWS_ENDPOINT_URL"}  # the demo starts its own endpoint
+    result = _cli("demo", "--out", str(tmp_path / "demo"), "--sites", "8", "--subjects", "120", "--seed", "3",
+                  env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = Path(result.stdout.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.is_file() and report.is_relative_to(tmp_path / "demo")
+    assert "<html" in report.read_text(encoding="utf-8")[:500].lower()
+    assert (report.parent / "discrepancies.parquet").is_file()
+    score_line = " ".join(result.stderr.split())
+    found, planted = re.search(r"planted discrepancies found: (\d+)/(\d+), unexpected: 0;", score_line).groups()
+    assert found == planted and int(planted) > 5
