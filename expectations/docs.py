@@ -18,11 +18,16 @@ from storage import Store, join_key
 #: content types of the files a Data Docs site contains (mimetypes misses some on minimal systems)
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".js": "application/javascript; charset=utf-8",
     ".json": "application/json",
     ".svg": "image/svg+xml",
+    ".map": "application/json",
     ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
     ".gif": "image/gif",
     ".ico": "image/x-icon",
     ".otf": "font/otf",

@@ -8,7 +8,6 @@ the prefix (the final `<STUDYID>/<AS_OF>` or a staging prefix it promotes afterw
 from __future__ import annotations
 
 import json
-import mimetypes
 import re
 from dataclasses import dataclass, replace
 from datetime import date
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
@@ -41,12 +41,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XPT = "application/x-sas-xport"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
-#: content types for Data Docs files (mimetypes' table differs between machines)
-DOC_TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8", ".css": "text/css",
-             ".js": "application/javascript", ".json": "application/json", ".png": "image/png",
-             ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml",
-             ".ico": "image/x-icon", ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
-             ".map": "application/json", ".txt": "text/plain; charset=utf-8"}
 MANIFEST_FILE = "run_manifest.json"
 _SITE_FILE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -138,16 +132,6 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     return files
 
 
-def content_type(path: Path) -> str:
-    return DOC_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-
-
-def _data_docs(folder: Path) -> list[tuple[str, Path]]:
-    root = Path(folder)
-    return [(path.relative_to(root).as_posix(), path) for path in sorted(root.rglob("*"))
-            if path.is_file() and not path.is_symlink()]
-
-
 def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
     """Write every output of the run under `prefix`; returns the keys written, in write order."""
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
@@ -160,10 +144,7 @@ def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
         store.write_bytes(key, item.data, item.content_type)
         written.append(key)
     if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
-        for rel, path in _data_docs(Path(outputs.data_docs)):
-            key = join_key(prefix, "data_docs", rel)
-            store.write_file(key, path, content_type(path))
-            written.append(key)
+        written += publish_data_docs(Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
     key = join_key(prefix, manifest.key)
     store.write_bytes(key, manifest.data, manifest.content_type)
     written.append(key)

@@ -95,8 +95,8 @@ def test_publish_to_s3_with_content_types(s3_endpoint, s3_bucket, outputs, data_
 
     assert content_type("report.html").startswith("text/html")
     assert content_type("data_docs/index.html").startswith("text/html")
-    assert content_type("data_docs/static/styles/a.css") == "text/css"
-    assert content_type("data_docs/static/app.js") == "application/javascript"
+    assert content_type("data_docs/static/styles/a.css") == "text/css; charset=utf-8"
+    assert content_type("data_docs/static/app.js") == "application/javascript; charset=utf-8"
     assert content_type("data_docs/static/logo.png") == "image/png"
     assert content_type("subjects.csv").startswith("text/csv")
     body = client.get_object(Bucket=s3_bucket, Key=f"reports/{PREFIX}/subjects.parquet")["Body"].read()
