@@ -3,6 +3,10 @@
 Delivery-level problems (the manifest is unreadable or names another study, site or delivery; a
 listed file is missing; a checksum or row count does not match) reject the whole delivery: the
 site said what it sent and this is not it. File-level problems reject that file only.
+
+Everything here is storage I/O and per-file parsing; the rows of the files read are checked later,
+with the files of other sites (`shape.shape_files`), so a delivery that is read is complete except
+for its files' row-level findings and rejected-row counts.
 """
 
 from __future__ import annotations
@@ -11,17 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from contracts import InputObject
 from ingestion.codes import DELIVERY_REJECTED_REASON, Code
 from ingestion.errors import FileRejected, IngestProblem, ManifestProblem
 from ingestion.fetch import fetch
-from ingestion.findings import Finding, about_delivery, about_file, findings_frame, row_findings
+from ingestion.findings import Finding, about_delivery, about_file
 from ingestion.manifest import MANIFEST_NAME, Manifest, ManifestFile, parse_manifest
 from ingestion.options import IngestOptions
 from ingestion.readers import domain_of, read_file
-from ingestion.shape import Shaped, shape
+from ingestion.shape import Prepared, prepare
 from storage import ObjectInfo, Store
 
 
@@ -29,9 +31,10 @@ from storage import ObjectInfo, Store
 class DeliveryRead:
     accepted: bool
     reason: str = ""  # why it was rejected, one sentence
-    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    files: list[Prepared] = field(default_factory=list)  # of an accepted delivery, rows still to check
     inputs: list[InputObject] = field(default_factory=list)
-    findings: list[pl.DataFrame] = field(default_factory=list)
+    #: in report order; a Prepared file stands for its row-level findings, known once its rows are checked
+    findings: list[Finding | Prepared] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class _FileOutcome:
     key: str
     domain: str | None
     sha256: str
-    shaped: Shaped | None = None
+    prepared: Prepared | None = None
     rejected: FileRejected | None = None
     records: int | None = None  # records parsed, when the file could be parsed
 
@@ -93,8 +96,7 @@ def _read_entry(ctx: _Context, entry: ManifestFile, duplicate_domains: set[str])
                                f"them is used rather than guessing which is right")
         raw = read_file(fetched.path, entry)
         outcome.records = raw.records
-        outcome.shaped = shape(raw, domain=outcome.domain, key=key, study=ctx.study, site=ctx.site,
-                               decimal=entry.decimal, max_field_chars=ctx.options.max_field_chars)
+        outcome.prepared = prepare(raw, domain=outcome.domain, key=key, site=ctx.site, decimal=entry.decimal)
     except FileRejected as problem:
         outcome.rejected = problem
     finally:
@@ -138,9 +140,8 @@ def _delivery_problems(ctx: _Context, outcomes: list[_FileOutcome]) -> list[Find
 
 
 def _accepted_input(ctx: _Context, o: _FileOutcome) -> InputObject:
-    if o.shaped is not None:
-        rejected = o.shaped.rejected.height
-        return _input(ctx, o.key, o.sha256, o.domain, o.shaped.records, rejected, o.shaped.reasons())
+    if o.prepared is not None:  # rows rejected are counted once its rows are checked
+        return _input(ctx, o.key, o.sha256, o.domain, o.prepared.records)
     assert o.rejected is not None
     # rows of a file that could not be used: the parsed count, or the manifest's when unparseable
     rows = o.records if o.records is not None else o.entry.rows
@@ -157,20 +158,20 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
     except ManifestProblem as problem:
         key = ctx.prefix + MANIFEST_NAME
         read.reason = f"{problem.detail}"
-        read.findings.append(findings_frame([Finding(
+        read.findings.append(Finding(
             study, site, problem.code,
             about_delivery(site, delivery, f"{problem.detail}; the delivery is rejected"),
-            source=key, variable=problem.variable, observed=problem.observed)]))
+            source=key, variable=problem.variable, observed=problem.observed))
         return read
 
     present = {o.key[len(ctx.prefix):] for o in objects}
     missing = [f.name for f in manifest.files if f.name not in present]
     if missing:
         read.reason = f"manifest.json lists {', '.join(missing)}, not in the delivery folder"
-        read.findings.append(findings_frame([Finding(
+        read.findings.append(Finding(
             study, site, Code.MISSING_FILE,
             about_delivery(site, delivery, f"{read.reason}; the delivery is rejected"),
-            source=ctx.prefix + MANIFEST_NAME, variable="files", observed=",".join(missing))]))
+            source=ctx.prefix + MANIFEST_NAME, variable="files", observed=",".join(missing)))
         return read
 
     duplicates = _duplicate_domains(manifest)
@@ -178,7 +179,7 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
     problems = _delivery_problems(ctx, outcomes)
     if problems:
         read.reason = "; ".join(p.message.rstrip(".") for p in problems)
-        read.findings.append(findings_frame(problems))
+        read.findings.extend(problems)
         for o in outcomes:
             rows = o.records if o.records is not None else o.entry.rows
             read.inputs.append(_input(ctx, o.key, o.sha256, o.domain, rows, rows,
@@ -196,9 +197,7 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
         read.inputs.append(_accepted_input(ctx, o))
         if o.rejected is not None:
             file_findings.append(ctx.finding(o.rejected, o.key, o.domain))
-        elif o.shaped is not None and o.domain is not None:
-            read.frames[o.domain] = o.shaped.frame
-            row_level = pl.concat([o.shaped.rejected, o.shaped.notes]).sort("ROW", maintain_order=True)
-            read.findings.append(row_findings(row_level, study=study, site=site, key=o.key, domain=o.domain))
-    read.findings.insert(0, findings_frame(ignored + file_findings))
+        elif o.prepared is not None:
+            read.files.append(o.prepared)
+    read.findings = [*ignored, *file_findings, *read.files]
     return read

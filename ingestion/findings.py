@@ -12,6 +12,7 @@ import polars as pl
 
 from contracts import FINDINGS, empty_table
 from ingestion.codes import Code
+from ingestion.shape import FILE
 
 
 @dataclass(frozen=True)
@@ -55,24 +56,29 @@ def findings_frame(findings: list[Finding]) -> pl.DataFrame:
     )
 
 
-def row_findings(rejected: pl.DataFrame, *, study: str, site: str, key: str, domain: str) -> pl.DataFrame:
-    """FINDINGS rows for rejected records, one per row, built with one polars expression.
+def row_findings(rows: pl.DataFrame, *, study: str, sites: list[str], keys: list[str],
+                 domains: list[str]) -> pl.DataFrame:
+    """FINDINGS rows for row-level problems, one per row, built with one polars expression.
 
-    `rejected` has ROW (Int64), USUBJID, CODE, VARIABLE, OBSERVED and DETAIL (the sentence after
-    "row N").
+    `rows` has FILE (the position of the row's file in `sites`, `keys` and `domains`), ROW (Int64),
+    USUBJID, CODE, VARIABLE, OBSERVED and DETAIL (the sentence after "row N"); the files of a whole
+    batch of sites go through at once.
     """
-    if rejected.height == 0:
+    if rows.height == 0:
         return empty_table(FINDINGS)
-    row = pl.col("ROW").cast(pl.String)
-    return rejected.select(
+
+    def of_file(values: list[str]) -> pl.Expr:
+        return pl.lit(pl.Series(values, dtype=pl.String)).gather(pl.col(FILE))
+
+    site, key, row = of_file(sites), of_file(keys), pl.col("ROW").cast(pl.String)
+    return rows.select(
         pl.lit(study, pl.String).alias("STUDYID"),
-        pl.lit(site, pl.String).alias("SITEID"),
+        site.alias("SITEID"),
         pl.col("USUBJID").cast(pl.String),
-        pl.lit(domain.upper(), pl.String).alias("DOMAIN"),
+        of_file([d.upper() for d in domains]).alias("DOMAIN"),
         pl.col("VARIABLE").cast(pl.String),
         pl.col("CODE").cast(pl.String).alias("EXPECTATION"),
         pl.col("OBSERVED").cast(pl.String),
-        pl.format("Site {}, file {}, row {}: {}.", pl.lit(site), pl.lit(key), row, pl.col("DETAIL"))
-        .alias("MESSAGE"),
-        pl.format("{}:{}", pl.lit(key), row).alias("SOURCE"),
+        pl.format("Site {}, file {}, row {}: {}.", site, key, row, pl.col("DETAIL")).alias("MESSAGE"),
+        pl.format("{}:{}", key, row).alias("SOURCE"),
     )

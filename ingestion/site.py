@@ -4,25 +4,50 @@ Deliveries are examined newest first. A folder without manifest.json is still up
 skipped (reported once it is older than 24 hours). The first complete delivery that is not
 rejected is USED; every older complete one is SUPERSEDED without being read. When a newer one was
 rejected, the USED one says so and a finding tells the site its latest data were not audited.
+
+`read_site` does all of a site's storage I/O and file parsing (the part worth retrying when
+storage misbehaves); `batch.finish_sites` then checks the rows of many sites at once.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import polars as pl
-
-from contracts import FINDINGS, DeliveryDecision, InputObject, SiteIngest, check_table
+from contracts import DeliveryDecision, InputObject
 from ingestion.codes import Code, DeliveryStatus
 from ingestion.delivery import read_delivery
 from ingestion.delivery_ids import parse_delivery_id
-from ingestion.findings import Finding, about_delivery, about_file, findings_frame
+from ingestion.findings import Finding, about_delivery, about_file
 from ingestion.manifest import MANIFEST_NAME
 from ingestion.options import DEFAULT_OPTIONS, IngestOptions
+from ingestion.shape import Prepared
 from storage import ObjectInfo, Store, UnsafeKeyError, safe_key
+
+
+@dataclass
+class SiteRead:
+    """One site after its storage I/O: everything but the row checks of its files (`files`)."""
+
+    site: str
+    delivery: str | None  # the delivery USED, None when the site is not audited
+    files: list[Prepared] = field(default_factory=list)
+    inputs: list[InputObject] = field(default_factory=list)
+    deliveries: list[DeliveryDecision] = field(default_factory=list)
+    #: in report order; a Prepared file stands for its row-level findings
+    findings: list[Finding | Prepared] = field(default_factory=list)
+
+
+def not_audited(study: str, site: str, reason: str, read: SiteRead | None = None) -> SiteRead:
+    """`read` (or an empty read of `site`) closed with the finding that the site is not audited."""
+    read = read or SiteRead(site=site, delivery=None)
+    read.findings.append(Finding(study, site, Code.SITE_NOT_AUDITED, f"Site {site} is not audited: {reason}.",
+                                 observed=reason))
+    read.delivery, read.files = None, []
+    return read
 
 
 def _group(objects: list[ObjectInfo], prefix: str) -> tuple[dict[str, list[ObjectInfo]], list[ObjectInfo]]:
@@ -39,17 +64,9 @@ def _group(objects: list[ObjectInfo], prefix: str) -> tuple[dict[str, list[Objec
     return dict(folders), loose
 
 
-def _not_audited(study: str, site: str, reason: str, findings: list[pl.DataFrame],
-                 inputs: list[InputObject], deliveries: list[DeliveryDecision]) -> SiteIngest:
-    findings.append(findings_frame([Finding(study, site, Code.SITE_NOT_AUDITED,
-                                            f"Site {site} is not audited: {reason}.", observed=reason)]))
-    return SiteIngest(site=site, delivery=None, frames={}, inputs=inputs, deliveries=deliveries,
-                      findings=check_table(pl.concat(findings), FINDINGS, "ingestion findings"))
-
-
-def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = None,
-                options: IngestOptions = DEFAULT_OPTIONS) -> SiteIngest:
-    """Everything ingestion takes from one site of `study` (see the module docstring).
+def read_site(store: Store, study: str, site: str, *, now: datetime | None = None,
+              options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
+    """Everything ingestion reads from one site of `study` (see the module docstring).
 
     `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
     delivery without manifest.json has been uploading for too long to be silent about it.
@@ -58,18 +75,17 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     prefix = f"{study}/{site}/"
-    findings: list[pl.DataFrame] = []
-    inputs: list[InputObject] = []
-    deliveries: list[DeliveryDecision] = []
+    result = SiteRead(site=site, delivery=None)
+    findings, inputs, deliveries = result.findings, result.inputs, result.deliveries
     try:
         # S3Store checks every listed key; a local folder's names are checked here the same way
         objects = [o for o in store.list(prefix) if safe_key(o.key)]
     except UnsafeKeyError as error:
-        findings.append(findings_frame([Finding(
+        findings.append(Finding(
             study, site, Code.SITE_UNLISTABLE,
             f"Site {site}: the site folder holds an object whose name is not a plain relative key "
-            f"({error.__class__.__name__}); it cannot be listed safely")]))
-        return _not_audited(study, site, "its folder cannot be listed safely", findings, inputs, deliveries)
+            f"({error.__class__.__name__}); it cannot be listed safely"))
+        return not_audited(study, site, "its folder cannot be listed safely", result)
 
     folders, loose = _group(objects, prefix)
     notes: list[Finding] = [
@@ -91,7 +107,6 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
 
     used: str | None = None
     rejected: list[tuple[str, str]] = []
-    frames: dict[str, pl.DataFrame] = {}
     with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
         for stamp, name in sorted(dated, reverse=True):
             objs = folders[name]
@@ -117,18 +132,18 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
                 deliveries.append(DeliveryDecision(site, name, DeliveryStatus.REJECTED, read.reason))
                 rejected.append((name, read.reason))
                 continue
-            used, frames = name, read.frames
+            used, result.files = name, read.files
             reason = ""
             if rejected:
                 newer = ", ".join(n for n, _ in rejected)
                 reason = f"fallback: newer delivery {newer} rejected"
-                findings.append(findings_frame([Finding(study, site, Code.DELIVERY_FALLBACK, about_delivery(
+                findings.append(Finding(study, site, Code.DELIVERY_FALLBACK, about_delivery(
                     site, name, f"used instead of the newer delivery {newer}, which was rejected; "
                                 f"the site's latest data are not audited until it is corrected"),
-                    source=f"{prefix}{name}/", observed=newer)]))
+                    source=f"{prefix}{name}/", observed=newer))
             deliveries.append(DeliveryDecision(site, name, DeliveryStatus.USED, reason))
 
-    findings.insert(0, findings_frame(notes))
+    findings[:0] = notes
     if used is None:
         if rejected:
             why = f"every complete delivery was rejected ({', '.join(n for n, _ in rejected)})"
@@ -136,6 +151,6 @@ def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = N
             why = "no complete delivery (no manifest.json in any delivery folder)"
         else:
             why = "no delivery folder"
-        return _not_audited(study, site, why, findings, inputs, deliveries)
-    return SiteIngest(site=site, delivery=used, frames=frames, inputs=inputs, deliveries=deliveries,
-                      findings=check_table(pl.concat(findings), FINDINGS, "ingestion findings"))
+        return not_audited(study, site, why, result)
+    result.delivery = used
+    return result
