@@ -194,14 +194,26 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """Every node's result, computed from the deepest level up to the component roots (subjects as `_S`)."""
+    """The results of the component roots, computed from the deepest level up (subjects as `_S`).
+
+    Only one level is held at a time: the children of a level are its leaves and the nodes combined
+    from the level below, and once combined they are dropped (the eligibility reads the roots only).
+    """
     results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE)
+    depth_of = dict(zip(nodes["NODE_ID"].to_list(), nodes["DEPTH"].to_list(), strict=True))
+    by_depth = results.with_columns(
+        pl.col("NODE_ID").replace_strict(depth_of, return_dtype=pl.Int64).alias("_DEPTH")
+    ).partition_by("_DEPTH", as_dict=True, include_key=False)
+    del results
     depth = int(nodes.select(pl.col("DEPTH").max()).item() or 0)
+    combined: pl.DataFrame | None = None
     for level in range(depth, 0, -1):
-        at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
-        children = results.filter(pl.col("NODE_ID").is_in(at_level.implode()))
-        results = pl.concat([results, _combine(children, nodes)], how="vertical_relaxed")
-    return results
+        parts = [part for part in (by_depth.pop((level,), None), combined) if part is not None]
+        combined = _combine(pl.concat(parts, how="vertical_relaxed"), nodes) if parts else None
+    roots = [part for part in (by_depth.pop((0,), None), combined) if part is not None]
+    if not roots:
+        return leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE).clear()
+    return pl.concat(roots, how="vertical_relaxed")
 
 
 def _outcome() -> pl.Expr:
@@ -282,19 +294,33 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         engine="in-memory").rechunk()
     wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
     derived = derived_facts(wanted, reference_lazy, found.lazy(), DerivedContext(clean, catalog, excluded))
-    facts = derived.collect(engine="in-memory").rechunk().lazy()
+    # not rechunked: the findings facts stay the chunks they are (a copy of them was ~150 MB at s100)
+    facts = derived.collect(engine="in-memory").lazy()
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
     leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
+    # the facts and the cleaned domains are not read past the leaves: release them before the roll-up
+    del found, derived, facts, ctx, clean
     # subjects as integers from here on: _S for the roll-up, _RANK = position in the published order
     subjects = (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
                 .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
-    leaf_results = leaf_results.join(subjects.select("USUBJID", "_S"), on="USUBJID")
+    leaf_results = leaf_results.join(subjects.select("USUBJID", "_S"), on="USUBJID").drop("USUBJID")
     results = _roll_up(leaf_results, nodes)
+    del leaf_results
+    # the published order (SITEID, USUBJID, component order) is found on integer keys; the evidence
+    # columns are then gathered once in that order (joining and sorting the wide rows copied them thrice)
+    keys = (
+        results.select("_S", "NODE_ID").with_row_index("_I")
+        .join(subjects, on="_S")
+        .join(components, on="NODE_ID")
+        .sort("_RANK", "ORDER")  # = SITEID, USUBJID, ORDER (nulls last)
+    )
+    evidence = results.select("RESULT", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON")
+    del results
+    evidence = evidence.select(pl.all().gather(keys["_I"]))
     undecided = pl.col("RESULT").is_null()
     eligibility = (
-        results.join(components, on="NODE_ID")
-        .join(subjects, on="_S")
+        pl.concat([keys, evidence], how="horizontal")
         .with_columns(
             _outcome().alias("OUTCOME"),
             pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
@@ -302,10 +328,10 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
             pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
             .alias("REASON"),
         )
-        .sort("_RANK", "ORDER")  # = SITEID, USUBJID, ORDER (nulls last)
         .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
                  pl.col("CATEGORY"), pl.col("_RANK"))
     )
+    del keys, evidence
     criteria = _criteria(eligibility)
     eligibility = check_table(eligibility.drop("CATEGORY", "_RANK"), ELIGIBILITY, "eligibility")
     return EligibilityResult(

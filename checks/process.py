@@ -111,13 +111,13 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
     if not parts or ctx.dm.height == 0:
         return _empty()
     consent_lo, _ = date_bounds(pl.col("RFICDTC"))
-    _, record_hi = date_bounds(pl.col("DTC"))
-    record_lo, _ = date_bounds(pl.col("DTC"))
+    # consent parsed once per subject, each distinct record date once (not once per record row)
+    consent = (ctx.dm.select("USUBJID", "RFICDTC").with_columns(consent_lo.alias("C_LO"))
+               .filter(pl.col("C_LO").is_not_null()))
     early = (
-        pl.concat(parts)
-        .join(ctx.dm.select("USUBJID", "RFICDTC"), on="USUBJID")
-        .with_columns(consent_lo.alias("C_LO"), record_hi.alias("R_HI"), record_lo.alias("R_LO"))
+        values.with_partial_dates(pl.concat(parts).lazy().join(consent.lazy(), on="USUBJID"), "DTC", "R")
         .filter(pl.col("R_HI") < pl.col("C_LO"))
+        .collect(engine="in-memory")
     )
     first = early.group_by("USUBJID").agg(
         pl.len().alias("N"),
