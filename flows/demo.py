@@ -19,10 +19,15 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
     """
     # Start the slow things first, each as soon as it can: Prefect's API server (a subprocess), then
     # the Great Expectations import (a thread); the rest of the imports and the study overlap them.
-    from flows.prefect_api import start_temporary_api
+    from flows.prefect_api import early_prefect_api
 
-    api_starting = start_temporary_api()
+    with early_prefect_api() as api:
+        return _demo(out, sites=sites, subjects=subjects, seed=seed, console=console, api=api)
+
+
+def _demo(out: Path, *, sites: int, subjects: int, seed: int, console: Console, api):
     from expectations.warmup import start_background_import
+    from flows.prefect_api import api_in_use
 
     start_background_import()
 
@@ -44,9 +49,7 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
         with console.status(f"generating {sites} sites, {subjects} subjects..."):
             generate(open_store(landing, endpoint), study="SZ003", sites=sites, subjects=subjects, seed=seed,
                      as_of=as_of)
-        if api_starting is not None:
-            api_starting.join()
-        with console.status("running the nightly audit flow..."):
+        with console.status("running the nightly audit flow..."), api_in_use(api):
             summary = nightly_audit(landing=landing, reports=reports, study="SZ003",
                                     as_of=as_of.isoformat(), endpoint_url=endpoint)
         local = LocalStore(out.resolve())

@@ -1,23 +1,169 @@
-"""Start Prefect's temporary API server early, while the demo does other work.
+"""Prefect's temporary API server, started at the very beginning of a command-line run.
 
-With no `PREFECT_API_URL`, Prefect starts a temporary API server the first time a flow needs it,
-which takes several seconds. The demo starts it on a side thread while it brings up the S3
-endpoint and generates the study, and joins the thread before the flow runs.
+With no `PREFECT_API_URL`, Prefect starts a temporary API server (a uvicorn subprocess serving
+`prefect.server.api.server:create_app`) the first time a flow needs it, and waits for it. Measured
+on the 2-CPU benchmark machine (docs/benchmarks.md), left to Prefect this costs a cold demo-size run
+about 11 s before the server is even launched (the CLI first imports the flow, Great Expectations
+and, only to launch the subprocess, Prefect's whole server stack: 4 s of CPU in the CLI's own
+process), then about 8 s waiting for it.
+
+`TemporaryApi` launches the same subprocess as soon as Prefect's settings are loaded, with the same
+command line, environment and port range as `prefect.server.api.server.SubprocessASGIServer`, so
+the server starts on the other CPU while this process imports the rest. `serving()` waits for its
+health check and points this process's Prefect client at it with `temporary_settings`, exactly as
+if the operator had set `PREFECT_API_URL`. With `PREFECT_API_URL` configured (a long-running server,
+the deployment in deploy/) or ephemeral mode disabled, nothing is started and Prefect's own
+behaviour applies.
 """
 
 from __future__ import annotations
 
-import threading
+import atexit
+import contextlib
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+logger = logging.getLogger("prefect.screening_audit.api")
+
+#: Prefect's own choice for its temporary server (SubprocessASGIServer._port_range).
+PORT_RANGE = range(8000, 9000)
+#: uvicorn's exit status when its port is taken (Prefect retries on another port too).
+PORT_IN_USE_EXIT = 3
+#: What SubprocessASGIServer adds to the server's environment: no UI, the ephemeral server's settings.
+SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
-def start_temporary_api() -> threading.Thread | None:
-    """Start the temporary API server on a thread; None when a real server is configured."""
+class TemporaryApiError(RuntimeError):
+    """The temporary API server did not come up (its exit status says why)."""
+
+
+def _free_port() -> int:
+    for _ in range(20):
+        port = random.choice(PORT_RANGE)  # noqa: S311 - a port, not a secret
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise TemporaryApiError(f"no free port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} for Prefect's temporary API")
+
+
+class TemporaryApi:
+    """One uvicorn subprocess serving Prefect's API on loopback, for one command-line run."""
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._ready = False
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        """Launch the server subprocess and return at once; `wait_ready` waits for it."""
+        from prefect.settings import get_current_settings
+
+        self.port = _free_port()
+        env = {**os.environ, **SERVER_ENV,
+               **get_current_settings().to_environment_variables(exclude_unset=True)}
+        logger.info("starting Prefect's temporary API server on http://127.0.0.1:%d", self.port)
+        self.process = subprocess.Popen(self.command(self.port), env=env)
+
+    def command(self, port: int) -> list[str]:
+        """SubprocessASGIServer's command line: uvicorn serving Prefect's API app factory, no UI."""
+        import prefect
+
+        return [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
+                "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+
+    def wait_ready(self, timeout: float) -> str:
+        """Block until the server answers its health check; its API URL."""
+        import httpx
+
+        if self._ready:
+            return self.api_url
+        deadline = time.monotonic() + timeout
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                status = self.process.poll()
+                if status == PORT_IN_USE_EXIT:  # another process took the port between bind and listen
+                    self.start()
+                    continue
+                if status is not None:
+                    raise TemporaryApiError(f"Prefect's temporary API server exited with status {status}")
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        self._ready = True
+                        return self.api_url
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise TemporaryApiError(f"Prefect's temporary API server did not answer within {timeout:.0f} s")
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[str]:
+        """Wait for the server, then point Prefect at it for the duration of the block."""
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+            temporary_settings,
+        )
+
+        url = self.wait_ready(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+
+    def stop(self) -> None:
+        """Terminate the server (what Prefect does at exit with its own temporary server)."""
+        if self.process is None:
+            return
+        logger.info("stopping Prefect's temporary API server on http://127.0.0.1:%d", self.port)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        self._ready = False
+
+
+def needs_temporary_api() -> bool:
+    """True when a flow run in this process would make Prefect start a temporary server."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return None
-    from prefect.server.api.server import SubprocessASGIServer
+    return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())
 
-    thread = threading.Thread(target=SubprocessASGIServer().start, name="prefect-temporary-api", daemon=True)
-    thread.start()
-    return thread
+
+@contextlib.contextmanager
+def early_prefect_api() -> Iterator[TemporaryApi | None]:
+    """Start the temporary API now (when one is needed); it stops when the process exits.
+
+    Yields the server, or None when Prefect is configured with a real API (nothing to start).
+    Use `api_in_use(api)` around the flow call.
+    """
+    if not needs_temporary_api():
+        yield None
+        return
+    api = TemporaryApi()
+    api.start()
+    # Stopped at interpreter exit, as Prefect stops its own temporary server: Prefect drains its
+    # log and event workers to the API while the process shuts down, after this block has ended.
+    atexit.register(api.stop)
+    yield api
+
+
+def api_in_use(api: TemporaryApi | None) -> contextlib.AbstractContextManager[object]:
+    """The block in which flows talk to `api` (a no-op when Prefect has a configured API)."""
+    return api.serving() if api is not None else contextlib.nullcontext()
