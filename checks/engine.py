@@ -90,8 +90,9 @@ def _labelled(value: pl.Expr, separator: str = "=") -> pl.Expr:
 _OPS = {"not": 0, "all": 1, "any": 2}
 
 
-def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """Results of the parents of `children` (three-valued), with the evidence of the deciding children.
+def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl.DataFrame:
+    """Results of the parents of the `pool` rows whose node is `at_level` (three-valued), with the
+    evidence of the deciding children.
 
     Subjects are the integer `_S` (evaluate() numbers them) and a parent of a subject the integer key
     `_G` = _S x nodes + PARENT: grouping and joining millions of rows on integers, not on USUBJID text.
@@ -101,7 +102,11 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     order = dict(zip(nodes["NODE_ID"].to_list(), nodes["ORDER"].to_list(), strict=True))
     operator = {ident: _OPS.get(op, -1) for ident, op in zip(nodes["NODE_ID"].to_list(), nodes["OP"].to_list(),
                                                                strict=True)}
-    rows = children.lazy().with_columns(
+    # the logic runs on a narrow frame (keys and RESULT); the evidence of the deciding children is
+    # gathered once at the end, rather than carried through the join and the filter
+    rows = pool.select("_S", "NODE_ID", "RESULT").with_row_index("_I").lazy().filter(
+        pl.col("NODE_ID").is_in(at_level.implode())
+    ).with_columns(
         pl.col("NODE_ID").replace_strict(parent, return_dtype=pl.Int64).alias("PARENT"),
         pl.col("NODE_ID").replace_strict(order, return_dtype=pl.Int64).alias("ORDER"),
     ).with_columns(
@@ -123,12 +128,15 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         .alias("NODE_RESULT")
     )
     is_not = pl.col("_OP") == _OPS["not"]
-    contributing = (
+    deciding = (
         rows.join(result, on="_G")
         .filter(is_not | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
         .with_columns(pl.len().over("_G").alias("_K"))
         .collect(engine="in-memory")
     )
+    contributing = pl.concat(
+        [deciding.drop("_I"), pool.select(pl.col(_EVIDENCE).gather(deciding["_I"]))], how="horizontal")
+    del deciding
     # one deciding child (the usual case): its evidence as it is, no per-group string work
     single_rows = contributing.filter(pl.col("_K") == 1).select(
         "_S", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
@@ -144,7 +152,9 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     # without per-group list work (slow for hundreds of thousands of groups): a value equal to one of
     # the previous rows of its group is blanked (groups are sorted and have at most `width` rows),
     # then each group's values are gathered as a list and joined.
-    width = int(nodes.group_by("PARENT").len()["len"].max() or 1)
+    # children per parent (the roots' null PARENT is not a parent: counting it made `width` the number of
+    # components, and `distinct` compared each value with ~50 earlier rows instead of 2 at s100)
+    width = int(nodes.filter(pl.col("PARENT").is_not_null()).group_by("PARENT").len()["len"].max() or 1)
     merged_columns = {"_M_VALUE": "_LV", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE",
                       "_M_REASON": "REASON"}
 
@@ -194,26 +204,17 @@ def _combine(children: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """The results of the component roots, computed from the deepest level up (subjects as `_S`).
+    """Every node's result, computed from the deepest level up to the component roots (subjects as `_S`).
 
-    Only one level is held at a time: the children of a level are its leaves and the nodes combined
-    from the level below, and once combined they are dropped (the eligibility reads the roots only).
+    The rows of each level are appended as chunks (no copy of the rows below); each level reads its
+    children's keys only and gathers the evidence of the deciding ones (see _combine).
     """
     results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE)
-    depth_of = dict(zip(nodes["NODE_ID"].to_list(), nodes["DEPTH"].to_list(), strict=True))
-    by_depth = results.with_columns(
-        pl.col("NODE_ID").replace_strict(depth_of, return_dtype=pl.Int64).alias("_DEPTH")
-    ).partition_by("_DEPTH", as_dict=True, include_key=False)
-    del results
     depth = int(nodes.select(pl.col("DEPTH").max()).item() or 0)
-    combined: pl.DataFrame | None = None
     for level in range(depth, 0, -1):
-        parts = [part for part in (by_depth.pop((level,), None), combined) if part is not None]
-        combined = _combine(pl.concat(parts, how="vertical_relaxed"), nodes) if parts else None
-    roots = [part for part in (by_depth.pop((0,), None), combined) if part is not None]
-    if not roots:
-        return leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE).clear()
-    return pl.concat(roots, how="vertical_relaxed")
+        at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
+        results = pl.concat([results, _combine(results, at_level, nodes)], how="vertical_relaxed")
+    return results
 
 
 def _outcome() -> pl.Expr:
@@ -304,7 +305,12 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     # subjects as integers from here on: _S for the roll-up, _RANK = position in the published order
     subjects = (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
                 .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
-    leaf_results = leaf_results.join(subjects.select("USUBJID", "_S"), on="USUBJID").drop("USUBJID")
+    # _S added as a column (a join would copy every evidence column of the ~700k leaf rows at s100)
+    leaf_results = leaf_results.with_columns(
+        pl.col("USUBJID").replace_strict(subjects["USUBJID"], subjects["_S"], default=None).alias("_S")
+    ).drop("USUBJID")
+    if leaf_results["_S"].null_count():  # rows of no reference subject (none expected): dropped, as a join did
+        leaf_results = leaf_results.filter(pl.col("_S").is_not_null())
     results = _roll_up(leaf_results, nodes)
     del leaf_results
     # the published order (SITEID, USUBJID, component order) is found on integer keys; the evidence
