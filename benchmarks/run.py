@@ -171,7 +171,7 @@ def _tree_rss(pid: int) -> int:
 
 
 #: Prefect task-run name prefixes, in flow order (a task's run name is `<prefix>-<suffix>`)
-STAGES = ("list-sites", "ingest-site", "combine-sites", "validate", "finish-validation", "evaluate-eligibility",
+STAGES = ("list-sites", "ingest", "combine-sites", "validate", "finish-validation", "evaluate-eligibility",
           "compare-with-site", "apply-history", "publish")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -10,18 +11,25 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from contracts import SiteIngest
+from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
     combine_sites_task,
     compare_task,
     evaluate_task,
     finish_validation_task,
-    ingest_site_task,
+    ingest_sites_task,
     list_sites_task,
     publish_task,
     validate_domain_task,
 )
+
+__all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
+           "software_version", "unreadable_site"]
+
+#: ingestion tasks per run: a few per CPU, whatever the number of sites (each task reads a batch of
+#: sites; Prefect's cost per task run is paid this many times, not once per site)
+INGEST_TASKS = max(4, 2 * (os.cpu_count() or 1))
 
 
 class NothingToAuditError(RuntimeError):
@@ -55,6 +63,14 @@ def software_version() -> str:
         return version("screening-audit")
     except Exception:  # running from a source tree without metadata
         return "0+unknown"
+
+
+def ingest_batches(sites: list[str], tasks: int = INGEST_TASKS) -> list[list[str]]:
+    """`sites` in at most `tasks` consecutive batches of nearly equal size (in their order)."""
+    count = max(1, min(tasks, len(sites)))
+    size, extra = divmod(len(sites), count)
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return [sites[bounds[i]:bounds[i + 1]] for i in range(count) if bounds[i] < bounds[i + 1]]
 
 
 def _run_name() -> str:
@@ -122,9 +138,10 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     if unexpected_sites:
         logger.warning("sites %s delivered but are not in the study's expected sites; audited anyway",
                        ", ".join(unexpected_sites))
-    site_futures = [ingest_site_task.submit(landing, study, site, endpoint_url) for site in sites]
-    ingest = combine_sites_task(study, [_site_ingest(future, study, site)
-                                        for future, site in zip(site_futures, sites, strict=True)])
+    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url)
+                     for batch in ingest_batches(sites)]
+    ingest = combine_sites_task(study, [site for future in batch_futures for site in future.result()])
+    del batch_futures  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
     if not ingest.sites_audited:
         reasons = "; ".join(f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items()))
@@ -185,40 +202,6 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
     return summary
-
-
-def _site_ingest(future: object, study: str, site: str) -> SiteIngest:
-    """A site's ingest result; a site whose storage still fails after every retry is not audited.
-
-    One unreadable site folder (throttling or a network fault that outlasts boto3's and Prefect's
-    retries, or access denied) must not stop the audit of the other sites: it becomes a finding and
-    a line under "sites not audited". Any other error is a bug and still fails the run.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    result = future.result(raise_on_failure=False)  # type: ignore[attr-defined]
-    if not isinstance(result, BaseException):
-        return result
-    if not isinstance(result, BotoCoreError | ClientError | OSError):
-        raise result
-    return unreadable_site(study, site, result)
-
-
-def unreadable_site(study: str, site: str, error: BaseException) -> SiteIngest:
-    """The SiteIngest of a site whose objects could not be read: no data, one finding saying why.
-
-    The reason names the error class and S3 error code only, never a message that could quote keys
-    or record contents.
-    """
-    from contracts import FINDINGS, check_table
-    from ingestion import Code
-    from ingestion.findings import Finding, findings_frame
-
-    code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
-    reason = f"its storage could not be read after every retry ({type(error).__name__}{f' {code}' if code else ''})"
-    finding = Finding(study, site, Code.SITE_NOT_AUDITED, f"Site {site} is not audited: {reason}.", observed=reason)
-    return SiteIngest(site=site, delivery=None, frames={}, inputs=[], deliveries=[],
-                      findings=check_table(findings_frame([finding]), FINDINGS, "ingestion findings"))
 
 
 def _all_findings(ingest_findings, validation_findings):

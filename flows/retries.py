@@ -5,12 +5,24 @@ same way three more times, and the night ends 42 s later with the same error bur
 connection reset, an S3 `SlowDown` or a 503 from MinIO usually passes. boto3 already retries each
 request (standard mode); these retries cover what is left, such as an endpoint that is down for a
 minute. A task's own timeout is not retried: the task had its full time.
+
+Ingestion reads many sites in one task, so its retries are per site, inside the task (`retrying`,
+same test, same delays): one flaky site waits and tries again on its own, without redoing the
+other sites of its batch, and a site whose storage still fails after every retry becomes "not
+audited" (`unreadable_site`) while the others are audited.
 """
 
 from __future__ import annotations
 
 import errno
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from contracts import SiteIngest
+
+T = TypeVar("T")
 
 #: S3 error codes that mean "try again later" (AWS and S3-compatible stores).
 TRANSIENT_S3_CODES = frozenset({
@@ -80,3 +92,61 @@ IO_RETRIES: dict[str, Any] = {
     "retry_delay_seconds": IO_RETRY_DELAYS,
     "retry_condition_fn": retry_if_transient,
 }
+
+
+def retrying(call: Callable[[], T], *, delays: Sequence[float] | None = None,
+             sleep: Callable[[float], None] = time.sleep,
+             on_retry: Callable[[BaseException, float], None] | None = None) -> T:
+    """`call()`, called again after each of `delays` while it fails with a transient error.
+
+    `delays` defaults to IO_RETRY_DELAYS, read at each call (tests shorten them by patching the
+    module). A permanent error, or a transient one after the last delay, is raised as it is.
+    """
+    waits = list(IO_RETRY_DELAYS if delays is None else delays)
+    for wait in [*waits, None]:
+        try:
+            return call()
+        except Exception as error:
+            if wait is None or not is_transient(error):
+                raise
+            if on_retry is not None:
+                on_retry(error, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def is_storage_error(error: BaseException) -> bool:
+    """Errors of the storage itself (network, throttling, access denied, a missing object), not of the data."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(error, BotoCoreError | ClientError | OSError)
+
+
+def unreadable_site(study: str, site: str, error: BaseException) -> SiteIngest:
+    """The SiteIngest of a site whose objects could not be read: no data, one finding saying why.
+
+    The reason names the error class and S3 error code only, never a message that could quote keys
+    or record contents.
+    """
+    from ingestion import finish_sites, not_audited
+
+    code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
+    reason = f"its storage could not be read after every retry ({type(error).__name__}{f' {code}' if code else ''})"
+    return finish_sites(study, [not_audited(study, site, reason)])[0]
+
+
+def site_or_unreadable(read: Callable[[], T], study: str, site: str, *, delays: Sequence[float] | None = None,
+                       sleep: Callable[[float], None] = time.sleep,
+                       on_retry: Callable[[BaseException, float], None] | None = None) -> T | SiteIngest:
+    """`read()` with retries (`retrying`); a site whose storage still fails is `unreadable_site`.
+
+    One unreadable site folder (throttling or a network fault that outlasts boto3's retries and
+    these, or access denied) must not stop the audit of the other sites. Any other error is a bug
+    and is raised.
+    """
+    try:
+        return retrying(read, delays=delays, sleep=sleep, on_retry=on_retry)
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
+        return unreadable_site(study, site, error)

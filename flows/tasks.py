@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
-from flows.retries import IO_RETRIES
+from flows.retries import IO_RETRIES, site_or_unreadable
 from storage import open_store
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
@@ -33,16 +33,45 @@ def list_sites_task(landing: str, study: str, endpoint_url: str | None) -> list[
     return sites
 
 
-@task(name="ingest-site", task_run_name="ingest-site-{site}", cache_policy=NO_CACHE, **_IO_RETRIES)
-def ingest_site_task(landing: str, study: str, site: str, endpoint_url: str | None,
-                     now: datetime | None = None) -> SiteIngest:
-    from ingestion import ingest_site
+def ingest_run_name(sites: list[str]) -> str:
+    """The run name of an ingestion task: the sites it holds (`ingest-sites-101-132`, `ingest-site-101`)."""
+    if len(sites) == 1:
+        return f"ingest-site-{sites[0]}"
+    return f"ingest-sites-{sites[0]}-{sites[-1]}" if sites else "ingest-sites-none"
 
-    result = ingest_site(open_store(landing, endpoint_url), study, site, now=now)
-    rows = sum(frame.height for frame in result.frames.values())
-    get_run_logger().info("site %s: delivery %s, %d rows, %d findings", site, result.delivery or "none",
-                          rows, result.findings.height)
-    return result
+
+def _ingest_run_name() -> str:
+    from prefect.runtime import task_run
+
+    return ingest_run_name(list(task_run.parameters.get("sites") or []))
+
+
+@task(name="ingest-sites", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
+def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: str | None,
+                      now: datetime | None = None) -> list[SiteIngest]:
+    """A batch of sites: each read with its own retries (flows/retries.py), then their rows checked at once.
+
+    No Prefect retries here: a retry of the whole batch would read every site again for one flaky one.
+    """
+    from ingestion import finish_sites, read_site
+
+    store = open_store(landing, endpoint_url)
+    logger = get_run_logger()
+
+    def retry_note(site: str):
+        return lambda error, wait: logger.warning("site %s: storage error (%s), trying again in %s s",
+                                                  site, type(error).__name__, wait)
+
+    reads = [site_or_unreadable(lambda site=site: read_site(store, study, site, now=now), study, site,
+                                on_retry=retry_note(site)) for site in sites]
+    results = finish_sites(study, reads)
+    for result in results:
+        if not result.audited:
+            logger.warning("site %s is not audited (%d findings)", result.site, result.findings.height)
+    logger.info("%d sites (%d audited): %d rows, %d findings", len(results), sum(r.audited for r in results),
+                sum(frame.height for r in results for frame in r.frames.values()),
+                sum(r.findings.height for r in results))
+    return results
 
 
 @task(name="combine-sites", task_run_name="combine-sites", cache_policy=NO_CACHE)

@@ -218,7 +218,9 @@ def _shape_domain(files: list[Prepared], ids: list[int], study: str, limit: int,
                   ) -> tuple[dict[int, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
     """(kept frame per file, rejected rows, cell notes) of the files `ids`, all of one domain."""
     parts = [files[i].frame for i in ids]
-    data = pl.concat(parts, how="diagonal")  # a column one file lacks is null in its rows
+    # a column one file lacks is null in its rows; one chunk per column, because polars 2.1 can panic
+    # ("assertion failed: i < self.len()") on string expressions over rows filtered from many chunks
+    data = pl.concat(parts, how="diagonal").rechunk()
     names = [c for c in data.columns if c != ROW]
     owner = np.repeat(np.asarray(ids, dtype=np.int64), [p.height for p in parts])
     data = data.select(

@@ -5,8 +5,9 @@ and the run completes with the same tables as an undisturbed run; a site whose r
 is reported as not audited while the others are audited; a reports endpoint that fails half way
 through publishing leaves no partial report folder.
 
-Prefect's task retry delays (2, 10, 30 s in flows/tasks.py) are set to zero here so the suite stays
-fast; boto3's own retries are kept small with SCREENING_AUDIT_S3_ATTEMPTS and a short read timeout.
+Retry delays (2, 10, 30 s in flows/retries.py: Prefect's task retries, and ingestion's per-site retries
+inside its batched tasks) are set to zero here so the suite stays fast; boto3's own retries are kept
+small with SCREENING_AUDIT_S3_ATTEMPTS and a short read timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from faults import Action, FaultProxy, Rule, S3Request
 
+import flows.retries
 import flows.tasks
 from generator import generate
 from storage import S3Store
@@ -38,6 +40,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
         task = getattr(flows.tasks, name)
         if getattr(task, "retries", 0):
             monkeypatch.setattr(task, "retry_delay_seconds", 0)
+    monkeypatch.setattr(flows.retries, "IO_RETRY_DELAYS", [0] * len(flows.retries.IO_RETRY_DELAYS))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import NothingToAuditError, nightly_audit
+from flows.nightly import NothingToAuditError, ingest_batches, nightly_audit
 from flows.publication import AuditLockedError, LockInfo, acquire_lock, lock_key
 from storage import LocalStore
 
@@ -49,3 +49,13 @@ def test_an_expected_site_without_a_folder_is_named_in_the_failure(prefect_harne
     with pytest.raises(NothingToAuditError, match="101: expected site has no delivery folder"):
         nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF,
                       expected_sites=["101"])
+
+
+@pytest.mark.parametrize(("n", "tasks", "sizes"), [
+    (1000, 4, [250, 250, 250, 250]), (10, 4, [3, 3, 2, 2]), (2, 4, [1, 1]), (0, 4, []), (5, 1, [5]),
+])
+def test_sites_are_ingested_in_a_fixed_number_of_consecutive_batches(n: int, tasks: int, sizes: list[int]) -> None:
+    sites = [str(101 + i) for i in range(n)]
+    batches = ingest_batches(sites, tasks)
+    assert [len(batch) for batch in batches] == sizes
+    assert [site for batch in batches for site in batch] == sites  # every site once, in order
