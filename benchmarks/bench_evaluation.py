@@ -1,19 +1,42 @@
-"""Benchmark: evaluate() on a synthetic SZ003 study (default 100,000 subjects).
+"""Benchmark: evaluate() on a synthetic SZ003 study, and evaluate() + compare() on the cached landings.
 
-    .venv/bin/python benchmarks/bench_evaluation.py [--subjects 100000] [--seed 7] [--repeat 1]
+    .venv/bin/python -m benchmarks.bench_evaluation [--subjects 100000] [--seed 7] [--repeat 1]
+    .venv/bin/python -m benchmarks.bench_evaluation --cases s100,n40k   # the landings of benchmarks.run
 
-The population is built vectorised (numpy + polars, no loop over subjects): every subject gets the
-full screening data set of checks.sample, with values drawn around the protocol thresholds, a mix of
-units (SI and conventional), some censored and some missing results, partial dates, stale results,
-medication and procedure histories. It prints the rows per domain, the wall time of evaluate() and
-the outcome counts, so that a regression in speed or in behaviour is visible at a glance.
+Synthetic mode: the population is built vectorised (numpy + polars, no loop over subjects): every
+subject gets the full screening data set of checks.sample, with values drawn around the protocol
+thresholds, a mix of units (SI and conventional), some censored and some missing results, partial
+dates, stale results, medication and procedure histories. It prints the rows per domain, the wall
+time, CPU time and peak RSS of evaluate() and the outcome counts, so that a regression in speed, in
+memory or in behaviour is visible at a glance.
+
+Landing mode (`--cases`): each case of benchmarks.run (`s100`: 100 sites x 10,000 subjects, `n40k`:
+100 x 40,000) is generated once like `make bench` does, then ingested and validated once as the
+flow does (ingestion.ingest_site / combine_sites, expectations.validate_domain / finish_validation);
+these inputs are cached as Parquet beside the landing. Each case then runs in its own cold child
+process: inputs loaded, then evaluate() and compare() called as flows/tasks.py calls them, the
+process RSS sampled every 10 ms with psutil (polars allocates outside Python's heap, so tracemalloc
+would not see it). Printed per stage: wall and CPU seconds, the RSS at the start, the peak during
+the stage and its rise over the start, and a digest of the outputs (a change in any output table
+changes it: optimisations must keep it).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -22,6 +45,7 @@ from checks import evaluate, load_protocol
 from checks.sample import FA_VALUES, LB_VALUES, MH_TERMS
 
 START = date(2025, 3, 1)
+T = TypeVar("T")
 
 
 def _text(values: np.ndarray, decimals: int) -> pl.Series:
@@ -147,30 +171,191 @@ def synthesise(n: int, seed: int = 7) -> dict[str, pl.DataFrame]:
     return {name: _frame(frame, name, site) for name, frame in raw.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=1)
-    args = parser.parse_args()
+class RssSampler:
+    """Peak resident memory of this process, sampled on a thread every `interval` seconds."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def rss(self) -> int:
+        return self._process.memory_info().rss
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self.rss())
+            time.sleep(self._interval)
+
+    def reset(self) -> int:
+        """Start a new stage: the peak restarts from the current RSS, which is returned."""
+        now = self.rss()
+        self._peak = now
+        return now
+
+    def peak(self) -> int:
+        time.sleep(self._interval * 2)  # the sampler's last look
+        return max(self._peak, self.rss())
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    wall_s: float
+    cpu_s: float
+    start_mb: float
+    peak_mb: float
+    end_mb: float
+
+    @property
+    def rise_mb(self) -> float:
+        return self.peak_mb - self.start_mb
+
+
+def measured(name: str, sampler: RssSampler, call: Callable[[], T]) -> tuple[T, Stage]:
+    """Run `call()` as one stage: (its result, Stage)."""
+    gc.collect()
+    start = sampler.reset()
+    began, began_cpu = time.perf_counter(), time.process_time()
+    result = call()
+    wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    peak = sampler.peak()
+    return result, Stage(name, wall, cpu, start / 1e6, peak / 1e6, sampler.rss() / 1e6)
+
+
+def _digest(*frames: pl.DataFrame) -> str:
+    digest = hashlib.sha256()
+    for frame in frames:
+        buffer = io.BytesIO()
+        frame.write_csv(buffer)
+        digest.update(hashlib.sha256(buffer.getvalue()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _inputs_dir(landing: Path) -> Path:
+    return landing.parent / f"evaluation-inputs-{landing.name}"
+
+
+def prepare_inputs(landing: Path, study: str) -> Path:
+    """Ingest and validate `landing` once as the flow does; the inputs of evaluate() as Parquet."""
+    folder = _inputs_dir(landing)
+    if (folder / ".complete").exists():
+        return folder
+    import tempfile
+
+    from expectations import finish_validation, validate_domain
+    from ingestion import combine_sites, ingest_site, list_sites
+    from storage import LocalStore
+
+    store = LocalStore(landing)
+    ingest = combine_sites(study, [ingest_site(store, study, site) for site in list_sites(store, study)])
+    protocol = load_protocol()
+    with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
+        parts = [validate_domain(domain, ingest.domains, study=study, protocol=protocol, workdir=Path(tmp))
+                 for domain in sorted(ingest.domains)]
+        validation = finish_validation(parts, workdir=Path(tmp))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in ingest.domains.items():
+        frame.write_parquet(folder / f"domain-{name}.parquet")
+    validation.exclusions.write_parquet(folder / "exclusions.parquet")
+    validation.rejected.write_parquet(folder / "rejected.parquet")
+    (folder / ".complete").write_text("ok")
+    return folder
+
+
+def run_case(folder: Path, as_of: date) -> dict:
+    """In a cold process: load the inputs, then evaluate() and compare() as flows/tasks.py calls them."""
+    from checks.compare import compare
+
+    sampler = RssSampler()
+    # one contiguous chunk per column, as combine_sites hands them over (it sorts after the concat)
+    domains = {path.stem.removeprefix("domain-"): pl.read_parquet(path).rechunk()
+               for path in sorted(folder.glob("domain-*.parquet"))}
+    exclusions = pl.read_parquet(folder / "exclusions.parquet")
+    rejected = pl.read_parquet(folder / "rejected.parquet")
+    protocol = load_protocol()
+    result, evaluated = measured("evaluate", sampler, lambda: evaluate(
+        domains, protocol, as_of, exclusions=exclusions, rejected=rejected))
+    comparison, compared = measured("compare", sampler, lambda: compare(
+        result, domains, protocol, as_of, exclusions=exclusions, rejected=rejected))
+    return {
+        "rows": sum(frame.height for frame in domains.values()),
+        "subjects": result.reference.height,
+        "stages": [{**stage.__dict__, "rise_mb": stage.rise_mb} for stage in (evaluated, compared)],
+        "digest": _digest(result.eligibility, result.reference, result.criteria, comparison.subjects,
+                          comparison.discrepancies, comparison.checklist),
+    }
+
+
+def landing_cases(names: list[str], workdir: Path) -> None:
+    from benchmarks.run import AS_OF, FULL, STUDY, landing_for
+
+    cases = {case.name: case for case in FULL}
+    unknown = [name for name in names if name not in cases]
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown} (known: {sorted(cases)})")
+    print(f"{'case':6} {'rows':>10} {'subjects':>9}  {'stage':9} {'wall s':>7} {'CPU s':>7} {'start MB':>9} "
+          f"{'peak MB':>8} {'rise MB':>8}  digest")
+    for name in names:
+        landing = landing_for(workdir, cases[name])
+        folder = prepare_inputs(landing, STUDY)
+        child = subprocess.run([sys.executable, "-m", "benchmarks.bench_evaluation", "--child", str(folder),
+                                "--as-of", AS_OF], capture_output=True, text=True, check=True)
+        report = json.loads(child.stdout.strip().splitlines()[-1])
+        for stage in report["stages"]:
+            print(f"{name:6} {report['rows']:>10,} {report['subjects']:>9,}  {stage['name']:9} "
+                  f"{stage['wall_s']:>7.2f} {stage['cpu_s']:>7.2f} {stage['start_mb']:>9,.0f} "
+                  f"{stage['peak_mb']:>8,.0f} {stage['rise_mb']:>8,.0f}  {report['digest']}", flush=True)
+
+
+def synthetic(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     domains = synthesise(args.subjects, args.seed)
     built = time.perf_counter() - began
     rows = {name: frame.height for name, frame in domains.items()}
     print(f"synthesised {args.subjects:,} subjects, {sum(rows.values()):,} rows in {built:.1f} s: {rows}")
     protocol = load_protocol()
-    timings, cpu = [], []
+    sampler = RssSampler()
+    stages = []
     for _ in range(args.repeat):
-        began, began_cpu = time.perf_counter(), time.process_time()
-        result = evaluate(domains, protocol, date(2026, 6, 1))
-        timings.append(time.perf_counter() - began)
-        cpu.append(time.process_time() - began_cpu)
+        result, stage = measured("evaluate", sampler, lambda: evaluate(domains, protocol, date(2026, 6, 1)))
+        stages.append(stage)
+    best = min(stages, key=lambda stage: stage.wall_s)
     # CPU time is reported too: on a shared machine the wall time depends on the neighbours
-    print(f"evaluate(): {min(timings):.2f} s wall, {min(cpu):.2f} s CPU (best of {args.repeat}) -> "
+    print(f"evaluate(): {best.wall_s:.2f} s wall, {best.cpu_s:.2f} s CPU (best of {args.repeat}), peak RSS "
+          f"{stages[0].peak_mb:,.0f} MB (+{stages[0].rise_mb:,.0f} MB over its start) -> "
           f"{result.eligibility.height:,} subject x component rows, "
           f"{result.criteria.height:,} subject x criterion rows")
     print(result.eligibility.group_by("OUTCOME").len().sort("OUTCOME"))
     print(result.eligibility.group_by("REASON_CODE").len().sort("len", descending=True).head(8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--cases", default="", help="landing cases of benchmarks.run, comma-separated (s100,n40k)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where benchmarks.run caches its landings (default: its own)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--as-of", default="2026-11-28", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_case(args.child, date.fromisoformat(args.as_of))))
+        return
+    if args.cases:
+        import tempfile
+
+        workdir = args.workdir or Path(tempfile.gettempdir()) / "screening-audit-bench"
+        landing_cases([name for name in args.cases.split(",") if name], workdir)
+        return
+    synthetic(args)
 
 
 if __name__ == "__main__":
