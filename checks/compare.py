@@ -137,19 +137,17 @@ def _components(eligibility: pl.DataFrame, protocol: object) -> pl.DataFrame:
     frame = eligibility
     if "REASON_CODE" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("REASON_CODE"))
-    return (
-        frame.select(
-            "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
-            "REASON_CODE",
-        )
-        .join(_comparators(protocol), on="CHECK_ID", how="left")
-        .with_columns(
-            pl.when(pl.col("OP").is_not_null() & pl.col("LIMIT").is_not_null())
-            .then(pl.format("{} {}", pl.col("OP"), pl.col("LIMIT")))
-            .otherwise(pl.col("LIMIT"))
-            .alias("LIMIT")
-        )
-        .drop("OP")
+    comparators = _comparators(protocol)
+    # the comparator looked up per row rather than joined: a join copied every column of the ~500k rows
+    op = pl.col("CHECK_ID").replace_strict(comparators["CHECK_ID"], comparators["OP"], default=None,
+                                           return_dtype=pl.String)
+    return frame.select(
+        "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT",
+        pl.when(op.is_not_null() & pl.col("LIMIT").is_not_null())
+        .then(pl.format("{} {}", op, pl.col("LIMIT")))
+        .otherwise(pl.col("LIMIT"))
+        .alias("LIMIT"),
+        "DTC", "REASON", "REASON_CODE",
     )
 
 
@@ -165,8 +163,9 @@ def _site_assessment() -> pl.Expr:
 def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
                         checklist: pl.DataFrame) -> pl.DataFrame:
     """INELIGIBLE_ENROLLED and UNVERIFIABLE: enrolled subject x component."""
-    enrolled = (
-        components.join(subjects.filter(pl.col("SITE_DECISION") == _ENROLLED), on="USUBJID")
+    enrolled = (  # only the components these two classes report (a small part of all subject x component rows)
+        components.filter(pl.col("OUTCOME").is_in([*_FAILED, "UNVERIFIABLE"]))
+        .join(subjects.filter(pl.col("SITE_DECISION") == _ENROLLED), on="USUBJID")
         .join(_site_columns(checklist), on=["USUBJID", "CRITERION_ID"], how="left")
         .with_columns(
             pl.col("SITE_TEXT").fill_null(pl.format("{} not recorded", pl.col("CRITERION_ID"))),

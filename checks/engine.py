@@ -307,7 +307,7 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
                 .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
     # _S added as a column (a join would copy every evidence column of the ~700k leaf rows at s100)
     leaf_results = leaf_results.with_columns(
-        pl.col("USUBJID").replace_strict(subjects["USUBJID"], subjects["_S"], default=None).alias("_S")
+        leaf_results["USUBJID"].replace_strict(subjects["USUBJID"], subjects["_S"], default=None).alias("_S")
     ).drop("USUBJID")
     if leaf_results["_S"].null_count():  # rows of no reference subject (none expected): dropped, as a join did
         leaf_results = leaf_results.filter(pl.col("_S").is_not_null())

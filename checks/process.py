@@ -265,10 +265,13 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
     age = pl.col("AGE").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
     frame = (
         ctx.dm.join(ctx.subjects, on="USUBJID")
+        # each bound parsed once into a column: inside _completed_years an expression is read three times
+        .with_columns(birth_lo.alias("_B_LO"), birth_hi.alias("_B_HI"), consent_lo.alias("_C_LO"),
+                      consent_hi.alias("_C_HI"))
         .with_columns(
             age.alias("AGE_N"),
-            _completed_years(birth_hi, consent_lo).alias("MIN_AGE"),
-            _completed_years(birth_lo, consent_hi).alias("MAX_AGE"),
+            _completed_years(pl.col("_B_HI"), pl.col("_C_LO")).alias("MIN_AGE"),
+            _completed_years(pl.col("_B_LO"), pl.col("_C_HI")).alias("MAX_AGE"),
         )
         .filter(
             pl.col("MIN_AGE").is_not_null()

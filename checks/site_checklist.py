@@ -86,8 +86,14 @@ def _ie_answers(ie: pl.DataFrame | None, criteria: pl.DataFrame) -> pl.DataFrame
         pl.col("IETESTCD").str.strip_chars().str.to_uppercase().alias("CRITERION_ID"),
         values.coded_value("IEORRES").fill_null(BLANK).alias("ANSWER"),
     ).join(criteria.select("CRITERION_ID"), on="CRITERION_ID", how="semi")
-    return rows.group_by("USUBJID", "CRITERION_ID").agg(
-        pl.col("ANSWER").unique().sort().str.join("/").alias("SITE_ANSWER")
+    # each group's distinct answers in sorted order, without per-group list work (hundreds of thousands of
+    # groups): duplicates dropped and answers sorted once over the whole table, then joined per group
+    # (an aggregation reads its group's rows in table order)
+    return (
+        rows.unique(subset=["USUBJID", "CRITERION_ID", "ANSWER"])
+        .sort("ANSWER")
+        .group_by("USUBJID", "CRITERION_ID")
+        .agg(pl.col("ANSWER").str.join("/").alias("SITE_ANSWER"))
     )
 
 
