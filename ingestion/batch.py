@@ -18,14 +18,14 @@ import polars as pl
 from contracts import FINDINGS, SiteIngest, check_table, empty_table
 from ingestion.findings import Finding, findings_frame, row_findings
 from ingestion.options import DEFAULT_OPTIONS, IngestOptions
-from ingestion.shape import FILE, Prepared, ShapedFiles, shape_files
+from ingestion.shape import FILE, PlainFile, Prepared, ShapedFiles, prepare_all, shape_files
 from ingestion.site import SiteRead, read_site
 from storage import Store
 
 _ORDER = "__ORDER__"
 
 
-def _findings(study: str, reads: list[SiteRead], files: list[Prepared], shaped: ShapedFiles,
+def _findings(study: str, reads: list[SiteRead], files: list[Prepared | PlainFile], shaped: ShapedFiles,
               ) -> dict[str, pl.DataFrame]:
     """Each site's findings, in the order its read listed them, row-level ones where their file stands."""
     listed: list[Finding] = []
@@ -34,7 +34,7 @@ def _findings(study: str, reads: list[SiteRead], files: list[Prepared], shaped: 
     position = {id(f): i for i, f in enumerate(files)}
     for read in reads:
         for item in read.findings:
-            if isinstance(item, Prepared):
+            if isinstance(item, Prepared | PlainFile):
                 file_at[position[id(item)]] = len(listed_at) + len(file_at)
             else:
                 listed_at.append(len(listed_at) + len(file_at))
@@ -58,7 +58,7 @@ def finish_sites(study: str, reads: Sequence[SiteRead | SiteIngest], options: In
     """
     pending = [r for r in reads if isinstance(r, SiteRead)]
     files = [f for r in pending for f in r.files]
-    shaped = shape_files(files, study=study, max_field_chars=options.max_field_chars)
+    shaped = shape_files(prepare_all(files), study=study, max_field_chars=options.max_field_chars)
     findings = _findings(study, pending, files, shaped)
     done: dict[int, SiteIngest] = {}
     at = 0

@@ -14,6 +14,7 @@ import csv
 import io
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -201,12 +202,44 @@ def _slow(text: str, header: list[str], separator: str) -> RawTable:
     return RawTable(header=header, frame=frame.select(*names, ROW), ragged=ragged)
 
 
-def read_csv(path: Path, encoding: str) -> RawTable:
-    """A delivered CSV file as a RawTable (see module docstring)."""
+@dataclass(frozen=True)
+class PlainCsv:
+    """A decoded CSV file simple enough to be parsed together with others (`parse_plain`).
+
+    Plain means: no quote character, no blank line and no carriage return except before a line
+    feed. Then every line after the header is exactly one record, for polars' reader as for
+    Python's, so `records` is known before any parsing, and only the field count of each line is
+    left to check.
+    """
+
+    header: list[str]
+    separator: str
+    text: str  # from the header on
+    lines: list[str]  # the lines after the header
+
+    @property
+    def records(self) -> int:
+        return len(self.lines)
+
+
+def _text(path: Path, encoding: str) -> tuple[str, str, list[str]]:
+    """(text from the header on, separator, header) of a delivered CSV file."""
     text = decode(path.read_bytes(), encoding)
     text = text[len(text) - len(text.lstrip("\r\n")):]  # blank lines before the header
     separator = detect_separator(text)
-    header = _header(text, separator)
+    return text, separator, _header(text, separator)
+
+
+def _plain(text: str, separator: str, header: list[str]) -> PlainCsv | None:
+    if '"' in text or text.count("\r") != text.count("\r\n") or len(set(header)) != len(header):
+        return None
+    lines = _lines(text)
+    if "" in lines or "\r" in lines:
+        return None
+    return PlainCsv(header=header, separator=separator, text=text, lines=lines)
+
+
+def _read(text: str, separator: str, header: list[str]) -> RawTable:
     # an odd number of quote characters means a quoted field is never closed: the fast reader
     # would swallow the rest of the file into it, Python's strict reader says where it breaks
     balanced = text.count('"') % 2 == 0
@@ -214,3 +247,66 @@ def read_csv(path: Path, encoding: str) -> RawTable:
     if frame is not None:
         return RawTable(header=header, frame=frame)
     return _slow(text, header, separator)
+
+
+def read_csv(path: Path, encoding: str) -> RawTable:
+    """A delivered CSV file as a RawTable (see module docstring)."""
+    plain = read_csv_or_plain(path, encoding)
+    return parse_plain([plain])[0] if isinstance(plain, PlainCsv) else plain
+
+
+def read_csv_or_plain(path: Path, encoding: str) -> RawTable | PlainCsv:
+    """`read_csv`, except that a plain file (see PlainCsv) is returned unparsed, for `parse_plain`."""
+    text, separator, header = _text(path, encoding)
+    return _plain(text, separator, header) or _read(text, separator, header)
+
+
+def _parse_group(files: list[PlainCsv]) -> list[RawTable]:
+    """Plain files of one separator and width: one count of separators over all their lines, one
+    polars read of all the files whose lines all have the header's width; the others take the
+    exact path, which names each ragged record."""
+    separator, width = files[0].separator, len(files[0].header)
+    lines = [line for f in files for line in f.lines]
+    sizes = np.array([f.records for f in files], dtype=np.int64)
+    ends = np.cumsum(sizes)
+    counts = pl.Series(lines, dtype=pl.String).str.count_matches(separator, literal=True).to_numpy()
+    ragged = set(np.searchsorted(ends, np.flatnonzero(counts != width - 1), side="right").tolist())
+    even = [i for i in range(len(files)) if i not in ragged and files[i].records]
+    tables: dict[int, RawTable] = {i: _slow(files[i].text, files[i].header, separator) for i in ragged}
+    tables.update({i: RawTable(header=files[i].header, frame=_empty(width)) for i, f in enumerate(files)
+                   if not f.records})
+    if even:
+        body = "\n".join(line for i in even for line in files[i].lines) + "\n"
+        try:
+            frame = pl.read_csv(body.encode("utf-8"), has_header=False, separator=separator, quote_char='"',
+                                infer_schema=False, empty_string_is_null=False, new_columns=positional(width))
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError,
+                pl.exceptions.SchemaError):
+            frame = None
+        n = sizes[even]
+        if frame is None or frame.width != width or frame.height != int(n.sum()):
+            tables.update({i: _read(files[i].text, separator, files[i].header) for i in even})
+        else:
+            starts = np.concatenate([[0], np.cumsum(n)[:-1]])
+            rows = np.arange(frame.height, dtype=np.int64) - np.repeat(starts, n) + 1
+            frame = frame.hstack([pl.Series(ROW, rows)])
+            tables.update({i: RawTable(header=files[i].header, frame=frame.slice(int(start), int(size)))
+                           for i, start, size in zip(even, starts, n, strict=True)})
+    return [tables[i] for i in range(len(files))]
+
+
+def _empty(width: int) -> pl.DataFrame:
+    return pl.DataFrame(schema={**dict.fromkeys(positional(width), pl.String), ROW: pl.Int64})
+
+
+def parse_plain(files: list[PlainCsv]) -> list[RawTable]:
+    """The RawTable of every plain file, in order, parsed with a few polars calls in all: a delivery
+    is a dozen small files, and polars' fixed cost per call, not the rows, dominated reading them
+    one by one."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, f in enumerate(files):
+        groups.setdefault((f.separator, len(f.header)), []).append(i)
+    tables: dict[int, RawTable] = {}
+    for members in groups.values():
+        tables.update(zip(members, _parse_group([files[i] for i in members]), strict=True))
+    return [tables[i] for i in range(len(files))]

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from contracts import InputObject
 from ingestion.codes import DELIVERY_REJECTED_REASON, Code
+from ingestion.csv_reader import PlainCsv
 from ingestion.errors import FileRejected, IngestProblem, ManifestProblem
 from ingestion.fetch import fetch
 from ingestion.findings import Finding, about_delivery, about_file
 from ingestion.manifest import MANIFEST_NAME, Manifest, ManifestFile, parse_manifest
 from ingestion.options import IngestOptions
 from ingestion.readers import domain_of, read_file
-from ingestion.shape import Prepared, prepare
+from ingestion.shape import PlainFile, Prepared, prepare, prepare_later
 from storage import ObjectInfo, Store
 
 
@@ -31,10 +32,10 @@ from storage import ObjectInfo, Store
 class DeliveryRead:
     accepted: bool
     reason: str = ""  # why it was rejected, one sentence
-    files: list[Prepared] = field(default_factory=list)  # of an accepted delivery, rows still to check
+    files: list[Prepared | PlainFile] = field(default_factory=list)  # of an accepted delivery, rows still to check
     inputs: list[InputObject] = field(default_factory=list)
-    #: in report order; a Prepared file stands for its row-level findings, known once its rows are checked
-    findings: list[Finding | Prepared] = field(default_factory=list)
+    #: in report order; a file stands for its row-level findings, known once its rows are checked
+    findings: list[Finding | Prepared | PlainFile] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class _FileOutcome:
     key: str
     domain: str | None
     sha256: str
-    prepared: Prepared | None = None
+    prepared: Prepared | PlainFile | None = None
     rejected: FileRejected | None = None
     records: int | None = None  # records parsed, when the file could be parsed
 
@@ -94,9 +95,10 @@ def _read_entry(ctx: _Context, entry: ManifestFile, duplicate_domains: set[str])
             raise FileRejected(Code.FILE_DUPLICATE_DOMAIN,
                                f"the delivery has more than one {outcome.domain.upper()} file; none of "
                                f"them is used rather than guessing which is right")
-        raw = read_file(fetched.path, entry)
+        raw = read_file(fetched.path, entry, plain_csv=True)
         outcome.records = raw.records
-        outcome.prepared = prepare(raw, domain=outcome.domain, key=key, site=ctx.site, decimal=entry.decimal)
+        later = prepare_later if isinstance(raw, PlainCsv) else prepare
+        outcome.prepared = later(raw, domain=outcome.domain, key=key, site=ctx.site, decimal=entry.decimal)
     except FileRejected as problem:
         outcome.rejected = problem
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 from contracts import DOMAINS
 from ingestion.binary_readers import read_parquet, read_xpt
 from ingestion.codes import Code
-from ingestion.csv_reader import read_csv
+from ingestion.csv_reader import PlainCsv, read_csv, read_csv_or_plain
 from ingestion.errors import FileRejected
 from ingestion.excel_reader import read_xlsx
 from ingestion.manifest import ManifestFile
@@ -39,9 +39,15 @@ def domain_of(name: str) -> tuple[str, str]:
     return stem.lower(), ext.lower()
 
 
-def read_file(path: Path, entry: ManifestFile) -> RawTable:
-    """The RawTable of one delivered file, by its extension."""
+def read_file(path: Path, entry: ManifestFile, *, plain_csv: bool = False) -> RawTable | PlainCsv:
+    """The RawTable of one delivered file, by its extension.
+
+    With `plain_csv`, a plain CSV file comes back unparsed (csv_reader.PlainCsv), to be parsed
+    together with others by `csv_reader.parse_plain`.
+    """
     _, ext = domain_of(entry.name)
     if path.stat().st_size == 0:
         raise FileRejected(Code.FILE_EMPTY, "the file is empty (0 bytes)")
+    if plain_csv and ext == "csv":
+        return read_csv_or_plain(path, entry.encoding)
     return READERS[ext](path, entry)

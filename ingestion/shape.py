@@ -13,6 +13,7 @@ or among the rejected rows, so `rows_read = rows kept + rows rejected` holds for
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import polars as pl
 
 from contracts import domain_spec
 from ingestion.codes import Code
+from ingestion.csv_reader import PlainCsv, parse_plain
 from ingestion.errors import FileRejected
 from ingestion.table import ROW, CellNote, RaggedRow, RawTable
 
@@ -68,15 +70,22 @@ class ShapedFiles:
 
 def column_names(raw: RawTable) -> tuple[list[str], list[str]]:
     """(positional columns to keep, their upper-case names); FileRejected for an untrustworthy header."""
+
+    def has_values(i: int) -> bool:
+        return raw.frame.select((pl.col(f"c{i}").is_not_null() & (pl.col(f"c{i}").str.strip_chars() != "")).any()
+                                ).item()
+
+    return header_names(raw.header, has_values)
+
+
+def header_names(header: list[str], has_values: Callable[[int], bool]) -> tuple[list[str], list[str]]:
+    """`column_names` of a header; `has_values(i)` says whether column i, unnamed, holds any value."""
     keep: list[str] = []
     names: list[str] = []
-    for i, header in enumerate(raw.header):
-        name = header.strip().upper()
+    for i, text in enumerate(header):
+        name = text.strip().upper()
         if not name:
-            has_values = raw.frame.select(
-                (pl.col(f"c{i}").is_not_null() & (pl.col(f"c{i}").str.strip_chars() != "")).any()
-            ).item()
-            if has_values:
+            if has_values(i):
                 raise FileRejected(Code.FILE_UNNAMED_COLUMN,
                                    f"column {i + 1} has values but no name in the header")
             continue  # e.g. a trailing separator on every line
@@ -102,6 +111,38 @@ def required_columns(domain: str, names: list[str]) -> None:
                            f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                            f"missing (DTS section 2), so the {domain.upper()} file is not used",
                            variable=",".join(missing))
+
+
+@dataclass(frozen=True)
+class PlainFile:
+    """A plain CSV file (csv_reader.PlainCsv) whose header passed, parsed later with its batch."""
+
+    csv: PlainCsv
+    key: str
+    site: str
+    domain: str
+    decimal: str
+
+    @property
+    def records(self) -> int:
+        return self.csv.records
+
+
+def prepare_later(csv: PlainCsv, *, domain: str, key: str, site: str, decimal: str) -> Prepared | PlainFile:
+    """`prepare`, left for `prepare_all` when the header alone can be checked (every column named)."""
+    if any(not text.strip() for text in csv.header):  # whether a column without name is empty needs its rows
+        return prepare(parse_plain([csv])[0], domain=domain, key=key, site=site, decimal=decimal)
+    _, names = header_names(csv.header, lambda i: True)
+    required_columns(domain, names)
+    return PlainFile(csv=csv, key=key, site=site, domain=domain, decimal=decimal)
+
+
+def prepare_all(files: list[Prepared | PlainFile]) -> list[Prepared]:
+    """Every file prepared, in order; the plain CSV files among them parsed together (`parse_plain`)."""
+    plain = [f for f in files if isinstance(f, PlainFile)]
+    tables = iter(parse_plain([f.csv for f in plain]))
+    return [prepare(next(tables), domain=f.domain, key=f.key, site=f.site, decimal=f.decimal)
+            if isinstance(f, PlainFile) else f for f in files]
 
 
 def prepare(raw: RawTable, *, domain: str, key: str, site: str, decimal: str) -> Prepared:

@@ -24,7 +24,7 @@ from ingestion.delivery_ids import parse_delivery_id
 from ingestion.findings import Finding, about_delivery, about_file
 from ingestion.manifest import MANIFEST_NAME
 from ingestion.options import DEFAULT_OPTIONS, IngestOptions
-from ingestion.shape import Prepared
+from ingestion.shape import PlainFile, Prepared
 from storage import ObjectInfo, Store, UnsafeKeyError, safe_key
 
 
@@ -34,11 +34,11 @@ class SiteRead:
 
     site: str
     delivery: str | None  # the delivery USED, None when the site is not audited
-    files: list[Prepared] = field(default_factory=list)
+    files: list[Prepared | PlainFile] = field(default_factory=list)
     inputs: list[InputObject] = field(default_factory=list)
     deliveries: list[DeliveryDecision] = field(default_factory=list)
-    #: in report order; a Prepared file stands for its row-level findings
-    findings: list[Finding | Prepared] = field(default_factory=list)
+    #: in report order; a file stands for its row-level findings
+    findings: list[Finding | Prepared | PlainFile] = field(default_factory=list)
 
 
 def not_audited(study: str, site: str, reason: str, read: SiteRead | None = None) -> SiteRead:

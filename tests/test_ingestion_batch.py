@@ -146,3 +146,36 @@ def test_finish_sites_passes_finished_sites_through_in_order(tmp_path) -> None:
     assert finished[1].findings["MESSAGE"].to_list() == ["Site 102 is not audited: its storage failed."]
     again = finish_sites(STUDY, [finished[1], reads[2]])
     assert again[0] is finished[1] and again[1].frames["lb"].equals(finished[2].frames["lb"])
+
+
+def test_plain_csv_files_parsed_together_match_the_exact_reader(tmp_path) -> None:
+    from ingestion.csv_reader import PlainCsv, _slow, parse_plain, read_csv_or_plain
+
+    texts = {
+        "clean.csv": "STUDYID,USUBJID,LBORRES\nSZ003,A,1\nSZ003,B, 2 \n",
+        "crlf.csv": "STUDYID,USUBJID,LBORRES\r\nSZ003,C,\r\nSZ003,D,4",
+        "ragged.csv": "STUDYID,USUBJID,LBORRES\nSZ003,E,5\nSZ003,LIVER, RIGHT LOBE,6\nSZ003,F\nSZ003,G,7\n",
+        "header-only.csv": "STUDYID,USUBJID,LBORRES\n",
+        "semicolon.csv": "STUDYID;USUBJID;LBORRES\nSZ003;H;8,5\n",
+    }
+    plain = []
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        read = read_csv_or_plain(tmp_path / name, "utf-8")
+        assert isinstance(read, PlainCsv), name
+        plain.append(read)
+    assert [p.records for p in plain] == [2, 2, 4, 0, 1]  # known before parsing: one record per line
+    for read, table in zip(plain, parse_plain(plain), strict=True):
+        exact = _slow(read.text, read.header, read.separator)
+        assert table.header == exact.header and table.ragged == exact.ragged
+        assert table.frame.equals(exact.frame), read.text
+    ragged = parse_plain(plain)[2]
+    assert [(r.row, r.line, r.fields) for r in ragged.ragged] == [(2, 3, 4), (3, 4, 2)]
+
+
+def test_quoted_or_blank_line_csv_is_not_plain(tmp_path) -> None:
+    from ingestion.csv_reader import PlainCsv, read_csv_or_plain
+
+    for text in ('STUDYID,X\nSZ003,"a,b"\n', "STUDYID,X\nSZ003,a\n\nSZ003,b\n", "STUDYID,X\rSZ003,a\r"):
+        (tmp_path / "lb.csv").write_text(text, encoding="utf-8", newline="")
+        assert not isinstance(read_csv_or_plain(tmp_path / "lb.csv", "utf-8"), PlainCsv), text
