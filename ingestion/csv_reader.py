@@ -215,11 +215,7 @@ class PlainCsv:
     header: list[str]
     separator: str
     text: str  # from the header on
-    lines: list[str]  # the lines after the header
-
-    @property
-    def records(self) -> int:
-        return len(self.lines)
+    records: int  # the lines after the header
 
 
 def _text(path: Path, encoding: str) -> tuple[str, str, list[str]]:
@@ -236,7 +232,7 @@ def _plain(text: str, separator: str, header: list[str]) -> PlainCsv | None:
     lines = _lines(text)
     if "" in lines or "\r" in lines:
         return None
-    return PlainCsv(header=header, separator=separator, text=text, lines=lines)
+    return PlainCsv(header=header, separator=separator, text=text, records=len(lines))
 
 
 def _read(text: str, separator: str, header: list[str]) -> RawTable:
@@ -261,29 +257,40 @@ def read_csv_or_plain(path: Path, encoding: str) -> RawTable | PlainCsv:
     return _plain(text, separator, header) or _read(text, separator, header)
 
 
+def _body(text: str) -> str:
+    """The lines after the header line of a plain file, without the final line break."""
+    rest = text.partition("\n")[2]
+    return rest[:-1] if rest.endswith("\n") else rest
+
+
 def _parse_group(files: list[PlainCsv]) -> list[RawTable]:
     """Plain files of one separator and width: one count of separators over all their lines, one
     polars read of all the files whose lines all have the header's width; the others take the
     exact path, which names each ragged record."""
     separator, width = files[0].separator, len(files[0].header)
-    lines = [line for f in files for line in f.lines]
-    sizes = np.array([f.records for f in files], dtype=np.int64)
-    ends = np.cumsum(sizes)
-    counts = pl.Series(lines, dtype=pl.String).str.count_matches(separator, literal=True).to_numpy()
-    ragged = set(np.searchsorted(ends, np.flatnonzero(counts != width - 1), side="right").tolist())
-    even = [i for i in range(len(files)) if i not in ragged and files[i].records]
-    tables: dict[int, RawTable] = {i: _slow(files[i].text, files[i].header, separator) for i in ragged}
-    tables.update({i: RawTable(header=files[i].header, frame=_empty(width)) for i, f in enumerate(files)
-                   if not f.records})
+    bodies = [_body(f.text) for f in files]
+    filled = [i for i, f in enumerate(files) if f.records]
+    tables: dict[int, RawTable] = {i: RawTable(header=f.header, frame=_empty(width))
+                                   for i, f in enumerate(files) if not f.records}
+    if not filled:
+        return [tables[i] for i in range(len(files))]
+    sizes = np.array([files[i].records for i in filled], dtype=np.int64)
+    lines = pl.Series("\n".join(bodies[i] for i in filled).split("\n"), dtype=pl.String)
+    if len(lines) != int(sizes.sum()):  # pragma: no cover - a plain file's lines are its records
+        raise AssertionError(f"{int(sizes.sum())} records in {len(lines)} lines")
+    off = lines.str.count_matches(separator, literal=True).to_numpy() != width - 1
+    ragged = {filled[j] for j in np.searchsorted(np.cumsum(sizes), np.flatnonzero(off), side="right").tolist()}
+    tables.update({i: _slow(files[i].text, files[i].header, separator) for i in ragged})
+    even = [i for i in filled if i not in ragged]
     if even:
-        body = "\n".join(line for i in even for line in files[i].lines) + "\n"
+        body = "\n".join(bodies[i] for i in even) + "\n"
         try:
             frame = pl.read_csv(body.encode("utf-8"), has_header=False, separator=separator, quote_char='"',
                                 infer_schema=False, empty_string_is_null=False, new_columns=positional(width))
         except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError,
                 pl.exceptions.SchemaError):
             frame = None
-        n = sizes[even]
+        n = np.array([files[i].records for i in even], dtype=np.int64)
         if frame is None or frame.width != width or frame.height != int(n.sum()):
             tables.update({i: _read(files[i].text, separator, files[i].header) for i in even})
         else:
