@@ -24,7 +24,7 @@ from checks.exclusions import excluded_messages
 from checks.reasons import ReasonCode
 from checks.reference import source_order
 from checks.rulebase import EvalContext, Leaf, check_keys, finish
-from checks.values import blank_to_null, coded_value, with_partial_dates
+from checks.values import blank_to_null, coded_value, per_distinct, with_partial_dates
 
 #: per domain: the columns the kind reads. `each` is the variable whose listed values each need a
 #: record when require_each is set; `occur` a Y/N occurrence flag.
@@ -74,6 +74,13 @@ def _text(frame: pl.DataFrame, column: str | None) -> pl.Expr:
     return blank_to_null(pl.col(column).cast(pl.String))
 
 
+def _coded(frame: pl.DataFrame, column: str | None) -> pl.Expr:
+    """coded_value of a column, computed once per distinct text (terms, flags: a few dozen values)."""
+    if column is None:
+        return pl.lit(None, dtype=pl.String)
+    return per_distinct(frame, column, lambda text: coded_value(blank_to_null(text)))
+
+
 def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame:
     """The domain's rows with typed dates, ongoing flag, occurrence and exclusion messages."""
     spec = EVENT_DOMAINS[domain]
@@ -86,15 +93,18 @@ def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame
     rows = frame.lazy().select(
         _text(frame, "USUBJID").alias("USUBJID"), _text(frame, "SOURCE").alias("SOURCE"),
         name.alias("NAME"), _text(frame, spec["start"]).alias("STDTC"), _text(frame, spec["end"]).alias("ENDTC"),
-        (coded_value(_text(frame, spec.get("ongoing"))) == "ONGOING").fill_null(False).alias("ONGOING"),
-        coded_value(_text(frame, spec.get("occur"))).alias("OCCUR"),
-        *[coded_value(_text(frame, v)).alias(f"M_{v}") for v in sorted(variables)],
+        (_coded(frame, spec.get("ongoing")) == "ONGOING").fill_null(False).alias("ONGOING"),
+        _coded(frame, spec.get("occur")).alias("OCCUR"),
+        *[_coded(frame, v).alias(f"M_{v}") for v in sorted(variables)],
     )
     read = sorted(variables | {c for k, c in spec.items() if k in ("name", "alt_name", "occur", "ongoing")})
     rows = excluded_messages(rows, ctx.exclusions, domain,
                              {"ROW": read, "START": [spec["start"]], "END": [spec["end"]]})
     ok_start, ok_end = pl.col("_X_START").is_null(), pl.col("_X_END").is_null()
     rows = with_partial_dates(with_partial_dates(rows, "STDTC", "_S"), "ENDTC", "_E")
+    # the SOURCE sort keys once per record, not once per leaf (a regex over every matched row of every
+    # leaf); the object key as its dense rank: the same order, as an integer
+    rows = rows.with_columns(*source_order()).with_columns(pl.col("_SRC_KEY").rank("dense"))
     return rows.join(ctx.reference.select("USUBJID", "TRT_DATE"), on="USUBJID").with_columns(
         pl.when(ok_start).then(pl.col("_S_LO")).alias("S_LO"),
         pl.when(ok_start).then(pl.col("_S_HI")).alias("S_HI"),
@@ -220,7 +230,7 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext, records: dict[str, pl.DataFrame]) ->
         pl.format("{}: {}", pl.col("NAME").fill_null("?"), occur).alias("_OCC_VALUE") if "occur" in spec
         else pl.format("{}: {}", pl.col(f"M_{next(iter(match))}"), pl.col("NAME").fill_null("?")).alias("_OCC_VALUE"),
     ).with_columns(pl.when(pl.col("RESULT").is_null()).then(code).alias("REASON_CODE"))
-    rows = rows.with_columns(_row_reason_text(pl.col("REASON_CODE")).alias("REASON"), *source_order())
+    rows = rows.with_columns(_row_reason_text(pl.col("REASON_CODE")).alias("REASON"))
     return _per_subject(rows, leaf, match.get(each, []) if each else [], domain,
                         ctx.reference.select("USUBJID"))
 

@@ -12,6 +12,8 @@ threshold is decided only when the whole interval is on one side of it (`bounds`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from checks.reasons import ReasonCode
@@ -182,6 +184,22 @@ def numeric_tests(catalog: UnitCatalog, domain: str) -> list[str]:
 def coded_value(text: pl.Expr | str) -> pl.Expr:
     """A coded answer (`y`, ` Positive `) -> its upper-case, space-collapsed form; blank -> null."""
     return blank_to_null(text).str.replace_all(r"\s+", " ").str.to_uppercase()
+
+
+def per_distinct(frame: pl.DataFrame, column: str, build: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """`build(text)` computed once per distinct text of `frame[column]` and looked up for every row.
+
+    For per-value text functions (coded_value, blank_to_null) over low-cardinality columns (test
+    codes, Y/N flags, terms): a study has millions of rows but a few dozen distinct codes, and the
+    regex is the expensive part. `build` must map null to null (a null row stays null); a column the
+    frame lacks reads as null, as the row-wise expressions do.
+    """
+    if column not in frame.columns:
+        return pl.lit(None, dtype=pl.String)
+    text = pl.col(column).cast(pl.String)
+    distinct = frame.select(text.drop_nulls().unique().alias("_IN"))
+    mapped = distinct.select(build(pl.col("_IN")).cast(pl.String).alias("_OUT"))["_OUT"]
+    return text.replace_strict(distinct["_IN"], mapped, default=None, return_dtype=pl.String)
 
 
 def qualitative_result(text: pl.Expr | str, catalog: UnitCatalog) -> pl.Expr:
