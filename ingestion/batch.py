@@ -61,6 +61,7 @@ def finish_sites(study: str, reads: Sequence[SiteRead | SiteIngest], options: In
     shaped = shape_files(prepare_all(files), study=study, max_field_chars=options.max_field_chars)
     findings = _findings(study, pending, files, shaped)
     done: dict[int, SiteIngest] = {}
+    none = empty_table(FINDINGS)
     at = 0
     for read in pending:
         ids = range(at, at + len(read.files))
@@ -71,7 +72,8 @@ def finish_sites(study: str, reads: Sequence[SiteRead | SiteIngest], options: In
         done[id(read)] = SiteIngest(
             site=read.site, delivery=read.delivery, frames={files[i].domain: shaped.frames[i] for i in ids},
             inputs=inputs, deliveries=read.deliveries,
-            findings=check_table(findings.get(read.site, empty_table(FINDINGS)), FINDINGS, "ingestion findings"))
+            findings=check_table(findings[read.site] if read.site in findings else none.clone(), FINDINGS,
+                                 "ingestion findings"))
     return [done[id(r)] if isinstance(r, SiteRead) else r for r in reads]
 
 

@@ -149,8 +149,12 @@ def prepare(raw: RawTable, *, domain: str, key: str, site: str, decimal: str) ->
     """The file's records under their delivered names; FileRejected when its header cannot be used."""
     keep, names = column_names(raw)
     required_columns(domain, names)  # STUDYID is required in every domain
-    frame = pl.DataFrame([raw.frame.get_column(c).alias(n) for c, n in zip(keep, names, strict=True)]
-                         + [raw.frame.get_column(ROW)])
+    if raw.frame.columns == [*keep, ROW]:  # the usual case: renaming a shallow copy costs no polars call
+        frame = raw.frame.clone()
+        frame.columns = [*names, ROW]
+    else:
+        frame = pl.DataFrame([raw.frame.get_column(c).alias(n) for c, n in zip(keep, names, strict=True)]
+                             + [raw.frame.get_column(ROW)])
     position = {int(c[1:]): i for i, c in enumerate(keep)}
     notes = tuple(CellNote(n.row, position[n.column], n.observed) for n in raw.notes if n.column in position)
     return Prepared(key=key, site=site, domain=domain, decimal=decimal, names=tuple(names), frame=frame,
