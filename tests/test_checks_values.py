@@ -13,10 +13,12 @@ from checks.units import parse_units
 from checks.values import (
     bounds,
     canonical_unit,
+    coded_value,
     decide,
     format_number,
     parse_number,
     partial_date,
+    per_distinct,
     qualitative_result,
     to_protocol_unit,
     unit_problem,
@@ -237,3 +239,16 @@ def test_plausible_ranges_in_protocol_unit():
 def test_catalog_rejects_bad_documents(doc, message):
     with pytest.raises(UnitCatalogError, match=message):
         parse_units(yaml.safe_load(yaml.safe_dump(doc)))
+
+
+def test_per_distinct_equals_the_row_wise_expression():
+    """A value looked up from its distinct texts is what the row-wise expression gives, nulls included."""
+    frame = pl.DataFrame({"CODE": [" y", "Y", None, "", "not  done", " Not Done ", "y", None, "x\tz"]})
+    expected = frame.select(coded_value(pl.col("CODE")).alias("C"))["C"].to_list()
+    assert expected == ["Y", "Y", None, None, "NOT DONE", "NOT DONE", "Y", None, "X Z"]
+    assert frame.select(per_distinct(frame, "CODE", coded_value).alias("C"))["C"].to_list() == expected
+
+
+def test_per_distinct_reads_a_missing_column_as_null():
+    frame = pl.DataFrame({"OTHER": ["a", "b"]})
+    assert frame.with_columns(per_distinct(frame, "CODE", coded_value).alias("C"))["C"].to_list() == [None, None]
