@@ -233,11 +233,11 @@ def _criteria(eligibility: pl.DataFrame) -> pl.DataFrame:
     failed = pl.col("OUTCOME").is_in([Outcome.NOT_MET.value, Outcome.APPLIES.value])
     unverifiable = pl.col("OUTCOME") == Outcome.UNVERIFIABLE.value
     inclusion = pl.col("CATEGORY") == Category.INCLUSION.value
-    # `_RANK` numbers the subjects (one STUDYID / SITEID / USUBJID each), CATEGORY follows CRITERION_ID:
-    # the same groups as by those text columns, found on an integer
+    # `_RANK` numbers the subjects (one STUDYID / SITEID / USUBJID each) and `_C` the criteria (CATEGORY
+    # follows CRITERION_ID): the same groups as by those text columns, found on integers
     return (
-        eligibility.group_by("_RANK", "CRITERION_ID", maintain_order=True)
-        .agg(*[pl.col(c).first() for c in ("STUDYID", "SITEID", "USUBJID", "CATEGORY")],
+        eligibility.group_by("_RANK", "_C", maintain_order=True)
+        .agg(*[pl.col(c).first() for c in ("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY")],
              failed.any().alias("_F"), unverifiable.any().alias("_U"))
         .with_columns(
             pl.when(pl.col("_F")).then(pl.when(inclusion).then(pl.lit(Outcome.NOT_MET.value))
@@ -254,17 +254,18 @@ def _layout(protocol: Protocol) -> tuple[pl.DataFrame, pl.DataFrame, list[Leaf]]
     nodes: list[_Node] = []
     leaves: list[Leaf] = []
     roots: list[dict[str, Any]] = []
+    criterion_number = {criterion.id: number for number, criterion in enumerate(protocol.criteria)}
     for order, (criterion, component) in enumerate(protocol.components()):
         root = _flatten(_component_tree(criterion, component), None, 0, 0, nodes, leaves)
         roots.append({"NODE_ID": root, "CRITERION_ID": criterion.id, "CHECK_ID": component.id,
-                      "CATEGORY": criterion.category.value, "ORDER": order})
+                      "CATEGORY": criterion.category.value, "ORDER": order, "_C": criterion_number[criterion.id]})
     node_frame = pl.DataFrame(
         {"NODE_ID": [n.id for n in nodes], "PARENT": [n.parent for n in nodes],
          "ORDER": [n.order for n in nodes], "OP": [n.op for n in nodes], "DEPTH": [n.depth for n in nodes]},
         schema={"NODE_ID": pl.Int64, "PARENT": pl.Int64, "ORDER": pl.Int64, "OP": pl.String, "DEPTH": pl.Int64},
     )
     components = pl.DataFrame(roots, schema={"NODE_ID": pl.Int64, "CRITERION_ID": pl.String, "CHECK_ID": pl.String,
-                                             "CATEGORY": pl.String, "ORDER": pl.Int64})
+                                             "CATEGORY": pl.String, "ORDER": pl.Int64, "_C": pl.Int64})
     return node_frame, components, leaves
 
 
@@ -335,11 +336,11 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
             .alias("REASON"),
         )
         .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
-                 pl.col("CATEGORY"), pl.col("_RANK"))
+                 pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
     )
     del keys, evidence
     criteria = _criteria(eligibility)
-    eligibility = check_table(eligibility.drop("CATEGORY", "_RANK"), ELIGIBILITY, "eligibility")
+    eligibility = check_table(eligibility.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility")
     return EligibilityResult(
         eligibility=eligibility,
         reference=reference.select(REFERENCE_COLUMNS).sort("SITEID", "USUBJID", nulls_last=True),
