@@ -86,15 +86,17 @@ def _ie_answers(ie: pl.DataFrame | None, criteria: pl.DataFrame) -> pl.DataFrame
         pl.col("IETESTCD").str.strip_chars().str.to_uppercase().alias("CRITERION_ID"),
         values.coded_value("IEORRES").fill_null(BLANK).alias("ANSWER"),
     ).join(criteria.select("CRITERION_ID"), on="CRITERION_ID", how="semi")
-    # each group's distinct answers in sorted order, without per-group list work (hundreds of thousands of
-    # groups): duplicates dropped and answers sorted once over the whole table, then joined per group
-    # (an aggregation reads its group's rows in table order)
-    return (
-        rows.unique(subset=["USUBJID", "CRITERION_ID", "ANSWER"])
-        .sort("ANSWER")
-        .group_by("USUBJID", "CRITERION_ID")
-        .agg(pl.col("ANSWER").str.join("/").alias("SITE_ANSWER"))
-    )
+    # almost every subject x criterion has one row: its answer as it is, found without per-group list
+    # work (slow over hundreds of thousands of groups); the few with several rows get theirs merged
+    keys = ["USUBJID", "CRITERION_ID"]
+    answers = rows.group_by(keys).agg(pl.col("ANSWER").first().alias("SITE_ANSWER"), pl.len().alias("_N"))
+    several = answers.filter(pl.col("_N") > 1).select(keys)
+    if several.height:
+        merged = (rows.join(several, on=keys, how="semi").group_by(keys)
+                  .agg(pl.col("ANSWER").unique().sort().str.join("/").alias("_MERGED")))
+        answers = answers.join(merged, on=keys, how="left").with_columns(
+            pl.coalesce("_MERGED", "SITE_ANSWER").alias("SITE_ANSWER"))
+    return answers.select(*keys, "SITE_ANSWER")
 
 
 def _styles(answers: pl.DataFrame, subjects: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
