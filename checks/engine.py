@@ -16,12 +16,12 @@ import polars as pl
 
 from checks.derived import DerivedContext, derived_facts
 from checks.exclusions import drop_rejected, normalise
-from checks.facts import findings_facts
+from checks.facts import empty_facts, findings_facts
 from checks.protocol import Category, Component, Criterion, Protocol, Rule
 from checks.reasons import ReasonCode
 from checks.reference import REFERENCE_COLUMNS, subject_reference
 from checks.rulebase import LEAF_SCHEMA, EvalContext, Leaf
-from checks.rules import evaluate_leaves
+from checks.rules import RULE_KINDS, evaluate_leaves
 from checks.units import UnitCatalog, load_units
 from contracts import ELIGIBILITY, check_table
 from contracts.enums import Outcome
@@ -300,9 +300,19 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     facts = derived.collect(engine="in-memory").lazy()
     ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
                       parameters=dict(protocol.parameters))
-    leaf_results = evaluate_leaves(leaves, ctx) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
-    # the facts and the cleaned domains are not read past the leaves: release them before the roll-up
-    del found, derived, facts, ctx, clean
+    # the kinds that read the facts first; the facts are then released before the others (event records)
+    # and the roll-up allocate: at s100 they are ~170 MB that need not be alive at the same time
+    reading = [leaf for leaf in leaves if RULE_KINDS[leaf.kind].reads_facts]
+    fact_results = evaluate_leaves(reading, ctx) if reading else pl.DataFrame(schema=LEAF_SCHEMA)
+    del found, derived, facts, ctx
+    ctx = EvalContext(reference=reference_lazy, facts=empty_facts().lazy(), domains=clean, exclusions=excluded,
+                      catalog=catalog, parameters=dict(protocol.parameters))
+    others = [leaf for leaf in leaves if not RULE_KINDS[leaf.kind].reads_facts]
+    leaf_results = pl.concat(
+        [fact_results, evaluate_leaves(others, ctx) if others else pl.DataFrame(schema=LEAF_SCHEMA)],
+        how="vertical")
+    # the cleaned domains are not read past the leaves: released before the roll-up
+    del fact_results, ctx, clean
     # subjects as integers from here on: _S for the roll-up, _RANK = position in the published order
     subjects = (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
                 .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))

@@ -65,6 +65,7 @@ class RuleKind:
     build: Builder
     validate: Validator
     inputs: Inputs
+    reads_facts: bool = True  # False: the builder never reads EvalContext.facts (evaluated after they are freed)
 
 
 def check_keys(params: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:

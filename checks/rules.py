@@ -261,9 +261,9 @@ RULE_KINDS: dict[str, RuleKind] = {
     "uln_multiple": RuleKind(uln_multiple, _validate_uln("multiple"), _test_inputs),
     "uln_difference": RuleKind(uln_difference, _validate_uln("difference"), _test_inputs),
     "coded": RuleKind(coded, _validate_coded, _test_inputs),
-    "event": RuleKind(build_events, validate_event, _event_inputs),
+    "event": RuleKind(build_events, validate_event, _event_inputs, reads_facts=False),
     "lesion": RuleKind(build_lesions, validate_lesion, lambda params: {"tr": {"LDIAM", "LPERP"}, "tu": {"TUMIDENT"}}),
-    "subject": RuleKind(build_subject, validate_subject, lambda params: {}),
+    "subject": RuleKind(build_subject, validate_subject, lambda params: {}, reads_facts=False),
 }
 
 
