@@ -9,10 +9,10 @@ Blank lines are not records.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,14 +95,19 @@ def detect_separator(text: str) -> str:
     return next(sep for sep in _SEPARATORS if counts[sep] == best) if best else ","
 
 
-@contextlib.contextmanager
-def _field_limit(limit: int) -> Iterator[None]:
-    old = csv.field_size_limit()
-    csv.field_size_limit(max(old, min(limit, sys.maxsize)))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
+_LIMIT_LOCK = threading.Lock()
+
+
+def _allow_fields_of(size: int) -> None:
+    """Let Python's csv module read fields up to `size` characters (its default stops at 128 KiB).
+
+    The limit is process-wide, so it is only ever raised, never put back: a site's batch may be
+    read in one thread while another thread is in the middle of a file with a longer field (a
+    long field is then rejected by the row checks with its length, not as an unreadable file).
+    """
+    with _LIMIT_LOCK:
+        if csv.field_size_limit() < size:
+            csv.field_size_limit(min(size, sys.maxsize))
 
 
 def _records(text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
@@ -110,15 +115,15 @@ def _records(text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, quotechar='"',
                         doublequote=True, strict=True)
     line = 1
-    with _field_limit(len(text) + 1):
-        try:
-            for record in reader:
-                start, line = line, reader.line_num + 1
-                if record:
-                    yield start, record
-        except csv.Error as error:
-            raise FileRejected(Code.FILE_UNREADABLE,
-                               f"broken CSV quoting near line {reader.line_num}: {error}") from None
+    _allow_fields_of(len(text) + 1)
+    try:
+        for record in reader:
+            start, line = line, reader.line_num + 1
+            if record:
+                yield start, record
+    except csv.Error as error:
+        raise FileRejected(Code.FILE_UNREADABLE,
+                           f"broken CSV quoting near line {reader.line_num}: {error}") from None
 
 
 def _header(text: str, separator: str) -> list[str]:

@@ -251,3 +251,14 @@ def test_xlsx_error_cells_are_missing_values_with_a_finding(store) -> None:
     ]
     lb = next(i for i in result.inputs if i.key.endswith("lb.xlsx"))
     assert (lb.rows_read, lb.rows_rejected) == (3, 0)
+
+
+def test_a_field_longer_than_the_csv_modules_default_limit_is_read_by_the_exact_reader(tmp_path: Path) -> None:
+    import csv
+
+    huge = "x" * 200_000  # Python's csv module stops at 131,072 characters by default
+    path = tmp_path / "lb.csv"
+    path.write_text(f'STUDYID,USUBJID,LBORRES\nSZ003,A,"{huge}"\nSZ003,B,1,extra\n', encoding="utf-8")
+    raw = read_csv(path, "utf-8")  # the ragged record sends the file to the exact reader
+    assert raw.frame["c2"].to_list() == [huge] and [(r.row, r.fields) for r in raw.ragged] == [(2, 4)]
+    assert csv.field_size_limit() >= len(huge)  # raised for every thread, never put back under a reader
