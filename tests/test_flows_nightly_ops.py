@@ -59,3 +59,39 @@ def test_sites_are_ingested_in_a_fixed_number_of_consecutive_batches(n: int, tas
     batches = ingest_batches(sites, tasks)
     assert [len(batch) for batch in batches] == sizes
     assert [site for batch in batches for site in batch] == sites  # every site once, in order
+
+
+def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import weakref
+    from datetime import date
+
+    from prefect import task
+
+    import flows.nightly
+    from generator import generate
+    from ingestion import combine_sites
+
+    generate(LocalStore(tmp_path / "landing"), study="SZ003", sites=3, subjects=12, seed=3,
+             as_of=date.fromisoformat(AS_OF), formats="csv", plant_problems=False)
+    sites: list[weakref.ref] = []
+    alive_later: list[int] = []
+    evaluate = flows.nightly.evaluate_task
+
+    @task(name="combine-sites")
+    def combine(study: str, results: list) -> object:
+        sites.extend(weakref.ref(r) for r in results)
+        return combine_sites(study, results)
+
+    @task(name="evaluate-eligibility")
+    def counting_evaluate(*args: object) -> object:
+        gc.collect()
+        alive_later.append(sum(ref() is not None for ref in sites))
+        return evaluate.fn(*args)
+
+    monkeypatch.setattr(flows.nightly, "combine_sites_task", combine)
+    monkeypatch.setattr(flows.nightly, "evaluate_task", counting_evaluate)
+    summary = nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
+    assert summary.sites_audited == 3 and len(sites) == 3
+    assert alive_later == [0]  # no per-site frames held while the later stages run
