@@ -93,12 +93,18 @@ def _empty() -> pl.DataFrame:
 
 def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
     """Any LB / VS / FA / TR record whose whole date interval lies before the consent date."""
+    if ctx.dm.height == 0:
+        return _empty()
+    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
+    # consent parsed once per subject, each distinct record date once (not once per record row)
+    consent = (ctx.dm.select("USUBJID", "RFICDTC").with_columns(consent_lo.alias("C_LO"))
+               .filter(pl.col("C_LO").is_not_null()))
     parts = []
     for domain, spec in sorted(params["records"].items()):
         frame = ctx.domains.get(domain)
         if frame is None or frame.height == 0 or spec["date"] not in frame.columns:
             continue
-        rows = frame.select(
+        rows = frame.lazy().select(
             _text("USUBJID", frame),
             pl.lit(domain.upper()).alias("DOMAIN"),
             _text(spec["test"], frame).alias("TESTCD"),
@@ -106,19 +112,16 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
             _text(spec["status"], frame).alias("STATUS") if spec.get("status") else pl.lit(None,
                                                                                             pl.String).alias(
                 "STATUS"),
+        ).filter(pl.col("STATUS").fill_null("").str.to_uppercase() != "NOT DONE")
+        # one domain at a time: only its records are in memory, and only its early ones are kept
+        parts.append(
+            values.with_partial_dates(rows.join(consent.lazy(), on="USUBJID"), "DTC", "R")
+            .filter(pl.col("R_HI") < pl.col("C_LO"))
+            .collect(engine="in-memory")
         )
-        parts.append(rows.filter(pl.col("STATUS").fill_null("").str.to_uppercase() != "NOT DONE"))
-    if not parts or ctx.dm.height == 0:
+    if not parts:
         return _empty()
-    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
-    # consent parsed once per subject, each distinct record date once (not once per record row)
-    consent = (ctx.dm.select("USUBJID", "RFICDTC").with_columns(consent_lo.alias("C_LO"))
-               .filter(pl.col("C_LO").is_not_null()))
-    early = (
-        values.with_partial_dates(pl.concat(parts).lazy().join(consent.lazy(), on="USUBJID"), "DTC", "R")
-        .filter(pl.col("R_HI") < pl.col("C_LO"))
-        .collect(engine="in-memory")
-    )
+    early = pl.concat(parts)
     first = early.group_by("USUBJID").agg(
         pl.len().alias("N"),
         *[

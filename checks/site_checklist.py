@@ -230,6 +230,6 @@ def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: ob
         )
         .with_columns(_site_outcome())
         .with_columns(_site_text(), _site_phrase())
+        .select(CHECKLIST_COLUMNS)  # before the sort: only the published columns are reordered
         .sort("USUBJID", "ORDER", "CRITERION_ID")
-        .select(CHECKLIST_COLUMNS)
     )
