@@ -320,8 +320,10 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
             parts.append(finding_rows(frame, domain, tests, exclusions))
     if not parts:
         return empty_facts().lazy()
-    rows = pl.concat(parts, how="vertical_relaxed")
-    return type_facts(select_latest(rows, reference), None, catalog).select(FACT_COLUMNS)
+    # one domain after the other (parallel=False): a subject x test never spans domains, so each
+    # domain's selection and typing stand alone, and only one domain's intermediate rows are in memory
+    typed = [type_facts(select_latest(rows, reference), None, catalog).select(FACT_COLUMNS) for rows in parts]
+    return pl.concat(typed, how="vertical_relaxed", parallel=False)
 
 
 def empty_facts() -> pl.DataFrame:
