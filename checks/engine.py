@@ -326,18 +326,24 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     del leaf_results
     # the published order (SITEID, USUBJID, component order) is found on integer keys; the evidence
     # columns are then gathered once in that order (joining and sorting the wide rows copied them thrice)
+    # (and so are the subject and component texts: joined and sorted, they were copied twice)
+    components = components.with_row_index("_P")
     keys = (
         results.select("_S", "NODE_ID").with_row_index("_I")
-        .join(subjects, on="_S")
-        .join(components, on="NODE_ID")
+        .join(components.select("NODE_ID", "_P", "ORDER", "_C"), on="NODE_ID")  # the component roots
+        .join(subjects.select("_S", "_RANK"), on="_S")
         .sort("_RANK", "ORDER")  # = SITEID, USUBJID, ORDER (nulls last)
     )
     evidence = results.select("RESULT", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON")
     del results
     evidence = evidence.select(pl.all().gather(keys["_I"]))
+    texts = pl.concat([  # subjects are numbered 0..n-1 by _S, components by their row _P
+        subjects.sort("_S").select(pl.col("STUDYID", "SITEID", "USUBJID").gather(keys["_S"])),
+        components.select(pl.col("CRITERION_ID", "CHECK_ID", "CATEGORY").gather(keys["_P"])),
+    ], how="horizontal")
     undecided = pl.col("RESULT").is_null()
     eligibility = (
-        pl.concat([keys, evidence], how="horizontal")
+        pl.concat([keys.select("_RANK", "_C"), texts, evidence], how="horizontal")
         .with_columns(
             _outcome().alias("OUTCOME"),
             pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
@@ -348,7 +354,7 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
                  pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
     )
-    del keys, evidence
+    del keys, texts, evidence
     criteria = _criteria(eligibility)
     eligibility = check_table(eligibility.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility")
     return EligibilityResult(
