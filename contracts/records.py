@@ -31,6 +31,7 @@ class DeliveryDecision:
 
     status: USED (the delivery audited), SUPERSEDED (an older complete delivery, not needed),
     INCOMPLETE (no manifest.json yet), REJECTED (manifest problem, checksum / row-count / missing file),
+    AFTER_AS_OF (stamped after the end of the audit's as-of date in the study's time zone: not considered),
     FALLBACK is not a status: the USED delivery of a site whose newer one was REJECTED says so in
     `reason`.
     """

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -173,6 +173,15 @@ def audit_date(timezone: str, moment: datetime) -> date:
     if moment.tzinfo is None:
         raise ValueError("moment must be time-zone aware")
     return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def delivery_cutoff(as_of: date, timezone: str) -> datetime:
+    """The first moment after the audit's as-of date in the study's time zone, in UTC.
+
+    Deliveries stamped at or after it belong to a later night: a re-run of this night ignores them,
+    so it audits (and publishes) what the night itself saw.
+    """
+    return datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def _resolve_protocol(protocol: str | None, base: Path) -> str | None:

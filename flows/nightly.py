@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -113,18 +113,21 @@ def nightly_audit(
     a staging prefix, promoted only when everything succeeded (flows/publication.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken.
     """
-    from flows.config import scheduled_audit_date
+    from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.publication import current_run_id, locked_publication
     from storage import open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
+    cutoff = delivery_cutoff(as_of_date, timezone)
     with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                             max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
-        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication)
+        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
+                      cutoff)
 
 
 def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication) -> AuditSummary:
+           endpoint_url: str | None, expected_sites: list[str] | None, publication,
+           cutoff: datetime) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
     from checks import load_protocol
     from flows.config import site_coverage
@@ -138,7 +141,7 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     if unexpected_sites:
         logger.warning("sites %s delivered but are not in the study's expected sites; audited anyway",
                        ", ".join(unexpected_sites))
-    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url)
+    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
                      for batch in ingest_batches(sites)]
     ingest = combine_sites_task(study, [site for future in batch_futures for site in future.result()])
     del batch_futures  # the per-site frames are in `ingest` now: let them go (peak memory)

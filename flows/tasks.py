@@ -48,7 +48,7 @@ def _ingest_run_name() -> str:
 
 @task(name="ingest-sites", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
 def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: str | None,
-                      now: datetime | None = None) -> list[SiteIngest]:
+                      now: datetime | None = None, cutoff: datetime | None = None) -> list[SiteIngest]:
     """A batch of sites: each read with its own retries (flows/retries.py), then their rows checked at once.
 
     No Prefect retries here: a retry of the whole batch would read every site again for one flaky one.
@@ -62,7 +62,7 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
         return lambda error, wait: logger.warning("site %s: storage error (%s), trying again in %s s",
                                                   site, type(error).__name__, wait)
 
-    reads = [site_or_unreadable(lambda site=site: read_site(store, study, site, now=now), study, site,
+    reads = [site_or_unreadable(lambda site=site: read_site(store, study, site, now=now, cutoff=cutoff), study, site,
                                 on_retry=retry_note(site)) for site in sites]
     results = finish_sites(study, reads)
     for result in results:

@@ -78,16 +78,18 @@ def finish_sites(study: str, reads: Sequence[SiteRead | SiteIngest], options: In
 
 
 def ingest_sites(store: Store, study: str, sites: Sequence[str], *, now: datetime | None = None,
-                 options: IngestOptions = DEFAULT_OPTIONS) -> list[SiteIngest]:
+                 cutoff: datetime | None = None, options: IngestOptions = DEFAULT_OPTIONS) -> list[SiteIngest]:
     """`ingest_site` for each of `sites`, with the rows of all their files checked at once."""
-    return finish_sites(study, [read_site(store, study, s, now=now, options=options) for s in sites], options)
+    return finish_sites(study, [read_site(store, study, s, now=now, cutoff=cutoff, options=options)
+                                for s in sites], options)
 
 
 def ingest_site(store: Store, study: str, site: str, *, now: datetime | None = None,
-                options: IngestOptions = DEFAULT_OPTIONS) -> SiteIngest:
+                cutoff: datetime | None = None, options: IngestOptions = DEFAULT_OPTIONS) -> SiteIngest:
     """Everything ingestion takes from one site of `study` (see `site.py`).
 
     `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
     delivery without manifest.json has been uploading for too long to be silent about it.
+    `cutoff`: deliveries stamped at or after it are not considered (`read_site`).
     """
-    return ingest_sites(store, study, [site], now=now, options=options)[0]
+    return ingest_sites(store, study, [site], now=now, cutoff=cutoff, options=options)[0]

@@ -17,6 +17,9 @@ class DeliveryStatus(StrEnum):
     SUPERSEDED = "SUPERSEDED"
     INCOMPLETE = "INCOMPLETE"
     REJECTED = "REJECTED"
+    #: stamped after the end of the audit's as-of date: a later night audits it, a re-run of this
+    #: night must not (the same night gives the same tables whenever it is re-run)
+    AFTER_AS_OF = "AFTER_AS_OF"
 
 
 class Code(StrEnum):

@@ -64,16 +64,22 @@ def _group(objects: list[ObjectInfo], prefix: str) -> tuple[dict[str, list[Objec
     return dict(folders), loose
 
 
+def _aware(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive datetime is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def read_site(store: Store, study: str, site: str, *, now: datetime | None = None,
-              options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
+              cutoff: datetime | None = None, options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
     """Everything ingestion reads from one site of `study` (see the module docstring).
 
     `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
     delivery without manifest.json has been uploading for too long to be silent about it.
+    `cutoff` (the end of the audit's as-of date; None: no limit) excludes deliveries stamped at or
+    after it (status AFTER_AS_OF), so that re-running a past night audits what that night saw.
     """
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = _aware(now or datetime.now(UTC))
+    cutoff = _aware(cutoff) if cutoff is not None else None
     prefix = f"{study}/{site}/"
     result = SiteRead(site=site, delivery=None)
     findings, inputs, deliveries = result.findings, result.inputs, result.deliveries
@@ -102,6 +108,10 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
             notes.append(Finding(study, site, Code.DELIVERY_BAD_NAME,
                                  f"Site {site}: folder {prefix}{name}/ is ignored: its {reason}",
                                  source=f"{prefix}{name}/", observed=name[:40]))
+        elif cutoff is not None and stamp >= cutoff:
+            deliveries.append(DeliveryDecision(
+                site, name, DeliveryStatus.AFTER_AS_OF,
+                f"made after the audit's as-of date (cut-off {cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')})"))
         else:
             dated.append((stamp, name))
 
@@ -149,6 +159,8 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
             why = f"every complete delivery was rejected ({', '.join(n for n, _ in rejected)})"
         elif dated:
             why = "no complete delivery (no manifest.json in any delivery folder)"
+        elif any(d.status == DeliveryStatus.AFTER_AS_OF for d in deliveries):
+            why = "no delivery made by the audit's as-of date"
         else:
             why = "no delivery folder"
         return not_audited(study, site, why, result)

@@ -182,11 +182,12 @@ def reconciliation_table(manifest: dict[str, Any]) -> pl.DataFrame:
 def not_audited_table(manifest: dict[str, Any]) -> pl.DataFrame:
     """Sites not audited, deliveries rejected or incomplete, and sites audited on an older delivery
     (USED with a reason: the fallback after a rejected newer one), each with the reason. Superseded
-    deliveries (an older complete delivery not needed) are routine and left to the manifest."""
+    deliveries (an older complete delivery not needed) and deliveries made after the as-of date (seen
+    when a past night is re-run) are routine and left to the manifest."""
     rows = [{"SITEID": r["site"], "DELIVERY": None, "STATUS": "SITE NOT AUDITED", "REASON": r["reason"]}
             for r in manifest.get("sites_not_audited") or []]
     for d in manifest.get("deliveries") or []:
-        if d["status"] == "SUPERSEDED" or (d["status"] == "USED" and not d["reason"]):
+        if d["status"] in ("SUPERSEDED", "AFTER_AS_OF") or (d["status"] == "USED" and not d["reason"]):
             continue
         status = "USED (FALLBACK)" if d["status"] == "USED" else d["status"]
         rows.append({"SITEID": d["site"], "DELIVERY": d["delivery"], "STATUS": status, "REASON": d["reason"]})

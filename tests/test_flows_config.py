@@ -212,3 +212,15 @@ def test_scheduled_audit_date_outside_a_run_is_today_in_the_zone() -> None:
 
     expected = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Kiritimati")).date()
     assert scheduled_audit_date("Pacific/Kiritimati") == expected
+
+
+def test_delivery_cutoff_is_the_end_of_the_as_of_date_in_the_study_time_zone() -> None:
+    from datetime import UTC, date, datetime
+
+    from flows.config import delivery_cutoff
+
+    assert delivery_cutoff(date(2026, 11, 28), "UTC") == datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
+    # Shanghai is UTC+8: its 29 November starts at 16:00 UTC on the 28th
+    assert delivery_cutoff(date(2026, 11, 28), "Asia/Shanghai") == datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
+    # New York on the day summer time ends (1 November 2026): the next midnight is EST, UTC-5
+    assert delivery_cutoff(date(2026, 11, 1), "America/New_York") == datetime(2026, 11, 2, 5, 0, tzinfo=UTC)

@@ -95,3 +95,15 @@ def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_
     summary = nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
     assert summary.sites_audited == 3 and len(sites) == 3
     assert alive_later == [0]  # no per-site frames held while the later stages run
+
+
+def test_a_delivery_made_after_the_as_of_date_in_the_study_time_zone_is_not_audited(
+    prefect_harness: None, tmp_path: Path,
+) -> None:
+    """20:00 UTC on 27 November is already 28 November in Shanghai: not part of the night of the 27th."""
+    from test_ingestion_support import deliver, sample
+
+    deliver(LocalStore(tmp_path / "landing"), "101", "20261127T200000Z", {"dm": sample("dm", n=2)})
+    with pytest.raises(NothingToAuditError, match="101: no delivery made by the audit's as-of date"):
+        nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of="2026-11-27",
+                      timezone="Asia/Shanghai")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -278,3 +279,26 @@ def test_naive_now_is_utc_and_limits_are_options(store) -> None:  # noqa: F811
     assert (row["VARIABLE"], row["OBSERVED"], row["USUBJID"]) == ("LBTEST", "31 characters", "SZ003-101-003")
     assert row["SOURCE"] == f"{STUDY}/101/{D1}/lb.csv:3"
     assert_balanced(result)
+
+
+def test_deliveries_after_the_cutoff_are_not_considered(store) -> None:  # noqa: F811
+    """A re-run of a past night audits what that night saw, not a delivery made since."""
+    deliver(store, "101", D1, {"dm": sample("dm", n=1)})
+    deliver(store, "101", D2, {"dm": sample("dm", n=2)})
+    d2 = datetime.strptime(D2, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    before = ingest_site(store, STUDY, "101", now=NOW, cutoff=d2)  # D2 stamped exactly at the cut-off
+    assert before.delivery == D1 and before.frames["dm"].height == 1
+    assert _statuses(before) == {D2: "AFTER_AS_OF", D1: "USED"}
+    assert before.findings.height == 0  # not a site problem: no finding
+    assert [d.reason for d in before.deliveries if d.delivery == D2] == [
+        f"made after the audit's as-of date (cut-off {D2[:4]}-{D2[4:6]}-{D2[6:8]}T{D2[9:11]}:{D2[11:13]}:{D2[13:15]}Z)"]
+    after = ingest_site(store, STUDY, "101", now=NOW, cutoff=d2 + timedelta(seconds=1))
+    assert after.delivery == D2 and _statuses(after) == {D2: "USED", D1: "SUPERSEDED"}
+
+
+def test_a_site_whose_only_delivery_is_after_the_cutoff_is_not_audited_and_says_why(store) -> None:  # noqa: F811
+    deliver(store, "102", D2, {"dm": sample("dm", site="102")})
+    cutoff = datetime.strptime(D1, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    result = ingest_site(store, STUDY, "102", now=NOW, cutoff=cutoff)
+    assert not result.audited and codes(result.findings) == [Code.SITE_NOT_AUDITED]
+    assert "no delivery made by the audit's as-of date" in result.findings["MESSAGE"][0]
