@@ -11,8 +11,11 @@ OUT ?= demo-output
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.uv uv
 
+# --compile-bytecode: every cold `screening-audit run` imports Prefect, polars and Great Expectations;
+# without .pyc files (PYTHONDONTWRITEBYTECODE, read-only site-packages) each process compiles them
+# again: 7.5 s instead of 3 s for Great Expectations alone (docs/benchmarks.md).
 $(BIN)/screening-audit: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 install: $(BIN)/screening-audit
