@@ -117,11 +117,14 @@ class TemporaryApi:
         from prefect.settings import (
             PREFECT_API_URL,
             PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+            PREFECT_UI_URL,
             temporary_settings,
         )
 
         url = self.wait_ready(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        # no UI URL: the temporary server serves no UI and is gone when the run ends, so Prefect's
+        # "View at http://127.0.0.1:<port>/runs/..." line would lead nowhere (Prefect omits it too)
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_UI_URL: ""}):
             yield url
 
     def stop(self) -> None:
