@@ -107,3 +107,21 @@ def test_a_delivery_made_after_the_as_of_date_in_the_study_time_zone_is_not_audi
     with pytest.raises(NothingToAuditError, match="101: no delivery made by the audit's as-of date"):
         nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of="2026-11-27",
                       timezone="Asia/Shanghai")
+
+
+def test_local_landings_are_ingested_one_batch_at_a_time_s3_and_dask_concurrently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.nightly import _ingest_one_batch_at_a_time
+
+    monkeypatch.setattr(FlowRunContext, "get", classmethod(lambda cls: SimpleNamespace(
+        task_runner=ThreadPoolTaskRunner())))
+    assert _ingest_one_batch_at_a_time("/data/landing") is True
+    assert _ingest_one_batch_at_a_time("s3://landing/prefix") is False
+    monkeypatch.setattr(FlowRunContext, "get", classmethod(lambda cls: SimpleNamespace(task_runner=object())))
+    assert _ingest_one_batch_at_a_time("/data/landing") is False  # e.g. Dask: one process per batch

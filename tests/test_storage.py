@@ -70,3 +70,31 @@ def test_unsafe_keys_are_refused(key: str, tmp_path: Path) -> None:
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path)), LocalStore)
     assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+
+
+def test_local_listing_is_in_path_order_with_sizes(tmp_path: Path) -> None:
+    """Path order (folder by folder), not plain string order: "a/z" before "a-b/x" as in S3 listings of a tree."""
+    store = LocalStore(tmp_path)
+    for key, data in {"S/a-b/x.csv": b"12", "S/a/z.csv": b"1", "S/a/b/c.csv": b"123", "S/b.csv": b""}.items():
+        store.write_bytes(key, data)
+    listed = [(o.key, o.size) for o in store.list("S")]
+    assert listed == [("S/a/b/c.csv", 3), ("S/a/z.csv", 1), ("S/a-b/x.csv", 2), ("S/b.csv", 0)]
+    assert [o.key for o in store.list()] == [k for k, _ in listed]
+    assert list(store.list("S/none")) == []
+
+
+def test_local_symbolic_links_are_not_listed_or_followed_out_of_the_root(tmp_path: Path) -> None:
+    """A site that can write to a local landing folder cannot make the audit read outside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_bytes(b"not landing data")
+    root = tmp_path / "root"
+    store = LocalStore(root)
+    store.write_bytes("SZ003/101/D/dm.csv", b"ok")
+    (root / "SZ003/101/D/lb.csv").symlink_to(outside / "secret.csv")
+    (root / "SZ003/101/E").symlink_to(outside, target_is_directory=True)
+    assert [o.key for o in store.list("SZ003")] == ["SZ003/101/D/dm.csv"]
+    for key in ("SZ003/101/D/lb.csv", "SZ003/101/E/secret.csv"):
+        with pytest.raises(ValueError, match="escapes the store root"):
+            store.read_bytes(key)
+    assert store.read_bytes("SZ003/101/D/dm.csv") == b"ok"
