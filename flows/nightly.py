@@ -10,6 +10,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
 
 from flows.retries import unreadable_site
 from flows.tasks import (
@@ -166,7 +167,10 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
                          for batch in ingest_batches(sites)]
         batch_results = [future.result() for future in batch_futures]
         del batch_futures
-    ingest = combine_sites_task(study, [site for batch in batch_results for site in batch])
+    # quote(): the stages hand over large values (thousands of input records, whole tables); Prefect
+    # would otherwise walk every element of them looking for futures before each task (measured at
+    # 1,000 sites: 1.6 s before combine-sites, 1.9 s before publish). None of them holds a future.
+    ingest = combine_sites_task(study, quote([site for batch in batch_results for site in batch]))
     del batch_results  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
     if not ingest.sites_audited:
@@ -178,13 +182,15 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
         workdir = Path(tmp)
         domain_futures = [
-            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir)
+            validate_domain_task.submit(domain, quote(ingest.domains), study, quote(protocol_obj), workdir)
             for domain in sorted(ingest.domains)
         ]
-        validation = finish_validation_task([future.result() for future in domain_futures], workdir)
-        eligibility = evaluate_task(ingest.domains, protocol_obj, as_of_date, validation)
-        comparison = compare_task(eligibility, ingest.domains, protocol_obj, as_of_date, validation)
-        discrepancies = apply_history_task(comparison.discrepancies, reports, endpoint_url, study, as_of_date)
+        validation = finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation))
+        comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
+                                  quote(validation))
+        discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
+                                           as_of_date)
 
         from contracts import Evaluation
 
@@ -214,7 +220,7 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
             expectations=validation.expectations,
         )
         prefix = publication.final
-        published = publish_task(outputs, reports, endpoint_url, publication.staging, final=prefix)
+        published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 
     location = report_location(reports, prefix)
     summary = _summarise(outputs, ingest, location, published)
