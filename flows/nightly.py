@@ -191,6 +191,9 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
         eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation))
         comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
                                   quote(validation))
+        # the delivered rows are not needed after the comparison: free them before publication, the
+        # run's memory peak (cleared in place, so that no task's parameters keep them either)
+        ingest.domains.clear()
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
 

@@ -79,10 +79,22 @@ def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_
     alive_later: list[int] = []
     evaluate = flows.nightly.evaluate_task
 
+    frames: list[weakref.ref] = []
+    alive_at_publish: list[int] = []
+    publish = flows.nightly.publish_task
+
     @task(name="combine-sites")
     def combine(study: str, results: list) -> object:
         sites.extend(weakref.ref(r) for r in results)
-        return combine_sites(study, results)
+        combined = combine_sites(study, results)
+        frames.extend(weakref.ref(frame) for frame in combined.domains.values())
+        return combined
+
+    @task(name="publish")
+    def counting_publish(*args: object, **kwargs: object) -> object:
+        gc.collect()
+        alive_at_publish.append(sum(ref() is not None for ref in frames))
+        return publish.fn(*args, **kwargs)
 
     @task(name="evaluate-eligibility")
     def counting_evaluate(*args: object) -> object:
@@ -92,9 +104,11 @@ def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_
 
     monkeypatch.setattr(flows.nightly, "combine_sites_task", combine)
     monkeypatch.setattr(flows.nightly, "evaluate_task", counting_evaluate)
+    monkeypatch.setattr(flows.nightly, "publish_task", counting_publish)
     summary = nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
     assert summary.sites_audited == 3 and len(sites) == 3
     assert alive_later == [0]  # no per-site frames held while the later stages run
+    assert len(frames) == 11 and alive_at_publish == [0]  # nor the delivered rows during publication
 
 
 def test_a_delivery_made_after_the_as_of_date_in_the_study_time_zone_is_not_audited(
