@@ -34,13 +34,19 @@ def test_the_command_is_prefects_own_uvicorn_app_without_ui() -> None:
     assert command[command.index("--port") + 1] == "8123"
 
 
-class _DyingApi(TemporaryApi):
+class _ScriptedApi(TemporaryApi):
+    """A "server" that runs `script` instead of Prefect's API."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__()
+        self.script = script
+
     def command(self, port: int) -> list[str]:
-        return [sys.executable, "-c", "raise SystemExit(7)"]
+        return [sys.executable, "-c", self.script]
 
 
 def test_a_server_that_dies_is_an_error_naming_its_status_not_a_long_wait() -> None:
-    api = _DyingApi()
+    api = _ScriptedApi("raise SystemExit(7)")
     api.start()
     started = time.monotonic()
     with pytest.raises(TemporaryApiError, match="exited with status 7"):
@@ -50,13 +56,8 @@ def test_a_server_that_dies_is_an_error_naming_its_status_not_a_long_wait() -> N
     assert api.process is None
 
 
-class _SilentApi(TemporaryApi):
-    def command(self, port: int) -> list[str]:
-        return [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
 def test_a_server_that_never_answers_times_out_and_is_stopped() -> None:
-    api = _SilentApi()
+    api = _ScriptedApi("import time; time.sleep(60)")
     api.start()
     process = api.process
     with pytest.raises(TemporaryApiError, match="did not answer within 1 s"):

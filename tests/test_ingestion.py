@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
@@ -24,6 +24,7 @@ from test_ingestion_support import (
 
 from contracts import DOMAINS, FINDINGS, check_table
 from ingestion import Code, DeliveryStatus, combine_sites, ingest_site, list_sites
+from ingestion.delivery_ids import parse_delivery_id
 from ingestion.writer import DeliveryFile, encode, manifest_bytes, write_delivery
 
 
@@ -264,7 +265,7 @@ def test_unsafe_object_key_makes_the_site_unlistable_not_the_run(store, tmp_path
 
 
 def test_naive_now_is_utc_and_limits_are_options(store) -> None:  # noqa: F811
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
     from ingestion import IngestOptions
 
@@ -285,20 +286,19 @@ def test_deliveries_after_the_cutoff_are_not_considered(store) -> None:  # noqa:
     """A re-run of a past night audits what that night saw, not a delivery made since."""
     deliver(store, "101", D1, {"dm": sample("dm", n=1)})
     deliver(store, "101", D2, {"dm": sample("dm", n=2)})
-    d2 = datetime.strptime(D2, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    d2 = parse_delivery_id(D2)
     before = ingest_site(store, STUDY, "101", now=NOW, cutoff=d2)  # D2 stamped exactly at the cut-off
     assert before.delivery == D1 and before.frames["dm"].height == 1
     assert _statuses(before) == {D2: "AFTER_AS_OF", D1: "USED"}
     assert before.findings.height == 0  # not a site problem: no finding
     assert [d.reason for d in before.deliveries if d.delivery == D2] == [
-        f"made after the audit's as-of date (cut-off {D2[:4]}-{D2[4:6]}-{D2[6:8]}T{D2[9:11]}:{D2[11:13]}:{D2[13:15]}Z)"]
+        "made after the audit's as-of date (cut-off 2026-11-26T23:00:00Z)"]
     after = ingest_site(store, STUDY, "101", now=NOW, cutoff=d2 + timedelta(seconds=1))
     assert after.delivery == D2 and _statuses(after) == {D2: "USED", D1: "SUPERSEDED"}
 
 
 def test_a_site_whose_only_delivery_is_after_the_cutoff_is_not_audited_and_says_why(store) -> None:  # noqa: F811
     deliver(store, "102", D2, {"dm": sample("dm", site="102")})
-    cutoff = datetime.strptime(D1, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    result = ingest_site(store, STUDY, "102", now=NOW, cutoff=cutoff)
+    result = ingest_site(store, STUDY, "102", now=NOW, cutoff=parse_delivery_id(D1))
     assert not result.audited and codes(result.findings) == [Code.SITE_NOT_AUDITED]
     assert "no delivery made by the audit's as-of date" in result.findings["MESSAGE"][0]
