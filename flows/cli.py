@@ -77,27 +77,27 @@ def _run(params: dict, choice: RunnerChoice):
     # The slow things first, each as soon as it can start: Prefect's temporary API server (a
     # subprocess, on the other CPU), then the Great Expectations import (a thread); the flow's own
     # imports overlap both (flows/prefect_api.py, docs/benchmarks.md).
-    from flows.prefect_api import api_in_use, early_prefect_api
+    from flows.prefect_api import api_in_use, start_early_prefect_api
 
-    with early_prefect_api() as api:
-        from expectations.warmup import start_background_import
+    api = start_early_prefect_api()
+    from expectations.warmup import start_background_import
 
-        start_background_import()
-        from flows import nightly
-        from flows.console_logs import quiet_console_tracebacks
-        from flows.publication import AuditLockedError
+    start_background_import()
+    from flows import nightly
+    from flows.console_logs import quiet_console_tracebacks
+    from flows.publication import AuditLockedError
 
-        quiet_console_tracebacks()
-        flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
-        try:
-            with console.status(f"auditing {params['study']} ({choice.describe()})..."), api_in_use(api):
-                return flow_with_runner(**params)
-        except nightly.NothingToAuditError as error:
-            raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
-        except AuditLockedError as error:
-            raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
-        except Exception as error:  # an unreachable endpoint, a broken protocol file...: one clear line, exit 1
-            raise _fail(f"[red]audit failed, nothing published:[/red] {type(error).__name__}: {error}", 1) from None
+    quiet_console_tracebacks()
+    flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
+    try:
+        with console.status(f"auditing {params['study']} ({choice.describe()})..."), api_in_use(api):
+            return flow_with_runner(**params)
+    except nightly.NothingToAuditError as error:
+        raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
+    except AuditLockedError as error:
+        raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
+    except Exception as error:  # an unreachable endpoint, a broken protocol file...: one clear line, exit 1
+        raise _fail(f"[red]audit failed, nothing published:[/red] {type(error).__name__}: {error}", 1) from None
 
 
 def _run_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
@@ -167,11 +167,11 @@ def run_all(
     if as_of:
         date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
-    from flows.prefect_api import api_in_use, early_prefect_api
+    from flows.prefect_api import api_in_use, start_early_prefect_api
 
+    api = start_early_prefect_api()
     try:
-        with early_prefect_api() as api, api_in_use(api), \
-                console.status(f"auditing every study in {config_dir} ({choice.describe()})..."):
+        with api_in_use(api), console.status(f"auditing every study in {config_dir} ({choice.describe()})..."):
             summary = run_all_audits(config_dir=str(config_dir), as_of=as_of, runner=choice.kind.value,
                                      dask_address=choice.dask_address, dask_workers=choice.dask_workers)
         failed = False

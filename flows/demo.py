@@ -19,15 +19,10 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
     """
     # Start the slow things first, each as soon as it can: Prefect's API server (a subprocess), then
     # the Great Expectations import (a thread); the rest of the imports and the study overlap them.
-    from flows.prefect_api import early_prefect_api
+    from flows.prefect_api import api_in_use, start_early_prefect_api
 
-    with early_prefect_api() as api:
-        return _demo(out, sites=sites, subjects=subjects, seed=seed, console=console, api=api)
-
-
-def _demo(out: Path, *, sites: int, subjects: int, seed: int, console: Console, api):
+    api = start_early_prefect_api()
     from expectations.warmup import start_background_import
-    from flows.prefect_api import api_in_use
 
     start_background_import()
 

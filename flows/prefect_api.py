@@ -149,22 +149,20 @@ def needs_temporary_api() -> bool:
     return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())
 
 
-@contextlib.contextmanager
-def early_prefect_api() -> Iterator[TemporaryApi | None]:
+def start_early_prefect_api() -> TemporaryApi | None:
     """Start the temporary API now (when one is needed); it stops when the process exits.
 
-    Yields the server, or None when Prefect is configured with a real API (nothing to start).
+    Returns the server, or None when Prefect is configured with a real API (nothing to start).
     Use `api_in_use(api)` around the flow call.
     """
     if not needs_temporary_api():
-        yield None
-        return
+        return None
     api = TemporaryApi()
     api.start()
     # Stopped at interpreter exit, as Prefect stops its own temporary server: Prefect drains its
-    # log and event workers to the API while the process shuts down, after this block has ended.
+    # log and event workers to the API while the process shuts down, after the flow has returned.
     atexit.register(api.stop)
-    yield api
+    return api
 
 
 def api_in_use(api: TemporaryApi | None) -> contextlib.AbstractContextManager[object]:

@@ -13,17 +13,17 @@ import time
 
 import pytest
 
-from flows.prefect_api import TemporaryApi, TemporaryApiError, api_in_use, early_prefect_api
+from flows.prefect_api import TemporaryApi, TemporaryApiError, api_in_use, start_early_prefect_api
 
 
 def test_nothing_is_started_when_prefect_has_an_api(prefect_harness: None) -> None:
     from prefect.settings import PREFECT_API_URL
 
     configured = PREFECT_API_URL.value()
-    with early_prefect_api() as api:
-        assert api is None
-        with api_in_use(api):
-            assert PREFECT_API_URL.value() == configured
+    api = start_early_prefect_api()
+    assert api is None
+    with api_in_use(api):
+        assert PREFECT_API_URL.value() == configured
 
 
 def test_the_command_is_prefects_own_uvicorn_app_without_ui() -> None:
