@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.bench_evaluation --cases s100,n40k   # the landings of benchmarks.run
 
 Synthetic mode: the population is built vectorised (numpy + polars, no loop over subjects): every
-subject gets the full screening data set of checks.sample, with values drawn around the protocol
+subject gets the full screening data set of tests.support.sample_subject, with values drawn around the protocol
 thresholds, a mix of units (SI and conventional), some censored and some missing results, partial
 dates, stale results, medication and procedure histories. It prints the rows per domain, the wall
 time, CPU time and peak RSS of evaluate() and the outcome counts, so that a regression in speed, in
@@ -41,8 +41,9 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from checks import evaluate, load_protocol
-from checks.sample import FA_VALUES, LB_VALUES, MH_TERMS
+from checks.evaluation import evaluate
+from contracts.protocol import load_protocol
+from tests.support.sample_subject import FA_VALUES, LB_VALUES, MH_TERMS
 
 START = date(2025, 3, 1)
 T = TypeVar("T")
@@ -270,7 +271,7 @@ def prepare_inputs(landing: Path, study: str) -> Path:
 
 def run_case(folder: Path, as_of: date) -> dict:
     """In a cold process: load the inputs, then evaluate() and compare() as flows/tasks.py calls them."""
-    from checks.compare import compare
+    from checks.comparison.compare import compare
 
     sampler = RssSampler()
     # one contiguous chunk per column, as combine_sites hands them over (it sorts after the concat)

@@ -75,7 +75,7 @@ def synthesise(n_rows: int, n_sites: int, seed: int = 7) -> dict[str, pl.DataFra
                               pl.Series(np.where(enrolled, "ENROLLED", "SCREEN FAILURE")).alias("DSDECOD"),
                               pl.lit("2026-02-01").alias("DSSTDTC")),
     ])
-    from checks.protocol import load_protocol
+    from contracts.protocol import load_protocol
 
     criteria = [(c.id, c.category.value) for c in load_protocol().criteria]
     ie = subjects.join(pl.DataFrame({"IETESTCD": [c for c, _ in criteria], "IECAT": [k for _, k in criteria]}),
@@ -150,7 +150,7 @@ def main() -> None:
 
     _gx()
     import_seconds = time.perf_counter() - start
-    from checks.protocol import load_protocol
+    from contracts.protocol import load_protocol
     from expectations import finish_validation, validate_domain
 
     domains = synthesise(args.rows, args.sites)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -101,3 +103,58 @@ class Evaluation:
     protocol_id: str
     protocol_version: str
     rows_evaluated: dict[str, int] = field(default_factory=dict)  # per domain
+
+
+@dataclass(frozen=True)
+class EligibilityResult:
+    """What evaluate() returns.
+
+    eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode), one row per subject x
+    component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
+    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
+    (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
+    """
+
+    eligibility: pl.DataFrame
+    reference: pl.DataFrame
+    criteria: pl.DataFrame
+    rows_evaluated: dict[str, int] = field(default_factory=dict)
+    protocol_id: str = ""
+    protocol_version: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What compare() hands to reporting.
+
+    subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
+    DAYS_OPEN null); checklist: the site's answer per subject x criterion (checks.comparison.site_checklist),
+    kept for the reconciliation view.
+    """
+
+    subjects: pl.DataFrame
+    discrepancies: pl.DataFrame
+    checklist: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """The tables and records of one run of one study as of one date.
+
+    `discrepancies` is the comparison's table after `apply_history` (STATUS, FIRST_SEEN, DAYS_OPEN
+    filled, RESOLVED rows appended). `validation` is the findings table (contracts.FINDINGS): the flow
+    should pass ingestion's findings together with Great Expectations' so a site sees every data
+    problem in one place. `run_manifest` is what `build_run_manifest` returned.
+    """
+
+    study: str
+    as_of: date
+    protocol_id: str
+    protocol_version: str
+    subjects: pl.DataFrame
+    eligibility: pl.DataFrame
+    discrepancies: pl.DataFrame
+    validation: pl.DataFrame
+    run_manifest: dict[str, Any]
+    data_docs: Path | None = None
+    expectations: list[dict[str, Any]] = field(default_factory=list)

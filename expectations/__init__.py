@@ -1,6 +1,6 @@
 """Great Expectations validation of a study's delivered data, one suite per DTS domain.
 
-The suites are generated from the sources of truth (contracts/domains.yaml, checks/units.yaml, the
+The suites are generated from the sources of truth (contracts/domains.yaml, contracts/units.yaml, the
 protocol) plus expectations/suites.yaml, run once per domain over all sites on a prepared polars
 frame, and their failures become rows of the `validation` table. Great Expectations itself is
 imported only when a suite runs or Data Docs are built (it takes seconds to import).

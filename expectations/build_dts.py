@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.values import blank_to_null, partial_date
+from core.values import blank_to_null, partial_date
 from expectations.model import (
     IGNORE_MISSING,
     WITHHELD,
@@ -60,7 +60,7 @@ def build_allowed(ctx: Context) -> list[Piece]:
 
 def build_formula(ctx: Context) -> list[Piece]:
     """No delivered value would run as a spreadsheet formula (the rule reports use to neutralise it)."""
-    from reporting.safety import neutralise_expr
+    from core.safety import neutralise_expr
 
     variables = list(ctx.spec.variables)
     risky = {v: blank_to_null(v).is_not_null() & (neutralise_expr(v) != pl.col(v)) for v in variables}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.values import coded_value
+from core.values import coded_value
 from expectations.model import IGNORE_MISSING, Context, Piece, in_set, make_check, value_of
 from expectations.spec import CheckKind
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.units import TestKind, TestUnits
-from checks.values import (
+from contracts.units import TestKind, TestUnits
+from core.values import (
     blank_to_null,
     canonical_unit,
     coded_value,
@@ -37,7 +37,7 @@ def _lookup(ctx: Context, value: Callable[[TestUnits], object], dtype: pl.DataTy
 def _conversion(ctx: Context, unit: pl.Expr, part: str) -> pl.Expr:
     """One parameter of the catalog conversion of (test, canonical unit): factor, divide, offset, log10.
 
-    Looked up from checks/units.yaml per (test, unit) pair; a blank unit converts only for tests the
+    Looked up from contracts/units.yaml per (test, unit) pair; a blank unit converts only for tests the
     catalog marks `unitless`. Null when the unit is not accepted for the test.
     """
     table: dict[str, float] = {}
@@ -52,7 +52,7 @@ def _conversion(ctx: Context, unit: pl.Expr, part: str) -> pl.Expr:
 
 
 def convert(number: pl.Expr, prefix: str) -> pl.Expr:
-    """number -> protocol unit with the joined conversion columns, exactly as checks.values.to_protocol_unit."""
+    """number -> protocol unit with the joined conversion columns, exactly as core.values.to_protocol_unit."""
     base = pl.when(pl.col(f"{prefix}LOG10") == 1.0).then(pl.lit(10.0).pow(number)).otherwise(number)
     converted = base * pl.col(f"{prefix}FACTOR") / pl.col(f"{prefix}DIVIDE") + pl.col(f"{prefix}OFFSET")
     return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)

@@ -1,6 +1,6 @@
 """The checks of one domain, generated from the sources of truth by builders registered by kind.
 
-Every check is generated from contracts/domains.yaml, checks/units.yaml and the protocol by a small
+Every check is generated from contracts/domains.yaml, contracts/units.yaml and the protocol by a small
 builder in `BUILDERS`. A builder returns `Piece`s: the expectation (a GE type and kwargs, plain data
 so that the suites can be listed without importing Great Expectations), the derived columns it needs
 in the prepared polars frame, and the columns of the frame handed to GE. Per-row work (parsing, unit

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from checks.units import UnitCatalog
-from checks.values import blank_to_null, coded_value
 from contracts.domains import DomainSpec
+from contracts.units import UnitCatalog
+from core.values import blank_to_null, coded_value
 from expectations.spec import Action, CheckKind, SuiteConfig
 
 IGNORE_MISSING = "either_value_is_missing"

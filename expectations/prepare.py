@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.values import blank_to_null
 from contracts.domains import DomainSpec
+from core.values import blank_to_null
 from expectations.model import Piece
 from expectations.subjects import decisions, missing_criteria, missing_results
 

@@ -1,6 +1,6 @@
 """What the protocol asks of the data: its criteria and the results its criteria read.
 
-A thin adapter over `checks.protocol.Protocol` (criteria, `needed_tests()`), so that the suites are
+A thin adapter over `contracts.protocol.Protocol` (criteria, `needed_tests()`), so that the suites are
 generated from the protocol file and never from a copied list. Protocol None means "DTS checks only".
 """
 
@@ -13,7 +13,7 @@ from expectations.spec import SuiteConfig
 
 
 class ProtocolLike(TypingProtocol):
-    """What validation reads from a protocol (checks.protocol.Protocol has it; tests use fakes)."""
+    """What validation reads from a protocol (contracts.protocol.Protocol has it; tests use fakes)."""
 
     id: str
 
@@ -33,13 +33,13 @@ def criteria_of(protocol: ProtocolLike | None) -> dict[str, str]:
 def needed_by(protocol: ProtocolLike | None) -> dict[str, tuple[str, ...]]:
     """"DOMAIN.CODE" -> the protocol components that read it (IN09.DNA, EX05.HBV), for messages.
 
-    Read from each component's rule tree with checks.rules.leaf_inputs, the function behind
+    Read from each component's rule tree with contracts.rule_kinds.leaf_inputs, the function behind
     Protocol.needed_tests(); a protocol object without components gives an empty mapping.
     """
     components = getattr(protocol, "components", None)
     if components is None:
         return {}
-    from checks.rules import leaf_inputs
+    from contracts.rule_kinds import leaf_inputs
 
     users: dict[str, set[str]] = {}
     for _, component in components():

@@ -1,6 +1,6 @@
 """expectations/suites.yaml as typed, validated configuration.
 
-The suites themselves are generated from contracts/domains.yaml, checks/units.yaml and the protocol;
+The suites themselves are generated from contracts/domains.yaml, contracts/units.yaml and the protocol;
 this file only holds what those sources do not say (which variable is a result, which check a failure
 triggers, the readable messages). Unknown keys are errors, so a typo cannot silently disable a check.
 """

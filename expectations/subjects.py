@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.units import TestKind, UnitCatalog
-from checks.values import blank_to_null, coded_value, qualitative_result
+from contracts.units import TestKind, UnitCatalog
+from core.values import blank_to_null, coded_value, qualitative_result
 from expectations.spec import ResultRoles, SuiteConfig
 
 ENROLLED, SCREEN_FAILURE, IN_SCREENING = "ENROLLED", "SCREEN FAILURE", "IN SCREENING"
@@ -131,7 +131,7 @@ def missing_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str],
                      subjects: pl.DataFrame) -> pl.DataFrame:
     """USUBJID -> X_MISSING_IE: protocol criteria without an IE answer, for decided subjects.
 
-    Same reading of the two DTS delivery styles as checks.site_checklist: a subject with a "passing"
+    Same reading of the two DTS delivery styles as checks.comparison.site_checklist: a subject with a "passing"
     answer (inclusion Y / exclusion N) has a full checklist and every absent criterion is missing; a
     subject with only failing answers is a not-met-only delivery (absent = met / not applying); a
     subject without any IE row is missing its checklist unless every subject of its site with IE rows

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from checks.units import UnitCatalog, load_units
 from contracts.domains import DOMAINS
 from contracts.records import ValidationResult
 from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
+from contracts.units import UnitCatalog, load_units
 from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns

@@ -85,7 +85,7 @@ def _run(params: dict, choice: RunnerChoice):
     start_background_import()
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
-    from flows.publication import AuditLockedError
+    from publication.lock import AuditLockedError
 
     quiet_console_tracebacks()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
@@ -238,7 +238,7 @@ def expectations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the data-quality expectations a run checks, for review."""
-    from checks import load_protocol
+    from contracts.protocol import load_protocol
     from expectations import list_expectations
 
     items = list_expectations(load_protocol(protocol))

@@ -76,7 +76,7 @@ def outcome_of(study: str, audit: Callable[[], Any]) -> StudyOutcome:
     sites, files and rows, not values).
     """
     from flows.nightly import NothingToAuditError
-    from flows.publication import AuditLockedError
+    from publication.lock import AuditLockedError
 
     try:
         summary = audit()

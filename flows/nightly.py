@@ -128,11 +128,11 @@ def nightly_audit(
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
     One audit at a time per study: the run holds a lock on the reports location and publishes through
-    a staging prefix, promoted only when everything succeeded (flows/publication.py). A lock older than
+    a staging prefix, promoted only when everything succeeded (publication/lock.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken.
     """
     from flows.config import delivery_cutoff, scheduled_audit_date
-    from flows.publication import current_run_id, locked_publication
+    from publication.lock import current_run_id, locked_publication
     from storage import open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
@@ -147,7 +147,7 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
            endpoint_url: str | None, expected_sites: list[str] | None, publication,
            cutoff: datetime) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from checks import load_protocol
+    from contracts.protocol import load_protocol
     from flows.config import site_coverage
     from reporting import RunOutputs, build_run_manifest
 

@@ -102,7 +102,7 @@ def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResu
 @task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
                   validation: ValidationResult) -> object:
-    from checks import evaluate
+    from checks.evaluation import evaluate
 
     result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected)
     get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
@@ -112,7 +112,7 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: dat
 @task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
 def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
                  validation: ValidationResult) -> object:
-    from checks.compare import compare
+    from checks.comparison.compare import compare
 
     comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected)
@@ -138,7 +138,7 @@ def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix
     keys = publish(outputs, store, prefix)
     get_run_logger().info("published %d objects under %s", len(keys), prefix)
     if final is not None:
-        from flows.publication import promote
+        from publication.lock import promote
 
         keys = promote(store, prefix, final, logger=get_run_logger())
     return keys

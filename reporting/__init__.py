@@ -1,9 +1,9 @@
 """reporting: the publication stage (tables, DV, site queries, history, site risk, report, workbook)."""
 
+from contracts.records import RunOutputs
 from reporting.artifacts import publish_prefect_artifacts
 from reporting.history import apply_history
 from reporting.manifest import build_run_manifest
-from reporting.outputs import RunOutputs
 from reporting.publish import publish, render_outputs
 
 __all__ = ["RunOutputs", "apply_history", "build_run_manifest", "publish", "publish_prefect_artifacts",

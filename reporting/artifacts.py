@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from reporting.outputs import RunOutputs
+from contracts.records import RunOutputs
 from reporting.summary import headline, risk_table, site_table
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from contracts.records import RunOutputs
 from reporting import charts
 from reporting.history import finding_counts
-from reporting.outputs import RunOutputs
 from reporting.risk import funnel_limits, load_indicators
 from reporting.summary import (
     Headline,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
+from contracts.records import RunOutputs
 from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.outputs import RunOutputs
 from reporting.queries import build_site_queries, split_by_site
 from reporting.summary import (
     current,

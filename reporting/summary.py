@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from reporting.outputs import RunOutputs
+from contracts.records import RunOutputs
 from reporting.risk import inputs_table, site_risk
 
 _CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}

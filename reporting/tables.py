@@ -14,7 +14,7 @@ import polars as pl
 
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS, SUBJECTS
 from contracts.tables import Schema
-from reporting.safety import neutralise
+from core.safety import neutralise
 
 #: Published discrepancies carry one column more than the contract: the as-of date of the run that
 #: found a finding gone (null while it is NEW or OPEN).

@@ -2,7 +2,7 @@
 row, filters, and column widths that fit the content (capped, so a long evidence sentence wraps
 instead of making a column a screen wide).
 
-Text cells are neutralised against formula injection (reporting.safety) *and* written with
+Text cells are neutralised against formula injection (core.safety) *and* written with
 `strings_to_formulas` off, so no cell of a site's value can ever become a formula.
 """
 
@@ -15,7 +15,7 @@ from datetime import date, datetime
 import polars as pl
 import xlsxwriter
 
-from reporting.safety import neutralise
+from core.safety import neutralise
 
 MAX_WIDTH = 60
 MIN_WIDTH = 6

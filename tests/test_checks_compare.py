@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import polars as pl
 import pytest
 
-from checks.compare import compare
+from checks.comparison.compare import compare
 from contracts import DISCREPANCIES, SUBJECTS
 
 AS_OF = date(2026, 3, 20)
@@ -27,7 +27,7 @@ CRITERIA = {
     "IN11": ("INCLUSION", [("IN11.CRCL", "MET", "80", "mL/min", "40")]),
     "EX07": ("EXCLUSION", [("EX07.ASC", "NOT_APPLICABLE", "2", "cm", "5")]),
 }
-#: the comparison of each component's single rule leaf (as in checks/protocols/*.yaml); IN10.HGB has
+#: the comparison of each component's single rule leaf (as in contracts/protocols/*.yaml); IN10.HGB has
 #: a rule tree (no single comparator), so its evidence keeps the bare LIMIT
 OPS = {"IN07.KPS": ">=", "IN10.PLT": ">=", "IN11.CRCL": ">=", "EX07.ASC": ">"}
 

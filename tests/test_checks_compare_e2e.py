@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 import yaml
 
-from checks import evaluate, parse_protocol
-from checks.compare import compare
+from checks.comparison.compare import compare
+from checks.evaluation import evaluate
+from contracts.protocol import parse_protocol
 
 AS_OF = date(2026, 3, 20)
 

@@ -1,11 +1,11 @@
-"""checks.evidence: the wording building blocks, golden texts for every combination of present parts."""
+"""checks.comparison.evidence: the wording building blocks, golden texts for every combination of present parts."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from checks import evidence
+from checks.comparison import evidence
 
 COLUMNS = ["CHECK_ID", "CRITERION_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SITE_DECISION",
            "SITE_PHRASE"]

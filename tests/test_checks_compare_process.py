@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from test_checks_compare import AS_OF, PROTOCOL, build, dm, full_checklist, ie, subject
 
-from checks.compare import compare
-from checks.process import ProcessConfigError, date_bounds, load_process_checks, parse_process_checks
+from checks.comparison.compare import compare
+from checks.comparison.process import ProcessConfigError, date_bounds, load_process_checks, parse_process_checks
 
 LB_COLUMNS = ["STUDYID", "USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC", "LBSTAT", "DECIMAL", "SOURCE"]
 

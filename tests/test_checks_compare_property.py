@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_checks_compare import AS_OF, CATEGORY, CRITERIA, PROTOCOL, build, ie, subject
 
-from checks.compare import compare
+from checks.comparison.compare import compare
 
 FAILED, PASSED = {"NOT_MET", "APPLIES"}, {"MET", "NOT_APPLICABLE"}
 DECISIONS = ["ENROLLED", "SCREEN FAILURE", "IN SCREENING"]

@@ -6,9 +6,10 @@ from datetime import date
 
 import polars as pl
 
-from checks import CRITERIA_COLUMNS, REFERENCE_COLUMNS, EligibilityResult, evaluate, load_protocol
-from checks.sample import frames, subject_rows
+from checks.evaluation import CRITERIA_COLUMNS, REFERENCE_COLUMNS, EligibilityResult, evaluate
 from contracts import ELIGIBILITY
+from contracts.protocol import load_protocol
+from tests.support.sample_subject import frames, subject_rows
 
 PROTOCOL = load_protocol()
 AS_OF = date(2025, 6, 1)

@@ -1,6 +1,6 @@
 """Regression guard for evaluate(): the same inputs give byte-identical tables.
 
-Speed work on the engine (checks/engine.py and the modules it uses) must not change one byte of
+Speed work on the engine (checks/evaluation/engine.py and the modules it uses) must not change one byte of
 what it publishes. Two fixed-seed studies are evaluated and their eligibility, reference and
 criteria tables compared, as CSV text, with digests recorded from the engine before that work:
 the benchmark's synthetic population (every component, mixed units, censored, partial and stale
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from checks import EligibilityResult, evaluate, load_protocol
+from checks.evaluation import EligibilityResult, evaluate
+from contracts.protocol import load_protocol
 
 EXPECTED = {
     "synthetic": {

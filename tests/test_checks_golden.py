@@ -1,7 +1,7 @@
 """Golden outcomes for every SZ003 component: boundaries on each side, each accepted unit, missing and
 out-of-window data, partial dates and censored values.
 
-Each case is the sample eligible subject (checks.sample) with one or two edits; all cases are
+Each case is the sample eligible subject (tests.support.sample_subject) with one or two edits; all cases are
 evaluated together in one evaluate() call (that is also how the audit runs), then each case asserts
 its component's OUTCOME, REASON_CODE and, where it matters, VALUE / UNIT / LIMIT.
 Treatment start is 2025-03-01, so the screening window is 2025-02-01..2025-03-01 and the sample's
@@ -16,8 +16,9 @@ from datetime import date
 import polars as pl
 import pytest
 
-from checks import evaluate, load_protocol
-from checks.sample import frames, subject_rows
+from checks.evaluation import evaluate
+from contracts.protocol import load_protocol
+from tests.support.sample_subject import frames, subject_rows
 
 Rows = dict[str, list[dict]]
 Edit = Callable[[Rows], None]
@@ -444,7 +445,7 @@ def test_evidence_source_points_at_the_row_used():
 
 
 def test_reason_codes_are_enum_members_and_only_on_unverifiable(outcomes):
-    from checks import ReasonCode
+    from contracts.enums import ReasonCode
 
     codes = {row["REASON_CODE"] for row in outcomes.values()}
     assert codes - {None} <= {code.value for code in ReasonCode}

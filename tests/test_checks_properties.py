@@ -14,8 +14,9 @@ import polars as pl
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from checks import evaluate, load_protocol
-from checks.sample import frames, subject_rows
+from checks.evaluation import evaluate
+from contracts.protocol import load_protocol
+from tests.support.sample_subject import frames, subject_rows
 
 PROTOCOL = load_protocol()
 AS_OF = date(2025, 6, 1)

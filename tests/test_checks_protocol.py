@@ -11,10 +11,12 @@ import polars as pl
 import pytest
 import yaml
 
-from checks import Category, ProtocolError, evaluate, load_protocol, parse_protocol
-from checks.sample import frames, subject_rows
+from checks.evaluation import evaluate
+from contracts.enums import Category
+from contracts.protocol import ProtocolError, load_protocol, parse_protocol
+from tests.support.sample_subject import frames, subject_rows
 
-BUNDLED = Path(__file__).resolve().parents[1] / "checks" / "protocols" / "sz003.yaml"
+BUNDLED = Path(__file__).resolve().parents[1] / "contracts" / "protocols" / "sz003.yaml"
 RX101 = Path(__file__).resolve().parent / "protocols" / "rx101.yaml"
 SPEC_COMPONENTS = {
     "IN01", "IN02", "IN03", "IN04", "IN05", "IN06", "IN07", "IN08.VS", "IN08.SURV", "IN09.DNA", "IN09.TX",

@@ -1,4 +1,4 @@
-"""Golden tests for the value parsers and the unit catalog (checks/values.py, checks/units.py)."""
+"""Golden tests for the value parsers and the unit catalog (core/values.py, contracts/units.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import polars as pl
 import pytest
 import yaml
 
-from checks import UnitCatalogError, load_units
-from checks.units import parse_units
-from checks.values import (
+from contracts.units import UnitCatalogError, load_units, parse_units
+from core.values import (
     bounds,
     canonical_unit,
     coded_value,

@@ -24,7 +24,7 @@ NOT_VALIDATION = {"missing_required_column"}
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory):
-    from checks.protocol import load_protocol
+    from contracts.protocol import load_protocol
     from expectations import finish_validation, validate_domain
     from generator import generate
     from ingestion import combine_sites, ingest_site, list_sites

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 import yaml
 
-from checks.units import load_units
-from checks.values import parse_number, to_protocol_unit
 from contracts.domains import DOMAINS
+from contracts.units import load_units
+from core.values import parse_number, to_protocol_unit
 from expectations.checks import build, convert
 from expectations.mapping import template_columns
 from expectations.prepare import ge_frame, prepare, text_columns, with_texts
@@ -75,7 +75,7 @@ def test_check_ids_are_unique_and_stable() -> None:
     ("HBA1C", "53", "mmol/mol"), ("CREAT", "<44", "umol/L"), ("ALT", "0.5", "ukat/L"), ("HGB", "13", "furlongs"),
 ])
 def test_joined_conversion_equals_the_evaluation_conversion(test: str, text: str, unit: str) -> None:
-    """Validation converts with joined catalog columns; it must agree with checks.values exactly."""
+    """Validation converts with joined catalog columns; it must agree with core.values exactly."""
     catalog = load_units()
     data = pl.DataFrame({"LBTESTCD": [test], "LBORRES": [text], "LBORRESU": [unit], "DECIMAL": ["."]})
     ctx = domain_context("lb", study=STUDY)
@@ -91,7 +91,7 @@ def test_joined_conversion_equals_the_evaluation_conversion(test: str, text: str
 
 
 def test_needs_follow_the_protocol_and_the_alternatives() -> None:
-    from checks.protocol import load_protocol
+    from contracts.protocol import load_protocol
 
     needs = needs_of(load_protocol(), load_suites())
     assert ("LYM", "LYMLE") in needs["LB"] and ("LDIAM", "LPERP") in needs["TR"]

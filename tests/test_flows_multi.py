@@ -19,8 +19,8 @@ from flows.multi import (
     shared_cluster,
 )
 from flows.nightly import NothingToAuditError
-from flows.publication import AuditLockedError
 from flows.runners import RunnerChoice, RunnerKind
+from publication.lock import AuditLockedError
 
 
 @dataclass(frozen=True)

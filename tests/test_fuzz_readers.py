@@ -3,7 +3,7 @@ ingestion's own `IngestProblem` (which becomes a finding naming site, file and p
 exception would stop a site's audit with a traceback instead of a finding: that is the crash the
 issue asks us to rule out.
 
-Inputs are valid files (written by ingestion.writer, as a site would) that are then damaged:
+Inputs are valid files (written by tests.support.delivery_writer, as a site would) that are then damaged:
 truncated, bytes overwritten, bytes inserted, or random bytes altogether.
 
 In the suite the examples are derandomized (the same every run, so a red test is reproducible);
@@ -26,7 +26,7 @@ from ingestion.csv_reader import read_csv
 from ingestion.errors import IngestProblem
 from ingestion.excel_reader import read_xlsx
 from ingestion.table import ROW, RawTable
-from ingestion.writer import encode
+from tests.support.delivery_writer import encode
 
 LONG_RUN = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=LONG_RUN or 60, derandomize=not LONG_RUN, deadline=None, database=None,

@@ -1,4 +1,4 @@
-"""Property tests of the value parser (checks/values.py): any text a site may type into a result or
+"""Property tests of the value parser (core/values.py): any text a site may type into a result or
 a date field is read as a number / interval / date range or as missing, never a crash, and what
 it does read agrees with the obvious reading.
 
@@ -15,7 +15,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.values import bounds, decide, parse_number, partial_date
+from core.values import bounds, decide, parse_number, partial_date
 
 LONG_RUN = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 PROPS = settings(max_examples=LONG_RUN or 150, derandomize=not LONG_RUN, deadline=None, database=None)

@@ -21,8 +21,9 @@ AS_OF = date(2026, 11, 28)
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationSummary, dict[str, object]]:
-    from checks import evaluate, load_protocol
-    from checks.compare import compare
+    from checks.comparison.compare import compare
+    from checks.evaluation import evaluate
+    from contracts.protocol import load_protocol
     from expectations import finish_validation, validate_domain
     from ingestion import combine_sites, ingest_site, list_sites
 

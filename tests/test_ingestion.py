@@ -25,7 +25,7 @@ from test_ingestion_support import (
 from contracts import DOMAINS, FINDINGS, check_table
 from ingestion import Code, DeliveryStatus, combine_sites, ingest_site, list_sites
 from ingestion.delivery_ids import parse_delivery_id
-from ingestion.writer import DeliveryFile, encode, manifest_bytes, write_delivery
+from tests.support.delivery_writer import DeliveryFile, encode, manifest_bytes, write_delivery
 
 
 def _statuses(result) -> dict[str, str]:

@@ -13,7 +13,7 @@ from test_ingestion_support import D2, D3, NOW, STUDY, assert_balanced, codes, d
 from test_ingestion_support import store as store
 
 from ingestion import Code, combine_sites, ingest_site
-from ingestion.writer import DeliveryFile, encode, write_delivery
+from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
 CORPUS = Path(__file__).parent / "data" / "ingestion" / "corpus"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))

@@ -9,8 +9,8 @@ import xlsxwriter
 from test_ingestion_support import D2, D3, NOW, STUDY, assert_balanced, codes, deliver, sample
 
 from ingestion import Code, finish_sites, ingest_site, ingest_sites, not_audited, read_site
-from ingestion.writer import DeliveryFile, encode, write_delivery
 from storage import LocalStore
+from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
 LONG = "x" * 1001
 

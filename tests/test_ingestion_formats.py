@@ -18,7 +18,7 @@ from ingestion.binary_readers import read_parquet, read_xpt
 from ingestion.csv_reader import detect_separator, read_csv
 from ingestion.excel_reader import read_xlsx
 from ingestion.text import float_text
-from ingestion.writer import DeliveryFile, encode, write_delivery
+from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
 ACCENTED = pl.DataFrame({
     "STUDYID": ["SZ003"] * 3,

@@ -11,7 +11,7 @@ from test_ingestion_support import D3, NOW, assert_balanced, codes, delivered
 from test_ingestion_support import store as store
 
 from ingestion import Code, ingest_site
-from ingestion.writer import DeliveryFile, write_delivery
+from tests.support.delivery_writer import DeliveryFile, write_delivery
 
 PILOT = Path(__file__).parent / "data" / "ingestion" / "cdiscpilot01"
 STUDY = "CDISCPILOT01"

@@ -12,8 +12,8 @@ from test_ingestion_support import D3, NOW, STUDY, assert_balanced, delivered
 
 from contracts import DOMAINS
 from ingestion import ingest_site
-from ingestion.writer import DeliveryFile, encode, write_delivery
 from storage import LocalStore
+from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
 ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
 LATIN1 = ASCII + "".join(chr(c) for c in range(0xA0, 0x100))

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from contracts import DOMAINS
-from ingestion.writer import DeliveryFile, encode, write_delivery
 from storage import LocalStore, S3Store, Store
+from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
 STUDY = "SZ003"
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 
 from reporting import publish_prefect_artifacts
 from reporting.artifacts import artifact_key, summary_markdown
-from reporting.sample import make_outputs
+from tests.support.sample_outputs import make_outputs
 
 REPORT = "s3://reports/SZ003/2026-11-28/report.html"
 

@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 
 from reporting import apply_history, publish
-from reporting.sample import make_outputs
 from storage import LocalStore
+from tests.support.sample_outputs import make_outputs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,

@@ -14,8 +14,8 @@ import pytest
 from contracts import DISCREPANCIES
 from reporting import apply_history, publish
 from reporting.history import run_trend
-from reporting.sample import make_outputs
 from storage import LocalStore, S3Store
+from tests.support.sample_outputs import make_outputs
 
 STUDY = "SZ003"
 NIGHTS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]

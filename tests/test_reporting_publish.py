@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from reporting import publish, render_outputs
-from reporting.sample import make_outputs
 from reporting.tables import DV
 from storage import LocalStore, S3Store
+from tests.support.sample_outputs import make_outputs
 
 PREFIX = "SZ003/2026-11-28"
 TABLE_FILES = [f"{name}.{ext}" for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")
@@ -124,7 +124,8 @@ def test_tables_are_byte_identical_across_processes(outputs):
     import subprocess
     import sys
 
-    script = ("import hashlib\nfrom reporting.sample import make_outputs\nfrom reporting import render_outputs\n"
+    script = ("import hashlib\nfrom tests.support.sample_outputs import make_outputs\n"
+              "from reporting import render_outputs\n"
               "for f in render_outputs(make_outputs(n_subjects=60, n_sites=3)):\n"
               "    print(f.key, hashlib.sha256(f.data).hexdigest())\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -7,7 +7,6 @@ from dataclasses import replace
 import polars as pl
 
 from contracts import DISCREPANCIES, ELIGIBILITY, SUBJECTS
-from reporting.sample import make_outputs
 from reporting.summary import (
     criterion_counts,
     eligibility_matrix,
@@ -15,6 +14,7 @@ from reporting.summary import (
     not_audited_table,
     site_criterion_counts,
 )
+from tests.support.sample_outputs import make_outputs
 
 
 def subjects() -> pl.DataFrame:

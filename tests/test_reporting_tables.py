@@ -11,7 +11,7 @@ import fastexcel
 import polars as pl
 import pytest
 
-from reporting.safety import neutralise
+from core.safety import neutralise
 from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
 from reporting.workbook import workbook_bytes
 

@@ -64,7 +64,7 @@ def main() -> None:
     xpt_frame = pl.DataFrame({"STUDYID": ["SZ003"] * 50, "USUBJID": [f"SZ003-102-{i:03d}" for i in range(50)],
                               "VSTESTCD": ["PULSE"] * 50, "VSORRES": [float(60 + i) for i in range(50)],
                               "VSORRESU": ["beats/min"] * 50, "VSDTC": ["2026-01-05"] * 50})
-    from ingestion.writer import encode_xpt
+    from tests.support.delivery_writer import encode_xpt
 
     xpt = encode_xpt(xpt_frame)
     files["truncated.xpt"] = xpt[: len(xpt) // 2 + 37]  # cut inside a record

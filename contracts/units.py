@@ -1,4 +1,4 @@
-"""The unit catalog (checks/units.yaml) as typed, validated data.
+"""The unit catalog (contracts/units.yaml) as typed, validated data.
 
 Units are data so that adding a unit or a test never means writing code: evaluation converts with
 the catalog, and the validation suites read the same plausibility ranges. The loader rejects unknown
@@ -31,7 +31,7 @@ class TestKind(StrEnum):
 def normalise_unit_text(text: str) -> str:
     """The matching key of a unit spelling: micro signs as `u`, whitespace removed, upper case.
 
-    Mirrors `checks.values.unit_key` (the polars version) so that the catalog and the data agree.
+    Mirrors `core.values.unit_key` (the polars version) so that the catalog and the data agree.
     """
     return re.sub(r"\s+", "", text.replace("µ", "u").replace("μ", "u")).upper()
 
@@ -75,7 +75,7 @@ class TestUnits:
 
 @dataclass(frozen=True)
 class UnitCatalog:
-    """Unit spellings, qualitative codes and per-test conversions (see checks/units.yaml)."""
+    """Unit spellings, qualitative codes and per-test conversions (see contracts/units.yaml)."""
 
     units: tuple[str, ...]  # canonical spellings
     synonyms: dict[str, str]  # normalised spelling -> canonical spelling
@@ -200,12 +200,12 @@ def parse_units(raw: object) -> UnitCatalog:
 
 @cache
 def _load_bundled() -> UnitCatalog:
-    text = resources.files("checks").joinpath("units.yaml").read_text(encoding="utf-8")
+    text = resources.files("contracts").joinpath("units.yaml").read_text(encoding="utf-8")
     return parse_units(yaml.safe_load(text))
 
 
 def load_units(path: str | Path | None = None) -> UnitCatalog:
-    """The unit catalog: the bundled checks/units.yaml, or another file with the same shape."""
+    """The unit catalog: the bundled contracts/units.yaml, or another file with the same shape."""
     if path is None:
         return _load_bundled()
     return parse_units(yaml.safe_load(Path(path).read_text(encoding="utf-8")))

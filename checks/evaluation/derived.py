@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.facts import FACT_COLUMNS, finding_rows, type_facts
-from checks.reasons import ReasonCode
-from checks.reference import source_order
-from checks.units import UnitCatalog
-from checks.values import format_number
+from checks.evaluation.facts import FACT_COLUMNS, finding_rows, type_facts
+from checks.evaluation.reference import source_order
+from contracts.enums import ReasonCode
+from contracts.rule_kinds import DERIVED_VALUES
+from contracts.units import UnitCatalog
+from core.values import format_number
 
 _DERIVED = "DERIVED"
 
@@ -242,12 +243,12 @@ class DerivedContext:
 
 DerivedBuilder = Callable[[pl.LazyFrame, pl.LazyFrame, DerivedContext], pl.LazyFrame]
 
-#: name -> (builder, inputs {domain: tests}, the derived values it depends on). Order matters: a value
-#: may read derived values listed before it (CRCL_CG reads AGE_AT_CONSENT).
-DERIVED: dict[str, tuple[DerivedBuilder, dict[str, set[str]], tuple[str, ...]]] = {
-    "AGE_AT_CONSENT": (age_at_consent, {}, ()),
-    "CRCL_CG": (crcl_cockcroft_gault, {"lb": {"CREAT"}, "vs": {"WEIGHT"}}, ("AGE_AT_CONSENT",)),
-    "LYM_ABS": (lymphocytes_absolute, {"lb": {"LYM", "LYMLE", "WBC"}}, ()),
+#: name -> formula, for every value declared in contracts.rule_kinds.DERIVED_VALUES (inputs, and the
+#: values each depends on: CRCL_CG reads AGE_AT_CONSENT)
+DERIVED_BUILDERS: dict[str, DerivedBuilder] = {
+    "AGE_AT_CONSENT": age_at_consent,
+    "CRCL_CG": crcl_cockcroft_gault,
+    "LYM_ABS": lymphocytes_absolute,
 }
 
 
@@ -256,10 +257,11 @@ def derived_facts(names: set[str], reference: pl.LazyFrame, facts: pl.LazyFrame,
     """`facts` plus the rows of the derived values in `names` (and of those they depend on)."""
     wanted = set(names)
     for name in list(names):
-        wanted.update(DERIVED[name][2])
+        wanted.update(DERIVED_VALUES[name].depends)
     parts: list[pl.DataFrame] = []
-    for name, (builder, _, _) in DERIVED.items():
+    for name in DERIVED_VALUES:  # in declaration order: a value may read the ones before it
         if name in wanted:
+            builder = DERIVED_BUILDERS[name]
             # each value collected on its own (a lazy plan that embeds `facts` in itself grows with every
             # value), and only its own rows: the large findings facts are copied once, at the end
             known = pl.concat([facts, *[part.lazy() for part in parts]], how="vertical_relaxed")

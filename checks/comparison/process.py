@@ -23,10 +23,11 @@ from typing import Any
 import polars as pl
 import yaml
 
-from checks import evidence, values
-from checks.reasons import ReasonCode
-from checks.site_checklist import ChecklistStyle, SiteSource
-from checks.units import load_units
+from checks.comparison import evidence
+from checks.comparison.site_checklist import ChecklistStyle, SiteSource
+from contracts.enums import ReasonCode
+from contracts.units import load_units
+from core import values
 
 PROCESS_COLUMNS = ["USUBJID", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
 
@@ -50,7 +51,7 @@ class ProcessContext:
     subjects: pl.DataFrame  # USUBJID, SITE_DECISION, TREATMENT_START
     dm: pl.DataFrame  # one row per USUBJID, DM columns as delivered (may be empty)
     eligibility: pl.DataFrame
-    checklist: pl.DataFrame  # checks.site_checklist.site_checklist()
+    checklist: pl.DataFrame  # checks.comparison.site_checklist.site_checklist()
     domains: dict[str, pl.DataFrame]
 
 
@@ -61,7 +62,7 @@ def date_bounds(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(earliest, latest) possible date of an ISO 8601 text, null when blank or not a date.
 
     `2026` -> 2026-01-01 .. 2026-12-31, `2026-02` -> 2026-02-01 .. 2026-02-28, `2026-02-03T10:00`
-    -> 2026-02-03 .. 2026-02-03 (checks.values.partial_date; nothing is ever completed or guessed).
+    -> 2026-02-03 .. 2026-02-03 (core.values.partial_date; nothing is ever completed or guessed).
     """
     parsed = values.partial_date(expr)
     return parsed.struct.field("earliest"), parsed.struct.field("latest")
@@ -415,7 +416,7 @@ def parse_process_checks(raw: object) -> tuple[ProcessCheck, ...]:
                                      f"got {sorted(params)}")
         if "reason_code" in params and params["reason_code"] not in ReasonCode.__members__:
             raise ProcessConfigError(f"process checks: {check_id} reason_code {params['reason_code']!r} is not "
-                                     f"a checks.reasons.ReasonCode")
+                                     f"a contracts.enums.ReasonCode")
         for domain, spec in (params.get("records") or {}).items():
             if not isinstance(spec, dict) or set(spec) - _RECORD_KEYS or not {"test", "date"} <= set(spec):
                 raise ProcessConfigError(f"process checks: {check_id} records.{domain} needs test and date, "
@@ -426,12 +427,12 @@ def parse_process_checks(raw: object) -> tuple[ProcessCheck, ...]:
 
 @cache
 def _bundled() -> tuple[ProcessCheck, ...]:
-    text = resources.files("checks").joinpath("process_checks.yaml").read_text(encoding="utf-8")
+    text = resources.files("checks.comparison").joinpath("process_checks.yaml").read_text(encoding="utf-8")
     return parse_process_checks(yaml.safe_load(text))
 
 
 def load_process_checks(path: str | Path | None = None) -> tuple[ProcessCheck, ...]:
-    """The process checks of `path`, or the bundled `checks/process_checks.yaml`."""
+    """The process checks of `path`, or the bundled `checks/comparison/process_checks.yaml`."""
     if path is None:
         return _bundled()
     return parse_process_checks(yaml.safe_load(Path(path).read_text(encoding="utf-8")))

@@ -20,52 +20,14 @@ from typing import Any
 
 import polars as pl
 
-from checks.exclusions import excluded_messages
-from checks.reasons import ReasonCode
-from checks.reference import source_order
-from checks.rulebase import EvalContext, Leaf, check_keys, finish
-from checks.values import blank_to_null, coded_value, per_distinct, with_partial_dates
+from checks.evaluation.exclusions import excluded_messages
+from checks.evaluation.reference import source_order
+from checks.evaluation.rulebase import EvalContext, Leaf, finish
+from contracts.enums import ReasonCode
+from contracts.rule_kinds import EVENT_DOMAINS
+from core.values import blank_to_null, coded_value, per_distinct, with_partial_dates
 
-#: per domain: the columns the kind reads. `each` is the variable whose listed values each need a
-#: record when require_each is set; `occur` a Y/N occurrence flag.
-EVENT_DOMAINS: dict[str, dict[str, str]] = {
-    "MH": {"name": "MHTERM", "start": "MHSTDTC", "end": "MHENDTC", "ongoing": "MHENRF", "occur": "MHOCCUR",
-           "each": "MHTERM"},
-    "CM": {"name": "CMDECOD", "alt_name": "CMTRT", "start": "CMSTDTC", "end": "CMENDTC", "ongoing": "CMENRF"},
-    "PR": {"name": "PRTRT", "start": "PRSTDTC", "end": "PRENDTC"},
-}
 _FOREVER = date(9999, 12, 31)
-_TIMING_KEYS = {"date", "on_or_after", "on_or_before", "or_ongoing"}
-_OFFSET_KEYS = {"days_before", "years_before"}
-
-
-def validate_event(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "match"], ["timing", "min_duration_days", "require_each"])
-    domain = str(params["domain"]).upper()
-    if domain not in EVENT_DOMAINS:
-        raise ValueError(f"domain must be one of {sorted(EVENT_DOMAINS)}")
-    match = params["match"]
-    if not isinstance(match, dict) or not match or not all(isinstance(v, list) and v for v in match.values()):
-        raise ValueError("match must map variables to non-empty lists of values")
-    if params.get("require_each") and EVENT_DOMAINS[domain].get("each") not in match:
-        raise ValueError(f"require_each needs match on {EVENT_DOMAINS[domain].get('each')}")
-    for constraint in params.get("timing") or []:
-        if not isinstance(constraint, dict) or set(constraint) - _TIMING_KEYS:
-            raise ValueError(f"timing: unknown keys in {constraint!r}")
-        if constraint.get("date") not in ("start", "end", "start_or_end"):
-            raise ValueError("timing: date must be start, end or start_or_end")
-        sides = [k for k in ("on_or_after", "on_or_before") if k in constraint]
-        if len(sides) != 1:
-            raise ValueError("timing: give exactly one of on_or_after / on_or_before")
-        offset = constraint[sides[0]]
-        if not isinstance(offset, dict) or len(offset) != 1 or set(offset) - _OFFSET_KEYS:
-            raise ValueError("timing: the anchor is {days_before: N} or {years_before: N}")
-        if not isinstance(next(iter(offset.values())), int):
-            raise ValueError("timing: the anchor offset must be a whole number")
-    duration = params.get("min_duration_days")
-    if duration is not None and (not isinstance(duration, int) or duration < 1):
-        raise ValueError("min_duration_days must be a positive whole number")
-    return params
 
 
 def _text(frame: pl.DataFrame, column: str | None) -> pl.Expr:

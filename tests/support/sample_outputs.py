@@ -9,9 +9,8 @@ from datetime import date, timedelta
 import polars as pl
 
 from contracts import Evaluation, IngestResult, InputObject, ValidationResult
-from contracts.records import DeliveryDecision
+from contracts.records import DeliveryDecision, RunOutputs
 from reporting.manifest import build_run_manifest
-from reporting.outputs import RunOutputs
 
 #: (CRITERION_ID, CHECK_ID, UNIT, LIMIT, kind) — a few SZ003 components
 COMPONENTS = [

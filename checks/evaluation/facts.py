@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.exclusions import excluded_messages
-from checks.reasons import ReasonCode
-from checks.reference import source_order
-from checks.units import TestKind, UnitCatalog
-from checks.values import (
+from checks.evaluation.exclusions import excluded_messages
+from checks.evaluation.reference import source_order
+from contracts.enums import ReasonCode
+from contracts.units import TestKind, UnitCatalog
+from core.values import (
     attach_units,
     blank_to_null,
     bounds,

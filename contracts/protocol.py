@@ -2,7 +2,7 @@
 
 A protocol file holds one version of one protocol (TIVERS and the date it took effect), its named
 parameters (screening window, lookbacks...) and its criteria. Each component has a rule tree whose
-leaves are generic rule kinds (checks.rules.RULE_KINDS) and whose inner nodes are `all`, `any` and
+leaves are generic rule kinds (contracts.rule_kinds.RULE_KINDS) and whose inner nodes are `all`, `any` and
 `not` (three-valued logic). Every key is checked at load time: an unknown key, kind, parameter
 reference or comparison is an error, so that a typo never silently weakens a criterion.
 """
@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from checks.rules import RULE_KINDS, leaf_inputs
+from contracts.enums import Category
+from contracts.rule_kinds import RULE_KINDS, leaf_inputs
 
 
 class ProtocolError(ValueError):
     """The protocol file is malformed."""
-
-
-class Category(StrEnum):
-    INCLUSION = "INCLUSION"
-    EXCLUSION = "EXCLUSION"
 
 
 @dataclass(frozen=True)
@@ -228,9 +223,9 @@ def _sibling_versions(path: Path, protocol_id: str) -> tuple[ProtocolVersion, ..
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
-    """Load a protocol file (None: the bundled checks/protocols/sz003.yaml) and validate it fully."""
+    """Load a protocol file (None: the bundled contracts/protocols/sz003.yaml) and validate it fully."""
     if path is None:
-        path = Path(str(resources.files("checks").joinpath("protocols", "sz003.yaml")))
+        path = Path(str(resources.files("contracts").joinpath("protocols", "sz003.yaml")))
     path = Path(path)
     protocol = parse_protocol(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     versions = _sibling_versions(path, protocol.id) or (protocol.version,)

@@ -10,7 +10,7 @@ One row per finding, all classes in one table (contracts.DISCREPANCIES):
 * UNVERIFIABLE - enrolled subject x component UNVERIFIABLE (QUERY).
 * SCREEN_FAIL_UNSUPPORTED - screen failure whose recorded failing criteria all recompute as met /
   not applying (QUERY; one row per subject, CHECK_ID = those criteria).
-* PROCESS - PC01..PC06 (checks.process; severity from process_checks.yaml).
+* PROCESS - PC01..PC06 (checks.comparison.process; severity from process_checks.yaml).
 
 Everything is joins and expressions over all subjects at once; the output is sorted by
 (SITEID, USUBJID, CHECK_ID, CLASS) so the same inputs always give the same bytes.
@@ -18,17 +18,17 @@ Everything is joins and expressions over all subjects at once; the output is sor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from checks import evidence
-from checks.exclusions import drop_rejected, normalise
-from checks.process import ProcessCheck, ProcessContext, run_process_checks
-from checks.site_checklist import SiteSource, site_checklist
+from checks.comparison import evidence
+from checks.comparison.process import ProcessCheck, ProcessContext, run_process_checks
+from checks.comparison.site_checklist import SiteSource, site_checklist
+from checks.evaluation.exclusions import drop_rejected, normalise
 from contracts import DISCREPANCIES, SUBJECTS, check_table
 from contracts.enums import DiscrepancyClass, Recomputed, Severity, SiteDecision
+from contracts.records import Comparison
 
 _FAILED = ("NOT_MET", "APPLIES")
 _PASSED = ("MET", "NOT_APPLICABLE")
@@ -38,20 +38,6 @@ _SCREEN_FAILURE = SiteDecision.SCREEN_FAILURE.value
 _FINDING = ["USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
 _SORT = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
 _DM_COLUMNS = ("RFICDTC", "RFXSTDTC", "BRTHDTC", "AGE")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What compare() hands to reporting.
-
-    subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
-    DAYS_OPEN null); checklist: the site's answer per subject x criterion (checks.site_checklist),
-    kept for the reconciliation view.
-    """
-
-    subjects: pl.DataFrame
-    discrepancies: pl.DataFrame
-    checklist: pl.DataFrame
 
 
 def _subjects(reference: pl.DataFrame) -> pl.DataFrame:

@@ -10,25 +10,13 @@ subject without any TU record is MISSING.
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
-from checks.exclusions import excluded_messages
-from checks.reasons import ReasonCode
-from checks.reference import source_order
-from checks.rulebase import EvalContext, Leaf, check_keys, finish
-from checks.values import blank_to_null, coded_value, decide, format_number
-
-_DEFAULTS = {"target": "TARGET", "nodal_location": "LYMPH NODE", "min_mm": 10, "nodal_min_mm": 15}
-
-
-def validate_lesion(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, [], list(_DEFAULTS))
-    for key in ("min_mm", "nodal_min_mm"):
-        if key in params and not isinstance(params[key], int | float):
-            raise ValueError(f"{key} must be a number")
-    return {**_DEFAULTS, **params}
+from checks.evaluation.exclusions import excluded_messages
+from checks.evaluation.reference import source_order
+from checks.evaluation.rulebase import EvalContext, Leaf, finish
+from contracts.enums import ReasonCode
+from core.values import blank_to_null, coded_value, decide, format_number
 
 
 def _tu(ctx: EvalContext) -> pl.LazyFrame:

@@ -1,4 +1,4 @@
-"""Time the publication of a synthetic run at scale: `python -m reporting.benchmark [subjects] [sites]`.
+"""Time the publication of a synthetic run at scale: `python -m benchmarks.bench_publication [subjects] [sites]`.
 
 Prints the seconds each output family takes and the size of report.html, so a change that makes the
 report slow or unreadable at 10,000 subjects shows up in numbers (not in a timed test).
@@ -14,8 +14,8 @@ from datetime import date
 
 from reporting.history import apply_history
 from reporting.publish import publish, render_outputs
-from reporting.sample import make_outputs
 from storage import LocalStore
+from tests.support.sample_outputs import make_outputs
 
 
 def main(n_subjects: int = 10_000, n_sites: int = 40) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.reasons import ReasonCode
-from checks.units import TestKind, UnitCatalog
+from contracts.enums import ReasonCode
+from contracts.units import TestKind, UnitCatalog
 
 #: an optional comparator, then a decimal number (point or comma), optional exponent
 _NUMBER = r"^\s*(<=|>=|<|>|≤|≥)?\s*([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*$"

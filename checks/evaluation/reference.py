@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from checks.exclusions import excluded_messages
-from checks.values import blank_to_null, coded_value, partial_date
+from checks.evaluation.exclusions import excluded_messages
 from contracts.enums import SiteDecision
+from core.values import blank_to_null, coded_value, partial_date
 
 if TYPE_CHECKING:
-    from checks.protocol import Protocol
+    from contracts.protocol import Protocol
 
 _DECISIONS = [SiteDecision.ENROLLED.value, SiteDecision.SCREEN_FAILURE.value]
 

@@ -8,44 +8,26 @@ per criterion. No step loops over subjects or rows; the loops are over rule kind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 
-from checks.derived import DerivedContext, derived_facts
-from checks.exclusions import drop_rejected, normalise
-from checks.facts import empty_facts, findings_facts
-from checks.protocol import Category, Component, Criterion, Protocol, Rule
-from checks.reasons import ReasonCode
-from checks.reference import REFERENCE_COLUMNS, subject_reference
-from checks.rulebase import LEAF_SCHEMA, EvalContext, Leaf
-from checks.rules import RULE_KINDS, evaluate_leaves
-from checks.units import UnitCatalog, load_units
+from checks.evaluation.derived import DerivedContext, derived_facts
+from checks.evaluation.exclusions import drop_rejected, normalise
+from checks.evaluation.facts import empty_facts, findings_facts
+from checks.evaluation.reference import REFERENCE_COLUMNS, subject_reference
+from checks.evaluation.rulebase import LEAF_SCHEMA, EvalContext, Leaf
+from checks.evaluation.rules import RULE_BUILDERS, evaluate_leaves
 from contracts import ELIGIBILITY, check_table
-from contracts.enums import Outcome
+from contracts.enums import Outcome, ReasonCode
+from contracts.protocol import Category, Component, Criterion, Protocol, Rule
+from contracts.records import EligibilityResult
+from contracts.units import UnitCatalog, load_units
 
 _EVIDENCE = ["LABEL", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON"]
 CRITERIA_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", "OUTCOME"]
-
-
-@dataclass(frozen=True)
-class EligibilityResult:
-    """What evaluate() returns.
-
-    eligibility: contracts.ELIGIBILITY + REASON_CODE (checks.reasons.ReasonCode), one row per subject x
-    component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
-    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
-    (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
-    """
-
-    eligibility: pl.DataFrame
-    reference: pl.DataFrame
-    criteria: pl.DataFrame
-    rows_evaluated: dict[str, int] = field(default_factory=dict)
-    protocol_id: str = ""
-    protocol_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -302,12 +284,12 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
                       parameters=dict(protocol.parameters))
     # the kinds that read the facts first; the facts are then released before the others (event records)
     # and the roll-up allocate: at s100 they are ~170 MB that need not be alive at the same time
-    reading = [leaf for leaf in leaves if RULE_KINDS[leaf.kind].reads_facts]
+    reading = [leaf for leaf in leaves if RULE_BUILDERS[leaf.kind].reads_facts]
     fact_results = evaluate_leaves(reading, ctx) if reading else pl.DataFrame(schema=LEAF_SCHEMA)
     del found, derived, facts, ctx
     ctx = EvalContext(reference=reference_lazy, facts=empty_facts().lazy(), domains=clean, exclusions=excluded,
                       catalog=catalog, parameters=dict(protocol.parameters))
-    others = [leaf for leaf in leaves if not RULE_KINDS[leaf.kind].reads_facts]
+    others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
     leaf_results = pl.concat(
         [fact_results, evaluate_leaves(others, ctx) if others else pl.DataFrame(schema=LEAF_SCHEMA)],
         how="vertical")

@@ -8,13 +8,13 @@ used. The engine then combines leaves with all / any / not and maps RESULT to ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from checks.units import UnitCatalog
+from contracts.units import UnitCatalog
 
 #: one row per subject x leaf
 LEAF_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -31,15 +31,14 @@ LEAF_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "REASON": pl.String,
 }
 LEAF_COLUMNS = list(LEAF_SCHEMA)
-OPS = (">=", ">", "<=", "<")
 
 
 @dataclass(frozen=True)
 class EvalContext:
     """The prepared data every rule kind reads (all subjects at once)."""
 
-    reference: pl.LazyFrame  # one row per subject (checks.reference)
-    facts: pl.LazyFrame  # one row per subject x domain x key x test (checks.facts, checks.derived)
+    reference: pl.LazyFrame  # one row per subject (checks.evaluation.reference)
+    facts: pl.LazyFrame  # one row per subject x domain x key x test (evaluation.facts and .derived)
     domains: dict[str, pl.DataFrame]  # delivered frames, rejected rows dropped
     exclusions: pl.DataFrame
     catalog: UnitCatalog
@@ -54,41 +53,14 @@ class Leaf:
 
 
 Builder = Callable[[list[Leaf], EvalContext], pl.LazyFrame]
-Validator = Callable[[dict[str, Any]], dict[str, Any]]
-Inputs = Callable[[dict[str, Any]], dict[str, set[str]]]
 
 
 @dataclass(frozen=True)
-class RuleKind:
-    """A registered rule kind: how to check a leaf's keys, what it reads, how to evaluate it."""
+class RuleBuilder:
+    """How one rule kind (declared in contracts.rule_kinds) is evaluated over all its leaves at once."""
 
     build: Builder
-    validate: Validator
-    inputs: Inputs
     reads_facts: bool = True  # False: the builder never reads EvalContext.facts (evaluated after they are freed)
-
-
-def check_keys(params: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
-    """Raise ValueError on a missing or unknown key (unknown keys in a protocol are errors)."""
-    required, allowed = set(required), set(required) | set(optional) | {"label"}
-    missing = required - set(params)
-    unknown = set(params) - allowed
-    if missing or unknown:
-        raise ValueError(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    return params
-
-
-def check_comparison(params: dict[str, Any]) -> None:
-    """A numeric comparison is either `op` + `limit` or `range: [low, high]` (inclusive)."""
-    if "range" in params:
-        if "op" in params or "limit" in params:
-            raise ValueError("give either range or op + limit")
-        low, high = params["range"]
-        if not float(low) <= float(high):
-            raise ValueError("range must be [low, high]")
-        return
-    if params.get("op") not in OPS or not isinstance(params.get("limit"), int | float):
-        raise ValueError(f"op must be one of {OPS} and limit a number")
 
 
 def leaf_table(leaves: list[Leaf], columns: dict[str, Callable[[Leaf], Any]],

@@ -1,36 +1,22 @@
 """The `subject` rule kind: a demographic fact of the subject (DM), e.g. SEX = F, or a consent date.
 
-Only variables that may appear in outputs are readable here: the birth date never leaves the
-landing area, so it is reachable only through the AGE_AT_CONSENT derived value.
+Only variables that may appear in outputs are readable here (contracts.rule_kinds.SUBJECT_VARIABLES):
+the birth date never leaves the landing area, so it is reachable only through the AGE_AT_CONSENT
+derived value.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
-from checks.reasons import ReasonCode
-from checks.rulebase import EvalContext, Leaf, check_keys, finish
-
-#: variable -> (value column of the reference table, exclusion column, is a date)
-_VARIABLES = {"SEX": ("SEX", "_X_SEX", False), "RFICDTC": ("CONSENT_DTC", "_X_RFICDTC", True)}
-
-
-def validate_subject(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["variable"], ["values", "present", "unknown"])
-    if params["variable"] not in _VARIABLES:
-        raise ValueError(f"variable must be one of {sorted(_VARIABLES)}")
-    if ("values" in params) == ("present" in params):
-        raise ValueError("give either values or present: true")
-    if "present" in params and params["present"] is not True:
-        raise ValueError("present must be true")
-    return params
+from checks.evaluation.rulebase import EvalContext, Leaf, finish
+from contracts.enums import ReasonCode
+from contracts.rule_kinds import SUBJECT_VARIABLES
 
 
 def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
     variable = leaf.params["variable"]
-    column, excluded, is_date = _VARIABLES[variable]
+    column, excluded, is_date = SUBJECT_VARIABLES[variable]
     value = pl.col(column)
     if "present" in leaf.params:
         invalid = pl.col("CONSENT_INVALID") if is_date else pl.lit(False)

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 import polars as pl
 
-from checks import values
+from core import values
 
 
 class ChecklistStyle(StrEnum):

@@ -1,10 +1,11 @@
-"""The generic rule kinds, keyed by name (`RULE_KINDS`), and the ones that read one value per subject.
+"""How each rule kind is evaluated (`RULE_BUILDERS`), and the builders of the kinds that read one value
+per subject.
 
-A protocol file names a kind per leaf; adding a criterion means writing YAML with these kinds, never
-a new function. Kinds over the facts table (threshold, derived, uln_multiple, uln_difference,
-coded) are evaluated in one pass each: subjects x leaves of the kind, joined with the facts, and a
-handful of aliased expressions. `event` (MH/CM/PR with dates), `lesion` (TU/TR) and `subject` (DM)
-live in their own modules.
+A protocol file names a kind per leaf (declared in contracts.rule_kinds: keys and inputs); adding a
+criterion means writing YAML with these kinds, never a new function. Kinds over the facts table
+(threshold, derived, uln_multiple, uln_difference, coded) are evaluated in one pass each: subjects x
+leaves of the kind, joined with the facts, and a handful of aliased expressions. `event` (MH/CM/PR
+with dates), `lesion` (TU/TR) and `subject` (DM) live in their own modules.
 """
 
 from __future__ import annotations
@@ -13,25 +14,12 @@ from typing import Any
 
 import polars as pl
 
-from checks.derived import DERIVED
-from checks.events import EVENT_DOMAINS, build_events, validate_event
-from checks.lesions import build_lesions, validate_lesion
-from checks.reasons import ReasonCode
-from checks.rulebase import (
-    EvalContext,
-    Leaf,
-    RuleKind,
-    check_comparison,
-    check_keys,
-    empty_leaf_results,
-    finish,
-    leaf_table,
-)
-from checks.subject import build_subject, validate_subject
-from checks.values import decide, format_number
-
-_FINDINGS = {"LB", "VS", "FA", "TR"}
-
+from checks.evaluation.events import build_events
+from checks.evaluation.lesions import build_lesions
+from checks.evaluation.rulebase import EvalContext, Leaf, RuleBuilder, empty_leaf_results, finish, leaf_table
+from checks.evaluation.subject import build_subject
+from contracts.enums import ReasonCode
+from core.values import decide, format_number
 
 # ------------------------------------------------------------------------------------ shared pieces
 
@@ -128,7 +116,7 @@ def threshold(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
 
 
 def derived(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
-    """A derived value (checks.derived: AGE_AT_CONSENT, CRCL_CG, LYM_ABS) compared with a limit."""
+    """A derived value (checks.evaluation.derived: AGE_AT_CONSENT, CRCL_CG, LYM_ABS) compared with a limit."""
     columns, schema = _comparison_columns(lambda leaf: "DERIVED", lambda leaf: leaf.params["value"].upper())
     columns["_UNIT"] = lambda leaf: None
     rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
@@ -188,94 +176,22 @@ def coded(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
     ))
 
 
-# ---------------------------------------------------------------------------------------- validation
-
-
-def _finding_test(params: dict[str, Any], *, domain_default: str | None = None) -> None:
-    domain = str(params.get("domain", domain_default or "")).upper()
-    if domain not in _FINDINGS:
-        raise ValueError(f"domain must be one of {sorted(_FINDINGS)}")
-    if not isinstance(params.get("test"), str):
-        raise ValueError("test must be a test code")
-
-
-def _validate_threshold(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "test"], ["op", "limit", "range"])
-    _finding_test(params)
-    check_comparison(params)
-    return params
-
-
-def _validate_derived(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["value"], ["op", "limit", "range"])
-    if str(params["value"]).upper() not in DERIVED:
-        raise ValueError(f"unknown derived value {params['value']!r} (known: {sorted(DERIVED)})")
-    check_comparison(params)
-    return params
-
-
-def _validate_uln(key: str) -> Any:
-    def validate(params: dict[str, Any]) -> dict[str, Any]:
-        check_keys(params, ["test", "op", key], ["domain"])
-        _finding_test(params, domain_default="LB")
-        check_comparison({"op": params["op"], "limit": params[key]})
-        return params
-    return validate
-
-
-def _validate_coded(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "test", "values"], ["valid"])
-    _finding_test(params)
-    if not isinstance(params["values"], list) or not params["values"]:
-        raise ValueError("values must be a non-empty list")
-    valid = params.get("valid", [])
-    if valid and not {str(v).upper() for v in params["values"]} <= {str(v).upper() for v in valid}:
-        raise ValueError("values must be a subset of valid")
-    return params
-
-
-def _test_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
-    return {str(params.get("domain", "LB")).lower(): {str(params["test"]).upper()}}
-
-
-def _derived_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
-    name = str(params["value"]).upper()
-    inputs: dict[str, set[str]] = {}
-    for each in (name, *DERIVED[name][2]):
-        for domain, tests in DERIVED[each][1].items():
-            inputs.setdefault(domain, set()).update(tests)
-    return inputs
-
-
-def _event_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
-    domain = str(params["domain"]).upper()
-    each = EVENT_DOMAINS[domain].get("each")
-    if each and params.get("require_each"):
-        return {domain.lower(): {str(v).upper() for v in params["match"][each]}}
-    return {}
-
-
-RULE_KINDS: dict[str, RuleKind] = {
-    "threshold": RuleKind(threshold, _validate_threshold, _test_inputs),
-    "derived": RuleKind(derived, _validate_derived, _derived_inputs),
-    "uln_multiple": RuleKind(uln_multiple, _validate_uln("multiple"), _test_inputs),
-    "uln_difference": RuleKind(uln_difference, _validate_uln("difference"), _test_inputs),
-    "coded": RuleKind(coded, _validate_coded, _test_inputs),
-    "event": RuleKind(build_events, validate_event, _event_inputs, reads_facts=False),
-    "lesion": RuleKind(build_lesions, validate_lesion, lambda params: {"tr": {"LDIAM", "LPERP"}, "tu": {"TUMIDENT"}}),
-    "subject": RuleKind(build_subject, validate_subject, lambda params: {}, reads_facts=False),
+RULE_BUILDERS: dict[str, RuleBuilder] = {
+    "threshold": RuleBuilder(threshold),
+    "derived": RuleBuilder(derived),
+    "uln_multiple": RuleBuilder(uln_multiple),
+    "uln_difference": RuleBuilder(uln_difference),
+    "coded": RuleBuilder(coded),
+    "event": RuleBuilder(build_events, reads_facts=False),
+    "lesion": RuleBuilder(build_lesions),
+    "subject": RuleBuilder(build_subject, reads_facts=False),
 }
-
-
-def leaf_inputs(kind: str, params: dict[str, Any]) -> dict[str, set[str]]:
-    """Lower-case domain -> test codes (MH: terms) one leaf reads."""
-    return RULE_KINDS[kind].inputs(params)
 
 
 def evaluate_leaves(leaves: list[Leaf], ctx: EvalContext) -> pl.DataFrame:
     """All leaves of all components: one builder call per rule kind, the plans collected together."""
     parts = []
-    for kind, rule_kind in RULE_KINDS.items():
+    for kind, rule_kind in RULE_BUILDERS.items():
         of_kind = [leaf for leaf in leaves if leaf.kind == kind]
         if of_kind:
             parts.append(rule_kind.build(of_kind, ctx))
