@@ -85,7 +85,7 @@ def _run(params: dict, choice: RunnerChoice):
     start_background_import()
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
-    from publication.lock import AuditLockedError
+    from publication import AuditLockedError
 
     quiet_console_tracebacks()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())

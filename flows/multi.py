@@ -76,7 +76,7 @@ def outcome_of(study: str, audit: Callable[[], Any]) -> StudyOutcome:
     sites, files and rows, not values).
     """
     from flows.nightly import NothingToAuditError
-    from publication.lock import AuditLockedError
+    from publication import AuditLockedError
 
     try:
         summary = audit()

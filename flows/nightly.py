@@ -66,6 +66,16 @@ def software_version() -> str:
         return "0+unknown"
 
 
+def current_run_id() -> str:
+    """The Prefect flow run id, or a random id outside a flow run (a plain function call in tests)."""
+    import uuid
+
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    return str(run_id) if run_id else uuid.uuid4().hex
+
+
 def ingest_batches(sites: list[str], tasks: int = INGEST_TASKS) -> list[list[str]]:
     """`sites` in at most `tasks` consecutive batches of nearly equal size (in their order)."""
     count = max(1, min(tasks, len(sites)))
@@ -128,11 +138,11 @@ def nightly_audit(
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
     One audit at a time per study: the run holds a lock on the reports location and publishes through
-    a staging prefix, promoted only when everything succeeded (publication/lock.py). A lock older than
+    a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken.
     """
     from flows.config import delivery_cutoff, scheduled_audit_date
-    from publication.lock import current_run_id, locked_publication
+    from publication import locked_publication
     from storage import open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)

@@ -14,64 +14,29 @@ audited" (`unreadable_site`) while the others are audited.
 
 from __future__ import annotations
 
-import errno
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from storage import is_storage_error, short_reason
+from storage import is_transient as storage_is_transient
 
 if TYPE_CHECKING:
     from contracts import SiteIngest
 
 T = TypeVar("T")
 
-#: S3 error codes that mean "try again later" (AWS and S3-compatible stores).
-TRANSIENT_S3_CODES = frozenset({
-    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed",
-    "Throttling", "ThrottlingException", "OperationAborted", "500", "502", "503", "504",
-})
-#: OS errors of a flaky network or file server, not of a missing file or a permission.
-TRANSIENT_ERRNOS = frozenset({
-    errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
-    errno.ENETUNREACH, errno.ENETDOWN, errno.EPIPE, errno.EAGAIN, errno.EIO,
-})
 #: Delays between attempts: quick first, then long enough for an endpoint restart.
 IO_RETRY_DELAYS = [2, 10, 30]
 
 
 def is_transient(error: BaseException | None) -> bool:
-    """True for failures another attempt may not meet: network, throttling, server-side 5xx."""
-    if error is None:
-        return False
+    """True for failures another attempt may not meet (storage.is_transient); never a task's own timeout."""
     from prefect.task_engine import TaskRunTimeoutError
 
     if isinstance(error, TaskRunTimeoutError):
         return False
-    try:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-            IncompleteReadError,
-            ResponseStreamingError,
-        )
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        pass
-    else:
-        if isinstance(error, EndpointConnectionError | BotoConnectionError | BotoReadTimeoutError
-                      | ConnectionClosedError | ResponseStreamingError | IncompleteReadError):
-            return True
-        if isinstance(error, ClientError):
-            response: Any = getattr(error, "response", {}) or {}
-            code = str(response.get("Error", {}).get("Code", ""))
-            status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            return code in TRANSIENT_S3_CODES or status in TRANSIENT_S3_CODES
-    if isinstance(error, ConnectionError | TimeoutError):
-        return True
-    if isinstance(error, OSError):
-        return error.errno in TRANSIENT_ERRNOS
-    return False
+    return storage_is_transient(error)
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -115,13 +80,6 @@ def retrying(call: Callable[[], T], *, delays: Sequence[float] | None = None,
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def is_storage_error(error: BaseException) -> bool:
-    """Errors of the storage itself (network, throttling, access denied, a missing object), not of the data."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(error, BotoCoreError | ClientError | OSError)
-
-
 def unreadable_site(study: str, site: str, error: BaseException) -> SiteIngest:
     """The SiteIngest of a site whose objects could not be read: no data, one finding saying why.
 
@@ -130,8 +88,7 @@ def unreadable_site(study: str, site: str, error: BaseException) -> SiteIngest:
     """
     from ingestion import finish_sites, not_audited
 
-    code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
-    reason = f"its storage could not be read after every retry ({type(error).__name__}{f' {code}' if code else ''})"
+    reason = f"its storage could not be read after every retry ({short_reason(error)})"
     return finish_sites(study, [not_audited(study, site, reason)])[0]
 
 

@@ -138,7 +138,7 @@ def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix
     keys = publish(outputs, store, prefix)
     get_run_logger().info("published %d objects under %s", len(keys), prefix)
     if final is not None:
-        from publication.lock import promote
+        from publication import promote
 
         keys = promote(store, prefix, final, logger=get_run_logger())
     return keys

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from stat import S_ISREG
 from typing import IO, Protocol
 from urllib.parse import urlparse
 
+from storage.errors import ObjectNotFound, PreconditionFailed, describe, translate_s3
 from storage.keys import safe_key
 
 #: Encryption at rest for every object written to S3 (`AES256`, or `aws:kms` with a key id).
@@ -130,10 +132,15 @@ class LocalStore:
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink())
 
     def open(self, key: str) -> IO[bytes]:
-        return self._path(key).open("rb")
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError as error:
+            raise ObjectNotFound(describe("read", f"{self.uri}/{key}", None, "no such file"),
+                                 where=f"{self.uri}/{key}", operation="read") from error
 
     def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        with self.open(key) as handle:
+            return handle.read()
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -169,7 +176,17 @@ class LocalStore:
         return True
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Delete one file, and the folders it leaves empty up to the root: a folder store behaves like
+        S3, where a "folder" exists only while an object is under it."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        folder = path.parent
+        while str(folder).startswith(self._inside):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop
+                break
+            folder = folder.parent
 
     def copy(self, src_key: str, dst_key: str) -> None:
         target = self._path(dst_key)
@@ -189,6 +206,18 @@ class S3Store:
         self.prefix = _rel(parsed.path)
         self.client = client or make_s3_client(endpoint_url)
 
+    @contextmanager
+    def _translated(self, operation: str, key: str = "") -> Iterator[None]:
+        """Raise storage's own error (storage/errors.py) for a botocore failure, naming the object."""
+        try:
+            yield
+        except Exception as error:
+            where = f"{self.uri}/{key}" if key else self.uri + "/"
+            translated = translate_s3(error, operation=operation, where=where)
+            if translated is None:
+                raise
+            raise translated from error
+
     def _full(self, key: str) -> str:
         key = safe_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -203,20 +232,23 @@ class S3Store:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._list_prefix(prefix)):
-            for obj in page.get("Contents", []):
-                yield ObjectInfo(
-                    key=safe_key(self._strip(obj["Key"])),
-                    size=obj["Size"],
-                    last_modified=obj["LastModified"],
-                    etag=obj.get("ETag", "").strip('"') or None,
-                )
+        with self._translated("list", prefix):  # pages are fetched while iterating: the whole loop
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._list_prefix(prefix)):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=safe_key(self._strip(obj["Key"])),
+                        size=obj["Size"],
+                        last_modified=obj["LastModified"],
+                        etag=obj.get("ETag", "").strip('"') or None,
+                    )
 
     def list_dirs(self, prefix: str = "") -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
         start = self._list_prefix(prefix)
         names: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=start, Delimiter="/"):
+        with self._translated("list", prefix):
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=start, Delimiter="/"))
+        for page in pages:
             for common in page.get("CommonPrefixes", []):
                 name = common["Prefix"][len(start) :].strip("/")
                 safe_key(name)
@@ -224,7 +256,8 @@ class S3Store:
         return sorted(names)
 
     def open(self, key: str) -> IO[bytes]:
-        response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+        with self._translated("read", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
         return response["Body"]
 
     def read_bytes(self, key: str) -> bytes:
@@ -232,14 +265,11 @@ class S3Store:
             return body.read()
 
     def head(self, key: str) -> ObjectInfo | None:
-        from botocore.exceptions import ClientError
-
         try:
-            meta = self.client.head_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+            with self._translated("read", key):
+                meta = self.client.head_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+        except ObjectNotFound:
+            return None
         return ObjectInfo(
             key=key,
             size=meta["ContentLength"],
@@ -255,39 +285,39 @@ class S3Store:
         return args
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        self.client.put_object(  # type: ignore[attr-defined]
-            Bucket=self.bucket, Key=self._full(key), Body=data, **self._put_args(content_type)
-        )
+        with self._translated("write", key):
+            self.client.put_object(  # type: ignore[attr-defined]
+                Bucket=self.bucket, Key=self._full(key), Body=data, **self._put_args(content_type)
+            )
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        self.client.upload_file(  # type: ignore[attr-defined]
-            str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type)
-        )
+        with self._translated("write", key):
+            self.client.upload_file(  # type: ignore[attr-defined]
+                str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type)
+            )
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
-            self.client.put_object(  # type: ignore[attr-defined]
-                Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*", **encryption_args()
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412",
-                                                                  "ConditionalRequestConflict"):
-                return False
-            raise
+            with self._translated("create", key):
+                self.client.put_object(  # type: ignore[attr-defined]
+                    Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*", **encryption_args()
+                )
+        except PreconditionFailed:
+            return False
         return True
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+        with self._translated("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
 
     def copy(self, src_key: str, dst_key: str) -> None:
-        self.client.copy_object(  # type: ignore[attr-defined]
-            Bucket=self.bucket,
-            Key=self._full(dst_key),
-            CopySource={"Bucket": self.bucket, "Key": self._full(src_key)},
-            **encryption_args(),
-        )
+        with self._translated("copy to", dst_key):
+            self.client.copy_object(  # type: ignore[attr-defined]
+                Bucket=self.bucket,
+                Key=self._full(dst_key),
+                CopySource={"Bucket": self.bucket, "Key": self._full(src_key)},
+                **encryption_args(),
+            )
 
 
 def encryption_args() -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from faults import Action, FaultProxy, Rule
 
-from storage import S3Store
+from storage import S3Store, StorageUnavailable
 
 
 @pytest.fixture
@@ -51,20 +51,23 @@ def test_transient_fault_is_retried_and_the_call_succeeds(proxy: FaultProxy, sto
 
 def test_persistent_slowdown_gives_up_after_the_configured_attempts(proxy: FaultProxy, store: S3Store) -> None:
     proxy.add(Rule(Action.SLOWDOWN, operation="get", key=r"a/1\.csv$", count=None))
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(StorageUnavailable) as raised:
         store.read_bytes("a/1.csv")
-    assert raised.value.response["Error"]["Code"] == "SlowDown"
+    assert raised.value.code == "SlowDown" and raised.value.transient
+    assert isinstance(raised.value.__cause__, ClientError)  # the botocore error stays attached
     assert len(proxy.seen("get", outcome="slowdown")) == 3  # the first try and SCREENING_AUDIT_S3_ATTEMPTS retries
     assert store.read_bytes("a/2.csv") == b"x,y\n3,4\n"  # other keys are untouched
 
 
 @pytest.mark.parametrize(("action", "error"), [(Action.TIMEOUT, ReadTimeoutError),
                                                (Action.DROP, ConnectionClosedError)])
-def test_persistent_network_fault_raises_the_botocore_error(proxy: FaultProxy, store: S3Store, action: Action,
-                                                            error: type[Exception]) -> None:
+def test_persistent_network_fault_raises_a_transient_storage_error(proxy: FaultProxy, store: S3Store,
+                                                                   action: Action, error: type[Exception]) -> None:
     proxy.add(Rule(action, operation="get", count=None, delay=0.8))
-    with pytest.raises(error):
+    with pytest.raises(StorageUnavailable) as raised:
         store.read_bytes("a/1.csv")
+    assert isinstance(raised.value.__cause__, error)
+    assert "s3://" in str(raised.value) and "a/1.csv" in str(raised.value)  # names the object
     assert len(proxy.seen("get", outcome=action.value)) == 3
 
 

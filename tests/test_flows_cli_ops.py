@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import flows.nightly
 from flows.cli import app
 from flows.nightly import NothingToAuditError
-from publication.lock import acquire_lock
+from publication import acquire_lock
 
 CALLS: list[dict] = []
 
@@ -51,7 +51,7 @@ def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: st
     if study == "AB001":
         raise NothingToAuditError("nothing to audit for AB001: no site folders found")
     if study == "LK001" or Path(reports, "_audit", study, "lock.json").exists():
-        from publication.lock import AuditLockedError
+        from publication import AuditLockedError
 
         raise AuditLockedError(f"another audit of {study} is running: run r1 on host h", None)
     return _Summary(study)

@@ -20,7 +20,7 @@ from flows.multi import (
 )
 from flows.nightly import NothingToAuditError
 from flows.runners import RunnerChoice, RunnerKind
-from publication.lock import AuditLockedError
+from publication import AuditLockedError
 
 
 @dataclass(frozen=True)

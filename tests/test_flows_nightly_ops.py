@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.nightly import NothingToAuditError, ingest_batches, nightly_audit
-from publication.lock import AuditLockedError, LockInfo, acquire_lock, lock_key
+from publication import AuditLockedError, LockInfo, acquire_lock, lock_key
 from storage import LocalStore
 
 AS_OF = "2026-11-28"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from publication.lock import (
+from publication import (
     AuditLockedError,
     LockInfo,
     PublicationError,
@@ -262,7 +262,7 @@ def test_s3_store_type_is_exercised(store: Store) -> None:
 def test_locked_publication_success_publishes_and_leaves_no_audit_state(store: Store) -> None:
     from datetime import date
 
-    from publication.lock import locked_publication
+    from publication import locked_publication
 
     with locked_publication(store, "SZ003", date(2026, 11, 28), run_id="run-1") as pub:
         assert (pub.staging, pub.final) == ("_audit/SZ003/staging/2026-11-28/run-1", "SZ003/2026-11-28")
@@ -278,7 +278,7 @@ def test_locked_publication_failure_keeps_last_nights_report_and_releases_the_lo
 ) -> None:
     from datetime import date
 
-    from publication.lock import locked_publication
+    from publication import locked_publication
 
     _stage(store, "SZ003/2026-11-28", {"subjects.csv": b"earlier run", "run_manifest.json": b"m"})
     with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError, match="evaluation failed"), \
@@ -293,7 +293,7 @@ def test_locked_publication_failure_keeps_last_nights_report_and_releases_the_lo
 def test_locked_publication_refuses_a_second_run_without_touching_anything(store: Store) -> None:
     from datetime import date
 
-    from publication.lock import locked_publication
+    from publication import locked_publication
 
     acquire_lock(store, "SZ003", run_id="run-1")
     _stage(store, staging_prefix("SZ003", "2026-11-28", "run-1"), {"subjects.csv": b"in progress"})
@@ -305,6 +305,6 @@ def test_locked_publication_refuses_a_second_run_without_touching_anything(store
 
 
 def test_current_run_id_outside_a_flow_is_random() -> None:
-    from publication.lock import current_run_id
+    from flows.nightly import current_run_id
 
     assert current_run_id() != current_run_id()
