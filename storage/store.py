@@ -213,6 +213,9 @@ class S3Store:
             yield
         except Exception as error:
             where = f"{self.uri}/{key}" if key else self.uri + "/"
+            endpoint = str(getattr(getattr(self.client, "meta", None), "endpoint_url", "") or "")
+            if endpoint and "amazonaws.com" not in endpoint:  # a MinIO / moto endpoint: say which one
+                where += f" (endpoint {endpoint})"
             translated = translate_s3(error, operation=operation, where=where)
             if translated is None:
                 raise

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from storage.local_endpoint import local_s3_server
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def s3_endpoint() -> Iterator[str]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = local_s3_server()  # moto, with atomic conditional writes as S3's
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
