@@ -24,6 +24,7 @@ from contracts.tables import (
     ContractError,
     check_table,
     empty_table,
+    is_open,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "check_table",
     "domain_spec",
     "empty_table",
+    "is_open",
 ]

@@ -82,13 +82,21 @@ class Protocol:
     def needed_tests(self) -> dict[str, set[str]]:
         """Lower-case domain -> test codes (MH: terms) the criteria read, for completeness checks."""
         needed: dict[str, set[str]] = {}
+        for test in self.readers():
+            domain, code = test.split(".", 1)
+            needed.setdefault(domain.lower(), set()).add(code)
+        return needed
+
+    def readers(self) -> dict[str, tuple[str, ...]]:
+        """"DOMAIN.CODE" (upper case) -> the components whose rules read it (IN09.DNA, EX05.HBV), sorted."""
+        users: dict[str, set[str]] = {}
         for _, component in self.components():
             trees = [component.rule, *([component.applies_when] if component.applies_when else [])]
-            for tree in trees:
-                for leaf in tree.leaves():
-                    for domain, codes in leaf_inputs(leaf.kind, leaf.params).items():
-                        needed.setdefault(domain, set()).update(codes)
-        return needed
+            for leaf in (leaf for tree in trees for leaf in tree.leaves()):
+                for domain, codes in leaf_inputs(leaf.kind, leaf.params).items():
+                    for code in codes:
+                        users.setdefault(f"{domain.upper()}.{code.upper()}", set()).add(component.id)
+        return {test: tuple(sorted(ids)) for test, ids in sorted(users.items())}
 
 
 _LOGIC = {"all", "any", "not"}

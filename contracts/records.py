@@ -80,6 +80,21 @@ class IngestResult:
 
 
 @dataclass
+class DomainValidation:
+    """One domain's share of a validation run (picklable: frames and paths only)."""
+
+    domain: str  # lower-case
+    study: str
+    findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
+    exclusions: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    rejected: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
+    expectations: list[dict] = field(default_factory=list)
+    rows: int = 0
+    result_path: Path | None = None  # GE validation result (JSON), None when the domain had no rows
+    suite_path: Path | None = None
+
+
+@dataclass
 class ValidationResult:
     """Great Expectations results mapped to rows, plus the values evaluation must not use."""
 

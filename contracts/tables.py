@@ -82,6 +82,13 @@ DISCREPANCIES: Schema = {
 }
 
 
+def is_open(status: str = "STATUS") -> pl.Expr:
+    """A finding present tonight: NEW or OPEN. A null STATUS (a table before the history was applied)
+    counts as present; only RESOLVED rows, published once when a finding is gone, are not."""
+    column = pl.col(status).cast(pl.String)
+    return column.is_null() | (column != "RESOLVED")
+
+
 class ContractError(ValueError):
     """A table handed between stages does not have its contracted columns and types."""
 

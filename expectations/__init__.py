@@ -6,9 +6,9 @@ frame, and their failures become rows of the `validation` table. Great Expectati
 imported only when a suite runs or Data Docs are built (it takes seconds to import).
 """
 
+from contracts.records import DomainValidation
 from expectations.docs import publish_data_docs
 from expectations.validate import (
-    DomainValidation,
     finish_validation,
     list_expectations,
     validate_domain,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from contracts.enums import Category
 from contracts.units import TestKind, UnitCatalog
 from core.values import blank_to_null, coded_value, qualitative_result
 from expectations.spec import ResultRoles, SuiteConfig
@@ -143,8 +144,8 @@ def missing_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str],
         coded_value("IECAT").alias("IECAT"), coded_value("IEORRES").alias("ANSWER"),
         pl.col("DELIVERY_SITEID"))
     category = pl.col("CRITERION").replace_strict(criteria, default=None, return_dtype=pl.String)
-    passing = (((category.fill_null(pl.col("IECAT")) == "INCLUSION") & (pl.col("ANSWER") == "Y"))
-               | ((category.fill_null(pl.col("IECAT")) == "EXCLUSION") & (pl.col("ANSWER") == "N")))
+    passing = (((category.fill_null(pl.col("IECAT")) == Category.INCLUSION) & (pl.col("ANSWER") == "Y"))
+               | ((category.fill_null(pl.col("IECAT")) == Category.EXCLUSION) & (pl.col("ANSWER") == "N")))
     per_subject = ie.group_by("USUBJID").agg(passing.any().alias("FULL"), pl.col("DELIVERY_SITEID").first(),
                                              pl.col("CRITERION").unique().alias("ANSWERED"))
     site_all_nmo = per_subject.group_by("DELIVERY_SITEID").agg((~pl.col("FULL")).all().alias("SITE_NMO"))

@@ -7,38 +7,23 @@ the domains and builds the Data Docs from the results they saved under `workdir`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from contracts.domains import DOMAINS
-from contracts.records import ValidationResult
+from contracts.protocol import Protocol
+from contracts.records import DomainValidation, ValidationResult
 from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
 from contracts.units import UnitCatalog, load_units
 from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
-from expectations.protocol_needs import ProtocolLike, criteria_of, needed_by, needs_of, protocol_id
+from expectations.protocol_needs import criteria_of, needed_by, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
 
 
-@dataclass
-class DomainValidation:
-    """One domain's share of a validation run (picklable: frames and paths only)."""
-
-    domain: str  # lower-case
-    study: str
-    findings: pl.DataFrame = field(default_factory=lambda: empty_table(FINDINGS))
-    exclusions: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
-    rejected: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
-    expectations: list[dict] = field(default_factory=list)
-    rows: int = 0
-    result_path: Path | None = None  # GE validation result (JSON), None when the domain had no rows
-    suite_path: Path | None = None
-
-
-def domain_context(domain: str, *, study: str, protocol: ProtocolLike | None = None,
+def domain_context(domain: str, *, study: str, protocol: Protocol | None = None,
                    columns: frozenset[str] = frozenset(), config: SuiteConfig | None = None,
                    catalog: UnitCatalog | None = None) -> Context:
     """What the builders of one domain read: its DTS spec, suites.yaml, the unit catalog, the protocol."""
@@ -54,7 +39,7 @@ def suite_name(domain: str) -> str:
     return f"screening_{domain.lower()}"
 
 
-def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: ProtocolLike | None = None,
+def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
                     workdir: Path) -> DomainValidation:
     """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected."""
     frame = domains.get(domain.lower())
@@ -93,7 +78,7 @@ def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> Valida
     return result
 
 
-def list_expectations(protocol: ProtocolLike | None = None, *, study: str = "<STUDYID>") -> list[dict]:
+def list_expectations(protocol: Protocol | None = None, *, study: str = "<STUDYID>") -> list[dict]:
     """Every expectation a run checks, per domain, in suite order: the reviewable suites."""
     items: list[dict] = []
     for domain in DOMAINS:

@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
+from contracts.enums import FindingStatus, Severity, SiteDecision
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
@@ -262,7 +263,7 @@ def _summarise(outputs, ingest, location: str, published: list[str]) -> AuditSum
     import polars as pl
 
     disc = outputs.discrepancies
-    current = disc.filter(pl.col("STATUS") != "RESOLVED") if "STATUS" in disc.columns else disc
+    current = disc.filter(pl.col("STATUS") != FindingStatus.RESOLVED) if "STATUS" in disc.columns else disc
     subjects = outputs.subjects
     return AuditSummary(
         study=outputs.study,
@@ -271,10 +272,10 @@ def _summarise(outputs, ingest, location: str, published: list[str]) -> AuditSum
         sites_audited=len(ingest.sites_audited),
         sites_not_audited=dict(ingest.sites_not_audited),
         subjects=subjects.height,
-        enrolled=subjects.filter(pl.col("SITE_DECISION") == "ENROLLED").height,
-        important=current.filter(pl.col("SEVERITY") == "IMPORTANT").height,
-        queries=current.filter(pl.col("SEVERITY") == "QUERY").height,
-        new=current.filter(pl.col("STATUS") == "NEW").height if "STATUS" in current.columns else 0,
+        enrolled=subjects.filter(pl.col("SITE_DECISION") == SiteDecision.ENROLLED).height,
+        important=current.filter(pl.col("SEVERITY") == Severity.IMPORTANT).height,
+        queries=current.filter(pl.col("SEVERITY") == Severity.QUERY).height,
+        new=current.filter(pl.col("STATUS") == FindingStatus.NEW).height if "STATUS" in current.columns else 0,
         report=f"{location}/report.html",
         outputs=location,
         published=published,

@@ -17,6 +17,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
+from contracts.protocol import Protocol
+from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
 from flows.retries import IO_RETRIES, site_or_unreadable
 from storage import open_store
 
@@ -82,15 +84,15 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
 
 
 @task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
-def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: object,
-                         workdir: Path) -> object:
+def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
+                         workdir: Path) -> DomainValidation:
     from expectations import validate_domain
 
     return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
-def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResult:
+def finish_validation_task(parts: list[DomainValidation], workdir: Path) -> ValidationResult:
     from expectations import finish_validation
 
     result = finish_validation(parts, workdir=workdir)
@@ -100,8 +102,8 @@ def finish_validation_task(parts: list[object], workdir: Path) -> ValidationResu
 
 
 @task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
-def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
-                  validation: ValidationResult) -> object:
+def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
+                  validation: ValidationResult) -> EligibilityResult:
     from checks.evaluation import evaluate
 
     result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected)
@@ -110,9 +112,9 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: object, as_of: dat
 
 
 @task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
-def compare_task(result: object, domains: dict[str, pl.DataFrame], protocol: object, as_of: date,
-                 validation: ValidationResult) -> object:
-    from checks.comparison.compare import compare
+def compare_task(result: EligibilityResult, domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
+                 validation: ValidationResult) -> Comparison:
+    from checks.comparison import compare
 
     comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected)
@@ -129,7 +131,7 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
 
 
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
-def publish_task(outputs: object, reports: str, endpoint_url: str | None, prefix: str,
+def publish_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, prefix: str,
                  final: str | None = None) -> list[str]:
     """Write the outputs under `prefix`; with `final`, `prefix` is the run's staging and is then promoted."""
     from reporting import publish

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from contracts import is_open
+from contracts.enums import Severity
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
 
@@ -52,9 +54,7 @@ def _coded(field: str, rules: list[dict], default: dict) -> pl.Expr:
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFrame:
     """The DV table (columns of `tables.DV`), one row per current important discrepancy."""
     rules, default, term_max = _rules()
-    important = discrepancies.filter(
-        (pl.col("SEVERITY") == "IMPORTANT") & (pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
-    )
+    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)

@@ -17,7 +17,8 @@ from datetime import date
 
 import polars as pl
 
-from contracts import DISCREPANCIES, check_table
+from contracts import DISCREPANCIES, check_table, is_open
+from contracts.enums import FindingStatus, Severity
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from storage import Store
 from storage.keys import join_key
@@ -67,14 +68,15 @@ TREND_COLUMNS = {"AS_OF": pl.String, "IMPORTANT": pl.Int64, "QUERY": pl.Int64, "
 
 def finding_counts(discrepancies: pl.DataFrame, as_of: str) -> pl.DataFrame:
     """One trend row: findings present (by severity), new and resolved in one run's table."""
-    status = pl.col("STATUS").cast(pl.String) if "STATUS" in discrepancies.columns else pl.lit(None, pl.String)
-    live = status.is_null() | (status != "RESOLVED")
+    if "STATUS" not in discrepancies.columns:
+        discrepancies = discrepancies.with_columns(pl.lit(None, pl.String).alias("STATUS"))
+    status, live = pl.col("STATUS").cast(pl.String), is_open()
     return discrepancies.select(
         pl.lit(as_of).alias("AS_OF"),
-        ((pl.col("SEVERITY") == "IMPORTANT") & live).sum().cast(pl.Int64).alias("IMPORTANT"),
-        ((pl.col("SEVERITY") == "QUERY") & live).sum().cast(pl.Int64).alias("QUERY"),
-        (status == "NEW").sum().cast(pl.Int64).alias("NEW"),
-        (status == "RESOLVED").sum().cast(pl.Int64).alias("RESOLVED"),
+        ((pl.col("SEVERITY") == Severity.IMPORTANT) & live).sum().cast(pl.Int64).alias("IMPORTANT"),
+        ((pl.col("SEVERITY") == Severity.QUERY) & live).sum().cast(pl.Int64).alias("QUERY"),
+        (status == FindingStatus.NEW).sum().cast(pl.Int64).alias("NEW"),
+        (status == FindingStatus.RESOLVED).sum().cast(pl.Int64).alias("RESOLVED"),
     )
 
 
@@ -120,10 +122,9 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
         return None
     run, key = found
     frame = _read_run(store, key)
-    status = pl.col("STATUS").cast(pl.String) if "STATUS" in frame.columns else pl.lit(None, pl.String)
     first = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in frame.columns else pl.lit(None, pl.String)
     return (
-        frame.filter(status.is_null() | (status != "RESOLVED"))
+        frame.filter(is_open() if "STATUS" in frame.columns else pl.lit(True))
         .with_columns(first.fill_null(run.isoformat()).alias("FIRST_SEEN"))
         .sort([*KEY, "FIRST_SEEN"], nulls_last=True, maintain_order=True)
         .unique(KEY, keep="first", maintain_order=True)
@@ -144,7 +145,7 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
     tonight = (
         current.join(keys, on=KEY, how="left", nulls_equal=True)
         .with_columns(
-            pl.when(pl.col("_FIRST").is_null()).then(pl.lit("NEW")).otherwise(pl.lit("OPEN")).alias("STATUS"),
+            pl.when(pl.col("_FIRST").is_null()).then(pl.lit(FindingStatus.NEW)).otherwise(pl.lit(FindingStatus.OPEN)).alias("STATUS"),
             pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"),
             pl.lit(None, pl.String).alias("RESOLVED_ON"),
         )
@@ -155,7 +156,7 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
         previous.join(current.select([pl.col(k).cast(pl.String) for k in KEY]).unique(), on=KEY,
                       how="anti", nulls_equal=True)
         .with_columns(
-            pl.lit("RESOLVED").alias("STATUS"),
+            pl.lit(FindingStatus.RESOLVED).alias("STATUS"),
             pl.lit(today).alias("RESOLVED_ON"),
             _days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"),
         )

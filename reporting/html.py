@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from contracts.enums import FindingStatus, Severity
 from contracts.records import RunOutputs
 from reporting import charts
 from reporting.history import finding_counts
@@ -136,7 +137,7 @@ def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[
     """The few sentences a data manager should read first; each from the data, none when all is well."""
     points: list[str] = []
     disc = outputs.discrepancies
-    new_important = disc.filter((pl.col("STATUS") == "NEW") & (pl.col("SEVERITY") == "IMPORTANT"))
+    new_important = disc.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
     if new_important.height:
         subjects = new_important["USUBJID"].drop_nulls().unique().sort().to_list()
         shown = ", ".join(subjects[:5]) + (f" and {len(subjects) - 5} more" if len(subjects) > 5 else "")
@@ -173,15 +174,15 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     sites = site_table(outputs, risk)
     disc = outputs.discrepancies
     now = current(disc)
-    important = _listing(now.filter(pl.col("SEVERITY") == "IMPORTANT"),
+    important = _listing(now.filter(pl.col("SEVERITY") == Severity.IMPORTANT),
                          ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"])
-    queries = _listing(now.filter(pl.col("SEVERITY") == "QUERY"),
+    queries = _listing(now.filter(pl.col("SEVERITY") == Severity.QUERY),
                        ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS",
                         "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"])
-    resolved = _listing(disc.filter(pl.col("STATUS") == "RESOLVED"),
+    resolved = _listing(disc.filter(pl.col("STATUS") == FindingStatus.RESOLVED),
                         ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "FIRST_SEEN", "RESOLVED_ON",
                          "DAYS_OPEN"])
-    new = _listing(disc.filter(pl.col("STATUS") == "NEW"),
+    new = _listing(disc.filter(pl.col("STATUS") == FindingStatus.NEW),
                    ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "EVIDENCE"])
     oldest = now.sort(["DAYS_OPEN", "SITEID", "USUBJID"], descending=[True, False, False], nulls_last=True)
     data_quality = (outputs.validation.group_by("SITEID", "DOMAIN", "VARIABLE", "EXPECTATION")

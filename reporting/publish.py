@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from contracts.enums import Severity
 from contracts.records import RunOutputs
 from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
@@ -112,7 +113,7 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
         ("Summary", _summary_sheet(outputs)),
         ("Sites", site_table(outputs, risk)),
         ("Subjects", tables["subjects"]),
-        ("Important deviations", now.filter(pl.col("SEVERITY") == "IMPORTANT")),
+        ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
         ("Queries", queries),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),

@@ -11,6 +11,8 @@ import re
 
 import polars as pl
 
+from contracts import is_open
+from contracts.enums import Severity
 from reporting.datafiles import check_keys, load
 from reporting.tables import sort_like
 
@@ -71,7 +73,7 @@ def _no_full_stop(column: str) -> pl.Expr:
 
 
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
-    current = discrepancies.filter(pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
+    current = discrepancies.filter(is_open())
     keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
     values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
                                 pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first",
@@ -96,7 +98,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.col("EXPECTATION").alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
-        pl.lit("QUERY").alias("SEVERITY"),
+        pl.lit(Severity.QUERY).alias("SEVERITY"),
         pl.lit(None, pl.String).alias("STATUS"),
         pl.lit(None, pl.String).alias("FIRST_SEEN"),
         pl.lit(None, pl.Int64).alias("DAYS_OPEN"),

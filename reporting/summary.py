@@ -11,6 +11,8 @@ from typing import Any
 
 import polars as pl
 
+from contracts import is_open
+from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from reporting.risk import inputs_table, site_risk
 
@@ -22,7 +24,7 @@ def current(discrepancies: pl.DataFrame) -> pl.DataFrame:
     """Findings present tonight (NEW or OPEN), without the RESOLVED ones."""
     if "STATUS" not in discrepancies.columns:
         return discrepancies
-    return discrepancies.filter(pl.col("STATUS").is_null() | (pl.col("STATUS") != "RESOLVED"))
+    return discrepancies.filter(is_open())
 
 
 def criterion_expr(check: str = "CHECK_ID") -> pl.Expr:
@@ -73,14 +75,15 @@ def headline(outputs: RunOutputs) -> Headline:
         sites_not_audited=len(manifest.get("sites_not_audited") or []),
         deliveries_not_used=len(manifest.get("deliveries_not_used") or []),
         subjects_screened=subjects.height,
-        enrolled=subjects.filter(decision == "ENROLLED").height,
-        screen_failures=subjects.filter(decision == "SCREEN FAILURE").height,
-        in_screening=subjects.filter(decision == "IN SCREENING").height,
-        ineligible_enrolled=subjects.filter((decision == "ENROLLED") & (pl.col("RECOMPUTED") == "INELIGIBLE")).height,
-        important=now.filter(pl.col("SEVERITY") == "IMPORTANT").height,
-        queries=now.filter(pl.col("SEVERITY") == "QUERY").height,
-        new=disc.filter(status == "NEW").height,
-        resolved=disc.filter(status == "RESOLVED").height,
+        enrolled=subjects.filter(decision == SiteDecision.ENROLLED).height,
+        screen_failures=subjects.filter(decision == SiteDecision.SCREEN_FAILURE).height,
+        in_screening=subjects.filter(decision == SiteDecision.IN_SCREENING).height,
+        ineligible_enrolled=subjects.filter((decision == SiteDecision.ENROLLED)
+                                            & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).height,
+        important=now.filter(pl.col("SEVERITY") == Severity.IMPORTANT).height,
+        queries=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
+        new=disc.filter(status == FindingStatus.NEW).height,
+        resolved=disc.filter(status == FindingStatus.RESOLVED).height,
         data_findings=outputs.validation.height,
         balanced=bool(manifest.get("balanced", True)),
     )
@@ -107,19 +110,18 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
     """One row per audited site: subjects by decision, findings by severity and status, risk flags."""
     subjects = outputs.subjects.group_by("SITEID").agg(
         pl.len().alias("SCREENED"),
-        (pl.col("SITE_DECISION") == "ENROLLED").sum().alias("ENROLLED"),
-        (pl.col("SITE_DECISION") == "SCREEN FAILURE").sum().alias("SCREEN_FAILURES"),
-        ((pl.col("SITE_DECISION") == "ENROLLED") & (pl.col("RECOMPUTED") == "INELIGIBLE")).sum()
+        (pl.col("SITE_DECISION") == SiteDecision.ENROLLED).sum().alias("ENROLLED"),
+        (pl.col("SITE_DECISION") == SiteDecision.SCREEN_FAILURE).sum().alias("SCREEN_FAILURES"),
+        ((pl.col("SITE_DECISION") == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).sum()
         .alias("INELIGIBLE_ENROLLED"),
     )
     disc = outputs.discrepancies
-    status = pl.col("STATUS")
-    live = status.is_null() | (status != "RESOLVED")
+    status, live = pl.col("STATUS"), is_open()
     findings = disc.group_by("SITEID").agg(
-        ((pl.col("SEVERITY") == "IMPORTANT") & live).sum().alias("IMPORTANT"),
-        ((pl.col("SEVERITY") == "QUERY") & live).sum().alias("QUERIES"),
-        (status == "NEW").sum().alias("NEW"),
-        (status == "RESOLVED").sum().alias("RESOLVED"),
+        ((pl.col("SEVERITY") == Severity.IMPORTANT) & live).sum().alias("IMPORTANT"),
+        ((pl.col("SEVERITY") == Severity.QUERY) & live).sum().alias("QUERIES"),
+        (status == FindingStatus.NEW).sum().alias("NEW"),
+        (status == FindingStatus.RESOLVED).sum().alias("RESOLVED"),
     )
     data = outputs.validation.group_by("SITEID").agg(pl.len().alias("DATA_FINDINGS"))
     flags = risk.group_by("SITEID").agg(
@@ -139,8 +141,8 @@ def site_criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
     """Open findings per site x criterion (SITEID, CRITERION, IMPORTANT, QUERY, N)."""
     now = current(outputs.discrepancies)
     return (now.with_columns(criterion_expr()).explode("CRITERION").group_by("SITEID", "CRITERION").agg(
-        (pl.col("SEVERITY") == "IMPORTANT").sum().alias("IMPORTANT"),
-        (pl.col("SEVERITY") == "QUERY").sum().alias("QUERY"),
+        (pl.col("SEVERITY") == Severity.IMPORTANT).sum().alias("IMPORTANT"),
+        (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERY"),
         pl.len().alias("N"),
     ).sort("SITEID", "CRITERION"))
 

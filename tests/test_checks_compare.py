@@ -8,14 +8,17 @@ through checks.evaluate() lives in test_checks_compare_e2e.py.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date
-from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
 from checks.comparison.compare import compare
 from contracts import DISCREPANCIES, SUBJECTS
+from contracts.enums import Category
+from contracts.protocol import Component, Criterion, Protocol, ProtocolVersion, Rule
+from contracts.records import EligibilityResult
 
 AS_OF = date(2026, 3, 20)
 
@@ -32,18 +35,19 @@ CRITERIA = {
 OPS = {"IN07.KPS": ">=", "IN10.PLT": ">=", "IN11.CRCL": ">=", "EX07.ASC": ">"}
 
 
-def _rule(check_id: str) -> SimpleNamespace:
+def _rule(check_id: str) -> Rule:
     if check_id in OPS:
-        return SimpleNamespace(kind="threshold", params={"op": OPS[check_id], "limit": 0}, children=())
-    leaf = SimpleNamespace(kind="threshold", params={"op": ">="}, children=())
-    return SimpleNamespace(kind="all", params={}, children=(leaf, leaf))
+        return Rule("threshold", params={"op": OPS[check_id], "limit": 0})
+    leaf = Rule("threshold", params={"op": ">="})
+    return Rule("all", children=(leaf, leaf))
 
 
-PROTOCOL = SimpleNamespace(
-    id="T1",
-    criteria=[SimpleNamespace(id=cid, category=cat, text=cid,
-                              components=[SimpleNamespace(id=c[0], text=c[0], rule=_rule(c[0])) for c in comps])
-              for cid, (cat, comps) in CRITERIA.items()],
+_VERSION = ProtocolVersion("1.0", date(2024, 1, 1))
+PROTOCOL = Protocol(
+    id="T1", title="comparison test protocol", version=_VERSION, versions=(_VERSION,), parameters={},
+    criteria=tuple(Criterion(id=cid, category=Category(cat), text=cid, kind="C",
+                             components=tuple(Component(id=c[0], text=c[0], rule=_rule(c[0])) for c in comps))
+                   for cid, (cat, comps) in CRITERIA.items()),
 )
 COMPONENT_CRITERION = {c[0]: cid for cid, (_, comps) in CRITERIA.items() for c in comps}
 CATEGORY = {cid: cat for cid, (cat, _) in CRITERIA.items()}
@@ -58,8 +62,8 @@ def subject(usubjid: str, decision: str = "ENROLLED", site: str = "101", start: 
             "overrides": {k.replace("_", "."): v for k, v in overrides.items()}}
 
 
-def build(subjects: list[dict]) -> SimpleNamespace:
-    """An EligibilityResult-shaped object: every subject gets every component, passing by default."""
+def build(subjects: list[dict]) -> EligibilityResult:
+    """An EligibilityResult in which every subject gets every component, passing by default."""
     elig = []
     for s in subjects:
         for cid, (_, comps) in CRITERIA.items():
@@ -90,7 +94,7 @@ def build(subjects: list[dict]) -> SimpleNamespace:
         schema=dict.fromkeys(["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_DTC",
                               "TREATMENT_START", "PROTOCOL_VERSION"], pl.String),
     )
-    return SimpleNamespace(eligibility=eligibility, reference=reference, criteria=criteria)
+    return EligibilityResult(eligibility=eligibility, reference=reference, criteria=criteria)
 
 
 def ie(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
@@ -395,7 +399,7 @@ def test_row_order_does_not_change_output():
     assert expected.discrepancies.height >= 6
     rng = random.Random(7)
     for _ in range(3):
-        shuffled = SimpleNamespace(
+        shuffled = EligibilityResult(
             eligibility=base.eligibility.sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
             reference=base.reference.sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
             criteria=base.criteria.sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
@@ -427,7 +431,7 @@ def test_checklist_follows_the_criteria_evaluated_for_each_subject():
     extra = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "S2", "CRITERION_ID": "IN99",
                            "OUTCOME": "MET", "CATEGORY": "INCLUSION"}], schema=dict.fromkeys(data.criteria.columns,
                                                                                                 pl.String))
-    data.criteria = pl.concat([data.criteria, extra.select(data.criteria.columns)])
+    data = replace(data, criteria=pl.concat([data.criteria, extra.select(data.criteria.columns)]))
     result = compare(data, {"ie": ie(full_checklist("S1") + full_checklist("S2"))}, PROTOCOL, AS_OF)
     assert [(r["USUBJID"], r["CHECK_ID"], r["RECOMPUTED"]) for r in rows(result)] == [
         ("S2", "PC04", "no answer for IN99")]
@@ -436,8 +440,8 @@ def test_checklist_follows_the_criteria_evaluated_for_each_subject():
 
 def test_subject_without_evaluated_criteria_is_unverifiable_and_gets_the_protocol_checklist():
     data = build([subject("S1"), subject("S2")])
-    data.criteria = data.criteria.filter(pl.col("USUBJID") == "S1")
-    data.eligibility = data.eligibility.filter(pl.col("USUBJID") == "S1")
+    data = replace(data, criteria=data.criteria.filter(pl.col("USUBJID") == "S1"),
+                   eligibility=data.eligibility.filter(pl.col("USUBJID") == "S1"))
     result = compare(data, {"ie": ie(full_checklist("S1") + full_checklist("S2"))}, PROTOCOL, AS_OF)
     assert result.subjects.select("USUBJID", "RECOMPUTED").rows() == [("S1", "ELIGIBLE"), ("S2", "UNVERIFIABLE")]
     assert result.checklist.filter(pl.col("USUBJID") == "S2").height == 4

@@ -7,35 +7,50 @@ each run costs a second or more; every test then asserts on their results.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from contracts import EXCLUSIONS, FINDINGS, check_table
+from contracts.protocol import Protocol, parse_protocol
 from expectations import finish_validation, list_expectations, publish_data_docs, validate_domain
 from storage import LocalStore
 
 STUDY = "SZ003"
 
 
-@dataclass(frozen=True)
-class _Criterion:
-    id: str
-    category: str
+#: A small real protocol: three criteria whose rules read exactly HGB, PLAT, CREAT (with WEIGHT, through
+#: the Cockcroft-Gault clearance), HBSAG, HBVDNA and HCG, so that the completeness suites have needs.
+PROTOCOL_YAML = """
+id: SZ003
+title: validation test protocol
+version: {tivers: "1.0", effective: 2024-01-01}
+parameters: {screening_window_days: 28}
+criteria:
+  - id: IN06
+    category: INCLUSION
+    components:
+      - {id: IN06, rule: {kind: derived, value: AGE_AT_CONSENT, range: [18, 80]}}
+  - id: IN10
+    category: INCLUSION
+    components:
+      - {id: IN10.HGB, rule: {kind: threshold, domain: LB, test: HGB, op: ">=", limit: 9}}
+      - {id: IN10.PLT, rule: {kind: threshold, domain: LB, test: PLAT, op: ">=", limit: 60}}
+      - {id: IN10.CRCL, rule: {kind: derived, value: CRCL_CG, op: ">=", limit: 40}}
+      - id: IN10.HBV
+        applies_when: {kind: coded, domain: LB, test: HBSAG, values: [POSITIVE], valid: [POSITIVE, NEGATIVE]}
+        rule: {kind: threshold, domain: LB, test: HBVDNA, op: "<", limit: 200}
+  - id: EX15
+    category: EXCLUSION
+    components:
+      - {id: EX15, rule: {kind: coded, domain: LB, test: HCG, values: [POSITIVE]}}
+"""
 
 
-@dataclass(frozen=True)
-class FakeProtocol:
-    """The two things validation reads from a protocol: its criteria and the tests they need."""
-
-    id: str = STUDY
-    criteria: tuple = (_Criterion("IN06", "INCLUSION"), _Criterion("IN10", "INCLUSION"),
-                       _Criterion("EX15", "EXCLUSION"))
-
-    def needed_tests(self) -> dict[str, set[str]]:
-        return {"lb": {"HGB", "PLAT", "CREAT", "HBSAG", "HBVDNA", "HCG"}, "vs": {"WEIGHT"}}
+def FakeProtocol() -> Protocol:
+    return parse_protocol(yaml.safe_load(PROTOCOL_YAML))
 
 
 def frame(domain: str, rows: list[dict], site: str = "101") -> pl.DataFrame:
@@ -258,7 +273,7 @@ def test_needed_results_follow_the_conditions(planted) -> None:
     # S1 is an enrolled woman with a reactive HBsAg: HBV DNA is needed and absent; HCG is present
     assert needs.select("DOMAIN", "VARIABLE", "OBSERVED").rows() == [("LB", "LBTESTCD", "HBVDNA: no result")]
     assert needs["MESSAGE"][0] == ("ENROLLED subject has no HBVDNA result in LB: "
-                                   "the criteria needing it cannot be verified")  # the fake protocol has no rules
+                                   "IN10.HBV cannot be verified")  # the component that reads it is named
     # S2 is a screen failure: results are not required, the IE checklist is
     assert findings_of(planted, "needed_results").filter(pl.col("USUBJID") == S2).height == 0
 

@@ -27,8 +27,9 @@ from checks.comparison.process import ProcessCheck, ProcessContext, run_process_
 from checks.comparison.site_checklist import SiteSource, site_checklist
 from checks.evaluation.exclusions import drop_rejected, normalise
 from contracts import DISCREPANCIES, SUBJECTS, check_table
-from contracts.enums import DiscrepancyClass, Recomputed, Severity, SiteDecision
-from contracts.records import Comparison
+from contracts.enums import DiscrepancyClass, Outcome, Recomputed, Severity, SiteDecision
+from contracts.protocol import Protocol
+from contracts.records import Comparison, EligibilityResult
 
 _FAILED = ("NOT_MET", "APPLIES")
 _PASSED = ("MET", "NOT_APPLICABLE")
@@ -101,23 +102,21 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _comparators(protocol: object) -> pl.DataFrame:
+def _comparators(protocol: Protocol) -> pl.DataFrame:
     """CHECK_ID -> OP for components whose rule is one comparison leaf (`{kind: threshold, op: ">="}`),
     so that evidence reads `limit >= 60 10^9/L` rather than a bare number. Components built from
     several leaves keep the evaluation's own LIMIT text."""
     ids, ops = [], []
-    for criterion in getattr(protocol, "criteria", ()):
-        for component in getattr(criterion, "components", ()):
-            rule = getattr(component, "rule", None)
-            op = (getattr(rule, "params", None) or {}).get("op") if rule is not None else None
-            if isinstance(op, str) and not getattr(rule, "children", ()):
-                ids.append(str(component.id))
-                ops.append(op)
+    for _, component in protocol.components():
+        op = component.rule.params.get("op")
+        if isinstance(op, str) and not component.rule.children:
+            ids.append(component.id)
+            ops.append(op)
     return pl.DataFrame({"CHECK_ID": ids, "OP": ops}, schema={"CHECK_ID": pl.String, "OP": pl.String}).unique(
         subset="CHECK_ID", keep="first")
 
 
-def _components(eligibility: pl.DataFrame, protocol: object) -> pl.DataFrame:
+def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
     """The eligibility rows with the columns compare reads (REASON_CODE optional); LIMIT carries the
     comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
     frame = eligibility
@@ -150,7 +149,7 @@ def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
                         checklist: pl.DataFrame) -> pl.DataFrame:
     """INELIGIBLE_ENROLLED and UNVERIFIABLE: enrolled subject x component."""
     enrolled = (  # only the components these two classes report (a small part of all subject x component rows)
-        components.filter(pl.col("OUTCOME").is_in([*_FAILED, "UNVERIFIABLE"]))
+        components.filter(pl.col("OUTCOME").is_in([*_FAILED, Outcome.UNVERIFIABLE]))
         .join(subjects.filter(pl.col("SITE_DECISION") == _ENROLLED), on="USUBJID")
         .join(_site_columns(checklist), on=["USUBJID", "CRITERION_ID"], how="left")
         .with_columns(
@@ -167,7 +166,7 @@ def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
         pl.col("OUTCOME").alias("RECOMPUTED"),
         evidence.ineligible_enrolled(),
     )
-    unverifiable = enrolled.filter(pl.col("OUTCOME") == "UNVERIFIABLE").select(
+    unverifiable = enrolled.filter(pl.col("OUTCOME") == Outcome.UNVERIFIABLE).select(
         "USUBJID",
         "CHECK_ID",
         pl.lit(DiscrepancyClass.UNVERIFIABLE.value).alias("CLASS"),
@@ -278,7 +277,7 @@ def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.
     evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE."""
     verdict = criteria.group_by("USUBJID").agg(
         pl.col("OUTCOME").is_in(_FAILED).any().alias("ANY_FAILED"),
-        (pl.col("OUTCOME") == "UNVERIFIABLE").any().alias("ANY_UNVERIFIABLE"),
+        (pl.col("OUTCOME") == Outcome.UNVERIFIABLE).any().alias("ANY_UNVERIFIABLE"),
     )
     counts = findings.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
     table = (
@@ -300,9 +299,9 @@ def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.
 
 
 def compare(
-    result: object,
+    result: EligibilityResult,
     domains: dict[str, pl.DataFrame],
-    protocol: object,
+    protocol: Protocol,
     as_of: date,
     process_checks: tuple[ProcessCheck, ...] | None = None,
     *,
@@ -320,9 +319,9 @@ def compare(
     """
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
     domains = _usable(domains, exclusions, rejected)
-    subjects = _subjects(result.reference)  # type: ignore[attr-defined]
-    components = _components(result.eligibility, protocol)  # type: ignore[attr-defined]
-    evaluated = result.criteria  # type: ignore[attr-defined]
+    subjects = _subjects(result.reference)
+    components = _components(result.eligibility, protocol)
+    evaluated = result.criteria
     criteria = evaluated.select("USUBJID", "CRITERION_ID", "OUTCOME")
     checklist = site_checklist(domains.get("ie"), subjects, protocol,
                                evaluated if "CATEGORY" in evaluated.columns else None)

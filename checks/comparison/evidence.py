@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from contracts.enums import Outcome, SiteDecision
+
 _DECIDED_WORDS = {
     "MET": "met",
     "NOT_MET": "not met",
@@ -70,9 +72,9 @@ def decision_clause() -> pl.Expr:
     """What the site decided, as the end of a sentence."""
     decision = pl.col("SITE_DECISION")
     return (
-        pl.when(decision == "ENROLLED")
+        pl.when(decision == SiteDecision.ENROLLED)
         .then(pl.lit("enrolled the subject"))
-        .when(decision == "SCREEN FAILURE")
+        .when(decision == SiteDecision.SCREEN_FAILURE)
         .then(pl.lit("recorded the subject as a screen failure"))
         .otherwise(pl.lit("has not yet decided (subject in screening)"))
     )
@@ -82,7 +84,7 @@ def ineligible_enrolled() -> pl.Expr:
     """`IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit 60 10^9/L); the site recorded
     IN10 as met (IN10=Y) and enrolled the subject.`"""
     verb = (
-        pl.when(pl.col("OUTCOME") == "APPLIES")
+        pl.when(pl.col("OUTCOME") == Outcome.APPLIES)
         .then(pl.lit("meets exclusion"))
         .otherwise(pl.lit("does not meet"))
     )

@@ -25,7 +25,7 @@ import yaml
 
 from checks.comparison import evidence
 from checks.comparison.site_checklist import ChecklistStyle, SiteSource
-from contracts.enums import ReasonCode
+from contracts.enums import ReasonCode, SiteDecision
 from contracts.units import load_units
 from core import values
 
@@ -161,7 +161,7 @@ def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl
     frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC").join(ctx.subjects, on="USUBJID").with_columns(
         consent_lo.alias("C_LO"), dose_hi.alias("D_HI")
     )
-    enrolled = pl.col("SITE_DECISION") == "ENROLLED"
+    enrolled = pl.col("SITE_DECISION") == SiteDecision.ENROLLED
     dosed = pl.col("RFXSTDTC").is_not_null()
     no_consent = pl.col("C_LO").is_null()
     before = pl.col("D_HI") < pl.col("C_LO")
@@ -192,7 +192,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         return _empty()
     stale = (
         ctx.eligibility.filter(pl.col("REASON_CODE") == params["reason_code"])
-        .join(ctx.subjects.filter(pl.col("SITE_DECISION") == "ENROLLED"), on="USUBJID")
+        .join(ctx.subjects.filter(pl.col("SITE_DECISION") == SiteDecision.ENROLLED), on="USUBJID")
         .with_columns(
             pl.when(pl.col("REASON").is_not_null())
             .then(pl.format("{}: {}", pl.col("CHECK_ID"), pl.col("REASON")))
@@ -207,7 +207,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
     )
     return grouped.select(
         "USUBJID",
-        pl.lit("ENROLLED").alias("SITE_ASSESSMENT"),
+        pl.lit(SiteDecision.ENROLLED).alias("SITE_ASSESSMENT"),
         pl.format("only pre-window results: {}", pl.col("IDS")).alias("RECOMPUTED"),
         pl.format(
             "Only results dated before the screening window exist ({}); the site enrolled the subject "
@@ -220,7 +220,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
 
 def pc04_checklist_incomplete(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
     """A subject with a screening decision whose IE checklist is missing, lacks criteria or says U."""
-    decided = ctx.subjects.filter(pl.col("SITE_DECISION").is_in(["ENROLLED", "SCREEN FAILURE"]))
+    decided = ctx.subjects.filter(pl.col("SITE_DECISION").is_in([SiteDecision.ENROLLED, SiteDecision.SCREEN_FAILURE]))
     absent = pl.col("SITE_SOURCE") == SiteSource.ABSENT.value
     unknown = pl.col("SITE_OUTCOME") == "UNKNOWN"
     per = (

@@ -19,26 +19,11 @@ no IE row at the site at all) it is MISSING.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import polars as pl
 
+from contracts.enums import Category, ChecklistStyle, Outcome, SiteSource
+from contracts.protocol import Protocol
 from core import values
-
-
-class ChecklistStyle(StrEnum):
-    FULL = "FULL"
-    NOT_MET_ONLY = "NOT_MET_ONLY"
-    MISSING = "MISSING"
-
-
-class SiteSource(StrEnum):
-    """Where the site's answer for one criterion comes from."""
-
-    RECORDED = "RECORDED"  # an IE row
-    IMPLIED = "IMPLIED"  # absent from a not-met-only checklist: met / not applying
-    ABSENT = "ABSENT"  # absent from a full (or missing) checklist
-
 
 #: SITE_OUTCOME values besides the decided contracts.Outcome ones
 UNKNOWN = "UNKNOWN"
@@ -59,13 +44,10 @@ CHECKLIST_COLUMNS = [
 ]
 
 
-def criteria_frame(protocol: object) -> pl.DataFrame:
+def criteria_frame(protocol: Protocol) -> pl.DataFrame:
     """CRITERION_ID, CATEGORY (INCLUSION / EXCLUSION), ORDER from the protocol's criteria."""
-    ids, categories = [], []
-    for criterion in protocol.criteria:  # type: ignore[attr-defined]
-        category = getattr(criterion.category, "value", criterion.category)
-        ids.append(str(criterion.id))
-        categories.append(str(category).upper())
+    ids = [criterion.id for criterion in protocol.criteria]
+    categories = [criterion.category.value for criterion in protocol.criteria]
     return pl.DataFrame(
         {"CRITERION_ID": ids, "CATEGORY": categories, "ORDER": list(range(len(ids)))},
         schema={"CRITERION_ID": pl.String, "CATEGORY": pl.String, "ORDER": pl.Int64},
@@ -106,8 +88,8 @@ def _styles(answers: pl.DataFrame, subjects: pl.DataFrame, criteria: pl.DataFram
         .group_by("USUBJID")
         .agg(
             (
-                ((pl.col("CATEGORY") == "INCLUSION") & (pl.col("SITE_ANSWER") == "Y"))
-                | ((pl.col("CATEGORY") == "EXCLUSION") & (pl.col("SITE_ANSWER") == "N"))
+                ((pl.col("CATEGORY") == Category.INCLUSION) & (pl.col("SITE_ANSWER") == "Y"))
+                | ((pl.col("CATEGORY") == Category.EXCLUSION) & (pl.col("SITE_ANSWER") == "N"))
             )
             .any()
             .alias("HAS_PASS")
@@ -132,18 +114,18 @@ def _styles(answers: pl.DataFrame, subjects: pl.DataFrame, criteria: pl.DataFram
 
 
 def _site_outcome() -> pl.Expr:
-    inclusion = pl.col("CATEGORY") == "INCLUSION"
+    inclusion = pl.col("CATEGORY") == Category.INCLUSION
     recorded = pl.col("SITE_SOURCE") == SiteSource.RECORDED.value
     answer = pl.col("SITE_ANSWER")
     return (
         pl.when(recorded & (answer == "Y"))
-        .then(pl.when(inclusion).then(pl.lit("MET")).otherwise(pl.lit("APPLIES")))
+        .then(pl.when(inclusion).then(pl.lit(Outcome.MET)).otherwise(pl.lit(Outcome.APPLIES)))
         .when(recorded & (answer == "N"))
-        .then(pl.when(inclusion).then(pl.lit("NOT_MET")).otherwise(pl.lit("NOT_APPLICABLE")))
+        .then(pl.when(inclusion).then(pl.lit(Outcome.NOT_MET)).otherwise(pl.lit(Outcome.NOT_APPLICABLE)))
         .when(recorded)
         .then(pl.lit(UNKNOWN))
         .when(pl.col("SITE_SOURCE") == SiteSource.IMPLIED.value)
-        .then(pl.when(inclusion).then(pl.lit("MET")).otherwise(pl.lit("NOT_APPLICABLE")))
+        .then(pl.when(inclusion).then(pl.lit(Outcome.MET)).otherwise(pl.lit(Outcome.NOT_APPLICABLE)))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias("SITE_OUTCOME")
     )
@@ -152,7 +134,7 @@ def _site_outcome() -> pl.Expr:
 def _site_text() -> pl.Expr:
     """Short form for SITE_ASSESSMENT: `IN10=Y`, `IN10=Y (implied)`, `IN10 not recorded`."""
     criterion = pl.col("CRITERION_ID")
-    implied = pl.when(pl.col("CATEGORY") == "INCLUSION").then(pl.lit("Y")).otherwise(pl.lit("N"))
+    implied = pl.when(pl.col("CATEGORY") == Category.INCLUSION).then(pl.lit("Y")).otherwise(pl.lit("N"))
     return (
         pl.when(pl.col("SITE_SOURCE") == SiteSource.RECORDED.value)
         .then(pl.format("{}={}", criterion, pl.col("SITE_ANSWER")))
@@ -167,13 +149,13 @@ def _site_phrase() -> pl.Expr:
     """Words for EVIDENCE: `IN10 as met (IN10=Y)`, `no IE answer for IN10`, ..."""
     criterion = pl.col("CRITERION_ID")
     words = (
-        pl.when(pl.col("SITE_OUTCOME") == "MET")
+        pl.when(pl.col("SITE_OUTCOME") == Outcome.MET)
         .then(pl.lit("met"))
-        .when(pl.col("SITE_OUTCOME") == "NOT_MET")
+        .when(pl.col("SITE_OUTCOME") == Outcome.NOT_MET)
         .then(pl.lit("not met"))
-        .when(pl.col("SITE_OUTCOME") == "APPLIES")
+        .when(pl.col("SITE_OUTCOME") == Outcome.APPLIES)
         .then(pl.lit("applying"))
-        .when(pl.col("SITE_OUTCOME") == "NOT_APPLICABLE")
+        .when(pl.col("SITE_OUTCOME") == Outcome.NOT_APPLICABLE)
         .then(pl.lit("not applying"))
         .otherwise(pl.lit("unknown"))
     )
@@ -201,7 +183,7 @@ def _grid(subjects: pl.DataFrame, criteria: pl.DataFrame, evaluated: pl.DataFram
     return pl.concat([own, everyone.join(own, on="USUBJID", how="anti")]).sort("USUBJID", "CRITERION_ID")
 
 
-def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: object,
+def site_checklist(ie: pl.DataFrame | None, subjects: pl.DataFrame, protocol: Protocol,
                    evaluated: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every subject x criterion with the site's answer (CHECKLIST_COLUMNS).
 
