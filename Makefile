@@ -15,7 +15,7 @@ $(CURDIR)/.uv/bin/uv:
 # without .pyc files (PYTHONDONTWRITEBYTECODE, read-only site-packages) each process compiles them
 # again: 7.5 s instead of 3 s for Great Expectations alone (docs/benchmarks.md).
 $(BIN)/screening-audit: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --compile-bytecode --extra demo
 	@touch $@
 
 install: $(BIN)/screening-audit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -173,3 +173,25 @@ class RunOutputs:
     run_manifest: dict[str, Any]
     data_docs: Path | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """The headline of one run, returned by the flow and printed by the CLI."""
+
+    study: str
+    as_of: str
+    protocol: str
+    sites_audited: int
+    sites_not_audited: dict[str, str]
+    subjects: int
+    enrolled: int
+    important: int
+    queries: int
+    new: int
+    report: str
+    outputs: str
+    published: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -76,8 +76,8 @@ def _print_summary(summary) -> None:
 def _run(params: dict, choice: RunnerChoice):
     # The slow things first, each as soon as it can start: Prefect's temporary API server (a
     # subprocess, on the other CPU), then the Great Expectations import (a thread); the flow's own
-    # imports overlap both (flows/prefect_api.py, docs/benchmarks.md).
-    from flows.prefect_api import api_in_use, start_early_prefect_api
+    # imports overlap both (runtime/prefect_api.py, docs/benchmarks.md).
+    from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
     from expectations.warmup import start_background_import
@@ -167,7 +167,7 @@ def run_all(
     if as_of:
         date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
-    from flows.prefect_api import api_in_use, start_early_prefect_api
+    from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
     try:
@@ -223,6 +223,11 @@ def demo(
     seed: int = 7,
 ) -> None:
     """Start a local S3 endpoint, generate a study, audit it, and print where the report is."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise _fail("[red]error:[/red] the demo's local S3 endpoint needs moto: install the `demo` extra "
+                    "(`uv sync --extra demo`, or `make demo`)", 2)
     from flows.demo import run_demo
 
     summary, local_report, result = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)

@@ -19,7 +19,7 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
     """
     # Start the slow things first, each as soon as it can: Prefect's API server (a subprocess), then
     # the Great Expectations import (a thread); the rest of the imports and the study overlap them.
-    from flows.prefect_api import api_in_use, start_early_prefect_api
+    from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
     from expectations.warmup import start_background_import

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from contracts.enums import FindingStatus, Severity, SiteDecision
+from contracts.records import AuditSummary
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
@@ -36,28 +35,6 @@ INGEST_TASKS = max(4, 2 * (os.cpu_count() or 1))
 
 class NothingToAuditError(RuntimeError):
     """No site of the study had a usable delivery: the run publishes nothing and fails."""
-
-
-@dataclass(frozen=True)
-class AuditSummary:
-    """The headline of one run, returned by the flow and printed by the CLI."""
-
-    study: str
-    as_of: str
-    protocol: str
-    sites_audited: int
-    sites_not_audited: dict[str, str]
-    subjects: int
-    enrolled: int
-    important: int
-    queries: int
-    new: int
-    report: str
-    outputs: str
-    published: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def software_version() -> str:
@@ -160,7 +137,7 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
     from contracts.protocol import load_protocol
     from flows.config import site_coverage
-    from reporting import RunOutputs, build_run_manifest
+    from reporting import assemble_outputs, run_summary
 
     logger = get_run_logger()
     protocol_obj = load_protocol(protocol)
@@ -208,38 +185,14 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
 
-        from contracts import Evaluation
-
-        evaluation = Evaluation(
-            subjects=comparison.subjects,
-            eligibility=eligibility.eligibility,
-            discrepancies=discrepancies,
-            protocol_id=protocol_obj.id,
-            protocol_version=protocol_obj.tivers,
-            rows_evaluated=eligibility.rows_evaluated,
-        )
-        manifest = build_run_manifest(
-            study=study, as_of=as_of_date, ingest=ingest, validation=validation, evaluation=evaluation,
-            software_version=software_version(),
-        )
-        outputs = RunOutputs(
-            study=study,
-            as_of=as_of_date,
-            protocol_id=evaluation.protocol_id,
-            protocol_version=evaluation.protocol_version,
-            subjects=evaluation.subjects,
-            eligibility=evaluation.eligibility,
-            discrepancies=discrepancies,
-            validation=_all_findings(ingest.findings, validation.findings),
-            run_manifest=manifest,
-            data_docs=validation.data_docs,
-            expectations=validation.expectations,
-        )
+        outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
+                                   eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
+                                   software_version=software_version())
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 
     location = report_location(reports, prefix)
-    summary = _summarise(outputs, ingest, location, published)
+    summary = run_summary(outputs, ingest.sites_not_audited, location, published)
     logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d queries; report at %s",
                 study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,
                 summary.queries, summary.report)
@@ -250,33 +203,3 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
     return summary
-
-
-def _all_findings(ingest_findings, validation_findings):
-    """Ingestion's and Great Expectations' findings in one table: a site sees every data problem together."""
-    import polars as pl
-
-    return pl.concat([ingest_findings, validation_findings], how="diagonal_relaxed")
-
-
-def _summarise(outputs, ingest, location: str, published: list[str]) -> AuditSummary:
-    import polars as pl
-
-    disc = outputs.discrepancies
-    current = disc.filter(pl.col("STATUS") != FindingStatus.RESOLVED) if "STATUS" in disc.columns else disc
-    subjects = outputs.subjects
-    return AuditSummary(
-        study=outputs.study,
-        as_of=outputs.as_of.isoformat(),
-        protocol=f"{outputs.protocol_id} {outputs.protocol_version}",
-        sites_audited=len(ingest.sites_audited),
-        sites_not_audited=dict(ingest.sites_not_audited),
-        subjects=subjects.height,
-        enrolled=subjects.filter(pl.col("SITE_DECISION") == SiteDecision.ENROLLED).height,
-        important=current.filter(pl.col("SEVERITY") == Severity.IMPORTANT).height,
-        queries=current.filter(pl.col("SEVERITY") == Severity.QUERY).height,
-        new=current.filter(pl.col("STATUS") == FindingStatus.NEW).height if "STATUS" in current.columns else 0,
-        report=f"{location}/report.html",
-        outputs=location,
-        published=published,
-    )

@@ -1,4 +1,4 @@
-"""The CLI's early start of Prefect's temporary API server (flows/prefect_api.py).
+"""The CLI's early start of Prefect's temporary API server (runtime/prefect_api.py).
 
 The success path (a real server, a flow run through it, the process exiting cleanly) is exercised by
 every CLI run in tests/test_end_to_end.py, which gives the CLI no PREFECT_API_URL. These tests pin
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from flows.prefect_api import TemporaryApi, TemporaryApiError, api_in_use, start_early_prefect_api
+from runtime.prefect_api import TemporaryApi, TemporaryApiError, api_in_use, start_early_prefect_api
 
 
 def test_nothing_is_started_when_prefect_has_an_api(prefect_harness: None) -> None:
