@@ -54,10 +54,10 @@ def _text(values: np.ndarray, decimals: int) -> pl.Series:
 
 
 def _frame(base: pl.DataFrame, domain: str, site: pl.Expr) -> pl.DataFrame:
-    """Add the ingestion columns: SOURCE (key:row), DELIVERY_SITEID, DECIMAL; all columns text."""
+    """Add the ingestion columns: SOURCE_KEY, SOURCE_ROW, DELIVERY_SITEID, DECIMAL; delivered columns text."""
     return base.with_columns(pl.all().cast(pl.String)).with_columns(
-        pl.format("SZ003/{}/20250301T000000Z/{}.csv:{}", site, pl.lit(domain), pl.int_range(1, pl.len() + 1))
-        .alias("SOURCE"),
+        pl.format("SZ003/{}/20250301T000000Z/{}.csv", site, pl.lit(domain)).alias("SOURCE_KEY"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("SOURCE_ROW"),
         site.alias("DELIVERY_SITEID"),
         pl.lit(".").alias("DECIMAL"),
     )

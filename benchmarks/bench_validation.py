@@ -41,8 +41,8 @@ ROWS_PER_SUBJECT = 1 + 2 + 28 + 2 * (len(LB_TESTS) + len(QUALITATIVE)) + 6 + 22 
 def _with_ingest_columns(frame: pl.DataFrame, domain: str) -> pl.DataFrame:
     site = pl.col("USUBJID").str.slice(6, 3)
     return frame.with_columns(
-        pl.format("{}/{}/20261127T230000Z/{}.csv:{}", pl.lit(STUDY), site, pl.lit(domain),
-                  pl.int_range(1, pl.len() + 1).over(site)).alias("SOURCE"),
+        pl.format("{}/{}/20261127T230000Z/{}.csv", pl.lit(STUDY), site, pl.lit(domain)).alias("SOURCE_KEY"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(site).alias("SOURCE_ROW"),
         site.alias("DELIVERY_SITEID"), pl.lit(".").alias("DECIMAL"))
 
 

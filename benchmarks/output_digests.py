@@ -59,7 +59,7 @@ def digests(folder: Path) -> dict[str, str]:
     return out
 
 
-def run_case(case: str) -> dict[str, dict[str, str]]:
+def run_case(case: str, keep: Path | None = None) -> dict[str, dict[str, str]]:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.nightly import nightly_audit
@@ -77,14 +77,19 @@ def run_case(case: str) -> dict[str, dict[str, str]]:
             nightly_audit(landing=str(root / "landing"), reports=str(root / "reports"), study="SZ003",
                           as_of=night.isoformat())
             result[night.isoformat()] = digests(root / "reports" / "SZ003" / night.isoformat())
+        if keep is not None:
+            import shutil
+
+            shutil.copytree(root / "reports", keep, dirs_exist_ok=True)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), default="demo")
+    parser.add_argument("--keep", type=Path, help="copy the published reports into this folder, to diff them")
     args = parser.parse_args(argv)
-    json.dump(run_case(args.case), sys.stdout, indent=1, sort_keys=True)
+    json.dump(run_case(args.case, args.keep), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 

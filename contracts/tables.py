@@ -29,9 +29,11 @@ FINDINGS: Schema = {
 
 #: Values that validation judged unusable for eligibility (e.g. a haemoglobin of 250 g/dL). The
 #: evaluation never uses the value of such a row's VARIABLE; a component left without a usable
-#: value is UNVERIFIABLE with MESSAGE as its reason. Joined on SOURCE.
+#: value is UNVERIFIABLE with MESSAGE as its reason. Joined on the row's typed source (core.source:
+#: object key and data row number).
 EXCLUSIONS: Schema = {
-    "SOURCE": _STR,
+    "SOURCE_KEY": _STR,
+    "SOURCE_ROW": pl.Int64,
     "DOMAIN": _STR,
     "VARIABLE": _STR,
     "MESSAGE": _STR,

@@ -1,8 +1,9 @@
 """Failing rows of a suite run -> rows of the `validation` table, exclusions and rejected rows.
 
-GE says which SOURCE rows failed each expectation; everything a reader needs (site, subject, the
-observed value, a sentence naming the problem and the expected value) comes from the prepared frame
-by a join on SOURCE, with the message templates of suites.yaml filled per row by polars.
+GE says which rows failed each expectation, by their rendered SOURCE (the suite's row index); everything
+a reader needs (site, subject, the observed value, a sentence naming the problem and the expected value)
+comes from the prepared frame by a join on it, with the message templates of suites.yaml filled per row
+by polars. Exclusions and rejected rows name their rows by the typed source (core.source).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import polars as pl
 
 from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
+from core.source import SOURCE_COLUMNS
 from expectations.model import WITHHELD, Check
 from expectations.spec import Action
 
@@ -87,18 +89,18 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             pl.lit(check.id).alias(CHECK_COLUMN),
         ))
         if check.action is Action.EXCLUDE:
-            exclusions.extend(rows.select(pl.col("SOURCE"), pl.lit(check.domain).alias("DOMAIN"),
+            exclusions.extend(rows.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
                                           pl.lit(variable).alias("VARIABLE"), pl.col("X_MESSAGE").alias("MESSAGE"))
                               for variable in check.excludes)
         if check.action is Action.REJECT:
             chosen = rows.filter(pl.col(check.reject_when)) if check.reject_when else rows
-            rejected.append(chosen.select(pl.col("SOURCE"), pl.lit(check.domain).alias("DOMAIN"),
+            rejected.append(chosen.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
                                           pl.lit(check.variable).alias("VARIABLE"),
                                           pl.col("X_MESSAGE").alias("MESSAGE")))
     return (_concat(findings, {**FINDINGS, CHECK_COLUMN: pl.String}).sort("SITEID", "USUBJID", "SOURCE", CHECK_COLUMN,
                                                                          "OBSERVED", nulls_last=True),
-            _concat(exclusions, EXCLUSIONS).unique(["SOURCE", "VARIABLE"], keep="first", maintain_order=True),
-            _concat(rejected, EXCLUSIONS).unique(["SOURCE"], keep="first", maintain_order=True))
+            _concat(exclusions, EXCLUSIONS).unique([*SOURCE_COLUMNS, "VARIABLE"], keep="first", maintain_order=True),
+            _concat(rejected, EXCLUSIONS).unique(list(SOURCE_COLUMNS), keep="first", maintain_order=True))
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import polars as pl
 
 from contracts.domains import DomainSpec
+from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_text
 from core.values import blank_to_null
 from expectations.model import Piece
 from expectations.subjects import decisions, missing_criteria, missing_results
 
-#: columns ingestion adds to every frame (see contracts.records.SiteIngest)
-INGEST_COLUMNS = ("SOURCE", "DELIVERY_SITEID", "DECIMAL")
+#: the rendered `<key>:<row>` of each row: Great Expectations' row index, so that a failure, in Data
+#: Docs and in the validation table, names its row as a site monitor reads it
+SOURCE = "SOURCE"
 #: prefix of the prepared columns that become the GE frame's columns (without the prefix)
 GE_PREFIX = "G_"
 #: suffix of derived columns that only feed messages (computed for failing rows only)
@@ -31,11 +33,12 @@ def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFram
     """
     frame = domains.get(spec.code.lower())
     if frame is None:
-        frame = pl.DataFrame(schema={c: pl.String for c in INGEST_COLUMNS})
+        frame = pl.DataFrame(schema={**SOURCE_SCHEMA, "DELIVERY_SITEID": pl.String, "DECIMAL": pl.String})
     wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []),
-                                 *INGEST_COLUMNS]))
-    return frame.select(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-                        for c in wanted)
+                                 "DELIVERY_SITEID", "DECIMAL"]))
+    return frame.select(*(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+                          for c in wanted),
+                        source_text().alias(SOURCE), *SOURCE_COLUMNS)
 
 
 def _with_subject(frame: pl.DataFrame, domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -119,7 +122,7 @@ def _add_rowwise(frame: pl.DataFrame, columns: dict[str, pl.Expr]) -> pl.DataFra
 def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.DataFrame:
     """The prepared frame of ctx.spec's domain: delivered columns + joins + derived columns."""
     frame = delivered(domains, ctx.spec)
-    content = [c for c in frame.columns if c != "SOURCE"]
+    content = [c for c in frame.columns if c not in (SOURCE, *SOURCE_COLUMNS)]
     frame = frame.with_columns(
         pl.struct(content).hash().alias("X_ROW_HASH"),
         blank_to_null("USUBJID").alias("X_USUBJID"),

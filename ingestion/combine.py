@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from contracts import FINDINGS, IngestResult, SiteIngest, check_table, empty_table
+from core.source import SOURCE_KEY, SOURCE_ROW
 from ingestion.codes import Code
-from ingestion.shape import ADDED, DELIVERY_SITEID, SOURCE
+from ingestion.shape import ADDED, DELIVERY_SITEID
 from storage import Store
 
 
@@ -17,12 +18,7 @@ def list_sites(store: Store, study: str) -> list[str]:
 
 def _source_order(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows by site, then object key, then data row number (numerically: row 10 after row 9)."""
-    return frame.sort(
-        pl.col(DELIVERY_SITEID),
-        pl.col(SOURCE).str.extract(r"^(.*):\d+$", 1),
-        pl.col(SOURCE).str.extract(r":(\d+)$", 1).cast(pl.Int64),
-        maintain_order=True,
-    )
+    return frame.sort(DELIVERY_SITEID, SOURCE_KEY, SOURCE_ROW, maintain_order=True)
 
 
 def combine_domain(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -20,15 +20,18 @@ import numpy as np
 import polars as pl
 
 from contracts import domain_spec
+from core.source import SOURCE_KEY, SOURCE_ROW
 from ingestion.codes import Code
 from ingestion.csv_reader import PlainCsv, parse_plain
 from ingestion.errors import FileRejected
 from ingestion.table import ROW, CellNote, RaggedRow, RawTable
 
-SOURCE = "SOURCE"
 DELIVERY_SITEID = "DELIVERY_SITEID"
 DECIMAL = "DECIMAL"
-ADDED = (SOURCE, DELIVERY_SITEID, DECIMAL)
+#: the columns ingestion adds to every delivered row (core.source: where it came from, typed)
+ADDED = (SOURCE_KEY, SOURCE_ROW, DELIVERY_SITEID, DECIMAL)
+#: names a delivered header may not use: the added ones, and SOURCE, which outputs render from them
+RESERVED = (*ADDED, "SOURCE")
 
 #: helper columns of a batch: the position of a row's file in the batch, and a row's position
 FILE = "__FILE__"
@@ -63,7 +66,7 @@ class Prepared:
 class ShapedFiles:
     """What `shape_files` made of a batch of prepared files (indexed by their position in it)."""
 
-    frames: dict[int, pl.DataFrame]  # kept rows: `names` + SOURCE, DELIVERY_SITEID, DECIMAL
+    frames: dict[int, pl.DataFrame]  # kept rows: `names` + SOURCE_KEY, SOURCE_ROW, DELIVERY_SITEID, DECIMAL
     rows: pl.DataFrame  # row-level findings (ROW_FINDINGS), by file then row
     rejected: dict[int, dict[str, int]]  # rejected rows by reason (`Code.reason`), files with any
 
@@ -96,7 +99,7 @@ def header_names(header: list[str], has_values: Callable[[int], bool]) -> tuple[
         raise FileRejected(Code.FILE_DUPLICATE_COLUMN,
                            f"the header names {', '.join(duplicates)} more than once",
                            variable=",".join(duplicates))
-    reserved = [n for n in names if n in ADDED]
+    reserved = [n for n in names if n in RESERVED]
     if reserved:
         raise FileRejected(Code.FILE_RESERVED_COLUMN,
                            f"the header uses {', '.join(reserved)}, a name the audit adds itself",
@@ -299,13 +302,14 @@ def _shape_domain(files: list[Prepared], ids: list[int], study: str, limit: int,
 
 
 def _added(files: list[Prepared]) -> list[pl.Expr]:
-    """SOURCE (`<object key>:<data row number>`), DELIVERY_SITEID and DECIMAL from each row's file."""
+    """SOURCE_KEY and SOURCE_ROW (object key and data row number), DELIVERY_SITEID and DECIMAL."""
 
     def of_file(values: list[str]) -> pl.Expr:
         return pl.lit(pl.Series(values, dtype=pl.String)).gather(pl.col(FILE))
 
     return [
-        pl.format("{}:{}", of_file([f.key for f in files]), pl.col(ROW)).alias(SOURCE),
+        of_file([f.key for f in files]).alias(SOURCE_KEY),
+        pl.col(ROW).cast(pl.Int64).alias(SOURCE_ROW),
         of_file([f.site for f in files]).alias(DELIVERY_SITEID),
         of_file([f.decimal for f in files]).alias(DECIMAL),
     ]

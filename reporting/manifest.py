@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from contracts import DOMAINS, Evaluation, IngestResult, ValidationResult
+from core.source import SOURCE_COLUMNS
 
 MANIFEST_VERSION = 1
 RECONCILIATION_COLUMNS = ["DOMAIN", "RECEIVED", "REJECTED_INGEST", "VALIDATED", "REJECTED_VALIDATION",
@@ -45,7 +46,7 @@ def reconciliation(ingest: IngestResult, validation: ValidationResult,
     if rejected.height:
         counts = (rejected.filter(pl.col("DOMAIN").is_not_null())
                   .group_by(pl.col("DOMAIN").str.to_lowercase())
-                  .agg(pl.col("SOURCE").n_unique().alias("N")))
+                  .agg(pl.struct(SOURCE_COLUMNS).n_unique().alias("N")))
         rejected_validation = dict(zip(counts["DOMAIN"].to_list(), counts["N"].to_list(), strict=True))
     validated = {_domain(k) or k: v for k, v in validation.rows_validated.items()}
     evaluated = {_domain(k) or k: v for k, v in evaluation.rows_evaluated.items()}

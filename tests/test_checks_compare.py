@@ -19,6 +19,7 @@ from contracts import DISCREPANCIES, SUBJECTS
 from contracts.enums import Category
 from contracts.protocol import Component, Criterion, Protocol, ProtocolVersion, Rule
 from contracts.records import EligibilityResult
+from tests.support.sources import split_source
 
 AS_OF = date(2026, 3, 20)
 
@@ -98,11 +99,11 @@ def build(subjects: list[dict]) -> EligibilityResult:
 
 
 def ie(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
-    return pl.DataFrame(
+    return split_source(pl.DataFrame(
         [{"STUDYID": "SZ003", "USUBJID": u, "IETESTCD": c, "IECAT": CATEGORY[c.strip().upper()], "IEORRES": a,
           "IEDTC": "2026-03-05", "SOURCE": f"ie.csv:{i + 1}"} for i, (u, c, a) in enumerate(rows)],
         schema=dict.fromkeys(["STUDYID", "USUBJID", "IETESTCD", "IECAT", "IEORRES", "IEDTC", "SOURCE"], pl.String),
-    )
+    ))
 
 
 def full_checklist(usubjid: str, **answers: str) -> list[tuple[str, str, str]]:
@@ -114,7 +115,7 @@ def dm(rows: list[dict]) -> pl.DataFrame:
     columns = ["STUDYID", "USUBJID", "SITEID", "BRTHDTC", "SEX", "RFICDTC", "RFXSTDTC", "AGE", "SOURCE"]
     full = [{"STUDYID": "SZ003", "SITEID": "101", "SEX": "M", "BRTHDTC": "1970-06-15", "RFICDTC": "2026-02-20",
              "AGE": "55", "SOURCE": f"dm.csv:{i + 1}", **r} for i, r in enumerate(rows)]
-    return pl.DataFrame(full, schema=dict.fromkeys(columns, pl.String))
+    return split_source(pl.DataFrame(full, schema=dict.fromkeys(columns, pl.String)))
 
 
 def run(subjects: list[dict], ie_rows: list[tuple[str, str, str]] | None, **domains: pl.DataFrame):

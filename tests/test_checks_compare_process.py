@@ -11,6 +11,7 @@ from test_checks_compare import AS_OF, PROTOCOL, build, dm, full_checklist, ie, 
 
 from checks.comparison.compare import compare
 from checks.comparison.process import ProcessConfigError, date_bounds, load_process_checks, parse_process_checks
+from tests.support.sources import split_source
 
 LB_COLUMNS = ["STUDYID", "USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC", "LBSTAT", "DECIMAL", "SOURCE"]
 
@@ -18,15 +19,15 @@ LB_COLUMNS = ["STUDYID", "USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC", 
 def lb(records: list[dict]) -> pl.DataFrame:
     base = {"STUDYID": "SZ003", "USUBJID": "S1", "LBTESTCD": "PLAT", "LBORRES": "150", "LBORRESU": "10^9/L",
             "LBDTC": "2026-03-02", "LBSTAT": None, "DECIMAL": "."}
-    return pl.DataFrame([{**base, "SOURCE": f"lb.csv:{i + 1}", **r} for i, r in enumerate(records)],
-                        schema=dict.fromkeys(LB_COLUMNS, pl.String))
+    return split_source(pl.DataFrame([{**base, "SOURCE": f"lb.csv:{i + 1}", **r} for i, r in enumerate(records)],
+                                     schema=dict.fromkeys(LB_COLUMNS, pl.String)))
 
 
 def frame(domain: str, records: list[dict]) -> pl.DataFrame:
     prefix = domain.upper()
     columns = ["STUDYID", "USUBJID", f"{prefix}TESTCD", f"{prefix}DTC", "SOURCE"]
-    return pl.DataFrame([{"STUDYID": "SZ003", "USUBJID": "S1", "SOURCE": f"{domain}.csv:{i + 1}", **r}
-                         for i, r in enumerate(records)], schema=dict.fromkeys(columns, pl.String))
+    return split_source(pl.DataFrame([{"STUDYID": "SZ003", "USUBJID": "S1", "SOURCE": f"{domain}.csv:{i + 1}", **r}
+                                      for i, r in enumerate(records)], schema=dict.fromkeys(columns, pl.String)))
 
 
 def process(subjects: list[dict], check: str, **domains: pl.DataFrame) -> list[dict]:
@@ -280,7 +281,7 @@ def test_duplicate_dm_rows_the_first_in_delivery_order_is_read():
                {"USUBJID": "S1", "AGE": "55", "SOURCE": "dm.csv:9"}])
     assert process([subject("S1")], "PC05", dm=rows) == []
     assert process([subject("S1")], "PC05", dm=rows.reverse()) == []
-    swapped = rows.with_columns(pl.Series("SOURCE", ["dm.csv:9", "dm.csv:10"]))
+    swapped = rows.with_columns(pl.Series("SOURCE_ROW", [9, 10]))
     assert [r["SITE_ASSESSMENT"] for r in process([subject("S1")], "PC05", dm=swapped)] == ["AGE=40"]
 
 
@@ -291,9 +292,9 @@ def test_values_excluded_and_rows_rejected_by_validation_are_not_read():
     domains = {"ie": ie(full_checklist("S1")), "dm": rows, "lb": lb([{"LBDTC": "2026-02-01", "SOURCE": "lb.csv:7"}])}
     found = compare(data, domains, PROTOCOL, AS_OF).discrepancies["CHECK_ID"].to_list()
     assert found == ["PC01", "PC02", "PC05"]
-    exclusions = pl.DataFrame({"SOURCE": ["dm.csv:1", "dm.csv:1"], "DOMAIN": ["DM", "dm"],
-                               "VARIABLE": ["BRTHDTC", "rfxstdtc"], "MESSAGE": ["bad", "bad"]})
-    rejected = pl.DataFrame({"SOURCE": ["lb.csv:7"], "DOMAIN": ["LB"], "VARIABLE": ["USUBJID"],
-                             "MESSAGE": ["orphan"]})
+    exclusions = split_source(pl.DataFrame({"SOURCE": ["dm.csv:1", "dm.csv:1"], "DOMAIN": ["DM", "dm"],
+                                            "VARIABLE": ["BRTHDTC", "rfxstdtc"], "MESSAGE": ["bad", "bad"]}))
+    rejected = split_source(pl.DataFrame({"SOURCE": ["lb.csv:7"], "DOMAIN": ["LB"], "VARIABLE": ["USUBJID"],
+                                          "MESSAGE": ["orphan"]}))
     clean = compare(data, domains, PROTOCOL, AS_OF, exclusions=exclusions, rejected=rejected)
     assert clean.discrepancies.height == 0

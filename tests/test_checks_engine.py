@@ -33,8 +33,8 @@ def test_eligible_subject_meets_every_component():
 
 def test_rows_evaluated_counts_rows_after_rejection():
     domains = frames(subject_rows())
-    rejected = pl.DataFrame({"SOURCE": [domains["lb"]["SOURCE"][0]], "DOMAIN": ["LB"], "VARIABLE": ["USUBJID"],
-                             "MESSAGE": ["orphan"]})
+    rejected = domains["lb"].head(1).select("SOURCE_KEY", "SOURCE_ROW", DOMAIN=pl.lit("LB"),
+                                            VARIABLE=pl.lit("USUBJID"), MESSAGE=pl.lit("orphan"))
     result = evaluate(domains, PROTOCOL, AS_OF, rejected=rejected)
     assert result.rows_evaluated["lb"] == domains["lb"].height - 1
     assert result.rows_evaluated["dm"] == 1
@@ -47,9 +47,8 @@ def test_rows_evaluated_counts_rows_after_rejection():
 
 def _exclude(domains: dict[str, pl.DataFrame], domain: str, where: pl.Expr, variable: str,
              message: str) -> pl.DataFrame:
-    sources = domains[domain.lower()].filter(where)["SOURCE"]
-    return pl.DataFrame({"SOURCE": sources, "DOMAIN": [domain] * len(sources), "VARIABLE": [variable] * len(sources),
-                         "MESSAGE": [message] * len(sources)})
+    return domains[domain.lower()].filter(where).select("SOURCE_KEY", "SOURCE_ROW", DOMAIN=pl.lit(domain),
+                                                         VARIABLE=pl.lit(variable), MESSAGE=pl.lit(message))
 
 
 def _component(result: EligibilityResult, check: str, subject: str = "SZ003-101-001") -> dict:

@@ -21,6 +21,7 @@ import polars as pl
 
 from checks.evaluation import EligibilityResult, evaluate
 from contracts.protocol import load_protocol
+from core.source import source_text
 
 EXPECTED = {
     "synthetic": {
@@ -58,12 +59,13 @@ def _generated(root: Path) -> dict[str, str]:
     now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
     ingest = combine_sites("SZ003", [ingest_site(store, "SZ003", s, now=now) for s in list_sites(store, "SZ003")])
     # a few values excluded and rows rejected, as validation would, so that those paths are covered too
-    lb = ingest.domains["lb"]
-    exclusions = pl.DataFrame({"DOMAIN": "LB", "VARIABLE": ["LBORRES", "LBORNRHI", "LBDTC"],
-                               "SOURCE": lb["SOURCE"].sort().gather([3, 40, 77]).to_list(),
-                               "MESSAGE": "excluded by the regression guard"})
-    rejected = pl.DataFrame({"DOMAIN": "LB", "VARIABLE": "LBORRES", "SOURCE": lb["SOURCE"].sort().gather([5, 90]),
-                             "MESSAGE": "rejected by the regression guard"})
+    # (the rows picked as when SOURCE was one text column: the 4th, 41st... in that text's sort order)
+    lb = ingest.domains["lb"].with_columns(source_text().alias("_TEXT")).sort("_TEXT")
+    exclusions = lb.select("SOURCE_KEY", "SOURCE_ROW").gather([3, 40, 77]).with_columns(
+        DOMAIN=pl.lit("LB"), VARIABLE=pl.Series(["LBORRES", "LBORNRHI", "LBDTC"]),
+        MESSAGE=pl.lit("excluded by the regression guard"))
+    rejected = lb.select("SOURCE_KEY", "SOURCE_ROW").gather([5, 90]).with_columns(
+        DOMAIN=pl.lit("LB"), VARIABLE=pl.lit("LBORRES"), MESSAGE=pl.lit("rejected by the regression guard"))
     return _digests(evaluate(ingest.domains, load_protocol(None), as_of, exclusions=exclusions, rejected=rejected))
 
 

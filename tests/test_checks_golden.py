@@ -18,6 +18,7 @@ import pytest
 
 from checks.evaluation import evaluate
 from contracts.protocol import load_protocol
+from core.source import source_text
 from tests.support.sample_subject import frames, subject_rows
 
 Rows = dict[str, list[dict]]
@@ -440,7 +441,7 @@ def test_evidence_source_points_at_the_row_used():
     domains = frames(subject)
     result = evaluate(domains, load_protocol(), AS_OF)
     source = result.eligibility.filter(pl.col("CHECK_ID") == "IN10.WBC")["SOURCE"].item()
-    used = domains["lb"].filter(pl.col("SOURCE") == source)
+    used = domains["lb"].filter(source_text() == source)
     assert used.select("LBTESTCD", "LBORRES", "LBDTC").row(0) == ("WBC", "2", "2025-02-20")
 
 

@@ -134,17 +134,19 @@ def test_row_and_site_order_change_nothing(cohort_seed, shuffle_seed):
     subjects = _cohort(cohort_seed)
     ordered = evaluate(frames(*subjects), PROTOCOL, AS_OF)
     reversed_sites = frames(*sorted(subjects, key=lambda s: s["dm"][0]["SITEID"], reverse=True))
-    # frames() numbers rows per file in the order given: rebuild SOURCE so it names the same rows
+    # frames() numbers rows per file in the order given: rebuild the source so it names the same rows
+    typed = ("SOURCE_KEY", "SOURCE_ROW")
     source_of = {}
     for domain, frame in frames(*subjects).items():
         for row in frame.iter_rows(named=True):
-            source_of[(domain, tuple((k, v) for k, v in row.items() if k != "SOURCE"))] = row["SOURCE"]
-    relabelled = {
-        domain: frame.with_columns(pl.Series("SOURCE", [
-            source_of[(domain, tuple((k, v) for k, v in row.items() if k != "SOURCE"))]
-            for row in frame.iter_rows(named=True)]))
-        for domain, frame in reversed_sites.items()
-    }
+            source_of[(domain, tuple((k, v) for k, v in row.items() if k not in typed))] = (row["SOURCE_KEY"],
+                                                                                          row["SOURCE_ROW"])
+    relabelled = {}
+    for domain, frame in reversed_sites.items():
+        pairs = [source_of[(domain, tuple((k, v) for k, v in row.items() if k not in typed))]
+                 for row in frame.iter_rows(named=True)]
+        relabelled[domain] = frame.with_columns(pl.Series("SOURCE_KEY", [key for key, _ in pairs]),
+                                                pl.Series("SOURCE_ROW", [row for _, row in pairs], dtype=pl.Int64))
     shuffled = evaluate(_shuffled(relabelled, shuffle_seed), PROTOCOL, AS_OF)
     assert ordered.eligibility.equals(shuffled.eligibility)
     assert ordered.criteria.equals(shuffled.criteria)

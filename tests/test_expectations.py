@@ -15,6 +15,7 @@ import yaml
 
 from contracts import EXCLUSIONS, FINDINGS, check_table
 from contracts.protocol import Protocol, parse_protocol
+from core.source import source_text
 from expectations import finish_validation, list_expectations, publish_data_docs, validate_domain
 from storage import LocalStore
 
@@ -54,11 +55,12 @@ def FakeProtocol() -> Protocol:
 
 
 def frame(domain: str, rows: list[dict], site: str = "101") -> pl.DataFrame:
-    """A delivered frame as ingestion hands it over: all text, plus SOURCE / DELIVERY_SITEID / DECIMAL."""
+    """A delivered frame as ingestion hands it over: all text, plus SOURCE_KEY / SOURCE_ROW / DELIVERY_SITEID /
+    DECIMAL."""
     data = pl.DataFrame(rows, infer_schema_length=None).cast(pl.String)
     return data.with_columns(
-        pl.format("{}:{}", pl.lit(f"SZ003/{site}/20261127T230000Z/{domain}.csv"),
-                  pl.int_range(1, pl.len() + 1)).alias("SOURCE"),
+        pl.lit(f"SZ003/{site}/20261127T230000Z/{domain}.csv").alias("SOURCE_KEY"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("SOURCE_ROW"),
         pl.lit(site).alias("DELIVERY_SITEID"), pl.lit(".").alias("DECIMAL"))
 
 
@@ -246,7 +248,7 @@ def test_duplicate_keys_reject_conflicting_rows(planted) -> None:
     assert "occurs 2 times in DM (conflicting values); none of them is used" in dups["MESSAGE"][0]
     ie = dups.filter(pl.col("DOMAIN") == "IE")
     assert ie["OBSERVED"].to_list() == ["USUBJID=SZ003-101-001, IETESTCD=IN06"] * 2
-    rejected = set(planted.rejected["SOURCE"].str.extract(r"/([a-z]+\.csv:\d+)$"))
+    rejected = set(planted.rejected.select(source_text()).to_series().str.extract(r"/([a-z]+\.csv:\d+)$"))
     assert {"dm.csv:3", "dm.csv:4", "ie.csv:1", "ie.csv:4", "lb.csv:14", "lb.csv:15"} <= rejected
 
 
@@ -256,15 +258,17 @@ def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
     part = validate_domain("ie", domains, study=STUDY, workdir=tmp_path)
     assert part.findings["MESSAGE"].to_list() == [
         "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies); only the first copy is used"] * 2
-    assert part.rejected["SOURCE"].to_list() == [domains["ie"]["SOURCE"][1]]
+    assert part.rejected.select("SOURCE_KEY", "SOURCE_ROW").rows() == [domains["ie"].select("SOURCE_KEY",
+                                                                                             "SOURCE_ROW").row(1)]
 
 
 def test_implausible_and_unusable_values_are_excluded(planted) -> None:
-    excluded = {(s.rsplit("/", 1)[-1], v) for s, v in planted.exclusions.select("SOURCE", "VARIABLE").iter_rows()}
+    excluded = {(s.rsplit("/", 1)[-1], v)
+                for s, v in planted.exclusions.select(source_text(), "VARIABLE").iter_rows()}
     assert {("lb.csv:6", "LBORRES"), ("lb.csv:7", "LBORRES"), ("lb.csv:8", "LBORRES"), ("lb.csv:9", "LBORRES"),
             ("lb.csv:13", "LBORRES"), ("lb.csv:10", "LBORNRHI"), ("lb.csv:11", "LBORNRLO"),
             ("lb.csv:12", "LBORNRHI"), ("vs.csv:1", "VSORRES"), ("dm.csv:2", "BRTHDTC")} <= excluded
-    message = planted.exclusions.filter(pl.col("SOURCE").str.ends_with("/lb.csv:6"))["MESSAGE"][0]
+    message = planted.exclusions.filter(source_text().str.ends_with("/lb.csv:6"))["MESSAGE"][0]
     assert message.startswith("HGB 250 g/dL") and "not used for eligibility" in message
 
 

@@ -19,6 +19,7 @@ from test_ingestion_support import (
     deliver,
     delivered,
     sample,
+    sources,
     store,  # noqa: F401 - fixture
 )
 
@@ -41,9 +42,9 @@ def test_clean_delivery_every_domain_read_as_text(store) -> None:  # noqa: F811
     assert sorted(result.frames) == sorted(DOMAINS)
     for domain, frame in tables.items():
         got = result.frames[domain]
-        assert all(dtype == pl.String for dtype in got.dtypes)
+        assert all(dtype == pl.String for dtype in delivered(got).dtypes)  # values stay text; SOURCE_ROW is a number
         assert delivered(got).equals(frame)
-        assert got["SOURCE"].to_list() == [f"{STUDY}/101/{D3}/{domain}.csv:{i}" for i in (1, 2, 3)]
+        assert sources(got) == [f"{STUDY}/101/{D3}/{domain}.csv:{i}" for i in (1, 2, 3)]
         assert got["DELIVERY_SITEID"].to_list() == ["101"] * 3
         assert got["DECIMAL"].to_list() == ["."] * 3
     assert result.findings.height == 0
@@ -205,10 +206,11 @@ def test_combine_sites_is_deterministic_and_diagonal(store) -> None:  # noqa: F8
     again = combine_sites(STUDY, list(reversed([ingest_site(store, STUDY, s, now=NOW)
                                                 for s in list_sites(store, STUDY)])))
     lb = result.domains["lb"]
-    assert lb.height == 14 and set(lb.columns[-3:]) == {"SOURCE", "DELIVERY_SITEID", "DECIMAL"}
-    assert lb["SOURCE"].to_list()[:12] == [f"{STUDY}/101/{D3}/lb.csv:{i}" for i in range(1, 13)]
+    assert lb.height == 14 and lb.columns[-4:] == ["SOURCE_KEY", "SOURCE_ROW", "DELIVERY_SITEID", "DECIMAL"]
+    assert lb.schema["SOURCE_ROW"] == pl.Int64
+    assert sources(lb)[:12] == [f"{STUDY}/101/{D3}/lb.csv:{i}" for i in range(1, 13)]
     assert lb["LBEXTRA"].to_list() == [None] * 12 + ["kept", "kept"]
-    assert all(dtype == pl.String for dtype in lb.dtypes)
+    assert all(dtype == pl.String for dtype in delivered(lb).dtypes)
     for domain in result.domains:
         assert result.domains[domain].write_csv() == again.domains[domain].write_csv()
     assert result.findings.write_csv() == again.findings.write_csv()
@@ -246,7 +248,7 @@ def test_upper_case_file_name_is_its_domain(store) -> None:  # noqa: F811
     write_delivery(store, STUDY, "101", D3, [DeliveryFile("VS.CSV", encode(sample("vs"), "csv"), 3)])
     result = ingest_site(store, STUDY, "101", now=NOW)
     assert sorted(result.frames) == ["vs"] and result.findings.height == 0
-    assert result.frames["vs"]["SOURCE"][0] == f"{STUDY}/101/{D3}/VS.CSV:1"
+    assert sources(result.frames["vs"])[0] == f"{STUDY}/101/{D3}/VS.CSV:1"
 
 
 def test_unsafe_object_key_makes_the_site_unlistable_not_the_run(store, tmp_path) -> None:  # noqa: F811

@@ -8,6 +8,7 @@ import polars as pl
 import xlsxwriter
 from test_ingestion_support import D2, D3, NOW, STUDY, assert_balanced, codes, deliver, sample
 
+from core.source import source_text
 from ingestion import Code, finish_sites, ingest_site, ingest_sites, not_audited, read_site
 from storage import LocalStore
 from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
@@ -104,7 +105,7 @@ def test_row_findings_of_a_batch_are_golden(tmp_path) -> None:
     lb = next(i for i in site.inputs if i.key == key)
     assert (lb.rows_read, lb.rows_rejected) == (5, 3)
     assert lb.rejected_reasons == {"field_count": 1, "field_too_long": 1, "other_study": 1}
-    assert site.frames["lb"]["SOURCE"].to_list() == [f"{key}:1", f"{key}:4"]
+    assert site.frames["lb"].select(source_text()).to_series().to_list() == [f"{key}:1", f"{key}:4"]
     assert site.frames["lb"].columns[0] == "LBEXTRA"  # the file's own column order, extra column kept
     assert "LBEXTRA" not in by_site["101"].frames["lb"].columns  # not another site's column
 
@@ -123,7 +124,8 @@ def test_row_findings_of_a_batch_are_golden(tmp_path) -> None:
 
 
 def lb_width(site) -> int:
-    return len([c for c in site.frames["lb"].columns if c not in ("SOURCE", "DELIVERY_SITEID", "DECIMAL")])
+    return len([c for c in site.frames["lb"].columns
+                if c not in ("SOURCE_KEY", "SOURCE_ROW", "DELIVERY_SITEID", "DECIMAL")])
 
 
 def test_too_long_field_is_named_in_each_files_own_column_order(tmp_path) -> None:

@@ -13,6 +13,7 @@ import xlsxwriter
 from test_ingestion_support import D3, NOW, STUDY, codes, delivered, sample
 from test_ingestion_support import store as store
 
+from core.source import source_text
 from ingestion import Code, ingest_site
 from ingestion.binary_readers import read_parquet, read_xpt
 from ingestion.csv_reader import detect_separator, read_csv
@@ -137,7 +138,7 @@ def test_xlsx_delivery_end_to_end(store) -> None:
     result = ingest_site(store, STUDY, "101", now=NOW)
     assert result.findings.height == 0
     frame = result.frames["lb"]
-    assert frame["SOURCE"].to_list()[-1] == f"{STUDY}/101/{D3}/lb.xlsx:7"
+    assert frame.select(source_text()).to_series().to_list()[-1] == f"{STUDY}/101/{D3}/lb.xlsx:7"
     assert frame["LBORRESU"].to_list()[2] is None
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from test_ingestion_support import D3, NOW, STUDY, assert_balanced, delivered
 
 from contracts import DOMAINS
+from core.source import source_text
 from ingestion import ingest_site
 from storage import LocalStore
 from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
@@ -76,7 +77,7 @@ def test_any_valid_table_reads_back_identically(case) -> None:
     got = delivered(result.frames[domain])
     assert got.columns == frame.columns
     assert got.rows() == frame.rows()
-    assert result.frames[domain]["SOURCE"].to_list() == [
+    assert result.frames[domain].select(source_text()).to_series().to_list() == [
         f"{STUDY}/101/{D3}/{domain}.{fmt}:{i}" for i in range(1, frame.height + 1)
     ]
     assert_balanced(result)

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from contracts import DOMAINS
+from core.source import source_text
 from storage import LocalStore, S3Store, Store
 from tests.support.delivery_writer import DeliveryFile, encode, write_delivery
 
@@ -67,8 +68,13 @@ def deliver(store: Store, site: str, delivery: str, tables: dict[str, pl.DataFra
 
 
 def delivered(frame: pl.DataFrame) -> pl.DataFrame:
-    """The delivered columns of an ingested frame (without SOURCE, DELIVERY_SITEID, DECIMAL)."""
-    return frame.drop("SOURCE", "DELIVERY_SITEID", "DECIMAL")
+    """The delivered columns of an ingested frame (without the columns ingestion adds)."""
+    return frame.drop("SOURCE_KEY", "SOURCE_ROW", "DELIVERY_SITEID", "DECIMAL")
+
+
+def sources(frame: pl.DataFrame) -> list[str]:
+    """Each row's source as outputs render it (`<object key>:<row>`)."""
+    return frame.select(source_text()).to_series().to_list()
 
 
 def codes(findings: pl.DataFrame) -> list[str]:
@@ -79,7 +85,7 @@ def assert_balanced(site_ingest) -> None:
     """Every row read is in a frame or rejected: per object, read - rejected = rows kept."""
     kept: dict[str, int] = {}
     for frame in site_ingest.frames.values():
-        keys = frame.select(pl.col("SOURCE").str.extract(r"^(.*):\d+$", 1)).to_series()
+        keys = frame.get_column("SOURCE_KEY")
         for key, n in keys.value_counts().rows():
             kept[key] = n
     for obj in site_ingest.inputs:

@@ -29,7 +29,7 @@ def run(rows_evaluated_lb: int = 7):
         findings=pl.DataFrame({"X": [1, 2]}), sites_audited=["102", "101"],
         sites_not_audited={"103": "no complete delivery"},
     )
-    rejected = pl.DataFrame({"SOURCE": ["SZ003/101/D1/lb.csv:4", "SZ003/101/D1/lb.csv:4"], "DOMAIN": ["LB", "LB"],
+    rejected = pl.DataFrame({"SOURCE_KEY": ["SZ003/101/D1/lb.csv"] * 2, "SOURCE_ROW": [4, 4], "DOMAIN": ["LB", "LB"],
                              "VARIABLE": ["USUBJID", "LBDTC"], "MESSAGE": ["orphan", "dup"]}, schema=EXCLUSIONS)
     validation = ValidationResult(rejected=rejected, rows_validated={"lb": 9, "dm": 3})
     evaluation = Evaluation(subjects=pl.DataFrame({"A": [1, 2, 3]}), eligibility=pl.DataFrame(),

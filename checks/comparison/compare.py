@@ -30,6 +30,7 @@ from contracts import DISCREPANCIES, SUBJECTS, check_table
 from contracts.enums import DiscrepancyClass, Outcome, Recomputed, Severity, SiteDecision
 from contracts.protocol import Protocol
 from contracts.records import Comparison, EligibilityResult
+from core.source import SOURCE_COLUMNS, SOURCE_KEY, source_order, typed_source
 
 _FAILED = ("NOT_MET", "APPLIES")
 _PASSED = ("MET", "NOT_APPLICABLE")
@@ -65,13 +66,13 @@ def _usable(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame | None,
     for name, frame in domains.items():
         frame = drop_rejected(frame, dropped)
         rows = excluded.filter(pl.col("DOMAIN") == name.upper())
-        if rows.height and "SOURCE" in frame.columns:
+        if rows.height and SOURCE_KEY in frame.columns:
             for variable in sorted(set(rows["VARIABLE"].drop_nulls().to_list()) & set(frame.columns)):
-                sources = rows.filter(pl.col("VARIABLE") == variable)["SOURCE"]
-                frame = frame.with_columns(
-                    pl.when(pl.col("SOURCE").is_in(sources.implode())).then(None).otherwise(pl.col(variable))
-                    .alias(variable)
-                )
+                hit = (rows.filter(pl.col("VARIABLE") == variable).select(*SOURCE_COLUMNS, pl.lit(True).alias("_HIT"))
+                       .unique())
+                frame = frame.join(hit, on=list(SOURCE_COLUMNS), how="left", maintain_order="left").with_columns(
+                    pl.when(pl.col("_HIT")).then(None).otherwise(pl.col(variable)).alias(variable)
+                ).drop("_HIT")
         usable[name.lower()] = frame
     return usable
 
@@ -83,9 +84,8 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
         return pl.DataFrame(schema=dict.fromkeys(("USUBJID", *_DM_COLUMNS), pl.String))
     # the first row in delivery order (object key, then numeric row: `dm.csv:9` before `dm.csv:10`),
     # as the evaluation's reference does, so both stages read the same duplicate
-    source = pl.col("SOURCE").fill_null("") if "SOURCE" in frame.columns else pl.lit("")
-    order = [source.str.replace(r":\d+$", "").alias("_KEY"),
-             source.str.extract(r":(\d+)$", 1).cast(pl.Int64, strict=False).fill_null(0).alias("_ROW")]
+    key, row = source_order()
+    order = [key.alias("_KEY"), row.alias("_ROW")]
 
     def text(column: str) -> pl.Expr:
         if column not in frame.columns:
@@ -94,7 +94,8 @@ def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
         return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
 
     return (
-        frame.select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS], *order)
+        frame.with_columns(typed_source(frame))
+        .select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS], *order)
         .filter(pl.col("USUBJID").is_not_null() & (pl.col("USUBJID") != ""))
         .sort("USUBJID", "_KEY", "_ROW", *_DM_COLUMNS, nulls_last=True)
         .unique(subset="USUBJID", keep="first", maintain_order=True)

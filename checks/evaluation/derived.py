@@ -15,10 +15,10 @@ from collections.abc import Callable
 import polars as pl
 
 from checks.evaluation.facts import FACT_COLUMNS, finding_rows, type_facts
-from checks.evaluation.reference import source_order
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import DERIVED_VALUES
 from contracts.units import UnitCatalog
+from core.source import SOURCE_KEY, SOURCE_ROW, source_order, source_text
 from core.values import format_number
 
 _DERIVED = "DERIVED"
@@ -176,10 +176,11 @@ def _draw_pairs(ctx: DerivedContext, reference: pl.LazyFrame) -> pl.LazyFrame:
     )
     typed = type_facts(in_window, "LB", ctx.catalog).filter(pl.col("N_REASON").is_null())
     lymle = typed.filter(pl.col("TESTCD") == "LYMLE").select(
-        "USUBJID", "DTC", pl.col("LO").alias("L_LO"), pl.col("HI").alias("L_HI"), pl.col("SOURCE").alias("L_SRC"))
+        "USUBJID", "DTC", pl.col("LO").alias("L_LO"), pl.col("HI").alias("L_HI"), source_text().alias("L_SRC"),
+        pl.col(SOURCE_KEY).alias("L_KEY"), pl.col(SOURCE_ROW).alias("L_ROW"))
     wbc = typed.filter(pl.col("TESTCD") == "WBC").select(
-        "USUBJID", "DTC", pl.col("LO").alias("W_LO"), pl.col("HI").alias("W_HI"), pl.col("SOURCE").alias("W_SRC"),
-        "_DAY")
+        "USUBJID", "DTC", pl.col("LO").alias("W_LO"), pl.col("HI").alias("W_HI"), source_text().alias("W_SRC"),
+        pl.col(SOURCE_KEY).alias("W_KEY"), pl.col(SOURCE_ROW).alias("W_ROW"), "_DAY")
     pairs = lymle.join(wbc, on=["USUBJID", "DTC"]).with_columns(
         (pl.max_horizontal("W_LO", pl.lit(0.0)) * pl.max_horizontal("L_LO", pl.lit(0.0)) / 100).round_sig_figs(12)
         .alias("P_LO"),
@@ -190,12 +191,8 @@ def _draw_pairs(ctx: DerivedContext, reference: pl.LazyFrame) -> pl.LazyFrame:
         pl.when(pl.col("P_HI").is_finite()).then(pl.col("P_HI").round_sig_figs(12)).otherwise(pl.col("P_HI"))
     )
     # latest draw; several pairs on one draw (duplicate rows): the last WBC, then LYMLE row in file order
-    order = []
-    for column in ("W_SRC", "L_SRC"):
-        order += [e.alias(f"{column}{e.meta.output_name()}") for e in source_order(column)]
     return (
-        pairs.with_columns(order)
-        .sort("USUBJID", "_DAY", "DTC", *[e.meta.output_name() for e in order])
+        pairs.sort("USUBJID", "_DAY", "DTC", *source_order("W_KEY", "W_ROW"), *source_order("L_KEY", "L_ROW"))
         .unique(subset="USUBJID", keep="last", maintain_order=True)
         .select(list(schema))
     )

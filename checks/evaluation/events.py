@@ -21,10 +21,10 @@ from typing import Any
 import polars as pl
 
 from checks.evaluation.exclusions import excluded_messages
-from checks.evaluation.reference import source_order
 from checks.evaluation.rulebase import EvalContext, Leaf, finish
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import EVENT_DOMAINS
+from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_order, source_text, typed_source
 from core.values import blank_to_null, coded_value, per_distinct, with_partial_dates
 
 _FOREVER = date(9999, 12, 31)
@@ -48,12 +48,12 @@ def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame
     spec = EVENT_DOMAINS[domain]
     frame = ctx.domains.get(domain.lower())
     if frame is None:
-        frame = pl.DataFrame(schema={"USUBJID": pl.String, "SOURCE": pl.String})
+        frame = pl.DataFrame(schema={"USUBJID": pl.String, **SOURCE_SCHEMA})
     name = _text(frame, spec["name"])
     if "alt_name" in spec:
         name = pl.coalesce([name, _text(frame, spec["alt_name"])])
     rows = frame.lazy().select(
-        _text(frame, "USUBJID").alias("USUBJID"), _text(frame, "SOURCE").alias("SOURCE"),
+        _text(frame, "USUBJID").alias("USUBJID"), *typed_source(frame),
         name.alias("NAME"), _text(frame, spec["start"]).alias("STDTC"), _text(frame, spec["end"]).alias("ENDTC"),
         (_coded(frame, spec.get("ongoing")) == "ONGOING").fill_null(False).alias("ONGOING"),
         _coded(frame, spec.get("occur")).alias("OCCUR"),
@@ -64,9 +64,11 @@ def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame
                              {"ROW": read, "START": [spec["start"]], "END": [spec["end"]]})
     ok_start, ok_end = pl.col("_X_START").is_null(), pl.col("_X_END").is_null()
     rows = with_partial_dates(with_partial_dates(rows, "STDTC", "_S"), "ENDTC", "_E")
-    # the SOURCE sort keys once per record, not once per leaf (a regex over every matched row of every
-    # leaf); the object key as its dense rank: the same order, as an integer
-    rows = rows.with_columns(*source_order()).with_columns(pl.col("_SRC_KEY").rank("dense"))
+    # the source's text and sort keys once per record, not once per leaf; the object key as its dense
+    # rank: the same order, as an integer
+    key, row = source_order()
+    rows = rows.with_columns(source_text().alias("SOURCE"), key.rank("dense").alias("_SRC_KEY"),
+                             row.alias("_SRC_ROW")).drop(SOURCE_COLUMNS)
     return rows.join(ctx.reference.select("USUBJID", "TRT_DATE"), on="USUBJID").with_columns(
         pl.when(ok_start).then(pl.col("_S_LO")).alias("S_LO"),
         pl.when(ok_start).then(pl.col("_S_HI")).alias("S_HI"),

@@ -13,6 +13,7 @@ from typing import TypeVar
 import polars as pl
 
 from contracts import EXCLUSIONS
+from core.source import SOURCE_COLUMNS, SOURCE_KEY
 
 
 def normalise(table: pl.DataFrame | None) -> pl.DataFrame:
@@ -20,24 +21,24 @@ def normalise(table: pl.DataFrame | None) -> pl.DataFrame:
     if table is None or table.height == 0:
         return pl.DataFrame(schema=EXCLUSIONS)
     return table.select(
-        [pl.col(c).cast(pl.String) if c in table.columns else pl.lit(None, dtype=pl.String).alias(c)
-         for c in EXCLUSIONS]
+        [pl.col(c).cast(dtype) if c in table.columns else pl.lit(None, dtype=dtype).alias(c)
+         for c, dtype in EXCLUSIONS.items()]
     ).with_columns(pl.col("DOMAIN").str.to_uppercase(), pl.col("VARIABLE").str.to_uppercase())
 
 
 def drop_rejected(frame: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
-    """The rows of `frame` whose SOURCE validation did not reject.
+    """The rows of `frame` that validation did not reject (matched on their typed source).
 
     A frame none of whose rows is rejected (most of them: rejections are rare and name one file's
     rows) is returned as it is, not copied: evaluation and comparison both start from these frames,
     and a copy of every domain was the first few hundred MB of their peak memory."""
-    if rejected.height == 0 or "SOURCE" not in frame.columns:
+    if rejected.height == 0 or SOURCE_KEY not in frame.columns:
         return frame
-    sources = rejected["SOURCE"].drop_nulls().unique()
-    hit = pl.col("SOURCE").is_in(sources.implode()).fill_null(False)
-    if not frame.select(hit.any()).item():
+    files = rejected[SOURCE_KEY].drop_nulls().unique()
+    if not frame.select(pl.col(SOURCE_KEY).is_in(files.implode()).any()).item():
         return frame
-    return frame.filter(~hit)  # keeps the row order, as the anti join did
+    return frame.join(rejected.select(SOURCE_COLUMNS).unique(), on=list(SOURCE_COLUMNS), how="anti",
+                      maintain_order="left")
 
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
@@ -59,11 +60,11 @@ def excluded_messages(frame: Frame, exclusions: pl.DataFrame, domain: str,
     for name, variables in wanted.items():
         per_name.append(
             rows.filter(pl.col("VARIABLE").is_in(variables))
-            .group_by("SOURCE").agg(pl.col("MESSAGE").sort().first().alias(f"_X_{name}"))
+            .group_by(SOURCE_COLUMNS).agg(pl.col("MESSAGE").sort().first().alias(f"_X_{name}"))
         )
     for part in per_name:
         if isinstance(frame, pl.LazyFrame):
-            frame = frame.join(part.lazy(), on="SOURCE", how="left")
+            frame = frame.join(part.lazy(), on=list(SOURCE_COLUMNS), how="left")
         else:
-            frame = frame.join(part, on="SOURCE", how="left")
+            frame = frame.join(part, on=list(SOURCE_COLUMNS), how="left")
     return frame

@@ -14,9 +14,9 @@ from __future__ import annotations
 import polars as pl
 
 from checks.evaluation.exclusions import excluded_messages
-from checks.evaluation.reference import source_order
 from contracts.enums import ReasonCode
 from contracts.units import TestKind, UnitCatalog
+from core.source import source_order, source_text, typed_source
 from core.values import (
     attach_units,
     blank_to_null,
@@ -62,7 +62,7 @@ def finding_rows(frame: pl.DataFrame, domain: str, tests: set[str], exclusions: 
         blank_to_null(_column(frame, f"{d}DTC")).alias("DTC"),
         (per_distinct(frame, f"{d}STAT", coded_value) == "NOT DONE").fill_null(False).alias("NOT_DONE"),
         blank_to_null(_column(frame, f"{d}ORNRHI")).alias("ULN_TEXT"),
-        _column(frame, "SOURCE").alias("SOURCE"),
+        *typed_source(frame),
         _column(frame, "DECIMAL").fill_null(".").alias("DECIMAL"),
     ).filter(pl.col("TESTCD").is_in(sorted(tests)) & pl.col("USUBJID").is_not_null())
     names = {"RESULT": [f"{d}ORRES", f"{d}ORRESU", f"{d}DTC", f"{d}TESTCD", f"{d}STAT", f"{d}STRESC",
@@ -154,14 +154,14 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
     candidates = rows.filter(pl.col("CANDIDATE"))
     # most subject x test have one candidate: only the others need ordering (and the SOURCE sort keys)
     several = (
-        candidates.filter(pl.col("_N") > 1).with_columns(*source_order())
-        .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
-        .unique(subset=keys, keep="last", maintain_order=True).drop("_SRC_KEY", "_SRC_ROW")
+        candidates.filter(pl.col("_N") > 1)
+        .sort(*keys, "D_HI", "D_LO", "DTC", *source_order(), nulls_last=False)
+        .unique(subset=keys, keep="last", maintain_order=True)
     )
     chosen = (
         pl.concat([candidates.filter(pl.col("_N") == 1), several], how="vertical")
-        .select(*keys, "TEXT", "UNIT_TEXT", "DTC", "SOURCE", "DECIMAL", "ULN_TEXT", "_X_ULN", "TRT_DATE",
-                "WINDOW_START")
+        .select(*keys, "TEXT", "UNIT_TEXT", "DTC", source_text().alias("SOURCE"), "DECIMAL", "ULN_TEXT", "_X_ULN",
+                "TRT_DATE", "WINDOW_START")
         .with_columns(pl.lit(None, dtype=pl.String).alias("F_REASON"),
                       pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT"))
     )
@@ -171,8 +171,8 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
     statuses = [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"), ("NO_DATE", "NO_DATE"),
                 ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]
     missing = (
-        rows.filter(pl.col("_N") == 0).with_columns(*source_order())
-        .sort(*keys, "D_HI", "D_LO", "DTC", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        rows.filter(pl.col("_N") == 0)
+        .sort(*keys, "D_HI", "D_LO", "DTC", *source_order(), nulls_last=False)
         .with_columns(
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
             pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),

@@ -13,20 +13,21 @@ from __future__ import annotations
 import polars as pl
 
 from checks.evaluation.exclusions import excluded_messages
-from checks.evaluation.reference import source_order
 from checks.evaluation.rulebase import EvalContext, Leaf, finish
 from contracts.enums import ReasonCode
+from core.source import SOURCE_SCHEMA, source_order, source_text, typed_source
 from core.values import blank_to_null, coded_value, decide, format_number
 
 
 def _tu(ctx: EvalContext) -> pl.LazyFrame:
     frame = ctx.domains.get("tu")
-    columns = ["USUBJID", "TULNKID", "TUTESTCD", "TUORRES", "TULOC", "SOURCE"]
+    columns = ["USUBJID", "TULNKID", "TUTESTCD", "TUORRES", "TULOC"]
     if frame is None:
-        frame = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+        frame = pl.DataFrame(schema={**dict.fromkeys(columns, pl.String), **SOURCE_SCHEMA})
     rows = frame.lazy().select([
-        (blank_to_null(pl.col(c).cast(pl.String)) if c in frame.columns else pl.lit(None, pl.String)).alias(c)
-        for c in columns
+        *[(blank_to_null(pl.col(c).cast(pl.String)) if c in frame.columns else pl.lit(None, pl.String)).alias(c)
+          for c in columns],
+        *typed_source(frame),
     ])
     rows = excluded_messages(rows, ctx.exclusions, "TU", {"TU": ["TULNKID", "TUTESTCD", "TUORRES", "TULOC"]})
     return rows.filter(coded_value(pl.col("TUTESTCD")).fill_null("TUMIDENT") == "TUMIDENT")
@@ -66,10 +67,9 @@ def _one_leaf(leaf: Leaf, ctx: EvalContext) -> pl.LazyFrame:
         pl.when(pl.col("RESULT").is_null()).then(1).when(pl.col("RESULT")).then(2).otherwise(0).alias("_RANK"),
     )
     best = (  # the deciding lesion; the TU row's SOURCE breaks ties between duplicated lesions
-        measured.with_columns(source_order())
-        .sort("USUBJID", "_RANK", "LO", "KEY", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        measured.sort("USUBJID", "_RANK", "LO", "KEY", *source_order(), nulls_last=False)
         .unique(subset="USUBJID", keep="last", maintain_order=True)
-        .with_columns(pl.coalesce(["TR_SOURCE", "SOURCE"]).alias("SOURCE"))  # the measurement used
+        .with_columns(pl.coalesce(["TR_SOURCE", source_text()]).alias("SOURCE"))  # the measurement used
     )
     has_tu = tu.select("USUBJID").unique().with_columns(pl.lit(True).alias("_HAS_TU"))
     return finish(

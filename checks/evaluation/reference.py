@@ -16,6 +16,7 @@ import polars as pl
 
 from checks.evaluation.exclusions import excluded_messages
 from contracts.enums import SiteDecision
+from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_order, source_text, typed_source
 from core.values import blank_to_null, coded_value, partial_date
 
 if TYPE_CHECKING:
@@ -34,32 +35,21 @@ def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
     return blank_to_null(pl.col(column).cast(pl.String)).alias(column)
 
 
-def source_order(column: str = "SOURCE") -> list[pl.Expr]:
-    """Sort keys that make "first" and "latest" independent of row and site order: object key, row number.
-
-    SOURCE is unique per delivered row, so these keys complete any ordering into a total one: ties on
-    a date (two results the same day) always resolve the same way, whatever order the rows came in.
-    """
-    source = pl.col(column).fill_null("")
-    return [source.str.replace(r":\d+$", "").alias("_SRC_KEY"),
-            source.str.extract(r":(\d+)$", 1).cast(pl.Int64, strict=False).fill_null(0).alias("_SRC_ROW")]
-
-
 def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
     columns = ["STUDYID", "USUBJID", "SEX", "BRTHDTC", "RFICDTC", "RFXSTDTC"]
     frame = dm.select(
         *[_text(dm, c) for c in columns],
         # the site of the delivery path; DM.SITEID only when a caller has no delivery column at all
         pl.coalesce([_text(dm, "DELIVERY_SITEID"), _text(dm, "SITEID")]).alias("SITEID"),
-        _text(dm, "SOURCE"),
+        *typed_source(dm),
     ).filter(pl.col("USUBJID").is_not_null())
     frame = excluded_messages(frame, exclusions, "DM", {"SEX": "SEX", "BRTHDTC": "BRTHDTC",
                                                        "RFICDTC": "RFICDTC", "RFXSTDTC": "RFXSTDTC"})
     return (
-        frame.with_columns(source_order())
-        .sort("USUBJID", "_SRC_KEY", "_SRC_ROW")
+        frame.sort("USUBJID", *source_order())
         .unique(subset="USUBJID", keep="first", maintain_order=True)
-        .drop("_SRC_KEY", "_SRC_ROW")
+        .with_columns(source_text().alias("SOURCE"))
+        .drop(SOURCE_COLUMNS)
     )
 
 
@@ -73,7 +63,7 @@ def _decisions(ds: pl.DataFrame | None, exclusions: pl.DataFrame) -> pl.DataFram
         return pl.DataFrame(schema=schema)
     rows = ds.select(
         _text(ds, "USUBJID"), coded_value(pl.col("DSDECOD")).alias("SITE_DECISION"),
-        partial_date(_text(ds, "DSSTDTC")).alias("_D"), _text(ds, "SOURCE"),
+        partial_date(_text(ds, "DSSTDTC")).alias("_D"), *typed_source(ds),
     )
     rows = excluded_messages(rows, exclusions, "DS", {"DSDECOD": "DSDECOD", "DSSTDTC": "DSSTDTC"})
     rows = rows.filter(pl.col("SITE_DECISION").is_in(_DECISIONS) & pl.col("_X_DSDECOD").is_null())
@@ -84,9 +74,8 @@ def _decisions(ds: pl.DataFrame | None, exclusions: pl.DataFrame) -> pl.DataFram
             .then(pl.col("_D").struct.field("earliest")).alias("DS_DATE"),
             pl.col("_D").struct.field("latest").alias("_LATEST"),
             (pl.col("SITE_DECISION") == SiteDecision.ENROLLED.value).alias("_ENR"),
-            *source_order(),
         )
-        .sort("USUBJID", "_LATEST", "_ENR", "_SRC_KEY", "_SRC_ROW", nulls_last=False)
+        .sort("USUBJID", "_LATEST", "_ENR", *source_order(), nulls_last=False)
         .unique(subset="USUBJID", keep="last", maintain_order=True)
         .select(list(schema))
     )
@@ -109,7 +98,7 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
     """
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm.columns:
-        dm = pl.DataFrame(schema=dict.fromkeys(["STUDYID", "USUBJID", "SOURCE"], pl.String))
+        dm = pl.DataFrame(schema={"STUDYID": pl.String, "USUBJID": pl.String, **SOURCE_SCHEMA})
     subjects = _dm(dm, exclusions).join(_decisions(domains.get("ds"), exclusions), on="USUBJID", how="left")
     window = int(protocol.parameters["screening_window_days"])
     # each date parsed once into a column, then its fields read (an expression repeated in an eager

@@ -71,9 +71,10 @@ def subject_rows(usubjid: str = "SZ003-101-001", site: str = "101", start: date 
 
 
 def frames(*subjects: dict[str, list[dict]], site: str | None = None, decimal: str = ".") -> dict[str, pl.DataFrame]:
-    """Domain -> frame of all subjects' rows, all columns text, plus SOURCE, DELIVERY_SITEID, DECIMAL.
+    """Domain -> frame of all subjects' rows, all columns text, plus the ingestion columns (SOURCE_KEY,
+    SOURCE_ROW, DELIVERY_SITEID, DECIMAL).
 
-    A row may carry its own "DECIMAL" ("," for a decimal-comma file); SOURCE numbers rows per domain.
+    A row may carry its own "DECIMAL" ("," for a decimal-comma file); SOURCE_ROW numbers rows per domain.
     """
     merged: dict[str, list[dict]] = {}
     for subject in subjects:
@@ -87,8 +88,8 @@ def frames(*subjects: dict[str, list[dict]], site: str | None = None, decimal: s
         frame = pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
         sites = [site or _site_of(row, subjects) for row in rows]
         out[domain] = frame.with_columns(
-            pl.Series("SOURCE", [f"SZ003/{s}/20250301T000000Z/{domain}.csv:{i + 1}" for i, s in enumerate(sites)],
-                      dtype=pl.String),
+            pl.Series("SOURCE_KEY", [f"SZ003/{s}/20250301T000000Z/{domain}.csv" for s in sites], dtype=pl.String),
+            pl.Series("SOURCE_ROW", list(range(1, len(rows) + 1)), dtype=pl.Int64),
             pl.Series("DELIVERY_SITEID", sites, dtype=pl.String),
             pl.Series("DECIMAL", [row.get("DECIMAL", decimal) for row in rows], dtype=pl.String),
         )
