@@ -76,10 +76,13 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
     `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
     delivery without manifest.json has been uploading for too long to be silent about it.
     `cutoff` (the end of the audit's as-of date; None: no limit) excludes deliveries stamped at or
-    after it (status AFTER_AS_OF), so that re-running a past night audits what that night saw.
+    after it (status AFTER_AS_OF), so that re-running a past night audits what that night saw; the
+    age of an unfinished upload is then measured at the cut-off, so that the rerun also says the same.
     """
     now = _aware(now or datetime.now(UTC))
     cutoff = _aware(cutoff) if cutoff is not None else None
+    if cutoff is not None:  # a past night re-run measures an upload's age as that night would have
+        now = min(now, cutoff)
     prefix = f"{study}/{site}/"
     result = SiteRead(site=site, delivery=None)
     findings, inputs, deliveries = result.findings, result.inputs, result.deliveries
