@@ -30,7 +30,7 @@ def drop_rejected(frame: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
 
     A frame none of whose rows is rejected (most of them: rejections are rare and name one file's
     rows) is returned as it is, not copied: evaluation and comparison both start from these frames,
-    and a copy of every domain was the first few hundred MB of their peak memory."""
+    and a copy of every domain would be a large part of their peak memory (docs/benchmarks.md)."""
     if rejected.height == 0 or "SOURCE" not in frame.columns:
         return frame
     sources = rejected["SOURCE"].drop_nulls().unique()
