@@ -8,7 +8,7 @@ per criterion. No step loops over subjects or rows; the loops are over rule kind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -70,6 +70,10 @@ def _labelled(value: pl.Expr, separator: str = "=") -> pl.Expr:
 
 
 _OPS = {"not": 0, "all": 1, "any": 2}
+_IS_NOT = pl.col("_OP") == _OPS["not"]
+_SINGLE = pl.col("_K") == 1
+#: merged evidence column -> the column it merges (VALUE and LIMIT with their labels)
+_MERGED = {"_M_VALUE": "_LV", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE", "_M_REASON": "REASON"}
 
 
 def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl.DataFrame:
@@ -79,23 +83,38 @@ def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl
     Subjects are the integer `_S` (evaluate() numbers them) and a parent of a subject the integer key
     `_G` = _S x nodes + PARENT: grouping and joining millions of rows on integers, not on USUBJID text.
     """
-    size = nodes.height
-    parent = dict(zip(nodes["NODE_ID"].to_list(), nodes["PARENT"].to_list(), strict=True))
-    order = dict(zip(nodes["NODE_ID"].to_list(), nodes["ORDER"].to_list(), strict=True))
-    operator = {ident: _OPS.get(op, -1) for ident, op in zip(nodes["NODE_ID"].to_list(), nodes["OP"].to_list(),
-                                                               strict=True)}
-    # the logic runs on a narrow frame (keys and RESULT); the evidence of the deciding children is
-    # gathered once at the end, rather than carried through the join and the filter
-    rows = pool.select("_S", "NODE_ID", "RESULT").with_row_index("_I").lazy().filter(
+    single, several = _split_by_deciding_count(_deciding_children(pool, at_level, nodes))
+    merged = _merged_parents(several, _most_children(nodes))
+    return pl.concat([single.select(merged.columns), merged], how="vertical_relaxed")
+
+
+def _child_rows(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl.LazyFrame:
+    """The `pool` rows of the nodes at this level, with their parent (PARENT, its operator `_OP`, the
+    group key `_G`), their ORDER among its children and `_I`, their row in `pool`.
+
+    Only keys and RESULT: the logic needs no more, and the evidence of the deciding children is gathered
+    once at the end (by `_I`) rather than carried through the join and the filter.
+    """
+    ids = nodes["NODE_ID"].to_list()
+    parent = dict(zip(ids, nodes["PARENT"].to_list(), strict=True))
+    order = dict(zip(ids, nodes["ORDER"].to_list(), strict=True))
+    operator = {ident: _OPS.get(op, -1) for ident, op in zip(ids, nodes["OP"].to_list(), strict=True)}
+    return pool.select("_S", "NODE_ID", "RESULT").with_row_index("_I").lazy().filter(
         pl.col("NODE_ID").is_in(at_level.implode())
     ).with_columns(
         pl.col("NODE_ID").replace_strict(parent, return_dtype=pl.Int64).alias("PARENT"),
         pl.col("NODE_ID").replace_strict(order, return_dtype=pl.Int64).alias("ORDER"),
     ).with_columns(
         pl.col("PARENT").replace_strict(operator, return_dtype=pl.Int8).alias("_OP"),
-        (pl.col("_S").cast(pl.Int64) * size + pl.col("PARENT")).alias("_G"),
+        (pl.col("_S").cast(pl.Int64) * nodes.height + pl.col("PARENT")).alias("_G"),
     )
-    result = rows.group_by("_G").agg(
+
+
+def _parent_results(children: pl.LazyFrame) -> pl.LazyFrame:
+    """NODE_RESULT of each parent `_G`, in three-valued logic: `not` negates its child; `all` is False
+    when a child is False, else null when a child is null; `any` is True when a child is True, else null
+    when a child is null."""
+    return children.group_by("_G").agg(
         pl.col("_OP").first(),
         (pl.col("RESULT") == True).any().alias("_T"),  # noqa: E712 (null-aware any)
         (pl.col("RESULT") == False).any().alias("_F"),  # noqa: E712
@@ -109,48 +128,69 @@ def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl
         .otherwise(pl.when(pl.col("_T")).then(True).when(pl.col("_N")).then(None).otherwise(False))
         .alias("NODE_RESULT")
     )
-    is_not = pl.col("_OP") == _OPS["not"]
+
+
+def _deciding_children(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl.DataFrame:
+    """The children that decide their parent's result (those whose RESULT equals it; every child of a
+    `not`), with their parent's NODE_RESULT, `_K` (the number of deciding children of that parent) and
+    their evidence, gathered from `pool` once."""
+    children = _child_rows(pool, at_level, nodes)
     deciding = (
-        rows.join(result, on="_G")
-        .filter(is_not | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
+        children.join(_parent_results(children), on="_G")
+        .filter(_IS_NOT | pl.col("RESULT").eq_missing(pl.col("NODE_RESULT")))
         .with_columns(pl.len().over("_G").alias("_K"))
         .collect(engine="in-memory")
     )
-    contributing = pl.concat(
+    return pl.concat(
         [deciding.drop("_I"), pool.select(pl.col(_EVIDENCE).gather(deciding["_I"]))], how="horizontal")
-    del deciding
-    # one deciding child (the usual case): its evidence as it is, no per-group string work
-    single_rows = contributing.filter(pl.col("_K") == 1).select(
+
+
+def _split_by_deciding_count(deciding: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the parents decided by one child, as result rows; the children of the parents decided by several).
+
+    One deciding child is the usual case: its evidence is the parent's as it is, with no per-group string
+    work. The children of the others are put in rule order with each piece of evidence once, for merging.
+    """
+    single = deciding.filter(_SINGLE).select(
         "_S", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
         _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT",
-        pl.when(~is_not).then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
+        pl.when(~_IS_NOT).then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
     )
-    contributing = (  # several: in rule order, each piece of evidence once
-        contributing.filter(pl.col("_K") > 1)
+    several = (
+        deciding.filter(pl.col("_K") > 1)
         .sort("_G", "ORDER")
         .unique(subset=["_G", "LABEL", "VALUE", "SOURCE", "REASON"], keep="first", maintain_order=True)
     )
-    # the merged evidence: each group's distinct non-null values in rule order, joined with "; ". Done
-    # without per-group list work (slow for hundreds of thousands of groups): a value equal to one of
-    # the previous rows of its group is blanked (groups are sorted and have at most `width` rows),
-    # then each group's values are gathered as a list and joined.
-    # children per parent (the roots' null PARENT is not a parent: counting it made `width` the number of
-    # components, and `distinct` compared each value with ~50 earlier rows instead of 2 at s100)
-    width = int(nodes.filter(pl.col("PARENT").is_not_null()).group_by("PARENT").len()["len"].max() or 1)
-    merged_columns = {"_M_VALUE": "_LV", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE",
-                      "_M_REASON": "REASON"}
+    return single, several
 
-    def distinct(column: str) -> pl.Expr:
-        value, earlier = pl.col(column), pl.lit(False)
-        for back in range(1, width):
-            earlier = earlier | ((value == value.shift(back)) & (pl.col("_G") == pl.col("_G").shift(back))
-                                 ).fill_null(False)
-        return pl.when(earlier).then(None).otherwise(value)
 
+def _most_children(nodes: pl.DataFrame) -> int:
+    """The largest number of children of one parent: how far back `_unless_repeated` has to look.
+
+    The roots' null PARENT is not a parent (counted, it would make this the number of components)."""
+    counts = nodes.filter(pl.col("PARENT").is_not_null()).group_by("PARENT").len()
+    return int(counts.select(pl.col("len").max()).item() or 1)
+
+
+def _unless_repeated(column: str, width: int) -> pl.Expr:
+    """`column`, blanked where it equals one of the previous rows of its group `_G`.
+
+    The rows are sorted by `_G` and a group has at most `width` rows, so `width - 1` shifted comparisons
+    find every repeat; this avoids per-group list work, which is slow for many groups."""
+    value, earlier = pl.col(column), pl.lit(False)
+    for back in range(1, width):
+        earlier = earlier | ((value == value.shift(back)) & (pl.col("_G") == pl.col("_G").shift(back))
+                             ).fill_null(False)
+    return pl.when(earlier).then(None).otherwise(value)
+
+
+def _merged_parents(several: pl.DataFrame, width: int) -> pl.DataFrame:
+    """Result rows of the parents decided by several children: each group's distinct non-null evidence
+    values in rule order, joined with "; " (see `_merged_evidence`)."""
     merged = (
-        contributing.with_columns(_labelled(pl.col("VALUE")).alias("_LV"),
-                                  _labelled(pl.col("LIMIT"), separator=" ").alias("_LL"))
-        .with_columns(*[distinct(source).alias(name) for name, source in merged_columns.items()])
+        several.with_columns(_labelled(pl.col("VALUE")).alias("_LV"),
+                             _labelled(pl.col("LIMIT"), separator=" ").alias("_LL"))
+        .with_columns(*[_unless_repeated(source, width).alias(name) for name, source in _MERGED.items()])
         .group_by("_G", maintain_order=True).agg(
             pl.col("_S").first(), pl.col("PARENT").first(),
             pl.len().alias("_K"),
@@ -158,45 +198,47 @@ def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl
             pl.col("_OP").first().alias("_OP"),
             *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
             pl.col("_LV").first().alias("_1L_VALUE"),
-            *[pl.col(name) for name in merged_columns],
+            *[pl.col(name) for name in _MERGED],
             pl.col("REASON_CODE").drop_nulls().first().alias("_M_REASON_CODE"),
         )
-        .with_columns(*[pl.col(name).list.join("; ") for name in merged_columns])
+        .with_columns(*[pl.col(name).list.join("; ") for name in _MERGED])
     )
-    single = pl.col("_K") == 1
+    return merged.select("_S", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[_merged_evidence(c) for c in _EVIDENCE])
 
-    def pick(column: str) -> pl.Expr:
-        if column == "UNIT":
-            return pl.when(single).then(pl.col("_1_UNIT")).alias("UNIT")
-        if column == "LABEL":
-            return pl.when(single).then(pl.col("_1_LABEL")).alias("LABEL")
-        if column == "VALUE":
-            return (pl.when(single).then(pl.col("_1L_VALUE"))
-                    .otherwise(pl.when(pl.col("_M_VALUE") != "").then(pl.col("_M_VALUE"))).alias("VALUE"))
-        if column == "LIMIT":  # a `not` node's limit would read as the opposite of what it tests
-            return (pl.when(is_not).then(None).when(single).then(pl.col("_1_LIMIT"))
-                    .otherwise(pl.when(pl.col("_M_LIMIT") != "").then(pl.col("_M_LIMIT"))).alias("LIMIT"))
-        merged_value = pl.col(f"_M_{column}")
-        if column != "REASON_CODE":
-            merged_value = pl.when(merged_value != "").then(merged_value)
-        return pl.when(single).then(pl.col(f"_1_{column}")).otherwise(merged_value).alias(column)
 
-    multiple = merged.select("_S", pl.col("PARENT").alias("NODE_ID"), "RESULT", *[pick(c) for c in _EVIDENCE])
-    return pl.concat([single_rows.select(multiple.columns), multiple], how="vertical_relaxed")
+def _merged_evidence(column: str) -> pl.Expr:
+    """One evidence column of a merged parent: the first child's value when there was one child (`_1_`),
+    else the merged values (`_M_`, null when empty). LABEL and UNIT are not merged."""
+    if column == "UNIT":
+        return pl.when(_SINGLE).then(pl.col("_1_UNIT")).alias("UNIT")
+    if column == "LABEL":
+        return pl.when(_SINGLE).then(pl.col("_1_LABEL")).alias("LABEL")
+    if column == "VALUE":
+        return (pl.when(_SINGLE).then(pl.col("_1L_VALUE"))
+                .otherwise(pl.when(pl.col("_M_VALUE") != "").then(pl.col("_M_VALUE"))).alias("VALUE"))
+    if column == "LIMIT":  # a `not` node's limit would read as the opposite of what it tests
+        return (pl.when(_IS_NOT).then(None).when(_SINGLE).then(pl.col("_1_LIMIT"))
+                .otherwise(pl.when(pl.col("_M_LIMIT") != "").then(pl.col("_M_LIMIT"))).alias("LIMIT"))
+    merged_value = pl.col(f"_M_{column}")
+    if column != "REASON_CODE":
+        merged_value = pl.when(merged_value != "").then(merged_value)
+    return pl.when(_SINGLE).then(pl.col(f"_1_{column}")).otherwise(merged_value).alias(column)
 
 
 def _roll_up(leaf_results: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """Every node's result, computed from the deepest level up to the component roots (subjects as `_S`).
+    """Every node's result and evidence, computed from the deepest level up to the component roots
+    (subjects as `_S`).
 
     The rows of each level are appended as chunks (no copy of the rows below); each level reads its
-    children's keys only and gathers the evidence of the deciding ones (see _combine).
+    children's keys only and gathers the evidence of the deciding ones (see _combine). LABEL is read
+    only to merge evidence and is not published: it is not returned, so it is released here.
     """
     results = leaf_results.rename({"LEAF_ID": "NODE_ID"}).select("_S", "NODE_ID", "RESULT", *_EVIDENCE)
     depth = int(nodes.select(pl.col("DEPTH").max()).item() or 0)
     for level in range(depth, 0, -1):
         at_level = nodes.filter(pl.col("DEPTH") == level)["NODE_ID"]
         results = pl.concat([results, _combine(results, at_level, nodes)], how="vertical_relaxed")
-    return results
+    return results.drop("LABEL")
 
 
 def _outcome() -> pl.Expr:
@@ -232,7 +274,7 @@ def _criteria(eligibility: pl.DataFrame) -> pl.DataFrame:
 
 
 def _layout(protocol: Protocol) -> tuple[pl.DataFrame, pl.DataFrame, list[Leaf]]:
-    """(nodes, components, leaves) of the whole protocol."""
+    """(nodes, components, leaves) of the whole protocol; components are numbered by their row `_P`."""
     nodes: list[_Node] = []
     leaves: list[Leaf] = []
     roots: list[dict[str, Any]] = []
@@ -248,7 +290,7 @@ def _layout(protocol: Protocol) -> tuple[pl.DataFrame, pl.DataFrame, list[Leaf]]
     )
     components = pl.DataFrame(roots, schema={"NODE_ID": pl.Int64, "CRITERION_ID": pl.String, "CHECK_ID": pl.String,
                                              "CATEGORY": pl.String, "ORDER": pl.Int64, "_C": pl.Int64})
-    return node_frame, components, leaves
+    return node_frame, components.with_row_index("_P"), leaves
 
 
 def _prepare_domains(domains: dict[str, pl.DataFrame], rejected: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -257,90 +299,154 @@ def _prepare_domains(domains: dict[str, pl.DataFrame], rejected: pl.DataFrame) -
     return {name.lower(): drop_rejected(frame, rejected).rechunk() for name, frame in domains.items()}
 
 
-def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-             exclusions: pl.DataFrame | None = None, rejected: pl.DataFrame | None = None,
-             catalog: UnitCatalog | None = None) -> EligibilityResult:
-    """Re-evaluate every component of `protocol` for every DM subject (see the module docstring).
+def _derived_names(leaves: list[Leaf]) -> set[str]:
+    """The derived values (AGE_AT_CONSENT, CRCL_CG, LYM_ABS...) the protocol's leaves compare."""
+    return {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
 
-    `domains`: lower-case domain -> frame as delivered (all columns text, plus SOURCE,
-    DELIVERY_SITEID, DECIMAL). Rows whose SOURCE is in `rejected` are dropped; a value whose row and
-    VARIABLE are in `exclusions` is never used.
-    """
-    catalog = catalog or load_units()
-    excluded, rejected_rows = normalise(exclusions), normalise(rejected)
-    clean = _prepare_domains(domains, rejected_rows)
-    rows_evaluated = {name: frame.height for name, frame in clean.items()}
-    reference = subject_reference(clean, protocol, as_of, excluded).rechunk()
-    nodes, components, leaves = _layout(protocol)
-    reference_lazy = reference.lazy()
-    # the in-memory engine: measured faster than streaming for these plans (less CPU, same tables)
-    found = findings_facts(clean, protocol.needed_tests(), reference_lazy, catalog, excluded).collect(
-        engine="in-memory").rechunk()
-    wanted = {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
-    derived = derived_facts(wanted, reference_lazy, found.lazy(), DerivedContext(clean, catalog, excluded))
-    # not rechunked: the findings facts stay the chunks they are (a copy of them was ~150 MB at s100)
-    facts = derived.collect(engine="in-memory").lazy()
-    ctx = EvalContext(reference=reference_lazy, facts=facts, domains=clean, exclusions=excluded, catalog=catalog,
-                      parameters=dict(protocol.parameters))
-    # the kinds that read the facts first; the facts are then released before the others (event records)
-    # and the roll-up allocate: at s100 they are ~170 MB that need not be alive at the same time
+
+def _facts(context: EvalContext, needed_tests: dict[str, set[str]], derived: set[str]) -> pl.LazyFrame:
+    """One row per subject x test: the latest usable finding in the window, then the derived values.
+
+    Collected with the in-memory engine (less CPU than streaming for these plans, same tables). The
+    derived rows are appended to the findings facts without rechunking, which would copy them."""
+    found = findings_facts(context.domains, needed_tests, context.reference, context.catalog,
+                           context.exclusions).collect(engine="in-memory").rechunk()
+    with_derived = derived_facts(derived, context.reference, found.lazy(),
+                                 DerivedContext(context.domains, context.catalog, context.exclusions))
+    return with_derived.collect(engine="in-memory").lazy()
+
+
+def _leaf_rows(leaves: list[Leaf], context: EvalContext) -> pl.DataFrame:
+    """One row per subject x leaf of `leaves` (an empty table when there are none)."""
+    return evaluate_leaves(leaves, context) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
+
+
+def _fact_leaf_rows(context: EvalContext, protocol: Protocol, leaves: list[Leaf]) -> pl.DataFrame:
+    """The leaves of the kinds that read the facts (`RuleBuilder.reads_facts`).
+
+    The facts are built here and released when this returns: the other kinds (event records) and the
+    roll-up then allocate without them alive."""
+    facts = _facts(context, protocol.needed_tests(), _derived_names(leaves))
     reading = [leaf for leaf in leaves if RULE_BUILDERS[leaf.kind].reads_facts]
-    fact_results = evaluate_leaves(reading, ctx) if reading else pl.DataFrame(schema=LEAF_SCHEMA)
-    del found, derived, facts, ctx
-    ctx = EvalContext(reference=reference_lazy, facts=empty_facts().lazy(), domains=clean, exclusions=excluded,
-                      catalog=catalog, parameters=dict(protocol.parameters))
+    return _leaf_rows(reading, replace(context, facts=facts))
+
+
+def _leaf_table(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rejected: pl.DataFrame,
+                protocol: Protocol, as_of: date, leaves: list[Leaf],
+                catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], pl.DataFrame]:
+    """Prepare domains -> reference -> facts -> leaves: (reference, rows evaluated per domain, one row
+    per subject x leaf keyed by USUBJID).
+
+    Everything that reads the delivered domains is here: the cleaned domains are released when this
+    returns, before the roll-up. The kinds that read the facts run first (see `_fact_leaf_rows`).
+    """
+    clean = _prepare_domains(domains, rejected)
+    reference = subject_reference(clean, protocol, as_of, exclusions).rechunk()
+    context = EvalContext(reference=reference.lazy(), facts=empty_facts().lazy(), domains=clean,
+                          exclusions=exclusions, catalog=catalog, parameters=dict(protocol.parameters))
     others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
-    leaf_results = pl.concat(
-        [fact_results, evaluate_leaves(others, ctx) if others else pl.DataFrame(schema=LEAF_SCHEMA)],
-        how="vertical")
-    # the cleaned domains are not read past the leaves: released before the roll-up
-    del fact_results, ctx, clean
-    # subjects as integers from here on: _S for the roll-up, _RANK = position in the published order
-    subjects = (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
-                .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
-    # _S added as a column (a join would copy every evidence column of the ~700k leaf rows at s100)
-    leaf_results = leaf_results.with_columns(
-        leaf_results["USUBJID"].replace_strict(subjects["USUBJID"], subjects["_S"], default=None).alias("_S")
+    table = pl.concat([_fact_leaf_rows(context, protocol, leaves), _leaf_rows(others, context)], how="vertical")
+    return reference, {name: frame.height for name, frame in clean.items()}, table
+
+
+def _subject_numbers(reference: pl.DataFrame) -> pl.DataFrame:
+    """STUDYID, SITEID, USUBJID of each subject with `_S`, its row in `reference` (the roll-up's integer
+    subject key), and `_RANK`, its position in the published order (SITEID, USUBJID, nulls last)."""
+    return (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
+            .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
+
+
+def _keyed_by_subject(leaf_rows: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFrame:
+    """`leaf_rows` with the subject number `_S` instead of USUBJID.
+
+    `_S` is added as a column (a join would copy every evidence column). Rows of no reference subject
+    (none expected) are dropped, as a join did."""
+    keyed = leaf_rows.with_columns(
+        leaf_rows["USUBJID"].replace_strict(subjects["USUBJID"], subjects["_S"], default=None).alias("_S")
     ).drop("USUBJID")
-    if leaf_results["_S"].null_count():  # rows of no reference subject (none expected): dropped, as a join did
-        leaf_results = leaf_results.filter(pl.col("_S").is_not_null())
-    results = _roll_up(leaf_results, nodes)
-    del leaf_results
-    # the published order (SITEID, USUBJID, component order) is found on integer keys; the evidence
-    # columns are then gathered once in that order (joining and sorting the wide rows copied them thrice)
-    # (and so are the subject and component texts: joined and sorted, they were copied twice)
-    components = components.with_row_index("_P")
-    keys = (
+    if keyed["_S"].null_count():
+        return keyed.filter(pl.col("_S").is_not_null())
+    return keyed
+
+
+def _published_order(results: pl.DataFrame, subjects: pl.DataFrame, components: pl.DataFrame) -> pl.DataFrame:
+    """One row per subject x component root, in the published order (SITEID, USUBJID, component order):
+    `_I` (its row in `results`), `_S`, `_P` (its row in `components`), `_RANK` and `_C`.
+
+    Found on integer keys only: joining and sorting the wide rows would copy them."""
+    return (
         results.select("_S", "NODE_ID").with_row_index("_I")
         .join(components.select("NODE_ID", "_P", "ORDER", "_C"), on="NODE_ID")  # the component roots
         .join(subjects.select("_S", "_RANK"), on="_S")
         .sort("_RANK", "ORDER")  # = SITEID, USUBJID, ORDER (nulls last)
     )
+
+
+def _roots_in_published_order(results: pl.DataFrame, subjects: pl.DataFrame,
+                              components: pl.DataFrame) -> pl.DataFrame:
+    """The component roots of `results` in the published order: `_RANK`, `_C`, `_S`, `_P`, RESULT and the
+    published evidence, each column gathered once in that order (the node rows are released when the
+    caller replaces them with these)."""
+    keys = _published_order(results, subjects, components)
     evidence = results.select("RESULT", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON")
-    del results
-    evidence = evidence.select(pl.all().gather(keys["_I"]))
-    texts = pl.concat([  # subjects are numbered 0..n-1 by _S, components by their row _P
-        subjects.sort("_S").select(pl.col("STUDYID", "SITEID", "USUBJID").gather(keys["_S"])),
-        components.select(pl.col("CRITERION_ID", "CHECK_ID", "CATEGORY").gather(keys["_P"])),
+    return pl.concat([keys.select("_RANK", "_C", "_S", "_P"), evidence.select(pl.all().gather(keys["_I"]))],
+                     how="horizontal")
+
+
+def _with_texts(rows: pl.DataFrame, subjects: pl.DataFrame, components: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with their subject's STUDYID, SITEID, USUBJID and their component's CRITERION_ID, CHECK_ID,
+    CATEGORY instead of `_S` and `_P`: gathered by position (subjects are numbered 0..n-1 by `_S`,
+    components by their row `_P`), not joined and sorted, which would copy them."""
+    return pl.concat([
+        rows.select("_RANK", "_C"),
+        subjects.sort("_S").select(pl.col("STUDYID", "SITEID", "USUBJID").gather(rows["_S"])),
+        components.select(pl.col("CRITERION_ID", "CHECK_ID", "CATEGORY").gather(rows["_P"])),
+        rows.drop("_RANK", "_C", "_S", "_P"),
     ], how="horizontal")
+
+
+def _with_outcomes(rows: pl.DataFrame) -> pl.DataFrame:
+    """The eligibility columns with their types: OUTCOME from RESULT and CATEGORY, and the reason of an
+    undecided component filled in; CATEGORY, `_RANK` and `_C` kept for the criteria roll-up."""
     undecided = pl.col("RESULT").is_null()
-    eligibility = (
-        pl.concat([keys.select("_RANK", "_C"), texts, evidence], how="horizontal")
-        .with_columns(
-            _outcome().alias("OUTCOME"),
-            pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
-            .alias("REASON_CODE"),
-            pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
-            .alias("REASON"),
-        )
-        .select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
-                 pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
-    )
-    del keys, texts, evidence
-    criteria = _criteria(eligibility)
-    eligibility = check_table(eligibility.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility")
+    return rows.with_columns(
+        _outcome().alias("OUTCOME"),
+        pl.when(undecided).then(pl.col("REASON_CODE").fill_null(ReasonCode.UNDECIDED_CONDITION.value))
+        .alias("REASON_CODE"),
+        pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
+        .alias("REASON"),
+    ).select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
+             pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
+
+
+def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
+             exclusions: pl.DataFrame | None = None, rejected: pl.DataFrame | None = None,
+             catalog: UnitCatalog | None = None) -> EligibilityResult:
+    """Re-evaluate every component of `protocol` for every DM subject (see the module docstring).
+
+    `domains`: lower-case domain -> frame as delivered (delivered columns text, plus SOURCE_KEY,
+    SOURCE_ROW, DELIVERY_SITEID, DECIMAL). Rows whose source is in `rejected` are dropped; a value whose
+    row and VARIABLE are in `exclusions` is never used.
+
+    Memory: each step's large intermediates are its own locals, released when it returns; `table`, the
+    one long table handed from step to step, is replaced by each step's result (the rows of the step
+    before are not kept alive through the next ones).
+    """
+    catalog = catalog or load_units()
+    nodes, components, leaves = _layout(protocol)
+    # prepare domains -> reference -> facts -> leaves: one row per subject x leaf
+    reference, rows_evaluated, table = _leaf_table(domains, normalise(exclusions), normalise(rejected), protocol,
+                                                   as_of, leaves, catalog)
+    subjects = _subject_numbers(reference)  # subjects as integers from here on
+    table = _keyed_by_subject(table, subjects)
+    table = _roll_up(table, nodes)  # + one row per subject x inner node and component root
+    # the publishable tables: one row per subject x component, then per subject x criterion
+    table = _roots_in_published_order(table, subjects, components)
+    table = _with_texts(table, subjects, components)
+    table = _with_outcomes(table)
+    criteria = _criteria(table)
     return EligibilityResult(
-        eligibility=eligibility,
+        eligibility=check_table(table.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility"),
         reference=reference.select(REFERENCE_COLUMNS).sort("SITEID", "USUBJID", nulls_last=True),
         criteria=criteria,
         rows_evaluated=rows_evaluated,

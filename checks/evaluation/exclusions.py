@@ -31,7 +31,7 @@ def drop_rejected(frame: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
 
     A frame none of whose rows is rejected (most of them: rejections are rare and name one file's
     rows) is returned as it is, not copied: evaluation and comparison both start from these frames,
-    and a copy of every domain was the first few hundred MB of their peak memory."""
+    and a copy of every domain would be a large part of their peak memory (docs/benchmarks.md)."""
     if rejected.height == 0 or SOURCE_KEY not in frame.columns:
         return frame
     files = rejected[SOURCE_KEY].drop_nulls().unique()

@@ -189,7 +189,7 @@ RULE_BUILDERS: dict[str, RuleBuilder] = {
 
 
 def evaluate_leaves(leaves: list[Leaf], ctx: EvalContext) -> pl.DataFrame:
-    """All leaves of all components: one builder call per rule kind, the plans collected together."""
+    """All leaves of all components: one builder call per rule kind, the plans collected one by one."""
     parts = []
     for kind, rule_kind in RULE_BUILDERS.items():
         of_kind = [leaf for leaf in leaves if leaf.kind == kind]
@@ -197,10 +197,7 @@ def evaluate_leaves(leaves: list[Leaf], ctx: EvalContext) -> pl.DataFrame:
             parts.append(rule_kind.build(of_kind, ctx))
     if not parts:
         return empty_leaf_results().collect()
-    # in-memory engine: measured less CPU than streaming for these many small plans. One kind at a time:
-    # collected together, the kinds' intermediate tables (subjects x leaves x fact columns) were all
-    # alive at once (+300 MB of peak RSS at s100), for no measurable gain in time on two cores
-    # Each kind's table is made one chunk per column (the event kind concatenates one frame per leaf, with
-    # constant columns in fewer chunks): with every column chunked alike, the engine's later selects and
-    # with_columns keep the chunks instead of copying the whole ~700k-row table into one.
+    # one kind at a time (only one kind's intermediate tables alive), with the in-memory engine (less CPU
+    # than streaming here), each kind's table one chunk per column (later selects then keep the chunks
+    # instead of copying the whole table into one): docs/benchmarks.md, "Evaluation engine"
     return pl.concat([part.collect(engine="in-memory").rechunk() for part in parts], how="vertical")
