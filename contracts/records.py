@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
+from contracts.tables import DERIVED_VALUES, EXCLUSIONS, FINDINGS, SUBJECT_DM, empty_table
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,13 @@ class EligibilityResult:
     component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
     CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
     (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
+
+    What the comparison reads so that it never re-reads or recomputes what the evaluation did:
+    subject_dm: DM as the evaluation read it, one row per subject, excluded values blanked (USUBJID,
+    RFICDTC, RFXSTDTC, AGE as text; CONSENT_LO/HI, BIRTH_LO/HI, DOSE_LO/HI as dates, partial dates as
+    their bounds; checks.evaluation.reference.SUBJECT_DM_COLUMNS); derived: the derived values the
+    protocol compares, as numbers (USUBJID, NAME such as CRCL_CG, LO, HI in the value's unit, DTC of
+    the result it rests on).
     """
 
     eligibility: pl.DataFrame
@@ -136,6 +143,8 @@ class EligibilityResult:
     rows_evaluated: dict[str, int] = field(default_factory=dict)
     protocol_id: str = ""
     protocol_version: str = ""
+    subject_dm: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SUBJECT_DM))
+    derived: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DERIVED_VALUES))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,16 @@ ELIGIBILITY: Schema = {
     "SOURCE": _STR,
 }
 
+#: DM as the evaluation read it, for the comparison (EligibilityResult.subject_dm).
+SUBJECT_DM: Schema = {
+    "USUBJID": _STR, "RFICDTC": _STR, "RFXSTDTC": _STR, "AGE": _STR,
+    "CONSENT_LO": pl.Date, "CONSENT_HI": pl.Date, "BIRTH_LO": pl.Date, "BIRTH_HI": pl.Date,
+    "DOSE_LO": pl.Date, "DOSE_HI": pl.Date,
+}
+
+#: The derived values a protocol compares, per subject (EligibilityResult.derived).
+DERIVED_VALUES: Schema = {"USUBJID": _STR, "NAME": _STR, "LO": pl.Float64, "HI": pl.Float64, "DTC": _STR}
+
 #: One row per screened subject (a DM row).
 SUBJECTS: Schema = {
     "STUDYID": _STR,

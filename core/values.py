@@ -1,4 +1,4 @@
-"""Polars expression builders that read delivered text: numbers, units, coded results, dates.
+"""Polars expression builders that read delivered text: numbers, units, coded results (dates: core.dates).
 
 Everything a site delivers is text. These builders turn it into typed values without ever guessing:
 a result that is not a number, a unit the catalog does not know, or a date that is not ISO 8601
@@ -22,13 +22,6 @@ from contracts.units import TestKind, UnitCatalog
 #: an optional comparator, then a decimal number (point or comma), optional exponent
 _NUMBER = r"^\s*(<=|>=|<|>|≤|≥)?\s*([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*$"
 
-#: YYYY[-MM[-DD[Thh[:mm[:ss[.f]]][zone]]]]
-_DATE = (
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:T(?:[01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
-)
-
-
 def _as_expr(value: pl.Expr | str) -> pl.Expr:
     return pl.col(value) if isinstance(value, str) else value
 
@@ -37,6 +30,15 @@ def blank_to_null(text: pl.Expr | str) -> pl.Expr:
     """Strip the text and read an empty string as missing (CSV and Excel deliver both)."""
     stripped = _as_expr(text).str.strip_chars()
     return pl.when(stripped.str.len_chars() > 0).then(stripped)
+
+
+def column_text(frame: pl.DataFrame | pl.LazyFrame, column: str | None) -> pl.Expr:
+    """A delivered column as text, blanks read as missing (`blank_to_null`), named after the column;
+    null text when the frame has no such column (a DTS expected variable a site did not deliver)."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    if column is None or column not in names:
+        return pl.lit(None, dtype=pl.String).alias(column or "literal")
+    return blank_to_null(pl.col(column).cast(pl.String)).alias(column)
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -207,35 +209,6 @@ def qualitative_result(text: pl.Expr | str, catalog: UnitCatalog) -> pl.Expr:
     return coded_value(text).replace_strict(catalog.qualitative, default=None, return_dtype=pl.String)
 
 
-# ------------------------------------------------------------------------------------------------ dates
-
-
-def partial_date(text: pl.Expr | str) -> pl.Expr:
-    """ISO 8601 text -> struct {earliest: Date, latest: Date, invalid: Boolean}.
-
-    `2024` -> [2024-01-01, 2024-12-31], `2024-02` -> [2024-02-01, 2024-02-29], a full date (time
-    ignored) -> [d, d]. Blank -> both null, invalid false (missing). Anything else (`12/03/2024`,
-    `2024-13`, `2023-02-29`) -> both null and invalid true: never completed or reinterpreted.
-    """
-    text = blank_to_null(text)
-    year = text.str.extract(_DATE, 1)
-    month = text.str.extract(_DATE, 2)
-    day = text.str.extract(_DATE, 3)
-    first = pl.concat_str([year, pl.lit("-"), month.fill_null("01"), pl.lit("-"), day.fill_null("01")])
-    earliest = first.str.to_date("%Y-%m-%d", strict=False)
-    latest = (
-        pl.when(day.is_not_null()).then(earliest)
-        .when(month.is_not_null()).then(earliest.dt.month_end())
-        .otherwise(pl.concat_str([year, pl.lit("-12-31")]).str.to_date("%Y-%m-%d", strict=False))
-    )
-    invalid = text.is_not_null() & earliest.is_null()
-    return pl.struct(
-        earliest.alias("earliest"),
-        pl.when(earliest.is_not_null()).then(latest).alias("latest"),
-        invalid.alias("invalid"),
-    )
-
-
 # ------------------------------------------------------------------------- frame-level unit handling
 
 
@@ -311,27 +284,6 @@ def convert_with_units(value: pl.Expr | str) -> pl.Expr:
     base = pl.when(pl.col("_LOG10")).then(pl.lit(10.0).pow(value)).otherwise(value)
     converted = base * pl.col("_FACTOR") / pl.col("_DIVIDE") + pl.col("_OFFSET")
     return pl.when(converted.is_finite()).then(converted.round_sig_figs(12)).otherwise(converted)
-
-
-def with_partial_dates(frame: pl.LazyFrame, column: str, prefix: str) -> pl.LazyFrame:
-    """Add `<prefix>_LO`, `<prefix>_HI`, `<prefix>_INVALID` (see `partial_date`) for a text column.
-
-    Parses each distinct text once and joins the result back: a study has millions of result rows
-    but only a few thousand distinct dates, and the ISO regex is the expensive part.
-    """
-    frame = frame.cache()  # read twice below: computed once
-    parsed = (
-        frame.select(pl.col(column).alias("_DATE_TEXT")).unique()
-        .with_columns(partial_date(pl.col("_DATE_TEXT")).alias("_PD"))
-        .select(
-            "_DATE_TEXT",
-            pl.col("_PD").struct.field("earliest").alias(f"{prefix}_LO"),
-            pl.col("_PD").struct.field("latest").alias(f"{prefix}_HI"),
-            pl.col("_PD").struct.field("invalid").alias(f"{prefix}_INVALID"),
-        )
-    )
-    return (frame.join(parsed, left_on=column, right_on="_DATE_TEXT", how="left", nulls_equal=True)
-            .with_columns(pl.col(f"{prefix}_INVALID").fill_null(False)))
 
 
 def with_parsed_numbers(frame: pl.LazyFrame, column: str, decimal: str, prefix: str) -> pl.LazyFrame:

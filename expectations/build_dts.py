@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from core.values import blank_to_null, partial_date
+from core.dates import partial_date
+from core.values import blank_to_null
 from expectations.model import (
     IGNORE_MISSING,
     WITHHELD,

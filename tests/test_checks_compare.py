@@ -19,6 +19,7 @@ from contracts import DISCREPANCIES, SUBJECTS
 from contracts.enums import Category
 from contracts.protocol import Component, Criterion, Protocol, ProtocolVersion, Rule
 from contracts.records import EligibilityResult
+from tests.support.evaluated import as_evaluated
 from tests.support.sources import split_source
 
 AS_OF = date(2026, 3, 20)
@@ -37,6 +38,8 @@ OPS = {"IN07.KPS": ">=", "IN10.PLT": ">=", "IN11.CRCL": ">=", "EX07.ASC": ">"}
 
 
 def _rule(check_id: str) -> Rule:
+    if check_id == "IN11.CRCL":  # as in the SZ003 protocol: the Cockcroft-Gault value compared with 40
+        return Rule("derived", params={"value": "CRCL_CG", "op": OPS[check_id], "limit": 40})
     if check_id in OPS:
         return Rule("threshold", params={"op": OPS[check_id], "limit": 0})
     leaf = Rule("threshold", params={"op": ">="})
@@ -45,7 +48,8 @@ def _rule(check_id: str) -> Rule:
 
 _VERSION = ProtocolVersion("1.0", date(2024, 1, 1))
 PROTOCOL = Protocol(
-    id="T1", title="comparison test protocol", version=_VERSION, versions=(_VERSION,), parameters={},
+    id="T1", title="comparison test protocol", version=_VERSION, versions=(_VERSION,),
+    parameters={"screening_window_days": 28},
     criteria=tuple(Criterion(id=cid, category=Category(cat), text=cid, kind="C",
                              components=tuple(Component(id=c[0], text=c[0], rule=_rule(c[0])) for c in comps))
                    for cid, (cat, comps) in CRITERIA.items()),
@@ -122,7 +126,14 @@ def run(subjects: list[dict], ie_rows: list[tuple[str, str, str]] | None, **doma
     frames = dict(domains)
     if ie_rows is not None:
         frames["ie"] = ie(ie_rows)
-    return compare(build(subjects), frames, PROTOCOL, AS_OF)
+    return compare_evaluated(build(subjects), frames)
+
+
+def compare_evaluated(result: EligibilityResult, domains: dict[str, pl.DataFrame], **options):
+    """compare() on a hand-made result completed as evaluate() would complete it for `domains`."""
+    evaluated = as_evaluated(result, domains, PROTOCOL, AS_OF, exclusions=options.get("exclusions"),
+                             rejected=options.get("rejected"))
+    return compare(evaluated, domains, PROTOCOL, AS_OF, **options)
 
 
 def rows(result, cls: str | None = None) -> list[dict]:
@@ -396,7 +407,7 @@ def test_row_order_does_not_change_output():
     answers = full_checklist("S1") + full_checklist("S2", IN07="N") + full_checklist("S3")
     dm_rows = [{"USUBJID": "S1", "AGE": "40"}, {"USUBJID": "S2"}, {"USUBJID": "S3"}, {"USUBJID": "S4"}]
     base = build(subjects)
-    expected = compare(base, {"ie": ie(answers), "dm": dm(dm_rows)}, PROTOCOL, AS_OF)
+    expected = compare_evaluated(base, {"ie": ie(answers), "dm": dm(dm_rows)})
     assert expected.discrepancies.height >= 6
     rng = random.Random(7)
     for _ in range(3):
@@ -405,9 +416,9 @@ def test_row_order_does_not_change_output():
             reference=base.reference.sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
             criteria=base.criteria.sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
         )
-        got = compare(shuffled, {"ie": ie(answers).sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
-                                 "dm": dm(dm_rows).sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999))},
-                      PROTOCOL, AS_OF)
+        got = compare_evaluated(shuffled, {
+            "ie": ie(answers).sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999)),
+            "dm": dm(dm_rows).sample(fraction=1.0, shuffle=True, seed=rng.randint(0, 999))})
         assert got.discrepancies.equals(expected.discrepancies)
         assert got.subjects.equals(expected.subjects)
 

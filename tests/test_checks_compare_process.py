@@ -7,9 +7,8 @@ from datetime import date
 
 import polars as pl
 import pytest
-from test_checks_compare import AS_OF, PROTOCOL, build, dm, full_checklist, ie, subject
+from test_checks_compare import build, compare_evaluated, dm, full_checklist, ie, subject
 
-from checks.comparison.compare import compare
 from checks.comparison.process import ProcessConfigError, date_bounds, load_process_checks, parse_process_checks
 from tests.support.sources import split_source
 
@@ -34,7 +33,7 @@ def process(subjects: list[dict], check: str, **domains: pl.DataFrame) -> list[d
     """The PROCESS rows of `check` for subjects that all have a clean full checklist."""
     answers = [row for s in subjects for row in full_checklist(s["USUBJID"])]
     frames = {"ie": ie(answers), **domains}
-    found = compare(build(subjects), frames, PROTOCOL, AS_OF).discrepancies
+    found = compare_evaluated(build(subjects), frames).discrepancies
     return found.filter((pl.col("CLASS") == "PROCESS") & (pl.col("CHECK_ID") == check)).to_dicts()
 
 
@@ -272,7 +271,7 @@ def test_a_check_can_be_switched_off_and_its_severity_changed_by_data():
     data = build(subjects)
     domains = {"ie": ie(full_checklist("S1")), "dm": dm([{"USUBJID": "S1", "AGE": "20", "RFXSTDTC": "2026-01-01"}])}
     checks = parse_process_checks({"checks": {"PC05": {"severity": "IMPORTANT", "params": {}}}})
-    found = compare(data, domains, PROTOCOL, AS_OF, process_checks=checks).discrepancies
+    found = compare_evaluated(data, domains, process_checks=checks).discrepancies
     assert found.select("CHECK_ID", "SEVERITY").rows() == [("PC05", "IMPORTANT")]
 
 
@@ -290,11 +289,11 @@ def test_values_excluded_and_rows_rejected_by_validation_are_not_read():
     rows = dm([{"USUBJID": "S1", "AGE": "20", "RFXSTDTC": "2026-02-01", "SOURCE": "dm.csv:1"}])
     data = build(subjects)
     domains = {"ie": ie(full_checklist("S1")), "dm": rows, "lb": lb([{"LBDTC": "2026-02-01", "SOURCE": "lb.csv:7"}])}
-    found = compare(data, domains, PROTOCOL, AS_OF).discrepancies["CHECK_ID"].to_list()
+    found = compare_evaluated(data, domains).discrepancies["CHECK_ID"].to_list()
     assert found == ["PC01", "PC02", "PC05"]
     exclusions = split_source(pl.DataFrame({"SOURCE": ["dm.csv:1", "dm.csv:1"], "DOMAIN": ["DM", "dm"],
                                             "VARIABLE": ["BRTHDTC", "rfxstdtc"], "MESSAGE": ["bad", "bad"]}))
     rejected = split_source(pl.DataFrame({"SOURCE": ["lb.csv:7"], "DOMAIN": ["LB"], "VARIABLE": ["USUBJID"],
                                           "MESSAGE": ["orphan"]}))
-    clean = compare(data, domains, PROTOCOL, AS_OF, exclusions=exclusions, rejected=rejected)
+    clean = compare_evaluated(data, domains, exclusions=exclusions, rejected=rejected)
     assert clean.discrepancies.height == 0

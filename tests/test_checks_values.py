@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from contracts.units import UnitCatalogError, load_units, parse_units
+from core.dates import partial_date
 from core.values import (
     bounds,
     canonical_unit,
@@ -16,7 +17,6 @@ from core.values import (
     decide,
     format_number,
     parse_number,
-    partial_date,
     per_distinct,
     qualitative_result,
     to_protocol_unit,

@@ -15,7 +15,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.values import bounds, decide, parse_number, partial_date
+from core.dates import partial_date
+from core.values import bounds, decide, parse_number
 
 LONG_RUN = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 PROPS = settings(max_examples=LONG_RUN or 150, derandomize=not LONG_RUN, deadline=None, database=None)

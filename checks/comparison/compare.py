@@ -30,7 +30,7 @@ from contracts import DISCREPANCIES, SUBJECTS, check_table
 from contracts.enums import DiscrepancyClass, Outcome, Recomputed, Severity, SiteDecision
 from contracts.protocol import Protocol
 from contracts.records import Comparison, EligibilityResult
-from core.source import SOURCE_COLUMNS, SOURCE_KEY, source_order, typed_source
+from core.source import SOURCE_COLUMNS, SOURCE_KEY
 
 _FAILED = ("NOT_MET", "APPLIES")
 _PASSED = ("MET", "NOT_APPLICABLE")
@@ -39,7 +39,6 @@ _ENROLLED = SiteDecision.ENROLLED.value
 _SCREEN_FAILURE = SiteDecision.SCREEN_FAILURE.value
 _FINDING = ["USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
 _SORT = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
-_DM_COLUMNS = ("RFICDTC", "RFXSTDTC", "BRTHDTC", "AGE")
 
 
 def _subjects(reference: pl.DataFrame) -> pl.DataFrame:
@@ -75,32 +74,6 @@ def _usable(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame | None,
                 ).drop("_HIT")
         usable[name.lower()] = frame
     return usable
-
-
-def _dm(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """DM reduced to one row per subject with the dates the process checks read (text, blanks null)."""
-    frame = domains.get("dm")
-    if frame is None or "USUBJID" not in frame.columns:
-        return pl.DataFrame(schema=dict.fromkeys(("USUBJID", *_DM_COLUMNS), pl.String))
-    # the first row in delivery order (object key, then numeric row: `dm.csv:9` before `dm.csv:10`),
-    # as the evaluation's reference does, so both stages read the same duplicate
-    key, row = source_order()
-    order = [key.alias("_KEY"), row.alias("_ROW")]
-
-    def text(column: str) -> pl.Expr:
-        if column not in frame.columns:
-            return pl.lit(None, dtype=pl.String).alias(column)
-        stripped = pl.col(column).cast(pl.String).str.strip_chars()
-        return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
-
-    return (
-        frame.with_columns(typed_source(frame))
-        .select(pl.col("USUBJID").str.strip_chars(), *[text(c) for c in _DM_COLUMNS], *order)
-        .filter(pl.col("USUBJID").is_not_null() & (pl.col("USUBJID") != ""))
-        .sort("USUBJID", "_KEY", "_ROW", *_DM_COLUMNS, nulls_last=True)
-        .unique(subset="USUBJID", keep="first", maintain_order=True)
-        .drop("_KEY", "_ROW")
-    )
 
 
 def _comparators(protocol: Protocol) -> pl.DataFrame:
@@ -331,7 +304,9 @@ def compare(
     differing = _disagreements(per_criterion, components)
     context = ProcessContext(
         subjects=subjects.select("USUBJID", "SITE_DECISION", "TREATMENT_START"),
-        dm=_dm(domains),
+        dm=result.subject_dm,
+        derived=result.derived,
+        protocol=protocol,
         eligibility=components,
         checklist=checklist,
         domains=domains,

@@ -26,8 +26,11 @@ import yaml
 from checks.comparison import evidence
 from checks.comparison.site_checklist import ChecklistStyle, SiteSource
 from contracts.enums import ReasonCode, SiteDecision
+from contracts.protocol import Protocol
 from contracts.units import load_units
 from core import values
+from core.dates import completed_years, date_bounds, with_partial_dates
+from core.values import column_text
 
 PROCESS_COLUMNS = ["USUBJID", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
 
@@ -49,40 +52,15 @@ class ProcessContext:
     """What the checks read: one row per subject, DM, the eligibility rows, the site checklist."""
 
     subjects: pl.DataFrame  # USUBJID, SITE_DECISION, TREATMENT_START
-    dm: pl.DataFrame  # one row per USUBJID, DM columns as delivered (may be empty)
+    dm: pl.DataFrame  # DM as the evaluation read it (contracts.SUBJECT_DM: texts and date bounds)
+    derived: pl.DataFrame  # the derived values as numbers (contracts.DERIVED_VALUES)
+    protocol: Protocol
     eligibility: pl.DataFrame
     checklist: pl.DataFrame  # checks.comparison.site_checklist.site_checklist()
     domains: dict[str, pl.DataFrame]
 
 
 # --------------------------------------------------------------------------------------------- dates
-
-
-def date_bounds(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(earliest, latest) possible date of an ISO 8601 text, null when blank or not a date.
-
-    `2026` -> 2026-01-01 .. 2026-12-31, `2026-02` -> 2026-02-01 .. 2026-02-28, `2026-02-03T10:00`
-    -> 2026-02-03 .. 2026-02-03 (core.values.partial_date; nothing is ever completed or guessed).
-    """
-    parsed = values.partial_date(expr)
-    return parsed.struct.field("earliest"), parsed.struct.field("latest")
-
-
-def _completed_years(start: pl.Expr, end: pl.Expr) -> pl.Expr:
-    """Whole years from `start` to `end` (a birthday counts on its day)."""
-    def month_day(d: pl.Expr) -> pl.Expr:  # dt.month()/day() are Int8: widen before arithmetic
-        return d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)
-
-    before_birthday = month_day(end) < month_day(start)
-    return (end.dt.year().cast(pl.Int64) - start.dt.year().cast(pl.Int64) - before_birthday.cast(pl.Int64))
-
-
-def _text(column: str, frame: pl.DataFrame) -> pl.Expr:
-    """A column of `frame` stripped of blanks (empty -> null), or null when the column is absent."""
-    if column not in frame.columns:
-        return pl.lit(None, dtype=pl.String).alias(column)
-    stripped = pl.col(column).cast(pl.String).str.strip_chars()
-    return pl.when(stripped == "").then(None).otherwise(stripped).alias(column)
 
 
 def _empty() -> pl.DataFrame:
@@ -96,9 +74,8 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
     """Any LB / VS / FA / TR record whose whole date interval lies before the consent date."""
     if ctx.dm.height == 0:
         return _empty()
-    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
-    # consent parsed once per subject, each distinct record date once (not once per record row)
-    consent = (ctx.dm.select("USUBJID", "RFICDTC").with_columns(consent_lo.alias("C_LO"))
+    # the consent date as the evaluation read it; each distinct record date parsed once
+    consent = (ctx.dm.select("USUBJID", "RFICDTC", pl.col("CONSENT_LO").alias("C_LO"))
                .filter(pl.col("C_LO").is_not_null()))
     parts = []
     for domain, spec in sorted(params["records"].items()):
@@ -106,17 +83,17 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
         if frame is None or frame.height == 0 or spec["date"] not in frame.columns:
             continue
         rows = frame.lazy().select(
-            _text("USUBJID", frame),
+            column_text(frame, "USUBJID"),
             pl.lit(domain.upper()).alias("DOMAIN"),
-            _text(spec["test"], frame).alias("TESTCD"),
-            _text(spec["date"], frame).alias("DTC"),
-            _text(spec["status"], frame).alias("STATUS") if spec.get("status") else pl.lit(None,
+            column_text(frame, spec["test"]).alias("TESTCD"),
+            column_text(frame, spec["date"]).alias("DTC"),
+            column_text(frame, spec["status"]).alias("STATUS") if spec.get("status") else pl.lit(None,
                                                                                             pl.String).alias(
                 "STATUS"),
         ).filter(pl.col("STATUS").fill_null("").str.to_uppercase() != "NOT DONE")
         # one domain at a time: only its records are in memory, and only its early ones are kept
         parts.append(
-            values.with_partial_dates(rows.join(consent.lazy(), on="USUBJID"), "DTC", "R")
+            with_partial_dates(rows.join(consent.lazy(), on="USUBJID"), "DTC", "R")
             .filter(pl.col("R_HI") < pl.col("C_LO"))
             .collect(engine="in-memory")
         )
@@ -156,11 +133,8 @@ def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl
     """First dose wholly before consent, or enrolled / dosed while DM has no usable consent date."""
     if ctx.dm.height == 0:
         return _empty()
-    consent_lo, _ = date_bounds(pl.col("RFICDTC"))
-    _, dose_hi = date_bounds(pl.col("RFXSTDTC"))
-    frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC").join(ctx.subjects, on="USUBJID").with_columns(
-        consent_lo.alias("C_LO"), dose_hi.alias("D_HI")
-    )
+    frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC", pl.col("CONSENT_LO").alias("C_LO"),
+                          pl.col("DOSE_HI").alias("D_HI")).join(ctx.subjects, on="USUBJID")
     enrolled = pl.col("SITE_DECISION") == SiteDecision.ENROLLED
     dosed = pl.col("RFXSTDTC").is_not_null()
     no_consent = pl.col("C_LO").is_null()
@@ -264,18 +238,13 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
     """DM.AGE outside every age the (possibly partial) birth and consent dates allow."""
     if ctx.dm.height == 0 or "AGE" not in ctx.dm.columns:
         return _empty()
-    birth_lo, birth_hi = date_bounds(pl.col("BRTHDTC"))
-    consent_lo, consent_hi = date_bounds(pl.col("RFICDTC"))
     age = pl.col("AGE").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
     frame = (
         ctx.dm.join(ctx.subjects, on="USUBJID")
-        # each bound parsed once into a column: inside _completed_years an expression is read three times
-        .with_columns(birth_lo.alias("_B_LO"), birth_hi.alias("_B_HI"), consent_lo.alias("_C_LO"),
-                      consent_hi.alias("_C_HI"))
-        .with_columns(
+        .with_columns(  # the youngest and oldest age the date bounds allow (as the AGE_AT_CONSENT value)
             age.alias("AGE_N"),
-            _completed_years(pl.col("_B_HI"), pl.col("_C_LO")).alias("MIN_AGE"),
-            _completed_years(pl.col("_B_LO"), pl.col("_C_HI")).alias("MAX_AGE"),
+            completed_years(pl.col("BIRTH_HI"), pl.col("CONSENT_LO")).alias("MIN_AGE"),
+            completed_years(pl.col("BIRTH_LO"), pl.col("CONSENT_HI")).alias("MAX_AGE"),
         )
         .filter(
             pl.col("MIN_AGE").is_not_null()
@@ -310,7 +279,8 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
     """
     lb = ctx.domains.get("lb")
     needed = {"USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC"}
-    if lb is None or lb.height == 0 or not needed <= set(lb.columns):
+    derived_value = _derived_value_of(ctx.protocol, params["component"])
+    if lb is None or lb.height == 0 or not needed <= set(lb.columns) or derived_value is None:
         return _empty()
     catalog = load_units()
     test = params["lb_test"]
@@ -330,10 +300,13 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
         .unique(subset=["USUBJID", "DAY"], keep="last", maintain_order=True)
         .select("USUBJID", "DAY", "SITE_VALUE", pl.col("LBDTC").str.strip_chars().alias("SITE_DTC"))
     )
+    # the recomputed value as the evaluation computed it (a number, not its evidence text): the value it
+    # showed, to 6 significant digits, when it is exact or only bounded from below (a censored creatinine)
+    exact = (pl.col("LO") == pl.col("HI")) | pl.col("HI").is_infinite()
     recomputed = (
-        ctx.eligibility.filter(pl.col("CHECK_ID") == params["component"])
+        ctx.derived.filter(pl.col("NAME") == derived_value)
         .with_columns(
-            values.parse_number("VALUE").struct.field("number").alias("REC_VALUE"),
+            pl.when(exact).then(pl.col("LO").round_sig_figs(6)).alias("REC_VALUE"),
             date_bounds(pl.col("DTC"))[0].alias("DAY"),
         )
         .filter(pl.col("REC_VALUE").is_not_null() & (pl.col("REC_VALUE") > 0))
@@ -371,6 +344,15 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
             ).alias("EVIDENCE"),
         )
     )
+
+
+def _derived_value_of(protocol: Protocol, component_id: str) -> str | None:
+    """The derived value (e.g. CRCL_CG) a component's rule compares, or None when its rule is not one
+    `derived` leaf (the check then has nothing to compare)."""
+    for _, component in protocol.components():
+        if component.id == component_id and component.rule.kind == "derived":
+            return str(component.rule.params["value"]).upper()
+    return None
 
 
 def _number_text(value: float) -> str:

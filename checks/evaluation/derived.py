@@ -18,18 +18,11 @@ from checks.evaluation.facts import FACT_COLUMNS, finding_rows, type_facts
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import DERIVED_VALUES
 from contracts.units import UnitCatalog
+from core.dates import completed_years
 from core.source import SOURCE_KEY, SOURCE_ROW, source_order, source_text
 from core.values import format_number
 
 _DERIVED = "DERIVED"
-
-
-def _years_between(born: pl.Expr, on: pl.Expr) -> pl.Expr:
-    """Completed years (a 29 February birthday completes a year on 1 March in common years)."""
-    before_birthday = (on.dt.month().cast(pl.Int32) * 100 + on.dt.day().cast(pl.Int32)) < (
-        born.dt.month().cast(pl.Int32) * 100 + born.dt.day().cast(pl.Int32))
-    return (on.dt.year().cast(pl.Int32) - born.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)).cast(
-        pl.Float64)
 
 
 def _interval_text(lo: pl.Expr, hi: pl.Expr) -> pl.Expr:
@@ -60,8 +53,8 @@ def _fact(name: str, unit: str, frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def age_at_consent(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: DerivedContext) -> pl.LazyFrame:
     """Completed years from BRTHDTC to RFICDTC; partial dates give [youngest, oldest] possible ages."""
-    lo = _years_between(pl.col("BIRTH_HI"), pl.col("CONSENT_LO"))
-    hi = _years_between(pl.col("BIRTH_LO"), pl.col("CONSENT_HI"))
+    lo = completed_years(pl.col("BIRTH_HI"), pl.col("CONSENT_LO")).cast(pl.Float64)
+    hi = completed_years(pl.col("BIRTH_LO"), pl.col("CONSENT_HI")).cast(pl.Float64)
     reason = (
         pl.when(pl.col("_X_BRTHDTC").is_not_null() | pl.col("_X_RFICDTC").is_not_null())
         .then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value))

@@ -17,7 +17,7 @@ import polars as pl
 from checks.evaluation.derived import DerivedContext, derived_facts
 from checks.evaluation.exclusions import drop_rejected, normalise
 from checks.evaluation.facts import empty_facts, findings_facts
-from checks.evaluation.reference import REFERENCE_COLUMNS, subject_reference
+from checks.evaluation.reference import REFERENCE_COLUMNS, subject_dm, subject_reference
 from checks.evaluation.rulebase import LEAF_SCHEMA, EvalContext, Leaf
 from checks.evaluation.rules import RULE_BUILDERS, evaluate_leaves
 from contracts import ELIGIBILITY, check_table
@@ -321,21 +321,25 @@ def _leaf_rows(leaves: list[Leaf], context: EvalContext) -> pl.DataFrame:
     return evaluate_leaves(leaves, context) if leaves else pl.DataFrame(schema=LEAF_SCHEMA)
 
 
-def _fact_leaf_rows(context: EvalContext, protocol: Protocol, leaves: list[Leaf]) -> pl.DataFrame:
-    """The leaves of the kinds that read the facts (`RuleBuilder.reads_facts`).
+def _fact_leaf_rows(context: EvalContext, protocol: Protocol,
+                    leaves: list[Leaf]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The leaves of the kinds that read the facts (`RuleBuilder.reads_facts`), and the derived values
+    as numbers (contracts.DERIVED_VALUES, for the comparison).
 
     The facts are built here and released when this returns: the other kinds (event records) and the
     roll-up then allocate without them alive."""
     facts = _facts(context, protocol.needed_tests(), _derived_names(leaves))
     reading = [leaf for leaf in leaves if RULE_BUILDERS[leaf.kind].reads_facts]
-    return _leaf_rows(reading, replace(context, facts=facts))
+    derived = facts.filter(pl.col("DOMAIN") == "DERIVED").select(
+        "USUBJID", pl.col("TESTCD").alias("NAME"), "LO", "HI", "DTC").collect()
+    return _leaf_rows(reading, replace(context, facts=facts)), derived
 
 
 def _leaf_table(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rejected: pl.DataFrame,
                 protocol: Protocol, as_of: date, leaves: list[Leaf],
-                catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], pl.DataFrame]:
+                catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], pl.DataFrame, pl.DataFrame]:
     """Prepare domains -> reference -> facts -> leaves: (reference, rows evaluated per domain, one row
-    per subject x leaf keyed by USUBJID).
+    per subject x leaf keyed by USUBJID, the derived values).
 
     Everything that reads the delivered domains is here: the cleaned domains are released when this
     returns, before the roll-up. The kinds that read the facts run first (see `_fact_leaf_rows`).
@@ -345,8 +349,9 @@ def _leaf_table(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, reje
     context = EvalContext(reference=reference.lazy(), facts=empty_facts().lazy(), domains=clean,
                           exclusions=exclusions, catalog=catalog, parameters=dict(protocol.parameters))
     others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
-    table = pl.concat([_fact_leaf_rows(context, protocol, leaves), _leaf_rows(others, context)], how="vertical")
-    return reference, {name: frame.height for name, frame in clean.items()}, table
+    fact_rows, derived = _fact_leaf_rows(context, protocol, leaves)
+    table = pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical")
+    return reference, {name: frame.height for name, frame in clean.items()}, table, derived
 
 
 def _subject_numbers(reference: pl.DataFrame) -> pl.DataFrame:
@@ -435,8 +440,8 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     catalog = catalog or load_units()
     nodes, components, leaves = _layout(protocol)
     # prepare domains -> reference -> facts -> leaves: one row per subject x leaf
-    reference, rows_evaluated, table = _leaf_table(domains, normalise(exclusions), normalise(rejected), protocol,
-                                                   as_of, leaves, catalog)
+    reference, rows_evaluated, table, derived = _leaf_table(domains, normalise(exclusions), normalise(rejected),
+                                                            protocol, as_of, leaves, catalog)
     subjects = _subject_numbers(reference)  # subjects as integers from here on
     table = _keyed_by_subject(table, subjects)
     table = _roll_up(table, nodes)  # + one row per subject x inner node and component root
@@ -452,4 +457,6 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         rows_evaluated=rows_evaluated,
         protocol_id=protocol.id,
         protocol_version=protocol.tivers,
+        subject_dm=subject_dm(reference).sort("USUBJID"),
+        derived=derived.sort("USUBJID", "NAME"),
     )

@@ -24,16 +24,11 @@ from checks.evaluation.exclusions import excluded_messages
 from checks.evaluation.rulebase import EvalContext, Leaf, finish
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import EVENT_DOMAINS
+from core.dates import with_partial_dates
 from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_order, source_text, typed_source
-from core.values import blank_to_null, coded_value, per_distinct, with_partial_dates
+from core.values import blank_to_null, coded_value, column_text, per_distinct
 
 _FOREVER = date(9999, 12, 31)
-
-
-def _text(frame: pl.DataFrame, column: str | None) -> pl.Expr:
-    if column is None or column not in frame.columns:
-        return pl.lit(None, dtype=pl.String)
-    return blank_to_null(pl.col(column).cast(pl.String))
 
 
 def _coded(frame: pl.DataFrame, column: str | None) -> pl.Expr:
@@ -49,12 +44,13 @@ def _records(domain: str, ctx: EvalContext, variables: set[str]) -> pl.LazyFrame
     frame = ctx.domains.get(domain.lower())
     if frame is None:
         frame = pl.DataFrame(schema={"USUBJID": pl.String, **SOURCE_SCHEMA})
-    name = _text(frame, spec["name"])
+    name = column_text(frame, spec["name"])
     if "alt_name" in spec:
-        name = pl.coalesce([name, _text(frame, spec["alt_name"])])
+        name = pl.coalesce([name, column_text(frame, spec["alt_name"])])
     rows = frame.lazy().select(
-        _text(frame, "USUBJID").alias("USUBJID"), *typed_source(frame),
-        name.alias("NAME"), _text(frame, spec["start"]).alias("STDTC"), _text(frame, spec["end"]).alias("ENDTC"),
+        column_text(frame, "USUBJID").alias("USUBJID"), *typed_source(frame),
+        name.alias("NAME"), column_text(frame, spec["start"]).alias("STDTC"),
+        column_text(frame, spec["end"]).alias("ENDTC"),
         (_coded(frame, spec.get("ongoing")) == "ONGOING").fill_null(False).alias("ONGOING"),
         _coded(frame, spec.get("occur")).alias("OCCUR"),
         *[_coded(frame, v).alias(f"M_{v}") for v in sorted(variables)],

@@ -16,6 +16,7 @@ import polars as pl
 from checks.evaluation.exclusions import excluded_messages
 from contracts.enums import ReasonCode
 from contracts.units import TestKind, UnitCatalog
+from core.dates import with_partial_dates
 from core.source import source_order, source_text, typed_source
 from core.values import (
     attach_units,
@@ -28,7 +29,6 @@ from core.values import (
     per_distinct,
     qualitative_result,
     with_parsed_numbers,
-    with_partial_dates,
 )
 
 FINDINGS_DOMAINS = ("LB", "VS", "FA", "TR")

@@ -16,8 +16,9 @@ import polars as pl
 
 from checks.evaluation.exclusions import excluded_messages
 from contracts.enums import SiteDecision
+from core.dates import partial_date
 from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_order, source_text, typed_source
-from core.values import blank_to_null, coded_value, partial_date
+from core.values import coded_value, column_text
 
 if TYPE_CHECKING:
     from contracts.protocol import Protocol
@@ -29,22 +30,16 @@ REFERENCE_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_D
                      "PROTOCOL_VERSION"]
 
 
-def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
-    if column not in frame.columns:
-        return pl.lit(None, dtype=pl.String).alias(column)
-    return blank_to_null(pl.col(column).cast(pl.String)).alias(column)
-
-
 def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
-    columns = ["STUDYID", "USUBJID", "SEX", "BRTHDTC", "RFICDTC", "RFXSTDTC"]
+    columns = ["STUDYID", "USUBJID", "SEX", "BRTHDTC", "RFICDTC", "RFXSTDTC", "AGE"]
     frame = dm.select(
-        *[_text(dm, c) for c in columns],
+        *[column_text(dm, c) for c in columns],
         # the site of the delivery path; DM.SITEID only when a caller has no delivery column at all
-        pl.coalesce([_text(dm, "DELIVERY_SITEID"), _text(dm, "SITEID")]).alias("SITEID"),
+        pl.coalesce([column_text(dm, "DELIVERY_SITEID"), column_text(dm, "SITEID")]).alias("SITEID"),
         *typed_source(dm),
     ).filter(pl.col("USUBJID").is_not_null())
-    frame = excluded_messages(frame, exclusions, "DM", {"SEX": "SEX", "BRTHDTC": "BRTHDTC",
-                                                       "RFICDTC": "RFICDTC", "RFXSTDTC": "RFXSTDTC"})
+    frame = excluded_messages(frame, exclusions, "DM", {"SEX": "SEX", "BRTHDTC": "BRTHDTC", "RFICDTC": "RFICDTC",
+                                                       "RFXSTDTC": "RFXSTDTC", "AGE": "AGE"})
     return (
         frame.sort("USUBJID", *source_order())
         .unique(subset="USUBJID", keep="first", maintain_order=True)
@@ -62,8 +57,8 @@ def _decisions(ds: pl.DataFrame | None, exclusions: pl.DataFrame) -> pl.DataFram
     if ds is None or ds.height == 0 or not {"USUBJID", "DSDECOD"} <= set(ds.columns):
         return pl.DataFrame(schema=schema)
     rows = ds.select(
-        _text(ds, "USUBJID"), coded_value(pl.col("DSDECOD")).alias("SITE_DECISION"),
-        partial_date(_text(ds, "DSSTDTC")).alias("_D"), *typed_source(ds),
+        column_text(ds, "USUBJID"), coded_value(pl.col("DSDECOD")).alias("SITE_DECISION"),
+        partial_date(column_text(ds, "DSSTDTC")).alias("_D"), *typed_source(ds),
     )
     rows = excluded_messages(rows, exclusions, "DS", {"DSDECOD": "DSDECOD", "DSSTDTC": "DSSTDTC"})
     rows = rows.filter(pl.col("SITE_DECISION").is_in(_DECISIONS) & pl.col("_X_DSDECOD").is_null())
@@ -93,8 +88,8 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
                       exclusions: pl.DataFrame) -> pl.DataFrame:
     """One row per DM subject with the published reference columns and the typed dates rules need.
 
-    Internal columns: TRT_DATE, WINDOW_START (Date), CONSENT_LO/HI, BIRTH_LO/HI, BIRTH_INVALID,
-    CONSENT_INVALID, SEX (coded), DM_SOURCE and the exclusion messages `_X_<variable>`.
+    Internal columns: TRT_DATE, WINDOW_START (Date), CONSENT_LO/HI, BIRTH_LO/HI, DOSE_LO/HI, BIRTH_INVALID,
+    CONSENT_INVALID, SEX (coded), AGE (text), DM_SOURCE and the exclusion messages `_X_<variable>`.
     """
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm.columns:
@@ -118,6 +113,7 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
     )
     consent_ok = pl.col("_X_RFICDTC").is_null()
     birth_ok = pl.col("_X_BRTHDTC").is_null()
+    dose_ok = pl.col("_X_RFXSTDTC").is_null()
     frame = subjects.with_columns(
         decision.alias("SITE_DECISION"),
         treatment.alias("TRT_DATE"),
@@ -127,6 +123,8 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         pl.when(birth_ok).then(birth.struct.field("earliest")).alias("BIRTH_LO"),
         pl.when(birth_ok).then(birth.struct.field("latest")).alias("BIRTH_HI"),
         birth.struct.field("invalid").alias("BIRTH_INVALID"),
+        pl.when(dose_ok).then(dosed.struct.field("earliest")).alias("DOSE_LO"),
+        pl.when(dose_ok).then(dosed.struct.field("latest")).alias("DOSE_HI"),
         pl.when(pl.col("_X_SEX").is_null()).then(coded_value(pl.col("SEX"))).alias("SEX"),  # excluded: unknown
         pl.col("SOURCE").alias("DM_SOURCE"),
     ).with_columns(
@@ -137,3 +135,19 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         .then(_version_at(pl.col("CONSENT_LO"), protocol)).alias("PROTOCOL_VERSION"),
     )
     return frame.drop("SOURCE", "BRTHDTC", "_DOSED", "_CONSENT", "_BIRTH").sort("USUBJID")
+
+
+#: columns of `subject_dm` (contracts.records.EligibilityResult.subject_dm)
+SUBJECT_DM_COLUMNS = ["USUBJID", "RFICDTC", "RFXSTDTC", "AGE", "CONSENT_LO", "CONSENT_HI", "BIRTH_LO", "BIRTH_HI",
+                      "DOSE_LO", "DOSE_HI"]
+
+
+def subject_dm(reference: pl.DataFrame) -> pl.DataFrame:
+    """DM as the evaluation read it, one row per subject, for the comparison's process checks: the
+    first DM row in delivery order, each value validation excluded blanked (its dates' bounds null),
+    so that a process check never reads a DM row or value the eligibility did not."""
+    def unless_excluded(column: str) -> pl.Expr:
+        return pl.when(pl.col(f"_X_{column}").is_null()).then(pl.col(column)).alias(column)
+
+    return reference.select("USUBJID", unless_excluded("RFICDTC"), unless_excluded("RFXSTDTC"),
+                            unless_excluded("AGE"), *SUBJECT_DM_COLUMNS[4:])
