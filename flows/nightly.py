@@ -67,8 +67,7 @@ def _ingest_one_batch_at_a_time(landing: str) -> bool:
 
     A local landing folder is read at disk speed: the batches' work is Python and small polars
     calls, which threads of one process cannot run in parallel (the GIL, and polars' own thread
-    pool shared by all of them). Measured on the 1,000-site landing (11,011 files, 2 CPUs):
-    6.6 s with one thread, 9.0 s with two, 12.1 s with four. From S3 every request waits on the
+    pool shared by all of them; measured in docs/benchmarks.md). From S3 every request waits on the
     network, so concurrent batches hide that latency; on Dask each batch has its own process.
     """
     from prefect.context import FlowRunContext
@@ -155,11 +154,9 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
                          for batch in ingest_batches(sites)]
         batch_results = [future.result() for future in batch_futures]
         del batch_futures
-    # quote(): the stages hand over large values (thousands of input records, whole tables); Prefect
-    # would otherwise walk every element of them looking for futures before each task (measured at
-    # 1,000 sites: 1.6 s before combine-sites, 1.9 s before publish). None of them holds a future.
-    # Only in direct calls, which run in the flow's thread: a task runner such as Dask does not
-    # unwrap quote() in what it ships to its workers (the validation tasks get plain values).
+    # quote(): the stages hand over large values that hold no future; Prefect would otherwise walk every
+    # element of them before each task (docs/benchmarks.md). Only in direct calls, which run in the
+    # flow's thread: a task runner such as Dask does not unwrap quote() in what it ships to its workers.
     ingest = combine_sites_task(study, quote([site for batch in batch_results for site in batch]))
     del batch_results  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
