@@ -10,7 +10,7 @@ reference or comparison is an error, so that a typo never silently weakens a cri
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,9 @@ class Protocol:
     parameters: dict[str, int | float]
     criteria: tuple[Criterion, ...]
     path: str = ""
+    #: which of several measurements of one test on the day a criterion uses counts (repeated measurements
+    #: told apart by time point or position): `latest` (the default) or `mean` (of the replicates)
+    same_day_measurements: str = "latest"
 
     @property
     def tivers(self) -> str:
@@ -100,7 +103,8 @@ class Protocol:
 
 
 _LOGIC = {"all", "any", "not"}
-_TOP_KEYS = {"id", "title", "version", "parameters", "criteria"}
+_TOP_KEYS = {"id", "title", "version", "parameters", "criteria", "same_day_measurements"}
+SAME_DAY_CHOICES = ("latest", "mean")
 _VERSION_KEYS = {"tivers", "effective"}
 _CRITERION_KEYS = {"id", "category", "text", "kind", "components"}
 _COMPONENT_KEYS = {"id", "text", "rule", "applies_when"}
@@ -215,8 +219,12 @@ def parse_protocol(raw: Any, path: str = "<memory>") -> Protocol:
     if duplicated:
         raise ProtocolError(f"{path}: duplicated ids {duplicated}")
     version = _version(f"{path}: version", raw.get("version"))
+    same_day = str(raw.get("same_day_measurements", "latest"))
+    if same_day not in SAME_DAY_CHOICES:
+        raise ProtocolError(f"{path}: same_day_measurements must be one of {list(SAME_DAY_CHOICES)}")
     return Protocol(id=str(raw.get("id", "")), title=str(raw.get("title", "")), version=version,
-                    versions=(version,), parameters=parameters, criteria=criteria, path=path)
+                    versions=(version,), parameters=parameters, criteria=criteria, path=path,
+                    same_day_measurements=same_day)
 
 
 def _sibling_versions(path: Path, protocol_id: str) -> tuple[ProtocolVersion, ...]:
@@ -237,5 +245,4 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     path = Path(path)
     protocol = parse_protocol(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     versions = _sibling_versions(path, protocol.id) or (protocol.version,)
-    return Protocol(id=protocol.id, title=protocol.title, version=protocol.version, versions=versions,
-                    parameters=protocol.parameters, criteria=protocol.criteria, path=str(path))
+    return replace(protocol, versions=versions, path=str(path))
