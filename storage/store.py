@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -64,6 +65,19 @@ class Store(Protocol):
         """Create `key` only if it does not exist (a lock); True when this call created it."""
         ...
 
+    def create_if_absent(self, key: str, data: bytes) -> str | None:
+        """Create `key` only if it does not exist; the new object's ETag, or None when it existed."""
+        ...
+
+    def replace_if_match(self, key: str, data: bytes, etag: str) -> str | None:
+        """Overwrite `key` only if its ETag is still `etag`; the new ETag, or None when the object changed
+        or is gone (a conditional write that lost: someone else wrote in between)."""
+        ...
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        """The object's content and the ETag of exactly that content (one request, no race between them)."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def copy(self, src_key: str, dst_key: str) -> None: ...
@@ -74,8 +88,21 @@ def _rel(prefix: str) -> str:
     return safe_key(prefix) if prefix else ""
 
 
+def _local_etag(stat: os.stat_result) -> str:
+    """A local file's version: every write replaces the file by a rename (a new inode) and sets a new
+    modification time, so (inode, mtime in ns, size) changes with every write of the object."""
+    return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
 class LocalStore:
-    """A local folder used exactly like an S3 prefix."""
+    """A local folder used exactly like an S3 prefix.
+
+    Conditional writes (`create_if_absent`, `replace_if_match`) are atomic between processes and
+    threads: each runs under an exclusive `flock` on the store's root folder (never removed, unlike the
+    folders below it) and installs the new content with a rename, so that a reader sees the old or the
+    new file, never half of one. The lock is held for a compare and a rename only; plain reads and
+    writes never take it.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -149,7 +176,12 @@ class LocalStore:
             return None
         if not S_ISREG(stat.st_mode):
             return None
-        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC), etag=_local_etag(stat))
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        with self.open(key) as handle:
+            stat = os.fstat(handle.fileno())  # the opened file: its content and its version agree
+            return handle.read(), _local_etag(stat)
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
@@ -165,15 +197,50 @@ class LocalStore:
         shutil.copyfile(path, target)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        return self.create_if_absent(key, data) is not None
+
+    @contextmanager
+    def _conditional(self) -> Iterator[None]:
+        """The critical section of a conditional write: an exclusive flock on the root folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _staged(self, path: Path, data: bytes) -> str:
+        """`data` written completely to a temporary file beside `path`; its name."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False) as tmp:
+            tmp.write(data)
+        return tmp.name
+
+    def create_if_absent(self, key: str, data: bytes) -> str | None:
+        path = self._path(key)
+        with self._conditional():
+            tmp = self._staged(path, data)
+            try:
+                os.link(tmp, path)  # fails if the object exists; never shows an empty file
+            except FileExistsError:
+                return None
+            finally:
+                os.unlink(tmp)
+            return _local_etag(os.stat(path))
+
+    def replace_if_match(self, key: str, data: bytes, etag: str) -> str | None:
+        path = self._path(key)
+        with self._conditional():
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                return None
+            if _local_etag(current) != etag:
+                return None
+            tmp = self._staged(path, data)
+            os.replace(tmp, path)
+            return _local_etag(os.stat(path))
 
     def delete(self, key: str) -> None:
         """Delete one file, and the folders it leaves empty up to the root: a folder store behaves like
@@ -299,15 +366,35 @@ class S3Store:
                 str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type)
             )
 
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        with self._translated("read", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))  # type: ignore[attr-defined]
+            with response["Body"] as body:
+                return body.read(), response["ETag"].strip('"')
+
     def create_exclusive(self, key: str, data: bytes) -> bool:
+        return self.create_if_absent(key, data) is not None
+
+    def create_if_absent(self, key: str, data: bytes) -> str | None:
         try:
             with self._translated("create", key):
-                self.client.put_object(  # type: ignore[attr-defined]
+                response = self.client.put_object(  # type: ignore[attr-defined]
                     Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*", **encryption_args()
                 )
         except PreconditionFailed:
-            return False
-        return True
+            return None
+        return str(response["ETag"]).strip('"')
+
+    def replace_if_match(self, key: str, data: bytes, etag: str) -> str | None:
+        # S3 answers 412 when the ETag differs and 404 when the object is gone: both mean "changed"
+        try:
+            with self._translated("replace", key):
+                response = self.client.put_object(  # type: ignore[attr-defined]
+                    Bucket=self.bucket, Key=self._full(key), Body=data, IfMatch=f'"{etag}"', **encryption_args()
+                )
+        except (PreconditionFailed, ObjectNotFound):
+            return None
+        return str(response["ETag"]).strip('"')
 
     def delete(self, key: str) -> None:
         with self._translated("delete", key):
