@@ -185,6 +185,44 @@ class RunOutputs:
 
 
 @dataclass(frozen=True)
+class StagingRemoved:
+    """One killed or failed run's staging prefix that a later run removed."""
+
+    prefix: str
+    run_id: str
+    as_of: str
+    objects: int
+    sealed: bool  # the run had finished writing it (its staging marker was there)
+
+
+@dataclass(frozen=True)
+class RunRecovery:
+    """What a run cleaned up after earlier runs of its study before auditing (publication.recovery).
+
+    `lease_taken_over` says why an earlier holder's lease could be taken (it ended, or expired);
+    `promotion_completed` names the night whose interrupted promotion this run finished; `staging_removed`
+    lists the staging prefixes of runs that died before promoting. Listed in `run_manifest.json`.
+    """
+
+    lease_taken_over: str | None = None
+    promotion_completed: str | None = None
+    promotion_abandoned: str | None = None
+    staging_removed: tuple[StagingRemoved, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.lease_taken_over or self.promotion_completed or self.promotion_abandoned
+                    or self.staging_removed)
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {
+            "lease_taken_over": self.lease_taken_over,
+            "promotion_completed": self.promotion_completed,
+            "promotion_abandoned": self.promotion_abandoned,
+            "staging_removed": [asdict(item) for item in self.staging_removed],
+        }
+
+
+@dataclass(frozen=True)
 class AuditSummary:
     """The headline of one run, returned by the flow and printed by the CLI."""
 

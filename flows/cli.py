@@ -138,7 +138,8 @@ def run(
 ) -> None:
     """Run one nightly audit of one study and publish its reports.
 
-    Exit status: 0 published, 2 nothing to audit (or a usage error), 3 another audit of the study is running.
+    Exit status: 0 published, 1 failed (nothing published), 2 nothing to audit (or a usage error), 3 another
+    audit of the study holds its lease.
     """
     if as_of:
         date.fromisoformat(as_of)
@@ -190,6 +191,41 @@ def run_all(
     console.print(table)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def unlock(
+    reports: Annotated[str, typer.Option(help="Reports root of the study: s3://bucket/prefix or a local folder.")],
+    study: Annotated[str, typer.Option(help="Study whose audit lease to release.")],
+    force: Annotated[bool, typer.Option("--force", help="Release the lease even if its holder looks alive.")] = False,
+    endpoint_url: EndpointUrl = None,
+) -> None:
+    """Release a study's audit lease after a crash, on the record (docs/operations.md).
+
+    Without --force, only a lease that is already free (its holder ended on this host, or it was not
+    renewed in time) is released. Every release is logged and recorded under _audit/<STUDY>/unlocks/.
+    Exit status: 0 released (or nothing to release), 3 the holder looks alive (nothing done), 1 error.
+    """
+    import logging
+
+    from publication import UnlockRefused
+    from publication import unlock as release_lease
+    from storage import StorageError, open_store
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
+    log = logging.getLogger("screening_audit.unlock")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        result = release_lease(open_store(reports, endpoint_url), study, force=force)
+    except UnlockRefused as error:
+        raise _fail(f"[yellow]not released:[/yellow] {error}", 3) from None
+    except (StorageError, OSError, ValueError) as error:
+        raise _fail(f"[red]unlock failed:[/red] {type(error).__name__}: {error}", 1) from None
+    console.print(("[green]" if result.released else "") + result.message, soft_wrap=True)
+    for note in result.pending:
+        console.print(f"the next run of {study} will clean up {note}", soft_wrap=True)
 
 
 @app.command()

@@ -10,7 +10,7 @@ A file looks like `deploy/studies/sz003.yaml`:
     expected_sites: ["101", "102"]
     timezone: Europe/Berlin
     schedule: "0 2 * * *"                 # cron, in `timezone`
-    lock_max_age_hours: 12
+    lease_expiry_minutes: 5               # a lease not renewed for this long belongs to a dead run
 
 Why a frozen model with unknown keys forbidden: a misspelt key (`expected_site`) must stop the run
 rather than silently audit with a default. Why `${NAME}` only in the URIs and never credentials:
@@ -89,7 +89,7 @@ class StudyConfig(BaseModel):
     expected_sites: tuple[str, ...] = ()
     timezone: str = "UTC"
     schedule: str = "0 2 * * *"
-    lock_max_age_hours: float = Field(default=12.0, gt=0)
+    lease_expiry_minutes: float = Field(default=5.0, gt=0)
 
     @field_validator("landing", "reports", "endpoint_url", mode="before")
     @classmethod
@@ -160,7 +160,7 @@ class StudyConfig(BaseModel):
             "endpoint_url": self.endpoint_url,
             "timezone": self.timezone,
             "expected_sites": list(self.expected_sites) or None,
-            "lock_max_age_hours": self.lock_max_age_hours,
+            "lease_expiry_minutes": self.lease_expiry_minutes,
         }
 
 

@@ -21,9 +21,11 @@ from flows.tasks import (
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
+    promote_task,
     publish_task,
     validate_domain_task,
 )
+from publication import NightlyPublication
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
            "software_version", "unreadable_site"]
@@ -105,7 +107,7 @@ def nightly_audit(
     endpoint_url: str | None = None,
     timezone: str = "UTC",
     expected_sites: list[str] | None = None,
-    lock_max_age_hours: float = 12.0,
+    lease_expiry_minutes: float = 5.0,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -114,26 +116,27 @@ def nightly_audit(
 
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
-    One audit at a time per study: the run holds a lock on the reports location and publishes through
-    a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
-    `lock_max_age_hours` belongs to a dead run and is broken.
+    One audit at a time per study: the run holds a lease on the reports location, renewed while it runs;
+    a lease not renewed for `lease_expiry_minutes` (or whose holder ended on this host) is taken over. The
+    run publishes through a staging prefix, promoted through a journal only when everything succeeded
+    (publication/, docs/operations.md).
     """
     from flows.config import delivery_cutoff, scheduled_audit_date
-    from publication import locked_publication
+    from publication import nightly_publication
     from storage import open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     cutoff = delivery_cutoff(as_of_date, timezone)
-    with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
-                            max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
+    with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
+                             expiry=timedelta(minutes=lease_expiry_minutes), logger=get_run_logger()) as publication:
         return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
                       cutoff)
 
 
 def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication: NightlyPublication,
            cutoff: datetime) -> AuditSummary:
-    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
+    """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
     from contracts.protocol import load_protocol
     from flows.config import site_coverage
     from reporting import assemble_outputs, run_summary
@@ -184,11 +187,11 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version())
-        prefix = publication.final
-        published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
+                                   software_version=software_version(), recovery=publication.recovery)
+        publish_task(quote(outputs), quote(publication))
+        published = promote_task(quote(publication))
 
-    location = report_location(reports, prefix)
+    location = report_location(reports, publication.final)
     summary = run_summary(outputs, ingest.sites_not_audited, location, published)
     logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d queries; report at %s",
                 study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,

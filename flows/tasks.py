@@ -20,6 +20,7 @@ from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
 from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
 from flows.retries import IO_RETRIES, site_or_unreadable
+from publication import NightlyPublication
 from storage import open_store
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
@@ -131,16 +132,21 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
 
 
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
-def publish_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, prefix: str,
-                 final: str | None = None) -> list[str]:
-    """Write the outputs under `prefix`; with `final`, `prefix` is the run's staging and is then promoted."""
+def publish_task(outputs: RunOutputs, publication: NightlyPublication) -> list[str]:
+    """Write the outputs into the run's staging prefix and seal it with its completion marker.
+
+    Takes the run's `NightlyPublication` (it holds the live lease), so it runs in the flow's process.
+    """
     from reporting import publish
 
-    store = open_store(reports, endpoint_url)
-    keys = publish(outputs, store, prefix)
-    get_run_logger().info("published %d objects under %s", len(keys), prefix)
-    if final is not None:
-        from publication import promote
-
-        keys = promote(store, prefix, final, logger=get_run_logger())
+    writer = publication.writer()
+    keys = publish(outputs, writer, publication.staging)
+    writer.seal(study=outputs.study, as_of=outputs.as_of.isoformat(), run_id=publication.run_id)
+    get_run_logger().info("staged %d objects under %s", len(keys), publication.staging)
     return keys
+
+
+@task(name="promote", task_run_name="promote", cache_policy=NO_CACHE, **_IO_RETRIES)
+def promote_task(publication: NightlyPublication) -> list[str]:
+    """Promote the sealed staging into the published folder (journaled; repeatable after a failure)."""
+    return publication.promote()

@@ -1,45 +1,58 @@
 """One audit at a time per study, and all-or-nothing publication of a night's reports, over the storage
-interface only (no S3 error codes, no store types): the lock (`publication.lock`) and the staging
-prefix each run writes into before it is promoted (`publication.staging`). See docs/operations.md."""
+interface only (no S3 error codes, no store types). See docs/operations.md.
 
-from publication.lock import (
-    AUDIT_FOLDER,
-    DEFAULT_LOCK_MAX_AGE,
+- `publication.lease`: the study's lease (conditional writes, heartbeat, takeover of a dead or expired
+  holder); `publication.conditional`: the start-up check that the endpoint honours conditional writes;
+  `publication.unlock`: the operator's release.
+- `publication.marker`: the completion marker and `is_complete`, which every reader of earlier nights uses.
+- `publication.promotion`: journaled promotion of a sealed staging prefix, and the recovery a run performs
+  after a crashed one; `publication.staging`: a nightly run's publication from start to end.
+"""
+
+from publication.conditional import check_conditional_writes
+from publication.layout import AUDIT_FOLDER, MARKER, final_prefix, journal_key, lease_key, staging_prefix
+from publication.lease import (
+    DEFAULT_LEASE_EXPIRY,
     AuditLockedError,
-    LockInfo,
-    acquire_lock,
-    audit_lock,
-    lock_key,
-    release_lock,
+    Lease,
+    LeaseLostError,
+    LeaseRecord,
+    acquire_lease,
+    read_lease,
 )
-from publication.staging import (
-    COMMIT_MARKER,
-    NightlyPublication,
-    PublicationError,
-    discard,
-    final_prefix,
-    locked_publication,
-    promote,
-    staging_prefix,
-    sweep_staging,
-)
+from publication.marker import Marker, StagingWriter, check_complete, is_complete, read_marker
+from publication.promotion import PublicationError, discard, promote, recover, sweep_staging
+from publication.staging import NightlyPublication, nightly_publication
+from publication.unlock import UnlockRefused, UnlockResult, unlock
 
 __all__ = [
     "AUDIT_FOLDER",
-    "COMMIT_MARKER",
-    "DEFAULT_LOCK_MAX_AGE",
+    "DEFAULT_LEASE_EXPIRY",
+    "MARKER",
     "AuditLockedError",
-    "LockInfo",
+    "Lease",
+    "LeaseLostError",
+    "LeaseRecord",
+    "Marker",
     "NightlyPublication",
     "PublicationError",
-    "acquire_lock",
-    "audit_lock",
+    "StagingWriter",
+    "UnlockRefused",
+    "UnlockResult",
+    "acquire_lease",
+    "check_complete",
+    "check_conditional_writes",
     "discard",
     "final_prefix",
-    "lock_key",
-    "locked_publication",
+    "is_complete",
+    "journal_key",
+    "lease_key",
+    "nightly_publication",
     "promote",
-    "release_lock",
+    "read_lease",
+    "read_marker",
+    "recover",
     "staging_prefix",
     "sweep_staging",
+    "unlock",
 ]

@@ -1,14 +1,13 @@
-"""All-or-nothing publication of a night's reports: each run writes into its own staging prefix,
-promoted into place only when the whole run succeeded.
+"""A nightly run's publication from start to end: check the endpoint, take the lease, recover what
+earlier runs left, give the run its staging prefix, promote it, clean up and release.
 
-    <STUDYID>/<AS_OF>/...                              the published reports (docs/audit-outputs.md)
+    <STUDYID>/<AS_OF>/...                              the published reports (docs/outputs.md)
     _audit/<STUDYID>/staging/<AS_OF>/<RUN_ID>/...       where a run writes before promotion
 
-Why staging: S3 has no atomic rename of a folder. Promotion removes the old `run_manifest.json`
-first, copies every staged object into place, removes objects of an earlier run of the same night
-that this run did not produce, and copies `run_manifest.json` last. A report folder is complete
-exactly when its `run_manifest.json` exists. A failed night deletes its staging prefix and leaves the
-published folder as it was.
+Why staging: the outputs of a run are written where no reader looks, sealed with their completion
+marker, and only then promoted (publication.promotion). A run that fails or is killed before
+promotion leaves the published folder exactly as it was; its staging is removed by itself (failure)
+or by the next run (kill), which lists it in its run manifest.
 """
 
 from __future__ import annotations
@@ -16,129 +15,97 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
-from publication.lock import AUDIT_FOLDER, DEFAULT_LOCK_MAX_AGE, LockInfo, audit_lock, where
-from storage import Store, join_key
-
-#: The object whose presence marks a report folder as complete; promoted last.
-COMMIT_MARKER = "run_manifest.json"
+from contracts.records import RunRecovery
+from publication.conditional import check_conditional_writes
+from publication.layout import final_prefix, staging_prefix
+from publication.lease import DEFAULT_LEASE_EXPIRY, Lease, acquire_lease
+from publication.marker import StagingWriter
+from publication.promotion import discard, journaled_staging, promote, recover
+from storage import Store
 
 _log = logging.getLogger(__name__)
+Logger = logging.Logger | logging.LoggerAdapter
 
 
-class PublicationError(RuntimeError):
-    """Staged outputs that cannot be promoted (for example, nothing was staged)."""
-
-
-def final_prefix(study: str, as_of: date | str) -> str:
-    """Where a night's reports are published: `<STUDYID>/<AS_OF>`."""
-    return join_key(study, as_of.isoformat() if isinstance(as_of, date) else as_of)
-
-
-def staging_prefix(study: str, as_of: date | str, run_id: str) -> str:
-    """Where one run writes its outputs before promotion; unique per run."""
-    return join_key(AUDIT_FOLDER, study, "staging", as_of.isoformat() if isinstance(as_of, date) else as_of,
-                    run_id)
-
-
-def _relative(keys: list[str], prefix: str) -> list[str]:
-    start = prefix.rstrip("/") + "/"
-    return [key[len(start):] for key in keys if key.startswith(start)]
-
-
-def promote(store: Store, staging: str, final: str, *, marker: str = COMMIT_MARKER,
-            logger: logging.Logger | logging.LoggerAdapter | None = None) -> list[str]:
-    """Move a run's staged outputs into `final`, marker last, then delete the staging prefix.
-
-    Safe to repeat after a failure part-way (the staging prefix is deleted only at the end).
-    Returns the published keys, sorted.
-    """
-    log = logger or _log
-    staged = _relative([obj.key for obj in store.list(staging)], staging)
-    if not staged:
-        raise PublicationError(f"nothing staged under {where(store, staging)}; nothing published")
-    existing = _relative([obj.key for obj in store.list(final)], final)
-    if marker in existing:
-        store.delete(join_key(final, marker))  # from here on readers see the folder as incomplete
-    body = [name for name in staged if name != marker]
-    for name in body:
-        store.copy(join_key(staging, name), join_key(final, name))
-    leftovers = sorted(set(existing) - set(staged) - {marker})
-    for name in leftovers:
-        store.delete(join_key(final, name))
-    if marker in staged:
-        store.copy(join_key(staging, marker), join_key(final, marker))
-    discard(store, staging)
-    log.info("promoted %d objects to %s (%d left over from an earlier run removed)", len(staged),
-             where(store, final), len(leftovers))
-    return sorted(join_key(final, name) for name in staged)
-
-
-def discard(store: Store, prefix: str) -> int:
-    """Delete everything under `prefix` (a failed or finished run's staging); returns the count."""
-    keys = [obj.key for obj in store.list(prefix)]
-    for key in keys:
-        store.delete(key)
-    return len(keys)
-
-
-def sweep_staging(store: Store, study: str, *, max_age: timedelta = DEFAULT_LOCK_MAX_AGE,
-                  now: datetime | None = None,
-                  logger: logging.Logger | logging.LoggerAdapter | None = None) -> list[str]:
-    """Delete staging folders of runs that died without cleaning up (older than `max_age`).
-
-    Called by the run that holds the lock, so no live run's staging can be swept: a live run of the
-    same study would hold the lock. Returns the swept run prefixes.
-    """
-    log = logger or _log
-    now = now or datetime.now(UTC)
-    root = join_key(AUDIT_FOLDER, study, "staging")
-    newest: dict[str, datetime] = {}
-    for obj in store.list(root):
-        parts = obj.key[len(root) + 1:].split("/")
-        if len(parts) < 3:
-            continue
-        run = join_key(root, parts[0], parts[1])
-        newest[run] = max(newest.get(run, obj.last_modified), obj.last_modified)
-    swept = sorted(run for run, moment in newest.items() if now - moment > max_age)
-    for run in swept:
-        log.warning("removing abandoned staging %s", where(store, run))
-        discard(store, run)
-    return swept
-
-
-@dataclass(frozen=True)
+@dataclass
 class NightlyPublication:
-    """Where one locked run publishes: it writes under `staging`, then promotes to `final`."""
+    """Where one run publishes: it writes under `staging` (through `writer()`), then `promote()`s to `final`."""
 
-    lock: LockInfo
+    store: Store
+    study: str
+    as_of: date
+    lease: Lease
     staging: str
     final: str
+    recovery: RunRecovery
+    logger: Logger = field(default=_log, repr=False)
+    promoted: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.lease.record.run_id
+
+    def writer(self, store: Store | None = None) -> StagingWriter:
+        """A store that records what is written into this run's staging (give it to `reporting.publish`)."""
+        return StagingWriter(store or self.store, self.staging)
+
+    def promote(self, store: Store | None = None) -> list[str]:
+        """Promote the sealed staging, as long as the lease is still ours; the published keys."""
+        self.lease.ensure_held()
+        keys = promote(store or self.store, self.staging, self.final, study=self.study,
+                       guard=self.lease.ensure_held, logger=self.logger)
+        self.promoted = True
+        return keys
 
 
 @contextmanager
-def locked_publication(store: Store, study: str, as_of: date, *, run_id: str,
-                       max_age: timedelta = DEFAULT_LOCK_MAX_AGE,
-                       logger: logging.Logger | logging.LoggerAdapter | None = None) -> Iterator[NightlyPublication]:
-    """The whole nightly run inside this block: lock held, own staging prefix, cleaned up whatever happens.
+def nightly_publication(store: Store, study: str, as_of: date, *, run_id: str,
+                        expiry: timedelta = DEFAULT_LEASE_EXPIRY,
+                        logger: Logger | None = None) -> Iterator[NightlyPublication]:
+    """The whole nightly run inside this block, holding the study's lease.
 
-    On entry: take the study's lock (or raise `AuditLockedError`) and sweep staging left by runs that
-    died. On exit: delete this run's staging (already gone after a successful `promote`), then
-    release the lock. A failure inside the block therefore leaves the published folder untouched.
+    On entry: check that the endpoint honours conditional writes (`ConditionalWritesUnsupported`
+    otherwise), take the lease (`AuditLockedError` when a live run holds it), keep it renewed, finish
+    a promotion a killed run left and remove dead runs' staging (`publication.recovery`). On exit:
+    remove this run's staging if it was not promoted, then release the lease. A failure inside the block
+    therefore leaves the published folder as it was.
     """
-    with audit_lock(store, study, run_id=run_id, max_age=max_age, logger=logger) as lock:
-        sweep_staging(store, study, max_age=max_age, logger=logger)
-        publication = NightlyPublication(lock, staging_prefix(study, as_of, run_id), final_prefix(study, as_of))
-        try:
-            yield publication
-        finally:
+    log = logger or _log
+    check_conditional_writes(store)
+    lease = acquire_lease(store, study, run_id=run_id, expiry=expiry, logger=log)
+    try:
+        with lease.heartbeat():
+            recovery = recover(store, study, guard=lease.ensure_held, lease_taken_over=lease.took_over, logger=log)
+            publication = NightlyPublication(store, study, as_of, lease, staging_prefix(study, as_of, run_id),
+                                             final_prefix(study, as_of), recovery, log)
             try:
-                left = discard(store, publication.staging)
-            except Exception as error:  # the sweep of a later run removes it
-                (logger or _log).error("could not remove staging %s: %s", publication.staging, type(error).__name__)
-            else:
-                if left:
-                    (logger or _log).warning("run did not complete: removed %d staged objects; "
-                                             "the published reports are unchanged", left)
+                yield publication
+            finally:
+                _discard_unpromoted(publication, log)
+    finally:
+        try:
+            lease.release()
+        except Exception as error:  # never mask the run's own outcome; the lease expires by itself
+            log.error("could not release the audit lease of %s: %s", study, type(error).__name__)
+
+
+def _discard_unpromoted(publication: NightlyPublication, log: Logger) -> None:
+    """Remove a run's staging unless it was promoted, or its promotion began (the journal names it: the
+    next run completes that promotion from this staging, so it must stay)."""
+    if publication.promoted:
+        return
+    try:
+        if journaled_staging(publication.store, publication.study) == publication.staging:
+            log.error("the promotion of %s was interrupted; the next run of %s completes it from %s",
+                      publication.final, publication.study, publication.staging)
+            return
+        left = discard(publication.store, publication.staging)
+    except Exception as error:  # the next run removes it
+        log.error("could not remove staging %s: %s", publication.staging, type(error).__name__)
+    else:
+        if left:
+            log.warning("run did not complete: removed %d staged objects; the published reports are unchanged",
+                        left)

@@ -13,15 +13,16 @@ from datetime import date
 import polars as pl
 
 from contracts import Evaluation, IngestResult, ValidationResult
-from contracts.records import AuditSummary, Comparison, EligibilityResult, RunOutputs
+from contracts.records import AuditSummary, Comparison, EligibilityResult, RunOutputs, RunRecovery
 from reporting.manifest import build_run_manifest
 from reporting.summary import headline
 
 
 def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
-                     software_version: str) -> RunOutputs:
-    """The run's outputs: `discrepancies` is the comparison's table after the history was applied."""
+                     software_version: str, recovery: RunRecovery | None = None) -> RunOutputs:
+    """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
+    `recovery` is what the run cleaned up after crashed runs (listed in the run manifest)."""
     evaluation = Evaluation(
         subjects=comparison.subjects,
         eligibility=eligibility.eligibility,
@@ -31,7 +32,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         rows_evaluated=eligibility.rows_evaluated,
     )
     manifest = build_run_manifest(study=study, as_of=as_of, ingest=ingest, validation=validation,
-                                  evaluation=evaluation, software_version=software_version)
+                                  evaluation=evaluation, software_version=software_version, recovery=recovery)
     return RunOutputs(
         study=study,
         as_of=as_of,

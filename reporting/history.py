@@ -19,6 +19,7 @@ import polars as pl
 
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import FindingStatus, Severity
+from publication import final_prefix, is_complete
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from storage import Store
 from storage.keys import join_key
@@ -28,11 +29,8 @@ DISCREPANCIES_FILE = "discrepancies.parquet"
 _RUN_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def earlier_runs(store: Store, *, study: str, as_of: date) -> list[date]:
-    """As-of dates of the runs of `study` strictly before `as_of`, newest first.
-
-    Only folders named like a date count, so staging folders and lock objects are ignored.
-    """
+def _dated_folders(store: Store, study: str, as_of: date) -> list[date]:
+    """Dates of the folders of `study` named like a date, strictly before `as_of`, newest first."""
     runs: list[date] = []
     for name in store.list_dirs(study):
         if not _RUN_DIR.fullmatch(name):
@@ -46,19 +44,36 @@ def earlier_runs(store: Store, *, study: str, as_of: date) -> list[date]:
     return sorted(runs, reverse=True)
 
 
+def earlier_runs(store: Store, *, study: str, as_of: date, limit: int | None = None) -> list[date]:
+    """As-of dates of the published runs of `study` strictly before `as_of`, newest first (at most `limit`).
+
+    Only folders named like a date with a valid completion marker count (publication.is_complete): a
+    folder a crashed run left half-written, or one whose promotion has not been finished yet, is not a
+    published night. Staging folders and the lease live elsewhere (`_audit/`).
+    """
+    runs: list[date] = []
+    for run in _dated_folders(store, study, as_of):
+        if limit is not None and len(runs) == limit:
+            break
+        if is_complete(store, final_prefix(study, run)):
+            runs.append(run)
+    return runs
+
+
 def _discrepancies_key(study: str, run: date) -> str:
     return join_key(study, run.isoformat(), DISCREPANCIES_FILE)
 
 
 def previous_run(store: Store, *, study: str, as_of: date) -> tuple[date, str] | None:
-    """The latest run of `study` strictly before `as_of` that published discrepancies: (date, key).
+    """The latest published run of `study` strictly before `as_of`: (date, key of its discrepancies).
 
-    A run folder without `discrepancies.parquet` (an interrupted publication) is skipped.
+    Folders without a valid completion marker are not runs (see `earlier_runs`).
     """
-    for run in earlier_runs(store, study=study, as_of=as_of):
-        key = _discrepancies_key(study, run)
-        if store.head(key) is not None:
-            return run, key
+    for run in _dated_folders(store, study, as_of):
+        if is_complete(store, final_prefix(study, run)):
+            key = _discrepancies_key(study, run)
+            if store.head(key) is not None:
+                return run, key
     return None
 
 
@@ -83,9 +98,7 @@ def finding_counts(discrepancies: pl.DataFrame, as_of: str) -> pl.DataFrame:
 def run_trend(store: Store, *, study: str, as_of: date, limit: int = 30) -> pl.DataFrame:
     """Finding counts of up to `limit` earlier runs (columns TREND_COLUMNS), oldest first."""
     rows = []
-    for run in earlier_runs(store, study=study, as_of=as_of):
-        if len(rows) == limit:
-            break
+    for run in earlier_runs(store, study=study, as_of=as_of, limit=limit):
         key = _discrepancies_key(study, run)
         if store.head(key) is None:
             continue

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from contracts import DOMAINS, Evaluation, IngestResult, ValidationResult
+from contracts.records import RunRecovery
 from core.source import SOURCE_COLUMNS
 
 MANIFEST_VERSION = 1
@@ -68,8 +69,13 @@ def reconciliation(ingest: IngestResult, validation: ValidationResult,
 
 
 def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
-                       evaluation: Evaluation, software_version: str) -> dict[str, Any]:
-    """The run manifest as a JSON-ready dict (`generated_at` is its only time-dependent field)."""
+                       evaluation: Evaluation, software_version: str,
+                       recovery: RunRecovery | None = None) -> dict[str, Any]:
+    """The run manifest as a JSON-ready dict (`generated_at` is its only time-dependent field).
+
+    `recovery`: what the run cleaned up after earlier, crashed runs of the study (the lease it took over,
+    a promotion it finished, staging it removed; docs/operations.md); empty lists and nulls when nothing.
+    """
     inputs = [
         {
             "key": item.key,
@@ -112,4 +118,5 @@ def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validat
             "subjects": evaluation.subjects.height,
             "discrepancies": evaluation.discrepancies.height,
         },
+        "recovery": (recovery or RunRecovery()).as_manifest(),
     }

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import flows.nightly
 from flows.cli import app
 from flows.nightly import NothingToAuditError
-from publication import acquire_lock
+from publication import acquire_lease
 
 CALLS: list[dict] = []
 
@@ -40,17 +40,17 @@ class _Summary:
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lease_expiry_minutes: float = 5.0) -> _Summary:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
     CALLS.append({"landing": landing, "reports": reports, "study": study, "protocol": protocol, "as_of": as_of,
                   "endpoint_url": endpoint_url, "timezone": timezone, "expected_sites": expected_sites,
-                  "lock_max_age_hours": lock_max_age_hours,
+                  "lease_expiry_minutes": lease_expiry_minutes,
                   "runner": type(context.task_runner).__name__ if context else None})
     if study == "AB001":
         raise NothingToAuditError("nothing to audit for AB001: no site folders found")
-    if study == "LK001" or Path(reports, "_audit", study, "lock.json").exists():
+    if study == "LK001" or Path(reports, "_audit", study, "lease.json").exists():
         from publication import AuditLockedError
 
         raise AuditLockedError(f"another audit of {study} is running: run r1 on host h", None)
@@ -68,7 +68,7 @@ def _config(folder: Path, study: str = "SZ003", extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{study.lower()}.yaml"
     path.write_text(f"study: {study}\nlanding: {folder / 'landing'}\nreports: {folder / 'reports'}\n"
-                    f"timezone: Asia/Shanghai\nexpected_sites: ['101', '102']\nlock_max_age_hours: 6\n{extra}")
+                    f"timezone: Asia/Shanghai\nexpected_sites: ['101', '102']\nlease_expiry_minutes: 6\n{extra}")
     return path
 
 
@@ -81,7 +81,7 @@ def test_run_with_a_config_file_passes_every_setting_to_the_flow(fake_flow: list
     assert result.exit_code == 0, result.output
     assert fake_flow == [{"landing": str(tmp_path / "landing"), "reports": str(tmp_path / "reports"), "study": "SZ003",
                           "protocol": None, "as_of": "2026-11-28", "endpoint_url": None,
-                          "timezone": "Asia/Shanghai", "expected_sites": ["101", "102"], "lock_max_age_hours": 6.0,
+                          "timezone": "Asia/Shanghai", "expected_sites": ["101", "102"], "lease_expiry_minutes": 6.0,
                           "runner": "ThreadPoolTaskRunner"}]
 
 
@@ -111,7 +111,7 @@ def test_second_run_exits_3_with_the_lock_message(fake_flow: list[dict], tmp_pat
     from storage import LocalStore
 
     config = _config(tmp_path)
-    acquire_lock(LocalStore(tmp_path / "reports"), "SZ003", run_id="r1", host="h")
+    acquire_lease(LocalStore(tmp_path / "reports"), "SZ003", run_id="r1")
     result = runner.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 3
     assert "another audit of SZ003 is running" in result.output

@@ -27,7 +27,7 @@ reports: s3://sponsor-reports
 def test_minimal_config_gets_documented_defaults() -> None:
     config = parse_config(MINIMAL)
     assert config == StudyConfig(study="SZ003", landing="s3://sz003-landing", reports="s3://sponsor-reports")
-    assert (config.timezone, config.schedule, config.lock_max_age_hours) == ("UTC", "0 2 * * *", 12.0)
+    assert (config.timezone, config.schedule, config.lease_expiry_minutes) == ("UTC", "0 2 * * *", 5.0)
     assert config.expected_sites == ()
     assert config.protocol is None and config.endpoint_url is None
 
@@ -48,7 +48,7 @@ def test_unknown_key_is_an_error_naming_file_and_key() -> None:
     [
         ("timezone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'"),
         ("schedule: 'every night'\n", "not a valid cron expression"),
-        ("lock_max_age_hours: 0\n", "greater than 0"),
+        ("lease_expiry_minutes: 0\n", "greater than 0"),
         ("expected_sites: ['101', '101']\n", "101 more than once"),
         ("expected_sites: ['../x']\n", "plain site ids"),
         ("endpoint_url: ftp://minio:9000\n", "http\\(s\\) URL"),
@@ -146,7 +146,7 @@ def test_flow_parameters_are_the_nightly_audit_keywords() -> None:
     params = parse_config(MINIMAL).flow_parameters(date(2026, 11, 28))
     assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
                       "protocol": None, "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
-                      "expected_sites": None, "lock_max_age_hours": 12.0}
+                      "expected_sites": None, "lease_expiry_minutes": 5.0}
 
 
 def test_config_dir_loads_all_and_sorts_by_study(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The nightly flow's operational guarantees, on the real flow: a held lock stops a run before it reads
+"""The nightly flow's operational guarantees, on the real flow: a held lease stops a run before it reads
 anything, and a failed night leaves the published reports exactly as they were."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from flows.nightly import NothingToAuditError, ingest_batches, nightly_audit
-from publication import AuditLockedError, LockInfo, acquire_lock, lock_key
+from publication import AuditLockedError, acquire_lease, lease_key, read_lease
+from publication.liveness import ProcessIdentity
 from storage import LocalStore
+from tests.support.published import seal
 
 AS_OF = "2026-11-28"
 
@@ -18,30 +20,33 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_a_second_run_stops_at_once_while_another_holds_the_lock(prefect_harness: None, tmp_path: Path) -> None:
+def test_a_second_run_stops_at_once_while_another_holds_the_lease(prefect_harness: None, tmp_path: Path) -> None:
     reports = LocalStore(tmp_path / "reports")
-    acquire_lock(reports, "SZ003", run_id="night-run", host="worker-a")
+    acquire_lease(reports, "SZ003", run_id="night-run", me=ProcessIdentity("worker-a", 4242))
     # a landing area that does not even exist: the run must stop before looking at it
     with pytest.raises(AuditLockedError, match="another audit of SZ003 is running: run night-run on host worker-a"):
         nightly_audit(landing=str(tmp_path / "no-landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
-    assert LockInfo.from_bytes(reports.read_bytes(lock_key("SZ003"))).run_id == "night-run"
-    assert list(_files(tmp_path / "reports")) == ["_audit/SZ003/lock.json"]
+    assert read_lease(reports, "SZ003")[0].run_id == "night-run"
+    assert sorted(_files(tmp_path / "reports")) == ["_audit/SZ003/lease.json", "_audit/conditional-writes-probe"]
 
 
-def test_a_failed_night_keeps_the_published_reports_and_releases_the_lock(
+def test_a_failed_night_keeps_the_published_reports_and_releases_the_lease(
     prefect_harness: None, tmp_path: Path,
 ) -> None:
     reports = tmp_path / "reports"
-    published = {f"SZ003/{AS_OF}/subjects.csv": b"from the first run\n", f"SZ003/{AS_OF}/run_manifest.json": b"{}"}
-    for key, data in published.items():
-        (reports / key).parent.mkdir(parents=True, exist_ok=True)
-        (reports / key).write_bytes(data)
+    for key, data in {"subjects.csv": b"from the first run\n", "run_manifest.json": b"{}"}.items():
+        LocalStore(reports).write_bytes(f"SZ003/{AS_OF}/{key}", data)
+    seal(LocalStore(reports), f"SZ003/{AS_OF}")
+    published = _files(reports)
     (tmp_path / "landing" / "SZ003").mkdir(parents=True)  # no site delivered anything
     with pytest.raises(NothingToAuditError, match="nothing to audit for SZ003"):
         nightly_audit(landing=str(tmp_path / "landing"), reports=str(reports), as_of=AS_OF,
                       expected_sites=["101"])
-    assert _files(reports) == published
-    assert not (reports / "_audit").exists()
+    assert {k: v for k, v in _files(reports).items() if not k.startswith("_audit/")} == published
+    assert sorted(k for k in _files(reports) if k.startswith("_audit/")) == [
+        "_audit/SZ003/lease.json", "_audit/conditional-writes-probe"]  # no staging left
+    assert read_lease(LocalStore(reports), "SZ003")[0].state == "released"
+    assert lease_key("SZ003") == "_audit/SZ003/lease.json"
 
 
 def test_an_expected_site_without_a_folder_is_named_in_the_failure(prefect_harness: None, tmp_path: Path) -> None:

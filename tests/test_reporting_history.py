@@ -12,6 +12,7 @@ from reporting import apply_history
 from reporting.history import previous_run
 from reporting.tables import TABLES, canonical, parquet_bytes
 from storage import LocalStore, S3Store
+from tests.support.published import seal
 
 STUDY = "SZ003"
 NIGHTS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
@@ -37,6 +38,7 @@ D = ("102", "SZ003-102-0002", "PC05", "PROCESS")
 def publish_discrepancies(store, night: date, frame: pl.DataFrame) -> None:
     table = canonical(frame, TABLES["discrepancies"])
     store.write_bytes(f"{STUDY}/{night.isoformat()}/discrepancies.parquet", parquet_bytes(table))
+    seal(store, f"{STUDY}/{night.isoformat()}")
 
 
 def by_key(frame: pl.DataFrame) -> dict[str, dict]:
@@ -106,10 +108,30 @@ def test_later_runs_staging_and_locks_are_ignored(tmp_path):
     store.write_bytes(f"{STUDY}/_staging/2026-11-27/discrepancies.parquet", b"not parquet")
     store.write_bytes(f"{STUDY}/2026-11-27.lock", b"lock")
     store.write_bytes(f"{STUDY}/2026-11-30/report.html", b"interrupted run without discrepancies")
+    seal(store, f"{STUDY}/2026-11-30")
     assert previous_run(store, study=STUDY, as_of=NIGHTS[2]) == (
         NIGHTS[0], f"{STUDY}/2026-11-26/discrepancies.parquet")
     result = by_key(apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[2]))
     assert (result["SZ003-101-0001/IN10.PLT"]["STATUS"], result["SZ003-101-0001/IN10.PLT"]["DAYS_OPEN"]) == ("OPEN", 2)
+
+
+def test_a_night_without_a_valid_completion_marker_is_not_a_published_night(tmp_path):
+    store = LocalStore(tmp_path)
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0]))
+    # night 2 was copied in by a promotion that a crash interrupted: files, no marker
+    second = apply_history(findings(A, B), store, study=STUDY, as_of=NIGHTS[1])
+    store.write_bytes(f"{STUDY}/2026-11-27/discrepancies.parquet",
+                      parquet_bytes(canonical(second, TABLES["discrepancies"])))
+    assert previous_run(store, study=STUDY, as_of=NIGHTS[2])[0] == NIGHTS[0]
+    # a marker that does not match the folder (a file replaced after sealing) is no better
+    seal(store, f"{STUDY}/2026-11-27")
+    store.write_bytes(f"{STUDY}/2026-11-27/discrepancies.parquet", b"half a file")
+    assert previous_run(store, study=STUDY, as_of=NIGHTS[2])[0] == NIGHTS[0]
+    # once complete, it is the previous night
+    store.write_bytes(f"{STUDY}/2026-11-27/discrepancies.parquet",
+                      parquet_bytes(canonical(second, TABLES["discrepancies"])))
+    seal(store, f"{STUDY}/2026-11-27")
+    assert previous_run(store, study=STUDY, as_of=NIGHTS[2])[0] == NIGHTS[1]
 
 
 def test_rerun_of_the_same_date_is_identical(tmp_path):
@@ -133,6 +155,7 @@ def test_previous_run_without_first_seen_uses_its_date(tmp_path):
     store = LocalStore(tmp_path)
     legacy = findings(A).drop("STATUS", "FIRST_SEEN", "DAYS_OPEN")
     store.write_bytes(f"{STUDY}/2026-11-20/discrepancies.parquet", parquet_bytes(legacy))
+    seal(store, f"{STUDY}/2026-11-20")
     row = apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0]).row(0, named=True)
     assert (row["STATUS"], row["FIRST_SEEN"], row["DAYS_OPEN"]) == ("OPEN", "2026-11-20", 6)
 
@@ -155,5 +178,6 @@ def test_an_unreadable_earlier_run_stops_with_a_clear_error(tmp_path):
 
     store = LocalStore(tmp_path)
     store.write_bytes(f"{STUDY}/2026-11-25/discrepancies.parquet", b"PAR1 truncated")
+    seal(store, f"{STUDY}/2026-11-25")  # published that way: the marker matches, the file is still unreadable
     with pytest.raises(HistoryError, match=r"2026-11-25/discrepancies\.parquet"):
         apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0])

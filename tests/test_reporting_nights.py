@@ -15,6 +15,7 @@ from contracts import DISCREPANCIES
 from reporting import apply_history, publish
 from reporting.history import run_trend
 from storage import LocalStore, S3Store
+from tests.support.published import seal
 from tests.support.sample_outputs import make_outputs
 
 STUDY = "SZ003"
@@ -49,6 +50,7 @@ def run_nights(store) -> None:
         base = make_outputs(n_subjects=8, n_sites=2, as_of=night)
         history = apply_history(findings(rows), store, study=STUDY, as_of=night)
         publish(replace(base, discrepancies=history), store, f"{STUDY}/{night.isoformat()}")
+        seal(store, f"{STUDY}/{night.isoformat()}")
 
 
 def published(store, night: date, name: str) -> bytes:

@@ -1,0 +1,66 @@
+"""Where the audit keeps its own state under the reports root, apart from the published reports.
+
+    <STUDYID>/<AS_OF>/...                                 a night's published reports
+    <STUDYID>/<AS_OF>/_complete.json                      its completion marker, written last
+    _audit/conditional-writes-probe                       the start-up check of conditional writes
+    _audit/<STUDYID>/lease.json                           who is auditing the study right now
+    _audit/<STUDYID>/promotion.json                       a promotion in progress (its journal)
+    _audit/<STUDYID>/staging/<AS_OF>/<RUN_ID>/...         where a run writes before promotion
+    _audit/<STUDYID>/unlocks/<UTC time>.json              one record per operator `unlock`
+
+Readers of earlier nights look only at `<STUDYID>/<YYYY-MM-DD>/` folders with a valid marker
+(`publication.marker.is_complete`), so nothing under `_audit/` is ever mistaken for a report.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from storage import join_key
+
+#: Everything the audit keeps for itself under the reports root, apart from the reports.
+AUDIT_FOLDER = "_audit"
+#: The completion marker of a published folder (and of a run's staging): the objects and their sha256.
+MARKER = "_complete.json"
+
+
+def _day(as_of: date | str) -> str:
+    return as_of.isoformat() if isinstance(as_of, date) else as_of
+
+
+def final_prefix(study: str, as_of: date | str) -> str:
+    """Where a night's reports are published: `<STUDYID>/<AS_OF>`."""
+    return join_key(study, _day(as_of))
+
+
+def study_state(study: str) -> str:
+    return join_key(AUDIT_FOLDER, study)
+
+
+def lease_key(study: str) -> str:
+    return join_key(AUDIT_FOLDER, study, "lease.json")
+
+
+def journal_key(study: str) -> str:
+    return join_key(AUDIT_FOLDER, study, "promotion.json")
+
+
+def staging_root(study: str) -> str:
+    return join_key(AUDIT_FOLDER, study, "staging")
+
+
+def staging_prefix(study: str, as_of: date | str, run_id: str) -> str:
+    """Where one run writes its outputs before promotion; unique per run."""
+    return join_key(staging_root(study), _day(as_of), run_id)
+
+
+def unlock_record_key(study: str, stamp: str) -> str:
+    return join_key(AUDIT_FOLDER, study, "unlocks", f"{stamp}.json")
+
+
+PROBE_KEY = join_key(AUDIT_FOLDER, "conditional-writes-probe")
+
+
+def where(uri: str, key: str) -> str:
+    """The full URI of a key, for messages."""
+    return f"{uri.rstrip('/')}/{key}"
