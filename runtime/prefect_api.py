@@ -7,13 +7,20 @@ about 11 s before the server is even launched (the CLI first imports the flow, G
 and, only to launch the subprocess, Prefect's whole server stack: 4 s of CPU in the CLI's own
 process), then about 8 s waiting for it.
 
-`TemporaryApi` launches the same subprocess as soon as Prefect's settings are loaded, with the same
-command line, environment and port range as `prefect.server.api.server.SubprocessASGIServer`, so
-the server starts on the other CPU while this process imports the rest. `serving()` waits for its
-health check and points this process's Prefect client at it with `temporary_settings`, exactly as
-if the operator had set `PREFECT_API_URL`. With `PREFECT_API_URL` configured (a long-running server,
-the deployment in deploy/) or ephemeral mode disabled, nothing is started and Prefect's own
-behaviour applies.
+`TemporaryApi` launches the same server (Prefect's API app under uvicorn, with the environment of
+`prefect.server.api.server.SubprocessASGIServer`) as soon as Prefect's settings are loaded, so the
+server starts on the other CPU while this process imports the rest. `serving()` waits for its health
+check and points this process's Prefect client at it with `temporary_settings`, exactly as if the
+operator had set `PREFECT_API_URL`. With `PREFECT_API_URL` configured (a long-running server, the
+deployment in deploy/) or ephemeral mode disabled, nothing is started and Prefect's own behaviour
+applies.
+
+Two differences from Prefect's own launcher, both for a run that is killed or a busy machine:
+- **Port.** This process binds a loopback socket to port 0 (the kernel picks a free port) and hands
+  the bound socket to the server (`runtime.api_server`), so the port is known at once and no other
+  process can take it between choosing and listening (Prefect picks a random port and retries).
+- **Lifetime.** The server dies with this process however it ends, SIGKILL included
+  (`runtime.tether`); `stop()` at exit is only the orderly path.
 """
 
 from __future__ import annotations
@@ -22,38 +29,20 @@ import atexit
 import contextlib
 import logging
 import os
-import random
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 logger = logging.getLogger("prefect.screening_audit.api")
 
-#: Prefect's own choice for its temporary server (SubprocessASGIServer._port_range).
-PORT_RANGE = range(8000, 9000)
-#: uvicorn's exit status when its port is taken (Prefect retries on another port too).
-PORT_IN_USE_EXIT = 3
 #: What SubprocessASGIServer adds to the server's environment: no UI, the ephemeral server's settings.
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
 class TemporaryApiError(RuntimeError):
     """The temporary API server did not come up (its exit status says why)."""
-
-
-def _free_port() -> int:
-    for _ in range(20):
-        port = random.choice(PORT_RANGE)  # noqa: S311 - a port, not a secret
-        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise TemporaryApiError(f"no free port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} for Prefect's temporary API")
 
 
 class TemporaryApi:
@@ -69,22 +58,21 @@ class TemporaryApi:
         return f"http://127.0.0.1:{self.port}/api"
 
     def start(self) -> None:
-        """Launch the server subprocess and return at once; `wait_ready` waits for it."""
+        """Bind a free loopback port, launch the server on it and return at once; `wait_ready` waits for it."""
         from prefect.settings import get_current_settings
 
-        self.port = _free_port()
         env = {**os.environ, **SERVER_ENV,
                **get_current_settings().to_environment_variables(exclude_unset=True)}
-        logger.info("starting Prefect's temporary API server on http://127.0.0.1:%d", self.port)
-        self.process = subprocess.Popen(self.command(self.port), env=env)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+            logger.info("starting Prefect's temporary API server on http://127.0.0.1:%d", self.port)
+            # the child gets its own copy of the socket; ours is closed when this block ends
+            self.process = subprocess.Popen(self.command(sock.fileno()), env=env, pass_fds=(sock.fileno(),))
 
-    def command(self, port: int) -> list[str]:
-        """SubprocessASGIServer's command line: uvicorn serving Prefect's API app factory, no UI."""
-        import prefect
-
-        return [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
-                "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-                "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    def command(self, fd: int) -> list[str]:
+        """The server's command line: Prefect's API app under uvicorn, on the socket `fd`, tied to this process."""
+        return [sys.executable, "-m", "runtime.api_server", "--fd", str(fd), "--parent", str(os.getpid())]
 
     def wait_ready(self, timeout: float) -> str:
         """Block until the server answers its health check; its API URL."""
@@ -97,9 +85,6 @@ class TemporaryApi:
             while time.monotonic() < deadline:
                 assert self.process is not None
                 status = self.process.poll()
-                if status == PORT_IN_USE_EXIT:  # another process took the port between bind and listen
-                    self.start()
-                    continue
                 if status is not None:
                     raise TemporaryApiError(f"Prefect's temporary API server exited with status {status}")
                 try:

@@ -2,8 +2,9 @@
 
 The success path (a real server, a flow run through it, the process exiting cleanly) is exercised by
 every CLI run in tests/test_end_to_end.py, which gives the CLI no PREFECT_API_URL. These tests pin
-what those cannot see: nothing is started when an API is configured, the command is Prefect's own,
-and a server that dies is a clear error instead of a two-minute wait.
+what those cannot see: nothing is started when an API is configured, the server is Prefect's API on
+the port this process bound, and a server that dies is a clear error instead of a two-minute wait.
+That the server dies with a SIGKILLed parent is in tests/test_runtime_orphans.py.
 """
 
 from __future__ import annotations
@@ -26,12 +27,26 @@ def test_nothing_is_started_when_prefect_has_an_api(prefect_harness: None) -> No
         assert PREFECT_API_URL.value() == configured
 
 
-def test_the_command_is_prefects_own_uvicorn_app_without_ui() -> None:
-    command = TemporaryApi().command(8123)
-    assert command[:3] == [sys.executable, "-m", "uvicorn"]
-    assert command[command.index("--factory") + 1] == "prefect.server.api.server:create_app"
-    assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--port") + 1] == "8123"
+def test_the_server_gets_a_socket_bound_to_a_port_the_kernel_chose_and_is_tied_to_this_process() -> None:
+    import os
+
+    command = TemporaryApi().command(7)
+    assert command == [sys.executable, "-m", "runtime.api_server", "--fd", "7", "--parent", str(os.getpid())]
+
+
+def test_the_temporary_api_serves_prefects_api_on_the_port_it_reports() -> None:
+    import httpx
+
+    api = TemporaryApi()
+    api.start()
+    try:
+        assert api.port and api.port > 0
+        url = api.wait_ready(timeout=120)
+        assert url == f"http://127.0.0.1:{api.port}/api"
+        assert httpx.get(f"{url}/health", timeout=30).json() is True
+        assert httpx.get(f"{url}/admin/version", timeout=30).status_code == 200
+    finally:
+        api.stop()
 
 
 class _ScriptedApi(TemporaryApi):
@@ -41,7 +56,7 @@ class _ScriptedApi(TemporaryApi):
         super().__init__()
         self.script = script
 
-    def command(self, port: int) -> list[str]:
+    def command(self, fd: int) -> list[str]:
         return [sys.executable, "-c", self.script]
 
 
