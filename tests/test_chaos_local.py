@@ -1,0 +1,45 @@
+"""Chaos on a local reports folder: the installed CLI SIGKILLed at every kill point, then rerun at once
+(tests/chaos_cases.py). Also one run on a local Dask cluster killed mid-run: its workers must go too."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from chaos_cases import kill_then_rerun
+
+from generator import generate
+from storage import LocalStore
+from tests.chaos.chaos_points import POINTS
+from tests.support.chaos import STUDY, Audit, cli_env, tables
+
+AS_OF = "2026-11-28"
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("chaos-local")
+    generate(LocalStore(root / "landing"), study=STUDY, sites=3, subjects=24, seed=16,
+             as_of=date.fromisoformat(AS_OF), formats="csv", plant_problems=True)
+    env = cli_env(root / "prefect-home")
+    undisturbed = Audit(str(root / "landing"), str(root / "undisturbed"), AS_OF, env)
+    result, _tag = undisturbed.run()
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = tables(LocalStore(root / "undisturbed"), f"{STUDY}/{AS_OF}")
+    return {"audit": Audit(str(root / "landing"), str(root / "reports"), AS_OF, env),
+            "store": LocalStore(root / "reports"), "reference": reference, "root": root}
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_a_run_killed_at_any_point_blocks_nothing_leaks_nothing_and_half_publishes_nothing(setup: dict,
+                                                                                          point: str) -> None:
+    kill_then_rerun(setup["store"], setup["audit"], setup["reference"], point)
+
+
+def test_a_dask_run_killed_mid_run_leaves_no_worker(setup: dict) -> None:
+    audit = Audit(setup["audit"].landing, str(Path(setup["root"]) / "dask-reports"), AS_OF, setup["audit"].env,
+                  runner="dask")
+    kill_then_rerun(LocalStore(Path(setup["root"]) / "dask-reports"), audit, setup["reference"],
+                    "evaluation:evaluate")
