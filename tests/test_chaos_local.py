@@ -28,8 +28,24 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result, _tag = undisturbed.run()
     assert result.returncode == 0, result.stderr[-3000:]
     reference = tables(LocalStore(root / "undisturbed"), f"{STUDY}/{AS_OF}")
+    _rows_out(LocalStore(root / "landing"), LocalStore(root / "undisturbed"))
     return {"audit": Audit(str(root / "landing"), str(root / "reports"), AS_OF, env),
             "store": LocalStore(root / "reports"), "reference": reference, "root": root}
+
+
+def _rows_out(landing: LocalStore, reports: LocalStore) -> None:
+    """The undisturbed run every rerun is compared with puts every delivered subject and component out."""
+    import io
+    import json
+
+    import polars as pl
+    from reconciliation_support import assert_rows_out
+
+    prefix = f"{STUDY}/{AS_OF}"
+    assert_rows_out(json.loads(landing.read_bytes(f"{STUDY}/ground_truth.json")), landing,
+                    pl.read_parquet(io.BytesIO(reports.read_bytes(f"{prefix}/subjects.parquet"))),
+                    pl.read_parquet(io.BytesIO(reports.read_bytes(f"{prefix}/eligibility.parquet"))),
+                    json.loads(reports.read_bytes(f"{prefix}/run_manifest.json")))
 
 
 @pytest.mark.parametrize("point", list(POINTS))

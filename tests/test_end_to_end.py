@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import polars as pl
 import pytest
-from reconciliation_support import assert_reconciliation_balances
+from reconciliation_support import assert_reconciliation_balances, assert_rows_out
 
 from generator import generate
 from generator.scoring import score
@@ -59,6 +59,7 @@ def audited(s3_endpoint: str, cli_env: dict[str, str]) -> dict:
     return {
         "result": result,
         "reports": reports,
+        "landing": landing,
         "prefix": f"SZ003/{AS_OF}",
         "truth": json.loads(landing.read_bytes("SZ003/ground_truth.json")),
     }
@@ -121,6 +122,12 @@ def test_reconciliation_balances_for_every_domain(audited: dict) -> None:
     assert_reconciliation_balances(json.loads(audited["reports"].read_bytes(f"{audited['prefix']}/run_manifest.json")))
 
 
+def test_every_delivered_subject_and_every_subject_component_comes_out(audited: dict) -> None:
+    manifest = json.loads(audited["reports"].read_bytes(f"{audited['prefix']}/run_manifest.json"))
+    assert_rows_out(audited["truth"], audited["landing"], _table(audited, "subjects"), _table(audited, "eligibility"),
+                    manifest)
+
+
 def test_outputs_identify_subjects_only_by_usubjid_and_siteid(audited: dict) -> None:
     for name in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
         columns = set(_table(audited, name).columns)
@@ -131,7 +138,7 @@ def test_nothing_to_audit_exits_non_zero_with_one_line_reason(tmp_path: Path, cl
     (tmp_path / "landing" / "SZ003").mkdir(parents=True)
     result = _cli("run", "--landing", str(tmp_path / "landing"), "--reports", str(tmp_path / "reports"),
                   "--as-of", AS_OF, env=cli_env)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "nothing audited" in result.stderr
     assert not (tmp_path / "reports" / "SZ003" / AS_OF).exists()
 

@@ -53,8 +53,8 @@ def endpoint_down(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"result": result, "endpoint": endpoint, "reports": reports}
 
 
-def test_the_run_fails_with_a_non_zero_exit(endpoint_down: dict) -> None:
-    assert endpoint_down["result"].returncode not in (0, None)
+def test_the_run_fails_with_exit_status_1(endpoint_down: dict) -> None:
+    assert endpoint_down["result"].returncode == 1
 
 
 def test_the_error_names_the_endpoint_in_one_clear_line(endpoint_down: dict) -> None:

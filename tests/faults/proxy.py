@@ -30,7 +30,7 @@ SLOWDOWN_XML = (
 )
 #: Request headers worth keeping in the log (never Authorization: it carries a signature).
 RECORDED_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
-                    "content-type", "if-none-match", "x-amz-copy-source")
+                    "content-type", "if-none-match", "if-match", "x-amz-copy-source")
 
 
 class Action(Enum):
@@ -174,8 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self, split, body: bytes) -> None:
         host, port = self.server.proxy.upstream
         connection = http.client.HTTPConnection(host, port, timeout=60)
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("connection", "expect", "transfer-encoding", "content-length")}
+        dropped = ("connection", "expect", "transfer-encoding", "content-length")
+        if self.server.proxy.ignore_conditional_writes:  # an endpoint that accepts the headers and ignores them
+            dropped += ("if-none-match", "if-match")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         if body or self.command in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
         try:
@@ -204,9 +206,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    """Start with `with FaultProxy(upstream_url) as proxy:`; point boto3 at `proxy.url`."""
+    """Start with `with FaultProxy(upstream_url) as proxy:`; point boto3 at `proxy.url`.
 
-    def __init__(self, upstream_url: str, rules: list[Rule] | None = None) -> None:
+    `ignore_conditional_writes`: forward writes without their If-None-Match / If-Match headers, as an
+    S3-compatible endpoint that does not implement conditional writes would treat them.
+    """
+
+    def __init__(self, upstream_url: str, rules: list[Rule] | None = None, *,
+                 ignore_conditional_writes: bool = False) -> None:
+        self.ignore_conditional_writes = ignore_conditional_writes
         parsed = urlsplit(upstream_url)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.rules: list[Rule] = list(rules or [])
