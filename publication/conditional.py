@@ -14,22 +14,23 @@ import json
 import os
 import socket
 
-from publication.layout import PROBE_KEY, where
+from publication.layout import probe_key, where
 from storage import ConditionalWritesUnsupported, Store
 
 #: an ETag no object has: a replace conditioned on it must fail
 _NO_SUCH_ETAG = "0" * 32
 
 
-def check_conditional_writes(store: Store) -> None:
+def check_conditional_writes(store: Store, study: str) -> None:
     """Raise `ConditionalWritesUnsupported` unless the store refuses both conditional writes it must refuse."""
+    key = probe_key(study)
     probe = json.dumps({"purpose": "checks that conditional writes are honoured; safe to leave",
                         "host": socket.gethostname(), "pid": os.getpid()}).encode()
-    uri = where(store.uri, PROBE_KEY)
+    uri = where(store.uri, key)
     try:
-        store.create_if_absent(PROBE_KEY, probe)  # first run ever creates it; later runs find it
-        created_again = store.create_if_absent(PROBE_KEY, probe) is not None
-        replaced = store.replace_if_match(PROBE_KEY, probe, _NO_SUCH_ETAG) is not None
+        store.create_if_absent(key, probe)  # first run ever creates it; later runs find it
+        created_again = store.create_if_absent(key, probe) is not None
+        replaced = store.replace_if_match(key, probe, _NO_SUCH_ETAG) is not None
     except ConditionalWritesUnsupported as error:
         raise ConditionalWritesUnsupported(
             f"the reports endpoint does not support conditional writes ({error}); the audit needs them so "

@@ -2,7 +2,7 @@
 
     <STUDYID>/<AS_OF>/...                                 a night's published reports
     <STUDYID>/<AS_OF>/_complete.json                      its completion marker, written last
-    _audit/conditional-writes-probe                       the start-up check of conditional writes
+    _audit/<STUDYID>/conditional-writes-probe             the start-up check of conditional writes
     _audit/<STUDYID>/lease.json                           who is auditing the study right now
     _audit/<STUDYID>/promotion.json                       a promotion in progress (its journal)
     _audit/<STUDYID>/staging/<AS_OF>/<RUN_ID>/...         where a run writes before promotion
@@ -58,7 +58,9 @@ def unlock_record_key(study: str, stamp: str) -> str:
     return join_key(AUDIT_FOLDER, study, "unlocks", f"{stamp}.json")
 
 
-PROBE_KEY = join_key(AUDIT_FOLDER, "conditional-writes-probe")
+def probe_key(study: str) -> str:
+    """Per study, so that a run needs no permission outside its own study's `_audit/<STUDYID>/`."""
+    return join_key(AUDIT_FOLDER, study, "conditional-writes-probe")
 
 
 def where(uri: str, key: str) -> str:

@@ -74,7 +74,7 @@ def nightly_publication(store: Store, study: str, as_of: date, *, run_id: str,
     therefore leaves the published folder as it was.
     """
     log = logger or _log
-    check_conditional_writes(store)
+    check_conditional_writes(store, study)
     lease = acquire_lease(store, study, run_id=run_id, expiry=expiry, logger=log)
     try:
         with lease.heartbeat():

@@ -123,4 +123,4 @@ def test_an_endpoint_that_ignores_conditional_writes_stops_the_run_with_1(landin
     assert "ignores conditional writes (If-None-Match and If-Match)" in message, result.stderr[-3000:]
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
         Bucket="no-conditions").get("Contents", [])]
-    assert keys == ["reports/_audit/conditional-writes-probe"]  # no lease taken, nothing read or published
+    assert keys == ["reports/_audit/SZ003/conditional-writes-probe"]  # no lease taken, nothing read or published

@@ -61,44 +61,63 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-    })
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
+def _start_server(home: Path, env: dict[str, str], port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+def _stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`prefect server start` on a free port. Prefect's server cannot be handed a bound socket (and with
+    `--port 0` it would not know its own URL), so the port is chosen free and, if another process takes
+    it before the server listens (the server exits at once), chosen again: at most three times."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    log = (home / "server.log").open("w")
+    server = None
+    try:
+        for _attempt in range(3):
+            port = _free_port()
+            api_url = f"http://127.0.0.1:{port}/api"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+            env.update({
+                "PREFECT_HOME": str(home),
+                "PREFECT_API_URL": api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "false",
+                "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+                "PREFECT_LOGGING_LEVEL": "INFO",
+            })
+            server = _start_server(home, env, port, log)
+            deadline = time.monotonic() + 180
+            while server.poll() is None and time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                if server.poll() is not None and "already in use" in (home / "server.log").read_text():
+                    continue  # the port was taken in between: another one
                 pytest.fail(f"prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+            break
+        else:
+            pytest.fail(f"prefect server found no free port:\n{(home / 'server.log').read_text()[-3000:]}")
         yield Server(api_url, env)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if server is not None and server.poll() is None:
+            _stop(server)
         log.close()
 
 

@@ -28,28 +28,24 @@ NO_DELAY_CLI = (
 )
 
 
-def _dead_endpoint() -> str:
-    """A loopback port with nothing listening (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def endpoint_down(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("endpoint-down")
-    endpoint = _dead_endpoint()
-    env = dict(os.environ)
-    env.update(PREFECT_HOME=str(root / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               SCREENING_AUDIT_S3_ATTEMPTS="1", SCREENING_AUDIT_S3_CONNECT_TIMEOUT="1", COLUMNS="160")
-    env.pop("AWS_ENDPOINT_URL", None)
-    reports = root / "reports"
-    result = subprocess.run(
-        [sys.executable, "-c", NO_DELAY_CLI, "run", "--landing", "s3://sz003-landing/incoming",
-         "--reports", str(reports), "--as-of", AS_OF, "--endpoint-url", endpoint],
-        env=env, capture_output=True, text=True, timeout=900, check=False, cwd=Path(__file__).parents[1])
+    # a loopback port bound and never listened on, held for the whole run: every connection is refused,
+    # and no other process can start listening there in the meantime (no free-port race)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        env = dict(os.environ)
+        env.update(PREFECT_HOME=str(root / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                   SCREENING_AUDIT_S3_ATTEMPTS="1", SCREENING_AUDIT_S3_CONNECT_TIMEOUT="10", COLUMNS="160")
+        env.pop("AWS_ENDPOINT_URL", None)
+        reports = root / "reports"
+        result = subprocess.run(
+            [sys.executable, "-c", NO_DELAY_CLI, "run", "--landing", "s3://sz003-landing/incoming",
+             "--reports", str(reports), "--as-of", AS_OF, "--endpoint-url", endpoint],
+            env=env, capture_output=True, text=True, timeout=900, check=False, cwd=Path(__file__).parents[1])
     return {"result": result, "endpoint": endpoint, "reports": reports}
 
 
@@ -71,5 +67,8 @@ def test_no_traceback_is_shown_to_the_operator(endpoint_down: dict) -> None:
 
 def test_nothing_is_published(endpoint_down: dict) -> None:
     reports: Path = endpoint_down["reports"]
-    assert not (reports / "SZ003" / AS_OF).exists()
-    assert not reports.exists() or [p for p in reports.rglob("*") if p.is_file()] == []
+    assert not (reports / "SZ003").exists()
+    # only the audit's own state: the conditional-writes probe and the lease, released
+    assert sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*") if p.is_file()) == [
+        "_audit/SZ003/conditional-writes-probe", "_audit/SZ003/lease.json"]
+    assert '"state": "released"' in (reports / "_audit/SZ003/lease.json").read_text()

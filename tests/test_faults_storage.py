@@ -12,11 +12,17 @@ from faults import Action, FaultProxy, Rule
 
 from storage import S3Store, StorageUnavailable
 
+#: boto3's read timeout where the proxy injects timeouts, and how long it then holds the connection; elsewhere
+#: the timeouts are generous, so that a slow answer on a busy machine is never mistaken for a fault
+INJECTED_READ_TIMEOUT, HELD = 2.0, 6.0
+
 
 @pytest.fixture
-def proxy(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SCREENING_AUDIT_S3_READ_TIMEOUT", "0.5")
-    monkeypatch.setenv("SCREENING_AUDIT_S3_CONNECT_TIMEOUT", "0.5")
+def proxy(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    action = getattr(request.node, "callspec", None) and request.node.callspec.params.get("action")
+    timeouts_tested = action is Action.TIMEOUT
+    monkeypatch.setenv("SCREENING_AUDIT_S3_READ_TIMEOUT", str(INJECTED_READ_TIMEOUT if timeouts_tested else 60))
+    monkeypatch.setenv("SCREENING_AUDIT_S3_CONNECT_TIMEOUT", "10")
     monkeypatch.setenv("SCREENING_AUDIT_S3_ATTEMPTS", "2")  # retries after the first try (botocore max_attempts)
     with FaultProxy(s3_endpoint) as running:
         yield running
@@ -35,7 +41,7 @@ def store(proxy: FaultProxy, s3_bucket: str) -> S3Store:
 @pytest.mark.parametrize("operation", ["list", "get", "put"])
 def test_transient_fault_is_retried_and_the_call_succeeds(proxy: FaultProxy, store: S3Store, action: Action,
                                                           operation: str) -> None:
-    proxy.add(Rule(action, operation=operation, count=1, delay=1.0))
+    proxy.add(Rule(action, operation=operation, count=1, delay=HELD))
     if operation == "list":
         assert [o.key for o in store.list("a")] == ["a/1.csv", "a/2.csv"]
     elif operation == "get":
@@ -63,7 +69,7 @@ def test_persistent_slowdown_gives_up_after_the_configured_attempts(proxy: Fault
                                                (Action.DROP, ConnectionClosedError)])
 def test_persistent_network_fault_raises_a_transient_storage_error(proxy: FaultProxy, store: S3Store,
                                                                    action: Action, error: type[Exception]) -> None:
-    proxy.add(Rule(action, operation="get", count=None, delay=0.8))
+    proxy.add(Rule(action, operation="get", count=None, delay=HELD))
     with pytest.raises(StorageUnavailable) as raised:
         store.read_bytes("a/1.csv")
     assert isinstance(raised.value.__cause__, error)

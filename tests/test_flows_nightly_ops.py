@@ -27,7 +27,7 @@ def test_a_second_run_stops_at_once_while_another_holds_the_lease(prefect_harnes
     with pytest.raises(AuditLockedError, match="another audit of SZ003 is running: run night-run on host worker-a"):
         nightly_audit(landing=str(tmp_path / "no-landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
     assert read_lease(reports, "SZ003")[0].run_id == "night-run"
-    assert sorted(_files(tmp_path / "reports")) == ["_audit/SZ003/lease.json", "_audit/conditional-writes-probe"]
+    assert sorted(_files(tmp_path / "reports")) == ["_audit/SZ003/conditional-writes-probe", "_audit/SZ003/lease.json"]
 
 
 def test_a_failed_night_keeps_the_published_reports_and_releases_the_lease(
@@ -44,7 +44,7 @@ def test_a_failed_night_keeps_the_published_reports_and_releases_the_lease(
                       expected_sites=["101"])
     assert {k: v for k, v in _files(reports).items() if not k.startswith("_audit/")} == published
     assert sorted(k for k in _files(reports) if k.startswith("_audit/")) == [
-        "_audit/SZ003/lease.json", "_audit/conditional-writes-probe"]  # no staging left
+        "_audit/SZ003/conditional-writes-probe", "_audit/SZ003/lease.json"]  # no staging left
     assert read_lease(LocalStore(reports), "SZ003")[0].state == "released"
     assert lease_key("SZ003") == "_audit/SZ003/lease.json"
 

@@ -10,7 +10,6 @@ That the server dies with a SIGKILLed parent is in tests/test_runtime_orphans.py
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 
@@ -63,10 +62,9 @@ class _ScriptedApi(TemporaryApi):
 def test_a_server_that_dies_is_an_error_naming_its_status_not_a_long_wait() -> None:
     api = _ScriptedApi("raise SystemExit(7)")
     api.start()
-    started = time.monotonic()
+    # the error names the exit status, so it came from the dead process, not from the 600 s deadline
     with pytest.raises(TemporaryApiError, match="exited with status 7"):
-        api.wait_ready(timeout=60)
-    assert time.monotonic() - started < 30
+        api.wait_ready(timeout=600)
     api.stop()
     assert api.process is None
 

@@ -268,9 +268,9 @@ def test_unlock_without_a_lease_does_nothing(store: Store) -> None:
 
 
 def test_an_endpoint_that_honours_conditional_writes_passes_the_check(store: Store) -> None:
-    check_conditional_writes(store)
-    check_conditional_writes(store)  # the probe object exists now: still passes
-    assert [obj.key for obj in store.list()] == ["_audit/conditional-writes-probe"]
+    check_conditional_writes(store, "SZ003")
+    check_conditional_writes(store, "SZ003")  # the probe object exists now: still passes
+    assert [obj.key for obj in store.list()] == ["_audit/SZ003/conditional-writes-probe"]
 
 
 class _IgnoresConditions:
@@ -293,7 +293,7 @@ class _IgnoresConditions:
 
 def test_an_endpoint_that_ignores_conditional_writes_stops_the_run(tmp_path: Path) -> None:
     with pytest.raises(ConditionalWritesUnsupported, match=r"ignores conditional writes \(If-None-Match and If-Match"):
-        check_conditional_writes(_IgnoresConditions(LocalStore(tmp_path)))  # type: ignore[arg-type]
+        check_conditional_writes(_IgnoresConditions(LocalStore(tmp_path)), "SZ003")  # type: ignore[arg-type]
 
 
 def test_the_holder_identity_is_this_process() -> None:

@@ -298,7 +298,7 @@ def test_nightly_publication_success_publishes_and_releases_the_lease(store: Sto
         writer.seal(study="SZ003", as_of=AS_OF.isoformat(), run_id=pub.run_id)
         pub.promote()
     assert _folder(store, FINAL) == NEW and is_complete(store, FINAL)
-    assert sorted(_keys(store, "_audit")) == ["_audit/SZ003/lease.json", "_audit/conditional-writes-probe"]
+    assert sorted(_keys(store, "_audit")) == ["_audit/SZ003/conditional-writes-probe", "_audit/SZ003/lease.json"]
     assert json.loads(store.read_bytes(lease_key("SZ003")))["state"] == "released"
 
 
