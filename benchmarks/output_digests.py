@@ -8,7 +8,8 @@ Each case generates a fixed-seed study into a temporary folder, runs the `nightl
 (two nights, so that the history columns are exercised too) and prints the sha256 of every published
 file. report.html, report.xlsx and run_manifest.json carry the run's own timestamps; their digests are
 taken after removing them (see `_normalised`), and the Data Docs (Great Expectations writes run ids
-and times into every page) are listed by name only.
+and times into every page) and the completion marker `_complete.json` (the sha256 of those same
+time-stamped files) are listed by name only.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def digests(folder: Path) -> dict[str, str]:
         name = str(path.relative_to(folder))
         if name.startswith("data_docs/"):
             out[name.split("/")[0] + "/*"] = "listed"
+            continue
+        if name == "_complete.json":
+            out[name] = "listed"
             continue
         out[name] = hashlib.sha256(_normalised(name, path.read_bytes())).hexdigest()
     return out
