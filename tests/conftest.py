@@ -34,6 +34,22 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path):
+    """A fresh, empty store, once as a local folder and once as an S3 prefix on the moto server (a test
+    module that defines its own `store` fixture uses that one instead)."""
+    import uuid
+
+    from storage import LocalStore, open_store
+
+    if request.param == "local":
+        return LocalStore(tmp_path / "reports")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
+    # a unique prefix: the bucket fixture truncates long parametrised test names into one bucket name
+    return open_store(f"s3://{bucket}/{uuid.uuid4().hex}/reports", endpoint)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """Prefect's test harness (a temporary API with its own database), once per session."""

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,20 +28,11 @@ from publication import (
     unlock,
 )
 from publication.liveness import ProcessIdentity, has_ended, this_process
-from storage import ConditionalWritesUnsupported, LocalStore, Store, open_store
+from storage import ConditionalWritesUnsupported, LocalStore, Store
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 EXPIRY = timedelta(minutes=5)
 ELSEWHERE = ProcessIdentity(host="worker-a", pid=4242, scope="other-boot/pid:[1]", start="77")
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "reports")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_store(f"s3://{bucket}/{uuid.uuid4().hex}/reports", endpoint)
 
 
 def _at(moment: datetime):

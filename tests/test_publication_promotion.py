@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -34,22 +33,13 @@ from publication import (
     sweep_staging,
 )
 from publication.liveness import ProcessIdentity
-from storage import LocalStore, Store, open_store
+from storage import LocalStore, Store
 
 AS_OF = date(2026, 11, 28)
 FINAL = "SZ003/2026-11-28"
 OLD = {"subjects.csv": b"old subjects\n", "site_queries/109.csv": b"old query\n", "report.html": b"<old>"}
 NEW = {"subjects.csv": b"new subjects, longer\n", "site_queries/101.csv": b"new query\n", "report.html": b"<new>",
        "data_docs/index.html": b"<docs>"}
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "reports")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_store(f"s3://{bucket}/{uuid.uuid4().hex}/reports", endpoint)
 
 
 def _keys(store: Store, prefix: str = "") -> list[str]:

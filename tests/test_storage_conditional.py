@@ -5,22 +5,12 @@ whose conditional writes storage.local_endpoint makes atomic as S3's)."""
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from storage import LocalStore, ObjectNotFound, Store, open_store
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "root")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_store(f"s3://{bucket}/{uuid.uuid4().hex}", endpoint)
+from storage import LocalStore, ObjectNotFound, Store
 
 
 def test_create_if_absent_returns_the_etag_of_what_it_wrote(store: Store) -> None:
