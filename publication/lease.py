@@ -169,10 +169,27 @@ class Lease:
                 raise LeaseLostError(self.lost)
             renewed = replace(self.record, renewed_at=utc_stamp(self.clock()))
             etag = self.store.replace_if_match(self.key, renewed.to_bytes(), self.etag)
-            if etag is None:
+            if etag is None and not self._still_ours():
                 self._lose("it was taken over")
                 raise LeaseLostError(self.lost or "")
-            self.record, self.etag, self._confirmed = renewed, etag, time.monotonic()
+            if etag is not None:
+                self.record, self.etag = renewed, etag
+            self._confirmed = time.monotonic()
+
+    def _still_ours(self) -> bool:
+        """After a refused conditional write: is the lease nevertheless this run's, still held?
+
+        It is when our own write went through but its answer was lost and the client's retry of the
+        same request was refused (the ETag had changed: by that very write). Then adopt that version.
+        """
+        with suppress(ObjectNotFound):
+            data, etag = self.store.read_versioned(self.key)
+            current = LeaseRecord.from_bytes(data)
+            if (current is not None and current.state == HELD and current.run_id == self.record.run_id
+                    and current.holder == self.record.holder):
+                self.record, self.etag = current, etag
+                return True
+        return False
 
     def _lose(self, how: str) -> None:
         current = None
@@ -230,13 +247,21 @@ class Lease:
             released = replace(self.record, state=RELEASED, released_at=utc_stamp(self.clock()),
                                released_by=f"run {self.record.run_id}")
             etag = self.store.replace_if_match(self.key, released.to_bytes(), self.etag)
-            if etag is None:
+            if etag is None and not self._released_by_us():
                 self.log.warning("the audit lease of %s was taken over before run %s ended; left alone",
                                  self.record.study, self.record.run_id)
                 return False
-            self.record, self.etag = released, etag
+            self.record, self.etag = released, etag or self.etag
         self.log.info("audit lease of %s released by run %s", self.record.study, self.record.run_id)
         return True
+
+    def _released_by_us(self) -> bool:
+        """After a refused release: did our own release go through (its answer lost, the retry refused)?"""
+        with suppress(ObjectNotFound):
+            current = LeaseRecord.from_bytes(self.store.read_bytes(self.key))
+            return (current is not None and current.state == RELEASED and current.holder == self.record.holder
+                    and current.released_by == f"run {self.record.run_id}")
+        return False
 
 
 def read_lease(store: Store, study: str) -> tuple[LeaseRecord | None, str, datetime | None] | None:
@@ -272,6 +297,10 @@ def acquire_lease(store: Store, study: str, *, run_id: str, expiry: timedelta = 
                 return Lease(store, mine, etag, clock=clock, logger=log)
             continue  # another run created it first: look at theirs
         record, etag, last_modified = found
+        if record is not None and record.state == HELD and record.run_id == run_id and record.holder == mine.holder:
+            # our own create went through but its answer was lost (the client's retry was refused)
+            log.info("audit lease of %s taken by run %s", study, run_id)
+            return Lease(store, record, etag, clock=clock, logger=log)
         verdict = judge(record, now, last_modified=last_modified, default_expiry=expiry)
         if not verdict.free:
             who = record.describe() if record else "an unreadable lease object"

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from publication import (
     unlock,
 )
 from publication.liveness import ProcessIdentity, has_ended, this_process
-from storage import ConditionalWritesUnsupported, LocalStore, Store
+from storage import ConditionalWritesUnsupported, LocalStore, Store, open_store
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 EXPIRY = timedelta(minutes=5)
@@ -203,6 +204,25 @@ def test_the_heartbeat_renews_the_lease_while_the_run_lives(tmp_path: Path) -> N
             time.sleep(0.05)
     assert _lease(store).renewed_at != first
     lease.ensure_held()
+
+
+def test_a_conditional_write_whose_answer_was_lost_is_recognised_as_our_own(s3_endpoint: str, s3_bucket: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PUT reached S3 and took effect, the answer was lost, boto3 sent it again and S3 refused the
+    repeat (the ETag had changed: by our own write). That is neither a lost lease nor a held one."""
+    from faults import Action, FaultProxy, Rule
+
+    monkeypatch.setenv("SCREENING_AUDIT_S3_ATTEMPTS", "3")
+    with FaultProxy(s3_endpoint) as proxy:
+        store = open_store(f"s3://{s3_bucket}/{uuid.uuid4().hex}", proxy.url)
+        proxy.add(Rule(Action.LOSE_ANSWER, operation="put", key=r"lease\.json$", count=1))
+        lease = acquire_lease(store, "SZ003", run_id="run-1")
+        assert lease.record.run_id == "run-1"
+        proxy.add(Rule(Action.LOSE_ANSWER, operation="put", key=r"lease\.json$", count=1))
+        lease.renew()
+        assert len(proxy.seen("put", outcome="lose_answer")) == 2
+        lease.renew()  # the version it adopted is the current one
+        assert lease.release() is True
 
 
 def test_a_released_lease_is_taken_without_a_warning(store: Store, caplog: pytest.LogCaptureFixture) -> None:

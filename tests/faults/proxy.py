@@ -6,9 +6,10 @@ and Prefect's task retries see them exactly as they would see a throttled or hun
 
 A `Rule` matches requests by HTTP method, S3 operation kind (list / get / head / put / ...) and a
 regular expression on the object key, and fails the first `count` matches (or all of them) with
-one `Action`: a 503 SlowDown error, a delay longer than the client's read timeout, or a dropped
-connection. Every request is recorded (method, bucket, key, operation, selected headers, what the
-proxy did), so tests can assert what was attempted, e.g. that every PUT asked for encryption.
+one `Action`: a 503 SlowDown error, a delay longer than the client's read timeout, a dropped
+connection, or a request that reaches the server but whose answer is lost. Every request is
+recorded (method, bucket, key, operation, selected headers, what the proxy did), so tests can
+assert what was attempted, e.g. that every PUT asked for encryption.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Action(Enum):
     SLOWDOWN = "slowdown"  # 503 with the S3 SlowDown error body
     TIMEOUT = "timeout"    # hold the connection past the client's read timeout, then close it
     DROP = "drop"          # close the connection without any response
+    LOSE_ANSWER = "lose_answer"  # forward the request (it takes effect), then close without the response
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif rule.action is Action.TIMEOUT:
             time.sleep(rule.delay)
             self._drop()
+        elif rule.action is Action.LOSE_ANSWER:
+            self._forward(split, body, answer=False)
+            self._drop()
         else:
             self._drop()
 
@@ -171,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _forward(self, split, body: bytes) -> None:
+    def _forward(self, split, body: bytes, answer: bool = True) -> None:
         host, port = self.server.proxy.upstream
         connection = http.client.HTTPConnection(host, port, timeout=60)
         dropped = ("connection", "expect", "transfer-encoding", "content-length")
@@ -184,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
             connection.request(self.command, self.path, body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
+            if not answer:
+                return
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
                 if name.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
