@@ -23,6 +23,43 @@ from storage import LocalStore
 from tests.support.sample_outputs import make_outputs
 
 
+def crash_safe_path(store, outputs, plain: float, as_of: date) -> None:
+    """Staged (sha256 of every object) + sealed, promoted through the journal, checked: seconds and ratios."""
+    staging = staging_prefix("SZ003", as_of, "bench-run")
+    final = f"SZ003/{as_of.isoformat()}"
+    t = time.perf_counter()
+    writer = StagingWriter(store, staging)
+    publish(replace(outputs, as_of=as_of), writer, staging)
+    writer.seal(study="SZ003", as_of=as_of.isoformat(), run_id="bench-run")
+    staged = time.perf_counter() - t
+    t = time.perf_counter()
+    promote(store, staging, final, study="SZ003")
+    promoted = time.perf_counter() - t
+    print(f"  staged + sealed ({len(writer.written)} objects, sha256 of each): {staged:.2f} s "
+          f"({staged / plain:.2f} x the plain publish)")
+    print(f"  promote (journal, copies, marker last): {promoted:.2f} s ({promoted / plain:.2f} x the plain publish)")
+    t = time.perf_counter()
+    assert is_complete(store, final)
+    print(f"  is_complete (marker + listing): {time.perf_counter() - t:.3f} s")
+    t = time.perf_counter()
+    assert check_complete(store, final, deep=True) == []
+    print(f"  check_complete deep (every sha256): {time.perf_counter() - t:.2f} s")
+
+
+def on_s3(outputs) -> None:
+    """The same on S3 (a moto server on loopback): plain publish, then the crash-safe path."""
+    from storage import S3Store
+    from storage.local_endpoint import local_s3_endpoint
+
+    with local_s3_endpoint(("bench-reports",)) as url:
+        store = S3Store("s3://bench-reports/audit", endpoint_url=url)
+        t = time.perf_counter()
+        publish(outputs, store, "SZ003/2026-11-28")
+        plain = time.perf_counter() - t
+        print(f"S3 (moto): publish (render + write): {plain:.2f} s")
+        crash_safe_path(store, outputs, plain, date(2026, 11, 29))
+
+
 def main(n_subjects: int = 10_000, n_sites: int = 40) -> None:
     started = time.perf_counter()
     outputs = make_outputs(n_subjects=n_subjects, n_sites=n_sites, as_of=date(2026, 11, 28))
@@ -51,25 +88,9 @@ def main(n_subjects: int = 10_000, n_sites: int = 40) -> None:
         plain = time.perf_counter() - t
         print(f"publish (render + write): {plain:.2f} s")
 
-        staging = staging_prefix("SZ003", "2026-11-29", "bench-run")
-        t = time.perf_counter()
-        writer = StagingWriter(store, staging)
-        publish(replace(outputs, as_of=date(2026, 11, 29)), writer, staging)
-        writer.seal(study="SZ003", as_of="2026-11-29", run_id="bench-run")
-        staged = time.perf_counter() - t
-        t = time.perf_counter()
-        promote(store, staging, "SZ003/2026-11-29", study="SZ003")
-        promoted = time.perf_counter() - t
-        print(f"staged + sealed ({len(writer.written)} objects, sha256 of each): {staged:.2f} s "
-              f"({staged / plain:.2f} x the plain publish)")
-        print(f"promote (journal, copies, marker last): {promoted:.2f} s ({promoted / plain:.2f} x the plain publish)")
-        t = time.perf_counter()
-        assert is_complete(store, "SZ003/2026-11-29")
-        print(f"is_complete (marker + listing): {time.perf_counter() - t:.3f} s")
-        t = time.perf_counter()
-        assert check_complete(store, "SZ003/2026-11-29", deep=True) == []
-        print(f"check_complete deep (every sha256): {time.perf_counter() - t:.2f} s")
-
+        print("local folder:")
+        crash_safe_path(store, outputs, plain, date(2026, 11, 29))
+    on_s3(outputs)
 
 if __name__ == "__main__":
     main(*(int(a) for a in sys.argv[1:3]))

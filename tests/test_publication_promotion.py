@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -166,18 +167,21 @@ class Crash(Exception):
 
 
 class _DiesAfter:
-    """A store whose process dies after `n` changes (writes, copies, deletes)."""
+    """A store whose process dies after `n` changes (writes, copies, deletes; promotion makes several at
+    once: the count is kept under a lock, and once dead nothing more is changed)."""
 
     def __init__(self, inner: Store, n: int) -> None:
         self.inner, self.uri, self.left = inner, inner.uri, n
+        self._mutex = threading.Lock()
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
     def _change(self) -> None:
-        if self.left == 0:
-            raise Crash
-        self.left -= 1
+        with self._mutex:
+            if self.left == 0:
+                raise Crash
+            self.left -= 1
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         self._change()
