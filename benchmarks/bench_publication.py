@@ -20,6 +20,7 @@ from publication import StagingWriter, check_complete, is_complete, promote, sta
 from reporting.history import apply_history
 from reporting.publish import publish, render_outputs
 from storage import LocalStore
+from tests.support.published import seal
 from tests.support.sample_outputs import make_outputs
 
 
@@ -71,6 +72,7 @@ def main(n_subjects: int = 10_000, n_sites: int = 40) -> None:
         first = make_outputs(n_subjects=n_subjects, n_sites=n_sites, as_of=date(2026, 11, 27), night=1)
         publish(replace(first, discrepancies=apply_history(first.discrepancies, store, study="SZ003",
                                                            as_of=date(2026, 11, 27))), store, "SZ003/2026-11-27")
+        seal(store, "SZ003/2026-11-27")  # a published night, so that night 2's history reads it
         print(f"night 1 published: {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
         history = apply_history(outputs.discrepancies, store, study="SZ003", as_of=date(2026, 11, 28))

@@ -172,8 +172,12 @@ def test_scheduled_deployment_runs_on_a_process_worker_and_publishes(prefect_ser
         subjects = list(csv.DictReader(handle))
     assert len(subjects) == 24
     assert {row["SITEID"] for row in subjects} == set(sites)
-    # lock released, staging promoted: nothing of the run's machinery is left
-    assert [p for p in reports.rglob("*") if p.is_file() and "_audit" in p.relative_to(reports).parts] == []
+    # lease released, staging promoted: nothing else of the run's machinery is left
+    machinery = sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*")
+                       if p.is_file() and "_audit" in p.relative_to(reports).parts)
+    assert machinery == ["_audit/SZ003/conditional-writes-probe", "_audit/SZ003/lease.json"]
+    assert '"state": "released"' in (reports / "_audit/SZ003/lease.json").read_text()
+    assert (reports / "SZ003" / AS_OF / "_complete.json").is_file()
 
     # coarse tasks that say what they did
     task_runs = prefect_server.post("/task_runs/filter", {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}})

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.runners import RunnerChoice, RunnerKind
+from publication import is_complete, read_lease
 from storage import open_store
 
 AS_OF = "2026-11-28"
@@ -77,6 +78,9 @@ def test_run_all_audits_several_studies_on_one_dask_cluster(
         {"104": "expected site has no delivery folder in the landing area"}] * 2
     reports = open_store(f"s3://{s3_bucket}/reports", s3_endpoint)
     for study in ("SZ003", "SZ903"):
-        assert reports.head(f"{study}/{AS_OF}/run_manifest.json") is not None
+        assert is_complete(reports, f"{study}/{AS_OF}")
         assert reports.head(f"{study}/{AS_OF}/subjects.parquet") is not None
-    assert [obj.key for obj in reports.list("_audit")] == []
+        assert read_lease(reports, study)[0].state == "released"  # each study's own lease, released
+    # nothing else of the runs' machinery is left: no staging, no promotion journal
+    assert sorted(obj.key for obj in reports.list("_audit")) == [
+        f"_audit/{study}/{name}" for study in ("SZ003", "SZ903") for name in ("conditional-writes-probe", "lease.json")]

@@ -19,6 +19,7 @@ import pytest
 
 from reporting import apply_history, publish
 from storage import LocalStore
+from tests.support.published import seal
 from tests.support.sample_outputs import make_outputs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,6 +46,7 @@ def report(tmp_path_factory):
         outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study="SZ003",
                                                                as_of=night))
         publish(outputs, store, f"SZ003/{night.isoformat()}")
+        seal(store, f"SZ003/{night.isoformat()}")  # a published night: the next one's history reads it
     return root / "SZ003" / "2026-11-28" / "report.html", outputs
 
 
