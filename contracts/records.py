@@ -204,3 +204,23 @@ class AuditSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A night's morning message for the sponsor, rendered for every channel (reporting.digest).
+
+    `facts` is the message as data (headline numbers, new important deviations, reopened findings,
+    sites not audited, the review backlog, links), which a chat webhook posts as JSON; `text` and `html`
+    are the email's two parts. `nothing_new` is true when the night brought nothing a data manager must
+    look at; the study's configuration decides whether such a night still sends its one line.
+    Subjects are named by USUBJID only.
+    """
+
+    study: str
+    as_of: str
+    subject: str
+    text: str
+    html: str
+    facts: dict[str, Any]
+    nothing_new: bool

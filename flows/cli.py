@@ -230,10 +230,13 @@ def demo(
                     "(`uv sync --extra demo`, or `make demo`)", 2)
     from flows.demo import run_demo
 
-    summary, local_report, result = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
+    summary, local_report, result, mails = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
     _print_summary(summary)
     console.print(("[green]" if result.perfect else "[yellow]") + result.line())
     console.print(f"sponsor bucket copy: {summary.report}")
+    for mail in mails:
+        console.print(f"morning digest mailed to the local SMTP server, saved as {mail}")
+    console.print(f"site outbox (each site's query files): {local_report.parents[2] / 'outbox'}")
     typer.echo(f"report: {local_report}")
 
 

@@ -76,6 +76,49 @@ def check_no_credentials(uri: str) -> str:
     return uri
 
 
+#: `env:NAME` (an environment variable of the worker) or `secret:NAME` (a Prefect Secret block)
+_SECRET_REF = re.compile(r"^(env|secret):[A-Za-z0-9_.-]+$")
+
+
+class DigestConfig(BaseModel):
+    """Who gets the morning digest, and how (docs/operations.md, "The morning digest").
+
+    Server settings and webhook URLs are secrets: the file names where they come from (`env:NAME` or
+    `secret:NAME`), never their values, so a configuration file can be committed and reviewed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email_to: tuple[str, ...] = ()
+    smtp: str = "env:SCREENING_AUDIT_SMTP"  # env:PREFIX (PREFIX_HOST, _PORT, ...) or secret:BLOCK (JSON)
+    webhook: str | None = None  # env:NAME or secret:NAME holding the incoming-webhook URL
+    webhook_style: str = Field(default="teams", pattern=r"^(teams|slack|json)$")
+    nothing_new: str = Field(default="send", pattern=r"^(send|skip)$")
+    link_expiry_days: float = Field(default=7, gt=0, le=7)  # S3 presigned links last at most 7 days
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in value if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(bad)}")
+        return value
+
+    @field_validator("smtp", "webhook")
+    @classmethod
+    def _secret_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.fullmatch(value):
+            raise ValueError("name where the secret comes from, `env:NAME` or `secret:NAME` (a Prefect Secret "
+                             "block); a URL or a password never goes into the configuration")
+        return value
+
+    @model_validator(mode="after")
+    def _some_channel(self) -> DigestConfig:
+        if not self.email_to and self.webhook is None:
+            raise ValueError("a digest needs email_to, a webhook, or both")
+        return self
+
+
 class StudyConfig(BaseModel):
     """What a nightly audit of one study needs. Immutable once loaded."""
 
@@ -90,8 +133,10 @@ class StudyConfig(BaseModel):
     timezone: str = "UTC"
     schedule: str = "0 2 * * *"
     lock_max_age_hours: float = Field(default=12.0, gt=0)
+    outbox: str | None = None  # each site's query files, per site and night (reporting/outbox.py)
+    digest: DigestConfig | None = None
 
-    @field_validator("landing", "reports", "endpoint_url", mode="before")
+    @field_validator("landing", "reports", "endpoint_url", "outbox", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -161,6 +206,8 @@ class StudyConfig(BaseModel):
             "timezone": self.timezone,
             "expected_sites": list(self.expected_sites) or None,
             "lock_max_age_hours": self.lock_max_age_hours,
+            "outbox": self.outbox,
+            "digest": self.digest.model_dump(mode="json") if self.digest else None,
         }
 
 

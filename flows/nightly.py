@@ -11,17 +11,19 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from contracts.records import AuditSummary
+from contracts.records import AuditSummary, RunOutputs
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
     combine_sites_task,
     compare_task,
+    deliver_outbox_task,
     evaluate_task,
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
     publish_task,
+    send_digest_task,
     validate_domain_task,
 )
 
@@ -106,6 +108,8 @@ def nightly_audit(
     timezone: str = "UTC",
     expected_sites: list[str] | None = None,
     lock_max_age_hours: float = 12.0,
+    outbox: str | None = None,
+    digest: dict | None = None,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -114,6 +118,9 @@ def nightly_audit(
 
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
+    `outbox` (a URI): each site's query files are also written there, per site and night. `digest`
+    (flows.config.DigestConfig as a dict): the morning message, sent once the reports are published;
+    a failed send is a warning and is retried by the next run.
     One audit at a time per study: the run holds a lock on the reports location and publishes through
     a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken.
@@ -127,12 +134,21 @@ def nightly_audit(
     with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                             max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
         return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
-                      cutoff)
+                      cutoff, outbox, digest)
+
+
+def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                       outbox: str | None, digest: dict | None) -> None:
+    """What reaches people once the night is published: the site outbox, then the morning digest."""
+    if outbox:
+        deliver_outbox_task(reports, endpoint_url, published, outbox, outputs.study, outputs.as_of)
+    if digest:
+        send_digest_task(quote(outputs), reports, endpoint_url, published, digest)
 
 
 def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
            endpoint_url: str | None, expected_sites: list[str] | None, publication,
-           cutoff: datetime) -> AuditSummary:
+           cutoff: datetime, outbox: str | None = None, digest: dict | None = None) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
     from contracts.protocol import load_protocol
     from flows.config import site_coverage
@@ -199,4 +215,5 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
         publish_prefect_artifacts(outputs, summary.report)
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
+    _after_publication(outputs, reports, endpoint_url, prefix, outbox, digest)
     return summary

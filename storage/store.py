@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from stat import S_ISREG
 from typing import IO, Protocol
@@ -67,6 +67,11 @@ class Store(Protocol):
     def delete(self, key: str) -> None: ...
 
     def copy(self, src_key: str, dst_key: str) -> None: ...
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """A link that opens the object without credentials until `expires` has passed (S3: a presigned
+        HTTPS GET URL; a local folder: the file's file:// URL)."""
+        ...
 
 
 def _rel(prefix: str) -> str:
@@ -192,6 +197,10 @@ class LocalStore:
         target = self._path(dst_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self._path(src_key), target)
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """The file's file:// URL (a local folder has no expiring links; whoever can read it, can)."""
+        return self._path(key).as_uri()
 
 
 class S3Store:
@@ -321,6 +330,14 @@ class S3Store:
                 CopySource={"Bucket": self.bucket, "Key": self._full(src_key)},
                 **encryption_args(),
             )
+
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """A presigned HTTPS GET URL for `key`, valid for `expires` (at most 7 days, S3's own limit)."""
+        seconds = int(min(expires, timedelta(days=7)).total_seconds())
+        with self._translated("sign a link to", key):
+            return str(self.client.generate_presigned_url(  # type: ignore[attr-defined]
+                "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=seconds))
 
 
 def encryption_args() -> dict[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LINT = str(Path(sys.executable).with_name("lint-imports"))
 PACKAGES = ("contracts", "core", "storage", "ingestion", "expectations", "checks", "publication", "reporting",
-            "generator", "runtime", "flows")
+            "generator", "runtime", "notify", "flows")
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
