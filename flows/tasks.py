@@ -184,6 +184,18 @@ def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None
         logger.warning("digest of %s not sent, kept for the next run: %s", digest.as_of, error)
         return [NightDelivery(digest.as_of, [], {"settings": str(error)})]
     outcomes = deliver_digest(digest, channels, pending)
+    failed = [o for o in outcomes if o.failed]
+    if failed:  # visible on the run's page, not only in its log
+        from prefect.artifacts import create_markdown_artifact
+
+        from reporting.artifacts import artifact_key
+
+        lines = [f"- {o.as_of}: not delivered on {', '.join(o.failed)} ({'; '.join(o.failed.values())})"
+                 for o in failed]
+        create_markdown_artifact("# Morning digest not delivered\n\n" + "\n".join(lines)
+                                 + "\n\nKept for the next run, which sends it first.\n",
+                                 key=artifact_key(outputs.study, "digest"),
+                                 description="digest delivery problems")
     for outcome in outcomes:
         if outcome.failed:
             logger.warning("digest of %s not delivered on %s, kept for the next run: %s", outcome.as_of,
