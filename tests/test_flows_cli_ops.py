@@ -40,7 +40,8 @@ class _Summary:
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
+                  outbox: str | None = None, digest: dict | None = None) -> _Summary:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()

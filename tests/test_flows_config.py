@@ -146,7 +146,7 @@ def test_flow_parameters_are_the_nightly_audit_keywords() -> None:
     params = parse_config(MINIMAL).flow_parameters(date(2026, 11, 28))
     assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
                       "protocol": None, "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
-                      "expected_sites": None, "lock_max_age_hours": 12.0}
+                      "expected_sites": None, "lock_max_age_hours": 12.0, "outbox": None, "digest": None}
 
 
 def test_config_dir_loads_all_and_sorts_by_study(tmp_path: Path) -> None:
