@@ -246,3 +246,23 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     protocol = parse_protocol(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     versions = _sibling_versions(path, protocol.id) or (protocol.version,)
     return replace(protocol, versions=versions, path=str(path))
+
+
+class ProtocolMismatch(ProtocolError):
+    """A study paired with another study's protocol: its audit would be a wrong clinical result."""
+
+
+def load_study_protocol(study: str, path: str | Path | None = None) -> Protocol:
+    """The protocol a study is audited against, refused unless it is that study's protocol.
+
+    Without a path the bundled protocol is loaded, and it belongs to one study only: a new study that
+    forgot to name its protocol must stop, not run to a green report against someone else's criteria.
+    """
+    protocol = load_protocol(path)
+    if protocol.id != study:
+        if path is None:
+            raise ProtocolMismatch(f"study {study} names no protocol file, and the bundled protocol is {protocol.id}'s "
+                                   f"(TIVERS {protocol.tivers}): give study {study} its own protocol file")
+        raise ProtocolMismatch(f"study {study} names the protocol of {protocol.id} ({path}, TIVERS {protocol.tivers}): "
+                               f"a study is audited against its own protocol only")
+    return protocol
