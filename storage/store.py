@@ -14,7 +14,7 @@ from stat import S_ISREG
 from typing import IO, Protocol
 from urllib.parse import urlparse
 
-from storage.errors import BucketNotFound, ObjectNotFound, PreconditionFailed, describe, translate_s3
+from storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, PreconditionFailed, describe, translate_s3
 from storage.keys import safe_key
 
 #: Encryption at rest for every object written to S3 (`AES256`, or `aws:kms` with a key id).
@@ -340,11 +340,16 @@ class S3Store:
             )
 
     def exists(self) -> bool:
+        """Whether the bucket exists: HeadBucket answers 404 for a missing bucket, 403 for one that exists
+        but that these credentials may not inspect (a least-privilege role, deploy/iam-policy.json, may only
+        list its study's prefix): that one exists."""
         try:
             with self._translated("find the bucket of"):
                 self.client.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
         except (BucketNotFound, ObjectNotFound):  # HEAD has no error body: a missing bucket is a bare 404
             return False
+        except AccessDenied:
+            return True
         return True
 
     def presigned_url(self, key: str, expires: timedelta) -> str:

@@ -142,6 +142,16 @@ def test_exists_tells_a_missing_root_from_an_empty_one(tmp_path: Path, s3_endpoi
     assert not S3Store("s3://no-such-bucket-here/x", endpoint_url=s3_endpoint).exists()
 
 
+def test_a_bucket_these_credentials_may_not_inspect_exists(s3_endpoint: str, s3_bucket: str) -> None:
+    """A least-privilege role may list only its study's prefix: HeadBucket's 403 means the bucket is there."""
+    from faults import Action, FaultProxy, Rule
+
+    with FaultProxy(s3_endpoint) as proxy:
+        proxy.add(Rule(Action.DENY, method="HEAD", count=None))
+        assert S3Store(f"s3://{s3_bucket}/in", endpoint_url=proxy.url).exists()
+        assert proxy.seen(outcome="deny")
+
+
 def test_a_storage_error_in_context_keeps_its_class_and_attributes() -> None:
     from storage import AccessDenied
 
