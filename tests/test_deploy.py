@@ -120,3 +120,13 @@ def test_readme_covers_every_step_an_operator_needs() -> None:
     ):
         assert step in readme, step
     assert "{{ $" not in readme and "prefect deploy " not in readme  # nothing templated in the deploying shell
+
+
+def test_a_deployment_whose_file_now_configures_another_study_refuses_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.scheduled import _check_deployment
+
+    monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__NAME", "sz003-nightly")
+    _check_deployment("SZ003", "/srv/studies/sz003.yaml")  # the study it was made for
+    with pytest.raises(ValueError, match=r"deployment sz003-nightly runs /srv/studies/sz003.yaml, which is now "
+                                         r"study SZ009: run `screening-audit deploy` again"):
+        _check_deployment("SZ009", "/srv/studies/sz003.yaml")
