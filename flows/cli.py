@@ -143,7 +143,8 @@ def run(
 ) -> None:
     """Run one nightly audit of one study and publish its reports.
 
-    Exit status: 0 published, 2 nothing to audit (or a usage error), 3 another audit of the study is running.
+    Exit status: 0 published, 1 the audit failed (one line naming the study and the place), 2 nothing to
+    audit or a usage or configuration error, 3 another audit of the study is running.
     """
     if as_of:
         date.fromisoformat(as_of)

@@ -88,9 +88,11 @@ def stop_worker(worker: subprocess.Popen, grace: float, say: Callable[[str], Non
         say(f"stopping: {len(runs)} flow run(s) in progress get SIGTERM and up to {grace:.0f} s to end (Crashed)")
         for pid in runs:
             _signal(pid, signal.SIGTERM)
-        for pid in _wait_gone(runs, grace):
+        stuck = _wait_gone(runs, grace)
+        for pid in stuck:
             say(f"flow-run process {pid} did not end in {grace:.0f} s: killed")
             _signal(pid, signal.SIGKILL)
+        _wait_gone(stuck, 5)  # SIGKILL takes effect asynchronously: let the worker find them gone
     worker.send_signal(signal.SIGTERM)
     try:
         return worker.wait(timeout=WORKER_STOP_SECONDS)
@@ -112,6 +114,7 @@ def run_worker(prefect_args: list[str], grace: float, say: Callable[[str], None]
         if worker.poll() is not None:
             return worker.returncode
         stop.wait(0.5)
+    began = time.monotonic()
     code = stop_worker(worker, grace, say)
-    say("worker stopped")
+    say(f"worker stopped in {time.monotonic() - began:.1f} s")
     return 0 if code in (0, -signal.SIGTERM) else code

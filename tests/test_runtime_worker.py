@@ -66,7 +66,7 @@ def test_a_night_that_does_not_end_in_the_grace_is_killed_and_the_worker_still_s
     began = time.monotonic()
     stop_worker(worker, grace=1, say=said.append)
     took = time.monotonic() - began
-    assert 1 <= took < 1 + WORKER_STOP_SECONDS
+    assert 1 <= took < 1 + 5 + WORKER_STOP_SECONDS  # the grace, the kill taking effect, the worker's stop
     assert said[-1] == f"flow-run process {child} did not end in 1 s: killed"
     assert (tmp_path / "worker").read_text() == "child had exited"
     assert not (tmp_path / "child").exists()
