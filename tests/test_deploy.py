@@ -130,3 +130,26 @@ def test_a_deployment_whose_file_now_configures_another_study_refuses_to_run(mon
     with pytest.raises(ValueError, match=r"deployment sz003-nightly runs /srv/studies/sz003.yaml, which is now "
                                          r"study SZ009: run `screening-audit deploy` again"):
         _check_deployment("SZ009", "/srv/studies/sz003.yaml")
+
+
+def test_a_deployment_made_from_the_old_prefect_yaml_is_taken_over(prefect_harness: None, tmp_path: Path) -> None:
+    """Upgrading: `deploy` replaces the copied values of an earlier `prefect deploy` with the file's path."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from flows.deployments import deploy
+    from flows.nightly import nightly_audit
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="takeover-pool", type="process"), overwrite=True)
+    nightly_audit.to_deployment(name="sz003-nightly", parameters={"landing": "s3://old", "reports": "s3://old"},
+                                cron="0 3 * * *", work_pool_name="takeover-pool").apply()
+    studies = _studies(tmp_path / "studies")
+    outcomes = deploy(studies, pool="takeover-pool")
+    assert [(o.name, o.action.value) for o in outcomes] == [("sz003-nightly", "updated"), ("sz004-nightly", "created")]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("nightly_audit/sz003-nightly")
+    assert deployment.parameters == {"config": str(studies / "sz003.yaml")}
+    assert deployment.entrypoint == "flows.scheduled.nightly_audit_from_config" and not deployment.pull_steps
+    assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [("0 2 * * *", "Asia/Shanghai")]
+    assert set(deployment.parameter_openapi_schema["properties"]) == {"config", "as_of"}
