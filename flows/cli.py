@@ -49,6 +49,11 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _say(message: str) -> None:
+    """One line of a long-running command's log (never wrapped: logs are read by grep and journald)."""
+    console.print(message, soft_wrap=True, markup=False)
+
+
 def _runner(runner: RunnerKind, dask_address: str | None, dask_workers: int) -> RunnerChoice:
     try:
         return RunnerChoice(runner, dask_address=dask_address, dask_workers=dask_workers)
@@ -330,7 +335,7 @@ def worker(
     """
     from runtime.worker import run_worker
 
-    raise typer.Exit(run_worker(["--pool", pool, *ctx.args], grace, console.print))
+    raise typer.Exit(run_worker(["--pool", pool, *ctx.args], grace, _say))
 
 
 @app.command("local-s3")
@@ -348,9 +353,12 @@ def local_s3(
     if importlib.util.find_spec("moto") is None:
         raise _fail("[red]error:[/red] the local S3 endpoint needs moto: install the `demo` extra "
                     "(`uv sync --extra demo`, or `make install`)", 2)
-    from runtime.local_s3 import serve_local_s3
+    from runtime.local_s3 import PortInUse, serve_local_s3
 
-    serve_local_s3(port, tuple(bucket or ()), console.print)
+    try:
+        serve_local_s3(port, tuple(bucket or ()), _say)
+    except PortInUse as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
 
 
 if __name__ == "__main__":

@@ -12,11 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 
 #: What this process signs its own bucket-creation requests with (moto checks nothing).
 TRIAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "trial", "AWS_SECRET_ACCESS_KEY": "trial", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class PortInUse(OSError):
+    """The port is taken: moto's server would wait for ever for a socket it cannot bind."""
 
 
 def serve_local_s3(port: int, buckets: tuple[str, ...], say: Callable[[str], None]) -> None:
@@ -25,6 +30,12 @@ def serve_local_s3(port: int, buckets: tuple[str, ...], say: Callable[[str], Non
 
     from storage.local_endpoint import local_s3_server
 
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUse(f"port {port} of 127.0.0.1 is in use: stop what uses it, or choose another with "
+                            "--port (and use that port in S3_ENDPOINT_URL)") from None
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     os.environ.update(TRIAL_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)

@@ -72,5 +72,14 @@ def test_a_night_that_does_not_end_in_the_grace_is_killed_and_the_worker_still_s
     assert not (tmp_path / "child").exists()
 
 
+def test_the_commands_default_grace_is_the_documented_one() -> None:
+    import inspect
+
+    from flows.cli import worker
+    from runtime.worker import DEFAULT_GRACE_SECONDS
+
+    assert inspect.signature(worker).parameters["grace"].default == DEFAULT_GRACE_SECONDS
+
+
 def test_a_process_that_does_not_exist_has_no_children() -> None:
     assert children(999_999_999) == []
