@@ -1,7 +1,7 @@
 """`screening-audit worker`: Prefect's process worker, stopped so that a night in progress ends cleanly.
 
-Measured with Prefect 3.9 (deploy/README.md, "Stopping the worker"): a `prefect worker start` that
-receives SIGTERM stops within about two seconds, but it kills the flow-run process it started without
+Measured with Prefect 3.9 (tests/test_deploy_trial.py, and by hand): a `prefect worker start` that
+receives SIGTERM while a night runs kills the flow-run process it started within a second, without
 giving it the chance to clean up, so the night's run stays *Running* for ever, its deployment's
 concurrency slot stays taken (the next nights wait behind it) and the study's audit lock stays until
 it is `lock_max_age_hours` old. A flow-run process that receives SIGTERM itself, by contrast, ends
@@ -11,7 +11,10 @@ deletes its staging prefix.
 So this command runs the worker as its child and, on SIGTERM or SIGINT:
 
 1. sends SIGTERM to each flow-run process of the worker and waits for them to end (`grace`);
-2. then sends SIGTERM to the worker, and SIGKILL to whatever is left `WORKER_STOP_SECONDS` later.
+2. then sends SIGTERM to the worker, and SIGKILL `WORKER_STOP_SECONDS` later if it is still there.
+   The worker usually stops in one or two seconds, but after its flow run has ended on its own it
+   was also seen to hang in its shutdown (killed at 15 s in the trial test; issue 19 saw more than
+   30 s). By then it holds nothing: no run, no lock.
 
 It returns within `grace + WORKER_STOP_SECONDS` (+ a second of polling), the bound the systemd unit's
 `TimeoutStopSec` covers (deploy/systemd/screening-audit-worker.service, with `KillMode=mixed` so that
@@ -37,8 +40,8 @@ from pathlib import Path
 
 #: How long flow runs in progress get to end cleanly (mark Crashed, release the lock) before the worker stops.
 DEFAULT_GRACE_SECONDS = 60
-#: How long the worker itself gets after its SIGTERM (it needs about two).
-WORKER_STOP_SECONDS = 15
+#: How long the worker itself gets after its SIGTERM (one or two seconds when it does not hang).
+WORKER_STOP_SECONDS = 10
 #: No telemetry from a clinical-data host: the server's analytics and the client's SDK events.
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 

@@ -307,6 +307,8 @@ def test_stopping_the_worker_ends_a_night_in_progress_cleanly_within_the_units_t
     assert not lock.exists() and not (trial.dir / "sz006-reports" / "_audit").exists()
     log = (trial.dir / "worker.log").read_text()
     assert "1 flow run(s) in progress get SIGTERM" in log
+    print(f"\nstop-worker block: {took:.1f} s (unit TimeoutStopSec={timeout_stop:.0f} s); worker log: "
+          f"{re.search(r'worker stopped in [0-9.]+ s', log).group(0)}")
     assert re.search(r"worker stopped in \d+\.\d s", log)
 
 
