@@ -21,11 +21,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
 Loc = tuple[str | int, ...]
+
+
+class FileModel(BaseModel):
+    """A part of a data file: frozen, unknown keys are errors (a typo must never silently do nothing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataFileError(ValueError):

@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 from contracts.datafile import (
     DataFileError,
     Document,
+    FileModel,
     LocatedError,
     parse_document,
     read_text,
@@ -38,7 +39,6 @@ from contracts.rule_kinds import (
     CodedRule,
     DerivedRule,
     EventRule,
-    FileModel,
     LesionRule,
     SubjectRule,
     ThresholdRule,

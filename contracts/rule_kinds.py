@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
+
+from contracts.datafile import FileModel
 
 #: comparison operators of numeric kinds
 OPS = (">=", ">", "<=", "<")
@@ -115,12 +115,6 @@ FindingsDomain = Annotated[Literal["LB", "VS", "FA", "TR"], BeforeValidator(_upp
 EventDomain = Annotated[Literal["MH", "CM", "PR"], BeforeValidator(_upper)]
 DerivedName = Annotated[Literal["AGE_AT_CONSENT", "CRCL_CG", "LYM_ABS"], BeforeValidator(_upper)]
 Label = Annotated[str | None, Field(description="how the leaf is named in combined evidence")]
-
-
-class FileModel(BaseModel):
-    """A part of a data file: frozen, unknown keys are errors (a typo must never silently do nothing)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _comparison(model: Any) -> Any:

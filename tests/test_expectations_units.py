@@ -31,7 +31,7 @@ def _raw() -> dict:
     lambda raw: raw["checks"].pop("study"),
     lambda raw: raw["checks"]["study"].update(action="ignore"),
     lambda raw: raw["results"]["LB"].update(unitt="LBORRESU"),
-    lambda raw: raw["conditional_needs"]["LB.HCG"].update(age=[18]),
+    lambda raw: raw.update(conditional_needs={"LB.HCG": {"sex": ["F"]}}),  # the protocol's to say now
     lambda raw: raw["reference_limits"]["LB"].update(ALT=[10, 5]),
 ])
 def test_suites_file_rejects_unknown_or_wrong_entries(edit) -> None:
