@@ -94,3 +94,4 @@ class ReasonCode(StrEnum):
     EXCLUDED_BY_VALIDATION = "EXCLUDED_BY_VALIDATION"  # the value was excluded by validation
     DERIVED_INPUT_MISSING = "DERIVED_INPUT_MISSING"  # an input of a derived value is unusable
     UNDECIDED_CONDITION = "UNDECIDED_CONDITION"  # a condition (e.g. IN09 applicability) undecidable
+    VERSION_UNDECIDABLE = "VERSION_UNDECIDABLE"  # the consent date spans protocol versions that decide differently

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from contracts.policy import Policy
 from contracts.tables import DERIVED_VALUES, EXCLUSIONS, FINDINGS, SUBJECT_DM, empty_table
 
 
@@ -126,7 +127,7 @@ class EligibilityResult:
 
     eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode), one row per subject x
     component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
-    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
+    CONSENT_DTC, TREATMENT_START, TIVERS); criteria: one row per subject x criterion
     (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
 
     What the comparison reads so that it never re-reads or recomputes what the evaluation did:
@@ -182,6 +183,8 @@ class RunOutputs:
     run_manifest: dict[str, Any]
     data_docs: Path | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    #: the discrepancy policy the run graded with (its DV terms make dv.csv/xpt); None: the bundled one
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)

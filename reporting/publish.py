@@ -63,7 +63,7 @@ def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
     """The five published tables in canonical form."""
     tables = {name: canonical(getattr(outputs, name), TABLES[name])
               for name in ("subjects", "eligibility", "discrepancies", "validation")}
-    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"])
+    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy)
     return tables
 
 

@@ -166,7 +166,7 @@ def test_second_protocol_runs_through_the_same_engine():
     assert outcome[("RX-3", "EX01")] == ("APPLIES", None)
     assert outcome[("RX-4", "IN02")] == ("UNVERIFIABLE", "ONLY_BEFORE_WINDOW")
     assert outcome[("RX-5", "IN01")] == ("MET", None)
-    versions = dict(zip(result.reference["USUBJID"], result.reference["PROTOCOL_VERSION"], strict=True))
+    versions = dict(zip(result.reference["USUBJID"], result.reference["TIVERS"], strict=True))
     assert versions == {"RX-1": "2.0", "RX-2": "2.0", "RX-3": "2.0", "RX-4": "2.0", "RX-5": "1.0"}
     hba1c = result.eligibility.filter((pl.col("USUBJID") == "RX-1") & (pl.col("CHECK_ID") == "IN02")).row(
         0, named=True)

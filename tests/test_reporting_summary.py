@@ -19,9 +19,9 @@ from tests.support.sample_outputs import make_outputs
 
 def subjects() -> pl.DataFrame:
     return pl.DataFrame(
-        [("SZ003", "101", "S1", "ENROLLED", "INELIGIBLE", "2026-11-01", 2),
-         ("SZ003", "101", "S2", "SCREEN FAILURE", "ELIGIBLE", None, 1),
-         ("SZ003", "102", "S3", "IN SCREENING", "UNVERIFIABLE", None, 0)],
+        [("SZ003", "101", "S1", "ENROLLED", "INELIGIBLE", "2026-11-01", 2, "1.0"),
+         ("SZ003", "101", "S2", "SCREEN FAILURE", "ELIGIBLE", None, 1, "1.0"),
+         ("SZ003", "102", "S3", "IN SCREENING", "UNVERIFIABLE", None, 0, "2.0")],
         schema=SUBJECTS, orient="row")
 
 
