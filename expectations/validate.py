@@ -41,10 +41,12 @@ def suite_name(domain: str) -> str:
 
 
 def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
-                    workdir: Path) -> DomainValidation:
-    """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected."""
+                    workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
+    """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected.
+
+    `catalog` is the study's unit catalog (None: the bundled one)."""
     frame = domains.get(domain.lower())
-    ctx = domain_context(domain, study=study, protocol=protocol,
+    ctx = domain_context(domain, study=study, protocol=protocol, catalog=catalog,
                          columns=frozenset(frame.columns) if frame is not None else frozenset())
     pieces = build(ctx)
     checks = [piece.check for piece in pieces]

@@ -27,6 +27,7 @@ from reporting.summary import (
     reconciliation_table,
     site_criterion_counts,
     site_table,
+    version_table,
 )
 
 TOP_ROWS = 200
@@ -199,6 +200,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "software_version": manifest.get("software_version", ""),
         "links": links,
         "sites": _rows(sites, 500),
+        "versions": _rows(version_table(outputs), 100),
         "site_bars": _site_bars(sites),
         "heatmap": _heatmap(outputs, sites),
         "criterion_bars": _criterion_bars(outputs),

@@ -13,6 +13,7 @@ from reporting.summary import (
     headline,
     not_audited_table,
     site_criterion_counts,
+    version_table,
 )
 from tests.support.sample_outputs import make_outputs
 
@@ -44,6 +45,12 @@ def test_headline_counts_current_findings_only():
     assert (head.subjects_screened, head.enrolled, head.screen_failures, head.in_screening,
             head.ineligible_enrolled) == (3, 1, 1, 1, 1)
     assert (head.important, head.queries, head.new, head.resolved) == (2, 1, 1, 1)
+
+
+def test_subjects_and_open_findings_are_counted_per_protocol_version():
+    table = version_table(outputs())
+    assert table.rows() == [("1.0", 2, 1, 1, 2, 1), ("2.0", 1, 0, 0, 0, 0)]  # S3's PC04 is resolved
+    assert table.columns == ["TIVERS", "SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]
 
 
 def test_criteria_of_a_screen_failure_finding_are_counted_each():
