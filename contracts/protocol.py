@@ -466,6 +466,41 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
         e for e in combined.editions() if e.tivers != named.tivers))
 
 
+@dataclass(frozen=True)
+class ProtocolSource:
+    """One protocol file as its author wrote it (for the linter): its document (lines), its validated
+    model, and the parameters its rules reference."""
+
+    path: Path
+    document: Document
+    model: ProtocolFile
+    used_parameters: frozenset[str]
+
+
+def read_protocol_source(path: str | Path) -> ProtocolSource:
+    """Parse and validate one file, keeping what a linter needs (ProtocolError on a schema error)."""
+    path = Path(path).expanduser()
+    document = _document(read_text(path), str(path))
+    context = validation_context(document.data)
+    model = _validated(document, context)
+    return ProtocolSource(path=path, document=document, model=model, used_parameters=frozenset(context["used"]))
+
+
+def version_sources(path: str | Path) -> list[ProtocolSource]:
+    """The named file and the other version files of its protocol beside it (a folder: all of them)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return [read_protocol_source(p) for p, _ in _version_files(path, None)]
+    named = read_protocol_source(path)
+    others = [p for p, _ in _version_files(path.parent, named.model.id) if p.resolve() != path.resolve()]
+    return [named, *(read_protocol_source(p) for p in others)]
+
+
+def combined(sources: list[ProtocolSource]) -> Protocol:
+    """The files as one protocol, with the checks between versions (overlap, category changes)."""
+    return _combined([(s.document, _to_protocol(s.model, str(s.path))) for s in sources])
+
+
 def load_draft(path: str | Path) -> Protocol:
     """A draft amendment (or any single version file) on its own, for what-if: no siblings."""
     path = Path(path).expanduser()

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
+from contracts import IngestResult, ValidationResult
 from contracts.records import AuditSummary
 from flows.retries import unreadable_site
 from flows.study_files import StudyFiles
@@ -142,16 +143,13 @@ def nightly_audit(
                       cutoff)
 
 
-def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication,
-           cutoff: datetime) -> AuditSummary:
-    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
+def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
+                 cutoff: datetime) -> IngestResult:
+    """Every site's newest complete delivery before `cutoff`, combined (NothingToAuditError when no site
+    has one). The night's ingestion, also what-if's."""
     from flows.config import site_coverage
-    from reporting import assemble_outputs, run_summary
 
     logger = get_run_logger()
-    protocol_obj = files.protocol
-
     sites = list_sites_task(landing, study, endpoint_url)
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
     if unexpected_sites:
@@ -176,14 +174,30 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         raise NothingToAuditError(
             f"nothing to audit for {study} in {landing}: " + (reasons or "no site folders found")
         )
+    return ingest
+
+
+def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
+    """Every domain validated (one task each, concurrently), then gathered with the Data Docs."""
+    domain_futures = [
+        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, workdir, files.catalog)
+        for domain in sorted(ingest.domains)
+    ]
+    return finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+
+
+def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication,
+           cutoff: datetime) -> AuditSummary:
+    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
+    from reporting import assemble_outputs, run_summary
+
+    logger = get_run_logger()
+    protocol_obj = files.protocol
+    ingest = ingest_study(landing, study, endpoint_url, expected_sites, cutoff)
 
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
-        workdir = Path(tmp)
-        domain_futures = [
-            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir, files.catalog)
-            for domain in sorted(ingest.domains)
-        ]
-        validation = finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+        validation = validate_study(ingest, study, files, Path(tmp))
         eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation),
                                     quote(files.catalog))
         comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,

@@ -229,3 +229,8 @@ def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     """The report as HTML text."""
     context = build_context(outputs, risk, links, previous_run, trend)
     return _env().get_template("report.html.j2").render(**context)
+
+
+#: the look of report.html, for the other pages of a run (reporting.whatif)
+template_environment = _env
+table_rows = _rows

@@ -262,27 +262,31 @@ def _screen_fail_unsupported(frame: pl.DataFrame, differing: pl.DataFrame, polic
     )
 
 
-def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
-    """contracts.SUBJECTS: INELIGIBLE when any inclusion NOT_MET / exclusion APPLIES, else
-    UNVERIFIABLE when any criterion is, else ELIGIBLE. A subject without any criterion row was not
-    evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE."""
+def recomputed(subjects: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
+    """`subjects` with RECOMPUTED from their criteria: INELIGIBLE when any inclusion NOT_MET / exclusion
+    APPLIES, else UNVERIFIABLE when any criterion is, else ELIGIBLE. A subject without any criterion row
+    was not evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE. (Also what-if's verdict.)"""
     verdict = criteria.group_by("USUBJID").agg(
         pl.col("OUTCOME").is_in(_FAILED).any().alias("ANY_FAILED"),
         (pl.col("OUTCOME") == Outcome.UNVERIFIABLE).any().alias("ANY_UNVERIFIABLE"),
     )
+    return subjects.join(verdict, on="USUBJID", how="left").with_columns(
+        pl.when(pl.col("ANY_FAILED"))
+        .then(pl.lit(Recomputed.INELIGIBLE.value))
+        .when(pl.col("ANY_UNVERIFIABLE") | pl.col("ANY_FAILED").is_null())
+        .then(pl.lit(Recomputed.UNVERIFIABLE.value))
+        .otherwise(pl.lit(Recomputed.ELIGIBLE.value))
+        .alias("RECOMPUTED"),
+    ).drop("ANY_FAILED", "ANY_UNVERIFIABLE")
+
+
+def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+    """contracts.SUBJECTS: each subject's RECOMPUTED verdict (`recomputed`) and its number of findings."""
     counts = findings.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
     table = (
-        subjects.join(verdict, on="USUBJID", how="left")
+        recomputed(subjects, criteria)
         .join(counts, on="USUBJID", how="left")
-        .with_columns(
-            pl.when(pl.col("ANY_FAILED"))
-            .then(pl.lit(Recomputed.INELIGIBLE.value))
-            .when(pl.col("ANY_UNVERIFIABLE") | pl.col("ANY_FAILED").is_null())
-            .then(pl.lit(Recomputed.UNVERIFIABLE.value))
-            .otherwise(pl.lit(Recomputed.ELIGIBLE.value))
-            .alias("RECOMPUTED"),
-            pl.col("N_DISCREPANCIES").fill_null(0),
-        )
+        .with_columns(pl.col("N_DISCREPANCIES").fill_null(0))
         .sort("SITEID", "USUBJID")
         .select(list(SUBJECTS))
     )

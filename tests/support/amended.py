@@ -94,3 +94,37 @@ def subjects() -> list[dict[str, list[dict]]]:
     for rows, checklist in cases:
         rows["ie"] = checklist
     return [rows for rows, _ in cases]
+
+
+_EX17 = """
+  - id: EX17
+    category: EXCLUSION
+    kind: C
+    text: HCV genotype 3 (draft)
+    components:
+      - id: EX17
+        text: LB HCVGT = 3 (asked of HCV antibody positive subjects)
+        applies_when: {kind: coded, domain: LB, test: HCVAB, values: [POSITIVE], valid: [POSITIVE, NEGATIVE]}
+        rule: {kind: coded, domain: LB, test: HCVGT, values: ["3"]}
+"""
+
+
+def draft_text() -> str:
+    """A draft amendment 3.0 of the bundled SZ003, for what-if: KPS >= 70 (was 80), HGB >= 7.5 g/dL (was
+    9.0), PLT >= 50 (was 60), and a new exclusion EX17 reading a test sites do not deliver (HCV genotype,
+    asked of HCV antibody positive subjects)."""
+    text = bundled_protocol_path().read_text(encoding="utf-8")
+    replaced = {
+        'version: {tivers: "1.0", effective: 2024-01-01}':
+            'version: {tivers: "3.0", effective: 2027-01-01}\ndraft: true',
+        '{kind: threshold, domain: FA, test: KPS, op: ">=", limit: 80}':
+            '{kind: threshold, domain: FA, test: KPS, op: ">=", limit: 70}',
+        '{kind: threshold, domain: LB, test: HGB, op: ">=", limit: 9.0}':
+            '{kind: threshold, domain: LB, test: HGB, op: ">=", limit: 7.5}',
+        '{kind: threshold, domain: LB, test: PLAT, op: ">=", limit: 60}':
+            '{kind: threshold, domain: LB, test: PLAT, op: ">=", limit: 50}',
+    }
+    for old, new in replaced.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text.rstrip("\n") + "\n" + _EX17
