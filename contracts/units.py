@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from contracts.datafile import (
     DataFileError,
@@ -129,13 +129,18 @@ class ConversionModel(FileModel):
     log10: bool = False
 
 
-def _factor(value: Any) -> Any:
+def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"a conversion must be a number or a mapping, got {value!r}")
-    return {"factor": value} if isinstance(value, int | float) else value
+    return value
 
 
-ConversionSpec = Annotated[ConversionModel, BeforeValidator(_factor)]
+def _as_conversion(value: float | ConversionModel) -> ConversionModel:
+    return value if isinstance(value, ConversionModel) else ConversionModel(factor=value)
+
+
+#: a conversion written as a number (a factor) or a mapping
+ConversionSpec = Annotated[PositiveFinite | ConversionModel, BeforeValidator(_not_bool), AfterValidator(_as_conversion)]
 Spellings = Annotated[list[str], BeforeValidator(lambda v: [] if v is None else [str(s) for s in v]
                                                   if isinstance(v, list) else v)]
 

@@ -284,7 +284,7 @@ def check_protocol(
         typer.echo(finding.line())
     errors = sum(f.level is Level.ERROR for f in findings)
     warnings = len(findings) - errors
-    console.print(f"{file}: {errors} error(s), {warnings} warning(s)")
+    console.print(f"{file}: {errors} error(s), {warnings} warning(s)", soft_wrap=True)
     if errors or (strict and warnings):
         raise typer.Exit(1)
 

@@ -135,7 +135,7 @@ def test_versions_taking_effect_the_same_day_are_refused_with_file_and_line(tmp_
     clash = amended.version_2_text().replace('tivers: "2.0", effective: 2025-03-15', 'tivers: "2.1", effective: '
                                                                                       '2025-03-15')
     _write(folder, "sz003-v2-1.yaml", clash)
-    with pytest.raises(ProtocolError, match=r"sz003-v2(-1)?.yaml:6: version.effective: versions 2.\d and 2.\d both "
+    with pytest.raises(ProtocolError, match=r"sz003-v2(-1)?.yaml:7: version.effective: versions 2.\d and 2.\d both "
                                             r"take effect on 2025-03-15"):
         load_protocol(folder)
 
@@ -156,5 +156,5 @@ def test_a_draft_is_never_a_version_in_force(tmp_path):
                                              'tivers: "3.0-draft", effective: 2026-01-01}\ndraft: true\n#{')
     _write(folder, "draft.yaml", draft)
     assert [e.tivers for e in load_protocol(folder).editions()] == ["1.0", "2.0"]
-    with pytest.raises(ProtocolError, match=r"draft.yaml:7: draft: a draft amendment is not a protocol in force"):
+    with pytest.raises(ProtocolError, match=r"draft.yaml:8: draft: a draft amendment is not a protocol in force"):
         load_protocol(folder / "draft.yaml")

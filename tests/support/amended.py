@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import polars as pl
+
 from contracts.protocol import bundled_protocol_path
 from tests.support.sample_subject import subject_rows
 
@@ -128,3 +130,25 @@ def draft_text() -> str:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     return text.rstrip("\n") + "\n" + _EX17
+
+
+def write_landing(root: Path, *, site: str = "101", delivery: str = "20250531T220000Z") -> Path:
+    """The five subjects as one site's CSV delivery (every DTS variable as a column, manifest last) in a
+    landing folder `root`; returns `root`."""
+    from contracts.domains import DOMAINS
+    from storage import LocalStore
+    from tests.support.delivery_writer import DeliveryFile, encode_csv, write_delivery
+
+    merged: dict[str, list[dict]] = {}
+    for subject in subjects():
+        for domain, rows in subject.items():
+            merged.setdefault(domain, []).extend(rows)
+    files = []
+    for code, spec in DOMAINS.items():
+        rows = merged.get(code, [])
+        columns = list(spec.variables)
+        frame = pl.DataFrame([{c: row.get(c, "") for c in columns} for row in rows],
+                             schema=dict.fromkeys(columns, pl.String))
+        files.append(DeliveryFile(f"{code}.csv", encode_csv(frame), frame.height))
+    write_delivery(LocalStore(root), "SZ003", site, delivery, files)
+    return root
