@@ -68,17 +68,20 @@ class Document:
         return f"{prefix}: {path}" if path else prefix
 
 
-def parse_document(text: str, source: str) -> Document:
-    """Parse one YAML document safely (no Python objects), keeping its node tree for line numbers."""
+def parse_document(text: str, source: str, error: type[DataFileError] | None = None) -> Document:
+    """Parse one YAML document safely (no Python objects), keeping its node tree for line numbers.
+
+    `error`: the DataFileError subclass a caller's readers catch (ProtocolError, PolicyError...)."""
+    error = error or DataFileError
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        reason = getattr(error, "problem", None) or str(error)
-        raise DataFileError(source, [f"{where}: not valid YAML: {reason}"]) from None
+        reason = getattr(problem, "problem", None) or str(problem)
+        raise error(source, [f"{where}: not valid YAML: {reason}"]) from None
     finally:
         loader.dispose()
     return Document(data=data, node=node, source=source)
@@ -143,43 +146,47 @@ def _problems(document: Document, errors: list[dict[str, Any]]) -> list[str]:
 
 
 def validate(model: type[M], document: Document, *, context: dict[str, Any] | None = None,
-             check: Callable[[M], None] | None = None) -> M:
-    """`document` validated by `model`; every error names the file, line and key (DataFileError).
+             check: Callable[[M], None] | None = None, error: type[DataFileError] | None = None) -> M:
+    """`document` validated by `model`; every error names the file, line and key (`error`, a
+    DataFileError).
 
     `check` runs after the model validated and may raise LocatedError for what the model alone cannot
     see (references between parts of the file)."""
+    error = error or DataFileError
     try:
         value = model.model_validate(document.data, context=context)
-    except ValidationError as error:
-        raise DataFileError(document.source, _problems(document, error.errors())) from None
+    except ValidationError as problems:
+        raise error(document.source, _problems(document, problems.errors())) from None
     if check is not None:
         try:
             check(value)
-        except LocatedError as error:
-            raise DataFileError(document.source, [f"{document.where(error.loc)}: {error.message}"]) from None
+        except LocatedError as problem:
+            raise error(document.source, [f"{document.where(problem.loc)}: {problem.message}"]) from None
     return value
 
 
 def parse_yaml(model: type[M], text: str, source: str, *, context: dict[str, Any] | None = None,
-               check: Callable[[M], None] | None = None) -> M:
+               check: Callable[[M], None] | None = None, error: type[DataFileError] | None = None) -> M:
     """Parse and validate the YAML text of one file."""
-    return validate(model, parse_document(text, source), context=context, check=check)
+    return validate(model, parse_document(text, source, error), context=context, check=check, error=error)
 
 
 def parse_mapping(model: type[M], data: Any, source: str = "<memory>", *, context: dict[str, Any] | None = None,
-                  check: Callable[[M], None] | None = None) -> M:
+                  check: Callable[[M], None] | None = None, error: type[DataFileError] | None = None) -> M:
     """Validate an already parsed document (no line numbers: the errors name the key)."""
-    return validate(model, Document(data=data, node=None, source=source), context=context, check=check)
+    return validate(model, Document(data=data, node=None, source=source), context=context, check=check,
+                    error=error)
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | Path, error: type[DataFileError] | None = None) -> str:
     """The text of a local data file; a missing or unreadable file is a DataFileError naming it."""
+    error = error or DataFileError
     try:
         return Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as error:
-        raise DataFileError(str(path), [f"{path}: cannot read: {error.strerror or error}"]) from None
+    except OSError as problem:
+        raise error(str(path), [f"{path}: cannot read: {problem.strerror or problem}"]) from None
     except UnicodeDecodeError:
-        raise DataFileError(str(path), [f"{path}: not UTF-8 text"]) from None
+        raise error(str(path), [f"{path}: not UTF-8 text"]) from None
 
 
 def bundled_text(package: str, name: str) -> str:
@@ -192,12 +199,18 @@ def bundled_path(package: str, name: str) -> str:
     return str(resources.files(package).joinpath(name))
 
 
-def load_yaml(model: type[M], path: str | Path, **kwargs: Any) -> M:
-    """A local file validated by `model`."""
-    return parse_yaml(model, read_text(path), str(path), **kwargs)
+T = TypeVar("T")
+
+
+def load_data_file(parse: Callable[[str, str], T], package: str, name: str, path: str | Path | None = None,
+                   error: type[DataFileError] | None = None) -> T:
+    """The one way a data file is loaded: `path` (a study's own file) or, when None, the file bundled in
+    `package` (read once per process). `parse(text, source)` validates it (errors with file and line)."""
+    if path is None:
+        return _bundled(parse, package, name)
+    return parse(read_text(path, error), str(path))
 
 
 @cache
-def load_bundled(model: type[M], package: str, name: str) -> M:
-    """A bundled file validated by `model` (read once per process)."""
-    return parse_yaml(model, bundled_text(package, name), bundled_path(package, name))
+def _bundled(parse: Callable[[str, str], T], package: str, name: str) -> T:
+    return parse(bundled_text(package, name), bundled_path(package, name))

@@ -10,7 +10,6 @@ classes or severities are errors naming the file and the line (docs/schemas/poli
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -20,11 +19,9 @@ from contracts.datafile import (
     DataFileError,
     FileModel,
     LocatedError,
-    bundled_path,
-    bundled_text,
+    load_data_file,
     parse_mapping,
     parse_yaml,
-    read_text,
 )
 from contracts.enums import DiscrepancyClass, Severity
 
@@ -106,26 +103,13 @@ def _complete(policy: Policy) -> None:
 
 
 def parse_policy(raw: object, source: str = "policy") -> Policy:
-    try:
-        return parse_mapping(Policy, raw, source, check=_complete)
-    except DataFileError as error:
-        raise PolicyError(error.source, error.problems) from None
+    return parse_mapping(Policy, raw, source, check=_complete, error=PolicyError)
 
 
 def parse_policy_text(text: str, source: str) -> Policy:
-    try:
-        return parse_yaml(Policy, text, source, check=_complete)
-    except DataFileError as error:
-        raise PolicyError(error.source, error.problems) from None
-
-
-@cache
-def _bundled() -> Policy:
-    return parse_policy_text(bundled_text("contracts", "policy.yaml"), bundled_path("contracts", "policy.yaml"))
+    return parse_yaml(Policy, text, source, check=_complete, error=PolicyError)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """The policy of `path` (a study's own file), or the bundled contracts/policy.yaml."""
-    if path is None:
-        return _bundled()
-    return parse_policy_text(read_text(path), str(path))
+    return load_data_file(parse_policy_text, "contracts", "policy.yaml", path, PolicyError)

@@ -332,13 +332,8 @@ def validation_context(data: Any) -> dict[str, Any]:
 
 
 def _validated(document: Document, context: dict[str, Any] | None = None) -> ProtocolFile:
-    try:
-        return validate(ProtocolFile, document, context=context or validation_context(document.data),
-                        check=_duplicates)
-    except ProtocolError:
-        raise
-    except DataFileError as error:
-        raise ProtocolError(error.source, error.problems) from None
+    return validate(ProtocolFile, document, context=context or validation_context(document.data),
+                    check=_duplicates, error=ProtocolError)
 
 
 def parse_protocol(raw: Any, path: str = "<memory>") -> Protocol:
@@ -352,10 +347,7 @@ def parse_protocol_text(text: str, path: str = "<memory>") -> Protocol:
 
 
 def _document(text: str, path: str) -> Document:
-    try:
-        return parse_document(text, path)
-    except DataFileError as error:
-        raise ProtocolError(error.source, error.problems) from None
+    return parse_document(text, path, ProtocolError)
 
 
 # ------------------------------------------------------------------------------ versions: files together
@@ -383,7 +375,7 @@ def _version_files(folder: Path, protocol_id: str | None) -> list[tuple[Path, st
     mappings with that `id` and a `version`, not drafts."""
     found = []
     for path in _yaml_files(folder):
-        text = read_text(path)
+        text = read_text(path, ProtocolError)
         header = _header(text)
         if "version" not in header or header.get("draft") is True or "id" not in header:
             continue
@@ -452,7 +444,7 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
         if not files:
             raise ProtocolError(str(path), [f"{path}: no protocol version files (*.yaml with id and version)"])
         return _combined(_parse_files(files))
-    document = _document(read_text(path), str(path))
+    document = _document(read_text(path, ProtocolError), str(path))
     named = _to_protocol(_validated(document), str(path))
     if named.draft:
         raise ProtocolError(str(path), [f"{document.where(('draft',))}: a draft amendment is not a protocol in "
@@ -480,7 +472,7 @@ class ProtocolSource:
 def read_protocol_source(path: str | Path) -> ProtocolSource:
     """Parse and validate one file, keeping what a linter needs (ProtocolError on a schema error)."""
     path = Path(path).expanduser()
-    document = _document(read_text(path), str(path))
+    document = _document(read_text(path, ProtocolError), str(path))
     context = validation_context(document.data)
     model = _validated(document, context)
     return ProtocolSource(path=path, document=document, model=model, used_parameters=frozenset(context["used"]))
@@ -504,4 +496,4 @@ def combined(sources: list[ProtocolSource]) -> Protocol:
 def load_draft(path: str | Path) -> Protocol:
     """A draft amendment (or any single version file) on its own, for what-if: no siblings."""
     path = Path(path).expanduser()
-    return parse_protocol_text(read_text(path), str(path))
+    return parse_protocol_text(read_text(path, ProtocolError), str(path))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,11 +20,9 @@ from contracts.datafile import (
     DataFileError,
     FileModel,
     LocatedError,
-    bundled_path,
-    bundled_text,
+    load_data_file,
     parse_mapping,
     parse_yaml,
-    read_text,
 )
 
 
@@ -226,37 +223,16 @@ def _catalog(model: UnitsFile) -> UnitCatalog:
     return UnitCatalog(units=units, synonyms=synonyms, qualitative=_qualitative(model.qualitative), tests=tests)
 
 
-def _as_catalog_error(error: DataFileError) -> UnitCatalogError:
-    return UnitCatalogError(error.source, error.problems)
-
-
 def parse_units(raw: object, source: str = "unit catalog") -> UnitCatalog:
     """Build a catalog from an already parsed document; raise UnitCatalogError on any unknown key."""
-    try:
-        return _catalog(parse_mapping(UnitsFile, raw, source, check=_declared))
-    except UnitCatalogError:
-        raise
-    except DataFileError as error:
-        raise _as_catalog_error(error) from None
+    return _catalog(parse_mapping(UnitsFile, raw, source, check=_declared, error=UnitCatalogError))
 
 
 def parse_units_text(text: str, source: str) -> UnitCatalog:
     """A catalog from a file's YAML text; errors name `source` and the line."""
-    try:
-        return _catalog(parse_yaml(UnitsFile, text, source, check=_declared))
-    except UnitCatalogError:
-        raise
-    except DataFileError as error:
-        raise _as_catalog_error(error) from None
-
-
-@cache
-def _load_bundled() -> UnitCatalog:
-    return parse_units_text(bundled_text("contracts", "units.yaml"), bundled_path("contracts", "units.yaml"))
+    return _catalog(parse_yaml(UnitsFile, text, source, check=_declared, error=UnitCatalogError))
 
 
 def load_units(path: str | Path | None = None) -> UnitCatalog:
     """The unit catalog: the bundled contracts/units.yaml, or another file with the same shape (a study's)."""
-    if path is None:
-        return _load_bundled()
-    return parse_units_text(read_text(path), str(path))
+    return load_data_file(parse_units_text, "contracts", "units.yaml", path, UnitCatalogError)

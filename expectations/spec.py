@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,11 +21,9 @@ from pydantic import AfterValidator, Field, model_validator
 from contracts.datafile import (
     DataFileError,
     FileModel,
-    bundled_path,
-    bundled_text,
+    load_data_file,
     parse_mapping,
     parse_yaml,
-    read_text,
 )
 
 
@@ -70,8 +67,7 @@ class CheckKind(StrEnum):
     FORMULA_TEXT = "formula_text"
 
 
-@dataclass(frozen=True)
-class ResultRoles:
+class ResultRoles(FileModel):
     """Which variables of a findings domain hold the test code, result, unit, range and status."""
 
     test: str
@@ -108,15 +104,6 @@ class SuiteConfig:
 # ------------------------------------------------------------------------------------- the file's model
 
 
-class RolesModel(FileModel):
-    test: str
-    result: str
-    unit: str
-    low: str | None = None
-    high: str | None = None
-    status: str | None = None
-
-
 class TestVariablesModel(FileModel):
     __test__ = False  # not a pytest test class despite the name
 
@@ -150,7 +137,7 @@ def _limits(value: tuple[float, float]) -> tuple[float, float]:
 class SuitesFile(FileModel):
     """expectations/suites.yaml as its maintainer writes it (docs/validation.md)."""
 
-    results: dict[str, RolesModel] = Field(default_factory=dict)
+    results: dict[str, ResultRoles] = Field(default_factory=dict)
     not_done: list[str] = Field(default_factory=list)
     required_exceptions: dict[str, dict[str, Literal["not_done", "unit"]]] = Field(default_factory=dict)
     identifying: list[str] = Field(default_factory=list)
@@ -172,7 +159,7 @@ class SuitesFile(FileModel):
 def _config(model: SuitesFile) -> SuiteConfig:
     needed = model.needed_results
     return SuiteConfig(
-        results={dom.upper(): ResultRoles(**roles.model_dump()) for dom, roles in model.results.items()},
+        results={dom.upper(): roles for dom, roles in model.results.items()},
         not_done=tuple(model.not_done),
         required_exceptions={dom.upper(): dict(variables) for dom, variables in model.required_exceptions.items()},
         identifying=tuple(model.identifying),
@@ -191,18 +178,12 @@ def _config(model: SuitesFile) -> SuiteConfig:
 
 def parse_suites(raw: object, source: str = "suites.yaml") -> SuiteConfig:
     """Build the configuration from an already parsed document; raise SuiteConfigError on anything unknown."""
-    try:
-        return _config(parse_mapping(SuitesFile, raw, source))
-    except DataFileError as error:
-        raise SuiteConfigError(error.source, error.problems) from None
+    return _config(parse_mapping(SuitesFile, raw, source, error=SuiteConfigError))
 
 
 def parse_suites_text(text: str, source: str) -> SuiteConfig:
     """The configuration from the file's YAML text; errors name `source` and the line."""
-    try:
-        return _config(parse_yaml(SuitesFile, text, source))
-    except DataFileError as error:
-        raise SuiteConfigError(error.source, error.problems) from None
+    return _config(parse_yaml(SuitesFile, text, source, error=SuiteConfigError))
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -213,13 +194,6 @@ def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
-@cache
-def _bundled() -> SuiteConfig:
-    return parse_suites_text(bundled_text("expectations", "suites.yaml"), bundled_path("expectations", "suites.yaml"))
-
-
 def load_suites(path: str | Path | None = None) -> SuiteConfig:
     """The bundled expectations/suites.yaml, or another file of the same shape."""
-    if path is None:
-        return _bundled()
-    return parse_suites_text(read_text(path), str(path))
+    return load_data_file(parse_suites_text, "expectations", "suites.yaml", path, SuiteConfigError)

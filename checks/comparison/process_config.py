@@ -11,7 +11,6 @@ the file and the line. Facts of the protocol are never parameters here: PC06's l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,9 @@ from pydantic import Field
 from contracts.datafile import (
     DataFileError,
     FileModel,
-    bundled_path,
-    bundled_text,
+    load_data_file,
     parse_mapping,
     parse_yaml,
-    read_text,
 )
 from contracts.enums import ReasonCode, Severity
 
@@ -113,28 +110,15 @@ def _checks(model: ProcessChecksFile) -> tuple[ProcessCheck, ...]:
 
 def parse_process_checks(raw: object, source: str = "process checks") -> tuple[ProcessCheck, ...]:
     """The checks of an already parsed document; ProcessConfigError on an unknown id, key or value."""
-    try:
-        return _checks(parse_mapping(ProcessChecksFile, raw, source))
-    except DataFileError as error:
-        raise ProcessConfigError(error.source, error.problems) from None
+    return _checks(parse_mapping(ProcessChecksFile, raw, source, error=ProcessConfigError))
 
 
 def parse_process_checks_text(text: str, source: str) -> tuple[ProcessCheck, ...]:
     """The checks of a file's YAML text; errors name `source` and the line."""
-    try:
-        return _checks(parse_yaml(ProcessChecksFile, text, source))
-    except DataFileError as error:
-        raise ProcessConfigError(error.source, error.problems) from None
-
-
-@cache
-def _bundled() -> tuple[ProcessCheck, ...]:
-    name = "process_checks.yaml"
-    return parse_process_checks_text(bundled_text("checks.comparison", name), bundled_path("checks.comparison", name))
+    return _checks(parse_yaml(ProcessChecksFile, text, source, error=ProcessConfigError))
 
 
 def load_process_checks(path: str | Path | None = None) -> tuple[ProcessCheck, ...]:
     """The process checks of `path` (a study's own file), or the bundled checks/comparison/process_checks.yaml."""
-    if path is None:
-        return _bundled()
-    return parse_process_checks_text(read_text(path), str(path))
+    return load_data_file(parse_process_checks_text, "checks.comparison", "process_checks.yaml", path,
+                          ProcessConfigError)
