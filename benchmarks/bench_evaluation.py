@@ -373,7 +373,9 @@ def amended_comparison(domains: dict[str, pl.DataFrame], repeat: int) -> None:
         timings[name] = min(stages, key=lambda stage: stage.wall_s)
         tivers = result.reference.group_by("TIVERS").len().sort("TIVERS").rows()
         print(f"{name}: {timings[name].wall_s:.2f} s wall, {timings[name].cpu_s:.2f} s CPU, peak RSS "
-              f"{stages[0].peak_mb:,.0f} MB -> {result.eligibility.height:,} rows; subjects per TIVERS {tivers}")
+              f"{stages[0].peak_mb:,.0f} MB (+{stages[0].rise_mb:,.0f} MB over its start) -> "
+              f"{result.eligibility.height:,} rows; subjects per TIVERS {tivers}")
+        del result
     single, amended_ = timings["1 version"], timings["2 versions"]
     print(f"two versions / one version: {amended_.wall_s / single.wall_s:.2f} x wall, "
           f"{amended_.cpu_s / single.cpu_s:.2f} x CPU ({spanning:,} subjects with a consent spanning the amendment)")

@@ -87,23 +87,36 @@ def merge_editions(tables: list[pl.DataFrame], reference: pl.DataFrame,
                    editions: tuple[Protocol, ...]) -> pl.DataFrame:
     """The versions' eligibility rows (engine `_publishable`, one table per version in `editions`
     order) as one table in the published order, with `_RANK` (subject) and `_C` (criterion) renumbered
-    across versions for the criteria roll-up."""
-    spans = reference.select("USUBJID", *_SPAN, "CONSENT_DTC")
-    rows = pl.concat([table.drop("_RANK", "_C").with_columns(pl.lit(index, dtype=pl.Int32).alias("_E"))
-                      for index, table in enumerate(tables)], how="vertical").join(spans, on="USUBJID", how="left")
-    single = rows.filter(pl.col("_V_FIRST") == pl.col("_V_LAST"))
-    spanning = rows.filter(pl.col("_V_FIRST") != pl.col("_V_LAST"))
-    if spanning.height:
-        single = pl.concat([single, _merge_spanning(spanning, editions)], how="vertical")
+    across versions for the criteria roll-up.
+
+    Consumes `tables` (each entry is released once split): most rows belong to subjects of one version
+    and are only moved; the few of spanning subjects are merged (`_merge_spanning`). Subjects and
+    components are numbered by lookup, not joined (a join would copy every column of every row)."""
+    spans = reference.filter(pl.col("_V_FIRST") != pl.col("_V_LAST")).select("USUBJID", *_SPAN, "CONSENT_DTC")
+    spanning = pl.col("USUBJID").is_in(spans["USUBJID"].implode())
+    kept, merging = [], []
+    for index in range(len(tables)):
+        table = tables[index].drop("_RANK", "_C")
+        tables[index] = pl.DataFrame()  # the caller's copy goes: only the split halves stay alive
+        if spans.height:
+            merging.append(table.filter(spanning).with_columns(pl.lit(index, dtype=pl.Int32).alias("_E")))
+            table = table.filter(~spanning)
+        kept.append(table)
+    if merging:
+        rows = pl.concat(merging, how="vertical").join(spans, on="USUBJID", how="left")
+        kept.append(_merge_spanning(rows, editions).drop("_E", *_SPAN, "CONSENT_DTC"))
+    table = pl.concat(kept, how="vertical")
+    del kept, merging
     criteria, components = _orders(editions)
-    ranks = (reference.select("USUBJID", "SITEID").sort("SITEID", "USUBJID", nulls_last=True)
-             .with_row_index("_RANK").select("USUBJID", "_RANK"))
+    ranks = reference.select("USUBJID", "SITEID").sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK")
     return (
-        single.join(ranks, on="USUBJID", how="left")
-        .with_columns(pl.col("CRITERION_ID").replace_strict(criteria, return_dtype=pl.Int64).alias("_C"),
-                      pl.col("CHECK_ID").replace_strict(components, return_dtype=pl.Int64).alias("_O"))
+        table.with_columns(
+            pl.col("USUBJID").replace_strict(ranks["USUBJID"], ranks["_RANK"], return_dtype=pl.UInt32).alias("_RANK"),
+            pl.col("CRITERION_ID").replace_strict(criteria, return_dtype=pl.Int64).alias("_C"),
+            pl.col("CHECK_ID").replace_strict(components, return_dtype=pl.Int64).alias("_O"),
+        )
         .sort("_RANK", "_O")
-        .drop("_E", "_O", "CONSENT_DTC", *_SPAN)
+        .drop("_O")
     )
 
 
