@@ -40,6 +40,9 @@ DaskAddress = Annotated[
     str | None, typer.Option(help="Scheduler of an existing Dask cluster (tcp://host:8786); default: a local one.")
 ]
 DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
+ProtocolOption = Annotated[str | None, typer.Option(
+    help="A protocol version file (the files beside it with the same id are its other versions) or a folder of "
+         "version files; default: the bundled SZ003.")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -130,7 +133,7 @@ def run(
         help="Study configuration file (YAML): landing, reports, protocol, expected sites, time zone.")] = None,
     as_of: AsOf = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     endpoint_url: EndpointUrl = None,
     runner: Runner = RunnerKind.THREAD,
     dask_address: DaskAddress = None,
@@ -239,7 +242,7 @@ def demo(
 
 @app.command()
 def expectations(
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the data-quality expectations a run checks, for review."""
