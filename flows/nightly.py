@@ -7,6 +7,7 @@ import tempfile
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
@@ -14,7 +15,6 @@ from prefect.utilities.annotations import quote
 from contracts import IngestResult, ValidationResult
 from contracts.records import AuditSummary
 from flows.retries import unreadable_site
-from flows.study_files import StudyFiles
 from flows.tasks import (
     apply_history_task,
     combine_sites_task,
@@ -26,6 +26,9 @@ from flows.tasks import (
     publish_task,
     validate_domain_task,
 )
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
            "software_version", "unreadable_site"]
@@ -128,12 +131,12 @@ def nightly_audit(
     checks and discrepancy policy (None: the bundled ones). Each is read before anything else, so a
     malformed file stops the run with its file and line before the study is locked.
     """
-    from flows.study_files import load_study_files
-
-    files = load_study_files(protocol, units, process_checks, policy)
     from flows.config import delivery_cutoff, scheduled_audit_date
+    from flows.study_files import load_study_files
     from publication import locked_publication
     from storage import open_store
+
+    files = load_study_files(protocol, units, process_checks, policy)
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     cutoff = delivery_cutoff(as_of_date, timezone)

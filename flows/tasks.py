@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -21,8 +22,10 @@ from contracts.protocol import Protocol
 from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
 from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
-from flows.study_files import StudyFiles
 from storage import open_store
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
 _IO_RETRIES = IO_RETRIES
