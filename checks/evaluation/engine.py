@@ -4,6 +4,11 @@ Flow: drop rejected rows -> reference dates per subject -> facts (latest in-wind
 and derived values -> one builder call per rule kind over all leaves and subjects -> combine leaves
 bottom-up through the rule trees (three-valued all / any / not) -> outcomes per component -> roll-up
 per criterion. No step loops over subjects or rows; the loops are over rule kinds and tree depth.
+
+An amended protocol (several versions, `Protocol.editions()`): the steps from the facts to the outcomes
+run once per version over the subjects whose consent date allows it, and checks.evaluation.versions
+merges them (a subject whose consent spans an amendment gets what its versions decide alike). A
+single-version protocol takes exactly the single pass.
 """
 
 from __future__ import annotations
