@@ -2,7 +2,8 @@
 
 The previous run's published `discrepancies.parquet` is the memory: no database. A finding is the
 same finding on another night when its stable key (STUDYID, SITEID, USUBJID, CHECK_ID, CLASS) is the
-same. A finding present tonight is NEW when the previous run did not have it open, else OPEN with the
+same; its FINDING_ID (checks.comparison.identity), made of the same parts but the site, is carried
+beside it, so that a RESOLVED finding keeps its review thread. A finding present tonight is NEW when the previous run did not have it open, else OPEN with the
 FIRST_SEEN the previous run recorded. A finding open in the previous run and gone tonight is
 published once more as RESOLVED (RESOLVED_ON = tonight's as-of date); the next run skips RESOLVED
 rows, so a resolved finding is not repeated forever. A finding that comes back after being resolved
@@ -17,7 +18,9 @@ from datetime import date
 
 import polars as pl
 
+from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
+from contracts.tables import FINDING_ID
 from contracts.enums import FindingStatus, Severity
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from storage import Store
@@ -163,5 +166,8 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
     )
     gone = gone.select([c for c in gone.columns if c in tonight.columns or c in PUBLISHED_DISCREPANCIES])
     merged = pl.concat([tonight, gone], how="diagonal_relaxed")
+    # a finding published before FINDING_ID existed (or a table built by hand) gets its id from its key,
+    # so that a RESOLVED finding keeps its review thread
+    merged = merged.with_columns(pl.coalesce(pl.col(FINDING_ID), discrepancy_id()).alias(FINDING_ID))
     columns = list(PUBLISHED_DISCREPANCIES) + [c for c in merged.columns if c not in PUBLISHED_DISCREPANCIES]
     return merged.select(columns).sort(KEY, nulls_last=True, maintain_order=True)

@@ -23,6 +23,7 @@ from datetime import date
 import polars as pl
 
 from checks.comparison import evidence
+from checks.comparison.identity import with_identity
 from checks.comparison.process import ProcessCheck, ProcessContext, run_process_checks
 from checks.comparison.site_checklist import SiteSource, site_checklist
 from checks.evaluation.exclusions import drop_rejected, normalise
@@ -30,6 +31,7 @@ from contracts import DISCREPANCIES, SUBJECTS, check_table
 from contracts.enums import DiscrepancyClass, Outcome, Recomputed, Severity, SiteDecision
 from contracts.protocol import Protocol
 from contracts.records import Comparison, EligibilityResult
+from contracts.tables import IDENTITY
 from core.source import SOURCE_COLUMNS, SOURCE_KEY
 
 _FAILED = ("NOT_MET", "APPLIES")
@@ -330,10 +332,11 @@ def compare(
             pl.lit(None, dtype=pl.Int64).alias("DAYS_OPEN"),
         )
         .sort(_SORT, nulls_last=True)
-        .select(list(DISCREPANCIES))
+        .select([c for c in DISCREPANCIES if c not in IDENTITY])
     )
     return Comparison(
         subjects=_subject_table(criteria, subjects, discrepancies),
-        discrepancies=check_table(discrepancies, DISCREPANCIES, "discrepancies"),
+        # FINDING_ID and EVIDENCE_HASH after the contracted columns (checks.comparison.identity)
+        discrepancies=check_table(with_identity(discrepancies, result.eligibility), DISCREPANCIES, "discrepancies"),
         checklist=checklist,
     )
