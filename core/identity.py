@@ -53,3 +53,10 @@ def repeat_number(*parts: pl.Expr | str, order_by: list[pl.Expr | str]) -> pl.Ex
     rank = pl.int_range(pl.len(), dtype=pl.Int64).over([e.cast(pl.String).fill_null(_MISSING) for e in exprs],
                                                          order_by=order_by)
     return pl.when(rank == 0).then(pl.lit(None, pl.Int64)).otherwise(rank + 1)
+
+
+def fingerprint_text(*parts: str | int | None) -> str:
+    """The `fingerprint` of one row's parts, computed in Python: equal to the expression's value for the
+    same parts (pinned by a test), for a record made one at a time (a review ledger entry)."""
+    text = _SEPARATOR.join(_MISSING if part is None else str(part) for part in parts)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
