@@ -152,8 +152,8 @@ class Comparison:
     """What compare() hands to reporting.
 
     subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
-    DAYS_OPEN null, FINDING_ID / EVIDENCE_HASH set); checklist: the site's answer per subject x criterion (checks.comparison.site_checklist),
-    kept for the reconciliation view.
+    DAYS_OPEN null, FINDING_ID / EVIDENCE_HASH set); checklist: the site's answer per subject x
+    criterion (checks.comparison.site_checklist), kept for the reconciliation view.
     """
 
     subjects: pl.DataFrame
@@ -189,7 +189,8 @@ class RunOutputs:
     """The tables and records of one run of one study as of one date.
 
     `discrepancies` is the comparison's table after `apply_history` (STATUS, FIRST_SEEN, DAYS_OPEN
-    filled, RESOLVED rows appended) and, with `review`, the review columns (REVIEW_STATE...). `validation` is the findings table (contracts.FINDINGS): the flow
+    filled, RESOLVED rows appended) and, with `review`, the review columns (REVIEW_STATE...).
+    `validation` is the findings table (contracts.FINDINGS): the flow
     should pass ingestion's findings together with Great Expectations' so a site sees every data
     problem in one place. `run_manifest` is what `build_run_manifest` returned.
     """

@@ -22,7 +22,9 @@ from flows.tasks import (
     ingest_sites_task,
     list_sites_task,
     publish_task,
+    review_task,
     validate_domain_task,
+    validation_history_task,
 )
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
@@ -136,7 +138,7 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
     from contracts.protocol import load_protocol
     from flows.config import site_coverage
-    from reporting import assemble_outputs, run_summary
+    from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
     protocol_obj = load_protocol(protocol)
@@ -181,10 +183,13 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
         ingest.domains.clear()
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
+        findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,
+                                           study, as_of_date)
+        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version())
+                                   software_version=software_version(), findings=findings, review=review)
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 

@@ -135,7 +135,8 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
         frame = decided.select(
             "ROW", FINDING_ID, pl.lit(machine.site_response_action).alias("ACTION"), by.alias("BY"),
             text.alias("TEXT"),
-            (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
+            (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns
+             else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
             pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW")).alias("VIA"),
             "SITEID", _formula_refusal(decided).alias("REFUSED"))
     return proposals(frame), book_rows.height - decided.height

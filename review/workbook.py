@@ -2,8 +2,8 @@
 
 Cells are read with fastexcel (calamine, as ingestion reads site workbooks): every cell as text, nothing
 evaluated. A cell holding a formula is read as its formula text (`=HYPERLINK(...)`), never as the
-value Excel cached for it: the formulas are found in the sheet's XML (stdlib ElementTree over the zip
-member; expat refuses entity expansion attacks and nothing external is resolved). A formula where an
+value Excel cached for it: the formulas are found in the sheet's XML (defusedxml over the zip member:
+entity declarations and external references are refused). A formula where an
 identifier, an action or a name belongs refuses that row; in a free text it is kept as text (and
 neutralised wherever it is published, like any site value).
 
@@ -17,10 +17,10 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
-from xml.etree import ElementTree
 
 import fastexcel
 import polars as pl
+from defusedxml import ElementTree
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_UNZIPPED = 200 * 1024 * 1024
