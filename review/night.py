@@ -96,9 +96,11 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
                 _log.warning("could not reopen %s automatically: %s", finding, why)
             view = read_ledger(store, study, machine.initial).require_intact()
         write_checkpoint(store, view)
+    # "since the last run": the entries the previous night's manifest counted (none before the first night
+    # with a review), so that a re-run of the same night reports the same reopenings
     previous = previous_manifest(store, study, as_of) or {}
     since = (previous.get("review") or {}).get("entries")
-    since = start if not isinstance(since, int) or since > start else since
+    since = since if isinstance(since, int) and 0 <= since <= start else 0
     return ReviewResult(states=current_states(view.entries, machine),
                         reopened=_reopened_since(view, machine, since),
                         receipts=[r.as_dict() for r in receipts],
