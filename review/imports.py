@@ -183,6 +183,7 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
 def save_receipt(store: Store, receipt: Receipt, name: str, at: datetime | None) -> None:
     """Write the receipt under `_review/receipts/` (its key is set on it)."""
     stamp = now_utc(at).replace("-", "").replace(":", "")
-    receipt.key = review_key(receipt.study, "receipts", f"{stamp}-{receipt.sha256[:16] or 'unread'}-{safe_name(name)}.json")
+    digest = receipt.sha256[:16] or "unread"
+    receipt.key = review_key(receipt.study, "receipts", f"{stamp}-{digest}-{safe_name(name)}.json")
     store.write_bytes(receipt.key, (json.dumps(receipt.as_dict(), indent=2, sort_keys=True, ensure_ascii=False)
                                     + "\n").encode("utf-8"), "application/json")

@@ -125,12 +125,12 @@ def _parse_object(data: bytes, key: str, study: str) -> tuple[list[dict[str, Any
 
 def _listing(store: Store, study: str) -> tuple[pl.DataFrame, list[str]]:
     """The ledger's objects (KEY, FIRST_SEQ, STORED) and the objects that have no business there."""
-    prefix = review_key(study, "ledger")
+    prefix = review_key(study, "ledger") + "/"
     rows, stray = [], []
     for info in store.list(prefix):
-        name = info.key.rsplit("/", 1)[-1]
+        name = info.key[len(prefix):]
         match = _OBJECT.fullmatch(name)
-        if match and info.key == join_key(prefix, name):
+        if match and info.key.startswith(prefix):
             rows.append((info.key, int(match.group(1)), _stored(info)))
         else:
             stray.append(f"{info.key} is not a ledger object (unexpected name or folder)")
@@ -218,11 +218,14 @@ def verify(entries: pl.DataFrame, objects: pl.DataFrame, study: str, initial: st
                                            ).select("KEY", "FIRST_SEQ", "_MIN").iter_rows():
         problems.append(f"ledger object {key} is named for entry {first} but starts with entry {low}")
     flag = recompute if isinstance(recompute, pl.Expr) else pl.lit(recompute)
-    checks = entries.sort("SEQ", "KEY").with_columns(
-        pl.when(flag).then(entry_hash_expr()).otherwise(pl.col("ENTRY_HASH")).alias("_HASH"),
+    ordered = entries.sort("SEQ", "KEY").with_row_index("_AT").with_columns(flag.alias("_FLAG"))
+    # hashes recomputed for the flagged rows only: a checkpoint's are verified by its digest (read_ledger)
+    fresh = ordered.filter(pl.col("_FLAG")).select("_AT", entry_hash_expr().alias("_HASH"))
+    checks = ordered.join(fresh, on="_AT", how="left", maintain_order="left").with_columns(
+        pl.col("_HASH").fill_null(pl.col("ENTRY_HASH")),
         pl.col("ENTRY_HASH").shift(1).alias("_PREV"),
         pl.col("SEQ").shift(1).alias("_PREV_SEQ"),
-        pl.col("TO_STATE").shift(1).over("FINDING_ID", order_by="SEQ").fill_null(initial).alias("_WAS"),
+        pl.col("TO_STATE").shift(1).over("FINDING_ID").fill_null(initial).alias("_WAS"),  # rows in SEQ order
     )
     first = pl.col("_PREV_SEQ").is_null()
     named = [  # (what is wrong, how it reads); a missing field never equals a present one
@@ -288,6 +291,8 @@ def write_checkpoint(store: Store, view: LedgerView) -> str | None:
     """
     if view.problems or view.entries.height == 0:
         return None
+    if view.checkpoint is not None and view.from_checkpoint == view.entries.height:
+        return None  # nothing read beyond it: it is still the ledger as verified
     frame = (view.entries.join(view.objects.select("KEY", "FIRST_SEQ", "STORED"), on="KEY", how="left")
              .select(*ENTRY_SCHEMA, *_OBJECTS).sort("SEQ"))
     buffer = io.BytesIO()
