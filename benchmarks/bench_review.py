@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     case = Case("s100", 20, 1_000) if args.quick else Case("s100", 100, 10_000)
     actions = args.actions or (20_000 if args.quick else 200_000)
     findings = args.findings or actions // 2
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    (args.workdir / "review-bench").mkdir(parents=True, exist_ok=True)
     landing = landing_for(args.workdir, case)
-    home = prefect_home(args.workdir, fresh=False)
+    # a Prefect home of its own: the stage times are read from the latest flow run in its database, which
+    # another benchmark sharing the workdir's home could have written meanwhile
+    home = prefect_home(args.workdir / "review-bench", fresh=False)
     env = {**os.environ, "PREFECT_HOME": str(home), "COLUMNS": "120"}
     reports = args.workdir / "reports-review"
     shutil.rmtree(reports, ignore_errors=True)
