@@ -130,9 +130,9 @@ def show_command(
 def add_command(
     reports: Reports,
     study: Study,
-    finding: Annotated[str, typer.Option(help="The finding's FINDING_ID.")],
-    action: Annotated[str, typer.Option(help="ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, "
-                                             "NOT_A_DEVIATION, CLOSE, REOPEN or COMMENT.")],
+    finding: Annotated[str | None, typer.Option(help="The finding's FINDING_ID.")] = None,
+    action: Annotated[str | None, typer.Option(help="ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, "
+                                                    "NOT_A_DEVIATION, CLOSE, REOPEN or COMMENT.")] = None,
     by: Annotated[str | None, typer.Option(help="Who takes the action (a named person, or a site).")] = None,
     text: Annotated[str | None, typer.Option(help="The reason or answer (required by some actions).")] = None,
     endpoint_url: EndpointUrl = None,
@@ -140,8 +140,8 @@ def add_command(
     """Record one action on one finding."""
     from review.commands import add_action
 
-    entry = _run(lambda: add_action(_store(reports, endpoint_url), study, finding_id=finding, action=action, by=by,
-                                    text=text))
+    entry = _run(lambda: add_action(_store(reports, endpoint_url), study, finding_id=finding or "",
+                                    action=action or "", by=by, text=text))
     typer.echo(f"entry {entry['SEQ']}: {entry['ACTION']} on {entry['FINDING_ID']}: {entry['FROM_STATE']} -> "
                f"{entry['TO_STATE']}")
 

@@ -101,9 +101,14 @@ def show_finding(store: Store, study: str, finding_id: str) -> tuple[dict | None
 def add_action(store: Store, study: str, *, finding_id: str, action: str, by: str | None,
                text: str | None) -> dict:
     """Record one action; the entry written (SEQ, FROM_STATE, TO_STATE...). ReviewInputError when refused."""
+    machine = load_machine()
+    if not finding_id.strip():
+        raise ReviewInputError("--finding is missing: the FINDING_ID of the finding (see `review list`)")
+    if not action.strip():
+        raise ReviewInputError(f"--action is missing (one of {', '.join(machine.actions)})")
     if by is None or not by.strip():
         raise ReviewInputError("--by is missing: name the person (or site) taking the action")
-    context = _Study(store, study)
+    context = _Study(store, study, machine)
     proposed = proposals([{FINDING_ID: finding_id, "ACTION": action.strip().upper(), "BY": by, "TEXT": text,
                            "VIA": "command line"}])
     outcome = append_actions(store, study, proposed, context.catalogue, context.machine, context.where,

@@ -62,6 +62,11 @@ def test_add_records_an_action_and_prints_the_transition(reports: dict) -> None:
      "error: unknown finding D-0000000000000000: not in the latest run (2026-11-28) nor in the review ledger"),
     (["--finding", "{important1}", "--action", "CLOSE"],
      "error: --by is missing: name the person (or site) taking the action"),
+    (["--action", "CLOSE", "--by", "bob"],
+     "error: --finding is missing: the FINDING_ID of the finding (see `review list`)"),
+    (["--finding", "{important1}", "--by", "bob"],
+     "error: --action is missing (one of ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, NOT_A_DEVIATION, "
+     "CLOSE, REOPEN, COMMENT)"),
     (["--finding", "{important1}", "--action", "NOT_A_DEVIATION", "--by", "bob"],
      "error: NOT_A_DEVIATION needs a text (a reason or an answer)"),
     (["--finding", "{important1}", "--action", "REOPEN", "--by", "bob", "--text", "why not"],
