@@ -158,6 +158,10 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
             raise WorkbookRefused(f"this workbook was applied before (receipt {earlier}); nothing applied again")
         book = read_returned(data)
         receipt.kind = book.kind
+        if book.rows.height == 0:  # a sheet with no finding on it: nothing to decide, nothing refused
+            receipt.status = "NOTHING_TO_APPLY"
+            save_receipt(store, receipt, name, at)
+            return receipt
         receipt.site = _check_scope(book.rows, book.kind, study, expected_site)
     except WorkbookRefused as refused:
         receipt.reason = str(refused)
