@@ -42,6 +42,9 @@ DaskAddress = Annotated[
     str | None, typer.Option(help="Scheduler of an existing Dask cluster (tcp://host:8786); default: a local one.")
 ]
 DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
+ProtocolOption = Annotated[str | None, typer.Option(
+    help="A protocol version file (the files beside it with the same id are its other versions) or a folder of "
+         "version files; default: the bundled SZ003.")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -132,7 +135,7 @@ def run(
         help="Study configuration file (YAML): landing, reports, protocol, expected sites, time zone.")] = None,
     as_of: AsOf = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     endpoint_url: EndpointUrl = None,
     runner: Runner = RunnerKind.THREAD,
     dask_address: DaskAddress = None,
@@ -241,7 +244,7 @@ def demo(
 
 @app.command()
 def expectations(
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the data-quality expectations a run checks, for review."""
@@ -260,6 +263,137 @@ def expectations(
         table.add_row(str(item.get("domain", "")), str(item.get("expectation", item.get("type", ""))),
                       str(item.get("meaning", "")))
     Console().print(table)
+
+
+@app.command("check-protocol")
+def check_protocol(
+    file: Annotated[Path, typer.Argument(help="A protocol version file (its siblings are the other versions), a "
+                                              "folder of version files, or a draft amendment.")],
+    units: Annotated[Path | None, typer.Option(help="The study's unit catalog; default: the bundled one.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+) -> None:
+    """Check a protocol before a night runs it: schema errors, tests unknown to the unit catalog, unused
+    parameters, criteria the IE checklist cannot answer, overlapping versions; each with file and line.
+
+    Exit status: 0 no error (warnings are printed), 1 errors (or warnings with --strict), 2 unusable input.
+    """
+    from contracts.datafile import DataFileError
+    from contracts.protocol_lint import Level, lint_protocol
+    from contracts.units import load_units
+
+    try:
+        findings = lint_protocol(file, load_units(units) if units else None)
+    except DataFileError as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
+    for finding in findings:
+        typer.echo(finding.line())
+    errors = sum(f.level is Level.ERROR for f in findings)
+    warnings = len(findings) - errors
+    console.print(f"{file}: {errors} error(s), {warnings} warning(s)", soft_wrap=True)
+    if errors or (strict and warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path | None, typer.Option(help="Folder to write into; default: docs/schemas of the source "
+                                                  "tree.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only check that the published schemas are current.")] = False,
+) -> None:
+    """Write the JSON Schemas of the YAML files (protocol, units, process checks, policy, suites, study
+    configuration) from their models, for editors to check files as they are typed."""
+    from flows.schemas import stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas(out)
+        if stale:
+            raise _fail(f"[red]out of date:[/red] {', '.join(stale)} (run `screening-audit schemas`)", 1)
+        console.print("schemas are up to date")
+        return
+    for path in write_schemas(out):
+        typer.echo(str(path))
+
+
+def _whatif_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
+                       baseline: str | None, draft: str, endpoint_url: str | None, as_of: str | None) -> dict:
+    """The what-if flow's parameters: the study configuration's (landing, reports, protocol, units, process
+    checks, policy, time zone), or the command line's; reports default to the current folder."""
+    from flows.config import ConfigError, load_config
+
+    params: dict = {"draft": str(Path(draft).expanduser().resolve()), "as_of": as_of}
+    if config is not None:
+        try:
+            study_config = load_config(config)
+        except ConfigError as error:
+            raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+        params.update({key: value for key, value in study_config.flow_parameters().items()
+                       if key in ("landing", "reports", "study", "protocol", "units", "process_checks", "policy",
+                                  "timezone", "endpoint_url")})
+        params["endpoint_url"] = study_config.endpoint_url or endpoint_url
+    else:
+        if not landing:
+            raise _fail("[red]error:[/red] give --landing (and optionally --reports), or --config FILE", 2)
+        params.update(landing=landing, reports=".", study="SZ003", protocol=None, endpoint_url=endpoint_url)
+    for key, value in (("landing", landing), ("reports", reports), ("study", study), ("protocol", baseline)):
+        if value:
+            params[key] = value
+    return params
+
+
+@app.command()
+def whatif(
+    protocol: Annotated[str, typer.Option(help="The draft amendment (a protocol version file, usually with "
+                                               "`draft: true`).")],
+    landing: Annotated[str | None, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")] = None,
+    reports: Annotated[str | None, typer.Option(help="Reports root the what-if pages go under (default: the "
+                                                     "configuration's, else the current folder).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Study configuration file: landing, reports, the protocol "
+                                                     "in force and the study's data files.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="The protocol in force (a version file or folder); default: "
+                                                      "the configuration's, else the bundled SZ003.")] = None,
+    as_of: AsOf = None,
+    endpoint_url: EndpointUrl = None,
+) -> None:
+    """Re-evaluate the delivered data under a draft amendment: which subjects would change outcome, per
+    criterion and site (screen failures that would have been eligible, enrolled subjects who would become
+    ineligible, new UNVERIFIABLE results). Writes whatif.html and whatif.xlsx under
+    <reports>/<STUDYID>/whatif/<AS_OF>/<draft version>/.
+
+    Exit status: 0 written, 2 nothing to audit or an unusable draft / file, 1 any other failure.
+    """
+    if as_of:
+        date.fromisoformat(as_of)
+    params = _whatif_parameters(config, landing, reports, study, baseline, protocol, endpoint_url, as_of)
+    from runtime.prefect_api import api_in_use, start_early_prefect_api
+
+    api = start_early_prefect_api()
+    from expectations.warmup import start_background_import
+
+    start_background_import()
+    from contracts.datafile import DataFileError
+    from flows import nightly
+    from flows.console_logs import quiet_console_tracebacks
+    from flows.whatif import DraftMismatchError, whatif_audit
+
+    quiet_console_tracebacks()
+    try:
+        with console.status(f"what-if for {params['study']}..."), api_in_use(api):
+            summary = whatif_audit(**params)
+    except (nightly.NothingToAuditError, DataFileError, DraftMismatchError) as error:
+        raise _fail(f"[red]what-if not run:[/red] {error}", 2) from None
+    except Exception as error:  # an unreachable endpoint...: one clear line, exit 1
+        raise _fail(f"[red]what-if failed:[/red] {type(error).__name__}: {error}", 1) from None
+    table = Table(title=f"What-if {summary.draft} for {summary.study} as of {summary.as_of} "
+                        f"(in force: {summary.baseline})")
+    table.add_column("subjects")
+    table.add_column("count", justify="right")
+    table.add_row("screened", str(summary.subjects))
+    for change, count in summary.changes.items():
+        table.add_row(change.replace("_", " ").lower(), str(count))
+    table.add_row("with new UNVERIFIABLE results", str(summary.unverifiable_subjects))
+    console.print(table)
+    typer.echo(summary.report)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ A file looks like `deploy/studies/sz003.yaml`:
     landing: s3://sz003-landing
     reports: s3://sponsor-reports
     endpoint_url: ${S3_ENDPOINT_URL}      # optional; MinIO or another S3-compatible endpoint
-    protocol: null                        # null = the bundled SZ003 protocol; else a path
+    protocol: null                        # null = the bundled SZ003 protocol; else a version file or a folder
+    units: null                           # the study's unit catalog; null = the bundled one
+    process_checks: null                  # the study's process checks; null = the bundled ones
+    policy: null                          # the study's discrepancy policy (severities, DV terms)
     expected_sites: ["101", "102"]
     timezone: Europe/Berlin
     schedule: "0 2 * * *"                 # cron, in `timezone`
@@ -86,6 +89,10 @@ class StudyConfig(BaseModel):
     reports: str = Field(min_length=1)
     endpoint_url: str | None = None
     protocol: str | None = None
+    #: the study's own unit catalog, process checks and discrepancy policy (YAML; null: the bundled ones)
+    units: str | None = None
+    process_checks: str | None = None
+    policy: str | None = None
     expected_sites: tuple[str, ...] = ()
     timezone: str = "UTC"
     schedule: str = "0 2 * * *"
@@ -156,6 +163,9 @@ class StudyConfig(BaseModel):
             "reports": self.reports,
             "study": self.study,
             "protocol": self.protocol,
+            "units": self.units,
+            "process_checks": self.process_checks,
+            "policy": self.policy,
             "as_of": as_of.isoformat() if as_of else None,
             "endpoint_url": self.endpoint_url,
             "timezone": self.timezone,
@@ -199,8 +209,9 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a study configuration must be a mapping of keys to values")
-    if isinstance(data.get("protocol"), str):
-        data["protocol"] = _resolve_protocol(data["protocol"], base or Path.cwd())
+    for key in ("protocol", "units", "process_checks", "policy"):  # data files beside the configuration
+        if isinstance(data.get(key), str):
+            data[key] = _resolve_protocol(data[key], base or Path.cwd())
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as error:

@@ -7,10 +7,12 @@ import tempfile
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
+from contracts import IngestResult, ValidationResult
 from contracts.records import AuditSummary
 from flows.retries import unreadable_site
 from flows.tasks import (
@@ -26,6 +28,9 @@ from flows.tasks import (
     validate_domain_task,
     validation_history_task,
 )
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
            "software_version", "unreadable_site"]
@@ -108,6 +113,9 @@ def nightly_audit(
     timezone: str = "UTC",
     expected_sites: list[str] | None = None,
     lock_max_age_hours: float = 12.0,
+    units: str | None = None,
+    process_checks: str | None = None,
+    policy: str | None = None,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -119,30 +127,34 @@ def nightly_audit(
     One audit at a time per study: the run holds a lock on the reports location and publishes through
     a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken.
+
+    `protocol` is a version file (its siblings with the same id are the other versions) or a folder of
+    version files; `units`, `process_checks` and `policy` name the study's own unit catalog, process
+    checks and discrepancy policy (None: the bundled ones). Each is read before anything else, so a
+    malformed file stops the run with its file and line before the study is locked.
     """
     from flows.config import delivery_cutoff, scheduled_audit_date
+    from flows.study_files import load_study_files
     from publication import locked_publication
     from storage import open_store
+
+    files = load_study_files(protocol, units, process_checks, policy)
 
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     cutoff = delivery_cutoff(as_of_date, timezone)
     with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                             max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
-        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
+        return _audit(landing, reports, study, files, as_of_date, endpoint_url, expected_sites, publication,
                       cutoff)
 
 
-def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication,
-           cutoff: datetime) -> AuditSummary:
-    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from contracts.protocol import load_protocol
+def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
+                 cutoff: datetime) -> IngestResult:
+    """Every site's newest complete delivery before `cutoff`, combined (NothingToAuditError when no site
+    has one). The night's ingestion, also what-if's."""
     from flows.config import site_coverage
-    from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
-    protocol_obj = load_protocol(protocol)
-
     sites = list_sites_task(landing, study, endpoint_url)
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
     if unexpected_sites:
@@ -167,17 +179,34 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
         raise NothingToAuditError(
             f"nothing to audit for {study} in {landing}: " + (reasons or "no site folders found")
         )
+    return ingest
+
+
+def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
+    """Every domain validated (one task each, concurrently), then gathered with the Data Docs."""
+    domain_futures = [
+        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, workdir, files.catalog)
+        for domain in sorted(ingest.domains)
+    ]
+    return finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+
+
+def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication,
+           cutoff: datetime) -> AuditSummary:
+    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
+    from reporting import assemble_outputs, combine_findings, run_summary
+
+    logger = get_run_logger()
+    protocol_obj = files.protocol
+    ingest = ingest_study(landing, study, endpoint_url, expected_sites, cutoff)
 
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
-        workdir = Path(tmp)
-        domain_futures = [
-            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir)
-            for domain in sorted(ingest.domains)
-        ]
-        validation = finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
-        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation))
+        validation = validate_study(ingest, study, files, Path(tmp))
+        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation),
+                                    quote(files.catalog))
         comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
-                                  quote(validation))
+                                  quote(validation), quote(files))
         # the delivered rows are not needed after the comparison: free them before publication, the
         # run's memory peak (cleared in place, so that no task's parameters keep them either)
         ingest.domains.clear()
@@ -189,7 +218,8 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version(), findings=findings, review=review)
+                                   software_version=software_version(), policy=files.policy, findings=findings,
+                                   review=review)
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 

@@ -14,6 +14,7 @@ import polars as pl
 
 from contracts import Evaluation, IngestResult, ValidationResult
 from contracts.enums import Severity
+from contracts.policy import Policy
 from contracts.records import AuditSummary, Comparison, EligibilityResult, ReviewResult, RunOutputs
 from contracts.tables import REVIEW
 from reporting.manifest import build_run_manifest
@@ -44,12 +45,12 @@ def with_review(discrepancies: pl.DataFrame, findings: pl.DataFrame,
 
 def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
-                     software_version: str, findings: pl.DataFrame | None = None,
+                     software_version: str, policy: Policy | None = None, findings: pl.DataFrame | None = None,
                      review: ReviewResult | None = None) -> RunOutputs:
     """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
-    `findings` the validation table after its history (default: ingestion's and validation's findings
-    as they are); with `review`, both carry the review columns and the manifest says where the ledger
-    stands."""
+    `policy` the discrepancy policy the comparison graded with (its DV terms are published); `findings`
+    the validation table after its history (default: ingestion's and validation's findings as they are);
+    with `review`, both carry the review columns and the manifest says where the ledger stands."""
     findings = combine_findings(ingest, validation) if findings is None else findings
     if review is not None:
         discrepancies, findings = with_review(discrepancies, findings, review)
@@ -78,6 +79,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         data_docs=validation.data_docs,
         expectations=validation.expectations,
         review=review,
+        policy=policy,
     )
 
 

@@ -2,22 +2,81 @@
 
 The table of state x action -> state is data, checked before anything is written: a refused action
 writes nothing. The code names no state: what is "settled" (left out of site queries, reopened when
-the evidence changes), "pending" (no decision yet) or a confirmed deviation is said by the file.
+the evidence changes), "pending" (no decision yet) or a confirmed deviation is said by the file. The
+file is read by the audit's one typed loader (contracts.datafile): unknown keys, states or actions are
+errors naming the file, the line and the key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
+from pydantic import Field
 
-from review.datafile import DataFileError, YamlDocument
+from contracts.datafile import DataFileError, FileModel, LocatedError, load_data_file, parse_yaml
 
-_TOP = {"initial", "states", "actions", "transitions", "settled", "pending", "deviation", "automatic"}
-_TEXT = ("required", "optional")
+
+class MachineError(DataFileError):
+    """The review state machine's file is malformed: every problem with its file, line and key."""
+
+
+class StateFile(FileModel):
+    meaning: str
+
+
+class ActionFile(FileModel):
+    meaning: str
+    text: Literal["required", "optional"]
+    severities: tuple[str, ...] | None = None  # None: any severity
+
+
+class DeviationFile(FileModel):
+    confirmed_by: str
+    withdrawn_by: tuple[str, ...]
+
+
+class AutomaticFile(FileModel):
+    by: str = Field(min_length=1)
+    reopen: str
+    site_response: str
+
+
+class MachineFile(FileModel):
+    initial: str
+    states: dict[str, StateFile] = Field(min_length=1)
+    actions: dict[str, ActionFile] = Field(min_length=1)
+    transitions: dict[str, dict[str, str]]
+    settled: tuple[str, ...]
+    pending: tuple[str, ...]
+    deviation: DeviationFile
+    automatic: AutomaticFile
+
+
+def _references(machine: MachineFile) -> None:
+    """Every state and action the file names is one it declares."""
+    states, actions = machine.states, machine.actions
+
+    def known(value: str, where: tuple[str | int, ...], names: dict, what: str) -> None:
+        if value not in names:
+            raise LocatedError(where, f"unknown {what} {value!r} (declared: {', '.join(names)})")
+
+    known(machine.initial, ("initial",), states, "state")
+    for state, row in machine.transitions.items():
+        known(state, ("transitions", state), states, "state")
+        for action, target in row.items():
+            known(action, ("transitions", state, action), actions, "action")
+            known(target, ("transitions", state, action), states, "state")
+    for key in ("settled", "pending"):
+        for i, state in enumerate(getattr(machine, key)):
+            known(state, (key, i), states, "state")
+    known(machine.deviation.confirmed_by, ("deviation", "confirmed_by"), actions, "action")
+    for i, action in enumerate(machine.deviation.withdrawn_by):
+        known(action, ("deviation", "withdrawn_by", i), actions, "action")
+    known(machine.automatic.reopen, ("automatic", "reopen"), actions, "action")
+    known(machine.automatic.site_response, ("automatic", "site_response"), actions, "action")
 
 
 @dataclass(frozen=True)
@@ -63,88 +122,26 @@ class StateMachine:
             schema={"ACTION": pl.String, "TEXT_REQUIRED": pl.Boolean, "SEVERITIES": pl.List(pl.String)})
 
 
-def _names(doc: YamlDocument, value: object, path: tuple[str, ...], known: dict, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise doc.error(path, f"{'.'.join(path)} must be a list of {what}s")
-    for i, name in enumerate(value):
-        if name not in known:
-            raise doc.error((*path, str(i)), f"unknown {what} {name!r} in {'.'.join(path)}")
-    return tuple(value)
-
-
-def _one(doc: YamlDocument, value: object, path: tuple[str, ...], known: dict, what: str) -> str:
-    if not isinstance(value, str) or value not in known:
-        raise doc.error(path, f"{'.'.join(path)} must name a {what}, not {value!r}")
-    return value
-
-
-def _actions(doc: YamlDocument, raw: object, states: dict[str, str]) -> dict[str, Action]:
-    actions: dict[str, Action] = {}
-    for name, body in doc.mapping(raw, ("actions",), raw if isinstance(raw, dict) else ()).items():
-        path = ("actions", str(name))
-        body = doc.mapping(body, path, {"meaning", "text", "severities"}, {"meaning", "text"})
-        if body["text"] not in _TEXT:
-            raise doc.error((*path, "text"), f"{'.'.join(path)}.text must be one of {', '.join(_TEXT)}")
-        severities = body.get("severities")
-        if severities is not None and (not isinstance(severities, list)
-                                       or not all(isinstance(s, str) for s in severities)):
-            raise doc.error((*path, "severities"), f"{'.'.join(path)}.severities must be a list of severities")
-        actions[str(name)] = Action(str(name), str(body["meaning"]), body["text"] == "required",
-                                    tuple(severities) if severities is not None else None)
-    if not actions:
-        raise doc.error(("actions",), "actions lists no action")
-    return actions
-
-
-def _transitions(doc: YamlDocument, raw: object, states: dict[str, str],
-                 actions: dict[str, Action]) -> dict[tuple[str, str], str]:
-    table: dict[tuple[str, str], str] = {}
-    for state, row in doc.mapping(raw, ("transitions",), states).items():
-        path = ("transitions", str(state))
-        for action, target in doc.mapping(row, path, actions).items():
-            table[(str(state), str(action))] = _one(doc, target, (*path, str(action)), states, "state")
-    return table
-
-
-def parse_machine(text: str, name: str = "states.yaml") -> StateMachine:
-    """A StateMachine from the text of a states file; DataFileError naming file and line when it is wrong."""
-    doc = YamlDocument(text, name)
-    top = doc.mapping(doc.data, (), _TOP, _TOP)
-    states: dict[str, str] = {}
-    for state, body in doc.mapping(top["states"], ("states",), top["states"] if isinstance(top["states"], dict)
-                                   else ()).items():
-        states[str(state)] = str(doc.mapping(body, ("states", str(state)), {"meaning"}, {"meaning"})["meaning"])
-    actions = _actions(doc, top["actions"], states)
-    deviation = doc.mapping(top["deviation"], ("deviation",), {"confirmed_by", "withdrawn_by"},
-                            {"confirmed_by", "withdrawn_by"})
-    automatic = doc.mapping(top["automatic"], ("automatic",), {"by", "reopen", "site_response"},
-                            {"by", "reopen", "site_response"})
-    if not isinstance(automatic["by"], str) or not automatic["by"].strip():
-        raise doc.error(("automatic", "by"), "automatic.by must name who the nightly run's entries are by")
+def parse_machine(text: str, source: str = "states.yaml") -> StateMachine:
+    """A StateMachine from the text of a states file; MachineError naming file, line and key when it is wrong."""
+    raw = parse_yaml(MachineFile, text, source, check=_references, error=MachineError)
     return StateMachine(
-        initial=_one(doc, top["initial"], ("initial",), states, "state"),
-        states=states,
-        actions=actions,
-        transitions=_transitions(doc, top["transitions"], states, actions),
-        settled=_names(doc, top["settled"], ("settled",), states, "state"),
-        pending=_names(doc, top["pending"], ("pending",), states, "state"),
-        confirmed_by=_one(doc, deviation["confirmed_by"], ("deviation", "confirmed_by"), actions, "action"),
-        withdrawn_by=_names(doc, deviation["withdrawn_by"], ("deviation", "withdrawn_by"), actions, "action"),
-        system_actor=automatic["by"].strip(),
-        reopen_action=_one(doc, automatic["reopen"], ("automatic", "reopen"), actions, "action"),
-        site_response_action=_one(doc, automatic["site_response"], ("automatic", "site_response"), actions, "action"),
+        initial=raw.initial,
+        states={name: state.meaning for name, state in raw.states.items()},
+        actions={name: Action(name, action.meaning, action.text == "required", action.severities)
+                 for name, action in raw.actions.items()},
+        transitions={(state, action): target for state, row in raw.transitions.items()
+                     for action, target in row.items()},
+        settled=raw.settled,
+        pending=raw.pending,
+        confirmed_by=raw.deviation.confirmed_by,
+        withdrawn_by=raw.deviation.withdrawn_by,
+        system_actor=raw.automatic.by.strip(),
+        reopen_action=raw.automatic.reopen,
+        site_response_action=raw.automatic.site_response,
     )
 
 
-@cache
-def load_machine(path: str | None = None) -> StateMachine:
-    """The state machine of `path`, or the bundled review/states.yaml."""
-    if path is None:
-        return parse_machine(resources.files("review").joinpath("states.yaml").read_text(encoding="utf-8"),
-                             "review/states.yaml")
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise DataFileError(f"{path}: cannot read the review state machine ({error.strerror})") from None
-    return parse_machine(text, str(file))
+def load_machine(path: str | Path | None = None) -> StateMachine:
+    """The state machine of `path`, or the bundled review/states.yaml (read once)."""
+    return load_data_file(parse_machine, "review", "states.yaml", path, MachineError)

@@ -40,14 +40,15 @@ class _Summary:
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
+                  units: str | None = None, process_checks: str | None = None, policy: str | None = None) -> _Summary:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
     CALLS.append({"landing": landing, "reports": reports, "study": study, "protocol": protocol, "as_of": as_of,
                   "endpoint_url": endpoint_url, "timezone": timezone, "expected_sites": expected_sites,
-                  "lock_max_age_hours": lock_max_age_hours,
-                  "runner": type(context.task_runner).__name__ if context else None})
+                  "lock_max_age_hours": lock_max_age_hours, "units": units, "process_checks": process_checks,
+                  "policy": policy, "runner": type(context.task_runner).__name__ if context else None})
     if study == "AB001":
         raise NothingToAuditError("nothing to audit for AB001: no site folders found")
     if study == "LK001" or Path(reports, "_audit", study, "lock.json").exists():
@@ -82,7 +83,7 @@ def test_run_with_a_config_file_passes_every_setting_to_the_flow(fake_flow: list
     assert fake_flow == [{"landing": str(tmp_path / "landing"), "reports": str(tmp_path / "reports"), "study": "SZ003",
                           "protocol": None, "as_of": "2026-11-28", "endpoint_url": None,
                           "timezone": "Asia/Shanghai", "expected_sites": ["101", "102"], "lock_max_age_hours": 6.0,
-                          "runner": "ThreadPoolTaskRunner"}]
+                          "units": None, "process_checks": None, "policy": None, "runner": "ThreadPoolTaskRunner"}]
 
 
 def test_run_config_and_explicit_locations_do_not_mix(fake_flow: list[dict], tmp_path: Path) -> None:

@@ -145,8 +145,19 @@ def test_as_of_needs_an_aware_moment() -> None:
 def test_flow_parameters_are_the_nightly_audit_keywords() -> None:
     params = parse_config(MINIMAL).flow_parameters(date(2026, 11, 28))
     assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
-                      "protocol": None, "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
+                      "protocol": None, "units": None, "process_checks": None, "policy": None,
+                      "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
                       "expected_sites": None, "lock_max_age_hours": 12.0}
+
+
+def test_the_studys_data_files_are_relative_to_its_configuration(tmp_path: Path) -> None:
+    text = MINIMAL + "units: data/units.yaml\nprocess_checks: /abs/pc.yaml\npolicy: ../policy.yaml\n"
+    config = parse_config(text, base=tmp_path / "studies")
+    assert (config.units, config.process_checks, config.policy) == (
+        str(tmp_path / "studies" / "data" / "units.yaml"), "/abs/pc.yaml", str(tmp_path / "policy.yaml"))
+    params = config.flow_parameters()
+    assert (params["units"], params["process_checks"], params["policy"]) == (config.units, config.process_checks,
+                                                                             config.policy)
 
 
 def test_config_dir_loads_all_and_sorts_by_study(tmp_path: Path) -> None:

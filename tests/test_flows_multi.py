@@ -65,7 +65,8 @@ def _write_configs(folder: Path, studies: list[str]) -> Path:
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
+                  units: str | None = None, process_checks: str | None = None, policy: str | None = None) -> _Summary:
     if study == "AB001":
         raise NothingToAuditError(f"nothing to audit for {study} in {landing}: no site folders found")
     if study == "CD002":

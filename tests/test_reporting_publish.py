@@ -158,8 +158,9 @@ def test_workbook_sheets(outputs):
 
     files = {f.key: f.data for f in render_outputs(outputs)}
     book = fastexcel.read_excel(files["report.xlsx"])
-    assert book.sheet_names == ["Summary", "Review", "Sites", "Subjects", "Important deviations", "Queries",
-                                "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk",
+    assert book.sheet_names == ["Summary", "Review", "Sites", "Protocol versions", "Subjects",
+                                "Important deviations", "Queries", "Discrepancies", "Validation findings",
+                                "Eligibility matrix", "Site risk",
                                 "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height

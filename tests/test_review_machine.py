@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from review.datafile import DataFileError
-from review.machine import load_machine, parse_machine
+from review.machine import MachineError, load_machine, parse_machine
 
 STATES = ["UNREVIEWED", "ACKNOWLEDGED", "QUERIED", "ANSWERED", "CONFIRMED", "NOT_A_DEVIATION", "CLOSED", "REOPENED"]
 ACTIONS = ["ACKNOWLEDGE", "QUERY_SENT", "SITE_RESPONSE", "CONFIRM_DEVIATION", "NOT_A_DEVIATION", "CLOSE", "REOPEN",
@@ -59,24 +58,26 @@ def _text(**replace: str) -> str:
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
-    ("initial: UNREVIEWED", "initial: UNREVIEWED\ncolour: blue", "line 10: unknown key 'colour' in the top level"),
-    ("text: optional, severities", "txt: optional, severities", "unknown key 'txt' in actions.CONFIRM_DEVIATION"),
+    ("initial: UNREVIEWED", "initial: UNREVIEWED\ncolour: blue", "states.yaml:11: colour: unknown key"),
+    ("text: optional, severities", "txt: optional, severities",
+     "states.yaml:26: actions.CONFIRM_DEVIATION.txt: unknown key"),
     ("{REOPEN: REOPENED, COMMENT: CLOSED}", "{REOPEN: REOPENED, COMMENT: SHUT}",
-     "transitions.CLOSED.COMMENT must name a state, not 'SHUT'"),
-    ("{REOPEN: REOPENED, COMMENT: CLOSED}", "{REOPEN: REOPENED, ARCHIVE: CLOSED}", "unknown key 'ARCHIVE'"),
-    ("settled: [NOT_A_DEVIATION, CLOSED]", "settled: [NOT_A_DEVIATION, DONE]", "unknown state 'DONE' in settled"),
-    ("text: required}", "text: maybe}", "text must be one of required, optional"),
-    ("automatic:\n", "automatic_:\n", "unknown key 'automatic_'"),
+     "states.yaml:53: transitions.CLOSED.COMMENT: unknown state 'SHUT'"),
+    ("{REOPEN: REOPENED, COMMENT: CLOSED}", "{REOPEN: REOPENED, ARCHIVE: CLOSED}",
+     "states.yaml:53: transitions.CLOSED.ARCHIVE: unknown action 'ARCHIVE'"),
+    ("settled: [NOT_A_DEVIATION, CLOSED]", "settled: [NOT_A_DEVIATION, DONE]",
+     "states.yaml:60: settled[1]: unknown state 'DONE'"),
+    ("text: required}", "text: maybe}", "states.yaml:25: actions.SITE_RESPONSE.text: Input should be "),
+    ("automatic:\n", "automatic_:\n", "automatic_: unknown key"),
 ])
-def test_a_wrong_machine_file_is_refused_naming_the_file_and_the_line(old: str, new: str, message: str) -> None:
-    with pytest.raises(DataFileError) as caught:
+def test_a_wrong_machine_file_is_refused_naming_the_file_the_line_and_the_key(old: str, new: str, message: str) -> None:
+    with pytest.raises(MachineError) as caught:
         parse_machine(_text(**{old: new}), "states.yaml")
-    assert str(caught.value).startswith("states.yaml line ")
-    assert message in str(caught.value)
+    assert message in str(caught.value), str(caught.value)
 
 
 def test_a_file_that_is_not_yaml_is_refused_with_its_line() -> None:
-    with pytest.raises(DataFileError, match=r"^states.yaml line 3: not valid YAML"):
+    with pytest.raises(MachineError, match=r"^states.yaml:3"):
         parse_machine("initial: UNREVIEWED\nstates: [unclosed\n", "states.yaml")
 
 
@@ -84,5 +85,5 @@ def test_a_file_of_the_operator_is_read_from_its_path(tmp_path) -> None:
     path = tmp_path / "states.yaml"
     path.write_text(_text(**{"by: screening-audit": "by: nightly-audit"}), encoding="utf-8")
     assert load_machine(str(path)).system_actor == "nightly-audit"
-    with pytest.raises(DataFileError, match="cannot read the review state machine"):
+    with pytest.raises(MachineError, match="cannot read"):
         load_machine(str(tmp_path / "missing.yaml"))
