@@ -497,3 +497,30 @@ def load_draft(path: str | Path) -> Protocol:
     """A draft amendment (or any single version file) on its own, for what-if: no siblings."""
     path = Path(path).expanduser()
     return parse_protocol_text(read_text(path, ProtocolError), str(path))
+
+
+class ProtocolMismatch(ProtocolError):
+    """A study paired with another study's protocol: its audit would be a wrong clinical result."""
+
+
+def check_study_protocol(study: str, protocol: Protocol, path: str | Path | None) -> Protocol:
+    """`protocol` if it is `study`'s own (its id is the study's), else ProtocolMismatch naming both.
+
+    Without a path the bundled protocol was loaded, and it belongs to one study only: a new study that
+    forgot to name its protocol must stop, not run to a green report against someone else's criteria.
+    """
+    if protocol.id == study:
+        return protocol
+    where = str(path) if path is not None else str(bundled_protocol_path())
+    if path is None:
+        message = (f"study {study} names no protocol file, and the bundled protocol is {protocol.id}'s "
+                   f"(TIVERS {protocol.tivers}): give study {study} its own protocol file")
+    else:
+        message = (f"study {study} names the protocol of {protocol.id} ({path}, TIVERS {protocol.tivers}): "
+                   "a study is audited against its own protocol only")
+    raise ProtocolMismatch(where, [message])
+
+
+def load_study_protocol(study: str, path: str | Path | None = None) -> Protocol:
+    """The protocol a study is audited against (see `load_protocol`), refused unless it is that study's."""
+    return check_study_protocol(study, load_protocol(path), path)

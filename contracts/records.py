@@ -254,6 +254,8 @@ class AuditSummary:
     report: str
     outputs: str
     published: list[str] = field(default_factory=list)
+    #: a URL that opens the report: presigned HTTPS for S3 (for a limited time), file:// for a folder
+    report_link: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

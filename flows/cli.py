@@ -17,9 +17,11 @@ from flows.review_cli import review_app
 from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
 
 #: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
-#: clinical-data host, and patience with the temporary API server on a busy machine.
+#: clinical-data host (the server's analytics, the client's SDK events), and patience with the
+#: temporary API server on a busy machine.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 for _name, _value in PREFECT_DEFAULTS.items():
@@ -50,6 +52,11 @@ ProtocolOption = Annotated[str | None, typer.Option(
 def _fail(message: str, code: int) -> typer.Exit:
     console.print(message, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    """One line of a long-running command's log (never wrapped: logs are read by grep and journald)."""
+    console.print(message, soft_wrap=True, markup=False)
 
 
 def _runner(runner: RunnerKind, dask_address: str | None, dask_workers: int) -> RunnerChoice:
@@ -88,6 +95,7 @@ def _run(params: dict, choice: RunnerChoice):
     from expectations.warmup import start_background_import
 
     start_background_import()
+    from contracts.protocol import ProtocolError
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
     from publication import AuditLockedError
@@ -99,6 +107,8 @@ def _run(params: dict, choice: RunnerChoice):
             return flow_with_runner(**params)
     except nightly.NothingToAuditError as error:
         raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
+    except ProtocolError as error:  # a study paired with another study's protocol: a usage error
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
     except AuditLockedError as error:
         raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
     except Exception as error:  # an unreachable endpoint, a broken protocol file...: one clear line, exit 1
@@ -143,7 +153,8 @@ def run(
 ) -> None:
     """Run one nightly audit of one study and publish its reports.
 
-    Exit status: 0 published, 2 nothing to audit (or a usage error), 3 another audit of the study is running.
+    Exit status: 0 published, 1 the audit failed (one line naming the study and the place), 2 nothing to
+    audit or a usage or configuration error, 3 another audit of the study is running.
     """
     if as_of:
         date.fromisoformat(as_of)
@@ -151,6 +162,8 @@ def run(
     params = _run_parameters(config, landing, reports, study, protocol, endpoint_url, as_of)
     summary = _run(params, choice)
     _print_summary(summary)
+    if summary.report_link and summary.report_link != summary.report:
+        console.print(f"open the report: {summary.report_link}", soft_wrap=True)
     typer.echo(summary.report)
 
 
@@ -211,12 +224,19 @@ def generate(
 ) -> None:
     """Write DTS-conformant synthetic deliveries (with a ground truth of planted problems)."""
     from generator import generate as generate_study
-    from storage import open_store
+    from storage import StorageError, open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
-    with console.status("generating deliveries..."):
-        summary = generate_study(open_store(out, endpoint_url), study=study, sites=sites, subjects=subjects,
-                                 seed=seed, as_of=as_of_date, formats=formats, plant_problems=not clean)
+    try:
+        store = open_store(out, endpoint_url)
+        if out.startswith("s3://") and not store.exists():
+            raise _fail(f"[red]generate failed:[/red] study {study}: the bucket of {out} does not exist"
+                        f"{f' on {endpoint_url}' if endpoint_url else ''}: create it first", 1)
+        with console.status("generating deliveries..."):
+            summary = generate_study(store, study=study, sites=sites, subjects=subjects, seed=seed,
+                                     as_of=as_of_date, formats=formats, plant_problems=not clean)
+    except StorageError as error:  # no credentials, access denied...: one line naming the study and the place
+        raise _fail(f"[red]generate failed:[/red] {type(error).__name__}: study {study}: {error}", 1) from None
     console.print(f"wrote {summary.subjects} subjects at {summary.sites} sites to {out}")
 
 
@@ -263,6 +283,87 @@ def expectations(
         table.add_row(str(item.get("domain", "")), str(item.get("expectation", item.get("type", ""))),
                       str(item.get("meaning", "")))
     Console().print(table)
+
+
+@app.command()
+def deploy(
+    config_dir: Annotated[Path, typer.Option(help="Folder of study configuration files (*.yaml).")],
+    pool: Annotated[str, typer.Option(help="Prefect work pool the deployments are queued in.")] = "screening-audit",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and show the deployments; "
+                                                            "contact no server.")] = False,
+) -> None:
+    """Create or update one Prefect deployment per study file; pause those whose file is gone.
+
+    Needs PREFECT_API_URL (the server the workers poll) and the work pool. `${NAME}` in a study file
+    is not resolved here: the worker resolves it at each run. Exit status: 0 done, 2 a study file or
+    the server/pool is wrong.
+    """
+    from flows.config import ConfigError
+    from flows.deployments import DeployError, plan
+    from flows.deployments import deploy as deploy_studies
+
+    try:
+        planned = plan(config_dir)
+        if dry_run:
+            outcomes = None
+        else:
+            with console.status(f"deploying {len(planned)} studies..."):
+                outcomes = deploy_studies(config_dir, pool)
+    except ConfigError as error:
+        raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+    except DeployError as error:
+        raise _fail(f"[red]not deployed:[/red] {error}", 2) from None
+    table = Table(title=f"{len(planned)} studies from {config_dir}" + (" (dry run)" if dry_run else ""))
+    for column in ("deployment", "study", "schedule", "worker needs", "action"):
+        table.add_column(column)
+    actions = {o.name: o.action.value for o in outcomes or []}
+    for item in planned:
+        table.add_row(item.full_name, item.study, f"{item.cron} ({item.timezone})",
+                      ", ".join(item.environment) or "-", actions.get(item.name, "-"))
+    for outcome in outcomes or []:
+        if outcome.action.value == "paused":
+            table.add_row(f"nightly_audit/{outcome.name}", outcome.study, "-", "-", f"paused: {outcome.detail}")
+    Console().print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option(help="Prefect work pool to poll.")] = "screening-audit",
+    grace: Annotated[float, typer.Option(min=0, help="Seconds flow runs in progress get to end cleanly "
+                                                     "when the worker is stopped.")] = 60,
+) -> None:
+    """Run Prefect's process worker; on SIGTERM, end the nights in progress cleanly, then stop it.
+
+    Extra options go to `prefect worker start` (e.g. `--limit 4`). See deploy/README.md for the
+    systemd unit (TimeoutStopSec, KillMode=mixed).
+    """
+    from runtime.worker import run_worker
+
+    raise typer.Exit(run_worker(["--pool", pool, *ctx.args], grace, _say))
+
+
+@app.command("local-s3")
+def local_s3(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 9000,
+    bucket: Annotated[list[str] | None, typer.Option(help="A bucket to create (repeat the option).")] = None,
+) -> None:
+    """Serve a local S3-compatible endpoint (moto) on 127.0.0.1 for a trial, until Ctrl-C or SIGTERM.
+
+    In memory only: everything written to it is gone when it stops. Any access key is accepted, so it
+    never needs (and must never be given) a real credential. Needs the `demo` extra.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise _fail("[red]error:[/red] the local S3 endpoint needs moto: install the `demo` extra "
+                    "(`uv sync --extra demo`, or `make install`)", 2)
+    from runtime.local_s3 import PortInUse, serve_local_s3
+
+    try:
+        serve_local_s3(port, tuple(bucket or ()), _say)
+    except PortInUse as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
 
 
 @app.command("check-protocol")

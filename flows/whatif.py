@@ -58,13 +58,14 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     judged by it, to show what it would have decided for everyone screened so far.
     """
     from checks.comparison.whatif import whatif
-    from contracts.protocol import load_draft
+    from contracts.protocol import check_study_protocol, load_draft
     from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.study_files import load_study_files
     from reporting.whatif import publish_whatif
     from storage import open_store
 
     files = load_study_files(protocol, units, process_checks, policy)
+    check_study_protocol(study, files.protocol, protocol)  # the study's own protocol, as for the night
     draft_protocol = load_draft(draft)
     if draft_protocol.id != files.protocol.id:
         raise DraftMismatchError(f"{draft}: the draft amends protocol {draft_protocol.id}, but the study is "

@@ -9,12 +9,6 @@ from core.source import SOURCE_KEY, SOURCE_ROW
 from ingestion.codes import Code
 from ingestion.findings import with_identity
 from ingestion.shape import ADDED, DELIVERY_SITEID
-from storage import Store
-
-
-def list_sites(store: Store, study: str) -> list[str]:
-    """Site folders directly under `<study>/` (objects lying there, e.g. ground_truth.json, are not sites)."""
-    return store.list_dirs(study)
 
 
 def _source_order(frame: pl.DataFrame) -> pl.DataFrame:
