@@ -26,8 +26,10 @@ from flows.tasks import (
     ingest_sites_task,
     list_sites_task,
     publish_task,
+    review_task,
     send_digest_task,
     validate_domain_task,
+    validation_history_task,
 )
 
 if TYPE_CHECKING:
@@ -240,7 +242,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
            cutoff: datetime, link_lifetime: timedelta, outbox: str | None = None,
            digest: dict | None = None) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from reporting import assemble_outputs, run_summary
+    from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
     protocol_obj = files.protocol
@@ -257,10 +259,14 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         ingest.domains.clear()
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
+        findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,
+                                           study, as_of_date)
+        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version(), policy=files.policy)
+                                   software_version=software_version(), policy=files.policy, findings=findings,
+                                   review=review)
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 

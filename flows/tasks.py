@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
-from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
+from contracts.records import Comparison, DomainValidation, EligibilityResult, ReviewResult, RunOutputs
 from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
 from notify import NightDelivery
@@ -137,6 +137,34 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
     from reporting import apply_history
 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)
+def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
+                            as_of: date) -> pl.DataFrame:
+    from reporting import apply_validation_history
+
+    return apply_validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)
+def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: str, endpoint_url: str | None,
+                study: str, as_of: date) -> ReviewResult:
+    """The review ledger: verified, tonight's inbox applied, settled findings with new evidence reopened.
+
+    Retried on storage errors only: a second attempt finds its own work done (a workbook's receipt, a
+    finding already reopened) and does not repeat it.
+    """
+    from review.night import review_night
+
+    result = review_night(discrepancies, findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    logger = get_run_logger()
+    ledger = result.ledger
+    if not result.verified:
+        logger.error("review ledger of %s fails verification: %s", study, "; ".join(ledger.get("problems", [])[:3]))
+    logger.info("review ledger: %s, %d entries; %d workbook(s) applied; %d finding(s) reopened since the last run",
+                ledger.get("status"), ledger.get("entries", 0), len(result.receipts), result.reopened.height)
+    return result
 
 
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)

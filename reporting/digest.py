@@ -16,18 +16,15 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from contracts import is_open
 from contracts.enums import FindingStatus, Severity
 from contracts.records import Digest, RunOutputs
+from reporting.review_summary import reopened_tonight, review_backlog
 from reporting.summary import headline, not_audited_table
 
 #: how many items a list in the message shows before "and N more" (the report has them all)
 SHOWN = 25
 #: one line of evidence: longer sentences are cut at a word boundary
 EVIDENCE_CHARS = 220
-#: review states of a finding that still needs a reviewer (issue 12's state machine); present only when
-#: the outputs carry REVIEW_STATE
-_DONE_STATES = ("CLOSED", "NOT_A_DEVIATION")
 
 
 def _env() -> Environment:
@@ -52,27 +49,18 @@ def new_important(discrepancies: pl.DataFrame) -> pl.DataFrame:
             .select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
 
 
-def reopened_tonight(discrepancies: pl.DataFrame) -> pl.DataFrame:
-    """Findings a run reopened tonight (review state REOPENED since tonight's evidence changed)."""
-    columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
-    if "REOPENED_TONIGHT" not in discrepancies.columns:
-        return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-    return (discrepancies.filter(pl.col("REOPENED_TONIGHT").fill_null(False))
-            .select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
+def reopened(outputs: RunOutputs) -> pl.DataFrame:
+    """Findings reopened since the last run (review.night: changed evidence, or a reviewer), with the
+    reason: SITEID, USUBJID, CHECK_ID, CLASS, SEVERITY, BY, TEXT (one line)."""
+    columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "BY", "TEXT"]
+    return reopened_tonight(outputs).select(*columns[:-1], _one_line("TEXT"))
 
 
-def review_backlog(discrepancies: pl.DataFrame) -> pl.DataFrame:
-    """Open findings still waiting for a reviewer, by review state and severity (STATE, SEVERITY, N).
-
-    Without review states in the outputs, every open finding waits: STATE is its STATUS (NEW / OPEN)."""
-    open_rows = discrepancies.filter(is_open()) if "STATUS" in discrepancies.columns else discrepancies
-    if "REVIEW_STATE" in open_rows.columns:
-        state = pl.col("REVIEW_STATE").fill_null("UNREVIEWED")
-        open_rows = open_rows.filter(~state.is_in(_DONE_STATES))
-    else:
-        state = pl.col("STATUS").cast(pl.String).fill_null(FindingStatus.NEW.value)
-    return (open_rows.group_by(state.alias("STATE"), pl.col("SEVERITY"))
-            .agg(pl.len().cast(pl.Int64).alias("N")).sort("STATE", "SEVERITY"))
+def backlog(outputs: RunOutputs) -> pl.DataFrame:
+    """The review backlog summed over ages and sites: REVIEW_STATE, N (reporting.review_summary)."""
+    per = review_backlog(outputs)
+    return (per.group_by("REVIEW_STATE", maintain_order=True).agg(pl.col("N").sum().cast(pl.Int64))
+            if per.height else pl.DataFrame(schema={"REVIEW_STATE": pl.String, "N": pl.Int64}))
 
 
 def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -83,9 +71,9 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
     """The message as data: every number and list the digest shows (JSON-ready)."""
     head = headline(outputs)
     new = new_important(outputs.discrepancies)
-    reopened = reopened_tonight(outputs.discrepancies)
+    reopened_rows = reopened(outputs)
     not_audited = not_audited_table(outputs.run_manifest)
-    backlog = review_backlog(outputs.discrepancies)
+    waiting = backlog(outputs)
     return {
         "study": outputs.study,
         "as_of": outputs.as_of.isoformat(),
@@ -98,9 +86,9 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
             "data_findings": head.data_findings, "rows_reconcile": head.balanced,
         },
         "new_important": _records(new), "new_important_total": new.height,
-        "reopened": _records(reopened), "reopened_total": reopened.height,
+        "reopened": _records(reopened_rows), "reopened_total": reopened_rows.height,
         "not_audited": _records(not_audited), "not_audited_total": not_audited.height,
-        "backlog": backlog.to_dicts(), "backlog_total": int(backlog["N"].sum()) if backlog.height else 0,
+        "backlog": waiting.to_dicts(), "backlog_total": int(waiting["N"].sum()) if waiting.height else 0,
         "links": dict(links),
     }
 

@@ -129,3 +129,24 @@ def test_the_digest_is_json_ready_and_names_subjects_by_usubjid_only() -> None:
     json.dumps(digest.facts)  # a webhook can post it as it is
     rows = digest.facts["new_important"]
     assert rows and set(rows[0]) == {"SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"}
+
+
+def test_the_digest_lists_what_was_reopened_tonight_and_the_review_backlog() -> None:
+    from dataclasses import replace
+
+    from contracts.records import ReviewResult
+
+    outputs = make_outputs(n_subjects=40, n_sites=2)
+    disc = outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS"),
+                                              pl.lit("UNREVIEWED").alias("REVIEW_STATE"))
+    target = disc.row(0, named=True)
+    reopened = pl.DataFrame({"FINDING_ID": [target["FINDING_ID"]], "SEQ": [7], "BY": ["screening-audit"],
+                             "AT": ["2026-11-28T02:00:00Z"], "TEXT": ["the evidence changed: PLAT 52 -> 48"]})
+    review = ReviewResult(states=pl.DataFrame(), reopened=reopened, ledger={"status": "VERIFIED"})
+    digest = build_digest(replace(outputs, discrepancies=disc, review=review), {})
+    assert not digest.nothing_new  # a reopened finding is news even on a night without new findings
+    assert digest.facts["reopened_total"] == 1
+    assert f"- {target['USUBJID']} (site {target['SITEID']}), {target['CHECK_ID']} [{target['CLASS']}], reopened " \
+           "by screening-audit: the evidence changed: PLAT 52 -> 48" in digest.text
+    (row,) = [r for r in digest.facts["backlog"] if r["REVIEW_STATE"] == "UNREVIEWED"]
+    assert row["N"] >= disc.height and f"- UNREVIEWED: {row['N']}" in digest.text
