@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from contracts.policy import Policy
 from contracts.tables import DERIVED_VALUES, EXCLUSIONS, FINDINGS, SUBJECT_DM, empty_table
 
 
@@ -126,7 +127,7 @@ class EligibilityResult:
 
     eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode), one row per subject x
     component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
-    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
+    CONSENT_DTC, TREATMENT_START, TIVERS); criteria: one row per subject x criterion
     (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
 
     What the comparison reads so that it never re-reads or recomputes what the evaluation did:
@@ -152,8 +153,8 @@ class Comparison:
     """What compare() hands to reporting.
 
     subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
-    DAYS_OPEN null); checklist: the site's answer per subject x criterion (checks.comparison.site_checklist),
-    kept for the reconciliation view.
+    DAYS_OPEN null, FINDING_ID / EVIDENCE_HASH set); checklist: the site's answer per subject x
+    criterion (checks.comparison.site_checklist), kept for the reconciliation view.
     """
 
     subjects: pl.DataFrame
@@ -162,11 +163,60 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class ReviewResult:
+    """Where the sponsor's review stands tonight (review.night.review_night), for the outputs.
+
+    states: one row per finding the ledger holds (review.fold.STATES: REVIEW_STATE, REVIEWED_BY,
+    REVIEWED_AT, LAST_TEXT, the last decision and its evidence, whether a confirmed deviation stands);
+    reopened: the REOPEN entries added since the previous run (FINDING_ID, SEQ, BY, AT, TEXT);
+    receipts: what became of the workbooks applied tonight (review.imports.Receipt as dicts);
+    ledger: its status for the run manifest and the report: `status` VERIFIED, EMPTY or INVALID,
+    `entries`, `head` (the last entry's hash), `problems` (why it is INVALID: the entries named),
+    `notes`, `read_only` (a re-run of a past night writes nothing to the ledger).
+    """
+
+    states: pl.DataFrame
+    reopened: pl.DataFrame
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.ledger.get("status") != "INVALID"
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """What a draft amendment would change (checks.comparison.whatif), for reporting.whatif.
+
+    changes: one row per subject whose recomputed eligibility changes (STUDYID, SITEID, USUBJID,
+    SITE_DECISION, TIVERS of the version in force, RECOMPUTED_NOW, RECOMPUTED_DRAFT, CHANGE
+    (contracts.enums.WhatIfChange), CRITERIA: the criteria behind it, `IN10: NOT_MET -> MET`);
+    criteria: one row per such subject x criterion whose outcome changes (CRITERION_ID, OUTCOME_NOW,
+    OUTCOME_DRAFT, CHANGE); unverifiable: one row per subject x component the draft cannot decide that
+    was decided now or did not exist (CHECK_ID, REASON_CODE, REASON: data the amendment needs);
+    by_site: per criterion x site, the number of subjects of each change (CRITERION_ID, SITEID, and one
+    count column per WhatIfChange, N_UNVERIFIABLE for the newly undecidable subjects).
+    """
+
+    study: str
+    as_of: date
+    baseline: str  # "SZ003 1.0, 2.0": the protocol in force
+    draft: str  # "SZ003 3.0 (draft)"
+    subjects: int
+    changes: pl.DataFrame
+    criteria: pl.DataFrame
+    unverifiable: pl.DataFrame
+    by_site: pl.DataFrame
+
+
+@dataclass(frozen=True)
 class RunOutputs:
     """The tables and records of one run of one study as of one date.
 
     `discrepancies` is the comparison's table after `apply_history` (STATUS, FIRST_SEEN, DAYS_OPEN
-    filled, RESOLVED rows appended). `validation` is the findings table (contracts.FINDINGS): the flow
+    filled, RESOLVED rows appended) and, with `review`, the review columns (REVIEW_STATE...).
+    `validation` is the findings table (contracts.FINDINGS): the flow
     should pass ingestion's findings together with Great Expectations' so a site sees every data
     problem in one place. `run_manifest` is what `build_run_manifest` returned.
     """
@@ -182,6 +232,9 @@ class RunOutputs:
     run_manifest: dict[str, Any]
     data_docs: Path | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    review: ReviewResult | None = None  # None: a run assembled without the review stage (tests, tools)
+    #: the discrepancy policy the run graded with (its DV terms make dv.csv/xpt); None: the bundled one
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +292,28 @@ class AuditSummary:
     report: str
     outputs: str
     published: list[str] = field(default_factory=list)
+    #: a URL that opens the report: presigned HTTPS for S3 (for a limited time), file:// for a folder
+    report_link: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A night's morning message for the sponsor, rendered for every channel (reporting.digest).
+
+    `facts` is the message as data (headline numbers, new important deviations, reopened findings,
+    sites not audited, the review backlog, links), which a chat webhook posts as JSON; `text` and `html`
+    are the email's two parts. `nothing_new` is true when the night brought nothing a data manager must
+    look at; the study's configuration decides whether such a night still sends its one line.
+    Subjects are named by USUBJID only.
+    """
+
+    study: str
+    as_of: str
+    subject: str
+    text: str
+    html: str
+    facts: dict[str, Any]
+    nothing_new: bool

@@ -53,6 +53,7 @@ ELIGIBILITY: Schema = {
     "DTC": _STR,
     "REASON": _STR,
     "SOURCE": _STR,
+    "TIVERS": _STR,  # the protocol version the subject is judged by (`1.0 or 2.0`: its consent cannot tell)
 }
 
 #: DM as the evaluation read it, for the comparison (EligibilityResult.subject_dm).
@@ -74,10 +75,13 @@ SUBJECTS: Schema = {
     "RECOMPUTED": _STR,
     "TREATMENT_START": _STR,
     "N_DISCREPANCIES": pl.Int64,
+    "TIVERS": _STR,  # the protocol version in force at the subject's consent (docs/criteria.md, "Versions")
 }
 
 #: One row per finding of the comparison. STATUS / FIRST_SEEN / DAYS_OPEN are filled by the
-#: reporting stage from the history of earlier runs (compare leaves them null).
+#: reporting stage from the history of earlier runs (compare leaves them null). FINDING_ID and
+#: EVIDENCE_HASH are the finding's identity across nights and the fingerprint of its facts
+#: (checks.comparison.identity; docs/review.md).
 DISCREPANCIES: Schema = {
     "STUDYID": _STR,
     "SITEID": _STR,
@@ -91,6 +95,25 @@ DISCREPANCIES: Schema = {
     "STATUS": _STR,
     "FIRST_SEEN": _STR,
     "DAYS_OPEN": pl.Int64,
+    "FINDING_ID": _STR,
+    "EVIDENCE_HASH": _STR,
+}
+
+
+#: A finding's identity across nights and the fingerprint of the facts it rests on (docs/review.md). The
+#: comparison adds them to every discrepancy, validation and ingestion to every finding; published
+#: discrepancies and validation findings carry them after their contracted columns.
+FINDING_ID = "FINDING_ID"
+EVIDENCE_HASH = "EVIDENCE_HASH"
+IDENTITY: Schema = {FINDING_ID: _STR, EVIDENCE_HASH: _STR}
+
+#: Where a finding stands in the sponsor's review (the fold of the review ledger, docs/review.md):
+#: the state, who acted last and when (UTC, ISO 8601), and the latest text of its thread.
+REVIEW: Schema = {
+    "REVIEW_STATE": _STR,
+    "REVIEWED_BY": _STR,
+    "REVIEWED_AT": _STR,
+    "LAST_TEXT": _STR,
 }
 
 

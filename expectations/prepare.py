@@ -60,8 +60,9 @@ def _with_subject(frame: pl.DataFrame, domains: dict[str, pl.DataFrame]) -> pl.D
 def _with_needs(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx) -> pl.DataFrame:
     """DM only: the subject's decision and its missing results / IE answers (lists, empty when complete)."""
     subjects = decisions(domains)
-    needs = missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects) if ctx.needs else None
-    ie = missing_criteria(domains, ctx.criteria, ctx.config, subjects) if ctx.criteria else None
+    needs = (missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects, ctx.demands)
+             if ctx.needs else None)
+    ie = missing_criteria(domains, ctx.criteria, ctx.config, subjects, ctx.demands) if ctx.criteria else None
     table = subjects
     for extra in (needs, ie):
         if extra is not None:

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from contracts.records import AuditSummary
+from contracts import IngestResult, ValidationResult
+from contracts.records import AuditSummary, RunOutputs
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
     combine_sites_task,
     compare_task,
+    deliver_outbox_task,
     evaluate_task,
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
     promote_task,
     publish_task,
+    review_task,
+    send_digest_task,
     validate_domain_task,
+    validation_history_task,
 )
 from publication import NightlyPublication
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
            "software_version", "unreadable_site"]
@@ -108,6 +118,12 @@ def nightly_audit(
     timezone: str = "UTC",
     expected_sites: list[str] | None = None,
     lease_expiry_minutes: float = 5.0,
+    units: str | None = None,
+    process_checks: str | None = None,
+    policy: str | None = None,
+    report_link_hours: float = 24.0,
+    outbox: str | None = None,
+    digest: dict | None = None,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -116,34 +132,78 @@ def nightly_audit(
 
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
+    `outbox` (a URI): each site's query files are also written there, per site and night. `digest`
+    (flows.config.DigestConfig as a dict): the morning message, sent once the reports are published;
+    a failed send is a warning and is retried by the next run.
     One audit at a time per study: the run holds a lease on the reports location, renewed while it runs;
     a lease not renewed for `lease_expiry_minutes` (or whose holder ended on this host) is taken over. The
     run publishes through a staging prefix, promoted through a journal only when everything succeeded
-    (publication/, docs/operations.md).
+    (publication/, docs/operations.md); the outbox and the digest follow the promotion, still under the
+    lease. The report's link (Prefect artifact) is presigned for `report_link_hours` on S3.
+
+    `protocol` is a version file (its siblings with the same id are the other versions) or a folder of
+    version files; `units`, `process_checks` and `policy` name the study's own unit catalog, process
+    checks and discrepancy policy (None: the bundled ones). Each is read before anything else, so a
+    malformed file stops the run with its file and line before the study is locked. The protocol must
+    be the study's own (contracts.protocol.check_study_protocol); its id and TIVERS are the run's first
+    log line. A storage failure names the study and whether the URI is its landing or its reports location.
     """
+    from contracts.protocol import check_study_protocol
     from flows.config import delivery_cutoff, scheduled_audit_date
+    from flows.study_files import load_study_files
     from publication import nightly_publication
-    from storage import open_store
-
-    as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
-    cutoff = delivery_cutoff(as_of_date, timezone)
-    with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
-                             expiry=timedelta(minutes=lease_expiry_minutes), logger=get_run_logger()) as publication:
-        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
-                      cutoff)
-
-
-def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication: NightlyPublication,
-           cutoff: datetime) -> AuditSummary:
-    """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
-    from contracts.protocol import load_protocol
-    from flows.config import site_coverage
-    from reporting import assemble_outputs, run_summary
+    from storage import StorageError, open_store
 
     logger = get_run_logger()
-    protocol_obj = load_protocol(protocol)
+    files = load_study_files(protocol, units, process_checks, policy)
+    check_study_protocol(study, files.protocol, protocol)
+    logger.info("study %s: protocol %s, TIVERS %s (%s)", study, files.protocol.id, files.protocol.tivers,
+                files.protocol.path)
+    as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
+    cutoff = delivery_cutoff(as_of_date, timezone)
+    try:
+        with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
+                                 expiry=timedelta(minutes=lease_expiry_minutes), logger=logger) as publication:
+            return _audit(landing, reports, study, files, as_of_date, endpoint_url, expected_sites, publication,
+                          cutoff, timedelta(hours=report_link_hours), outbox, digest)
+    except StorageError as error:
+        raise error.in_context(storage_context(error, study, landing, reports)) from error
 
+
+def storage_context(error, study: str, landing: str, reports: str) -> str:
+    """`study SZ003, landing` or `study SZ003, reports`: which configured location a storage error is about.
+
+    The longer root wins, for a landing and reports prefix in one bucket.
+    """
+    def root(uri: str) -> str:
+        return uri.rstrip("/") if uri.startswith("s3://") else report_location(uri, "").rstrip("/")
+
+    roots = sorted(((root(landing), "landing"), (root(reports), "reports")), key=lambda item: -len(item[0]))
+    role = next((name for uri, name in roots if error.where.startswith(uri)), "")
+    return f"study {study}, {role}" if role else f"study {study}"
+
+
+def report_link(reports: str, endpoint_url: str | None, key: str, lifetime: timedelta) -> str:
+    """A URL that opens the run's report.html (storage's presigned link), or "" when none can be signed.
+
+    The link is a convenience (Prefect artifact, command line): a night never fails over it.
+    """
+    from storage import StorageError, open_store
+
+    try:
+        return open_store(reports, endpoint_url).presigned_url(f"{key}/report.html", lifetime)
+    except (StorageError, ValueError) as error:
+        get_run_logger().warning("no link to the report: %s", error)
+        return ""
+
+
+def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
+                 cutoff: datetime) -> IngestResult:
+    """Every site's newest complete delivery before `cutoff`, combined (NothingToAuditError when no site
+    has one). The night's ingestion, also what-if's."""
+    from flows.config import site_coverage
+
+    logger = get_run_logger()
     sites = list_sites_task(landing, study, endpoint_url)
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
     if unexpected_sites:
@@ -164,42 +224,106 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     del batch_results  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
     if not ingest.sites_audited:
-        reasons = "; ".join(f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items()))
-        raise NothingToAuditError(
-            f"nothing to audit for {study} in {landing}: " + (reasons or "no site folders found")
-        )
+        reasons = [f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items())]
+        if not sites:  # the root exists and is not the study's own folder (list-sites checked): no delivery yet
+            reasons.insert(0, f"no site folder under {study}/")
+        raise NothingToAuditError(f"nothing to audit for {study} in {landing}: " + "; ".join(reasons))
+    return ingest
+
+
+def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
+    """Every domain validated (one task each, concurrently), then gathered with the Data Docs."""
+    domain_futures = [
+        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, workdir, files.catalog)
+        for domain in sorted(ingest.domains)
+    ]
+    return finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+
+
+def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication: NightlyPublication,
+           cutoff: datetime, link_lifetime: timedelta, outbox: str | None = None,
+           digest: dict | None = None) -> AuditSummary:
+    """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
+    from reporting import assemble_outputs, combine_findings, run_summary
+
+    logger = get_run_logger()
+    protocol_obj = files.protocol
+    ingest = ingest_study(landing, study, endpoint_url, expected_sites, cutoff)
 
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
-        workdir = Path(tmp)
-        domain_futures = [
-            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir)
-            for domain in sorted(ingest.domains)
-        ]
-        validation = finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
-        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation))
+        validation = validate_study(ingest, study, files, Path(tmp))
+        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation),
+                                    quote(files.catalog))
         comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
-                                  quote(validation))
+                                  quote(validation), quote(files))
         # the delivered rows are not needed after the comparison: free them before publication, the
         # run's memory peak (cleared in place, so that no task's parameters keep them either)
         ingest.domains.clear()
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
+        findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,
+                                           study, as_of_date)
+        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version(), recovery=publication.recovery)
+                                   software_version=software_version(), policy=files.policy, findings=findings,
+                                   review=review, recovery=publication.recovery)
         publish_task(quote(outputs), quote(publication))
         published = promote_task(quote(publication))
 
     location = report_location(reports, publication.final)
     summary = run_summary(outputs, ingest.sites_not_audited, location, published)
+    summary = replace(summary, report_link=report_link(reports, endpoint_url, publication.final, link_lifetime))
     logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d queries; report at %s",
                 study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,
                 summary.queries, summary.report)
     try:
         from reporting import publish_prefect_artifacts
 
-        publish_prefect_artifacts(outputs, summary.report)
+        publish_prefect_artifacts(outputs, summary.report_link or summary.report)
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
+    _after_publication(outputs, reports, endpoint_url, publication, outbox, digest)
     return summary
+
+
+def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | None, publication: NightlyPublication,
+                       outbox: str | None, digest: dict | None) -> None:
+    """What reaches people once the night is published: the site outbox, then the morning digest.
+
+    Only after `promote_task` returned, so only for a complete night; still under the lease (each step
+    first checks that it is ours), so no other run of the study writes the outbox or the pending digests
+    at the same time. Neither can fail the audit, whose reports are published (exit 1 means nothing was
+    published): a failure is an error in the log. A run killed after its promotion published the night
+    but may not have delivered these: a re-run of the night delivers them (docs/operations.md).
+    """
+    logger = get_run_logger()
+    if outbox and _still_ours(publication):
+        try:
+            deliver_outbox_task(reports, endpoint_url, publication.final, outbox, outputs.study, outputs.as_of)
+        except Exception as error:
+            logger.error("the night is published, but the site outbox was not delivered (%s: %s); a re-run of "
+                         "the night delivers it", type(error).__name__, error)
+    if digest and _still_ours(publication):
+        try:
+            send_digest_task(quote(outputs), reports, endpoint_url, publication.final, digest)
+        except Exception as error:
+            logger.error("the night is published, but its digest was not sent (%s: %s); a re-run of the night "
+                         "sends it", type(error).__name__, error)
+
+
+def _still_ours(publication: NightlyPublication) -> bool:
+    """Whether the run still holds the study's lease (renewing it if due); a warning when it cannot say so."""
+    from publication import LeaseLostError
+    from storage import StorageError
+
+    try:
+        publication.lease.ensure_held()
+    except (LeaseLostError, StorageError) as error:  # another run may hold the study now: it delivers its own
+        get_run_logger().warning("the night is published, but this run no longer holds the lease of %s (%s), so "
+                                 "it delivers nothing more; a re-run of the night does", publication.study,
+                                 type(error).__name__)
+        return False
+    return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -18,10 +19,15 @@ from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
-from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
+from contracts.records import Comparison, DomainValidation, EligibilityResult, ReviewResult, RunOutputs
+from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
+from notify import NightDelivery
 from publication import NightlyPublication
 from storage import open_store
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
 _IO_RETRIES = IO_RETRIES
@@ -86,10 +92,10 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
 
 @task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
 def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
-                         workdir: Path) -> DomainValidation:
+                         workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
     from expectations import validate_domain
 
-    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
+    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir, catalog=catalog)
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
@@ -104,21 +110,24 @@ def finish_validation_task(parts: list[DomainValidation], workdir: Path) -> Vali
 
 @task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                  validation: ValidationResult) -> EligibilityResult:
+                  validation: ValidationResult, catalog: UnitCatalog | None = None) -> EligibilityResult:
     from checks.evaluation import evaluate
 
-    result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected)
+    result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected,
+                      catalog=catalog)
     get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
     return result
 
 
 @task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
 def compare_task(result: EligibilityResult, domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                 validation: ValidationResult) -> Comparison:
+                 validation: ValidationResult, files: StudyFiles | None = None) -> Comparison:
     from checks.comparison import compare
 
     comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
-                         rejected=validation.rejected)
+                         rejected=validation.rejected,
+                         process_checks=files.process_checks if files else None,
+                         policy=files.policy if files else None, catalog=files.catalog if files else None)
     get_run_logger().info("comparison: %d discrepancies", comparison.discrepancies.height)
     return comparison
 
@@ -129,6 +138,34 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
     from reporting import apply_history
 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)
+def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
+                            as_of: date) -> pl.DataFrame:
+    from reporting import apply_validation_history
+
+    return apply_validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)
+def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: str, endpoint_url: str | None,
+                study: str, as_of: date) -> ReviewResult:
+    """The review ledger: verified, tonight's inbox applied, settled findings with new evidence reopened.
+
+    Retried on storage errors only: a second attempt finds its own work done (a workbook's receipt, a
+    finding already reopened) and does not repeat it.
+    """
+    from review.night import review_night
+
+    result = review_night(discrepancies, findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    logger = get_run_logger()
+    ledger = result.ledger
+    if not result.verified:
+        logger.error("review ledger of %s fails verification: %s", study, "; ".join(ledger.get("problems", [])[:3]))
+    logger.info("review ledger: %s, %d entries; %d workbook(s) applied; %d finding(s) reopened since the last run",
+                ledger.get("status"), ledger.get("entries", 0), len(result.receipts), result.reopened.height)
+    return result
 
 
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
@@ -150,3 +187,63 @@ def publish_task(outputs: RunOutputs, publication: NightlyPublication) -> list[s
 def promote_task(publication: NightlyPublication) -> list[str]:
     """Promote the sealed staging into the published folder (journaled; repeatable after a failure)."""
     return publication.promote()
+
+
+@task(name="deliver-site-outbox", task_run_name="deliver-site-outbox", cache_policy=NO_CACHE, **_IO_RETRIES)
+def deliver_outbox_task(reports: str, endpoint_url: str | None, published: str, outbox: str, study: str,
+                        as_of: date) -> list[str]:
+    """Each site's query files of the published night into that site's outbox folder."""
+    from reporting.outbox import deliver_site_queries
+
+    keys = deliver_site_queries(open_store(reports, endpoint_url), published, open_store(outbox, endpoint_url),
+                                study=study, as_of=as_of)
+    get_run_logger().info("site outbox: %d files for %d sites", len(keys), len({k.split("/")[1] for k in keys}))
+    return keys
+
+
+@task(name="send-digest", task_run_name="send-digest", cache_policy=NO_CACHE)
+def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                     config: dict) -> list[NightDelivery]:
+    """The morning digest (and any missed night's) on the study's channels; a failure is a warning and a
+    retry by the next run, never a failed audit (docs/operations.md)."""
+    from datetime import timedelta
+
+    from flows.secrets import SecretError, digest_channels
+    from notify import PendingDigests, deliver_digest
+    from reporting.digest import build_digest
+    from storage import join_key
+
+    logger = get_run_logger()
+    store = open_store(reports, endpoint_url)
+    expiry = timedelta(days=float(config.get("link_expiry_days", 7)))
+    links = {name: store.presigned_url(join_key(published, name), expiry) for name in ("report.html", "report.xlsx")}
+    digest = build_digest(outputs, links)
+    pending = PendingDigests(store, outputs.study)
+    try:
+        channels = digest_channels(config)
+    except SecretError as error:
+        pending.keep(digest, ["email"] * bool(config.get("email_to")) + ["webhook"] * bool(config.get("webhook")))
+        logger.warning("digest of %s not sent, kept for the next run: %s", digest.as_of, error)
+        return [NightDelivery(digest.as_of, [], {"settings": str(error)})]
+    outcomes = deliver_digest(digest, channels, pending)
+    failed = [o for o in outcomes if o.failed]
+    if failed:  # visible on the run's page, not only in its log
+        from prefect.artifacts import create_markdown_artifact
+
+        from reporting.artifacts import artifact_key
+
+        lines = [f"- {o.as_of}: not delivered on {', '.join(o.failed)} ({'; '.join(o.failed.values())})"
+                 for o in failed]
+        create_markdown_artifact("# Morning digest not delivered\n\n" + "\n".join(lines)
+                                 + "\n\nKept for the next run, which sends it first.\n",
+                                 key=artifact_key(outputs.study, "digest"),
+                                 description="digest delivery problems")
+    for outcome in outcomes:
+        if outcome.failed:
+            logger.warning("digest of %s not delivered on %s, kept for the next run: %s", outcome.as_of,
+                           ", ".join(outcome.failed), "; ".join(outcome.failed.values()))
+        elif outcome.skipped:
+            logger.info("digest of %s: nothing new, not sent (the study's setting)", outcome.as_of)
+        else:
+            logger.info("digest of %s sent by %s", outcome.as_of, ", ".join(outcome.sent))
+    return outcomes

@@ -4,7 +4,8 @@ interface only (no S3 error codes, no store types). See docs/operations.md.
 - `publication.lease`: the study's lease (conditional writes, heartbeat, takeover of a dead or expired
   holder); `publication.conditional`: the start-up check that the endpoint honours conditional writes;
   `publication.unlock`: the operator's release.
-- `publication.marker`: the completion marker and `is_complete`, which every reader of earlier nights uses.
+- `publication.marker`: the completion marker and `is_complete`; `publication.nights`: the published nights
+  of a study (`published_nights`), which every reader of earlier nights lists.
 - `publication.promotion`: journaled promotion of a sealed staging prefix, and the recovery a run performs
   after a crashed one; `publication.staging`: a nightly run's publication from start to end.
 """
@@ -21,6 +22,7 @@ from publication.lease import (
     read_lease,
 )
 from publication.marker import Marker, StagingWriter, check_complete, is_complete, read_marker
+from publication.nights import night_folders, published_nights
 from publication.promotion import PublicationError, discard, promote, recover, sweep_staging
 from publication.staging import NightlyPublication, nightly_publication
 from publication.unlock import UnlockRefused, UnlockResult, unlock
@@ -47,8 +49,10 @@ __all__ = [
     "is_complete",
     "journal_key",
     "lease_key",
+    "night_folders",
     "nightly_publication",
     "promote",
+    "published_nights",
     "read_lease",
     "read_marker",
     "recover",

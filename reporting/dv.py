@@ -1,7 +1,10 @@
 """SDTM DV (protocol deviations) from the important discrepancies, and its SAS v5 transport file.
 
 One DV record per important finding still present tonight (NEW or OPEN; a RESOLVED one is no
-longer a deviation the data show). The coded terms come from `data/dv_terms.yaml`. DVREFID carries
+longer a deviation the data show) that the sponsor's review confirmed (DVREVIEW = CONFIRMED) or has not
+decided on yet (NOT YET REVIEWED); one judged not a deviation, or closed without a confirmation, is
+left out (docs/review.md). The coded terms are the discrepancy policy's (contracts/policy.yaml,
+or the study's own policy file: `deviations` and each class's `dv` rules). DVREFID carries
 the audit's CHECK_ID so a DV record leads back to the finding and the eligibility rows behind it.
 DVTERM is the evidence sentence, prefixed with the CHECK_ID unless it already starts with it.
 DVSTDTC is the finding's own date when the comparison gives one (a `DTC` column), else the
@@ -19,42 +22,51 @@ import polars as pl
 
 from contracts import is_open
 from contracts.enums import Severity
+from contracts.policy import Policy, load_policy
+from contracts.tables import FINDING_ID
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
 
+#: the DV variables written to dv.xpt (SAS v5 names have at most 8 characters; FINDING_ID is in the CSV
+#: and Parquet files)
+XPT_COLUMNS = [name for name in DV if name != FINDING_ID]
 _ASCII = {"≥": ">=", "≤": "<=", "×": "x", "µ": "u", "μ": "u", "–": "-", "—": "-", "’": "'", "‘": "'",
           "“": '"', "”": '"', "…": "...", "°": " deg", "²": "2", "³": "3"}
 
 
-def _rules() -> tuple[list[dict], dict, int]:
-    data = load("dv_terms.yaml")
-    check_keys("dv_terms.yaml", data, {"rules", "default", "term_max"}, {"rules", "default", "term_max"})
-    for i, rule in enumerate(data["rules"]):
-        check_keys(f"dv_terms.yaml rule {i + 1}", rule, {"class", "check", "dvdecod", "dvcat", "dvscat"},
-                   {"dvdecod", "dvcat", "dvscat"})
-    check_keys("dv_terms.yaml default", data["default"], {"dvdecod", "dvcat", "dvscat"},
-               {"dvdecod", "dvcat", "dvscat"})
-    return data["rules"], data["default"], int(data["term_max"])
-
-
-def _coded(field: str, rules: list[dict], default: dict) -> pl.Expr:
+def _coded(field: str, policy: Policy) -> pl.Expr:
+    """DVDECOD / DVCAT / DVSCAT: the first rule of the finding's class whose CHECK_ID pattern matches."""
     chain = None
-    for rule in rules:
-        cond = pl.lit(True)
-        if "class" in rule:
-            cond = cond & pl.col("CLASS").is_in(rule["class"])
-        if "check" in rule:
-            cond = cond & pl.col("CHECK_ID").str.contains(rule["check"])
-        chain = pl.when(cond).then(pl.lit(rule[field])) if chain is None else chain.when(cond).then(
-            pl.lit(rule[field]))
-    expr = pl.lit(default[field]) if chain is None else chain.otherwise(pl.lit(default[field]))
-    return expr.fill_null(pl.lit(default[field])).alias(field.upper())
+    for name, check, terms in policy.dv_rules():
+        cond = pl.col("CLASS") == name
+        if check is not None:
+            cond = cond & pl.col("CHECK_ID").str.contains(check)
+        value = pl.lit(getattr(terms, field))
+        chain = pl.when(cond).then(value) if chain is None else chain.when(cond).then(value)
+    default = pl.lit(getattr(policy.deviations.default, field))
+    expr = default if chain is None else chain.otherwise(default)
+    return expr.fill_null(default).alias(field.upper())
 
 
-def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFrame:
-    """The DV table (columns of `tables.DV`), one row per current important discrepancy."""
-    rules, default, term_max = _rules()
-    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String) if name in frame.columns else pl.lit(None, pl.String)
+
+
+def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
+    """The review's say (DV_REVIEW: CONFIRMED or NOT YET REVIEWED, null when a reviewer settled it otherwise);
+    a table without review states (REVIEW_STATE null: no review stage ran) keeps every important finding."""
+    if "DV_REVIEW" not in discrepancies.columns:
+        return pl.lit(True)
+    return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
+
+
+def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
+    """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's
+    review confirmed or has not yet decided on (DVREVIEW says which); DV terms from `policy` (None: the
+    bundled contracts/policy.yaml)."""
+    policy = policy or load_policy()
+    term_max = policy.deviations.term_max
+    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)
@@ -73,10 +85,12 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFram
             pl.lit("DV").alias("DOMAIN"),
             pl.col("CHECK_ID").alias("DVREFID"),
             term.str.slice(0, term_max).alias("DVTERM"),
-            _coded("dvdecod", rules, default),
-            _coded("dvcat", rules, default),
-            _coded("dvscat", rules, default),
+            _coded("dvdecod", policy),
+            _coded("dvcat", policy),
+            _coded("dvscat", policy),
             own_date.cast(pl.String).fill_null(pl.col("_START")).alias("DVSTDTC"),
+            _column(important, "DV_REVIEW").alias("DVREVIEW"),
+            _column(important, FINDING_ID).alias(FINDING_ID),
         )
         .sort(["STUDYID", "USUBJID", "DVREFID", "CLASS"], nulls_last=True, maintain_order=True)
         .with_columns((pl.int_range(pl.len()).over(["STUDYID", "USUBJID"]) + 1).cast(pl.Int64).alias("DVSEQ"))
@@ -104,6 +118,7 @@ def xpt_bytes(dv: pl.DataFrame, as_of: date) -> bytes:
     labels_file = load("xpt_labels.yaml")
     check_keys("xpt_labels.yaml", labels_file, {"dataset_label", "labels"}, {"dataset_label", "labels"})
     labels = labels_file["labels"]
+    dv = dv.select(XPT_COLUMNS)
     text = [c for c, t in dv.schema.items() if t == pl.String]
     frame = dv.with_columns([_ascii(c) for c in text]).with_columns(pl.col("DVSEQ").cast(pl.Float64))
     with tempfile.TemporaryDirectory(prefix="dv-xpt-") as tmp:

@@ -21,7 +21,9 @@ from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.queries import build_site_queries, split_by_site
+from reporting.queries import build_site_queries, split_by_site, with_response_columns
+from reporting.review_sheet import SHEET as REVIEW_SHEET
+from reporting.review_sheet import drop_down_hook, review_rows
 from reporting.summary import (
     current,
     eligibility_matrix,
@@ -30,9 +32,11 @@ from reporting.summary import (
     reconciliation_table,
     risk_table,
     site_table,
+    version_table,
 )
 from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
 from reporting.workbook import workbook_bytes
+from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
 
@@ -63,7 +67,7 @@ def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
     """The five published tables in canonical form."""
     tables = {name: canonical(getattr(outputs, name), TABLES[name])
               for name in ("subjects", "eligibility", "discrepancies", "validation")}
-    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"])
+    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy)
     return tables
 
 
@@ -103,15 +107,20 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     for site, part in split_by_site(queries).items():
         stem = f"site_queries/{site_file_name(site)}"
         files.append(OutputFile(f"{stem}.csv", csv_bytes(part), CSV))
-        files.append(OutputFile(f"{stem}.xlsx", workbook_bytes([("Queries", part)], outputs.as_of,
-                                                               f"{outputs.study} queries for site {site}"), XLSX))
+        form = workbook_bytes([("Queries", with_response_columns(part))], outputs.as_of,
+                              f"{outputs.study} queries for site {site}")
+        files.append(OutputFile(f"{stem}.xlsx", form, XLSX))
 
     risk = risk_table(outputs)
     disc = tables["discrepancies"]
     now = current(disc)
+    review = review_rows(disc, tables["validation"], load_machine(),
+                         unreviewed_when_missing=outputs.review is None or outputs.review.verified)
     sheets = [
         ("Summary", _summary_sheet(outputs)),
+        (REVIEW_SHEET, review),
         ("Sites", site_table(outputs, risk)),
+        ("Protocol versions", version_table(outputs)),
         ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
         ("Queries", queries),
@@ -123,8 +132,9 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
         ("Not audited", not_audited_table(outputs.run_manifest)),
         ("DV", tables["dv"]),
     ]
-    files.append(OutputFile("report.xlsx", workbook_bytes(sheets, outputs.as_of,
-                                                          f"Screening audit {outputs.study} {outputs.as_of}"), XLSX))
+    files.append(OutputFile("report.xlsx", workbook_bytes(
+        sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}",
+        hooks={REVIEW_SHEET: drop_down_hook(review, load_machine())}), XLSX))
     html = render_report(outputs, risk, _links(outputs), previous_run.isoformat() if previous_run else None,
                          trend)
     files.append(OutputFile("report.html", html.encode("utf-8"), HTML))

@@ -9,11 +9,12 @@ Text cells are neutralised against formula injection (core.safety) *and* written
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 
 import polars as pl
 import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
 
 from core.safety import neutralise
 
@@ -38,8 +39,15 @@ def _sheet_name(name: str) -> str:
     return cleaned[:31]
 
 
-def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, title: str) -> bytes:
-    """An .xlsx with one sheet per (name, frame); document dates fixed to `as_of` for stable bytes."""
+#: called after a sheet is written, with the worksheet and the frame written (e.g. to add drop-downs)
+SheetHook = Callable[[Worksheet, pl.DataFrame], None]
+
+
+def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, title: str,
+                   hooks: Mapping[str, SheetHook] | None = None) -> bytes:
+    """An .xlsx with one sheet per (name, frame); document dates fixed to `as_of` for stable bytes.
+
+    `hooks`: sheet name -> a function that finishes that sheet (the Review sheet's drop-downs)."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, WORKBOOK_OPTIONS)
     stamp = datetime(as_of.year, as_of.month, as_of.day)
@@ -56,5 +64,7 @@ def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, titl
                          dtype_formats={pl.Date: "yyyy-mm-dd"})
         for i, width in enumerate(_widths(safe)):
             sheet.set_column(i, i, width, wrap if width == MAX_WIDTH else None)
+        if hooks and name in hooks:
+            hooks[name](sheet, safe)
     book.close()
     return buffer.getvalue()

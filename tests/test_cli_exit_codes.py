@@ -1,5 +1,5 @@
 """The exit statuses of the installed `screening-audit` command, pinned as a scheduler or a shell script
-sees them: 0 published, 1 failed (nothing published), 2 nothing to audit or a usage error, 3 another
+sees them: 0 published, 1 failed (nothing published), 2 nothing to audit or a usage (or study file) error, 3 another
 audit of the study holds its lease. Also `unlock`'s (0 released, 3 refused) and the clear stop on an
 endpoint that ignores conditional writes."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -63,13 +64,26 @@ def test_0_when_the_reports_are_published(landing: Path, tmp_path: Path, env: di
                     json.loads(reports.read_bytes(f"{prefix}/run_manifest.json")))
 
 
-def test_1_when_the_run_fails_and_nothing_is_published(landing: Path, tmp_path: Path, env: dict[str, str]) -> None:
+def test_1_when_the_run_fails_and_nothing_is_published(landing: Path, env: dict[str, str]) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once this closes: the reports endpoint is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = _run(landing, "s3://sz003-reports", {**env, "SCREENING_AUDIT_S3_ATTEMPTS": "1",
+                                                  "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                                                  "AWS_DEFAULT_REGION": "us-east-1"}, "--endpoint-url", down)
+    assert result.returncode == 1, result.stderr[-3000:]
+    message = " ".join(result.stderr.split())
+    assert "audit failed, nothing published: StorageUnavailable: study SZ003, reports: cannot " in message, message
+    assert f"(endpoint {down}): the endpoint is not answering" in message
+
+
+def test_2_when_the_protocol_file_is_broken(landing: Path, tmp_path: Path, env: dict[str, str]) -> None:
     broken = tmp_path / "protocol.yaml"
     broken.write_text("protocol: [this is not a protocol\n")
     result = _run(landing, tmp_path / "reports", env, "--protocol", str(broken))
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "audit failed, nothing published" in result.stderr
-    assert not (tmp_path / "reports" / "SZ003").exists()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"error: {broken}:2: not valid YAML" in " ".join(result.stderr.split())
+    assert not (tmp_path / "reports").exists()  # refused before the lease: nothing written
 
 
 def test_2_when_there_is_nothing_to_audit(tmp_path: Path, env: dict[str, str]) -> None:
@@ -124,3 +138,13 @@ def test_an_endpoint_that_ignores_conditional_writes_stops_the_run_with_1(landin
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
         Bucket="no-conditions").get("Contents", [])]
     assert keys == ["reports/_audit/SZ003/conditional-writes-probe"]  # no lease taken, nothing read or published
+
+
+def test_unlock_on_a_missing_bucket_is_one_line_naming_study_and_place(s3_endpoint: str, env: dict[str, str]) -> None:
+    result = _cli("unlock", "--reports", "s3://no-such-reports", "--study", "SZ003", "--endpoint-url", s3_endpoint,
+                  env={**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 1, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("unlock failed: BucketNotFound: study SZ003, reports: cannot ")
+    assert "s3://no-such-reports/_audit/SZ003/" in line and line.endswith("the bucket does not exist (NoSuchBucket)")

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from datetime import date
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import boto3
@@ -73,6 +74,18 @@ def test_cli_run_completes_and_prints_the_report_location(audited: dict) -> None
     result = audited["result"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == f"s3://e2e-reports/audit/SZ003/{AS_OF}/report.html"
+
+
+def test_cli_run_prints_a_link_that_opens_the_report(audited: dict, s3_endpoint: str) -> None:
+    import httpx
+
+    [link] = [line.removeprefix("open the report: ") for line in audited["result"].stderr.splitlines()
+              if line.startswith("open the report: ")]
+    assert link.startswith(f"{s3_endpoint}/e2e-reports/audit/SZ003/{AS_OF}/report.html?X-Amz-Algorithm=")
+    assert "X-Amz-Expires=86400" in link  # report_link_hours: 24 by default
+    response = httpx.get(link, timeout=30)  # no credentials: the signature is the permission
+    assert response.status_code == 200
+    assert response.content == audited["reports"].read_bytes(f"{audited['prefix']}/report.html")
 
 
 def test_every_output_of_audit_outputs_md_is_published(audited: dict) -> None:
@@ -155,3 +168,10 @@ def test_demo_runs_a_real_audit_and_prints_where_the_report_is(tmp_path: Path, c
     score_line = " ".join(result.stderr.split())
     found, planted = re.search(r"planted discrepancies found: (\d+)/(\d+), unexpected: 0;", score_line).groups()
     assert found == planted and int(planted) > 5
+    # the morning digest went to the demo's SMTP server and was saved; every site has its outbox folder
+    mail = Path(re.search(r"saved as (\S+\.eml)", score_line).group(1))
+    message = message_from_bytes(mail.read_bytes(), policy=policy.default)
+    assert message["To"] == "data-management@sponsor.example" and "[SZ003] Screening audit" in message["Subject"]
+    assert {"text/plain", "text/html"} <= {part.get_content_type() for part in message.walk()}
+    outbox = tmp_path / "demo" / "outbox" / "SZ003"
+    assert sorted(p.name for p in outbox.iterdir()) == [f"{site}" for site in range(101, 109)]

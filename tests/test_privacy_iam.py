@@ -20,8 +20,10 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def allowed(action: str, resource: str, prefix: str | None = None, sse: str | None = None) -> bool:
-    """A small evaluator of this policy's shape: explicit deny wins, then any matching allow."""
+def allowed(action: str, resource: str, prefix: str | None = None, sse: str | None = None,
+            policy: dict | None = None) -> bool:
+    """A small evaluator of this policy's shape (deploy/iam-policy.json unless `policy`): explicit deny
+    wins, then any matching allow."""
     def matches(statement: dict) -> bool:
         if action not in _as_list(statement["Action"]):
             return False
@@ -35,7 +37,7 @@ def allowed(action: str, resource: str, prefix: str | None = None, sse: str | No
             return (sse is None) == (condition["Null"]["s3:x-amz-server-side-encryption"] == "true")
         return True
 
-    statements = POLICY["Statement"]
+    statements = (policy or POLICY)["Statement"]
     if any(s["Effect"] == "Deny" and matches(s) for s in statements):
         return False
     return any(s["Effect"] == "Allow" and matches(s) for s in statements)
@@ -64,7 +66,9 @@ def test_reports_are_writable_only_encrypted_and_only_under_the_study() -> None:
     assert allowed("s3:PutObject", key, sse="AES256")
     assert allowed("s3:PutObject", key, sse="aws:kms")
     assert not allowed("s3:PutObject", key, sse=None)
-    assert allowed("s3:PutObject", "arn:aws:s3:::sz003-reports/_audit/SZ003/lock.json", sse="AES256")
+    assert allowed("s3:PutObject", "arn:aws:s3:::sz003-reports/_audit/SZ003/lease.json", sse="AES256")
+    assert allowed("s3:PutObject", "arn:aws:s3:::sz003-reports/_audit/SZ003/digest/pending/2026-11-28.json",
+                   sse="AES256")
     assert allowed("s3:DeleteObject", "arn:aws:s3:::sz003-reports/_audit/SZ003/staging/2026-11-28/r1/a.csv")
     assert allowed("s3:GetObject", key)  # history: the previous nights' discrepancies
     assert not allowed("s3:PutObject", "arn:aws:s3:::sz003-reports/OTHER/x", sse="AES256")

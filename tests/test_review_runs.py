@@ -1,0 +1,50 @@
+"""The runs the review sees are published nights only: a folder a crashed run left without its completion
+marker (or half-replaced, not matching it) is not the latest run, not a later run and not the previous one.
+So a killed re-run of a later night neither makes tonight's run read-only nor moves "since the last run"."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from review.runs import later_run_exists, latest_run, previous_manifest
+from storage import LocalStore, Store
+from tests.support.published import seal
+
+STUDY = "SZ003"
+
+
+def _night(store: Store, as_of: str, entries: int, *, sealed: bool) -> None:
+    store.write_bytes(f"{STUDY}/{as_of}/run_manifest.json", json.dumps({"review": {"entries": entries}}).encode())
+    store.write_bytes(f"{STUDY}/{as_of}/report.html", b"<html></html>")
+    if sealed:
+        seal(store, f"{STUDY}/{as_of}")
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalStore:
+    store = LocalStore(tmp_path)
+    _night(store, "2026-11-27", 2, sealed=True)
+    _night(store, "2026-11-28", 5, sealed=True)
+    _night(store, "2026-11-29", 9, sealed=False)  # killed before its marker: never published
+    _night(store, "2026-11-30", 11, sealed=True)
+    store.write_bytes(f"{STUDY}/2026-11-30/stray.csv", b"a leftover of an interrupted re-run")  # not its marker's
+    store.write_bytes(f"{STUDY}/_review/ledger/000001.json", b"{}")  # the ledger is not a night
+    return store
+
+
+def test_the_latest_run_is_the_latest_published_night(store: LocalStore) -> None:
+    assert latest_run(store, STUDY) == date(2026, 11, 28)
+
+
+def test_a_half_written_later_night_does_not_make_tonight_a_rerun(store: LocalStore) -> None:
+    assert not later_run_exists(store, STUDY, date(2026, 11, 28))
+    assert later_run_exists(store, STUDY, date(2026, 11, 27))
+
+
+def test_since_the_last_run_counts_from_the_last_published_nights_manifest(store: LocalStore) -> None:
+    assert previous_manifest(store, STUDY, date(2026, 12, 1)) == {"review": {"entries": 5}}
+    assert previous_manifest(store, STUDY, date(2026, 11, 28)) == {"review": {"entries": 2}}
+    assert previous_manifest(store, STUDY, date(2026, 11, 27)) is None
