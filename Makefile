@@ -6,7 +6,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
 BIN := $(VENV)/bin
 OUT ?= demo-output
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo test chaos lint bench clean
 
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.uv uv
@@ -33,6 +33,11 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The chaos test with every kill point (make test runs a subset: tests/chaos_cases.py), about twice its time.
+chaos: install
+	SCREENING_AUDIT_CHAOS_POINTS=all $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/test_chaos_local.py \
+	  tests/test_chaos_s3.py
 
 lint: install
 	$(BIN)/ruff check .
