@@ -273,6 +273,26 @@ def test_sweep_removes_every_staging_but_the_one_kept_and_lists_them(store: Stor
     assert _keys(store, "_audit") == [f"{keep}/{MARKER}", f"{keep}/b.csv"]
 
 
+def test_promotion_and_recovery_never_touch_the_review_ledger_or_the_pending_digests(store: Store) -> None:
+    """The study's own state beside the nights (issue 12's ledger under <STUDY>/_review/, issue 18's missed
+    digests under _audit/<STUDY>/digest/pending/) is neither part of a night nor staging: a crash in the
+    middle of a promotion, the next run's recovery and its sweep leave it exactly as it was."""
+    kept = {"SZ003/_review/ledger/0000000001.json": b'{"entries": []}',
+            "SZ003/_review/inbox/returned.xlsx": b"workbook",
+            "_audit/SZ003/digest/pending/2026-11-27.json": b'{"channels": ["email"]}'}
+    for key, data in kept.items():
+        store.write_bytes(key, data)
+    _publish(store, "run-1", OLD)
+    with pytest.raises(Crash):  # killed half way through the copies of a rerun's promotion
+        promote(_DiesAfter(store, 4), _stage(store, "run-2", NEW), FINAL, study="SZ003")  # type: ignore[arg-type]
+    store.write_bytes(staging_prefix("SZ003", "2026-11-27", "killed-run") + "/subjects.csv", b"half")
+    recovery = recover(store, "SZ003")
+    assert recovery.promotion_completed and [r.run_id for r in recovery.staging_removed] == ["killed-run"]
+    assert _folder(store, FINAL) == NEW
+    assert {key: store.read_bytes(key) for key in kept} == kept
+    assert sorted(_keys(store, "_audit")) == ["_audit/SZ003/digest/pending/2026-11-27.json"]
+
+
 def test_recovery_with_nothing_to_recover_is_empty(store: Store) -> None:
     assert recover(store, "SZ003") == RunRecovery()
     assert RunRecovery().is_empty()
