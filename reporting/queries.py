@@ -13,6 +13,7 @@ import polars as pl
 
 from contracts import is_open
 from contracts.enums import Severity
+from ingestion.codes import NOTE_PREFIX
 from reporting.datafiles import check_keys, load
 from reporting.tables import sort_like
 
@@ -94,7 +95,8 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
 
 
 def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
-    return validation.with_columns(
+    # a note (a manifest setting that was ignored) asks nothing of the site: it stays in `validation` only
+    return validation.filter(~pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.col("EXPECTATION").alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),

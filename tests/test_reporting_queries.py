@@ -113,3 +113,12 @@ def test_reason_is_not_repeated_when_the_evidence_gives_it():
                              evidence="IN10.HGB could not be verified: no HGB result in the screening window; "
                                       "the site enrolled the subject.")])
     assert q["QUERY_TEXT"][0].count("no HGB result in the screening window") == 1
+
+
+def test_an_ingestion_note_stays_in_validation_and_is_not_a_query_to_the_site():
+    rows = [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": None, "DOMAIN": "LB", "VARIABLE": "encoding",
+             "EXPECTATION": expectation, "OBSERVED": "cp1252", "MESSAGE": "Site 101, file x: ...",
+             "SOURCE": "SZ003/101/D1/manifest.json"}
+            for expectation in ("ingest.note.encoding_ignored", "ingest.file_rejected.empty")]
+    q = queries([], pl.DataFrame(rows, schema=FINDINGS))
+    assert q["CHECK_ID"].to_list() == ["ingest.file_rejected.empty"]
