@@ -72,10 +72,13 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
         wanted = {name: expr for name, expr in (texts or {}).items() if name in used}
         if wanted:
             rows = with_texts(rows, wanted)
+        if check.one_per:
+            rows = with_rows_text(rows, check.one_per)
         rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),
                                  template_expr(check.observed, check).alias("X_OBSERVED"))
         domain = check.finding_domain or check.domain
-        findings.append(rows.select(
+        reported = rows.unique(list(check.one_per), keep="first", maintain_order=True) if check.one_per else rows
+        findings.append(reported.select(
             pl.lit(study).alias("STUDYID"),
             pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
             pl.col("X_USUBJID").alias("USUBJID"),
@@ -101,6 +104,27 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
                                                                          "OBSERVED", nulls_last=True),
             _concat(exclusions, EXCLUSIONS).unique([*SOURCE_COLUMNS, "VARIABLE"], keep="first", maintain_order=True),
             _concat(rejected, EXCLUSIONS).unique(list(SOURCE_COLUMNS), keep="first", maintain_order=True))
+
+
+#: the message column the mapping adds for a check with `one_per`: every row of the group, by file
+ROWS_TEXT = "X_ROWS_TEXT"
+
+
+def with_rows_text(rows: pl.DataFrame, group: tuple[str, ...]) -> pl.DataFrame:
+    """Failing rows in source order, each with X_ROWS_TEXT naming every row of its group.
+
+    `SZ003/101/.../vs.csv rows 12, 13` (one file), files joined by "; ": the finding of a duplicated
+    key names all its rows, and a site monitor finds them without a list of per-row findings.
+    """
+    rows = rows.sort(*SOURCE_COLUMNS)
+    per_file = (rows.group_by([*group, "SOURCE_KEY"], maintain_order=True)
+                .agg(pl.col("SOURCE_ROW").cast(pl.String).str.join(", ").alias("_ROWS"),
+                     pl.len().alias("_N"))
+                .with_columns(pl.format("{} {} {}", pl.col("SOURCE_KEY"),
+                                        pl.when(pl.col("_N") == 1).then(pl.lit("row")).otherwise(pl.lit("rows")),
+                                        pl.col("_ROWS")).alias("_FILE")))
+    texts = per_file.group_by(list(group), maintain_order=True).agg(pl.col("_FILE").str.join("; ").alias(ROWS_TEXT))
+    return rows.join(texts, on=list(group), how="left", nulls_equal=True, maintain_order="left")
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:

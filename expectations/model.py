@@ -39,6 +39,9 @@ class Check:
     finding_domain: str | None = None  # DOMAIN of the findings when not `domain` (subject-level needs)
     finding_variable: str | None = None  # VARIABLE of the findings when not `variable`
     variable_column: str | None = None  # prepared column naming VARIABLE per row (checks over many variables)
+    #: prepared columns whose values make one group: its failing rows are one finding naming every row
+    #: (`{X_ROWS_TEXT}` in the message), e.g. the rows of one duplicated key
+    one_per: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

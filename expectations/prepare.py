@@ -26,15 +26,17 @@ TEXT_SUFFIX = "_TEXT"
 
 
 def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFrame:
-    """The domain's DTS variables (absent ones as null text), SITEID when delivered, and SOURCE & co.
+    """The domain's DTS variables (absent ones as null text), SITEID and the key qualifiers when delivered
+    (`--TPTNUM`, `--POS`...: they tell repeated measurements apart), and SOURCE & co.
 
-    Extra delivered columns are not validated (the DTS keeps and ignores them), and leaving them out
+    Other extra columns are not validated (the DTS keeps and ignores them), and leaving them out
     means a site column can never collide with a derived column's name.
     """
     frame = domains.get(spec.code.lower())
     if frame is None:
         frame = pl.DataFrame(schema={**SOURCE_SCHEMA, "DELIVERY_SITEID": pl.String, "DECIMAL": pl.String})
-    wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []),
+    qualifiers = [v for v in spec.key_if_delivered if v in frame.columns]  # part of the key where delivered
+    wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []), *qualifiers,
                                  "DELIVERY_SITEID", "DECIMAL"]))
     return frame.select(*(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String).alias(c)
                           for c in wanted),

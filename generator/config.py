@@ -256,6 +256,12 @@ class Problem(_Strict):
 class ProblemsConfig(_Strict):
     problems: list[Problem]
 
+    def grouped_kinds(self) -> set[str]:
+        """Data-quality kinds planted by duplicating rows: the audit reports each duplicated key once,
+        at its first row, naming every copy (DTS section 2: one finding per duplicated key)."""
+        return {edit.data_quality for problem in self.problems for edit in problem.edits
+                if edit.duplicate and edit.data_quality}
+
 
 # ---------------------------------------------------------------- loading
 

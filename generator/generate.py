@@ -217,14 +217,20 @@ class _Writer:
     def _record_quality(self, frame: pl.DataFrame, sites: list[SiteInfo], offsets: np.ndarray, name: str,
                         profiles: list[FormatProfile], domain: str) -> None:
         marked = frame.with_row_index("_ROW").filter(pl.col("_DQ").is_not_null())
+        grouped = self.cfg.problems.grouped_kinds()
         for row in marked.select("_ROW", "_SITEPOS", "USUBJID", "_DQ", "_DQVAR", "_PROBLEM").iter_rows(named=True):
             pos = row["_SITEPOS"]
             number = int(row["_ROW"] - offsets[pos] + 1)
             key = join_key(self.study, sites[pos].siteid, name, f"{domain}.{profiles[pos].format_of(domain)}")
+            last = self.data_quality[-1] if self.data_quality else None
+            if (row["_DQ"] in grouped and last is not None and last["problem"] == row["_PROBLEM"]
+                    and last["file"] == key):
+                last["rows"].append(number)  # the copies of a duplicated key: one finding, at its first row
+                continue
             self.data_quality.append({
                 "problem": row["_PROBLEM"], "kind": row["_DQ"], "site": sites[pos].siteid,
                 "usubjid": row["USUBJID"], "file": key, "domain": domain.upper(), "variable": row["_DQVAR"],
-                "row": number, "source": f"{key}:{number}",
+                "row": number, "source": f"{key}:{number}", **({"rows": [number]} if row["_DQ"] in grouped else {}),
             })
 
 

@@ -10,7 +10,7 @@ from contracts.domains import DOMAINS
 from contracts.units import load_units
 from core.values import parse_number, to_protocol_unit
 from expectations.checks import build, convert
-from expectations.mapping import template_columns
+from expectations.mapping import template_columns, with_rows_text
 from expectations.prepare import ge_frame, prepare, text_columns, with_texts
 from expectations.protocol_needs import needs_of
 from expectations.spec import SuiteConfigError, load_suites, parse_suites
@@ -59,6 +59,8 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
             rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
         needed = template_columns(check.message, check) | template_columns(check.observed, check)
         rows = with_texts(rows, {name: expr for name, expr in texts.items() if name in needed})
+        if check.one_per:  # the mapping names every row of the group
+            rows = with_rows_text(rows, check.one_per)
         assert needed <= set(rows.columns), (check.id, needed - set(rows.columns))
     assert ge_frame(prepared, pieces).height == prepared.height
 
