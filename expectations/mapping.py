@@ -67,7 +67,10 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
         rows = prepared.join(pl.DataFrame({"SOURCE": sources}, schema={"SOURCE": pl.String}).unique(),
                              on="SOURCE", how="semi")
         if check.explode:
-            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+            parallel = dict(check.explode_with)
+            rows = (rows.with_columns(pl.col(check.explode).alias("X_ITEM"),
+                                      *(pl.col(column).alias(alias) for column, alias in parallel.items()))
+                    .explode("X_ITEM", *parallel.values()))
         used = template_columns(check.message, check) | template_columns(check.observed, check)
         wanted = {name: expr for name, expr in (texts or {}).items() if name in used}
         if wanted:
@@ -81,14 +84,14 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
         findings.append(reported.select(
             pl.lit(study).alias("STUDYID"),
             pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
-            pl.col("X_USUBJID").alias("USUBJID"),
+            (pl.lit(None, pl.String) if check.site_level else pl.col("X_USUBJID")).alias("USUBJID"),
             pl.lit(domain).alias("DOMAIN"),
             (pl.col(check.variable_column) if check.variable_column
              else pl.lit(check.finding_variable or check.variable)).alias("VARIABLE"),
             pl.lit(check.expectation).alias("EXPECTATION"),
             pl.col("X_OBSERVED").alias("OBSERVED"),
             pl.col("X_MESSAGE").alias("MESSAGE"),
-            pl.col("SOURCE"),
+            pl.col(check.source_column or "SOURCE").alias("SOURCE"),
             pl.lit(check.id).alias(CHECK_COLUMN),
         ))
         if check.action is Action.EXCLUDE:

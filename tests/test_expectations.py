@@ -323,6 +323,41 @@ def test_needed_results_follow_the_conditions(planted) -> None:
     assert findings_of(planted, "needed_results").filter(pl.col("USUBJID") == S2).height == 0
 
 
+def test_a_test_a_site_never_delivers_is_one_finding_for_the_site(tmp_path: Path) -> None:
+    """Site 102 has no weight for any subject: one site-level finding, not one per subject; at site 101
+    one subject lacks it while the other has it: that subject's own finding."""
+    s5, s6, s7 = "SZ003-102-005", "SZ003-102-006", "SZ003-102-007"
+    site_102 = [s5, s6, s7]
+    domains = {
+        "dm": pl.concat([frame("dm", [dm_row(S1), dm_row(S2)]),
+                         frame("dm", [dm_row(s, SITEID="102", dosed=s != s7) for s in site_102], site="102")]),
+        "ds": pl.concat([frame("ds", [ds_row(S1), ds_row(S2)]),
+                         frame("ds", [ds_row(s5), ds_row(s6), ds_row(s7, "SCREEN FAILURE")], site="102")]),
+        "lb": pl.concat([frame("lb", [*complete_lb(S1), *complete_lb(S2)]),
+                         frame("lb", [r for s in site_102 for r in complete_lb(s)], site="102")]),
+        "vs": frame("vs", [vs_row(S1)]),  # S2 and every subject of site 102 without a weight
+    }
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    weight = part.findings.filter(pl.col("DOMAIN") == "VS").sort("SITEID")
+    assert weight.select("SITEID", "USUBJID", "VARIABLE", "OBSERVED", "CHECK").rows() == [
+        ("101", S2, "VSTESTCD", "WEIGHT: no result", "DM.needed_results.MISSING_VS"),
+        ("102", None, "VSTESTCD", "WEIGHT: no result at the site", "DM.needed_results_site.SITE_MISSING_VS")]
+    site = weight.row(1, named=True)
+    assert site["MESSAGE"] == ("no subject of site 102 has a WEIGHT result in VS: IN10.CRCL cannot be verified for "
+                               "its 2 ENROLLED subjects")  # the screen failure needs no weight
+    assert site["SOURCE"] == "SZ003/102/20261127T230000Z/dm.csv"  # no VS file from the site: its DM file
+
+
+def test_a_single_subject_gap_stays_that_subjects_finding(tmp_path: Path) -> None:
+    s5 = "SZ003-102-005"
+    domains = {"dm": frame("dm", [dm_row(s5, SITEID="102")], site="102"),
+               "ds": frame("ds", [ds_row(s5)], site="102"),
+               "lb": frame("lb", complete_lb(s5), site="102"),
+               "vs": frame("vs", [vs_row(S1)])}
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    assert part.findings.filter(pl.col("DOMAIN") == "VS")["USUBJID"].to_list() == [s5]
+
+
 def test_ie_checklist_of_decided_subjects(planted) -> None:
     missing = findings_of(planted, "ie_checklist")
     assert missing.select("USUBJID", "OBSERVED").rows() == [(S2, "IN10: no answer")]

@@ -56,7 +56,10 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
         rows = prepared
         if check.explode:
             assert prepared.schema[check.explode] == pl.List(pl.String)
-            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+            parallel = dict(check.explode_with)
+            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM"),
+                                     *(pl.col(c).alias(a) for c, a in parallel.items())).explode("X_ITEM",
+                                                                                                *parallel.values())
         needed = template_columns(check.message, check) | template_columns(check.observed, check)
         rows = with_texts(rows, {name: expr for name, expr in texts.items() if name in needed})
         if check.one_per:  # the mapping names every row of the group
