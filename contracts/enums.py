@@ -94,3 +94,6 @@ class ReasonCode(StrEnum):
     EXCLUDED_BY_VALIDATION = "EXCLUDED_BY_VALIDATION"  # the value was excluded by validation
     DERIVED_INPUT_MISSING = "DERIVED_INPUT_MISSING"  # an input of a derived value is unusable
     UNDECIDED_CONDITION = "UNDECIDED_CONDITION"  # a condition (e.g. IN09 applicability) undecidable
+    #: the protocol uses the mean of same-day measurements, and one of them is censored, not a number or
+    #: in another unit: no mean can be formed without guessing
+    REPLICATES_NOT_AVERAGED = "REPLICATES_NOT_AVERAGED"
