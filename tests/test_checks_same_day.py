@@ -79,3 +79,14 @@ def test_one_measurement_on_the_day_is_used_as_it_is_under_mean(tmp_path) -> Non
     domains = _with_platelets({"LBORRES": "<100", "LBDTC": "2025-02-20"}, {"LBORRES": "150"})
     row = _platelets(domains, _protocol(tmp_path, "mean"))
     assert (row["OUTCOME"], row["VALUE"]) == ("MET", "150")
+
+
+def test_coded_results_are_never_averaged(tmp_path) -> None:
+    subject = subject_rows()
+    template = next(r for r in subject["lb"] if r["LBTESTCD"] == "HBSAG")
+    subject["lb"] = [r for r in subject["lb"] if r["LBTESTCD"] != "HBSAG"] + [
+        {**template, "LBORRES": "POSITIVE", "LBDTC": SCREEN}, {**template, "LBORRES": "NEGATIVE", "LBDTC": SCREEN}]
+    result = evaluate(frames(subject), _protocol(tmp_path, "mean"), AS_OF)
+    rows = result.eligibility.filter(pl.col("REASON_CODE") == "REPLICATES_NOT_AVERAGED")
+    assert rows.height == 0  # the latest (NEGATIVE) is read, as under `latest`
+    assert result.eligibility.filter(pl.col("CHECK_ID") == "EX05.HBV")["OUTCOME"].to_list() == ["NOT_APPLICABLE"]

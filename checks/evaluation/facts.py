@@ -158,7 +158,8 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
     The replicates are the candidates dated on the latest one's day (a full date; a partial date has no
     day to share). Their mean is taken only when every one is a plain number (no `<` / `>`) in one
     unit: then TEXT is the mean (decimal point) and SOURCE lists every replicate. Otherwise F_REASON
-    says why no value is used. A day with one measurement keeps it as it is.
+    says why no value is used. A day with one measurement keeps it as it is, and so do coded results
+    (no replicate is a number: POSITIVE / NEGATIVE are not averaged, the latest is used).
     """
     day = pl.when(pl.col("D_LO") == pl.col("D_HI")).then(pl.col("D_HI"))
     days = chosen.select(*keys, day.alias("_DAY"))
@@ -172,11 +173,12 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
             pl.len().alias("_N_SAME_DAY"),
             (pl.col("_R_NUM").is_not_null() & pl.col("_R_CENSOR").is_null()).all().alias("_PLAIN"),
             (pl.col("_UNIT_KEY").n_unique() == 1).alias("_ONE_UNIT"),
+            pl.col("_R_NUM").is_not_null().any().alias("_ANY_NUMBER"),
             pl.col("_R_NUM").mean().alias("_MEAN"),
             source_text().str.join("; ").alias("_SOURCES"),
             pl.col("_DAY").first(),
         )
-        .filter(pl.col("_N_SAME_DAY") > 1)
+        .filter((pl.col("_N_SAME_DAY") > 1) & pl.col("_ANY_NUMBER"))  # coded results are never averaged
     )
     averaged = pl.col("_N_SAME_DAY").is_not_null() & pl.col("_PLAIN") & pl.col("_ONE_UNIT")
     refused = pl.col("_N_SAME_DAY").is_not_null() & ~(pl.col("_PLAIN") & pl.col("_ONE_UNIT"))
@@ -194,7 +196,7 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
                 "numbers in one unit", pl.col("TESTCD"), pl.col("_N_SAME_DAY"),
                 pl.col("_DAY").dt.to_string("%Y-%m-%d"))).alias("F_REASON_TEXT"),
         )
-        .drop("_N_SAME_DAY", "_PLAIN", "_ONE_UNIT", "_MEAN", "_SOURCES", "_DAY")
+        .drop("_N_SAME_DAY", "_PLAIN", "_ONE_UNIT", "_ANY_NUMBER", "_MEAN", "_SOURCES", "_DAY")
     )
 
 
