@@ -100,7 +100,7 @@ def _run(params: dict, choice: RunnerChoice):
         raise _fail(f"[red]audit failed, nothing published:[/red] {type(error).__name__}: {error}", 1) from None
 
 
-def _run_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
+def _run_parameters(config: str | None, landing: str | None, reports: str | None, study: str | None,
                     protocol: str | None, endpoint_url: str | None, as_of: str | None) -> dict:
     """The flow's parameters from a study configuration file, or from the command line."""
     from flows.config import ConfigError, load_config
@@ -114,7 +114,7 @@ def _run_parameters(config: Path | None, landing: str | None, reports: str | Non
         raise _fail("[red]error:[/red] give either --config or --landing/--reports/--study/--protocol: "
                     "the configuration file already says them", 2)
     try:
-        study_config = load_config(config)
+        study_config = load_config(config, endpoint_url)
     except ConfigError as error:
         raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
     params = study_config.flow_parameters(date.fromisoformat(as_of) if as_of else None)
@@ -126,11 +126,13 @@ def _run_parameters(config: Path | None, landing: str | None, reports: str | Non
 def run(
     landing: Annotated[str | None, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")] = None,
     reports: Annotated[str | None, typer.Option(help="Reports root: s3://bucket/prefix or a local folder.")] = None,
-    config: Annotated[Path | None, typer.Option(
-        help="Study configuration file (YAML): landing, reports, protocol, expected sites, time zone.")] = None,
+    config: Annotated[str | None, typer.Option(
+        help="Study configuration file (YAML), a path or an s3:// URI: landing, reports, protocol, expected sites, "
+             "time zone.")] = None,
     as_of: AsOf = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol file (YAML), a path or an s3:// URI; default: bundled SZ003.")] = None,
     endpoint_url: EndpointUrl = None,
     runner: Runner = RunnerKind.THREAD,
     dask_address: DaskAddress = None,
@@ -239,14 +241,20 @@ def demo(
 
 @app.command()
 def expectations(
-    protocol: Annotated[str | None, typer.Option(help="Protocol file (YAML); default: bundled SZ003.")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol file (YAML), a path or an s3:// URI; default: bundled SZ003.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """List the data-quality expectations a run checks, for review."""
-    from contracts.protocol import load_protocol
     from expectations import list_expectations
+    from flows.config_files import load_protocol_at
 
-    items = list_expectations(load_protocol(protocol))
+    try:
+        loaded = load_protocol_at(protocol, endpoint_url)
+    except Exception as error:  # a missing object, a broken file: one clear line naming it
+        raise _fail(f"[red]error:[/red] {type(error).__name__}: {error}", 2) from None
+    items = list_expectations(loaded)
     if as_json:
         json.dump(items, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -6,7 +6,7 @@ A file looks like `deploy/studies/sz003.yaml`:
     landing: s3://sz003-landing
     reports: s3://sponsor-reports
     endpoint_url: ${S3_ENDPOINT_URL}      # optional; MinIO or another S3-compatible endpoint
-    protocol: null                        # null = the bundled SZ003 protocol; else a path
+    protocol: null                        # null = the bundled SZ003 protocol; else a path or an s3:// URI
     expected_sites: ["101", "102"]
     timezone: Europe/Berlin
     schedule: "0 2 * * *"                 # cron, in `timezone`
@@ -184,14 +184,19 @@ def delivery_cutoff(as_of: date, timezone: str) -> datetime:
     return datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
-def _resolve_protocol(protocol: str | None, base: Path) -> str | None:
-    """A relative protocol path is relative to the configuration file, as a reader would expect."""
+def _resolve_protocol(protocol: str | None, base: Path | str) -> str | None:
+    """A relative protocol path is relative to the configuration file, as a reader would expect
+    (beside it in the same bucket when the configuration file itself is in S3)."""
     if protocol is None or protocol.startswith("s3://") or Path(protocol).expanduser().is_absolute():
         return protocol
+    if isinstance(base, str):  # an s3:// folder
+        from storage import safe_key
+
+        return f"{base.rstrip('/')}/{safe_key(protocol)}"
     return str((base / protocol).resolve())
 
 
-def parse_config(text: str, *, source: str = "<string>", base: Path | None = None) -> StudyConfig:
+def parse_config(text: str, *, source: str = "<string>", base: Path | str | None = None) -> StudyConfig:
     """Validate the YAML text of a study configuration; errors name `source` and every bad field."""
     try:
         data = yaml.safe_load(text)
@@ -210,8 +215,17 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
         raise ConfigError(f"{source}: {problems}") from None
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read one study configuration file."""
+def load_config(path: str | Path, endpoint_url: str | None = None) -> StudyConfig:
+    """Read one study configuration file: a local path, or an s3:// URI read through `endpoint_url`."""
+    from flows.config_files import is_remote, read_text, split_location
+
+    if is_remote(str(path)):
+        location = str(path)
+        try:
+            text = read_text(location, endpoint_url)
+        except Exception as error:  # storage's own errors name the URI and what failed
+            raise ConfigError(f"{location}: cannot read: {error}") from None
+        return parse_config(text, source=location, base=split_location(location)[0])
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")

@@ -134,12 +134,12 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
            endpoint_url: str | None, expected_sites: list[str] | None, publication,
            cutoff: datetime) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from contracts.protocol import load_protocol
     from flows.config import site_coverage
+    from flows.config_files import load_protocol_at
     from reporting import assemble_outputs, run_summary
 
     logger = get_run_logger()
-    protocol_obj = load_protocol(protocol)
+    protocol_obj = load_protocol_at(protocol, endpoint_url)  # a path or an s3:// URI (same endpoint as the data)
 
     sites = list_sites_task(landing, study, endpoint_url)
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)

@@ -267,6 +267,7 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
               pool: ThreadPoolExecutor, *, study: str, seed: int, as_of: date, formats: str, history: bool,
               subjects: int) -> GenerationSummary:
     writer = _Writer(out, cfg, study, as_of, formats, pool)
+    audited_subjects: dict[str, int] = {}
     expected: list[dict[str, Any]] = []
     decisions: dict[str, int] = {}
     features: dict[str, dict[str, Any]] = {}
@@ -296,6 +297,7 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
         versions.append(_Version(CURRENT_DAYS, frames, everyone, current=True))
         for version in versions:
             writer.write_version(version, chunk_sites, chunk_roles)
+        audited_subjects.update(_audited_subjects(versions, chunk_sites, chunk_roles))
 
         for p in chunk_planted:
             site = site_list[p.site_index]
@@ -309,7 +311,7 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
         _count_features(features, latent, frames, cfg)
 
     truth = _ground_truth(study, seed, as_of, formats, plan, site_list, roles, expected, writer, decisions,
-                          subjects, history, cfg)
+                          subjects, history, cfg, audited_subjects)
     truth["features"] = features
     writer.put(join_key(study, GROUND_TRUTH),
                (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
@@ -344,6 +346,20 @@ def _count_features(features: dict[str, dict[str, Any]], latent: pl.DataFrame, f
         entry["subjects"] += unique.len()
         room = FEATURE_EXAMPLES - len(entry["examples"])
         entry["examples"].extend(unique.head(max(room, 0)).to_list())
+
+
+def _audited_subjects(versions: list[_Version], sites: list[SiteInfo], roles: dict[int, str]) -> dict[str, int]:
+    """Site id -> subjects (distinct USUBJID with a DM row) in the delivery the audit must read: the
+    newest, the one-week-older for a site whose newest is rejected, none for a site with no usable one."""
+    current = next(v for v in versions if v.current)
+    older = next((v for v in versions if not v.current and v.manifest), None)
+    counts = {}
+    for pos, site in enumerate(sites):
+        role = roles.get(pos)
+        version = None if role == "no_usable" else older if role == "checksum_mismatch" else current
+        dm = version.frames["dm"] if version is not None else None
+        counts[site.siteid] = 0 if dm is None else dm.filter(pl.col("_SITEPOS") == pos)["USUBJID"].n_unique()
+    return counts
 
 
 def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
@@ -383,7 +399,8 @@ def _site_expectations(plan: Plan, index: int, site_list: list[SiteInfo], latent
 
 def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, site_list: list[SiteInfo],
                   roles: dict[int, str], expected: list[dict[str, Any]], writer: _Writer,
-                  decisions: dict[str, int], subjects: int, history: bool, cfg: Config) -> dict[str, Any]:
+                  decisions: dict[str, int], subjects: int, history: bool, cfg: Config,
+                  audited_subjects: dict[str, int]) -> dict[str, Any]:
     current = delivery_name(as_of, CURRENT_DAYS)
     older = delivery_name(as_of, HISTORY_DAYS)
     stalled = delivery_name(as_of, INCOMPLETE_DAYS)
@@ -399,7 +416,7 @@ def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, 
             "formats": {d: profile.format_of(d) for d in DOMAIN_ORDER}, "encoding": profile.encoding,
             "separator": profile.separator, "decimal": profile.decimal, "language": site.archetype.language,
             "ie": site.archetype.ie, "country": site.archetype.country, "deliveries": written,
-            "audited_delivery": audited, "role": role,
+            "audited_delivery": audited, "role": role, "audited_subjects": audited_subjects.get(site.siteid, 0),
         })
         if role in ("checksum_mismatch", "incomplete", "no_usable"):
             pid = plan.site_roles[site.index][1]
@@ -427,7 +444,8 @@ def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, 
     problems.sort(key=lambda item: item["problem"])
     return {
         "study": study, "seed": seed, "as_of": as_of.isoformat(), "formats": formats,
-        "subjects": {"screened": subjects, **{k: decisions.get(k, 0) for k in sorted(decisions)}},
+        "subjects": {"screened": subjects, **{k: decisions.get(k, 0) for k in sorted(decisions)},
+                     "audited": sum(audited_subjects.values())},
         "sites": sites,
         "problems": problems,
         "expected_discrepancies": expected,
