@@ -247,6 +247,7 @@ class Problem(_Strict):
     subject: dict[str, Any] = {}
     edits: list[Edit] = []
     drop_column: tuple[str, str] | None = None  # site level: (domain, column)
+    never_collects: tuple[str, str] | None = None  # site level: (domain, test code) the site never delivers
     delivery: Literal["checksum_mismatch", "incomplete", "no_usable"] | None = None
     # [CHECK_ID, CLASS, SEVERITY] the audit must report; classes and severities from contracts
     expect: list[tuple[str, DiscrepancyClass, Severity]] = []

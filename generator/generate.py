@@ -284,6 +284,7 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
                     chunk_sites, study, cfg)
         frames = {name: finalize(frame, name, cfg) for name, frame in frames.items()}
         chunk_roles = {i - first: role for i, role in roles.items() if first <= i < last}
+        frames = _drop_never_collected(frames, plan, chunk_roles, first, cfg)
         everyone = tuple(range(len(chunk_sites)))
         versions = []
         old_sites = everyone if history else tuple(p for p, r in chunk_roles.items() if r == "no_usable")
@@ -303,9 +304,9 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
             site = site_list[p.site_index]
             expected.extend(expected_rows(p.problem, p.pid, site.siteid, p.usubjid(study, site_list)))
         for pos, role in chunk_roles.items():
-            if role == "missing_column":
+            if role in ("missing_column", "never_collects"):
                 expected.extend(_site_expectations(plan, first + pos, site_list, latent, writer, study, as_of,
-                                                   formats, cfg))
+                                                   formats, cfg, frames["dm"].filter(pl.col("_SITEPOS") == pos)))
         for decision, count in latent.group_by("DECISION").len().iter_rows():
             decisions[decision] = decisions.get(decision, 0) + int(count)
         _count_features(features, latent, frames, cfg)
@@ -374,21 +375,58 @@ def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
     return bounds
 
 
+def _drop_never_collected(frames: dict[str, pl.DataFrame], plan: Plan, chunk_roles: dict[int, str], first: int,
+                          cfg: Config) -> dict[str, pl.DataFrame]:
+    """The rows of a test a site never collects removed from every delivery of that site."""
+    for pos, role in chunk_roles.items():
+        if role != "never_collects":
+            continue
+        problem = plan.site_problems[plan.site_roles[first + pos][1]]
+        assert problem.never_collects is not None
+        domain, test = problem.never_collects
+        testcd = f"{domain.upper()}TESTCD"
+        frames[domain] = frames[domain].filter((pl.col("_SITEPOS") != pos) | (pl.col(testcd) != test))
+    return frames
+
+
+#: a needed test no subject of a site has is one site-level finding when at least this many enrolled
+#: subjects need it (docs/validation.md); one subject's gap is that subject's finding
+SITE_GAP_MIN_SUBJECTS = 2
+
+
 def _site_expectations(plan: Plan, index: int, site_list: list[SiteInfo], latent: pl.DataFrame, writer: _Writer,
-                       study: str, as_of: date, formats: str, cfg: Config) -> list[dict[str, Any]]:
-    """The missing-column site: one file-level finding, and the expectation for every enrolled subject."""
+                       study: str, as_of: date, formats: str, cfg: Config, dm: pl.DataFrame) -> list[dict[str, Any]]:
+    """A site-level problem: its finding (the rejected file, or the test the site never collects), and the
+    expectation for every enrolled subject. `dm` holds the site's DM rows in file order."""
     pid = plan.site_roles[index][1]
     problem = plan.site_problems[pid]
     site = site_list[index]
-    assert problem.drop_column is not None
-    domain, column = problem.drop_column
-    key = join_key(study, site.siteid, delivery_name(as_of, CURRENT_DAYS),
-                   f"{domain}.{format_profile(cfg, site, formats).format_of(domain)}")
-    writer.data_quality.append({
-        "problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": None, "file": key,
-        "domain": domain.upper(), "variable": column, "row": None, "source": key,
-    })
     enrolled = latent.filter((pl.col("SITEID") == site.siteid) & (pl.col("DECISION") == "ENROLLED"))
+    profile = format_profile(cfg, site, formats)
+    delivery = delivery_name(as_of, CURRENT_DAYS)
+    if problem.drop_column is not None:
+        domain, column = problem.drop_column
+        key = join_key(study, site.siteid, delivery, f"{domain}.{profile.format_of(domain)}")
+        writer.data_quality.append({
+            "problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": None, "file": key,
+            "domain": domain.upper(), "variable": column, "row": None, "source": key,
+        })
+    else:
+        assert problem.never_collects is not None
+        domain, test = problem.never_collects
+        key = join_key(study, site.siteid, delivery, f"{domain}.{profile.format_of(domain)}")
+        base = {"problem": pid, "kind": problem.kind, "site": site.siteid, "file": key, "domain": domain.upper(),
+                "variable": f"{domain.upper()}TESTCD", "item": test}
+        if enrolled.height >= SITE_GAP_MIN_SUBJECTS:  # one finding for the site, naming its file of the domain
+            writer.data_quality.append({**base, "usubjid": None, "row": None, "source": key,
+                                        "subjects": enrolled.height})
+        else:  # a single enrolled subject: that subject's own finding, on its DM row
+            dm_key = join_key(study, site.siteid, delivery, f"dm.{profile.format_of('dm')}")
+            rows = dm.with_row_index("_ROW", offset=1)  # the site's DM rows, in file order
+            for usubjid in enrolled["USUBJID"].to_list():
+                number = int(rows.filter(pl.col("USUBJID") == usubjid)["_ROW"][0])
+                writer.data_quality.append({**base, "usubjid": usubjid, "file": dm_key, "row": number,
+                                            "source": f"{dm_key}:{number}"})
     return [
         {"problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": usubjid,
          "check_id": check, "class": klass, "severity": severity}
