@@ -62,6 +62,9 @@ class FormatProfile(_Strict):
     separator: str = ","
     decimal: Literal[".", ","] = "."
     standardized: bool = False  # also write the SDTM standardized results (--STRESC/--STRESN/--STRESU)
+    #: per_file: encoding / decimal in every file's entry; top_level: once at the top of manifest.json as
+    #: every file's default, a file's entry only where it differs (DTS section 1 allows both)
+    manifest: Literal["per_file", "top_level"] = "per_file"
 
     def format_of(self, domain: str) -> Format:
         return self.overrides.get(domain, self.default)

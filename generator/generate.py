@@ -24,7 +24,7 @@ from generator.config import Config, FormatProfile, load_config
 from generator.domains import DOMAIN_ORDER, build_domains, finalize
 from generator.population import SiteInfo, draw_population
 from generator.problems import Plan, Planted, apply_edits, expected_rows, forced_for_chunk, plan_problems
-from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes
+from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes, manifest_defaults
 from storage import Store, join_key
 
 CHUNK_SUBJECTS = 10_000
@@ -180,7 +180,8 @@ class _Writer:
             for pos in version.sites:
                 site = sites[pos]
                 self.put(join_key(self.study, site.siteid, name, "manifest.json"),
-                         manifest_bytes(self.study, site.siteid, name, entries[pos]), CONTENT_TYPES["json"])
+                         manifest_bytes(self.study, site.siteid, name, entries[pos],
+                                        manifest_defaults(profiles[pos])), CONTENT_TYPES["json"])
             self.flush()
 
     def _columns(self, visible: pl.DataFrame, domain: str, profile: FormatProfile) -> list[str]:

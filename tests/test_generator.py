@@ -137,13 +137,30 @@ def test_every_format_and_encoding_reaches_the_audit(study: tuple[Path, Generati
         if site["audited_delivery"] is None:
             continue
         manifest_path = root / "SZ003" / site["site"] / site["audited_delivery"] / "manifest.json"
-        for entry in json.loads(manifest_path.read_text(encoding="utf-8"))["files"]:
-            seen.add((entry["name"].rsplit(".", 1)[1], entry["encoding"], entry.get("decimal", ".")))
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for entry in manifest["files"]:  # a file's own setting, else the manifest's top-level default
+            seen.add((entry["name"].rsplit(".", 1)[1], entry.get("encoding", manifest.get("encoding", "utf-8")),
+                      entry.get("decimal", manifest.get("decimal", "."))))
     assert {ext for ext, _, _ in seen} == {"csv", "xlsx", "parquet", "xpt"}
     assert {enc for ext, enc, _ in seen if ext == "csv"} == {"utf-8", "cp1252", "latin-1", "utf-16"}
     assert ("csv", "cp1252", ",") in seen
     bom = (root / "SZ003" / "102" / CURRENT / "dm.csv").read_bytes()
     assert bom.startswith(b"\xef\xbb\xbf")
+
+
+def test_some_manifests_give_their_settings_at_the_top_level(study: tuple[Path, GenerationSummary]) -> None:
+    """DTS section 1: `encoding` / `decimal` at the top level are every file's default; an entry overrides."""
+    root, summary = study
+    euro = next(s for s in summary.ground_truth["sites"] if s["separator"] == ";")
+    manifest = json.loads((root / "SZ003" / euro["site"] / CURRENT / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["encoding"], manifest["decimal"]) == ("cp1252", ",")
+    assert all("encoding" not in entry and "decimal" not in entry for entry in manifest["files"])
+    sas = next(s for s in summary.ground_truth["sites"] if s["formats"]["dm"] == "xpt")
+    manifest = json.loads((root / "SZ003" / sas["site"] / sas["deliveries"][-1] / "manifest.json")
+                          .read_text(encoding="utf-8"))
+    assert manifest["encoding"] == "latin-1"
+    overrides = {e["name"]: e.get("encoding") for e in manifest["files"]}
+    assert overrides["dm.xpt"] == "utf-8" and overrides["ds.csv"] is None  # the XPT files override the default
 
 
 def test_ground_truth_lists_every_planted_kind(study: tuple[Path, GenerationSummary]) -> None:
