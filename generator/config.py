@@ -186,6 +186,32 @@ class Standardized(_Strict):
     columns: list[str]
 
 
+class NearLimit(_Strict):
+    """A protocol threshold a clean value may sit at: `clean` is the relation a clean value keeps to `limit`
+    (in the protocol unit); `measure` names the written test when the latent column is named otherwise."""
+
+    limit: float
+    clean: Literal[">=", ">", "<=", "<"]
+    measure: str | None = None
+    when: str | None = None  # a latent boolean that must hold (HBV DNA exists only for HBV-exposed subjects)
+
+
+class NearLimits(_Strict):
+    share: float  # of the subjects without a planted problem or a screen-failure mode
+    exact_share: float  # of those, the value exactly at an inclusive limit (a unit-conversion boundary)
+    margin: tuple[float, float]  # otherwise this far from the limit, as a fraction of it (0.01-0.02)
+    limits: dict[str, NearLimit]
+
+
+class RepeatedVitals(_Strict):
+    """Vital signs measured several times at one visit, told apart by time point and position."""
+
+    tests: list[str]
+    position: str
+    time_points: list[str]  # --TPT of time point 1, 2, ...
+    spread: float  # replicates differ by up to this much (in the protocol unit) from the latent value
+
+
 class StudyConfig(_Strict):
     decisions: dict[str, float]
     sex: dict[str, float]
@@ -197,6 +223,8 @@ class StudyConfig(_Strict):
     crcl_floor: float
     lb: dict[str, LbRow]
     vs: list[str]
+    repeated_vitals: RepeatedVitals
+    near_limits: NearLimits
     fa: dict[str, FaRow]
     mh: dict[str, MhTerm]
     courses: dict[str, Course]

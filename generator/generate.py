@@ -341,6 +341,10 @@ def _count_features(features: dict[str, dict[str, Any]], latent: pl.DataFrame, f
                                                 | pl.col("PRENDTC").str.len_chars().is_in([4, 7]))["USUBJID"],
         **{f"screen_failure.{modes[m]}": latent.filter(pl.col("FAILMODE") == m)["USUBJID"]
            for m in range(len(modes))},
+        "repeated_vitals": frames["vs"].filter(pl.col("VSTPTNUM").is_not_null())["USUBJID"],
+        "near_limits": latent.filter(pl.col("NEAR_LIMIT") != "")["USUBJID"],
+        **{f"near_limit.{name}": latent.filter(pl.col("NEAR_LIMIT") == name)["USUBJID"]
+           for name in cfg.study.near_limits.limits},
     }
     for name, subjects in found.items():
         unique = subjects.unique(maintain_order=True)

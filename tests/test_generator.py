@@ -486,3 +486,32 @@ def test_feature_examples_show_their_feature(study: tuple[Path, GenerationSummar
     for usubjid in features["partial_birth_dates"]["examples"]:
         if usubjid in audited:
             assert dm.filter(pl.col("USUBJID") == usubjid)["BRTHDTC"].str.len_chars().item() in (4, 7)
+
+
+def test_clean_values_sit_at_protocol_thresholds_and_survive_the_sites_units(study, clean_enrolled) -> None:
+    """Blood counts exactly at their limit or 1-2 % above, in whatever unit the site writes: still at or above
+    the limit once converted (IN10: PLAT >= 60, WBC >= 2.5 10^9/L, HGB >= 9 g/dL)."""
+    root, summary = study
+    features = summary.ground_truth["features"]
+    assert features["near_limits"]["subjects"] > 10
+    lb = _audited_domain(root, summary, "lb")
+    near = 0
+    for test, limit, factors in (("PLAT", 60, COUNTS), ("WBC", 2.5, COUNTS), ("HGB", 9.0, HGB)):
+        values = _latest_in_window(lb, clean_enrolled, test).select(
+            _number("LBORRES") * pl.col("LBORRESU").replace_strict(factors, return_dtype=pl.Float64))
+        values = values.to_series().round(6)
+        assert values.min() >= limit, test
+        near += values.filter(values <= limit * 1.021).len()
+    assert near >= 3
+
+
+def test_vital_signs_are_measured_at_several_time_points(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    vs = _audited_domain(root, summary, "vs")
+    bp = vs.filter(pl.col("VSTESTCD") == "SYSBP")
+    per_visit = bp.group_by("USUBJID", "VSDTC").agg(pl.col("VSTPTNUM").sort(), pl.col("VSPOS").unique())
+    assert per_visit["VSTPTNUM"].to_list()[:3] == [["1", "2", "3"]] * 3
+    assert per_visit["VSPOS"].explode().unique().to_list() == ["SITTING"]
+    weight = vs.filter(pl.col("VSTESTCD") == "WEIGHT")
+    assert weight.filter(pl.col("VSTPTNUM").fill_null("") != "").height == 0  # measured once: blank qualifiers
+    assert summary.ground_truth["features"]["repeated_vitals"]["subjects"] > 100
