@@ -204,6 +204,9 @@ def generate(
     as_of: Annotated[str | None, typer.Option(help="Audit date the deliveries lead up to.")] = None,
     formats: Annotated[str, typer.Option(help="mixed (realistic variety) or csv.")] = "mixed",
     clean: Annotated[bool, typer.Option("--clean", help="Plant no problems.")] = False,
+    profile: Annotated[str, typer.Option(
+        help="standard, or dirty: sites with real-world habits at scale (rows exported twice, no reference "
+             "ranges, tests never collected, DD/MM/YYYY dates).")] = "standard",
     endpoint_url: EndpointUrl = None,
 ) -> None:
     """Write DTS-conformant synthetic deliveries (with a ground truth of planted problems)."""
@@ -212,8 +215,12 @@ def generate(
 
     as_of_date = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     with console.status("generating deliveries..."):
-        summary = generate_study(open_store(out, endpoint_url), study=study, sites=sites, subjects=subjects,
-                                 seed=seed, as_of=as_of_date, formats=formats, plant_problems=not clean)
+        try:
+            summary = generate_study(open_store(out, endpoint_url), study=study, sites=sites, subjects=subjects,
+                                     seed=seed, as_of=as_of_date, formats=formats, plant_problems=not clean,
+                                     profile=profile)
+        except ValueError as error:  # an unknown profile or format: one line
+            raise _fail(f"[red]error:[/red] {error}", 2) from None
     console.print(f"wrote {summary.subjects} subjects at {summary.sites} sites to {out}")
 
 

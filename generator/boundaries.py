@@ -32,9 +32,10 @@ def _read_back(values: np.ndarray, measure: str, units: np.ndarray, cfg: Config)
     spec = cfg.measures[measure].units
     factor = np.array([spec[u].factor for u in unit])
     transform = np.array([spec[u].transform for u in unit])
-    return np.select([transform == "log10", transform == "ifcc", transform == "fahrenheit"],
-                     [10.0 ** number, number * 0.09148 + 2.152, (number - 32.0) * 5.0 / 9.0],
-                     number / factor)
+    with np.errstate(over="ignore", invalid="ignore"):  # every branch is computed; only the chosen one counts
+        return np.select([transform == "log10", transform == "ifcc", transform == "fahrenheit"],
+                         [10.0 ** number, number * 0.09148 + 2.152, (number - 32.0) * 5.0 / 9.0],
+                         number / factor)
 
 
 def _targets(rule: NearLimit, count: int, rng: np.random.Generator, cfg: Config) -> np.ndarray:

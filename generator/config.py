@@ -295,6 +295,45 @@ class ProblemsConfig(_Strict):
                 if edit.duplicate and edit.data_quality}
 
 
+# ---------------------------------------------------------------- profiles.yaml
+
+
+class DuplicateRows(_Strict):
+    share: float
+    domains: list[str]
+
+
+class NoReferenceRange(_Strict):
+    share: float
+
+
+class NeverCollects(_Strict):
+    share: float
+    tests: list[tuple[str, str]]
+
+
+class DatesDmy(_Strict):
+    share: float
+    columns: dict[str, list[str]]
+
+
+class Profile(_Strict):
+    """Site habits of a generation profile (profiles.yaml); each habit takes `share` of the free sites."""
+
+    duplicate_rows: DuplicateRows | None = None
+    no_reference_range: NoReferenceRange | None = None
+    never_collects: NeverCollects | None = None
+    dates_dmy: DatesDmy | None = None
+
+    def habits(self) -> list[tuple[str, float]]:
+        """(habit, share) in a fixed order."""
+        return [(name, getattr(self, name).share) for name in type(self).model_fields if getattr(self, name)]
+
+
+class ProfilesConfig(_Strict):
+    profiles: dict[str, Profile]
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -309,6 +348,7 @@ class Config(_Strict):
     vocab: Vocab
     study: StudyConfig
     problems: ProblemsConfig
+    profiles: ProfilesConfig
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -331,4 +371,5 @@ def load_config() -> Config:
         vocab=_load("vocab.yaml"),
         study=_load("study.yaml"),
         problems=_load("problems.yaml"),
+        profiles=_load("profiles.yaml"),
     )

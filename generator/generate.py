@@ -22,6 +22,7 @@ import polars as pl
 
 from generator.config import Config, FormatProfile, load_config
 from generator.domains import DOMAIN_ORDER, build_domains, finalize
+from generator.habits import apply_habits, plan_habits
 from generator.population import SiteInfo, draw_population
 from generator.problems import Plan, Planted, apply_edits, expected_rows, forced_for_chunk, plan_problems
 from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes, manifest_defaults
@@ -246,27 +247,33 @@ def generate(
     formats: str = "mixed",
     plant_problems: bool = True,
     history: bool = True,
+    profile: str = "standard",
 ) -> GenerationSummary:
     """Write a synthetic multi-site screening study under `<study>/` of `out` (see docs/generator.md).
 
     Every site gets its newest delivery the night before `as_of` (and, with `history`, an older
     complete one a week earlier); `<study>/ground_truth.json` says what the audit must find.
+    `profile` (profiles.yaml): `standard`, or `dirty` for sites with real-world habits at scale.
     """
     cfg = load_config()
+    if profile not in cfg.profiles.profiles:
+        raise ValueError(f"profile must be one of {sorted(cfg.profiles.profiles)}, not {profile!r}")
     site_list = plan_sites(cfg, sites, subjects, np.random.default_rng([seed, 0]))
     for site in site_list:
         format_profile(cfg, site, formats)  # fail before writing anything
     plan: Plan = plan_problems(cfg, site_list, np.random.default_rng([seed, 1]),
                                enabled=plant_problems, history=history)
     roles = {index: role for index, (role, _) in plan.site_roles.items()}
+    taken = set(roles) | {p.site_index for p in plan.subject}
+    habits = plan_habits(cfg.profiles.profiles[profile], len(site_list), taken, np.random.default_rng([seed, 3]))
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="generator-upload") as pool:
         return _generate(out, cfg, site_list, plan, roles, pool, study=study, seed=seed, as_of=as_of,
-                         formats=formats, history=history, subjects=subjects)
+                         formats=formats, history=history, subjects=subjects, profile=profile, habits=habits)
 
 
 def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, roles: dict[int, str],
               pool: ThreadPoolExecutor, *, study: str, seed: int, as_of: date, formats: str, history: bool,
-              subjects: int) -> GenerationSummary:
+              subjects: int, profile: str, habits: dict[int, str]) -> GenerationSummary:
     writer = _Writer(out, cfg, study, as_of, formats, pool)
     audited_subjects: dict[str, int] = {}
     expected: list[dict[str, Any]] = []
@@ -286,6 +293,9 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
         frames = {name: finalize(frame, name, cfg) for name, frame in frames.items()}
         chunk_roles = {i - first: role for i, role in roles.items() if first <= i < last}
         frames = _drop_never_collected(frames, plan, chunk_roles, first, cfg)
+        chunk_habits = {i - first: habit for i, habit in habits.items() if first <= i < last}
+        if chunk_habits:
+            frames = apply_habits(frames, chunk_habits, cfg.profiles.profiles[profile])
         everyone = tuple(range(len(chunk_sites)))
         versions = []
         old_sites = everyone if history else tuple(p for p, r in chunk_roles.items() if r == "no_usable")
@@ -315,6 +325,9 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
     truth = _ground_truth(study, seed, as_of, formats, plan, site_list, roles, expected, writer, decisions,
                           subjects, history, cfg, audited_subjects)
     truth["features"] = features
+    truth["profile"] = profile
+    truth["habits"] = [{"habit": name, "sites": sorted(site_list[i].siteid for i, h in habits.items() if h == name)}
+                       for name, _ in cfg.profiles.profiles[profile].habits()]
     writer.put(join_key(study, GROUND_TRUTH),
                (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
     writer.flush()

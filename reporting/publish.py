@@ -8,7 +8,9 @@ the prefix (the final `<STUDYID>/<AS_OF>` or a staging prefix it promotes afterw
 from __future__ import annotations
 
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -17,6 +19,7 @@ import polars as pl
 
 from contracts.enums import Severity
 from contracts.records import RunOutputs
+from core.safety import neutralise
 from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
@@ -31,8 +34,8 @@ from reporting.summary import (
     risk_table,
     site_table,
 )
-from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
-from reporting.workbook import workbook_bytes
+from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
+from reporting.workbook import site_workbooks, workbook_bytes
 from storage import Store
 from storage.keys import join_key
 
@@ -82,31 +85,41 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
     return links
 
 
-def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
-                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
-    """Every output file of the run except the Data Docs folder, in the order they are written.
+#: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
+PUBLISH_THREADS = max(2, min(4, os.cpu_count() or 2))
+#: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
+SHEET_FILES = {
+    "Subjects": "subjects.csv or subjects.parquet",
+    "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
+    "Queries": "the site_queries folder (one CSV and one workbook per site)",
+    "Discrepancies": "discrepancies.csv or discrepancies.parquet",
+    "Validation findings": "validation.csv or validation.parquet",
+    "Eligibility matrix": "eligibility.csv or eligibility.parquet",
+    "DV": "dv.csv, dv.parquet or dv.xpt",
+}
 
-    `previous_run` is the as-of date of the run the history was compared with and `trend` the
-    finding counts of earlier runs (history.run_trend); both only change report.html.
-    """
-    tables = published_tables(outputs)
-    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
-    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
-                      discrepancies=tables["discrepancies"], validation=tables["validation"])
+
+def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
+    return [OutputFile(f"{name}.csv", csv_bytes(frame), CSV), OutputFile(f"{name}.parquet", parquet_bytes(frame),
+                                                                           PARQUET)]
+
+
+def _site_files(queries: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
+    """site_queries/<SITEID>.csv and .xlsx for every site, each format written in one pass over all sites."""
+    safe = neutralise(queries)
+    workbooks = site_workbooks(safe, as_of, sheet="Queries", neutralised=True,
+                               title=lambda site: f"{study} queries for site {site}",
+                               where=lambda site: f"site_queries/{site_file_name(site)}.csv")
     files: list[OutputFile] = []
-    for name, frame in tables.items():
-        files.append(OutputFile(f"{name}.csv", csv_bytes(frame), CSV))
-        files.append(OutputFile(f"{name}.parquet", parquet_bytes(frame), PARQUET))
-    files.append(OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT))
-
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
-    for site, part in split_by_site(queries).items():
+    for site, part in split_by_site(safe).items():
         stem = f"site_queries/{site_file_name(site)}"
-        files.append(OutputFile(f"{stem}.csv", csv_bytes(part), CSV))
-        files.append(OutputFile(f"{stem}.xlsx", workbook_bytes([("Queries", part)], outputs.as_of,
-                                                               f"{outputs.study} queries for site {site}"), XLSX))
+        files.append(OutputFile(f"{stem}.csv", neutralised_csv_bytes(part), CSV))
+        files.append(OutputFile(f"{stem}.xlsx", workbooks[site], XLSX))
+    return files
 
-    risk = risk_table(outputs)
+
+def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queries: pl.DataFrame,
+                     risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
     sheets = [
@@ -123,11 +136,34 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
         ("Not audited", not_audited_table(outputs.run_manifest)),
         ("DV", tables["dv"]),
     ]
-    files.append(OutputFile("report.xlsx", workbook_bytes(sheets, outputs.as_of,
-                                                          f"Screening audit {outputs.study} {outputs.as_of}"), XLSX))
-    html = render_report(outputs, risk, _links(outputs), previous_run.isoformat() if previous_run else None,
-                         trend)
-    files.append(OutputFile("report.html", html.encode("utf-8"), HTML))
+    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES)
+    return [OutputFile("report.xlsx", data, XLSX)]
+
+
+def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
+                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
+    """Every output file of the run except the Data Docs folder, in the order they are written.
+
+    `previous_run` is the as-of date of the run the history was compared with and `trend` the
+    finding counts of earlier runs (history.run_trend); both only change report.html. Each output is
+    rendered once from the final tables, independent outputs on parallel threads (the bytes do not
+    depend on the order they finish in).
+    """
+    tables = published_tables(outputs)
+    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
+    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
+                      discrepancies=tables["discrepancies"], validation=tables["validation"])
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    risk = risk_table(outputs)
+    previous = previous_run.isoformat() if previous_run else None
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+        jobs = [pool.submit(_table_files, name, frame) for name, frame in tables.items()]
+        jobs.append(pool.submit(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
+        jobs.append(pool.submit(_site_files, queries, outputs.study, outputs.as_of))
+        jobs.append(pool.submit(_report_workbook, outputs, tables, queries, risk))
+        jobs.append(pool.submit(lambda: [OutputFile("report.html", render_report(
+            outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+        files = [item for job in jobs for item in job.result()]
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     files.append(OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON))
     return files
