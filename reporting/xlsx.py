@@ -77,17 +77,20 @@ def _text_needs(frame: pl.DataFrame, columns: list[str]) -> dict[str, _TextNeeds
     """One scan of every text column (a few literal tests each), so that escaping is done only where needed."""
     if not columns or frame.height == 0:
         return {c: _TextNeeds(False, False, False) for c in columns}
-    edges = (" ", "\t", "\n", "\r")
-
     def tests(c: str) -> list[pl.Expr]:
         column = pl.col(c)
-        return [column.str.contains("[&<>]").any(),
-                column.str.contains(_CONTROL).any() | column.str.contains("_x", literal=True).any(),
-                pl.any_horizontal([column.str.starts_with(e) | column.str.ends_with(e) for e in edges]).any()]
+        edge = column.str.slice(0, 1).str.contains(r"\s") | column.str.slice(-1, 1).str.contains(r"\s")
+        return [column.str.contains("[&<>" + _CONTROL[1:]).any(),  # one scan for everything that needs escaping
+                column.str.contains("_x", literal=True).any(),
+                edge.any()]
 
     flags = frame.select(expr.alias(f"{i}_{k}") for i, c in enumerate(columns) for k, expr in enumerate(tests(c)))
     row = flags.row(0)
-    return {c: _TextNeeds(bool(row[3 * i]), bool(row[3 * i + 1]), bool(row[3 * i + 2]))
+    escaped = [c for i, c in enumerate(columns) if row[3 * i]]
+    # only columns with something to escape are scanned again, to tell control characters from markup
+    control = frame.select(pl.col(c).str.contains(_CONTROL).any() for c in escaped).row(0) if escaped else ()
+    has_control = dict(zip(escaped, control, strict=True))
+    return {c: _TextNeeds(bool(row[3 * i]), bool(has_control.get(c)) or bool(row[3 * i + 1]), bool(row[3 * i + 2]))
             for i, c in enumerate(columns)}
 
 
