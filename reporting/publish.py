@@ -8,9 +8,9 @@ the prefix (the final `<STUDYID>/<AS_OF>` or a staging prefix it promotes afterw
 from __future__ import annotations
 
 import json
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -86,7 +86,7 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
 
 
 #: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
-PUBLISH_THREADS = max(2, min(4, os.cpu_count() or 2))
+PUBLISH_THREADS = 4
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
     "Subjects": "subjects.csv or subjects.parquet",
@@ -140,6 +140,38 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queri
     return [OutputFile("report.xlsx", data, XLSX)]
 
 
+def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
+                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None) -> tuple[
+                     list[Future[list[OutputFile]]], OutputFile]:
+    """Submit the rendering of every output file to `pool` (each job hands its files to `sink` as soon
+    as they are made, so that writing overlaps the rendering of the others); returns the jobs, in
+    output order, and the run manifest (written last by the caller)."""
+    tables = published_tables(outputs)
+    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
+    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
+                      discrepancies=tables["discrepancies"], validation=tables["validation"])
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    risk = risk_table(outputs)
+    previous = previous_run.isoformat() if previous_run else None
+
+    def job(render: Callable[[], list[OutputFile]]) -> Future[list[OutputFile]]:
+        def run() -> list[OutputFile]:
+            made = render()
+            if sink is not None:
+                sink(made)
+            return made
+        return pool.submit(run)
+
+    jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
+    jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
+    jobs.append(job(lambda: _site_files(queries, outputs.study, outputs.as_of)))
+    jobs.append(job(lambda: _report_workbook(outputs, tables, queries, risk)))
+    jobs.append(job(lambda: [OutputFile("report.html", render_report(
+        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+    manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return jobs, OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
+
+
 def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
                    trend: pl.DataFrame | None = None) -> list[OutputFile]:
     """Every output file of the run except the Data Docs folder, in the order they are written.
@@ -149,39 +181,34 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     rendered once from the final tables, independent outputs on parallel threads (the bytes do not
     depend on the order they finish in).
     """
-    tables = published_tables(outputs)
-    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
-    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
-                      discrepancies=tables["discrepancies"], validation=tables["validation"])
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
-    risk = risk_table(outputs)
-    previous = previous_run.isoformat() if previous_run else None
     with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
-        jobs = [pool.submit(_table_files, name, frame) for name, frame in tables.items()]
-        jobs.append(pool.submit(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
-        jobs.append(pool.submit(_site_files, queries, outputs.study, outputs.as_of))
-        jobs.append(pool.submit(_report_workbook, outputs, tables, queries, risk))
-        jobs.append(pool.submit(lambda: [OutputFile("report.html", render_report(
-            outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+        jobs, manifest = _render_jobs(outputs, previous_run, trend, pool, sink=None)
         files = [item for job in jobs for item in job.result()]
-    manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    files.append(OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON))
-    return files
+    return [*files, manifest]
 
 
 def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
-    """Write every output of the run under `prefix`; returns the keys written, in write order."""
+    """Write every output of the run under `prefix`; returns the keys written (run_manifest.json last).
+
+    Files are written by the thread that rendered them, as soon as it has (storage I/O overlaps the
+    rendering of the other outputs); the Data Docs upload runs beside them; the run manifest, the mark
+    of a complete folder, is written after everything else.
+    """
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
     trend = run_trend(store, study=outputs.study, as_of=outputs.as_of)
-    files = render_outputs(outputs, previous[0] if previous else None, trend)
-    written: list[str] = []
-    manifest = files.pop()  # written last
-    for item in files:
-        key = join_key(prefix, item.key)
-        store.write_bytes(key, item.data, item.content_type)
-        written.append(key)
-    if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
-        written += publish_data_docs(Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
+
+    def write(files: list[OutputFile]) -> None:
+        for item in files:
+            store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
+
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+        docs = None
+        if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
+            docs = pool.submit(publish_data_docs, Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
+        jobs, manifest = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write)
+        written = [join_key(prefix, item.key) for job in jobs for item in job.result()]
+        if docs is not None:
+            written += docs.result()
     key = join_key(prefix, manifest.key)
     store.write_bytes(key, manifest.data, manifest.content_type)
     written.append(key)
