@@ -150,8 +150,6 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     # every later step sees contract-complete tables, whatever shape an upstream stage handed over
     outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
                       discrepancies=tables["discrepancies"], validation=tables["validation"])
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
-    risk = risk_table(outputs)
     previous = previous_run.isoformat() if previous_run else None
 
     def job(render: Callable[[], list[OutputFile]]) -> Future[list[OutputFile]]:
@@ -162,8 +160,11 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
+    # the tables' files first: they need nothing more, and are written while the queries are built
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    risk = risk_table(outputs)
     jobs.append(job(lambda: _site_files(queries, outputs.study, outputs.as_of)))
     jobs.append(job(lambda: _report_workbook(outputs, tables, queries, risk)))
     jobs.append(job(lambda: [OutputFile("report.html", render_report(
