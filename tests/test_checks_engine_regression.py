@@ -30,7 +30,7 @@ EXPECTED = {
         "criteria": "3f9f8ac419526fbc38d9d601a81a4f82c552be5a70c8834b7086a8e2c7a6b42d",
     },
     "generated": {
-        "eligibility": "0ac1773af5043558b891e9b6bfce2c5d6f7cf4133fae159977aa1f9be6b7d40c",
+        "eligibility": "099a26d8c8e5681aea2bdcfeb047f98c9f158da6bbf0c17e4b6c1ec8d4f87708",
         "reference": "8baca0f8d82d8eb3365f8851a62ed796dd94f63e14ae12a36d9d914d6e1a7f61",
         "criteria": "c1a8a4876b172bf3e6288619400caa02873379f9de3dbc438890aa3e92dc20f5",
     },
