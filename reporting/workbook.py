@@ -64,7 +64,7 @@ def site_workbooks(queries: pl.DataFrame, as_of: date, *, sheet: str, title: Cal
     rows = data.select(
         pl.col("_SITE"),
         row_xml(data, pl.int_range(2, pl.len() + 2).over("_SITE"), wrapped, group="_SITE").alias("_XML"),
-    ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join(""), pl.len().alias("_N"))
+    ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join("").cast(pl.Binary), pl.len().alias("_N"))
     sizes = {row[0]: row[1:] for row in fitted.select("_SITE", *columns).iter_rows()}
     out: dict[str, bytes] = {}
     for name, xml, count in rows.iter_rows():

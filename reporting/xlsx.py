@@ -170,7 +170,7 @@ class Sheet:
     name: str
     columns: tuple[str, ...]
     widths: tuple[float, ...]
-    rows_xml: str
+    rows_xml: bytes  # UTF-8, straight from polars (never decoded into a Python string: it can be 100s of MB)
     rows: int
 
 
@@ -178,30 +178,31 @@ def sheet_of(name: str, frame: pl.DataFrame) -> Sheet:
     """A sheet of one frame (typed as `prepare` does), every cell's XML built in one polars pass."""
     frame = prepare(frame)
     if frame.width == 0:
-        return Sheet(name, (), (), "", 0)
+        return Sheet(name, (), (), b"", 0)
     fitted = widths(frame).row(0)
     wrapped = {c for c, w in zip(frame.columns, fitted, strict=True) if w >= MAX_WIDTH}
-    rows = frame.select(row_xml(frame, pl.int_range(2, pl.len() + 2), wrapped).str.join("")).item() \
-        if frame.height else ""
+    rows = frame.select(row_xml(frame, pl.int_range(2, pl.len() + 2), wrapped).str.join("").cast(pl.Binary)) \
+        .item() if frame.height else b""
     return Sheet(name, tuple(frame.columns), tuple(float(w) for w in fitted), rows, frame.height)
 
 
-def _worksheet(sheet: Sheet, selected: bool) -> str:
+def _worksheet(sheet: Sheet, selected: bool) -> bytes:
     if not sheet.columns:
-        return f'{_XML}<worksheet xmlns="{_MAIN}"><sheetData/></worksheet>'
+        return f'{_XML}<worksheet xmlns="{_MAIN}"><sheetData/></worksheet>'.encode()
     last = column_letter(len(sheet.columns) - 1)
     bottom = max(sheet.rows + 1, 2)  # a table needs a data row, even an empty one
     wrap = f' style="{STYLE_WRAP}"'
     cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{w:g}" customWidth="1"{wrap if w >= MAX_WIDTH else ""}/>'
                    for i, w in enumerate(sheet.widths))
     tab = ' tabSelected="1"' if selected else ""
-    return (f'{_XML}<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><dimension ref="A1:{last}{bottom}"/>'
+    head = (f'{_XML}<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><dimension ref="A1:{last}{bottom}"/>'
             f'<sheetViews><sheetView workbookViewId="0"{tab}><pane ySplit="1" topLeftCell="A2" '
             f'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
             f'</sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols>'
-            f'<sheetData>{header_xml(sheet.columns)}{sheet.rows_xml}</sheetData>'
-            f'<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
-            f'<tableParts count="1"><tablePart r:id="rId1"/></tableParts></worksheet>')
+            f'<sheetData>{header_xml(sheet.columns)}')
+    tail = ('</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+            '<tableParts count="1"><tablePart r:id="rId1"/></tableParts></worksheet>')
+    return b"".join((head.encode(), sheet.rows_xml, tail.encode()))
 
 
 def _table(sheet: Sheet, number: int) -> str:
@@ -242,7 +243,7 @@ def sheet_name(name: str) -> str:
 def workbook(sheets: Sequence[Sheet], as_of: date, title: str) -> bytes:
     """The .xlsx package of `sheets` (document dates pinned to `as_of`)."""
     stamp = f"{as_of.isoformat()}T00:00:00Z"
-    parts: list[tuple[str, str]] = []
+    parts: list[tuple[str, str | bytes]] = []
     overrides = ['<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
                  'spreadsheetml.sheet.main+xml"/>',
                  '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
@@ -303,5 +304,6 @@ def workbook(sheets: Sequence[Sheet], as_of: date, title: str) -> bytes:
             info = zipfile.ZipInfo(name, date_time=_STAMP)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o600 << 16
-            archive.writestr(info, text.encode("utf-8"), compresslevel=COMPRESSION)
+            archive.writestr(info, text if isinstance(text, bytes) else text.encode("utf-8"),
+                             compresslevel=COMPRESSION)
     return buffer.getvalue()
