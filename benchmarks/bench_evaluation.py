@@ -1,6 +1,6 @@
 """Benchmark: evaluate() on a synthetic SZ003 study, and evaluate() + compare() on the cached landings.
 
-    .venv/bin/python -m benchmarks.bench_evaluation [--subjects 100000] [--seed 7] [--repeat 1]
+    .venv/bin/python -m benchmarks.bench_evaluation [--subjects 100000] [--seed 7] [--repeat 1] [--amended]
     .venv/bin/python -m benchmarks.bench_evaluation --cases s100,n40k   # the landings of benchmarks.run
 
 Synthetic mode: the population is built vectorised (numpy + polars, no loop over subjects): every
@@ -9,6 +9,11 @@ thresholds, a mix of units (SI and conventional), some censored and some missing
 dates, stale results, medication and procedure histories. It prints the rows per domain, the wall
 time, CPU time and peak RSS of evaluate() and the outcome counts, so that a regression in speed, in
 memory or in behaviour is visible at a glance.
+
+`--amended` also evaluates the same population under a two-version SZ003 (tests.support.amended's 2.0,
+effective 2025-08-15, the middle of the consent dates) with every August 2025 consent date made partial
+(`2025-08`: those subjects span the amendment), and prints both timings and their ratio: the cost of
+judging each subject by its version (one evaluation per version, and the merge of the spanning subjects).
 
 Landing mode (`--cases`): each case of benchmarks.run (`s100`: 100 sites x 10,000 subjects, `n40k`:
 100 x 40,000) is generated once like `make bench` does, then ingested and validated once as the
@@ -336,11 +341,53 @@ def synthetic(args: argparse.Namespace) -> None:
     print(result.eligibility.group_by("REASON_CODE").len().sort("len", descending=True).head(8))
 
 
+def amended_protocol(folder: Path, effective: str = "2025-08-15"):
+    """The bundled SZ003 (1.0) and tests.support.amended's 2.0 moved to `effective`, as one protocol."""
+    from tests.support import amended
+
+    amended.write_protocol(folder)
+    v2 = folder / "sz003-v2.yaml"
+    v2.write_text(v2.read_text(encoding="utf-8").replace("effective: 2025-03-15", f"effective: {effective}"),
+                  encoding="utf-8")
+    return load_protocol(folder)
+
+
+def amended_comparison(domains: dict[str, pl.DataFrame], repeat: int) -> None:
+    """evaluate() of one population by the single-version and by the two-version protocol."""
+    import tempfile
+
+    dm = domains["dm"].with_columns(
+        pl.when(pl.col("RFICDTC").str.starts_with("2025-08")).then(pl.lit("2025-08")).otherwise(pl.col("RFICDTC"))
+        .alias("RFICDTC"))
+    domains = {**domains, "dm": dm}
+    spanning = dm.filter(pl.col("RFICDTC") == "2025-08").height
+    with tempfile.TemporaryDirectory() as tmp:
+        protocols = {"1 version": load_protocol(), "2 versions": amended_protocol(Path(tmp) / "sz003")}
+    sampler = RssSampler()
+    timings = {}
+    for name, protocol in protocols.items():
+        stages = []
+        for _ in range(repeat):
+            result, stage = measured("evaluate", sampler, lambda p=protocol: evaluate(domains, p, date(2026, 6, 1)))
+            stages.append(stage)
+        timings[name] = min(stages, key=lambda stage: stage.wall_s)
+        tivers = result.reference.group_by("TIVERS").len().sort("TIVERS").rows()
+        print(f"{name}: {timings[name].wall_s:.2f} s wall, {timings[name].cpu_s:.2f} s CPU, peak RSS "
+              f"{stages[0].peak_mb:,.0f} MB (+{stages[0].rise_mb:,.0f} MB over its start) -> "
+              f"{result.eligibility.height:,} rows; subjects per TIVERS {tivers}")
+        del result
+    single, amended_ = timings["1 version"], timings["2 versions"]
+    print(f"two versions / one version: {amended_.wall_s / single.wall_s:.2f} x wall, "
+          f"{amended_.cpu_s / single.cpu_s:.2f} x CPU ({spanning:,} subjects with a consent spanning the amendment)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--amended", action="store_true",
+                        help="also evaluate with a two-version protocol and print the ratio")
     parser.add_argument("--cases", default="", help="landing cases of benchmarks.run, comma-separated (s100,n40k)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where benchmarks.run caches its landings (default: its own)")
@@ -357,6 +404,8 @@ def main() -> None:
         landing_cases([name for name in args.cases.split(",") if name], workdir)
         return
     synthetic(args)
+    if args.amended:
+        amended_comparison(synthesise(args.subjects, args.seed), args.repeat)
 
 
 if __name__ == "__main__":

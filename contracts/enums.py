@@ -94,6 +94,17 @@ class ReasonCode(StrEnum):
     EXCLUDED_BY_VALIDATION = "EXCLUDED_BY_VALIDATION"  # the value was excluded by validation
     DERIVED_INPUT_MISSING = "DERIVED_INPUT_MISSING"  # an input of a derived value is unusable
     UNDECIDED_CONDITION = "UNDECIDED_CONDITION"  # a condition (e.g. IN09 applicability) undecidable
+    VERSION_UNDECIDABLE = "VERSION_UNDECIDABLE"  # the consent date spans protocol versions that decide differently
     #: the protocol uses the mean of same-day measurements, and one of them is censored, not a number or
     #: in another unit: no mean can be formed without guessing
     REPLICATES_NOT_AVERAGED = "REPLICATES_NOT_AVERAGED"
+
+
+class WhatIfChange(StrEnum):
+    """How a subject's recomputed eligibility would change under a draft amendment (screening-audit whatif)."""
+
+    WOULD_BE_ELIGIBLE = "WOULD_BE_ELIGIBLE"  # a screen failure, not eligible now, eligible under the draft
+    WOULD_BE_INELIGIBLE = "WOULD_BE_INELIGIBLE"  # an enrolled subject, not ineligible now, ineligible under it
+    NO_LONGER_INELIGIBLE = "NO_LONGER_INELIGIBLE"  # an enrolled subject ineligible now, not under the draft
+    NEWLY_UNVERIFIABLE = "NEWLY_UNVERIFIABLE"  # decided now, undecidable under the draft (data it needs)
+    OTHER = "OTHER"  # any other change (subjects still in screening, ...)

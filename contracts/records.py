@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from contracts.policy import Policy
 from contracts.tables import DERIVED_VALUES, EXCLUSIONS, FINDINGS, SUBJECT_DM, empty_table
 
 
@@ -126,7 +127,7 @@ class EligibilityResult:
 
     eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode), one row per subject x
     component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
-    CONSENT_DTC, TREATMENT_START, PROTOCOL_VERSION); criteria: one row per subject x criterion
+    CONSENT_DTC, TREATMENT_START, TIVERS); criteria: one row per subject x criterion
     (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.
 
     What the comparison reads so that it never re-reads or recomputes what the evaluation did:
@@ -162,6 +163,31 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class WhatIfResult:
+    """What a draft amendment would change (checks.comparison.whatif), for reporting.whatif.
+
+    changes: one row per subject whose recomputed eligibility changes (STUDYID, SITEID, USUBJID,
+    SITE_DECISION, TIVERS of the version in force, RECOMPUTED_NOW, RECOMPUTED_DRAFT, CHANGE
+    (contracts.enums.WhatIfChange), CRITERIA: the criteria behind it, `IN10: NOT_MET -> MET`);
+    criteria: one row per such subject x criterion whose outcome changes (CRITERION_ID, OUTCOME_NOW,
+    OUTCOME_DRAFT, CHANGE); unverifiable: one row per subject x component the draft cannot decide that
+    was decided now or did not exist (CHECK_ID, REASON_CODE, REASON: data the amendment needs);
+    by_site: per criterion x site, the number of subjects of each change (CRITERION_ID, SITEID, and one
+    count column per WhatIfChange, N_UNVERIFIABLE for the newly undecidable subjects).
+    """
+
+    study: str
+    as_of: date
+    baseline: str  # "SZ003 1.0, 2.0": the protocol in force
+    draft: str  # "SZ003 3.0 (draft)"
+    subjects: int
+    changes: pl.DataFrame
+    criteria: pl.DataFrame
+    unverifiable: pl.DataFrame
+    by_site: pl.DataFrame
+
+
+@dataclass(frozen=True)
 class RunOutputs:
     """The tables and records of one run of one study as of one date.
 
@@ -182,6 +208,8 @@ class RunOutputs:
     run_manifest: dict[str, Any]
     data_docs: Path | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    #: the discrepancy policy the run graded with (its DV terms make dv.csv/xpt); None: the bundled one
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +229,8 @@ class AuditSummary:
     report: str
     outputs: str
     published: list[str] = field(default_factory=list)
+    #: a URL that opens the report: presigned HTTPS for S3 (for a limited time), file:// for a folder
+    report_link: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

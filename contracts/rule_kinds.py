@@ -1,21 +1,37 @@
 """What each rule kind of a protocol file accepts and which delivered data it reads: the declarations.
 
-A protocol file names a kind per leaf of a rule tree (docs/criteria.md). This module says, for every
-kind, which keys a leaf may have and what they must hold (`validate`), and which domain test codes the
-leaf reads (`inputs`, for completeness checks). How a kind is *evaluated* is the evaluation's business
-(checks.evaluation.rules.RULE_BUILDERS, one builder per kind declared here), so validation, the
-protocol loader and the evaluation all agree on one declaration, and none of them imports another.
-Like pandera's split between a check's declaration and its polars backend.
+A protocol file names a kind per leaf of a rule tree (docs/criteria.md). Each kind is a pydantic model
+here: its keys, their types and what they must hold. Together they are a discriminated union on `kind`
+(`RuleLeaf`), so that the protocol loader, the JSON Schema an editor checks a protocol with
+(docs/schemas/protocol.schema.json) and the error messages all come from one declaration. How a kind is
+*evaluated* is the evaluation's business (checks.evaluation.rules.RULE_BUILDERS, one builder per kind
+declared here), so validation, the protocol loader and the evaluation agree without importing each
+other. Like pandera's split between a check's declaration and its polars backend.
+
+Numbers may be written as a reference to a protocol parameter (`limit: $hbv_dna_limit_iu_ml`): it is
+resolved while the file is validated, from the `parameters` given in the validation context, so the
+evaluation only ever sees numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+
+from contracts.datafile import FileModel
 
 #: comparison operators of numeric kinds
 OPS = (">=", ">", "<=", "<")
+Op = Literal[">=", ">", "<=", "<"]
 #: the findings domains a `threshold` / `coded` / `uln_*` leaf may read
 FINDINGS_DOMAINS = ("LB", "VS", "FA", "TR")
 
@@ -27,12 +43,6 @@ EVENT_DOMAINS: dict[str, dict[str, str]] = {
     "CM": {"name": "CMDECOD", "alt_name": "CMTRT", "start": "CMSTDTC", "end": "CMENDTC", "ongoing": "CMENRF"},
     "PR": {"name": "PRTRT", "start": "PRSTDTC", "end": "PRENDTC"},
 }
-_TIMING_KEYS = {"date", "on_or_after", "on_or_before", "or_ongoing"}
-_OFFSET_KEYS = {"days_before", "years_before"}
-
-#: the `lesion` kind's keys and their defaults
-LESION_DEFAULTS: dict[str, Any] = {"target": "TARGET", "nodal_location": "LYMPH NODE", "min_mm": 10,
-                                   "nodal_min_mm": 15}
 
 #: the DM variables a `subject` leaf may read -> (value column of the reference table, exclusion column,
 #: is a date). The birth date is not among them: it never leaves the landing area, and is reachable
@@ -58,126 +68,229 @@ DERIVED_VALUES: dict[str, DerivedValue] = {
     "LYM_ABS": DerivedValue({"lb": frozenset({"LYM", "LYMLE", "WBC"})}),
 }
 
+# ------------------------------------------------------------------------------------- value types
 
-# ------------------------------------------------------------------------------------------ key checks
-
-
-def check_keys(params: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
-    """Raise ValueError on a missing or unknown key (unknown keys in a protocol are errors)."""
-    required, allowed = set(required), set(required) | set(optional) | {"label"}
-    missing = required - set(params)
-    unknown = set(params) - allowed
-    if missing or unknown:
-        raise ValueError(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    return params
+PARAMETER_REFERENCE = r"^\$[A-Za-z_][A-Za-z0-9_]*$"
 
 
-def check_comparison(params: dict[str, Any]) -> None:
+def _parameter(value: Any, info: ValidationInfo) -> Any:
+    """`$name` -> the protocol parameter's value (noted as used); a bool is never a number."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not true/false")
+    if isinstance(value, str) and value.startswith("$"):
+        context = info.context if isinstance(info.context, dict) else {}
+        parameters = context.get("parameters") or {}
+        name = value[1:]
+        if name not in parameters:
+            known = ", ".join(f"${p}" for p in sorted(parameters)) or "none"
+            raise ValueError(f"unknown parameter ${name} (parameters: {known})")
+        context.setdefault("used", set()).add(name)
+        return parameters[name]
+    return value
+
+
+def _as_code(value: Any) -> Any:
+    """A coded value as text: `0` (a BCLC stage YAML reads as a number) is the code "0"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _reference_schema(number: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [number, {"type": "string", "pattern": PARAMETER_REFERENCE}]}
+
+
+#: a number, or `$name` of a protocol parameter
+Number = Annotated[int | float, BeforeValidator(_parameter), WithJsonSchema(_reference_schema({"type": "number"}))]
+#: a whole number, or `$name` of a protocol parameter
+Whole = Annotated[int, BeforeValidator(_parameter), WithJsonSchema(_reference_schema({"type": "integer"}))]
+Code = Annotated[str, BeforeValidator(_as_code)]
+Codes = Annotated[list[Code], Field(min_length=1)]
+TestCode = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+FindingsDomain = Annotated[Literal["LB", "VS", "FA", "TR"], BeforeValidator(_upper)]
+EventDomain = Annotated[Literal["MH", "CM", "PR"], BeforeValidator(_upper)]
+DerivedName = Annotated[Literal["AGE_AT_CONSENT", "CRCL_CG", "LYM_ABS"], BeforeValidator(_upper)]
+Label = Annotated[str | None, Field(description="how the leaf is named in combined evidence")]
+
+
+def _comparison(model: Any) -> Any:
     """A numeric comparison is either `op` + `limit` or `range: [low, high]` (inclusive)."""
-    if "range" in params:
-        if "op" in params or "limit" in params:
-            raise ValueError("give either range or op + limit")
-        low, high = params["range"]
-        if not float(low) <= float(high):
-            raise ValueError("range must be [low, high]")
-        return
-    if params.get("op") not in OPS or not isinstance(params.get("limit"), int | float):
-        raise ValueError(f"op must be one of {OPS} and limit a number")
+    if model.range is not None:
+        if model.op is not None or model.limit is not None:
+            raise ValueError("give either range or op + limit, not both")
+        if not model.range[0] <= model.range[1]:
+            raise ValueError("range must be [low, high] with low <= high")
+    elif model.op is None or model.limit is None:
+        raise ValueError("give op + limit, or range: [low, high]")
+    return model
 
 
-def _finding_test(params: dict[str, Any], *, domain_default: str | None = None) -> None:
-    domain = str(params.get("domain", domain_default or "")).upper()
-    if domain not in FINDINGS_DOMAINS:
-        raise ValueError(f"domain must be one of {sorted(FINDINGS_DOMAINS)}")
-    if not isinstance(params.get("test"), str):
-        raise ValueError("test must be a test code")
+class Leaf(FileModel):
+    """What every rule kind shares."""
+
+    def params(self) -> dict[str, Any]:
+        """The leaf's keys as the evaluation reads them: defaults filled in, absent keys left out."""
+        return self.model_dump(exclude_none=True, exclude={"kind"})
 
 
-# ------------------------------------------------------------------------------------ per-kind checks
+class ThresholdRule(Leaf):
+    """The in-window value of a finding test, in its protocol unit, compared with a limit."""
+
+    kind: Literal["threshold"]
+    domain: FindingsDomain
+    test: TestCode
+    op: Op | None = None
+    limit: Number | None = None
+    range: tuple[Number, Number] | None = Field(None, description="inclusive [low, high] instead of op + limit")
+    label: Label = None
+
+    _check = model_validator(mode="after")(_comparison)
 
 
-def _validate_threshold(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "test"], ["op", "limit", "range"])
-    _finding_test(params)
-    check_comparison(params)
-    return params
+class DerivedRule(Leaf):
+    """A derived value (AGE_AT_CONSENT, CRCL_CG, LYM_ABS) compared with a limit."""
+
+    kind: Literal["derived"]
+    value: DerivedName
+    op: Op | None = None
+    limit: Number | None = None
+    range: tuple[Number, Number] | None = None
+    label: Label = None
+
+    _check = model_validator(mode="after")(_comparison)
 
 
-def _validate_derived(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["value"], ["op", "limit", "range"])
-    if str(params["value"]).upper() not in DERIVED_VALUES:
-        raise ValueError(f"unknown derived value {params['value']!r} (known: {sorted(DERIVED_VALUES)})")
-    check_comparison(params)
-    return params
+class UlnMultipleRule(Leaf):
+    """value `op` multiple x the upper limit of normal (LBORNRHI) of the same row."""
+
+    kind: Literal["uln_multiple"]
+    domain: FindingsDomain = "LB"
+    test: TestCode
+    op: Op
+    multiple: Number
+    label: Label = None
 
 
-def _validate_uln(key: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def validate(params: dict[str, Any]) -> dict[str, Any]:
-        check_keys(params, ["test", "op", key], ["domain"])
-        _finding_test(params, domain_default="LB")
-        check_comparison({"op": params["op"], "limit": params[key]})
-        return params
-    return validate
+class UlnDifferenceRule(Leaf):
+    """value - the upper limit of normal `op` difference (PT prolongation)."""
+
+    kind: Literal["uln_difference"]
+    domain: FindingsDomain = "LB"
+    test: TestCode
+    op: Op
+    difference: Number
+    label: Label = None
 
 
-def _validate_coded(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "test", "values"], ["valid"])
-    _finding_test(params)
-    if not isinstance(params["values"], list) or not params["values"]:
-        raise ValueError("values must be a non-empty list")
-    valid = params.get("valid", [])
-    if valid and not {str(v).upper() for v in params["values"]} <= {str(v).upper() for v in valid}:
-        raise ValueError("values must be a subset of valid")
-    return params
+class CodedRule(Leaf):
+    """A coded result (FA Y/N, a stage, LB qualitative results through the unit catalog) in a set."""
+
+    kind: Literal["coded"]
+    domain: FindingsDomain
+    test: TestCode
+    values: Codes
+    valid: list[Code] = Field(default_factory=list, description="the codes a result may take; others are "
+                                                                "INVALID_CODE")
+    label: Label = None
+
+    @model_validator(mode="after")
+    def _values_are_valid(self) -> CodedRule:
+        if self.valid and not {v.upper() for v in self.values} <= {v.upper() for v in self.valid}:
+            raise ValueError("values must be a subset of valid")
+        return self
 
 
-def _validate_event(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["domain", "match"], ["timing", "min_duration_days", "require_each"])
-    domain = str(params["domain"]).upper()
-    if domain not in EVENT_DOMAINS:
-        raise ValueError(f"domain must be one of {sorted(EVENT_DOMAINS)}")
-    match = params["match"]
-    if not isinstance(match, dict) or not match or not all(isinstance(v, list) and v for v in match.values()):
-        raise ValueError("match must map variables to non-empty lists of values")
-    if params.get("require_each") and EVENT_DOMAINS[domain].get("each") not in match:
-        raise ValueError(f"require_each needs match on {EVENT_DOMAINS[domain].get('each')}")
-    for constraint in params.get("timing") or []:
-        if not isinstance(constraint, dict) or set(constraint) - _TIMING_KEYS:
-            raise ValueError(f"timing: unknown keys in {constraint!r}")
-        if constraint.get("date") not in ("start", "end", "start_or_end"):
-            raise ValueError("timing: date must be start, end or start_or_end")
-        sides = [k for k in ("on_or_after", "on_or_before") if k in constraint]
-        if len(sides) != 1:
-            raise ValueError("timing: give exactly one of on_or_after / on_or_before")
-        offset = constraint[sides[0]]
-        if not isinstance(offset, dict) or len(offset) != 1 or set(offset) - _OFFSET_KEYS:
-            raise ValueError("timing: the anchor is {days_before: N} or {years_before: N}")
-        if not isinstance(next(iter(offset.values())), int):
-            raise ValueError("timing: the anchor offset must be a whole number")
-    duration = params.get("min_duration_days")
-    if duration is not None and (not isinstance(duration, int) or duration < 1):
-        raise ValueError("min_duration_days must be a positive whole number")
-    return params
+class Offset(FileModel):
+    """How far before treatment start a timing constraint's anchor lies: days or calendar years."""
+
+    days_before: Whole | None = None
+    years_before: Whole | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Offset:
+        if (self.days_before is None) == (self.years_before is None):
+            raise ValueError("the anchor is {days_before: N} or {years_before: N}")
+        return self
 
 
-def _validate_lesion(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, [], list(LESION_DEFAULTS))
-    for key in ("min_mm", "nodal_min_mm"):
-        if key in params and not isinstance(params[key], int | float):
-            raise ValueError(f"{key} must be a number")
-    return {**LESION_DEFAULTS, **params}
+class Timing(FileModel):
+    """A constraint on a record's start or end date, relative to treatment start."""
+
+    date: Literal["start", "end", "start_or_end"]
+    on_or_after: Offset | None = None
+    on_or_before: Offset | None = None
+    or_ongoing: bool = False
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Timing:
+        if (self.on_or_after is None) == (self.on_or_before is None):
+            raise ValueError("give exactly one of on_or_after / on_or_before")
+        return self
 
 
-def _validate_subject(params: dict[str, Any]) -> dict[str, Any]:
-    check_keys(params, ["variable"], ["values", "present", "unknown"])
-    if params["variable"] not in SUBJECT_VARIABLES:
-        raise ValueError(f"variable must be one of {sorted(SUBJECT_VARIABLES)}")
-    if ("values" in params) == ("present" in params):
-        raise ValueError("give either values or present: true")
-    if "present" in params and params["present"] is not True:
-        raise ValueError("present must be true")
-    return params
+class EventRule(Leaf):
+    """A history, medication or procedure record (MH / CM / PR) matching values, within a time window."""
 
+    kind: Literal["event"]
+    domain: EventDomain
+    match: Annotated[dict[str, Codes], Field(min_length=1, description="variable -> the values a record matches")]
+    timing: list[Timing] | None = None
+    min_duration_days: Annotated[Whole, Field(ge=1)] | None = None
+    require_each: bool = Field(False, description="targeted history: every listed term needs a record")
+    label: Label = None
+
+    @model_validator(mode="after")
+    def _each(self) -> EventRule:
+        each = EVENT_DOMAINS[self.domain].get("each")
+        if self.require_each and each not in self.match:
+            raise ValueError(f"require_each needs match on {each}" if each else
+                             f"require_each is for MH only, not {self.domain}")
+        return self
+
+
+class LesionRule(Leaf):
+    """At least one measurable target lesion (RECIST 1.1), from TU joined to TR."""
+
+    kind: Literal["lesion"]
+    target: str = "TARGET"
+    nodal_location: str = "LYMPH NODE"
+    min_mm: Number = 10
+    nodal_min_mm: Number = 15
+    label: Label = None
+
+
+class SubjectRule(Leaf):
+    """A demographic fact of the subject (DM): SEX in a set, or a valid consent date."""
+
+    kind: Literal["subject"]
+    variable: Literal["SEX", "RFICDTC"]
+    values: Codes | None = None
+    present: Literal[True] | None = None
+    unknown: list[Code] = Field(default_factory=list, description="values that cannot decide (SEX U)")
+    label: Label = None
+
+    @model_validator(mode="after")
+    def _values_or_present(self) -> SubjectRule:
+        if (self.values is None) == (self.present is None):
+            raise ValueError("give either values or present: true")
+        return self
+
+
+#: kind -> its model. Adding a kind: a model here and a builder in checks.evaluation.rules.RULE_BUILDERS.
+RULE_KINDS: dict[str, type[Leaf]] = {
+    "threshold": ThresholdRule,
+    "derived": DerivedRule,
+    "uln_multiple": UlnMultipleRule,
+    "uln_difference": UlnDifferenceRule,
+    "coded": CodedRule,
+    "event": EventRule,
+    "lesion": LesionRule,
+    "subject": SubjectRule,
+}
 
 # --------------------------------------------------------------------------------------------- inputs
 
@@ -203,30 +316,21 @@ def _event_inputs(params: dict[str, Any]) -> dict[str, set[str]]:
     return {}
 
 
-Validator = Callable[[dict[str, Any]], dict[str, Any]]
 Inputs = Callable[[dict[str, Any]], dict[str, set[str]]]
 
-
-@dataclass(frozen=True)
-class KindDeclaration:
-    """A rule kind: how a leaf's keys are checked (returning them, defaults filled in) and what it reads."""
-
-    validate: Validator
-    inputs: Inputs
-
-
-RULE_KINDS: dict[str, KindDeclaration] = {
-    "threshold": KindDeclaration(_validate_threshold, _test_inputs),
-    "derived": KindDeclaration(_validate_derived, _derived_inputs),
-    "uln_multiple": KindDeclaration(_validate_uln("multiple"), _test_inputs),
-    "uln_difference": KindDeclaration(_validate_uln("difference"), _test_inputs),
-    "coded": KindDeclaration(_validate_coded, _test_inputs),
-    "event": KindDeclaration(_validate_event, _event_inputs),
-    "lesion": KindDeclaration(_validate_lesion, lambda params: {"tr": {"LDIAM", "LPERP"}, "tu": {"TUMIDENT"}}),
-    "subject": KindDeclaration(_validate_subject, lambda params: {}),
+#: kind -> the domain test codes (MH: terms) a leaf of that kind reads, for completeness checks
+INPUTS: dict[str, Inputs] = {
+    "threshold": _test_inputs,
+    "derived": _derived_inputs,
+    "uln_multiple": _test_inputs,
+    "uln_difference": _test_inputs,
+    "coded": _test_inputs,
+    "event": _event_inputs,
+    "lesion": lambda params: {"tr": {"LDIAM", "LPERP"}, "tu": {"TUMIDENT"}},
+    "subject": lambda params: {},
 }
 
 
 def leaf_inputs(kind: str, params: dict[str, Any]) -> dict[str, set[str]]:
     """Lower-case domain -> test codes (MH: terms) one leaf reads."""
-    return RULE_KINDS[kind].inputs(params)
+    return INPUTS[kind](params)

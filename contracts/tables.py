@@ -53,6 +53,7 @@ ELIGIBILITY: Schema = {
     "DTC": _STR,
     "REASON": _STR,
     "SOURCE": _STR,
+    "TIVERS": _STR,  # the protocol version the subject is judged by (`1.0 or 2.0`: its consent cannot tell)
 }
 
 #: DM as the evaluation read it, for the comparison (EligibilityResult.subject_dm).
@@ -74,6 +75,7 @@ SUBJECTS: Schema = {
     "RECOMPUTED": _STR,
     "TREATMENT_START": _STR,
     "N_DISCREPANCIES": pl.Int64,
+    "TIVERS": _STR,  # the protocol version in force at the subject's consent (docs/criteria.md, "Versions")
 }
 
 #: One row per finding of the comparison. STATUS / FIRST_SEEN / DAYS_OPEN are filled by the

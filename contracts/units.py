@@ -8,18 +8,25 @@ ignored typo in a unit table would convert a result with the wrong factor.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
-from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from contracts.datafile import (
+    DataFileError,
+    FileModel,
+    LocatedError,
+    load_data_file,
+    parse_mapping,
+    parse_yaml,
+)
 
 
-class UnitCatalogError(ValueError):
+class UnitCatalogError(DataFileError):
     """The unit catalog file is malformed (unknown key, unknown unit, colliding spelling...)."""
 
 
@@ -104,108 +111,128 @@ class UnitCatalog:
         return self.synonyms.get(normalise_unit_text(text))
 
 
-_TOP_KEYS = {"units", "qualitative", "tests"}
-_TEST_KEYS = {"kind", "unit", "unitless", "accepted", "not_convertible", "plausible", "positive_above"}
-_CONVERSION_KEYS = {"factor", "divide", "offset", "log10"}
+# ------------------------------------------------------------------------------------- the file's model
+
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-def _conversion(where: str, raw: object) -> Conversion:
-    if isinstance(raw, bool):
-        raise UnitCatalogError(f"{where}: a conversion must be a number or a mapping, got {raw!r}")
-    if isinstance(raw, int | float):
-        raw = {"factor": raw}
-    if not isinstance(raw, dict):
-        raise UnitCatalogError(f"{where}: a conversion must be a number or a mapping, got {raw!r}")
-    unknown = set(raw) - _CONVERSION_KEYS
-    if unknown:
-        raise UnitCatalogError(f"{where}: unknown conversion keys {sorted(unknown)}")
-    conv = Conversion(
-        factor=float(raw.get("factor", 1.0)),
-        divide=float(raw.get("divide", 1.0)),
-        offset=float(raw.get("offset", 0.0)),
-        log10=bool(raw.get("log10", False)),
-    )
-    if conv.factor <= 0 or conv.divide <= 0 or not all(map(math.isfinite, (conv.factor, conv.divide))):
-        # a non-positive factor would reverse censoring bounds (`<x` would become `>y`)
-        raise UnitCatalogError(f"{where}: factor and divide must be positive and finite")
-    return conv
+class ConversionModel(FileModel):
+    """value -> protocol unit; written as a number (a factor) or a mapping."""
+
+    # a non-positive factor would reverse censoring bounds (`<x` would become `>y`)
+    factor: PositiveFinite = 1.0
+    divide: PositiveFinite = 1.0
+    offset: float = 0.0
+    log10: bool = False
 
 
-def _synonyms(raw: dict) -> tuple[tuple[str, ...], dict[str, str]]:
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"a conversion must be a number or a mapping, got {value!r}")
+    return value
+
+
+def _as_conversion(value: float | ConversionModel) -> ConversionModel:
+    return value if isinstance(value, ConversionModel) else ConversionModel(factor=value)
+
+
+#: a conversion written as a number (a factor) or a mapping
+ConversionSpec = Annotated[PositiveFinite | ConversionModel, BeforeValidator(_not_bool), AfterValidator(_as_conversion)]
+Spellings = Annotated[list[str], BeforeValidator(lambda v: [] if v is None else [str(s) for s in v]
+                                                  if isinstance(v, list) else v)]
+
+
+class TestModel(FileModel):
+    """What the catalog knows about one test code (contracts/units.yaml, `tests:`)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    kind: TestKind = TestKind.NUMERIC
+    unit: str | None = Field(None, description="the protocol unit every accepted unit converts to")
+    unitless: bool = Field(False, description="a result without a unit is read in the protocol unit")
+    accepted: dict[str, ConversionSpec] = Field(default_factory=dict)
+    not_convertible: list[str] = Field(default_factory=list)
+    plausible: tuple[float, float] | None = Field(None, description="[low, high] in the protocol unit")
+    positive_above: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TestModel:
+        if self.kind is TestKind.NUMERIC and (self.unit is None or self.unit not in self.accepted):
+            raise ValueError("a numeric test needs `unit` and must accept it")
+        if self.plausible is not None and self.plausible[0] > self.plausible[1]:
+            raise ValueError("plausible must be [low, high]")
+        return self
+
+
+class UnitsFile(FileModel):
+    """The unit catalog file (contracts/units.yaml), as its maintainer writes it."""
+
+    units: dict[str, Spellings] = Field(default_factory=dict, description="canonical spelling -> synonyms")
+    qualitative: dict[str, Spellings] = Field(default_factory=dict,
+                                              description="canonical coded result -> synonyms")
+    tests: dict[str, dict[str, TestModel]] = Field(default_factory=dict,
+                                                   description="domain -> test code -> what the catalog knows")
+
+
+def _synonyms(raw: dict[str, list[str]]) -> tuple[tuple[str, ...], dict[str, str]]:
     synonyms: dict[str, str] = {}
     for canonical, spellings in raw.items():
-        for spelling in [str(canonical), *[str(s) for s in (spellings or [])]]:
+        for spelling in [str(canonical), *spellings]:
             key = normalise_unit_text(spelling)
             if key in synonyms and synonyms[key] != canonical:
-                raise UnitCatalogError(
-                    f"units: {spelling!r} normalises to the same key as a spelling of {synonyms[key]!r}")
+                raise LocatedError(("units", canonical), f"{spelling!r} normalises to the same key as a spelling "
+                                                         f"of {synonyms[key]!r}")
             synonyms[key] = str(canonical)
     return tuple(str(c) for c in raw), synonyms
 
 
-def _qualitative(raw: dict) -> dict[str, str]:
+def _qualitative(raw: dict[str, list[str]]) -> dict[str, str]:
     codes: dict[str, str] = {}
     for canonical, spellings in raw.items():
-        for spelling in [str(canonical), *[str(s) for s in (spellings or [])]]:
+        for spelling in [str(canonical), *spellings]:
             key = normalise_coded_text(spelling)
             if key in codes and codes[key] != canonical:
-                raise UnitCatalogError(f"qualitative: {spelling!r} is both {codes[key]} and {canonical}")
+                raise LocatedError(("qualitative", canonical), f"{spelling!r} is both {codes[key]} and {canonical}")
             codes[key] = str(canonical)
     return codes
 
 
-def _test(domain: str, code: str, body: dict, units: tuple[str, ...]) -> TestUnits:
-    where = f"tests.{domain}.{code}"
-    unknown = set(body) - _TEST_KEYS
-    if unknown:
-        raise UnitCatalogError(f"{where}: unknown keys {sorted(unknown)}")
-    kind = TestKind(body.get("kind", "numeric"))
-    unit = body.get("unit")
-    accepted = {str(u): _conversion(f"{where}.accepted.{u}", c) for u, c in (body.get("accepted") or {}).items()}
-    not_convertible = tuple(str(u) for u in body.get("not_convertible") or ())
-    for name in [*([unit] if unit else []), *accepted, *not_convertible]:
-        if name not in units:
-            raise UnitCatalogError(f"{where}: unit {name!r} is not declared under `units`")
-    if kind is TestKind.NUMERIC and (unit is None or unit not in accepted):
-        raise UnitCatalogError(f"{where}: a numeric test needs `unit` and must accept it")
-    plausible = body.get("plausible")
-    if plausible is not None:
-        if len(plausible) != 2 or float(plausible[0]) > float(plausible[1]):
-            raise UnitCatalogError(f"{where}: plausible must be [low, high]")
-        plausible = (float(plausible[0]), float(plausible[1]))
-    positive_above = body.get("positive_above")
+def _test(domain: str, code: str, body: TestModel) -> TestUnits:
     return TestUnits(
-        domain=domain, testcd=code, kind=kind, unit=unit, unitless=bool(body.get("unitless", False)),
-        accepted=accepted, not_convertible=not_convertible, plausible=plausible,
-        positive_above=None if positive_above is None else float(positive_above),
+        domain=domain.upper(), testcd=code.upper(), kind=body.kind, unit=body.unit, unitless=body.unitless,
+        accepted={u: Conversion(c.factor, c.divide, c.offset, c.log10) for u, c in body.accepted.items()},
+        not_convertible=tuple(body.not_convertible), plausible=body.plausible, positive_above=body.positive_above,
     )
 
 
-def parse_units(raw: object) -> UnitCatalog:
-    """Build a catalog from the parsed YAML document; raise UnitCatalogError on any unknown key."""
-    if not isinstance(raw, dict):
-        raise UnitCatalogError("unit catalog: the document must be a mapping")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise UnitCatalogError(f"unit catalog: unknown keys {sorted(unknown)}")
-    units, synonyms = _synonyms(raw.get("units") or {})
-    qualitative = _qualitative(raw.get("qualitative") or {})
-    tests: dict[tuple[str, str], TestUnits] = {}
-    for domain, entries in (raw.get("tests") or {}).items():
-        for code, body in (entries or {}).items():
-            tests[(str(domain).upper(), str(code).upper())] = _test(
-                str(domain).upper(), str(code).upper(), body or {}, units)
-    return UnitCatalog(units=units, synonyms=synonyms, qualitative=qualitative, tests=tests)
+def _declared(model: UnitsFile) -> None:
+    """Every unit a test names is declared under `units`; spellings do not collide."""
+    _synonyms(model.units)
+    _qualitative(model.qualitative)
+    for domain, entries in model.tests.items():
+        for code, body in entries.items():
+            for name in [*([body.unit] if body.unit else []), *body.accepted, *body.not_convertible]:
+                if name not in model.units:
+                    raise LocatedError(("tests", domain, code), f"unit {name!r} is not declared under `units`")
 
 
-@cache
-def _load_bundled() -> UnitCatalog:
-    text = resources.files("contracts").joinpath("units.yaml").read_text(encoding="utf-8")
-    return parse_units(yaml.safe_load(text))
+def _catalog(model: UnitsFile) -> UnitCatalog:
+    units, synonyms = _synonyms(model.units)
+    tests = {(str(domain).upper(), str(code).upper()): _test(str(domain), str(code), body)
+             for domain, entries in model.tests.items() for code, body in entries.items()}
+    return UnitCatalog(units=units, synonyms=synonyms, qualitative=_qualitative(model.qualitative), tests=tests)
+
+
+def parse_units(raw: object, source: str = "unit catalog") -> UnitCatalog:
+    """Build a catalog from an already parsed document; raise UnitCatalogError on any unknown key."""
+    return _catalog(parse_mapping(UnitsFile, raw, source, check=_declared, error=UnitCatalogError))
+
+
+def parse_units_text(text: str, source: str) -> UnitCatalog:
+    """A catalog from a file's YAML text; errors name `source` and the line."""
+    return _catalog(parse_yaml(UnitsFile, text, source, check=_declared, error=UnitCatalogError))
 
 
 def load_units(path: str | Path | None = None) -> UnitCatalog:
-    """The unit catalog: the bundled contracts/units.yaml, or another file with the same shape."""
-    if path is None:
-        return _load_bundled()
-    return parse_units(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    """The unit catalog: the bundled contracts/units.yaml, or another file with the same shape (a study's)."""
+    return load_data_file(parse_units_text, "contracts", "units.yaml", path, UnitCatalogError)

@@ -14,6 +14,7 @@ import polars as pl
 from contracts.domains import DomainSpec
 from contracts.units import UnitCatalog
 from core.values import blank_to_null, coded_value
+from expectations.protocol_needs import Demands
 from expectations.spec import Action, CheckKind, SuiteConfig
 
 IGNORE_MISSING = "either_value_is_missing"
@@ -87,6 +88,7 @@ class Context:
     needs: dict[str, tuple[tuple[str, ...], ...]]  # upper domain -> groups of test codes (any one enough)
     needed_by: dict[str, tuple[str, ...]]  # "LB.HBVDNA" -> components that read it (for messages)
     columns: frozenset[str]  # columns present in the delivered frame
+    demands: Demands | None = None  # per protocol version: criteria, needed results and their conditions
 
     @property
     def domain(self) -> str:

@@ -63,9 +63,9 @@ def _with_needs(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx) -> p
     """DM only: the subject's decision and its missing results / IE answers (lists, empty when complete),
     and on the first DM row of each site the results none of the site's subjects has (site-level gaps)."""
     subjects = decisions(domains)
-    needs, site_gaps = (missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects) if ctx.needs
-                        else (None, None))
-    ie = missing_criteria(domains, ctx.criteria, ctx.config, subjects) if ctx.criteria else None
+    needs, site_gaps = (missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects, ctx.demands)
+                        if ctx.needs else (None, None))
+    ie = missing_criteria(domains, ctx.criteria, ctx.config, subjects, ctx.demands) if ctx.criteria else None
     table = subjects
     for extra in (needs, ie):
         if extra is not None:

@@ -2,22 +2,32 @@
 
 The suites themselves are generated from contracts/domains.yaml, contracts/units.yaml and the protocol;
 this file only holds what those sources do not say (which variable is a result, which check a failure
-triggers, the readable messages). Unknown keys are errors, so a typo cannot silently disable a check.
+triggers, the readable messages). When a result is needed only under a condition is the protocol's to
+say (contracts.needs reads it from the rule trees), so it is not here. The file's shape is a pydantic
+model (`SuitesFile`, docs/schemas/suites.schema.json); unknown keys are errors naming the line, so a
+typo cannot silently disable a check.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
-from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
+from pydantic import AfterValidator, Field, model_validator
+
+from contracts.datafile import (
+    DataFileError,
+    FileModel,
+    load_data_file,
+    parse_mapping,
+    parse_yaml,
+)
 
 
-class SuiteConfigError(ValueError):
+class SuiteConfigError(DataFileError):
     """expectations/suites.yaml is malformed (unknown key, unknown check kind, bad template...)."""
 
 
@@ -58,8 +68,7 @@ class CheckKind(StrEnum):
     FORMULA_TEXT = "formula_text"
 
 
-@dataclass(frozen=True)
-class ResultRoles:
+class ResultRoles(FileModel):
     """Which variables of a findings domain hold the test code, result, unit, range and status."""
 
     test: str
@@ -79,15 +88,6 @@ class CheckText:
 
 
 @dataclass(frozen=True)
-class Condition:
-    """When a conditionally needed result is needed (see `conditional_needs` in suites.yaml)."""
-
-    sex: tuple[str, ...] = ()
-    result_any: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "LB.HBSAG" -> ("POSITIVE",)
-    with_tests: tuple[str, ...] = ()  # "LB.CREAT"
-
-
-@dataclass(frozen=True)
 class SuiteConfig:
     results: dict[str, ResultRoles]  # upper-case domain -> roles
     not_done: tuple[str, ...]
@@ -98,96 +98,96 @@ class SuiteConfig:
     test_variables: dict[str, ResultRoles]  # domain -> test / result variables, for needs outside `results`
     alternatives: tuple[tuple[str, ...], ...]  # ("TR.LDIAM", "TR.LPERP"): any one is enough
     ie_decisions: tuple[str, ...]
-    conditional_needs: dict[str, Condition]  # "LB.HCG" -> condition
     reference_limits: dict[tuple[str, str], tuple[float, float]]
     checks: dict[CheckKind, CheckText]
 
 
-_TOP = {"results", "not_done", "required_exceptions", "identifying", "private", "needed_results", "ie_checklist",
-        "conditional_needs", "reference_limits", "checks"}
-_ROLE_KEYS = {"test", "result", "unit", "low", "high", "status"}
-_CHECK_KEYS = {"meaning", "action", "message", "observed"}
-_CONDITION_KEYS = {"sex", "result_any", "with"}
-_EXCEPTIONS = {"not_done", "unit"}
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ------------------------------------------------------------------------------------- the file's model
 
 
-def _strict(where: str, raw: object, allowed: set[str]) -> dict:
-    if not isinstance(raw, dict):
-        raise SuiteConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - allowed
-    if unknown:
-        raise SuiteConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    return raw
+class TestVariablesModel(FileModel):
+    __test__ = False  # not a pytest test class despite the name
+
+    test: str
+    result: str
 
 
-def _decisions(where: str, raw: object, extra: set[str] | None = None) -> tuple[str, ...]:
-    body = _strict(where, raw, {"decisions", *(extra or set())})
-    return tuple(str(d) for d in body.get("decisions") or ())
+class NeededResultsModel(FileModel):
+    decisions: list[str] = Field(default_factory=list, description="whose subjects need every result")
+    test_variables: dict[str, TestVariablesModel] = Field(default_factory=dict)
+    alternatives: list[list[str]] = Field(default_factory=list, description="any one of a group is enough")
 
 
-def _checks(raw: object) -> dict[CheckKind, CheckText]:
-    body = _strict("checks", raw, {k.value for k in CheckKind})
-    missing = {k.value for k in CheckKind} - set(body)
-    if missing:
-        raise SuiteConfigError(f"checks: no text for {sorted(missing)}")
-    out: dict[CheckKind, CheckText] = {}
-    for kind, text in body.items():
-        entry = _strict(f"checks.{kind}", text, _CHECK_KEYS)
-        if set(entry) != _CHECK_KEYS:
-            raise SuiteConfigError(f"checks.{kind}: needs {sorted(_CHECK_KEYS)}")
-        if entry["action"] not in {a.value for a in Action}:
-            raise SuiteConfigError(f"checks.{kind}.action: {entry['action']!r} not in {[a.value for a in Action]}")
-        out[CheckKind(kind)] = CheckText(meaning=str(entry["meaning"]), action=Action(entry["action"]),
-                                         message=str(entry["message"]), observed=str(entry["observed"]))
-    return out
+class DecisionsModel(FileModel):
+    decisions: list[str] = Field(default_factory=list)
 
 
-def parse_suites(raw: object) -> SuiteConfig:
-    """Build the configuration from the parsed YAML; raise SuiteConfigError on anything unknown."""
-    body = _strict("suites.yaml", raw, _TOP)
-    results = {dom.upper(): ResultRoles(**_strict(f"results.{dom}", roles, _ROLE_KEYS))
-               for dom, roles in (body.get("results") or {}).items()}
-    exceptions: dict[str, dict[str, str]] = {}
-    for dom, variables in (body.get("required_exceptions") or {}).items():
-        for variable, why in _strict(f"required_exceptions.{dom}", variables, set(variables)).items():
-            if why not in _EXCEPTIONS:
-                raise SuiteConfigError(f"required_exceptions.{dom}.{variable}: {why!r} not in {_EXCEPTIONS}")
-        exceptions[dom.upper()] = {str(v): str(w) for v, w in variables.items()}
-    conditions: dict[str, Condition] = {}
-    for test, cond in (body.get("conditional_needs") or {}).items():
-        entry = _strict(f"conditional_needs.{test}", cond, _CONDITION_KEYS)
-        if "." not in test:
-            raise SuiteConfigError(f"conditional_needs: {test!r} must be DOMAIN.TESTCD")
-        result_any = {str(t).upper(): tuple(str(v) for v in values)
-                      for t, values in (entry.get("result_any") or {}).items()}
-        if any("." not in t for t in result_any):
-            raise SuiteConfigError(f"conditional_needs.{test}.result_any: keys must be DOMAIN.TESTCD")
-        conditions[test.upper()] = Condition(
-            sex=tuple(entry.get("sex") or ()), result_any=result_any, with_tests=tuple(entry.get("with") or ()))
-    needed = body.get("needed_results") or {}
-    limits: dict[tuple[str, str], tuple[float, float]] = {}
-    for dom, tests in (body.get("reference_limits") or {}).items():
-        for test, pair in tests.items():
-            if len(pair) != 2 or float(pair[0]) >= float(pair[1]):
-                raise SuiteConfigError(f"reference_limits.{dom}.{test}: must be [low, high] with low < high")
-            limits[(dom.upper(), test.upper())] = (float(pair[0]), float(pair[1]))
+class CheckTextModel(FileModel):
+    meaning: str
+    action: Action
+    message: str
+    observed: str
+
+
+def _limits(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] >= value[1]:
+        raise ValueError("must be [low, high] with low < high")
+    return value
+
+
+class SuitesFile(FileModel):
+    """expectations/suites.yaml as its maintainer writes it (docs/validation.md)."""
+
+    results: dict[str, ResultRoles] = Field(default_factory=dict)
+    not_done: list[str] = Field(default_factory=list)
+    required_exceptions: dict[str, dict[str, Literal["not_done", "unit"]]] = Field(default_factory=dict)
+    identifying: list[str] = Field(default_factory=list)
+    private: list[str] = Field(default_factory=list)
+    needed_results: NeededResultsModel = NeededResultsModel()
+    ie_checklist: DecisionsModel = DecisionsModel()
+    reference_limits: dict[str, dict[str, Annotated[tuple[float, float], AfterValidator(_limits)]]] = Field(
+        default_factory=dict)
+    checks: dict[CheckKind, CheckTextModel]
+
+    @model_validator(mode="after")
+    def _every_check_has_text(self) -> SuitesFile:
+        missing = sorted(k.value for k in CheckKind if k not in self.checks)
+        if missing:
+            raise ValueError(f"checks: no text for {missing}")
+        return self
+
+
+def _config(model: SuitesFile) -> SuiteConfig:
+    needed = model.needed_results
     return SuiteConfig(
-        results=results,
-        not_done=tuple(body.get("not_done") or ()),
-        required_exceptions=exceptions,
-        identifying=tuple(body.get("identifying") or ()),
-        private=tuple(body.get("private") or ()),
-        needed_decisions=_decisions("needed_results", needed, {"test_variables", "alternatives"}),
-        test_variables={str(d).upper(): ResultRoles(unit="", **_strict(f"needed_results.test_variables.{d}", v,
-                                                                       {"test", "result"}))
-                        for d, v in (needed.get("test_variables") or {}).items()},
-        alternatives=tuple(tuple(str(t).upper() for t in group) for group in needed.get("alternatives") or ()),
-        ie_decisions=_decisions("ie_checklist", body.get("ie_checklist") or {}),
-        conditional_needs=conditions,
-        reference_limits=limits,
-        checks=_checks(body.get("checks")),
+        results={dom.upper(): roles for dom, roles in model.results.items()},
+        not_done=tuple(model.not_done),
+        required_exceptions={dom.upper(): dict(variables) for dom, variables in model.required_exceptions.items()},
+        identifying=tuple(model.identifying),
+        private=tuple(model.private),
+        needed_decisions=tuple(needed.decisions),
+        test_variables={dom.upper(): ResultRoles(unit="", test=v.test, result=v.result)
+                        for dom, v in needed.test_variables.items()},
+        alternatives=tuple(tuple(t.upper() for t in group) for group in needed.alternatives),
+        ie_decisions=tuple(model.ie_checklist.decisions),
+        reference_limits={(dom.upper(), test.upper()): pair for dom, tests in model.reference_limits.items()
+                          for test, pair in tests.items()},
+        checks={kind: CheckText(meaning=t.meaning, action=t.action, message=t.message, observed=t.observed)
+                for kind, t in model.checks.items()},
     )
+
+
+def parse_suites(raw: object, source: str = "suites.yaml") -> SuiteConfig:
+    """Build the configuration from an already parsed document; raise SuiteConfigError on anything unknown."""
+    return _config(parse_mapping(SuitesFile, raw, source, error=SuiteConfigError))
+
+
+def parse_suites_text(text: str, source: str) -> SuiteConfig:
+    """The configuration from the file's YAML text; errors name `source` and the line."""
+    return _config(parse_yaml(SuitesFile, text, source, error=SuiteConfigError))
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def placeholders(template: str) -> list[str]:
@@ -195,14 +195,6 @@ def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
-@cache
-def _bundled() -> SuiteConfig:
-    text = resources.files("expectations").joinpath("suites.yaml").read_text(encoding="utf-8")
-    return parse_suites(yaml.safe_load(text))
-
-
 def load_suites(path: str | Path | None = None) -> SuiteConfig:
     """The bundled expectations/suites.yaml, or another file of the same shape."""
-    if path is None:
-        return _bundled()
-    return parse_suites(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    return load_data_file(parse_suites_text, "expectations", "suites.yaml", path, SuiteConfigError)

@@ -10,11 +10,19 @@ needed item), never a loop over subjects.
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 from contracts.enums import Category
+from contracts.needs import Condition
+from contracts.protocol import Rule
+from contracts.rule_kinds import EVENT_DOMAINS
 from contracts.units import TestKind, UnitCatalog
+from core.dates import partial_date
 from core.values import blank_to_null, coded_value, qualitative_result
+from core.versions import version_span
+from expectations.protocol_needs import Demands
 from expectations.spec import ResultRoles, SuiteConfig
 
 ENROLLED, SCREEN_FAILURE, IN_SCREENING = "ENROLLED", "SCREEN FAILURE", "IN SCREENING"
@@ -62,21 +70,111 @@ def roles_of(config: SuiteConfig, domain: str) -> ResultRoles:
     return config.results.get(domain) or config.test_variables[domain]
 
 
-def _conditions(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog) -> pl.DataFrame:
-    """USUBJID x conditional item -> whether the item is needed for that subject."""
-    dm = _frame(domains, "dm", ["USUBJID", "SEX"]).select(
-        blank_to_null("USUBJID").alias("USUBJID"), coded_value("SEX").alias("SEX")).unique("USUBJID")
+def _dm_subjects(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """One row per DM subject (its first DM row): USUBJID, SEX (coded), RFICDTC (text)."""
+    return _frame(domains, "dm", ["USUBJID", "SEX", "RFICDTC"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), coded_value("SEX").alias("SEX"),
+        blank_to_null("RFICDTC").alias("RFICDTC")).unique("USUBJID", keep="first", maintain_order=True)
+
+
+def subject_versions(domains: dict[str, pl.DataFrame], demands: Demands) -> pl.DataFrame:
+    """USUBJID -> _V_FIRST, _V_LAST: the protocol versions its consent date allows (core.versions)."""
+    consent = partial_date(pl.col("RFICDTC"))
+    first, last = version_span(consent.struct.field("earliest"), consent.struct.field("latest"), demands.versions)
+    return _dm_subjects(domains).select("USUBJID", first.alias("_V_FIRST"), last.alias("_V_LAST"))
+
+
+def _atom_key(leaf: Rule) -> str:
+    return json.dumps([leaf.kind, leaf.params], sort_keys=True, default=str)
+
+
+def _atoms(condition: Condition, found: dict[str, Rule]) -> None:
+    if condition is None:
+        return
+    if condition.kind in ("all", "any"):
+        for child in condition.children:
+            _atoms(child, found)
+    else:
+        found.setdefault(_atom_key(condition), condition)
+
+
+def _atom_frame(leaf: Rule, domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: UnitCatalog,
+                dm: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID -> MATCH: whether the gate leaf holds for the subject, read plainly (any delivered row of
+    the test reads one of the values; a targeted history term recorded with MHOCCUR = Y; a DM value)."""
+    params = leaf.params
+    if leaf.kind == "subject":
+        column = "SEX" if params["variable"] == "SEX" else "RFICDTC"
+        holds = (pl.col(column).is_in([str(v).upper() for v in params["values"]]) if "values" in params
+                 else pl.col(column).is_not_null())
+        return dm.select("USUBJID", holds.fill_null(False).alias("MATCH"))
+    if leaf.kind == "coded":
+        wanted = {f"{str(params['domain']).upper()}.{str(params['test']).upper()}":
+                  tuple(str(v).upper() for v in params["values"])}
+    else:  # a targeted history (event with require_each): any listed term recorded as occurred
+        each = EVENT_DOMAINS[str(params["domain"]).upper()]["each"]
+        wanted = {f"{str(params['domain']).upper()}.{str(term).upper()}": ("Y",) for term in params["match"][each]}
+    return _results_in(domains, config, catalog, wanted)
+
+
+def _holds(condition: Condition, columns: dict[str, str]) -> pl.Expr:
+    """The condition over the atoms' columns (a subject without the atom's data: it does not hold)."""
+    if condition is None:
+        return pl.lit(True)
+    if condition.kind == "all":
+        return pl.all_horizontal(_holds(child, columns) for child in condition.children)
+    if condition.kind == "any":
+        return pl.any_horizontal(_holds(child, columns) for child in condition.children)
+    return pl.col(columns[_atom_key(condition)]).fill_null(False)
+
+
+def _item_condition(codes: tuple[str, ...], domain: str, conditions: dict[str, Condition],
+                    columns: dict[str, str]) -> pl.Expr | None:
+    """When one version needs an item (a group: when it needs any member); None: it reads no member."""
+    read = [conditions[f"{domain}.{code}"] for code in codes if f"{domain}.{code}" in conditions]
+    if not read:
+        return None
+    if any(condition is None for condition in read):
+        return pl.lit(True)
+    return pl.any_horizontal(_holds(condition, columns) for condition in read)
+
+
+def _conditions(domains: dict[str, pl.DataFrame], demands: Demands, config: SuiteConfig, catalog: UnitCatalog,
+                items: list[tuple[str, str, tuple[str, ...]]]) -> pl.DataFrame:
+    """USUBJID x conditional item -> whether the item is needed for that subject.
+
+    One version: its condition. Several: the item is needed when every version the subject's consent
+    allows needs it (a subject's checks never ask for what its version may not read)."""
+    found: dict[str, Rule] = {}
+    for conditions in demands.conditions:
+        for condition in conditions.values():
+            _atoms(condition, found)
+    dm = _dm_subjects(domains)
+    frame = dm.select("USUBJID")
+    columns: dict[str, str] = {}
+    for number, (key, leaf) in enumerate(found.items()):
+        name = f"_A{number}"
+        columns[key] = name
+        frame = frame.join(_atom_frame(leaf, domains, config, catalog, dm).rename({"MATCH": name}),
+                           on="USUBJID", how="left")
+    if demands.amended:
+        frame = frame.join(subject_versions(domains, demands), on="USUBJID", how="left")
     rows = []
-    for item, cond in config.conditional_needs.items():
-        domain, code = item.split(".", 1)
-        needed = pl.lit(True)
-        if cond.sex:
-            needed = needed & pl.col("SEX").is_in(list(cond.sex)).fill_null(False)
-        frame = dm.with_columns(pl.lit(domain).alias("DOMAIN"), pl.lit(code).alias("ITEM"))
-        if cond.result_any:
-            frame = frame.join(_results_in(domains, config, catalog, cond.result_any), on="USUBJID", how="left")
-            needed = needed & pl.col("MATCH").fill_null(False)
-        rows.append(frame.select("USUBJID", "DOMAIN", "ITEM", needed.alias("CONDITION")))
+    for domain, item, codes in items:
+        per_version = [_item_condition(codes, domain, conditions, columns) for conditions in demands.conditions]
+        if not demands.amended:
+            needed = per_version[0]
+            if needed is None or needed.meta.eq(pl.lit(True)):
+                continue
+        else:
+            if all(v is not None and v.meta.eq(pl.lit(True)) for v in per_version):
+                continue
+            may_be = [(pl.col("_V_FIRST") <= number) & (pl.col("_V_LAST") >= number)
+                      for number in range(len(per_version))]
+            needed = pl.all_horizontal(~may_be[number] | (condition if condition is not None else pl.lit(False))
+                                       for number, condition in enumerate(per_version))
+        rows.append(frame.select("USUBJID", pl.lit(domain).alias("DOMAIN"), pl.lit(item).alias("ITEM"),
+                                 needed.fill_null(False).alias("CONDITION")))
     if not rows:
         return pl.DataFrame(schema={"USUBJID": pl.String, "DOMAIN": pl.String, "ITEM": pl.String,
                                     "CONDITION": pl.Boolean})
@@ -112,8 +210,8 @@ def _subject_sites(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tuple[str, ...], ...]],
-                    config: SuiteConfig, catalog: UnitCatalog,
-                    subjects: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+                    config: SuiteConfig, catalog: UnitCatalog, subjects: pl.DataFrame,
+                    demands: Demands | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Needed results nobody delivered: (per subject, per site).
 
     Per subject: USUBJID -> X_MISSING_<DOMAIN> (needed items with no usable row), for in-scope subjects.
@@ -138,7 +236,10 @@ def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tup
     sites = _subject_sites(domains)
     site_has = (present.join(sites, on="USUBJID", how="inner").join(items, on=["DOMAIN", "TEST"], how="inner")
                 .select("SITE", "DOMAIN", "ITEM").unique().with_columns(pl.lit(True).alias("SITE_HAS")))
-    conditions = _conditions(domains, config, catalog)
+    items_of_groups = [(dom, " or ".join(group), group) for dom, groups in needs.items() for group in groups]
+    conditions = (_conditions(domains, demands, config, catalog, items_of_groups) if demands is not None
+                  else pl.DataFrame(schema={"USUBJID": pl.String, "DOMAIN": pl.String, "ITEM": pl.String,
+                                            "CONDITION": pl.Boolean}))
     table = (scope.join(items, how="cross")
              .join(present, on=["USUBJID", "DOMAIN", "TEST"], how="left")
              .group_by("USUBJID", "DOMAIN", "ITEM").agg(pl.col("HAS").fill_null(False).any())
@@ -163,15 +264,34 @@ def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tup
     return per_subject, per_site
 
 
+def _required_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str],
+                       demands: Demands | None) -> pl.DataFrame | None:
+    """USUBJID -> X_REQUIRED (the criteria its checklist must answer) for an amended protocol: those of
+    every version its consent allows (a criterion of one version only is not required when the consent
+    date cannot tell). None for a single version: every criterion."""
+    if demands is None or not demands.amended:
+        return None
+    spans = {}
+    for first in range(len(demands.versions)):
+        for last in range(first, len(demands.versions)):
+            common = set.intersection(*(set(demands.criteria[v]) for v in range(first, last + 1)))
+            spans[(first, last)] = [c for c in criteria if c in common]
+    table = pl.DataFrame({"_V_FIRST": [k[0] for k in spans], "_V_LAST": [k[1] for k in spans],
+                          "X_REQUIRED": list(spans.values())},
+                         schema={"_V_FIRST": pl.Int32, "_V_LAST": pl.Int32, "X_REQUIRED": pl.List(pl.String)})
+    return subject_versions(domains, demands).join(table, on=["_V_FIRST", "_V_LAST"], how="left").select(
+        "USUBJID", "X_REQUIRED")
+
+
 def missing_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str], config: SuiteConfig,
-                     subjects: pl.DataFrame) -> pl.DataFrame:
+                     subjects: pl.DataFrame, demands: Demands | None = None) -> pl.DataFrame:
     """USUBJID -> X_MISSING_IE: protocol criteria without an IE answer, for decided subjects.
 
     Same reading of the two DTS delivery styles as checks.comparison.site_checklist: a subject with a "passing"
     answer (inclusion Y / exclusion N) has a full checklist and every absent criterion is missing; a
     subject with only failing answers is a not-met-only delivery (absent = met / not applying); a
     subject without any IE row is missing its checklist unless every subject of its site with IE rows
-    is not-met-only.
+    is not-met-only. With an amended protocol, the criteria are those of the subject's version.
     """
     scope = subjects.filter(pl.col("X_DECISION").is_in(list(config.ie_decisions)))
     ie = _frame(domains, "ie", ["USUBJID", "IETESTCD", "IECAT", "IEORRES", "DELIVERY_SITEID"]).select(
@@ -190,6 +310,10 @@ def missing_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str],
              .join(per_subject.drop("DELIVERY_SITEID"), on="USUBJID", how="left")
              .join(site_all_nmo, on="DELIVERY_SITEID", how="left"))
     all_criteria = pl.lit(pl.Series(list(criteria), dtype=pl.String).implode())
+    required = _required_criteria(domains, criteria, demands)
+    if required is not None:
+        table = table.join(required, on="USUBJID", how="left")
+        all_criteria = pl.col("X_REQUIRED").fill_null(all_criteria)
     no_rows = pl.col("FULL").is_null()
     missing = (pl.when(pl.col("FULL").fill_null(False)).then(all_criteria.list.set_difference("ANSWERED"))
                .when(no_rows & ~pl.col("SITE_NMO").fill_null(False)).then(all_criteria)

@@ -19,7 +19,7 @@ from contracts.units import UnitCatalog, load_units
 from expectations.checks import Context, build
 from expectations.mapping import CHECK_COLUMN, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
-from expectations.protocol_needs import criteria_of, needed_by, needs_of, protocol_id
+from expectations.protocol_needs import criteria_of, demands_of, needed_by, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
 
 
@@ -32,7 +32,8 @@ def domain_context(domain: str, *, study: str, protocol: Protocol | None = None,
     config = config or load_suites()
     return Context(spec=DOMAINS[domain.lower()], config=config, catalog=catalog or load_units(), study=study,
                    protocol_id=protocol_id(protocol), criteria=criteria_of(protocol),
-                   needs=needs_of(protocol, config), needed_by=needed_by(protocol), columns=columns)
+                   needs=needs_of(protocol, config), needed_by=needed_by(protocol), columns=columns,
+                   demands=demands_of(protocol))
 
 
 def suite_name(domain: str) -> str:
@@ -40,10 +41,12 @@ def suite_name(domain: str) -> str:
 
 
 def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
-                    workdir: Path) -> DomainValidation:
-    """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected."""
+                    workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
+    """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected.
+
+    `catalog` is the study's unit catalog (None: the bundled one)."""
     frame = domains.get(domain.lower())
-    ctx = domain_context(domain, study=study, protocol=protocol,
+    ctx = domain_context(domain, study=study, protocol=protocol, catalog=catalog,
                          columns=frozenset(frame.columns) if frame is not None else frozenset())
     pieces = build(ctx)
     checks = [piece.check for piece in pieces]

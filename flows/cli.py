@@ -16,9 +16,11 @@ from rich.table import Table
 from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
 
 #: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
-#: clinical-data host, and patience with the temporary API server on a busy machine.
+#: clinical-data host (the server's analytics, the client's SDK events), and patience with the
+#: temporary API server on a busy machine.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 for _name, _value in PREFECT_DEFAULTS.items():
@@ -40,11 +42,19 @@ DaskAddress = Annotated[
     str | None, typer.Option(help="Scheduler of an existing Dask cluster (tcp://host:8786); default: a local one.")
 ]
 DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
+ProtocolOption = Annotated[str | None, typer.Option(
+    help="A protocol version file (the files beside it with the same id are its other versions) or a folder of "
+         "version files, a path or an s3:// URI; default: the bundled SZ003.")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
     console.print(message, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    """One line of a long-running command's log (never wrapped: logs are read by grep and journald)."""
+    console.print(message, soft_wrap=True, markup=False)
 
 
 def _runner(runner: RunnerKind, dask_address: str | None, dask_workers: int) -> RunnerChoice:
@@ -83,6 +93,7 @@ def _run(params: dict, choice: RunnerChoice):
     from expectations.warmup import start_background_import
 
     start_background_import()
+    from contracts.protocol import ProtocolError
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
     from publication import AuditLockedError
@@ -94,6 +105,8 @@ def _run(params: dict, choice: RunnerChoice):
             return flow_with_runner(**params)
     except nightly.NothingToAuditError as error:
         raise _fail(f"[red]nothing audited:[/red] {error}", 2) from None
+    except ProtocolError as error:  # a study paired with another study's protocol: a usage error
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
     except AuditLockedError as error:
         raise _fail(f"[yellow]not run:[/yellow] {error}", 3) from None
     except Exception as error:  # an unreachable endpoint, a broken protocol file...: one clear line, exit 1
@@ -131,8 +144,7 @@ def run(
              "time zone.")] = None,
     as_of: AsOf = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
-    protocol: Annotated[str | None, typer.Option(
-        help="Protocol file (YAML), a path or an s3:// URI; default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     endpoint_url: EndpointUrl = None,
     runner: Runner = RunnerKind.THREAD,
     dask_address: DaskAddress = None,
@@ -140,7 +152,8 @@ def run(
 ) -> None:
     """Run one nightly audit of one study and publish its reports.
 
-    Exit status: 0 published, 2 nothing to audit (or a usage error), 3 another audit of the study is running.
+    Exit status: 0 published, 1 the audit failed (one line naming the study and the place), 2 nothing to
+    audit or a usage or configuration error, 3 another audit of the study is running.
     """
     if as_of:
         date.fromisoformat(as_of)
@@ -148,6 +161,8 @@ def run(
     params = _run_parameters(config, landing, reports, study, protocol, endpoint_url, as_of)
     summary = _run(params, choice)
     _print_summary(summary)
+    if summary.report_link and summary.report_link != summary.report:
+        console.print(f"open the report: {summary.report_link}", soft_wrap=True)
     typer.echo(summary.report)
 
 
@@ -211,16 +226,21 @@ def generate(
 ) -> None:
     """Write DTS-conformant synthetic deliveries (with a ground truth of planted problems)."""
     from generator import generate as generate_study
-    from storage import open_store
+    from storage import StorageError, open_store
 
     as_of_date = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
-    with console.status("generating deliveries..."):
-        try:
-            summary = generate_study(open_store(out, endpoint_url), study=study, sites=sites, subjects=subjects,
-                                     seed=seed, as_of=as_of_date, formats=formats, plant_problems=not clean,
-                                     profile=profile)
-        except ValueError as error:  # an unknown profile or format: one line
-            raise _fail(f"[red]error:[/red] {error}", 2) from None
+    try:
+        store = open_store(out, endpoint_url)
+        if out.startswith("s3://") and not store.exists():
+            raise _fail(f"[red]generate failed:[/red] study {study}: the bucket of {out} does not exist"
+                        f"{f' on {endpoint_url}' if endpoint_url else ''}: create it first", 1)
+        with console.status("generating deliveries..."):
+            summary = generate_study(store, study=study, sites=sites, subjects=subjects, seed=seed,
+                                     as_of=as_of_date, formats=formats, plant_problems=not clean, profile=profile)
+    except StorageError as error:  # no credentials, access denied...: one line naming the study and the place
+        raise _fail(f"[red]generate failed:[/red] {type(error).__name__}: study {study}: {error}", 1) from None
+    except ValueError as error:  # an unknown profile or format: one line
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
     console.print(f"wrote {summary.subjects} subjects at {summary.sites} sites to {out}")
 
 
@@ -248,8 +268,7 @@ def demo(
 
 @app.command()
 def expectations(
-    protocol: Annotated[str | None, typer.Option(
-        help="Protocol file (YAML), a path or an s3:// URI; default: bundled SZ003.")] = None,
+    protocol: ProtocolOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     endpoint_url: EndpointUrl = None,
 ) -> None:
@@ -273,6 +292,218 @@ def expectations(
         table.add_row(str(item.get("domain", "")), str(item.get("expectation", item.get("type", ""))),
                       str(item.get("meaning", "")))
     Console().print(table)
+
+
+@app.command()
+def deploy(
+    config_dir: Annotated[Path, typer.Option(help="Folder of study configuration files (*.yaml).")],
+    pool: Annotated[str, typer.Option(help="Prefect work pool the deployments are queued in.")] = "screening-audit",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and show the deployments; "
+                                                            "contact no server.")] = False,
+) -> None:
+    """Create or update one Prefect deployment per study file; pause those whose file is gone.
+
+    Needs PREFECT_API_URL (the server the workers poll) and the work pool. `${NAME}` in a study file
+    is not resolved here: the worker resolves it at each run. Exit status: 0 done, 2 a study file or
+    the server/pool is wrong.
+    """
+    from flows.config import ConfigError
+    from flows.deployments import DeployError, plan
+    from flows.deployments import deploy as deploy_studies
+
+    try:
+        planned = plan(config_dir)
+        if dry_run:
+            outcomes = None
+        else:
+            with console.status(f"deploying {len(planned)} studies..."):
+                outcomes = deploy_studies(config_dir, pool)
+    except ConfigError as error:
+        raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+    except DeployError as error:
+        raise _fail(f"[red]not deployed:[/red] {error}", 2) from None
+    table = Table(title=f"{len(planned)} studies from {config_dir}" + (" (dry run)" if dry_run else ""))
+    for column in ("deployment", "study", "schedule", "worker needs", "action"):
+        table.add_column(column)
+    actions = {o.name: o.action.value for o in outcomes or []}
+    for item in planned:
+        table.add_row(item.full_name, item.study, f"{item.cron} ({item.timezone})",
+                      ", ".join(item.environment) or "-", actions.get(item.name, "-"))
+    for outcome in outcomes or []:
+        if outcome.action.value == "paused":
+            table.add_row(f"nightly_audit/{outcome.name}", outcome.study, "-", "-", f"paused: {outcome.detail}")
+    Console().print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option(help="Prefect work pool to poll.")] = "screening-audit",
+    grace: Annotated[float, typer.Option(min=0, help="Seconds flow runs in progress get to end cleanly "
+                                                     "when the worker is stopped.")] = 60,
+) -> None:
+    """Run Prefect's process worker; on SIGTERM, end the nights in progress cleanly, then stop it.
+
+    Extra options go to `prefect worker start` (e.g. `--limit 4`). See deploy/README.md for the
+    systemd unit (TimeoutStopSec, KillMode=mixed).
+    """
+    from runtime.worker import run_worker
+
+    raise typer.Exit(run_worker(["--pool", pool, *ctx.args], grace, _say))
+
+
+@app.command("local-s3")
+def local_s3(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 9000,
+    bucket: Annotated[list[str] | None, typer.Option(help="A bucket to create (repeat the option).")] = None,
+) -> None:
+    """Serve a local S3-compatible endpoint (moto) on 127.0.0.1 for a trial, until Ctrl-C or SIGTERM.
+
+    In memory only: everything written to it is gone when it stops. Any access key is accepted, so it
+    never needs (and must never be given) a real credential. Needs the `demo` extra.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise _fail("[red]error:[/red] the local S3 endpoint needs moto: install the `demo` extra "
+                    "(`uv sync --extra demo`, or `make install`)", 2)
+    from runtime.local_s3 import PortInUse, serve_local_s3
+
+    try:
+        serve_local_s3(port, tuple(bucket or ()), _say)
+    except PortInUse as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
+
+
+@app.command("check-protocol")
+def check_protocol(
+    file: Annotated[Path, typer.Argument(help="A protocol version file (its siblings are the other versions), a "
+                                              "folder of version files, or a draft amendment.")],
+    units: Annotated[Path | None, typer.Option(help="The study's unit catalog; default: the bundled one.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+) -> None:
+    """Check a protocol before a night runs it: schema errors, tests unknown to the unit catalog, unused
+    parameters, criteria the IE checklist cannot answer, overlapping versions; each with file and line.
+
+    Exit status: 0 no error (warnings are printed), 1 errors (or warnings with --strict), 2 unusable input.
+    """
+    from contracts.datafile import DataFileError
+    from contracts.protocol_lint import Level, lint_protocol
+    from contracts.units import load_units
+
+    try:
+        findings = lint_protocol(file, load_units(units) if units else None)
+    except DataFileError as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
+    for finding in findings:
+        typer.echo(finding.line())
+    errors = sum(f.level is Level.ERROR for f in findings)
+    warnings = len(findings) - errors
+    console.print(f"{file}: {errors} error(s), {warnings} warning(s)", soft_wrap=True)
+    if errors or (strict and warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path | None, typer.Option(help="Folder to write into; default: docs/schemas of the source "
+                                                  "tree.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only check that the published schemas are current.")] = False,
+) -> None:
+    """Write the JSON Schemas of the YAML files (protocol, units, process checks, policy, suites, study
+    configuration) from their models, for editors to check files as they are typed."""
+    from flows.schemas import stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas(out)
+        if stale:
+            raise _fail(f"[red]out of date:[/red] {', '.join(stale)} (run `screening-audit schemas`)", 1)
+        console.print("schemas are up to date")
+        return
+    for path in write_schemas(out):
+        typer.echo(str(path))
+
+
+def _whatif_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
+                       baseline: str | None, draft: str, endpoint_url: str | None, as_of: str | None) -> dict:
+    """The what-if flow's parameters: the study configuration's (landing, reports, protocol, units, process
+    checks, policy, time zone), or the command line's; reports default to the current folder."""
+    from flows.config import ConfigError, load_config
+
+    params: dict = {"draft": str(Path(draft).expanduser().resolve()), "as_of": as_of}
+    if config is not None:
+        try:
+            study_config = load_config(config)
+        except ConfigError as error:
+            raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+        params.update({key: value for key, value in study_config.flow_parameters().items()
+                       if key in ("landing", "reports", "study", "protocol", "units", "process_checks", "policy",
+                                  "timezone", "endpoint_url")})
+        params["endpoint_url"] = study_config.endpoint_url or endpoint_url
+    else:
+        if not landing:
+            raise _fail("[red]error:[/red] give --landing (and optionally --reports), or --config FILE", 2)
+        params.update(landing=landing, reports=".", study="SZ003", protocol=None, endpoint_url=endpoint_url)
+    for key, value in (("landing", landing), ("reports", reports), ("study", study), ("protocol", baseline)):
+        if value:
+            params[key] = value
+    return params
+
+
+@app.command()
+def whatif(
+    protocol: Annotated[str, typer.Option(help="The draft amendment (a protocol version file, usually with "
+                                               "`draft: true`).")],
+    landing: Annotated[str | None, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")] = None,
+    reports: Annotated[str | None, typer.Option(help="Reports root the what-if pages go under (default: the "
+                                                     "configuration's, else the current folder).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Study configuration file: landing, reports, the protocol "
+                                                     "in force and the study's data files.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="The protocol in force (a version file or folder); default: "
+                                                      "the configuration's, else the bundled SZ003.")] = None,
+    as_of: AsOf = None,
+    endpoint_url: EndpointUrl = None,
+) -> None:
+    """Re-evaluate the delivered data under a draft amendment: which subjects would change outcome, per
+    criterion and site (screen failures that would have been eligible, enrolled subjects who would become
+    ineligible, new UNVERIFIABLE results). Writes whatif.html and whatif.xlsx under
+    <reports>/<STUDYID>/whatif/<AS_OF>/<draft version>/.
+
+    Exit status: 0 written, 2 nothing to audit or an unusable draft / file, 1 any other failure.
+    """
+    if as_of:
+        date.fromisoformat(as_of)
+    params = _whatif_parameters(config, landing, reports, study, baseline, protocol, endpoint_url, as_of)
+    from runtime.prefect_api import api_in_use, start_early_prefect_api
+
+    api = start_early_prefect_api()
+    from expectations.warmup import start_background_import
+
+    start_background_import()
+    from contracts.datafile import DataFileError
+    from flows import nightly
+    from flows.console_logs import quiet_console_tracebacks
+    from flows.whatif import DraftMismatchError, whatif_audit
+
+    quiet_console_tracebacks()
+    try:
+        with console.status(f"what-if for {params['study']}..."), api_in_use(api):
+            summary = whatif_audit(**params)
+    except (nightly.NothingToAuditError, DataFileError, DraftMismatchError) as error:
+        raise _fail(f"[red]what-if not run:[/red] {error}", 2) from None
+    except Exception as error:  # an unreachable endpoint...: one clear line, exit 1
+        raise _fail(f"[red]what-if failed:[/red] {type(error).__name__}: {error}", 1) from None
+    table = Table(title=f"What-if {summary.draft} for {summary.study} as of {summary.as_of} "
+                        f"(in force: {summary.baseline})")
+    table.add_column("subjects")
+    table.add_column("count", justify="right")
+    table.add_row("screened", str(summary.subjects))
+    for change, count in summary.changes.items():
+        table.add_row(change.replace("_", " ").lower(), str(count))
+    table.add_row("with new UNVERIFIABLE results", str(summary.unverifiable_subjects))
+    console.print(table)
+    typer.echo(summary.report)
 
 
 if __name__ == "__main__":

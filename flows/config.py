@@ -6,16 +6,27 @@ A file looks like `deploy/studies/sz003.yaml`:
     landing: s3://sz003-landing
     reports: s3://sponsor-reports
     endpoint_url: ${S3_ENDPOINT_URL}      # optional; MinIO or another S3-compatible endpoint
-    protocol: null                        # null = the bundled SZ003 protocol; else a path or an s3:// URI
+    protocol: null                        # null = the bundled SZ003 protocol (study SZ003 only); else a
+                                          # version file or a folder (a path or an s3:// URI)
+    units: null                           # the study's unit catalog; null = the bundled one
+    process_checks: null                  # the study's process checks; null = the bundled ones
+    policy: null                          # the study's discrepancy policy (severities, DV terms)
     expected_sites: ["101", "102"]
     timezone: Europe/Berlin
     schedule: "0 2 * * *"                 # cron, in `timezone`
     lock_max_age_hours: 12
+    report_link_hours: 24                 # lifetime of the presigned report link (S3), at most 168
 
 Why a frozen model with unknown keys forbidden: a misspelt key (`expected_site`) must stop the run
 rather than silently audit with a default. Why `${NAME}` only in the URIs and never credentials:
 credentials come from boto3's own chain (environment, profile, instance role) or Prefect blocks, so
 a configuration file can be committed and reviewed without leaking a secret.
+
+Why the protocol is checked at load: a study audited against another study's criteria is a wrong
+clinical result that looks like a success, so a study whose id is not its protocol's id is refused
+before anything runs (a protocol on S3 is checked when the run loads it). `${NAME}` references are
+resolved where the audit runs: the deployment (flows/deployments.py) reads the file without resolving
+them, and the worker resolves them from its own environment when the night starts.
 """
 
 from __future__ import annotations
@@ -30,7 +41,15 @@ from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 #: `${NAME}` references to environment variables, allowed in `landing`, `reports` and `endpoint_url`.
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -40,6 +59,10 @@ _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|S
 _SECRET_QUERY = re.compile(r"key|secret|token|signature|credential|password", re.IGNORECASE)
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
+#: pydantic validation context of a file read where `${NAME}` must stay unresolved (the deploying shell)
+_KEEP_ENV = {"resolve_env": False}
+#: the fields whose `${NAME}` references are expanded
+ENV_FIELDS = ("landing", "reports", "endpoint_url")
 
 
 class ConfigError(ValueError):
@@ -60,10 +83,22 @@ def expand_env(value: str, environ: dict[str, str] | None = None) -> str:
             raise ValueError(f"${{{name}}} looks like a credential; credentials come from boto3's chain, "
                              "never from the configuration file")
         if name not in env:
-            raise ValueError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+            raise ValueError(f"environment variable {name} is not set (referenced as ${{{name}}}); set it in the "
+                             "environment where the audit runs (the worker's, for a deployment)")
         return env[name]
 
     return _ENV_REF.sub(replace, value)
+
+
+def check_env_references(value: str) -> str:
+    """Check `${NAME}` references without resolving them: names only, never one that looks like a secret."""
+    expand_env(value, {name: "" for name in _ENV_REF.findall(value)})
+    return value
+
+
+def env_references(config: StudyConfig) -> list[str]:
+    """The environment variables a configuration read with its references unresolved still needs."""
+    return sorted({name for field in ENV_FIELDS for name in _ENV_REF.findall(getattr(config, field) or "")})
 
 
 def check_no_credentials(uri: str) -> str:
@@ -86,23 +121,33 @@ class StudyConfig(BaseModel):
     reports: str = Field(min_length=1)
     endpoint_url: str | None = None
     protocol: str | None = None
+    #: the study's own unit catalog, process checks and discrepancy policy (YAML; null: the bundled ones)
+    units: str | None = None
+    process_checks: str | None = None
+    policy: str | None = None
     expected_sites: tuple[str, ...] = ()
     timezone: str = "UTC"
     schedule: str = "0 2 * * *"
     lock_max_age_hours: float = Field(default=12.0, gt=0)
+    #: hours a presigned link to the report (Prefect artifact, CLI) stays valid; S3 allows at most 7 days
+    report_link_hours: float = Field(default=24.0, gt=0, le=168)
 
-    @field_validator("landing", "reports", "endpoint_url", mode="before")
+    @field_validator(*ENV_FIELDS, mode="before")
     @classmethod
-    def _expand(cls, value: Any) -> Any:
-        if isinstance(value, str):
+    def _expand(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        if (info.context or {}).get("resolve_env", True):
             return check_no_credentials(expand_env(value))
-        return value
+        return check_no_credentials(check_env_references(value))
 
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint_is_http(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
+        if _ENV_REF.search(value):  # read unresolved (deploying): the worker checks the value it resolves
+            return value
         if urlparse(value).scheme not in ("http", "https"):
             raise ValueError(f"endpoint_url must be an http(s) URL, got {value!r}")
         return value
@@ -156,11 +201,15 @@ class StudyConfig(BaseModel):
             "reports": self.reports,
             "study": self.study,
             "protocol": self.protocol,
+            "units": self.units,
+            "process_checks": self.process_checks,
+            "policy": self.policy,
             "as_of": as_of.isoformat() if as_of else None,
             "endpoint_url": self.endpoint_url,
             "timezone": self.timezone,
             "expected_sites": list(self.expected_sites) or None,
             "lock_max_age_hours": self.lock_max_age_hours,
+            "report_link_hours": self.report_link_hours,
         }
 
 
@@ -196,26 +245,52 @@ def _resolve_protocol(protocol: str | None, base: Path | str) -> str | None:
     return str((base / protocol).resolve())
 
 
-def parse_config(text: str, *, source: str = "<string>", base: Path | str | None = None) -> StudyConfig:
-    """Validate the YAML text of a study configuration; errors name `source` and every bad field."""
+def _problem(item: Any) -> str:
+    where = ".".join(str(part) for part in item["loc"]) or "(file)"
+    return f"{where}: {str(item['msg']).removeprefix('Value error, ')}"
+
+
+def parse_config(text: str, *, source: str = "<string>", base: Path | str | None = None,
+                 resolve_env: bool = True) -> StudyConfig:
+    """Validate the YAML text of a study configuration; errors name `source`, the study and every bad field.
+
+    `resolve_env=False` keeps `${NAME}` references as written (checked, not resolved): for the deploying
+    shell, which must not need the worker's variables and must never freeze their values.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a study configuration must be a mapping of keys to values")
-    if isinstance(data.get("protocol"), str):
-        data["protocol"] = _resolve_protocol(data["protocol"], base or Path.cwd())
+    where = f"{source} (study {data['study']})" if isinstance(data.get("study"), str) else source
+    for key in ("protocol", "units", "process_checks", "policy"):  # data files beside the configuration
+        if isinstance(data.get(key), str):
+            data[key] = _resolve_protocol(data[key], base or Path.cwd())
     try:
-        return StudyConfig.model_validate(data)
+        config = StudyConfig.model_validate(data, context=None if resolve_env else _KEEP_ENV)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '(file)'}: {item['msg']}" for item in error.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{where}: {'; '.join(_problem(item) for item in error.errors())}") from None
+    check_protocol(config, where)
+    return config
 
 
-def load_config(path: str | Path, endpoint_url: str | None = None) -> StudyConfig:
+def check_protocol(config: StudyConfig, where: str) -> None:
+    """Refuse a study whose protocol is another study's (or the bundled one, for a study that is not its own).
+
+    A protocol in object storage is checked by the run that loads it (nightly_audit).
+    """
+    from contracts.protocol import ProtocolError, load_study_protocol
+
+    if config.protocol is not None and config.protocol.startswith("s3://"):
+        return
+    try:
+        load_study_protocol(config.study, config.protocol)
+    except ProtocolError as error:  # a file that cannot be read or parsed names itself (and its line)
+        raise ConfigError(f"{where}: protocol: {error}") from None
+
+
+def load_config(path: str | Path, endpoint_url: str | None = None, *, resolve_env: bool = True) -> StudyConfig:
     """Read one study configuration file: a local path, or an s3:// URI read through `endpoint_url`."""
     from flows.config_files import is_remote, read_text, split_location
 
@@ -225,17 +300,17 @@ def load_config(path: str | Path, endpoint_url: str | None = None) -> StudyConfi
             text = read_text(location, endpoint_url)
         except Exception as error:  # storage's own errors name the URI and what failed
             raise ConfigError(f"{location}: cannot read: {error}") from None
-        return parse_config(text, source=location, base=split_location(location)[0])
+        return parse_config(text, source=location, base=split_location(location)[0], resolve_env=resolve_env)
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    return parse_config(text, source=str(path), base=path.resolve().parent)
+    return parse_config(text, source=str(path), base=path.resolve().parent, resolve_env=resolve_env)
 
 
-def load_config_dir(directory: str | Path) -> list[StudyConfig]:
-    """Every study configuration in `directory` (`*.yaml`, `*.yml`), sorted by study id.
+def study_files(directory: str | Path, *, resolve_env: bool = True) -> list[tuple[Path, StudyConfig]]:
+    """Every study configuration file in `directory` (`*.yaml`, `*.yml`) with its study, sorted by study id.
 
     Two files for the same study are an error: which of them the nightly run should use is not
     something to guess.
@@ -248,11 +323,16 @@ def load_config_dir(directory: str | Path) -> list[StudyConfig]:
         raise ConfigError(f"{directory}: no study configuration files (*.yaml)")
     configs: dict[str, tuple[Path, StudyConfig]] = {}
     for path in files:
-        config = load_config(path)
+        config = load_config(path, resolve_env=resolve_env)
         if config.study in configs:
             raise ConfigError(f"{path}: study {config.study} is already configured in {configs[config.study][0]}")
-        configs[config.study] = (path, config)
-    return [configs[study][1] for study in sorted(configs)]
+        configs[config.study] = (path.resolve(), config)
+    return [configs[study] for study in sorted(configs)]
+
+
+def load_config_dir(directory: str | Path) -> list[StudyConfig]:
+    """Every study configuration in `directory`, sorted by study id (see `study_files`)."""
+    return [config for _, config in study_files(directory)]
 
 
 def site_coverage(expected: Iterable[str], found: Iterable[str]) -> tuple[dict[str, str], list[str]]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
+from contracts import IngestResult, ValidationResult
 from contracts.records import AuditSummary
 from flows.retries import unreadable_site
 from flows.tasks import (
@@ -24,6 +27,9 @@ from flows.tasks import (
     publish_task,
     validate_domain_task,
 )
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_audit", "report_location",
            "software_version", "unreadable_site"]
@@ -106,6 +112,10 @@ def nightly_audit(
     timezone: str = "UTC",
     expected_sites: list[str] | None = None,
     lock_max_age_hours: float = 12.0,
+    units: str | None = None,
+    process_checks: str | None = None,
+    policy: str | None = None,
+    report_link_hours: float = 24.0,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -116,31 +126,72 @@ def nightly_audit(
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
     One audit at a time per study: the run holds a lock on the reports location and publishes through
     a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
-    `lock_max_age_hours` belongs to a dead run and is broken.
+    `lock_max_age_hours` belongs to a dead run and is broken. The report's link (Prefect artifact) is
+    presigned for `report_link_hours` on S3.
+
+    `protocol` is a version file (its siblings with the same id are the other versions) or a folder of
+    version files; `units`, `process_checks` and `policy` name the study's own unit catalog, process
+    checks and discrepancy policy (None: the bundled ones). Each is read before anything else, so a
+    malformed file stops the run with its file and line before the study is locked. The protocol must
+    be the study's own (contracts.protocol.check_study_protocol); its id and TIVERS are the run's first
+    log line. A storage failure names the study and whether the URI is its landing or its reports location.
     """
+    from contracts.protocol import check_study_protocol
     from flows.config import delivery_cutoff, scheduled_audit_date
+    from flows.study_files import load_study_files
     from publication import locked_publication
-    from storage import open_store
-
-    as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
-    cutoff = delivery_cutoff(as_of_date, timezone)
-    with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
-                            max_age=timedelta(hours=lock_max_age_hours), logger=get_run_logger()) as publication:
-        return _audit(landing, reports, study, protocol, as_of_date, endpoint_url, expected_sites, publication,
-                      cutoff)
-
-
-def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_date: date,
-           endpoint_url: str | None, expected_sites: list[str] | None, publication,
-           cutoff: datetime) -> AuditSummary:
-    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from flows.config import site_coverage
-    from flows.config_files import load_protocol_at
-    from reporting import assemble_outputs, run_summary
+    from storage import StorageError, open_store
 
     logger = get_run_logger()
-    protocol_obj = load_protocol_at(protocol, endpoint_url)  # a path or an s3:// URI (same endpoint as the data)
+    files = load_study_files(protocol, units, process_checks, policy, endpoint_url=endpoint_url)
+    check_study_protocol(study, files.protocol, protocol)
+    logger.info("study %s: protocol %s, TIVERS %s (%s)", study, files.protocol.id, files.protocol.tivers,
+                files.protocol.path)
+    as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
+    cutoff = delivery_cutoff(as_of_date, timezone)
+    try:
+        with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
+                                max_age=timedelta(hours=lock_max_age_hours), logger=logger) as publication:
+            return _audit(landing, reports, study, files, as_of_date, endpoint_url, expected_sites, publication,
+                          cutoff, timedelta(hours=report_link_hours))
+    except StorageError as error:
+        raise error.in_context(storage_context(error, study, landing, reports)) from error
 
+
+def storage_context(error, study: str, landing: str, reports: str) -> str:
+    """`study SZ003, landing` or `study SZ003, reports`: which configured location a storage error is about.
+
+    The longer root wins, for a landing and reports prefix in one bucket.
+    """
+    def root(uri: str) -> str:
+        return uri.rstrip("/") if uri.startswith("s3://") else report_location(uri, "").rstrip("/")
+
+    roots = sorted(((root(landing), "landing"), (root(reports), "reports")), key=lambda item: -len(item[0]))
+    role = next((name for uri, name in roots if error.where.startswith(uri)), "")
+    return f"study {study}, {role}" if role else f"study {study}"
+
+
+def report_link(reports: str, endpoint_url: str | None, key: str, lifetime: timedelta) -> str:
+    """A URL that opens the run's report.html (storage's presigned link), or "" when none can be signed.
+
+    The link is a convenience (Prefect artifact, command line): a night never fails over it.
+    """
+    from storage import StorageError, open_store
+
+    try:
+        return open_store(reports, endpoint_url).presigned_url(f"{key}/report.html", lifetime)
+    except (StorageError, ValueError) as error:
+        get_run_logger().warning("no link to the report: %s", error)
+        return ""
+
+
+def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
+                 cutoff: datetime) -> IngestResult:
+    """Every site's newest complete delivery before `cutoff`, combined (NothingToAuditError when no site
+    has one). The night's ingestion, also what-if's."""
+    from flows.config import site_coverage
+
+    logger = get_run_logger()
     sites = list_sites_task(landing, study, endpoint_url)
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
     if unexpected_sites:
@@ -161,21 +212,38 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
     del batch_results  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
     if not ingest.sites_audited:
-        reasons = "; ".join(f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items()))
-        raise NothingToAuditError(
-            f"nothing to audit for {study} in {landing}: " + (reasons or "no site folders found")
-        )
+        reasons = [f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items())]
+        if not sites:  # the root exists and is not the study's own folder (list-sites checked): no delivery yet
+            reasons.insert(0, f"no site folder under {study}/")
+        raise NothingToAuditError(f"nothing to audit for {study} in {landing}: " + "; ".join(reasons))
+    return ingest
+
+
+def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
+    """Every domain validated (one task each, concurrently), then gathered with the Data Docs."""
+    domain_futures = [
+        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, workdir, files.catalog)
+        for domain in sorted(ingest.domains)
+    ]
+    return finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+
+
+def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
+           endpoint_url: str | None, expected_sites: list[str] | None, publication,
+           cutoff: datetime, link_lifetime: timedelta) -> AuditSummary:
+    """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
+    from reporting import assemble_outputs, run_summary
+
+    logger = get_run_logger()
+    protocol_obj = files.protocol
+    ingest = ingest_study(landing, study, endpoint_url, expected_sites, cutoff)
 
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
-        workdir = Path(tmp)
-        domain_futures = [
-            validate_domain_task.submit(domain, ingest.domains, study, protocol_obj, workdir)
-            for domain in sorted(ingest.domains)
-        ]
-        validation = finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
-        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation))
+        validation = validate_study(ingest, study, files, Path(tmp))
+        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation),
+                                    quote(files.catalog))
         comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
-                                  quote(validation))
+                                  quote(validation), quote(files))
         # the delivered rows are not needed after the comparison: free them before publication, the
         # run's memory peak (cleared in place, so that no task's parameters keep them either)
         ingest.domains.clear()
@@ -184,19 +252,20 @@ def _audit(landing: str, reports: str, study: str, protocol: str | None, as_of_d
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version())
+                                   software_version=software_version(), policy=files.policy)
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 
     location = report_location(reports, prefix)
     summary = run_summary(outputs, ingest.sites_not_audited, location, published)
+    summary = replace(summary, report_link=report_link(reports, endpoint_url, prefix, link_lifetime))
     logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d queries; report at %s",
                 study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,
                 summary.queries, summary.report)
     try:
         from reporting import publish_prefect_artifacts
 
-        publish_prefect_artifacts(outputs, summary.report)
+        publish_prefect_artifacts(outputs, summary.report_link or summary.report)
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
     return summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -19,8 +20,12 @@ from prefect.cache_policies import NO_CACHE
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
 from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
+from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
 from storage import open_store
+
+if TYPE_CHECKING:
+    from flows.study_files import StudyFiles
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
 _IO_RETRIES = IO_RETRIES
@@ -85,10 +90,10 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
 
 @task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
 def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
-                         workdir: Path) -> DomainValidation:
+                         workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
     from expectations import validate_domain
 
-    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir)
+    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir, catalog=catalog)
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
@@ -103,21 +108,24 @@ def finish_validation_task(parts: list[DomainValidation], workdir: Path) -> Vali
 
 @task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                  validation: ValidationResult) -> EligibilityResult:
+                  validation: ValidationResult, catalog: UnitCatalog | None = None) -> EligibilityResult:
     from checks.evaluation import evaluate
 
-    result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected)
+    result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected,
+                      catalog=catalog)
     get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
     return result
 
 
 @task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
 def compare_task(result: EligibilityResult, domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                 validation: ValidationResult) -> Comparison:
+                 validation: ValidationResult, files: StudyFiles | None = None) -> Comparison:
     from checks.comparison import compare
 
     comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
-                         rejected=validation.rejected)
+                         rejected=validation.rejected,
+                         process_checks=files.process_checks if files else None,
+                         policy=files.policy if files else None, catalog=files.catalog if files else None)
     get_run_logger().info("comparison: %d discrepancies", comparison.discrepancies.height)
     return comparison
 

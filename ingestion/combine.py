@@ -8,12 +8,6 @@ from contracts import FINDINGS, IngestResult, SiteIngest, check_table, empty_tab
 from core.source import SOURCE_KEY, SOURCE_ROW
 from ingestion.codes import Code
 from ingestion.shape import ADDED, DELIVERY_SITEID
-from storage import Store
-
-
-def list_sites(store: Store, study: str) -> list[str]:
-    """Site folders directly under `<study>/` (objects lying there, e.g. ground_truth.json, are not sites)."""
-    return store.list_dirs(study)
 
 
 def _source_order(frame: pl.DataFrame) -> pl.DataFrame:

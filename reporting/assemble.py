@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from contracts import Evaluation, IngestResult, ValidationResult
+from contracts.policy import Policy
 from contracts.records import AuditSummary, Comparison, EligibilityResult, RunOutputs
 from reporting.manifest import build_run_manifest
 from reporting.summary import headline
@@ -20,8 +21,9 @@ from reporting.summary import headline
 
 def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
-                     software_version: str) -> RunOutputs:
-    """The run's outputs: `discrepancies` is the comparison's table after the history was applied."""
+                     software_version: str, policy: Policy | None = None) -> RunOutputs:
+    """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
+    `policy` the discrepancy policy the comparison graded with (its DV terms are published)."""
     evaluation = Evaluation(
         subjects=comparison.subjects,
         eligibility=eligibility.eligibility,
@@ -44,6 +46,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         run_manifest=manifest,
         data_docs=validation.data_docs,
         expectations=validation.expectations,
+        policy=policy,
     )
 
 

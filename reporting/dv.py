@@ -1,7 +1,8 @@
 """SDTM DV (protocol deviations) from the important discrepancies, and its SAS v5 transport file.
 
 One DV record per important finding still present tonight (NEW or OPEN; a RESOLVED one is no
-longer a deviation the data show). The coded terms come from `data/dv_terms.yaml`. DVREFID carries
+longer a deviation the data show). The coded terms are the discrepancy policy's (contracts/policy.yaml,
+or the study's own policy file: `deviations` and each class's `dv` rules). DVREFID carries
 the audit's CHECK_ID so a DV record leads back to the finding and the eligibility rows behind it.
 DVTERM is the evidence sentence, prefixed with the CHECK_ID unless it already starts with it.
 DVSTDTC is the finding's own date when the comparison gives one (a `DTC` column), else the
@@ -19,6 +20,7 @@ import polars as pl
 
 from contracts import is_open
 from contracts.enums import Severity
+from contracts.policy import Policy, load_policy
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
 
@@ -26,34 +28,25 @@ _ASCII = {"≥": ">=", "≤": "<=", "×": "x", "µ": "u", "μ": "u", "–": "-",
           "“": '"', "”": '"', "…": "...", "°": " deg", "²": "2", "³": "3"}
 
 
-def _rules() -> tuple[list[dict], dict, int]:
-    data = load("dv_terms.yaml")
-    check_keys("dv_terms.yaml", data, {"rules", "default", "term_max"}, {"rules", "default", "term_max"})
-    for i, rule in enumerate(data["rules"]):
-        check_keys(f"dv_terms.yaml rule {i + 1}", rule, {"class", "check", "dvdecod", "dvcat", "dvscat"},
-                   {"dvdecod", "dvcat", "dvscat"})
-    check_keys("dv_terms.yaml default", data["default"], {"dvdecod", "dvcat", "dvscat"},
-               {"dvdecod", "dvcat", "dvscat"})
-    return data["rules"], data["default"], int(data["term_max"])
-
-
-def _coded(field: str, rules: list[dict], default: dict) -> pl.Expr:
+def _coded(field: str, policy: Policy) -> pl.Expr:
+    """DVDECOD / DVCAT / DVSCAT: the first rule of the finding's class whose CHECK_ID pattern matches."""
     chain = None
-    for rule in rules:
-        cond = pl.lit(True)
-        if "class" in rule:
-            cond = cond & pl.col("CLASS").is_in(rule["class"])
-        if "check" in rule:
-            cond = cond & pl.col("CHECK_ID").str.contains(rule["check"])
-        chain = pl.when(cond).then(pl.lit(rule[field])) if chain is None else chain.when(cond).then(
-            pl.lit(rule[field]))
-    expr = pl.lit(default[field]) if chain is None else chain.otherwise(pl.lit(default[field]))
-    return expr.fill_null(pl.lit(default[field])).alias(field.upper())
+    for name, check, terms in policy.dv_rules():
+        cond = pl.col("CLASS") == name
+        if check is not None:
+            cond = cond & pl.col("CHECK_ID").str.contains(check)
+        value = pl.lit(getattr(terms, field))
+        chain = pl.when(cond).then(value) if chain is None else chain.when(cond).then(value)
+    default = pl.lit(getattr(policy.deviations.default, field))
+    expr = default if chain is None else chain.otherwise(default)
+    return expr.fill_null(default).alias(field.upper())
 
 
-def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFrame:
-    """The DV table (columns of `tables.DV`), one row per current important discrepancy."""
-    rules, default, term_max = _rules()
+def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
+    """The DV table (columns of `tables.DV`), one row per current important discrepancy; DV terms from
+    `policy` (None: the bundled contracts/policy.yaml)."""
+    policy = policy or load_policy()
+    term_max = policy.deviations.term_max
     important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
@@ -73,9 +66,9 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame) -> pl.DataFram
             pl.lit("DV").alias("DOMAIN"),
             pl.col("CHECK_ID").alias("DVREFID"),
             term.str.slice(0, term_max).alias("DVTERM"),
-            _coded("dvdecod", rules, default),
-            _coded("dvcat", rules, default),
-            _coded("dvscat", rules, default),
+            _coded("dvdecod", policy),
+            _coded("dvcat", policy),
+            _coded("dvscat", policy),
             own_date.cast(pl.String).fill_null(pl.col("_START")).alias("DVSTDTC"),
         )
         .sort(["STUDYID", "USUBJID", "DVREFID", "CLASS"], nulls_last=True, maintain_order=True)

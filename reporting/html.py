@@ -27,6 +27,7 @@ from reporting.summary import (
     reconciliation_table,
     site_criterion_counts,
     site_table,
+    version_table,
 )
 
 TOP_ROWS = 200
@@ -199,6 +200,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "software_version": manifest.get("software_version", ""),
         "links": links,
         "sites": _rows(sites, 500),
+        "versions": _rows(version_table(outputs), 100),
         "site_bars": _site_bars(sites),
         "heatmap": _heatmap(outputs, sites),
         "criterion_bars": _criterion_bars(outputs),
@@ -227,3 +229,8 @@ def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     """The report as HTML text."""
     context = build_context(outputs, risk, links, previous_run, trend)
     return _env().get_template("report.html.j2").render(**context)
+
+
+#: the look of report.html, for the other pages of a run (reporting.whatif)
+template_environment = _env
+table_rows = _rows

@@ -33,6 +33,7 @@ from reporting.summary import (
     reconciliation_table,
     risk_table,
     site_table,
+    version_table,
 )
 from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
 from reporting.workbook import site_workbooks, workbook_bytes
@@ -66,7 +67,7 @@ def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
     """The five published tables in canonical form."""
     tables = {name: canonical(getattr(outputs, name), TABLES[name])
               for name in ("subjects", "eligibility", "discrepancies", "validation")}
-    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"])
+    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy)
     return tables
 
 
@@ -125,6 +126,7 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queri
     sheets = [
         ("Summary", _summary_sheet(outputs)),
         ("Sites", site_table(outputs, risk)),
+        ("Protocol versions", version_table(outputs)),
         ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
         ("Queries", queries),

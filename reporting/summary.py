@@ -137,6 +137,28 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
         ["SITEID", *counts, "RISK_INDICATORS"]).sort("SITEID")
 
 
+def version_table(outputs: RunOutputs) -> pl.DataFrame:
+    """One row per protocol version subjects are judged by (TIVERS; `1.0 or 2.0` for subjects whose consent
+    date cannot tell): subjects screened, enrolled and recomputed ineligible, and the open findings by
+    severity. A protocol amendment shows here how many subjects and findings fall under each version."""
+    subjects = outputs.subjects
+    tivers = pl.col("TIVERS") if "TIVERS" in subjects.columns else pl.lit(None, pl.String)
+    per_subject = subjects.select("USUBJID", tivers.alias("TIVERS"), "SITE_DECISION", "RECOMPUTED")
+    counts = per_subject.group_by("TIVERS").agg(
+        pl.len().alias("SUBJECTS"),
+        (pl.col("SITE_DECISION") == SiteDecision.ENROLLED).sum().alias("ENROLLED"),
+        ((pl.col("SITE_DECISION") == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).sum()
+        .alias("INELIGIBLE_ENROLLED"),
+    )
+    findings = (current(outputs.discrepancies).join(per_subject.select("USUBJID", "TIVERS"), on="USUBJID", how="left")
+                .group_by("TIVERS").agg((pl.col("SEVERITY") == Severity.IMPORTANT).sum().alias("IMPORTANT"),
+                                        (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERIES")))
+    columns = ["SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]
+    return (counts.join(findings, on="TIVERS", how="full", coalesce=True, nulls_equal=True)
+            .with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in columns])
+            .select("TIVERS", *columns).sort("TIVERS", nulls_last=True))
+
+
 def site_criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
     """Open findings per site x criterion (SITEID, CRITERION, IMPORTANT, QUERY, N)."""
     now = current(outputs.discrepancies)

@@ -44,6 +44,14 @@ class StorageError(Exception):
         self.operation = operation
         self.code = code
 
+    def in_context(self, context: str) -> StorageError:
+        """The same error (same class, same attributes) with `context: ` in front of its message.
+
+        What storage cannot know, the caller adds: which study, and whether the URI is its landing or
+        its reports location, so that an operator reads one line that names everything to fix.
+        """
+        return type(self)(f"{context}: {self}", where=self.where, operation=self.operation, code=self.code)
+
 
 class ObjectNotFound(StorageError, FileNotFoundError):
     """The object does not exist (also a `FileNotFoundError`, as for a local file)."""

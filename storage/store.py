@@ -8,18 +8,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from stat import S_ISREG
 from typing import IO, Protocol
 from urllib.parse import urlparse
 
-from storage.errors import ObjectNotFound, PreconditionFailed, describe, translate_s3
+from storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, PreconditionFailed, describe, translate_s3
 from storage.keys import safe_key
 
 #: Encryption at rest for every object written to S3 (`AES256`, or `aws:kms` with a key id).
 SSE_ENV = "SCREENING_AUDIT_SSE"
 KMS_KEY_ENV = "SCREENING_AUDIT_KMS_KEY_ID"
+#: The longest a presigned S3 link can live (Signature Version 4 refuses more than seven days).
+MAX_LINK_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,14 @@ class Store(Protocol):
     def delete(self, key: str) -> None: ...
 
     def copy(self, src_key: str, dst_key: str) -> None: ...
+
+    def exists(self) -> bool:
+        """Whether the root itself is there: the local folder, or the S3 bucket (a prefix always "exists")."""
+        ...
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """A URL that opens one object in a browser: presigned HTTPS for S3 (valid `expires`), file:// locally."""
+        ...
 
 
 def _rel(prefix: str) -> str:
@@ -192,6 +202,13 @@ class LocalStore:
         target = self._path(dst_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self._path(src_key), target)
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """The file's `file://` URL: a local folder has no signatures, so `expires` does not apply."""
+        return self._path(key).as_uri()
 
 
 class S3Store:
@@ -322,6 +339,32 @@ class S3Store:
                 **encryption_args(),
             )
 
+    def exists(self) -> bool:
+        """Whether the bucket exists: HeadBucket answers 404 for a missing bucket, 403 for one that exists
+        but that these credentials may not inspect (a least-privilege role, deploy/iam-policy.json, may only
+        list its study's prefix): that one exists."""
+        try:
+            with self._translated("find the bucket of"):
+                self.client.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        except (BucketNotFound, ObjectNotFound):  # HEAD has no error body: a missing bucket is a bare 404
+            return False
+        except AccessDenied:
+            return True
+        return True
+
+    def presigned_url(self, key: str, expires: timedelta) -> str:
+        """A presigned GET URL (HTTPS on AWS): whoever holds it can read the object until it expires.
+
+        Signed locally with the credentials in use, without a request; a role's temporary credentials
+        end the link's life when they expire, whatever `expires` says.
+        """
+        if not timedelta(0) < expires <= MAX_LINK_LIFETIME:
+            raise ValueError(f"a presigned link lives more than 0 s and at most {MAX_LINK_LIFETIME.days} days")
+        with self._translated("sign a link to", key):
+            return self.client.generate_presigned_url(  # type: ignore[attr-defined]
+                "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)},
+                ExpiresIn=int(expires.total_seconds()))
+
 
 def encryption_args() -> dict[str, str]:
     """Server-side encryption for every write: AES256 unless a KMS key is configured."""
@@ -341,7 +384,10 @@ def make_s3_client(endpoint_url: str | None = None) -> object:
     import boto3
     from botocore.config import Config
 
+    # Signature Version 4 for presigned links too (boto3 may sign those with the legacy version 2, which
+    # puts the access key id in the URL and is refused for SSE-KMS objects and in newer regions)
     config = Config(
+        signature_version="s3v4",
         retries={"mode": "standard", "max_attempts": int(os.environ.get("SCREENING_AUDIT_S3_ATTEMPTS", "5"))},
         connect_timeout=float(os.environ.get("SCREENING_AUDIT_S3_CONNECT_TIMEOUT", "10")),
         read_timeout=float(os.environ.get("SCREENING_AUDIT_S3_READ_TIMEOUT", "60")),

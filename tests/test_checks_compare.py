@@ -94,10 +94,10 @@ def build(subjects: list[dict]) -> EligibilityResult:
     )
     reference = pl.DataFrame(
         [{"STUDYID": "SZ003", "SITEID": s["SITEID"], "USUBJID": s["USUBJID"], "SITE_DECISION": s["SITE_DECISION"],
-          "CONSENT_DTC": "2026-02-20", "TREATMENT_START": s["TREATMENT_START"], "PROTOCOL_VERSION": "1"}
+          "CONSENT_DTC": "2026-02-20", "TREATMENT_START": s["TREATMENT_START"], "TIVERS": "1.0"}
          for s in subjects],
         schema=dict.fromkeys(["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_DTC",
-                              "TREATMENT_START", "PROTOCOL_VERSION"], pl.String),
+                              "TREATMENT_START", "TIVERS"], pl.String),
     )
     return EligibilityResult(eligibility=eligibility, reference=reference, criteria=criteria)
 
@@ -155,7 +155,7 @@ def test_clean_enrolled_subject_with_full_checklist_has_no_discrepancy():
     assert result.discrepancies.height == 0
     assert result.subjects.to_dicts() == [{
         "STUDYID": "SZ003", "SITEID": "101", "USUBJID": "S1", "SITE_DECISION": "ENROLLED",
-        "RECOMPUTED": "ELIGIBLE", "TREATMENT_START": "2026-03-10", "N_DISCREPANCIES": 0}]
+        "RECOMPUTED": "ELIGIBLE", "TREATMENT_START": "2026-03-10", "N_DISCREPANCIES": 0, "TIVERS": "1.0"}]
     assert result.subjects.schema == pl.Schema(SUBJECTS)
     assert result.discrepancies.schema == pl.Schema(DISCREPANCIES)
 

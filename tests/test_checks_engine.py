@@ -28,7 +28,7 @@ def test_eligible_subject_meets_every_component():
     assert result.reference.columns == REFERENCE_COLUMNS
     assert result.reference.row(0, named=True) == {
         "STUDYID": "SZ003", "SITEID": "101", "USUBJID": "SZ003-101-001", "SITE_DECISION": "ENROLLED",
-        "CONSENT_DTC": "2025-02-09", "TREATMENT_START": "2025-03-01", "PROTOCOL_VERSION": "1.0"}
+        "CONSENT_DTC": "2025-02-09", "TREATMENT_START": "2025-03-01", "TIVERS": "1.0"}
 
 
 def test_rows_evaluated_counts_rows_after_rejection():
@@ -142,8 +142,10 @@ def test_siteid_comes_from_the_delivery_and_version_from_consent():
     rows["dm"][0]["SITEID"] = "999"  # the row says otherwise: the delivery path wins
     early = subject_rows(usubjid="SZ003-101-002", start=date(2024, 1, 10))  # consent 2023-12-21
     result = evaluate(frames(rows, early, site="101"), PROTOCOL, AS_OF)
-    got = {r["USUBJID"]: (r["SITEID"], r["PROTOCOL_VERSION"]) for r in result.reference.iter_rows(named=True)}
-    assert got == {"SZ003-101-001": ("101", "1.0"), "SZ003-101-002": ("101", None)}
+    got = {r["USUBJID"]: (r["SITEID"], r["TIVERS"]) for r in result.reference.iter_rows(named=True)}
+    # consent before the first version's effective date: judged by the first version (no earlier text exists)
+    assert got == {"SZ003-101-001": ("101", "1.0"), "SZ003-101-002": ("101", "1.0")}
+    assert set(result.eligibility["TIVERS"]) == {"1.0"}
 
 
 # ------------------------------------------------------------------------------------- roll-up

@@ -7,7 +7,10 @@ the benchmark's synthetic population (every component, mixed units, censored, pa
 results) and the study generator's delivery after ingestion (planted data problems).
 
 A deliberate change of behaviour changes these digests: re-record them with
-`.venv/bin/python tests/test_checks_engine_regression.py` and say why in the commit.
+`.venv/bin/python tests/test_checks_engine_regression.py` and say why in the commit. Last re-recorded for
+protocol versions: eligibility gained TIVERS and the reference's PROTOCOL_VERSION became TIVERS (a consent
+before the first version's effective date is judged by it); with TIVERS dropped, eligibility and criteria
+were byte-identical to the digests before.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ from core.source import source_text
 
 EXPECTED = {
     "synthetic": {
-        "eligibility": "e667628588ed7813421fe358e0e2e6ab4be32282e6beba688e54876478881f8a",
-        "reference": "21f253cff34a101ddd8315be37ca05d6898c7e700cb1d6805f2fd2beeb9347bf",
+        "eligibility": "b0a878dc8adbc77805d9a9299216a35f5dda0ead2bfdb92700718eda3332afd1",
+        "reference": "d0d3712d0a689404b4587d8c9087a2c67217cfc55ded6ac97e22a011cbf4fefe",
         "criteria": "3f9f8ac419526fbc38d9d601a81a4f82c552be5a70c8834b7086a8e2c7a6b42d",
     },
     "generated": {
-        "eligibility": "099a26d8c8e5681aea2bdcfeb047f98c9f158da6bbf0c17e4b6c1ec8d4f87708",
-        "reference": "8baca0f8d82d8eb3365f8851a62ed796dd94f63e14ae12a36d9d914d6e1a7f61",
+        "eligibility": "2748b23e4cc7561dba8cc23aa657adff078add4d2b2847f148d041427d3a8171",
+        "reference": "c927fba6f91e4acc7f780c26ffb5b69969d9fc00abc8b10da14ecc0d083c6cac",
         "criteria": "c1a8a4876b172bf3e6288619400caa02873379f9de3dbc438890aa3e92dc20f5",
     },
 }

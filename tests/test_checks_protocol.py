@@ -71,29 +71,33 @@ IN10_WBC_RULE = ["criteria", 9, "components", 0, "rule"]
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (_mutated(["colour"], "blue"), "unknown keys"),
+        (_mutated(["colour"], "blue"), "colour: unknown key 'colour'"),
         (_mutated(["parameters", "screening_window_days"], None, delete=True), "missing parameters"),
-        (_mutated(["parameters", "screening_window_days"], "28"), "must be a number"),
-        (_mutated(["version"], {"tivers": "1.0"}), "version needs"),
-        (_mutated(["criteria", 0, "category"], "MAYBE"), "INCLUSION or EXCLUSION"),
-        (_mutated(["criteria", 0, "colour"], "x"), "unknown keys"),
-        (_mutated(["criteria", 0, "components", 0, "colour"], "x"), "unknown keys"),
-        (_mutated([*IN10_WBC_RULE, "kind"], "magic"), "unknown rule kind"),
-        (_mutated([*IN10_WBC_RULE, "op"], "=>"), "op must be one of"),
-        (_mutated([*IN10_WBC_RULE, "unit"], "10^9/L"), "unknown keys"),
-        (_mutated([*IN10_WBC_RULE, "limit"], "$no_such_parameter"), "unknown parameter"),
-        (_mutated([*IN10_WBC_RULE, "range"], [1, 2]), "either range or op"),
-        (_mutated([*IN10_WBC_RULE, "domain"], "XX"), "domain must be"),
-        (_mutated(IN10_WBC_RULE, {"kind": "derived", "value": "BMI", "op": ">", "limit": 1}), "unknown derived"),
-        (_mutated(IN10_WBC_RULE, {"kind": "subject", "variable": "BRTHDTC", "present": True}), "variable must be"),
+        (_mutated(["parameters", "screening_window_days"], "28"), "a parameter must be a number"),
+        (_mutated(["version"], {"tivers": "1.0"}), "version: missing key 'effective'"),
+        (_mutated(["criteria", 0, "category"], "MAYBE"), r"\[0\].category: Input should be 'INCLUSION'"),
+        (_mutated(["criteria", 0, "colour"], "x"), r"criteria\[0\]\.colour: unknown key"),
+        (_mutated(["criteria", 0, "components", 0, "colour"], "x"), r"components\[0\]\.colour: unknown key"),
+        (_mutated([*IN10_WBC_RULE, "kind"], "magic"), "rule: unknown rule kind 'magic'"),
+        (_mutated([*IN10_WBC_RULE, "op"], "=>"), "rule.op: Input should be '>='"),
+        (_mutated([*IN10_WBC_RULE, "unit"], "10^9/L"), "rule.unit: unknown key"),
+        (_mutated([*IN10_WBC_RULE, "limit"], "$no_such_parameter"), r"unknown parameter \$no_such_parameter"),
+        (_mutated([*IN10_WBC_RULE, "range"], [1, 2]), "give either range or op"),
+        (_mutated([*IN10_WBC_RULE, "domain"], "XX"), "rule.domain: Input should be 'LB', 'VS', 'FA' or 'TR'"),
+        (_mutated(IN10_WBC_RULE, {"kind": "derived", "value": "BMI", "op": ">", "limit": 1}),
+         "rule.value: Input should be"),
+        (_mutated(IN10_WBC_RULE, {"kind": "subject", "variable": "BRTHDTC", "present": True}),
+         "rule.variable: Input should"),
         (_mutated(IN10_WBC_RULE, {"kind": "coded", "domain": "FA", "test": "X", "values": ["Y"], "valid": ["N"]}),
          "subset of valid"),
         (_mutated(IN10_WBC_RULE, {"kind": "event", "domain": "CM", "match": {"CMCAT": ["X"]},
-                                  "timing": [{"date": "end", "within": {"days_before": 1}}]}), "unknown keys"),
+                                  "timing": [{"date": "end", "within": {"days_before": 1}}]}),
+         r"rule.timing\[0\].within: unknown key"),
         (_mutated(IN10_WBC_RULE, {"kind": "event", "domain": "CM", "match": {"CMCAT": ["X"]},
-                                  "timing": [{"date": "end", "on_or_after": {"weeks_before": 1}}]}), "anchor"),
-        (_mutated(IN10_WBC_RULE, {"all": []}), "non-empty list"),
-        (_mutated(["criteria", 9, "components", 1, "id"], "IN10.WBC"), "duplicated ids"),
+                                  "timing": [{"date": "end", "on_or_after": {"weeks_before": 1}}]}),
+         "weeks_before: unknown key"),
+        (_mutated(IN10_WBC_RULE, {"all": []}), "rule.all: List should have at least 1 item"),
+        (_mutated(["criteria", 9, "components", 1, "id"], "IN10.WBC"), r"\[1\]\.id: duplicated ids"),
     ],
 )
 def test_malformed_protocols_are_rejected(raw, message):
@@ -162,7 +166,7 @@ def test_second_protocol_runs_through_the_same_engine():
     assert outcome[("RX-3", "EX01")] == ("APPLIES", None)
     assert outcome[("RX-4", "IN02")] == ("UNVERIFIABLE", "ONLY_BEFORE_WINDOW")
     assert outcome[("RX-5", "IN01")] == ("MET", None)
-    versions = dict(zip(result.reference["USUBJID"], result.reference["PROTOCOL_VERSION"], strict=True))
+    versions = dict(zip(result.reference["USUBJID"], result.reference["TIVERS"], strict=True))
     assert versions == {"RX-1": "2.0", "RX-2": "2.0", "RX-3": "2.0", "RX-4": "2.0", "RX-5": "1.0"}
     hba1c = result.eligibility.filter((pl.col("USUBJID") == "RX-1") & (pl.col("CHECK_ID") == "IN02")).row(
         0, named=True)

@@ -223,16 +223,16 @@ def test_plausible_ranges_in_protocol_unit():
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"units": {"g/L": []}, "colour": {}}, "unknown keys"),
+        ({"units": {"g/L": []}, "colour": {}}, "colour: unknown key"),
         ({"units": {"g/L": []}, "tests": {"LB": {"HGB": {"unit": "g/L", "accepted": {"g/L": 1},
-                                                         "colour": 1}}}}, "unknown keys"),
-        ({"units": {"g/L": []}, "tests": {"LB": {"HGB": {"unit": "g/dL", "accepted": {"g/L": 1}}}}},
-         "not declared"),
+                                                         "colour": 1}}}}, "HGB.colour: unknown key"),
+        ({"units": {"g/L": []}, "tests": {"LB": {"HGB": {"unit": "g/dL", "accepted": {"g/dL": 1}}}}},
+         "unit 'g/dL' is not declared"),
         ({"units": {"mm": [], "mmol/L": ["MM"]}}, "same key"),
         ({"units": {"g/L": []}, "tests": {"LB": {"HGB": {"unit": "g/L", "accepted": {"g/L": -1}}}}},
-         "positive"),
+         "g/L: Input should be greater than 0"),
         ({"units": {"g/L": []}, "tests": {"LB": {"HGB": {"unit": "g/L", "accepted": {"g/L": {"times": 2}}}}}},
-         "unknown conversion"),
+         "g/L.times: unknown key"),
     ],
 )
 def test_catalog_rejects_bad_documents(doc, message):

@@ -82,6 +82,18 @@ def test_cli_run_completes_and_prints_the_report_location(audited: dict) -> None
     assert result.stdout.strip().splitlines()[-1] == f"s3://e2e-reports/audit/SZ003/{AS_OF}/report.html"
 
 
+def test_cli_run_prints_a_link_that_opens_the_report(audited: dict, s3_endpoint: str) -> None:
+    import httpx
+
+    [link] = [line.removeprefix("open the report: ") for line in audited["result"].stderr.splitlines()
+              if line.startswith("open the report: ")]
+    assert link.startswith(f"{s3_endpoint}/e2e-reports/audit/SZ003/{AS_OF}/report.html?X-Amz-Algorithm=")
+    assert "X-Amz-Expires=86400" in link  # report_link_hours: 24 by default
+    response = httpx.get(link, timeout=30)  # no credentials: the signature is the permission
+    assert response.status_code == 200
+    assert response.content == audited["reports"].read_bytes(f"{audited['prefix']}/report.html")
+
+
 def test_every_output_of_audit_outputs_md_is_published(audited: dict) -> None:
     keys = {obj.key.removeprefix(audited["prefix"] + "/") for obj in audited["reports"].list(audited["prefix"])}
     for table in ("subjects", "eligibility", "discrepancies", "validation", "dv"):

@@ -31,7 +31,7 @@ def _raw() -> dict:
     lambda raw: raw["checks"].pop("study"),
     lambda raw: raw["checks"]["study"].update(action="ignore"),
     lambda raw: raw["results"]["LB"].update(unitt="LBORRESU"),
-    lambda raw: raw["conditional_needs"]["LB.HCG"].update(age=[18]),
+    lambda raw: raw.update(conditional_needs={"LB.HCG": {"sex": ["F"]}}),  # the protocol's to say now
     lambda raw: raw["reference_limits"]["LB"].update(ALT=[10, 5]),
 ])
 def test_suites_file_rejects_unknown_or_wrong_entries(edit) -> None:
@@ -124,6 +124,29 @@ def test_ie_checklist_follows_the_delivery_style() -> None:
                    "A-3": ["IN06", "IN10", "EX15"],  # no rows at a site with full checklists
                    "B-1": [],
                    "B-2": []}  # no rows at a not-met-only site: all met by the site
+
+
+def test_checklist_and_needs_follow_each_subjects_protocol_version(tmp_path) -> None:
+    """With SZ003 1.0 and 2.0 (IN13 HbA1c added, effective 2025-03-15): a 1.0 subject's full checklist is not
+    asked for IN13 and its HbA1c is needed only with a diabetes history (1.0's EX06.DM); a 2.0 subject's is
+    asked for IN13 and HbA1c always; a consent spanning the amendment is asked for what both versions ask."""
+    from contracts.protocol import load_protocol
+    from expectations.protocol_needs import criteria_of, demands_of
+    from expectations.subjects import missing_results
+    from tests.support import amended
+
+    protocol = load_protocol(amended.write_protocol(tmp_path / "sz003"))
+    consents = {"V1": "2025-02-01", "V2": "2025-04-01", "SPAN": "2025-03"}
+    dm = frame("dm", [{"USUBJID": s, "RFXSTDTC": "2025-05-01", "RFICDTC": c} for s, c in consents.items()])
+    ie = frame("ie", [row for s in consents for row in ie_rows(s, dict.fromkeys(amended.V1_CRITERIA, "Y"))])
+    domains = {"dm": dm, "ie": ie}
+    demands = demands_of(protocol)
+    missing = missing_criteria(domains, criteria_of(protocol), load_suites(), decisions(domains), demands)
+    assert dict(missing.select("USUBJID", "X_MISSING_IE").iter_rows()) == {"V1": [], "V2": ["IN13"], "SPAN": []}
+    needs = {"LB": (("HBA1C",),)}
+    results, _ = missing_results(domains, needs, load_suites(), load_units(), decisions(domains), demands)
+    assert dict(results.select("USUBJID", "X_MISSING_LB").iter_rows()) == {"V1": None, "V2": ["HBA1C"],
+                                                                          "SPAN": None}
 
 
 def test_data_docs_upload_to_s3_with_content_types(tmp_path, s3_endpoint: str, s3_bucket: str) -> None:

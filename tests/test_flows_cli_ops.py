@@ -13,6 +13,7 @@ import flows.nightly
 from flows.cli import app
 from flows.nightly import NothingToAuditError
 from publication import acquire_lock
+from tests.support.protocols import write_protocol
 
 CALLS: list[dict] = []
 
@@ -32,6 +33,7 @@ class _Summary:
     report: str = "/r/report.html"
     outputs: str = "/r"
     published: list = field(default_factory=list)
+    report_link: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,13 +42,16 @@ class _Summary:
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
+                  units: str | None = None, process_checks: str | None = None, policy: str | None = None,
+                  report_link_hours: float = 24.0) -> _Summary:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
     CALLS.append({"landing": landing, "reports": reports, "study": study, "protocol": protocol, "as_of": as_of,
                   "endpoint_url": endpoint_url, "timezone": timezone, "expected_sites": expected_sites,
-                  "lock_max_age_hours": lock_max_age_hours,
+                  "lock_max_age_hours": lock_max_age_hours, "units": units, "process_checks": process_checks,
+                  "policy": policy, "report_link_hours": report_link_hours,
                   "runner": type(context.task_runner).__name__ if context else None})
     if study == "AB001":
         raise NothingToAuditError("nothing to audit for AB001: no site folders found")
@@ -67,8 +72,10 @@ def fake_flow(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> list[di
 def _config(folder: Path, study: str = "SZ003", extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{study.lower()}.yaml"
+    protocol = "" if study == "SZ003" else f"protocol: {write_protocol(folder.parent / 'protocols', study)}\n"
     path.write_text(f"study: {study}\nlanding: {folder / 'landing'}\nreports: {folder / 'reports'}\n"
-                    f"timezone: Asia/Shanghai\nexpected_sites: ['101', '102']\nlock_max_age_hours: 6\n{extra}")
+                    f"timezone: Asia/Shanghai\nexpected_sites: ['101', '102']\nlock_max_age_hours: 6\n"
+                    f"{protocol}{extra}")
     return path
 
 
@@ -82,6 +89,7 @@ def test_run_with_a_config_file_passes_every_setting_to_the_flow(fake_flow: list
     assert fake_flow == [{"landing": str(tmp_path / "landing"), "reports": str(tmp_path / "reports"), "study": "SZ003",
                           "protocol": None, "as_of": "2026-11-28", "endpoint_url": None,
                           "timezone": "Asia/Shanghai", "expected_sites": ["101", "102"], "lock_max_age_hours": 6.0,
+                          "units": None, "process_checks": None, "policy": None, "report_link_hours": 24.0,
                           "runner": "ThreadPoolTaskRunner"}]
 
 

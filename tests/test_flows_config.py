@@ -10,12 +10,15 @@ import pytest
 from flows.config import (
     ConfigError,
     StudyConfig,
+    env_references,
     expand_env,
     load_config,
     load_config_dir,
     parse_config,
     site_coverage,
+    study_files,
 )
+from tests.support.protocols import BUNDLED, write_protocol
 
 MINIMAL = """
 study: SZ003
@@ -39,7 +42,7 @@ def test_config_is_frozen() -> None:
 
 
 def test_unknown_key_is_an_error_naming_file_and_key() -> None:
-    with pytest.raises(ConfigError, match=r"study.yaml: expected_site: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"study.yaml \(study SZ003\): expected_site: Extra inputs are not permitted"):
         parse_config(MINIMAL + "expected_site: ['101']\n", source="study.yaml")
 
 
@@ -49,6 +52,7 @@ def test_unknown_key_is_an_error_naming_file_and_key() -> None:
         ("timezone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'"),
         ("schedule: 'every night'\n", "not a valid cron expression"),
         ("lock_max_age_hours: 0\n", "greater than 0"),
+        ("report_link_hours: 200\n", "less than or equal to 168"),
         ("expected_sites: ['101', '101']\n", "101 more than once"),
         ("expected_sites: ['../x']\n", "plain site ids"),
         ("endpoint_url: ftp://minio:9000\n", "http\\(s\\) URL"),
@@ -93,6 +97,35 @@ def test_unset_env_reference_is_an_error_not_an_empty_string(monkeypatch: pytest
         parse_config(MINIMAL + "endpoint_url: ${NOT_SET_ANYWHERE}\n")
 
 
+def test_unset_env_reference_is_one_line_naming_file_study_key_and_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
+    path = tmp_path / "sz003.yaml"
+    path.write_text(MINIMAL + "endpoint_url: ${S3_ENDPOINT_URL}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert message == (f"{path} (study SZ003): endpoint_url: environment variable S3_ENDPOINT_URL is not set "
+                       "(referenced as ${S3_ENDPOINT_URL}); set it in the environment where the audit runs "
+                       "(the worker's, for a deployment)")
+
+
+def test_read_for_deployment_env_references_stay_unresolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deploying shell needs none of the worker's variables, and freezes none of their values."""
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://deploying-shell:1")
+    monkeypatch.delenv("LANDING_BUCKET", raising=False)
+    config = parse_config("study: SZ003\nlanding: s3://${LANDING_BUCKET}/sz003\nreports: /srv/reports\n"
+                          "endpoint_url: ${S3_ENDPOINT_URL}\n", resolve_env=False)
+    assert (config.landing, config.endpoint_url) == ("s3://${LANDING_BUCKET}/sz003", "${S3_ENDPOINT_URL}")
+    assert env_references(config) == ["LANDING_BUCKET", "S3_ENDPOINT_URL"]
+    assert env_references(parse_config(MINIMAL)) == []
+
+
+def test_read_for_deployment_credential_references_are_still_refused() -> None:
+    with pytest.raises(ConfigError, match="looks like a credential"):
+        parse_config(MINIMAL + "endpoint_url: http://x/${AWS_SECRET_ACCESS_KEY}\n", resolve_env=False)
+
+
 @pytest.mark.parametrize("name", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "DB_PASSWORD"])
 def test_credential_env_references_are_refused(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(name, "sensitive")
@@ -112,14 +145,46 @@ def test_credentials_inside_uris_are_refused(endpoint: str) -> None:
 def test_relative_protocol_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
     folder = tmp_path / "studies"
     folder.mkdir()
+    write_protocol(folder / "protocols", "SZ003").rename(folder / "protocols" / "sz003-v2.yaml")
     (folder / "sz003.yaml").write_text(MINIMAL + "protocol: protocols/sz003-v2.yaml\n")
     config = load_config(folder / "sz003.yaml")
     assert config.protocol == str(folder / "protocols" / "sz003-v2.yaml")
 
 
 def test_absolute_and_s3_protocol_paths_are_kept() -> None:
-    assert parse_config(MINIMAL + "protocol: /etc/p.yaml\n").protocol == "/etc/p.yaml"
-    assert parse_config(MINIMAL + "protocol: s3://b/p.yaml\n").protocol == "s3://b/p.yaml"
+    assert parse_config(MINIMAL + f"protocol: {BUNDLED}\n").protocol == str(BUNDLED)
+    assert parse_config(MINIMAL + "protocol: s3://b/p.yaml\n").protocol == "s3://b/p.yaml"  # checked by the run
+
+
+def test_missing_protocol_file_is_refused_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\(study SZ003\): protocol: .*nope\.yaml: cannot read"):
+        parse_config(MINIMAL + f"protocol: {tmp_path / 'nope.yaml'}\n")
+
+
+def test_a_study_without_its_own_protocol_is_refused_naming_both() -> None:
+    """`protocol: null` is the bundled SZ003 protocol: never a silent default for another study."""
+    text = MINIMAL.replace("SZ003", "SZ004")
+    for extra in ("", "protocol: null\n"):
+        with pytest.raises(ConfigError) as raised:
+            parse_config(text + extra, source="sz004.yaml")
+        message = str(raised.value)
+        assert "\n" not in message
+        assert message.startswith("sz004.yaml (study SZ004): protocol: study SZ004 names no protocol file")
+        assert "the bundled protocol is SZ003's (TIVERS 1.0)" in message
+
+
+def test_a_study_naming_another_studys_protocol_is_refused_naming_both(tmp_path: Path) -> None:
+    sz003 = write_protocol(tmp_path / "protocols", "SZ003")
+    with pytest.raises(ConfigError) as raised:
+        parse_config(MINIMAL.replace("SZ003", "SZ004") + f"protocol: {sz003}\n", source="sz004.yaml")
+    assert str(raised.value) == (f"sz004.yaml (study SZ004): protocol: study SZ004 names the protocol of SZ003 "
+                                 f"({sz003}, TIVERS 1.0): a study is audited against its own protocol only")
+
+
+def test_a_study_with_its_own_protocol_file_loads(tmp_path: Path) -> None:
+    sz004 = write_protocol(tmp_path / "protocols", "SZ004")
+    config = parse_config(MINIMAL.replace("SZ003", "SZ004") + f"protocol: {sz004}\n")
+    assert (config.study, config.protocol) == ("SZ004", str(sz004))
 
 
 @pytest.mark.parametrize(
@@ -145,15 +210,30 @@ def test_as_of_needs_an_aware_moment() -> None:
 def test_flow_parameters_are_the_nightly_audit_keywords() -> None:
     params = parse_config(MINIMAL).flow_parameters(date(2026, 11, 28))
     assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
-                      "protocol": None, "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
-                      "expected_sites": None, "lock_max_age_hours": 12.0}
+                      "protocol": None, "units": None, "process_checks": None, "policy": None,
+                      "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
+                      "expected_sites": None, "lock_max_age_hours": 12.0, "report_link_hours": 24.0}
+
+
+def test_the_studys_data_files_are_relative_to_its_configuration(tmp_path: Path) -> None:
+    text = MINIMAL + "units: data/units.yaml\nprocess_checks: /abs/pc.yaml\npolicy: ../policy.yaml\n"
+    config = parse_config(text, base=tmp_path / "studies")
+    assert (config.units, config.process_checks, config.policy) == (
+        str(tmp_path / "studies" / "data" / "units.yaml"), "/abs/pc.yaml", str(tmp_path / "policy.yaml"))
+    params = config.flow_parameters()
+    assert (params["units"], params["process_checks"], params["policy"]) == (config.units, config.process_checks,
+                                                                             config.policy)
 
 
 def test_config_dir_loads_all_and_sorts_by_study(tmp_path: Path) -> None:
-    (tmp_path / "b.yaml").write_text(MINIMAL)
-    (tmp_path / "a.yml").write_text(MINIMAL.replace("SZ003", "AB001"))
-    (tmp_path / "notes.txt").write_text("not a config")
-    assert [c.study for c in load_config_dir(tmp_path)] == ["AB001", "SZ003"]
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "b.yaml").write_text(MINIMAL)
+    ab001 = write_protocol(tmp_path / "protocols", "AB001")
+    (studies / "a.yml").write_text(MINIMAL.replace("SZ003", "AB001") + f"protocol: {ab001}\n")
+    (studies / "notes.txt").write_text("not a config")
+    assert [c.study for c in load_config_dir(studies)] == ["AB001", "SZ003"]
+    assert [path.name for path, _ in study_files(studies)] == ["a.yml", "b.yaml"]
 
 
 def test_config_dir_refuses_two_files_for_one_study(tmp_path: Path) -> None:

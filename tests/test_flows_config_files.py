@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from checks.comparison.process_config import load_process_checks
+from contracts.policy import load_policy
 from contracts.protocol import ProtocolError, load_protocol
 from contracts.units import load_units
 from flows.config import ConfigError, load_config
 from flows.config_files import load_protocol_at, load_units_at
+from flows.study_files import load_study_files
 from storage import ObjectNotFound, S3Store
 
 BUNDLED = resources.files("contracts").joinpath("protocols", "sz003.yaml").read_text(encoding="utf-8")
@@ -43,9 +46,22 @@ def test_a_protocol_in_s3_loads_like_the_same_file_on_disk(bucket, s3_endpoint: 
     assert remote.path == f"{root}/protocols/sz003.yaml"
 
 
-def test_a_unit_catalog_in_s3_loads_like_the_bundled_one(bucket, s3_endpoint: str) -> None:
+def test_a_protocol_folder_in_s3_loads_every_version(bucket, s3_endpoint: str) -> None:
     _, root = bucket
+    protocol = load_protocol_at(f"{root}/protocols/", s3_endpoint)  # a folder: the latest version, holding the others
+    assert protocol.tivers == "1.0" and [v.tivers for v in protocol.versions] == ["0.9", "1.0"]
+
+
+def test_the_other_data_files_in_s3_load_like_the_bundled_ones(bucket, s3_endpoint: str) -> None:
+    store, root = bucket
     assert load_units_at(f"{root}/units.yaml", s3_endpoint) == load_units()
+    store.write_bytes("config/process_checks.yaml", resources.files("checks.comparison")
+                      .joinpath("process_checks.yaml").read_bytes())
+    store.write_bytes("config/policy.yaml", resources.files("contracts").joinpath("policy.yaml").read_bytes())
+    files = load_study_files(f"{root}/protocols/sz003.yaml", f"{root}/units.yaml", f"{root}/process_checks.yaml",
+                             f"{root}/policy.yaml", endpoint_url=s3_endpoint)
+    assert files.catalog == load_units() and files.process_checks == load_process_checks()
+    assert files.policy == load_policy() and files.protocol.id == "SZ003"
 
 
 def test_errors_name_the_uri(bucket, s3_endpoint: str) -> None:
@@ -53,10 +69,10 @@ def test_errors_name_the_uri(bucket, s3_endpoint: str) -> None:
     with pytest.raises(ObjectNotFound, match=f"{root}/protocols/missing.yaml"):
         load_protocol_at(f"{root}/protocols/missing.yaml", s3_endpoint)
     store.write_bytes("config/broken/sz003.yaml", BUNDLED.replace("criteria:", "criterias:").encode())
-    with pytest.raises(ProtocolError, match=f"{root}/broken/sz003.yaml: unknown keys"):
+    with pytest.raises(ProtocolError, match=rf"{root}/broken/sz003.yaml:\d+: criterias: unknown key"):
         load_protocol_at(f"{root}/broken/sz003.yaml", s3_endpoint)
     store.write_bytes("config/bad.yaml", b"id: [unclosed\n")
-    with pytest.raises(ValueError, match=f"{root}/bad.yaml: not valid YAML"):
+    with pytest.raises(ValueError, match=rf"{root}/bad.yaml:\d+: not valid YAML"):
         load_protocol_at(f"{root}/bad.yaml", s3_endpoint)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from flows.runners import RunnerChoice, RunnerKind
 from storage import open_store
+from tests.support.protocols import write_protocol
 
 AS_OF = "2026-11-28"
 #: every table the run publishes; reports (html, xlsx) and run_manifest.json carry a timestamp
@@ -66,9 +67,11 @@ def test_run_all_audits_several_studies_on_one_dask_cluster(
     for study in ("SZ003", "SZ903"):
         landing = f"s3://{s3_bucket}/{study.lower()}-landing"
         _generate(landing, s3_endpoint, study=study)
+        # a study is audited against its own protocol: SZ903's is SZ003's criteria under its id
+        protocol = "" if study == "SZ003" else f"protocol: {write_protocol(tmp_path / 'protocols', study)}\n"
         (config_dir / f"{study.lower()}.yaml").write_text(
             f"study: {study}\nlanding: {landing}\nreports: s3://{s3_bucket}/reports\n"
-            f"endpoint_url: {s3_endpoint}\nexpected_sites: ['101', '102', '103', '104']\n")
+            f"endpoint_url: {s3_endpoint}\nexpected_sites: ['101', '102', '103', '104']\n{protocol}")
     summary = run_all_audits(config_dir=str(config_dir), as_of=AS_OF, runner="dask", dask_workers=2)
     assert [(o.study, o.status) for o in summary.outcomes] == [
         ("SZ003", StudyStatus.COMPLETED), ("SZ903", StudyStatus.COMPLETED)]

@@ -21,6 +21,7 @@ from flows.multi import (
 from flows.nightly import NothingToAuditError
 from flows.runners import RunnerChoice, RunnerKind
 from publication import AuditLockedError
+from tests.support.protocols import write_protocol
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,18 @@ def test_outcome_of_a_failed_audit(error: Exception, status: StudyStatus, messag
 def _write_configs(folder: Path, studies: list[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for study in studies:
+        protocol = "" if study == "SZ003" else f"protocol: {write_protocol(folder.parent / 'protocols', study)}\n"
         (folder / f"{study.lower()}.yaml").write_text(
-            f"study: {study}\nlanding: {folder / 'landing'}\nreports: {folder / 'reports'}\n")
+            f"study: {study}\nlanding: {folder / 'landing'}\nreports: {folder / 'reports'}\n{protocol}")
     return folder
 
 
 @flow(name="fake_nightly_audit")
 def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: str | None = None,
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
-                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0) -> _Summary:
+                  expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
+                  units: str | None = None, process_checks: str | None = None, policy: str | None = None,
+                  report_link_hours: float = 24.0) -> _Summary:
     if study == "AB001":
         raise NothingToAuditError(f"nothing to audit for {study} in {landing}: no site folders found")
     if study == "CD002":

@@ -157,9 +157,9 @@ def test_workbook_sheets(outputs):
 
     files = {f.key: f.data for f in render_outputs(outputs)}
     book = fastexcel.read_excel(files["report.xlsx"])
-    assert book.sheet_names == ["Summary", "Sites", "Subjects", "Important deviations", "Queries", "Discrepancies",
-                                "Validation findings", "Eligibility matrix", "Site risk", "Reconciliation",
-                                "Not audited", "DV"]
+    assert book.sheet_names == ["Summary", "Sites", "Protocol versions", "Subjects", "Important deviations",
+                                "Queries", "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk",
+                                "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height
     matrix = book.load_sheet("Eligibility matrix", dtypes="string").to_polars()

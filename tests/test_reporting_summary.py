@@ -13,15 +13,16 @@ from reporting.summary import (
     headline,
     not_audited_table,
     site_criterion_counts,
+    version_table,
 )
 from tests.support.sample_outputs import make_outputs
 
 
 def subjects() -> pl.DataFrame:
     return pl.DataFrame(
-        [("SZ003", "101", "S1", "ENROLLED", "INELIGIBLE", "2026-11-01", 2),
-         ("SZ003", "101", "S2", "SCREEN FAILURE", "ELIGIBLE", None, 1),
-         ("SZ003", "102", "S3", "IN SCREENING", "UNVERIFIABLE", None, 0)],
+        [("SZ003", "101", "S1", "ENROLLED", "INELIGIBLE", "2026-11-01", 2, "1.0"),
+         ("SZ003", "101", "S2", "SCREEN FAILURE", "ELIGIBLE", None, 1, "1.0"),
+         ("SZ003", "102", "S3", "IN SCREENING", "UNVERIFIABLE", None, 0, "2.0")],
         schema=SUBJECTS, orient="row")
 
 
@@ -44,6 +45,12 @@ def test_headline_counts_current_findings_only():
     assert (head.subjects_screened, head.enrolled, head.screen_failures, head.in_screening,
             head.ineligible_enrolled) == (3, 1, 1, 1, 1)
     assert (head.important, head.queries, head.new, head.resolved) == (2, 1, 1, 1)
+
+
+def test_subjects_and_open_findings_are_counted_per_protocol_version():
+    table = version_table(outputs())
+    assert table.rows() == [("1.0", 2, 1, 1, 2, 1), ("2.0", 1, 0, 0, 0, 0)]  # S3's PC04 is resolved
+    assert table.columns == ["TIVERS", "SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]
 
 
 def test_criteria_of_a_screen_failure_finding_are_counted_each():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
@@ -98,3 +100,64 @@ def test_local_symbolic_links_are_not_listed_or_followed_out_of_the_root(tmp_pat
         with pytest.raises(ValueError, match="escapes the store root"):
             store.read_bytes(key)
     assert store.read_bytes("SZ003/101/D/dm.csv") == b"ok"
+
+
+def test_presigned_link_opens_the_object_over_http(s3_endpoint: str, s3_bucket: str) -> None:
+    """What a Prefect artifact links to: a plain GET of the URL returns the report, no credentials needed.
+
+    Signed with Signature Version 4 (the expiry is in the URL); moto does not check signatures, so
+    that the link is refused once expired is S3's to enforce, not something this test can show.
+    """
+    import httpx
+
+    store = S3Store(f"s3://{s3_bucket}/reports", endpoint_url=s3_endpoint)
+    store.write_bytes("SZ003/2026-11-28/report.html", b"<html>report</html>", content_type="text/html")
+    url = store.presigned_url("SZ003/2026-11-28/report.html", timedelta(hours=24))
+    assert url.startswith(f"{s3_endpoint}/{s3_bucket}/reports/SZ003/2026-11-28/report.html?")
+    query = parse_qs(urlparse(url).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["86400"]
+    assert "X-Amz-Signature" in query and "AWSAccessKeyId" not in query  # never the legacy version 2
+    response = httpx.get(url, timeout=10)
+    assert (response.status_code, response.content) == (200, b"<html>report</html>")
+
+
+@pytest.mark.parametrize("lifetime", [timedelta(0), timedelta(days=7, seconds=1)])
+def test_presigned_link_lifetime_is_what_s3_accepts(lifetime: timedelta) -> None:
+    store = S3Store("s3://bucket/reports", client=object())
+    with pytest.raises(ValueError, match="at most 7 days"):
+        store.presigned_url("report.html", lifetime)
+
+
+def test_local_link_is_a_file_url_of_the_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "reports")
+    store.write_bytes("SZ003/2026-11-28/report.html", b"<html>")
+    url = store.presigned_url("SZ003/2026-11-28/report.html", timedelta(hours=1))
+    assert url == (tmp_path / "reports" / "SZ003" / "2026-11-28" / "report.html").resolve().as_uri()
+    assert Path(urlparse(url).path).read_bytes() == b"<html>"
+
+
+def test_exists_tells_a_missing_root_from_an_empty_one(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    assert LocalStore(tmp_path).exists() and not LocalStore(tmp_path / "nope").exists()
+    assert S3Store(f"s3://{s3_bucket}/empty/prefix", endpoint_url=s3_endpoint).exists()
+    assert not S3Store("s3://no-such-bucket-here/x", endpoint_url=s3_endpoint).exists()
+
+
+def test_a_bucket_these_credentials_may_not_inspect_exists(s3_endpoint: str, s3_bucket: str) -> None:
+    """A least-privilege role may list only its study's prefix: HeadBucket's 403 means the bucket is there."""
+    from faults import Action, FaultProxy, Rule
+
+    with FaultProxy(s3_endpoint) as proxy:
+        proxy.add(Rule(Action.DENY, method="HEAD", count=None))
+        assert S3Store(f"s3://{s3_bucket}/in", endpoint_url=proxy.url).exists()
+        assert proxy.seen(outcome="deny")
+
+
+def test_a_storage_error_in_context_keeps_its_class_and_attributes() -> None:
+    from storage import AccessDenied
+
+    error = AccessDenied("cannot list s3://b/: access denied (AccessDenied)", where="s3://b/", operation="list",
+                         code="AccessDenied")
+    named = error.in_context("study SZ003, landing")
+    assert type(named) is AccessDenied and isinstance(named, PermissionError)
+    assert str(named) == "study SZ003, landing: cannot list s3://b/: access denied (AccessDenied)"
+    assert (named.where, named.operation, named.code) == ("s3://b/", "list", "AccessDenied")

@@ -3,14 +3,17 @@ every difference (SZ003 criteria spec, "Discrepancy classes").
 
 One row per finding, all classes in one table (contracts.DISCREPANCIES):
 
-* INELIGIBLE_ENROLLED - enrolled subject x component NOT_MET / APPLIES (IMPORTANT; one row per
-  component, so that each maps to one SDTM DV record and quotes the value that failed).
+* INELIGIBLE_ENROLLED - enrolled subject x component NOT_MET / APPLIES (one row per component, so that
+  each maps to one SDTM DV record and quotes the value that failed).
 * IE_MISMATCH - subject x criterion where the site's decided answer and the decided recomputed
-  outcome differ (IMPORTANT when it hides an ineligible enrolment, else QUERY).
-* UNVERIFIABLE - enrolled subject x component UNVERIFIABLE (QUERY).
+  outcome differ (graded apart when it hides an ineligible enrolment).
+* UNVERIFIABLE - enrolled subject x component UNVERIFIABLE.
 * SCREEN_FAIL_UNSUPPORTED - screen failure whose recorded failing criteria all recompute as met /
-  not applying (QUERY; one row per subject, CHECK_ID = those criteria).
-* PROCESS - PC01..PC06 (checks.comparison.process; severity from process_checks.yaml).
+  not applying (one row per subject, CHECK_ID = those criteria).
+* PROCESS - PC01..PC06 (checks.comparison.process; severity from the process-check file).
+
+Severities are the policy's (contracts/policy.yaml, or the study's own file): defaults IMPORTANT for
+INELIGIBLE_ENROLLED and for an IE_MISMATCH hiding an ineligible enrolment, QUERY otherwise.
 
 Everything is joins and expressions over all subjects at once; the output is sorted by
 (SITEID, USUBJID, CHECK_ID, CLASS) so the same inputs always give the same bytes.
@@ -27,9 +30,11 @@ from checks.comparison.process import ProcessCheck, ProcessContext, run_process_
 from checks.comparison.site_checklist import SiteSource, site_checklist
 from checks.evaluation.exclusions import drop_rejected, normalise
 from contracts import DISCREPANCIES, SUBJECTS, check_table
-from contracts.enums import DiscrepancyClass, Outcome, Recomputed, Severity, SiteDecision
+from contracts.enums import DiscrepancyClass, Outcome, Recomputed, SiteDecision
+from contracts.policy import HIDES_INELIGIBLE_ENROLMENT, Policy, load_policy
 from contracts.protocol import Protocol
 from contracts.records import Comparison, EligibilityResult
+from contracts.units import UnitCatalog
 from core.source import SOURCE_COLUMNS, SOURCE_KEY
 
 _FAILED = ("NOT_MET", "APPLIES")
@@ -42,8 +47,8 @@ _SORT = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
 
 
 def _subjects(reference: pl.DataFrame) -> pl.DataFrame:
-    """One row per subject: STUDYID, SITEID, USUBJID, SITE_DECISION, TREATMENT_START."""
-    columns = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "TREATMENT_START"]
+    """One row per subject: STUDYID, SITEID, USUBJID, SITE_DECISION, TREATMENT_START, TIVERS."""
+    columns = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "TREATMENT_START", "TIVERS"]
     return (
         reference.select(
             [pl.col(c).cast(pl.String) if c in reference.columns else pl.lit(None, pl.String).alias(c)
@@ -77,32 +82,44 @@ def _usable(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame | None,
 
 
 def _comparators(protocol: Protocol) -> pl.DataFrame:
-    """CHECK_ID -> OP for components whose rule is one comparison leaf (`{kind: threshold, op: ">="}`),
-    so that evidence reads `limit >= 60 10^9/L` rather than a bare number. Components built from
-    several leaves keep the evaluation's own LIMIT text."""
-    ids, ops = [], []
-    for _, component in protocol.components():
-        op = component.rule.params.get("op")
-        if isinstance(op, str) and not component.rule.children:
-            ids.append(component.id)
-            ops.append(op)
-    return pl.DataFrame({"CHECK_ID": ids, "OP": ops}, schema={"CHECK_ID": pl.String, "OP": pl.String}).unique(
-        subset="CHECK_ID", keep="first")
+    """TIVERS x CHECK_ID -> OP for components whose rule is one comparison leaf (`{kind: threshold, op:
+    ">="}`), so that evidence reads `limit >= 60 10^9/L` rather than a bare number. Per version (an
+    amendment may change the comparison); a subject whose consent spans versions (TIVERS `1.0 or 2.0`)
+    gets the comparison only when every version has the same. Components built from several leaves keep
+    the evaluation's own LIMIT text."""
+    rows: list[tuple[str, str, str]] = []
+    for edition in protocol.editions():
+        for _, component in edition.components():
+            op = component.rule.params.get("op")
+            if isinstance(op, str) and not component.rule.children:
+                rows.append((edition.tivers, component.id, op))
+    per_version = pl.DataFrame(rows, schema={"TIVERS": pl.String, "CHECK_ID": pl.String, "OP": pl.String},
+                               orient="row").unique(subset=["TIVERS", "CHECK_ID"], keep="first", maintain_order=True)
+    agreed = (per_version.group_by("CHECK_ID").agg(pl.col("OP").n_unique().alias("_N"), pl.col("OP").first())
+              .filter(pl.col("_N") == 1).drop("_N"))
+    return pl.concat([per_version, agreed.select(pl.lit(None, pl.String).alias("TIVERS"), "CHECK_ID", "OP")])
 
 
 def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
-    """The eligibility rows with the columns compare reads (REASON_CODE optional); LIMIT carries the
+    """The eligibility rows with the columns compare reads (REASON_CODE, TIVERS optional); LIMIT carries the
     comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
     frame = eligibility
     if "REASON_CODE" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("REASON_CODE"))
     comparators = _comparators(protocol)
+    own, agreed = comparators.filter(pl.col("TIVERS").is_not_null()), comparators.filter(pl.col("TIVERS").is_null())
     # the comparator looked up per row rather than joined: a join copied every column of the ~500k rows
-    op = pl.col("CHECK_ID").replace_strict(comparators["CHECK_ID"], comparators["OP"], default=None,
-                                           return_dtype=pl.String)
+    version = pl.col("TIVERS") if "TIVERS" in frame.columns else pl.lit(protocol.tivers)
+    op = pl.concat_str([version, pl.lit("\x1f"), pl.col("CHECK_ID")]).replace_strict(
+        own.select(pl.concat_str([pl.col("TIVERS"), pl.lit("\x1f"), pl.col("CHECK_ID")]))["TIVERS"], own["OP"],
+        default=None, return_dtype=pl.String,
+    ).fill_null(pl.col("CHECK_ID").replace_strict(agreed["CHECK_ID"], agreed["OP"], default=None,
+                                                  return_dtype=pl.String))
+    # a subject whose consent spans versions with different limits has them per version (`1.0: 60; 2.0: 50`)
+    per_version = pl.col("LIMIT").str.contains(r"^[^ :;]+: ").fill_null(False)
     return frame.select(
         "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT",
-        pl.when(op.is_not_null() & pl.col("LIMIT").is_not_null())
+        pl.when(op.is_not_null() & pl.col("LIMIT").is_not_null() & ~per_version)
         .then(pl.format("{} {}", op, pl.col("LIMIT")))
         .otherwise(pl.col("LIMIT"))
         .alias("LIMIT"),
@@ -120,7 +137,7 @@ def _site_assessment() -> pl.Expr:
 
 
 def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
-                        checklist: pl.DataFrame) -> pl.DataFrame:
+                        checklist: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """INELIGIBLE_ENROLLED and UNVERIFIABLE: enrolled subject x component."""
     enrolled = (  # only the components these two classes report (a small part of all subject x component rows)
         components.filter(pl.col("OUTCOME").is_in([*_FAILED, Outcome.UNVERIFIABLE]))
@@ -135,7 +152,7 @@ def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
         "USUBJID",
         "CHECK_ID",
         pl.lit(DiscrepancyClass.INELIGIBLE_ENROLLED.value).alias("CLASS"),
-        pl.lit(Severity.IMPORTANT.value).alias("SEVERITY"),
+        pl.lit(policy.severity(DiscrepancyClass.INELIGIBLE_ENROLLED)).alias("SEVERITY"),
         _site_assessment(),
         pl.col("OUTCOME").alias("RECOMPUTED"),
         evidence.ineligible_enrolled(),
@@ -144,7 +161,7 @@ def _component_findings(components: pl.DataFrame, subjects: pl.DataFrame,
         "USUBJID",
         "CHECK_ID",
         pl.lit(DiscrepancyClass.UNVERIFIABLE.value).alias("CLASS"),
-        pl.lit(Severity.QUERY.value).alias("SEVERITY"),
+        pl.lit(policy.severity(DiscrepancyClass.UNVERIFIABLE)).alias("SEVERITY"),
         _site_assessment(),
         pl.col("OUTCOME").alias("RECOMPUTED"),
         evidence.unverifiable(),
@@ -190,16 +207,16 @@ def _disagreements(frame: pl.DataFrame, components: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _ie_mismatch(differing: pl.DataFrame) -> pl.DataFrame:
-    """IE_MISMATCH rows; IMPORTANT when the checklist hides an ineligible enrolment."""
+def _ie_mismatch(differing: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """IE_MISMATCH rows; graded apart (IMPORTANT by default) when the checklist hides an ineligible enrolment."""
     hides_ineligible = (pl.col("SITE_DECISION") == _ENROLLED) & pl.col("OUTCOME").is_in(_FAILED)
     return differing.select(
         "USUBJID",
         pl.col("CRITERION_ID").alias("CHECK_ID"),
         pl.lit(DiscrepancyClass.IE_MISMATCH.value).alias("CLASS"),
         pl.when(hides_ineligible)
-        .then(pl.lit(Severity.IMPORTANT.value))
-        .otherwise(pl.lit(Severity.QUERY.value))
+        .then(pl.lit(policy.severity(DiscrepancyClass.IE_MISMATCH, HIDES_INELIGIBLE_ENROLMENT)))
+        .otherwise(pl.lit(policy.severity(DiscrepancyClass.IE_MISMATCH)))
         .alias("SEVERITY"),
         _site_assessment(),
         pl.col("OUTCOME").alias("RECOMPUTED"),
@@ -207,7 +224,7 @@ def _ie_mismatch(differing: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _screen_fail_unsupported(frame: pl.DataFrame, differing: pl.DataFrame) -> pl.DataFrame:
+def _screen_fail_unsupported(frame: pl.DataFrame, differing: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """Screen failures whose explicitly recorded failing criteria all recompute as passed.
 
     Every such criterion is then also a disagreement, so the evidence reuses its DETAILS."""
@@ -238,34 +255,38 @@ def _screen_fail_unsupported(frame: pl.DataFrame, differing: pl.DataFrame) -> pl
         "USUBJID",
         "CHECK_ID",
         pl.lit(DiscrepancyClass.SCREEN_FAIL_UNSUPPORTED.value).alias("CLASS"),
-        pl.lit(Severity.QUERY.value).alias("SEVERITY"),
+        pl.lit(policy.severity(DiscrepancyClass.SCREEN_FAIL_UNSUPPORTED)).alias("SEVERITY"),
         pl.format("{}; {}", pl.col("RECORDED_FAILURES"), pl.lit(_SCREEN_FAILURE)).alias("SITE_ASSESSMENT"),
         "RECOMPUTED",
         evidence.screen_fail_unsupported(),
     )
 
 
-def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
-    """contracts.SUBJECTS: INELIGIBLE when any inclusion NOT_MET / exclusion APPLIES, else
-    UNVERIFIABLE when any criterion is, else ELIGIBLE. A subject without any criterion row was not
-    evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE."""
+def recomputed(subjects: pl.DataFrame, criteria: pl.DataFrame) -> pl.DataFrame:
+    """`subjects` with RECOMPUTED from their criteria: INELIGIBLE when any inclusion NOT_MET / exclusion
+    APPLIES, else UNVERIFIABLE when any criterion is, else ELIGIBLE. A subject without any criterion row
+    was not evaluated at all, so it is UNVERIFIABLE, never ELIGIBLE. (Also what-if's verdict.)"""
     verdict = criteria.group_by("USUBJID").agg(
         pl.col("OUTCOME").is_in(_FAILED).any().alias("ANY_FAILED"),
         (pl.col("OUTCOME") == Outcome.UNVERIFIABLE).any().alias("ANY_UNVERIFIABLE"),
     )
+    return subjects.join(verdict, on="USUBJID", how="left").with_columns(
+        pl.when(pl.col("ANY_FAILED"))
+        .then(pl.lit(Recomputed.INELIGIBLE.value))
+        .when(pl.col("ANY_UNVERIFIABLE") | pl.col("ANY_FAILED").is_null())
+        .then(pl.lit(Recomputed.UNVERIFIABLE.value))
+        .otherwise(pl.lit(Recomputed.ELIGIBLE.value))
+        .alias("RECOMPUTED"),
+    ).drop("ANY_FAILED", "ANY_UNVERIFIABLE")
+
+
+def _subject_table(criteria: pl.DataFrame, subjects: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+    """contracts.SUBJECTS: each subject's RECOMPUTED verdict (`recomputed`) and its number of findings."""
     counts = findings.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
     table = (
-        subjects.join(verdict, on="USUBJID", how="left")
+        recomputed(subjects, criteria)
         .join(counts, on="USUBJID", how="left")
-        .with_columns(
-            pl.when(pl.col("ANY_FAILED"))
-            .then(pl.lit(Recomputed.INELIGIBLE.value))
-            .when(pl.col("ANY_UNVERIFIABLE") | pl.col("ANY_FAILED").is_null())
-            .then(pl.lit(Recomputed.UNVERIFIABLE.value))
-            .otherwise(pl.lit(Recomputed.ELIGIBLE.value))
-            .alias("RECOMPUTED"),
-            pl.col("N_DISCREPANCIES").fill_null(0),
-        )
+        .with_columns(pl.col("N_DISCREPANCIES").fill_null(0))
         .sort("SITEID", "USUBJID")
         .select(list(SUBJECTS))
     )
@@ -281,16 +302,21 @@ def compare(
     *,
     exclusions: pl.DataFrame | None = None,
     rejected: pl.DataFrame | None = None,
+    policy: Policy | None = None,
+    catalog: UnitCatalog | None = None,
 ) -> Comparison:
     """Classify every difference between the recomputed eligibility and the site's assessment.
 
     `result` is checks.evaluate()'s EligibilityResult (eligibility, reference, criteria); `domains`
     the delivered frames (IE and DM are read here, LB/VS/FA/TR by the process checks); `as_of` is
     the audit date (treatment start of subjects still in screening is already in the reference).
-    `process_checks` overrides the bundled process_checks.yaml (tests, other protocols).
-    `exclusions` / `rejected` are validation's (ValidationResult): pass the same tables as to
-    evaluate() so that the site's IE, DM and results are read exactly as the evaluation read them.
+    `process_checks` overrides the bundled process_checks.yaml (a study's own file, tests), `policy` the
+    bundled contracts/policy.yaml (severities) and `catalog` the bundled unit catalog (PC06 converts the
+    site's number with it). `exclusions` / `rejected` are validation's (ValidationResult): pass the same
+    tables as to evaluate() so that the site's IE, DM and results are read exactly as the evaluation
+    read them.
     """
+    policy = policy or load_policy()
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
     domains = _usable(domains, exclusions, rejected)
     subjects = _subjects(result.reference)
@@ -303,19 +329,20 @@ def compare(
     per_criterion = _criterion_frame(criteria, subjects, checklist)
     differing = _disagreements(per_criterion, components)
     context = ProcessContext(
-        subjects=subjects.select("USUBJID", "SITE_DECISION", "TREATMENT_START"),
+        subjects=subjects.select("USUBJID", "SITE_DECISION", "TREATMENT_START", "TIVERS"),
         dm=result.subject_dm,
         derived=result.derived,
         protocol=protocol,
         eligibility=components,
         checklist=checklist,
         domains=domains,
+        catalog=catalog,
     )
     findings = pl.concat(
         [
-            _component_findings(components, subjects, checklist).select(_FINDING),
-            _ie_mismatch(differing).select(_FINDING),
-            _screen_fail_unsupported(per_criterion, differing).select(_FINDING),
+            _component_findings(components, subjects, checklist, policy).select(_FINDING),
+            _ie_mismatch(differing, policy).select(_FINDING),
+            _screen_fail_unsupported(per_criterion, differing, policy).select(_FINDING),
             run_process_checks(context, process_checks)
             .with_columns(pl.lit(DiscrepancyClass.PROCESS.value).alias("CLASS"))
             .select(_FINDING),

@@ -14,50 +14,46 @@ never "before" it, because sites rarely record the consent time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import yaml
 
 from checks.comparison import evidence
+from checks.comparison.process_config import (
+    ProcessCheck,
+    ProcessConfigError,
+    load_process_checks,
+    parse_process_checks,
+)
 from checks.comparison.site_checklist import ChecklistStyle, SiteSource
-from contracts.enums import ReasonCode, SiteDecision
+from contracts.enums import SiteDecision
+from contracts.needs import derived_limit
 from contracts.protocol import Protocol
-from contracts.units import load_units
+from contracts.units import UnitCatalog, load_units
 from core import values
 from core.dates import completed_years, date_bounds, with_partial_dates
 from core.values import column_text
+from core.versions import span_labels
+
+__all__ = ["CHECKS", "PROCESS_COLUMNS", "ProcessCheck", "ProcessConfigError", "ProcessContext", "date_bounds",
+           "load_process_checks", "parse_process_checks", "run_process_checks"]
 
 PROCESS_COLUMNS = ["USUBJID", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
-
-
-class ProcessConfigError(ValueError):
-    """process_checks.yaml is malformed (unknown check id or key, bad severity...)."""
-
-
-@dataclass(frozen=True)
-class ProcessCheck:
-    id: str
-    title: str
-    severity: str
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ProcessContext:
     """What the checks read: one row per subject, DM, the eligibility rows, the site checklist."""
 
-    subjects: pl.DataFrame  # USUBJID, SITE_DECISION, TREATMENT_START
+    subjects: pl.DataFrame  # USUBJID, SITE_DECISION, TREATMENT_START, TIVERS (the protocol version judged by)
     dm: pl.DataFrame  # DM as the evaluation read it (contracts.SUBJECT_DM: texts and date bounds)
     derived: pl.DataFrame  # the derived values as numbers (contracts.DERIVED_VALUES)
     protocol: Protocol
     eligibility: pl.DataFrame
     checklist: pl.DataFrame  # checks.comparison.site_checklist.site_checklist()
     domains: dict[str, pl.DataFrame]
+    catalog: UnitCatalog | None = None  # the study's unit catalog (None: the bundled one)
 
 
 # --------------------------------------------------------------------------------------------- dates
@@ -269,20 +265,44 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
     )
 
 
+def _limits_per_version(protocol: Protocol, component_id: str) -> pl.DataFrame:
+    """TIVERS -> the derived value, comparison and limit the component has in that version (a subject whose
+    consent spans versions: only when they all agree), so a site's number is judged against the limit the
+    subject was evaluated with. Read from the protocol, never restated (contracts.needs.derived_limit)."""
+    editions = protocol.editions()
+    limits = [derived_limit(edition, component_id) for edition in editions]
+    rows = []
+    for (first, last), label in span_labels([e.version for e in editions]).items():
+        found = set(limits[first:last + 1])
+        if len(found) == 1 and None not in found:
+            name, op, limit = next(iter(found))  # type: ignore[misc]
+            rows.append((label, name, op, limit))
+    return pl.DataFrame(rows, schema={"TIVERS": pl.String, "NAME": pl.String, "OP": pl.String,
+                                      "THRESHOLD": pl.Float64}, orient="row")
+
+
+def _holds(value: pl.Expr) -> pl.Expr:
+    """`value OP THRESHOLD`, the component's own comparison."""
+    limit = pl.col("THRESHOLD")
+    return (pl.when(pl.col("OP") == ">=").then(value >= limit).when(pl.col("OP") == ">").then(value > limit)
+            .when(pl.col("OP") == "<=").then(value <= limit).otherwise(value < limit))
+
+
 def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
     """Site CREATCLR of the same day as the creatinine used vs the recomputed Cockcroft-Gault value.
 
     Flagged when they differ by more than `relative_tolerance` of the recomputed value AND fall on
-    different sides of `threshold` (the criterion's `>=` limit), i.e. when the site's own number
-    would have decided the criterion the other way. The site value is converted with the unit
-    catalog (mL/s x 60); a censored, non-numeric or unconvertible site value is not compared.
+    different sides of the component's limit (IN11.CRCL: `>= 40`, from the protocol version the subject
+    was judged by), i.e. when the site's own number would have decided the criterion the other way. The
+    site value is converted with the unit catalog (mL/s x 60); a censored, non-numeric or unconvertible
+    site value is not compared.
     """
     lb = ctx.domains.get("lb")
     needed = {"USUBJID", "LBTESTCD", "LBORRES", "LBORRESU", "LBDTC"}
-    derived_value = _derived_value_of(ctx.protocol, params["component"])
-    if lb is None or lb.height == 0 or not needed <= set(lb.columns) or derived_value is None:
+    limits = _limits_per_version(ctx.protocol, params["component"])
+    if lb is None or lb.height == 0 or not needed <= set(lb.columns) or limits.height == 0:
         return _empty()
-    catalog = load_units()
+    catalog = ctx.catalog or load_units()
     test = params["lb_test"]
     unit = catalog.protocol_unit("LB", test) or ""
     parsed = values.parse_number("LBORRES", "DECIMAL" if "DECIMAL" in lb.columns else None)
@@ -303,8 +323,9 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
     # the recomputed value as the evaluation computed it (a number, not its evidence text): the value it
     # showed, to 6 significant digits, when it is exact or only bounded from below (a censored creatinine)
     exact = (pl.col("LO") == pl.col("HI")) | pl.col("HI").is_infinite()
+    subjects = ctx.subjects.join(limits, on="TIVERS")  # the limit of each subject's own protocol version
     recomputed = (
-        ctx.derived.filter(pl.col("NAME") == derived_value)
+        ctx.derived.join(subjects.select("USUBJID", "NAME"), on=["USUBJID", "NAME"])
         .with_columns(
             pl.when(exact).then(pl.col("LO").round_sig_figs(6)).alias("REC_VALUE"),
             date_bounds(pl.col("DTC"))[0].alias("DAY"),
@@ -312,16 +333,15 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
         .filter(pl.col("REC_VALUE").is_not_null() & (pl.col("REC_VALUE") > 0))
         .select("USUBJID", "DAY", "REC_VALUE")
     )
-    threshold = float(params["threshold"])
     tolerance = float(params["relative_tolerance"])
     difference = (pl.col("SITE_VALUE") - pl.col("REC_VALUE")).abs()
-    sides = (pl.col("SITE_VALUE") >= threshold) != (pl.col("REC_VALUE") >= threshold)
+    sides = _holds(pl.col("SITE_VALUE")) != _holds(pl.col("REC_VALUE"))
     pct = values.format_number((difference / pl.col("REC_VALUE") * 100).round(1))
     site_text = values.format_number(pl.col("SITE_VALUE"))
     rec_text = values.format_number(pl.col("REC_VALUE").round(1))
     return (
         site.join(recomputed, on=["USUBJID", "DAY"])
-        .join(ctx.subjects, on="USUBJID")
+        .join(subjects, on="USUBJID")
         .filter(sides & (difference.round(9) > (pl.col("REC_VALUE") * tolerance).round(9)))
         .select(
             "USUBJID",
@@ -338,25 +358,12 @@ def pc06_creatinine_clearance(ctx: ProcessContext, params: dict[str, Any]) -> pl
                 rec_text,
                 pl.lit(unit),
                 pl.lit(params["component"]),
-                pl.lit(_number_text(threshold)),
+                values.format_number(pl.col("THRESHOLD")),
                 pl.lit(unit),
                 evidence.decision_clause(),
             ).alias("EVIDENCE"),
         )
     )
-
-
-def _derived_value_of(protocol: Protocol, component_id: str) -> str | None:
-    """The derived value (e.g. CRCL_CG) a component's rule compares, or None when its rule is not one
-    `derived` leaf (the check then has nothing to compare)."""
-    for _, component in protocol.components():
-        if component.id == component_id and component.rule.kind == "derived":
-            return str(component.rule.params["value"]).upper()
-    return None
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 CheckFunction = Callable[[ProcessContext, dict[str, Any]], pl.DataFrame]
@@ -370,55 +377,9 @@ CHECKS: dict[str, tuple[CheckFunction, frozenset[str]]] = {
     "PC05": (pc05_age_mismatch, frozenset()),
     "PC06": (
         pc06_creatinine_clearance,
-        frozenset({"component", "lb_test", "threshold", "relative_tolerance"}),
+        frozenset({"component", "lb_test", "relative_tolerance"}),
     ),
 }
-
-_CHECK_KEYS = {"title", "severity", "params"}
-_RECORD_KEYS = {"test", "date", "status"}
-_SEVERITIES = {"IMPORTANT", "QUERY"}
-
-
-def parse_process_checks(raw: object) -> tuple[ProcessCheck, ...]:
-    """Validate the YAML structure: known ids, known keys, exactly the parameters each check reads."""
-    if not isinstance(raw, dict) or set(raw) != {"checks"} or not isinstance(raw["checks"], dict):
-        raise ProcessConfigError("process checks: the file must hold exactly one mapping `checks:`")
-    parsed = []
-    for check_id, body in raw["checks"].items():
-        if check_id not in CHECKS:
-            raise ProcessConfigError(f"process checks: unknown check {check_id!r} (known: {sorted(CHECKS)})")
-        if not isinstance(body, dict) or set(body) - _CHECK_KEYS or "severity" not in body:
-            raise ProcessConfigError(f"process checks: {check_id} needs severity and only {sorted(_CHECK_KEYS)}")
-        if body["severity"] not in _SEVERITIES:
-            raise ProcessConfigError(f"process checks: {check_id} severity {body['severity']!r} not in "
-                                     f"{sorted(_SEVERITIES)}")
-        params = body.get("params") or {}
-        if set(params) != CHECKS[check_id][1]:
-            raise ProcessConfigError(f"process checks: {check_id} params must be {sorted(CHECKS[check_id][1])}, "
-                                     f"got {sorted(params)}")
-        if "reason_code" in params and params["reason_code"] not in ReasonCode.__members__:
-            raise ProcessConfigError(f"process checks: {check_id} reason_code {params['reason_code']!r} is not "
-                                     f"a contracts.enums.ReasonCode")
-        for domain, spec in (params.get("records") or {}).items():
-            if not isinstance(spec, dict) or set(spec) - _RECORD_KEYS or not {"test", "date"} <= set(spec):
-                raise ProcessConfigError(f"process checks: {check_id} records.{domain} needs test and date, "
-                                         f"and only {sorted(_RECORD_KEYS)}")
-        parsed.append(ProcessCheck(check_id, str(body.get("title", "")), body["severity"], dict(params)))
-    return tuple(sorted(parsed, key=lambda c: c.id))
-
-
-@cache
-def _bundled() -> tuple[ProcessCheck, ...]:
-    text = resources.files("checks.comparison").joinpath("process_checks.yaml").read_text(encoding="utf-8")
-    return parse_process_checks(yaml.safe_load(text))
-
-
-def load_process_checks(path: str | Path | None = None) -> tuple[ProcessCheck, ...]:
-    """The process checks of `path`, or the bundled `checks/comparison/process_checks.yaml`."""
-    if path is None:
-        return _bundled()
-    return parse_process_checks(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-
 
 def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | None = None) -> pl.DataFrame:
     """All configured checks as one table: USUBJID, CHECK_ID, SEVERITY + PROCESS_COLUMNS."""

@@ -45,9 +45,10 @@ CHECKLIST_COLUMNS = [
 
 
 def criteria_frame(protocol: Protocol) -> pl.DataFrame:
-    """CRITERION_ID, CATEGORY (INCLUSION / EXCLUSION), ORDER from the protocol's criteria."""
-    ids = [criterion.id for criterion in protocol.criteria]
-    categories = [criterion.category.value for criterion in protocol.criteria]
+    """CRITERION_ID, CATEGORY (INCLUSION / EXCLUSION), ORDER from the criteria of every protocol version
+    (which of them a subject's checklist must answer comes from what it was evaluated with: `_grid`)."""
+    ids = [ident for ident, _ in protocol.all_criteria()]
+    categories = [category.value for _, category in protocol.all_criteria()]
     return pl.DataFrame(
         {"CRITERION_ID": ids, "CATEGORY": categories, "ORDER": list(range(len(ids)))},
         schema={"CRITERION_ID": pl.String, "CATEGORY": pl.String, "ORDER": pl.Int64},

@@ -4,6 +4,11 @@ Flow: drop rejected rows -> reference dates per subject -> facts (latest in-wind
 and derived values -> one builder call per rule kind over all leaves and subjects -> combine leaves
 bottom-up through the rule trees (three-valued all / any / not) -> outcomes per component -> roll-up
 per criterion. No step loops over subjects or rows; the loops are over rule kinds and tree depth.
+
+An amended protocol (several versions, `Protocol.editions()`): the steps from the facts to the outcomes
+run once per version over the subjects whose consent date allows it, and checks.evaluation.versions
+merges them (a subject whose consent spans an amendment gets what its versions decide alike). A
+single-version protocol takes exactly the single pass.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from checks.evaluation.facts import empty_facts, findings_facts
 from checks.evaluation.reference import REFERENCE_COLUMNS, subject_dm, subject_reference
 from checks.evaluation.rulebase import LEAF_SCHEMA, EvalContext, Leaf
 from checks.evaluation.rules import RULE_BUILDERS, evaluate_leaves
+from checks.evaluation.versions import edition_derived, merge_editions
 from contracts import ELIGIBILITY, check_table
 from contracts.enums import Outcome, ReasonCode
 from contracts.protocol import Category, Component, Criterion, Protocol, Rule
@@ -336,29 +342,53 @@ def _fact_leaf_rows(context: EvalContext, protocol: Protocol,
     return _leaf_rows(reading, replace(context, facts=facts)), derived
 
 
-def _leaf_table(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rejected: pl.DataFrame,
-                protocol: Protocol, as_of: date, leaves: list[Leaf],
-                catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], pl.DataFrame, pl.DataFrame]:
-    """Prepare domains -> reference -> facts -> leaves: (reference, rows evaluated per domain, one row
-    per subject x leaf keyed by USUBJID, the derived values).
+@dataclass(frozen=True)
+class _EditionLeaves:
+    """One protocol version's share of the evaluation: its subjects' reference rows (the subjects whose
+    consent allows that version), one row per subject x leaf, and the derived values."""
+
+    reference: pl.DataFrame
+    table: pl.DataFrame
+    derived: pl.DataFrame
+
+
+def _edition_reference(reference: pl.DataFrame, edition: Protocol, index: int, amended: bool) -> pl.DataFrame:
+    """The subjects one version judges, with that version's screening window (a single version: all)."""
+    if not amended:
+        return reference
+    window = int(edition.parameters["screening_window_days"])
+    return reference.filter((pl.col("_V_FIRST") <= index) & (pl.col("_V_LAST") >= index)).with_columns(
+        (pl.col("TRT_DATE") - pl.duration(days=window)).alias("WINDOW_START")).rechunk()
+
+
+def _leaf_tables(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rejected: pl.DataFrame,
+                 protocol: Protocol, as_of: date, layouts: list[tuple[Protocol, list[Leaf]]],
+                 catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], list[_EditionLeaves]]:
+    """Prepare domains -> reference -> per protocol version: facts -> leaves: (reference, rows evaluated per
+    domain, each version's leaf rows keyed by USUBJID over its own subjects, with its derived values).
 
     Everything that reads the delivered domains is here: the cleaned domains are released when this
-    returns, before the roll-up. The kinds that read the facts run first (see `_fact_leaf_rows`).
+    returns, before the roll-up. The kinds that read the facts run first (see `_fact_leaf_rows`). One
+    evaluation per version, over the subjects that version judges (most subjects are judged by one).
     """
     clean = _prepare_domains(domains, rejected)
     reference = subject_reference(clean, protocol, as_of, exclusions).rechunk()
-    context = EvalContext(reference=reference.lazy(), facts=empty_facts().lazy(), domains=clean,
-                          exclusions=exclusions, catalog=catalog, parameters=dict(protocol.parameters))
-    others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
-    fact_rows, derived = _fact_leaf_rows(context, protocol, leaves)
-    table = pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical")
-    return reference, {name: frame.height for name, frame in clean.items()}, table, derived
+    parts = []
+    for index, (edition, leaves) in enumerate(layouts):
+        own = _edition_reference(reference, edition, index, len(layouts) > 1)
+        context = EvalContext(reference=own.lazy(), facts=empty_facts().lazy(), domains=clean,
+                              exclusions=exclusions, catalog=catalog, parameters=dict(edition.parameters))
+        others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
+        fact_rows, derived = _fact_leaf_rows(context, edition, leaves)
+        parts.append(_EditionLeaves(own, pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical"),
+                                    derived))
+    return reference, {name: frame.height for name, frame in clean.items()}, parts
 
 
 def _subject_numbers(reference: pl.DataFrame) -> pl.DataFrame:
-    """STUDYID, SITEID, USUBJID of each subject with `_S`, its row in `reference` (the roll-up's integer
-    subject key), and `_RANK`, its position in the published order (SITEID, USUBJID, nulls last)."""
-    return (reference.select("STUDYID", "SITEID", "USUBJID").with_row_index("_S")
+    """STUDYID, SITEID, USUBJID, TIVERS of each subject with `_S`, its row in `reference` (the roll-up's
+    integer subject key), and `_RANK`, its position in the published order (SITEID, USUBJID, nulls last)."""
+    return (reference.select("STUDYID", "SITEID", "USUBJID", "TIVERS").with_row_index("_S")
             .sort("SITEID", "USUBJID", nulls_last=True).with_row_index("_RANK"))
 
 
@@ -405,7 +435,7 @@ def _with_texts(rows: pl.DataFrame, subjects: pl.DataFrame, components: pl.DataF
     components by their row `_P`), not joined and sorted, which would copy them."""
     return pl.concat([
         rows.select("_RANK", "_C"),
-        subjects.sort("_S").select(pl.col("STUDYID", "SITEID", "USUBJID").gather(rows["_S"])),
+        subjects.sort("_S").select(pl.col("STUDYID", "SITEID", "USUBJID", "TIVERS").gather(rows["_S"])),
         components.select(pl.col("CRITERION_ID", "CHECK_ID", "CATEGORY").gather(rows["_P"])),
         rows.drop("_RANK", "_C", "_S", "_P"),
     ], how="horizontal")
@@ -425,6 +455,17 @@ def _with_outcomes(rows: pl.DataFrame) -> pl.DataFrame:
              pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
 
 
+def _publishable(part: _EditionLeaves, nodes: pl.DataFrame, components: pl.DataFrame) -> pl.DataFrame:
+    """One version's leaf rows rolled up to one row per subject x component, in the published order, with
+    outcomes (the eligibility columns, REASON_CODE, and CATEGORY, `_RANK`, `_C` for the criteria)."""
+    subjects = _subject_numbers(part.reference)  # subjects as integers from here on
+    table = _keyed_by_subject(part.table, subjects)
+    table = _roll_up(table, nodes)  # + one row per subject x inner node and component root
+    table = _roots_in_published_order(table, subjects, components)
+    table = _with_texts(table, subjects, components)
+    return _with_outcomes(table)
+
+
 def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
              exclusions: pl.DataFrame | None = None, rejected: pl.DataFrame | None = None,
              catalog: UnitCatalog | None = None) -> EligibilityResult:
@@ -432,24 +473,29 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
 
     `domains`: lower-case domain -> frame as delivered (delivered columns text, plus SOURCE_KEY,
     SOURCE_ROW, DELIVERY_SITEID, DECIMAL). Rows whose source is in `rejected` are dropped; a value whose
-    row and VARIABLE are in `exclusions` is never used.
+    row and VARIABLE are in `exclusions` is never used. An amended protocol (`protocol.editions()`)
+    judges each subject by the version in force at its consent (checks.evaluation.versions).
 
     Memory: each step's large intermediates are its own locals, released when it returns; `table`, the
     one long table handed from step to step, is replaced by each step's result (the rows of the step
     before are not kept alive through the next ones).
     """
     catalog = catalog or load_units()
-    nodes, components, leaves = _layout(protocol)
-    # prepare domains -> reference -> facts -> leaves: one row per subject x leaf
-    reference, rows_evaluated, table, derived = _leaf_table(domains, normalise(exclusions), normalise(rejected),
-                                                            protocol, as_of, leaves, catalog)
-    subjects = _subject_numbers(reference)  # subjects as integers from here on
-    table = _keyed_by_subject(table, subjects)
-    table = _roll_up(table, nodes)  # + one row per subject x inner node and component root
-    # the publishable tables: one row per subject x component, then per subject x criterion
-    table = _roots_in_published_order(table, subjects, components)
-    table = _with_texts(table, subjects, components)
-    table = _with_outcomes(table)
+    editions = protocol.editions()
+    layouts = [_layout(edition) for edition in editions]
+    # prepare domains -> reference -> facts -> leaves: one row per subject x leaf, per version
+    reference, rows_evaluated, parts = _leaf_tables(domains, normalise(exclusions), normalise(rejected), protocol,
+                                                    as_of, [(e, leaves) for e, (_, _, leaves) in
+                                                            zip(editions, layouts, strict=True)], catalog)
+    tables = []
+    for index, (nodes, components, _) in enumerate(layouts):
+        tables.append(_publishable(parts[index], nodes, components))
+        parts[index] = replace(parts[index], table=pl.DataFrame())  # its leaf rows are no longer needed
+    if len(editions) == 1:
+        table, derived = tables[0], parts[0].derived
+    else:
+        table = merge_editions(tables, reference, editions)
+        derived = edition_derived([part.derived for part in parts])
     criteria = _criteria(table)
     return EligibilityResult(
         eligibility=check_table(table.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility"),
@@ -457,7 +503,7 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         criteria=criteria,
         rows_evaluated=rows_evaluated,
         protocol_id=protocol.id,
-        protocol_version=protocol.tivers,
+        protocol_version=protocol.versions_text(),
         subject_dm=subject_dm(reference).sort("USUBJID"),
         derived=derived.sort("USUBJID", "NAME"),
     )

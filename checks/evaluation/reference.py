@@ -19,15 +19,16 @@ from contracts.enums import SiteDecision
 from core.dates import partial_date
 from core.source import SOURCE_COLUMNS, SOURCE_SCHEMA, source_order, source_text, typed_source
 from core.values import coded_value, column_text
+from core.versions import span_label, version_span
 
 if TYPE_CHECKING:
     from contracts.protocol import Protocol
 
 _DECISIONS = [SiteDecision.ENROLLED.value, SiteDecision.SCREEN_FAILURE.value]
 
-#: columns of the published `reference` table
-REFERENCE_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_DTC", "TREATMENT_START",
-                     "PROTOCOL_VERSION"]
+#: columns of the published `reference` table (TIVERS: the protocol version the subject is judged by, or
+#: `1.0 or 2.0` when its consent date cannot tell: core.versions)
+REFERENCE_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "CONSENT_DTC", "TREATMENT_START", "TIVERS"]
 
 
 def _dm(dm: pl.DataFrame, exclusions: pl.DataFrame) -> pl.DataFrame:
@@ -76,20 +77,14 @@ def _decisions(ds: pl.DataFrame | None, exclusions: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _version_at(day: pl.Expr, protocol: Protocol) -> pl.Expr:
-    """TIVERS in force on `day` (the latest version effective on or before it)."""
-    expr = pl.lit(None, dtype=pl.String)
-    for version in sorted(protocol.versions, key=lambda v: v.effective):
-        expr = pl.when(day >= pl.lit(version.effective)).then(pl.lit(version.tivers)).otherwise(expr)
-    return expr
-
-
 def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
                       exclusions: pl.DataFrame) -> pl.DataFrame:
     """One row per DM subject with the published reference columns and the typed dates rules need.
 
-    Internal columns: TRT_DATE, WINDOW_START (Date), CONSENT_LO/HI, BIRTH_LO/HI, DOSE_LO/HI, BIRTH_INVALID,
-    CONSENT_INVALID, SEX (coded), AGE (text), DM_SOURCE and the exclusion messages `_X_<variable>`.
+    Internal columns: TRT_DATE, WINDOW_START (Date, with `protocol`'s screening window), CONSENT_LO/HI,
+    BIRTH_LO/HI, DOSE_LO/HI, BIRTH_INVALID, CONSENT_INVALID, SEX (coded), AGE (text), DM_SOURCE, the
+    exclusion messages `_X_<variable>`, and `_V_FIRST` / `_V_LAST`: the protocol versions the consent
+    date allows (indexes into `protocol.editions()`).
     """
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm.columns:
@@ -127,13 +122,15 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
         pl.when(dose_ok).then(dosed.struct.field("latest")).alias("DOSE_HI"),
         pl.when(pl.col("_X_SEX").is_null()).then(coded_value(pl.col("SEX"))).alias("SEX"),  # excluded: unknown
         pl.col("SOURCE").alias("DM_SOURCE"),
-    ).with_columns(
+    )
+    versions = [edition.version for edition in protocol.editions()]
+    first, last = version_span(pl.col("CONSENT_LO"), pl.col("CONSENT_HI"), versions)
+    frame = frame.with_columns(
         (pl.col("TRT_DATE") - pl.duration(days=window)).alias("WINDOW_START"),
         pl.col("TRT_DATE").dt.to_string("%Y-%m-%d").alias("TREATMENT_START"),
         pl.col("RFICDTC").alias("CONSENT_DTC"),
-        pl.when(_version_at(pl.col("CONSENT_LO"), protocol) == _version_at(pl.col("CONSENT_HI"), protocol))
-        .then(_version_at(pl.col("CONSENT_LO"), protocol)).alias("PROTOCOL_VERSION"),
-    )
+        first.alias("_V_FIRST"), last.alias("_V_LAST"),
+    ).with_columns(span_label(pl.col("_V_FIRST"), pl.col("_V_LAST"), versions).alias("TIVERS"))
     return frame.drop("SOURCE", "BRTHDTC", "_DOSED", "_CONSENT", "_BIRTH").sort("USUBJID")
 
 

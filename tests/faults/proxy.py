@@ -6,7 +6,7 @@ and Prefect's task retries see them exactly as they would see a throttled or hun
 
 A `Rule` matches requests by HTTP method, S3 operation kind (list / get / head / put / ...) and a
 regular expression on the object key, and fails the first `count` matches (or all of them) with
-one `Action`: a 503 SlowDown error, a delay longer than the client's read timeout, or a dropped
+one `Action`: a 503 SlowDown error, a 403 AccessDenied, a delay longer than the client's read timeout, or a dropped
 connection. Every request is recorded (method, bucket, key, operation, selected headers, what the
 proxy did), so tests can assert what was attempted, e.g. that every PUT asked for encryption.
 """
@@ -28,6 +28,12 @@ SLOWDOWN_XML = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message><RequestId>FAULT</RequestId></Error>"
 )
+ACCESS_DENIED_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message><RequestId>FAULT</RequestId></Error>"
+)
+#: the HTTP answer of each error action: status, reason, S3 error body
+ERROR_RESPONSES = {"slowdown": (503, "Slow Down", SLOWDOWN_XML), "deny": (403, "Forbidden", ACCESS_DENIED_XML)}
 #: Request headers worth keeping in the log (never Authorization: it carries a signature).
 RECORDED_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
                     "content-type", "if-none-match", "x-amz-copy-source")
@@ -37,6 +43,7 @@ class Action(Enum):
     """What the proxy does to a matching request instead of forwarding it."""
 
     SLOWDOWN = "slowdown"  # 503 with the S3 SlowDown error body
+    DENY = "deny"          # 403 with the S3 AccessDenied error body (a bucket policy that refuses)
     TIMEOUT = "timeout"    # hold the connection past the client's read timeout, then close it
     DROP = "drop"          # close the connection without any response
 
@@ -153,11 +160,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._forward(split, body)
             return
         self.server.proxy.record(S3Request(**{**request.__dict__, "outcome": rule.action.value}))
-        if rule.action is Action.SLOWDOWN:
-            payload = b"" if self.command == "HEAD" else SLOWDOWN_XML
-            self.send_response(503, "Slow Down")
+        if rule.action.value in ERROR_RESPONSES:
+            status, reason, body = ERROR_RESPONSES[rule.action.value]
+            payload = b"" if self.command == "HEAD" else body
+            self.send_response(status, reason)
             self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(SLOWDOWN_XML)))
+            self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
