@@ -153,13 +153,36 @@ class Comparison:
     """What compare() hands to reporting.
 
     subjects: contracts.SUBJECTS; discrepancies: contracts.DISCREPANCIES (STATUS / FIRST_SEEN /
-    DAYS_OPEN null); checklist: the site's answer per subject x criterion (checks.comparison.site_checklist),
-    kept for the reconciliation view.
+    DAYS_OPEN null, FINDING_ID / EVIDENCE_HASH set); checklist: the site's answer per subject x
+    criterion (checks.comparison.site_checklist), kept for the reconciliation view.
     """
 
     subjects: pl.DataFrame
     discrepancies: pl.DataFrame
     checklist: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """Where the sponsor's review stands tonight (review.night.review_night), for the outputs.
+
+    states: one row per finding the ledger holds (review.fold.STATES: REVIEW_STATE, REVIEWED_BY,
+    REVIEWED_AT, LAST_TEXT, the last decision and its evidence, whether a confirmed deviation stands);
+    reopened: the REOPEN entries added since the previous run (FINDING_ID, SEQ, BY, AT, TEXT);
+    receipts: what became of the workbooks applied tonight (review.imports.Receipt as dicts);
+    ledger: its status for the run manifest and the report: `status` VERIFIED, EMPTY or INVALID,
+    `entries`, `head` (the last entry's hash), `problems` (why it is INVALID: the entries named),
+    `notes`, `read_only` (a re-run of a past night writes nothing to the ledger).
+    """
+
+    states: pl.DataFrame
+    reopened: pl.DataFrame
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.ledger.get("status") != "INVALID"
 
 
 @dataclass(frozen=True)
@@ -192,7 +215,8 @@ class RunOutputs:
     """The tables and records of one run of one study as of one date.
 
     `discrepancies` is the comparison's table after `apply_history` (STATUS, FIRST_SEEN, DAYS_OPEN
-    filled, RESOLVED rows appended). `validation` is the findings table (contracts.FINDINGS): the flow
+    filled, RESOLVED rows appended) and, with `review`, the review columns (REVIEW_STATE...).
+    `validation` is the findings table (contracts.FINDINGS): the flow
     should pass ingestion's findings together with Great Expectations' so a site sees every data
     problem in one place. `run_manifest` is what `build_run_manifest` returned.
     """
@@ -208,6 +232,7 @@ class RunOutputs:
     run_manifest: dict[str, Any]
     data_docs: Path | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    review: ReviewResult | None = None  # None: a run assembled without the review stage (tests, tools)
     #: the discrepancy policy the run graded with (its DV terms make dv.csv/xpt); None: the bundled one
     policy: Policy | None = None
 
@@ -234,3 +259,23 @@ class AuditSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A night's morning message for the sponsor, rendered for every channel (reporting.digest).
+
+    `facts` is the message as data (headline numbers, new important deviations, reopened findings,
+    sites not audited, the review backlog, links), which a chat webhook posts as JSON; `text` and `html`
+    are the email's two parts. `nothing_new` is true when the night brought nothing a data manager must
+    look at; the study's configuration decides whether such a night still sends its one line.
+    Subjects are named by USUBJID only.
+    """
+
+    study: str
+    as_of: str
+    subject: str
+    text: str
+    html: str
+    facts: dict[str, Any]
+    nothing_new: bool

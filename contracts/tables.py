@@ -79,7 +79,9 @@ SUBJECTS: Schema = {
 }
 
 #: One row per finding of the comparison. STATUS / FIRST_SEEN / DAYS_OPEN are filled by the
-#: reporting stage from the history of earlier runs (compare leaves them null).
+#: reporting stage from the history of earlier runs (compare leaves them null). FINDING_ID and
+#: EVIDENCE_HASH are the finding's identity across nights and the fingerprint of its facts
+#: (checks.comparison.identity; docs/review.md).
 DISCREPANCIES: Schema = {
     "STUDYID": _STR,
     "SITEID": _STR,
@@ -93,6 +95,25 @@ DISCREPANCIES: Schema = {
     "STATUS": _STR,
     "FIRST_SEEN": _STR,
     "DAYS_OPEN": pl.Int64,
+    "FINDING_ID": _STR,
+    "EVIDENCE_HASH": _STR,
+}
+
+
+#: A finding's identity across nights and the fingerprint of the facts it rests on (docs/review.md). The
+#: comparison adds them to every discrepancy, validation and ingestion to every finding; published
+#: discrepancies and validation findings carry them after their contracted columns.
+FINDING_ID = "FINDING_ID"
+EVIDENCE_HASH = "EVIDENCE_HASH"
+IDENTITY: Schema = {FINDING_ID: _STR, EVIDENCE_HASH: _STR}
+
+#: Where a finding stands in the sponsor's review (the fold of the review ledger, docs/review.md):
+#: the state, who acted last and when (UTC, ISO 8601), and the latest text of its thread.
+REVIEW: Schema = {
+    "REVIEW_STATE": _STR,
+    "REVIEWED_BY": _STR,
+    "REVIEWED_AT": _STR,
+    "LAST_TEXT": _STR,
 }
 
 

@@ -41,3 +41,22 @@ def stable_id(prefix: str, *parts: pl.Expr | str) -> pl.Expr:
 def fingerprint(*parts: pl.Expr | str) -> pl.Expr:
     """A 32-hex-digit digest of the parts: changes exactly when one of them changes."""
     return _joined(parts).map_batches(lambda s: _digest(s, 16), return_dtype=pl.String)
+
+
+def repeat_number(*parts: pl.Expr | str, order_by: list[pl.Expr | str]) -> pl.Expr:
+    """Null for the first row with these parts (in `order_by` order), 2 for the second, 3 for the third...
+
+    An identity part for findings whose other parts cannot tell two rows apart (a key delivered twice):
+    the first keeps the identity it would have alone, the others are told apart by their rank.
+    """
+    exprs = [pl.col(p) if isinstance(p, str) else p for p in parts]
+    rank = pl.int_range(pl.len(), dtype=pl.Int64).over([e.cast(pl.String).fill_null(_MISSING) for e in exprs],
+                                                         order_by=order_by)
+    return pl.when(rank == 0).then(pl.lit(None, pl.Int64)).otherwise(rank + 1)
+
+
+def fingerprint_text(*parts: str | int | None) -> str:
+    """The `fingerprint` of one row's parts, computed in Python: equal to the expression's value for the
+    same parts (pinned by a test), for a record made one at a time (a review ledger entry)."""
+    text = _SEPARATOR.join(_MISSING if part is None else str(part) for part in parts)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()

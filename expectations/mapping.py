@@ -12,14 +12,18 @@ import re
 
 import polars as pl
 
-from contracts.tables import EXCLUSIONS, FINDINGS, empty_table
+from contracts.tables import EVIDENCE_HASH, EXCLUSIONS, FINDING_ID, FINDINGS, IDENTITY, empty_table
 from core.source import SOURCE_COLUMNS
+from expectations.identity import identity_columns
 from expectations.model import WITHHELD, Check
 from expectations.spec import Action
 
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 #: extra column after the contracted ones: the check id (DOMAIN.kind.VARIABLE), stable for reports
 CHECK_COLUMN = "CHECK"
+#: the findings of a suite run: the contracted columns, the check id, and the finding's identity
+#: (expectations.identity)
+VALIDATION_FINDINGS = {**FINDINGS, CHECK_COLUMN: pl.String, **IDENTITY}
 
 
 def template_expr(template: str, check: Check) -> pl.Expr:
@@ -80,19 +84,25 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
         rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),
                                  template_expr(check.observed, check).alias("X_OBSERVED"))
         domain = check.finding_domain or check.domain
+        variable = (pl.col(check.variable_column) if check.variable_column
+                    else pl.lit(check.finding_variable or check.variable)).cast(pl.String)
+        rows = identity_columns(rows, check, study, pl.col("DELIVERY_SITEID").cast(pl.String), variable,
+                                pl.col("X_OBSERVED"))
+        # a duplicated key is one finding at its first row (which keeps the id it would have alone)
         reported = rows.unique(list(check.one_per), keep="first", maintain_order=True) if check.one_per else rows
         findings.append(reported.select(
             pl.lit(study).alias("STUDYID"),
             pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
             (pl.lit(None, pl.String) if check.site_level else pl.col("X_USUBJID")).alias("USUBJID"),
             pl.lit(domain).alias("DOMAIN"),
-            (pl.col(check.variable_column) if check.variable_column
-             else pl.lit(check.finding_variable or check.variable)).alias("VARIABLE"),
+            variable.alias("VARIABLE"),
             pl.lit(check.expectation).alias("EXPECTATION"),
             pl.col("X_OBSERVED").alias("OBSERVED"),
             pl.col("X_MESSAGE").alias("MESSAGE"),
             pl.col(check.source_column or "SOURCE").alias("SOURCE"),
             pl.lit(check.id).alias(CHECK_COLUMN),
+            FINDING_ID,
+            EVIDENCE_HASH,
         ))
         if check.action is Action.EXCLUDE:
             exclusions.extend(rows.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
@@ -103,7 +113,7 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             rejected.append(chosen.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
                                           pl.lit(check.variable).alias("VARIABLE"),
                                           pl.col("X_MESSAGE").alias("MESSAGE")))
-    return (_concat(findings, {**FINDINGS, CHECK_COLUMN: pl.String}).sort("SITEID", "USUBJID", "SOURCE", CHECK_COLUMN,
+    return (_concat(findings, VALIDATION_FINDINGS).sort("SITEID", "USUBJID", "SOURCE", CHECK_COLUMN,
                                                                          "OBSERVED", nulls_last=True),
             _concat(exclusions, EXCLUSIONS).unique([*SOURCE_COLUMNS, "VARIABLE"], keep="first", maintain_order=True),
             _concat(rejected, EXCLUSIONS).unique(list(SOURCE_COLUMNS), keep="first", maintain_order=True))

@@ -17,7 +17,7 @@ from contracts.records import DomainValidation, ValidationResult
 from contracts.tables import EXCLUSIONS, FINDINGS, check_table, empty_table
 from contracts.units import UnitCatalog, load_units
 from expectations.checks import Context, build
-from expectations.mapping import CHECK_COLUMN, map_failures
+from expectations.mapping import VALIDATION_FINDINGS, map_failures
 from expectations.prepare import ge_frame, prepare, text_columns
 from expectations.protocol_needs import criteria_of, demands_of, needed_by, needs_of, protocol_id
 from expectations.spec import SuiteConfig, load_suites
@@ -69,7 +69,7 @@ def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> Valida
     from expectations.docs import build_data_docs
 
     parts = sorted(parts, key=lambda p: list(DOMAINS).index(p.domain) if p.domain in DOMAINS else 99)
-    findings = _concat([p.findings for p in parts], {**FINDINGS, CHECK_COLUMN: pl.String})
+    findings = _concat([p.findings for p in parts], VALIDATION_FINDINGS)
     result = ValidationResult(
         findings=check_table(findings, FINDINGS, "validation"),
         exclusions=check_table(_concat([p.exclusions for p in parts], EXCLUSIONS), EXCLUSIONS, "exclusions"),

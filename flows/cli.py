@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.review_cli import review_app
 from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
 
 #: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
@@ -27,6 +28,7 @@ for _name, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(review_app, name="review")
 console = Console(stderr=True)
 
 Landing = Annotated[str, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")]
@@ -259,10 +261,13 @@ def demo(
                     "(`uv sync --extra demo`, or `make demo`)", 2)
     from flows.demo import run_demo
 
-    summary, local_report, result = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
+    summary, local_report, result, mails = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
     _print_summary(summary)
     console.print(("[green]" if result.perfect else "[yellow]") + result.line())
     console.print(f"sponsor bucket copy: {summary.report}")
+    for mail in mails:
+        console.print(f"morning digest mailed to the local SMTP server, saved as {mail}")
+    console.print(f"site outbox (each site's query files): {local_report.parents[2] / 'outbox'}")
     typer.echo(f"report: {local_report}")
 
 

@@ -62,7 +62,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 #: pydantic validation context of a file read where `${NAME}` must stay unresolved (the deploying shell)
 _KEEP_ENV = {"resolve_env": False}
 #: the fields whose `${NAME}` references are expanded
-ENV_FIELDS = ("landing", "reports", "endpoint_url")
+ENV_FIELDS = ("landing", "reports", "endpoint_url", "outbox")
 
 
 class ConfigError(ValueError):
@@ -111,6 +111,49 @@ def check_no_credentials(uri: str) -> str:
     return uri
 
 
+#: `env:NAME` (an environment variable of the worker) or `secret:NAME` (a Prefect Secret block)
+_SECRET_REF = re.compile(r"^(env|secret):[A-Za-z0-9_.-]+$")
+
+
+class DigestConfig(BaseModel):
+    """Who gets the morning digest, and how (docs/operations.md, "The morning digest").
+
+    Server settings and webhook URLs are secrets: the file names where they come from (`env:NAME` or
+    `secret:NAME`), never their values, so a configuration file can be committed and reviewed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email_to: tuple[str, ...] = ()
+    smtp: str = "env:SCREENING_AUDIT_SMTP"  # env:PREFIX (PREFIX_HOST, _PORT, ...) or secret:BLOCK (JSON)
+    webhook: str | None = None  # env:NAME or secret:NAME holding the incoming-webhook URL
+    webhook_style: str = Field(default="teams", pattern=r"^(teams|slack|json)$")
+    nothing_new: str = Field(default="send", pattern=r"^(send|skip)$")
+    link_expiry_days: float = Field(default=7, gt=0, le=7)  # S3 presigned links last at most 7 days
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in value if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(bad)}")
+        return value
+
+    @field_validator("smtp", "webhook")
+    @classmethod
+    def _secret_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.fullmatch(value):
+            raise ValueError("name where the secret comes from, `env:NAME` or `secret:NAME` (a Prefect Secret "
+                             "block); a URL or a password never goes into the configuration")
+        return value
+
+    @model_validator(mode="after")
+    def _some_channel(self) -> DigestConfig:
+        if not self.email_to and self.webhook is None:
+            raise ValueError("a digest needs email_to, a webhook, or both")
+        return self
+
+
 class StudyConfig(BaseModel):
     """What a nightly audit of one study needs. Immutable once loaded."""
 
@@ -131,6 +174,8 @@ class StudyConfig(BaseModel):
     lock_max_age_hours: float = Field(default=12.0, gt=0)
     #: hours a presigned link to the report (Prefect artifact, CLI) stays valid; S3 allows at most 7 days
     report_link_hours: float = Field(default=24.0, gt=0, le=168)
+    outbox: str | None = None  # each site's query files, per site and night (reporting/outbox.py)
+    digest: DigestConfig | None = None
 
     @field_validator(*ENV_FIELDS, mode="before")
     @classmethod
@@ -210,6 +255,8 @@ class StudyConfig(BaseModel):
             "expected_sites": list(self.expected_sites) or None,
             "lock_max_age_hours": self.lock_max_age_hours,
             "report_link_hours": self.report_link_hours,
+            "outbox": self.outbox,
+            "digest": self.digest.model_dump(mode="json") if self.digest else None,
         }
 
 

@@ -14,18 +14,22 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from contracts import IngestResult, ValidationResult
-from contracts.records import AuditSummary
+from contracts.records import AuditSummary, RunOutputs
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
     combine_sites_task,
     compare_task,
+    deliver_outbox_task,
     evaluate_task,
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
     publish_task,
+    review_task,
+    send_digest_task,
     validate_domain_task,
+    validation_history_task,
 )
 
 if TYPE_CHECKING:
@@ -116,6 +120,8 @@ def nightly_audit(
     process_checks: str | None = None,
     policy: str | None = None,
     report_link_hours: float = 24.0,
+    outbox: str | None = None,
+    digest: dict | None = None,
 ) -> AuditSummary:
     """Audit one study as of one date: every site's newest complete delivery, end to end.
 
@@ -124,6 +130,9 @@ def nightly_audit(
 
     `timezone` is the study's: without `as_of`, the audit date is the run's scheduled date there.
     `expected_sites`: a listed site without a folder in the landing area is reported as not audited.
+    `outbox` (a URI): each site's query files are also written there, per site and night. `digest`
+    (flows.config.DigestConfig as a dict): the morning message, sent once the reports are published;
+    a failed send is a warning and is retried by the next run.
     One audit at a time per study: the run holds a lock on the reports location and publishes through
     a staging prefix, promoted only when everything succeeded (publication/staging.py). A lock older than
     `lock_max_age_hours` belongs to a dead run and is broken. The report's link (Prefect artifact) is
@@ -153,7 +162,7 @@ def nightly_audit(
         with locked_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                                 max_age=timedelta(hours=lock_max_age_hours), logger=logger) as publication:
             return _audit(landing, reports, study, files, as_of_date, endpoint_url, expected_sites, publication,
-                          cutoff, timedelta(hours=report_link_hours))
+                          cutoff, timedelta(hours=report_link_hours), outbox, digest)
     except StorageError as error:
         raise error.in_context(storage_context(error, study, landing, reports)) from error
 
@@ -230,9 +239,10 @@ def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir:
 
 def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
            endpoint_url: str | None, expected_sites: list[str] | None, publication,
-           cutoff: datetime, link_lifetime: timedelta) -> AuditSummary:
+           cutoff: datetime, link_lifetime: timedelta, outbox: str | None = None,
+           digest: dict | None = None) -> AuditSummary:
     """The run itself, inside the study's lock; outputs go to `publication.staging`, then promoted."""
-    from reporting import assemble_outputs, run_summary
+    from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
     protocol_obj = files.protocol
@@ -249,10 +259,14 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         ingest.domains.clear()
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
+        findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,
+                                           study, as_of_date)
+        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
-                                   software_version=software_version(), policy=files.policy)
+                                   software_version=software_version(), policy=files.policy, findings=findings,
+                                   review=review)
         prefix = publication.final
         published = publish_task(quote(outputs), reports, endpoint_url, publication.staging, final=prefix)
 
@@ -268,4 +282,14 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         publish_prefect_artifacts(outputs, summary.report_link or summary.report)
     except Exception as error:  # artifacts are a convenience; never fail a night over them
         logger.warning("could not create Prefect artifacts: %s", type(error).__name__)
+    _after_publication(outputs, reports, endpoint_url, prefix, outbox, digest)
     return summary
+
+
+def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                       outbox: str | None, digest: dict | None) -> None:
+    """What reaches people once the night is published: the site outbox, then the morning digest."""
+    if outbox:
+        deliver_outbox_task(reports, endpoint_url, published, outbox, outputs.study, outputs.as_of)
+    if digest:
+        send_digest_task(quote(outputs), reports, endpoint_url, published, digest)

@@ -20,6 +20,7 @@ from contracts.protocol import ProtocolFile
 from contracts.units import UnitsFile
 from expectations.spec import SuitesFile
 from flows.config import StudyConfig
+from review.machine import MachineFile
 
 #: file name (without .schema.json) -> the model of that file
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
@@ -30,6 +31,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "policy": (Policy, "Discrepancy policy: severities and SDTM DV terms (contracts/policy.yaml, or a study's own)"),
     "suites": (SuitesFile, "Validation suites' wording and actions (expectations/suites.yaml)"),
     "study": (StudyConfig, "A study's configuration (deploy/studies/*.yaml)"),
+    "review-states": (MachineFile, "The review's states, actions and transitions (review/states.yaml, docs/review.md)"),
 }
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
-from contracts.records import Comparison, DomainValidation, EligibilityResult, RunOutputs
+from contracts.records import Comparison, DomainValidation, EligibilityResult, ReviewResult, RunOutputs
 from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
+from notify import NightDelivery
 from storage import open_store
 
 if TYPE_CHECKING:
@@ -138,6 +139,34 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
 
 
+@task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)
+def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
+                            as_of: date) -> pl.DataFrame:
+    from reporting import apply_validation_history
+
+    return apply_validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+
+
+@task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)
+def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: str, endpoint_url: str | None,
+                study: str, as_of: date) -> ReviewResult:
+    """The review ledger: verified, tonight's inbox applied, settled findings with new evidence reopened.
+
+    Retried on storage errors only: a second attempt finds its own work done (a workbook's receipt, a
+    finding already reopened) and does not repeat it.
+    """
+    from review.night import review_night
+
+    result = review_night(discrepancies, findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    logger = get_run_logger()
+    ledger = result.ledger
+    if not result.verified:
+        logger.error("review ledger of %s fails verification: %s", study, "; ".join(ledger.get("problems", [])[:3]))
+    logger.info("review ledger: %s, %d entries; %d workbook(s) applied; %d finding(s) reopened since the last run",
+                ledger.get("status"), ledger.get("entries", 0), len(result.receipts), result.reopened.height)
+    return result
+
+
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
 def publish_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, prefix: str,
                  final: str | None = None) -> list[str]:
@@ -152,3 +181,63 @@ def publish_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, pr
 
         keys = promote(store, prefix, final, logger=get_run_logger())
     return keys
+
+
+@task(name="deliver-site-outbox", task_run_name="deliver-site-outbox", cache_policy=NO_CACHE, **_IO_RETRIES)
+def deliver_outbox_task(reports: str, endpoint_url: str | None, published: str, outbox: str, study: str,
+                        as_of: date) -> list[str]:
+    """Each site's query files of the published night into that site's outbox folder."""
+    from reporting.outbox import deliver_site_queries
+
+    keys = deliver_site_queries(open_store(reports, endpoint_url), published, open_store(outbox, endpoint_url),
+                                study=study, as_of=as_of)
+    get_run_logger().info("site outbox: %d files for %d sites", len(keys), len({k.split("/")[1] for k in keys}))
+    return keys
+
+
+@task(name="send-digest", task_run_name="send-digest", cache_policy=NO_CACHE)
+def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                     config: dict) -> list[NightDelivery]:
+    """The morning digest (and any missed night's) on the study's channels; a failure is a warning and a
+    retry by the next run, never a failed audit (docs/operations.md)."""
+    from datetime import timedelta
+
+    from flows.secrets import SecretError, digest_channels
+    from notify import PendingDigests, deliver_digest
+    from reporting.digest import build_digest
+    from storage import join_key
+
+    logger = get_run_logger()
+    store = open_store(reports, endpoint_url)
+    expiry = timedelta(days=float(config.get("link_expiry_days", 7)))
+    links = {name: store.presigned_url(join_key(published, name), expiry) for name in ("report.html", "report.xlsx")}
+    digest = build_digest(outputs, links)
+    pending = PendingDigests(store, outputs.study)
+    try:
+        channels = digest_channels(config)
+    except SecretError as error:
+        pending.keep(digest, ["email"] * bool(config.get("email_to")) + ["webhook"] * bool(config.get("webhook")))
+        logger.warning("digest of %s not sent, kept for the next run: %s", digest.as_of, error)
+        return [NightDelivery(digest.as_of, [], {"settings": str(error)})]
+    outcomes = deliver_digest(digest, channels, pending)
+    failed = [o for o in outcomes if o.failed]
+    if failed:  # visible on the run's page, not only in its log
+        from prefect.artifacts import create_markdown_artifact
+
+        from reporting.artifacts import artifact_key
+
+        lines = [f"- {o.as_of}: not delivered on {', '.join(o.failed)} ({'; '.join(o.failed.values())})"
+                 for o in failed]
+        create_markdown_artifact("# Morning digest not delivered\n\n" + "\n".join(lines)
+                                 + "\n\nKept for the next run, which sends it first.\n",
+                                 key=artifact_key(outputs.study, "digest"),
+                                 description="digest delivery problems")
+    for outcome in outcomes:
+        if outcome.failed:
+            logger.warning("digest of %s not delivered on %s, kept for the next run: %s", outcome.as_of,
+                           ", ".join(outcome.failed), "; ".join(outcome.failed.values()))
+        elif outcome.skipped:
+            logger.info("digest of %s: nothing new, not sent (the study's setting)", outcome.as_of)
+        else:
+            logger.info("digest of %s sent by %s", outcome.as_of, ", ".join(outcome.sent))
+    return outcomes

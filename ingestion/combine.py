@@ -7,6 +7,7 @@ import polars as pl
 from contracts import FINDINGS, IngestResult, SiteIngest, check_table, empty_table
 from core.source import SOURCE_KEY, SOURCE_ROW
 from ingestion.codes import Code
+from ingestion.findings import with_identity
 from ingestion.shape import ADDED, DELIVERY_SITEID
 
 
@@ -38,8 +39,8 @@ def combine_sites(study: str, sites: list[SiteIngest]) -> IngestResult:
         domains={d: combine_domain([s.frames[d] for s in ordered if d in s.frames]) for d in domains},
         inputs=[i for s in ordered for i in s.inputs],
         deliveries=[d for s in ordered for d in s.deliveries],
-        findings=check_table(pl.concat(findings, how="vertical") if findings else empty_table(FINDINGS),
-                             FINDINGS, "ingestion findings"),
+        findings=with_identity(check_table(pl.concat(findings, how="vertical") if findings
+                                           else empty_table(FINDINGS), FINDINGS, "ingestion findings")),
         sites_audited=[s.site for s in ordered if s.audited],
         sites_not_audited={s.site: _not_audited_reason(s) for s in ordered if not s.audited},
     )

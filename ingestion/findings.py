@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from contracts import FINDINGS, empty_table
+from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from core.identity import fingerprint, repeat_number, stable_id
 from ingestion.codes import Code
 from ingestion.shape import FILE
 
@@ -81,4 +83,22 @@ def row_findings(rows: pl.DataFrame, *, study: str, sites: list[str], keys: list
         pl.col("OBSERVED").cast(pl.String),
         pl.format("Site {}, file {}, row {}: {}.", site, key, row, pl.col("DETAIL")).alias("MESSAGE"),
         pl.format("{}:{}", key, row).alias("SOURCE"),
+    )
+
+
+def with_identity(findings: pl.DataFrame) -> pl.DataFrame:
+    """Ingestion's findings with FINDING_ID and EVIDENCE_HASH (docs/review.md), in their order.
+
+    A file- or delivery-level finding is the same finding on another night when it has the same study,
+    site, domain, variable and code (`ingest.delivery_rejected.checksum` for site 104's LB file): the
+    delivery folder and the file name change with every delivery and are not part of it. A row-level
+    one (a row of another study, a ragged CSV record) adds the row's subject, the part of its key that
+    ingestion can trust in a row it could not read; rows that still cannot be told apart are numbered
+    in delivery order. The evidence is the OBSERVED value (a checksum, a field count, a foreign study).
+    """
+    parts = ["STUDYID", "SITEID", "DOMAIN", "VARIABLE", "EXPECTATION", "USUBJID"]
+    order = pl.int_range(pl.len(), dtype=pl.Int64)
+    return findings.with_columns(
+        stable_id("V", *parts, repeat_number(*parts, order_by=[order])).alias(FINDING_ID),
+        fingerprint("OBSERVED").alias(EVIDENCE_HASH),
     )

@@ -13,17 +13,47 @@ from datetime import date
 import polars as pl
 
 from contracts import Evaluation, IngestResult, ValidationResult
+from contracts.enums import Severity
 from contracts.policy import Policy
-from contracts.records import AuditSummary, Comparison, EligibilityResult, RunOutputs
+from contracts.records import AuditSummary, Comparison, EligibilityResult, ReviewResult, RunOutputs
+from contracts.tables import REVIEW
 from reporting.manifest import build_run_manifest
 from reporting.summary import headline
+from review.fold import annotate
+from review.machine import load_machine
+
+
+def combine_findings(ingest: IngestResult, validation: ValidationResult) -> pl.DataFrame:
+    """Ingestion's and validation's findings in one table, so that a site sees every data problem together."""
+    return pl.concat([ingest.findings, validation.findings], how="diagonal_relaxed")
+
+
+def with_review(discrepancies: pl.DataFrame, findings: pl.DataFrame,
+                review: ReviewResult) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Both tables with where the sponsor's review stands (review.fold.annotate). When the ledger failed
+    verification its states are not used: REVIEW_STATE stays empty and DV keeps every important finding,
+    marked REVIEW UNKNOWN, rather than a state guessed from a broken chain."""
+    machine = load_machine()
+    if review.verified:
+        return (annotate(discrepancies, review.states, machine, severity="SEVERITY"),
+                annotate(findings, review.states, machine))
+    unknown = [pl.lit(None, pl.String).alias(c) for c in REVIEW]
+    return (discrepancies.with_columns(*unknown, pl.when(pl.col("SEVERITY") == Severity.IMPORTANT)
+                                       .then(pl.lit("REVIEW UNKNOWN")).alias("DV_REVIEW")),
+            findings.with_columns(unknown))
 
 
 def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
-                     software_version: str, policy: Policy | None = None) -> RunOutputs:
+                     software_version: str, policy: Policy | None = None, findings: pl.DataFrame | None = None,
+                     review: ReviewResult | None = None) -> RunOutputs:
     """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
-    `policy` the discrepancy policy the comparison graded with (its DV terms are published)."""
+    `policy` the discrepancy policy the comparison graded with (its DV terms are published); `findings`
+    the validation table after its history (default: ingestion's and validation's findings as they are);
+    with `review`, both carry the review columns and the manifest says where the ledger stands."""
+    findings = combine_findings(ingest, validation) if findings is None else findings
+    if review is not None:
+        discrepancies, findings = with_review(discrepancies, findings, review)
     evaluation = Evaluation(
         subjects=comparison.subjects,
         eligibility=eligibility.eligibility,
@@ -34,6 +64,8 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
     )
     manifest = build_run_manifest(study=study, as_of=as_of, ingest=ingest, validation=validation,
                                   evaluation=evaluation, software_version=software_version)
+    if review is not None:
+        manifest["review"] = review_manifest(review)
     return RunOutputs(
         study=study,
         as_of=as_of,
@@ -42,12 +74,24 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         subjects=evaluation.subjects,
         eligibility=evaluation.eligibility,
         discrepancies=discrepancies,
-        validation=pl.concat([ingest.findings, validation.findings], how="diagonal_relaxed"),
+        validation=findings,
         run_manifest=manifest,
         data_docs=validation.data_docs,
         expectations=validation.expectations,
+        review=review,
         policy=policy,
     )
+
+
+def review_manifest(review: ReviewResult) -> dict:
+    """The run manifest's `review` section: the ledger as verified, the workbooks applied, the reopenings."""
+    return {
+        **review.ledger,
+        "reopened": review.reopened.height,
+        "workbooks": [{k: receipt.get(k) for k in ("workbook", "status", "kind", "site", "key", "reason")}
+                      | {"applied": len(receipt.get("applied") or []), "refused": len(receipt.get("refused") or [])}
+                      for receipt in review.receipts],
+    }
 
 
 def run_summary(outputs: RunOutputs, sites_not_audited: dict[str, str], location: str,

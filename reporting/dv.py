@@ -1,7 +1,9 @@
 """SDTM DV (protocol deviations) from the important discrepancies, and its SAS v5 transport file.
 
 One DV record per important finding still present tonight (NEW or OPEN; a RESOLVED one is no
-longer a deviation the data show). The coded terms are the discrepancy policy's (contracts/policy.yaml,
+longer a deviation the data show) that the sponsor's review confirmed (DVREVIEW = CONFIRMED) or has not
+decided on yet (NOT YET REVIEWED); one judged not a deviation, or closed without a confirmation, is
+left out (docs/review.md). The coded terms are the discrepancy policy's (contracts/policy.yaml,
 or the study's own policy file: `deviations` and each class's `dv` rules). DVREFID carries
 the audit's CHECK_ID so a DV record leads back to the finding and the eligibility rows behind it.
 DVTERM is the evidence sentence, prefixed with the CHECK_ID unless it already starts with it.
@@ -21,9 +23,13 @@ import polars as pl
 from contracts import is_open
 from contracts.enums import Severity
 from contracts.policy import Policy, load_policy
+from contracts.tables import FINDING_ID
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
 
+#: the DV variables written to dv.xpt (SAS v5 names have at most 8 characters; FINDING_ID is in the CSV
+#: and Parquet files)
+XPT_COLUMNS = [name for name in DV if name != FINDING_ID]
 _ASCII = {"≥": ">=", "≤": "<=", "×": "x", "µ": "u", "μ": "u", "–": "-", "—": "-", "’": "'", "‘": "'",
           "“": '"', "”": '"', "…": "...", "°": " deg", "²": "2", "³": "3"}
 
@@ -42,12 +48,25 @@ def _coded(field: str, policy: Policy) -> pl.Expr:
     return expr.fill_null(default).alias(field.upper())
 
 
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String) if name in frame.columns else pl.lit(None, pl.String)
+
+
+def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
+    """The review's say (DV_REVIEW: CONFIRMED or NOT YET REVIEWED, null when a reviewer settled it otherwise);
+    a table without review states (REVIEW_STATE null: no review stage ran) keeps every important finding."""
+    if "DV_REVIEW" not in discrepancies.columns:
+        return pl.lit(True)
+    return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
+
+
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
-    """The DV table (columns of `tables.DV`), one row per current important discrepancy; DV terms from
-    `policy` (None: the bundled contracts/policy.yaml)."""
+    """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's
+    review confirmed or has not yet decided on (DVREVIEW says which); DV terms from `policy` (None: the
+    bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
-    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())
+    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)
@@ -70,6 +89,8 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy
             _coded("dvcat", policy),
             _coded("dvscat", policy),
             own_date.cast(pl.String).fill_null(pl.col("_START")).alias("DVSTDTC"),
+            _column(important, "DV_REVIEW").alias("DVREVIEW"),
+            _column(important, FINDING_ID).alias(FINDING_ID),
         )
         .sort(["STUDYID", "USUBJID", "DVREFID", "CLASS"], nulls_last=True, maintain_order=True)
         .with_columns((pl.int_range(pl.len()).over(["STUDYID", "USUBJID"]) + 1).cast(pl.Int64).alias("DVSEQ"))
@@ -97,6 +118,7 @@ def xpt_bytes(dv: pl.DataFrame, as_of: date) -> bytes:
     labels_file = load("xpt_labels.yaml")
     check_keys("xpt_labels.yaml", labels_file, {"dataset_label", "labels"}, {"dataset_label", "labels"})
     labels = labels_file["labels"]
+    dv = dv.select(XPT_COLUMNS)
     text = [c for c, t in dv.schema.items() if t == pl.String]
     frame = dv.with_columns([_ascii(c) for c in text]).with_columns(pl.col("DVSEQ").cast(pl.Float64))
     with tempfile.TemporaryDirectory(prefix="dv-xpt-") as tmp:

@@ -1,13 +1,16 @@
-"""Discrepancy history across nights: NEW / OPEN / RESOLVED, FIRST_SEEN and DAYS_OPEN.
+"""History across nights: NEW / OPEN / RESOLVED, FIRST_SEEN and DAYS_OPEN.
 
 The previous run's published `discrepancies.parquet` is the memory: no database. A finding is the
 same finding on another night when its stable key (STUDYID, SITEID, USUBJID, CHECK_ID, CLASS) is the
-same. A finding present tonight is NEW when the previous run did not have it open, else OPEN with the
-FIRST_SEEN the previous run recorded. A finding open in the previous run and gone tonight is
-published once more as RESOLVED (RESOLVED_ON = tonight's as-of date); the next run skips RESOLVED
-rows, so a resolved finding is not repeated forever. A finding that comes back after being resolved
-is NEW again.
-"""
+same; its FINDING_ID (checks.comparison.identity), made of the same parts but the site, is carried
+beside it, so that a RESOLVED finding keeps its review thread. A finding present tonight is NEW when
+the previous run did not have it open, else OPEN with the FIRST_SEEN the previous run recorded. A
+finding open in the previous run and gone tonight is published once more as RESOLVED (RESOLVED_ON =
+tonight's as-of date); the next run skips RESOLVED rows, so a resolved finding is not repeated
+forever. A finding that comes back after being resolved is NEW again.
+
+Validation findings carry FIRST_SEEN and DAYS_OPEN too (`apply_validation_history`, by FINDING_ID), so
+that the review backlog can age them like the discrepancies."""
 
 from __future__ import annotations
 
@@ -17,13 +20,16 @@ from datetime import date
 
 import polars as pl
 
+from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import FindingStatus, Severity
+from contracts.tables import FINDING_ID, REVIEW
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from storage import Store
 from storage.keys import join_key
 
 KEY = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS"]
+_REVIEW_COLUMNS = (*REVIEW, "DV_REVIEW")
 DISCREPANCIES_FILE = "discrepancies.parquet"
 _RUN_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -161,7 +167,48 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
             _days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"),
         )
     )
-    gone = gone.select([c for c in gone.columns if c in tonight.columns or c in PUBLISHED_DISCREPANCIES])
+    # the review columns are tonight's to set (reporting.assemble), never carried from an earlier night
+    gone = gone.select([c for c in gone.columns if (c in tonight.columns or c in PUBLISHED_DISCREPANCIES)
+                        and c not in _REVIEW_COLUMNS])
     merged = pl.concat([tonight, gone], how="diagonal_relaxed")
-    columns = list(PUBLISHED_DISCREPANCIES) + [c for c in merged.columns if c not in PUBLISHED_DISCREPANCIES]
+    # a finding published before FINDING_ID existed (or a table built by hand) gets its id from its key,
+    # so that a RESOLVED finding keeps its review thread
+    merged = merged.with_columns(pl.coalesce(pl.col(FINDING_ID), discrepancy_id()).alias(FINDING_ID))
+    columns = [c for c in PUBLISHED_DISCREPANCIES if c in merged.columns] + [
+        c for c in merged.columns if c not in PUBLISHED_DISCREPANCIES]
     return merged.select(columns).sort(KEY, nulls_last=True, maintain_order=True)
+
+
+VALIDATION_FILE = "validation.parquet"
+
+
+def apply_validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
+    """Tonight's validation findings with FIRST_SEEN (the as-of date of the first run that reported the
+    finding, carried by FINDING_ID from the latest earlier run's validation.parquet) and DAYS_OPEN.
+
+    Validation findings have no RESOLVED rows: a data problem that is gone is simply not listed. A
+    previous table without FINDING_ID (published before findings had one) starts every finding tonight.
+    """
+    today = as_of.isoformat()
+    current = validation.drop([c for c in ("FIRST_SEEN", "DAYS_OPEN") if c in validation.columns])
+    first = pl.DataFrame(schema={FINDING_ID: pl.String, "_FIRST": pl.String})
+    for run in earlier_runs(store, study=study, as_of=as_of):
+        key = join_key(study, run.isoformat(), VALIDATION_FILE)
+        if store.head(key) is None:
+            continue
+        try:
+            previous = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+        except (pl.exceptions.PolarsError, OSError) as error:
+            raise HistoryError(f"cannot read the earlier run's validation findings {key!r} in {store.uri}: "
+                               f"{type(error).__name__}; repair or remove that run folder") from error
+        if FINDING_ID in previous.columns:
+            seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in previous.columns else pl.lit(None, pl.String)
+            first = (previous.select(pl.col(FINDING_ID), seen.fill_null(run.isoformat()).alias("_FIRST"))
+                     .filter(pl.col(FINDING_ID).is_not_null()).sort("_FIRST").unique(FINDING_ID, keep="first"))
+        break
+    if FINDING_ID not in current.columns:
+        current = current.with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
+    return (current.join(first, on=FINDING_ID, how="left", maintain_order="left")
+            .with_columns(pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"))
+            .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
+            .drop("_FIRST"))

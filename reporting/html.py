@@ -16,6 +16,13 @@ from contracts.enums import FindingStatus, Severity
 from contracts.records import RunOutputs
 from reporting import charts
 from reporting.history import finding_counts
+from reporting.review_summary import (
+    backlog_by_site,
+    backlog_by_state_and_age,
+    listed_apart,
+    reopened_tonight,
+    review_backlog,
+)
 from reporting.risk import funnel_limits, load_indicators
 from reporting.summary import (
     Headline,
@@ -33,7 +40,7 @@ from reporting.summary import (
 TOP_ROWS = 200
 #: free-text columns that wrap in the listings (identifiers and dates never wrap)
 WRAP_COLUMNS = ("EVIDENCE", "REASON", "MESSAGE", "QUERY_TEXT", "EXAMPLE", "RISK_INDICATORS", "SITE_ASSESSMENT",
-                "RECOMPUTED")
+                "RECOMPUTED", "TEXT", "LAST_TEXT")
 HEATMAP_SITES = 60
 BAR_SITES = 25
 TREND_RUNS = 30
@@ -160,11 +167,42 @@ def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[
         side = "above" if row["FLAG"] > 0 else "below"
         points.append(f"Site {row['SITEID']}: {row['LABEL'].lower()} {row['RATE']:.3g} is far {side} the study's "
                       f"{row['STUDY_RATE']:.3g} (z = {row['Z']:.1f}).")
+    review = outputs.review
+    if review is not None and not review.verified:
+        problems = review.ledger.get("problems") or []
+        points.append(f"The review ledger fails verification ({problems[0] if problems else 'see the manifest'}"
+                      f"{f'; {len(problems) - 1} more problem(s)' if len(problems) > 1 else ''}): review states "
+                      "are not shown tonight and nothing was written to it.")
+    if review is not None and review.reopened.height:
+        points.append(f"{review.reopened.height} finding(s) reopened since the last run; see Review.")
     live = current(disc).filter(pl.col("DAYS_OPEN").is_not_null()).sort("DAYS_OPEN", descending=True)
     if live.height and (live["DAYS_OPEN"][0] or 0) >= 14:
         old = live.filter(pl.col("DAYS_OPEN") >= 14).height
         points.append(f"{old} finding(s) open for 14 days or more (longest {live['DAYS_OPEN'][0]} days).")
     return points
+
+
+def _review_context(outputs: RunOutputs) -> dict[str, Any]:
+    """The first screen's review part: the ledger's status, the backlog, tonight's reopenings, the
+    findings judged not a deviation and the workbooks applied (reporting.review_summary)."""
+    backlog = review_backlog(outputs)
+    ledger = (outputs.review.ledger if outputs.review is not None else {}) or {}
+    receipts = outputs.review.receipts if outputs.review is not None else []
+    return {
+        "ran": outputs.review is not None,
+        "status": ledger.get("status", ""),
+        "entries": ledger.get("entries", 0),
+        "problems": ledger.get("problems") or [],
+        "read_only": bool(ledger.get("read_only")),
+        "open": int(backlog["N"].sum()) if backlog.height else 0,
+        "by_state": _rows(backlog_by_state_and_age(backlog), 50),
+        "by_site": _rows(backlog_by_site(backlog), 25),
+        "reopened": _rows(reopened_tonight(outputs)),
+        "apart": _rows(listed_apart(outputs)),
+        "workbooks": [f"{r.get('workbook')}: {r.get('status', '').replace('_', ' ').lower()}, "
+                      f"{len(r.get('applied') or [])} row(s) applied, {len(r.get('refused') or [])} refused"
+                      + (f" ({r.get('reason')})" if r.get("reason") else "") for r in receipts],
+    }
 
 
 def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
@@ -193,6 +231,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     status_by_site = sites.select("SITEID", "NEW", "RESOLVED", "IMPORTANT", "QUERIES")
     manifest = outputs.run_manifest
     return {
+        "review": _review_context(outputs),
         "head": head,
         "key_points": key_points(outputs, head, risk),
         "manifest": manifest,

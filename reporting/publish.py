@@ -24,7 +24,9 @@ from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.queries import build_site_queries, split_by_site
+from reporting.queries import build_site_queries, split_by_site, with_response_columns
+from reporting.review_sheet import SHEET as REVIEW_SHEET
+from reporting.review_sheet import decision_drop_downs, review_rows
 from reporting.summary import (
     current,
     eligibility_matrix,
@@ -37,6 +39,7 @@ from reporting.summary import (
 )
 from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
 from reporting.workbook import site_workbooks, workbook_bytes
+from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
 
@@ -90,6 +93,7 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
 PUBLISH_THREADS = 4
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
+    "Review": "'screening-audit review list' (by site, state or check) and decide with 'screening-audit review add'",
     "Subjects": "subjects.csv or subjects.parquet",
     "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
     "Queries": "the site_queries folder (one CSV and one workbook per site)",
@@ -108,7 +112,8 @@ def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
 def _site_files(queries: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
     """site_queries/<SITEID>.csv and .xlsx for every site, each format written in one pass over all sites."""
     safe = neutralise(queries)
-    workbooks = site_workbooks(safe, as_of, sheet="Queries", neutralised=True,
+    # the workbook adds the columns a site fills in (its answers come back as site responses)
+    workbooks = site_workbooks(with_response_columns(safe), as_of, sheet="Queries", neutralised=True,
                                title=lambda site: f"{study} queries for site {site}",
                                where=lambda site: f"site_queries/{site_file_name(site)}.csv")
     files: list[OutputFile] = []
@@ -123,8 +128,11 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queri
                      risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
+    review = review_rows(disc, tables["validation"], load_machine(),
+                         unreviewed_when_missing=outputs.review is None or outputs.review.verified)
     sheets = [
         ("Summary", _summary_sheet(outputs)),
+        (REVIEW_SHEET, review),
         ("Sites", site_table(outputs, risk)),
         ("Protocol versions", version_table(outputs)),
         ("Subjects", tables["subjects"]),
@@ -138,7 +146,9 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queri
         ("Not audited", not_audited_table(outputs.run_manifest)),
         ("DV", tables["dv"]),
     ]
-    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES)
+    machine = load_machine()
+    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES,
+                          drop_downs={REVIEW_SHEET: decision_drop_downs(review, machine)})
     return [OutputFile("report.xlsx", data, XLSX)]
 
 

@@ -16,10 +16,11 @@ from contracts.enums import Severity
 from ingestion.codes import NOTE_PREFIX
 from reporting.datafiles import check_keys, load
 from reporting.tables import sort_like
+from review.machine import load_machine
 
-QUERY_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY",
-                 "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
-                 "SOURCE", "DETAIL", "QUERY_TEXT"]
+QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
+                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
+                 "SOURCE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
 _FIELD = re.compile(r"\{([A-Z_]+)\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 MISSING = "not recorded"
@@ -73,8 +74,16 @@ def _no_full_stop(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars_end(" .").alias(column)
 
 
+def _unsettled(frame: pl.DataFrame) -> pl.Expr:
+    """Not settled by the sponsor's review (closed, not a deviation: review/states.yaml `settled`): a site
+    is not asked again about a finding the sponsor has decided on."""
+    if "REVIEW_STATE" not in frame.columns:
+        return pl.lit(True)
+    return ~pl.col("REVIEW_STATE").is_in(list(load_machine().settled)).fill_null(False)
+
+
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
-    current = discrepancies.filter(is_open())
+    current = discrepancies.filter(is_open() & _unsettled(discrepancies))
     keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
     values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
                                 pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first",
@@ -96,14 +105,15 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
 
 def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     # a note (a manifest setting that was ignored) asks nothing of the site: it stays in `validation` only
-    return validation.filter(~pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)).with_columns(
+    is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
+    return validation.filter(~is_note & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.col("EXPECTATION").alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
         pl.lit(Severity.QUERY).alias("SEVERITY"),
         pl.lit(None, pl.String).alias("STATUS"),
-        pl.lit(None, pl.String).alias("FIRST_SEEN"),
-        pl.lit(None, pl.Int64).alias("DAYS_OPEN"),
+        *(pl.col(c).cast(t) if c in validation.columns else pl.lit(None, t).alias(c)
+          for c, t in (("FIRST_SEEN", pl.String), ("DAYS_OPEN", pl.Int64))),
         pl.col("OBSERVED").alias("VALUE"),
         *(pl.lit(None, pl.String).alias(c) for c in ("UNIT", "LIMIT", "DTC", "REASON", "EVIDENCE",
                                                       "SITE_ASSESSMENT", "RECOMPUTED")),
@@ -115,10 +125,13 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
 
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                        eligibility: pl.DataFrame) -> pl.DataFrame:
-    """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site."""
+    """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
+    finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation)."""
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
+    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH")
+                              if c not in rows.columns])
     rows = rows.with_columns(
         _with_unit("VALUE", "UNIT").alias("VALUE_TEXT"),
         _with_unit("LIMIT", "UNIT").alias("LIMIT_TEXT"),
@@ -145,3 +158,13 @@ def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:
     keyed = queries.with_columns(pl.col("SITEID").fill_null("UNKNOWN").alias("_SITE"))
     return {str(key[0]): part.drop("_SITE") for key, part in
             sorted(keyed.partition_by("_SITE", as_dict=True, maintain_order=True).items())}
+
+
+#: the columns a site fills in its query workbook and sends back (review.imports reads them)
+RESPONSE_COLUMNS = ("SITE_RESPONSE", "RESPONDED_BY")
+
+
+def with_response_columns(queries: pl.DataFrame) -> pl.DataFrame:
+    """A site's queries with empty SITE_RESPONSE and RESPONDED_BY columns, for its query workbook: each
+    answered row becomes a site response in the review ledger when the workbook comes back."""
+    return queries.with_columns(*(pl.lit(None, pl.String).alias(c) for c in RESPONSE_COLUMNS))

@@ -13,12 +13,18 @@ from dataclasses import dataclass
 import polars as pl
 
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS, SUBJECTS
-from contracts.tables import Schema
+from contracts.tables import IDENTITY, REVIEW, Schema
 from core.safety import neutralise
 
-#: Published discrepancies carry one column more than the contract: the as-of date of the run that
-#: found a finding gone (null while it is NEW or OPEN).
-PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String}
+#: Published discrepancies carry more columns than the comparison's contract: the as-of date of the
+#: run that found a finding gone (null while it is NEW or OPEN), where the sponsor's review stands
+#: (docs/review.md) and, for a finding that can be a deviation, whether DV lists it as CONFIRMED or
+#: NOT YET REVIEWED.
+PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String, **REVIEW, "DV_REVIEW": pl.String}
+
+#: Published validation findings: the findings contract, their identity, the night they were first
+#: reported (from the previous run's table) and the review columns.
+PUBLISHED_VALIDATION: Schema = {**FINDINGS, **IDENTITY, "FIRST_SEEN": pl.String, "DAYS_OPEN": pl.Int64, **REVIEW}
 
 DV: Schema = {
     "STUDYID": pl.String,
@@ -31,6 +37,10 @@ DV: Schema = {
     "DVCAT": pl.String,
     "DVSCAT": pl.String,
     "DVSTDTC": pl.String,
+    # not SDTM: whether the deviation is CONFIRMED by the sponsor's review or NOT YET REVIEWED
+    "DVREVIEW": pl.String,
+    # not in dv.xpt (a SAS v5 name has at most 8 characters): the finding behind the record
+    "FINDING_ID": pl.String,
 }
 
 
@@ -49,7 +59,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("subjects", SUBJECTS, ("STUDYID", "SITEID", "USUBJID")),
         TableSpec("eligibility", ELIGIBILITY, ("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CHECK_ID")),
         TableSpec("discrepancies", PUBLISHED_DISCREPANCIES, ("STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS")),
-        TableSpec("validation", FINDINGS, ("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "SOURCE")),
+        TableSpec("validation", PUBLISHED_VALIDATION, ("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "SOURCE")),
         TableSpec("dv", DV, ("STUDYID", "USUBJID", "DVSEQ")),
     )
 }

@@ -11,14 +11,15 @@ and which CSV / Parquet file holds them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 
 import polars as pl
 
 from core.safety import neutralise
-from reporting.xlsx import MAX_WIDTH, MIN_WIDTH, Sheet, prepare, row_xml, sheet_of, widths, workbook
+from reporting.xlsx import MAX_WIDTH, MIN_WIDTH, DropDown, Sheet, prepare, row_xml, sheet_of, widths, workbook
 
-__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "site_workbooks", "workbook_bytes"]
+__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "site_workbooks", "workbook_bytes"]
 
 #: beyond this many rows a sheet points to the table's CSV / Parquet instead of repeating it (Excel's
 #: filters, sorting and scrolling become slow well before its 1,048,576-row limit)
@@ -31,19 +32,22 @@ def pointer(name: str, rows: int, where: str) -> pl.DataFrame:
                                   f"({MAX_SHEET_ROWS:,}): open {where}, which holds every row."]})
 
 
-def _sheet(name: str, frame: pl.DataFrame, where: str | None) -> Sheet:
+def _sheet(name: str, frame: pl.DataFrame, where: str | None, drop_downs: Sequence[DropDown] = ()) -> Sheet:
     if frame.height > MAX_SHEET_ROWS:
         return sheet_of(name, pointer(name, frame.height, where or "the table's CSV or Parquet file"))
-    return sheet_of(name, neutralise(frame))
+    return replace(sheet_of(name, neutralise(frame)), drop_downs=tuple(drop_downs))
 
 
 def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, title: str,
-                   files: Mapping[str, str] | None = None) -> bytes:
+                   files: Mapping[str, str] | None = None,
+                   drop_downs: Mapping[str, Sequence[DropDown]] | None = None) -> bytes:
     """An .xlsx with one sheet per (name, frame); document dates fixed to `as_of` for stable bytes.
 
-    `files` names, per sheet, the file(s) holding the same table, for a table too long to repeat.
+    `files` names, per sheet, the file(s) holding the same table, for a table too long to repeat;
+    `drop_downs`, per sheet, its in-cell lists (the Review sheet's DECISION).
     """
-    return workbook([_sheet(name, frame, (files or {}).get(name)) for name, frame in sheets], as_of, title)
+    return workbook([_sheet(name, frame, (files or {}).get(name), (drop_downs or {}).get(name, ()))
+                     for name, frame in sheets], as_of, title)
 
 
 def site_workbooks(queries: pl.DataFrame, as_of: date, *, sheet: str, title: Callable[[str], str],

@@ -164,14 +164,43 @@ def header_xml(columns: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class DropDown:
+    """An in-cell list (an Excel data validation) on rows `first`..`last` (0-based data rows) of `column`:
+    only `choices` can be entered; `prompt` shows when the cell is selected, `error` when anything else is
+    typed."""
+
+    first: int
+    last: int
+    column: int
+    choices: tuple[str, ...]
+    prompt_title: str = ""
+    prompt: str = ""
+    error_title: str = ""
+    error: str = ""
+
+    def xml(self) -> str:
+        letter = column_letter(self.column)
+        ref = f"{letter}{self.first + 2}" if self.first == self.last else \
+            f"{letter}{self.first + 2}:{letter}{self.last + 2}"
+        quote = {chr(34): "&quot;"}
+        # a list validation's formula is one quoted, comma-separated string (so choices hold no comma)
+        listed = escape(",".join(self.choices))
+        return (f'<dataValidation type="list" allowBlank="1" showInputMessage="1" showErrorMessage="1" '
+                f'errorTitle="{escape(self.error_title, quote)}" error="{escape(self.error, quote)}" '
+                f'promptTitle="{escape(self.prompt_title, quote)}" prompt="{escape(self.prompt, quote)}" '
+                f'sqref="{ref}"><formula1>"{listed}"</formula1></dataValidation>')
+
+
+@dataclass(frozen=True)
 class Sheet:
-    """One sheet as XML parts: its name, columns, widths, data rows' XML and row count."""
+    """One sheet as XML parts: its name, columns, widths, data rows' XML and row count, and its drop-downs."""
 
     name: str
     columns: tuple[str, ...]
     widths: tuple[float, ...]
     rows_xml: bytes  # UTF-8, straight from polars (never decoded into a Python string: it can be 100s of MB)
     rows: int
+    drop_downs: tuple[DropDown, ...] = ()
 
 
 def sheet_of(name: str, frame: pl.DataFrame) -> Sheet:
@@ -200,7 +229,10 @@ def _worksheet(sheet: Sheet, selected: bool) -> bytes:
             f'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
             f'</sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols>'
             f'<sheetData>{header_xml(sheet.columns)}')
-    tail = ('</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+    validations = (f'<dataValidations count="{len(sheet.drop_downs)}">'
+                   f'{"".join(d.xml() for d in sheet.drop_downs)}</dataValidations>' if sheet.drop_downs else "")
+    tail = (f'</sheetData>{validations}'
+            '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
             '<tableParts count="1"><tablePart r:id="rId1"/></tableParts></worksheet>')
     return b"".join((head.encode(), sheet.rows_xml, tail.encode()))
 

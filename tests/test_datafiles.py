@@ -28,6 +28,7 @@ SHIPPED = {
     "policy": Path(bundled_path("contracts", "policy.yaml")),
     "suites": Path(bundled_path("expectations", "suites.yaml")),
     "study": ROOT / "deploy" / "studies" / "sz003.yaml",
+    "review-states": Path(bundled_path("review", "states.yaml")),
 }
 
 

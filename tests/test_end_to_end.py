@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from datetime import date
+from email import message_from_bytes, policy
 from importlib import resources
 from pathlib import Path
 
@@ -181,3 +182,10 @@ def test_demo_runs_a_real_audit_and_prints_where_the_report_is(tmp_path: Path, c
     score_line = " ".join(result.stderr.split())
     found, planted = re.search(r"planted discrepancies found: (\d+)/(\d+), unexpected: 0;", score_line).groups()
     assert found == planted and int(planted) > 5
+    # the morning digest went to the demo's SMTP server and was saved; every site has its outbox folder
+    mail = Path(re.search(r"saved as (\S+\.eml)", score_line).group(1))
+    message = message_from_bytes(mail.read_bytes(), policy=policy.default)
+    assert message["To"] == "data-management@sponsor.example" and "[SZ003] Screening audit" in message["Subject"]
+    assert {"text/plain", "text/html"} <= {part.get_content_type() for part in message.walk()}
+    outbox = tmp_path / "demo" / "outbox" / "SZ003"
+    assert sorted(p.name for p in outbox.iterdir()) == [f"{site}" for site in range(101, 109)]

@@ -44,7 +44,8 @@ def _fake_nightly(landing: str, reports: str, study: str = "SZ003", protocol: st
                   as_of: str | None = None, endpoint_url: str | None = None, timezone: str = "UTC",
                   expected_sites: list[str] | None = None, lock_max_age_hours: float = 12.0,
                   units: str | None = None, process_checks: str | None = None, policy: str | None = None,
-                  report_link_hours: float = 24.0) -> _Summary:
+                  report_link_hours: float = 24.0,
+                  outbox: str | None = None, digest: dict | None = None) -> _Summary:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()

@@ -212,7 +212,8 @@ def test_flow_parameters_are_the_nightly_audit_keywords() -> None:
     assert params == {"landing": "s3://sz003-landing", "reports": "s3://sponsor-reports", "study": "SZ003",
                       "protocol": None, "units": None, "process_checks": None, "policy": None,
                       "as_of": "2026-11-28", "endpoint_url": None, "timezone": "UTC",
-                      "expected_sites": None, "lock_max_age_hours": 12.0, "report_link_hours": 24.0}
+                      "expected_sites": None, "lock_max_age_hours": 12.0, "report_link_hours": 24.0, "outbox": None,
+                      "digest": None}
 
 
 def test_the_studys_data_files_are_relative_to_its_configuration(tmp_path: Path) -> None:

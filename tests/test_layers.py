@@ -1,7 +1,7 @@
 """The layer contract (pyproject.toml, [tool.importlinter]) holds, and it bites on a wrong import.
 
 `lint-imports` checks that every package imports only packages below it (contracts, core, storage,
-ingestion, expectations, checks, publication, reporting | generator | runtime, flows), that evaluation
+ingestion, expectations, checks, publication, review, reporting | generator | runtime, flows), that evaluation
 never imports the comparison, that the generator imports nothing of the product it feeds, and that no
 package's modules import each other in a circle. The second test copies the packages, plants one
 upward import and one cycle, and expects the contract to name both.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT = str(Path(sys.executable).with_name("lint-imports"))
-PACKAGES = ("contracts", "core", "storage", "ingestion", "expectations", "checks", "publication", "reporting",
-            "generator", "runtime", "flows")
+PACKAGES = ("contracts", "core", "storage", "ingestion", "expectations", "checks", "publication", "review",
+            "reporting", "generator", "runtime", "notify", "flows")
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,10 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def allowed(action: str, resource: str, prefix: str | None = None, sse: str | None = None) -> bool:
-    """A small evaluator of this policy's shape: explicit deny wins, then any matching allow."""
+def allowed(action: str, resource: str, prefix: str | None = None, sse: str | None = None,
+            policy: dict | None = None) -> bool:
+    """A small evaluator of this policy's shape (deploy/iam-policy.json unless `policy`): explicit deny
+    wins, then any matching allow."""
     def matches(statement: dict) -> bool:
         if action not in _as_list(statement["Action"]):
             return False
@@ -35,7 +37,7 @@ def allowed(action: str, resource: str, prefix: str | None = None, sse: str | No
             return (sse is None) == (condition["Null"]["s3:x-amz-server-side-encryption"] == "true")
         return True
 
-    statements = POLICY["Statement"]
+    statements = (policy or POLICY)["Statement"]
     if any(s["Effect"] == "Deny" and matches(s) for s in statements):
         return False
     return any(s["Effect"] == "Allow" and matches(s) for s in statements)

@@ -8,7 +8,7 @@ import polars as pl
 import pyreadstat
 
 from contracts import DISCREPANCIES, SUBJECTS
-from reporting.dv import build_dv, xpt_bytes
+from reporting.dv import XPT_COLUMNS, build_dv, xpt_bytes
 from reporting.tables import DV
 
 AS_OF = date(2026, 11, 28)
@@ -78,7 +78,7 @@ def test_xpt_reads_back_with_pyreadstat(tmp_path):
     path = tmp_path / "dv.xpt"
     path.write_bytes(data)
     frame, meta = pyreadstat.read_xport(str(path))
-    assert list(frame.columns) == list(DV)
+    assert list(frame.columns) == XPT_COLUMNS == [c for c in DV if c != "FINDING_ID"]
     assert all(len(name) <= 8 for name in frame.columns)
     assert meta.table_name == "DV"
     assert dict(zip(meta.column_names, meta.column_labels, strict=True))["DVDECOD"] == "Protocol Deviation Coded Term"
@@ -100,4 +100,4 @@ def test_empty_dv_still_writes_a_readable_transport_file(tmp_path):
     path = tmp_path / "dv.xpt"
     path.write_bytes(xpt_bytes(dv, AS_OF))
     frame, _ = pyreadstat.read_xport(str(path))
-    assert list(frame.columns) == list(DV) and len(frame) == 0
+    assert list(frame.columns) == XPT_COLUMNS and len(frame) == 0

@@ -105,14 +105,15 @@ def test_publish_to_s3_with_content_types(s3_endpoint, s3_bucket, outputs, data_
 
 
 def test_a_run_with_no_findings_still_publishes_everything(tmp_path):
-    from contracts import DISCREPANCIES, FINDINGS
+    from contracts import DISCREPANCIES
+    from reporting.tables import PUBLISHED_VALIDATION
 
     quiet = make_outputs(n_subjects=6, n_sites=2)
     quiet = replace(quiet, discrepancies=pl.DataFrame(schema=DISCREPANCIES), validation=pl.DataFrame())
     files = {f.key: f.data for f in render_outputs(quiet)}
     assert not any(key.startswith("site_queries/") for key in files)
     assert pl.read_csv(io.BytesIO(files["dv.csv"])).columns == list(DV)
-    assert pl.read_csv(io.BytesIO(files["validation.csv"])).columns == list(FINDINGS)
+    assert pl.read_csv(io.BytesIO(files["validation.csv"])).columns == list(PUBLISHED_VALIDATION)
     html = files["report.html"].decode()
     assert 'id="n-important">0<' in html and 'id="n-queries">0<' in html
     assert "No earlier run of this study was found" in html
@@ -157,8 +158,9 @@ def test_workbook_sheets(outputs):
 
     files = {f.key: f.data for f in render_outputs(outputs)}
     book = fastexcel.read_excel(files["report.xlsx"])
-    assert book.sheet_names == ["Summary", "Sites", "Protocol versions", "Subjects", "Important deviations",
-                                "Queries", "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk",
+    assert book.sheet_names == ["Summary", "Review", "Sites", "Protocol versions", "Subjects",
+                                "Important deviations", "Queries", "Discrepancies", "Validation findings",
+                                "Eligibility matrix", "Site risk",
                                 "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height

@@ -26,6 +26,7 @@ from datetime import date
 import polars as pl
 
 from checks.comparison import evidence
+from checks.comparison.identity import with_identity
 from checks.comparison.process import ProcessCheck, ProcessContext, run_process_checks
 from checks.comparison.site_checklist import SiteSource, site_checklist
 from checks.evaluation.exclusions import drop_rejected, normalise
@@ -34,6 +35,7 @@ from contracts.enums import DiscrepancyClass, Outcome, Recomputed, SiteDecision
 from contracts.policy import HIDES_INELIGIBLE_ENROLMENT, Policy, load_policy
 from contracts.protocol import Protocol
 from contracts.records import Comparison, EligibilityResult
+from contracts.tables import IDENTITY
 from contracts.units import UnitCatalog
 from core.source import SOURCE_COLUMNS, SOURCE_KEY
 
@@ -357,10 +359,11 @@ def compare(
             pl.lit(None, dtype=pl.Int64).alias("DAYS_OPEN"),
         )
         .sort(_SORT, nulls_last=True)
-        .select(list(DISCREPANCIES))
+        .select([c for c in DISCREPANCIES if c not in IDENTITY])
     )
     return Comparison(
         subjects=_subject_table(criteria, subjects, discrepancies),
-        discrepancies=check_table(discrepancies, DISCREPANCIES, "discrepancies"),
+        # FINDING_ID and EVIDENCE_HASH after the contracted columns (checks.comparison.identity)
+        discrepancies=check_table(with_identity(discrepancies, result.eligibility), DISCREPANCIES, "discrepancies"),
         checklist=checklist,
     )

@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from checks.comparison.identity import discrepancy_id
 from contracts import Evaluation, IngestResult, InputObject, ValidationResult
 from contracts.records import DeliveryDecision, RunOutputs
+from core.identity import fingerprint, stable_id
 from reporting.manifest import build_run_manifest
 
 #: (CRITERION_ID, CHECK_ID, UNIT, LIMIT, kind) — a few SZ003 components
@@ -82,8 +84,11 @@ def make_outputs(n_subjects: int = 40, n_sites: int = 4, as_of: date = date(2026
         pl.lit(None, pl.String).alias("STATUS"),
         pl.lit(None, pl.String).alias("FIRST_SEEN"),
         pl.lit(None, pl.Int64).alias("DAYS_OPEN"),
+    ).with_columns(
+        discrepancy_id(),
+        fingerprint("SITE_ASSESSMENT", "RECOMPUTED", "VALUE", "UNIT", "LIMIT", "DTC").alias("EVIDENCE_HASH"),
     ).select("STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "SITE_ASSESSMENT", "RECOMPUTED",
-             "EVIDENCE", "STATUS", "FIRST_SEEN", "DAYS_OPEN")
+             "EVIDENCE", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "FINDING_ID", "EVIDENCE_HASH")
     counts = disc.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
     subjects_out = (subjects.join(recomputed, on="USUBJID", how="left").join(counts, on="USUBJID", how="left")
                     .with_columns(pl.col("N_DISCREPANCIES").fill_null(0),
@@ -100,7 +105,11 @@ def make_outputs(n_subjects: int = 40, n_sites: int = 4, as_of: date = date(2026
         pl.lit("value not in the accepted set").alias("MESSAGE"),
         pl.concat_str([pl.lit(f"{study}/"), pl.col("SITEID"), pl.lit("/20261127T230000Z/lb.csv:"),
                        (pl.col("I") * 3 + 2).cast(pl.String)]).alias("SOURCE"),
-    ).select("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "EXPECTATION", "OBSERVED", "MESSAGE", "SOURCE")
+    ).with_columns(
+        stable_id("V", "STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "EXPECTATION").alias("FINDING_ID"),
+        fingerprint("OBSERVED").alias("EVIDENCE_HASH"),
+    ).select("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "EXPECTATION", "OBSERVED", "MESSAGE", "SOURCE",
+             "FINDING_ID", "EVIDENCE_HASH")
 
     sites = sorted(subjects["SITEID"].unique().to_list())
     per_site = subjects.group_by("SITEID").agg(pl.len().alias("N")).sort("SITEID")

@@ -1,0 +1,54 @@
+"""Digests that could not be delivered, kept under the reports root until a later run delivers them.
+
+    _audit/<STUDYID>/digest/pending/<AS_OF>.json     one per missed night: the rendered digest and the
+                                                     channels (email, webhook) it still owes
+
+A failed send never fails the audit (the reports are published; only the message is late). The next
+run of the study tries the missed nights first, oldest first, on the channels that missed them only
+(an email already sent is not sent twice), and forgets each night once every channel has it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from contracts.records import Digest
+from storage import ObjectNotFound, Store, join_key
+
+PENDING_FOLDER = "_audit/{study}/digest/pending"
+
+
+class PendingDigests:
+    """The missed digests of one study in one reports store."""
+
+    def __init__(self, store: Store, study: str) -> None:
+        self.store = store
+        self.folder = PENDING_FOLDER.format(study=study)
+
+    def _key(self, as_of: str) -> str:
+        return join_key(self.folder, f"{as_of}.json")
+
+    def keep(self, digest: Digest, channels: list[str]) -> None:
+        """Remember that `digest` still owes `channels` (replacing an earlier record of the same night)."""
+        record = {"digest": asdict(digest), "channels": sorted(channels)}
+        self.store.write_bytes(self._key(digest.as_of), json.dumps(record, ensure_ascii=False, sort_keys=True)
+                               .encode("utf-8"), "application/json")
+
+    def missed(self, before: str) -> list[tuple[Digest, list[str]]]:
+        """The kept digests of nights before `before` (YYYY-MM-DD) and the channels each owes, oldest first."""
+        found = []
+        for obj in self.store.list(self.folder):
+            name = obj.key.rsplit("/", 1)[-1]
+            if not name.endswith(".json") or name.removesuffix(".json") >= before:
+                continue
+            try:
+                record = json.loads(self.store.read_bytes(obj.key))
+            except ObjectNotFound:
+                continue  # delivered by a concurrent run in between
+            found.append((Digest(**record["digest"]), list(record["channels"])))
+        return sorted(found, key=lambda item: item[0].as_of)
+
+    def delivered(self, as_of: str) -> None:
+        """Forget the kept digest of `as_of`: every channel has it."""
+        self.store.delete(self._key(as_of))

@@ -1,0 +1,128 @@
+"""The morning digest: what a sponsor's data manager must know about last night's run, in one message.
+
+It says what is new and important, not everything: the headline numbers, the important deviations
+found tonight (subject, criterion, one line of evidence), the findings reopened tonight, the sites not
+audited and the deliveries rejected, the review backlog, and links to the full report. A night with
+no new or reopened finding says so in one line (which still counts the open findings and the site
+problems that continue). The same facts are rendered three ways: a plain-text and an
+HTML email part (templates/digest.*.j2) and a JSON-ready dict a chat webhook posts. Subjects are
+named by USUBJID only; the evidence sentences never quote birth dates or names (checks.comparison).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from contracts.enums import FindingStatus, Severity
+from contracts.records import Digest, RunOutputs
+from reporting.review_summary import reopened_tonight, review_backlog
+from reporting.summary import headline, not_audited_table
+
+#: how many items a list in the message shows before "and N more" (the report has them all)
+SHOWN = 25
+#: one line of evidence: longer sentences are cut at a word boundary
+EVIDENCE_CHARS = 220
+
+
+def _env() -> Environment:
+    """HTML templates (`*.html.j2`) escape every value; the plain-text one (`*.txt.j2`) does not."""
+    return Environment(loader=PackageLoader("reporting", "templates"),
+                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _one_line(column: str) -> pl.Expr:
+    text = pl.col(column).cast(pl.String).fill_null("").str.replace_all(r"\s+", " ").str.strip_chars()
+    cut = text.str.slice(0, EVIDENCE_CHARS).str.replace(r"\s+\S*$", "")
+    return pl.when(text.str.len_chars() > EVIDENCE_CHARS).then(cut + pl.lit(" …")).otherwise(text).alias(column)
+
+
+def new_important(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    """Important deviations first found tonight: SITEID, USUBJID, CHECK_ID, CLASS, EVIDENCE (one line)."""
+    columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
+    if "STATUS" not in discrepancies.columns:
+        return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    return (discrepancies.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
+            .select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
+
+
+def reopened(outputs: RunOutputs) -> pl.DataFrame:
+    """Findings reopened since the last run (review.night: changed evidence, or a reviewer), with the
+    reason: SITEID, USUBJID, CHECK_ID, CLASS, SEVERITY, BY, TEXT (one line)."""
+    columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "BY", "TEXT"]
+    return reopened_tonight(outputs).select(*columns[:-1], _one_line("TEXT"))
+
+
+def backlog(outputs: RunOutputs) -> pl.DataFrame:
+    """The review backlog summed over ages and sites: REVIEW_STATE, N (reporting.review_summary)."""
+    per = review_backlog(outputs)
+    return (per.group_by("REVIEW_STATE", maintain_order=True).agg(pl.col("N").sum().cast(pl.Int64))
+            if per.height else pl.DataFrame(schema={"REVIEW_STATE": pl.String, "N": pl.Int64}))
+
+
+def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return frame.head(SHOWN).to_dicts()
+
+
+def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
+    """The message as data: every number and list the digest shows (JSON-ready)."""
+    head = headline(outputs)
+    new = new_important(outputs.discrepancies)
+    reopened_rows = reopened(outputs)
+    not_audited = not_audited_table(outputs.run_manifest)
+    waiting = backlog(outputs)
+    return {
+        "study": outputs.study,
+        "as_of": outputs.as_of.isoformat(),
+        "protocol": head.protocol,
+        "headline": {
+            "sites_audited": head.sites_audited, "sites_not_audited": head.sites_not_audited,
+            "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
+            "ineligible_enrolled": head.ineligible_enrolled, "important_open": head.important,
+            "queries_open": head.queries, "new": head.new, "resolved": head.resolved,
+            "data_findings": head.data_findings, "rows_reconcile": head.balanced,
+        },
+        "new_important": _records(new), "new_important_total": new.height,
+        "reopened": _records(reopened_rows), "reopened_total": reopened_rows.height,
+        "not_audited": _records(not_audited), "not_audited_total": not_audited.height,
+        "backlog": waiting.to_dicts(), "backlog_total": int(waiting["N"].sum()) if waiting.height else 0,
+        "links": dict(links),
+    }
+
+
+def _nothing_new(facts: dict[str, Any]) -> bool:
+    """No finding new or reopened tonight, and the rows reconcile. Sites not audited and rejected
+    deliveries are current problems, not news: the one-line message still counts them."""
+    return facts["headline"]["new"] == 0 and facts["reopened_total"] == 0 and facts["headline"]["rows_reconcile"]
+
+
+def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
+    prefix = f"[{facts['study']}] Screening audit {facts['as_of']}"
+    if nothing_new:
+        return f"{prefix}: nothing new"
+    parts = [f"{facts['new_important_total']} new important deviation(s)"]
+    if facts["reopened_total"]:
+        parts.append(f"{facts['reopened_total']} reopened")
+    if facts["not_audited_total"]:
+        parts.append(f"{facts['not_audited_total']} site/delivery problem(s)")
+    parts.append(f"{facts['headline']['new']} new finding(s) in all")
+    return f"{prefix}: " + ", ".join(parts)
+
+
+def build_digest(outputs: RunOutputs, links: dict[str, str]) -> Digest:
+    """The digest of one published run; `links` names each link (report.html, report.xlsx) and its URL."""
+    facts = digest_facts(outputs, links)
+    nothing_new = _nothing_new(facts)
+    context = {"facts": facts, "nothing_new": nothing_new, "shown": SHOWN}
+    return Digest(
+        study=outputs.study,
+        as_of=facts["as_of"],
+        subject=_subject(facts, nothing_new),
+        text=_env().get_template("digest.txt.j2").render(**context),
+        html=_env().get_template("digest.html.j2").render(**context),
+        facts=facts,
+        nothing_new=nothing_new,
+    )

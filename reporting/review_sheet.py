@@ -1,0 +1,80 @@
+"""The `Review` sheet of report.xlsx: one row per open finding, to decide on in Excel and send back.
+
+A reviewer picks a DECISION from a drop-down (an Excel data validation listing only the actions the
+state machine allows in the row's state: CONFIRM_DEVIATION only on findings that can be deviations),
+writes TEXT and REVIEWER, and drops the workbook into `<STUDYID>/_review/inbox/` (or runs
+`screening-audit review import`). FINDING_ID and EVIDENCE_HASH say which finding and which evidence
+the decision is about; they must come back unchanged. Rows are grouped by state so that each group
+gets one drop-down (a handful of data validations, whatever the number of rows).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from contracts import is_open
+from contracts.enums import Severity
+from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from reporting.xlsx import DropDown
+from review.catalogue import catalogue_of
+from review.machine import StateMachine
+
+SHEET = "Review"
+COLUMNS = [FINDING_ID, "ORIGIN", "STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
+           "DAYS_OPEN", "EVIDENCE", EVIDENCE_HASH, "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT",
+           "DECISION", "TEXT", "REVIEWER"]
+_REVIEW = ["REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT"]
+
+
+def review_rows(discrepancies: pl.DataFrame, validation: pl.DataFrame, machine: StateMachine,
+                unreviewed_when_missing: bool = True) -> pl.DataFrame:
+    """The open findings (present tonight, not settled), grouped by state, then site, subject and check.
+
+    `unreviewed_when_missing`: a finding without a review state (no review stage ran) is in the initial
+    state; False when the ledger failed verification (the state is unknown and no drop-down is offered).
+    """
+    live = discrepancies.filter(is_open()) if "STATUS" in discrepancies.columns else discrepancies
+    catalogue = catalogue_of(live, validation)
+    review = pl.concat([frame.select(FINDING_ID, *(pl.col(c).cast(pl.String) if c in frame.columns
+                                                   else pl.lit(None, pl.String).alias(c) for c in _REVIEW))
+                        for frame in (live, validation) if FINDING_ID in frame.columns], how="vertical")
+    rows = catalogue.join(review.unique(FINDING_ID, keep="first"), on=FINDING_ID, how="left", maintain_order="left")
+    if unreviewed_when_missing:
+        rows = rows.with_columns(pl.col("REVIEW_STATE").fill_null(machine.initial))
+    order = {state: i for i, state in enumerate(machine.states)}
+    rows = rows.filter(~pl.col("REVIEW_STATE").is_in(list(machine.settled)).fill_null(False)).with_columns(
+        pl.col("REVIEW_STATE").replace_strict(order, default=len(order), return_dtype=pl.Int64).alias("_STATE"),
+        (pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(True).alias("_MINOR"),
+        *(pl.lit(None, pl.String).alias(c) for c in ("DECISION", "TEXT", "REVIEWER")),
+    )
+    return rows.sort("_STATE", "_MINOR", "SITEID", "USUBJID", "CHECK_ID", FINDING_ID, nulls_last=True).select(COLUMNS)
+
+
+def drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[tuple[int, int, list[str]]]:
+    """(first row, last row, actions) per run of rows with the same state and severity (0-based data rows)."""
+    if rows.height == 0:
+        return []
+    confirmable = machine.actions[machine.confirmed_by].severities
+    can = pl.lit(True) if confirmable is None else pl.col("SEVERITY").is_in(list(confirmable)).fill_null(False)
+    runs = (rows.with_row_index("_I").with_columns(can.alias("_CAN"))
+            .with_columns(pl.struct("REVIEW_STATE", "_CAN").rle_id().alias("_RUN"))
+            .group_by("_RUN", maintain_order=True)
+            .agg(pl.col("_I").min().alias("_FIRST"), pl.col("_I").max().alias("_LAST"),
+                 pl.col("REVIEW_STATE").first(), pl.col("_CAN").first()))
+    out = []
+    for first, last, state, can_confirm in runs.select("_FIRST", "_LAST", "REVIEW_STATE", "_CAN").iter_rows():
+        if state is None:
+            continue
+        actions = [a for a in machine.allowed(state) if can_confirm or a != machine.confirmed_by]
+        out.append((int(first), int(last), actions))
+    return out
+
+
+def decision_drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[DropDown]:
+    """The DECISION drop-downs of the written Review sheet: per run of rows, the actions allowed there."""
+    column = COLUMNS.index("DECISION")
+    return [DropDown(first, last, column, tuple(actions), prompt_title="Decision",
+                     prompt="Choose an action, then write TEXT and REVIEWER.",
+                     error_title="Not an action here",
+                     error="Choose one of the listed actions: the others are not allowed in this state.")
+            for first, last, actions in drop_downs(rows, machine)]

@@ -1,0 +1,76 @@
+"""The findings a reviewer can act on, one row per FINDING_ID: discrepancies and validation findings
+together, with what the checks of an action need (site, severity, the current evidence) and what a
+listing shows.
+
+At night the catalogue is tonight's tables; from the command line it is the latest published run's
+(`published_catalogue`), so that a reviewer acts on what the report in front of them shows.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from contracts.enums import Severity
+from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from review.runs import latest_run, read_table
+from storage import Store
+
+CATALOGUE: dict[str, type[pl.DataType] | pl.DataType] = {
+    FINDING_ID: pl.String,
+    "ORIGIN": pl.String,  # DISCREPANCY or VALIDATION
+    "STUDYID": pl.String,
+    "SITEID": pl.String,
+    "USUBJID": pl.String,
+    "CHECK_ID": pl.String,  # the check, or a validation finding's expectation
+    "CLASS": pl.String,
+    "SEVERITY": pl.String,
+    "STATUS": pl.String,  # NEW / OPEN / RESOLVED (discrepancies), null for validation findings
+    "FIRST_SEEN": pl.String,
+    "DAYS_OPEN": pl.Int64,
+    "DOMAIN": pl.String,
+    "VARIABLE": pl.String,
+    "EVIDENCE": pl.String,  # the sentence, or a validation finding's message
+    EVIDENCE_HASH: pl.String,
+}
+
+
+def _column(frame: pl.DataFrame, name: str, dtype: type[pl.DataType] | pl.DataType) -> pl.Expr:
+    return pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype)
+
+
+def _shaped(frame: pl.DataFrame, fixed: dict[str, pl.Expr]) -> pl.DataFrame:
+    return frame.select([fixed[name].alias(name) if name in fixed else _column(frame, name, dtype).alias(name)
+                         for name, dtype in CATALOGUE.items()])
+
+
+def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | None) -> pl.DataFrame:
+    """The catalogue of a run's discrepancies and validation findings (either may be None)."""
+    parts = []
+    if discrepancies is not None and FINDING_ID in discrepancies.columns:
+        parts.append(_shaped(discrepancies, {"ORIGIN": pl.lit("DISCREPANCY"),
+                                             "DOMAIN": pl.lit(None, pl.String), "VARIABLE": pl.lit(None, pl.String)}))
+    if validation is not None and FINDING_ID in validation.columns:
+        parts.append(_shaped(validation, {
+            "ORIGIN": pl.lit("VALIDATION"),
+            "CHECK_ID": _column(validation, "EXPECTATION", pl.String),
+            "CLASS": pl.lit("VALIDATION"),
+            "SEVERITY": pl.lit(Severity.QUERY.value),
+            "STATUS": pl.lit(None, pl.String),
+            "EVIDENCE": _column(validation, "MESSAGE", pl.String),
+        }))
+    if not parts:
+        return pl.DataFrame(schema=CATALOGUE)
+    # a finding listed twice (a RESOLVED row beside a present one cannot happen, but never count twice)
+    return (pl.concat(parts, how="vertical").filter(pl.col(FINDING_ID).is_not_null())
+            .unique(FINDING_ID, keep="first", maintain_order=True))
+
+
+def published_catalogue(store: Store, study: str) -> tuple[date | None, pl.DataFrame]:
+    """The latest complete run's as-of date and catalogue (None and an empty catalogue before any run)."""
+    run = latest_run(store, study)
+    if run is None:
+        return None, pl.DataFrame(schema=CATALOGUE)
+    return run, catalogue_of(read_table(store, study, run, "discrepancies"), read_table(store, study, run,
+                                                                                       "validation"))

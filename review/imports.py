@@ -1,0 +1,193 @@
+"""A returned workbook applied to the ledger, with a receipt: rows applied, and rows refused with the reason.
+
+Two kinds of workbook come back (review.workbook): the `Review` sheet of report.xlsx, where a
+reviewer chose a DECISION and wrote TEXT and REVIEWER on some rows; and a site's query workbook, whose
+SITE_RESPONSE / RESPONDED_BY rows become the machine's site-response action by that site. The
+workbook as a whole is refused (nothing applied) when it is not readable, not for this study, for
+another site than expected, or was applied before (same bytes). Otherwise its decided rows are
+checked together (review.proposals) and the accepted ones are written as one ledger object: a refused
+row applies nothing, and the others are never half written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from review.append import append_actions
+from review.entries import now_utc
+from review.ledger import review_key
+from review.machine import StateMachine
+from review.proposals import proposals
+from review.workbook import WorkbookRefused, read_returned
+from storage import ObjectNotFound, Store
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: cells that must hold a value, never a formula: identifiers, the action, the names
+_NO_FORMULA = ("FINDING_ID", "STUDYID", "SITEID", "EVIDENCE_HASH", "DECISION", "REVIEWER", "RESPONDED_BY")
+
+
+@dataclass
+class Receipt:
+    """What became of one returned workbook (saved as JSON under `_review/receipts/`)."""
+
+    study: str
+    workbook: str
+    sha256: str
+    status: str  # APPLIED, PARTLY_APPLIED, NOTHING_TO_APPLY, REFUSED
+    kind: str | None = None  # REVIEW or SITE
+    site: str | None = None
+    reason: str | None = None  # why the whole workbook was refused
+    received_at: str = ""
+    rows: int = 0
+    without_decision: int = 0
+    applied: list[dict] = field(default_factory=list)  # {row, finding_id, action, seq}
+    refused: list[dict] = field(default_factory=list)  # {row, finding_id, action, reason}
+    ledger_object: str | None = None
+    key: str | None = None  # where the receipt was saved
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """One line for a terminal or a log."""
+        if self.status == "REFUSED":
+            return f"{self.workbook}: refused: {self.reason}"
+        return (f"{self.workbook}: {len(self.applied)} row(s) applied, {len(self.refused)} refused, "
+                f"{self.without_decision} without a decision")
+
+
+def safe_name(name: str) -> str:
+    """A workbook's name as a safe last part of a key (never trusted as a path)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return (_SAFE.sub("_", base).strip("._") or "workbook")[:80]
+
+
+def _previous_receipt(store: Store, study: str, digest: str) -> str | None:
+    """The receipt of an earlier application of the same bytes, if any."""
+    for info in store.list(review_key(study, "receipts")):
+        if f"-{digest[:16]}-" not in info.key:
+            continue
+        try:
+            body = json.loads(store.read_bytes(info.key))
+        except (ObjectNotFound, ValueError):
+            continue
+        if body.get("sha256") == digest and body.get("status") in ("APPLIED", "PARTLY_APPLIED"):
+            return info.key
+    return None
+
+
+def _distinct(frame: pl.DataFrame, column: str) -> list[str]:
+    return sorted(v for v in frame[column].cast(pl.String).str.strip_chars().drop_nulls().unique().to_list() if v)
+
+
+def _check_scope(book_rows: pl.DataFrame, kind: str, study: str, expected_site: str | None) -> str | None:
+    """The workbook's study (and site, for a site workbook) checked; returns the site."""
+    studies = _distinct(book_rows, "STUDYID")
+    if not studies:
+        raise WorkbookRefused("no STUDYID in the workbook: cannot tell which study it is for")
+    if studies != [study]:
+        raise WorkbookRefused(f"this workbook is for study {', '.join(studies)}, not {study}")
+    if kind != "SITE":
+        return None
+    sites = _distinct(book_rows, "SITEID")
+    if len(sites) != 1:
+        raise WorkbookRefused(f"a site's query workbook holds one site's queries; this one holds "
+                              f"{', '.join(sites) or 'no SITEID'}")
+    if expected_site is not None and sites[0] != expected_site:
+        raise WorkbookRefused(f"this workbook holds site {sites[0]}'s queries, not site {expected_site}'s")
+    return sites[0]
+
+
+def _formula_refusal(rows: pl.DataFrame) -> pl.Expr:
+    flagged = [c for c in _NO_FORMULA if f"{c}_FORMULA" in rows.columns]
+    chain = None
+    for column in flagged:
+        condition = pl.col(f"{column}_FORMULA")
+        reason = pl.format(f"{column} holds a formula ({{}}), not a value", pl.col(column))
+        chain = pl.when(condition).then(reason) if chain is None else chain.when(condition).then(reason)
+    return chain.otherwise(pl.lit(None, pl.String)) if chain is not None else pl.lit(None, pl.String)
+
+
+def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMachine) -> tuple[pl.DataFrame, int]:
+    """The decided rows as proposals, and how many rows had no decision."""
+    text = pl.col("TEXT") if kind == "REVIEW" else pl.col("SITE_RESPONSE")
+    decided = book_rows.filter((pl.col("DECISION") if kind == "REVIEW" else text).str.strip_chars()
+                               .fill_null("") != "")
+    if kind == "REVIEW":
+        frame = decided.select(
+            "ROW", FINDING_ID, pl.col("DECISION").str.to_uppercase().alias("ACTION"), pl.col("REVIEWER").alias("BY"),
+            "TEXT", EVIDENCE_HASH, pl.format("workbook {} row {}", pl.lit(name), pl.col("ROW")).alias("VIA"),
+            "SITEID",
+            pl.when(pl.col(EVIDENCE_HASH).str.strip_chars().fill_null("") == "")
+            .then(pl.lit("EVIDENCE_HASH is blank: the row cannot say which evidence was reviewed"))
+            .otherwise(_formula_refusal(decided)).alias("REFUSED"))
+    else:
+        responder = pl.col("RESPONDED_BY").str.strip_chars()
+        by = pl.when(responder.fill_null("") == "").then(pl.format("site {}", pl.col("SITEID"))).otherwise(
+            pl.format("site {} ({})", pl.col("SITEID"), responder))
+        frame = decided.select(
+            "ROW", FINDING_ID, pl.lit(machine.site_response_action).alias("ACTION"), by.alias("BY"),
+            text.alias("TEXT"),
+            (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns
+             else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
+            pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW")).alias("VIA"),
+            "SITEID", _formula_refusal(decided).alias("REFUSED"))
+    return proposals(frame), book_rows.height - decided.height
+
+
+def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: pl.DataFrame, where: str,
+                   machine: StateMachine, *, expected_site: str | None = None, at: datetime | None = None,
+                   save_refused: bool = False) -> Receipt:
+    """Apply one returned workbook; its receipt is saved unless the workbook was refused as a whole
+    (then only with `save_refused`, as the nightly inbox does so that a refusal is not silent).
+
+    Raises LedgerIntegrityError (nothing written) when the ledger fails verification.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    receipt = Receipt(study=study, workbook=name, sha256=digest, status="REFUSED", received_at=now_utc(at))
+    try:
+        earlier = _previous_receipt(store, study, digest)
+        if earlier is not None:
+            raise WorkbookRefused(f"this workbook was applied before (receipt {earlier}); nothing applied again")
+        book = read_returned(data)
+        receipt.kind = book.kind
+        if book.rows.height == 0:  # a sheet with no finding on it: nothing to decide, nothing refused
+            receipt.status = "NOTHING_TO_APPLY"
+            save_receipt(store, receipt, name, at)
+            return receipt
+        receipt.site = _check_scope(book.rows, book.kind, study, expected_site)
+    except WorkbookRefused as refused:
+        receipt.reason = str(refused)
+        if save_refused:
+            save_receipt(store, receipt, name, at)
+        return receipt
+    receipt.rows = book.rows.height
+    proposed, receipt.without_decision = _proposals(book.rows, book.kind, name, machine)
+    outcome = append_actions(store, study, proposed, catalogue, machine, where, at=at)
+    receipt.applied = [{"row": r, "finding_id": f, "action": a, "seq": s} for r, f, a, s in
+                       outcome.applied.select("ROW", FINDING_ID, "ACTION", "SEQ").iter_rows()]
+    receipt.refused = [{"row": r, "finding_id": f, "action": a, "reason": why} for r, f, a, why in
+                       outcome.refused.select("ROW", FINDING_ID, "ACTION", "REFUSED").iter_rows()]
+    receipt.ledger_object = outcome.key
+    receipt.status = ("NOTHING_TO_APPLY" if not receipt.applied and not receipt.refused
+                      else "APPLIED" if not receipt.refused else "PARTLY_APPLIED" if receipt.applied else "REFUSED")
+    if receipt.status == "REFUSED":
+        receipt.reason = "every decided row was refused"
+    save_receipt(store, receipt, name, at)
+    return receipt
+
+
+def save_receipt(store: Store, receipt: Receipt, name: str, at: datetime | None) -> None:
+    """Write the receipt under `_review/receipts/` (its key is set on it)."""
+    stamp = now_utc(at).replace("-", "").replace(":", "")
+    digest = receipt.sha256[:16] or "unread"
+    receipt.key = review_key(receipt.study, "receipts", f"{stamp}-{digest}-{safe_name(name)}.json")
+    store.write_bytes(receipt.key, (json.dumps(receipt.as_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+                                    + "\n").encode("utf-8"), "application/json")

@@ -1,0 +1,107 @@
+"""What a nightly run does with the review ledger, between the comparison and the publication.
+
+1. Read and verify the ledger. If it fails verification the run says so (the run manifest, the
+   report, the log name the entries) and uses none of it: no state is guessed from a broken chain,
+   nothing is written to it, and the outputs show the findings without review states.
+2. Apply the workbooks waiting in `_review/inbox/` (review.inbox), with a receipt each.
+3. Reopen every settled finding (closed, not a deviation) that is present tonight and whose evidence
+   differs from the evidence its decision was taken on: one REOPEN entry each, by the system actor,
+   saying which decision and what the evidence is now.
+4. Save a checkpoint of the verified ledger, so that the next read only reads what is new.
+
+A re-run of a past night (a later night is already published) writes nothing to the ledger: it shows
+the states as the ledger has them now, but would otherwise reopen findings on the old night's evidence.
+A finding the data no longer show is RESOLVED by the history as before; its thread stays in the ledger
+and its state is shown on its RESOLVED row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+import polars as pl
+
+from contracts import is_open
+from contracts.records import ReviewResult
+from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from review.append import append_actions
+from review.catalogue import catalogue_of
+from review.entries import MAX_TEXT
+from review.fold import current_states
+from review.inbox import process_inbox
+from review.ledger import LedgerView, read_ledger, write_checkpoint
+from review.machine import StateMachine, load_machine
+from review.proposals import proposals
+from review.runs import later_run_exists, previous_manifest
+from storage import Store
+
+_log = logging.getLogger(__name__)
+REOPENED: dict[str, type[pl.DataType] | pl.DataType] = {
+    FINDING_ID: pl.String, "SEQ": pl.Int64, "BY": pl.String, "AT": pl.String, "TEXT": pl.String}
+
+
+def _present(discrepancies: pl.DataFrame, validation: pl.DataFrame) -> pl.DataFrame:
+    """The catalogue of the findings the data show tonight (RESOLVED rows left out)."""
+    live = discrepancies.filter(is_open()) if "STATUS" in discrepancies.columns else discrepancies
+    return catalogue_of(live, validation)
+
+
+def reopen_proposals(present: pl.DataFrame, states: pl.DataFrame, machine: StateMachine, as_of: date) -> pl.DataFrame:
+    """One REOPEN per settled finding present tonight whose evidence differs from its decision's."""
+    changed = (present.join(states, on=FINDING_ID, how="inner")
+               .filter(pl.col("REVIEW_STATE").is_in(list(machine.settled)) & pl.col("DECISION_HASH").is_not_null()
+                       & pl.col(EVIDENCE_HASH).is_not_null() & (pl.col("DECISION_HASH") != pl.col(EVIDENCE_HASH))))
+    text = pl.format("Reopened automatically by the run of {}: the evidence changed since {} by {} on {}. Now: {}",
+                     pl.lit(as_of.isoformat()), pl.col("DECISION"), pl.col("DECIDED_BY"), pl.col("DECIDED_AT"),
+                     pl.col("EVIDENCE").fill_null("(no evidence sentence)")).str.slice(0, MAX_TEXT)
+    return proposals(changed.sort(FINDING_ID).select(
+        FINDING_ID, pl.lit(machine.reopen_action).alias("ACTION"), pl.lit(machine.system_actor).alias("BY"),
+        text.alias("TEXT"), EVIDENCE_HASH, pl.lit(f"nightly run {as_of.isoformat()}").alias("VIA")))
+
+
+def _reopened_since(view: LedgerView, machine: StateMachine, since: int) -> pl.DataFrame:
+    return (view.entries.filter((pl.col("ACTION") == machine.reopen_action) & (pl.col("SEQ") > since))
+            .select(list(REOPENED)).sort("SEQ"))
+
+
+def _ledger_info(view: LedgerView, status: str, read_only: bool) -> dict:
+    return {"status": status, "entries": view.head_seq, "head": view.head_hash, "problems": view.problems,
+            "notes": view.notes, "read_only": read_only}
+
+
+def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: Store, *, study: str, as_of: date,
+                 machine: StateMachine | None = None, now: datetime | None = None) -> ReviewResult:
+    """Tonight's review: the ledger verified, the inbox applied, changed evidence reopened (module doc)."""
+    machine = machine or load_machine()
+    view = read_ledger(store, study, machine.initial)
+    if view.problems:
+        _log.error("the review ledger of %s fails verification (%d problem(s)): %s; review states are not shown "
+                   "and nothing is written to it", study, len(view.problems), "; ".join(view.problems[:3]))
+        return ReviewResult(states=current_states(view.entries.head(0), machine),
+                            reopened=pl.DataFrame(schema=REOPENED), ledger=_ledger_info(view, "INVALID", True))
+    start = view.head_seq
+    read_only = later_run_exists(store, study, as_of)
+    receipts = []
+    if not read_only:
+        where = f"tonight's run ({as_of.isoformat()})"
+        receipts = process_inbox(store, study, catalogue_of(discrepancies, validation), where, machine, at=now)
+        if receipts:
+            view = read_ledger(store, study, machine.initial).require_intact()
+        present = _present(discrepancies, validation)
+        proposed = reopen_proposals(present, current_states(view.entries, machine), machine, as_of)
+        if proposed.height:
+            outcome = append_actions(store, study, proposed, present, machine, where, at=now, view=view)
+            for finding, why in outcome.refused.select(FINDING_ID, "REFUSED").iter_rows():
+                _log.warning("could not reopen %s automatically: %s", finding, why)
+            view = read_ledger(store, study, machine.initial).require_intact()
+        write_checkpoint(store, view)
+    # "since the last run": the entries the previous night's manifest counted (none before the first night
+    # with a review), so that a re-run of the same night reports the same reopenings
+    previous = previous_manifest(store, study, as_of) or {}
+    since = (previous.get("review") or {}).get("entries")
+    since = since if isinstance(since, int) and 0 <= since <= start else 0
+    return ReviewResult(states=current_states(view.entries, machine),
+                        reopened=_reopened_since(view, machine, since),
+                        receipts=[r.as_dict() for r in receipts],
+                        ledger=_ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only))

@@ -1,0 +1,59 @@
+"""Returned workbooks as a reviewer or a site would send them back: the published sheet read, some rows
+filled in, written again (Excel keeps the other sheets; the audit only reads this one)."""
+
+from __future__ import annotations
+
+import io
+
+import fastexcel
+import polars as pl
+import xlsxwriter
+
+
+def _sheet(data: bytes, name: str) -> pl.DataFrame:
+    return fastexcel.read_excel(data).load_sheet(name, dtypes="string").to_polars()
+
+
+def _write(frame: pl.DataFrame, name: str, formulas: dict[tuple[int, str], str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
+    sheet = book.add_worksheet(name)
+    sheet.write_row(0, 0, frame.columns)
+    for r, row in enumerate(frame.iter_rows(), start=1):
+        for c, value in enumerate(row):
+            if value is not None:
+                sheet.write_string(r, c, str(value))
+    for (row, column), formula in (formulas or {}).items():
+        sheet.write_formula(row + 1, frame.columns.index(column), formula, None, "cached")
+    book.close()
+    return buffer.getvalue()
+
+
+def returned_review(report_xlsx: bytes, decisions: dict[str, tuple[str, str | None, str | None]],
+                    formulas: dict[tuple[int, str], str] | None = None,
+                    change: dict[str, pl.Expr] | None = None) -> bytes:
+    """report.xlsx's Review sheet with DECISION, TEXT, REVIEWER set for the given FINDING_IDs.
+
+    `formulas`: (data row, column) -> a formula written into that cell; `change`: column -> expression
+    applied to the whole sheet (to return a workbook of another study...)."""
+    frame = _sheet(report_xlsx, "Review")
+    for column, index in (("DECISION", 0), ("TEXT", 1), ("REVIEWER", 2)):
+        mapping = {finding: values[index] for finding, values in decisions.items()}
+        frame = frame.with_columns(pl.col("FINDING_ID").replace_strict(mapping, default=None, return_dtype=pl.String)
+                                   .alias(column))
+    if change:
+        frame = frame.with_columns(**change)
+    return _write(frame, "Review", formulas)
+
+
+def returned_site_queries(site_xlsx: bytes, answers: dict[str, tuple[str, str | None]],
+                          change: dict[str, pl.Expr] | None = None) -> bytes:
+    """A site's query workbook with SITE_RESPONSE and RESPONDED_BY filled for the given FINDING_IDs."""
+    frame = _sheet(site_xlsx, "Queries")
+    for column, index in (("SITE_RESPONSE", 0), ("RESPONDED_BY", 1)):
+        mapping = {finding: values[index] for finding, values in answers.items()}
+        frame = frame.with_columns(pl.col("FINDING_ID").replace_strict(mapping, default=None, return_dtype=pl.String)
+                                   .alias(column))
+    if change:
+        frame = frame.with_columns(**change)
+    return _write(frame, "Queries")

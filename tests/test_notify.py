@@ -1,0 +1,152 @@
+"""The digest's pieces on their own: the study configuration refuses secrets, references resolve on the
+worker, failures never quote a secret, the chat payloads, and what is kept for the next run."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import polars as pl
+import pytest
+
+from contracts.records import Digest
+from flows.config import ConfigError, parse_config
+from flows.secrets import SecretError, digest_channels, smtp_settings
+from notify import Channels, PendingDigests, SmtpSettings, WebhookError, deliver_digest, post_json
+from notify.local_sink import LocalSmtpSink
+from notify.webhook import chat_payload
+from reporting.digest import build_digest
+from storage import LocalStore
+from tests.support.sample_outputs import make_outputs
+
+BASE = "study: SZ003\nlanding: /tmp/landing\nreports: /tmp/reports\n"
+
+
+def _digest(as_of: str = "2026-11-28", nothing_new: bool = False) -> Digest:
+    return Digest(study="SZ003", as_of=as_of, subject=f"[SZ003] {as_of}", text="t", html="<p>h</p>",
+                  facts={"study": "SZ003", "as_of": as_of}, nothing_new=nothing_new)
+
+
+@pytest.mark.parametrize("digest", [
+    "  webhook: https://outlook.office.com/webhook/abc\n",
+    "  email_to: [dm@sponsor.example]\n  smtp: smtp://user:pw@relay.example\n",
+    "  email_to: [not-an-address]\n",
+    "  email_to: []\n",
+    "  email_to: [dm@sponsor.example]\n  link_expiry_days: 30\n",
+    "  email_to: [dm@sponsor.example]\n  webhook_style: irc\n",
+])
+def test_the_configuration_never_holds_a_secret_and_refuses_what_cannot_work(digest: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(BASE + "digest:\n" + digest)
+    assert "digest" in str(raised.value)
+    assert "abc" not in str(raised.value) and "pw" not in str(raised.value)
+
+
+def test_smtp_settings_come_from_the_environment_and_the_password_is_never_shown() -> None:
+    env = {"X_HOST": "relay.sponsor.example", "X_PORT": "2525", "X_STARTTLS": "false", "X_USERNAME": "audit",
+           "X_PASSWORD": "s3cret-value", "X_FROM": "audit@sponsor.example"}
+    settings = smtp_settings("env:X", env)
+    assert (settings.host, settings.port, settings.starttls, settings.sender) == ("relay.sponsor.example", 2525,
+                                                                                  False, "audit@sponsor.example")
+    assert "s3cret-value" not in repr(settings) and "s3cret-value" not in settings.describe()
+    with pytest.raises(SecretError, match="X_HOST"):
+        smtp_settings("env:X", {"X_PORT": "25"})
+
+
+def test_a_missing_webhook_variable_names_the_reference_not_a_value() -> None:
+    config = {"email_to": [], "webhook": "env:SZ003_TEAMS_WEBHOOK"}
+    with pytest.raises(SecretError, match="SZ003_TEAMS_WEBHOOK is not set"):
+        digest_channels(config, {})
+    channels = digest_channels(config, {"SZ003_TEAMS_WEBHOOK": "https://hooks.example/secret-path"})
+    assert channels.names() == ["webhook"] and "secret-path" not in repr(channels)
+
+
+def test_a_refused_or_unreachable_webhook_names_the_host_only() -> None:
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(WebhookError) as raised:
+            post_json(f"http://127.0.0.1:{server.server_address[1]}/token-123", {"text": "x"})
+        assert "HTTP 403" in str(raised.value) and "token-123" not in str(raised.value)
+    finally:
+        server.shutdown()
+    with pytest.raises(WebhookError) as raised:
+        post_json("http://127.0.0.1:9/token-456", {"text": "x"}, timeout=2)
+    assert "could not be reached" in str(raised.value) and "token-456" not in str(raised.value)
+
+
+def test_chat_payloads_for_teams_slack_and_json() -> None:
+    digest = _digest()
+    assert chat_payload(digest, "teams")["@type"] == "MessageCard"
+    assert chat_payload(digest, "slack")["text"].startswith("*[SZ003] 2026-11-28*")
+    assert chat_payload(digest, "json") == {"subject": "[SZ003] 2026-11-28", "nothing_new": False, "study": "SZ003",
+                                            "as_of": "2026-11-28"}
+
+
+def test_a_failed_channel_is_kept_and_only_that_channel_is_retried(tmp_path) -> None:
+    pending = PendingDigests(LocalStore(tmp_path), "SZ003")
+    down = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=9, starttls=False,
+                                                                       timeout=2))
+    first = deliver_digest(_digest("2026-11-27"), down, pending)
+    assert first[-1].failed and "mail server 127.0.0.1:9" in first[-1].failed["email"]
+    assert [(d.as_of, owed) for d, owed in pending.missed(before="2026-11-28")] == [("2026-11-27", ["email"])]
+    with LocalSmtpSink() as sink:
+        up = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=sink.port,
+                                                                         starttls=False))
+        outcomes = deliver_digest(_digest("2026-11-28"), up, pending)
+        assert [(o.as_of, o.sent) for o in outcomes] == [("2026-11-27", ["email"]), ("2026-11-28", ["email"])]
+        assert [m["Subject"] for _, m in sink.messages] == ["[SZ003] 2026-11-27", "[SZ003] 2026-11-28"]
+    assert pending.missed(before="2026-12-31") == []
+
+
+def test_a_night_with_nothing_new_is_one_line_or_not_sent_at_all(tmp_path) -> None:
+    outputs = make_outputs(n_subjects=30, n_sites=2)
+    quiet = outputs.__class__(**{**outputs.__dict__, "as_of": date(2026, 11, 29), "discrepancies":
+                                 outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS"))})
+    digest = build_digest(quiet, {"report.html": "https://example/r.html"})
+    assert digest.nothing_new and digest.subject == "[SZ003] Screening audit 2026-11-29: nothing new"
+    assert digest.text.strip().count("\n") <= 1 and "https://example/r.html" in digest.text
+    skip = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=9),
+                    send_nothing_new=False)
+    (outcome,) = deliver_digest(digest, skip, PendingDigests(LocalStore(tmp_path), "SZ003"))
+    assert outcome.skipped and not outcome.failed
+
+
+def test_the_digest_is_json_ready_and_names_subjects_by_usubjid_only() -> None:
+    outputs = make_outputs(n_subjects=40, n_sites=2)
+    digest = build_digest(outputs.__class__(**{**outputs.__dict__, "discrepancies": outputs.discrepancies
+                                               .with_columns(pl.lit("NEW").alias("STATUS"))}), {})
+    json.dumps(digest.facts)  # a webhook can post it as it is
+    rows = digest.facts["new_important"]
+    assert rows and set(rows[0]) == {"SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"}
+
+
+def test_the_digest_lists_what_was_reopened_tonight_and_the_review_backlog() -> None:
+    from dataclasses import replace
+
+    from contracts.records import ReviewResult
+
+    outputs = make_outputs(n_subjects=40, n_sites=2)
+    disc = outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS"),
+                                              pl.lit("UNREVIEWED").alias("REVIEW_STATE"))
+    target = disc.row(0, named=True)
+    reopened = pl.DataFrame({"FINDING_ID": [target["FINDING_ID"]], "SEQ": [7], "BY": ["screening-audit"],
+                             "AT": ["2026-11-28T02:00:00Z"], "TEXT": ["the evidence changed: PLAT 52 -> 48"]})
+    review = ReviewResult(states=pl.DataFrame(), reopened=reopened, ledger={"status": "VERIFIED"})
+    digest = build_digest(replace(outputs, discrepancies=disc, review=review), {})
+    assert not digest.nothing_new  # a reopened finding is news even on a night without new findings
+    assert digest.facts["reopened_total"] == 1
+    assert f"- {target['USUBJID']} (site {target['SITEID']}), {target['CHECK_ID']} [{target['CLASS']}], reopened " \
+           "by screening-audit: the evidence changed: PLAT 52 -> 48" in digest.text
+    (row,) = [r for r in digest.facts["backlog"] if r["REVIEW_STATE"] == "UNREVIEWED"]
+    assert row["N"] >= disc.height and f"- UNREVIEWED: {row['N']}" in digest.text

@@ -1,0 +1,183 @@
+"""What the outputs say of the review: the review columns, DV (confirmed and not yet reviewed), site query
+lists without settled findings, the Review sheet's drop-downs, the backlog and tonight's reopenings; and
+what a night does with the ledger (reopen on new evidence, nothing written on a re-run or a broken ledger)."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from contracts import is_open
+from reporting import render_outputs
+from reporting.assemble import review_manifest, with_review
+from reporting.review_summary import (
+    backlog_by_site,
+    backlog_by_state_and_age,
+    listed_apart,
+    reopened_tonight,
+    review_backlog,
+)
+from review.append import append_actions
+from review.catalogue import catalogue_of
+from review.ledger import object_key, read_ledger, review_key
+from review.machine import load_machine
+from review.night import review_night
+from review.proposals import proposals
+from storage import LocalStore
+from tests.support.sample_outputs import make_outputs
+
+STUDY = "SZ003"
+AS_OF = date(2026, 11, 28)
+MACHINE = load_machine()
+
+
+@pytest.fixture
+def night(tmp_path: Path) -> dict:
+    """Sample outputs, a local reports store, and a few decisions in the ledger."""
+    store = LocalStore(tmp_path / "reports")
+    outputs = make_outputs(n_subjects=80, n_sites=3, as_of=AS_OF)
+    disc = outputs.discrepancies.with_columns(pl.lit("NEW").alias("STATUS"), pl.lit(AS_OF.isoformat())
+                                              .alias("FIRST_SEEN"), pl.lit(0, pl.Int64).alias("DAYS_OPEN"))
+    outputs = replace(outputs, discrepancies=disc)
+    important = disc.filter(pl.col("SEVERITY") == "IMPORTANT")["FINDING_ID"].to_list()
+    query = disc.filter(pl.col("SEVERITY") == "QUERY")["FINDING_ID"].to_list()
+    catalogue = catalogue_of(disc, outputs.validation)
+
+    def act(rows: list[tuple[str, str, str | None]]) -> None:
+        outcome = append_actions(store, STUDY, proposals([{"FINDING_ID": f, "ACTION": a, "BY": "alice", "TEXT": t}
+                                                          for f, a, t in rows]), catalogue, MACHINE, "tonight")
+        assert outcome.refused.height == 0
+
+    act([(important[0], "CONFIRM_DEVIATION", None), (important[1], "NOT_A_DEVIATION", "lab error"),
+         (important[2], "CONFIRM_DEVIATION", None), (important[3], "ACKNOWLEDGE", None), (query[0], "CLOSE", None),
+         (query[1], "NOT_A_DEVIATION", "the site is right")])
+    act([(important[2], "CLOSE", "reported to the IRB")])  # a confirmed deviation, closed: still a deviation
+    return {"store": store, "outputs": outputs, "important": important, "query": query, "catalogue": catalogue}
+
+
+def _reviewed(night: dict, as_of: date = AS_OF):
+    outputs = night["outputs"]
+    result = review_night(outputs.discrepancies, outputs.validation, night["store"], study=STUDY, as_of=as_of)
+    disc, validation = with_review(outputs.discrepancies, outputs.validation, result)
+    return replace(outputs, discrepancies=disc, validation=validation, review=result), result
+
+
+def test_the_outputs_carry_the_review_state_and_dv_what_the_review_says(night: dict) -> None:
+    outputs, _ = _reviewed(night)
+    files = {f.key: f.data for f in render_outputs(outputs)}
+    disc = pl.read_parquet(io.BytesIO(files["discrepancies.parquet"]))
+    state = dict(zip(disc["FINDING_ID"], disc["REVIEW_STATE"], strict=True))
+    imp, query = night["important"], night["query"]
+    assert [state[f] for f in imp[:4]] == ["CONFIRMED", "NOT_A_DEVIATION", "CLOSED", "ACKNOWLEDGED"]
+    assert disc.filter(pl.col("FINDING_ID") == imp[1])["LAST_TEXT"].to_list() == ["lab error"]
+    dv = pl.read_parquet(io.BytesIO(files["dv.parquet"]))
+    marks = dict(zip(dv["FINDING_ID"], dv["DVREVIEW"], strict=True))
+    assert marks[imp[0]] == "CONFIRMED" and marks[imp[2]] == "CONFIRMED"  # closed after its confirmation
+    assert marks[imp[3]] == "NOT YET REVIEWED" and imp[1] not in marks  # judged not a deviation
+    assert dv.height == len(imp) - 1 and set(marks.values()) == {"CONFIRMED", "NOT YET REVIEWED"}
+    queries = pl.concat([pl.read_csv(io.BytesIO(data), infer_schema=False) for key, data in files.items()
+                         if key.startswith("site_queries/") and key.endswith(".csv")])
+    assert not {imp[1], imp[2], query[0], query[1]} & set(queries["FINDING_ID"].to_list())  # settled
+    assert {imp[0], imp[3]} <= set(queries["FINDING_ID"].to_list())
+    assert queries["FINDING_ID"].n_unique() == queries.height  # one query row per finding
+
+
+def test_the_review_sheet_offers_only_the_actions_each_state_allows(night: dict) -> None:
+    outputs, _ = _reviewed(night)
+    report = next(f.data for f in render_outputs(outputs) if f.key == "report.xlsx")
+    import fastexcel
+
+    sheet = fastexcel.read_excel(report).load_sheet("Review", dtypes="string").to_polars()
+    settled = {night["important"][1], night["important"][2], night["query"][0], night["query"][1]}
+    assert not settled & set(sheet["FINDING_ID"].to_list())
+    live = outputs.discrepancies.filter(is_open()).height + outputs.validation.height
+    assert sheet.height == live - len(settled)
+    assert {"DECISION", "TEXT", "REVIEWER", "EVIDENCE_HASH"} <= set(sheet.columns)
+    with zipfile.ZipFile(io.BytesIO(report)) as archive:
+        xml = archive.read("xl/worksheets/sheet2.xml").decode()  # the second sheet: Review
+    rules = [(column, first, last or first, choices) for column, first, last, choices in re.findall(
+        r'<dataValidation type="list"[^>]*sqref="([A-Z]+)(\d+)(?::[A-Z]+(\d+))?"[^>]*><formula1>"([^<]*)"</formula1>',
+        xml)]
+    assert rules and {column for column, _, _, _ in rules} == {"Q"}  # DECISION is column Q
+    covered = sum(int(last) - int(first) + 1 for _, first, last, _ in rules)
+    assert covered == sheet.height
+    for _, first, last, choices in rules:
+        rows = sheet.slice(int(first) - 2, int(last) - int(first) + 1)
+        state, = set(rows["REVIEW_STATE"].to_list())
+        important = set(rows["SEVERITY"].to_list()) == {"IMPORTANT"}
+        allowed = [a for a in MACHINE.allowed(state) if a != "CONFIRM_DEVIATION" or important]
+        assert choices.split(",") == allowed
+
+
+def test_backlog_reopenings_and_the_list_apart_are_plain_tables(night: dict) -> None:
+    outputs, _ = _reviewed(night)
+    backlog = review_backlog(outputs)
+    assert backlog.columns == ["REVIEW_STATE", "AGE_BUCKET", "SITEID", "N"]
+    assert set(backlog["REVIEW_STATE"].to_list()) <= {"UNREVIEWED", "ACKNOWLEDGED", "CONFIRMED"}
+    live = outputs.discrepancies.filter(is_open()).height + outputs.validation.height
+    assert backlog["N"].sum() == live - 4  # everything present tonight but the four settled findings
+    by_state = backlog_by_state_and_age(backlog)
+    assert by_state.columns == ["REVIEW_STATE", "0-7 days", "8-14 days", "15-30 days", "31-90 days", "over 90 days",
+                                "TOTAL"]
+    assert by_state.filter(pl.col("REVIEW_STATE") == "CONFIRMED")["TOTAL"].to_list() == [1]
+    assert backlog_by_site(backlog)["TOTAL"].sum() == backlog["N"].sum()
+    apart = listed_apart(outputs)
+    assert set(apart["FINDING_ID"].to_list()) == {night["important"][1], night["query"][1]}
+    assert reopened_tonight(outputs).height == 0
+
+
+def test_changed_evidence_reopens_a_settled_finding_once_and_the_report_says_so(night: dict) -> None:
+    changed = {night["important"][1], night["query"][0]}  # not a deviation, closed
+    unchanged_confirmed = night["important"][0]
+    disc = night["outputs"].discrepancies.with_columns(
+        pl.when(pl.col("FINDING_ID").is_in(list(changed | {unchanged_confirmed})))
+        .then(pl.lit("new evidence")).otherwise(pl.col("EVIDENCE_HASH")).alias("EVIDENCE_HASH"))
+    night["outputs"] = replace(night["outputs"], discrepancies=disc)
+    outputs, result = _reviewed(night)
+    reopened = read_ledger(night["store"], STUDY, MACHINE.initial).entries.filter(pl.col("ACTION") == "REOPEN")
+    assert set(reopened["FINDING_ID"].to_list()) == changed  # a CONFIRMED finding is not settled: not reopened
+    assert set(reopened["BY"].to_list()) == {"screening-audit"}
+    assert set(result.reopened["FINDING_ID"].to_list()) == changed
+    assert set(reopened_tonight(outputs)["FINDING_ID"].to_list()) == changed
+    _, again = _reviewed(night)  # the same night again: nothing more to reopen
+    assert read_ledger(night["store"], STUDY, MACHINE.initial).entries.filter(pl.col("ACTION") == "REOPEN").height == 2
+    assert set(again.reopened["FINDING_ID"].to_list()) == changed  # still "since the last run"
+    html = next(f.data for f in render_outputs(outputs) if f.key == "report.html").decode()
+    section = html[html.index('<section id="review"'):html.index("Judged not a deviation")]
+    assert all(finding in section for finding in changed)
+    assert "finding(s) reopened since the last run" in html
+
+
+def test_a_rerun_of_a_past_night_writes_nothing_to_the_ledger(night: dict) -> None:
+    store = night["store"]
+    store.write_bytes(f"{STUDY}/2026-12-05/run_manifest.json", b"{}")  # a later night is published
+    store.write_bytes(review_key(STUDY, "inbox", "late.xlsx"), b"not read on a re-run")
+    disc = night["outputs"].discrepancies.with_columns(pl.lit("new evidence").alias("EVIDENCE_HASH"))
+    night["outputs"] = replace(night["outputs"], discrepancies=disc)
+    before = sorted(info.key for info in store.list(review_key(STUDY)))
+    _, result = _reviewed(night)
+    assert result.ledger["read_only"] is True and result.ledger["status"] == "VERIFIED"
+    assert sorted(info.key for info in store.list(review_key(STUDY))) == before
+
+
+def test_a_broken_ledger_is_reported_and_not_used(night: dict) -> None:
+    store = night["store"]
+    store.delete(object_key(STUDY, 1))
+    outputs, result = _reviewed(night)
+    assert result.ledger["status"] == "INVALID"
+    assert any("entries 1 to 6 are missing" in p for p in result.ledger["problems"])
+    assert review_manifest(result)["status"] == "INVALID"
+    assert outputs.discrepancies["REVIEW_STATE"].null_count() == outputs.discrepancies.height
+    files = {f.key: f.data for f in render_outputs(outputs)}
+    dv = pl.read_parquet(io.BytesIO(files["dv.parquet"]))
+    important = outputs.discrepancies.filter((pl.col("SEVERITY") == "IMPORTANT") & is_open())
+    assert dv.height == important.height and set(dv["DVREVIEW"].to_list()) == {"REVIEW UNKNOWN"}
+    html = files["report.html"].decode()
+    assert "The review ledger fails verification" in html and "entries 1 to 6 are missing" in html

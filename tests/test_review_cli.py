@@ -1,0 +1,163 @@
+"""`screening-audit review ...` as a user runs it (the installed CLI, a subprocess): every bad input gives
+one line and exit 2 and writes nothing; list, show, add, import and export do what they say."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from reporting import publish
+from reporting.history import apply_history
+from review.catalogue import published_catalogue
+from storage import LocalStore
+from tests.support.review_workbooks import returned_review
+from tests.support.sample_outputs import make_outputs
+
+STUDY = "SZ003"
+AS_OF = date(2026, 11, 28)
+CLI = str(Path(sys.executable).with_name("screening-audit"))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("review-cli") / "reports"
+    store = LocalStore(root)
+    outputs = make_outputs(n_subjects=60, n_sites=3, as_of=AS_OF)
+    outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study=STUDY, as_of=AS_OF))
+    publish(outputs, store, f"{STUDY}/{AS_OF.isoformat()}")
+    _, catalogue = published_catalogue(store, STUDY)
+    return {"root": root, "store": store, "catalogue": catalogue,
+            "important": catalogue.filter(pl.col("SEVERITY") == "IMPORTANT")["FINDING_ID"].to_list(),
+            "query": catalogue.filter(pl.col("SEVERITY") == "QUERY")["FINDING_ID"].to_list()}
+
+
+def review(reports: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([CLI, "review", *args, "--reports", str(reports["root"]), "--study", STUDY], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _written(reports: dict) -> list[str]:
+    return sorted(info.key for info in reports["store"].list(f"{STUDY}/_review"))
+
+
+def test_add_records_an_action_and_prints_the_transition(reports: dict) -> None:
+    finding = reports["important"][0]
+    result = review(reports, "add", "--finding", finding, "--action", "acknowledge", "--by", "alice")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"ACKNOWLEDGE on {finding}: UNREVIEWED -> ACKNOWLEDGED")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--finding", "D-0000000000000000", "--action", "CLOSE", "--by", "bob"],
+     "error: unknown finding D-0000000000000000: not in the latest run (2026-11-28) nor in the review ledger"),
+    (["--finding", "{important1}", "--action", "CLOSE"],
+     "error: --by is missing: name the person (or site) taking the action"),
+    (["--action", "CLOSE", "--by", "bob"],
+     "error: --finding is missing: the FINDING_ID of the finding (see `review list`)"),
+    (["--finding", "{important1}", "--by", "bob"],
+     "error: --action is missing (one of ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, NOT_A_DEVIATION, "
+     "CLOSE, REOPEN, COMMENT)"),
+    (["--finding", "{important1}", "--action", "NOT_A_DEVIATION", "--by", "bob"],
+     "error: NOT_A_DEVIATION needs a text (a reason or an answer)"),
+    (["--finding", "{important1}", "--action", "REOPEN", "--by", "bob", "--text", "why not"],
+     "error: REOPEN is not allowed on {important1} in state UNREVIEWED (allowed: ACKNOWLEDGE, QUERY_SENT, "
+     "SITE_RESPONSE, CONFIRM_DEVIATION, NOT_A_DEVIATION, CLOSE, COMMENT)"),
+    (["--finding", "{query0}", "--action", "CONFIRM_DEVIATION", "--by", "bob"],
+     "error: CONFIRM_DEVIATION applies only to IMPORTANT findings; {query0} is QUERY"),
+    (["--finding", "{important1}", "--action", "ESCALATE", "--by", "bob"],
+     "error: unknown action ESCALATE (one of ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, "
+     "NOT_A_DEVIATION, CLOSE, REOPEN, COMMENT)"),
+    (["--finding", "{important1}", "--action", "COMMENT", "--by", "bob", "--text", "bell\x07"],
+     "error: BY or TEXT contains a control character"),
+])
+def test_a_bad_action_is_one_line_exit_2_and_nothing_written(reports: dict, args: list[str], message: str) -> None:
+    values = {"important1": reports["important"][1], "query0": reports["query"][0]}
+    before = _written(reports)
+    result = review(reports, "add", *[a.format(**values) for a in args])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [message.format(**values)]
+    assert result.stdout == "" and _written(reports) == before
+
+
+def test_list_filters_by_state_and_site_in_every_format(reports: dict) -> None:
+    finding = reports["important"][2]
+    assert review(reports, "add", "--finding", finding, "--action", "CLOSE", "--by", "bob").returncode == 0
+    closed = review(reports, "list", "--state", "closed", "--format", "json")
+    assert closed.returncode == 0, closed.stderr
+    rows = json.loads(closed.stdout)
+    assert [(r["FINDING_ID"], r["REVIEW_STATE"], r["REVIEWED_BY"]) for r in rows] == [(finding, "CLOSED", "bob")]
+    site = rows[0]["SITEID"]
+    listed = pl.read_csv(io.BytesIO(review(reports, "list", "--site", site, "--format", "csv").stdout.encode()),
+                         infer_schema=False)
+    assert set(listed["SITEID"].to_list()) == {site} and finding in listed["FINDING_ID"].to_list()
+    table = review(reports, "list")
+    assert table.returncode == 0 and finding in table.stdout and "REVIEW_STATE" in table.stdout
+    unknown = review(reports, "list", "--state", "DONE")
+    assert unknown.returncode == 2 and unknown.stderr.strip().startswith("error: unknown state DONE (one of ")
+
+
+def test_show_gives_the_finding_with_its_whole_thread(reports: dict) -> None:
+    finding = reports["important"][3]
+    for args in (["--action", "ACKNOWLEDGE", "--by", "alice"],
+                 ["--action", "COMMENT", "--by", "bob", "--text", "asked the monitor"],
+                 ["--action", "CONFIRM_DEVIATION", "--by", "carol", "--text", "per SOP"]):
+        assert review(reports, "add", "--finding", finding, *args).returncode == 0
+    shown = review(reports, "show", finding)
+    assert shown.returncode == 0, shown.stderr
+    assert "REVIEW_STATE: CONFIRMED" in shown.stdout and "asked the monitor" in shown.stdout
+    assert shown.stdout.index("ACKNOWLEDGE") < shown.stdout.index("COMMENT") < shown.stdout.index("CONFIRM_DEVIATION")
+    unknown = review(reports, "show", "D-ffffffffffffffff")
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_import_applies_a_workbook_and_says_which_rows_were_refused(reports: dict, tmp_path: Path) -> None:
+    report = reports["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/report.xlsx")
+    good, bad = reports["important"][4], reports["query"][1]
+    path = tmp_path / "report-dan.xlsx"
+    path.write_bytes(returned_review(report, {good: ("ACKNOWLEDGE", None, "dan"), bad: ("CONFIRM_DEVIATION", None,
+                                                                                         "dan")}))
+    result = review(reports, "import", str(path))
+    assert result.returncode == 4, result.stderr
+    assert result.stdout.splitlines()[0].startswith("report-dan.xlsx: 1 row(s) applied, 1 refused, ")
+    assert f"({bad}, CONFIRM_DEVIATION): refused: CONFIRM_DEVIATION applies only to IMPORTANT findings" in result.stdout
+    assert "receipt: SZ003/_review/receipts/" in result.stdout
+
+
+def test_import_refuses_another_studys_workbook_writing_nothing(reports: dict, tmp_path: Path) -> None:
+    report = reports["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/report.xlsx")
+    path = tmp_path / "other.xlsx"
+    path.write_bytes(returned_review(report, {reports["important"][5]: ("ACKNOWLEDGE", None, "dan")},
+                                     change={"STUDYID": pl.lit("SZ999")}))
+    before = _written(reports)
+    result = review(reports, "import", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: other.xlsx refused: this workbook is for study SZ999, not SZ003; nothing applied"]
+    assert _written(reports) == before
+    missing = review(reports, "import", str(tmp_path / "nowhere.xlsx"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_export_writes_the_whole_trail_for_an_inspection(reports: dict, tmp_path: Path) -> None:
+    review(reports, "add", "--finding", reports["important"][6], "--action", "ACKNOWLEDGE", "--by", "erin")
+    for suffix in ("csv", "parquet"):
+        out = tmp_path / f"trail.{suffix}"
+        result = review(reports, "export", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        trail = pl.read_csv(out, infer_schema=False) if suffix == "csv" else pl.read_parquet(out)
+        assert trail["SEQ"].cast(pl.Int64).to_list() == list(range(1, trail.height + 1))
+        assert {"FINDING_ID", "ACTION", "BY", "AT", "TEXT", "EVIDENCE_HASH", "PREV_HASH", "ENTRY_HASH", "SITEID",
+                "USUBJID"} <= set(trail.columns)
+        assert result.stdout.strip() == f"{trail.height} entries written to {out}"
+    wrong = review(reports, "export", "--out", str(tmp_path / "trail.xlsx"))
+    assert wrong.returncode == 2 and not (tmp_path / "trail.xlsx").exists()

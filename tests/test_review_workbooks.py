@@ -1,0 +1,230 @@
+"""Returned workbooks: the Review sheet of report.xlsx and a site's query workbook, applied with a
+receipt; formulas read as text; a workbook for another study or site refused whole; the inbox emptied."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from reporting import publish
+from reporting.history import apply_history
+from review.catalogue import published_catalogue
+from review.imports import apply_workbook
+from review.inbox import process_inbox
+from review.ledger import read_ledger, review_key
+from review.machine import load_machine
+from review.workbook import MAX_UNZIPPED, WorkbookRefused, read_returned
+from storage import LocalStore
+from tests.support.review_workbooks import returned_review, returned_site_queries
+from tests.support.sample_outputs import make_outputs
+
+STUDY = "SZ003"
+AS_OF = date(2026, 11, 28)
+MACHINE = load_machine()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> dict:
+    """One published run (sample outputs) in a local reports folder, and its findings."""
+    store = LocalStore(tmp_path / "reports")
+    outputs = make_outputs(n_subjects=60, n_sites=3, as_of=AS_OF)
+    from dataclasses import replace
+
+    outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study=STUDY, as_of=AS_OF))
+    publish(outputs, store, f"{STUDY}/{AS_OF.isoformat()}")
+    _, catalogue = published_catalogue(store, STUDY)
+    report = store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/report.xlsx")
+    important = catalogue.filter(pl.col("SEVERITY") == "IMPORTANT")["FINDING_ID"].to_list()
+    queries = catalogue.filter((pl.col("SEVERITY") == "QUERY") & (pl.col("ORIGIN") == "DISCREPANCY"))
+    return {"store": store, "catalogue": catalogue, "report": report, "important": important,
+            "query": queries["FINDING_ID"].to_list(), "query_sites": queries["SITEID"].to_list()}
+
+
+def _apply(run: dict, data: bytes, name: str = "returned.xlsx", **kwargs):
+    return apply_workbook(run["store"], STUDY, data, name, run["catalogue"], "the latest run", MACHINE, **kwargs)
+
+
+def _entries(run: dict) -> pl.DataFrame:
+    return read_ledger(run["store"], STUDY, MACHINE.initial).require_intact().entries
+
+
+def test_the_review_sheet_comes_back_as_actions_with_a_receipt(run: dict) -> None:
+    first, second = run["important"][:2]
+    data = returned_review(run["report"], {first: ("confirm_deviation", "confirmed on site visit", "carol"),
+                                           second: ("ACKNOWLEDGE", None, "dan")})
+    receipt = _apply(run, data, "report-carol.xlsx")
+    assert receipt.status == "APPLIED" and receipt.kind == "REVIEW"
+    assert [(r["finding_id"], r["action"]) for r in receipt.applied] == [(first, "CONFIRM_DEVIATION"),
+                                                                        (second, "ACKNOWLEDGE")]
+    entries = _entries(run)
+    assert entries["BY"].to_list() == ["carol", "dan"]
+    assert entries["VIA"][0].startswith("workbook report-carol.xlsx row ")
+    saved = json.loads(run["store"].read_bytes(receipt.key))
+    assert saved["applied"] == receipt.applied and saved["sha256"] == receipt.sha256
+    assert receipt.without_decision == receipt.rows - 2
+
+
+def test_a_refused_row_applies_nothing_and_the_receipt_says_why(run: dict) -> None:
+    good, other = run["important"][:2]
+    query = run["query"][0]
+    data = returned_review(run["report"], {
+        good: ("CLOSE", None, "carol"),
+        query: ("CONFIRM_DEVIATION", None, "carol"),  # a QUERY finding cannot be confirmed
+        other: ("NOT_A_DEVIATION", None, "carol"),  # needs a text
+    })
+    receipt = _apply(run, data)
+    assert receipt.status == "PARTLY_APPLIED"
+    assert [r["finding_id"] for r in receipt.applied] == [good]
+    reasons = {r["finding_id"]: r["reason"] for r in receipt.refused}
+    assert reasons[query] == f"CONFIRM_DEVIATION applies only to IMPORTANT findings; {query} is QUERY"
+    assert reasons[other] == "NOT_A_DEVIATION needs a text (a reason or an answer)"
+    assert _entries(run)["FINDING_ID"].to_list() == [good]
+
+
+def test_formulas_are_read_as_their_text_never_as_a_value(run: dict) -> None:
+    first, second = run["important"][:2]
+    rows = read_returned(returned_review(run["report"], {})).rows.with_row_index()
+    at = {finding: i for i, finding in rows.select("index", "FINDING_ID").iter_rows()}
+    data = returned_review(run["report"], {first: ("CLOSE", None, "carol"), second: ("CLOSE", "y", "carol")},
+                           formulas={(at[first], "TEXT"): '=HYPERLINK("http://evil.example","click")',
+                                     (at[second], "DECISION"): '=IF(1,"CLOSE","")'})
+    receipt = _apply(run, data)
+    assert [r["finding_id"] for r in receipt.applied] == [first]
+    assert _entries(run)["TEXT"].to_list() == ['=HYPERLINK("http://evil.example","click")']  # not "cached"
+    assert receipt.refused[0]["reason"] == 'DECISION holds a formula (=IF(1,"CLOSE","")), not a value'
+
+
+def test_two_rows_for_one_finding_are_both_refused(run: dict) -> None:
+    first = run["important"][0]
+    sheet = returned_review(run["report"], {first: ("CLOSE", None, "carol")})
+    frame = read_returned(sheet).rows
+    doubled = pl.concat([frame, frame.filter(pl.col("FINDING_ID") == first).with_columns(pl.lit("ACKNOWLEDGE")
+                                                                                         .alias("DECISION"))])
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    doubled.drop([c for c in doubled.columns if c.endswith("_FORMULA") or c == "ROW"]).write_excel(book, "Review")
+    book.close()
+    receipt = _apply(run, buffer.getvalue())
+    assert receipt.applied == [] and len(receipt.refused) == 2
+    assert all("one action per finding in one workbook" in r["reason"] for r in receipt.refused)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"STUDYID": pl.lit("SZ004")}, "this workbook is for study SZ004, not SZ003"),
+    ({"STUDYID": pl.lit(None, pl.String)}, "no STUDYID in the workbook"),
+])
+def test_a_workbook_for_another_study_is_refused_whole(run: dict, change: dict, message: str) -> None:
+    data = returned_review(run["report"], {run["important"][0]: ("CLOSE", None, "carol")}, change=change)
+    receipt = _apply(run, data)
+    assert receipt.status == "REFUSED" and receipt.reason.startswith(message)
+    assert receipt.key is None and list(run["store"].list(review_key(STUDY))) == []  # nothing written
+
+
+def test_a_site_workbook_becomes_site_responses_and_another_sites_is_refused(run: dict) -> None:
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    data = returned_site_queries(published, {finding: ("value re-checked, it is right", "Dr Lee")})
+    other = next(s for s in ("101", "102", "103") if s != site)
+    refused = _apply(run, data, expected_site=other)
+    assert refused.reason == f"this workbook holds site {site}'s queries, not site {other}'s"
+    assert list(run["store"].list(review_key(STUDY))) == []
+    receipt = _apply(run, data, expected_site=site)
+    assert receipt.kind == "SITE" and receipt.site == site and receipt.status == "APPLIED"
+    entry = _entries(run).row(0, named=True)
+    assert (entry["ACTION"], entry["BY"], entry["TEXT"], entry["TO_STATE"]) == (
+        "SITE_RESPONSE", f"site {site} (Dr Lee)", "value re-checked, it is right", "ANSWERED")
+
+
+def test_a_site_workbook_with_a_row_of_another_site_refuses_that_row_or_the_whole_book(run: dict) -> None:
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    mixed = returned_site_queries(published, {finding: ("answer", None)},
+                                  change={"SITEID": pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("999"))
+                                          .otherwise(pl.col("SITEID"))})
+    receipt = _apply(run, mixed)
+    assert receipt.status == "REFUSED" and "holds one site's queries" in receipt.reason
+
+
+def test_the_same_workbook_is_not_applied_twice(run: dict) -> None:
+    data = returned_review(run["report"], {run["important"][0]: ("ACKNOWLEDGE", None, "carol")})
+    first = _apply(run, data)
+    again = _apply(run, data)
+    assert first.status == "APPLIED" and again.status == "REFUSED"
+    assert again.reason == f"this workbook was applied before (receipt {first.key}); nothing applied again"
+    assert _entries(run).height == 1
+
+
+def test_a_blank_evidence_hash_refuses_the_row(run: dict) -> None:
+    first = run["important"][0]
+    data = returned_review(run["report"], {first: ("ACKNOWLEDGE", None, "carol")},
+                           change={"EVIDENCE_HASH": pl.lit(None, pl.String)})
+    receipt = _apply(run, data)
+    assert receipt.refused[0]["reason"] == "EVIDENCE_HASH is blank: the row cannot say which evidence was reviewed"
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"FINDING_ID,DECISION\n", "not an .xlsx workbook (not a zip archive)"),
+    (_zip({"hello.txt": b"hi"}), "not an .xlsx workbook (no xl/workbook.xml)"),
+    (_zip({"xl/workbook.xml": b"<x/>", "big": b"\0" * (MAX_UNZIPPED + 1)}), "refused as a possible zip bomb"),
+])
+def test_what_is_not_a_workbook_of_the_audit_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(WorkbookRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_returned(data)
+
+
+def test_a_workbook_without_the_review_columns_is_refused(run: dict) -> None:
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    pl.DataFrame({"FINDING_ID": ["x"], "DECISION": ["CLOSE"]}).write_excel(book, "Review")
+    book.close()
+    with pytest.raises(WorkbookRefused, match="lacks the column"):
+        read_returned(buffer.getvalue())
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    pl.DataFrame({"FINDING_ID": ["x"], "DECISION": ["CLOSE"]}).write_excel(book, "Data")
+    book.close()
+    with pytest.raises(WorkbookRefused, match="no Review sheet"):
+        read_returned(buffer.getvalue())
+
+
+def test_the_inbox_is_applied_and_emptied_with_a_receipt_for_everything(run: dict) -> None:
+    store = run["store"]
+    finding, site = run["query"][0], run["query_sites"][0]
+    store.write_bytes(review_key(STUDY, "inbox", "review-carol.xlsx"),
+                      returned_review(run["report"], {run["important"][0]: ("ACKNOWLEDGE", None, "carol")}))
+    published = store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    answers = returned_site_queries(published, {finding: ("checked", "Dr Lee")})
+    wrong = next(s for s in ("101", "102", "103") if s != site)
+    store.write_bytes(review_key(STUDY, "inbox", site, "answers.xlsx"), answers)
+    store.write_bytes(review_key(STUDY, "inbox", wrong, "answers.xlsx"),  # dropped in the wrong folder
+                      returned_site_queries(published, {finding: ("checked again", "Dr Lee")}))
+    store.write_bytes(review_key(STUDY, "inbox", "notes.txt"), b"hello")
+    receipts = process_inbox(store, STUDY, run["catalogue"], "tonight's run", MACHINE)
+    outcome = {(r.workbook, r.site): (r.status, r.reason) for r in receipts}
+    assert outcome[("review-carol.xlsx", None)] == ("APPLIED", None)
+    assert outcome[("answers.xlsx", site)] == ("APPLIED", None)
+    assert outcome[("answers.xlsx", None)] == ("REFUSED", f"this workbook holds site {site}'s queries, not site "
+                                                          f"{wrong}'s")
+    assert outcome[("notes.txt", None)] == ("REFUSED", "not an .xlsx workbook")
+    assert list(store.list(review_key(STUDY, "inbox"))) == []
+    assert len(list(store.list(review_key(STUDY, "processed")))) == 4
+    assert len(list(store.list(review_key(STUDY, "receipts")))) == 4
+    assert sorted(_entries(run)["ACTION"].to_list()) == ["ACKNOWLEDGE", "SITE_RESPONSE"]
