@@ -24,7 +24,7 @@ from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.queries import build_site_queries, split_by_site, with_response_columns
+from reporting.queries import build_site_queries, consolidate_queries, split_by_site, with_response_columns
 from reporting.review_sheet import SHEET as REVIEW_SHEET
 from reporting.review_sheet import decision_drop_downs, review_rows
 from reporting.summary import (
@@ -91,12 +91,15 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
 
 #: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
 PUBLISH_THREADS = 4
+#: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
+SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
     "Review": "'screening-audit review list' (by site, state or check) and decide with 'screening-audit review add'",
     "Subjects": "subjects.csv or subjects.parquet",
     "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
     "Queries": "the site_queries folder (one CSV and one workbook per site)",
+    "Query detail": "the Detail sheet of each site_queries workbook, and the discrepancies and validation tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
@@ -109,13 +112,15 @@ def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
                                                                            PARQUET)]
 
 
-def _site_files(queries: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
-    """site_queries/<SITEID>.csv and .xlsx for every site, each format written in one pass over all sites."""
-    safe = neutralise(queries)
-    # the workbook adds the columns a site fills in (its answers come back as site responses)
-    workbooks = site_workbooks(with_response_columns(safe), as_of, sheet="Queries", neutralised=True,
-                               title=lambda site: f"{study} queries for site {site}",
-                               where=lambda site: f"site_queries/{site_file_name(site)}.csv")
+def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
+    """site_queries/<SITEID>.csv (one query per problem) and .xlsx (Queries, one per problem, with the
+    columns a site answers in; Detail, one row per finding) for every site, each sheet and the CSVs
+    written in one pass over all sites."""
+    safe = neutralise(problems)
+    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)), (DETAIL_SHEET, neutralise(detail))],
+                               as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
+                               where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
+                               if sheet == SITE_SHEET else "the discrepancies and validation tables")
     files: list[OutputFile] = []
     for site, part in split_by_site(safe).items():
         stem = f"site_queries/{site_file_name(site)}"
@@ -124,8 +129,8 @@ def _site_files(queries: pl.DataFrame, study: str, as_of: date) -> list[OutputFi
     return files
 
 
-def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queries: pl.DataFrame,
-                     risk: pl.DataFrame) -> list[OutputFile]:
+def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], problems: pl.DataFrame,
+                     queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
     review = review_rows(disc, tables["validation"], load_machine(),
@@ -137,7 +142,8 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], queri
         ("Protocol versions", version_table(outputs)),
         ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
-        ("Queries", queries),
+        ("Queries", problems),
+        ("Query detail", queries),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),
         ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),
@@ -177,8 +183,9 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
     queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
     risk = risk_table(outputs)
-    jobs.append(job(lambda: _site_files(queries, outputs.study, outputs.as_of)))
-    jobs.append(job(lambda: _report_workbook(outputs, tables, queries, risk)))
+    problems = consolidate_queries(queries)
+    jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
+    jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
     jobs.append(job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)

@@ -50,15 +50,11 @@ def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, titl
                      for name, frame in sheets], as_of, title)
 
 
-def site_workbooks(queries: pl.DataFrame, as_of: date, *, sheet: str, title: Callable[[str], str],
-                   where: Callable[[str], str], site: str = "SITEID", neutralised: bool = False) -> dict[str, bytes]:
-    """One workbook per site (`site` column, null as UNKNOWN) of `queries`, built in one pass.
-
-    Every row's cell XML is computed once for all sites (row numbers counted per site), then each site's
-    rows are joined into its sheet; only the zip packaging is per site. `neutralised`: the text is
-    already neutralised (core.safety), as the CSV files of the same rows were.
-    """
-    frame = prepare(queries if neutralised else neutralise(queries))
+def _site_sheets(frame: pl.DataFrame, sheet: str, where: Callable[[str, str], str], site: str,
+                 neutralised: bool) -> dict[str, Sheet]:
+    """SITE -> its sheet of `frame`, every row's cell XML computed once for all sites (row numbers
+    counted per site), then joined per site."""
+    frame = prepare(frame if neutralised else neutralise(frame))
     frame = frame.with_columns(pl.col(site).fill_null("UNKNOWN").alias("_SITE"))
     frame = frame.sort("_SITE", maintain_order=True)
     columns = [c for c in frame.columns if c != "_SITE"]
@@ -70,11 +66,28 @@ def site_workbooks(queries: pl.DataFrame, as_of: date, *, sheet: str, title: Cal
         row_xml(data, pl.int_range(2, pl.len() + 2).over("_SITE"), wrapped, group="_SITE").alias("_XML"),
     ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join("").cast(pl.Binary), pl.len().alias("_N"))
     sizes = {row[0]: row[1:] for row in fitted.select("_SITE", *columns).iter_rows()}
-    out: dict[str, bytes] = {}
+    out: dict[str, Sheet] = {}
     for name, xml, count in rows.iter_rows():
         if count > MAX_SHEET_ROWS:
-            book = [sheet_of(sheet, pointer(sheet, count, where(name)))]
+            out[name] = sheet_of(sheet, pointer(sheet, count, where(name, sheet)))
         else:
-            book = [Sheet(sheet, tuple(columns), tuple(float(w) for w in sizes[name]), xml, count)]
-        out[name] = workbook(book, as_of, title(name))
+            out[name] = Sheet(sheet, tuple(columns), tuple(float(w) for w in sizes[name]), xml, count)
     return out
+
+
+def site_workbooks(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, *, title: Callable[[str], str],
+                   where: Callable[[str, str], str], site: str = "SITEID",
+                   neutralised: bool = False) -> dict[str, bytes]:
+    """One workbook per site (`site` column, null as UNKNOWN) with one sheet per (name, frame) of
+    `sheets`, each sheet built in one pass over all sites; only the zip packaging is per site. The sites
+    are those of the first frame. `where(site, sheet)` says which file holds a sheet too long to repeat.
+    `neutralised`: the text is already neutralised (core.safety), as the
+    CSV files of the same rows were.
+    """
+    if not sheets:
+        return {}
+    built = [(_site_sheets(frame, name, where, site, neutralised), sheet_of(name, frame.clear()))
+             for name, frame in sheets]
+    first, _ = built[0]
+    return {code: workbook([per_site.get(code, empty) for per_site, empty in built], as_of, title(code))
+            for code in first}

@@ -93,6 +93,27 @@ def test_the_audit_reports_each_habit_once_per_problem_and_still_finds_every_pla
     assert set(never["OBSERVED"]) >= {"FEV1PP: no result at the site", "AMYLASE: no result at the site"}
     assert never["USUBJID"].null_count() == never.height
 
+    # one query per problem: what a site monitor gets grows with checks x causes, not with subjects
+    from reporting.queries import build_site_queries, consolidate_queries
+
+    detail = build_site_queries(comparison.discrepancies, findings, result.eligibility)
+    problems = consolidate_queries(detail)
+    assert problems["N_FINDINGS"].sum() == detail.height  # every finding is in exactly one query
+    listed = problems["FINDING_IDS"].str.split(" ").explode()
+    assert listed.len() == detail.height and set(listed) == set(detail["FINDING_ID"])
+    for site in habits["duplicate_rows"]:  # hundreds of duplicated keys: one query per domain
+        keys = problems.filter((pl.col("SITEID") == site) & pl.col("CAUSE").str.contains("unique_key"))
+        assert keys.height == duplicated.filter(pl.col("SITEID") == site)["DOMAIN"].n_unique()
+        assert keys["N_FINDINGS"].sum() == duplicated.filter(pl.col("SITEID") == site).height
+    for site in habits["never_collects"]:  # FEV1PP never collected: one EX06.LUNG query for every enrolled subject
+        enrolled = comparison.subjects.filter((pl.col("SITEID") == site) & (pl.col("SITE_DECISION") == "ENROLLED"))
+        lung = problems.filter((pl.col("SITEID") == site) & (pl.col("CHECK_ID") == "EX06.LUNG"))
+        assert lung.height == 1 and lung["N_SUBJECTS"][0] == enrolled.height
+        assert lung["QUERY_TEXT"][0].startswith("EX06.LUNG, the same finding (UNVERIFIABLE, MISSING) for "
+                                                f"{enrolled.height} subjects: ")
+    per_site = problems.group_by("SITEID").len()["len"].max()
+    assert per_site < detail.group_by("SITEID").len()["len"].max() / 5
+
 
 def test_the_cli_generates_the_dirty_profile(tmp_path: Path) -> None:
     cli = str(Path(sys.executable).with_name("screening-audit"))

@@ -88,13 +88,16 @@ def test_site_workbooks_hold_each_sites_rows_as_its_own_workbook_would() -> None
         "DETAIL": ["=cmd()", "a < b", "long " * 30, "no site", None, "x", "y"],
         "DAYS_OPEN": [1, 2, None, 4, 5, 6, 7],
     })
-    books = site_workbooks(queries, AS_OF, sheet="Queries", title=lambda s: f"queries {s}",
-                           where=lambda s: f"site_queries/{s}.csv")
-    assert sorted(books) == ["101", "102", "103", "UNKNOWN"]
+    detail = pl.DataFrame({"SITEID": ["101", "101", "102", "104"], "N": [1, 2, 3, 4]})
+    books = site_workbooks([("Queries", queries), ("Detail", detail)], AS_OF, title=lambda s: f"queries {s}",
+                           where=lambda s, sheet: f"site_queries/{s}.csv")
+    assert sorted(books) == ["101", "102", "103", "UNKNOWN"]  # the sites of the first sheet
     for site, data in books.items():
         rows = queries.filter(pl.col("SITEID").fill_null("UNKNOWN") == site)
-        single = _read(workbook_bytes([("Queries", rows)], AS_OF, f"queries {site}"))
-        assert _read(data).equals(single), site
+        details = detail.filter(pl.col("SITEID") == site)
+        alone = workbook_bytes([("Queries", rows), ("Detail", details)], AS_OF, f"queries {site}")
+        assert _read(data).equals(_read(alone)), site
+        assert _read(data, "Detail")["N"].to_list() == details["N"].to_list()
     assert _read(books["101"])["DETAIL"][0] == "'=cmd()"  # neutralised like every other cell
     with zipfile.ZipFile(io.BytesIO(books["102"])) as archive:
         assert "<dc:title>queries 102</dc:title>" in archive.read("docProps/core.xml").decode()
