@@ -24,7 +24,13 @@ from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.queries import build_site_queries, consolidate_queries, split_by_site, with_response_columns
+from reporting.queries import (
+    build_site_queries,
+    consolidate_queries,
+    query_detail,
+    split_by_site,
+    with_response_columns,
+)
 from reporting.review_sheet import SHEET as REVIEW_SHEET
 from reporting.review_sheet import decision_drop_downs, review_rows
 from reporting.summary import (
@@ -117,7 +123,8 @@ def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of:
     columns a site answers in; Detail, one row per finding) for every site, each sheet and the CSVs
     written in one pass over all sites."""
     safe = neutralise(problems)
-    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)), (DETAIL_SHEET, neutralise(detail))],
+    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
+                                (DETAIL_SHEET, neutralise(query_detail(detail)))],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
                                where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
                                if sheet == SITE_SHEET else "the discrepancies and validation tables")
@@ -143,7 +150,7 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], probl
         ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
         ("Queries", problems),
-        ("Query detail", queries),
+        ("Query detail", query_detail(queries)),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),
         ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),

@@ -27,6 +27,7 @@ from reporting.datafiles import check_keys, load
 from reporting.tables import sort_like
 from review.machine import load_machine
 
+#: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
                  "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
                  "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
@@ -132,8 +133,6 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
         pl.lit(None, pl.String).alias("OBSERVED"),
         pl.lit(None, pl.String).alias("MESSAGE"),
         pl.col("EVIDENCE").alias("DETAIL"),
-        pl.concat_str([pl.col("CLASS"), pl.col("USUBJID"), pl.col("CHECK_ID")], separator=":",
-                      ignore_nulls=True).alias("QUERY_ID"),
     ).drop("_ELIG_SOURCE")
 
 
@@ -153,8 +152,6 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
                                                       "SITE_ASSESSMENT", "RECOMPUTED")),
         pl.col("MESSAGE").alias("DETAIL"),
         (pl.col("CHECK") if "CHECK" in validation.columns else pl.col("EXPECTATION")).cast(pl.String).alias("CAUSE"),
-        pl.concat_str([pl.lit("DQ"), pl.col("SOURCE"), pl.col("VARIABLE"), pl.col("EXPECTATION")],
-                      separator=":", ignore_nulls=True).alias("QUERY_ID"),
     )
 
 
@@ -180,8 +177,17 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
-    rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
-    return sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"])
+    rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"), pl.lit(None, pl.String).alias("QUERY_ID"))
+    return with_query_ids(sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]))
+
+
+def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (one per finding, in listing order) with QUERY_ID, the query that lists each: `Q-` and a
+    digest of the problem (PROBLEM), the same night after night whichever subjects it lists; a problem
+    of more than MAX_FINDINGS_PER_QUERY findings is listed in parts, the second on numbered."""
+    part = pl.int_range(pl.len()).over(PROBLEM) // MAX_FINDINGS_PER_QUERY
+    number = pl.when(part > 0).then(part + 1).cast(pl.String)
+    return rows.with_columns(stable_id("Q", *PROBLEM, number).alias("QUERY_ID"))
 
 
 def _listed(values: pl.Expr, limit: int, separator: str, more: str) -> pl.Expr:
@@ -197,11 +203,10 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     says what is asked of each, and DETAIL quoting each finding's own detail (the first
     MAX_DETAIL_LINES; the per-finding rows hold all of them). A problem of one finding keeps its text."""
     grouped = _data()["grouped"]
-    part = (pl.int_range(pl.len()).over(PROBLEM) // MAX_FINDINGS_PER_QUERY)
     line = pl.concat_str([pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site")), pl.lit(": "),
                           pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
-    rows = queries.with_columns(part.alias("_PART"), line.alias("_LINE"))
-    problems = rows.group_by([*PROBLEM, "_PART"], maintain_order=True).agg(
+    rows = queries.with_columns(line.alias("_LINE"))
+    problems = rows.group_by("QUERY_ID", *PROBLEM, maintain_order=True).agg(
         pl.len().alias("N_FINDINGS"),
         pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),
         _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
@@ -216,15 +221,24 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     )
     single = pl.col("N_FINDINGS") == 1
     choices = [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
-    number = pl.when(pl.col("_PART") > 0).then(pl.col("_PART") + 1).cast(pl.String)
     problems = problems.with_columns(
-        stable_id("Q", *PROBLEM, number).alias("QUERY_ID"),
         pl.when(single).then(pl.col("EXAMPLE")).otherwise(_choose(choices, grouped["default"])).alias("QUERY_TEXT"),
         pl.when(single).then(pl.col("_DETAIL_ONE")).otherwise(pl.col("_DETAIL_MANY")).alias("DETAIL"),
     )
     # per site: important first, then by check and cause
-    return problems.sort("SITEID", "SEVERITY", "ORIGIN", "CHECK_ID", "CAUSE", "_PART", nulls_last=True,
+    return problems.sort("SITEID", "SEVERITY", "ORIGIN", "CHECK_ID", "CAUSE", nulls_last=True,
                          maintain_order=True).select(CONSOLIDATED_COLUMNS)
+
+
+#: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
+DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
+                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "DETAIL"]
+
+
+def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
+    """The per-finding rows as the Detail sheet shows them: the query that lists each (QUERY_ID) and
+    its facts, without the per-finding query text (the query's own text says what is asked)."""
+    return queries.select(DETAIL_COLUMNS)
 
 
 def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -14,6 +14,7 @@ from reporting.queries import (
     consolidate_queries,
     render_template,
     split_by_site,
+    with_query_ids,
 )
 
 
@@ -143,7 +144,8 @@ def _detail(n: int, *, site: str = "101", check: str = "EX06.LUNG", cause: str |
         "DAYS_OPEN": i % 9, "CAUSE": cause, "DETAIL": f"{check} could not be verified: no FEV1PP result ({i})",
         "QUERY_TEXT": f"Subject SZ003-{site}-{i:04d}, {check} cannot be verified. Please deliver the result."}
         for i in range(start, start + n)]
-    return pl.DataFrame(rows, schema={c: (pl.Int64 if c == "DAYS_OPEN" else pl.String) for c in QUERY_COLUMNS})
+    return with_query_ids(pl.DataFrame(rows, schema={c: (pl.Int64 if c == "DAYS_OPEN" else pl.String)
+                                                     for c in QUERY_COLUMNS}))
 
 
 def test_one_problem_across_subjects_is_one_query_listing_them():
@@ -174,6 +176,9 @@ def test_queries_are_split_by_site_check_and_cause_and_a_single_finding_keeps_it
     original = detail.filter(pl.col("CHECK_ID") == "IN10.PLT").row(0, named=True)
     assert (single["QUERY_TEXT"], single["DETAIL"]) == (original["QUERY_TEXT"], original["DETAIL"])
     assert problems["QUERY_ID"].n_unique() == problems.height
+    listed = detail.group_by("QUERY_ID").agg(pl.col("FINDING_ID").str.join(" ").alias("FINDING_IDS"))
+    assert problems.join(listed, on="QUERY_ID", suffix="_DETAIL").select(
+        (pl.col("FINDING_IDS") == pl.col("FINDING_IDS_DETAIL")).all()).item()  # the Detail rows link to their query
 
 
 def test_a_query_id_names_the_problem_whatever_the_night_brings():
