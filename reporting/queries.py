@@ -222,6 +222,7 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     single = pl.col("N_FINDINGS") == 1
     choices = [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
     problems = problems.with_columns(
+        pl.when(pl.col("N_SUBJECTS") > 0).then(pl.col("SUBJECTS")).alias("SUBJECTS"),  # none for a site-level one
         pl.when(single).then(pl.col("EXAMPLE")).otherwise(_choose(choices, grouped["default"])).alias("QUERY_TEXT"),
         pl.when(single).then(pl.col("_DETAIL_ONE")).otherwise(pl.col("_DETAIL_MANY")).alias("DETAIL"),
     )
