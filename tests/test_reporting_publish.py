@@ -161,8 +161,8 @@ def test_workbook_sheets(outputs):
     files = {f.key: f.data for f in render_outputs(outputs)}
     book = fastexcel.read_excel(files["report.xlsx"])
     assert book.sheet_names == ["Summary", "Review", "Sites", "Protocol versions", "Subjects",
-                                "Important deviations", "Queries", "Query detail", "Discrepancies", "Validation findings",
-                                "Eligibility matrix", "Site risk",
+                                "Important deviations", "Queries", "Query detail", "Discrepancies",
+                                "Validation findings", "Eligibility matrix", "Site risk",
                                 "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height
