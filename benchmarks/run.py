@@ -10,6 +10,7 @@ product is from just reading its input. Results are printed as a table and writt
     .venv/bin/python -m benchmarks.run             # the issue's sizes (several minutes)
     .venv/bin/python -m benchmarks.run --quick     # smaller sizes, same shape
     .venv/bin/python -m benchmarks.run --cases demo,s100
+    .venv/bin/python -m benchmarks.run --cases dirty   # real-world habits: >= 100,000 findings to publish
 
 Peak memory is sampled (every 50 ms, psutil) over the whole process tree of the run, which
 includes Prefect's temporary API server; `RSS max` is the kernel's peak of the largest single
@@ -48,6 +49,10 @@ class Case:
     subjects: int
     max_seconds: float | None = None
     max_rss_gb: float | None = None
+    profile: str = "standard"  # the generator's profile (profiles.yaml): dirty = real-world habits at scale
+    max_floor_ratio: float | None = None  # wall <= this x the floor measured in the same run
+    min_findings: int | None = None  # validation + discrepancy rows the run must publish (before consolidation)
+    publish_within_ingest: bool = False  # the publish stage takes no longer than ingestion of the same run
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,17 @@ class Relative:
 
 FULL = [
     Case("demo", 8, 400, max_seconds=25),
-    Case("s100", 100, 10_000, max_seconds=45, max_rss_gb=2.5),
+    Case("s100", 100, 10_000, max_seconds=45, max_rss_gb=2.5, max_floor_ratio=4.0),
     Case("s1000", 1000, 10_000),
     Case("n40k", 100, 40_000),
+    Case("dirty", 100, 10_000, profile="dirty", min_findings=100_000, publish_within_ingest=True),
 ]
 QUICK = [
     Case("demo", 8, 400, max_seconds=25),
     Case("s100", 20, 1_000),
     Case("s1000", 200, 1_000),
     Case("n40k", 20, 4_000),
+    Case("dirty", 20, 1_000, profile="dirty", publish_within_ingest=True),
 ]
 RELATIVE = [
     Relative("s1000", "s100", 1.3, "same subjects over 10x the sites"),
@@ -90,9 +97,12 @@ class Measure:
     wall_s: float = 0.0
     peak_tree_mb: float = 0.0
     rss_max_mb: float = 0.0
-    floor_s: float = 0.0
+    floor_s: float = 0.0  # the floor process, cold: from its start to its exit
+    floor_read_s: float = 0.0  # of which reading the files (polars imported)
     floor_rss_mb: float = 0.0
     exit_code: int = 0
+    findings: int = 0  # validation + discrepancy rows published (before any consolidation)
+    site_query_rows: int = 0
     flow_s: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     stage_peak_mb: dict[str, float] = field(default_factory=dict)
@@ -104,8 +114,9 @@ class Measure:
 
 
 def landing_for(workdir: Path, case: Case) -> Path:
-    """Generate the case's study once (cached by size and seed); generation is not timed."""
-    landing = workdir / f"landing-{case.sites}x{case.subjects}-seed{SEED}"
+    """Generate the case's study once (cached by size, profile and seed); generation is not timed."""
+    profile = "" if case.profile == "standard" else f"-{case.profile}"
+    landing = workdir / f"landing-{case.sites}x{case.subjects}{profile}-seed{SEED}"
     marker = landing / ".complete"
     if not marker.exists():
         shutil.rmtree(landing, ignore_errors=True)
@@ -113,7 +124,7 @@ def landing_for(workdir: Path, case: Case) -> Path:
         from storage import LocalStore
 
         generate(LocalStore(landing), study=STUDY, sites=case.sites, subjects=case.subjects, seed=SEED,
-                 as_of=date.fromisoformat(AS_OF), formats="csv")
+                 as_of=date.fromisoformat(AS_OF), formats="csv", profile=case.profile)
         marker.write_text(datetime.now(UTC).isoformat())
     return landing
 
@@ -277,16 +288,20 @@ def measure(case: Case, workdir: Path, fresh_home: bool = False, extra_env: dict
     result.peak_tree_mb, result.rss_max_mb = peak / 1e6, rss_max / 1e6
 
     out = workdir / f"{case.name}-floor.json"
-    _, _, _, floor_rss = timed_child(
+    _, floor_wall, _, floor_rss = timed_child(
         [sys.executable, "-m", "benchmarks.run", "--floor", str(landing), "--floor-out", str(out)],
         env, workdir / f"{case.name}-floor.log")
     measured = json.loads(out.read_text())
-    result.input_rows, result.floor_s, result.floor_rss_mb = int(measured["rows"]), measured["wall"], floor_rss / 1e6
+    # the floor is a cold process like the run it is compared with (interpreter, polars import, reading)
+    result.input_rows, result.floor_s, result.floor_rss_mb = int(measured["rows"]), floor_wall, floor_rss / 1e6
+    result.floor_read_s = measured["wall"]
     if fresh_home:
         shutil.rmtree(home, ignore_errors=True)
 
+    result.findings, result.site_query_rows = published_findings(reports / STUDY / AS_OF)
     if code != 0:
         result.checks.append(f"FAIL exit code {code} (see {workdir / (case.name + '.log')})")
+    _case_checks(case, result)
     if case.max_seconds is not None:
         ok = wall <= case.max_seconds
         result.checks.append(f"{'ok' if ok else 'MISS'} wall {wall:.1f} s <= {case.max_seconds:g} s")
@@ -294,6 +309,42 @@ def measure(case: Case, workdir: Path, fresh_home: bool = False, extra_env: dict
         ok = peak / 1e9 <= case.max_rss_gb
         result.checks.append(f"{'ok' if ok else 'MISS'} peak {peak / 1e9:.2f} GB <= {case.max_rss_gb:g} GB")
     return result
+
+
+#: the stages that make up ingestion: listing the sites, reading and checking them, combining them
+INGESTION = ("list-sites", "ingest", "combine-sites")
+
+
+def ingestion_seconds(result: Measure) -> float:
+    """Ingestion of the run: from the first listing to the combined frames (a span, not a sum)."""
+    return sum(result.stages.get(stage, 0.0) for stage in INGESTION)
+
+
+def published_findings(folder: Path) -> tuple[int, int]:
+    """(validation + discrepancy rows, site-query rows) of a published run folder (0s when absent)."""
+    import polars as pl
+
+    try:
+        findings = sum(pl.scan_parquet(folder / f"{name}.parquet").select(pl.len()).collect().item()
+                       for name in ("validation", "discrepancies"))
+        queries = sum(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+                      for path in (folder / "site_queries").glob("*.csv"))
+    except (OSError, pl.exceptions.PolarsError):
+        return 0, 0
+    return findings, queries
+
+
+def _case_checks(case: Case, result: Measure) -> None:
+    if case.max_floor_ratio is not None:
+        ok = result.ratio <= case.max_floor_ratio
+        result.checks.append(f"{'ok' if ok else 'MISS'} wall {result.ratio:.1f} x floor <= {case.max_floor_ratio:g} x")
+    if case.min_findings is not None:
+        ok = result.findings >= case.min_findings
+        result.checks.append(f"{'ok' if ok else 'MISS'} findings {result.findings:,} >= {case.min_findings:,}")
+    if case.publish_within_ingest and result.stages:
+        publish, ingest = result.stages.get("publish", float("nan")), ingestion_seconds(result)
+        ok = publish <= ingest
+        result.checks.append(f"{'ok' if ok else 'MISS'} publish {publish:.1f} s <= ingestion {ingest:.1f} s")
 
 
 def relative_checks(results: dict[str, Measure]) -> list[str]:
@@ -312,13 +363,13 @@ def print_table(results: list[Measure], notes: list[str]) -> None:
     from rich.table import Table
 
     table = Table(title=f"screening-audit run, cold process, local folders ({os.cpu_count()} CPUs)")
-    for column in ("case", "sites", "subjects", "input rows", "input MB", "wall s", "peak RSS MB",
+    for column in ("case", "sites", "subjects", "input rows", "input MB", "findings", "wall s", "peak RSS MB",
                    "RSS max MB", "floor s", "ratio", "targets"):
         table.add_column(column, justify="left" if column in ("case", "targets") else "right")
     for m in results:
         table.add_row(m.case, f"{m.sites:,}", f"{m.subjects:,}", f"{m.input_rows:,}", f"{m.input_mb:.0f}",
-                      f"{m.wall_s:.1f}", f"{m.peak_tree_mb:,.0f}", f"{m.rss_max_mb:,.0f}", f"{m.floor_s:.2f}",
-                      f"{m.ratio:.0f}x", "\n".join(m.checks))
+                      f"{m.findings:,}", f"{m.wall_s:.1f}", f"{m.peak_tree_mb:,.0f}", f"{m.rss_max_mb:,.0f}",
+                      f"{m.floor_s:.2f}", f"{m.ratio:.1f}x", "\n".join(m.checks))
     console = Console(width=None if sys.stdout.isatty() else 180)
     console.print(table)
     stages = Table(title="where the time goes (seconds, from each run's Prefect task records)")

@@ -7,6 +7,7 @@ built from the same data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -29,6 +30,8 @@ class DomainSpec:
     allowed: dict[str, tuple[str, ...]]  # controlled values per variable, where the DTS fixes them
     dates: tuple[str, ...]  # ISO 8601 date variables
     key: tuple[str, ...]  # variables that identify one record of a subject
+    #: SDTM qualifiers (time point, position, replicate...) that join the key when a delivery has the column
+    key_if_delivered: tuple[str, ...] = ()
 
     def required(self) -> list[str]:
         return [v for v, r in self.variables.items() if r is Requirement.REQUIRED]
@@ -36,8 +39,13 @@ class DomainSpec:
     def expected(self) -> list[str]:
         return [v for v, r in self.variables.items() if r is Requirement.EXPECTED]
 
+    def natural_key(self, columns: Iterable[str]) -> list[str]:
+        """The key of a delivery whose frame has `columns`: `key`, then the qualifiers it delivered."""
+        present = set(columns)
+        return [*self.key, *(v for v in self.key_if_delivered if v in present)]
 
-_ALLOWED_KEYS = {"title", "variables", "allowed", "dates", "key"}
+
+_ALLOWED_KEYS = {"title", "variables", "allowed", "dates", "key", "key_if_delivered"}
 
 
 @cache
@@ -56,6 +64,7 @@ def _load() -> dict[str, DomainSpec]:
             allowed={name: tuple(values) for name, values in (body.get("allowed") or {}).items()},
             dates=tuple(body.get("dates") or ()),
             key=tuple(body.get("key") or ()),
+            key_if_delivered=tuple(body.get("key_if_delivered") or ()),
         )
     return specs
 

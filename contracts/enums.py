@@ -95,6 +95,9 @@ class ReasonCode(StrEnum):
     DERIVED_INPUT_MISSING = "DERIVED_INPUT_MISSING"  # an input of a derived value is unusable
     UNDECIDED_CONDITION = "UNDECIDED_CONDITION"  # a condition (e.g. IN09 applicability) undecidable
     VERSION_UNDECIDABLE = "VERSION_UNDECIDABLE"  # the consent date spans protocol versions that decide differently
+    #: the protocol uses the mean of same-day measurements, and one of them is censored, not a number or
+    #: in another unit: no mean can be formed without guessing
+    REPLICATES_NOT_AVERAGED = "REPLICATES_NOT_AVERAGED"
 
 
 class WhatIfChange(StrEnum):

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
@@ -370,18 +371,25 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
 
 
-def _version_files(folder: Path, protocol_id: str | None) -> list[tuple[Path, str]]:
-    """(path, text) of the files in `folder` that are versions of `protocol_id` (None: of any protocol):
-    mappings with that `id` and a `version`, not drafts."""
+P = TypeVar("P", Path, str)
+
+
+def _versions_among(files: Iterable[tuple[P, str]], protocol_id: str | None) -> list[tuple[P, str]]:
+    """The (source, text) of `files` that are versions of `protocol_id` (None: of any protocol): mappings
+    with that `id` and a `version`, not drafts."""
     found = []
-    for path in _yaml_files(folder):
-        text = read_text(path, ProtocolError)
+    for source, text in files:
         header = _header(text)
         if "version" not in header or header.get("draft") is True or "id" not in header:
             continue
         if protocol_id is None or str(_text(header["id"])) == protocol_id:
-            found.append((path, text))
+            found.append((source, text))
     return found
+
+
+def _version_files(folder: Path, protocol_id: str | None) -> list[tuple[Path, str]]:
+    """(path, text) of the files in `folder` that are versions of `protocol_id` (None: of any protocol)."""
+    return _versions_among(((path, read_text(path, ProtocolError)) for path in _yaml_files(folder)), protocol_id)
 
 
 def _combined(documents: list[tuple[Document, Protocol]]) -> Protocol:
@@ -418,7 +426,7 @@ def _combined(documents: list[tuple[Document, Protocol]]) -> Protocol:
     return replace(editions[-1], other_versions=tuple(editions[:-1]))
 
 
-def _parse_files(files: list[tuple[Path, str]]) -> list[tuple[Document, Protocol]]:
+def _parse_files(files: Sequence[tuple[Path | str, str]]) -> list[tuple[Document, Protocol]]:
     parsed, problems = [], []
     for path, text in files:
         try:
@@ -440,22 +448,37 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     a draft is for `screening-audit whatif` (load_draft)."""
     path = Path(path).expanduser() if path is not None else bundled_protocol_path()
     if path.is_dir():
-        files = _version_files(path, None)
+        return protocol_from_texts(None, [(str(p), read_text(p, ProtocolError)) for p in _yaml_files(path)],
+                                   where=str(path))
+    beside = [(str(p), read_text(p, ProtocolError)) for p in _yaml_files(path.parent) if p.resolve() != path.resolve()]
+    return protocol_from_texts((str(path), read_text(path, ProtocolError)), beside, where=str(path))
+
+
+def protocol_from_texts(named: tuple[str, str] | None, beside: Sequence[tuple[str, str]], *,
+                        where: str) -> Protocol:
+    """`load_protocol` for files whose text was read elsewhere (object storage, flows.config_files).
+
+    `named` is the (source, text) of the version file a caller gave, `beside` the (source, text) of the
+    other files in its folder; `named` None means the folder itself was given (`where`), `beside` being
+    its files. Sources name the files in every error."""
+    if named is None:
+        files = _versions_among(beside, None)
         if not files:
-            raise ProtocolError(str(path), [f"{path}: no protocol version files (*.yaml with id and version)"])
+            raise ProtocolError(where, [f"{where}: no protocol version files (*.yaml with id and version)"])
         return _combined(_parse_files(files))
-    document = _document(read_text(path, ProtocolError), str(path))
-    named = _to_protocol(_validated(document), str(path))
-    if named.draft:
-        raise ProtocolError(str(path), [f"{document.where(('draft',))}: a draft amendment is not a protocol in "
-                                        "force; use it with `screening-audit whatif --protocol`"])
-    siblings = [(p, text) for p, text in _version_files(path.parent, named.id) if p.resolve() != path.resolve()]
-    combined = _combined([(document, named), *_parse_files(siblings)]) if siblings else named
+    source, text = named
+    document = _document(text, source)
+    protocol = _to_protocol(_validated(document), source)
+    if protocol.draft:
+        raise ProtocolError(source, [f"{document.where(('draft',))}: a draft amendment is not a protocol in "
+                                     "force; use it with `screening-audit whatif --protocol`"])
+    siblings = _versions_among([(s, t) for s, t in beside if s != source], protocol.id)
+    combined = _combined([(document, protocol), *_parse_files(siblings)]) if siblings else protocol
     if not siblings:
         return combined
     # the named file's version leads (its TIVERS is the one a caller asked for); all versions are beside it
-    return replace(combined.edition(named.tivers), other_versions=tuple(
-        e for e in combined.editions() if e.tivers != named.tivers))
+    return replace(combined.edition(protocol.tivers), other_versions=tuple(
+        e for e in combined.editions() if e.tivers != protocol.tivers))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,14 @@ def neutralise_expr(column: str) -> pl.Expr:
 
 
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` with every String column neutralised (other columns unchanged)."""
+    """`frame` with every String column neutralised (other columns unchanged).
+
+    One scan finds the columns with a risky first character at all (usually few: ids and codes never
+    start with one); only those are rewritten, so a large table is not copied column by column.
+    """
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    return frame.with_columns([neutralise_expr(name) for name in text]) if text else frame
+    if not text or frame.height == 0:
+        return frame
+    flags = frame.select(pl.col(name).str.contains(_RISKY).any() for name in text).row(0)
+    risky = [name for name, flag in zip(text, flags, strict=True) if flag]
+    return frame.with_columns([neutralise_expr(name) for name in risky]) if risky else frame

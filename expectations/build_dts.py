@@ -112,17 +112,26 @@ def build_dates(ctx: Context) -> list[Piece]:
 
 
 def build_key(ctx: Context) -> list[Piece]:
-    """One row per key; exact copies keep their first row, conflicting rows are all rejected."""
-    key = list(ctx.spec.key)
+    """One row per natural key; exact copies keep their first row, conflicting rows are all rejected.
+
+    The key is the domain's `key` plus the SDTM qualifiers the delivery has (`--TPTNUM`, `--POS`,
+    `--REPNUM`...): rows that differ in any of them are separate measurements, not duplicates. A
+    blank qualifier is a value of its own (GE sees it as "(blank)", polars groups nulls together).
+    The failing rows of one key become one finding naming all of them (`one_per`).
+    """
+    key = ctx.spec.natural_key(ctx.columns)
     if not key:
         return []
+    qualifiers = set(key) - set(ctx.spec.key)
     values = [f"X_KEY_{v}" for v in key]
     count = pl.len().over(values)
     identical = pl.len().over([*values, "X_ROW_HASH"]) == count
     first = pl.struct(values).is_first_distinct()
     derived = {f"X_KEY_{v}": value_of(v, ctx) for v in key}
-    derived["X_KEY_TEXT"] = pl.concat_str([pl.concat_str([pl.lit(f"{v}="), value_of(v, ctx).fill_null("(blank)")])
-                                      for v in key], separator=", ")
+    # the key in words: its variables, and the qualifiers that hold a value on the row
+    shown = {v: value_of(v, ctx) if v in qualifiers else value_of(v, ctx).fill_null("(blank)") for v in key}
+    derived["X_KEY_TEXT"] = pl.concat_str([pl.concat_str([pl.lit(f"{v}="), shown[v]]) for v in key],
+                                          separator=", ", ignore_nulls=True)
     windowed = {
         "X_KEY_COUNT": count,
         "X_DUP_IDENTICAL": identical,
@@ -140,6 +149,8 @@ def build_key(ctx: Context) -> list[Piece]:
         expectation, kwargs = "expect_column_values_to_be_unique", {"column": key[0]}
     else:
         expectation, kwargs = "expect_compound_columns_to_be_unique", {"column_list": key}
-    check = make_check(ctx, CheckKind.UNIQUE_KEY, "+".join(key), expectation, kwargs, reject_when="X_DUP_REJECT")
+    check = make_check(ctx, CheckKind.UNIQUE_KEY, "+".join(ctx.spec.key), expectation, kwargs,
+                       reject_when="X_DUP_REJECT", one_per=tuple(values))
     return [Piece(check, derived=derived, windowed=windowed, after=after,
-                  ge={v: pl.col(f"X_KEY_{v}") for v in key})]
+                  ge={v: pl.col(f"X_KEY_{v}").fill_null("(blank)") if v in qualifiers else pl.col(f"X_KEY_{v}")
+                      for v in key})]

@@ -25,7 +25,9 @@ def build_needs(ctx: Context) -> list[Piece]:
     """DM rows: the subject has every result the protocol needs and the full IE checklist.
 
     The per-subject lists (`X_MISSING_<DOMAIN>`, a list of missing tests) are joined onto DM by
-    expectations.subjects; here they become one "must be null" expectation per domain.
+    expectations.subjects; here they become one "must be null" expectation per domain. A test no
+    subject of a site has (the site never collects it) is in the site's list instead
+    (`X_SITE_MISSING_<DOMAIN>`, on the site's first DM row): one finding for the site.
     """
     if ctx.domain != "DM":
         return []
@@ -40,6 +42,15 @@ def build_needs(ctx: Context) -> list[Piece]:
                            finding_variable=_test_variable(ctx, domain),
                            constants={"domain": domain, "tests": tests})
         pieces.append(Piece(check, after=texts, ge={column: _joined_list(f"X_{column}")}))
+        # the same items when no subject of a site has them: one finding for the site (on its first DM row)
+        site = f"SITE_MISSING_{domain}"
+        check = make_check(ctx, CheckKind.NEEDED_RESULTS_SITE, site, "expect_column_values_to_be_null",
+                           {"column": site}, explode=f"X_{site}", explode_with=((f"X_SITE_COUNT_{domain}",
+                                                                                 "X_ITEM_COUNT"),),
+                           finding_domain=domain, finding_variable=_test_variable(ctx, domain), site_level=True,
+                           source_column=f"X_SITE_SOURCE_{domain}",
+                           constants={"domain": domain, "tests": tests})
+        pieces.append(Piece(check, after=texts, ge={site: _joined_list(f"X_{site}")}))
     if ctx.criteria:
         check = make_check(ctx, CheckKind.IE_CHECKLIST, "MISSING_IE", "expect_column_values_to_be_null",
                            {"column": "MISSING_IE"}, explode="X_MISSING_IE", finding_domain="IE",

@@ -33,8 +33,10 @@ _SEPARATOR, _MISSING = "\x1f", "\x00"
 
 def _natural_key(check: Check, columns: list[str], variable: pl.Expr) -> pl.Expr:
     spec = domain_spec(check.domain)
-    if spec.key:
-        parts = [blank_to_null(c) if c in columns else pl.lit(None, pl.String) for c in spec.key]
+    if check.site_level:  # about the site, not a record: the site, variable, check and item say which
+        return pl.lit("", pl.String)
+    if spec.key:  # the key with the qualifiers delivered (VSTPTNUM tells a visit's repeated vitals apart)
+        parts = [blank_to_null(c) if c in columns else pl.lit(None, pl.String) for c in spec.natural_key(columns)]
     else:  # no natural key: the record's other variables (its own, being the problem, may change)
         parts = [pl.when(variable == name).then(pl.lit(None, pl.String)).otherwise(blank_to_null(name))
                  for name in spec.variables if name in columns]

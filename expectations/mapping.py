@@ -71,11 +71,16 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
         rows = prepared.join(pl.DataFrame({"SOURCE": sources}, schema={"SOURCE": pl.String}).unique(),
                              on="SOURCE", how="semi")
         if check.explode:
-            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+            parallel = dict(check.explode_with)
+            rows = (rows.with_columns(pl.col(check.explode).alias("X_ITEM"),
+                                      *(pl.col(column).alias(alias) for column, alias in parallel.items()))
+                    .explode("X_ITEM", *parallel.values()))
         used = template_columns(check.message, check) | template_columns(check.observed, check)
         wanted = {name: expr for name, expr in (texts or {}).items() if name in used}
         if wanted:
             rows = with_texts(rows, wanted)
+        if check.one_per:
+            rows = with_rows_text(rows, check.one_per)
         rows = rows.with_columns(template_expr(check.message, check).alias("X_MESSAGE"),
                                  template_expr(check.observed, check).alias("X_OBSERVED"))
         domain = check.finding_domain or check.domain
@@ -83,16 +88,18 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
                     else pl.lit(check.finding_variable or check.variable)).cast(pl.String)
         rows = identity_columns(rows, check, study, pl.col("DELIVERY_SITEID").cast(pl.String), variable,
                                 pl.col("X_OBSERVED"))
-        findings.append(rows.select(
+        # a duplicated key is one finding at its first row (which keeps the id it would have alone)
+        reported = rows.unique(list(check.one_per), keep="first", maintain_order=True) if check.one_per else rows
+        findings.append(reported.select(
             pl.lit(study).alias("STUDYID"),
             pl.col("DELIVERY_SITEID").cast(pl.String).alias("SITEID"),
-            pl.col("X_USUBJID").alias("USUBJID"),
+            (pl.lit(None, pl.String) if check.site_level else pl.col("X_USUBJID")).alias("USUBJID"),
             pl.lit(domain).alias("DOMAIN"),
             variable.alias("VARIABLE"),
             pl.lit(check.expectation).alias("EXPECTATION"),
             pl.col("X_OBSERVED").alias("OBSERVED"),
             pl.col("X_MESSAGE").alias("MESSAGE"),
-            pl.col("SOURCE"),
+            pl.col(check.source_column or "SOURCE").alias("SOURCE"),
             pl.lit(check.id).alias(CHECK_COLUMN),
             FINDING_ID,
             EVIDENCE_HASH,
@@ -110,6 +117,27 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
                                                                          "OBSERVED", nulls_last=True),
             _concat(exclusions, EXCLUSIONS).unique([*SOURCE_COLUMNS, "VARIABLE"], keep="first", maintain_order=True),
             _concat(rejected, EXCLUSIONS).unique(list(SOURCE_COLUMNS), keep="first", maintain_order=True))
+
+
+#: the message column the mapping adds for a check with `one_per`: every row of the group, by file
+ROWS_TEXT = "X_ROWS_TEXT"
+
+
+def with_rows_text(rows: pl.DataFrame, group: tuple[str, ...]) -> pl.DataFrame:
+    """Failing rows in source order, each with X_ROWS_TEXT naming every row of its group.
+
+    `SZ003/101/.../vs.csv rows 12, 13` (one file), files joined by "; ": the finding of a duplicated
+    key names all its rows, and a site monitor finds them without a list of per-row findings.
+    """
+    rows = rows.sort(*SOURCE_COLUMNS)
+    per_file = (rows.group_by([*group, "SOURCE_KEY"], maintain_order=True)
+                .agg(pl.col("SOURCE_ROW").cast(pl.String).str.join(", ").alias("_ROWS"),
+                     pl.len().alias("_N"))
+                .with_columns(pl.format("{} {} {}", pl.col("SOURCE_KEY"),
+                                        pl.when(pl.col("_N") == 1).then(pl.lit("row")).otherwise(pl.lit("rows")),
+                                        pl.col("_ROWS")).alias("_FILE")))
+    texts = per_file.group_by(list(group), maintain_order=True).agg(pl.col("_FILE").str.join("; ").alias(ROWS_TEXT))
+    return rows.join(texts, on=list(group), how="left", nulls_equal=True, maintain_order="left")
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:

@@ -37,9 +37,15 @@ class Check:
     excludes: tuple[str, ...] = ()  # variables whose value evaluation must not use (action exclude)
     reject_when: str | None = None  # boolean prepared column narrowing which failing rows are rejected
     explode: str | None = None  # list column: one finding per item (as X_ITEM)
+    explode_with: tuple[tuple[str, str], ...] = ()  # parallel list columns exploded with it, as (column, alias)
+    site_level: bool = False  # the finding is about the site (USUBJID empty), not about the row's subject
+    source_column: str | None = None  # prepared column giving SOURCE when not the row's own (a file key)
     finding_domain: str | None = None  # DOMAIN of the findings when not `domain` (subject-level needs)
     finding_variable: str | None = None  # VARIABLE of the findings when not `variable`
     variable_column: str | None = None  # prepared column naming VARIABLE per row (checks over many variables)
+    #: prepared columns whose values make one group: its failing rows are one finding naming every row
+    #: (`{X_ROWS_TEXT}` in the message), e.g. the rows of one duplicated key
+    one_per: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

@@ -26,15 +26,17 @@ TEXT_SUFFIX = "_TEXT"
 
 
 def delivered(domains: dict[str, pl.DataFrame], spec: DomainSpec) -> pl.DataFrame:
-    """The domain's DTS variables (absent ones as null text), SITEID when delivered, and SOURCE & co.
+    """The domain's DTS variables (absent ones as null text), SITEID and the key qualifiers when delivered
+    (`--TPTNUM`, `--POS`...: they tell repeated measurements apart), and SOURCE & co.
 
-    Extra delivered columns are not validated (the DTS keeps and ignores them), and leaving them out
+    Other extra columns are not validated (the DTS keeps and ignores them), and leaving them out
     means a site column can never collide with a derived column's name.
     """
     frame = domains.get(spec.code.lower())
     if frame is None:
         frame = pl.DataFrame(schema={**SOURCE_SCHEMA, "DELIVERY_SITEID": pl.String, "DECIMAL": pl.String})
-    wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []),
+    qualifiers = [v for v in spec.key_if_delivered if v in frame.columns]  # part of the key where delivered
+    wanted = list(dict.fromkeys([*spec.variables, *(["SITEID"] if "SITEID" in frame.columns else []), *qualifiers,
                                  "DELIVERY_SITEID", "DECIMAL"]))
     return frame.select(*(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String).alias(c)
                           for c in wanted),
@@ -58,10 +60,11 @@ def _with_subject(frame: pl.DataFrame, domains: dict[str, pl.DataFrame]) -> pl.D
 
 
 def _with_needs(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx) -> pl.DataFrame:
-    """DM only: the subject's decision and its missing results / IE answers (lists, empty when complete)."""
+    """DM only: the subject's decision and its missing results / IE answers (lists, empty when complete),
+    and on the first DM row of each site the results none of the site's subjects has (site-level gaps)."""
     subjects = decisions(domains)
-    needs = (missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects, ctx.demands)
-             if ctx.needs else None)
+    needs, site_gaps = (missing_results(domains, ctx.needs, ctx.config, ctx.catalog, subjects, ctx.demands)
+                        if ctx.needs else (None, None))
     ie = missing_criteria(domains, ctx.criteria, ctx.config, subjects, ctx.demands) if ctx.criteria else None
     table = subjects
     for extra in (needs, ie):
@@ -72,8 +75,35 @@ def _with_needs(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx) -> p
     joined = frame.join(table, on="X_USUBJID", how="left", maintain_order="left")
     # a subject's completeness is reported once, on its first DM row (a duplicated DM key is its own finding)
     first = pl.int_range(pl.len()).over("X_USUBJID") == 0
-    return joined.with_columns(pl.when(first).then(pl.col(c)).otherwise(pl.lit([], pl.List(pl.String))).alias(c)
-                               for c in lists)
+    joined = joined.with_columns(pl.when(first).then(pl.col(c)).otherwise(pl.lit([], pl.List(pl.String))).alias(c)
+                                 for c in lists)
+    return _with_site_gaps(joined, domains, ctx, site_gaps)
+
+
+def _with_site_gaps(frame: pl.DataFrame, domains: dict[str, pl.DataFrame], ctx,
+                    gaps: pl.DataFrame | None) -> pl.DataFrame:
+    """X_SITE_MISSING_<DOM> / X_SITE_COUNT_<DOM> on the first DM row of each site (empty elsewhere), and
+    X_SITE_SOURCE_<DOM>: the site's file of that domain (its DM file when it delivered none), which a
+    site-level finding names instead of a subject's row."""
+    if gaps is None:
+        return frame
+    joined = frame.join(gaps.rename({"SITE": "DELIVERY_SITEID"}), on="DELIVERY_SITEID", how="left",
+                        maintain_order="left")
+    first = pl.int_range(pl.len()).over("DELIVERY_SITEID") == 0
+    columns = [c for c in gaps.columns if c.startswith(("X_SITE_MISSING_", "X_SITE_COUNT_"))]
+    joined = joined.with_columns(pl.when(first).then(pl.col(c).fill_null([])).otherwise(pl.lit([], pl.List(pl.String)))
+                                 .alias(c) for c in columns)
+    for domain in ctx.needs:
+        files = domains.get(domain.lower())
+        name = f"X_SITE_SOURCE_{domain}"
+        if files is None or "SOURCE_KEY" not in files.columns:
+            joined = joined.with_columns(pl.col("SOURCE_KEY").alias(name))
+            continue
+        keys = (files.select(pl.col("DELIVERY_SITEID"), pl.col("SOURCE_KEY").alias(name))
+                .unique("DELIVERY_SITEID", keep="first", maintain_order=True))
+        joined = (joined.join(keys, on="DELIVERY_SITEID", how="left", maintain_order="left")
+                  .with_columns(pl.col(name).fill_null(pl.col("SOURCE_KEY"))))
+    return joined
 
 
 def _layers(derived: dict[str, pl.Expr], available: set[str]) -> list[dict[str, pl.Expr]]:

@@ -63,6 +63,7 @@ class CheckKind(StrEnum):
     IE_CRITERION = "ie_criterion"
     IE_CATEGORY = "ie_category"
     NEEDED_RESULTS = "needed_results"
+    NEEDED_RESULTS_SITE = "needed_results_site"
     IE_CHECKLIST = "ie_checklist"
     FORMULA_TEXT = "formula_text"
 

@@ -3,7 +3,9 @@
 For each subject: the site's decision (ENROLLED / SCREEN FAILURE / IN SCREENING), the results the
 protocol needs that the subject has none of (conditional needs applied: HCG for women, HBV DNA when
 HBsAg or anti-HBc is positive, ...), and the protocol criteria missing from the site's IE checklist.
-All of it is polars joins over (subject x needed item), never a loop over subjects.
+For each site: the needed results none of its subjects has (a test the site never collects), which
+are one site-level finding instead of one per subject. All of it is polars joins over (subject x
+needed item), never a loop over subjects.
 """
 
 from __future__ import annotations
@@ -195,10 +197,29 @@ def _results_in(domains: dict[str, pl.DataFrame], config: SuiteConfig, catalog: 
     return pl.concat(frames).group_by("USUBJID").agg(pl.col("MATCH").fill_null(False).any())
 
 
+#: a needed item no subject of a site has is one site-level finding when at least this many subjects need it
+#: (one subject's gap stays that subject's finding, with its USUBJID)
+SITE_GAP_MIN_SUBJECTS = 2
+
+
+def _subject_sites(domains: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """USUBJID -> SITE: the delivery site of the subject's DM row."""
+    return _frame(domains, "dm", ["USUBJID", "DELIVERY_SITEID"]).select(
+        blank_to_null("USUBJID").alias("USUBJID"), pl.col("DELIVERY_SITEID").alias("SITE")
+    ).filter(pl.col("USUBJID").is_not_null()).unique("USUBJID", keep="first", maintain_order=True)
+
+
 def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tuple[str, ...], ...]],
                     config: SuiteConfig, catalog: UnitCatalog, subjects: pl.DataFrame,
-                    demands: Demands | None = None) -> pl.DataFrame:
-    """USUBJID -> X_MISSING_<DOMAIN> (list of needed items with no usable row), for in-scope subjects."""
+                    demands: Demands | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Needed results nobody delivered: (per subject, per site).
+
+    Per subject: USUBJID -> X_MISSING_<DOMAIN> (needed items with no usable row), for in-scope subjects.
+    Per site: SITE -> X_SITE_MISSING_<DOMAIN> and X_SITE_COUNT_<DOMAIN> (parallel lists): items that no
+    subject of the site has a usable row of, needed by at least SITE_GAP_MIN_SUBJECTS in-scope subjects
+    (a test the site never collects), with how many subjects need them. Such an item is left out of
+    the subjects' lists: one repeated gap is one finding, not one per subject.
+    """
     scope = subjects.filter(pl.col("X_DECISION").is_in(list(config.needed_decisions))).select("USUBJID")
     items = pl.DataFrame(
         [{"DOMAIN": dom, "ITEM": " or ".join(group), "TEST": code}
@@ -212,6 +233,9 @@ def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tup
     present = (pl.concat(present_frames) if present_frames
                else pl.DataFrame(schema={"USUBJID": pl.String, "TEST": pl.String, "DOMAIN": pl.String,
                                          "HAS": pl.Boolean}))
+    sites = _subject_sites(domains)
+    site_has = (present.join(sites, on="USUBJID", how="inner").join(items, on=["DOMAIN", "TEST"], how="inner")
+                .select("SITE", "DOMAIN", "ITEM").unique().with_columns(pl.lit(True).alias("SITE_HAS")))
     items_of_groups = [(dom, " or ".join(group), group) for dom, groups in needs.items() for group in groups]
     conditions = (_conditions(domains, demands, config, catalog, items_of_groups) if demands is not None
                   else pl.DataFrame(schema={"USUBJID": pl.String, "DOMAIN": pl.String, "ITEM": pl.String,
@@ -221,13 +245,23 @@ def missing_results(domains: dict[str, pl.DataFrame], needs: dict[str, tuple[tup
              .group_by("USUBJID", "DOMAIN", "ITEM").agg(pl.col("HAS").fill_null(False).any())
              .join(conditions, on=["USUBJID", "DOMAIN", "ITEM"], how="left")
              .filter(~pl.col("HAS") & pl.col("CONDITION").fill_null(True))
+             .join(sites, on="USUBJID", how="left")
+             .join(site_has, on=["SITE", "DOMAIN", "ITEM"], how="left")
+             .with_columns((pl.col("SITE").is_not_null() & pl.col("SITE_HAS").is_null()
+                            & (pl.len().over("SITE", "DOMAIN", "ITEM") >= SITE_GAP_MIN_SUBJECTS)).alias("SITE_GAP"))
              .sort("USUBJID", "DOMAIN", "ITEM"))
-    out = scope
+    per_subject = scope
+    gaps = table.filter(pl.col("SITE_GAP")).group_by("SITE", "DOMAIN", "ITEM").len().sort("SITE", "DOMAIN", "ITEM")
+    per_site = gaps.select("SITE").unique().sort("SITE")
     for dom in sorted(needs):
-        lists = (table.filter(pl.col("DOMAIN") == dom).group_by("USUBJID", maintain_order=True)
+        lists = (table.filter((pl.col("DOMAIN") == dom) & ~pl.col("SITE_GAP")).group_by("USUBJID", maintain_order=True)
                  .agg(pl.col("ITEM").alias(f"X_MISSING_{dom}")))
-        out = out.join(lists, on="USUBJID", how="left")
-    return out
+        per_subject = per_subject.join(lists, on="USUBJID", how="left")
+        site_lists = (gaps.filter(pl.col("DOMAIN") == dom).group_by("SITE", maintain_order=True)
+                      .agg(pl.col("ITEM").alias(f"X_SITE_MISSING_{dom}"),
+                           pl.col("len").cast(pl.String).alias(f"X_SITE_COUNT_{dom}")))
+        per_site = per_site.join(site_lists, on="SITE", how="left")
+    return per_subject, per_site
 
 
 def _required_criteria(domains: dict[str, pl.DataFrame], criteria: dict[str, str],

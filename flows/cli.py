@@ -46,7 +46,7 @@ DaskAddress = Annotated[
 DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
 ProtocolOption = Annotated[str | None, typer.Option(
     help="A protocol version file (the files beside it with the same id are its other versions) or a folder of "
-         "version files; default: the bundled SZ003.")]
+         "version files, a path or an s3:// URI; default: the bundled SZ003.")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -115,7 +115,7 @@ def _run(params: dict, choice: RunnerChoice):
         raise _fail(f"[red]audit failed, nothing published:[/red] {type(error).__name__}: {error}", 1) from None
 
 
-def _run_parameters(config: Path | None, landing: str | None, reports: str | None, study: str | None,
+def _run_parameters(config: str | None, landing: str | None, reports: str | None, study: str | None,
                     protocol: str | None, endpoint_url: str | None, as_of: str | None) -> dict:
     """The flow's parameters from a study configuration file, or from the command line."""
     from flows.config import ConfigError, load_config
@@ -129,7 +129,7 @@ def _run_parameters(config: Path | None, landing: str | None, reports: str | Non
         raise _fail("[red]error:[/red] give either --config or --landing/--reports/--study/--protocol: "
                     "the configuration file already says them", 2)
     try:
-        study_config = load_config(config)
+        study_config = load_config(config, endpoint_url)
     except ConfigError as error:
         raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
     params = study_config.flow_parameters(date.fromisoformat(as_of) if as_of else None)
@@ -141,8 +141,9 @@ def _run_parameters(config: Path | None, landing: str | None, reports: str | Non
 def run(
     landing: Annotated[str | None, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")] = None,
     reports: Annotated[str | None, typer.Option(help="Reports root: s3://bucket/prefix or a local folder.")] = None,
-    config: Annotated[Path | None, typer.Option(
-        help="Study configuration file (YAML): landing, reports, protocol, expected sites, time zone.")] = None,
+    config: Annotated[str | None, typer.Option(
+        help="Study configuration file (YAML), a path or an s3:// URI: landing, reports, protocol, expected sites, "
+             "time zone.")] = None,
     as_of: AsOf = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
     protocol: ProtocolOption = None,
@@ -221,6 +222,9 @@ def generate(
     as_of: Annotated[str | None, typer.Option(help="Audit date the deliveries lead up to.")] = None,
     formats: Annotated[str, typer.Option(help="mixed (realistic variety) or csv.")] = "mixed",
     clean: Annotated[bool, typer.Option("--clean", help="Plant no problems.")] = False,
+    profile: Annotated[str, typer.Option(
+        help="standard, or dirty: sites with real-world habits at scale (rows exported twice, no reference "
+             "ranges, tests never collected, DD/MM/YYYY dates).")] = "standard",
     endpoint_url: EndpointUrl = None,
 ) -> None:
     """Write DTS-conformant synthetic deliveries (with a ground truth of planted problems)."""
@@ -235,9 +239,11 @@ def generate(
                         f"{f' on {endpoint_url}' if endpoint_url else ''}: create it first", 1)
         with console.status("generating deliveries..."):
             summary = generate_study(store, study=study, sites=sites, subjects=subjects, seed=seed,
-                                     as_of=as_of_date, formats=formats, plant_problems=not clean)
+                                     as_of=as_of_date, formats=formats, plant_problems=not clean, profile=profile)
     except StorageError as error:  # no credentials, access denied...: one line naming the study and the place
         raise _fail(f"[red]generate failed:[/red] {type(error).__name__}: study {study}: {error}", 1) from None
+    except ValueError as error:  # an unknown profile or format: one line
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
     console.print(f"wrote {summary.subjects} subjects at {summary.sites} sites to {out}")
 
 
@@ -270,12 +276,17 @@ def demo(
 def expectations(
     protocol: ProtocolOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """List the data-quality expectations a run checks, for review."""
-    from contracts.protocol import load_protocol
     from expectations import list_expectations
+    from flows.config_files import load_protocol_at
 
-    items = list_expectations(load_protocol(protocol))
+    try:
+        loaded = load_protocol_at(protocol, endpoint_url)
+    except Exception as error:  # a missing object, a broken file: one clear line naming it
+        raise _fail(f"[red]error:[/red] {type(error).__name__}: {error}", 2) from None
+    items = list_expectations(loaded)
     if as_json:
         json.dump(items, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -7,7 +7,7 @@ A file looks like `deploy/studies/sz003.yaml`:
     reports: s3://sponsor-reports
     endpoint_url: ${S3_ENDPOINT_URL}      # optional; MinIO or another S3-compatible endpoint
     protocol: null                        # null = the bundled SZ003 protocol (study SZ003 only); else a
-                                          # version file or a folder
+                                          # version file or a folder (a path or an s3:// URI)
     units: null                           # the study's unit catalog; null = the bundled one
     process_checks: null                  # the study's process checks; null = the bundled ones
     policy: null                          # the study's discrepancy policy (severities, DV terms)
@@ -280,10 +280,15 @@ def delivery_cutoff(as_of: date, timezone: str) -> datetime:
     return datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
-def _resolve_protocol(protocol: str | None, base: Path) -> str | None:
-    """A relative protocol path is relative to the configuration file, as a reader would expect."""
+def _resolve_protocol(protocol: str | None, base: Path | str) -> str | None:
+    """A relative protocol path is relative to the configuration file, as a reader would expect
+    (beside it in the same bucket when the configuration file itself is in S3)."""
     if protocol is None or protocol.startswith("s3://") or Path(protocol).expanduser().is_absolute():
         return protocol
+    if isinstance(base, str):  # an s3:// folder
+        from storage import safe_key
+
+        return f"{base.rstrip('/')}/{safe_key(protocol)}"
     return str((base / protocol).resolve())
 
 
@@ -292,7 +297,7 @@ def _problem(item: Any) -> str:
     return f"{where}: {str(item['msg']).removeprefix('Value error, ')}"
 
 
-def parse_config(text: str, *, source: str = "<string>", base: Path | None = None,
+def parse_config(text: str, *, source: str = "<string>", base: Path | str | None = None,
                  resolve_env: bool = True) -> StudyConfig:
     """Validate the YAML text of a study configuration; errors name `source`, the study and every bad field.
 
@@ -332,8 +337,17 @@ def check_protocol(config: StudyConfig, where: str) -> None:
         raise ConfigError(f"{where}: protocol: {error}") from None
 
 
-def load_config(path: str | Path, *, resolve_env: bool = True) -> StudyConfig:
-    """Read one study configuration file."""
+def load_config(path: str | Path, endpoint_url: str | None = None, *, resolve_env: bool = True) -> StudyConfig:
+    """Read one study configuration file: a local path, or an s3:// URI read through `endpoint_url`."""
+    from flows.config_files import is_remote, read_text, split_location
+
+    if is_remote(str(path)):
+        location = str(path)
+        try:
+            text = read_text(location, endpoint_url)
+        except Exception as error:  # storage's own errors name the URI and what failed
+            raise ConfigError(f"{location}: cannot read: {error}") from None
+        return parse_config(text, source=location, base=split_location(location)[0], resolve_env=resolve_env)
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")

@@ -155,7 +155,7 @@ def nightly_audit(
     from storage import StorageError, open_store
 
     logger = get_run_logger()
-    files = load_study_files(protocol, units, process_checks, policy)
+    files = load_study_files(protocol, units, process_checks, policy, endpoint_url=endpoint_url)
     check_study_protocol(study, files.protocol, protocol)
     logger.info("study %s: protocol %s, TIVERS %s (%s)", study, files.protocol.id, files.protocol.tivers,
                 files.protocol.path)

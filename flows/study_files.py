@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.comparison.process_config import ProcessCheck, load_process_checks
-from contracts.policy import Policy, load_policy
-from contracts.protocol import Protocol, load_protocol
-from contracts.units import UnitCatalog, load_units
+from checks.comparison.process_config import ProcessCheck
+from contracts.policy import Policy
+from contracts.protocol import Protocol
+from contracts.units import UnitCatalog
+from flows.config_files import load_policy_at, load_process_checks_at, load_protocol_at, load_units_at
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class StudyFiles:
 
 
 def load_study_files(protocol: str | None = None, units: str | None = None, process_checks: str | None = None,
-                     policy: str | None = None) -> StudyFiles:
-    """The study's files (None: the bundled one); every error names its file and line."""
-    return StudyFiles(protocol=load_protocol(protocol), catalog=load_units(units),
-                      process_checks=load_process_checks(process_checks), policy=load_policy(policy))
+                     policy: str | None = None, *, endpoint_url: str | None = None) -> StudyFiles:
+    """The study's files (None: the bundled one), each a local path or an s3:// URI read through
+    `endpoint_url` (flows.config_files); every error names its file (or URI) and line."""
+    return StudyFiles(protocol=load_protocol_at(protocol, endpoint_url), catalog=load_units_at(units, endpoint_url),
+                      process_checks=load_process_checks_at(process_checks, endpoint_url),
+                      policy=load_policy_at(policy, endpoint_url))

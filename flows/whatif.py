@@ -64,7 +64,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     from reporting.whatif import publish_whatif
     from storage import open_store
 
-    files = load_study_files(protocol, units, process_checks, policy)
+    files = load_study_files(protocol, units, process_checks, policy, endpoint_url=endpoint_url)
     check_study_protocol(study, files.protocol, protocol)  # the study's own protocol, as for the night
     draft_protocol = load_draft(draft)
     if draft_protocol.id != files.protocol.id:

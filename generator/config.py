@@ -62,6 +62,9 @@ class FormatProfile(_Strict):
     separator: str = ","
     decimal: Literal[".", ","] = "."
     standardized: bool = False  # also write the SDTM standardized results (--STRESC/--STRESN/--STRESU)
+    #: per_file: encoding / decimal in every file's entry; top_level: once at the top of manifest.json as
+    #: every file's default, a file's entry only where it differs (DTS section 1 allows both)
+    manifest: Literal["per_file", "top_level"] = "per_file"
 
     def format_of(self, domain: str) -> Format:
         return self.overrides.get(domain, self.default)
@@ -183,6 +186,32 @@ class Standardized(_Strict):
     columns: list[str]
 
 
+class NearLimit(_Strict):
+    """A protocol threshold a clean value may sit at: `clean` is the relation a clean value keeps to `limit`
+    (in the protocol unit); `measure` names the written test when the latent column is named otherwise."""
+
+    limit: float
+    clean: Literal[">=", ">", "<=", "<"]
+    measure: str | None = None
+    when: str | None = None  # a latent boolean that must hold (HBV DNA exists only for HBV-exposed subjects)
+
+
+class NearLimits(_Strict):
+    share: float  # of the subjects without a planted problem or a screen-failure mode
+    exact_share: float  # of those, the value exactly at an inclusive limit (a unit-conversion boundary)
+    margin: tuple[float, float]  # otherwise this far from the limit, as a fraction of it (0.01-0.02)
+    limits: dict[str, NearLimit]
+
+
+class RepeatedVitals(_Strict):
+    """Vital signs measured several times at one visit, told apart by time point and position."""
+
+    tests: list[str]
+    position: str
+    time_points: list[str]  # --TPT of time point 1, 2, ...
+    spread: float  # replicates differ by up to this much (in the protocol unit) from the latent value
+
+
 class StudyConfig(_Strict):
     decisions: dict[str, float]
     sex: dict[str, float]
@@ -194,6 +223,8 @@ class StudyConfig(_Strict):
     crcl_floor: float
     lb: dict[str, LbRow]
     vs: list[str]
+    repeated_vitals: RepeatedVitals
+    near_limits: NearLimits
     fa: dict[str, FaRow]
     mh: dict[str, MhTerm]
     courses: dict[str, Course]
@@ -247,6 +278,7 @@ class Problem(_Strict):
     subject: dict[str, Any] = {}
     edits: list[Edit] = []
     drop_column: tuple[str, str] | None = None  # site level: (domain, column)
+    never_collects: tuple[str, str] | None = None  # site level: (domain, test code) the site never delivers
     delivery: Literal["checksum_mismatch", "incomplete", "no_usable"] | None = None
     # [CHECK_ID, CLASS, SEVERITY] the audit must report; classes and severities from contracts
     expect: list[tuple[str, DiscrepancyClass, Severity]] = []
@@ -255,6 +287,51 @@ class Problem(_Strict):
 
 class ProblemsConfig(_Strict):
     problems: list[Problem]
+
+    def grouped_kinds(self) -> set[str]:
+        """Data-quality kinds planted by duplicating rows: the audit reports each duplicated key once,
+        at its first row, naming every copy (DTS section 2: one finding per duplicated key)."""
+        return {edit.data_quality for problem in self.problems for edit in problem.edits
+                if edit.duplicate and edit.data_quality}
+
+
+# ---------------------------------------------------------------- profiles.yaml
+
+
+class DuplicateRows(_Strict):
+    share: float
+    domains: list[str]
+
+
+class NoReferenceRange(_Strict):
+    share: float
+
+
+class NeverCollects(_Strict):
+    share: float
+    tests: list[tuple[str, str]]
+
+
+class DatesDmy(_Strict):
+    share: float
+    columns: dict[str, list[str]]
+
+
+class Profile(_Strict):
+    """Site habits of a generation profile (profiles.yaml); each habit takes `share` of the free sites."""
+
+    duplicate_rows: DuplicateRows | None = None
+    no_reference_range: NoReferenceRange | None = None
+    never_collects: NeverCollects | None = None
+    dates_dmy: DatesDmy | None = None
+
+    def habits(self) -> list[tuple[str, float]]:
+        """(habit, share) in a fixed order."""
+        return [(name, getattr(self, name).share) for name in type(self).model_fields if getattr(self, name)]
+
+
+class ProfilesConfig(_Strict):
+    profiles: dict[str, Profile]
 
 
 # ---------------------------------------------------------------- loading
@@ -271,6 +348,7 @@ class Config(_Strict):
     vocab: Vocab
     study: StudyConfig
     problems: ProblemsConfig
+    profiles: ProfilesConfig
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -293,4 +371,5 @@ def load_config() -> Config:
         vocab=_load("vocab.yaml"),
         study=_load("study.yaml"),
         problems=_load("problems.yaml"),
+        profiles=_load("profiles.yaml"),
     )

@@ -212,16 +212,27 @@ def _standardized(cfg: Config) -> list[pl.Expr]:
 
 
 def build_vs(latent: pl.DataFrame, cfg: Config, rng: np.random.Generator) -> pl.DataFrame:
-    parts = [
-        latent.select(*_base(latent), pl.col("UNITS"), pl.lit(code).alias("MEASURE"), pl.col(code).alias("VALUE"),
-                      pl.col("VSDT").alias("_D"), pl.lit(order, dtype=pl.Int64).alias("_ORD"))
-        for order, code in enumerate(cfg.study.vs)
-    ]
+    """One row per vital sign, three for those measured at several time points (repeated_vitals)."""
+    repeated = cfg.study.repeated_vitals
+    parts = []
+    for order, code in enumerate(cfg.study.vs):
+        points = range(1, len(repeated.time_points) + 1) if code in repeated.tests else [None]
+        for point in points:
+            value = pl.col(code)
+            if point is not None:  # replicates a few units apart, as successive readings are
+                value = value + pl.Series(rng.uniform(-repeated.spread, repeated.spread, latent.height))
+            parts.append(latent.select(
+                *_base(latent), pl.col("UNITS"), pl.lit(code).alias("MEASURE"), value.alias("VALUE"),
+                pl.col("VSDT").alias("_D"), pl.lit(order * 10 + (point or 0), dtype=pl.Int64).alias("_ORD"),
+                pl.lit(repeated.position if point else None, dtype=pl.String).alias("VSPOS"),
+                pl.lit(repeated.time_points[point - 1] if point else None, dtype=pl.String).alias("VSTPT"),
+                pl.lit(str(point) if point else None, dtype=pl.String).alias("VSTPTNUM"),
+            ))
     rows = render_measures(pl.concat(parts), cfg)
     return rows.select(
         *_KEYS, pl.lit("VS").alias("DOMAIN"),
-        pl.col("MEASURE").alias("VSTESTCD"), pl.col("ORRES").alias("VSORRES"), pl.col("ORRESU").alias("VSORRESU"),
-        iso_date("_D").alias("VSDTC"), "_D", "_ORD",
+        pl.col("MEASURE").alias("VSTESTCD"), "VSPOS", pl.col("ORRES").alias("VSORRES"),
+        pl.col("ORRESU").alias("VSORRESU"), iso_date("_D").alias("VSDTC"), "VSTPT", "VSTPTNUM", "_D", "_ORD",
     )
 
 

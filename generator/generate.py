@@ -22,9 +22,10 @@ import polars as pl
 
 from generator.config import Config, FormatProfile, load_config
 from generator.domains import DOMAIN_ORDER, build_domains, finalize
+from generator.habits import apply_habits, plan_habits
 from generator.population import SiteInfo, draw_population
 from generator.problems import Plan, Planted, apply_edits, expected_rows, forced_for_chunk, plan_problems
-from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes
+from generator.writers import CONTENT_TYPES, Encoded, encode, encode_csv_sites, manifest_bytes, manifest_defaults
 from storage import Store, join_key
 
 CHUNK_SUBJECTS = 10_000
@@ -180,7 +181,8 @@ class _Writer:
             for pos in version.sites:
                 site = sites[pos]
                 self.put(join_key(self.study, site.siteid, name, "manifest.json"),
-                         manifest_bytes(self.study, site.siteid, name, entries[pos]), CONTENT_TYPES["json"])
+                         manifest_bytes(self.study, site.siteid, name, entries[pos],
+                                        manifest_defaults(profiles[pos])), CONTENT_TYPES["json"])
             self.flush()
 
     def _columns(self, visible: pl.DataFrame, domain: str, profile: FormatProfile) -> list[str]:
@@ -217,14 +219,20 @@ class _Writer:
     def _record_quality(self, frame: pl.DataFrame, sites: list[SiteInfo], offsets: np.ndarray, name: str,
                         profiles: list[FormatProfile], domain: str) -> None:
         marked = frame.with_row_index("_ROW").filter(pl.col("_DQ").is_not_null())
+        grouped = self.cfg.problems.grouped_kinds()
         for row in marked.select("_ROW", "_SITEPOS", "USUBJID", "_DQ", "_DQVAR", "_PROBLEM").iter_rows(named=True):
             pos = row["_SITEPOS"]
             number = int(row["_ROW"] - offsets[pos] + 1)
             key = join_key(self.study, sites[pos].siteid, name, f"{domain}.{profiles[pos].format_of(domain)}")
+            last = self.data_quality[-1] if self.data_quality else None
+            if (row["_DQ"] in grouped and last is not None and last["problem"] == row["_PROBLEM"]
+                    and last["file"] == key):
+                last["rows"].append(number)  # the copies of a duplicated key: one finding, at its first row
+                continue
             self.data_quality.append({
                 "problem": row["_PROBLEM"], "kind": row["_DQ"], "site": sites[pos].siteid,
                 "usubjid": row["USUBJID"], "file": key, "domain": domain.upper(), "variable": row["_DQVAR"],
-                "row": number, "source": f"{key}:{number}",
+                "row": number, "source": f"{key}:{number}", **({"rows": [number]} if row["_DQ"] in grouped else {}),
             })
 
 
@@ -239,28 +247,35 @@ def generate(
     formats: str = "mixed",
     plant_problems: bool = True,
     history: bool = True,
+    profile: str = "standard",
 ) -> GenerationSummary:
     """Write a synthetic multi-site screening study under `<study>/` of `out` (see docs/generator.md).
 
     Every site gets its newest delivery the night before `as_of` (and, with `history`, an older
     complete one a week earlier); `<study>/ground_truth.json` says what the audit must find.
+    `profile` (profiles.yaml): `standard`, or `dirty` for sites with real-world habits at scale.
     """
     cfg = load_config()
+    if profile not in cfg.profiles.profiles:
+        raise ValueError(f"profile must be one of {sorted(cfg.profiles.profiles)}, not {profile!r}")
     site_list = plan_sites(cfg, sites, subjects, np.random.default_rng([seed, 0]))
     for site in site_list:
         format_profile(cfg, site, formats)  # fail before writing anything
     plan: Plan = plan_problems(cfg, site_list, np.random.default_rng([seed, 1]),
                                enabled=plant_problems, history=history)
     roles = {index: role for index, (role, _) in plan.site_roles.items()}
+    taken = set(roles) | {p.site_index for p in plan.subject}
+    habits = plan_habits(cfg.profiles.profiles[profile], len(site_list), taken, np.random.default_rng([seed, 3]))
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="generator-upload") as pool:
         return _generate(out, cfg, site_list, plan, roles, pool, study=study, seed=seed, as_of=as_of,
-                         formats=formats, history=history, subjects=subjects)
+                         formats=formats, history=history, subjects=subjects, profile=profile, habits=habits)
 
 
 def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, roles: dict[int, str],
               pool: ThreadPoolExecutor, *, study: str, seed: int, as_of: date, formats: str, history: bool,
-              subjects: int) -> GenerationSummary:
+              subjects: int, profile: str, habits: dict[int, str]) -> GenerationSummary:
     writer = _Writer(out, cfg, study, as_of, formats, pool)
+    audited_subjects: dict[str, int] = {}
     expected: list[dict[str, Any]] = []
     decisions: dict[str, int] = {}
     features: dict[str, dict[str, Any]] = {}
@@ -277,6 +292,10 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
                     chunk_sites, study, cfg)
         frames = {name: finalize(frame, name, cfg) for name, frame in frames.items()}
         chunk_roles = {i - first: role for i, role in roles.items() if first <= i < last}
+        frames = _drop_never_collected(frames, plan, chunk_roles, first, cfg)
+        chunk_habits = {i - first: habit for i, habit in habits.items() if first <= i < last}
+        if chunk_habits:
+            frames = apply_habits(frames, chunk_habits, cfg.profiles.profiles[profile])
         everyone = tuple(range(len(chunk_sites)))
         versions = []
         old_sites = everyone if history else tuple(p for p, r in chunk_roles.items() if r == "no_usable")
@@ -290,21 +309,25 @@ def _generate(out: Store, cfg: Config, site_list: list[SiteInfo], plan: Plan, ro
         versions.append(_Version(CURRENT_DAYS, frames, everyone, current=True))
         for version in versions:
             writer.write_version(version, chunk_sites, chunk_roles)
+        audited_subjects.update(_audited_subjects(versions, chunk_sites, chunk_roles))
 
         for p in chunk_planted:
             site = site_list[p.site_index]
             expected.extend(expected_rows(p.problem, p.pid, site.siteid, p.usubjid(study, site_list)))
         for pos, role in chunk_roles.items():
-            if role == "missing_column":
+            if role in ("missing_column", "never_collects"):
                 expected.extend(_site_expectations(plan, first + pos, site_list, latent, writer, study, as_of,
-                                                   formats, cfg))
+                                                   formats, cfg, frames["dm"].filter(pl.col("_SITEPOS") == pos)))
         for decision, count in latent.group_by("DECISION").len().iter_rows():
             decisions[decision] = decisions.get(decision, 0) + int(count)
         _count_features(features, latent, frames, cfg)
 
     truth = _ground_truth(study, seed, as_of, formats, plan, site_list, roles, expected, writer, decisions,
-                          subjects, history, cfg)
+                          subjects, history, cfg, audited_subjects)
     truth["features"] = features
+    truth["profile"] = profile
+    truth["habits"] = [{"habit": name, "sites": sorted(site_list[i].siteid for i, h in habits.items() if h == name)}
+                       for name, _ in cfg.profiles.profiles[profile].habits()]
     writer.put(join_key(study, GROUND_TRUTH),
                (json.dumps(truth, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), CONTENT_TYPES["json"])
     writer.flush()
@@ -331,6 +354,10 @@ def _count_features(features: dict[str, dict[str, Any]], latent: pl.DataFrame, f
                                                 | pl.col("PRENDTC").str.len_chars().is_in([4, 7]))["USUBJID"],
         **{f"screen_failure.{modes[m]}": latent.filter(pl.col("FAILMODE") == m)["USUBJID"]
            for m in range(len(modes))},
+        "repeated_vitals": frames["vs"].filter(pl.col("VSTPTNUM").is_not_null())["USUBJID"],
+        "near_limits": latent.filter(pl.col("NEAR_LIMIT") != "")["USUBJID"],
+        **{f"near_limit.{name}": latent.filter(pl.col("NEAR_LIMIT") == name)["USUBJID"]
+           for name in cfg.study.near_limits.limits},
     }
     for name, subjects in found.items():
         unique = subjects.unique(maintain_order=True)
@@ -338,6 +365,20 @@ def _count_features(features: dict[str, dict[str, Any]], latent: pl.DataFrame, f
         entry["subjects"] += unique.len()
         room = FEATURE_EXAMPLES - len(entry["examples"])
         entry["examples"].extend(unique.head(max(room, 0)).to_list())
+
+
+def _audited_subjects(versions: list[_Version], sites: list[SiteInfo], roles: dict[int, str]) -> dict[str, int]:
+    """Site id -> subjects (distinct USUBJID with a DM row) in the delivery the audit must read: the
+    newest, the one-week-older for a site whose newest is rejected, none for a site with no usable one."""
+    current = next(v for v in versions if v.current)
+    older = next((v for v in versions if not v.current and v.manifest), None)
+    counts = {}
+    for pos, site in enumerate(sites):
+        role = roles.get(pos)
+        version = None if role == "no_usable" else older if role == "checksum_mismatch" else current
+        dm = version.frames["dm"] if version is not None else None
+        counts[site.siteid] = 0 if dm is None else dm.filter(pl.col("_SITEPOS") == pos)["USUBJID"].n_unique()
+    return counts
 
 
 def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
@@ -352,21 +393,58 @@ def _chunks(site_list: list[SiteInfo]) -> list[tuple[int, int]]:
     return bounds
 
 
+def _drop_never_collected(frames: dict[str, pl.DataFrame], plan: Plan, chunk_roles: dict[int, str], first: int,
+                          cfg: Config) -> dict[str, pl.DataFrame]:
+    """The rows of a test a site never collects removed from every delivery of that site."""
+    for pos, role in chunk_roles.items():
+        if role != "never_collects":
+            continue
+        problem = plan.site_problems[plan.site_roles[first + pos][1]]
+        assert problem.never_collects is not None
+        domain, test = problem.never_collects
+        testcd = f"{domain.upper()}TESTCD"
+        frames[domain] = frames[domain].filter((pl.col("_SITEPOS") != pos) | (pl.col(testcd) != test))
+    return frames
+
+
+#: a needed test no subject of a site has is one site-level finding when at least this many enrolled
+#: subjects need it (docs/validation.md); one subject's gap is that subject's finding
+SITE_GAP_MIN_SUBJECTS = 2
+
+
 def _site_expectations(plan: Plan, index: int, site_list: list[SiteInfo], latent: pl.DataFrame, writer: _Writer,
-                       study: str, as_of: date, formats: str, cfg: Config) -> list[dict[str, Any]]:
-    """The missing-column site: one file-level finding, and the expectation for every enrolled subject."""
+                       study: str, as_of: date, formats: str, cfg: Config, dm: pl.DataFrame) -> list[dict[str, Any]]:
+    """A site-level problem: its finding (the rejected file, or the test the site never collects), and the
+    expectation for every enrolled subject. `dm` holds the site's DM rows in file order."""
     pid = plan.site_roles[index][1]
     problem = plan.site_problems[pid]
     site = site_list[index]
-    assert problem.drop_column is not None
-    domain, column = problem.drop_column
-    key = join_key(study, site.siteid, delivery_name(as_of, CURRENT_DAYS),
-                   f"{domain}.{format_profile(cfg, site, formats).format_of(domain)}")
-    writer.data_quality.append({
-        "problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": None, "file": key,
-        "domain": domain.upper(), "variable": column, "row": None, "source": key,
-    })
     enrolled = latent.filter((pl.col("SITEID") == site.siteid) & (pl.col("DECISION") == "ENROLLED"))
+    profile = format_profile(cfg, site, formats)
+    delivery = delivery_name(as_of, CURRENT_DAYS)
+    if problem.drop_column is not None:
+        domain, column = problem.drop_column
+        key = join_key(study, site.siteid, delivery, f"{domain}.{profile.format_of(domain)}")
+        writer.data_quality.append({
+            "problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": None, "file": key,
+            "domain": domain.upper(), "variable": column, "row": None, "source": key,
+        })
+    else:
+        assert problem.never_collects is not None
+        domain, test = problem.never_collects
+        key = join_key(study, site.siteid, delivery, f"{domain}.{profile.format_of(domain)}")
+        base = {"problem": pid, "kind": problem.kind, "site": site.siteid, "file": key, "domain": domain.upper(),
+                "variable": f"{domain.upper()}TESTCD", "item": test}
+        if enrolled.height >= SITE_GAP_MIN_SUBJECTS:  # one finding for the site, naming its file of the domain
+            writer.data_quality.append({**base, "usubjid": None, "row": None, "source": key,
+                                        "subjects": enrolled.height})
+        else:  # a single enrolled subject: that subject's own finding, on its DM row
+            dm_key = join_key(study, site.siteid, delivery, f"dm.{profile.format_of('dm')}")
+            rows = dm.with_row_index("_ROW", offset=1)  # the site's DM rows, in file order
+            for usubjid in enrolled["USUBJID"].to_list():
+                number = int(rows.filter(pl.col("USUBJID") == usubjid)["_ROW"][0])
+                writer.data_quality.append({**base, "usubjid": usubjid, "file": dm_key, "row": number,
+                                            "source": f"{dm_key}:{number}"})
     return [
         {"problem": pid, "kind": problem.kind, "site": site.siteid, "usubjid": usubjid,
          "check_id": check, "class": klass, "severity": severity}
@@ -377,7 +455,8 @@ def _site_expectations(plan: Plan, index: int, site_list: list[SiteInfo], latent
 
 def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, site_list: list[SiteInfo],
                   roles: dict[int, str], expected: list[dict[str, Any]], writer: _Writer,
-                  decisions: dict[str, int], subjects: int, history: bool, cfg: Config) -> dict[str, Any]:
+                  decisions: dict[str, int], subjects: int, history: bool, cfg: Config,
+                  audited_subjects: dict[str, int]) -> dict[str, Any]:
     current = delivery_name(as_of, CURRENT_DAYS)
     older = delivery_name(as_of, HISTORY_DAYS)
     stalled = delivery_name(as_of, INCOMPLETE_DAYS)
@@ -393,7 +472,7 @@ def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, 
             "formats": {d: profile.format_of(d) for d in DOMAIN_ORDER}, "encoding": profile.encoding,
             "separator": profile.separator, "decimal": profile.decimal, "language": site.archetype.language,
             "ie": site.archetype.ie, "country": site.archetype.country, "deliveries": written,
-            "audited_delivery": audited, "role": role,
+            "audited_delivery": audited, "role": role, "audited_subjects": audited_subjects.get(site.siteid, 0),
         })
         if role in ("checksum_mismatch", "incomplete", "no_usable"):
             pid = plan.site_roles[site.index][1]
@@ -421,7 +500,8 @@ def _ground_truth(study: str, seed: int, as_of: date, formats: str, plan: Plan, 
     problems.sort(key=lambda item: item["problem"])
     return {
         "study": study, "seed": seed, "as_of": as_of.isoformat(), "formats": formats,
-        "subjects": {"screened": subjects, **{k: decisions.get(k, 0) for k in sorted(decisions)}},
+        "subjects": {"screened": subjects, **{k: decisions.get(k, 0) for k in sorted(decisions)},
+                     "audited": sum(audited_subjects.values())},
         "sites": sites,
         "problems": problems,
         "expected_discrepancies": expected,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from generator.boundaries import place_near_limits
 from generator.config import Archetype, Config
 
 DECISIONS = ("ENROLLED", "SCREEN FAILURE", "IN SCREENING")
@@ -198,6 +199,12 @@ def draw_population(
     )
     _apply(cols, overrides, skip_missing=False)
     cols["HBV_POS"] = cols["HBSAG_POS"] | cols["HBCAB_POS"]
+    cols["NOT_NODAL"] = ~cols["NODAL"]
+    # clean values at the edge of a threshold (never a planted subject's or a screen failure's)
+    free = cols["FAILMODE"] == -1
+    free[forced_idx] = False
+    units = np.array([s.archetype.units for s in sites])[site_pos]
+    near = place_near_limits(cols, units, free, rng, cfg)
     cols["LYM"] = cols["WBC"] * cols["LYMFRAC"]
     cols["LYMLE"] = cols["LYMFRAC"] * 100.0
     cols["LYM_OLD"] = cols["WBC_OLD"] * cols["LYMFRAC_OLD"]
@@ -224,7 +231,8 @@ def draw_population(
         "IE_STYLE": np.array([s.archetype.ie for s in sites])[site_pos],
         "COUNTRY": np.array([s.archetype.country for s in sites])[site_pos],
     }
-    frame = pl.DataFrame({**meta, "SITE_POS": site_pos, "SUBJ_INDEX": np.arange(n), "NUMBER": number, **cols})
+    frame = pl.DataFrame({**meta, "SITE_POS": site_pos, "SUBJ_INDEX": np.arange(n), "NUMBER": number, **cols,
+                          "NEAR_LIMIT": pl.Series(near.tolist(), dtype=pl.String)})
     frame = frame.with_columns(
         pl.lit(study).alias("STUDYID"),
         pl.format("{}-{}-{}", pl.lit(study), pl.col("SITEID"), pl.col("NUMBER").cast(pl.String).str.zfill(4))

@@ -2,7 +2,8 @@
 
 Planning happens once for the whole study (a loop over the couple of dozen problems, not over
 subjects): delivery-level problems take the last sites, the missing-column problem the smallest
-remaining site, and subject problems are spread over the other sites, one subject each.
+remaining sites (a missing column, a test never collected), and subject problems are spread over the
+other sites, one subject each.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def plan_problems(cfg: Config, sites: list[SiteInfo], rng: np.random.Generator, 
                 continue
             index = min(free, key=lambda i: (sites[i].n_subjects, i))
             free.remove(index)
-            roles[index] = ("missing_column", pid)
+            roles[index] = ("never_collects" if problem.never_collects else "missing_column", pid)
             site_problems[pid] = problem
     # subject problems: any site still audited normally (the incomplete-delivery site included)
     free = [i for i in range(len(sites)) if roles.get(i, ("incomplete",))[0] == "incomplete"]

@@ -183,6 +183,30 @@ def encode(frame: pl.DataFrame, domain: str, fmt: str, profile: FormatProfile, n
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def manifest_bytes(study: str, site: str, delivery: str, entries: list[dict[str, object]]) -> bytes:
-    body = {"study": study, "site": site, "delivery": delivery, "files": entries}
+#: formats whose text is Unicode inside the file: an encoding given for them means nothing (DTS section 1)
+BINARY_FORMATS = ("xlsx", "parquet")
+
+
+def manifest_bytes(study: str, site: str, delivery: str, entries: list[dict[str, object]],
+                   defaults: dict[str, str] | None = None) -> bytes:
+    """manifest.json; with `defaults` (`encoding`, `decimal`) written once at the top level as every file's
+    default, each entry keeping only the settings that differ (none for a binary format's encoding)."""
+    body: dict[str, object] = {"study": study, "site": site, "delivery": delivery}
+    if defaults:
+        body.update(defaults)
+        entries = [{key: value for key, value in entry.items()
+                    if not (key in defaults and value == defaults[key])
+                    and not (key == "encoding" and str(entry["name"]).rsplit(".", 1)[-1] in BINARY_FORMATS)}
+                   for entry in entries]
+    body["files"] = entries
     return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def manifest_defaults(profile: FormatProfile) -> dict[str, str] | None:
+    """The top-level settings of a site whose manifests carry them there (None: every file says its own)."""
+    if profile.manifest != "top_level":
+        return None
+    defaults = {"encoding": "utf-8" if profile.encoding == "utf-8-sig" else profile.encoding}
+    if profile.decimal != ".":
+        defaults["decimal"] = profile.decimal
+    return defaults

@@ -53,6 +53,8 @@ class Code(StrEnum):
     FILE_UNKNOWN_DOMAIN = "ingest.file_rejected.unknown_domain"
     FILE_UNKNOWN_FORMAT = "ingest.file_rejected.unknown_format"
     FILE_DUPLICATE_DOMAIN = "ingest.file_rejected.duplicate_domain"
+    # a setting of manifest.json that means nothing for its file and was ignored (the delivery is used)
+    ENCODING_IGNORED = "ingest.note.encoding_ignored"
     # one value of a row (the row is used, the value is missing)
     VALUE_EXCEL_ERROR = "ingest.value_missing.excel_error"
     # one row of a file (the rest of the file is used)
@@ -65,6 +67,9 @@ class Code(StrEnum):
         """Short reason key for `InputObject.rejected_reasons` (the code without its prefix)."""
         return self.value.rsplit(".", 1)[-1]
 
+
+#: prefix of the codes that are notes, not problems: kept in `validation`, never sent to a site as a query
+NOTE_PREFIX = "ingest.note."
 
 #: reason recorded for the rows of every file of a delivery that was rejected as a whole
 DELIVERY_REJECTED_REASON = "delivery_rejected"

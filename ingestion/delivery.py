@@ -201,5 +201,15 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
             file_findings.append(ctx.finding(o.rejected, o.key, o.domain))
         elif o.prepared is not None:
             read.files.append(o.prepared)
-    read.findings = [*ignored, *file_findings, *read.files]
+    notes = [Finding(study, site, Code.ENCODING_IGNORED, about_file(site, ctx.prefix + (note.name or MANIFEST_NAME),
+                                                               f"manifest.json {note.detail}"),
+                     source=ctx.prefix + MANIFEST_NAME, domain=_domain_code(note.name), variable=note.variable,
+                     observed=note.observed)
+             for note in manifest.notes]
+    read.findings = [*notes, *ignored, *file_findings, *read.files]
     return read
+
+
+def _domain_code(name: str | None) -> str | None:
+    domain = _known_domain(name) if name else None
+    return domain.upper() if domain else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -17,13 +19,20 @@ import polars as pl
 
 from contracts.enums import Severity
 from contracts.records import RunOutputs
+from core.safety import neutralise
 from expectations.docs import publish_data_docs
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
-from reporting.queries import build_site_queries, split_by_site, with_response_columns
+from reporting.queries import (
+    build_site_queries,
+    consolidate_queries,
+    query_detail,
+    split_by_site,
+    with_response_columns,
+)
 from reporting.review_sheet import SHEET as REVIEW_SHEET
-from reporting.review_sheet import drop_down_hook, review_rows
+from reporting.review_sheet import decision_drop_downs, review_rows
 from reporting.summary import (
     current,
     eligibility_matrix,
@@ -34,8 +43,8 @@ from reporting.summary import (
     site_table,
     version_table,
 )
-from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
-from reporting.workbook import workbook_bytes
+from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
+from reporting.workbook import site_workbooks, workbook_bytes
 from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
@@ -86,32 +95,49 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
     return links
 
 
-def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
-                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
-    """Every output file of the run except the Data Docs folder, in the order they are written.
+#: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
+PUBLISH_THREADS = 4
+#: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
+SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
+#: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
+SHEET_FILES = {
+    "Review": "'screening-audit review list' (by site, state or check) and decide with 'screening-audit review add'",
+    "Subjects": "subjects.csv or subjects.parquet",
+    "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
+    "Queries": "the site_queries folder (one CSV and one workbook per site)",
+    "Query detail": "the Detail sheet of each site_queries workbook, and the discrepancies and validation tables",
+    "Discrepancies": "discrepancies.csv or discrepancies.parquet",
+    "Validation findings": "validation.csv or validation.parquet",
+    "Eligibility matrix": "eligibility.csv or eligibility.parquet",
+    "DV": "dv.csv, dv.parquet or dv.xpt",
+}
 
-    `previous_run` is the as-of date of the run the history was compared with and `trend` the
-    finding counts of earlier runs (history.run_trend); both only change report.html.
-    """
-    tables = published_tables(outputs)
-    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
-    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
-                      discrepancies=tables["discrepancies"], validation=tables["validation"])
+
+def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
+    return [OutputFile(f"{name}.csv", csv_bytes(frame), CSV), OutputFile(f"{name}.parquet", parquet_bytes(frame),
+                                                                           PARQUET)]
+
+
+def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
+    """site_queries/<SITEID>.csv (one query per problem) and .xlsx (Queries, one per problem, with the
+    columns a site answers in; Detail, one row per finding) for every site, each sheet and the CSVs
+    written in one pass over all sites."""
+    safe = neutralise(problems)
+    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
+                                (DETAIL_SHEET, neutralise(query_detail(detail)))],
+                               as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
+                               where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
+                               if sheet == SITE_SHEET else "the discrepancies and validation tables")
     files: list[OutputFile] = []
-    for name, frame in tables.items():
-        files.append(OutputFile(f"{name}.csv", csv_bytes(frame), CSV))
-        files.append(OutputFile(f"{name}.parquet", parquet_bytes(frame), PARQUET))
-    files.append(OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT))
-
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
-    for site, part in split_by_site(queries).items():
+    for site, part in split_by_site(safe).items():
         stem = f"site_queries/{site_file_name(site)}"
-        files.append(OutputFile(f"{stem}.csv", csv_bytes(part), CSV))
-        form = workbook_bytes([("Queries", with_response_columns(part))], outputs.as_of,
-                              f"{outputs.study} queries for site {site}")
-        files.append(OutputFile(f"{stem}.xlsx", form, XLSX))
+        files.append(OutputFile(f"{stem}.csv", neutralised_csv_bytes(part), CSV))
+        files.append(OutputFile(f"{stem}.xlsx", workbooks[site], XLSX))
+    return files
 
-    risk = risk_table(outputs)
+
+def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], problems: pl.DataFrame,
+                     queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
     review = review_rows(disc, tables["validation"], load_machine(),
@@ -123,7 +149,8 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
         ("Protocol versions", version_table(outputs)),
         ("Subjects", tables["subjects"]),
         ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
-        ("Queries", queries),
+        ("Queries", problems),
+        ("Query detail", query_detail(queries)),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),
         ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),
@@ -132,30 +159,83 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
         ("Not audited", not_audited_table(outputs.run_manifest)),
         ("DV", tables["dv"]),
     ]
-    files.append(OutputFile("report.xlsx", workbook_bytes(
-        sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}",
-        hooks={REVIEW_SHEET: drop_down_hook(review, load_machine())}), XLSX))
-    html = render_report(outputs, risk, _links(outputs), previous_run.isoformat() if previous_run else None,
-                         trend)
-    files.append(OutputFile("report.html", html.encode("utf-8"), HTML))
+    machine = load_machine()
+    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES,
+                          drop_downs={REVIEW_SHEET: decision_drop_downs(review, machine)})
+    return [OutputFile("report.xlsx", data, XLSX)]
+
+
+def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
+                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None) -> tuple[
+                     list[Future[list[OutputFile]]], OutputFile]:
+    """Submit the rendering of every output file to `pool` (each job hands its files to `sink` as soon
+    as they are made, so that writing overlaps the rendering of the others); returns the jobs, in
+    output order, and the run manifest (written last by the caller)."""
+    tables = published_tables(outputs)
+    # every later step sees contract-complete tables, whatever shape an upstream stage handed over
+    outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
+                      discrepancies=tables["discrepancies"], validation=tables["validation"])
+    previous = previous_run.isoformat() if previous_run else None
+
+    def job(render: Callable[[], list[OutputFile]]) -> Future[list[OutputFile]]:
+        def run() -> list[OutputFile]:
+            made = render()
+            if sink is not None:
+                sink(made)
+            return made
+        return pool.submit(run)
+
+    # the tables' files first: they need nothing more, and are written while the queries are built
+    jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
+    jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    risk = risk_table(outputs)
+    problems = consolidate_queries(queries)
+    jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
+    jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
+    jobs.append(job(lambda: [OutputFile("report.html", render_report(
+        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    files.append(OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON))
-    return files
+    return jobs, OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
+
+
+def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
+                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
+    """Every output file of the run except the Data Docs folder, in the order they are written.
+
+    `previous_run` is the as-of date of the run the history was compared with and `trend` the
+    finding counts of earlier runs (history.run_trend); both only change report.html. Each output is
+    rendered once from the final tables, independent outputs on parallel threads (the bytes do not
+    depend on the order they finish in).
+    """
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+        jobs, manifest = _render_jobs(outputs, previous_run, trend, pool, sink=None)
+        files = [item for job in jobs for item in job.result()]
+    return [*files, manifest]
 
 
 def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
-    """Write every output of the run under `prefix`; returns the keys written, in write order."""
+    """Write every output of the run under `prefix`; returns the keys written (run_manifest.json last).
+
+    Files are written by the thread that rendered them, as soon as it has (storage I/O overlaps the
+    rendering of the other outputs); the Data Docs upload runs beside them; the run manifest, the mark
+    of a complete folder, is written after everything else.
+    """
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
     trend = run_trend(store, study=outputs.study, as_of=outputs.as_of)
-    files = render_outputs(outputs, previous[0] if previous else None, trend)
-    written: list[str] = []
-    manifest = files.pop()  # written last
-    for item in files:
-        key = join_key(prefix, item.key)
-        store.write_bytes(key, item.data, item.content_type)
-        written.append(key)
-    if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
-        written += publish_data_docs(Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
+
+    def write(files: list[OutputFile]) -> None:
+        for item in files:
+            store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
+
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+        docs = None
+        if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
+            docs = pool.submit(publish_data_docs, Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
+        jobs, manifest = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write)
+        written = [join_key(prefix, item.key) for job in jobs for item in job.result()]
+        if docs is not None:
+            written += docs.result()
     key = join_key(prefix, manifest.key)
     store.write_bytes(key, manifest.data, manifest.content_type)
     written.append(key)

@@ -1,8 +1,15 @@
-"""Site queries: one row per finding a site must act on, with a neutral query text.
+"""Site queries: one query per problem a site must act on, with a neutral query text.
 
 A site monitor sends these to a site; the text quotes the values, units, limits and dates behind the
 finding and asks for one specific action. The wording is data (`data/queries.yaml`), filled in with
 one polars expression per template: no loop over rows.
+
+Two levels. `build_site_queries` gives one row per finding (its FINDING_ID, the Detail sheet of a
+site's workbook and the report's query detail). `consolidate_queries` makes the list a site monitor
+works: the findings of a site with the same check and the same cause (discrepancies: class and reason
+code, e.g. every enrolled subject without an FEV1PP result; data quality: the check, e.g. an unknown
+unit) are one query that lists its subjects and findings, so a site's list grows with checks x causes,
+not with subjects. A site's answer to a consolidated query is recorded for each finding it lists.
 """
 
 from __future__ import annotations
@@ -13,22 +20,50 @@ import polars as pl
 
 from contracts import is_open
 from contracts.enums import Severity
+from contracts.tables import FINDING_ID
+from core.identity import stable_id
+from ingestion.codes import NOTE_PREFIX
 from reporting.datafiles import check_keys, load
 from reporting.tables import sort_like
 from review.machine import load_machine
 
+#: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
                  "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
-                 "SOURCE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
+                 "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
+#: one problem: the findings of a site with the same check and cause (see the module's docstring)
+PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
+CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
+                        "DOMAIN", "VARIABLE", "CAUSE", "N_SUBJECTS", "N_FINDINGS", "SUBJECTS", "FIRST_SEEN",
+                        "DAYS_OPEN", "QUERY_TEXT", "DETAIL", "FINDING_IDS"]
+#: a query lists at most this many findings (an Excel cell holds 32,767 characters; a FINDING_ID is 18):
+#: a larger problem is split into numbered parts with the same text
+MAX_FINDINGS_PER_QUERY = 1_000
+#: DETAIL quotes this many findings' own details; the rest are in the Detail sheet and the tables
+MAX_DETAIL_LINES = 20
 _FIELD = re.compile(r"\{([A-Z_]+)\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 MISSING = "not recorded"
 
 
-def _templates() -> tuple[dict[str, str], dict[str, str], str]:
+def _data() -> dict:
     data = load("queries.yaml")
-    check_keys("queries.yaml", data, {"checks", "classes", "default"}, {"classes", "default"})
+    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped"}, {"classes", "default", "grouped"})
+    return data
+
+
+def _templates() -> tuple[dict[str, str], dict[str, str], str]:
+    data = _data()
     return dict(data.get("checks") or {}), data["classes"], data["default"]
+
+
+def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
+    """The first template whose condition holds, rendered; `default` otherwise."""
+    chain = None
+    for cond, template in choices:
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(render_template(template))
+    text = render_template(default) if chain is None else chain.otherwise(render_template(default))
+    return text.str.replace_all(r"\s+", " ").str.strip_chars()
 
 
 def _text(column: str) -> pl.Expr:
@@ -84,10 +119,11 @@ def _unsettled(frame: pl.DataFrame) -> pl.Expr:
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
     current = discrepancies.filter(is_open() & _unsettled(discrepancies))
     keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
-    values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON",
+    code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
+    values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON", code.alias("CAUSE"),
                                 pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first",
                                                                                maintain_order=True)
-    own = [c for c in ("VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SOURCE") if c in current.columns]
+    own = [c for c in ("VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE") if c in current.columns]
     rows = current.drop(own).join(values, on=keys, how="left", nulls_equal=True)
     return rows.with_columns(
         pl.col("_ELIG_SOURCE").alias("SOURCE"),
@@ -97,13 +133,13 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
         pl.lit(None, pl.String).alias("OBSERVED"),
         pl.lit(None, pl.String).alias("MESSAGE"),
         pl.col("EVIDENCE").alias("DETAIL"),
-        pl.concat_str([pl.col("CLASS"), pl.col("USUBJID"), pl.col("CHECK_ID")], separator=":",
-                      ignore_nulls=True).alias("QUERY_ID"),
     ).drop("_ELIG_SOURCE")
 
 
 def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
-    return validation.filter(_unsettled(validation)).with_columns(
+    # a note (a manifest setting that was ignored) asks nothing of the site: it stays in `validation` only
+    is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
+    return validation.filter(~is_note & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.col("EXPECTATION").alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
@@ -115,8 +151,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
         *(pl.lit(None, pl.String).alias(c) for c in ("UNIT", "LIMIT", "DTC", "REASON", "EVIDENCE",
                                                       "SITE_ASSESSMENT", "RECOMPUTED")),
         pl.col("MESSAGE").alias("DETAIL"),
-        pl.concat_str([pl.lit("DQ"), pl.col("SOURCE"), pl.col("VARIABLE"), pl.col("EXPECTATION")],
-                      separator=":", ignore_nulls=True).alias("QUERY_ID"),
+        (pl.col("CHECK") if "CHECK" in validation.columns else pl.col("EXPECTATION")).cast(pl.String).alias("CAUSE"),
     )
 
 
@@ -139,15 +174,72 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
         _no_full_stop("EVIDENCE"),
         _no_full_stop("MESSAGE"),
     )
-    chain = None
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
-    for cond, template in choices:
-        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(render_template(template))
-    text = render_template(default) if chain is None else chain.otherwise(render_template(default))
-    rows = rows.with_columns(text.str.replace_all(r"\s+", " ").str.strip_chars().alias("QUERY_TEXT"))
-    return sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"])
+    rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"), pl.lit(None, pl.String).alias("QUERY_ID"))
+    return with_query_ids(sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]))
+
+
+def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (one per finding, in listing order) with QUERY_ID, the query that lists each: `Q-` and a
+    digest of the problem (PROBLEM), the same night after night whichever subjects it lists; a problem
+    of more than MAX_FINDINGS_PER_QUERY findings is listed in parts, the second on numbered."""
+    part = pl.int_range(pl.len()).over(PROBLEM) // MAX_FINDINGS_PER_QUERY
+    number = pl.when(part > 0).then(part + 1).cast(pl.String)
+    return rows.with_columns(stable_id("Q", *PROBLEM, number).alias("QUERY_ID"))
+
+
+def _listed(values: pl.Expr, limit: int, separator: str, more: str) -> pl.Expr:
+    """The group's first `limit` `values` joined, and how many more there are."""
+    head = values.head(limit).str.join(separator)
+    rest = values.len().cast(pl.Int64) - limit
+    return pl.when(rest > 0).then(pl.format("{}\n... and {} more " + more, head, rest)).otherwise(head)
+
+
+def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
+    """One row per problem (site, check, cause) of the per-finding `queries` (build_site_queries), in
+    the order of their first finding: its subjects, findings, first seen, longest open, a text that
+    says what is asked of each, and DETAIL quoting each finding's own detail (the first
+    MAX_DETAIL_LINES; the per-finding rows hold all of them). A problem of one finding keeps its text."""
+    grouped = _data()["grouped"]
+    line = pl.concat_str([pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site")), pl.lit(": "),
+                          pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
+    rows = queries.with_columns(line.alias("_LINE"))
+    problems = rows.group_by("QUERY_ID", *PROBLEM, maintain_order=True).agg(
+        pl.len().alias("N_FINDINGS"),
+        pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),
+        _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
+                "(see the Detail sheet)").alias("SUBJECTS"),
+        pl.col("FIRST_SEEN").min(), pl.col("DAYS_OPEN").max(),
+        pl.when((pl.col("STATUS") == "NEW").all()).then(pl.lit("NEW"))
+        .when(pl.col("STATUS").is_not_null().any()).then(pl.lit("OPEN")).alias("STATUS"),
+        pl.col("QUERY_TEXT").first().alias("EXAMPLE"),
+        pl.col("DETAIL").first().alias("_DETAIL_ONE"),
+        _listed(pl.col("_LINE"), MAX_DETAIL_LINES, "\n", "findings: the Detail sheet lists each").alias("_DETAIL_MANY"),
+        pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
+    )
+    single = pl.col("N_FINDINGS") == 1
+    choices = [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
+    problems = problems.with_columns(
+        pl.when(pl.col("N_SUBJECTS") > 0).then(pl.col("SUBJECTS")).alias("SUBJECTS"),  # none for a site-level one
+        pl.when(single).then(pl.col("EXAMPLE")).otherwise(_choose(choices, grouped["default"])).alias("QUERY_TEXT"),
+        pl.when(single).then(pl.col("_DETAIL_ONE")).otherwise(pl.col("_DETAIL_MANY")).alias("DETAIL"),
+    )
+    # per site: important first, then by check and cause
+    return problems.sort("SITEID", "SEVERITY", "ORIGIN", "CHECK_ID", "CAUSE", nulls_last=True,
+                         maintain_order=True).select(CONSOLIDATED_COLUMNS)
+
+
+#: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
+DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
+                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "DETAIL"]
+
+
+def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
+    """The per-finding rows as the Detail sheet shows them: the query that lists each (QUERY_ID) and
+    its facts, without the per-finding query text (the query's own text says what is asked)."""
+    return queries.select(DETAIL_COLUMNS)
 
 
 def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -11,11 +11,11 @@ gets one drop-down (a handful of data validations, whatever the number of rows).
 from __future__ import annotations
 
 import polars as pl
-from xlsxwriter.worksheet import Worksheet
 
 from contracts import is_open
 from contracts.enums import Severity
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from reporting.xlsx import DropDown
 from review.catalogue import catalogue_of
 from review.machine import StateMachine
 
@@ -70,16 +70,11 @@ def drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[tuple[int, int
     return out
 
 
-def drop_down_hook(rows: pl.DataFrame, machine: StateMachine):
-    """The workbook hook that adds the DECISION drop-downs to the written Review sheet."""
+def decision_drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[DropDown]:
+    """The DECISION drop-downs of the written Review sheet: per run of rows, the actions allowed there."""
     column = COLUMNS.index("DECISION")
-
-    def add(sheet: Worksheet, _frame: pl.DataFrame) -> None:
-        for first, last, actions in drop_downs(rows, machine):
-            sheet.data_validation(first + 1, column, last + 1, column, {
-                "validate": "list", "source": actions,
-                "input_title": "Decision", "input_message": "Choose an action, then write TEXT and REVIEWER.",
-                "error_title": "Not an action here",
-                "error_message": "Choose one of the listed actions: the others are not allowed in this state.",
-            })
-    return add
+    return [DropDown(first, last, column, tuple(actions), prompt_title="Decision",
+                     prompt="Choose an action, then write TEXT and REVIEWER.",
+                     error_title="Not an action here",
+                     error="Choose one of the listed actions: the others are not allowed in this state.")
+            for first, last, actions in drop_downs(rows, machine)]

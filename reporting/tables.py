@@ -88,8 +88,13 @@ def sort_like(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:
     """UTF-8 CSV, comma separated, with a header; text cells neutralised against formula injection."""
-    return neutralise(frame).write_csv(None, include_header=True, separator=",", line_terminator="\n",
-                                       quote_style="necessary").encode("utf-8")
+    return neutralised_csv_bytes(neutralise(frame))
+
+
+def neutralised_csv_bytes(frame: pl.DataFrame) -> bytes:
+    """`csv_bytes` of a frame whose text is already neutralised (core.safety.neutralise)."""
+    return frame.write_csv(None, include_header=True, separator=",", line_terminator="\n",
+                           quote_style="necessary").encode("utf-8")
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:

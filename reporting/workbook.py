@@ -2,69 +2,92 @@
 row, filters, and column widths that fit the content (capped, so a long evidence sentence wraps
 instead of making a column a screen wide).
 
-Text cells are neutralised against formula injection (core.safety) *and* written with
-`strings_to_formulas` off, so no cell of a site's value can ever become a formula.
+Text cells are neutralised against formula injection (core.safety) *and* written as inline strings
+(reporting.xlsx), so no cell of a site's value can ever become a formula. A table longer than
+`MAX_SHEET_ROWS` is not repeated in a sheet Excel handles badly: the sheet says how many rows it has
+and which CSV / Parquet file holds them.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date
 
 import polars as pl
-import xlsxwriter
-from xlsxwriter.worksheet import Worksheet
 
 from core.safety import neutralise
+from reporting.xlsx import MAX_WIDTH, MIN_WIDTH, DropDown, Sheet, prepare, row_xml, sheet_of, widths, workbook
 
-MAX_WIDTH = 60
-MIN_WIDTH = 6
-WORKBOOK_OPTIONS = {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
-                    "strings_to_urls": False}
+__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "site_workbooks", "workbook_bytes"]
 
-
-def _widths(frame: pl.DataFrame) -> list[int]:
-    if frame.height:
-        lengths = frame.select([pl.col(c).cast(pl.String).str.len_chars().max().fill_null(0).alias(c)
-                                for c in frame.columns]).row(0)
-    else:
-        lengths = (0,) * frame.width
-    return [max(MIN_WIDTH, min(MAX_WIDTH, max(len(c) + 3, int(n) + 2))) for c, n in zip(frame.columns, lengths,
-                                                                                     strict=True)]
+#: beyond this many rows a sheet points to the table's CSV / Parquet instead of repeating it (Excel's
+#: filters, sorting and scrolling become slow well before its 1,048,576-row limit)
+MAX_SHEET_ROWS = 50_000
 
 
-def _sheet_name(name: str) -> str:
-    cleaned = "".join("_" if ch in "[]:*?/\\" else ch for ch in name)
-    return cleaned[:31]
+def pointer(name: str, rows: int, where: str) -> pl.DataFrame:
+    """The one-row sheet that stands for a table too long for a comfortable sheet."""
+    return pl.DataFrame({"NOTE": [f"{name} has {rows:,} rows, more than a sheet shows comfortably "
+                                  f"({MAX_SHEET_ROWS:,}): open {where}, which holds every row."]})
 
 
-#: called after a sheet is written, with the worksheet and the frame written (e.g. to add drop-downs)
-SheetHook = Callable[[Worksheet, pl.DataFrame], None]
+def _sheet(name: str, frame: pl.DataFrame, where: str | None, drop_downs: Sequence[DropDown] = ()) -> Sheet:
+    if frame.height > MAX_SHEET_ROWS:
+        return sheet_of(name, pointer(name, frame.height, where or "the table's CSV or Parquet file"))
+    return replace(sheet_of(name, neutralise(frame)), drop_downs=tuple(drop_downs))
 
 
 def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, title: str,
-                   hooks: Mapping[str, SheetHook] | None = None) -> bytes:
+                   files: Mapping[str, str] | None = None,
+                   drop_downs: Mapping[str, Sequence[DropDown]] | None = None) -> bytes:
     """An .xlsx with one sheet per (name, frame); document dates fixed to `as_of` for stable bytes.
 
-    `hooks`: sheet name -> a function that finishes that sheet (the Review sheet's drop-downs)."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, WORKBOOK_OPTIONS)
-    stamp = datetime(as_of.year, as_of.month, as_of.day)
-    book.set_properties({"title": title, "created": stamp, "author": "screening-audit"})
-    wrap = book.add_format({"text_wrap": True, "valign": "top"})
-    for name, frame in sheets:
-        safe = neutralise(frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
-                                              if t == pl.Null]))
-        sheet = book.add_worksheet(_sheet_name(name))
-        if safe.width == 0:
-            continue
-        safe.write_excel(book, sheet, autofilter=True, autofit=False, freeze_panes=(1, 0),
-                         table_style="Table Style Light 9", float_precision=4,
-                         dtype_formats={pl.Date: "yyyy-mm-dd"})
-        for i, width in enumerate(_widths(safe)):
-            sheet.set_column(i, i, width, wrap if width == MAX_WIDTH else None)
-        if hooks and name in hooks:
-            hooks[name](sheet, safe)
-    book.close()
-    return buffer.getvalue()
+    `files` names, per sheet, the file(s) holding the same table, for a table too long to repeat;
+    `drop_downs`, per sheet, its in-cell lists (the Review sheet's DECISION).
+    """
+    return workbook([_sheet(name, frame, (files or {}).get(name), (drop_downs or {}).get(name, ()))
+                     for name, frame in sheets], as_of, title)
+
+
+def _site_sheets(frame: pl.DataFrame, sheet: str, where: Callable[[str, str], str], site: str,
+                 neutralised: bool) -> dict[str, Sheet]:
+    """SITE -> its sheet of `frame`, every row's cell XML computed once for all sites (row numbers
+    counted per site), then joined per site."""
+    frame = prepare(frame if neutralised else neutralise(frame))
+    frame = frame.with_columns(pl.col(site).fill_null("UNKNOWN").alias("_SITE"))
+    frame = frame.sort("_SITE", maintain_order=True)
+    columns = [c for c in frame.columns if c != "_SITE"]
+    data = frame.select(*columns, "_SITE")
+    fitted = widths(data, group="_SITE")
+    wrapped = {c for c in columns if (fitted[c].max() or 0) >= MAX_WIDTH}
+    rows = data.select(
+        pl.col("_SITE"),
+        row_xml(data, pl.int_range(2, pl.len() + 2).over("_SITE"), wrapped, group="_SITE").alias("_XML"),
+    ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join("").cast(pl.Binary), pl.len().alias("_N"))
+    sizes = {row[0]: row[1:] for row in fitted.select("_SITE", *columns).iter_rows()}
+    out: dict[str, Sheet] = {}
+    for name, xml, count in rows.iter_rows():
+        if count > MAX_SHEET_ROWS:
+            out[name] = sheet_of(sheet, pointer(sheet, count, where(name, sheet)))
+        else:
+            out[name] = Sheet(sheet, tuple(columns), tuple(float(w) for w in sizes[name]), xml, count)
+    return out
+
+
+def site_workbooks(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, *, title: Callable[[str], str],
+                   where: Callable[[str, str], str], site: str = "SITEID",
+                   neutralised: bool = False) -> dict[str, bytes]:
+    """One workbook per site (`site` column, null as UNKNOWN) with one sheet per (name, frame) of
+    `sheets`, each sheet built in one pass over all sites; only the zip packaging is per site. The sites
+    are those of the first frame. `where(site, sheet)` says which file holds a sheet too long to repeat.
+    `neutralised`: the text is already neutralised (core.safety), as the
+    CSV files of the same rows were.
+    """
+    if not sheets:
+        return {}
+    built = [(_site_sheets(frame, name, where, site, neutralised), sheet_of(name, frame.clear()))
+             for name, frame in sheets]
+    first, _ = built[0]
+    return {code: workbook([per_site.get(code, empty) for per_site, empty in built], as_of, title(code))
+            for code in first}

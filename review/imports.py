@@ -30,7 +30,8 @@ from storage import ObjectNotFound, Store
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: cells that must hold a value, never a formula: identifiers, the action, the names
-_NO_FORMULA = ("FINDING_ID", "STUDYID", "SITEID", "EVIDENCE_HASH", "DECISION", "REVIEWER", "RESPONDED_BY")
+_NO_FORMULA = ("FINDING_ID", "FINDING_IDS", "STUDYID", "SITEID", "EVIDENCE_HASH", "DECISION", "REVIEWER",
+               "RESPONDED_BY")
 
 
 @dataclass
@@ -115,11 +116,26 @@ def _formula_refusal(rows: pl.DataFrame) -> pl.Expr:
     return chain.otherwise(pl.lit(None, pl.String)) if chain is not None else pl.lit(None, pl.String)
 
 
+def _per_finding(decided: pl.DataFrame) -> pl.DataFrame:
+    """A consolidated site query's answer, once for each finding it lists (FINDING_IDS, space-separated);
+    a formula in FINDING_IDS refuses each of them."""
+    if "FINDING_IDS" not in decided.columns:
+        return decided
+    ids = pl.col("FINDING_IDS").str.replace_all(r"[\s,;]+", " ").str.strip_chars().str.split(" ")
+    return (decided.with_columns(ids.alias(FINDING_ID), pl.col("FINDING_IDS_FORMULA").alias("FINDING_ID_FORMULA"))
+            .explode(FINDING_ID).filter(pl.col(FINDING_ID).fill_null("") != "")
+            .drop("FINDING_IDS", "FINDING_IDS_FORMULA"))
+
+
 def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMachine) -> tuple[pl.DataFrame, int]:
-    """The decided rows as proposals, and how many rows had no decision."""
+    """The decided rows as proposals (a consolidated site query's answer once per finding it lists), and
+    how many rows had no decision."""
     text = pl.col("TEXT") if kind == "REVIEW" else pl.col("SITE_RESPONSE")
     decided = book_rows.filter((pl.col("DECISION") if kind == "REVIEW" else text).str.strip_chars()
                                .fill_null("") != "")
+    undecided = book_rows.height - decided.height
+    if kind != "REVIEW":
+        decided = _per_finding(decided)
     if kind == "REVIEW":
         frame = decided.select(
             "ROW", FINDING_ID, pl.col("DECISION").str.to_uppercase().alias("ACTION"), pl.col("REVIEWER").alias("BY"),
@@ -139,7 +155,7 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
              else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
             pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW")).alias("VIA"),
             "SITEID", _formula_refusal(decided).alias("REFUSED"))
-    return proposals(frame), book_rows.height - decided.height
+    return proposals(frame), undecided
 
 
 def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: pl.DataFrame, where: str,

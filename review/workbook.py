@@ -28,7 +28,9 @@ REVIEW_SHEET = "Review"
 SITE_SHEET = "Queries"
 #: columns a returned review sheet must have, and a site's query sheet
 REVIEW_COLUMNS = ("FINDING_ID", "STUDYID", "SITEID", "EVIDENCE_HASH", "DECISION", "TEXT", "REVIEWER")
-SITE_COLUMNS = ("FINDING_ID", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY")
+SITE_COLUMNS = ("FINDING_IDS", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY")
+#: a site workbook made before queries were consolidated names one finding per row
+SITE_COLUMNS_PER_FINDING = ("FINDING_ID", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY")
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -135,6 +137,8 @@ def read_returned(data: bytes) -> ReturnedWorkbook:
         except Exception as error:
             raise WorkbookRefused(f"the {sheet} sheet cannot be read ({type(error).__name__})") from None
         if kind == "SITE" or "DECISION" in frame.columns or sheets.get(SITE_SHEET.lower()) is None:
+            if kind == "SITE" and "FINDING_ID" in frame.columns and "FINDING_IDS" not in frame.columns:
+                required = SITE_COLUMNS_PER_FINDING
             missing = [c for c in required if c not in frame.columns]
             if missing:
                 raise WorkbookRefused(f"the {sheet} sheet lacks the column(s) {', '.join(missing)}: "

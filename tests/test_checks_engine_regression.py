@@ -33,7 +33,7 @@ EXPECTED = {
         "criteria": "3f9f8ac419526fbc38d9d601a81a4f82c552be5a70c8834b7086a8e2c7a6b42d",
     },
     "generated": {
-        "eligibility": "a8a612f6373faf73a730744187543a0435780da635368c92b6b5b7ed0a58cd59",
+        "eligibility": "2748b23e4cc7561dba8cc23aa657adff078add4d2b2847f148d041427d3a8171",
         "reference": "c927fba6f91e4acc7f780c26ffb5b69969d9fc00abc8b10da14ecc0d083c6cac",
         "criteria": "c1a8a4876b172bf3e6288619400caa02873379f9de3dbc438890aa3e92dc20f5",
     },

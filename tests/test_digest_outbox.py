@@ -200,7 +200,8 @@ def test_each_site_reads_only_its_own_subjects_in_the_outbox(nights: dict) -> No
             assert {f"{stem}.csv", f"{stem}.xlsx"} <= set(keys)
             queries = pl.read_csv(io.BytesIO(outbox.read_bytes(f"{stem}.csv")), infer_schema=False)
             assert queries.height > 0 and set(queries["SITEID"].to_list()) == {site}
-            assert all(u.startswith(f"SZ003-{site}-") for u in queries["USUBJID"].drop_nulls().to_list())
+            subjects = queries["SUBJECTS"].str.split(", ").explode().drop_nulls().to_list()
+            assert all(u.startswith(f"SZ003-{site}-") for u in subjects)
             published = nights["reports"].read_bytes(f"SZ003/{night}/site_queries/{site}.csv")
             assert outbox.read_bytes(f"{stem}.csv") == published
 

@@ -1,5 +1,7 @@
 """The product as a user runs it: generated deliveries on a moto S3 server, the CLI, the tables.
 
+The study's configuration file and protocol are objects in the same S3 endpoint, as a sponsor keeps them.
+
 These are the acceptance tests of the walking skeleton and of the demo's promise: every planted
 problem is found with its class and severity, nothing is reported for clean subjects, every planted
 bad row is named in the findings, and the reconciliation balances.
@@ -15,6 +17,7 @@ import subprocess
 import sys
 from datetime import date
 from email import message_from_bytes, policy
+from importlib import resources
 from pathlib import Path
 
 import boto3
@@ -54,8 +57,13 @@ def audited(s3_endpoint: str, cli_env: dict[str, str]) -> dict:
     client.create_bucket(Bucket="e2e-reports")
     landing = S3Store("s3://e2e-landing/incoming", endpoint_url=s3_endpoint)
     generate(landing, study="SZ003", sites=8, subjects=240, seed=11, as_of=date.fromisoformat(AS_OF))
-    result = _cli("run", "--landing", "s3://e2e-landing/incoming", "--reports", "s3://e2e-reports/audit",
-                  "--as-of", AS_OF, env=cli_env)
+    # the study's configuration and protocol live in the bucket too, and load through the same endpoint
+    config = S3Store("s3://e2e-landing/config", endpoint_url=s3_endpoint)
+    config.write_bytes("protocols/sz003.yaml", resources.files("contracts").joinpath("protocols", "sz003.yaml")
+                       .read_bytes())
+    config.write_bytes("sz003.yaml", b"study: SZ003\nlanding: s3://e2e-landing/incoming\n"
+                                     b"reports: s3://e2e-reports/audit\nprotocol: protocols/sz003.yaml\n")
+    result = _cli("run", "--config", "s3://e2e-landing/config/sz003.yaml", "--as-of", AS_OF, env=cli_env)
     reports = S3Store("s3://e2e-reports/audit", endpoint_url=s3_endpoint)
     return {
         "result": result,
@@ -101,6 +109,19 @@ def test_planted_problems_are_found_and_nothing_else(audited: dict) -> None:
     assert result.missed == []
     assert result.unexpected == []
     assert result.found == result.expected > 10
+
+
+def test_subject_and_eligibility_rows_match_the_ground_truth(audited: dict) -> None:
+    from contracts.protocol import load_protocol
+
+    truth = audited["truth"]
+    subjects = _table(audited, "subjects")
+    per_site = dict(subjects.group_by("SITEID").len().iter_rows())
+    expected = {s["site"]: s["audited_subjects"] for s in truth["sites"] if s["audited_subjects"]}
+    assert per_site == expected
+    assert subjects.height == truth["subjects"]["audited"] > 0
+    components = len(load_protocol().components())
+    assert _table(audited, "eligibility").height == truth["subjects"]["audited"] * components
 
 
 def test_no_finding_for_subjects_generated_clean(audited: dict) -> None:

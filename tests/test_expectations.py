@@ -243,11 +243,12 @@ def test_clean_rows_of_the_planted_trial_have_no_finding(planted) -> None:
 
 def test_duplicate_keys_reject_conflicting_rows(planted) -> None:
     dups = findings_of(planted, "unique_key")
-    assert set(dups.filter(pl.col("DOMAIN") == "DM")["SOURCE"].str.extract(r"(dm\.csv:\d)")) == {"dm.csv:3",
-                                                                                                  "dm.csv:4"}
-    assert "occurs 2 times in DM (conflicting values); none of them is used" in dups["MESSAGE"][0]
+    # one finding per duplicated key, at its first row, naming every row of the key
+    assert dups.filter(pl.col("DOMAIN") == "DM")["SOURCE"].str.extract(r"(dm\.csv:\d)").to_list() == ["dm.csv:3"]
+    assert "occurs 2 times in DM (conflicting values: SZ003/101/20261127T230000Z/dm.csv rows 3, 4); none of them " \
+           "is used" in dups["MESSAGE"][0]
     ie = dups.filter(pl.col("DOMAIN") == "IE")
-    assert ie["OBSERVED"].to_list() == ["USUBJID=SZ003-101-001, IETESTCD=IN06"] * 2
+    assert ie["OBSERVED"].to_list() == ["USUBJID=SZ003-101-001, IETESTCD=IN06"]
     rejected = set(planted.rejected.select(source_text()).to_series().str.extract(r"/([a-z]+\.csv:\d+)$"))
     assert {"dm.csv:3", "dm.csv:4", "ie.csv:1", "ie.csv:4", "lb.csv:14", "lb.csv:15"} <= rejected
 
@@ -257,9 +258,49 @@ def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
     domains = {"dm": frame("dm", [dm_row(S1)]), "ie": frame("ie", [row, row])}
     part = validate_domain("ie", domains, study=STUDY, workdir=tmp_path)
     assert part.findings["MESSAGE"].to_list() == [
-        "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies); only the first copy is used"] * 2
+        "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies: "
+        "SZ003/101/20261127T230000Z/ie.csv rows 1, 2); only the first copy is used"]
     assert part.rejected.select("SOURCE_KEY", "SOURCE_ROW").rows() == [domains["ie"].select("SOURCE_KEY",
                                                                                              "SOURCE_ROW").row(1)]
+
+
+def _vs(subject: str, result: str, **qualifiers) -> dict:
+    return {**vs_row(subject, "SYSBP", result, "mmHg"), "VSDTC": "2026-01-20", **qualifiers}
+
+
+def test_repeated_measurements_told_apart_by_time_point_and_position_are_not_duplicates(tmp_path: Path) -> None:
+    """DTS section 2: the natural key includes --TPTNUM, --POS... where delivered."""
+    rows = [_vs(S1, "120", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="SITTING"),
+            _vs(S1, "124", VSTPTNUM="2", VSTPT="3 MIN", VSPOS="SITTING"),
+            _vs(S1, "118", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="STANDING"),
+            _vs(S1, "131", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="SITTING"),  # a true duplicate of row 1: conflicting
+            _vs(S1, "99", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="SITTING")]  # three rows of one key, one finding
+    domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
+    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    dups = part.findings.filter(pl.col("CHECK") == "VS.unique_key.USUBJID+VSTESTCD+VSDTC")
+    assert dups.height == 1
+    row = dups.row(0, named=True)
+    assert row["SOURCE"] == "SZ003/101/20261127T230000Z/vs.csv:1"
+    assert row["MESSAGE"] == (
+        "USUBJID=SZ003-101-001, VSTESTCD=SYSBP, VSDTC=2026-01-20, VSTPTNUM=1, VSTPT=1 MIN, VSPOS=SITTING occurs 3 "
+        "times in VS (conflicting values: SZ003/101/20261127T230000Z/vs.csv rows 1, 4, 5); none of them is used")
+    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 4, 5]  # rows 2 and 3 are other measurements
+
+
+def test_a_blank_qualifier_is_a_value_of_its_own(tmp_path: Path) -> None:
+    rows = [_vs(S1, "120", VSTPTNUM="1"), _vs(S1, "124", VSTPTNUM=None), _vs(S1, "126", VSTPTNUM=None)]
+    domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
+    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    assert part.findings.filter(pl.col("CHECK").str.contains("unique_key"))["SOURCE"].to_list() == [
+        "SZ003/101/20261127T230000Z/vs.csv:2"]  # rows 2 and 3 (both blank) are one key; row 1 is another
+    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [2, 3]
+
+
+def test_without_qualifier_columns_the_same_test_and_date_twice_is_a_duplicate(tmp_path: Path) -> None:
+    domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", [_vs(S1, "120"), _vs(S1, "124")])}
+    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 2]
+    assert part.findings.filter(pl.col("CHECK").str.contains("unique_key")).height == 1
 
 
 def test_implausible_and_unusable_values_are_excluded(planted) -> None:
@@ -280,6 +321,41 @@ def test_needed_results_follow_the_conditions(planted) -> None:
                                    "IN10.HBV cannot be verified")  # the component that reads it is named
     # S2 is a screen failure: results are not required, the IE checklist is
     assert findings_of(planted, "needed_results").filter(pl.col("USUBJID") == S2).height == 0
+
+
+def test_a_test_a_site_never_delivers_is_one_finding_for_the_site(tmp_path: Path) -> None:
+    """Site 102 has no weight for any subject: one site-level finding, not one per subject; at site 101
+    one subject lacks it while the other has it: that subject's own finding."""
+    s5, s6, s7 = "SZ003-102-005", "SZ003-102-006", "SZ003-102-007"
+    site_102 = [s5, s6, s7]
+    domains = {
+        "dm": pl.concat([frame("dm", [dm_row(S1), dm_row(S2)]),
+                         frame("dm", [dm_row(s, SITEID="102", dosed=s != s7) for s in site_102], site="102")]),
+        "ds": pl.concat([frame("ds", [ds_row(S1), ds_row(S2)]),
+                         frame("ds", [ds_row(s5), ds_row(s6), ds_row(s7, "SCREEN FAILURE")], site="102")]),
+        "lb": pl.concat([frame("lb", [*complete_lb(S1), *complete_lb(S2)]),
+                         frame("lb", [r for s in site_102 for r in complete_lb(s)], site="102")]),
+        "vs": frame("vs", [vs_row(S1)]),  # S2 and every subject of site 102 without a weight
+    }
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    weight = part.findings.filter(pl.col("DOMAIN") == "VS").sort("SITEID")
+    assert weight.select("SITEID", "USUBJID", "VARIABLE", "OBSERVED", "CHECK").rows() == [
+        ("101", S2, "VSTESTCD", "WEIGHT: no result", "DM.needed_results.MISSING_VS"),
+        ("102", None, "VSTESTCD", "WEIGHT: no result at the site", "DM.needed_results_site.SITE_MISSING_VS")]
+    site = weight.row(1, named=True)
+    assert site["MESSAGE"] == ("site 102 delivers no WEIGHT result in VS for any subject: IN10.CRCL cannot be "
+                               "verified for its 2 ENROLLED subjects")  # the screen failure needs no weight
+    assert site["SOURCE"] == "SZ003/102/20261127T230000Z/dm.csv"  # no VS file from the site: its DM file
+
+
+def test_a_single_subject_gap_stays_that_subjects_finding(tmp_path: Path) -> None:
+    s5 = "SZ003-102-005"
+    domains = {"dm": frame("dm", [dm_row(s5, SITEID="102")], site="102"),
+               "ds": frame("ds", [ds_row(s5)], site="102"),
+               "lb": frame("lb", complete_lb(s5), site="102"),
+               "vs": frame("vs", [vs_row(S1)])}
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    assert part.findings.filter(pl.col("DOMAIN") == "VS")["USUBJID"].to_list() == [s5]
 
 
 def test_ie_checklist_of_decided_subjects(planted) -> None:

@@ -10,7 +10,7 @@ from contracts.domains import DOMAINS
 from contracts.units import load_units
 from core.values import parse_number, to_protocol_unit
 from expectations.checks import build, convert
-from expectations.mapping import template_columns
+from expectations.mapping import template_columns, with_rows_text
 from expectations.prepare import ge_frame, prepare, text_columns, with_texts
 from expectations.protocol_needs import needs_of
 from expectations.spec import SuiteConfigError, load_suites, parse_suites
@@ -56,9 +56,14 @@ def test_every_template_reads_columns_of_the_prepared_frame(trial, domain: str) 
         rows = prepared
         if check.explode:
             assert prepared.schema[check.explode] == pl.List(pl.String)
-            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM")).explode("X_ITEM")
+            parallel = dict(check.explode_with)
+            rows = rows.with_columns(pl.col(check.explode).alias("X_ITEM"),
+                                     *(pl.col(c).alias(a) for c, a in parallel.items())).explode("X_ITEM",
+                                                                                                *parallel.values())
         needed = template_columns(check.message, check) | template_columns(check.observed, check)
         rows = with_texts(rows, {name: expr for name, expr in texts.items() if name in needed})
+        if check.one_per:  # the mapping names every row of the group
+            rows = with_rows_text(rows, check.one_per)
         assert needed <= set(rows.columns), (check.id, needed - set(rows.columns))
     assert ge_frame(prepared, pieces).height == prepared.height
 
@@ -139,7 +144,7 @@ def test_checklist_and_needs_follow_each_subjects_protocol_version(tmp_path) -> 
     missing = missing_criteria(domains, criteria_of(protocol), load_suites(), decisions(domains), demands)
     assert dict(missing.select("USUBJID", "X_MISSING_IE").iter_rows()) == {"V1": [], "V2": ["IN13"], "SPAN": []}
     needs = {"LB": (("HBA1C",),)}
-    results = missing_results(domains, needs, load_suites(), load_units(), decisions(domains), demands)
+    results, _ = missing_results(domains, needs, load_suites(), load_units(), decisions(domains), demands)
     assert dict(results.select("USUBJID", "X_MISSING_LB").iter_rows()) == {"V1": None, "V2": ["HBA1C"],
                                                                           "SPAN": None}
 

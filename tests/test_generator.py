@@ -23,8 +23,10 @@ CURRENT = "20261127T230000Z"
 HISTORY = "20261120T230000Z"
 
 
-def read_delivered(data: bytes, name: str, entry: dict) -> pl.DataFrame:
-    """Read one delivered file the way a consumer must: by extension, declared encoding and decimal."""
+def read_delivered(data: bytes, name: str, entry: dict, manifest: dict | None = None) -> pl.DataFrame:
+    """Read one delivered file the way a consumer must: by extension, declared encoding and decimal (the
+    file's own, else the manifest's top-level default, DTS section 1)."""
+    entry = {"encoding": (manifest or {}).get("encoding", "utf-8"), **entry}
     ext = name.rsplit(".", 1)[1]
     if ext == "csv":
         text = data.decode("utf-8-sig" if entry["encoding"] == "utf-8" else entry["encoding"])
@@ -64,9 +66,10 @@ def _audited_domain(root: Path, summary: GenerationSummary, domain: str) -> pl.D
         folder = root / "SZ003" / site["site"] / site["audited_delivery"]
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         entry = next(f for f in manifest["files"] if f["name"].split(".")[0] == domain)
-        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry)
+        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry, manifest)
         frame = frame.select(pl.all().cast(pl.String)).with_columns(
-            pl.lit(site["site"]).alias("_SITE"), pl.lit(entry.get("decimal", ".")).alias("_DECIMAL"))
+            pl.lit(site["site"]).alias("_SITE"),
+            pl.lit(entry.get("decimal", manifest.get("decimal", "."))).alias("_DECIMAL"))
         frames.append(frame)
     return pl.concat(frames, how="diagonal")
 
@@ -118,7 +121,7 @@ def test_manifests_verify_except_planted_delivery_problems(study: tuple[Path, Ge
                 continue
             data = path.read_bytes()
             digest_ok = hashlib.sha256(data).hexdigest() == entry["sha256"]
-            rows_ok = read_delivered(data, entry["name"], entry).height == entry["rows"]
+            rows_ok = read_delivered(data, entry["name"], entry, manifest).height == entry["rows"]
             tampered = roles[site] == "checksum_mismatch" and delivery == CURRENT and entry["name"].startswith("lb.")
             miscounted = roles[site] == "no_usable" and delivery == HISTORY and entry["name"].startswith("lb.")
             assert digest_ok == (not tampered), (site, delivery, entry["name"])
@@ -134,13 +137,30 @@ def test_every_format_and_encoding_reaches_the_audit(study: tuple[Path, Generati
         if site["audited_delivery"] is None:
             continue
         manifest_path = root / "SZ003" / site["site"] / site["audited_delivery"] / "manifest.json"
-        for entry in json.loads(manifest_path.read_text(encoding="utf-8"))["files"]:
-            seen.add((entry["name"].rsplit(".", 1)[1], entry["encoding"], entry.get("decimal", ".")))
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for entry in manifest["files"]:  # a file's own setting, else the manifest's top-level default
+            seen.add((entry["name"].rsplit(".", 1)[1], entry.get("encoding", manifest.get("encoding", "utf-8")),
+                      entry.get("decimal", manifest.get("decimal", "."))))
     assert {ext for ext, _, _ in seen} == {"csv", "xlsx", "parquet", "xpt"}
     assert {enc for ext, enc, _ in seen if ext == "csv"} == {"utf-8", "cp1252", "latin-1", "utf-16"}
     assert ("csv", "cp1252", ",") in seen
     bom = (root / "SZ003" / "102" / CURRENT / "dm.csv").read_bytes()
     assert bom.startswith(b"\xef\xbb\xbf")
+
+
+def test_some_manifests_give_their_settings_at_the_top_level(study: tuple[Path, GenerationSummary]) -> None:
+    """DTS section 1: `encoding` / `decimal` at the top level are every file's default; an entry overrides."""
+    root, summary = study
+    euro = next(s for s in summary.ground_truth["sites"] if s["separator"] == ";")
+    manifest = json.loads((root / "SZ003" / euro["site"] / CURRENT / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["encoding"], manifest["decimal"]) == ("cp1252", ",")
+    assert all("encoding" not in entry and "decimal" not in entry for entry in manifest["files"])
+    sas = next(s for s in summary.ground_truth["sites"] if s["formats"]["dm"] == "xpt")
+    manifest = json.loads((root / "SZ003" / sas["site"] / sas["deliveries"][-1] / "manifest.json")
+                          .read_text(encoding="utf-8"))
+    assert manifest["encoding"] == "latin-1"
+    overrides = {e["name"]: e.get("encoding") for e in manifest["files"]}
+    assert overrides["dm.xpt"] == "utf-8" and overrides["ds.csv"] is None  # the XPT files override the default
 
 
 def test_ground_truth_lists_every_planted_kind(study: tuple[Path, GenerationSummary]) -> None:
@@ -152,7 +172,8 @@ def test_ground_truth_lists_every_planted_kind(study: tuple[Path, GenerationSumm
         "unverifiable_not_done", "unverifiable_censored", "screen_fail_unsupported", "process_pc01",
         "process_pc02", "process_pc03", "process_pc04", "process_pc05", "process_pc06", "implausible_value",
         "unknown_unit", "non_iso_date", "formula_injection", "orphan_subject", "duplicate_key",
-        "missing_required_column", "checksum_mismatch", "incomplete_delivery", "no_usable_delivery",
+        "missing_required_column", "site_never_collects", "checksum_mismatch", "incomplete_delivery",
+        "no_usable_delivery",
     }
     assert truth["not_planted"] == []
     classes = {d["class"] for d in truth["expected_discrepancies"]}
@@ -161,7 +182,7 @@ def test_ground_truth_lists_every_planted_kind(study: tuple[Path, GenerationSumm
     assert process == {"PC01", "PC02", "PC03", "PC04", "PC05", "PC06"}
     dq_kinds = {d["kind"] for d in truth["data_quality"]}
     assert dq_kinds == {"implausible_value", "unknown_unit", "non_iso_date", "formula_injection", "orphan_subject",
-                        "duplicate_key", "missing_required_column"}
+                        "duplicate_key", "missing_required_column", "site_never_collects"}
     subjects = [p["usubjid"] for p in truth["problems"] if p["level"] == "subject"]
     assert len(subjects) == len(set(subjects)), "each planted problem has a subject of its own"
     statuses = {(d["kind"], d["expected_status"]) for d in truth["deliveries"]}
@@ -189,7 +210,7 @@ def test_streams_to_s3(s3_endpoint: str, s3_bucket: str) -> None:
     for entry in manifest["files"]:
         data = store.read_bytes(f"SZ003/101/20261127T230000Z/{entry['name']}")
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-        assert read_delivered(data, entry["name"], entry).height == entry["rows"]
+        assert read_delivered(data, entry["name"], entry, manifest).height == entry["rows"]
 
 
 # ---------------------------------------------------------------- clean subjects are truly clean
@@ -203,7 +224,8 @@ def _clean(summary: GenerationSummary) -> tuple[set[str], set[str]]:
     """(USUBJIDs carrying a planted problem, sites whose data a site-level problem changes)."""
     truth = summary.ground_truth
     planted = {p["usubjid"] for p in truth["problems"] if p["usubjid"]}
-    special = {s["site"] for s in truth["sites"] if s["role"] in ("missing_column", "checksum_mismatch")}
+    special = {s["site"] for s in truth["sites"]
+               if s["role"] in ("missing_column", "never_collects", "checksum_mismatch")}
     return planted, special
 
 
@@ -214,7 +236,7 @@ def clean_enrolled(study: tuple[Path, GenerationSummary]) -> pl.DataFrame:
     dm = _audited_domain(root, summary, "dm")
     dm = dm.filter(~pl.col("USUBJID").is_in(list(planted)) & ~pl.col("_SITE").is_in(list(special)))
     enrolled = dm.filter(pl.col("RFXSTDTC").is_not_null() & (pl.col("RFXSTDTC") != ""))
-    assert enrolled.height > 60
+    assert enrolled.height > 40
     return enrolled.select("USUBJID", "SEX", "RFICDTC", pl.col("RFXSTDTC").str.to_date().alias("TSTART"))
 
 
@@ -360,7 +382,12 @@ def test_data_quality_rows_point_at_the_planted_values(study: tuple[Path, Genera
         path = root / item["file"]
         manifest = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
         entry = next(f for f in manifest["files"] if f["name"] == path.name)
-        frame = read_delivered(path.read_bytes(), path.name, entry).select(pl.all().cast(pl.String))
+        frame = read_delivered(path.read_bytes(), path.name, entry, manifest).select(pl.all().cast(pl.String))
+        if item["kind"] == "site_never_collects" and item["row"] is None:  # no subject of the site has it
+            assert item["item"] not in frame[item["variable"]].to_list()
+            assert item["subjects"] >= 2
+            seen.add(item["kind"])
+            continue
         if item["row"] is None:
             assert item["variable"] not in frame.columns
             continue
@@ -417,7 +444,7 @@ def test_history_delivery_is_an_earlier_cumulative_snapshot(study: tuple[Path, G
     def read(folder: Path, domain: str) -> pl.DataFrame:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         entry = next(f for f in manifest["files"] if f["name"].split(".")[0] == domain)
-        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry)
+        frame = read_delivered((folder / entry["name"]).read_bytes(), entry["name"], entry, manifest)
         return frame.select(pl.all().cast(pl.String))
 
     old_total = new_total = 0
@@ -459,3 +486,32 @@ def test_feature_examples_show_their_feature(study: tuple[Path, GenerationSummar
     for usubjid in features["partial_birth_dates"]["examples"]:
         if usubjid in audited:
             assert dm.filter(pl.col("USUBJID") == usubjid)["BRTHDTC"].str.len_chars().item() in (4, 7)
+
+
+def test_clean_values_sit_at_protocol_thresholds_and_survive_the_sites_units(study, clean_enrolled) -> None:
+    """Blood counts exactly at their limit or 1-2 % above, in whatever unit the site writes: still at or above
+    the limit once converted (IN10: PLAT >= 60, WBC >= 2.5 10^9/L, HGB >= 9 g/dL)."""
+    root, summary = study
+    features = summary.ground_truth["features"]
+    assert features["near_limits"]["subjects"] > 10
+    lb = _audited_domain(root, summary, "lb")
+    near = 0
+    for test, limit, factors in (("PLAT", 60, COUNTS), ("WBC", 2.5, COUNTS), ("HGB", 9.0, HGB)):
+        values = _latest_in_window(lb, clean_enrolled, test).select(
+            _number("LBORRES") * pl.col("LBORRESU").replace_strict(factors, return_dtype=pl.Float64))
+        values = values.to_series().round(6)
+        assert values.min() >= limit, test
+        near += values.filter(values <= limit * 1.021).len()
+    assert near >= 1
+
+
+def test_vital_signs_are_measured_at_several_time_points(study: tuple[Path, GenerationSummary]) -> None:
+    root, summary = study
+    vs = _audited_domain(root, summary, "vs")
+    bp = vs.filter(pl.col("VSTESTCD") == "SYSBP")
+    per_visit = bp.group_by("USUBJID", "VSDTC").agg(pl.col("VSTPTNUM").sort(), pl.col("VSPOS").unique())
+    assert per_visit["VSTPTNUM"].to_list()[:3] == [["1", "2", "3"]] * 3
+    assert per_visit["VSPOS"].explode().unique().to_list() == ["SITTING"]
+    weight = vs.filter(pl.col("VSTESTCD") == "WEIGHT")
+    assert weight.filter(pl.col("VSTPTNUM").fill_null("") != "").height == 0  # measured once: blank qualifiers
+    assert summary.ground_truth["features"]["repeated_vitals"]["subjects"] > 100

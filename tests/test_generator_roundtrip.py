@@ -71,14 +71,17 @@ def test_planted_data_quality_rows_are_found(audited) -> None:
         by_problem.setdefault(item["problem"], []).append(item)
     found = set()
     for items in by_problem.values():
-        if items[0]["row"] is None:  # a file-level problem: the ingestion finding names the file
+        if items[0]["kind"] == "site_never_collects":  # a site-level validation finding names the site's file
+            assert any(item["source"] in sources for item in items), items
+            found.add(items[0]["kind"])
+        elif items[0]["row"] is None:  # a file-level problem: the ingestion finding names the file
             assert Path(items[0]["file"]).name in messages and items[0]["variable"] in messages
             found.add(items[0]["kind"])
         elif any(item["source"] in sources for item in items):
             found.add(items[0]["kind"])
     # a formula typed into a verbatim field is neutralised on output, not a validation failure
     assert found >= {"implausible_value", "unknown_unit", "non_iso_date", "orphan_subject", "duplicate_key",
-                     "missing_required_column"}
+                     "missing_required_column", "site_never_collects"}
 
 
 def test_nothing_for_clean_subjects_in_validation(audited) -> None:

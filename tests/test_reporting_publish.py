@@ -66,8 +66,10 @@ def test_site_query_files_hold_only_their_site(tmp_path, outputs):
         frame = pl.read_csv(tmp_path / PREFIX / "site_queries" / f"{site}.csv", infer_schema=False)
         assert frame["SITEID"].unique().to_list() == [site]
         assert frame["QUERY_TEXT"].str.contains("Please").all()
-        expected = outputs.validation.filter(pl.col("SITEID") == site).height
-        assert frame.filter(pl.col("ORIGIN") == "VALIDATION").height == expected
+        expected = outputs.validation.filter(pl.col("SITEID") == site)
+        listed = frame.filter(pl.col("ORIGIN") == "VALIDATION")  # one query per problem, listing its findings
+        assert listed["N_FINDINGS"].cast(pl.Int64).sum() == expected.height
+        assert sorted(listed["FINDING_IDS"].str.split(" ").explode().to_list()) == sorted(expected["FINDING_ID"])
 
 
 def test_rerun_gives_byte_identical_tables(outputs):
@@ -159,8 +161,8 @@ def test_workbook_sheets(outputs):
     files = {f.key: f.data for f in render_outputs(outputs)}
     book = fastexcel.read_excel(files["report.xlsx"])
     assert book.sheet_names == ["Summary", "Review", "Sites", "Protocol versions", "Subjects",
-                                "Important deviations", "Queries", "Discrepancies", "Validation findings",
-                                "Eligibility matrix", "Site risk",
+                                "Important deviations", "Queries", "Query detail", "Discrepancies",
+                                "Validation findings", "Eligibility matrix", "Site risk",
                                 "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height

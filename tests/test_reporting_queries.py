@@ -6,7 +6,16 @@ import polars as pl
 import pytest
 
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS
-from reporting.queries import QUERY_COLUMNS, build_site_queries, render_template, split_by_site
+from reporting.queries import (
+    MAX_DETAIL_LINES,
+    MAX_FINDINGS_PER_QUERY,
+    QUERY_COLUMNS,
+    build_site_queries,
+    consolidate_queries,
+    render_template,
+    split_by_site,
+    with_query_ids,
+)
 
 
 def discrepancy(usubjid, check, klass, severity="QUERY", status="NEW", evidence=None, site="101",
@@ -113,3 +122,76 @@ def test_reason_is_not_repeated_when_the_evidence_gives_it():
                              evidence="IN10.HGB could not be verified: no HGB result in the screening window; "
                                       "the site enrolled the subject.")])
     assert q["QUERY_TEXT"][0].count("no HGB result in the screening window") == 1
+
+
+def test_an_ingestion_note_stays_in_validation_and_is_not_a_query_to_the_site():
+    rows = [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": None, "DOMAIN": "LB", "VARIABLE": "encoding",
+             "EXPECTATION": expectation, "OBSERVED": "cp1252", "MESSAGE": "Site 101, file x: ...",
+             "SOURCE": "SZ003/101/D1/manifest.json"}
+            for expectation in ("ingest.note.encoding_ignored", "ingest.file_rejected.empty")]
+    q = queries([], pl.DataFrame(rows, schema=FINDINGS))
+    assert q["CHECK_ID"].to_list() == ["ingest.file_rejected.empty"]
+
+
+def _detail(n: int, *, site: str = "101", check: str = "EX06.LUNG", cause: str | None = "MISSING",
+            klass: str = "UNVERIFIABLE", start: int = 0) -> pl.DataFrame:
+    """`n` per-finding site queries of one problem, as build_site_queries makes them."""
+    rows = [{c: None for c in QUERY_COLUMNS} | {
+        "QUERY_ID": f"{klass}:S{i}:{check}", "FINDING_ID": f"D-{site}{check}{i:05d}", "STUDYID": "SZ003",
+        "SITEID": site, "USUBJID": f"SZ003-{site}-{i:04d}", "ORIGIN": "DISCREPANCY", "CHECK_ID": check,
+        "CLASS": klass, "SEVERITY": "QUERY", "STATUS": "NEW" if i % 2 else "OPEN",
+        "FIRST_SEEN": f"2026-11-{10 + i % 9}",
+        "DAYS_OPEN": i % 9, "CAUSE": cause, "DETAIL": f"{check} could not be verified: no FEV1PP result ({i})",
+        "QUERY_TEXT": f"Subject SZ003-{site}-{i:04d}, {check} cannot be verified. Please deliver the result."}
+        for i in range(start, start + n)]
+    return with_query_ids(pl.DataFrame(rows, schema={c: (pl.Int64 if c == "DAYS_OPEN" else pl.String)
+                                                     for c in QUERY_COLUMNS}))
+
+
+def test_one_problem_across_subjects_is_one_query_listing_them():
+    detail = _detail(56)
+    problem = consolidate_queries(detail).row(0, named=True)
+    assert consolidate_queries(detail).height == 1
+    assert (problem["N_SUBJECTS"], problem["N_FINDINGS"], problem["STATUS"]) == (56, 56, "OPEN")
+    assert problem["SUBJECTS"].split(", ") == detail["USUBJID"].to_list()
+    assert problem["FINDING_IDS"].split(" ") == detail["FINDING_ID"].to_list()
+    assert (problem["FIRST_SEEN"], problem["DAYS_OPEN"]) == ("2026-11-10", 8)
+    assert problem["QUERY_TEXT"].startswith("EX06.LUNG, the same finding (UNVERIFIABLE, MISSING) for 56 subjects: "
+                                            "SZ003-101-0000, SZ003-101-0001")
+    assert problem["QUERY_TEXT"].endswith("please handle each as in the first: Subject SZ003-101-0000, EX06.LUNG "
+                                          "cannot be verified. Please deliver the result.")
+    lines = problem["DETAIL"].split("\n")  # each finding's own detail, the first MAX_DETAIL_LINES of them
+    assert lines[0] == "SZ003-101-0000: EX06.LUNG could not be verified: no FEV1PP result (0)"
+    assert len(lines) == MAX_DETAIL_LINES + 1 and lines[-1] == "... and 36 more findings: the Detail sheet lists each"
+
+
+def test_queries_are_split_by_site_check_and_cause_and_a_single_finding_keeps_its_text():
+    detail = pl.concat([_detail(3), _detail(2, cause="UNIT_NOT_CONVERTIBLE", start=10), _detail(2, site="102"),
+                        _detail(1, check="IN10.PLT", start=20)])
+    problems = consolidate_queries(detail)
+    assert problems.select("SITEID", "CHECK_ID", "CAUSE", "N_FINDINGS").rows() == [
+        ("101", "EX06.LUNG", "MISSING", 3), ("101", "EX06.LUNG", "UNIT_NOT_CONVERTIBLE", 2),
+        ("101", "IN10.PLT", "MISSING", 1), ("102", "EX06.LUNG", "MISSING", 2)]
+    single = problems.filter(pl.col("CHECK_ID") == "IN10.PLT").row(0, named=True)
+    original = detail.filter(pl.col("CHECK_ID") == "IN10.PLT").row(0, named=True)
+    assert (single["QUERY_TEXT"], single["DETAIL"]) == (original["QUERY_TEXT"], original["DETAIL"])
+    assert problems["QUERY_ID"].n_unique() == problems.height
+    listed = detail.group_by("QUERY_ID").agg(pl.col("FINDING_ID").str.join(" ").alias("FINDING_IDS"))
+    assert problems.join(listed, on="QUERY_ID", suffix="_DETAIL").select(
+        (pl.col("FINDING_IDS") == pl.col("FINDING_IDS_DETAIL")).all()).item()  # the Detail rows link to their query
+
+
+def test_a_query_id_names_the_problem_whatever_the_night_brings():
+    tonight, tomorrow = _detail(5), _detail(7, start=3)  # subjects come and go; the problem stays
+    assert consolidate_queries(tonight)["QUERY_ID"].to_list() == consolidate_queries(tomorrow)["QUERY_ID"].to_list()
+    reversed_ids = consolidate_queries(tonight.reverse())["QUERY_ID"].to_list()
+    assert reversed_ids == consolidate_queries(tonight)["QUERY_ID"].to_list()
+
+
+def test_a_very_large_problem_is_split_into_parts_that_fit_a_cell():
+    detail = _detail(MAX_FINDINGS_PER_QUERY + 5)
+    problems = consolidate_queries(detail)
+    assert problems["N_FINDINGS"].to_list() == [MAX_FINDINGS_PER_QUERY, 5]
+    assert problems["QUERY_ID"].n_unique() == 2
+    assert problems["FINDING_IDS"].str.len_chars().max() < 32_767  # an Excel cell's limit
+    assert sorted(problems["FINDING_IDS"].str.split(" ").explode().to_list()) == sorted(detail["FINDING_ID"].to_list())

@@ -22,7 +22,7 @@ from review.machine import load_machine
 from review.workbook import MAX_UNZIPPED, WorkbookRefused, read_returned
 from storage import LocalStore
 from tests.support.published import seal
-from tests.support.review_workbooks import returned_review, returned_site_queries
+from tests.support.review_workbooks import findings_listed_with, returned_review, returned_site_queries
 from tests.support.sample_outputs import make_outputs
 
 STUDY = "SZ003"
@@ -145,6 +145,30 @@ def test_a_site_workbook_becomes_site_responses_and_another_sites_is_refused(run
         "SITE_RESPONSE", f"site {site} (Dr Lee)", "value re-checked, it is right", "ANSWERED")
 
 
+def test_a_site_answer_to_a_consolidated_query_is_recorded_for_each_finding_it_lists(run: dict) -> None:
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    listed = findings_listed_with(published, finding)
+    receipt = _apply(run, returned_site_queries(published, {finding: ("all re-checked", None)}), expected_site=site)
+    assert receipt.status == "APPLIED" and [a["finding_id"] for a in receipt.applied] == listed
+    assert set(_entries(run)["FINDING_ID"]) == set(listed)
+
+
+def test_a_site_workbook_of_one_row_per_finding_is_still_read(run: dict) -> None:
+    """Workbooks published before queries were consolidated name one FINDING_ID per row."""
+    from tests.support.review_workbooks import _sheet, _write
+
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    answered = _sheet(returned_site_queries(published, {finding: ("checked", "Dr Lee")}), "Queries")
+    per_finding = (answered.with_columns(pl.col("FINDING_IDS").str.split(" ").alias("FINDING_ID"))
+                   .explode("FINDING_ID").drop("FINDING_IDS")
+                   .with_columns(pl.when(pl.col("FINDING_ID") == finding).then(pl.col("SITE_RESPONSE"))
+                                 .alias("SITE_RESPONSE")))
+    receipt = _apply(run, _write(per_finding, "Queries"), expected_site=site)
+    assert receipt.status == "APPLIED" and [a["finding_id"] for a in receipt.applied] == [finding]
+
+
 def test_a_site_workbook_with_a_row_of_another_site_refuses_that_row_or_the_whole_book(run: dict) -> None:
     finding, site = run["query"][0], run["query_sites"][0]
     published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
@@ -229,4 +253,7 @@ def test_the_inbox_is_applied_and_emptied_with_a_receipt_for_everything(run: dic
     assert list(store.list(review_key(STUDY, "inbox"))) == []
     assert len(list(store.list(review_key(STUDY, "processed")))) == 4
     assert len(list(store.list(review_key(STUDY, "receipts")))) == 4
-    assert sorted(_entries(run)["ACTION"].to_list()) == ["ACKNOWLEDGE", "SITE_RESPONSE"]
+    listed = findings_listed_with(published, finding)  # the site answered the query that lists the finding
+    entries = _entries(run)
+    assert sorted(entries["ACTION"].to_list()) == ["ACKNOWLEDGE", *["SITE_RESPONSE"] * len(listed)]
+    assert sorted(entries.filter(pl.col("ACTION") == "SITE_RESPONSE")["FINDING_ID"].to_list()) == sorted(listed)

@@ -310,13 +310,14 @@ def _derived_names(leaves: list[Leaf]) -> set[str]:
     return {str(leaf.params["value"]).upper() for leaf in leaves if leaf.kind == "derived"}
 
 
-def _facts(context: EvalContext, needed_tests: dict[str, set[str]], derived: set[str]) -> pl.LazyFrame:
+def _facts(context: EvalContext, needed_tests: dict[str, set[str]], derived: set[str],
+           same_day: str = "latest") -> pl.LazyFrame:
     """One row per subject x test: the latest usable finding in the window, then the derived values.
 
     Collected with the in-memory engine (less CPU than streaming for these plans, same tables). The
     derived rows are appended to the findings facts without rechunking, which would copy them."""
     found = findings_facts(context.domains, needed_tests, context.reference, context.catalog,
-                           context.exclusions).collect(engine="in-memory").rechunk()
+                           context.exclusions, same_day).collect(engine="in-memory").rechunk()
     with_derived = derived_facts(derived, context.reference, found.lazy(),
                                  DerivedContext(context.domains, context.catalog, context.exclusions))
     return with_derived.collect(engine="in-memory").lazy()
@@ -334,7 +335,7 @@ def _fact_leaf_rows(context: EvalContext, protocol: Protocol,
 
     The facts are built here and released when this returns: the other kinds (event records) and the
     roll-up then allocate without them alive."""
-    facts = _facts(context, protocol.needed_tests(), _derived_names(leaves))
+    facts = _facts(context, protocol.needed_tests(), _derived_names(leaves), protocol.same_day_measurements)
     reading = [leaf for leaf in leaves if RULE_BUILDERS[leaf.kind].reads_facts]
     derived = facts.filter(pl.col("DOMAIN") == "DERIVED").select(
         "USUBJID", pl.col("TESTCD").alias("NAME"), "LO", "HI", "DTC").collect()

@@ -6,7 +6,12 @@ subjects and all tests the protocol reads (LB, VS, FA, TR), then types the chose
 with censoring in the protocol unit, unit problems, coded / qualitative value, ULN). When nothing
 is usable it records why (a ReasonCode and a sentence), so that rules never have to re-derive it.
 
-Row and site order never matter: "latest" is ordered by date, then by SOURCE (object key, row).
+Row and site order never matter: "latest" is ordered by date (and time), then by planned time point
+(`--TPTNUM`, where delivered), then by SOURCE (object key, row). Several measurements of one test on
+the latest day (time points, positions, replicates: DTS section 2) are resolved as the protocol's
+`same_day_measurements` says: `latest` (the default) takes the latest of them, `mean` their mean when
+they are all plain numbers in one unit (else the component cannot be verified: averaging a censored
+`<0.5` or mixing units would guess a value).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from core.values import (
     format_number,
     per_distinct,
     qualitative_result,
+    unit_key,
     with_parsed_numbers,
 )
 
@@ -62,6 +68,8 @@ def finding_rows(frame: pl.DataFrame, domain: str, tests: set[str], exclusions: 
         blank_to_null(_column(frame, f"{d}DTC")).alias("DTC"),
         (per_distinct(frame, f"{d}STAT", coded_value) == "NOT DONE").fill_null(False).alias("NOT_DONE"),
         blank_to_null(_column(frame, f"{d}ORNRHI")).alias("ULN_TEXT"),
+        # the planned time point orders same-date measurements (SDTM --TPTNUM is numeric); null when absent
+        blank_to_null(_column(frame, f"{d}TPTNUM")).cast(pl.Float64, strict=False).alias("TPTNUM"),
         *typed_source(frame),
         _column(frame, "DECIMAL").fill_null(".").alias("DECIMAL"),
     ).filter(pl.col("TESTCD").is_in(sorted(tests)) & pl.col("USUBJID").is_not_null())
@@ -136,8 +144,67 @@ def selection_reason_text() -> pl.Expr:
     )
 
 
-def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per subject x domain x key x test: the chosen result, or F_REASON when there is none."""
+#: `same_day_measurements` choices of the protocol (contracts.protocol.SAME_DAY_CHOICES)
+LATEST, MEAN = "latest", "mean"
+
+
+def _latest_order(keys: list[str]) -> list[pl.Expr | str]:
+    return [*keys, "D_HI", "D_LO", "DTC", pl.col("TPTNUM"), *source_order()]
+
+
+def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """`chosen` (the latest of several candidates) with the mean of the candidates of its day instead.
+
+    The replicates are the candidates dated on the latest one's day (a full date; a partial date has no
+    day to share). Their mean is taken only when every one is a plain number (no `<` / `>`) in one
+    unit: then TEXT is the mean (decimal point) and SOURCE lists every replicate. Otherwise F_REASON
+    says why no value is used. A day with one measurement keeps it as it is, and so do coded results
+    (no replicate is a number: POSITIVE / NEGATIVE are not averaged, the latest is used).
+    """
+    day = pl.when(pl.col("D_LO") == pl.col("D_HI")).then(pl.col("D_HI"))
+    days = chosen.select(*keys, day.alias("_DAY"))
+    replicates = with_parsed_numbers(
+        several.join(days, on=keys, how="inner", nulls_equal=True).filter(pl.col("D_LO") == pl.col("_DAY"))
+        .with_columns(unit_key(pl.col("UNIT_TEXT").fill_null("")).alias("_UNIT_KEY")),
+        "TEXT", "DECIMAL", "_R")
+    summary = (
+        replicates.sort(*keys, *source_order())
+        .group_by(keys).agg(
+            pl.len().alias("_N_SAME_DAY"),
+            (pl.col("_R_NUM").is_not_null() & pl.col("_R_CENSOR").is_null()).all().alias("_PLAIN"),
+            (pl.col("_UNIT_KEY").n_unique() == 1).alias("_ONE_UNIT"),
+            pl.col("_R_NUM").is_not_null().any().alias("_ANY_NUMBER"),
+            pl.col("_R_NUM").mean().alias("_MEAN"),
+            source_text().str.join("; ").alias("_SOURCES"),
+            pl.col("_DAY").first(),
+        )
+        .filter((pl.col("_N_SAME_DAY") > 1) & pl.col("_ANY_NUMBER"))  # coded results are never averaged
+    )
+    averaged = pl.col("_N_SAME_DAY").is_not_null() & pl.col("_PLAIN") & pl.col("_ONE_UNIT")
+    refused = pl.col("_N_SAME_DAY").is_not_null() & ~(pl.col("_PLAIN") & pl.col("_ONE_UNIT"))
+    return (
+        chosen.join(summary, on=keys, how="left", nulls_equal=True)
+        .with_columns(
+            pl.when(averaged).then(format_number(pl.col("_MEAN"))).when(refused).then(None)
+            .otherwise(pl.col("TEXT")).alias("TEXT"),
+            pl.when(averaged).then(pl.lit(".")).otherwise(pl.col("DECIMAL")).alias("DECIMAL"),
+            pl.when(pl.col("_N_SAME_DAY").is_not_null()).then(pl.col("_SOURCES")).otherwise(pl.col("SOURCE"))
+            .alias("SOURCE"),
+            pl.when(refused).then(pl.lit(ReasonCode.REPLICATES_NOT_AVERAGED.value)).alias("F_REASON"),
+            pl.when(refused).then(pl.format(
+                "{} {} measurements on {} cannot be averaged (the protocol uses their mean): not all are plain "
+                "numbers in one unit", pl.col("TESTCD"), pl.col("_N_SAME_DAY"),
+                pl.col("_DAY").dt.to_string("%Y-%m-%d"))).alias("F_REASON_TEXT"),
+        )
+        .drop("_N_SAME_DAY", "_PLAIN", "_ONE_UNIT", "_ANY_NUMBER", "_MEAN", "_SOURCES", "_DAY")
+    )
+
+
+def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = LATEST) -> pl.LazyFrame:
+    """One row per subject x domain x key x test: the chosen result, or F_REASON when there is none.
+
+    `same_day` is the protocol's `same_day_measurements` (`latest` or `mean`, see the module's doc).
+    """
     keys = ["USUBJID", "DOMAIN", "KEY", "TESTCD"]
     rows = (
         with_partial_dates(
@@ -153,18 +220,19 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
     )
     candidates = rows.filter(pl.col("CANDIDATE"))
     # most subject x test have one candidate: only the others need ordering (and the SOURCE sort keys)
+    columns = [*keys, "TEXT", "UNIT_TEXT", "DTC", source_text().alias("SOURCE"), "DECIMAL", "ULN_TEXT", "_X_ULN",
+               "TRT_DATE", "WINDOW_START"]
+    no_reason = [pl.lit(None, dtype=pl.String).alias("F_REASON"), pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT")]
+    several_rows = candidates.filter(pl.col("_N") > 1)
     several = (
-        candidates.filter(pl.col("_N") > 1)
-        .sort(*keys, "D_HI", "D_LO", "DTC", *source_order(), nulls_last=False)
+        several_rows.sort(*_latest_order(keys), nulls_last=False)
         .unique(subset=keys, keep="last", maintain_order=True)
+        .select(*columns, "D_LO", "D_HI").with_columns(no_reason)
     )
-    chosen = (
-        pl.concat([candidates.filter(pl.col("_N") == 1), several], how="vertical")
-        .select(*keys, "TEXT", "UNIT_TEXT", "DTC", source_text().alias("SOURCE"), "DECIMAL", "ULN_TEXT", "_X_ULN",
-                "TRT_DATE", "WINDOW_START")
-        .with_columns(pl.lit(None, dtype=pl.String).alias("F_REASON"),
-                      pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT"))
-    )
+    if same_day == MEAN:
+        several = _mean_of_same_day(several_rows, several, keys)
+    chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns).with_columns(no_reason),
+                        several.drop("D_LO", "D_HI")], how="vertical")
     # subject x test without any usable in-window result (usually few): why not
     usable = pl.col("_X_RESULT").is_null()
 
@@ -172,7 +240,7 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame) -> pl.LazyFrame:
                 ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]
     missing = (
         rows.filter(pl.col("_N") == 0)
-        .sort(*keys, "D_HI", "D_LO", "DTC", *source_order(), nulls_last=False)
+        .sort(*_latest_order(keys), nulls_last=False)
         .with_columns(
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
             pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),
@@ -310,8 +378,10 @@ def _coded(facts: pl.LazyFrame, catalog: UnitCatalog, qualitative: list[str],
 
 
 def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]], reference: pl.LazyFrame,
-                   catalog: UnitCatalog, exclusions: pl.DataFrame) -> pl.LazyFrame:
-    """The facts table for every needed finding test of every subject that has at least one row of it."""
+                   catalog: UnitCatalog, exclusions: pl.DataFrame, same_day: str = LATEST) -> pl.LazyFrame:
+    """The facts table for every needed finding test of every subject that has at least one row of it.
+
+    `same_day`: the protocol's `same_day_measurements` (`latest` or `mean`)."""
     parts = []
     for domain in FINDINGS_DOMAINS:
         frame = domains.get(domain.lower())
@@ -322,7 +392,8 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
         return empty_facts().lazy()
     # one domain after the other (parallel=False): a subject x test never spans domains, so each
     # domain's selection and typing stand alone, and only one domain's intermediate rows are in memory
-    typed = [type_facts(select_latest(rows, reference), None, catalog).select(FACT_COLUMNS) for rows in parts]
+    typed = [type_facts(select_latest(rows, reference, same_day), None, catalog).select(FACT_COLUMNS)
+             for rows in parts]
     return pl.concat(typed, how="vertical_relaxed", parallel=False)
 
 

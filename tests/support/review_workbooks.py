@@ -48,12 +48,23 @@ def returned_review(report_xlsx: bytes, decisions: dict[str, tuple[str, str | No
 
 def returned_site_queries(site_xlsx: bytes, answers: dict[str, tuple[str, str | None]],
                           change: dict[str, pl.Expr] | None = None) -> bytes:
-    """A site's query workbook with SITE_RESPONSE and RESPONDED_BY filled for the given FINDING_IDs."""
+    """A site's query workbook with SITE_RESPONSE and RESPONDED_BY filled on the queries that list the
+    given FINDING_IDs (a consolidated query lists several: its answer is for each of them)."""
     frame = _sheet(site_xlsx, "Queries")
+    listed = pl.col("FINDING_IDS").str.split(" ")
     for column, index in (("SITE_RESPONSE", 0), ("RESPONDED_BY", 1)):
-        mapping = {finding: values[index] for finding, values in answers.items()}
-        frame = frame.with_columns(pl.col("FINDING_ID").replace_strict(mapping, default=None, return_dtype=pl.String)
-                                   .alias(column))
+        chain = pl.lit(None, pl.String)
+        for finding, values in answers.items():
+            chain = pl.when(listed.list.contains(pl.lit(finding))).then(pl.lit(values[index])).otherwise(chain)
+        frame = frame.with_columns(chain.alias(column))
     if change:
         frame = frame.with_columns(**change)
     return _write(frame, "Queries")
+
+
+def findings_listed_with(site_xlsx: bytes, finding: str) -> list[str]:
+    """The FINDING_IDs of the site query (the Queries sheet's row) that lists `finding`."""
+    frame = _sheet(site_xlsx, "Queries").with_columns(pl.col("FINDING_IDS").str.split(" ").alias("_IDS"))
+    listing = frame.filter(pl.col("_IDS").list.contains(pl.lit(finding)))["_IDS"]
+    assert listing.len() == 1, f"{finding} is listed by {listing.len()} queries"
+    return listing[0].to_list()
