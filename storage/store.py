@@ -104,6 +104,14 @@ def _local_etag(stat: os.stat_result) -> str:
     return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
+#: a file being written beside its object: written whole, then renamed (or linked) into place
+_TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"
+
+
+def _in_progress(name: str) -> bool:
+    return name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
+
+
 class LocalStore:
     """A local folder used exactly like an S3 prefix.
 
@@ -143,7 +151,9 @@ class LocalStore:
         return Path(path)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Regular files under `prefix`, in path order; symbolic links are neither listed nor followed."""
+        """Regular files under `prefix`, in path order; symbolic links are neither listed nor followed, nor
+        is a file still being written (`.<random>.tmp` beside its object), as S3 never lists an upload in
+        progress."""
         base = self._path(prefix) if _rel(prefix) else self.root
         if not base.is_dir():
             return
@@ -156,7 +166,7 @@ class LocalStore:
                         continue
                     if entry.is_dir(follow_symlinks=False):
                         folders.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
+                    elif entry.is_file(follow_symlinks=False) and not _in_progress(entry.name):
                         found.append((entry.path[len(self._inside):].split("/"), entry))
         for parts, entry in sorted(found, key=lambda item: item[0]):
             stat = entry.stat(follow_symlinks=False)
@@ -196,8 +206,8 @@ class LocalStore:
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # write then rename, so a reader never sees half a file
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+        # write then rename, so a reader never sees half a file (nor, in a listing, the file being written)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
             tmp.write(data)
         os.replace(tmp.name, path)
 
@@ -223,7 +233,7 @@ class LocalStore:
     def _staged(self, path: Path, data: bytes) -> str:
         """`data` written completely to a temporary file beside `path`; its name."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
             tmp.write(data)
         return tmp.name
 

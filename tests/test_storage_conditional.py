@@ -79,3 +79,13 @@ def test_a_local_conditional_write_never_shows_a_partial_file(tmp_path: Path) ->
     store = LocalStore(tmp_path)
     store.create_if_absent("a/b.json", b"x" * 100_000)
     assert [o.key for o in store.list()] == ["a/b.json"]  # no temporary file left beside it
+
+
+def test_a_folder_never_lists_a_file_still_being_written(tmp_path: Path) -> None:
+    """A concurrent reader (the review ledger's verification) lists only whole objects, as on S3."""
+    store = LocalStore(tmp_path)
+    store.write_bytes("a/one.json", b"1")
+    (tmp_path / "a" / ".x1y2z3.tmp").write_bytes(b"half")  # what a writer leaves while it writes
+    assert [o.key for o in store.list("a")] == ["a/one.json"]
+    assert store.create_if_absent("a/two.json", b"2") is not None
+    assert [o.key for o in store.list("a")] == ["a/one.json", "a/two.json"]
