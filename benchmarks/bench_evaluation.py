@@ -262,7 +262,7 @@ def prepare_inputs(landing: Path, study: str) -> Path:
     ingest = combine_sites(study, [ingest_site(store, study, site) for site in list_sites(store, study)])
     protocol = load_protocol()
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
-        parts = [validate_domain(domain, ingest.domains, study=study, protocol=protocol, workdir=Path(tmp))
+        parts = [validate_domain(domain, ingest.domains, study=study, protocol=protocol)
                  for domain in sorted(ingest.domains)]
         validation = finish_validation(parts, workdir=Path(tmp))
     folder.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,7 @@ def main() -> None:
 
         def one(name: str):
             t0, c0 = time.perf_counter(), time.process_time()
-            part = validate_domain(name, domains, study=STUDY, protocol=protocol, workdir=workdir)
+            part = validate_domain(name, domains, study=STUDY, protocol=protocol)
             per_domain[name] = (time.perf_counter() - t0, time.process_time() - c0)
             return part
 

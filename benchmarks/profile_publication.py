@@ -39,7 +39,7 @@ def build_outputs(landing: Path, study: str = "SZ003", as_of: date = AS_OF) -> R
     ingest = combine_sites(study, ingest_sites(store, study, list_sites(store, study),
                                                cutoff=delivery_cutoff(as_of, "UTC")))
     with tempfile.TemporaryDirectory() as tmp:
-        parts = [validate_domain(d, ingest.domains, study=study, protocol=protocol, workdir=Path(tmp))
+        parts = [validate_domain(d, ingest.domains, study=study, protocol=protocol)
                  for d in sorted(ingest.domains)]
         validation = finish_validation(parts, workdir=Path(tmp))
         validation.data_docs = None  # the Data Docs folder goes with the temporary folder

@@ -82,7 +82,8 @@ class IngestResult:
 
 @dataclass
 class DomainValidation:
-    """One domain's share of a validation run (picklable: frames and paths only)."""
+    """One domain's share of a validation run (picklable: frames and JSON data only, no paths, so that it
+    comes back whole from a worker that shares no disk with the flow)."""
 
     domain: str  # lower-case
     study: str
@@ -91,8 +92,8 @@ class DomainValidation:
     rejected: pl.DataFrame = field(default_factory=lambda: empty_table(EXCLUSIONS))
     expectations: list[dict] = field(default_factory=list)
     rows: int = 0
-    result_path: Path | None = None  # GE validation result (JSON), None when the domain had no rows
-    suite_path: Path | None = None
+    gx_result: dict | None = None  # GE validation result (JSON document), None when the domain had no rows
+    gx_suite: dict | None = None  # GE expectation suite (JSON document), the Data Docs' other half
 
 
 @dataclass

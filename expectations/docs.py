@@ -1,14 +1,15 @@
-"""Data Docs: built locally from the saved results of a run, then uploaded to any `storage.Store`.
+"""Data Docs: built locally from the GE documents of a run, then uploaded to any `storage.Store`.
 
 GE 1.x cannot write a Data Docs site to S3 through our Store (and its own S3 site backend would
-bypass our encryption and key rules), so the site is built in a throw-away file context under the
-run's workdir from the suites and results that `validate_domain` saved, and `publish_data_docs`
-uploads the folder with the right content types.
+bypass our encryption and key rules), so the site is built in a throw-away file context under a
+folder of the caller's own machine from the suites and results that `validate_domain` returned as
+data (it may have run on a worker sharing no disk with the caller), and `publish_data_docs` uploads
+the folder with the right content types.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import mimetypes
 import shutil
 from pathlib import Path
@@ -42,8 +43,11 @@ def content_type(path: Path) -> str:
 
 
 def build_data_docs(parts: list, workdir: Path) -> Path | None:
-    """Build the site under workdir/data_docs from the parts' saved suites and results; its folder."""
-    saved = [p for p in parts if p.suite_path is not None and p.result_path is not None]
+    """Build the site under workdir/data_docs from the parts' GE suites and results (JSON data); its folder.
+
+    `workdir` is a folder of the calling process's machine: the site is built there, never on a worker.
+    """
+    saved = [p for p in parts if p.gx_suite is not None and p.gx_result is not None]
     if not saved:
         return None
     from expectations.gx_run import _LOCK, _gx
@@ -67,8 +71,8 @@ def build_data_docs(parts: list, workdir: Path) -> Path | None:
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
         for part in saved:
-            suite_doc = json.loads(part.suite_path.read_text(encoding="utf-8"))
-            result_doc = json.loads(part.result_path.read_text(encoding="utf-8"))
+            # copies: GE's loaders consume what they are given, and the parts may be read again
+            suite_doc, result_doc = copy.deepcopy(part.gx_suite), copy.deepcopy(part.gx_result)
             context.suites.add(gx.ExpectationSuite(**suite_doc))
             result = expectationSuiteValidationResultSchema.load(result_doc)
             meta = result_doc.get("meta") or {}

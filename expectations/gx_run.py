@@ -5,6 +5,10 @@ workers; GE keeps some process-wide state (the current project), so the GE part 
 lock while the polars preparation around it runs concurrently. The batch is validated directly
 (a v1 `Validator` over the batch definition), which skips GE's results store: the result is written
 by us, once, with the unexpected-row lists cut to a sample so that Data Docs stay small.
+
+The suite and its result come back as JSON documents (plain dicts), never as files: a suite may run
+on a Dask worker that shares no disk with the flow, which builds the Data Docs from the documents
+(expectations/docs.py). With the sample cut, a document is a few kB per expectation.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -27,12 +30,12 @@ SAMPLE_ROWS = 20
 
 @dataclass(frozen=True)
 class SuiteRun:
-    """What one suite run produced: failing rows per check id and the saved GE documents."""
+    """What one suite run produced: failing rows per check id and GE's documents, as JSON data."""
 
     failures: dict[str, list[str]]  # check id -> SOURCE of every failing row
     unexpected_counts: dict[str, int]
-    result_path: Path
-    suite_path: Path
+    result: dict  # the GE validation result (JSON document, unexpected rows cut to SAMPLE_ROWS)
+    suite: dict  # the GE expectation suite (JSON document)
     success: bool
 
 
@@ -92,13 +95,12 @@ def to_pandas(frame: pl.DataFrame):
     return pd.DataFrame(columns, index=index)
 
 
-def run_suite(name: str, checks: list[Check], frame: pl.DataFrame, outdir: Path) -> SuiteRun:
-    """Validate `frame` (SOURCE + the suite's columns) with the suite of `checks`; save suite and result."""
+def run_suite(name: str, checks: list[Check], frame: pl.DataFrame) -> SuiteRun:
+    """Validate `frame` (SOURCE + the suite's columns) with the suite of `checks`; suite and result as data."""
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.validator.v1_validator import Validator
 
-    outdir.mkdir(parents=True, exist_ok=True)
     if frame["SOURCE"].n_unique() != frame.height:
         raise ValueError("SOURCE must identify each row of a domain (ingestion contract)")
     data = to_pandas(frame)
@@ -129,8 +131,11 @@ def run_suite(name: str, checks: list[Check], frame: pl.DataFrame, outdir: Path)
         failures[check_id] = sources
         counts[check_id] = int(item.result.get("unexpected_count") or 0)
         item.result["unexpected_index_list"] = [{"SOURCE": sources[:SAMPLE_ROWS]}] if sources else []
-    result_path, suite_path = outdir / f"{name}.result.json", outdir / f"{name}.suite.json"
-    result_path.write_text(json.dumps(result.to_json_dict(), default=str), encoding="utf-8")
-    suite_path.write_text(json.dumps(suite_json, default=str), encoding="utf-8")
-    return SuiteRun(failures=failures, unexpected_counts=counts, result_path=result_path,
-                    suite_path=suite_path, success=bool(result.success))
+    return SuiteRun(failures=failures, unexpected_counts=counts, result=_json_document(result.to_json_dict()),
+                    suite=_json_document(suite_json), success=bool(result.success))
+
+
+def _json_document(document: dict) -> dict:
+    """`document` as plain JSON data (what writing it to a file and reading it back gave): picklable and
+    small, with GE's dates, decimals and identifiers as the strings Data Docs read."""
+    return json.loads(json.dumps(document, default=str))

@@ -1,8 +1,10 @@
 """The public entry points: validate one domain, finish a run, list the suites.
 
 `validate_domain` is called once per domain (possibly in parallel); it prepares one polars frame
-over all sites, runs one GE suite over it and maps the failures to rows. `finish_validation` gathers
-the domains and builds the Data Docs from the results they saved under `workdir`.
+over all sites, runs one GE suite over it and maps the failures to rows; GE's suite and result come
+back in the `DomainValidation` as JSON data, not files, since the call may run on a worker that shares
+no disk with its caller. `finish_validation` gathers the domains; the caller builds the Data Docs from
+the parts in a folder of its own (`expectations.docs.build_data_docs`, or `workdir` here).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def suite_name(domain: str) -> str:
 
 
 def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
-                    workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
+                    catalog: UnitCatalog | None = None) -> DomainValidation:
     """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected.
 
     `catalog` is the study's unit catalog (None: the bundled one)."""
@@ -57,15 +59,16 @@ def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str
     from expectations.gx_run import run_suite
 
     prepared = prepare(domains, ctx, pieces)
-    run = run_suite(suite_name(domain), checks, ge_frame(prepared, pieces), Path(workdir) / "validation")
+    run = run_suite(suite_name(domain), checks, ge_frame(prepared, pieces))
     findings, exclusions, rejected = map_failures(prepared, checks, run.failures, study, text_columns(pieces))
     out.findings, out.exclusions, out.rejected = findings, exclusions, rejected
-    out.rows, out.result_path, out.suite_path = frame.height, run.result_path, run.suite_path
+    out.rows, out.gx_result, out.gx_suite = frame.height, run.result, run.suite
     return out
 
 
-def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> ValidationResult:
-    """All domains together, with Data Docs built under workdir/data_docs from the saved results."""
+def finish_validation(parts: list[DomainValidation], *, workdir: Path | None = None) -> ValidationResult:
+    """All domains together; with `workdir` (a folder of the caller's machine), also the Data Docs built
+    under workdir/data_docs from the parts' GE documents."""
     from expectations.docs import build_data_docs
 
     parts = sorted(parts, key=lambda p: list(DOMAINS).index(p.domain) if p.domain in DOMAINS else 99)
@@ -77,7 +80,8 @@ def finish_validation(parts: list[DomainValidation], *, workdir: Path) -> Valida
         expectations=[item for p in parts for item in p.expectations],
         rows_validated={p.domain: p.rows for p in parts},
     )
-    result.data_docs = build_data_docs(parts, Path(workdir))
+    if workdir is not None:
+        result.data_docs = build_data_docs(parts, Path(workdir))
     return result
 
 

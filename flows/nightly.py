@@ -232,12 +232,23 @@ def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_si
 
 
 def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
-    """Every domain validated (one task each, concurrently), then gathered with the Data Docs."""
+    """Every domain validated (one task each, concurrently), then gathered with the Data Docs.
+
+    No shared disk: the domain tasks may run on Dask workers of other machines, so they are handed no
+    path and return GE's suites and results as data; the Data Docs are built here, in the flow's own
+    process, under `workdir` (a temporary folder of the flow's machine), from those documents.
+    """
+    from expectations.docs import build_data_docs
+
     domain_futures = [
-        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, workdir, files.catalog)
+        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, files.catalog)
         for domain in sorted(ingest.domains)
     ]
-    return finish_validation_task(quote([future.result() for future in domain_futures]), workdir)
+    parts = [future.result() for future in domain_futures]
+    del domain_futures
+    validation = finish_validation_task(quote(parts))
+    validation.data_docs = build_data_docs(parts, workdir)
+    return validation
 
 
 def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,

@@ -10,7 +10,6 @@ persisted: the inputs are clinical data and every night must recompute from the 
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -92,17 +91,19 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
 
 @task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
 def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
-                         workdir: Path, catalog: UnitCatalog | None = None) -> DomainValidation:
+                         catalog: UnitCatalog | None = None) -> DomainValidation:
+    """One domain's suite; GE's suite and result come back as data (the task may run on another machine)."""
     from expectations import validate_domain
 
-    return validate_domain(domain, domains, study=study, protocol=protocol, workdir=workdir, catalog=catalog)
+    return validate_domain(domain, domains, study=study, protocol=protocol, catalog=catalog)
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
-def finish_validation_task(parts: list[DomainValidation], workdir: Path) -> ValidationResult:
+def finish_validation_task(parts: list[DomainValidation]) -> ValidationResult:
+    """The domains' tables together (the Data Docs are the flow's: flows.nightly.validate_study)."""
     from expectations import finish_validation
 
-    result = finish_validation(parts, workdir=workdir)
+    result = finish_validation(parts)
     get_run_logger().info("validation: %d findings, %d values excluded, %d rows rejected",
                           result.findings.height, result.exclusions.height, result.rejected.height)
     return result

@@ -167,7 +167,7 @@ def planted_trial() -> dict[str, pl.DataFrame]:
 def run(domains: dict[str, pl.DataFrame], workdir: Path, threads: int = 1):
     """One validate_domain per domain (in parallel threads, as the flow may run them), then finish."""
     def one(domain: str):
-        return validate_domain(domain, domains, study=STUDY, protocol=FakeProtocol(), workdir=workdir)
+        return validate_domain(domain, domains, study=STUDY, protocol=FakeProtocol())
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         parts = list(pool.map(one, ("dm", "ds", "ie", "lb", "vs", "mh")))
@@ -256,7 +256,7 @@ def test_duplicate_keys_reject_conflicting_rows(planted) -> None:
 def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
     row = ie_rows(S1, {"IN06": "Y"})[0]
     domains = {"dm": frame("dm", [dm_row(S1)]), "ie": frame("ie", [row, row])}
-    part = validate_domain("ie", domains, study=STUDY, workdir=tmp_path)
+    part = validate_domain("ie", domains, study=STUDY)
     assert part.findings["MESSAGE"].to_list() == [
         "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies: "
         "SZ003/101/20261127T230000Z/ie.csv rows 1, 2); only the first copy is used"]
@@ -276,7 +276,7 @@ def test_repeated_measurements_told_apart_by_time_point_and_position_are_not_dup
             _vs(S1, "131", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="SITTING"),  # a true duplicate of row 1: conflicting
             _vs(S1, "99", VSTPTNUM="1", VSTPT="1 MIN", VSPOS="SITTING")]  # three rows of one key, one finding
     domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
-    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    part = validate_domain("vs", domains, study=STUDY)
     dups = part.findings.filter(pl.col("CHECK") == "VS.unique_key.USUBJID+VSTESTCD+VSDTC")
     assert dups.height == 1
     row = dups.row(0, named=True)
@@ -290,7 +290,7 @@ def test_repeated_measurements_told_apart_by_time_point_and_position_are_not_dup
 def test_a_blank_qualifier_is_a_value_of_its_own(tmp_path: Path) -> None:
     rows = [_vs(S1, "120", VSTPTNUM="1"), _vs(S1, "124", VSTPTNUM=None), _vs(S1, "126", VSTPTNUM=None)]
     domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
-    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    part = validate_domain("vs", domains, study=STUDY)
     assert part.findings.filter(pl.col("CHECK").str.contains("unique_key"))["SOURCE"].to_list() == [
         "SZ003/101/20261127T230000Z/vs.csv:2"]  # rows 2 and 3 (both blank) are one key; row 1 is another
     assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [2, 3]
@@ -298,7 +298,7 @@ def test_a_blank_qualifier_is_a_value_of_its_own(tmp_path: Path) -> None:
 
 def test_without_qualifier_columns_the_same_test_and_date_twice_is_a_duplicate(tmp_path: Path) -> None:
     domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", [_vs(S1, "120"), _vs(S1, "124")])}
-    part = validate_domain("vs", domains, study=STUDY, workdir=tmp_path)
+    part = validate_domain("vs", domains, study=STUDY)
     assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 2]
     assert part.findings.filter(pl.col("CHECK").str.contains("unique_key")).height == 1
 
@@ -337,7 +337,7 @@ def test_a_test_a_site_never_delivers_is_one_finding_for_the_site(tmp_path: Path
                          frame("lb", [r for s in site_102 for r in complete_lb(s)], site="102")]),
         "vs": frame("vs", [vs_row(S1)]),  # S2 and every subject of site 102 without a weight
     }
-    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol())
     weight = part.findings.filter(pl.col("DOMAIN") == "VS").sort("SITEID")
     assert weight.select("SITEID", "USUBJID", "VARIABLE", "OBSERVED", "CHECK").rows() == [
         ("101", S2, "VSTESTCD", "WEIGHT: no result", "DM.needed_results.MISSING_VS"),
@@ -354,7 +354,7 @@ def test_a_single_subject_gap_stays_that_subjects_finding(tmp_path: Path) -> Non
                "ds": frame("ds", [ds_row(s5)], site="102"),
                "lb": frame("lb", complete_lb(s5), site="102"),
                "vs": frame("vs", [vs_row(S1)])}
-    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol(), workdir=tmp_path)
+    part = validate_domain("dm", domains, study=STUDY, protocol=FakeProtocol())
     assert part.findings.filter(pl.col("DOMAIN") == "VS")["USUBJID"].to_list() == [s5]
 
 

@@ -36,7 +36,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory):
     ingest = combine_sites("SZ003", [ingest_site(landing, "SZ003", s, now=now) for s in list_sites(landing, "SZ003")])
     workdir = Path(tmp_path_factory.mktemp("validation"))
     protocol = load_protocol()
-    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol, workdir=workdir)
+    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol)
              for d in ingest.domains]
     truth = json.loads(landing.read_bytes("SZ003/ground_truth.json"))
     return finish_validation(parts, workdir=workdir), truth

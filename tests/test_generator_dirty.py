@@ -74,7 +74,7 @@ def test_the_audit_reports_each_habit_once_per_problem_and_still_finds_every_pla
     store, protocol = LocalStore(root), load_protocol()
     now = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
     ingest = combine_sites("SZ003", [ingest_site(store, "SZ003", s, now=now) for s in list_sites(store, "SZ003")])
-    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol, workdir=root / "v")
+    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol)
              for d in ingest.domains]
     validation = finish_validation(parts, workdir=root / "v")
     result = evaluate(ingest.domains, protocol, AS_OF, exclusions=validation.exclusions, rejected=validation.rejected)

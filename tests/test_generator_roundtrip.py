@@ -35,7 +35,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationSummary
     protocol = load_protocol(None)
     work = root / "work"
     work.mkdir()
-    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol, workdir=work)
+    parts = [validate_domain(d, ingest.domains, study="SZ003", protocol=protocol)
              for d in ingest.domains]
     validation = finish_validation(parts, workdir=work)
     result = evaluate(ingest.domains, protocol, AS_OF, exclusions=validation.exclusions,

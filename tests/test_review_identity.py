@@ -3,8 +3,6 @@ when the facts they rest on change: never with the wording of a sentence, a row 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
@@ -87,7 +85,7 @@ def test_the_sites_answer_and_the_recomputed_outcome_are_facts() -> None:
 
 
 @pytest.fixture(scope="module")
-def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+def validated() -> dict[str, pl.DataFrame]:
     """DM validated three ways: as delivered, reordered in a later delivery, and with one value corrected."""
     rows = [dm_row("SZ003-101-0001"), dm_row("SZ003-101-0002", SEX="X"), dm_row("SZ003-101-0003", SEX="Q"),
             dm_row("SZ003-101-0003", SEX="Q")]
@@ -98,8 +96,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFram
         dm = frame("dm", delivered)
         if name == "later":
             dm = dm.with_columns(pl.lit("SZ003/101/20261204T230000Z/dm.csv").alias("SOURCE_KEY"))
-        work = Path(tmp_path_factory.mktemp(f"identity-{name}"))
-        result = validate_domain("dm", {"dm": dm}, study=STUDY, protocol=FakeProtocol(), workdir=work)
+        result = validate_domain("dm", {"dm": dm}, study=STUDY, protocol=FakeProtocol())
         out[name] = result.findings.filter(pl.col("VARIABLE") == "SEX").sort("USUBJID", "FINDING_ID")
     return out
 
