@@ -24,7 +24,7 @@ import polars as pl
 from expectations.model import Check
 
 _LOCK = threading.Lock()
-#: rows of each failing expectation kept in the saved result (and shown in Data Docs)
+#: rows of each failing expectation kept in the returned result (and shown in Data Docs)
 SAMPLE_ROWS = 20
 
 
