@@ -401,3 +401,24 @@ def test_birth_dates_are_never_quoted(planted) -> None:
     text += "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
     for birth in ("1960-13", "1960-05"):
         assert birth not in text
+
+
+def test_a_domain_returns_its_ge_documents_as_data_and_writes_no_file(tmp_path: Path, monkeypatch) -> None:
+    """No shared disk: what a validation task sends back is plain JSON data (no path, nothing left in a
+    folder of the worker), from which the caller alone builds the Data Docs; a birth date is in none of it."""
+    import json
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    part = validate_domain("dm", planted_trial(), study=STUDY, protocol=FakeProtocol())
+    assert list(tmp_path.iterdir()) == []
+    documents = json.dumps([part.gx_suite, part.gx_result])
+    assert part.gx_suite["name"] == "screening_dm" and part.gx_result["success"] is False
+    assert "Path(" not in repr(pickle.loads(pickle.dumps(part)))
+    for birth in ("1960-13", "1960-05"):
+        assert birth not in documents
+    from expectations.docs import build_data_docs
+
+    site = build_data_docs([part], tmp_path / "flow")
+    assert "screening_dm" in (site / "index.html").read_text(encoding="utf-8")
