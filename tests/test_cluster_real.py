@@ -105,10 +105,16 @@ def _isolation(flow_tmp: Path) -> Isolation:
         pytest.skip("the Dask workers must run as another unix user (so that the flow's temporary folders are "
                     "unreadable to them): creating one needs root, as in CI")
     reasons = []
+    user = None
     if shutil.which("useradd") is None:
         reasons.append("no useradd to create the worker user")
     else:
-        user = _worker_user()
+        try:
+            user = _worker_user()
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, KeyError) as error:
+            user = None
+            reasons.append(f"cannot create the worker user {WORKER_USER} ({type(error).__name__})")
+    if user is not None:
         probe = _as_user(user, [sys.executable, "-c", IMPORT_PROBE])
         if probe.returncode == 0:
             return Isolation(f"workers as unix user {WORKER_USER}", user=user)
