@@ -101,7 +101,7 @@ PUBLISH_THREADS = 4
 SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
-    "Review": "'screening-audit review list' (by site, state or check) and decide with 'screening-audit review add'",
+    "Review": "'screening-audit review list' (by site or state) and decide with 'screening-audit review add'",
     "Subjects": "subjects.csv or subjects.parquet",
     "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
     "Queries": "the site_queries folder (one CSV and one workbook per site)",
