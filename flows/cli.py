@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli_options import EndpointUrl
 from flows.review_cli import review_app
 from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
 
@@ -31,13 +32,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(review_app, name="review")
 console = Console(stderr=True)
 
-Landing = Annotated[str, typer.Option(help="Landing root: s3://bucket/prefix or a local folder.")]
-Reports = Annotated[str, typer.Option(help="Reports root: s3://bucket/prefix or a local folder.")]
-EndpointUrl = Annotated[
-    str | None,
-    typer.Option(help="S3-compatible endpoint (MinIO, moto...); AWS_ENDPOINT_URL works too.",
-                 envvar="AWS_ENDPOINT_URL"),
-]
 AsOf = Annotated[str | None, typer.Option(help="Audit date YYYY-MM-DD (default: tonight in the study's time zone).")]
 Runner = Annotated[RunnerKind, typer.Option(help="Where tasks run: thread (this process) or dask (a Dask cluster).")]
 DaskAddress = Annotated[

@@ -18,18 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli_options import EndpointUrl, Reports
+
 review_app = typer.Typer(add_completion=False, no_args_is_help=True,
                          help="The sponsor's review: list findings, show a thread, record actions, import workbooks, "
                               "export the trail.")
 _err = Console(stderr=True)
 
-Reports = Annotated[str, typer.Option(help="Reports root: s3://bucket/prefix or a local folder.")]
 Study = Annotated[str, typer.Option(help="Study id (folder under the reports root).")]
-EndpointUrl = Annotated[
-    str | None,
-    typer.Option(help="S3-compatible endpoint (MinIO, moto...); AWS_ENDPOINT_URL works too.",
-                 envvar="AWS_ENDPOINT_URL"),
-]
 PARTLY_APPLIED = 4
 
 
