@@ -164,6 +164,39 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class BatchIndex:
+    """What the flow learns of one ingested batch of sites without receiving its rows (scale-out).
+
+    sites: the batch's sites, in order; not_audited: those without a usable delivery, and why;
+    subjects: its distinct DM subjects; subject_ids: every USUBJID
+    its rows name, in any domain (one column, distinct), so that the flow can keep all rows of a
+    subject in one partition; schemas: per lower-case domain, the columns the batch's combined frame
+    has (ingestion.combine), in order, so that every partition's frames have the study's columns.
+    """
+
+    sites: list[str]
+    not_audited: dict[str, str]
+    subjects: int
+    subject_ids: pl.DataFrame
+    schemas: dict[str, dict[str, pl.DataType]]
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """One partition's audit up to the comparison, as it comes back from a worker: small results only.
+
+    sites: each site's SiteIngest without its rows (inputs, deliveries, findings); validation: one
+    DomainValidation per domain (GE's suite and result as data); eligibility and comparison: the
+    partition's subjects'. The flow stacks the partitions (flows.partition) into the study's records.
+    """
+
+    sites: list[SiteIngest]
+    validation: list[DomainValidation]
+    eligibility: EligibilityResult
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
 class ReviewResult:
     """Where the sponsor's review stands tonight (review.night.review_night), for the outputs.
 

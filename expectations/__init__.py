@@ -8,16 +8,20 @@ imported only when a suite runs or Data Docs are built (it takes seconds to impo
 
 from contracts.records import DomainValidation
 from expectations.docs import publish_data_docs
+from expectations.merge import merge_parts
 from expectations.validate import (
     finish_validation,
     list_expectations,
     validate_domain,
+    validate_domains,
 )
 
 __all__ = [
     "DomainValidation",
     "finish_validation",
     "list_expectations",
+    "merge_parts",
     "publish_data_docs",
     "validate_domain",
+    "validate_domains",
 ]

@@ -66,6 +66,18 @@ def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str
     return out
 
 
+def validate_domains(domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
+                     catalog: UnitCatalog | None = None, threads: int = 4) -> list[DomainValidation]:
+    """`validate_domain` for every domain of `domains`, a few at a time (GE runs one suite at a time per
+    process, the polars preparation around it runs beside it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = sorted(domains)
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(names)))) as pool:
+        return list(pool.map(lambda d: validate_domain(d, domains, study=study, protocol=protocol, catalog=catalog),
+                             names))
+
+
 def finish_validation(parts: list[DomainValidation], *, workdir: Path | None = None) -> ValidationResult:
     """All domains together; with `workdir` (a folder of the caller's machine), also the Data Docs built
     under workdir/data_docs from the parts' GE documents."""

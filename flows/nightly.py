@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import replace
@@ -14,17 +15,20 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from contracts import IngestResult, ValidationResult
-from contracts.records import AuditSummary, RunOutputs
+from contracts.records import AuditSummary, Comparison, DomainValidation, EligibilityResult, RunOutputs
+from expectations.docs import build_data_docs
+from flows.partition import study_records
 from flows.retries import unreadable_site
 from flows.tasks import (
     apply_history_task,
+    audit_partition_task,
+    batch_index_task,
     combine_sites_task,
-    compare_task,
     deliver_outbox_task,
-    evaluate_task,
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
+    partition_label,
     promote_task,
     publish_task,
     review_task,
@@ -43,6 +47,11 @@ __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_aud
 #: ingestion tasks per run: a few per CPU, whatever the number of sites (each task reads a batch of
 #: sites; Prefect's cost per task run is paid this many times, not once per site)
 INGEST_TASKS = max(4, 2 * (os.cpu_count() or 1))
+#: on a Dask cluster, sites per ingestion batch at most: batches are what partitions are made of
+SITES_PER_BATCH = 10
+#: on a Dask cluster, subjects per partition at most (a worker's memory: about 1.5 GB per 10,000
+#: subjects, docs/benchmarks.md); there are at least as many partitions as workers
+PARTITION_SUBJECTS = 10_000
 
 
 class NothingToAuditError(RuntimeError):
@@ -251,6 +260,96 @@ def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir:
     return validation
 
 
+def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, endpoint_url: str | None,
+                expected_sites: list[str] | None, cutoff: datetime,
+                ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison]:
+    """Every site ingested, validated, evaluated and compared, in partitions where the runner allows.
+
+    With threads the study is one partition, audited in the flow's process. On a Dask cluster the
+    sites are ingested in batches on the workers, which keep the rows; the flow receives each batch's
+    index only (ingestion.partition.BatchIndex), plans partitions of whole sites with every subject's
+    rows in one of them, and each partition is audited on a worker next to its batches
+    (flows/partition.py). What comes back is small: the study's records without its delivered rows
+    (`ingest.domains` is empty), the validation parts of each domain, eligibility and comparison.
+    """
+    from ingestion.combine import not_audited_reason
+    from ingestion.partition import plan_partitions, study_schemas
+
+    logger = get_run_logger()
+    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites)
+    workers = _cluster_workers()
+    if workers is None:  # threads: the flow's process holds the rows anyway, one partition
+        if _ingest_one_batch_at_a_time(landing):
+            batches = [ingest_sites_task(landing, study, batch, endpoint_url, cutoff=cutoff)
+                       for batch in ingest_batches(sites)]
+        else:
+            batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
+                             for batch in ingest_batches(sites)]
+            batches = [future.result() for future in batch_futures]
+            del batch_futures
+        _check_something_to_audit(study, landing, sites, missing_sites,
+                                  {s.site: not_audited_reason(s) for batch in batches for s in batch if not s.audited})
+        results = [audit_partition_task(study, quote(batches), quote(files), as_of_date)]
+        del batches  # quote(): see ingest_study; the rows are released once the partition returns
+    else:
+        count = max(INGEST_TASKS, 4 * workers, math.ceil(len(sites) / SITES_PER_BATCH))
+        batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
+                         for batch in ingest_batches(sites, count)]
+        indexes = [future.result() for future in [batch_index_task.submit(f) for f in batch_futures]]
+        _check_something_to_audit(study, landing, sites, missing_sites,
+                                  {site: why for index in indexes for site, why in index.not_audited.items()})
+        plan = plan_partitions(indexes, max_subjects=PARTITION_SUBJECTS, min_partitions=workers)
+        schemas = study_schemas(indexes)
+        logger.info("%d sites in %d batches, audited in %d partitions on %d Dask workers", len(sites),
+                    len(indexes), len(plan), workers)
+        partition_futures = [audit_partition_task.submit(
+            study, [batch_futures[i] for i in group], files, as_of_date, schemas,
+            label=partition_label([site for i in group for site in indexes[i].sites])) for group in plan]
+        del batch_futures  # the partitions hold what they need; the workers free each batch once used
+        results = [future.result() for future in partition_futures]
+        del partition_futures
+    ingest, parts, eligibility, comparison = study_records(study, results)
+    ingest.sites_not_audited.update(missing_sites)
+    return ingest, parts, eligibility, comparison
+
+
+def _sites_to_audit(landing: str, study: str, endpoint_url: str | None,
+                    expected_sites: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The site folders of the landing area, and the expected sites without one (with the report's reason)."""
+    from flows.config import site_coverage
+
+    sites = list_sites_task(landing, study, endpoint_url)
+    missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
+    if unexpected_sites:
+        get_run_logger().warning("sites %s delivered but are not in the study's expected sites; audited anyway",
+                                 ", ".join(unexpected_sites))
+    return sites, missing_sites
+
+
+def _check_something_to_audit(study: str, landing: str, sites: list[str], missing_sites: dict[str, str],
+                              not_audited: dict[str, str]) -> None:
+    """NothingToAuditError when no site has a usable delivery, before any validation is paid for."""
+    if any(site not in not_audited for site in sites):
+        return
+    reasons = [f"{site}: {why}" for site, why in sorted({**not_audited, **missing_sites}.items())]
+    if not sites:  # the root exists and is not the study's own folder (list-sites checked): no delivery yet
+        reasons.insert(0, f"no site folder under {study}/")
+    raise NothingToAuditError(f"nothing to audit for {study} in {landing}: " + "; ".join(reasons))
+
+
+def _cluster_workers() -> int | None:
+    """The Dask cluster's workers when the flow runs on one (None: threads in the flow's process)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    client = getattr(runner, "client", None) if runner is not None and type(runner).__name__ == "DaskTaskRunner" \
+        else None
+    if client is None:
+        return None
+    return max(1, len(client.scheduler_info().get("workers", {})))
+
+
 def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
            endpoint_url: str | None, expected_sites: list[str] | None, publication: NightlyPublication,
            cutoff: datetime, link_lifetime: timedelta, outbox: str | None = None,
@@ -259,18 +358,12 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
     from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
-    protocol_obj = files.protocol
-    ingest = ingest_study(landing, study, endpoint_url, expected_sites, cutoff)
-
+    ingest, parts, eligibility, comparison = audit_sites(landing, study, files, as_of_date, endpoint_url,
+                                                         expected_sites, cutoff)
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
-        validation = validate_study(ingest, study, files, Path(tmp))
-        eligibility = evaluate_task(quote(ingest.domains), quote(protocol_obj), as_of_date, quote(validation),
-                                    quote(files.catalog))
-        comparison = compare_task(quote(eligibility), quote(ingest.domains), quote(protocol_obj), as_of_date,
-                                  quote(validation), quote(files))
-        # the delivered rows are not needed after the comparison: free them before publication, the
-        # run's memory peak (cleared in place, so that no task's parameters keep them either)
-        ingest.domains.clear()
+        validation = finish_validation_task(quote(parts))
+        validation.data_docs = build_data_docs(parts, Path(tmp))
+        del parts
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
         findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,

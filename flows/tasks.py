@@ -18,7 +18,15 @@ from prefect.cache_policies import NO_CACHE
 
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
-from contracts.records import Comparison, DomainValidation, EligibilityResult, ReviewResult, RunOutputs
+from contracts.records import (
+    BatchIndex,
+    Comparison,
+    DomainValidation,
+    EligibilityResult,
+    PartitionResult,
+    ReviewResult,
+    RunOutputs,
+)
 from contracts.units import UnitCatalog
 from flows.retries import IO_RETRIES, site_or_unreadable
 from notify import NightDelivery
@@ -80,6 +88,37 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
                 sum(frame.height for r in results for frame in r.frames.values()),
                 sum(r.findings.height for r in results))
     return results
+
+
+@task(name="index-batch", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
+def batch_index_task(sites: list[SiteIngest]) -> BatchIndex:
+    """What the flow needs of an ingested batch to plan the partitions, without its rows (ingestion.partition)."""
+    from ingestion.partition import batch_index
+
+    return batch_index(sites)
+
+
+def partition_label(sites: list[str]) -> str:
+    """`sites-101-125` or `site-101`: which sites a partition holds, for its task run's name."""
+    if len(sites) == 1:
+        return f"site-{sites[0]}"
+    return f"sites-{sites[0]}-{sites[-1]}" if sites else "no-sites"
+
+
+@task(name="audit-partition", task_run_name="audit-{label}", cache_policy=NO_CACHE)
+def audit_partition_task(study: str, batches: list[list[SiteIngest]], files: StudyFiles, as_of: date,
+                         schemas: dict[str, dict[str, pl.DataType]] | None = None, label: str = "study",
+                         ) -> PartitionResult:
+    """Combine, validate, evaluate and compare a partition's sites where its rows are; small results back.
+
+    `label` names the run (`partition_label`): the batches may still be futures when the name is made."""
+    from flows.partition import audit_partition
+
+    result = audit_partition(study, batches, files, as_of, schemas)
+    get_run_logger().info("%d sites: %d validation findings, %d subject x component rows, %d discrepancies",
+                          len(result.sites), sum(p.findings.height for p in result.validation),
+                          result.eligibility.eligibility.height, result.comparison.discrepancies.height)
+    return result
 
 
 @task(name="combine-sites", task_run_name="combine-sites", cache_policy=NO_CACHE)

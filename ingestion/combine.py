@@ -24,23 +24,41 @@ def combine_domain(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return _source_order(combined)
 
 
-def _not_audited_reason(site: SiteIngest) -> str:
+def not_audited_reason(site: SiteIngest) -> str:
+    """Why a site is not audited: its SITE_NOT_AUDITED finding's words."""
     reasons = site.findings.filter(pl.col("EXPECTATION") == str(Code.SITE_NOT_AUDITED))["OBSERVED"]
     return reasons[0] if len(reasons) else "no usable delivery"
 
 
-def combine_sites(study: str, sites: list[SiteIngest]) -> IngestResult:
-    """The study's IngestResult: frames per domain across sites, with every input and decision."""
+def _aligned(frame: pl.DataFrame | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`frame` with exactly the columns of `schema`, in its order (a column it lacks is null)."""
+    if frame is None:
+        return pl.DataFrame(schema=schema)
+    return frame.select(pl.col(c) if c in frame.columns else pl.lit(None, dtype).alias(c)
+                        for c, dtype in schema.items())
+
+
+def combine_sites(study: str, sites: list[SiteIngest],
+                  schemas: dict[str, dict[str, pl.DataType]] | None = None) -> IngestResult:
+    """The study's IngestResult: frames per domain across sites, with every input and decision.
+
+    `schemas` (ingestion.partition.study_schemas): the whole study's columns per domain, when `sites`
+    are one partition of it; the frames then have exactly those columns, a domain no site of the
+    partition delivered is an empty frame, so that the partition is the study restricted to its sites.
+    """
     ordered = sorted(sites, key=lambda s: s.site)
     domains = sorted({d for s in ordered for d in s.frames})
     findings = [s.findings for s in ordered]
+    frames = {d: combine_domain([s.frames[d] for s in ordered if d in s.frames]) for d in domains}
+    if schemas is not None:
+        frames = {d: _aligned(frames.get(d), schema) for d, schema in schemas.items()}
     return IngestResult(
         study=study,
-        domains={d: combine_domain([s.frames[d] for s in ordered if d in s.frames]) for d in domains},
+        domains=frames,
         inputs=[i for s in ordered for i in s.inputs],
         deliveries=[d for s in ordered for d in s.deliveries],
         findings=with_identity(check_table(pl.concat(findings, how="vertical") if findings
                                            else empty_table(FINDINGS), FINDINGS, "ingestion findings")),
         sites_audited=[s.site for s in ordered if s.audited],
-        sites_not_audited={s.site: _not_audited_reason(s) for s in ordered if not s.audited},
+        sites_not_audited={s.site: not_audited_reason(s) for s in ordered if not s.audited},
     )

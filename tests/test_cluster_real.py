@@ -270,4 +270,5 @@ def test_audit_on_a_cluster_sharing_no_disk_publishes_the_thread_runners_tables(
     # the heavy tasks ran on the two workers, not in the flow's process
     for name in ("worker-1", "worker-2"):
         assert "Finished in state Completed()" in processes.log(name), (name, processes.log(name)[-2000:])
-    assert "validate-dm" in workers and "ingest-site" in workers
+    # ingestion in batches, then each partition of sites audited on a worker (docs/operations.md)
+    assert "ingest-site" in workers and "audit-site" in workers
