@@ -1,9 +1,11 @@
 """`run_all_audits`: audit every configured study in one flow, spread over one cluster.
 
 Each study is one `audit-<STUDY>` task that runs the `nightly_audit` flow as a subflow, so every
-study keeps its own run (name, logs, lock, outputs) under the parent run. Studies run concurrently;
-with `--runner dask`, one cluster is shared: the per-site and per-domain tasks of every study are
-submitted to it, so the cluster, not the flow's process, does the work.
+study keeps its own run (name, logs, lock, outputs) under the parent run. With threads, studies run
+concurrently in the parent's process. With `--runner dask`, each study's task runs on a worker of the
+one cluster, as a unit (its subflow's tasks in that worker's threads): the parent process holds no
+study's data, only each study's outcome, and a worker holds one study at a time (one thread per
+worker), so the cluster's size, not the parent's memory, bounds how many studies a night can audit.
 
 A study that fails does not stop the others. The parent run fails at the end when any study failed
 or had nothing to audit, and names them; a study whose lock is held by another audit is reported as
@@ -12,9 +14,11 @@ LOCKED and does not fail the parent (that study is being audited, by someone els
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ class StudyOutcome:
     status: StudyStatus
     message: str = ""
     summary: dict[str, Any] | None = None
+    audited_by: str = ""  # host and process id of the process that ran the study's audit (a Dask worker's)
 
     @property
     def failed(self) -> bool:
@@ -92,17 +97,18 @@ def outcome_of(study: str, audit: Callable[[], Any]) -> StudyOutcome:
 
 @task(name="audit-study", task_run_name="audit-{config.study}", cache_policy=NO_CACHE)
 def audit_study_task(config: StudyConfig, as_of: str | None, runner: RunnerChoice) -> StudyOutcome:
-    """One study's nightly audit as a subflow, its tasks on `runner` (the shared cluster with Dask)."""
+    """One study's nightly audit as a subflow, its tasks on `runner` (threads of the process running it)."""
     from datetime import date
 
     from flows.nightly import nightly_audit
 
     params = config.flow_parameters(date.fromisoformat(as_of) if as_of else None)
     subflow = nightly_audit.with_options(task_runner=runner.task_runner())
-    outcome = outcome_of(config.study, lambda: subflow(**params))
+    outcome = replace(outcome_of(config.study, lambda: subflow(**params)),
+                      audited_by=f"{socket.gethostname()}:{os.getpid()}")
     log = get_run_logger()
     if outcome.status is StudyStatus.COMPLETED:
-        log.info("study %s audited", config.study)
+        log.info("study %s audited (by %s)", config.study, outcome.audited_by)
     else:
         log.warning("study %s: %s", config.study, outcome.status.value)
     return outcome
@@ -119,6 +125,20 @@ def shared_cluster(choice: RunnerChoice) -> Iterator[RunnerChoice]:
         yield RunnerChoice(RunnerKind.DASK, dask_address=cluster.scheduler_address)
     finally:
         cluster.close()
+
+
+def _audit_studies(configs: list[StudyConfig], as_of: str | None, runner: RunnerChoice) -> list[StudyOutcome]:
+    """Every study's outcome, in the configs' order: on the cluster's workers with Dask (each study a unit
+    there, audited with threads of that worker), else concurrently in this process's threads."""
+    if runner.kind is not RunnerKind.DASK:
+        futures = [audit_study_task.submit(config, as_of, runner) for config in configs]
+        return [future.result() for future in futures]
+    from prefect_dask import DaskTaskRunner
+
+    with DaskTaskRunner(address=runner.dask_address) as cluster:
+        futures = [cluster.submit(audit_study_task, {"config": config, "as_of": as_of, "runner": RunnerChoice()})
+                   for config in configs]
+        return [future.result() for future in futures]
 
 
 def _run_all_name() -> str:
@@ -138,8 +158,7 @@ def run_all_audits(config_dir: str, as_of: str | None = None, runner: str = "thr
     log.info("auditing %d studies (%s) on %s", len(configs), ", ".join(c.study for c in configs),
              choice.describe())
     with shared_cluster(choice) as shared:
-        futures = [audit_study_task.submit(config, as_of, shared) for config in configs]
-        summary = RunAllSummary([future.result() for future in futures])
+        summary = RunAllSummary(_audit_studies(configs, as_of, shared))
     for outcome in summary.outcomes:
         log.info("%s: %s", outcome.study, outcome.status.value)
     if summary.failed:

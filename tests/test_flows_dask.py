@@ -6,6 +6,7 @@ own S3 clients exactly as they would on a cluster.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def test_run_all_audits_several_studies_on_one_dask_cluster(
     summary = run_all_audits(config_dir=str(config_dir), as_of=AS_OF, runner="dask", dask_workers=2)
     assert [(o.study, o.status) for o in summary.outcomes] == [
         ("SZ003", StudyStatus.COMPLETED), ("SZ903", StudyStatus.COMPLETED)]
+    # each study was audited as a unit by a worker process of the cluster, not by this (the parent's) process
+    pids = {int(o.audited_by.rsplit(":", 1)[1]) for o in summary.outcomes}
+    assert pids and os.getpid() not in pids
     # site 104 is expected but never delivered: reported, not silently ignored
     assert [o.summary["sites_not_audited"] for o in summary.outcomes] == [
         {"104": "expected site has no delivery folder in the landing area"}] * 2
