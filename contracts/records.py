@@ -182,18 +182,36 @@ class BatchIndex:
 
 
 @dataclass(frozen=True)
+class PartedTable:
+    """A published table too large to bring to one process, as the partitions made it (scale-out).
+
+    parts: each partition's rows in the table's canonical form (reporting.tables.canonical), encoded as
+    Parquet, in partition order. Partitions hold consecutive sites, so the parts one after the other are
+    usually the whole table in canonical order already; reporting.parted checks that before it streams
+    them into the published files, and sorts them in memory when they are not.
+    """
+
+    name: str
+    parts: list[bytes]
+
+
+@dataclass(frozen=True)
 class PartitionResult:
     """One partition's audit up to the comparison, as it comes back from a worker: small results only.
 
     sites: each site's SiteIngest without its rows (inputs, deliveries, findings); validation: one
     DomainValidation per domain (GE's suite and result as data); eligibility and comparison: the
     partition's subjects'. The flow stacks the partitions (flows.partition) into the study's records.
+    eligibility_part: when the partition is one of several, its eligibility rows come back only here, as
+    a part of the published table (PartedTable), and `eligibility` and `comparison` carry no frame with
+    a row per subject x component or criterion: what the flow needs of them is in the part.
     """
 
     sites: list[SiteIngest]
     validation: list[DomainValidation]
     eligibility: EligibilityResult
     comparison: Comparison
+    eligibility_part: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +278,7 @@ class RunOutputs:
     protocol_id: str
     protocol_version: str
     subjects: pl.DataFrame
-    eligibility: pl.DataFrame
+    eligibility: pl.DataFrame | PartedTable  # PartedTable: as the partitions of a cluster run made it
     discrepancies: pl.DataFrame
     validation: pl.DataFrame
     run_manifest: dict[str, Any]

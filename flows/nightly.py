@@ -15,7 +15,14 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from contracts import IngestResult, ValidationResult
-from contracts.records import AuditSummary, Comparison, DomainValidation, EligibilityResult, RunOutputs
+from contracts.records import (
+    AuditSummary,
+    Comparison,
+    DomainValidation,
+    EligibilityResult,
+    PartedTable,
+    RunOutputs,
+)
 from expectations.docs import build_data_docs
 from flows.partition import study_records
 from flows.retries import unreadable_site
@@ -262,7 +269,7 @@ def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir:
 
 def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, endpoint_url: str | None,
                 expected_sites: list[str] | None, cutoff: datetime,
-                ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison]:
+                ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison, PartedTable | None]:
     """Every site ingested, validated, evaluated and compared, in partitions where the runner allows.
 
     With threads the study is one partition, audited in the flow's process. On a Dask cluster the
@@ -270,7 +277,8 @@ def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, e
     index only (ingestion.partition.BatchIndex), plans partitions of whole sites with every subject's
     rows in one of them, and each partition is audited on a worker next to its batches
     (flows/partition.py). What comes back is small: the study's records without its delivered rows
-    (`ingest.domains` is empty), the validation parts of each domain, eligibility and comparison.
+    (`ingest.domains` is empty), the validation parts of each domain, eligibility and comparison, and on a
+    cluster the eligibility table in its partitions' parts (reporting.parted; else None).
     """
     from ingestion.combine import not_audited_reason
     from ingestion.partition import plan_partitions, study_schemas
@@ -308,9 +316,9 @@ def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, e
         del batch_futures  # the partitions hold what they need; the workers free each batch once used
         results = [future.result() for future in partition_futures]
         del partition_futures
-    ingest, parts, eligibility, comparison = study_records(study, results)
+    ingest, parts, eligibility, comparison, table = study_records(study, results)
     ingest.sites_not_audited.update(missing_sites)
-    return ingest, parts, eligibility, comparison
+    return ingest, parts, eligibility, comparison, table
 
 
 def _sites_to_audit(landing: str, study: str, endpoint_url: str | None,
@@ -358,8 +366,8 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
     from reporting import assemble_outputs, combine_findings, run_summary
 
     logger = get_run_logger()
-    ingest, parts, eligibility, comparison = audit_sites(landing, study, files, as_of_date, endpoint_url,
-                                                         expected_sites, cutoff)
+    ingest, parts, eligibility, comparison, table = audit_sites(landing, study, files, as_of_date, endpoint_url,
+                                                                expected_sites, cutoff)
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
         validation = finish_validation_task(quote(parts))
         validation.data_docs = build_data_docs(parts, Path(tmp))
@@ -373,7 +381,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
                                    software_version=software_version(), policy=files.policy, findings=findings,
-                                   review=review, recovery=publication.recovery)
+                                   review=review, recovery=publication.recovery, eligibility_table=table)
         publish_task(quote(outputs), quote(publication))
         published = promote_task(quote(publication))
 

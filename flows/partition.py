@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from contracts import IngestResult, SiteIngest
-from contracts.records import Comparison, DomainValidation, EligibilityResult, PartitionResult
+from contracts.records import Comparison, DomainValidation, EligibilityResult, PartedTable, PartitionResult
 
 if TYPE_CHECKING:
     from flows.study_files import StudyFiles
@@ -29,7 +29,10 @@ def audit_partition(study: str, batches: list[list[SiteIngest]], files: StudyFil
     """Combine, validate, evaluate and compare the sites of `batches`; their rows stay here.
 
     `schemas`: the study's columns per domain when the partition is one of several (None: it is the
-    whole study).
+    whole study). One of several, it returns its eligibility rows as a part of the published table
+    (reporting.parted.table_part, a few MB per 10,000 subjects) and no other frame with a row per
+    subject x component or criterion (the evaluation's criteria, DM reading and derived values, the
+    site's checklist: the comparison, done here, was their only reader).
     """
     from checks.comparison import compare
     from checks.evaluation import evaluate
@@ -45,19 +48,32 @@ def audit_partition(study: str, batches: list[list[SiteIngest]], files: StudyFil
     comparison = compare(eligibility, ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected, process_checks=files.process_checks, policy=files.policy,
                          catalog=files.catalog)
-    return PartitionResult(sites=[dataclasses.replace(site, frames={}) for site in sites], validation=parts,
-                           eligibility=eligibility, comparison=comparison)
+    sites = [dataclasses.replace(site, frames={}) for site in sites]
+    if schemas is None:
+        return PartitionResult(sites=sites, validation=parts, eligibility=eligibility, comparison=comparison)
+    from reporting.parted import table_part
+
+    part = table_part(eligibility.eligibility, "eligibility")
+    eligibility = dataclasses.replace(eligibility, eligibility=eligibility.eligibility.clear(),
+                                      criteria=eligibility.criteria.clear(), subject_dm=eligibility.subject_dm.clear(),
+                                      derived=eligibility.derived.clear(), reference=eligibility.reference.clear())
+    comparison = dataclasses.replace(comparison, checklist=comparison.checklist.clear())
+    return PartitionResult(sites=sites, validation=parts, eligibility=eligibility, comparison=comparison,
+                           eligibility_part=part)
 
 
 def study_records(study: str, results: list[PartitionResult],
-                  ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison]:
+                  ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison, PartedTable | None]:
     """The study's ingestion (without rows), validation parts (one per domain), eligibility and
-    comparison from its partitions' results, as one audit of the whole study gives them."""
+    comparison from its partitions' results, as one audit of the whole study gives them, and the
+    eligibility table in parts when the partitions returned it so (else None: it is in the record)."""
     from core.stack import stack_records
     from expectations import merge_parts
     from ingestion import combine_sites
 
     ingest = combine_sites(study, [site for result in results for site in result.sites])
     parts = merge_parts([part for result in results for part in result.validation])
+    table = (PartedTable("eligibility", [r.eligibility_part for r in results if r.eligibility_part is not None])
+             if any(r.eligibility_part is not None for r in results) else None)
     return (ingest, parts, stack_records([r.eligibility for r in results]),
-            stack_records([r.comparison for r in results]))
+            stack_records([r.comparison for r in results]), table)

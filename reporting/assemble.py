@@ -15,7 +15,15 @@ import polars as pl
 from contracts import Evaluation, IngestResult, ValidationResult
 from contracts.enums import Severity
 from contracts.policy import Policy
-from contracts.records import AuditSummary, Comparison, EligibilityResult, ReviewResult, RunOutputs, RunRecovery
+from contracts.records import (
+    AuditSummary,
+    Comparison,
+    EligibilityResult,
+    PartedTable,
+    ReviewResult,
+    RunOutputs,
+    RunRecovery,
+)
 from contracts.tables import REVIEW
 from reporting.manifest import build_run_manifest
 from reporting.summary import headline
@@ -46,12 +54,15 @@ def with_review(discrepancies: pl.DataFrame, findings: pl.DataFrame,
 def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
                      software_version: str, policy: Policy | None = None, findings: pl.DataFrame | None = None,
-                     review: ReviewResult | None = None, recovery: RunRecovery | None = None) -> RunOutputs:
+                     review: ReviewResult | None = None, recovery: RunRecovery | None = None,
+                     eligibility_table: PartedTable | None = None) -> RunOutputs:
     """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
     `policy` the discrepancy policy the comparison graded with (its DV terms are published); `findings`
     the validation table after its history (default: ingestion's and validation's findings as they are);
     with `review`, both carry the review columns and the manifest says where the ledger stands;
-    `recovery` is what the run cleaned up after crashed runs (listed in the run manifest)."""
+    `recovery` is what the run cleaned up after crashed runs (listed in the run manifest);
+    `eligibility_table`: the eligibility rows as the partitions of a cluster run made them, published
+    from their parts (reporting.parted) instead of `eligibility.eligibility`."""
     findings = combine_findings(ingest, validation) if findings is None else findings
     if review is not None:
         discrepancies, findings = with_review(discrepancies, findings, review)
@@ -73,7 +84,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         protocol_id=evaluation.protocol_id,
         protocol_version=evaluation.protocol_version,
         subjects=evaluation.subjects,
-        eligibility=evaluation.eligibility,
+        eligibility=eligibility_table if eligibility_table is not None else evaluation.eligibility,
         discrepancies=discrepancies,
         validation=findings,
         run_manifest=manifest,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -18,9 +19,10 @@ from pathlib import Path
 import polars as pl
 
 from contracts.enums import Severity
-from contracts.records import RunOutputs
+from contracts.records import PartedTable, RunOutputs
 from core.safety import neutralise
 from expectations.docs import publish_data_docs
+from reporting import parted
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
@@ -61,9 +63,15 @@ _SITE_FILE = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass(frozen=True)
 class OutputFile:
+    """One output: its bytes, or (a table streamed from its parts) a file of the publishing machine."""
+
     key: str  # relative to the run prefix
     data: bytes
     content_type: str
+    path: Path | None = None
+
+    def contents(self) -> bytes:
+        return self.path.read_bytes() if self.path is not None else self.data
 
 
 def site_file_name(site: str) -> str:
@@ -72,12 +80,23 @@ def site_file_name(site: str) -> str:
     return name
 
 
-def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame]:
-    """The five published tables in canonical form."""
-    tables = {name: canonical(getattr(outputs, name), TABLES[name])
-              for name in ("subjects", "eligibility", "discrepancies", "validation")}
+def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame | PartedTable]:
+    """The five published tables in canonical form (eligibility left in its parts when it came in parts
+    that are in canonical order already)."""
+    tables: dict[str, pl.DataFrame | PartedTable] = {
+        name: canonical(getattr(outputs, name), TABLES[name]) for name in ("subjects", "discrepancies", "validation")}
+    eligibility = outputs.eligibility
+    if isinstance(eligibility, PartedTable):
+        tables["eligibility"] = eligibility if parted.in_canonical_order(eligibility) else parted.gathered(eligibility)
+    else:
+        tables["eligibility"] = canonical(eligibility, TABLES["eligibility"])
     tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy)
-    return tables
+    return {name: tables[name] for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")}
+
+
+def _frames(table: pl.DataFrame | PartedTable) -> list[pl.DataFrame] | object:
+    """A table's rows as frames to read one after the other (its parts, or itself)."""
+    return parted.part_frames(table) if isinstance(table, PartedTable) else [table]
 
 
 def _summary_sheet(outputs: RunOutputs) -> pl.DataFrame:
@@ -113,7 +132,11 @@ SHEET_FILES = {
 }
 
 
-def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
+def _table_files(name: str, frame: pl.DataFrame | PartedTable, folder: Path) -> list[OutputFile]:
+    """name.csv and name.parquet; a table in parts is streamed into files of `folder` instead of memory."""
+    if isinstance(frame, PartedTable):
+        return [OutputFile(f"{name}.csv", b"", CSV, parted.write_csv(frame, folder / f"{name}.csv")),
+                OutputFile(f"{name}.parquet", b"", PARQUET, parted.write_parquet(frame, folder / f"{name}.parquet"))]
     return [OutputFile(f"{name}.csv", csv_bytes(frame), CSV), OutputFile(f"{name}.parquet", parquet_bytes(frame),
                                                                            PARQUET)]
 
@@ -136,7 +159,7 @@ def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of:
     return files
 
 
-def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], problems: pl.DataFrame,
+def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedTable], problems: pl.DataFrame,
                      queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
@@ -153,7 +176,7 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], probl
         ("Query detail", query_detail(queries)),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),
-        ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),
+        ("Eligibility matrix", eligibility_matrix(tables["subjects"], _frames(tables["eligibility"]))),
         ("Site risk", risk),
         ("Reconciliation", reconciliation_table(outputs.run_manifest)),
         ("Not audited", not_audited_table(outputs.run_manifest)),
@@ -165,8 +188,18 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], probl
     return [OutputFile("report.xlsx", data, XLSX)]
 
 
+def _query_values(discrepancies: pl.DataFrame, eligibility: pl.DataFrame | PartedTable) -> pl.DataFrame:
+    """The eligibility rows the queries quote (those of a discrepancy's subject and check), in table order."""
+    if not isinstance(eligibility, PartedTable):
+        return eligibility
+    keys = discrepancies.select("STUDYID", "SITEID", "USUBJID", "CHECK_ID").unique()
+    rows = [frame.join(keys, on=list(keys.columns), how="semi", nulls_equal=True, maintain_order="left")
+            for frame in parted.part_frames(eligibility)]
+    return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
+
+
 def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
-                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None) -> tuple[
+                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None, folder: Path) -> tuple[
                      list[Future[list[OutputFile]]], OutputFile]:
     """Submit the rendering of every output file to `pool` (each job hands its files to `sink` as soon
     as they are made, so that writing overlaps the rendering of the others); returns the jobs, in
@@ -175,6 +208,7 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     # every later step sees contract-complete tables, whatever shape an upstream stage handed over
     outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
                       discrepancies=tables["discrepancies"], validation=tables["validation"])
+    frames: dict[str, pl.DataFrame] = {k: v for k, v in tables.items() if isinstance(v, pl.DataFrame)}
     previous = previous_run.isoformat() if previous_run else None
 
     def job(render: Callable[[], list[OutputFile]]) -> Future[list[OutputFile]]:
@@ -186,9 +220,10 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
         return pool.submit(run)
 
     # the tables' files first: they need nothing more, and are written while the queries are built
-    jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
-    jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    jobs = [job(lambda name=name, frame=frame: _table_files(name, frame, folder)) for name, frame in tables.items()]
+    jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(frames["dv"], outputs.as_of), XPT)]))
+    queries = build_site_queries(frames["discrepancies"], frames["validation"],
+                                 _query_values(frames["discrepancies"], tables["eligibility"]))
     risk = risk_table(outputs)
     problems = consolidate_queries(queries)
     jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
@@ -208,9 +243,10 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     rendered once from the final tables, independent outputs on parallel threads (the bytes do not
     depend on the order they finish in).
     """
-    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
-        jobs, manifest = _render_jobs(outputs, previous_run, trend, pool, sink=None)
-        files = [item for job in jobs for item in job.result()]
+    with (tempfile.TemporaryDirectory(prefix="screening-audit-render-") as folder,
+          ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
+        jobs, manifest = _render_jobs(outputs, previous_run, trend, pool, sink=None, folder=Path(folder))
+        files = [replace(item, data=item.contents(), path=None) for job in jobs for item in job.result()]
     return [*files, manifest]
 
 
@@ -226,13 +262,19 @@ def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
 
     def write(files: list[OutputFile]) -> None:
         for item in files:
-            store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
+            if item.path is not None:
+                store.write_file(join_key(prefix, item.key), item.path, content_type=item.content_type)
+                item.path.unlink()
+            else:
+                store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
 
-    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+    with (tempfile.TemporaryDirectory(prefix="screening-audit-publish-") as folder,
+          ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
         docs = None
         if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
             docs = pool.submit(publish_data_docs, Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
-        jobs, manifest = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write)
+        jobs, manifest = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write,
+                                      folder=Path(folder))
         written = [join_key(prefix, item.key) for job in jobs for item in job.result()]
         if docs is not None:
             written += docs.result()

@@ -6,6 +6,7 @@ the top of each listing, so it stays readable at 10,000 subjects.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -176,21 +177,30 @@ def criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
             .sort(["N", "CRITERION"], descending=[True, False]))
 
 
-def eligibility_matrix(subjects: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
+def eligibility_matrix(subjects: pl.DataFrame, eligibility: pl.DataFrame | Iterable[pl.DataFrame]) -> pl.DataFrame:
     """One row per subject, one column per criterion with its recomputed outcome (worst component:
-    NOT_MET / APPLIES, then UNVERIFIABLE, then MET / NOT_APPLICABLE)."""
+    NOT_MET / APPLIES, then UNVERIFIABLE, then MET / NOT_APPLICABLE).
+
+    `eligibility` may come in parts (reporting.parted), each holding all rows of its subjects: each
+    part is reduced to its subjects' rows of the matrix before the next is read."""
     rank = {outcome: i for i, outcome in enumerate(OUTCOME_ORDER)}
-    per = (eligibility.with_columns(pl.col("OUTCOME").replace_strict(rank, default=len(rank)).alias("_RANK"))
-           .group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID")
-           .agg(pl.col("OUTCOME").sort_by("_RANK").first()))
-    criteria = sorted(per["CRITERION_ID"].drop_nulls().unique().to_list(), key=criterion_sort_key)
-    wide = per.pivot(on="CRITERION_ID", index=["STUDYID", "SITEID", "USUBJID"], values="OUTCOME",
-                     on_columns=criteria) if criteria and per.height else None
+    wides, criteria = [], set()
+    for part in [eligibility] if isinstance(eligibility, pl.DataFrame) else eligibility:
+        per = (part.with_columns(pl.col("OUTCOME").replace_strict(rank, default=len(rank)).alias("_RANK"))
+               .group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID")
+               .agg(pl.col("OUTCOME").sort_by("_RANK").first()))
+        present = sorted(per["CRITERION_ID"].drop_nulls().unique().to_list(), key=criterion_sort_key)
+        if present and per.height:
+            wides.append(per.pivot(on="CRITERION_ID", index=["STUDYID", "SITEID", "USUBJID"], values="OUTCOME",
+                                   on_columns=present))
+            criteria.update(present)
     head = subjects.select("STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED")
-    if wide is None:
+    if not wides:
         return head.sort("SITEID", "USUBJID")
+    ordered = sorted(criteria, key=criterion_sort_key)
+    wide = pl.concat(wides, how="diagonal_relaxed") if len(wides) > 1 else wides[0]
     return (head.join(wide, on=["STUDYID", "SITEID", "USUBJID"], how="full", coalesce=True, nulls_equal=True)
-            .select(["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED", *criteria])
+            .select(["STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED", *ordered])
             .sort("SITEID", "USUBJID", nulls_last=True))
 
 

@@ -21,6 +21,7 @@ from flows.study_files import load_study_files
 from generator import generate
 from ingestion import ingest_sites
 from ingestion.partition import batch_index, joined_batches, plan_partitions, study_schemas
+from reporting.parted import in_canonical_order, part_frames
 from reporting.tables import TABLES, canonical
 from storage import LocalStore
 
@@ -99,11 +100,14 @@ def batches(tmp_path_factory: pytest.TempPathFactory):
     return found, stray["USUBJID"][0]
 
 
-def _tables(ingest, parts, eligibility, comparison) -> dict[str, pl.DataFrame]:
+def _tables(ingest, parts, eligibility, comparison, table) -> dict[str, pl.DataFrame]:
     validation = finish_validation(parts)
+    rows = eligibility.eligibility if table is None else pl.concat(list(part_frames(table)))
     return {
         "subjects": canonical(comparison.subjects, TABLES["subjects"]),
-        "eligibility": canonical(eligibility.eligibility, TABLES["eligibility"]),
+        "eligibility": canonical(rows, TABLES["eligibility"]),
+        # the parts one after the other are the published table, canonical order included
+        "eligibility_parts": canonical(rows, TABLES["eligibility"]) if table is None else rows,
         "discrepancies": canonical(comparison.discrepancies, TABLES["discrepancies"]),
         "validation": canonical(validation.findings, TABLES["validation"]),
         "exclusions": validation.exclusions.sort(pl.all()),
@@ -129,6 +133,7 @@ def test_a_study_audited_in_partitions_gives_the_tables_of_the_whole(batches) ->
     results = [audit_partition(STUDY, [found[i] for i in group], files, AS_OF, schemas) for group in plan]
     parted = study_records(STUDY, results)
     parted_tables = _tables(*parted)
+    assert parted[4] is not None and len(parted[4].parts) == len(plan) and in_canonical_order(parted[4])
 
     for name, table in whole_tables.items():
         assert parted_tables[name].equals(table), name

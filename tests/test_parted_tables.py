@@ -1,0 +1,54 @@
+"""A table that arrives in parts (a cluster run's partitions) is published byte for byte as the whole table
+would be: eligibility.csv / .parquet streamed from the parts, the eligibility matrix of report.xlsx and the
+values quoted by the site queries read part by part (reporting.parted)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import polars as pl
+
+from contracts.records import PartedTable
+from reporting import parted
+from reporting.publish import render_outputs
+from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
+from tests.support.sample_outputs import make_outputs
+
+
+def _parts(frame: pl.DataFrame, sites: list[list[str]]) -> PartedTable:
+    """The frame cut by consecutive groups of sites, as the partitions of a cluster run return it."""
+    return PartedTable("eligibility", [parted.table_part(frame.filter(pl.col("SITEID").is_in(group)), "eligibility")
+                                       for group in sites])
+
+
+def test_every_published_file_is_the_same_from_parts_as_from_the_whole_table() -> None:
+    outputs = make_outputs(n_subjects=120, n_sites=4)
+    rows = outputs.eligibility.with_columns(  # a formula-like value, which the CSV must neutralise in every part
+        pl.when(pl.col("USUBJID").str.ends_with("7")).then(pl.lit("=HYPERLINK(1)")).otherwise(pl.col("VALUE"))
+        .alias("VALUE"))
+    whole = dataclasses.replace(outputs, eligibility=rows)
+    in_parts = dataclasses.replace(outputs, eligibility=_parts(rows, [["101"], ["102", "103"], ["104"]]))
+    files = {f.key: f.data for f in render_outputs(whole)}
+    from_parts = {f.key: f.data for f in render_outputs(in_parts)}
+    assert sorted(files) == sorted(from_parts)
+    assert files["eligibility.csv"] == csv_bytes(canonical(rows, TABLES["eligibility"]))
+    assert b"'=HYPERLINK(1)" in files["eligibility.csv"]
+    assert files["eligibility.parquet"] == parquet_bytes(canonical(rows, TABLES["eligibility"]))
+    different = [key for key in files if files[key] != from_parts[key]]
+    assert different == []
+
+
+def test_parts_out_of_order_are_gathered_and_sorted() -> None:
+    rows = make_outputs(n_subjects=60, n_sites=3).eligibility
+    backwards = _parts(rows, [["103"], ["101"], ["102"]])
+    assert not parted.in_canonical_order(backwards)
+    assert parted.in_canonical_order(_parts(rows, [["101"], ["102"], ["103"]]))
+    assert parted.gathered(backwards).equals(canonical(rows, TABLES["eligibility"]))
+
+
+def test_a_part_is_small_next_to_its_rows() -> None:
+    rows = make_outputs(n_subjects=400, n_sites=4).eligibility
+    part = parted.table_part(rows, "eligibility")
+    assert len(part) < rows.estimated_size() / 3
+    assert pl.read_parquet(io.BytesIO(part)).equals(canonical(rows, TABLES["eligibility"]))
