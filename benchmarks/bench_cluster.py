@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-from benchmarks.run import AS_OF, CLI, SEED, STUDY, Case, landing_for, prefect_home
+from benchmarks.run import AS_OF, CLI, SEED, STUDY, Case, landing_for, prefect_home, stage_spans
 
 RESULTS = Path(__file__).with_name("results_cluster.json")
 SIZES = {"n40k": Case("n40k", 100, 40_000), "n100k": Case("n100k", 100, 100_000)}
@@ -47,6 +47,7 @@ class Run:
     workers_mb: list[float] = field(default_factory=list)
     server_mb: float = 0.0
     tree_mb: float = 0.0
+    flow_stage_mb: dict[str, float] = field(default_factory=dict)  # the flow process's peak during each stage
 
 
 def _role(proc, root: int) -> str:
@@ -63,10 +64,13 @@ def _role(proc, root: int) -> str:
 
 def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
     """Run `argv` cold, sampling every process of its tree every 50 ms."""
+    from datetime import UTC, datetime
+
     import psutil
 
     run = Run(argv)
     peaks: dict[int, tuple[str, int]] = {}
+    flow_samples: list[tuple[datetime, int]] = []
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -80,6 +84,8 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
                         total += rss
                         role = peaks[p.pid][0] if p.pid in peaks else _role(p, proc.pid)
                         peaks[p.pid] = (role, max(rss, peaks.get(p.pid, (role, 0))[1]))
+                        if p.pid == proc.pid:
+                            flow_samples.append((datetime.now(UTC), rss))
             run.tree_mb = max(run.tree_mb, total / 1e6)
             time.sleep(0.05)
         run.wall_s, run.exit_code = time.perf_counter() - started, proc.returncode
@@ -87,6 +93,9 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
     run.flow_mb = max(by_role["flow"], default=0.0)
     run.workers_mb = sorted((mb for mb in by_role["worker"] if mb > 150), reverse=True)  # not the tiny helpers
     run.server_mb = max(by_role["server"], default=0.0)
+    _, spans = stage_spans(Path(env["PREFECT_HOME"]) / "prefect.db")
+    run.flow_stage_mb = {name: max((rss for t, rss in flow_samples if start <= t <= end), default=0) / 1e6
+                         for name, (start, end) in spans.items()}
     return run
 
 

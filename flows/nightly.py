@@ -42,6 +42,7 @@ from flows.tasks import (
     send_digest_task,
     validate_domain_task,
     validation_history_task,
+    write_outputs_task,
 )
 from publication import NightlyPublication
 
@@ -382,7 +383,13 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
                                    software_version=software_version(), policy=files.policy, findings=findings,
                                    review=review, recovery=publication.recovery, eligibility_table=table)
-        publish_task(quote(outputs), quote(publication))
+        written = None
+        if table is not None:  # a cluster run: the outputs are rendered on a worker, next to nothing else
+            # no path of this machine goes to the worker: the Data Docs are named by where they are published
+            shipped = replace(outputs, data_docs=Path("data_docs") if outputs.data_docs is not None else None)
+            written = write_outputs_task.submit(shipped, reports, endpoint_url, publication.staging).result()
+            del shipped
+        publish_task(quote(outputs), quote(publication), written)
         published = promote_task(quote(publication))
 
     location = report_location(reports, publication.final)

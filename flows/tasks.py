@@ -90,7 +90,7 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
     return results
 
 
-@task(name="index-batch", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
+@task(name="index-batch", task_run_name="index-batch", cache_policy=NO_CACHE)
 def batch_index_task(sites: list[SiteIngest]) -> BatchIndex:
     """What the flow needs of an ingested batch to plan the partitions, without its rows (ingestion.partition)."""
     from ingestion.partition import batch_index
@@ -208,16 +208,41 @@ def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: st
     return result
 
 
+@task(name="render-outputs", task_run_name="render-outputs", cache_policy=NO_CACHE, **_IO_RETRIES)
+def write_outputs_task(outputs: RunOutputs, reports: str, endpoint_url: str | None,
+                       staging: str) -> dict[str, tuple[str, int]]:
+    """Render and write the run's outputs (all but the Data Docs and the run manifest) into its staging
+    prefix, where the task runs (a Dask worker); what was written, for the flow's seal (sha256, size).
+
+    The flow holds the lease and seals the staging afterwards (publish_task); a run that dies before
+    leaves this staging to be removed like any unsealed one.
+    """
+    from publication.marker import StagingWriter
+    from reporting import write_outputs
+
+    writer = StagingWriter(open_store(reports, endpoint_url), staging)
+    keys = write_outputs(outputs, writer, staging)
+    get_run_logger().info("rendered %d objects into %s", len(keys), staging)
+    return dict(writer.written)
+
+
 @task(name="publish", task_run_name="publish", cache_policy=NO_CACHE, **_IO_RETRIES)
-def publish_task(outputs: RunOutputs, publication: NightlyPublication) -> list[str]:
+def publish_task(outputs: RunOutputs, publication: NightlyPublication,
+                 written: dict[str, tuple[str, int]] | None = None) -> list[str]:
     """Write the outputs into the run's staging prefix and seal it with its completion marker.
 
     Takes the run's `NightlyPublication` (it holds the live lease), so it runs in the flow's process.
+    `written`: what `write_outputs_task` already wrote there (on a cluster); only the Data Docs and the
+    run manifest are left to write here.
     """
     from reporting import publish
+    from storage import join_key
 
     writer = publication.writer()
-    keys = publish(outputs, writer, publication.staging)
+    if written is not None:
+        writer.adopt(written)
+    keys = publish(outputs, writer, publication.staging,
+                   written=[join_key(publication.staging, key) for key in written] if written is not None else None)
     writer.seal(study=outputs.study, as_of=outputs.as_of.isoformat(), run_id=publication.run_id)
     get_run_logger().info("staged %d objects under %s", len(keys), publication.staging)
     return keys

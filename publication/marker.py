@@ -146,6 +146,12 @@ class StagingWriter:
             sha = _sha256(handle)
         self._record(key, sha, Path(path).stat().st_size)
 
+    def adopt(self, written: dict[str, tuple[str, int]]) -> None:
+        """Record objects another process wrote under this prefix through its own StagingWriter (its
+        `written`): a Dask worker that rendered the outputs next to the data, on a machine of its own."""
+        with self._mutex:
+            self.written.update(written)
+
     def copy(self, src_key: str, dst_key: str) -> None:
         raise NotImplementedError("staging is written, not copied into: its sha256 must come from the bytes")
 

@@ -108,7 +108,7 @@ def _summary_sheet(outputs: RunOutputs) -> pl.DataFrame:
 
 def _links(outputs: RunOutputs) -> dict[str, str]:
     links = {"Workbook (report.xlsx)": "report.xlsx", "Run manifest": MANIFEST_FILE}
-    if outputs.data_docs is not None and (Path(outputs.data_docs) / "index.html").is_file():
+    if outputs.data_docs is not None:  # a built site (it may be on the flow's machine, not the renderer's)
         links["Data Docs"] = "data_docs/index.html"
     links["Protocol deviations (dv.xpt)"] = "dv.xpt"
     return links
@@ -230,8 +230,12 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
     jobs.append(job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+    return jobs, _manifest_file(outputs)
+
+
+def _manifest_file(outputs: RunOutputs) -> OutputFile:
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return jobs, OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
+    return OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
 
 
 def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
@@ -250,13 +254,13 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     return [*files, manifest]
 
 
-def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
-    """Write every output of the run under `prefix`; returns the keys written (run_manifest.json last).
+def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
+    """Render and write every output of the run under `prefix` but the Data Docs and the run manifest;
+    the keys written. Each file is written by the thread that rendered it, as soon as it has.
 
-    Files are written by the thread that rendered them, as soon as it has (storage I/O overlaps the
-    rendering of the other outputs); the Data Docs upload runs beside them; the run manifest, the mark
-    of a complete folder, is written after everything else.
-    """
+    On a Dask cluster this runs on a worker (flows.tasks.write_outputs_task), next to nothing but the
+    run's outputs: the flow's process then never holds a rendered file, and the eligibility table is
+    streamed from its parts into storage by the worker."""
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
     trend = run_trend(store, study=outputs.study, as_of=outputs.as_of)
 
@@ -270,15 +274,27 @@ def publish(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
 
     with (tempfile.TemporaryDirectory(prefix="screening-audit-publish-") as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
+        jobs, _ = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write,
+                               folder=Path(folder))
+        return [join_key(prefix, item.key) for job in jobs for item in job.result()]
+
+
+def publish(outputs: RunOutputs, store: Store, prefix: str, written: list[str] | None = None) -> list[str]:
+    """Write every output of the run under `prefix`; returns the keys written (run_manifest.json last).
+
+    `written`: the keys `write_outputs` already wrote there (a worker did); else they are written here,
+    with the Data Docs upload beside them. The run manifest, the mark of a complete folder, is written
+    after everything else.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-docs") as pool:
         docs = None
         if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
             docs = pool.submit(publish_data_docs, Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
-        jobs, manifest = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write,
-                                      folder=Path(folder))
-        written = [join_key(prefix, item.key) for job in jobs for item in job.result()]
+        keys = list(written) if written is not None else write_outputs(outputs, store, prefix)
         if docs is not None:
-            written += docs.result()
+            keys += docs.result()
+    manifest = _manifest_file(outputs)
     key = join_key(prefix, manifest.key)
     store.write_bytes(key, manifest.data, manifest.content_type)
-    written.append(key)
-    return written
+    keys.append(key)
+    return keys
