@@ -100,7 +100,10 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
 
 
 def _env(workdir: Path) -> dict[str, str]:
-    return {**os.environ, "PREFECT_HOME": str(prefect_home(workdir, False)), "COLUMNS": "120"}
+    """A Prefect home of this benchmark's own (warmed once): the stage spans are read from its database."""
+    home = workdir / "cluster-bench"
+    home.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "PREFECT_HOME": str(prefect_home(home, False)), "COLUMNS": "120"}
 
 
 def size_case(case: Case, workdir: Path) -> dict:

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from contracts import IngestResult, ValidationResult
+from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.records import (
     AuditSummary,
     Comparison,
     DomainValidation,
     EligibilityResult,
     PartedTable,
+    PartitionResult,
     RunOutputs,
 )
 from expectations.docs import build_data_docs
@@ -57,8 +58,8 @@ __all__ = ["AuditSummary", "NothingToAuditError", "ingest_batches", "nightly_aud
 INGEST_TASKS = max(4, 2 * (os.cpu_count() or 1))
 #: on a Dask cluster, sites per ingestion batch at most: batches are what partitions are made of
 SITES_PER_BATCH = 10
-#: on a Dask cluster, subjects per partition at most (a worker's memory: about 1.5 GB per 10,000
-#: subjects, docs/benchmarks.md); there are at least as many partitions as workers
+#: on a Dask cluster, subjects per partition at most (a worker's memory: about 2.2 GB per 10,000
+#: subjects, docs/benchmarks.md "Scale-out"); there are at least as many partitions as workers
 PARTITION_SUBJECTS = 10_000
 
 
@@ -216,36 +217,35 @@ def report_link(reports: str, endpoint_url: str | None, key: str, lifetime: time
 
 def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
                  cutoff: datetime) -> IngestResult:
-    """Every site's newest complete delivery before `cutoff`, combined (NothingToAuditError when no site
-    has one). The night's ingestion, also what-if's."""
-    from flows.config import site_coverage
-
-    logger = get_run_logger()
-    sites = list_sites_task(landing, study, endpoint_url)
-    missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
-    if unexpected_sites:
-        logger.warning("sites %s delivered but are not in the study's expected sites; audited anyway",
-                       ", ".join(unexpected_sites))
-    if _ingest_one_batch_at_a_time(landing):
-        batch_results = [ingest_sites_task(landing, study, batch, endpoint_url, cutoff=cutoff)
-                         for batch in ingest_batches(sites)]
-    else:
-        batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
-                         for batch in ingest_batches(sites)]
-        batch_results = [future.result() for future in batch_futures]
-        del batch_futures
+    """Every site's newest complete delivery before `cutoff`, combined in the flow's process
+    (NothingToAuditError when no site has one): what-if's ingestion (the night's is `audit_sites`)."""
+    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites)
+    batches = _ingest_here(landing, study, sites, endpoint_url, cutoff)
+    _check_something_to_audit(study, landing, sites, missing_sites, _not_audited(batches))
     # quote(): the stages hand over large values that hold no future; Prefect would otherwise walk every
     # element of them before each task (docs/benchmarks.md). Only in direct calls, which run in the
     # flow's thread: a task runner such as Dask does not unwrap quote() in what it ships to its workers.
-    ingest = combine_sites_task(study, quote([site for batch in batch_results for site in batch]))
-    del batch_results  # the per-site frames are in `ingest` now: let them go (peak memory)
+    ingest = combine_sites_task(study, quote([site for batch in batches for site in batch]))
+    del batches  # the per-site frames are in `ingest` now: let them go (peak memory)
     ingest.sites_not_audited.update(missing_sites)
-    if not ingest.sites_audited:
-        reasons = [f"{site}: {why}" for site, why in sorted(ingest.sites_not_audited.items())]
-        if not sites:  # the root exists and is not the study's own folder (list-sites checked): no delivery yet
-            reasons.insert(0, f"no site folder under {study}/")
-        raise NothingToAuditError(f"nothing to audit for {study} in {landing}: " + "; ".join(reasons))
     return ingest
+
+
+def _ingest_here(landing: str, study: str, sites: list[str], endpoint_url: str | None,
+                 cutoff: datetime) -> list[list[SiteIngest]]:
+    """The sites ingested in batches whose results come to the flow's process (threads)."""
+    if _ingest_one_batch_at_a_time(landing):
+        return [ingest_sites_task(landing, study, batch, endpoint_url, cutoff=cutoff)
+                for batch in ingest_batches(sites)]
+    futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
+               for batch in ingest_batches(sites)]
+    return [future.result() for future in futures]
+
+
+def _not_audited(batches: list[list[SiteIngest]]) -> dict[str, str]:
+    from ingestion.combine import not_audited_reason
+
+    return {site.site: not_audited_reason(site) for batch in batches for site in batch if not site.audited}
 
 
 def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
@@ -281,45 +281,49 @@ def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, e
     (`ingest.domains` is empty), the validation parts of each domain, eligibility and comparison, and on a
     cluster the eligibility table in its partitions' parts (reporting.parted; else None).
     """
-    from ingestion.combine import not_audited_reason
-    from ingestion.partition import plan_partitions, study_schemas
-
-    logger = get_run_logger()
     sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites)
     workers = _cluster_workers()
-    if workers is None:  # threads: the flow's process holds the rows anyway, one partition
-        if _ingest_one_batch_at_a_time(landing):
-            batches = [ingest_sites_task(landing, study, batch, endpoint_url, cutoff=cutoff)
-                       for batch in ingest_batches(sites)]
-        else:
-            batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
-                             for batch in ingest_batches(sites)]
-            batches = [future.result() for future in batch_futures]
-            del batch_futures
-        _check_something_to_audit(study, landing, sites, missing_sites,
-                                  {s.site: not_audited_reason(s) for batch in batches for s in batch if not s.audited})
-        results = [audit_partition_task(study, quote(batches), quote(files), as_of_date)]
-        del batches  # quote(): see ingest_study; the rows are released once the partition returns
+    if workers is None:
+        results = _audit_here(landing, study, sites, missing_sites, files, as_of_date, endpoint_url, cutoff)
     else:
-        count = max(INGEST_TASKS, 4 * workers, math.ceil(len(sites) / SITES_PER_BATCH))
-        batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
-                         for batch in ingest_batches(sites, count)]
-        indexes = [future.result() for future in [batch_index_task.submit(f) for f in batch_futures]]
-        _check_something_to_audit(study, landing, sites, missing_sites,
-                                  {site: why for index in indexes for site, why in index.not_audited.items()})
-        plan = plan_partitions(indexes, max_subjects=PARTITION_SUBJECTS, min_partitions=workers)
-        schemas = study_schemas(indexes)
-        logger.info("%d sites in %d batches, audited in %d partitions on %d Dask workers", len(sites),
-                    len(indexes), len(plan), workers)
-        partition_futures = [audit_partition_task.submit(
-            study, [batch_futures[i] for i in group], files, as_of_date, schemas,
-            label=partition_label([site for i in group for site in indexes[i].sites])) for group in plan]
-        del batch_futures  # the partitions hold what they need; the workers free each batch once used
-        results = [future.result() for future in partition_futures]
-        del partition_futures
+        results = _audit_on_cluster(landing, study, sites, missing_sites, files, as_of_date, endpoint_url, cutoff,
+                                    workers)
     ingest, parts, eligibility, comparison, table = study_records(study, results)
     ingest.sites_not_audited.update(missing_sites)
     return ingest, parts, eligibility, comparison, table
+
+
+def _audit_here(landing: str, study: str, sites: list[str], missing_sites: dict[str, str], files: StudyFiles,
+                as_of_date: date, endpoint_url: str | None, cutoff: datetime) -> list[PartitionResult]:
+    """Threads: the flow's process holds the rows anyway; the study is one partition."""
+    batches = _ingest_here(landing, study, sites, endpoint_url, cutoff)
+    _check_something_to_audit(study, landing, sites, missing_sites, _not_audited(batches))
+    result = audit_partition_task(study, quote(batches), quote(files), as_of_date)  # quote(): see ingest_study
+    del batches  # the rows are released once the partition returns
+    return [result]
+
+
+def _audit_on_cluster(landing: str, study: str, sites: list[str], missing_sites: dict[str, str],
+                      files: StudyFiles, as_of_date: date, endpoint_url: str | None, cutoff: datetime,
+                      workers: int) -> list[PartitionResult]:
+    """Dask: batches ingested on the workers stay there (futures); partitions are audited next to them."""
+    from ingestion.partition import plan_partitions, study_schemas
+
+    count = max(INGEST_TASKS, 4 * workers, math.ceil(len(sites) / SITES_PER_BATCH))
+    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
+                     for batch in ingest_batches(sites, count)]
+    indexes = [future.result() for future in [batch_index_task.submit(f) for f in batch_futures]]
+    _check_something_to_audit(study, landing, sites, missing_sites,
+                              {site: why for index in indexes for site, why in index.not_audited.items()})
+    plan = plan_partitions(indexes, max_subjects=PARTITION_SUBJECTS, min_partitions=workers)
+    schemas = study_schemas(indexes)
+    get_run_logger().info("%d sites in %d batches, audited in %d partitions on %d Dask workers", len(sites),
+                          len(indexes), len(plan), workers)
+    partition_futures = [audit_partition_task.submit(
+        study, [batch_futures[i] for i in group], files, as_of_date, schemas,
+        label=partition_label([site for i in group for site in indexes[i].sites])) for group in plan]
+    del batch_futures  # the partitions hold what they need; the workers free each batch once used
+    return [future.result() for future in partition_futures]
 
 
 def _sites_to_audit(landing: str, study: str, endpoint_url: str | None,

@@ -76,24 +76,28 @@ def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_
 
     import flows.nightly
     from generator import generate
-    from ingestion import combine_sites
 
     generate(LocalStore(tmp_path / "landing"), study="SZ003", sites=3, subjects=12, seed=3,
              as_of=date.fromisoformat(AS_OF), formats="csv", plant_problems=False)
     sites: list[weakref.ref] = []
-    alive_later: list[int] = []
-    evaluate = flows.nightly.evaluate_task
-
     frames: list[weakref.ref] = []
+    alive_at_history: list[int] = []
     alive_at_publish: list[int] = []
-    publish = flows.nightly.publish_task
+    ingest, history, publish = flows.nightly.ingest_sites_task, flows.nightly.apply_history_task, \
+        flows.nightly.publish_task
 
-    @task(name="combine-sites")
-    def combine(study: str, results: list) -> object:
+    @task(name="ingest-sites")
+    def recording_ingest(*args: object, **kwargs: object) -> object:
+        results = ingest.fn(*args, **kwargs)
         sites.extend(weakref.ref(r) for r in results)
-        combined = combine_sites(study, results)
-        frames.extend(weakref.ref(frame) for frame in combined.domains.values())
-        return combined
+        frames.extend(weakref.ref(frame) for r in results for frame in r.frames.values())
+        return results
+
+    @task(name="apply-history")
+    def counting_history(*args: object, **kwargs: object) -> object:
+        gc.collect()
+        alive_at_history.append(sum(ref() is not None for ref in sites))
+        return history.fn(*args, **kwargs)
 
     @task(name="publish")
     def counting_publish(*args: object, **kwargs: object) -> object:
@@ -101,19 +105,13 @@ def test_per_site_results_are_released_once_combined(prefect_harness: None, tmp_
         alive_at_publish.append(sum(ref() is not None for ref in frames))
         return publish.fn(*args, **kwargs)
 
-    @task(name="evaluate-eligibility")
-    def counting_evaluate(*args: object) -> object:
-        gc.collect()
-        alive_later.append(sum(ref() is not None for ref in sites))
-        return evaluate.fn(*args)
-
-    monkeypatch.setattr(flows.nightly, "combine_sites_task", combine)
-    monkeypatch.setattr(flows.nightly, "evaluate_task", counting_evaluate)
+    monkeypatch.setattr(flows.nightly, "ingest_sites_task", recording_ingest)
+    monkeypatch.setattr(flows.nightly, "apply_history_task", counting_history)
     monkeypatch.setattr(flows.nightly, "publish_task", counting_publish)
     summary = nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF)
     assert summary.sites_audited == 3 and len(sites) == 3
-    assert alive_later == [0]  # no per-site frames held while the later stages run
-    assert len(frames) == 11 and alive_at_publish == [0]  # nor the delivered rows during publication
+    assert alive_at_history == [0]  # no per-site record held once the partition returned
+    assert len(frames) >= 30 and alive_at_publish == [0]  # nor any delivered rows during publication
 
 
 def test_a_delivery_made_after_the_as_of_date_in_the_study_time_zone_is_not_audited(
