@@ -164,6 +164,19 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class PackedSites:
+    """A batch of ingested sites as a Dask worker keeps it until its partition is audited (scale-out).
+
+    sites: each SiteIngest without its rows; frames: each site's rows per domain, Arrow IPC compressed
+    with zstd (several times smaller than the frames: a worker holds every batch it ingested while the
+    flow plans the partitions, ingestion.partition).
+    """
+
+    sites: list[SiteIngest]
+    frames: list[dict[str, bytes]]
+
+
+@dataclass(frozen=True)
 class BatchIndex:
     """What the flow learns of one ingested batch of sites without receiving its rows (scale-out).
 

@@ -24,6 +24,7 @@ from contracts.records import (
     PartitionResult,
     RunOutputs,
 )
+from core.packing import pack
 from expectations.docs import build_data_docs
 from flows.partition import study_records
 from flows.retries import unreadable_site
@@ -255,8 +256,6 @@ def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir:
     path and return GE's suites and results as data; the Data Docs are built here, in the flow's own
     process, under `workdir` (a temporary folder of the flow's machine), from those documents.
     """
-    from expectations.docs import build_data_docs
-
     domain_futures = [
         validate_domain_task.submit(domain, ingest.domains, study, files.protocol, files.catalog)
         for domain in sorted(ingest.domains)
@@ -306,11 +305,11 @@ def _audit_here(landing: str, study: str, sites: list[str], missing_sites: dict[
 def _audit_on_cluster(landing: str, study: str, sites: list[str], missing_sites: dict[str, str],
                       files: StudyFiles, as_of_date: date, endpoint_url: str | None, cutoff: datetime,
                       workers: int) -> list[PartitionResult]:
-    """Dask: batches ingested on the workers stay there (futures); partitions are audited next to them."""
+    """Dask: batches ingested on the workers stay there, compressed (futures); partitions are audited next to them."""
     from ingestion.partition import plan_partitions, study_schemas
 
     count = max(INGEST_TASKS, 4 * workers, math.ceil(len(sites) / SITES_PER_BATCH))
-    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff)
+    batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff, packed=True)
                      for batch in ingest_batches(sites, count)]
     indexes = [future.result() for future in [batch_index_task.submit(f) for f in batch_futures]]
     _check_something_to_audit(study, landing, sites, missing_sites,
@@ -390,7 +389,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         written = None
         if table is not None:  # a cluster run: the outputs are rendered on a worker, next to nothing else
             # no path of this machine goes to the worker: the Data Docs are named by where they are published
-            shipped = replace(outputs, data_docs=Path("data_docs") if outputs.data_docs is not None else None)
+            shipped = pack(replace(outputs, data_docs=Path("data_docs") if outputs.data_docs is not None else None))
             written = write_outputs_task.submit(shipped, reports, endpoint_url, publication.staging).result()
             del shipped
         publish_task(quote(outputs), quote(publication), written)

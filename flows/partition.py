@@ -18,13 +18,20 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from contracts import IngestResult, SiteIngest
-from contracts.records import Comparison, DomainValidation, EligibilityResult, PartedTable, PartitionResult
+from contracts.records import (
+    Comparison,
+    DomainValidation,
+    EligibilityResult,
+    PackedSites,
+    PartedTable,
+    PartitionResult,
+)
 
 if TYPE_CHECKING:
     from flows.study_files import StudyFiles
 
 
-def audit_partition(study: str, batches: list[list[SiteIngest]], files: StudyFiles, as_of: date,
+def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSites], files: StudyFiles, as_of: date,
                     schemas: dict[str, dict[str, pl.DataType]] | None = None) -> PartitionResult:
     """Combine, validate, evaluate and compare the sites of `batches`; their rows stay here.
 
@@ -38,8 +45,9 @@ def audit_partition(study: str, batches: list[list[SiteIngest]], files: StudyFil
     from checks.evaluation import evaluate
     from expectations import finish_validation, validate_domains
     from ingestion import combine_sites
+    from ingestion.partition import unpack_sites
 
-    sites = [site for batch in batches for site in batch]
+    sites = [site for batch in batches for site in unpack_sites(batch)]
     ingest = combine_sites(study, sites, schemas)
     parts = validate_domains(ingest.domains, study=study, protocol=files.protocol, catalog=files.catalog)
     validation = finish_validation(parts)

@@ -23,11 +23,13 @@ from contracts.records import (
     Comparison,
     DomainValidation,
     EligibilityResult,
+    PackedSites,
     PartitionResult,
     ReviewResult,
     RunOutputs,
 )
 from contracts.units import UnitCatalog
+from core.packing import Packed
 from flows.retries import IO_RETRIES, site_or_unreadable
 from notify import NightDelivery
 from publication import NightlyPublication
@@ -64,10 +66,13 @@ def _ingest_run_name() -> str:
 
 @task(name="ingest-sites", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
 def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: str | None,
-                      now: datetime | None = None, cutoff: datetime | None = None) -> list[SiteIngest]:
+                      now: datetime | None = None, cutoff: datetime | None = None,
+                      packed: bool = False) -> list[SiteIngest] | PackedSites:
     """A batch of sites: each read with its own retries (flows/retries.py), then their rows checked at once.
 
     No Prefect retries here: a retry of the whole batch would read every site again for one flaky one.
+    `packed`: the rows compressed (ingestion.partition.pack_sites), for a Dask worker that keeps the
+    batch until its partition is audited.
     """
     from ingestion import finish_sites, read_site
 
@@ -87,11 +92,15 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
     logger.info("%d sites (%d audited): %d rows, %d findings", len(results), sum(r.audited for r in results),
                 sum(frame.height for r in results for frame in r.frames.values()),
                 sum(r.findings.height for r in results))
+    if packed:
+        from ingestion.partition import pack_sites
+
+        return pack_sites(results)
     return results
 
 
 @task(name="index-batch", task_run_name="index-batch", cache_policy=NO_CACHE)
-def batch_index_task(sites: list[SiteIngest]) -> BatchIndex:
+def batch_index_task(sites: list[SiteIngest] | PackedSites) -> BatchIndex:
     """What the flow needs of an ingested batch to plan the partitions, without its rows (ingestion.partition)."""
     from ingestion.partition import batch_index
 
@@ -106,7 +115,8 @@ def partition_label(sites: list[str]) -> str:
 
 
 @task(name="audit-partition", task_run_name="audit-{label}", cache_policy=NO_CACHE)
-def audit_partition_task(study: str, batches: list[list[SiteIngest]], files: StudyFiles, as_of: date,
+def audit_partition_task(study: str, batches: list[list[SiteIngest]] | list[PackedSites], files: StudyFiles,
+                         as_of: date,
                          schemas: dict[str, dict[str, pl.DataType]] | None = None, label: str = "study",
                          ) -> PartitionResult:
     """Combine, validate, evaluate and compare a partition's sites where its rows are; small results back.
@@ -209,19 +219,20 @@ def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: st
 
 
 @task(name="render-outputs", task_run_name="render-outputs", cache_policy=NO_CACHE, **_IO_RETRIES)
-def write_outputs_task(outputs: RunOutputs, reports: str, endpoint_url: str | None,
+def write_outputs_task(outputs: Packed[RunOutputs], reports: str, endpoint_url: str | None,
                        staging: str) -> dict[str, tuple[str, int]]:
     """Render and write the run's outputs (all but the Data Docs and the run manifest) into its staging
     prefix, where the task runs (a Dask worker); what was written, for the flow's seal (sha256, size).
 
     The flow holds the lease and seals the staging afterwards (publish_task); a run that dies before
-    leaves this staging to be removed like any unsealed one.
+    leaves this staging to be removed like any unsealed one. The outputs come packed (core.packing).
     """
+    from core.packing import unpack
     from publication.marker import StagingWriter
     from reporting import write_outputs
 
     writer = StagingWriter(open_store(reports, endpoint_url), staging)
-    keys = write_outputs(outputs, writer, staging)
+    keys = write_outputs(unpack(outputs), writer, staging)
     get_run_logger().info("rendered %d objects into %s", len(keys), staging)
     return dict(writer.written)
 

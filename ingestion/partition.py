@@ -11,19 +11,43 @@ subjects. The flow learns what it needs for that from each batch's `BatchIndex`,
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 
 import polars as pl
 
 from contracts import SiteIngest
-from contracts.records import BatchIndex
+from contracts.records import BatchIndex, PackedSites
 from core.values import blank_to_null
 from ingestion.combine import not_audited_reason
 from ingestion.shape import ADDED
 
 
-def batch_index(sites: list[SiteIngest]) -> BatchIndex:
+def pack_sites(sites: list[SiteIngest]) -> PackedSites:
+    """The batch as a worker keeps it: rows compressed (zstd Arrow IPC), the rest as it is."""
+    frames = []
+    for site in sites:
+        packed = {}
+        for domain, frame in site.frames.items():
+            buffer = io.BytesIO()
+            frame.write_ipc(buffer, compression="zstd")
+            packed[domain] = buffer.getvalue()
+        frames.append(packed)
+    return PackedSites(sites=[dataclasses.replace(site, frames={}) for site in sites], frames=frames)
+
+
+def unpack_sites(batch: PackedSites | list[SiteIngest]) -> list[SiteIngest]:
+    """The batch's SiteIngest records with their rows (a batch that is not packed is returned as it is)."""
+    if not isinstance(batch, PackedSites):
+        return batch
+    return [dataclasses.replace(site, frames={domain: pl.read_ipc(io.BytesIO(data)) for domain, data in packed.items()})
+            for site, packed in zip(batch.sites, batch.frames, strict=True)]
+
+
+def batch_index(batch: PackedSites | list[SiteIngest]) -> BatchIndex:
     """The batch's sites, subjects, the USUBJIDs its rows name, and its combined columns per domain."""
+    sites = unpack_sites(batch) if isinstance(batch, PackedSites) else batch
     ordered = sorted(sites, key=lambda s: s.site)
     ids = [frame.select(blank_to_null("USUBJID").alias("USUBJID")) for s in ordered for frame in s.frames.values()
            if "USUBJID" in frame.columns]

@@ -52,3 +52,17 @@ def test_a_part_is_small_next_to_its_rows() -> None:
     part = parted.table_part(rows, "eligibility")
     assert len(part) < rows.estimated_size() / 3
     assert pl.read_parquet(io.BytesIO(part)).equals(canonical(rows, TABLES["eligibility"]))
+
+
+def test_outputs_shipped_to_a_worker_arrive_as_they_left_and_much_smaller() -> None:
+    import pickle
+
+    from core.packing import pack, unpack
+
+    outputs = make_outputs(n_subjects=400, n_sites=4)
+    packed = pack(outputs)
+    back = unpack(packed)
+    for name in ("subjects", "eligibility", "discrepancies", "validation"):
+        assert getattr(back, name).equals(getattr(outputs, name)), name
+    assert (back.study, back.as_of, back.run_manifest) == (outputs.study, outputs.as_of, outputs.run_manifest)
+    assert len(pickle.dumps(packed)) < len(pickle.dumps(outputs)) / 3
