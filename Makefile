@@ -44,6 +44,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.bench_cluster
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -48,6 +48,7 @@ class Run:
     server_mb: float = 0.0
     tree_mb: float = 0.0
     flow_stage_mb: dict[str, float] = field(default_factory=dict)  # the flow process's peak during each stage
+    worker_stage_mb: dict[str, float] = field(default_factory=dict)  # the largest worker's peak during each stage
 
 
 def _role(proc, root: int) -> str:
@@ -71,6 +72,7 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
     run = Run(argv)
     peaks: dict[int, tuple[str, int]] = {}
     flow_samples: list[tuple[datetime, int]] = []
+    worker_samples: list[tuple[datetime, int]] = []
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -86,6 +88,8 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
                         peaks[p.pid] = (role, max(rss, peaks.get(p.pid, (role, 0))[1]))
                         if p.pid == proc.pid:
                             flow_samples.append((datetime.now(UTC), rss))
+                        elif role == "worker":
+                            worker_samples.append((datetime.now(UTC), rss))
             run.tree_mb = max(run.tree_mb, total / 1e6)
             time.sleep(0.05)
         run.wall_s, run.exit_code = time.perf_counter() - started, proc.returncode
@@ -96,6 +100,8 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
     _, spans = stage_spans(Path(env["PREFECT_HOME"]) / "prefect.db")
     run.flow_stage_mb = {name: max((rss for t, rss in flow_samples if start <= t <= end), default=0) / 1e6
                          for name, (start, end) in spans.items()}
+    run.worker_stage_mb = {name: max((rss for t, rss in worker_samples if start <= t <= end), default=0) / 1e6
+                           for name, (start, end) in spans.items()}
     return run
 
 
@@ -106,16 +112,22 @@ def _env(workdir: Path) -> dict[str, str]:
     return {**os.environ, "PREFECT_HOME": str(prefect_home(home, False)), "COLUMNS": "120"}
 
 
-def size_case(case: Case, workdir: Path) -> dict:
+MODES = {"single": [], "cluster": ["--runner", "dask", "--dask-workers", "2"]}
+
+
+def size_case(case: Case, workdir: Path, modes: tuple[str, ...] = tuple(MODES)) -> dict:
     landing = landing_for(workdir, case)
     runs = {}
-    for mode, extra in (("single", []), ("cluster", ["--runner", "dask", "--dask-workers", "2"])):
+    for mode in modes:
+        extra = MODES[mode]
         reports = workdir / f"reports-cluster-{case.name}-{mode}"
         shutil.rmtree(reports, ignore_errors=True)
         argv = [CLI, "run", "--landing", str(landing), "--reports", str(reports), "--as-of", AS_OF,
                 "--study", STUDY, *extra]
         runs[mode] = timed(argv, _env(workdir), workdir / f"cluster-{case.name}-{mode}.log")
         shutil.rmtree(reports, ignore_errors=True)
+    if len(runs) < 2:
+        return {"case": case.name, **{mode: asdict(run) for mode, run in runs.items()}, "checks": []}
     single, cluster = runs["single"], runs["cluster"]
     checks = [
         _check(cluster.flow_mb / 1e3 <= FLOW_GB, f"flow process {cluster.flow_mb:,.0f} MB <= {FLOW_GB:g} GB"),
@@ -176,13 +188,15 @@ def _check(ok: bool, text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="n40k,n100k,runall")
+    parser.add_argument("--modes", default="single,cluster", help="single, cluster or both (study sizes only)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "screening-audit-bench")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     results = []
     for name in args.cases.split(","):
-        result = run_all_case(args.workdir) if name == "runall" else size_case(SIZES[name], args.workdir)
+        result = (run_all_case(args.workdir) if name == "runall"
+                  else size_case(SIZES[name], args.workdir, tuple(args.modes.split(","))))
         result["load_average_before"] = load
         results.append(result)
         print(json.dumps(result, indent=1), flush=True)

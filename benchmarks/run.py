@@ -183,8 +183,8 @@ def _tree_rss(pid: int) -> int:
 
 #: Prefect task-run name prefixes, in flow order (a task's run name is `<prefix>-<suffix>`)
 STAGES = ("list-sites", "ingest", "index-batch", "combine-sites", "audit", "validate", "finish-validation",
-          "evaluate-eligibility", "compare-with-site", "apply-history", "validation-history", "review", "publish",
-          "promote")
+          "evaluate-eligibility", "compare-with-site", "apply-history", "validation-history", "review", "render",
+          "publish", "promote")
 
 
 def stage_spans(prefect_db: Path) -> tuple[tuple[datetime, datetime] | None, dict[str, tuple[datetime, datetime]]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from contracts.records import PartedTable
-from core.safety import neutralise_expr
+from core.safety import neutralise
 from reporting.tables import TABLES, canonical
 
 #: the part's own encoding: fast, it is decoded a few times and never published as it is
@@ -32,10 +32,10 @@ def table_part(frame: pl.DataFrame, name: str) -> bytes:
     return buffer.getvalue()
 
 
-def part_frames(table: PartedTable) -> Iterator[pl.DataFrame]:
-    """The parts decoded, one at a time, in order."""
+def part_frames(table: PartedTable, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """The parts decoded, one at a time, in order (only `columns`, when given)."""
     for part in table.parts:
-        yield pl.read_parquet(io.BytesIO(part))
+        yield pl.read_parquet(io.BytesIO(part), columns=columns)
 
 
 def _scan(table: PartedTable) -> pl.LazyFrame:
@@ -65,10 +65,12 @@ def gathered(table: PartedTable) -> pl.DataFrame:
 
 
 def write_csv(table: PartedTable, path: Path) -> Path:
-    """The table's CSV (reporting.tables.csv_bytes: header, text neutralised against formulas), streamed."""
-    text = [name for name, dtype in _scan(table).collect_schema().items() if dtype == pl.String]
-    _scan(table).with_columns(neutralise_expr(name) for name in text).sink_csv(
-        path, include_header=True, separator=",", line_terminator="\n", quote_style="necessary")
+    """The table's CSV (reporting.tables.csv_bytes: header, text neutralised against formulas), one part
+    after the other: CSV rows do not depend on each other, so the file is the whole table's."""
+    with path.open("wb") as out:
+        for at, frame in enumerate(part_frames(table)):
+            frame.pipe(neutralise).write_csv(out, include_header=at == 0, separator=",", line_terminator="\n",
+                                             quote_style="necessary")
     return path
 
 

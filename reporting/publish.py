@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -94,9 +94,9 @@ def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame | PartedTabl
     return {name: tables[name] for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")}
 
 
-def _frames(table: pl.DataFrame | PartedTable) -> list[pl.DataFrame] | object:
-    """A table's rows as frames to read one after the other (its parts, or itself)."""
-    return parted.part_frames(table) if isinstance(table, PartedTable) else [table]
+def _frames(table: pl.DataFrame | PartedTable, columns: list[str]) -> Iterable[pl.DataFrame]:
+    """A table's `columns` as frames to read one after the other (its parts, or itself)."""
+    return parted.part_frames(table, columns) if isinstance(table, PartedTable) else [table.select(columns)]
 
 
 def _summary_sheet(outputs: RunOutputs) -> pl.DataFrame:
@@ -114,6 +114,8 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
     return links
 
 
+#: what the eligibility matrix reads of the eligibility table
+MATRIX_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "OUTCOME"]
 #: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
 PUBLISH_THREADS = 4
 #: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
@@ -176,7 +178,7 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame | Parte
         ("Query detail", query_detail(queries)),
         ("Discrepancies", disc),
         ("Validation findings", tables["validation"]),
-        ("Eligibility matrix", eligibility_matrix(tables["subjects"], _frames(tables["eligibility"]))),
+        ("Eligibility matrix", eligibility_matrix(tables["subjects"], _frames(tables["eligibility"], MATRIX_COLUMNS))),
         ("Site risk", risk),
         ("Reconciliation", reconciliation_table(outputs.run_manifest)),
         ("Not audited", not_audited_table(outputs.run_manifest)),
