@@ -195,3 +195,18 @@ def test_a_very_large_problem_is_split_into_parts_that_fit_a_cell():
     assert problems["QUERY_ID"].n_unique() == 2
     assert problems["FINDING_IDS"].str.len_chars().max() < 32_767  # an Excel cell's limit
     assert sorted(problems["FINDING_IDS"].str.split(" ").explode().to_list()) == sorted(detail["FINDING_ID"].to_list())
+
+
+def test_query_text_white_space_is_one_plain_space_whatever_the_site_typed():
+    # tabs, line breaks, no-break and ideographic spaces, runs of spaces: each run becomes one space, as
+    # replacing every `\s+` would (the cheaper pattern must give exactly that result)
+    messages = ["a  b", "a\tb", "a\r\nb", "a\u00a0b", "a \u3000 b", " a b ", "a\u2028b", "plain text", "a\n", ""]
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": f"SZ003-101-{i:04d}", "DOMAIN": "LB", "VARIABLE": "LBORRES",
+          "OBSERVED": "x", "SOURCE": "lb.csv:2", "EXPECTATION": "LB.not_null.LBORRES", "MESSAGE": message}
+         for i, message in enumerate(messages)], schema_overrides={c: FINDINGS[c] for c in FINDINGS})
+    texts = queries([], validation).sort("USUBJID")["QUERY_TEXT"]
+    assert texts.str.contains(r"\s\s|[^\S ]|^\s|\s$").sum() == 0
+    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv:2): {m.rstrip(' .')}." for i, m in
+                          enumerate(messages)]).str.replace_all(r"\s+", " ").str.strip_chars()
+    assert texts.str.extract(r"^(.*?) Please", 1).to_list() == rendered.to_list()
