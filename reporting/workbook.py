@@ -17,7 +17,19 @@ from datetime import date
 import polars as pl
 
 from core.safety import neutralise
-from reporting.xlsx import MAX_WIDTH, MIN_WIDTH, DropDown, Sheet, prepare, row_xml, sheet_of, widths, workbook
+from reporting.xlsx import (
+    MAX_WIDTH,
+    MIN_WIDTH,
+    ROW_NUMBER,
+    DropDown,
+    Sheet,
+    prepare,
+    row_xml,
+    sheet_of,
+    widths,
+    with_row_numbers,
+    workbook,
+)
 
 __all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "site_workbooks", "workbook_bytes"]
 
@@ -61,9 +73,8 @@ def _site_sheets(frame: pl.DataFrame, sheet: str, where: Callable[[str, str], st
     data = frame.select(*columns, "_SITE")
     fitted = widths(data, group="_SITE")
     wrapped = {c for c in columns if (fitted[c].max() or 0) >= MAX_WIDTH}
-    rows = data.select(
-        pl.col("_SITE"),
-        row_xml(data, pl.int_range(2, pl.len() + 2).over("_SITE"), wrapped, group="_SITE").alias("_XML"),
+    rows = with_row_numbers(data, group="_SITE").select(
+        pl.col("_SITE"), row_xml(data, pl.col(ROW_NUMBER), wrapped, group="_SITE").alias("_XML"),
     ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join("").cast(pl.Binary), pl.len().alias("_N"))
     sizes = {row[0]: row[1:] for row in fitted.select("_SITE", *columns).iter_rows()}
     out: dict[str, Sheet] = {}

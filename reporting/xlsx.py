@@ -79,7 +79,8 @@ def _text_needs(frame: pl.DataFrame, columns: list[str]) -> dict[str, _TextNeeds
         return {c: _TextNeeds(False, False, False) for c in columns}
     def tests(c: str) -> list[pl.Expr]:
         column = pl.col(c)
-        edge = column.str.slice(0, 1).str.contains(r"\s") | column.str.slice(-1, 1).str.contains(r"\s")
+        # white space at either end: stripping it shortens the text (cheaper than testing both ends with a regex)
+        edge = column.str.len_bytes() != column.str.strip_chars().str.len_bytes()
         return [column.str.contains("[&<>" + _CONTROL[1:]).any(),  # one scan for everything that needs escaping
                 column.str.contains("_x", literal=True).any(),
                 edge.any()]
@@ -140,8 +141,19 @@ def widths(frame: pl.DataFrame, group: str | None = None) -> pl.DataFrame:
         for c in frame.columns if c != group)
 
 
+#: the column `with_row_numbers` adds: each row's sheet row number as text, made once for all its cells
+ROW_NUMBER = "\x00row"
+
+
+def with_row_numbers(frame: pl.DataFrame, group: str | None = None) -> pl.DataFrame:
+    """`frame` with ROW_NUMBER (2 for its first row, or for the first row of each `group`), for `row_xml`."""
+    number = pl.int_range(2, pl.len() + 2)
+    return frame.with_columns((number.over(group) if group else number).cast(pl.String).alias(ROW_NUMBER))
+
+
 def row_xml(frame: pl.DataFrame, row_number: pl.Expr, wrapped: set[str], group: str | None = None) -> pl.Expr:
-    """One `<row>` element per row of `frame` (data rows; `row_number` is the sheet row, 2 = first data row)."""
+    """One `<row>` element per row of `frame` (data rows; `row_number` is the sheet row, 2 = first data row:
+    give `pl.col(ROW_NUMBER)` of `with_row_numbers`, which turns the numbers into text once for all cells)."""
     names = [c for c in frame.columns if c != group]
     texts = [c for c in names if frame.schema[c] == pl.String]
     needs = _text_needs(frame, texts)
@@ -150,9 +162,12 @@ def row_xml(frame: pl.DataFrame, row_number: pl.Expr, wrapped: set[str], group: 
     parts: list[pl.Expr] = [pl.lit('<row r="'), row, pl.lit('">')]
     for i, name in enumerate(names):
         pieces = _pieces(name, frame.schema[name], column_letter(i), row, name in wrapped, needs.get(name))
-        # a column without missing values joins the flat concatenation (no intermediate column per cell);
-        # one with missing values is one nested element, null (so left out) where the value is missing
-        parts.extend(pieces if nulls[i] == 0 else [pl.concat_str(pieces)])
+        # every cell joins one flat concatenation (no intermediate column per cell, which cost more than the
+        # rest of a sheet); where a value is missing, each piece of its cell is null, so the cell is left out
+        if nulls[i]:
+            present = pl.col(name).is_not_null()
+            pieces = [pl.when(present).then(piece) for piece in pieces]
+        parts.extend(pieces)
     parts.append(pl.lit("</row>"))
     return pl.concat_str(parts, ignore_nulls=True)
 
@@ -210,8 +225,8 @@ def sheet_of(name: str, frame: pl.DataFrame) -> Sheet:
         return Sheet(name, (), (), b"", 0)
     fitted = widths(frame).row(0)
     wrapped = {c for c, w in zip(frame.columns, fitted, strict=True) if w >= MAX_WIDTH}
-    rows = frame.select(row_xml(frame, pl.int_range(2, pl.len() + 2), wrapped).str.join("").cast(pl.Binary)) \
-        .item() if frame.height else b""
+    rows = with_row_numbers(frame).select(row_xml(frame, pl.col(ROW_NUMBER), wrapped).str.join("")
+                                          .cast(pl.Binary)).item() if frame.height else b""
     return Sheet(name, tuple(frame.columns), tuple(float(w) for w in fitted), rows, frame.height)
 
 
