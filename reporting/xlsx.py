@@ -10,13 +10,11 @@ widths with long text wrapped, numbers as numbers, and text as inline strings, s
 a formula.
 
 The bytes depend only on the frames, the title and the date: zip entries carry a fixed timestamp and
-order, and deflate is deterministic for a given level.
+order, and deflate (ISA-L, reporting.ziparchive) is deterministic for a given level.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,13 +22,11 @@ from xml.sax.saxutils import escape
 
 import polars as pl
 
+from reporting.ziparchive import zip_bytes
+
 MAX_WIDTH = 60
 MIN_WIDTH = 6
-#: deflate level of the zip entries: sheet XML is repetitive, level 1 keeps most of the gain at a fraction
-#: of the time of the default level 6 (zlib; measured in docs/benchmarks.md)
-COMPRESSION = 1
 _EPOCH = date(1899, 12, 30)  # Excel's day 0 (the 1900 date system, with its 1900-02-29)
-_STAMP = (1980, 1, 1, 0, 0, 0)  # zip entries' time: fixed, so the bytes do not depend on the clock
 #: characters XML 1.0 cannot carry, and the carriage return (an XML reader turns it into a line feed);
 #: Excel reads them back from the `_xHHHH_` form
 _CONTROL = r"[\x00-\x08\x0B-\x1F]"
@@ -345,12 +341,5 @@ def workbook(sheets: Sequence[Sheet], as_of: date, title: str) -> bytes:
                                        f'</Relationships>'),
         ("xl/styles.xml", _STYLES),
     ]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in [*head, *parts]:
-            info = zipfile.ZipInfo(name, date_time=_STAMP)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            archive.writestr(info, text if isinstance(text, bytes) else text.encode("utf-8"),
-                             compresslevel=COMPRESSION)
-    return buffer.getvalue()
+    return zip_bytes([(name, text if isinstance(text, bytes) else text.encode("utf-8"))
+                      for name, text in [*head, *parts]])
