@@ -185,16 +185,18 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
-    # the tables' files first: they need nothing more, and are written while the queries are built
+    # what needs no site queries first (the tables' files, dv.xpt, report.html): they are rendered while
+    # the queries are built
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
     risk = risk_table(outputs)
+    html = job(lambda: [OutputFile("report.html", render_report(
+        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
     problems = consolidate_queries(queries)
     jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
     jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
-    jobs.append(job(lambda: [OutputFile("report.html", render_report(
-        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+    jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     return jobs, OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
 
