@@ -26,13 +26,14 @@ from reporting.history import previous_run, run_trend
 from reporting.html import render_report
 from reporting.queries import (
     build_site_queries,
+    capped_detail,
     consolidate_queries,
     query_detail,
     split_by_site,
     with_response_columns,
 )
 from reporting.review_sheet import SHEET as REVIEW_SHEET
-from reporting.review_sheet import decision_drop_downs, review_rows
+from reporting.review_sheet import decision_drop_downs, review_row_count, review_rows
 from reporting.summary import (
     current,
     eligibility_matrix,
@@ -44,7 +45,7 @@ from reporting.summary import (
     version_table,
 )
 from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
-from reporting.workbook import site_workbooks, workbook_bytes
+from reporting.workbook import MAX_SHEET_ROWS, pointer, site_workbooks, workbook_bytes
 from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
@@ -99,13 +100,16 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
 PUBLISH_THREADS = 4
 #: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
 SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
+#: every finding of each site's queries, one CSV per site (site_detail_key)
+DETAIL_FOLDER = "site_queries/detail"
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
     "Review": "'screening-audit review list' (by site or state) and decide with 'screening-audit review add'",
     "Subjects": "subjects.csv or subjects.parquet",
     "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
     "Queries": "the site_queries folder (one CSV and one workbook per site)",
-    "Query detail": "the Detail sheet of each site_queries workbook, and the discrepancies and validation tables",
+    "Query detail": "site_queries/detail (every finding, one CSV per site), and the discrepancies and validation "
+                    "tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
@@ -118,21 +122,32 @@ def _table_files(name: str, frame: pl.DataFrame) -> list[OutputFile]:
                                                                            PARQUET)]
 
 
+def site_detail_key(site: str) -> str:
+    """The CSV with every finding of a site's queries (the Detail sheet lists a query's first ones)."""
+    return f"{DETAIL_FOLDER}/{site_file_name(site)}.csv"
+
+
 def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
-    """site_queries/<SITEID>.csv (one query per problem) and .xlsx (Queries, one per problem, with the
-    columns a site answers in; Detail, one row per finding) for every site, each sheet and the CSVs
-    written in one pass over all sites."""
+    """site_queries/<SITEID>.csv (one query per problem), .xlsx (Queries, one per problem, with the
+    columns a site answers in; Detail, one row per finding, up to DETAIL_SHEET_FINDINGS of a query) and
+    site_queries/detail/<SITEID>.csv (every finding) for every site, each sheet and the CSVs written in
+    one pass over all sites."""
     safe = neutralise(problems)
+    findings = neutralise(query_detail(detail))
+    by_site = split_by_site(safe)
+    files_of = {site: site_detail_key(site) for site in by_site}
     workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
-                                (DETAIL_SHEET, neutralise(query_detail(detail)))],
+                                (DETAIL_SHEET, capped_detail(findings, files_of))],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
                                where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
-                               if sheet == SITE_SHEET else "the discrepancies and validation tables")
+                               if sheet == SITE_SHEET else site_detail_key(site))
+    details = split_by_site(findings)
     files: list[OutputFile] = []
-    for site, part in split_by_site(safe).items():
+    for site, part in by_site.items():
         stem = f"site_queries/{site_file_name(site)}"
         files.append(OutputFile(f"{stem}.csv", neutralised_csv_bytes(part), CSV))
         files.append(OutputFile(f"{stem}.xlsx", workbooks[site], XLSX))
+        files.append(OutputFile(site_detail_key(site), neutralised_csv_bytes(details[site]), CSV))
     return files
 
 
@@ -140,8 +155,12 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], probl
                      queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
     disc = tables["discrepancies"]
     now = current(disc)
-    review = review_rows(disc, tables["validation"], load_machine(),
-                         unreviewed_when_missing=outputs.review is None or outputs.review.verified)
+    machine = load_machine()
+    unreviewed = outputs.review is None or outputs.review.verified
+    count = review_row_count(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
+    # a Review sheet too long to write is its pointer: its rows are not built only to be thrown away
+    review = pointer(REVIEW_SHEET, count, SHEET_FILES[REVIEW_SHEET]) if count > MAX_SHEET_ROWS else \
+        review_rows(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
     sheets = [
         ("Summary", _summary_sheet(outputs)),
         (REVIEW_SHEET, review),
@@ -159,9 +178,9 @@ def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], probl
         ("Not audited", not_audited_table(outputs.run_manifest)),
         ("DV", tables["dv"]),
     ]
-    machine = load_machine()
+    drop_downs = {REVIEW_SHEET: decision_drop_downs(review, machine)} if count <= MAX_SHEET_ROWS else {}
     data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES,
-                          drop_downs={REVIEW_SHEET: decision_drop_downs(review, machine)})
+                          drop_downs=drop_downs)
     return [OutputFile("report.xlsx", data, XLSX)]
 
 

@@ -41,6 +41,12 @@ CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "
 MAX_FINDINGS_PER_QUERY = 1_000
 #: DETAIL quotes this many findings' own details; the rest are in the Detail sheet and the tables
 MAX_DETAIL_LINES = 20
+#: the Detail sheet of a site's workbook lists this many findings of each query; the next row says how
+#: many more the query has and which file lists every one (the site's query detail CSV)
+DETAIL_SHEET_FINDINGS = 100
+#: where DETAIL says the findings it does not quote are
+_MORE_FINDINGS = (f"findings: the Detail sheet lists them (up to {DETAIL_SHEET_FINDINGS:,} a query), "
+                  "the site's query detail CSV every one")
 _FIELD = re.compile(r"\{([A-Z_]+)\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 MISSING = "not recorded"
@@ -222,13 +228,13 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.len().alias("N_FINDINGS"),
         pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),
         _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
-                "(see the Detail sheet)").alias("SUBJECTS"),
+                "(see the query detail CSV)").alias("SUBJECTS"),
         pl.col("FIRST_SEEN").min(), pl.col("DAYS_OPEN").max(),
         pl.when((pl.col("STATUS") == "NEW").all()).then(pl.lit("NEW"))
         .when(pl.col("STATUS").is_not_null().any()).then(pl.lit("OPEN")).alias("STATUS"),
         pl.col("QUERY_TEXT").first().alias("EXAMPLE"),
         pl.col("DETAIL").first().alias("_DETAIL_ONE"),
-        _listed(pl.col("_LINE"), MAX_DETAIL_LINES, "\n", "findings: the Detail sheet lists each").alias("_DETAIL_MANY"),
+        _listed(pl.col("_LINE"), MAX_DETAIL_LINES, "\n", _MORE_FINDINGS).alias("_DETAIL_MANY"),
         pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
     )
     single = pl.col("N_FINDINGS") == 1
@@ -252,6 +258,32 @@ def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
     """The per-finding rows as the Detail sheet shows them: the query that lists each (QUERY_ID) and
     its facts, without the per-finding query text (the query's own text says what is asked)."""
     return queries.select(DETAIL_COLUMNS)
+
+
+#: the query columns a Detail sheet's note row keeps (the problem's own; the finding's are left empty)
+_QUERY_LEVEL = ["QUERY_ID", "SITEID", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE"]
+
+
+def capped_detail(detail: pl.DataFrame, files: dict[str, str], limit: int = DETAIL_SHEET_FINDINGS) -> pl.DataFrame:
+    """`detail` (query_detail rows, in listing order) with at most `limit` findings of each query; the
+    place of a longer query's next finding holds a note naming the file with every finding
+    (`files`: SITEID, null as UNKNOWN -> that file).
+
+    Why: the Detail sheets were most of the cost of a night's publication (130,000 findings of 100
+    sites turned into 140 MB of sheet XML, docs/benchmarks.md), while a site works a long query from
+    its first findings and the CSV, which every spreadsheet opens and every program reads.
+    """
+    rank = pl.int_range(pl.len()).over("QUERY_ID")
+    total = pl.len().over("QUERY_ID")
+    rows = detail.with_columns(rank.alias("_RANK"), total.alias("_TOTAL")).filter(pl.col("_RANK") <= limit)
+    file = pl.col("SITEID").fill_null("UNKNOWN").replace_strict(files, default="the query detail CSV")
+    note = pl.format("... and {} more findings of this query: {} lists all {} of them",
+                     pl.col("_TOTAL") - limit, file, pl.col("_TOTAL"))
+    is_note = pl.col("_RANK") == limit
+    return rows.with_columns(
+        *(pl.when(~is_note).then(pl.col(c)).alias(c) for c in detail.columns if c not in [*_QUERY_LEVEL, "DETAIL"]),
+        pl.when(is_note).then(note).otherwise(pl.col("DETAIL")).alias("DETAIL"),
+    ).select(detail.columns)
 
 
 def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:

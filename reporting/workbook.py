@@ -31,7 +31,7 @@ from reporting.xlsx import (
     workbook,
 )
 
-__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "site_workbooks", "workbook_bytes"]
+__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "pointer", "site_workbooks", "workbook_bytes"]
 
 #: beyond this many rows a sheet points to the table's CSV / Parquet instead of repeating it (Excel's
 #: filters, sorting and scrolling become slow well before its 1,048,576-row limit)

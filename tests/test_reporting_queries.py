@@ -11,6 +11,7 @@ from reporting.queries import (
     MAX_FINDINGS_PER_QUERY,
     QUERY_COLUMNS,
     build_site_queries,
+    capped_detail,
     consolidate_queries,
     render_template,
     split_by_site,
@@ -162,7 +163,9 @@ def test_one_problem_across_subjects_is_one_query_listing_them():
                                           "cannot be verified. Please deliver the result.")
     lines = problem["DETAIL"].split("\n")  # each finding's own detail, the first MAX_DETAIL_LINES of them
     assert lines[0] == "SZ003-101-0000: EX06.LUNG could not be verified: no FEV1PP result (0)"
-    assert len(lines) == MAX_DETAIL_LINES + 1 and lines[-1] == "... and 36 more findings: the Detail sheet lists each"
+    assert len(lines) == MAX_DETAIL_LINES + 1 and lines[-1] == (
+        "... and 36 more findings: the Detail sheet lists them (up to 100 a query), "
+        "the site's query detail CSV every one")
 
 
 def test_queries_are_split_by_site_check_and_cause_and_a_single_finding_keeps_its_text():
@@ -210,3 +213,21 @@ def test_query_text_white_space_is_one_plain_space_whatever_the_site_typed():
     rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv:2): {m.rstrip(' .')}." for i, m in
                           enumerate(messages)]).str.replace_all(r"\s+", " ").str.strip_chars()
     assert texts.str.extract(r"^(.*?) Please", 1).to_list() == rendered.to_list()
+
+
+def test_the_detail_sheet_lists_a_querys_first_findings_then_names_the_file_with_every_one():
+    detail = pl.DataFrame({
+        "QUERY_ID": ["Q-A", "Q-B", "Q-A", "Q-A", "Q-B", "Q-A", "Q-A"],
+        "FINDING_ID": [f"F{i}" for i in range(7)],
+        "SITEID": ["101"] * 7, "USUBJID": [f"S{i}" for i in range(7)], "CHECK_ID": ["C"] * 7,
+        "CLASS": ["VALIDATION"] * 7, "SEVERITY": ["QUERY"] * 7, "DOMAIN": ["LB"] * 7, "VARIABLE": ["LBORRES"] * 7,
+        "VALUE": [f"v{i}" for i in range(7)], "DETAIL": [f"d{i}" for i in range(7)],
+    })
+    capped = capped_detail(detail, {"101": "site_queries/detail/101.csv"}, limit=3)
+    assert capped["FINDING_ID"].to_list() == ["F0", "F1", "F2", "F3", "F4", None]  # Q-A: 3 findings, then the note
+    note = capped.row(5, named=True)
+    assert note["DETAIL"] == "... and 2 more findings of this query: site_queries/detail/101.csv lists all 5 of them"
+    assert (note["QUERY_ID"], note["SITEID"], note["CHECK_ID"], note["DOMAIN"]) == ("Q-A", "101", "C", "LB")
+    assert (note["USUBJID"], note["VALUE"]) == (None, None)
+    assert capped.head(5).equals(detail.head(5))  # the findings listed are the rows themselves
+    assert capped_detail(detail, {}, limit=5).equals(detail)  # nothing to cap: every row as it was
