@@ -211,7 +211,8 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     risk = risk_table(outputs)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
-    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"])
+    queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"],
+                                 every_text=False)  # no output shows a finding's own text but through its query
     problems = consolidate_queries(queries)
     jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
     jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))

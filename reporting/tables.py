@@ -98,11 +98,18 @@ def sort_total(frame: pl.DataFrame, order: list[str], key: int) -> pl.DataFrame:
     prefix = order[:max(key, order.index(FINDING_ID) + 1 if FINDING_ID in order else 0)]
     if frame.height < 2 or len(prefix) == len(order):
         return frame.sort(order, nulls_last=True, maintain_order=True)
+    ordered = sorted_if_apart(frame, prefix)
+    return ordered if ordered is not None else frame.sort(order, nulls_last=True, maintain_order=True)
+
+
+def sorted_if_apart(frame: pl.DataFrame, prefix: list[str]) -> pl.DataFrame | None:
+    """`frame` sorted on `prefix` (nulls last) when no two rows have the same `prefix` values (then any
+    sort that begins with `prefix` gives this order); None when some do."""
     ordered = frame.sort(prefix, nulls_last=True, maintain_order=True)
-    same_as_previous = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in prefix).slice(1)
-    if not ordered.select(same_as_previous.any()).item():
+    if ordered.height < 2:
         return ordered
-    return frame.sort(order, nulls_last=True, maintain_order=True)
+    same_as_previous = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in prefix).slice(1)
+    return None if ordered.select(same_as_previous.any()).item() else ordered
 
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:

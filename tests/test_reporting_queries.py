@@ -231,3 +231,28 @@ def test_the_detail_sheet_lists_a_querys_first_findings_then_names_the_file_with
     assert (note["USUBJID"], note["VALUE"]) == (None, None)
     assert capped.head(5).equals(detail.head(5))  # the findings listed are the rows themselves
     assert capped_detail(detail, {}, limit=5).equals(detail)  # nothing to cap: every row as it was
+
+
+@pytest.mark.parametrize("with_identities", [True, False])
+def test_only_the_quoted_texts_make_the_same_queries_and_rows(with_identities):
+    # publication renders a finding's text only where its query quotes it: the first finding, and the
+    # first MAX_DETAIL_LINES without a detail of their own; rows, order and queries stay the same
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": site, "USUBJID": f"SZ003-{site}-{i % 13:04d}", "DOMAIN": "LB",
+          "VARIABLE": "LBORRESU", "OBSERVED": f"u{i}", "SOURCE": f"lb.csv:{i}", "EXPECTATION": check,
+          "MESSAGE": None if i % 3 else f"unit u{i} unknown", "FINDING_ID": f"V-{site}{check}{i:04d}"}
+         for site in ("101", "102") for check in ("LB.unit_known", "LB.not_null") for i in range(30)],
+        schema_overrides={c: FINDINGS[c] for c in FINDINGS})
+    if not with_identities:  # no identities to tell findings apart: every text is rendered, as before
+        validation = validation.with_columns(pl.lit(None, pl.String).alias("FINDING_ID"))
+    disc = pl.DataFrame([discrepancy(f"SZ003-101-{i:04d}", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")
+                         | {"FINDING_ID": f"D-{i}" if with_identities else None} for i in range(25)],
+                        schema=DISCREPANCIES)
+    every = build_site_queries(disc, validation, ELIG)
+    quoted = build_site_queries(disc, validation, ELIG, every_text=False)
+    assert quoted.drop("QUERY_TEXT").equals(every.drop("QUERY_TEXT"))
+    assert consolidate_queries(quoted).equals(consolidate_queries(every))
+    rendered = quoted["QUERY_TEXT"].is_not_null()
+    assert quoted.filter(rendered)["QUERY_TEXT"].equals(every.filter(rendered)["QUERY_TEXT"])
+    if with_identities:
+        assert 0 < rendered.sum() < quoted.height
