@@ -45,7 +45,7 @@ from reporting.summary import (
     version_table,
 )
 from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
-from reporting.workbook import MAX_SHEET_ROWS, pointer, site_workbooks, workbook_bytes
+from reporting.workbook import MAX_SHEET_ROWS, Sheet, pointer, sheet, site_workbooks, workbook
 from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
@@ -151,36 +151,49 @@ def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of:
     return files
 
 
-def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame], problems: pl.DataFrame,
-                     queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
+#: report.xlsx's sheets in order; None: a sheet made from the site queries (the others are made before them)
+REPORT_SHEETS = ["Summary", REVIEW_SHEET, "Sites", "Protocol versions", "Subjects", "Important deviations", None,
+                 None, "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk", "Reconciliation",
+                 "Not audited", "DV"]
+
+
+def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame], risk: pl.DataFrame) -> list[Sheet]:
+    """report.xlsx's sheets that need no site queries, in REPORT_SHEETS order: made while the queries are built."""
     disc = tables["discrepancies"]
-    now = current(disc)
     machine = load_machine()
     unreviewed = outputs.review is None or outputs.review.verified
     count = review_row_count(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
     # a Review sheet too long to write is its pointer: its rows are not built only to be thrown away
     review = pointer(REVIEW_SHEET, count, SHEET_FILES[REVIEW_SHEET]) if count > MAX_SHEET_ROWS else \
         review_rows(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
-    sheets = [
-        ("Summary", _summary_sheet(outputs)),
-        (REVIEW_SHEET, review),
-        ("Sites", site_table(outputs, risk)),
-        ("Protocol versions", version_table(outputs)),
-        ("Subjects", tables["subjects"]),
-        ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
-        ("Queries", problems),
-        ("Query detail", query_detail(queries)),
-        ("Discrepancies", disc),
-        ("Validation findings", tables["validation"]),
-        ("Eligibility matrix", eligibility_matrix(tables["subjects"], tables["eligibility"])),
-        ("Site risk", risk),
-        ("Reconciliation", reconciliation_table(outputs.run_manifest)),
-        ("Not audited", not_audited_table(outputs.run_manifest)),
-        ("DV", tables["dv"]),
-    ]
+    frames = {
+        "Summary": lambda: _summary_sheet(outputs),
+        REVIEW_SHEET: lambda: review,
+        "Sites": lambda: site_table(outputs, risk),
+        "Protocol versions": lambda: version_table(outputs),
+        "Subjects": lambda: tables["subjects"],
+        "Important deviations": lambda: current(disc).filter(pl.col("SEVERITY") == Severity.IMPORTANT),
+        "Discrepancies": lambda: disc,
+        "Validation findings": lambda: tables["validation"],
+        "Eligibility matrix": lambda: eligibility_matrix(tables["subjects"], tables["eligibility"]),
+        "Site risk": lambda: risk,
+        "Reconciliation": lambda: reconciliation_table(outputs.run_manifest),
+        "Not audited": lambda: not_audited_table(outputs.run_manifest),
+        "DV": lambda: tables["dv"],
+    }
     drop_downs = {REVIEW_SHEET: decision_drop_downs(review, machine)} if count <= MAX_SHEET_ROWS else {}
-    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES,
-                          drop_downs=drop_downs)
+    return [sheet(name, frames[name](), SHEET_FILES.get(name), drop_downs.get(name, ()))
+            for name in REPORT_SHEETS if name is not None]
+
+
+def _report_workbook(outputs: RunOutputs, early: Future[list[Sheet]], problems: pl.DataFrame,
+                     queries: pl.DataFrame) -> list[OutputFile]:
+    """report.xlsx: the sheets of the site queries, then the package with those made `early`."""
+    made = iter(early.result())
+    late = iter([sheet("Queries", problems, SHEET_FILES["Queries"]),
+                 sheet("Query detail", query_detail(queries), SHEET_FILES["Query detail"])])
+    sheets = [next(made) if name is not None else next(late) for name in REPORT_SHEETS]
+    data = workbook(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}")
     return [OutputFile("report.xlsx", data, XLSX)]
 
 
@@ -209,13 +222,14 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(tables["dv"], outputs.as_of), XPT)]))
     risk = risk_table(outputs)
+    early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
     queries = build_site_queries(tables["discrepancies"], tables["validation"], tables["eligibility"],
                                  every_text=False)  # no output shows a finding's own text but through its query
     problems = consolidate_queries(queries)
     jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
-    jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
+    jobs.append(job(lambda: _report_workbook(outputs, early, problems, queries)))
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     manifest = json.dumps(outputs.run_manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     return jobs, OutputFile(MANIFEST_FILE, (manifest + "\n").encode("utf-8"), JSON)
