@@ -96,7 +96,7 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
     return links
 
 
-#: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
+#: threads rendering independent outputs at once: their work is polars, ISA-L and Arrow, which release the GIL
 PUBLISH_THREADS = 4
 #: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
 SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
