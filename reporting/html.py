@@ -22,6 +22,7 @@ from reporting.review_summary import (
     listed_apart,
     reopened_tonight,
     review_backlog,
+    reviewed_findings,
 )
 from reporting.risk import funnel_limits, load_indicators
 from reporting.summary import (
@@ -185,7 +186,8 @@ def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[
 def _review_context(outputs: RunOutputs) -> dict[str, Any]:
     """The first screen's review part: the ledger's status, the backlog, tonight's reopenings, the
     findings judged not a deviation and the workbooks applied (reporting.review_summary)."""
-    backlog = review_backlog(outputs)
+    reviewed = reviewed_findings(outputs)  # once for the backlog and the findings listed apart
+    backlog = review_backlog(outputs, reviewed)
     ledger = (outputs.review.ledger if outputs.review is not None else {}) or {}
     receipts = outputs.review.receipts if outputs.review is not None else []
     return {
@@ -198,7 +200,7 @@ def _review_context(outputs: RunOutputs) -> dict[str, Any]:
         "by_state": _rows(backlog_by_state_and_age(backlog), 50),
         "by_site": _rows(backlog_by_site(backlog), 25),
         "reopened": _rows(reopened_tonight(outputs)),
-        "apart": _rows(listed_apart(outputs)),
+        "apart": _rows(listed_apart(outputs, reviewed)),
         "workbooks": [f"{r.get('workbook')}: {r.get('status', '').replace('_', ' ').lower()}, "
                       f"{len(r.get('applied') or [])} row(s) applied, {len(r.get('refused') or [])} refused"
                       + (f" ({r.get('reason')})" if r.get("reason") else "") for r in receipts],

@@ -1,8 +1,10 @@
 """The site outbox: each site's query files of a published night, in a place only that site can read.
 
     <outbox>/<STUDYID>/<SITEID>/<AS_OF>/<STUDYID>_<SITEID>_queries_<AS_OF>.csv | .xlsx
+    <outbox>/<STUDYID>/<SITEID>/<AS_OF>/<STUDYID>_<SITEID>_query_detail_<AS_OF>.csv
 
-The files are the run's own `site_queries/<SITEID>.*` (one site's subjects each, by construction),
+The files are the run's own `site_queries/<SITEID>.*` and `site_queries/detail/<SITEID>.csv` (one
+site's subjects each, by construction),
 copied from the published reports after promotion, so a site never receives a night that was not
 published. The outbox is an S3 prefix or a folder named in the study's configuration; the per-site
 IAM policy (deploy/iam-site-policy.json) lets a site's principal list and read its own prefix only.
@@ -20,11 +22,12 @@ _TYPES = {"csv": "text/csv; charset=utf-8",
           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def outbox_key(study: str, site: str, as_of: date, extension: str) -> str:
-    """Where one site's query file of one night goes in the outbox."""
+def outbox_key(study: str, site: str, as_of: date, extension: str, kind: str = "queries") -> str:
+    """Where one site's query file of one night goes in the outbox (`kind`: queries, or query_detail for
+    the CSV of every finding its queries list)."""
     name = site_file_name(site)
     night = as_of.isoformat()
-    return join_key(study, name, night, f"{study}_{name}_queries_{night}.{extension}")
+    return join_key(study, name, night, f"{study}_{name}_{kind}_{night}.{extension}")
 
 
 def deliver_site_queries(reports: Store, published: str, outbox: Store, *, study: str, as_of: date) -> list[str]:
@@ -33,11 +36,14 @@ def deliver_site_queries(reports: Store, published: str, outbox: Store, *, study
     Returns the outbox keys written, sorted. A site without queries tonight gets no folder (its
     previous nights stay as they were)."""
     written = []
-    for obj in reports.list(join_key(published, "site_queries")):
-        stem, _, extension = obj.key.rsplit("/", 1)[-1].rpartition(".")
-        if extension not in _TYPES or not stem:
+    folder = join_key(published, "site_queries")
+    for obj in reports.list(folder):
+        path = obj.key[len(folder):].strip("/").split("/")
+        kind = {1: "queries", 2: "query_detail" if path[0] == "detail" else None}.get(len(path))
+        stem, _, extension = path[-1].rpartition(".")
+        if kind is None or extension not in _TYPES or not stem:
             continue
-        key = outbox_key(study, stem, as_of, extension)
+        key = outbox_key(study, stem, as_of, extension, kind)
         outbox.write_bytes(key, reports.read_bytes(obj.key), _TYPES[extension])
         written.append(key)
     return sorted(written)

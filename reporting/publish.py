@@ -28,13 +28,14 @@ from reporting.history import previous_run, run_trend
 from reporting.html import render_report
 from reporting.queries import (
     build_site_queries,
+    capped_detail,
     consolidate_queries,
     query_detail,
     split_by_site,
     with_response_columns,
 )
 from reporting.review_sheet import SHEET as REVIEW_SHEET
-from reporting.review_sheet import decision_drop_downs, review_rows
+from reporting.review_sheet import decision_drop_downs, review_row_count, review_rows
 from reporting.summary import (
     current,
     eligibility_matrix,
@@ -46,7 +47,7 @@ from reporting.summary import (
     version_table,
 )
 from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
-from reporting.workbook import site_workbooks, workbook_bytes
+from reporting.workbook import MAX_SHEET_ROWS, Sheet, pointer, sheet, site_workbooks, workbook
 from review.machine import load_machine
 from storage import Store
 from storage.keys import join_key
@@ -116,17 +117,20 @@ def _links(outputs: RunOutputs) -> dict[str, str]:
 
 #: what the eligibility matrix reads of the eligibility table
 MATRIX_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "OUTCOME"]
-#: threads rendering independent outputs at once: their work is polars, zlib and Arrow, which release the GIL
+#: threads rendering independent outputs at once: their work is polars, ISA-L and Arrow, which release the GIL
 PUBLISH_THREADS = 4
 #: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
 SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
+#: every finding of each site's queries, one CSV per site (site_detail_key)
+DETAIL_FOLDER = "site_queries/detail"
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
     "Review": "'screening-audit review list' (by site or state) and decide with 'screening-audit review add'",
     "Subjects": "subjects.csv or subjects.parquet",
     "Important deviations": "discrepancies.csv or discrepancies.parquet (SEVERITY = IMPORTANT) and dv.csv",
     "Queries": "the site_queries folder (one CSV and one workbook per site)",
-    "Query detail": "the Detail sheet of each site_queries workbook, and the discrepancies and validation tables",
+    "Query detail": "site_queries/detail (every finding, one CSV per site), and the discrepancies and validation "
+                    "tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
@@ -143,50 +147,80 @@ def _table_files(name: str, frame: pl.DataFrame | PartedTable, folder: Path) -> 
                                                                            PARQUET)]
 
 
+def site_detail_key(site: str) -> str:
+    """The CSV with every finding of a site's queries (the Detail sheet lists a query's first ones)."""
+    return f"{DETAIL_FOLDER}/{site_file_name(site)}.csv"
+
+
 def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
-    """site_queries/<SITEID>.csv (one query per problem) and .xlsx (Queries, one per problem, with the
-    columns a site answers in; Detail, one row per finding) for every site, each sheet and the CSVs
-    written in one pass over all sites."""
+    """site_queries/<SITEID>.csv (one query per problem), .xlsx (Queries, one per problem, with the
+    columns a site answers in; Detail, one row per finding, up to DETAIL_SHEET_FINDINGS of a query) and
+    site_queries/detail/<SITEID>.csv (every finding) for every site, each sheet and the CSVs written in
+    one pass over all sites."""
     safe = neutralise(problems)
+    findings = neutralise(query_detail(detail))
+    by_site = split_by_site(safe)
+    files_of = {site: site_detail_key(site) for site in by_site}
     workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
-                                (DETAIL_SHEET, neutralise(query_detail(detail)))],
+                                (DETAIL_SHEET, capped_detail(findings, files_of))],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
                                where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
-                               if sheet == SITE_SHEET else "the discrepancies and validation tables")
+                               if sheet == SITE_SHEET else site_detail_key(site))
+    details = split_by_site(findings)
     files: list[OutputFile] = []
-    for site, part in split_by_site(safe).items():
+    for site, part in by_site.items():
         stem = f"site_queries/{site_file_name(site)}"
         files.append(OutputFile(f"{stem}.csv", neutralised_csv_bytes(part), CSV))
         files.append(OutputFile(f"{stem}.xlsx", workbooks[site], XLSX))
+        files.append(OutputFile(site_detail_key(site), neutralised_csv_bytes(details[site]), CSV))
     return files
 
 
-def _report_workbook(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedTable], problems: pl.DataFrame,
-                     queries: pl.DataFrame, risk: pl.DataFrame) -> list[OutputFile]:
+#: report.xlsx's sheets in order; None: a sheet made from the site queries (the others are made before them)
+REPORT_SHEETS = ["Summary", REVIEW_SHEET, "Sites", "Protocol versions", "Subjects", "Important deviations", None,
+                 None, "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk", "Reconciliation",
+                 "Not audited", "DV"]
+
+
+def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedTable],
+                   risk: pl.DataFrame) -> list[Sheet]:
+    """report.xlsx's sheets that need no site queries, in REPORT_SHEETS order: made while the queries are built."""
     disc = tables["discrepancies"]
-    now = current(disc)
-    review = review_rows(disc, tables["validation"], load_machine(),
-                         unreviewed_when_missing=outputs.review is None or outputs.review.verified)
-    sheets = [
-        ("Summary", _summary_sheet(outputs)),
-        (REVIEW_SHEET, review),
-        ("Sites", site_table(outputs, risk)),
-        ("Protocol versions", version_table(outputs)),
-        ("Subjects", tables["subjects"]),
-        ("Important deviations", now.filter(pl.col("SEVERITY") == Severity.IMPORTANT)),
-        ("Queries", problems),
-        ("Query detail", query_detail(queries)),
-        ("Discrepancies", disc),
-        ("Validation findings", tables["validation"]),
-        ("Eligibility matrix", eligibility_matrix(tables["subjects"], _frames(tables["eligibility"], MATRIX_COLUMNS))),
-        ("Site risk", risk),
-        ("Reconciliation", reconciliation_table(outputs.run_manifest)),
-        ("Not audited", not_audited_table(outputs.run_manifest)),
-        ("DV", tables["dv"]),
-    ]
     machine = load_machine()
-    data = workbook_bytes(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}", SHEET_FILES,
-                          drop_downs={REVIEW_SHEET: decision_drop_downs(review, machine)})
+    unreviewed = outputs.review is None or outputs.review.verified
+    count = review_row_count(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
+    # a Review sheet too long to write is its pointer: its rows are not built only to be thrown away
+    review = pointer(REVIEW_SHEET, count, SHEET_FILES[REVIEW_SHEET]) if count > MAX_SHEET_ROWS else \
+        review_rows(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
+    frames = {
+        "Summary": lambda: _summary_sheet(outputs),
+        REVIEW_SHEET: lambda: review,
+        "Sites": lambda: site_table(outputs, risk),
+        "Protocol versions": lambda: version_table(outputs),
+        "Subjects": lambda: tables["subjects"],
+        "Important deviations": lambda: current(disc).filter(pl.col("SEVERITY") == Severity.IMPORTANT),
+        "Discrepancies": lambda: disc,
+        "Validation findings": lambda: tables["validation"],
+        "Eligibility matrix": lambda: eligibility_matrix(tables["subjects"],
+                                                         _frames(tables["eligibility"], MATRIX_COLUMNS)),
+        "Site risk": lambda: risk,
+        "Reconciliation": lambda: reconciliation_table(outputs.run_manifest),
+        "Not audited": lambda: not_audited_table(outputs.run_manifest),
+        "DV": lambda: tables["dv"],
+    }
+    drop_downs = {REVIEW_SHEET: decision_drop_downs(review, machine)} if count <= MAX_SHEET_ROWS else {}
+    return [sheet(name, frames[name](), SHEET_FILES.get(name), drop_downs.get(name, ()))
+            for name in REPORT_SHEETS if name is not None]
+
+
+def _report_workbook(outputs: RunOutputs, early: Future[list[Sheet]], problems: pl.DataFrame,
+                     queries: pl.DataFrame) -> list[OutputFile]:
+    """report.xlsx: the sheets of the site queries, then the package with those made `early`."""
+    made = iter(early.result())
+    late = iter([sheet("Queries", problems, SHEET_FILES["Queries"]),
+                 sheet("Query detail", query_detail(queries), SHEET_FILES["Query detail"])])
+    sheets = [next(made) if name is not None else next(late) for name in REPORT_SHEETS]
+    data = workbook(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}")
     return [OutputFile("report.xlsx", data, XLSX)]
 
 
@@ -221,17 +255,21 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
-    # the tables' files first: they need nothing more, and are written while the queries are built
+    # what needs no site queries first (the tables' files, dv.xpt, report.html): they are rendered while
+    # the queries are built
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame, folder)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(frames["dv"], outputs.as_of), XPT)]))
-    queries = build_site_queries(frames["discrepancies"], frames["validation"],
-                                 _query_values(frames["discrepancies"], tables["eligibility"]))
     risk = risk_table(outputs)
+    early = pool.submit(_report_sheets, outputs, tables, risk)
+    html = job(lambda: [OutputFile("report.html", render_report(
+        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+    queries = build_site_queries(frames["discrepancies"], frames["validation"],
+                                 _query_values(frames["discrepancies"], tables["eligibility"]),
+                                 every_text=False)  # no output shows a finding's own text but through its query
     problems = consolidate_queries(queries)
     jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
-    jobs.append(job(lambda: _report_workbook(outputs, tables, problems, queries, risk)))
-    jobs.append(job(lambda: [OutputFile("report.html", render_report(
-        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)]))
+    jobs.append(job(lambda: _report_workbook(outputs, early, problems, queries)))
+    jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     return jobs, _manifest_file(outputs)
 
 

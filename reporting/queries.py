@@ -24,7 +24,7 @@ from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from ingestion.codes import NOTE_PREFIX
 from reporting.datafiles import check_keys, load
-from reporting.tables import sort_like
+from reporting.tables import sort_like, sorted_if_apart
 from review.machine import load_machine
 
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
@@ -41,6 +41,12 @@ CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "
 MAX_FINDINGS_PER_QUERY = 1_000
 #: DETAIL quotes this many findings' own details; the rest are in the Detail sheet and the tables
 MAX_DETAIL_LINES = 20
+#: the Detail sheet of a site's workbook lists this many findings of each query; the next row says how
+#: many more the query has and which file lists every one (the site's query detail CSV)
+DETAIL_SHEET_FINDINGS = 100
+#: where DETAIL says the findings it does not quote are
+_MORE_FINDINGS = (f"findings: the Detail sheet lists them (up to {DETAIL_SHEET_FINDINGS:,} a query), "
+                  "the site's query detail CSV every one")
 _FIELD = re.compile(r"\{([A-Z_]+)\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 MISSING = "not recorded"
@@ -63,7 +69,17 @@ def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
     for cond, template in choices:
         chain = (pl.when(cond) if chain is None else chain.when(cond)).then(render_template(template))
     text = render_template(default) if chain is None else chain.otherwise(render_template(default))
-    return text.str.replace_all(r"\s+", " ").str.strip_chars()
+    return _normalised_space(text)
+
+
+#: a run of white space that is not one plain space: what `_normalised_space` rewrites (the same result as
+#: replacing every run of `\s+`, without rewriting each of the thousands of single spaces of a text)
+_UNEVEN_SPACE = r"\s{2,}|[^\S ]"
+
+
+def _normalised_space(text: pl.Expr) -> pl.Expr:
+    """Every run of white space as one space (a value's line breaks, a part left out), none at the ends."""
+    return text.str.replace_all(_UNEVEN_SPACE, " ").str.strip_chars()
 
 
 def _text(column: str) -> pl.Expr:
@@ -120,9 +136,11 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
     current = discrepancies.filter(is_open() & _unsettled(discrepancies))
     keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
-    values = eligibility.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON", code.alias("CAUSE"),
-                                pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first",
-                                                                               maintain_order=True)
+    # only the eligibility rows of the open discrepancies (a few thousand of a night's 500,000), the first per key
+    wanted = eligibility.join(current.select(keys).unique(), on=keys, how="semi", nulls_equal=True,
+                              maintain_order="left")
+    values = wanted.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON", code.alias("CAUSE"),
+                           pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first", maintain_order=True)
     own = [c for c in ("VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE") if c in current.columns]
     rows = current.drop(own).join(values, on=keys, how="left", nulls_equal=True)
     return rows.with_columns(
@@ -156,9 +174,15 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
-                       eligibility: pl.DataFrame) -> pl.DataFrame:
+                       eligibility: pl.DataFrame, *, every_text: bool = True) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
-    finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation)."""
+    finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation).
+
+    `every_text=False` (publication, which shows no finding's own text but through its query): QUERY_TEXT
+    only where `consolidate_queries` quotes it (a query's first finding, and its first MAX_DETAIL_LINES
+    without DETAIL), null elsewhere; the rows, their order and the queries are the same. Rendering the text
+    of all 130,000 findings of the dirty benchmark to quote 500 of them was a tenth of publication.
+    """
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
@@ -177,8 +201,19 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
-    rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"), pl.lit(None, pl.String).alias("QUERY_ID"))
-    return with_query_ids(sort_like(rows.select(QUERY_COLUMNS), ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]))
+    key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
+    rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
+    # the listing order starts with the key and the finding's identity: when they tell every finding apart
+    # (always, for findings with identities) the text cannot change the order, so it can come afterwards
+    ordered = None if every_text else sorted_if_apart(rows, [*key, "QUERY_ID", FINDING_ID])
+    if ordered is None:
+        rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
+        return with_query_ids(sort_like(rows.select(QUERY_COLUMNS), key))
+    ordered = with_query_ids(ordered).with_row_index("_ROW")
+    rank = pl.int_range(pl.len()).over("QUERY_ID")
+    quoted = ordered.filter((rank == 0) | ((rank < MAX_DETAIL_LINES) & pl.col("DETAIL").is_null()))
+    texts = quoted.select("_ROW", _choose(choices, default).alias("QUERY_TEXT"))
+    return ordered.join(texts, on="_ROW", how="left", maintain_order="left").select(QUERY_COLUMNS)
 
 
 def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
@@ -210,13 +245,13 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.len().alias("N_FINDINGS"),
         pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),
         _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
-                "(see the Detail sheet)").alias("SUBJECTS"),
+                "(see the query detail CSV)").alias("SUBJECTS"),
         pl.col("FIRST_SEEN").min(), pl.col("DAYS_OPEN").max(),
         pl.when((pl.col("STATUS") == "NEW").all()).then(pl.lit("NEW"))
         .when(pl.col("STATUS").is_not_null().any()).then(pl.lit("OPEN")).alias("STATUS"),
         pl.col("QUERY_TEXT").first().alias("EXAMPLE"),
         pl.col("DETAIL").first().alias("_DETAIL_ONE"),
-        _listed(pl.col("_LINE"), MAX_DETAIL_LINES, "\n", "findings: the Detail sheet lists each").alias("_DETAIL_MANY"),
+        _listed(pl.col("_LINE"), MAX_DETAIL_LINES, "\n", _MORE_FINDINGS).alias("_DETAIL_MANY"),
         pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
     )
     single = pl.col("N_FINDINGS") == 1
@@ -240,6 +275,32 @@ def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
     """The per-finding rows as the Detail sheet shows them: the query that lists each (QUERY_ID) and
     its facts, without the per-finding query text (the query's own text says what is asked)."""
     return queries.select(DETAIL_COLUMNS)
+
+
+#: the query columns a Detail sheet's note row keeps (the problem's own; the finding's are left empty)
+_QUERY_LEVEL = ["QUERY_ID", "SITEID", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE"]
+
+
+def capped_detail(detail: pl.DataFrame, files: dict[str, str], limit: int = DETAIL_SHEET_FINDINGS) -> pl.DataFrame:
+    """`detail` (query_detail rows, in listing order) with at most `limit` findings of each query; the
+    place of a longer query's next finding holds a note naming the file with every finding
+    (`files`: SITEID, null as UNKNOWN -> that file).
+
+    Why: the Detail sheets were most of the cost of a night's publication (130,000 findings of 100
+    sites turned into 140 MB of sheet XML, docs/benchmarks.md), while a site works a long query from
+    its first findings and the CSV, which every spreadsheet opens and every program reads.
+    """
+    rank = pl.int_range(pl.len()).over("QUERY_ID")
+    total = pl.len().over("QUERY_ID")
+    rows = detail.with_columns(rank.alias("_RANK"), total.alias("_TOTAL")).filter(pl.col("_RANK") <= limit)
+    file = pl.col("SITEID").fill_null("UNKNOWN").replace_strict(files, default="the query detail CSV")
+    note = pl.format("... and {} more findings of this query: {} lists all {} of them",
+                     pl.col("_TOTAL") - limit, file, pl.col("_TOTAL"))
+    is_note = pl.col("_RANK") == limit
+    return rows.with_columns(
+        *(pl.when(~is_note).then(pl.col(c)).alias(c) for c in detail.columns if c not in [*_QUERY_LEVEL, "DETAIL"]),
+        pl.when(is_note).then(note).otherwise(pl.col("DETAIL")).alias("DETAIL"),
+    ).select(detail.columns)
 
 
 def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:

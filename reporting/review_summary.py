@@ -56,13 +56,13 @@ def reviewed_findings(outputs: RunOutputs) -> pl.DataFrame:
             .select(LISTED).with_columns(age_bucket()))
 
 
-def review_backlog(outputs: RunOutputs) -> pl.DataFrame:
+def review_backlog(outputs: RunOutputs, reviewed: pl.DataFrame | None = None) -> pl.DataFrame:
     """The open review work: REVIEW_STATE, AGE_BUCKET, SITEID, N for findings present tonight that the
     review has not settled (review/states.yaml `settled`); the buckets in their order, states in the
-    machine's order."""
+    machine's order. `reviewed`: `reviewed_findings(outputs)` when the caller has it already."""
     machine = load_machine()
     buckets = [label for label, _ in _settings()[0]]
-    open_ = reviewed_findings(outputs).filter(
+    open_ = (reviewed_findings(outputs) if reviewed is None else reviewed).filter(
         pl.col("REVIEW_STATE").is_not_null() & ~pl.col("REVIEW_STATE").is_in(list(machine.settled)))
     counts = open_.group_by("REVIEW_STATE", "AGE_BUCKET", "SITEID").agg(pl.len().cast(pl.Int64).alias("N"))
     state_rank = {state: i for i, state in enumerate(machine.states)}
@@ -112,8 +112,10 @@ def reopened_tonight(outputs: RunOutputs) -> pl.DataFrame:
             .sort("SEQ").select(columns))
 
 
-def listed_apart(outputs: RunOutputs) -> pl.DataFrame:
-    """Findings present tonight in the states listed apart (NOT_A_DEVIATION): LISTED, oldest first."""
+def listed_apart(outputs: RunOutputs, reviewed: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Findings present tonight in the states listed apart (NOT_A_DEVIATION): LISTED, oldest first.
+    `reviewed`: `reviewed_findings(outputs)` when the caller has it already."""
     states = _settings()[1]
-    return (reviewed_findings(outputs).filter(pl.col("REVIEW_STATE").is_in(states)).drop("AGE_BUCKET")
+    findings = reviewed_findings(outputs) if reviewed is None else reviewed
+    return (findings.filter(pl.col("REVIEW_STATE").is_in(states)).drop("AGE_BUCKET")
             .sort(["DAYS_OPEN", "SITEID", "USUBJID"], descending=[True, False, False], nulls_last=True))

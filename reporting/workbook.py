@@ -17,9 +17,22 @@ from datetime import date
 import polars as pl
 
 from core.safety import neutralise
-from reporting.xlsx import MAX_WIDTH, MIN_WIDTH, DropDown, Sheet, prepare, row_xml, sheet_of, widths, workbook
+from reporting.xlsx import (
+    MAX_WIDTH,
+    MIN_WIDTH,
+    ROW_NUMBER,
+    DropDown,
+    Sheet,
+    prepare,
+    row_xml,
+    sheet_of,
+    widths,
+    with_row_numbers,
+    workbook,
+)
 
-__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "site_workbooks", "workbook_bytes"]
+__all__ = ["MAX_SHEET_ROWS", "MAX_WIDTH", "MIN_WIDTH", "DropDown", "Sheet", "pointer", "sheet", "site_workbooks",
+           "workbook", "workbook_bytes"]
 
 #: beyond this many rows a sheet points to the table's CSV / Parquet instead of repeating it (Excel's
 #: filters, sorting and scrolling become slow well before its 1,048,576-row limit)
@@ -32,7 +45,9 @@ def pointer(name: str, rows: int, where: str) -> pl.DataFrame:
                                   f"({MAX_SHEET_ROWS:,}): open {where}, which holds every row."]})
 
 
-def _sheet(name: str, frame: pl.DataFrame, where: str | None, drop_downs: Sequence[DropDown] = ()) -> Sheet:
+def sheet(name: str, frame: pl.DataFrame, where: str | None, drop_downs: Sequence[DropDown] = ()) -> Sheet:
+    """One sheet of a workbook as `workbook_bytes` writes it (its pointer when the table is too long;
+    `where`: the file(s) holding the table): for a workbook whose sheets are made by several jobs."""
     if frame.height > MAX_SHEET_ROWS:
         return sheet_of(name, pointer(name, frame.height, where or "the table's CSV or Parquet file"))
     return replace(sheet_of(name, neutralise(frame)), drop_downs=tuple(drop_downs))
@@ -46,7 +61,7 @@ def workbook_bytes(sheets: Sequence[tuple[str, pl.DataFrame]], as_of: date, titl
     `files` names, per sheet, the file(s) holding the same table, for a table too long to repeat;
     `drop_downs`, per sheet, its in-cell lists (the Review sheet's DECISION).
     """
-    return workbook([_sheet(name, frame, (files or {}).get(name), (drop_downs or {}).get(name, ()))
+    return workbook([sheet(name, frame, (files or {}).get(name), (drop_downs or {}).get(name, ()))
                      for name, frame in sheets], as_of, title)
 
 
@@ -61,9 +76,8 @@ def _site_sheets(frame: pl.DataFrame, sheet: str, where: Callable[[str, str], st
     data = frame.select(*columns, "_SITE")
     fitted = widths(data, group="_SITE")
     wrapped = {c for c in columns if (fitted[c].max() or 0) >= MAX_WIDTH}
-    rows = data.select(
-        pl.col("_SITE"),
-        row_xml(data, pl.int_range(2, pl.len() + 2).over("_SITE"), wrapped, group="_SITE").alias("_XML"),
+    rows = with_row_numbers(data, group="_SITE").select(
+        pl.col("_SITE"), row_xml(data, pl.col(ROW_NUMBER), wrapped, group="_SITE").alias("_XML"),
     ).group_by("_SITE", maintain_order=True).agg(pl.col("_XML").str.join("").cast(pl.Binary), pl.len().alias("_N"))
     sizes = {row[0]: row[1:] for row in fitted.select("_SITE", *columns).iter_rows()}
     out: dict[str, Sheet] = {}

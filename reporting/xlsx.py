@@ -10,13 +10,11 @@ widths with long text wrapped, numbers as numbers, and text as inline strings, s
 a formula.
 
 The bytes depend only on the frames, the title and the date: zip entries carry a fixed timestamp and
-order, and deflate is deterministic for a given level.
+order, and deflate (ISA-L, reporting.ziparchive) is deterministic for a given level.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,13 +22,11 @@ from xml.sax.saxutils import escape
 
 import polars as pl
 
+from reporting.ziparchive import zip_bytes
+
 MAX_WIDTH = 60
 MIN_WIDTH = 6
-#: deflate level of the zip entries: sheet XML is repetitive, level 1 keeps most of the gain at a fraction
-#: of the time of the default level 6 (zlib; measured in docs/benchmarks.md)
-COMPRESSION = 1
 _EPOCH = date(1899, 12, 30)  # Excel's day 0 (the 1900 date system, with its 1900-02-29)
-_STAMP = (1980, 1, 1, 0, 0, 0)  # zip entries' time: fixed, so the bytes do not depend on the clock
 #: characters XML 1.0 cannot carry, and the carriage return (an XML reader turns it into a line feed);
 #: Excel reads them back from the `_xHHHH_` form
 _CONTROL = r"[\x00-\x08\x0B-\x1F]"
@@ -79,7 +75,8 @@ def _text_needs(frame: pl.DataFrame, columns: list[str]) -> dict[str, _TextNeeds
         return {c: _TextNeeds(False, False, False) for c in columns}
     def tests(c: str) -> list[pl.Expr]:
         column = pl.col(c)
-        edge = column.str.slice(0, 1).str.contains(r"\s") | column.str.slice(-1, 1).str.contains(r"\s")
+        # white space at either end: stripping it shortens the text (cheaper than testing both ends with a regex)
+        edge = column.str.len_bytes() != column.str.strip_chars().str.len_bytes()
         return [column.str.contains("[&<>" + _CONTROL[1:]).any(),  # one scan for everything that needs escaping
                 column.str.contains("_x", literal=True).any(),
                 edge.any()]
@@ -140,8 +137,19 @@ def widths(frame: pl.DataFrame, group: str | None = None) -> pl.DataFrame:
         for c in frame.columns if c != group)
 
 
+#: the column `with_row_numbers` adds: each row's sheet row number as text, made once for all its cells
+ROW_NUMBER = "\x00row"
+
+
+def with_row_numbers(frame: pl.DataFrame, group: str | None = None) -> pl.DataFrame:
+    """`frame` with ROW_NUMBER (2 for its first row, or for the first row of each `group`), for `row_xml`."""
+    number = pl.int_range(2, pl.len() + 2)
+    return frame.with_columns((number.over(group) if group else number).cast(pl.String).alias(ROW_NUMBER))
+
+
 def row_xml(frame: pl.DataFrame, row_number: pl.Expr, wrapped: set[str], group: str | None = None) -> pl.Expr:
-    """One `<row>` element per row of `frame` (data rows; `row_number` is the sheet row, 2 = first data row)."""
+    """One `<row>` element per row of `frame` (data rows; `row_number` is the sheet row, 2 = first data row:
+    give `pl.col(ROW_NUMBER)` of `with_row_numbers`, which turns the numbers into text once for all cells)."""
     names = [c for c in frame.columns if c != group]
     texts = [c for c in names if frame.schema[c] == pl.String]
     needs = _text_needs(frame, texts)
@@ -150,9 +158,12 @@ def row_xml(frame: pl.DataFrame, row_number: pl.Expr, wrapped: set[str], group: 
     parts: list[pl.Expr] = [pl.lit('<row r="'), row, pl.lit('">')]
     for i, name in enumerate(names):
         pieces = _pieces(name, frame.schema[name], column_letter(i), row, name in wrapped, needs.get(name))
-        # a column without missing values joins the flat concatenation (no intermediate column per cell);
-        # one with missing values is one nested element, null (so left out) where the value is missing
-        parts.extend(pieces if nulls[i] == 0 else [pl.concat_str(pieces)])
+        # every cell joins one flat concatenation (no intermediate column per cell, which cost more than the
+        # rest of a sheet); where a value is missing, each piece of its cell is null, so the cell is left out
+        if nulls[i]:
+            present = pl.col(name).is_not_null()
+            pieces = [pl.when(present).then(piece) for piece in pieces]
+        parts.extend(pieces)
     parts.append(pl.lit("</row>"))
     return pl.concat_str(parts, ignore_nulls=True)
 
@@ -210,8 +221,8 @@ def sheet_of(name: str, frame: pl.DataFrame) -> Sheet:
         return Sheet(name, (), (), b"", 0)
     fitted = widths(frame).row(0)
     wrapped = {c for c, w in zip(frame.columns, fitted, strict=True) if w >= MAX_WIDTH}
-    rows = frame.select(row_xml(frame, pl.int_range(2, pl.len() + 2), wrapped).str.join("").cast(pl.Binary)) \
-        .item() if frame.height else b""
+    rows = with_row_numbers(frame).select(row_xml(frame, pl.col(ROW_NUMBER), wrapped).str.join("")
+                                          .cast(pl.Binary)).item() if frame.height else b""
     return Sheet(name, tuple(frame.columns), tuple(float(w) for w in fitted), rows, frame.height)
 
 
@@ -330,12 +341,5 @@ def workbook(sheets: Sequence[Sheet], as_of: date, title: str) -> bytes:
                                        f'</Relationships>'),
         ("xl/styles.xml", _STYLES),
     ]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in [*head, *parts]:
-            info = zipfile.ZipInfo(name, date_time=_STAMP)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            archive.writestr(info, text if isinstance(text, bytes) else text.encode("utf-8"),
-                             compresslevel=COMPRESSION)
-    return buffer.getvalue()
+    return zip_bytes([(name, text if isinstance(text, bytes) else text.encode("utf-8"))
+                      for name, text in [*head, *parts]])

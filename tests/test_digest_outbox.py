@@ -205,6 +205,14 @@ def test_each_site_reads_only_its_own_subjects_in_the_outbox(nights: dict) -> No
             assert all(u.startswith(f"SZ003-{site}-") for u in subjects)
             published = nights["reports"].read_bytes(f"SZ003/{night}/site_queries/{site}.csv")
             assert outbox.read_bytes(f"{stem}.csv") == published
+            # every finding its queries list, in its own file (never in place of the queries CSV)
+            detail_key = f"SZ003/{site}/{night}/SZ003_{site}_query_detail_{night}.csv"
+            detail = pl.read_csv(io.BytesIO(outbox.read_bytes(detail_key)), infer_schema=False)
+            assert set(detail["SITEID"].to_list()) == {site}
+            assert sorted(detail["FINDING_ID"].to_list()) == sorted(queries["FINDING_IDS"].str.split(" ").explode()
+                                                                    .to_list())
+            assert outbox.read_bytes(detail_key) == nights["reports"].read_bytes(
+                f"SZ003/{night}/site_queries/detail/{site}.csv")
 
 
 # ------------------------------------------------------------------ the site and sponsor IAM policies

@@ -170,3 +170,36 @@ def test_workbook_sheets(outputs):
     assert matrix.height == outputs.subjects.height and "IN10" in matrix.columns
     summary = dict(book.load_sheet("Summary", dtypes="string").to_polars().rows())
     assert summary["SUBJECTS SCREENED"] == str(outputs.subjects.height)
+
+
+def test_each_site_gets_every_finding_in_its_detail_csv_and_the_detail_sheet_lists_a_querys_first(
+        outputs, monkeypatch):
+    import functools
+    import importlib
+
+    import fastexcel
+
+    from reporting.queries import capped_detail
+
+    publishing = importlib.import_module("reporting.publish")  # the module (the package exports its function)
+    limit = 1  # the real limit (DETAIL_SHEET_FINDINGS) is above this small study's queries
+    monkeypatch.setattr(publishing, "capped_detail", functools.partial(capped_detail, limit=limit))
+    files = {f.key: f.data for f in render_outputs(outputs)}
+    capped = 0
+    for site in ("101", "102", "103"):
+        queries = pl.read_csv(io.BytesIO(files[f"site_queries/{site}.csv"]), infer_schema=False)
+        detail = pl.read_csv(io.BytesIO(files[f"site_queries/detail/{site}.csv"]), infer_schema=False)
+        assert sorted(detail["FINDING_ID"]) == sorted(queries["FINDING_IDS"].str.split(" ").explode())
+        assert set(detail["SITEID"]) == {site}
+        sheet = fastexcel.read_excel(files[f"site_queries/{site}.xlsx"]).load_sheet(
+            "Detail", dtypes="string").to_polars()
+        assert sheet.columns == detail.columns
+        listed = sheet.filter(pl.col("FINDING_ID").is_not_null())
+        first = detail.filter(pl.int_range(pl.len()).over("QUERY_ID") < limit)
+        assert listed.equals(first)  # the first findings of each query, as in the CSV, in its order
+        notes = sheet.filter(pl.col("FINDING_ID").is_null())
+        longer = detail.group_by("QUERY_ID").len().filter(pl.col("len") > limit)
+        assert sorted(notes["QUERY_ID"]) == sorted(longer["QUERY_ID"])
+        assert notes["DETAIL"].str.contains(f"site_queries/detail/{site}.csv lists all", literal=True).all()
+        capped += notes.height
+    assert capped > 0

@@ -11,6 +11,7 @@ from reporting.queries import (
     MAX_FINDINGS_PER_QUERY,
     QUERY_COLUMNS,
     build_site_queries,
+    capped_detail,
     consolidate_queries,
     render_template,
     split_by_site,
@@ -162,7 +163,9 @@ def test_one_problem_across_subjects_is_one_query_listing_them():
                                           "cannot be verified. Please deliver the result.")
     lines = problem["DETAIL"].split("\n")  # each finding's own detail, the first MAX_DETAIL_LINES of them
     assert lines[0] == "SZ003-101-0000: EX06.LUNG could not be verified: no FEV1PP result (0)"
-    assert len(lines) == MAX_DETAIL_LINES + 1 and lines[-1] == "... and 36 more findings: the Detail sheet lists each"
+    assert len(lines) == MAX_DETAIL_LINES + 1 and lines[-1] == (
+        "... and 36 more findings: the Detail sheet lists them (up to 100 a query), "
+        "the site's query detail CSV every one")
 
 
 def test_queries_are_split_by_site_check_and_cause_and_a_single_finding_keeps_its_text():
@@ -195,3 +198,61 @@ def test_a_very_large_problem_is_split_into_parts_that_fit_a_cell():
     assert problems["QUERY_ID"].n_unique() == 2
     assert problems["FINDING_IDS"].str.len_chars().max() < 32_767  # an Excel cell's limit
     assert sorted(problems["FINDING_IDS"].str.split(" ").explode().to_list()) == sorted(detail["FINDING_ID"].to_list())
+
+
+def test_query_text_white_space_is_one_plain_space_whatever_the_site_typed():
+    # tabs, line breaks, no-break and ideographic spaces, runs of spaces: each run becomes one space, as
+    # replacing every `\s+` would (the cheaper pattern must give exactly that result)
+    messages = ["a  b", "a\tb", "a\r\nb", "a\u00a0b", "a \u3000 b", " a b ", "a\u2028b", "plain text", "a\n", ""]
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": f"SZ003-101-{i:04d}", "DOMAIN": "LB", "VARIABLE": "LBORRES",
+          "OBSERVED": "x", "SOURCE": "lb.csv:2", "EXPECTATION": "LB.not_null.LBORRES", "MESSAGE": message}
+         for i, message in enumerate(messages)], schema_overrides={c: FINDINGS[c] for c in FINDINGS})
+    texts = queries([], validation).sort("USUBJID")["QUERY_TEXT"]
+    assert texts.str.contains(r"\s\s|[^\S ]|^\s|\s$").sum() == 0
+    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv:2): {m.rstrip(' .')}." for i, m in
+                          enumerate(messages)]).str.replace_all(r"\s+", " ").str.strip_chars()
+    assert texts.str.extract(r"^(.*?) Please", 1).to_list() == rendered.to_list()
+
+
+def test_the_detail_sheet_lists_a_querys_first_findings_then_names_the_file_with_every_one():
+    detail = pl.DataFrame({
+        "QUERY_ID": ["Q-A", "Q-B", "Q-A", "Q-A", "Q-B", "Q-A", "Q-A"],
+        "FINDING_ID": [f"F{i}" for i in range(7)],
+        "SITEID": ["101"] * 7, "USUBJID": [f"S{i}" for i in range(7)], "CHECK_ID": ["C"] * 7,
+        "CLASS": ["VALIDATION"] * 7, "SEVERITY": ["QUERY"] * 7, "DOMAIN": ["LB"] * 7, "VARIABLE": ["LBORRES"] * 7,
+        "VALUE": [f"v{i}" for i in range(7)], "DETAIL": [f"d{i}" for i in range(7)],
+    })
+    capped = capped_detail(detail, {"101": "site_queries/detail/101.csv"}, limit=3)
+    assert capped["FINDING_ID"].to_list() == ["F0", "F1", "F2", "F3", "F4", None]  # Q-A: 3 findings, then the note
+    note = capped.row(5, named=True)
+    assert note["DETAIL"] == "... and 2 more findings of this query: site_queries/detail/101.csv lists all 5 of them"
+    assert (note["QUERY_ID"], note["SITEID"], note["CHECK_ID"], note["DOMAIN"]) == ("Q-A", "101", "C", "LB")
+    assert (note["USUBJID"], note["VALUE"]) == (None, None)
+    assert capped.head(5).equals(detail.head(5))  # the findings listed are the rows themselves
+    assert capped_detail(detail, {}, limit=5).equals(detail)  # nothing to cap: every row as it was
+
+
+@pytest.mark.parametrize("with_identities", [True, False])
+def test_only_the_quoted_texts_make_the_same_queries_and_rows(with_identities):
+    # publication renders a finding's text only where its query quotes it: the first finding, and the
+    # first MAX_DETAIL_LINES without a detail of their own; rows, order and queries stay the same
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": site, "USUBJID": f"SZ003-{site}-{i % 13:04d}", "DOMAIN": "LB",
+          "VARIABLE": "LBORRESU", "OBSERVED": f"u{i}", "SOURCE": f"lb.csv:{i}", "EXPECTATION": check,
+          "MESSAGE": None if i % 3 else f"unit u{i} unknown", "FINDING_ID": f"V-{site}{check}{i:04d}"}
+         for site in ("101", "102") for check in ("LB.unit_known", "LB.not_null") for i in range(30)],
+        schema_overrides={c: FINDINGS[c] for c in FINDINGS})
+    if not with_identities:  # no identities to tell findings apart: every text is rendered, as before
+        validation = validation.with_columns(pl.lit(None, pl.String).alias("FINDING_ID"))
+    disc = pl.DataFrame([discrepancy(f"SZ003-101-{i:04d}", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")
+                         | {"FINDING_ID": f"D-{i}" if with_identities else None} for i in range(25)],
+                        schema=DISCREPANCIES)
+    every = build_site_queries(disc, validation, ELIG)
+    quoted = build_site_queries(disc, validation, ELIG, every_text=False)
+    assert quoted.drop("QUERY_TEXT").equals(every.drop("QUERY_TEXT"))
+    assert consolidate_queries(quoted).equals(consolidate_queries(every))
+    rendered = quoted["QUERY_TEXT"].is_not_null()
+    assert quoted.filter(rendered)["QUERY_TEXT"].equals(every.filter(rendered)["QUERY_TEXT"])
+    if with_identities:
+        assert 0 < rendered.sum() < quoted.height

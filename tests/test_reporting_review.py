@@ -84,7 +84,7 @@ def test_the_outputs_carry_the_review_state_and_dv_what_the_review_says(night: d
     assert marks[imp[3]] == "NOT YET REVIEWED" and imp[1] not in marks  # judged not a deviation
     assert dv.height == len(imp) - 1 and set(marks.values()) == {"CONFIRMED", "NOT YET REVIEWED"}
     queries = pl.concat([pl.read_csv(io.BytesIO(data), infer_schema=False) for key, data in files.items()
-                         if key.startswith("site_queries/") and key.endswith(".csv")])
+                         if key.startswith("site_queries/") and key.endswith(".csv") and key.count("/") == 1])
     listed = queries["FINDING_IDS"].str.split(" ").explode()  # one query per problem lists its findings
     assert not {imp[1], imp[2], query[0], query[1]} & set(listed.to_list())  # settled
     assert {imp[0], imp[3]} <= set(listed.to_list())
@@ -184,3 +184,23 @@ def test_a_broken_ledger_is_reported_and_not_used(night: dict) -> None:
     assert dv.height == important.height and set(dv["DVREVIEW"].to_list()) == {"REVIEW UNKNOWN"}
     html = files["report.html"].decode()
     assert "The review ledger fails verification" in html and "entries 1 to 6 are missing" in html
+
+
+@pytest.mark.parametrize("unreviewed_when_missing", [True, False])
+def test_the_review_row_count_is_the_number_of_review_rows_whatever_the_states(unreviewed_when_missing) -> None:
+    # the report writes a pointer instead of a Review sheet over 50,000 rows from this count, without the rows
+    from reporting.review_sheet import review_row_count, review_rows
+
+    outputs = make_outputs(n_subjects=60, n_sites=3)
+    machine = load_machine()
+    states = [None, machine.initial, *sorted(machine.settled), *machine.states]
+    disc = outputs.discrepancies.with_columns(
+        pl.Series("REVIEW_STATE", [states[i % len(states)] for i in range(outputs.discrepancies.height)],
+                  dtype=pl.String))
+    validation = outputs.validation.with_columns(
+        pl.Series("REVIEW_STATE", [states[(i * 7) % len(states)] for i in range(outputs.validation.height)],
+                  dtype=pl.String))
+    validation = pl.concat([validation, validation.head(3)])  # an identity listed twice counts once
+    rows = review_rows(disc, validation, machine, unreviewed_when_missing=unreviewed_when_missing)
+    assert 0 < rows.height < disc.height + validation.height
+    assert review_row_count(disc, validation, machine, unreviewed_when_missing=unreviewed_when_missing) == rows.height

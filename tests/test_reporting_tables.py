@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import re
 import zipfile
 from datetime import date
@@ -12,7 +13,7 @@ import polars as pl
 import pytest
 
 from core.safety import neutralise
-from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes
+from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes, sort_total
 from reporting.workbook import workbook_bytes
 
 ATTACKS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+2", "-1+2", "@SUM(A1:A9)", "\tTAB", "\rCR", "＝1+1"]
@@ -108,3 +109,25 @@ def test_canonical_adds_missing_contract_columns_as_nulls_and_casts_null_columns
     table = canonical(frame, TABLES["discrepancies"])
     assert table.schema["STATUS"] == pl.String and table.schema["DAYS_OPEN"] == pl.Int64
     assert table["RESOLVED_ON"].to_list() == [None]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sort_total_is_the_sort_on_every_column_whether_or_not_the_prefix_has_ties(seed):
+    rng = random.Random(seed)
+    rows = 300
+    frame = pl.DataFrame({
+        "SITEID": [rng.choice(["101", "102", None]) for _ in range(rows)],
+        "USUBJID": [rng.choice(["A", "B", "C", None]) for _ in range(rows)],
+        "FINDING_ID": [rng.choice([f"F{i}" for i in range(40 if seed % 2 else 1000)] + [None]) for _ in range(rows)],
+        "TEXT": [rng.choice(["x", "y", "z", None]) for _ in range(rows)],
+        "N": [rng.choice([1, 2, None]) for _ in range(rows)],
+    })
+    order = ["SITEID", "USUBJID", "FINDING_ID", "TEXT", "N"]
+    assert sort_total(frame, order, 2).equals(frame.sort(order, nulls_last=True, maintain_order=True))
+    unique = frame.unique(["SITEID", "USUBJID", "FINDING_ID"], keep="first", maintain_order=True)
+    assert sort_total(unique, order, 2).equals(unique.sort(order, nulls_last=True, maintain_order=True))
+
+
+def test_sort_total_breaks_a_tie_of_the_prefix_on_the_later_columns():
+    frame = pl.DataFrame({"K": ["a", "a", "b"], "FINDING_ID": ["F1", "F1", None], "TEXT": ["z", "y", "x"]})
+    assert sort_total(frame, ["K", "FINDING_ID", "TEXT"], 1)["TEXT"].to_list() == ["y", "z", "x"]

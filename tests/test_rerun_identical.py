@@ -30,7 +30,9 @@ def _audit(landing: Path, reports: Path):
 def _tables(reports: Path) -> dict[str, bytes]:
     folder = reports / "SZ003" / AS_OF
     files = {f"{name}.{ext}": folder / f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet")}
-    files.update({f"site_queries/{p.name}": p for p in sorted((folder / "site_queries").glob("*"))})
+    queries = folder / "site_queries"  # the queries of each site, and (detail/) every finding they list
+    files.update({f"site_queries/{p.relative_to(queries).as_posix()}": p for p in sorted(queries.rglob("*"))
+                  if p.is_file()})
     return {name: path.read_bytes() for name, path in files.items()}
 
 
