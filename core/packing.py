@@ -27,10 +27,15 @@ class Packed(Generic[Record]):
     frames: dict[str, bytes] = field(default_factory=dict)
 
 
-def _encode(frame: pl.DataFrame) -> bytes:
+def frame_bytes(frame: pl.DataFrame) -> bytes:
+    """A frame as zstd-compressed Arrow IPC (`frame_of` reads it back, dtypes and all)."""
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="zstd")
     return buffer.getvalue()
+
+
+def frame_of(data: bytes) -> pl.DataFrame:
+    return pl.read_ipc(io.BytesIO(data))
 
 
 def pack(record: Record) -> Packed[Record]:
@@ -42,7 +47,7 @@ def pack(record: Record) -> Packed[Record]:
         for spec in dataclasses.fields(item):
             value = getattr(item, spec.name)
             if isinstance(value, pl.DataFrame):
-                frames[prefix + spec.name] = _encode(value)
+                frames[prefix + spec.name] = frame_bytes(value)
                 changes[spec.name] = value.clear(0)
             elif dataclasses.is_dataclass(value) and not isinstance(value, type) and not prefix:
                 changes[spec.name] = strip(value, f"{spec.name}.")
@@ -56,7 +61,7 @@ def unpack(packed: Packed[Record]) -> Record:
     nested: dict[str, dict[str, Any]] = {}
     own: dict[str, Any] = {}
     for path, data in packed.frames.items():
-        frame = pl.read_ipc(io.BytesIO(data))
+        frame = frame_of(data)
         head, _, tail = path.partition(".")
         if tail:
             nested.setdefault(head, {})[tail] = frame

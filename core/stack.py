@@ -29,7 +29,7 @@ def stack_records(parts: list[Record]) -> Record:
         column = [getattr(part, item.name) for part in parts]
         head = column[0]
         if isinstance(head, pl.DataFrame):
-            values[item.name] = _stack_frames(column)
+            values[item.name] = stack_frames(column)
         elif isinstance(head, dict) and all(isinstance(v, int) for part in column for v in part.values()):
             values[item.name] = {k: sum(part.get(k, 0) for part in column) for k in _keys(column)}
         elif all(value == head for value in column[1:]):
@@ -46,7 +46,7 @@ def _keys(dicts: list[dict]) -> list:
     return list(seen)
 
 
-def _stack_frames(frames: list[pl.DataFrame]) -> pl.DataFrame:
+def stack_frames(frames: list[pl.DataFrame]) -> pl.DataFrame:
     """The frames one under the other; a column all-null in one part (dtype Null) takes the others' type."""
     present = [f for f in frames if f.height] or frames[:1]
     return present[0] if len(present) == 1 else pl.concat(present, how="vertical_relaxed")

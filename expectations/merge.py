@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 
-import polars as pl
-
 from contracts.records import DomainValidation
-from contracts.tables import EXCLUSIONS, FINDINGS
+from core.stack import stack_frames
 from expectations.gx_run import SAMPLE_ROWS
 
 _COUNTS = ("element_count", "unexpected_count", "missing_count")
@@ -30,13 +28,6 @@ def merge_parts(parts: list[DomainValidation]) -> list[DomainValidation]:
     return [_merge_domain(group) for group in by_domain.values()]
 
 
-def _stack(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
-    present = [f for f in frames if f.height]
-    if not present:
-        return frames[0] if frames else pl.DataFrame(schema=schema)
-    return pl.concat(present, how="vertical_relaxed") if len(present) > 1 else present[0]
-
-
 def _merge_domain(parts: list[DomainValidation]) -> DomainValidation:
     if len(parts) == 1:
         return parts[0]
@@ -44,9 +35,9 @@ def _merge_domain(parts: list[DomainValidation]) -> DomainValidation:
     first = (ran or parts)[0]
     return DomainValidation(
         domain=first.domain, study=first.study,
-        findings=_stack([p.findings for p in parts], FINDINGS),
-        exclusions=_stack([p.exclusions for p in parts], EXCLUSIONS),
-        rejected=_stack([p.rejected for p in parts], EXCLUSIONS),
+        findings=stack_frames([p.findings for p in parts]),
+        exclusions=stack_frames([p.exclusions for p in parts]),
+        rejected=stack_frames([p.rejected for p in parts]),
         expectations=first.expectations, rows=sum(p.rows for p in parts),
         gx_result=merge_gx_results([p.gx_result for p in ran]) if ran else None, gx_suite=first.gx_suite)
 

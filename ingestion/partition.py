@@ -12,13 +12,13 @@ subjects. The flow learns what it needs for that from each batch's `BatchIndex`,
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 
 import polars as pl
 
 from contracts import SiteIngest
 from contracts.records import BatchIndex, PackedSites
+from core.packing import frame_bytes, frame_of
 from core.values import blank_to_null
 from ingestion.combine import not_audited_reason
 from ingestion.shape import ADDED
@@ -26,22 +26,15 @@ from ingestion.shape import ADDED
 
 def pack_sites(sites: list[SiteIngest]) -> PackedSites:
     """The batch as a worker keeps it: rows compressed (zstd Arrow IPC), the rest as it is."""
-    frames = []
-    for site in sites:
-        packed = {}
-        for domain, frame in site.frames.items():
-            buffer = io.BytesIO()
-            frame.write_ipc(buffer, compression="zstd")
-            packed[domain] = buffer.getvalue()
-        frames.append(packed)
-    return PackedSites(sites=[dataclasses.replace(site, frames={}) for site in sites], frames=frames)
+    return PackedSites(sites=[dataclasses.replace(site, frames={}) for site in sites],
+                       frames=[{domain: frame_bytes(frame) for domain, frame in site.frames.items()} for site in sites])
 
 
 def unpack_sites(batch: PackedSites | list[SiteIngest]) -> list[SiteIngest]:
     """The batch's SiteIngest records with their rows (a batch that is not packed is returned as it is)."""
     if not isinstance(batch, PackedSites):
         return batch
-    return [dataclasses.replace(site, frames={domain: pl.read_ipc(io.BytesIO(data)) for domain, data in packed.items()})
+    return [dataclasses.replace(site, frames={domain: frame_of(data) for domain, data in packed.items()})
             for site, packed in zip(batch.sites, batch.frames, strict=True)]
 
 
@@ -73,8 +66,12 @@ def combined_schemas(frames: list[dict[str, pl.DataFrame]]) -> dict[str, dict[st
     for by_domain in frames:
         for domain, frame in by_domain.items():
             schemas[domain].update({c: frame.schema[c] for c in ADDED if c in frame.columns})
-    return {domain: {**{c: t for c, t in schema.items() if c not in ADDED},
-                     **{c: schema[c] for c in ADDED if c in schema}} for domain, schema in sorted(schemas.items())}
+    return {domain: _added_last(schema) for domain, schema in sorted(schemas.items())}
+
+
+def _added_last(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """The delivered columns in their order, then those ingestion added (combine_domain's layout)."""
+    return {**{c: t for c, t in schema.items() if c not in ADDED}, **{c: schema[c] for c in ADDED if c in schema}}
 
 
 def study_schemas(indexes: list[BatchIndex]) -> dict[str, dict[str, pl.DataType]]:
@@ -85,8 +82,7 @@ def study_schemas(indexes: list[BatchIndex]) -> dict[str, dict[str, pl.DataType]
         for domain, schema in index.schemas.items():
             target = merged.setdefault(domain, {})
             target.update({c: t for c, t in schema.items() if c not in target})
-    return {domain: {**{c: t for c, t in schema.items() if c not in ADDED},
-                     **{c: schema[c] for c in ADDED if c in schema}} for domain, schema in sorted(merged.items())}
+    return {domain: _added_last(schema) for domain, schema in sorted(merged.items())}
 
 
 def joined_batches(indexes: list[BatchIndex]) -> list[bool]:
