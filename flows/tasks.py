@@ -20,7 +20,6 @@ from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
 from contracts.records import (
     BatchIndex,
-    Comparison,
     DomainValidation,
     EligibilityResult,
     PackedSites,
@@ -167,19 +166,6 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: d
                       catalog=catalog)
     get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
     return result
-
-
-@task(name="compare-with-site", task_run_name="compare-with-site", cache_policy=NO_CACHE)
-def compare_task(result: EligibilityResult, domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                 validation: ValidationResult, files: StudyFiles | None = None) -> Comparison:
-    from checks.comparison import compare
-
-    comparison = compare(result, domains, protocol, as_of, exclusions=validation.exclusions,
-                         rejected=validation.rejected,
-                         process_checks=files.process_checks if files else None,
-                         policy=files.policy if files else None, catalog=files.catalog if files else None)
-    get_run_logger().info("comparison: %d discrepancies", comparison.discrepancies.height)
-    return comparison
 
 
 @task(name="apply-history", task_run_name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
