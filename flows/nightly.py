@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from contracts import IngestResult, SiteIngest, ValidationResult
+from contracts import IngestResult, SiteIngest
 from contracts.records import (
     AuditSummary,
     Comparison,
@@ -42,7 +42,6 @@ from flows.tasks import (
     publish_task,
     review_task,
     send_digest_task,
-    validate_domain_task,
     validation_history_task,
     write_outputs_task,
 )
@@ -247,24 +246,6 @@ def _not_audited(batches: list[list[SiteIngest]]) -> dict[str, str]:
     from ingestion.combine import not_audited_reason
 
     return {site.site: not_audited_reason(site) for batch in batches for site in batch if not site.audited}
-
-
-def validate_study(ingest: IngestResult, study: str, files: StudyFiles, workdir: Path) -> ValidationResult:
-    """Every domain validated (one task each, concurrently), then gathered with the Data Docs.
-
-    No shared disk: the domain tasks may run on Dask workers of other machines, so they are handed no
-    path and return GE's suites and results as data; the Data Docs are built here, in the flow's own
-    process, under `workdir` (a temporary folder of the flow's machine), from those documents.
-    """
-    domain_futures = [
-        validate_domain_task.submit(domain, ingest.domains, study, files.protocol, files.catalog)
-        for domain in sorted(ingest.domains)
-    ]
-    parts = [future.result() for future in domain_futures]
-    del domain_futures
-    validation = finish_validation_task(quote(parts))
-    validation.data_docs = build_data_docs(parts, workdir)
-    return validation
 
 
 def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, endpoint_url: str | None,

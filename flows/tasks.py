@@ -137,18 +137,18 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
     return combine_sites(study, sites)
 
 
-@task(name="validate-domain", task_run_name="validate-{domain}", cache_policy=NO_CACHE)
-def validate_domain_task(domain: str, domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
-                         catalog: UnitCatalog | None = None) -> DomainValidation:
-    """One domain's suite; GE's suite and result come back as data (the task may run on another machine)."""
-    from expectations import validate_domain
+@task(name="validate-study", task_run_name="validate-study", cache_policy=NO_CACHE)
+def validate_study_task(domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
+                        catalog: UnitCatalog | None = None) -> ValidationResult:
+    """Every domain's suite over all sites, gathered (what-if's validation; a night's is in its partitions)."""
+    from expectations import finish_validation, validate_domains
 
-    return validate_domain(domain, domains, study=study, protocol=protocol, catalog=catalog)
+    return finish_validation(validate_domains(domains, study=study, protocol=protocol, catalog=catalog))
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)
 def finish_validation_task(parts: list[DomainValidation]) -> ValidationResult:
-    """The domains' tables together (the Data Docs are the flow's: flows.nightly.validate_study)."""
+    """The domains' tables together (the Data Docs are the flow's: flows.nightly._audit)."""
     from expectations import finish_validation
 
     result = finish_validation(parts)

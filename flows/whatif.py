@@ -8,16 +8,14 @@ its pages (reporting.whatif). It takes no lock and publishes nothing of the nigh
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from flows.nightly import ingest_study, report_location, validate_study
-from flows.tasks import evaluate_task
+from flows.nightly import ingest_study, report_location
+from flows.tasks import evaluate_task, validate_study_task
 
 
 class DraftMismatchError(ValueError):
@@ -72,8 +70,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
                                  f"audited with protocol {files.protocol.id}")
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     ingest = ingest_study(landing, study, endpoint_url, None, delivery_cutoff(as_of_date, timezone))
-    with tempfile.TemporaryDirectory(prefix="screening-audit-whatif-") as tmp:
-        validation = validate_study(ingest, study, files, Path(tmp))
+    validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
     now = evaluate_task(quote(ingest.domains), quote(files.protocol), as_of_date, quote(validation),
                         quote(files.catalog))
     drafted = evaluate_task(quote(ingest.domains), quote(draft_protocol), as_of_date, quote(validation),
