@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.support.processes import TAG, is_running, left_after, new_tag
+from tests.support.processes import TAG, is_running, left_after, new_tag, still_running
 
 API_PARENT = """
 import json, sys, time
@@ -64,7 +64,7 @@ def test_prefects_temporary_api_server_dies_with_a_killed_cli(tmp_path) -> None:
     assert is_running(started["server"]) and started["port"] > 0
     _kill(parent)
     assert left_after(tag) == {}
-    assert not is_running(started["server"])
+    assert still_running([started["server"]]) == []
 
 
 @pytest.mark.slow

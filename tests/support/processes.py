@@ -50,6 +50,20 @@ def tagged(tag: str) -> list[int]:
     return sorted(found)
 
 
+def still_running(pids: list[int], deadline_seconds: float = 60.0) -> list[int]:
+    """Those of `pids` still running once they had `deadline_seconds` to end.
+
+    A process on its way out may already show no environment (its memory released) while /proc still
+    lists it as running: `tagged` no longer sees it, so a test that knows the pid waits for it here.
+    """
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        left = [pid for pid in pids if is_running(pid)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def command_line(pid: int) -> str:
     try:
         return (_PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
