@@ -49,6 +49,7 @@ class Run:
     tree_mb: float = 0.0
     flow_stage_mb: dict[str, float] = field(default_factory=dict)  # the flow process's peak during each stage
     worker_stage_mb: dict[str, float] = field(default_factory=dict)  # the largest worker's peak during each stage
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds (user + system) per role, last sample
 
 
 def _role(proc, root: int) -> str:
@@ -56,7 +57,7 @@ def _role(proc, root: int) -> str:
         return "flow"
     with contextlib.suppress(Exception):
         line = " ".join(proc.cmdline())
-        if "prefect" in line and ("server" in line or "uvicorn" in line):
+        if "runtime.api_server" in line or ("prefect" in line and ("server" in line or "uvicorn" in line)):
             return "server"
         if "multiprocessing" in line or "dask" in line or "distributed" in line:
             return "worker"
@@ -71,6 +72,7 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
 
     run = Run(argv)
     peaks: dict[int, tuple[str, int]] = {}
+    cpu: dict[int, float] = {}
     flow_samples: list[tuple[datetime, int]] = []
     worker_samples: list[tuple[datetime, int]] = []
     with log.open("wb") as out:
@@ -83,6 +85,8 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
                 for p in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         rss = p.memory_info().rss
+                        times = p.cpu_times()
+                        cpu[p.pid] = times.user + times.system
                         total += rss
                         role = peaks[p.pid][0] if p.pid in peaks else _role(p, proc.pid)
                         peaks[p.pid] = (role, max(rss, peaks.get(p.pid, (role, 0))[1]))
@@ -97,6 +101,9 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> Run:
     run.flow_mb = max(by_role["flow"], default=0.0)
     run.workers_mb = sorted((mb for mb in by_role["worker"] if mb > 150), reverse=True)  # not the tiny helpers
     run.server_mb = max(by_role["server"], default=0.0)
+    for pid, seconds in cpu.items():
+        role = peaks[pid][0]
+        run.cpu_s[role] = round(run.cpu_s.get(role, 0.0) + seconds, 1)
     _, spans = stage_spans(Path(env["PREFECT_HOME"]) / "prefect.db")
     run.flow_stage_mb = {name: max((rss for t, rss in flow_samples if start <= t <= end), default=0) / 1e6
                          for name, (start, end) in spans.items()}

@@ -182,7 +182,7 @@ def _tree_rss(pid: int) -> int:
 
 
 #: Prefect task-run name prefixes, in flow order (a task's run name is `<prefix>-<suffix>`)
-STAGES = ("list-sites", "ingest", "index-batch", "combine-sites", "audit", "validate", "finish-validation",
+STAGES = ("list-sites", "ingest", "combine-sites", "audit", "validate", "finish-validation",
           "evaluate-eligibility", "compare-with-site", "apply-history", "validation-history", "review", "render",
           "publish", "promote")
 

@@ -169,11 +169,13 @@ class PackedSites:
 
     sites: each SiteIngest without its rows; frames: each site's rows per domain, Arrow IPC compressed
     with zstd (several times smaller than the frames: a worker holds every batch it ingested while the
-    flow plans the partitions, ingestion.partition).
+    flow plans the partitions, ingestion.partition); index: the batch's BatchIndex, computed before
+    packing, so that the flow can fetch it from the worker without the rows or a task of its own.
     """
 
     sites: list[SiteIngest]
     frames: list[dict[str, bytes]]
+    index: BatchIndex | None = None  # made while the rows were at hand, for the flow to fetch alone
 
 
 @dataclass(frozen=True)

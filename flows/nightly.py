@@ -28,10 +28,10 @@ from core.packing import pack
 from expectations.docs import build_data_docs
 from flows.partition import study_records
 from flows.retries import unreadable_site
+from flows.runners import fetch_from_workers
 from flows.tasks import (
     apply_history_task,
     audit_partition_task,
-    batch_index_task,
     combine_sites_task,
     deliver_outbox_task,
     finish_validation_task,
@@ -292,7 +292,7 @@ def _audit_on_cluster(landing: str, study: str, sites: list[str], missing_sites:
     count = max(INGEST_TASKS, 4 * workers, math.ceil(len(sites) / SITES_PER_BATCH))
     batch_futures = [ingest_sites_task.submit(landing, study, batch, endpoint_url, cutoff=cutoff, packed=True)
                      for batch in ingest_batches(sites, count)]
-    indexes = [future.result() for future in [batch_index_task.submit(f) for f in batch_futures]]
+    indexes = fetch_from_workers(batch_futures, "index")  # packed with the batch; its rows stay there
     _check_something_to_audit(study, landing, sites, missing_sites,
                               {site: why for index in indexes for site, why in index.not_audited.items()})
     plan = plan_partitions(indexes, max_subjects=PARTITION_SUBJECTS, min_partitions=workers)

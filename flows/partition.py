@@ -49,6 +49,8 @@ def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSit
 
     sites = [site for batch in batches for site in unpack_sites(batch)]
     ingest = combine_sites(study, sites, schemas)
+    # the sites' own frames are not read again: dropped now, the combined frames keep what they share
+    sites = [dataclasses.replace(site, frames={}) for site in sites]
     parts = validate_domains(ingest.domains, study=study, protocol=files.protocol, catalog=files.catalog)
     validation = finish_validation(parts)
     eligibility = evaluate(ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
@@ -56,7 +58,6 @@ def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSit
     comparison = compare(eligibility, ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected, process_checks=files.process_checks, policy=files.policy,
                          catalog=files.catalog)
-    sites = [dataclasses.replace(site, frames={}) for site in sites]
     if schemas is None:
         return PartitionResult(sites=sites, validation=parts, eligibility=eligibility, comparison=comparison)
     from reporting.parted import table_part

@@ -104,3 +104,27 @@ def local_cluster(**kwargs: Any) -> Any:
     kwargs.setdefault("processes", True)
     kwargs.setdefault("dashboard_address", None)
     return LocalCluster(env=env, **kwargs)
+
+
+def fetch_from_workers(futures: list[Any], name: str) -> list[Any]:
+    """`getattr(result, name)` of each Dask-run task's result, computed on the worker that holds it.
+
+    Only the attribute crosses the network, and no Prefect task run is made for it: a task run costs
+    the API a few calls and the worker its engine (docs/benchmarks.md "Scale-out"), where reading a
+    field of a result the worker already has costs nothing. The futures are prefect-dask's; a failed
+    task raises its error here, as `future.result()` would.
+    """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    client = context.task_runner.client if context is not None else None
+    if client is None:
+        raise RuntimeError("fetch_from_workers needs a flow run on a Dask task runner")
+    remote = [client.submit(_field_of_state, future.wrapped_future, name, pure=False) for future in futures]
+    return client.gather(remote)
+
+
+def _field_of_state(state: Any, name: str) -> Any:
+    """On the worker: the field of a task's result (prefect-dask's futures hold the task's final State)."""
+    return getattr(state.result(), name)
+

@@ -19,7 +19,6 @@ from prefect.cache_policies import NO_CACHE
 from contracts import IngestResult, SiteIngest, ValidationResult
 from contracts.protocol import Protocol
 from contracts.records import (
-    BatchIndex,
     DomainValidation,
     EligibilityResult,
     PackedSites,
@@ -92,18 +91,12 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
                 sum(frame.height for r in results for frame in r.frames.values()),
                 sum(r.findings.height for r in results))
     if packed:
+        from expectations.warmup import start_background_import
         from ingestion.partition import pack_sites
 
+        start_background_import()  # a worker's partition validates next: GE's import off its critical path
         return pack_sites(results)
     return results
-
-
-@task(name="index-batch", task_run_name="index-batch", cache_policy=NO_CACHE)
-def batch_index_task(sites: list[SiteIngest] | PackedSites) -> BatchIndex:
-    """What the flow needs of an ingested batch to plan the partitions, without its rows (ingestion.partition)."""
-    from ingestion.partition import batch_index
-
-    return batch_index(sites)
 
 
 def partition_label(sites: list[str]) -> str:

@@ -25,9 +25,10 @@ from ingestion.shape import ADDED
 
 
 def pack_sites(sites: list[SiteIngest]) -> PackedSites:
-    """The batch as a worker keeps it: rows compressed (zstd Arrow IPC), the rest as it is."""
+    """The batch as a worker keeps it: rows compressed (zstd Arrow IPC), its index, the rest as it is."""
     return PackedSites(sites=[dataclasses.replace(site, frames={}) for site in sites],
-                       frames=[{domain: frame_bytes(frame) for domain, frame in site.frames.items()} for site in sites])
+                       frames=[{domain: frame_bytes(frame) for domain, frame in site.frames.items()} for site in sites],
+                       index=batch_index(sites))
 
 
 def unpack_sites(batch: PackedSites | list[SiteIngest]) -> list[SiteIngest]:
@@ -40,6 +41,8 @@ def unpack_sites(batch: PackedSites | list[SiteIngest]) -> list[SiteIngest]:
 
 def batch_index(batch: PackedSites | list[SiteIngest]) -> BatchIndex:
     """The batch's sites, subjects, the USUBJIDs its rows name, and its combined columns per domain."""
+    if isinstance(batch, PackedSites) and batch.index is not None:
+        return batch.index
     sites = unpack_sites(batch) if isinstance(batch, PackedSites) else batch
     ordered = sorted(sites, key=lambda s: s.site)
     ids = [frame.select(blank_to_null("USUBJID").alias("USUBJID")) for s in ordered for frame in s.frames.values()

@@ -7,6 +7,7 @@ own S3 clients exactly as they would on a cluster.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -91,3 +92,46 @@ def test_run_all_audits_several_studies_on_one_dask_cluster(
     # nothing else of the runs' machinery is left: no staging, no promotion journal
     assert sorted(obj.key for obj in reports.list("_audit")) == [
         f"_audit/{study}/{name}" for study in ("SZ003", "SZ903") for name in ("conditional-writes-probe", "lease.json")]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A task result as a worker holds it: rows that should stay there, and a small field."""
+
+    rows: bytes
+    index: int
+
+
+def _held(size: int) -> _Held:
+    if size < 0:
+        raise ValueError("no such batch")
+    return _Held(rows=bytes(size), index=size)
+
+
+def test_a_field_of_a_result_is_fetched_from_its_worker_without_a_task_run(prefect_harness: None) -> None:
+    """How the flow learns each batch's index (flows.nightly): only the field crosses, and no task run is made."""
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.context import get_run_context
+
+    from flows.runners import fetch_from_workers
+
+    held = task(name="held")(_held)
+
+    @flow(task_runner=RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner())
+    def fetch(sizes: list[int]) -> tuple[str, list[int]]:
+        return str(get_run_context().flow_run.id), fetch_from_workers([held.submit(n) for n in sizes], "index")
+
+    run_id, fields = fetch([3, 5_000_000])
+    assert fields == [3, 5_000_000]
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    assert sorted(r.name.split("-")[0] for r in runs) == ["held", "held"]
+
+    failing = flow(task_runner=RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner())(
+        lambda: fetch_from_workers([held.submit(-1)], "index"))
+    with pytest.raises(ValueError, match="no such batch"):
+        failing()
+    with pytest.raises(RuntimeError, match="Dask task runner"):
+        fetch_from_workers([], "index")

@@ -156,3 +156,19 @@ def test_without_the_study_columns_a_partition_would_validate_other_keys(batches
     alone = audit_partition(STUDY, [found[-1]], load_study_files(), AS_OF, schemas)
     lb = next(p for p in alone.validation if p.domain == "lb")
     assert lb.rows == 0 and lb.expectations  # an empty LB frame with the study's columns: the suite is described
+
+
+def test_a_packed_batch_carries_the_index_of_its_rows(batches) -> None:
+    """The flow fetches a worker's batch index alone (flows.runners.fetch_from_workers): it must be the rows' own."""
+    from ingestion.partition import pack_sites, unpack_sites
+
+    found, _ = batches
+    for batch in found[:3]:
+        packed = pack_sites(batch)
+        index = batch_index(batch)
+        assert packed.index is not None and packed.index.sites == index.sites
+        assert packed.index.subject_ids.equals(index.subject_ids) and packed.index.schemas == index.schemas
+        assert batch_index(packed) is packed.index
+        without = dataclasses.replace(packed, index=None)  # one packed without it: read from its rows
+        assert batch_index(without).subject_ids.equals(index.subject_ids)
+        assert [s.frames.keys() for s in unpack_sites(packed)] == [s.frames.keys() for s in batch]
