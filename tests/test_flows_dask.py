@@ -120,11 +120,17 @@ def test_a_field_of_a_result_is_fetched_from_its_worker_without_a_task_run(prefe
     held = task(name="held")(_held)
 
     @flow(task_runner=RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner())
-    def fetch(sizes: list[int]) -> tuple[str, list[int]]:
-        return str(get_run_context().flow_run.id), fetch_from_workers([held.submit(n) for n in sizes], "index")
+    def fetch(sizes: list[int]) -> tuple[str, list[int], list[bool]]:
+        import dask
 
-    run_id, fields = fetch([3, 5_000_000])
+        profiling = get_run_context().task_runner.client.run(
+            lambda: dask.config.get("distributed.worker.profile.enabled"))
+        return (str(get_run_context().flow_run.id), fetch_from_workers([held.submit(n) for n in sizes], "index"),
+                list(profiling.values()))
+
+    run_id, fields, profiling = fetch([3, 5_000_000])
     assert fields == [3, 5_000_000]
+    assert profiling == [False]  # the local cluster's workers sample no stacks for a dashboard that is off
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
     assert sorted(r.name.split("-")[0] for r in runs) == ["held", "held"]
