@@ -132,4 +132,3 @@ def fetch_from_workers(futures: list[Any], name: str) -> list[Any]:
 def _field_of_state(state: Any, name: str) -> Any:
     """On the worker: the field of a task's result (prefect-dask's futures hold the task's final State)."""
     return getattr(state.result(), name)
-
