@@ -1,28 +1,24 @@
-"""Import Great Expectations in the background while a run does other work.
+"""Import Great Expectations while a command-line run waits for Prefect's API server, in the main thread.
 
-Importing it costs several seconds of CPU. A nightly run first starts Prefect's API and ingests
-every site, which wait mostly on I/O; importing GE on a side thread meanwhile takes that cost off
-the critical path. The first suite to run simply waits on Python's import lock if it is not done.
+Importing it costs about 2.5 CPU-seconds. A command-line run starts Prefect's temporary API server (a
+subprocess, on the other CPU) first and then waits for it; importing GE just before that wait takes
+the cost off the run's critical path (the time to the flow's start is the same as with GE imported
+on a side thread: docs/benchmarks.md "Start-up of a cold run").
+
+Never on a side thread: two threads importing packages that share dependencies can deadlock on
+Python's per-module import locks. Seen on a Dask worker, where GE was imported on a side thread while
+the next ingest task imported pyreadstat: both reach narwhals, Python raised `_DeadlockError` in the
+ingest task, and the night failed.
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
-
-_started = threading.Event()
 
 
-def _import() -> None:
+def import_great_expectations() -> None:
+    """Import great_expectations now, in this thread (a no-op when it is already imported)."""
     try:
         importlib.import_module("great_expectations")
-    except Exception:  # the suite that needs it will raise the real error in its own task
+    except Exception:  # the suite that needs it raises the real error in its own task
         return
-
-
-def start_background_import() -> None:
-    """Start importing great_expectations on a daemon thread (once per process)."""
-    if _started.is_set():
-        return
-    _started.set()
-    threading.Thread(target=_import, name="import-great-expectations", daemon=True).start()

@@ -80,21 +80,20 @@ def _print_summary(summary) -> None:
 
 
 def _run(params: dict, choice: RunnerChoice):
-    # The slow things first, each as soon as it can start: Prefect's temporary API server (a
-    # subprocess, on the other CPU), then the Great Expectations import (a thread); the flow's own
-    # imports overlap both (runtime/prefect_api.py, docs/benchmarks.md).
+    # The slow things first: Prefect's temporary API server (a subprocess, on the other CPU) starts
+    # at once; the flow's imports, then Great Expectations', run while it starts, in this thread
+    # (expectations/warmup.py, runtime/prefect_api.py, docs/benchmarks.md).
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
-    from expectations.warmup import start_background_import
-
-    start_background_import()
     from contracts.protocol import ProtocolError
+    from expectations.warmup import import_great_expectations
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
     from publication import AuditLockedError
 
     quiet_console_tracebacks()
+    import_great_expectations()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
     try:
         with console.status(f"auditing {params['study']} ({choice.describe()})..."), api_in_use(api):
@@ -517,15 +516,14 @@ def whatif(
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
-    from expectations.warmup import start_background_import
-
-    start_background_import()
     from contracts.datafile import DataFileError
+    from expectations.warmup import import_great_expectations
     from flows import nightly
     from flows.console_logs import quiet_console_tracebacks
     from flows.whatif import DraftMismatchError, whatif_audit
 
     quiet_console_tracebacks()
+    import_great_expectations()  # while the API server starts (expectations/warmup.py)
     try:
         with console.status(f"what-if for {params['study']}..."), api_in_use(api):
             summary = whatif_audit(**params)

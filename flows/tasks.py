@@ -91,10 +91,8 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
                 sum(frame.height for r in results for frame in r.frames.values()),
                 sum(r.findings.height for r in results))
     if packed:
-        from expectations.warmup import start_background_import
         from ingestion.partition import pack_sites
 
-        start_background_import()  # a worker's partition validates next: GE's import off its critical path
         return pack_sites(results)
     return results
 
