@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from storage import is_storage_error, short_reason
+from storage import is_credentials_error, is_storage_error, short_reason
 from storage import is_transient as storage_is_transient
 
 if TYPE_CHECKING:
@@ -84,12 +84,24 @@ def unreadable_site(study: str, site: str, error: BaseException) -> SiteIngest:
     """The SiteIngest of a site whose objects could not be read: no data, one finding saying why.
 
     The reason names the error class and S3 error code only, never a message that could quote keys
-    or record contents.
+    or record contents; "after every retry" only when the error was one that is retried.
     """
     from ingestion import finish_sites, not_audited
 
-    reason = f"its storage could not be read after every retry ({short_reason(error)})"
+    retried = " after every retry" if is_transient(error) else ""
+    reason = f"its storage could not be read{retried} ({short_reason(error)})"
     return finish_sites(study, [not_audited(study, site, reason)])[0]
+
+
+class CredentialsError(RuntimeError):
+    """The process reading a site has no usable storage credentials: the night fails, no site is blamed."""
+
+
+def _where_this_runs() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()} (pid {os.getpid()})"
 
 
 def site_or_unreadable(read: Callable[[], T], study: str, site: str, *, delays: Sequence[float] | None = None,
@@ -98,12 +110,19 @@ def site_or_unreadable(read: Callable[[], T], study: str, site: str, *, delays: 
     """`read()` with retries (`retrying`); a site whose storage still fails is `unreadable_site`.
 
     One unreadable site folder (throttling or a network fault that outlasts boto3's retries and
-    these, or access denied) must not stop the audit of the other sites. Any other error is a bug
-    and is raised.
+    these, or access denied on its prefix) must not stop the audit of the other sites. Missing or
+    rejected credentials are not the site's: every site would fail the same way, and a night of
+    "not audited" sites would replace the last good one, so they fail the night (`CredentialsError`,
+    naming the study, the site and the host and process that had no credentials: on a Dask cluster,
+    the worker to fix). Any other error is a bug and is raised.
     """
     try:
         return retrying(read, delays=delays, sleep=sleep, on_retry=on_retry)
     except Exception as error:
+        if is_credentials_error(error):
+            raise CredentialsError(f"study {study}, site {site}, read on {_where_this_runs()}: {error}; "
+                                   "set the storage credentials where the audit's tasks run (on a Dask "
+                                   "cluster, every worker's environment)") from error
         if not is_storage_error(error):
             raise
         return unreadable_site(study, site, error)

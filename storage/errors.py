@@ -175,6 +175,24 @@ def is_storage_error(error: BaseException) -> bool:
         return False
 
 
+#: S3 codes that say the credentials themselves are missing, wrong or expired (not that a prefix is refused)
+_BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+                              "TokenRefreshRequired", "InvalidClientTokenId"})
+
+
+def is_credentials_error(error: BaseException) -> bool:
+    """True when the process has no usable credentials: none in boto3's chain, or keys the endpoint
+    does not accept. Such a failure says nothing about the object read (every read fails the same way);
+    a plain access denied on one prefix may be that prefix's policy."""
+    if isinstance(error, StorageError):
+        return isinstance(error, NoCredentials) or (isinstance(error, AccessDenied) and error.code in _BAD_CREDENTIALS)
+    try:
+        translated = translate_s3(error, operation="", where="")
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return False
+    return translated is not None and is_credentials_error(translated)
+
+
 def short_reason(error: BaseException) -> str:
     """`ClassName CODE`: what a report may say about a storage failure (never a message that could
     quote keys or record contents)."""

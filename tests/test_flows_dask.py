@@ -141,3 +141,40 @@ def test_a_field_of_a_result_is_fetched_from_its_worker_without_a_task_run(prefe
         failing()
     with pytest.raises(RuntimeError, match="Dask task runner"):
         fetch_from_workers([], "index")
+
+
+#: a worker environment in which boto3 finds no credentials at all (empty keys are "not set" to botocore)
+NO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+                  "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def test_workers_without_credentials_fail_the_night_and_keep_the_last_one(
+    prefect_harness: None, s3_endpoint: str, s3_bucket: str,
+) -> None:
+    """Sites unreadable for want of credentials are not "not audited": that night would replace a good one."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.nightly import nightly_audit
+    from flows.retries import CredentialsError
+    from flows.runners import local_cluster
+
+    landing, reports = f"s3://{s3_bucket}/landing", f"s3://{s3_bucket}/reports"
+    _generate(landing, s3_endpoint)
+    good = nightly_audit(landing=landing, reports=reports, study="SZ003", as_of=AS_OF, endpoint_url=s3_endpoint)
+    before = _tables(reports, s3_endpoint, f"SZ003/{AS_OF}")
+    assert good.sites_audited == 3 and before
+
+    runner = DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "env": NO_CREDENTIALS})
+    with pytest.raises(CredentialsError) as raised:
+        nightly_audit.with_options(task_runner=runner)(
+            landing=landing, reports=reports, study="SZ003", as_of=AS_OF, endpoint_url=s3_endpoint)
+    message = str(raised.value)
+    assert "study SZ003, site 10" in message and "no credentials" in message and "every worker" in message
+    assert f"(pid {os.getpid()})" not in message  # names the worker's process, not the flow's
+
+    store = open_store(reports, s3_endpoint)
+    assert is_complete(store, f"SZ003/{AS_OF}")
+    assert _tables(reports, s3_endpoint, f"SZ003/{AS_OF}") == before  # the good night is still the published one
+    assert read_lease(store, "SZ003")[0].state == "released"

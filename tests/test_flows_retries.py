@@ -129,7 +129,7 @@ def test_a_site_whose_storage_keeps_failing_is_not_audited_and_a_bug_still_fails
 
     site = site_or_unreadable(denied, "SZ003", "102", delays=[0], sleep=lambda _: None)
     assert not site.audited and site.frames == {} and site.inputs == []
-    reason = "its storage could not be read after every retry (ClientError AccessDenied)"
+    reason = "its storage could not be read (ClientError AccessDenied)"  # not retried: no "after every retry"
     assert site.findings.select("SITEID", "EXPECTATION", "OBSERVED").rows() == [
         ("102", "ingest.site_not_audited", reason)]
     with pytest.raises(KeyError):
@@ -184,3 +184,30 @@ def test_an_ingestion_task_is_named_by_its_sites(sites: list[str], name: str) ->
     from flows.tasks import ingest_run_name
 
     assert ingest_run_name(sites) == name
+
+
+def test_missing_or_rejected_credentials_fail_the_night_instead_of_a_site() -> None:
+    from botocore.exceptions import NoCredentialsError
+
+    from flows.retries import CredentialsError
+
+    def no_credentials() -> None:
+        raise NoCredentialsError()
+
+    def bad_key() -> None:
+        raise _client_error("InvalidAccessKeyId", 403)
+
+    for read in (no_credentials, bad_key):
+        with pytest.raises(CredentialsError, match=r"study SZ003, site 102, read on .+ \(pid \d+\)"):
+            site_or_unreadable(read, "SZ003", "102", delays=[0], sleep=lambda _: None)
+
+
+def test_only_a_retried_error_is_said_to_have_been_retried() -> None:
+    def slow() -> None:
+        raise _client_error("SlowDown", 503)
+
+    waited: list[float] = []
+    site = site_or_unreadable(slow, "SZ003", "102", delays=[0], sleep=waited.append)
+    assert waited == [0]
+    assert site.findings["OBSERVED"].to_list() == [
+        "its storage could not be read after every retry (ClientError SlowDown)"]
