@@ -41,10 +41,28 @@ class SuiteRun:
 
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its import logs at INFO too
     import great_expectations as gx
 
+    quiet_gx_loggers()
     return gx
+
+
+def quiet_gx_loggers() -> None:
+    """Great Expectations logs warnings and errors only: its INFO lines say nothing to an operator.
+
+    Setting the `great_expectations` logger to WARNING is not enough: GE's
+    `great_expectations.data_context.types.base` sets its own logger to INFO when it is imported, so
+    every ephemeral context logged `Created temporary directory ... for ephemeral docs site` (11 lines a
+    night, one per suite). Any GE logger given a level below WARNING is returned to inheriting it; one
+    given a stricter level keeps it. Cheap (GE's few hundred loggers), so it runs after every import
+    of GE, which may bring new modules and their loggers.
+    """
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name.startswith("great_expectations.") and isinstance(logger, logging.Logger)
+                and logging.NOTSET < logger.level < logging.WARNING):
+            logger.setLevel(logging.NOTSET)
 
 
 def gx_suite(name: str, checks: list[Check]):

@@ -13,12 +13,13 @@ ingest task, and the night failed.
 
 from __future__ import annotations
 
-import importlib
+from expectations.gx_run import _gx
 
 
 def import_great_expectations() -> None:
-    """Import great_expectations now, in this thread (a no-op when it is already imported)."""
+    """Import great_expectations now, in this thread (a no-op when it is already imported), its INFO
+    logging silenced as the suites' own import does (expectations.gx_run.quiet_gx_loggers)."""
     try:
-        importlib.import_module("great_expectations")
+        _gx()
     except Exception:  # the suite that needs it raises the real error in its own task
         return

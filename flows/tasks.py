@@ -113,11 +113,15 @@ def audit_partition_task(study: str, batches: list[list[SiteIngest]] | list[Pack
 
     `label` names the run (`partition_label`): the batches may still be futures when the name is made."""
     from flows.partition import audit_partition
+    from reporting.parted import part_rows
 
     result = audit_partition(study, batches, files, as_of, schemas)
+    # one partition of several sends its eligibility rows as a Parquet part, its record's table empty
+    rows = (result.eligibility.eligibility.height if result.eligibility_part is None
+            else part_rows(result.eligibility_part))
     get_run_logger().info("%d sites: %d validation findings, %d subject x component rows, %d discrepancies",
                           len(result.sites), sum(p.findings.height for p in result.validation),
-                          result.eligibility.eligibility.height, result.comparison.discrepancies.height)
+                          rows, result.comparison.discrepancies.height)
     return result
 
 

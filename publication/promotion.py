@@ -27,13 +27,15 @@ from contracts.records import RunRecovery, StagingRemoved
 from publication.layout import MARKER, journal_key, staging_root, where
 from publication.marker import check_complete, is_complete, read_marker
 from storage import ObjectNotFound, Store, join_key
+from storage.store import PARALLEL_REQUESTS as STORE_PARALLEL_REQUESTS
 
 _log = logging.getLogger(__name__)
 Logger = logging.Logger | logging.LoggerAdapter
 Guard = Callable[[], None]
 #: copies (and deletes) in flight at once during promotion: a night of 1,000 sites is ~2,000 objects,
-#: and one S3 copy at a time would make promotion a minute of round trips
-PARALLEL_REQUESTS = 16
+#: and one S3 copy at a time would make promotion a minute of round trips; as many as one store's client
+#: keeps connections for (storage.store.PARALLEL_REQUESTS)
+PARALLEL_REQUESTS = STORE_PARALLEL_REQUESTS
 
 
 class PublicationError(RuntimeError):

@@ -32,6 +32,11 @@ def table_part(frame: pl.DataFrame, name: str) -> bytes:
     return buffer.getvalue()
 
 
+def part_rows(part: bytes) -> int:
+    """How many rows a part (`table_part`) holds, read from its Parquet footer without decoding it."""
+    return pl.scan_parquet(io.BytesIO(part)).select(pl.len()).collect().item()
+
+
 def part_frames(table: PartedTable, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
     """The parts decoded, one at a time, in order (only `columns`, when given)."""
     for part in table.parts:

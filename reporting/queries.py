@@ -2,7 +2,9 @@
 
 A site monitor sends these to a site; the text quotes the values, units, limits and dates behind the
 finding and asks for one specific action. The wording is data (`data/queries.yaml`), filled in with
-one polars expression per template: no loop over rows.
+one polars expression per template: no loop over rows. A finding about a delivery, a file or the site's
+folder (ingestion's codes) is not about a value: it has its own wording (`delivery`), which says what is
+wrong with which delivery and asks for a new one, instead of asking the site to check a "value".
 
 Two levels. `build_site_queries` gives one row per finding (its FINDING_ID, the Detail sheet of a
 site's workbook and the report's query detail). `consolidate_queries` makes the list a site monitor
@@ -22,8 +24,8 @@ from contracts import is_open
 from contracts.enums import Severity
 from contracts.tables import FINDING_ID
 from core.identity import stable_id
-from ingestion.codes import NOTE_PREFIX
-from reporting.datafiles import check_keys, load
+from ingestion.codes import NOTE_PREFIX, Code
+from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
 from review.machine import load_machine
 
@@ -54,13 +56,31 @@ MISSING = "not recorded"
 
 def _data() -> dict:
     data = load("queries.yaml")
-    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped"}, {"classes", "default", "grouped"})
+    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery"},
+               {"classes", "default", "grouped", "delivery"})
+    check_keys("queries.yaml: delivery", data["delivery"], {"codes", "grouped"}, {"codes", "grouped"})
+    known = [str(code) for code in Code]
+    for key in data["delivery"]["codes"]:
+        if not any(code == key or code.startswith(f"{key}.") for code in known):
+            raise DataFileError(f"queries.yaml: delivery: codes: {key!r} is no ingestion code nor a prefix of one")
     return data
 
 
 def _templates() -> tuple[dict[str, str], dict[str, str], str]:
     data = _data()
     return dict(data.get("checks") or {}), data["classes"], data["default"]
+
+
+def _delivery_codes() -> dict[str, str]:
+    """Code or code prefix -> the text of a finding about a delivery or a file, the most specific first."""
+    codes = _data()["delivery"]["codes"]
+    return {key: codes[key] for key in sorted(codes, key=lambda k: (-k.count("."), k))}
+
+
+def _about_delivery(key: str) -> pl.Expr:
+    """A data-quality finding whose code (CHECK_ID) is `key` or under it: about a delivery, not a value."""
+    return (pl.col("ORIGIN") == "VALIDATION") & (
+        (pl.col("CHECK_ID") == key) | pl.col("CHECK_ID").str.starts_with(f"{key}.")).fill_null(False)
 
 
 def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
@@ -200,6 +220,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     )
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
+    choices += [(_about_delivery(key), template) for key, template in _delivery_codes().items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
     key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
     rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
@@ -237,7 +258,8 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     the order of their first finding: its subjects, findings, first seen, longest open, a text that
     says what is asked of each, and DETAIL quoting each finding's own detail (the first
     MAX_DETAIL_LINES; the per-finding rows hold all of them). A problem of one finding keeps its text."""
-    grouped = _data()["grouped"]
+    data = _data()
+    grouped = data["grouped"]
     line = pl.concat_str([pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site")), pl.lit(": "),
                           pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
     rows = queries.with_columns(line.alias("_LINE"))
@@ -255,7 +277,9 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
     )
     single = pl.col("N_FINDINGS") == 1
-    choices = [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
+    about_delivery = pl.any_horizontal([_about_delivery(key) for key in data["delivery"]["codes"]])
+    choices = [(about_delivery, data["delivery"]["grouped"])]
+    choices += [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
     problems = problems.with_columns(
         pl.when(pl.col("N_SUBJECTS") > 0).then(pl.col("SUBJECTS")).alias("SUBJECTS"),  # none for a site-level one
         pl.when(single).then(pl.col("EXAMPLE")).otherwise(_choose(choices, grouped["default"])).alias("QUERY_TEXT"),

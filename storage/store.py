@@ -388,9 +388,12 @@ class S3Store:
             )
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        from boto3.s3.transfer import TransferConfig
+
         with self._translated("write", key):
             self.client.upload_file(  # type: ignore[attr-defined]
-                str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type)
+                str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type),
+                Config=TransferConfig(max_concurrency=UPLOAD_PARTS),
             )
 
     def read_versioned(self, key: str) -> tuple[bytes, str]:
@@ -472,8 +475,25 @@ def encryption_args() -> dict[str, str]:
     return {"ServerSideEncryption": mode} if mode and mode.lower() != "none" else {}
 
 
+#: requests a caller may run at once on one store (threads sharing its client): promotion's copies
+#: (publication.promotion.PARALLEL_REQUESTS takes this value), publication's writer threads times the
+#: parts of each upload (reporting.publish.PUBLISH_THREADS x UPLOAD_PARTS), the generator's uploads (8)
+PARALLEL_REQUESTS = 16
+#: parts of one `write_file` upload in flight at once (boto3's default, 10 per upload, times the 4
+#: publication threads would be 40 connections to one client)
+UPLOAD_PARTS = 4
+#: connections one client keeps open, per endpoint. Every thread that uses a client at the same moment
+#: takes a connection from its pool; boto3's default pool (10) is smaller than promotion's 16 copies, so
+#: urllib3 opened extra connections and logged `Connection pool is full, discarding connection` for each
+#: one it could not keep (and paid a new TLS handshake for the next request). PARALLEL_REQUESTS, plus
+#: the two threads that use the same store beside them (a publication lease's heartbeat, the Data Docs
+#: writer), so that none is ever discarded.
+POOL_CONNECTIONS = PARALLEL_REQUESTS + 2
+
+
 def make_s3_client(endpoint_url: str | None = None) -> object:
-    """A boto3 S3 client with standard retries and timeouts; credentials from boto3's own chain.
+    """A boto3 S3 client with standard retries and timeouts, a connection for each of the threads that
+    may use it at once (POOL_CONNECTIONS); credentials from boto3's own chain.
 
     `endpoint_url` (or the standard `AWS_ENDPOINT_URL`, which boto3 reads itself) points at any
     S3-compatible endpoint.
@@ -489,6 +509,7 @@ def make_s3_client(endpoint_url: str | None = None) -> object:
         connect_timeout=float(os.environ.get("SCREENING_AUDIT_S3_CONNECT_TIMEOUT", "10")),
         read_timeout=float(os.environ.get("SCREENING_AUDIT_S3_READ_TIMEOUT", "60")),
         s3={"addressing_style": "path"} if endpoint_url or os.environ.get("AWS_ENDPOINT_URL") else None,
+        max_pool_connections=POOL_CONNECTIONS,
     )
     return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
 

@@ -183,6 +183,25 @@ def test_a_broken_manifest_rejects_the_delivery_and_the_previous_one_is_audited(
     assert subjects.height >= 1  # audited from the previous complete delivery
 
 
+#: sites whose planted problem rejects a delivery or a whole file (not a row or a value of it)
+DELIVERY_PROBLEM_SITES = sorted([*MANIFEST_SITES, *(site for site, case in FILE_SITES.items()
+                                                    if CASES[case]["code"].startswith("ingest.file_rejected"))])
+
+
+@pytest.mark.parametrize("site", DELIVERY_PROBLEM_SITES)
+def test_a_sites_query_about_a_delivery_or_file_asks_for_the_delivery_not_about_a_value(runs: dict, site: str) -> None:
+    # what the site monitor sends (the site's query list): what is wrong with which delivery or file, and
+    # what to re-send; not the data-value wording ('LB.sha256 value "dcb5..." ... against the source document')
+    path = runs["reports"] / "SZ003" / AS_OF / "site_queries" / f"{site}.csv"
+    rows = [r for r in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+            if r["CHECK_ID"].startswith(("ingest.delivery", "ingest.file_rejected", "ingest.site"))]
+    assert rows, f"no query about site {site}'s delivery or files"
+    for row in rows:
+        text = row["QUERY_TEXT"]
+        assert text.startswith(f"Site {site}") and " Please " in text, text
+        assert "value" not in text and "source document" not in text and "not recorded" not in text, text
+
+
 @pytest.mark.parametrize("index", range(5),
                          ids=["duplicate-key", "orphan-row", "non-iso-date", "impossible-value", "formula"])
 def test_a_bad_value_in_a_good_file_gives_a_finding_at_its_row(runs: dict, index: int) -> None:

@@ -6,6 +6,7 @@ other columns; the partitions are planned so that no subject is split.
 from __future__ import annotations
 
 import dataclasses
+import io
 from datetime import date
 from pathlib import Path
 
@@ -172,3 +173,33 @@ def test_a_packed_batch_carries_the_index_of_its_rows(batches) -> None:
         without = dataclasses.replace(packed, index=None)  # one packed without it: read from its rows
         assert batch_index(without).subject_ids.equals(index.subject_ids)
         assert [s.frames.keys() for s in unpack_sites(packed)] == [s.frames.keys() for s in batch]
+
+
+def test_a_partition_task_logs_the_eligibility_rows_it_sends_as_a_part(batches, prefect_harness: None) -> None:
+    # one partition of several sends its rows as a Parquet part and empties its record's table: the task's
+    # log line once said "0 subject x component rows" on every Dask run
+    import logging
+
+    from prefect import flow
+
+    from flows.tasks import audit_partition_task
+
+    found, _ = batches
+    files, schemas = load_study_files(), study_schemas([batch_index(batch) for batch in found])
+
+    @flow(name="one-partition")
+    def one_partition():
+        return audit_partition_task(STUDY, found[2:4], files, AS_OF, schemas, label="sites-x")
+
+    logged: list[str] = []
+    keep = logging.Handler(logging.INFO)
+    keep.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    task_runs = logging.getLogger("prefect.task_runs")  # Prefect's run loggers do not reach the root's caplog
+    task_runs.addHandler(keep)
+    try:
+        result = one_partition()
+    finally:
+        task_runs.removeHandler(keep)
+    rows = pl.read_parquet(io.BytesIO(result.eligibility_part)).height
+    assert result.eligibility.eligibility.height == 0 and rows > 100
+    assert any(f" {rows} subject x component rows" in message for message in logged), logged

@@ -6,6 +6,8 @@ import polars as pl
 import pytest
 
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS
+from ingestion.codes import NOTE_PREFIX, Code
+from reporting.datafiles import DataFileError, load
 from reporting.queries import (
     MAX_DETAIL_LINES,
     MAX_FINDINGS_PER_QUERY,
@@ -91,7 +93,9 @@ def test_validation_findings_become_queries_with_the_observed_value():
         'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv:7): unit not recognised. Please '
         "check this value against the source document and correct it in the next delivery, or confirm that it is "
         "correct.")
-    assert texts["ingest.file_rejected.missing_column"].startswith("LB (SZ003/102/D1/lb.csv): LBDTC missing.")
+    assert texts["ingest.file_rejected.missing_column"] == (
+        "LBDTC missing. Please re-send the delivery as a new delivery folder with the LB file carrying every "
+        "required variable of the data transfer specification (section 2).")
     assert set(q["ORIGIN"]) == {"VALIDATION"} and set(q["SEVERITY"]) == {"QUERY"}
 
 
@@ -256,3 +260,96 @@ def test_only_the_quoted_texts_make_the_same_queries_and_rows(with_identities):
     assert quoted.filter(rendered)["QUERY_TEXT"].equals(every.filter(rendered)["QUERY_TEXT"])
     if with_identities:
         assert 0 < rendered.sum() < quoted.height
+
+
+def _ingestion_finding(code: str, message: str, *, site: str = "110", domain: str | None = None,
+                       variable: str | None = None, observed: str | None = None, source: str | None = None) -> dict:
+    return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": None, "DOMAIN": domain, "VARIABLE": variable,
+            "EXPECTATION": code, "OBSERVED": observed, "MESSAGE": message, "SOURCE": source}
+
+
+def test_a_delivery_finding_says_what_is_wrong_with_the_delivery_and_asks_for_it_not_for_a_value():
+    # the new-user trial: a manifest listing a file that is not there was asked about as a data value
+    # ('not recorded.files value "tr.csv" ... Please check this value against the source document')
+    validation = pl.DataFrame([
+        _ingestion_finding("ingest.delivery_rejected.missing_file",
+                           "Site 110, delivery 20261127T230000Z: manifest.json lists tr.csv, not in the delivery "
+                           "folder; the delivery is rejected.", variable="files", observed="tr.csv",
+                           source="SZ003/110/20261127T230000Z/manifest.json"),
+        _ingestion_finding("ingest.delivery_rejected.row_count",
+                           "Site 110, file SZ003/110/20261120T230000Z/lb.csv: it has 1666 data rows but manifest.json "
+                           "says 1667; delivery 20261120T230000Z is rejected.", domain="LB", variable="rows",
+                           observed="1666", source="SZ003/110/20261120T230000Z/lb.csv"),
+        _ingestion_finding("ingest.delivery_incomplete",
+                           "Site 111, delivery 20261126T230000Z: no manifest.json after 49 hours: the upload never "
+                           "finished, so this delivery is skipped.", site="111",
+                           source="SZ003/111/20261126T230000Z/"),
+        _ingestion_finding("ingest.delivery_fallback",
+                           "Site 112, delivery 20261120T230000Z: used instead of the newer delivery 20261127T230000Z, "
+                           "which was rejected; the site's latest data are not audited until it is corrected.",
+                           site="112", observed="20261127T230000Z", source="SZ003/112/20261120T230000Z/"),
+    ], schema=FINDINGS)
+    q = queries([], validation)
+    texts = dict(zip(q["CHECK_ID"], q["QUERY_TEXT"], strict=True))
+    assert texts["ingest.delivery_rejected.missing_file"] == (
+        "Site 110, delivery 20261127T230000Z: manifest.json lists tr.csv, not in the delivery folder; the delivery "
+        "is rejected. Please re-send the delivery as a new delivery folder with every file its manifest.json lists "
+        "(tr.csv included), uploading manifest.json last.")
+    assert texts["ingest.delivery_incomplete"].endswith(
+        "the upload never finished, so this delivery is skipped. Please complete the upload of this delivery (its "
+        "remaining files, then manifest.json last), or, if it was abandoned, send a new complete delivery and ask "
+        "the sponsor's data manager to remove the unfinished folder.")
+    assert texts["ingest.delivery_fallback"].endswith(
+        "Please correct the problems named in this site's queries about delivery 20261127T230000Z and send a new "
+        "complete delivery.")
+    assert "data rows (the header not counted)" in texts["ingest.delivery_rejected.row_count"]
+    for text in texts.values():
+        assert " value " not in text and "source document" not in text and "not recorded" not in text, text
+
+
+#: codes about a row or a value: the data-value wording (classes: VALIDATION) is right for them
+_VALUE_CODES = {Code.VALUE_EXCEL_ERROR, Code.ROW_RAGGED, Code.ROW_OTHER_STUDY, Code.ROW_FIELD_TOO_LONG}
+
+
+@pytest.mark.parametrize("code", [c for c in Code if c not in _VALUE_CODES and not c.startswith(NOTE_PREFIX)])
+def test_every_finding_about_a_site_delivery_or_file_gets_a_delivery_text(code):
+    validation = pl.DataFrame([_ingestion_finding(code, "Site 110, file SZ003/110/D/lb.csv: the problem.", domain="LB",
+                                                  variable="LBDTC", observed="x", source="SZ003/110/D/lb.csv")],
+                              schema=FINDINGS)
+    text = queries([], validation)["QUERY_TEXT"][0]
+    assert text.startswith("Site 110, file SZ003/110/D/lb.csv: the problem. Please ")
+    assert "value" not in text and "source document" not in text, text
+
+
+@pytest.mark.parametrize("code", sorted(_VALUE_CODES))
+def test_a_finding_about_a_row_or_a_value_keeps_the_data_value_text(code):
+    validation = pl.DataFrame([_ingestion_finding(code, "cell error #REF!", domain="LB", variable="LBORRES",
+                                                  observed="#REF!", source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
+    assert queries([], validation)["QUERY_TEXT"][0] == (
+        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv:7): cell error #REF!. Please check this value against the '
+        "source document and correct it in the next delivery, or confirm that it is correct.")
+
+
+def test_several_delivery_findings_of_one_kind_are_one_query_about_deliveries():
+    validation = pl.DataFrame([
+        _ingestion_finding("ingest.delivery_incomplete", f"Site 111, delivery {d}: no manifest.json after 49 hours",
+                           site="111", source=f"SZ003/111/{d}/") for d in ("20261120T230000Z", "20261126T230000Z")],
+        schema=FINDINGS)
+    problem = consolidate_queries(queries([], validation)).row(0, named=True)
+    assert problem["N_FINDINGS"] == 2
+    assert problem["QUERY_TEXT"].startswith(
+        "2 findings of the same kind (ingest.delivery_incomplete) about site 111's deliveries or files. DETAIL lists "
+        "each; please handle each as in the first: Site 111, delivery 20261120T230000Z: no manifest.json after 49 "
+        "hours. Please complete the upload")
+    assert "not recorded" not in problem["QUERY_TEXT"]
+
+
+def test_a_delivery_wording_for_a_code_that_does_not_exist_is_an_error(monkeypatch):
+    import reporting.queries as module
+
+    data = load("queries.yaml")
+    wrong = {**data, "delivery": {**data["delivery"], "codes": {**data["delivery"]["codes"],
+                                                               "ingest.delivery_rejectd": "{MESSAGE}."}}}
+    monkeypatch.setattr(module, "load", lambda name: wrong)
+    with pytest.raises(DataFileError, match=r"queries.yaml.*ingest\.delivery_rejectd"):
+        queries([], pl.DataFrame(schema=FINDINGS))
