@@ -353,3 +353,19 @@ def test_a_delivery_wording_for_a_code_that_does_not_exist_is_an_error(monkeypat
     monkeypatch.setattr(module, "load", lambda name: wrong)
     with pytest.raises(DataFileError, match=r"queries.yaml.*ingest\.delivery_rejectd"):
         queries([], pl.DataFrame(schema=FINDINGS))
+
+
+def test_a_site_that_never_delivers_a_needed_result_is_asked_for_it_not_about_a_value():
+    # issue 13's example, as the new-user trial saw it: 'FA.FATESTCD value "FEV1PP: no result at the site"
+    # (…/fa.xlsx): site 104 delivers no FEV1PP result … Please check this value against the source document'
+    message = ("site 104 delivers no FEV1PP result in FA for any subject: EX06.LUNG cannot be verified for its 43 "
+               "ENROLLED subjects")
+    validation = pl.DataFrame([{
+        "STUDYID": "SZ003", "SITEID": "104", "USUBJID": None, "DOMAIN": "FA", "VARIABLE": "FATESTCD",
+        "EXPECTATION": "expect_column_values_to_be_null", "CHECK": "DM.needed_results_site.SITE_MISSING_FA",
+        "OBSERVED": "FEV1PP: no result at the site", "MESSAGE": message,
+        "SOURCE": "SZ003/104/20261127T230000Z/fa.xlsx"}], schema={**FINDINGS, "CHECK": pl.String})
+    text = queries([], validation)["QUERY_TEXT"].to_list()
+    assert text == [f"{message}. If the site collects this result, please deliver it for these subjects in the next "
+                    "delivery, with its unit, reference range and date; if it does not, please tell the sponsor's "
+                    "data manager why, so that the criteria it serves can be assessed."]
