@@ -106,7 +106,6 @@ def connected_workers(runner: Any, logger: Any, environ: Mapping[str, str] | Non
     that it waits, then fails. A scheduler that cannot be reached fails with the same advice as the
     command line's pre-flight, for a deployed night that had none.
     """
-    timeout = worker_wait_seconds(environ)
     address = runner.address
     try:
         client = runner.client
@@ -118,6 +117,7 @@ def connected_workers(runner: Any, logger: Any, environ: Mapping[str, str] | Non
     workers = len(client.scheduler_info().get("workers", {}))
     if workers:
         return workers
+    timeout = worker_wait_seconds(environ)
     logger.info("waiting up to %g s for a worker to join the Dask scheduler at %s (%s)", timeout, address,
                 WORKER_WAIT_ENV)
     return wait_for_workers(client, address, timeout)
