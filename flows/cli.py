@@ -60,6 +60,22 @@ def _runner(runner: RunnerKind, dask_address: str | None, dask_workers: int) -> 
         raise _fail(f"[red]error:[/red] {error}", 2) from None
 
 
+def _check_cluster(choice: RunnerChoice) -> None:
+    """With --dask-address, the scheduler must answer before the flow starts: else one line, exit 1."""
+    from flows.cluster_checks import DaskClusterError, check_scheduler_answers, worker_wait_seconds
+
+    if not choice.dask_address:
+        return
+    try:
+        worker_wait_seconds()
+    except ValueError as error:
+        raise _fail(f"[red]error:[/red] {error}", 2) from None
+    try:
+        check_scheduler_answers(choice.dask_address)
+    except DaskClusterError as error:
+        raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
+
+
 def _print_summary(summary) -> None:
     table = Table(title=f"{summary.study} screening audit as of {summary.as_of} ({summary.protocol})")
     table.add_column("measure")
@@ -155,6 +171,7 @@ def run(
         date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
     params = _run_parameters(config, landing, reports, study, protocol, endpoint_url, as_of)
+    _check_cluster(choice)
     summary = _run(params, choice)
     _print_summary(summary)
     if summary.report_link and summary.report_link != summary.report:
@@ -174,12 +191,14 @@ def run_all(
 
     Exit status: 0 every study published (or is being audited by another run), 1 a study failed.
     """
+    from flows.cluster_checks import DaskClusterError
     from flows.config import ConfigError
     from flows.multi import StudiesFailedError, run_all_audits
 
     if as_of:
         date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
+    _check_cluster(choice)
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
@@ -192,6 +211,8 @@ def run_all(
         raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
     except StudiesFailedError as error:
         summary, failed = error.summary, True
+    except DaskClusterError as error:  # no worker joined the scheduler: no study was sent to it
+        raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
     table = Table(title=f"{len(summary.outcomes)} studies")
     for column in ("study", "status", "subjects", "important", "queries", "report or reason"):
         table.add_column(column)

@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.cluster_checks import connected_workers
 from flows.config import StudyConfig, load_config_dir
 from flows.runners import RunnerChoice, RunnerKind, local_cluster
 
@@ -136,6 +137,7 @@ def _audit_studies(configs: list[StudyConfig], as_of: str | None, runner: Runner
     from prefect_dask import DaskTaskRunner
 
     with DaskTaskRunner(address=runner.dask_address) as cluster:
+        connected_workers(cluster, get_run_logger())  # none after the wait: the run fails, no study queued
         futures = [cluster.submit(audit_study_task, {"config": config, "as_of": as_of, "runner": RunnerChoice()})
                    for config in configs]
         return [future.result() for future in futures]

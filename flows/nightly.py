@@ -26,6 +26,7 @@ from contracts.records import (
 )
 from core.packing import pack
 from expectations.docs import build_data_docs
+from flows.cluster_checks import connected_workers, local_folders
 from flows.partition import study_records
 from flows.retries import unreadable_site
 from flows.runners import fetch_from_workers
@@ -179,6 +180,7 @@ def nightly_audit(
                 files.protocol.path)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     cutoff = delivery_cutoff(as_of_date, timezone)
+    _check_cluster(landing, reports)
     try:
         with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                                  expiry=timedelta(minutes=lease_expiry_minutes), logger=logger) as publication:
@@ -330,17 +332,41 @@ def _check_something_to_audit(study: str, landing: str, sites: list[str], missin
     raise NothingToAuditError(f"nothing to audit for {study} in {landing}: " + "; ".join(reasons))
 
 
-def _cluster_workers() -> int | None:
-    """The Dask cluster's workers when the flow runs on one (None: threads in the flow's process)."""
+def _dask_runner():
+    """The flow run's `DaskTaskRunner`, or None when its tasks run in threads of the flow's process."""
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
     runner = context.task_runner if context else None
-    client = getattr(runner, "client", None) if runner is not None and type(runner).__name__ == "DaskTaskRunner" \
-        else None
-    if client is None:
-        return None
-    return max(1, len(client.scheduler_info().get("workers", {})))
+    return runner if runner is not None and type(runner).__name__ == "DaskTaskRunner" else None
+
+
+def _cluster_workers() -> int | None:
+    """The Dask cluster's workers when the flow runs on one (None: threads in the flow's process).
+
+    Never 0: a scheduler without a worker is waited for a bounded time, then the night fails
+    (flows.cluster_checks.DaskClusterError) rather than queueing tasks nobody runs.
+    """
+    runner = _dask_runner()
+    return None if runner is None else connected_workers(runner, get_run_logger())
+
+
+def _check_cluster(landing: str, reports: str) -> None:
+    """On Dask, before the study's lease is taken: the cluster answers and has a worker, or the night fails.
+
+    With a scheduler's address, a landing or reports folder of this machine works only for workers on
+    this machine: a warning says so (a cluster of several machines needs them on object storage).
+    """
+    runner = _dask_runner()
+    if runner is None:
+        return
+    logger = get_run_logger()
+    if runner.address:
+        for name, uri, verb in local_folders(landing=(landing, "read"), reports=(reports, "write")):
+            logger.warning("%s %s is a folder of this machine: Dask workers on other machines cannot %s it "
+                           "(workers on this machine can); a cluster of several machines needs it on S3 or MinIO "
+                           '(docs/operations.md "Scale-out with Dask")', name, uri, verb)
+    _cluster_workers()
 
 
 def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,

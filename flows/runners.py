@@ -71,10 +71,21 @@ class RunnerChoice:
 
 
 def check_dask_address(address: str) -> str:
-    """A scheduler address such as `tcp://10.0.0.5:8786`; refused early rather than at the first task."""
+    """A scheduler address such as `tcp://10.0.0.5:8786`; refused early rather than at the first task.
+
+    What Dask accepts is accepted: `host:port` without a scheme is TCP (distributed's default scheme).
+    Whether the scheduler answers is the command line's pre-flight (flows.cluster_checks).
+    """
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     if parsed.scheme not in ("tcp", "tls", "ws", "wss", "inproc", "ucx") or not parsed.hostname:
         raise ValueError(f"not a Dask scheduler address: {address!r} (expected e.g. tcp://host:8786)")
+    try:
+        port = parsed.port
+    except ValueError:  # not a number, or out of range
+        raise ValueError(f"not a Dask scheduler address: {address!r}: bad port (expected e.g. tcp://host:8786)") \
+            from None
+    if port is None and parsed.scheme in ("tcp", "tls", "ws", "wss"):  # Dask itself refuses it when connecting
+        raise ValueError(f"not a Dask scheduler address: {address!r}: no port (expected e.g. tcp://host:8786)")
     return address
 
 

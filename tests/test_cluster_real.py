@@ -16,16 +16,12 @@ an empty read-only file system: still unreadable to them. Skipped, with the reas
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from storage import open_store
+from tests.support.dask_processes import Processes, scheduler_address
 
 pytestmark = pytest.mark.slow
 
@@ -132,55 +129,6 @@ def _isolation(flow_tmp: Path) -> Isolation:
         [*reasons, "no private mount namespace (unshare --mount) either"]))
 
 
-class Processes:
-    """Every process the test starts, each in its own session; all ended in the finaliser."""
-
-    def __init__(self) -> None:
-        self.started: list[subprocess.Popen] = []
-        self.logs: dict[str, Path] = {}
-
-    def start(self, name: str, argv: list[str], log_dir: Path, **kwargs) -> subprocess.Popen:
-        log = log_dir / f"{name}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, **kwargs)
-        self.started.append(process)
-        self.logs[name] = log
-        return process
-
-    def log(self, name: str) -> str:
-        return self.logs[name].read_text(errors="replace")
-
-    def stop(self) -> None:
-        for process in reversed(self.started):
-            _signal_group(process, signal.SIGTERM)
-        for process in reversed(self.started):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait(timeout=15)
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)  # its own session: the process and whatever it started
-
-
-def _scheduler_address(processes: Processes, scheduler: subprocess.Popen, file: Path) -> str:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if file.is_file():
-            try:
-                return json.loads(file.read_text())["address"]
-            except (ValueError, KeyError):
-                pass  # still being written
-        if scheduler.poll() is not None:
-            pytest.fail(f"dask scheduler exited ({scheduler.returncode}): {processes.log('scheduler')[-2000:]}")
-        time.sleep(0.2)
-    pytest.fail(f"dask scheduler wrote no address: {processes.log('scheduler')[-2000:]}")
-
-
 @pytest.fixture
 def cluster(prefect_harness: None, s3_endpoint: str, tmp_path: Path):
     """A scheduler and two workers (isolated from the flow's temporary folder); yields what the run needs."""
@@ -197,7 +145,7 @@ def cluster(prefect_harness: None, s3_endpoint: str, tmp_path: Path):
         scheduler = processes.start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                                   "--no-dashboard", "--scheduler-file", str(scheduler_file)],
                                     tmp_path, cwd=tmp_path)
-        address = _scheduler_address(processes, scheduler, scheduler_file)
+        address = scheduler_address(processes, scheduler, scheduler_file)
         for index in (1, 2):
             home = Path(tempfile.mkdtemp(prefix=f"screening-audit-worker{index}-"))
             worker_homes.append(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -127,9 +128,11 @@ def test_second_run_exits_3_with_the_lock_message(fake_flow: list[dict], tmp_pat
 
 
 def test_runner_dask_selects_the_dask_task_runner(fake_flow: list[dict], tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", "--config", str(_config(tmp_path)), "--runner", "dask",
-                                 "--dask-address", "tcp://127.0.0.1:1"])
-    # the fake flow submits no task, so no connection is made; the runner type is what counts
+    # a port that accepts connections, for the command's pre-flight (flows.cluster_checks); the fake flow
+    # submits no task, so no Dask connection is made: the runner type is what counts
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        result = runner.invoke(app, ["run", "--config", str(_config(tmp_path)), "--runner", "dask",
+                                     "--dask-address", f"tcp://127.0.0.1:{listening.getsockname()[1]}"])
     assert result.exit_code == 0, result.output
     assert fake_flow[0]["runner"] == "DaskTaskRunner"
 

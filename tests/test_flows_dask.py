@@ -2,25 +2,37 @@
 
 Landing and reports are on a real S3 protocol server (moto over HTTP), so worker processes open their
 own S3 clients exactly as they would on a cluster.
+
+And a cluster that cannot run the night: a real `dask scheduler` with no worker, and an address nothing
+listens on, each given to the installed `screening-audit` command: it fails with exit status 1 and one
+line saying what to do, before the study's lease is taken (nothing is written to the reports location).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from flows.cluster_checks import WORKER_WAIT_ENV, DaskClusterError
 from flows.runners import RunnerChoice, RunnerKind
 from publication import is_complete, read_lease
-from storage import open_store
+from storage import LocalStore, open_store
+from tests.support.dask_processes import Processes, scheduler_address, unused_port
 from tests.support.protocols import write_protocol
 
 AS_OF = "2026-11-28"
 #: every table the run publishes; reports (html, xlsx) and run_manifest.json carry a timestamp
 TABLE_SUFFIXES = (".csv", ".parquet", ".xpt")
+CLI = str(Path(sys.executable).with_name("screening-audit"))
+DASK = str(Path(sys.executable).with_name("dask"))
+#: how long the command waits for a worker in these tests (the default is 60 s)
+WORKER_WAIT = "3"
 
 pytestmark = pytest.mark.slow
 
@@ -178,3 +190,125 @@ def test_workers_without_credentials_fail_the_night_and_keep_the_last_one(
     assert is_complete(store, f"SZ003/{AS_OF}")
     assert _tables(reports, s3_endpoint, f"SZ003/{AS_OF}") == before  # the good night is still the published one
     assert read_lease(store, "SZ003")[0].state == "released"
+
+
+@pytest.fixture(scope="module")
+def idle_scheduler(tmp_path_factory: pytest.TempPathFactory):
+    """A real `dask scheduler` that no worker joined (an operator who forgot `dask worker`); its address."""
+    folder = tmp_path_factory.mktemp("idle-scheduler")
+    processes = Processes()
+    try:
+        scheduler = processes.start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                                  "--no-dashboard", "--scheduler-file", str(folder / "scheduler.json")],
+                                    folder, cwd=folder)
+        yield scheduler_address(processes, scheduler, folder / "scheduler.json")
+    finally:
+        processes.stop()
+
+
+@pytest.fixture(scope="module")
+def local_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from generator import generate
+
+    root = tmp_path_factory.mktemp("landing")
+    generate(LocalStore(root), study="SZ003", sites=2, subjects=12, seed=4, as_of=date.fromisoformat(AS_OF),
+             formats="csv", plant_problems=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    variables = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "AWS_ENDPOINT_URL")}
+    variables.update(PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-home")),
+                     PREFECT_SERVER_ANALYTICS_ENABLED="false", COLUMNS="400", **{WORKER_WAIT_ENV: WORKER_WAIT})
+    return variables
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _failure_line(result: subprocess.CompletedProcess) -> str:
+    """The one line the command ends with for the operator."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("audit failed, nothing published:")]
+    assert len(lines) == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    return lines[0]
+
+
+def test_a_scheduler_without_workers_fails_the_night_before_its_lease(
+    idle_scheduler: str, local_landing: Path, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    reports = tmp_path / "reports"
+    result = _cli("run", "--landing", str(local_landing), "--reports", str(reports), "--study", "SZ003", "--as-of",
+                  AS_OF, "--runner", "dask", "--dask-address", idle_scheduler, env=cli_env)
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    line = _failure_line(result)
+    assert f"the Dask scheduler at {idle_scheduler} has no worker (waited {WORKER_WAIT} s" in line
+    assert f"`dask worker {idle_scheduler}`" in line and 'deploy/README.md "Several machines"' in line
+    assert WORKER_WAIT_ENV in line
+    # failed before the study's lease: nothing at all was written to the reports location
+    assert not reports.exists()
+    # local folders with a scheduler's address: warned, not refused (workers on this machine can use them)
+    output = result.stdout + result.stderr
+    assert f"landing {local_landing} is a folder of this machine: Dask workers on other machines cannot read it" \
+        in output
+    assert f"reports {reports} is a folder of this machine: Dask workers on other machines cannot write it" in output
+
+
+def test_run_all_on_a_scheduler_without_workers_sends_it_no_study(
+    idle_scheduler: str, local_landing: Path, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    config_dir = tmp_path / "studies"
+    config_dir.mkdir()
+    reports = tmp_path / "reports"
+    (config_dir / "sz003.yaml").write_text(f"study: SZ003\nlanding: {local_landing}\nreports: {reports}\n")
+    result = _cli("run-all", "--config-dir", str(config_dir), "--as-of", AS_OF, "--runner", "dask",
+                  "--dask-address", idle_scheduler, env=cli_env)
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    assert f"the Dask scheduler at {idle_scheduler} has no worker" in _failure_line(result)
+    assert not reports.exists()
+
+
+@pytest.mark.parametrize("scheme", ["tcp://", ""])  # Dask takes host:port as TCP
+def test_an_unreachable_scheduler_fails_at_once_before_the_flow_starts(
+    scheme: str, local_landing: Path, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    address = f"{scheme}127.0.0.1:{unused_port()}"
+    reports = tmp_path / "reports"
+    result = _cli("run", "--landing", str(local_landing), "--reports", str(reports), "--as-of", AS_OF,
+                  "--runner", "dask", "--dask-address", address, env=cli_env)
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    line = _failure_line(result)
+    assert f"the Dask scheduler at {address} does not answer (ConnectionRefusedError" in line
+    assert "`dask scheduler` is running there" in line and "host and port" in line and "firewall" in line
+    # the pre-flight: no flow run (no lease taken, no site listed), nothing written
+    assert "Beginning flow run" not in result.stdout + result.stderr
+    assert not reports.exists()
+
+
+def test_a_wait_for_workers_that_is_not_a_positive_number_is_a_usage_error(
+    local_landing: Path, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    result = _cli("run", "--landing", str(local_landing), "--reports", str(tmp_path / "reports"), "--as-of", AS_OF,
+                  "--runner", "dask", "--dask-address", f"tcp://127.0.0.1:{unused_port()}",
+                  env={**cli_env, WORKER_WAIT_ENV: "0"})
+    assert result.returncode == 2, (result.stdout[-3000:], result.stderr[-3000:])
+    assert f"{WORKER_WAIT_ENV}='0' is not a number of seconds greater than 0" in result.stderr
+
+
+def test_a_deployed_night_whose_scheduler_is_unreachable_fails_with_the_same_advice(
+    prefect_harness: None, local_landing: Path, tmp_path: Path,
+) -> None:
+    """No command-line pre-flight (a Prefect deployment starts the flow itself): the flow's own check says it."""
+    import dask
+    from prefect_dask import DaskTaskRunner
+
+    from flows.nightly import nightly_audit
+
+    address = f"tcp://127.0.0.1:{unused_port()}"
+    reports = tmp_path / "reports"
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            pytest.raises(DaskClusterError, match=f"the Dask scheduler at {address} does not answer .*firewall"):
+        nightly_audit.with_options(task_runner=DaskTaskRunner(address=address))(
+            landing=str(local_landing), reports=str(reports), study="SZ003", as_of=AS_OF)
+    assert not reports.exists()

@@ -9,6 +9,7 @@ from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from flows.cluster_checks import DEFAULT_WORKER_WAIT_SECONDS, WORKER_WAIT_ENV, worker_wait_seconds
 from flows.runners import RunnerChoice, RunnerKind, check_dask_address, local_cluster
 
 
@@ -46,6 +47,9 @@ def test_each_call_gives_a_fresh_runner() -> None:
         ({"kind": RunnerKind.DASK, "dask_address": "http://h:8786"}, "not a Dask scheduler address"),
         ({"kind": RunnerKind.DASK, "dask_workers": 0}, "at least one worker"),
         ({"kind": RunnerKind.THREAD, "max_threads": 0}, "at least 1"),
+        # Dask refuses a TCP address without a port only when it connects: refused here, before the night
+        ({"kind": RunnerKind.DASK, "dask_address": "tcp://sched.internal"}, "no port"),
+        ({"kind": RunnerKind.DASK, "dask_address": "sched.internal:87x6"}, "bad port"),
     ],
 )
 def test_invalid_choices_are_refused_before_anything_runs(kwargs: dict, message: str) -> None:
@@ -53,7 +57,8 @@ def test_invalid_choices_are_refused_before_anything_runs(kwargs: dict, message:
         RunnerChoice(**kwargs)
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "10.0.0.5:8786", "tls://sched.internal:8786"])
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "10.0.0.5:8786", "tls://sched.internal:8786",
+                                     "localhost:8786", "tcp://[::1]:8786", "inproc://10.0.0.5/1234/1"])
 def test_scheduler_addresses_accepted(address: str) -> None:
     assert check_dask_address(address) == address
 
@@ -91,3 +96,16 @@ def test_local_dask_cluster_runs_tasks_in_worker_processes_on_the_flows_api(pref
     assert all(pid != os.getpid() for _, pid, _, _ in results)
     assert {url for _, _, url, _ in results} == {PREFECT_API_URL.value()}
     assert {run for _, _, _, run in results} == {flow_run_id}
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, DEFAULT_WORKER_WAIT_SECONDS), ("", DEFAULT_WORKER_WAIT_SECONDS),
+                                                ("2.5", 2.5), (" 90 ", 90.0)])
+def test_the_wait_for_a_first_dask_worker_is_a_setting(value: str | None, seconds: float) -> None:
+    assert worker_wait_seconds({} if value is None else {WORKER_WAIT_ENV: value}) == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
+def test_a_wait_that_would_never_end_or_is_no_number_is_refused(value: str) -> None:
+    # 0 is "no timeout" to distributed's wait_for_workers: the hang the setting exists to end
+    with pytest.raises(ValueError, match=f"{WORKER_WAIT_ENV}=.* is not a number of seconds greater than 0"):
+        worker_wait_seconds({WORKER_WAIT_ENV: value})
