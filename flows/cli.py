@@ -74,6 +74,16 @@ def _check_cluster(choice: RunnerChoice) -> None:
         check_scheduler_answers(choice.dask_address)
     except DaskClusterError as error:
         raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
+    from runtime.prefect_api import needs_temporary_api
+
+    if needs_temporary_api():
+        # the workers' task runs reach Prefect as events, sent to the API each worker process first
+        # used; a temporary API on this machine's loopback is out of reach of other machines
+        console.print(f"[yellow]warning:[/yellow] PREFECT_API_URL is not set, so this run reports to a temporary "
+                          f"Prefect API on this machine's loopback: workers of {choice.dask_address} on other "
+                          f"machines cannot reach it, and their task runs will be missing from the run's page. "
+                          f"Set PREFECT_API_URL to a Prefect server for this command and for the workers "
+                          f"(deploy/README.md \"Several machines\").")
 
 
 def _print_summary(summary) -> None:

@@ -253,6 +253,9 @@ def test_a_scheduler_without_workers_fails_the_night_before_its_lease(
     assert f"landing {local_landing} is a folder of this machine: Dask workers on other machines cannot read it" \
         in output
     assert f"reports {reports} is a folder of this machine: Dask workers on other machines cannot write it" in output
+    # no Prefect server configured: the workers' task runs could not reach this command's temporary API
+    assert (f"PREFECT_API_URL is not set, so this run reports to a temporary Prefect API on this machine's loopback: "
+            f"workers of {idle_scheduler} on other machines cannot reach it") in result.stderr
 
 
 def test_run_all_on_a_scheduler_without_workers_sends_it_no_study(
