@@ -84,14 +84,14 @@ def _condition(where: dict[str, Any]) -> pl.Expr:
     return cond
 
 
-def _count(frame: pl.DataFrame, side: Side, name: str) -> pl.DataFrame:
+def _count(frame: pl.DataFrame, side: Side, name: str) -> pl.LazyFrame:
     if side.count == "rows":
         measure = pl.len().cast(pl.Float64)
     elif side.count == "subjects":
         measure = pl.col("USUBJID").drop_nulls().n_unique().cast(pl.Float64)
     else:
         measure = pl.col(side.count.removeprefix("sum:")).cast(pl.Float64).sum()
-    return (frame.filter(_condition(side.where) & pl.col("SITEID").is_not_null())
+    return (frame.lazy().filter(_condition(side.where) & pl.col("SITEID").is_not_null())
             .group_by("SITEID").agg(measure.alias(name)))
 
 
@@ -109,10 +109,11 @@ def site_risk(tables: dict[str, pl.DataFrame], sites: list[str]) -> pl.DataFrame
     """One row per site x indicator (columns RISK_COLUMNS); FLAG in -2..2 (0 = not outlying)."""
     indicators, limits = load_indicators()
     base = pl.DataFrame({"SITEID": sorted(set(sites))}, schema={"SITEID": pl.String})
+    # every indicator's counts in one polars call: they run side by side, each table scanned once per count
+    counted = pl.collect_all([_count(tables[side.table], side, name) for ind in indicators
+                              for side, name in ((ind.numerator, "NUMERATOR"), (ind.denominator, "DENOMINATOR"))])
     parts = []
-    for ind in indicators:
-        num = _count(tables[ind.numerator.table], ind.numerator, "NUMERATOR")
-        den = _count(tables[ind.denominator.table], ind.denominator, "DENOMINATOR")
+    for ind, num, den in zip(indicators, counted[0::2], counted[1::2], strict=True):
         frame = (base.join(num, on="SITEID", how="left").join(den, on="SITEID", how="left")
                  .with_columns(pl.col("NUMERATOR").fill_null(0.0), pl.col("DENOMINATOR").fill_null(0.0)))
         total_den = frame["DENOMINATOR"].sum()
