@@ -56,7 +56,7 @@ MISSING = "not recorded"
 
 def _data() -> dict:
     data = load("queries.yaml")
-    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "site_checks"},
+    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks"},
                {"classes", "default", "grouped", "delivery"})
     check_keys("queries.yaml: delivery", data["delivery"], {"codes", "grouped"}, {"codes", "grouped"})
     known = [str(code) for code in Code]
@@ -83,16 +83,23 @@ def _about_delivery(key: str) -> pl.Expr:
         (pl.col("CHECK_ID") == key) | pl.col("CHECK_ID").str.starts_with(f"{key}.")).fill_null(False)
 
 
-def _site_checks() -> dict[str, str]:
-    """Check id or id prefix -> the text of a data-quality finding about a whole site, the most specific first."""
-    checks = _data().get("site_checks") or {}
-    return {key: checks[key] for key in sorted(checks, key=lambda k: (-k.count("."), k))}
+def _data_checks() -> dict[str, str]:
+    """Check id pattern -> the text of a data-quality finding that asks for something else than checking a
+    value, the most specific (most parts, fewest `*`) first."""
+    checks = _data().get("data_checks") or {}
+    return {key: checks[key] for key in sorted(checks, key=lambda k: (-k.count("."), k.count("*"), k))}
 
 
-def _about_site(key: str) -> pl.Expr:
-    """A data-quality finding whose check (CAUSE) is `key` or under it: about a whole site, not a value."""
-    return (pl.col("ORIGIN") == "VALIDATION") & (
-        (pl.col("CAUSE") == key) | pl.col("CAUSE").str.starts_with(f"{key}.")).fill_null(False)
+def _check_pattern(key: str) -> str:
+    """The regular expression of a `data_checks` key: its parts, `*` standing for any one part (a domain),
+    then nothing or more parts (`DM.needed_results` matches `DM.needed_results.MISSING_LB`)."""
+    parts = ["[^.]+" if part == "*" else re.escape(part) for part in key.split(".")]
+    return "^" + r"\.".join(parts) + r"(\..*)?$"
+
+
+def _about_check(key: str) -> pl.Expr:
+    """A data-quality finding whose check (CAUSE) matches the `data_checks` key."""
+    return (pl.col("ORIGIN") == "VALIDATION") & pl.col("CAUSE").str.contains(_check_pattern(key)).fill_null(False)
 
 
 def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
@@ -233,7 +240,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
     choices += [(_about_delivery(key), template) for key, template in _delivery_codes().items()]
-    choices += [(_about_site(key), template) for key, template in _site_checks().items()]
+    choices += [(_about_check(key), template) for key, template in _data_checks().items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
     key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
     rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))

@@ -369,3 +369,38 @@ def test_a_site_that_never_delivers_a_needed_result_is_asked_for_it_not_about_a_
     assert text == [f"{message}. If the site collects this result, please deliver it for these subjects in the next "
                     "delivery, with its unit, reference range and date; if it does not, please tell the sponsor's "
                     "data manager why, so that the criteria it serves can be assessed."]
+
+
+@pytest.mark.parametrize(("check", "domain", "message", "ask"), [
+    ("DM.needed_results.MISSING_LB", "LB", "ENROLLED subject has no ALB result in LB: IN11.ALB cannot be verified",
+     "Please deliver this result with its unit, reference range and date in the next delivery, or state why it is "
+     "not available."),
+    ("DM.ie_checklist.MISSING_IE", "IE", "ENROLLED subject has no IE answer for EX08 (full checklist expected)",
+     "Please complete the IE checklist, one answer per criterion with its date, in the next delivery."),
+    ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv rows 8, 9); only "
+     "the first copy is used", "Please deliver each record once in the next delivery"),
+    ("CM.formula_text.*", "CM", "CMTRT =HYPERLINK(\"x\") would run as a formula in a spreadsheet: reports show it "
+     "quoted as text; please correct it at the source", "please correct it at the source."),
+])
+def test_a_finding_that_is_not_about_a_value_asks_for_its_own_action(check, domain, message, ask):
+    # the second trial: a missing result ('LB.LBTESTCD value "ALB: no result" (…dm.parquet:65)'), a missing IE
+    # answer, a record exported twice and a formula-like text each ended with "check this value ... or confirm
+    # that it is correct", which is no action for them (and contradicted "correct it at the source")
+    validation = pl.DataFrame([{
+        "STUDYID": "SZ003", "SITEID": "107", "USUBJID": "SZ003-107-0065", "DOMAIN": domain, "VARIABLE": "X",
+        "EXPECTATION": "expect_x", "CHECK": check, "OBSERVED": "ALB: no result", "MESSAGE": message,
+        "SOURCE": "SZ003/107/20261127T230000Z/dm.parquet:65"}], schema={**FINDINGS, "CHECK": pl.String})
+    [text] = queries([], validation)["QUERY_TEXT"].to_list()
+    assert ask in text and message in text
+    assert "check this value against the source document" not in text and "ALB: no result" not in text
+
+
+def test_a_data_check_key_is_a_check_id_or_its_start_with_a_star_for_one_part():
+    import re
+
+    from reporting.queries import _check_pattern
+    matches = lambda key, check: re.match(_check_pattern(key), check) is not None  # noqa: E731
+    assert matches("*.unique_key", "LB.unique_key.LBTESTCD") and matches("*.unique_key", "DM.unique_key")
+    assert matches("DM.needed_results", "DM.needed_results.MISSING_LB")
+    assert not matches("DM.needed_results", "DM.needed_results_site.SITE_MISSING_VS")  # a part, not a prefix
+    assert not matches("*.unique_key", "LB.unique_keys") and not matches("*.unique_key", "unique_key")
