@@ -71,35 +71,34 @@ def _templates() -> tuple[dict[str, str], dict[str, str], str]:
     return dict(data.get("checks") or {}), data["classes"], data["default"]
 
 
+def _most_specific_first(templates: dict[str, str]) -> dict[str, str]:
+    """Key -> template, keys with more parts (and fewer `*`) first: the first that matches a finding wins."""
+    return {key: templates[key] for key in sorted(templates, key=lambda k: (-k.count("."), k.count("*"), k))}
+
+
 def _delivery_codes() -> dict[str, str]:
     """Code or code prefix -> the text of a finding about a delivery or a file, the most specific first."""
-    codes = _data()["delivery"]["codes"]
-    return {key: codes[key] for key in sorted(codes, key=lambda k: (-k.count("."), k))}
-
-
-def _about_delivery(key: str) -> pl.Expr:
-    """A data-quality finding whose code (CHECK_ID) is `key` or under it: about a delivery, not a value."""
-    return (pl.col("ORIGIN") == "VALIDATION") & (
-        (pl.col("CHECK_ID") == key) | pl.col("CHECK_ID").str.starts_with(f"{key}.")).fill_null(False)
+    return _most_specific_first(_data()["delivery"]["codes"])
 
 
 def _data_checks() -> dict[str, str]:
     """Check id pattern -> the text of a data-quality finding that asks for something else than checking a
-    value, the most specific (most parts, fewest `*`) first."""
-    checks = _data().get("data_checks") or {}
-    return {key: checks[key] for key in sorted(checks, key=lambda k: (-k.count("."), k.count("*"), k))}
+    value, the most specific first."""
+    return _most_specific_first(_data().get("data_checks") or {})
 
 
-def _check_pattern(key: str) -> str:
-    """The regular expression of a `data_checks` key: its parts, `*` standing for any one part (a domain),
-    then nothing or more parts (`DM.needed_results` matches `DM.needed_results.MISSING_LB`)."""
+def _key_pattern(key: str) -> str:
+    """The regular expression of a `delivery` or `data_checks` key: its parts, `*` standing for any one part
+    (a domain), then nothing or more parts (`DM.needed_results` matches `DM.needed_results.MISSING_LB`,
+    `ingest.file_rejected` matches `ingest.file_rejected.empty`, neither matches a longer part)."""
     parts = ["[^.]+" if part == "*" else re.escape(part) for part in key.split(".")]
     return "^" + r"\.".join(parts) + r"(\..*)?$"
 
 
-def _about_check(key: str) -> pl.Expr:
-    """A data-quality finding whose check (CAUSE) matches the `data_checks` key."""
-    return (pl.col("ORIGIN") == "VALIDATION") & pl.col("CAUSE").str.contains(_check_pattern(key)).fill_null(False)
+def _matching(column: str, key: str) -> pl.Expr:
+    """A data-quality finding whose `column` matches the key: CHECK_ID (its ingestion code) for `delivery`,
+    CAUSE (its check id) for `data_checks`."""
+    return (pl.col("ORIGIN") == "VALIDATION") & pl.col(column).str.contains(_key_pattern(key)).fill_null(False)
 
 
 def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
@@ -239,8 +238,8 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     )
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
-    choices += [(_about_delivery(key), template) for key, template in _delivery_codes().items()]
-    choices += [(_about_check(key), template) for key, template in _data_checks().items()]
+    choices += [(_matching("CHECK_ID", key), template) for key, template in _delivery_codes().items()]
+    choices += [(_matching("CAUSE", key), template) for key, template in _data_checks().items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
     key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
     rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
@@ -297,7 +296,7 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
     )
     single = pl.col("N_FINDINGS") == 1
-    about_delivery = pl.any_horizontal([_about_delivery(key) for key in data["delivery"]["codes"]])
+    about_delivery = pl.any_horizontal([_matching("CHECK_ID", key) for key in data["delivery"]["codes"]])
     choices = [(about_delivery, data["delivery"]["grouped"])]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
     problems = problems.with_columns(

@@ -398,8 +398,8 @@ def test_a_finding_that_is_not_about_a_value_asks_for_its_own_action(check, doma
 def test_a_data_check_key_is_a_check_id_or_its_start_with_a_star_for_one_part():
     import re
 
-    from reporting.queries import _check_pattern
-    matches = lambda key, check: re.match(_check_pattern(key), check) is not None  # noqa: E731
+    from reporting.queries import _key_pattern
+    matches = lambda key, check: re.match(_key_pattern(key), check) is not None  # noqa: E731
     assert matches("*.unique_key", "LB.unique_key.LBTESTCD") and matches("*.unique_key", "DM.unique_key")
     assert matches("DM.needed_results", "DM.needed_results.MISSING_LB")
     assert not matches("DM.needed_results", "DM.needed_results_site.SITE_MISSING_VS")  # a part, not a prefix
