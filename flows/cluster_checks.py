@@ -15,7 +15,8 @@ import os
 import socket
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlparse
+
+from flows.runners import TCP_SCHEMES, parsed_dask_address
 
 #: how long a night waits for the Dask scheduler to have at least one worker before it fails (seconds):
 #: long enough for workers started with the scheduler (or restarted with it) to register
@@ -25,8 +26,6 @@ DEFAULT_WORKER_WAIT_SECONDS = 60.0
 WORKER_WAIT_ENV = "SCREENING_AUDIT_DASK_WORKER_WAIT"
 #: the command line's pre-flight: how long the scheduler's port has to answer (seconds)
 SCHEDULER_CONNECT_TIMEOUT = 5.0
-#: the schemes whose address is a host and a TCP port (tls and websockets run over TCP)
-TCP_SCHEMES = ("tcp", "tls", "ws", "wss")
 WHERE_TO_READ = 'deploy/README.md "Several machines"'
 
 
@@ -55,7 +54,7 @@ def worker_wait_seconds(environ: Mapping[str, str] | None = None) -> float:
 
 def scheduler_host_port(address: str) -> tuple[str, int] | None:
     """The host and TCP port of a scheduler address (None for a scheme that is not over TCP: inproc, ucx)."""
-    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    parsed = parsed_dask_address(address)
     if parsed.scheme not in TCP_SCHEMES or not parsed.hostname or parsed.port is None:
         return None
     return parsed.hostname, parsed.port

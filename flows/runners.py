@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 DEFAULT_DASK_WORKERS = 2
 DEFAULT_THREADS_PER_WORKER = 1
@@ -70,21 +70,30 @@ class RunnerChoice:
         })
 
 
+#: the schemes of a scheduler address that are a host and a TCP port (tls and websockets run over TCP)
+TCP_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def parsed_dask_address(address: str) -> ParseResult:
+    """A scheduler address as a URL: `host:port` without a scheme is TCP (distributed's default scheme)."""
+    return urlparse(address if "://" in address else f"tcp://{address}")
+
+
 def check_dask_address(address: str) -> str:
     """A scheduler address such as `tcp://10.0.0.5:8786`; refused early rather than at the first task.
 
     What Dask accepts is accepted: `host:port` without a scheme is TCP (distributed's default scheme).
     Whether the scheduler answers is the command line's pre-flight (flows.cluster_checks).
     """
-    parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    if parsed.scheme not in ("tcp", "tls", "ws", "wss", "inproc", "ucx") or not parsed.hostname:
+    parsed = parsed_dask_address(address)
+    if parsed.scheme not in (*TCP_SCHEMES, "inproc", "ucx") or not parsed.hostname:
         raise ValueError(f"not a Dask scheduler address: {address!r} (expected e.g. tcp://host:8786)")
     try:
         port = parsed.port
     except ValueError:  # not a number, or out of range
         raise ValueError(f"not a Dask scheduler address: {address!r}: bad port (expected e.g. tcp://host:8786)") \
             from None
-    if port is None and parsed.scheme in ("tcp", "tls", "ws", "wss"):  # Dask itself refuses it when connecting
+    if port is None and parsed.scheme in TCP_SCHEMES:  # Dask itself refuses it when connecting
         raise ValueError(f"not a Dask scheduler address: {address!r}: no port (expected e.g. tcp://host:8786)")
     return address
 
