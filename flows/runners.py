@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import ParseResult, urlparse
 
 DEFAULT_DASK_WORKERS = 2
+#: the module every Dask worker preloads (`dask worker --preload flows.worker_preload`, deploy/README.md)
+WORKER_PRELOAD = "flows.worker_preload"
 DEFAULT_THREADS_PER_WORKER = 1
 
 
@@ -62,12 +64,28 @@ class RunnerChoice:
             return ThreadPoolTaskRunner(max_workers=self.max_threads)
         from prefect_dask import DaskTaskRunner
 
+        quiet_large_graph_warning()
         if self.dask_address:
             return DaskTaskRunner(address=self.dask_address)
         return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
             "n_workers": self.dask_workers,
             "threads_per_worker": self.threads_per_worker,
         })
+
+
+def quiet_large_graph_warning() -> None:
+    """No `UserWarning: Sending large graph of size 23.87 MiB ... Consider loading the data with Dask
+    directly` in the night's log.
+
+    It comes from render-outputs, whose parameter is the night's outputs, packed (core.packing: about
+    24 MB at 40,000 subjects): they are made by the flow and go once to one worker, so Dask's advice
+    (load the data on the workers, or scatter it for reuse) does not apply, and the warning would only
+    teach operators to ignore the log's warnings.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Sending large graph of size", category=UserWarning,
+                            module=r"distributed\.client")
 
 
 #: the schemes of a scheduler address that are a host and a TCP port (tls and websockets run over TCP)
@@ -126,6 +144,8 @@ def local_cluster(**kwargs: Any) -> Any:
         env.setdefault("PREFECT_API_URL", url)
     kwargs.setdefault("processes", True)
     kwargs.setdefault("dashboard_address", None)
+    # each worker imports what its tasks need as it starts, in its main thread (flows/worker_preload.py)
+    kwargs.setdefault("preload", [WORKER_PRELOAD])
     # the workers' statistical profiler (a stack sample every 10 ms) only feeds the dashboard, which is off
     with dask.config.set({"distributed.worker.profile.enabled": False}):
         return LocalCluster(env=env, **kwargs)

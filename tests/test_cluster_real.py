@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from flows.runners import WORKER_PRELOAD
 from storage import open_store
-from tests.support.dask_processes import Processes, scheduler_address
+from tests.support.dask_processes import Processes, not_imported_on_workers, scheduler_address
 
 pytestmark = pytest.mark.slow
 
@@ -159,13 +160,16 @@ def cluster(prefect_harness: None, s3_endpoint: str, tmp_path: Path):
                    "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
                    "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"], "AWS_DEFAULT_REGION": "us-east-1"}
             argv = [sys.executable, DASK, "worker", address, "--name", f"worker-{index}", "--nthreads", "1",
-                    "--no-nanny", "--no-dashboard", "--local-directory", str(home / "dask")]
+                    "--no-nanny", "--no-dashboard", "--local-directory", str(home / "dask"),
+                    "--preload", WORKER_PRELOAD]  # as deploy/README.md starts them
             processes.start(f"worker-{index}", isolation.command(argv), tmp_path, cwd=home, env=env,
                             **isolation.popen_kwargs())
         from distributed import Client
 
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
+            # the preload imported what the tasks need before the first one, in each worker's main thread
+            assert not_imported_on_workers(client) == [[], []]
         yield {"address": address, "api_url": api_url, "flow_tmp": flow_tmp, "isolation": isolation,
                "processes": processes}
     finally:

@@ -23,7 +23,7 @@ from flows.cluster_checks import WORKER_WAIT_ENV, DaskClusterError
 from flows.runners import RunnerChoice, RunnerKind
 from publication import is_complete, read_lease
 from storage import LocalStore, open_store
-from tests.support.dask_processes import Processes, scheduler_address, unused_port
+from tests.support.dask_processes import Processes, not_imported_on_workers, scheduler_address, unused_port
 from tests.support.protocols import write_protocol
 
 AS_OF = "2026-11-28"
@@ -315,3 +315,17 @@ def test_a_deployed_night_whose_scheduler_is_unreachable_fails_with_the_same_adv
         nightly_audit.with_options(task_runner=DaskTaskRunner(address=address))(
             landing=str(local_landing), reports=str(reports), study="SZ003", as_of=AS_OF)
     assert not reports.exists()
+
+
+
+def test_local_cluster_workers_import_what_tasks_need_before_their_first_task(prefect_harness: None) -> None:
+    """flows/worker_preload.py: imports in each worker's main thread as it starts, none on a task's side thread
+    (two side threads importing can deadlock: expectations/warmup.py), and none left for the first night."""
+    from prefect import flow
+    from prefect.context import get_run_context
+
+    @flow(task_runner=RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner())
+    def probe() -> list[list[str]]:
+        return not_imported_on_workers(get_run_context().task_runner.client)
+
+    assert probe() == [[]]

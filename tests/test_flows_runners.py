@@ -109,3 +109,20 @@ def test_a_wait_that_would_never_end_or_is_no_number_is_refused(value: str) -> N
     # 0 is "no timeout" to distributed's wait_for_workers: the hang the setting exists to end
     with pytest.raises(ValueError, match=f"{WORKER_WAIT_ENV}=.* is not a number of seconds greater than 0"):
         worker_wait_seconds({WORKER_WAIT_ENV: value})
+
+
+def test_a_dask_runner_drops_only_dasks_large_graph_warning() -> None:
+    """render-outputs sends the night's packed outputs (tens of MB) to one worker: Dask's `Sending large graph`
+    advice does not apply and would fill every large night's log (flows.runners.quiet_large_graph_warning)."""
+    import warnings
+
+    def warned(message: str, module: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner()
+            warnings.warn_explicit(message, UserWarning, "client.py", 3429, module=module)
+        return [str(w.message) for w in caught]
+
+    assert warned("Sending large graph of size 23.87 MiB.\nThis may cause some slowdown.", "distributed.client") == []
+    assert warned("Sending large graph of size 23.87 MiB.", "somewhere.else") != []  # only Dask's own
+    assert warned("Event loop was unresponsive in Worker for 3.05s.", "distributed.client") != []

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,3 +71,28 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+#: modules the worker-side tasks need that a bare Dask worker does not import (flows/worker_preload.py)
+PRELOADED = ("great_expectations", "pyreadstat", "fastexcel", "xlsxwriter", "prefect.task_engine", "flows.partition",
+             "checks.evaluation", "reporting.parted")
+
+
+def _not_imported(modules: tuple[str, ...]) -> list[str]:
+    import sys
+
+    return [name for name in modules if name not in sys.modules]
+
+
+def not_imported_on_workers(client) -> list[list[str]]:
+    """Which of PRELOADED each worker of `client` has not imported yet.
+
+    The probe travels by value: were it sent by reference, the worker would import this module (and
+    pytest) to find it, and importing is what is being probed."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        return list(client.run(_not_imported, PRELOADED).values())
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
