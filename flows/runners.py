@@ -144,6 +144,10 @@ def local_cluster(**kwargs: Any) -> Any:
         env.setdefault("PREFECT_API_URL", url)
     kwargs.setdefault("processes", True)
     kwargs.setdefault("dashboard_address", None)
+    # without a dashboard the scheduler still serves its health routes, by default on 8787: on a port of its
+    # own, so that another cluster on the machine (or a second study's run) gives no "Port 8787 is already in
+    # use. Perhaps you already have a cluster running?" in the night's log
+    kwargs.setdefault("scheduler_kwargs", {}).setdefault("dashboard_address", "127.0.0.1:0")
     # each worker imports what its tasks need as it starts, in its main thread (flows/worker_preload.py)
     kwargs.setdefault("preload", [WORKER_PRELOAD])
     # the workers' statistical profiler (a stack sample every 10 ms) only feeds the dashboard, which is off

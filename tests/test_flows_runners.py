@@ -126,3 +126,25 @@ def test_a_dask_runner_drops_only_dasks_large_graph_warning() -> None:
     assert warned("Sending large graph of size 23.87 MiB.\nThis may cause some slowdown.", "distributed.client") == []
     assert warned("Sending large graph of size 23.87 MiB.", "somewhere.else") != []  # only Dask's own
     assert warned("Event loop was unresponsive in Worker for 3.05s.", "distributed.client") != []
+
+
+def test_a_local_cluster_leaves_port_8787_alone() -> None:
+    """Another Dask cluster (or a second study's run) on the machine holds 8787: the night's log stays clean."""
+    import contextlib
+    import socket
+    import warnings
+
+    import httpx
+
+    with contextlib.ExitStack() as stack:
+        taken = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # already taken by something else: as good for this test
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        warnings.simplefilter("always")
+        cluster = stack.enter_context(local_cluster(n_workers=1, threads_per_worker=1))
+        assert cluster.scheduler.http_server.port != 8787
+        status = httpx.get(cluster.dashboard_link, timeout=10).status_code  # the dashboard's page: still none
+        assert status == 404
+    assert [str(w.message) for w in caught if "8787" in str(w.message)] == []
