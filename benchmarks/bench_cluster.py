@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from benchmarks.run import AS_OF, CLI, SEED, STUDY, Case, landing_for, prefect_home, stage_spans
@@ -62,6 +62,14 @@ class Run:
     worker_stage_mb: dict[str, float] = field(default_factory=dict)  # the largest worker's peak during each stage
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds (user + system) per role, last sample
     workers_idle_mb: list[float] = field(default_factory=list)  # standing workers: RSS before the run
+    workers_lost: int = 0  # standing workers that ended during the run (a nanny restarted one)
+
+
+def shown(argv: list[str]) -> list[str]:
+    """The command line as recorded in the results: the CLI by its name and each path by its last part,
+    no path of the machine that ran it."""
+    return [Path(arg).name if arg == CLI else (f".../{Path(arg).name}" if arg.startswith("/") else arg)
+            for arg in argv]
 
 
 def _role(proc, root: int) -> str:
@@ -79,20 +87,18 @@ def _role(proc, root: int) -> str:
 def timed(argv: list[str], env: dict[str, str], log: Path, standing: tuple[int, ...] = ()) -> Run:
     """Run `argv` cold, sampling every process of its tree every 50 ms, and the `standing` worker
     processes (started before, not the run's children: their CPU counts from the run's start)."""
-    from datetime import UTC, datetime
-
     import psutil
 
-    run = Run(argv)
+    run = Run(shown(argv))
     peaks: dict[int, tuple[str, int]] = {}
     cpu: dict[int, float] = {}
     cpu_before: dict[int, float] = {}
-    for pid in standing:
-        process = psutil.Process(pid)
+    workers = [psutil.Process(pid) for pid in standing]  # a worker that dies mid-run fails the run's checks
+    for process in workers:
         times = process.cpu_times()
-        cpu_before[pid] = times.user + times.system
-        peaks[pid] = ("worker", process.memory_info().rss)
-        run.workers_idle_mb.append(round(peaks[pid][1] / 1e6, 1))
+        cpu_before[process.pid] = times.user + times.system
+        peaks[process.pid] = ("worker", process.memory_info().rss)
+        run.workers_idle_mb.append(round(peaks[process.pid][1] / 1e6, 1))
     flow_samples: list[tuple[datetime, int]] = []
     worker_samples: list[tuple[datetime, int]] = []
     with log.open("wb") as out:
@@ -100,20 +106,27 @@ def timed(argv: list[str], env: dict[str, str], log: Path, standing: tuple[int, 
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             total = 0
+            tree: list = list(workers)
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(proc.pid)
-                for p in [root, *root.children(recursive=True), *map(psutil.Process, standing)]:
-                    with contextlib.suppress(psutil.Error):
-                        rss = p.memory_info().rss
-                        times = p.cpu_times()
-                        cpu[p.pid] = times.user + times.system - cpu_before.get(p.pid, 0.0)
-                        total += rss
-                        role = peaks[p.pid][0] if p.pid in peaks else _role(p, proc.pid)
-                        peaks[p.pid] = (role, max(rss, peaks.get(p.pid, (role, 0))[1]))
-                        if p.pid == proc.pid:
-                            flow_samples.append((datetime.now(UTC), rss))
-                        elif role == "worker":
-                            worker_samples.append((datetime.now(UTC), rss))
+                tree += [root, *root.children(recursive=True)]
+            for p in tree:
+                try:
+                    rss = p.memory_info().rss
+                    times = p.cpu_times()
+                except psutil.Error:
+                    if p in workers:
+                        run.workers_lost += 1
+                        workers.remove(p)
+                    continue
+                cpu[p.pid] = times.user + times.system - cpu_before.get(p.pid, 0.0)
+                total += rss
+                role = peaks[p.pid][0] if p.pid in peaks else _role(p, proc.pid)
+                peaks[p.pid] = (role, max(rss, peaks.get(p.pid, (role, 0))[1]))
+                if p.pid == proc.pid:
+                    flow_samples.append((datetime.now(UTC), rss))
+                elif role == "worker":
+                    worker_samples.append((datetime.now(UTC), rss))
             run.tree_mb = max(run.tree_mb, total / 1e6)
             time.sleep(0.05)
         run.wall_s, run.exit_code = time.perf_counter() - started, proc.returncode
@@ -181,7 +194,6 @@ def standing_cluster(workdir: Path) -> Iterator[StandingCluster]:
     """A Prefect server, a Dask scheduler and two single-threaded preloaded workers, started (untimed) and
     waited for; all stopped on exit. Its own Prefect home: two servers must not share one database."""
     import httpx
-    import psutil
     from distributed import Client
 
     home = workdir / "cluster-bench-standing"
@@ -206,27 +218,29 @@ def standing_cluster(workdir: Path) -> Iterator[StandingCluster]:
                                                "--port", str(api_port)])
         _wait("prefect server", lambda: httpx.get(f"{api_url}/health", timeout=2).status_code == 200,
               server, log)
+        # no dashboard; its health routes on a port of their own, not 8787
         scheduler, log = start("scheduler", [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                                             str(scheduler_port), "--no-dashboard"])
+                                             str(scheduler_port), "--no-dashboard", "--dashboard-address",
+                                             "127.0.0.1:0"])
         _wait("dask scheduler", lambda: socket.create_connection(("127.0.0.1", scheduler_port), 1).close() is None,
               scheduler, log)
-        workers, _ = start("workers", [str(bin_dir / "dask"), "worker", address, "--nworkers", str(WORKERS),
-                                       "--nthreads", "1", "--no-dashboard", "--local-directory", str(home / "dask"),
-                                       "--preload", "flows.worker_preload"])
+        workers, log = start("workers", [str(bin_dir / "dask"), "worker", address, "--nworkers", str(WORKERS),
+                                         "--nthreads", "1", "--no-dashboard", "--local-directory", str(home / "dask"),
+                                         "--preload", "flows.worker_preload"])
         with Client(address, timeout="60s") as client:
-            client.wait_for_workers(WORKERS, timeout=180)
-        pids = tuple(p.pid for p in psutil.Process(workers.pid).children(recursive=True)
-                     if "spawn_main" in " ".join(p.cmdline()))  # not the resource tracker
+            _wait("dask workers", lambda: len(client.nthreads()) >= WORKERS, workers, log, seconds=180)
+            pids = tuple(client.run(os.getpid).values())  # each worker process says which it is
+        if len(pids) != WORKERS:
+            raise RuntimeError(f"expected {WORKERS} worker processes, the scheduler has {len(pids)}")
         yield StandingCluster(address, api_url, home / "prefect", pids)
     finally:
         for process in reversed(started):  # the workers first, then the scheduler, then the server
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
+            process.terminate()  # the leader stops what it started (the nannies their workers)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of its session is left
+            process.wait(timeout=30)
 
 
 def _mode_runs(mode: str, argv: list[str], workdir: Path, log: str) -> dict[str, Run]:
@@ -272,6 +286,8 @@ def size_case(case: Case, workdir: Path, modes: tuple[str, ...] = tuple(MODES)) 
         run = runs[mode]
         checks += [
             _check(run.exit_code == 0, f"{label}: the run exits 0"),
+            _check(len(run.workers_mb) == WORKERS and not run.workers_lost,
+                   f"{label}: {WORKERS} workers measured throughout ({len(run.workers_mb)}, {run.workers_lost} lost)"),
             _check(run.flow_mb / 1e3 <= FLOW_GB, f"{label}: flow process {run.flow_mb:,.0f} MB <= {FLOW_GB:g} GB"),
             _check(max(run.workers_mb, default=0) / 1e3 <= WORKER_GB,
                    f"{label}: each worker <= {WORKER_GB:g} GB "
@@ -322,6 +338,7 @@ def run_all_case(workdir: Path) -> dict:
         _check(max(run.workers_mb, default=0) / 1e3 <= WORKER_GB,
                f"each worker <= {WORKER_GB:g} GB (peaks {', '.join(f'{w:,.0f}' for w in run.workers_mb)} MB)"),
         _check(run.exit_code == 0, "run-all exits 0 (every study published)"),
+        _check(len(run.workers_mb) == WORKERS, f"{WORKERS} workers measured ({len(run.workers_mb)})"),
     ]
     return {"case": "runall", "studies": RUN_ALL_STUDIES, "subjects": RUN_ALL_SUBJECTS, "cluster": asdict(run),
             "checks": checks}
@@ -342,14 +359,24 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     results = []
     for name in args.cases.split(","):
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         result = (run_all_case(args.workdir) if name == "runall"
                   else size_case(SIZES[name], args.workdir, tuple(args.modes.split(","))))
-        result["load_average_before"] = load
+        result.update(started_utc=started, finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                      load_average_before=load)
         results.append(result)
         print(json.dumps(result, indent=1), flush=True)
         load = os.getloadavg()[0]
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    _record(results)
     return 0 if all(c.startswith("ok") for r in results for c in r["checks"]) else 1
+
+
+def _record(results: list[dict]) -> None:
+    """The latest result of each case in RESULTS: a run of some cases keeps the others' last results."""
+    kept = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else []
+    ran = {result["case"] for result in results}
+    RESULTS.write_text(json.dumps([r for r in kept if r.get("case") not in ran] + results, indent=1) + "\n",
+                       encoding="utf-8")
 
 
 if __name__ == "__main__":

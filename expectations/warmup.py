@@ -16,10 +16,15 @@ from __future__ import annotations
 from expectations.gx_run import _gx
 
 
-def import_great_expectations() -> None:
+def import_great_expectations(strict: bool = False) -> None:
     """Import great_expectations now, in this thread (a no-op when it is already imported), its INFO
-    logging silenced as the suites' own import does (expectations.gx_run.quiet_gx_loggers)."""
+    logging silenced as the suites' own import does (expectations.gx_run.quiet_gx_loggers).
+
+    Not `strict` (the command line's warm-up), an import error is left to the suite that needs GE, which
+    raises it in its own task; `strict` (a Dask worker's preload), it is raised, so that a worker
+    without GE does not start."""
     try:
         _gx()
-    except Exception:  # the suite that needs it raises the real error in its own task
-        return
+    except Exception:
+        if strict:
+            raise

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from flows.runners import TCP_SCHEMES, parsed_dask_address
+from flows.runners import TCP_SCHEMES, WORKER_PRELOAD, parsed_dask_address
 
 #: how long a night waits for the Dask scheduler to have at least one worker before it fails (seconds):
 #: long enough for workers started with the scheduler (or restarted with it) to register
@@ -84,7 +84,8 @@ def check_scheduler_answers(address: str, timeout: float = SCHEDULER_CONNECT_TIM
 
 def no_workers_message(address: str, waited: float) -> str:
     return (f"the Dask scheduler at {address} has no worker (waited {waited:g} s; nothing was audited): start "
-            f"at least one with `dask worker {address}` on each worker machine, from the same screening-audit "
+            f"at least one with `dask worker {address} --preload {WORKER_PRELOAD}` on each worker machine, from the "
+            f"same screening-audit "
             f"installation ({WHERE_TO_READ}), or wait longer for slow workers with {WORKER_WAIT_ENV}=<seconds>")
 
 

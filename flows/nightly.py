@@ -29,7 +29,7 @@ from expectations.docs import build_data_docs
 from flows.cluster_checks import connected_workers, local_folders
 from flows.partition import study_records
 from flows.retries import unreadable_site
-from flows.runners import fetch_from_workers
+from flows.runners import fetch_from_workers, shipping_outputs
 from flows.tasks import (
     apply_history_task,
     audit_partition_task,
@@ -397,7 +397,9 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         if table is not None:  # a cluster run: the outputs are rendered on a worker, next to nothing else
             # no path of this machine goes to the worker: the Data Docs are named by where they are published
             shipped = pack(replace(outputs, data_docs=Path("data_docs") if outputs.data_docs is not None else None))
-            written = write_outputs_task.submit(shipped, reports, endpoint_url, publication.staging).result()
+            with shipping_outputs():
+                rendering = write_outputs_task.submit(shipped, reports, endpoint_url, publication.staging)
+            written = rendering.result()
             del shipped
         publish_task(quote(outputs), quote(publication), written)
         published = promote_task(quote(publication))

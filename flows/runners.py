@@ -13,6 +13,8 @@ passes the flow's API URL to the workers so their task runs land on the run they
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,7 +66,6 @@ class RunnerChoice:
             return ThreadPoolTaskRunner(max_workers=self.max_threads)
         from prefect_dask import DaskTaskRunner
 
-        quiet_large_graph_warning()
         if self.dask_address:
             return DaskTaskRunner(address=self.dask_address)
         return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
@@ -73,19 +74,21 @@ class RunnerChoice:
         })
 
 
-def quiet_large_graph_warning() -> None:
-    """No `UserWarning: Sending large graph of size 23.87 MiB ... Consider loading the data with Dask
-    directly` in the night's log.
+@contextmanager
+def shipping_outputs() -> Iterator[None]:
+    """Around the submission of render-outputs: no `UserWarning: Sending large graph of size 23.87 MiB ...
+    Consider loading the data with Dask directly` in the night's log.
 
-    It comes from render-outputs, whose parameter is the night's outputs, packed (core.packing: about
-    24 MB at 40,000 subjects): they are made by the flow and go once to one worker, so Dask's advice
-    (load the data on the workers, or scatter it for reuse) does not apply, and the warning would only
-    teach operators to ignore the log's warnings.
+    Its parameter is the night's outputs, packed (core.packing: about 24 MB at 40,000 subjects, 59 MB at
+    100,000), made by the flow and sent once to one worker by design, so Dask's advice (load the data on
+    the workers, or scatter it for reuse) does not apply. Only this submission: any other large graph
+    still warns. Dask warns in the submitting thread, while the task is submitted.
     """
     import warnings
 
-    warnings.filterwarnings("ignore", message=r"Sending large graph of size", category=UserWarning,
-                            module=r"distributed\.client")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Sending large graph of size", category=UserWarning)
+        yield
 
 
 #: the schemes of a scheduler address that are a host and a TCP port (tls and websockets run over TCP)
@@ -147,7 +150,7 @@ def local_cluster(**kwargs: Any) -> Any:
     # without a dashboard the scheduler still serves its health routes, by default on 8787: on a port of its
     # own, so that another cluster on the machine (or a second study's run) gives no "Port 8787 is already in
     # use. Perhaps you already have a cluster running?" in the night's log
-    kwargs.setdefault("scheduler_kwargs", {}).setdefault("dashboard_address", "127.0.0.1:0")
+    kwargs["scheduler_kwargs"] = {"dashboard_address": "127.0.0.1:0", **(kwargs.get("scheduler_kwargs") or {})}
     # each worker imports what its tasks need as it starts, in its main thread (flows/worker_preload.py)
     kwargs.setdefault("preload", [WORKER_PRELOAD])
     # the workers' statistical profiler (a stack sample every 10 ms) only feeds the dashboard, which is off

@@ -106,12 +106,12 @@ def partition_label(sites: list[str]) -> str:
 
 
 def release_garbage() -> None:
-    """Free what earlier tasks of this process left in reference cycles, before a heavy task's peak.
+    """Free what tasks of this process left in reference cycles: before a heavy task's peak, and after it.
 
     A Dask worker runs as a service, night after night: frames that a finished task left in cycles stay
     allocated until Python's rare full collection, about 250 MB on a worker after an n40k night
-    (docs/benchmarks.md), and would add to the next partition's peak. One full collection costs a
-    fraction of a second against a partition's ten.
+    (docs/benchmarks.md), and would add to the next partition's peak, or be held all day. One full
+    collection costs a fraction of a second against a partition's ten.
     """
     gc.collect()
 
@@ -129,6 +129,7 @@ def audit_partition_task(study: str, batches: list[list[SiteIngest]] | list[Pack
 
     release_garbage()
     result = audit_partition(study, batches, files, as_of, schemas)
+    release_garbage()  # what this partition left: a worker may wait until the next night for its next task
     # one partition of several sends its eligibility rows as a Parquet part, its record's table empty
     rows = (result.eligibility.eligibility.height if result.eligibility_part is None
             else part_rows(result.eligibility_part))
@@ -228,6 +229,7 @@ def write_outputs_task(outputs: Packed[RunOutputs], reports: str, endpoint_url: 
     release_garbage()
     writer = StagingWriter(open_store(reports, endpoint_url), staging)
     keys = write_outputs(unpack(outputs), writer, staging)
+    release_garbage()
     get_run_logger().info("rendered %d objects into %s", len(keys), staging)
     return dict(writer.written)
 

@@ -4,21 +4,24 @@ Why at start and not at the first task:
 - A worker runs its tasks on side threads. Without this module, the first ingest task imports the
   readers (pyreadstat, the Excel reader), the first partition imports Great Expectations, and two
   side threads importing packages that share dependencies can deadlock on Python's per-module import
-  locks (expectations/warmup.py: seen on a worker, and the night failed). Here every import happens
-  once, in the worker's main thread, before the worker takes a task.
+  locks (expectations/warmup.py: seen on a worker, and the night failed).
 - A worker that runs as a service imports once when it starts, not in a night: about 4 CPU-seconds
   per worker process (Prefect's task engine, polars, GE, the readers and writers) that would
   otherwise land on the first night after each restart.
 
-The local cluster of `--runner dask` preloads it too (flows.runners.local_cluster). Nothing here runs
-a task or reads a setting: it only imports.
+The imports are in `dask_setup`, which Dask calls in each worker process as it starts, on its event
+loop (the process's main thread), before the worker joins the scheduler. Importing this module does
+nothing else: `dask worker` also imports it in the process that hosts the nannies, to read its
+options, and that process runs no task. A module that is missing stops the worker with the
+`ModuleNotFoundError` in its log (the checkout is not installed in the Python it runs).
+
+The local cluster of `--runner dask` preloads it too (flows.runners.local_cluster).
 """
 
 from __future__ import annotations
 
 import importlib
-
-from expectations.warmup import import_great_expectations
+from typing import Any
 
 #: the modules the worker-side tasks (ingest-sites, audit-partition, render-outputs, audit-study) reach
 WORKER_MODULES = (
@@ -41,10 +44,14 @@ WORKER_MODULES = (
 
 
 def preload() -> None:
-    """Import what the worker's tasks need, in this (the main) thread; GE with its INFO logging quieted."""
+    """Import what the worker's tasks need, in this thread; GE first, with its INFO logging quieted."""
+    from expectations.warmup import import_great_expectations
+
+    import_great_expectations(strict=True)
     for name in WORKER_MODULES:
         importlib.import_module(name)
-    import_great_expectations()
 
 
-preload()
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook: run in each worker process as it starts, before it takes a task."""
+    preload()

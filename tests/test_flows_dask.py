@@ -244,7 +244,8 @@ def test_a_scheduler_without_workers_fails_the_night_before_its_lease(
     assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
     line = _failure_line(result)
     assert f"the Dask scheduler at {idle_scheduler} has no worker (waited {WORKER_WAIT} s" in line
-    assert f"`dask worker {idle_scheduler}`" in line and 'deploy/README.md "Several machines"' in line
+    assert f"`dask worker {idle_scheduler} --preload flows.worker_preload`" in line
+    assert 'deploy/README.md "Several machines"' in line
     assert WORKER_WAIT_ENV in line
     # failed before the study's lease: nothing at all was written to the reports location
     assert not reports.exists()
@@ -329,3 +330,13 @@ def test_local_cluster_workers_import_what_tasks_need_before_their_first_task(pr
         return not_imported_on_workers(get_run_context().task_runner.client)
 
     assert probe() == [[]]
+
+
+def test_importing_the_preload_module_imports_nothing_heavy() -> None:
+    """`dask worker --preload flows.worker_preload` imports the module in the process hosting the nannies too
+    (to read its options), which runs no task: only `dask_setup`, in each worker, imports what tasks need."""
+    probe = ("import sys, flows.worker_preload as p; "
+             "heavy = [m for m in ('great_expectations', 'polars', 'prefect', 'pyreadstat') if m in sys.modules]; "
+             "print(heavy, callable(p.dask_setup))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["[]", "True"]

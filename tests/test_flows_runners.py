@@ -111,23 +111,6 @@ def test_a_wait_that_would_never_end_or_is_no_number_is_refused(value: str) -> N
         worker_wait_seconds({WORKER_WAIT_ENV: value})
 
 
-def test_a_dask_runner_drops_only_dasks_large_graph_warning() -> None:
-    """render-outputs sends the night's packed outputs (tens of MB) to one worker: Dask's `Sending large graph`
-    advice does not apply and would fill every large night's log (flows.runners.quiet_large_graph_warning)."""
-    import warnings
-
-    def warned(message: str, module: str) -> list[str]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner()
-            warnings.warn_explicit(message, UserWarning, "client.py", 3429, module=module)
-        return [str(w.message) for w in caught]
-
-    assert warned("Sending large graph of size 23.87 MiB.\nThis may cause some slowdown.", "distributed.client") == []
-    assert warned("Sending large graph of size 23.87 MiB.", "somewhere.else") != []  # only Dask's own
-    assert warned("Event loop was unresponsive in Worker for 3.05s.", "distributed.client") != []
-
-
 def test_a_local_cluster_leaves_port_8787_alone() -> None:
     """Another Dask cluster (or a second study's run) on the machine holds 8787: the night's log stays clean."""
     import contextlib
@@ -144,7 +127,38 @@ def test_a_local_cluster_leaves_port_8787_alone() -> None:
         caught = stack.enter_context(warnings.catch_warnings(record=True))
         warnings.simplefilter("always")
         cluster = stack.enter_context(local_cluster(n_workers=1, threads_per_worker=1))
-        assert cluster.scheduler.http_server.port != 8787
         status = httpx.get(cluster.dashboard_link, timeout=10).status_code  # the dashboard's page: still none
         assert status == 404
     assert [str(w.message) for w in caught if "8787" in str(w.message)] == []
+
+
+
+@task
+def _size_of(payload: bytes) -> int:
+    return len(payload)
+
+
+def test_only_the_shipped_outputs_submission_is_spared_dasks_large_graph_warning(prefect_harness: None) -> None:
+    """render-outputs sends the night's packed outputs (tens of MB) to one worker by design: Dask's `Sending
+    large graph` advice does not apply there (flows.runners.shipping_outputs); any other submission warns."""
+    import warnings
+
+    from flows.runners import shipping_outputs
+
+    payload = bytes(12_000_000)  # over Dask's 10 MB threshold
+
+    @flow(task_runner=RunnerChoice(RunnerKind.DASK, dask_workers=1).task_runner())
+    def ship() -> tuple[list[str], list[str]]:
+        with warnings.catch_warnings(record=True) as shipped:
+            warnings.simplefilter("always")
+            with shipping_outputs():
+                spared = _size_of.submit(payload)
+        with warnings.catch_warnings(record=True) as other:
+            warnings.simplefilter("always")
+            plain = _size_of.submit(payload)
+        assert spared.result() == plain.result() == len(payload)
+        return [str(w.message) for w in shipped], [str(w.message) for w in other]
+
+    shipped, other = ship()
+    assert [m for m in shipped if "large graph" in m] == []
+    assert [m for m in other if "large graph" in m] != []  # Dask does warn, in the submitting thread

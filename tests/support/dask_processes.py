@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,12 +80,10 @@ PRELOADED = ("great_expectations", "pyreadstat", "fastexcel", "xlsxwriter", "pre
 
 
 def _not_imported(modules: tuple[str, ...]) -> list[str]:
-    import sys
-
     return [name for name in modules if name not in sys.modules]
 
 
-def not_imported_on_workers(client) -> list[list[str]]:
+def not_imported_on_workers(client: Any) -> list[list[str]]:
     """Which of PRELOADED each worker of `client` has not imported yet.
 
     The probe travels by value: were it sent by reference, the worker would import this module (and
