@@ -21,8 +21,8 @@ def import_great_expectations(strict: bool = False) -> None:
     logging silenced as the suites' own import does (expectations.gx_run.quiet_gx_loggers).
 
     Not `strict` (the command line's warm-up), an import error is left to the suite that needs GE, which
-    raises it in its own task; `strict` (a Dask worker's preload), it is raised, so that a worker
-    without GE does not start."""
+    raises it in its own task; `strict` (a Dask worker's preload), it is raised, so that the worker's
+    log names it as it starts (flows/worker_preload.py)."""
     try:
         _gx()
     except Exception:

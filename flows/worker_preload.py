@@ -12,8 +12,11 @@ Why at start and not at the first task:
 The imports are in `dask_setup`, which Dask calls in each worker process as it starts, on its event
 loop (the process's main thread), before the worker joins the scheduler. Importing this module does
 nothing else: `dask worker` also imports it in the process that hosts the nannies, to read its
-options, and that process runs no task. A module that is missing stops the worker with the
-`ModuleNotFoundError` in its log (the checkout is not installed in the Python it runs).
+options, and that process runs no task. Without the checkout in the Python the workers run, this
+module is missing and `dask worker` exits with the `ModuleNotFoundError`. A dependency that fails to
+import here is logged by Dask (`Failed to start preload: flows.worker_preload`, then the error) and
+the worker runs on: Dask does not stop a worker over its preload; the tasks that need the module
+fail with the same error, and the night with them.
 
 The local cluster of `--runner dask` preloads it too (flows.runners.local_cluster).
 """
