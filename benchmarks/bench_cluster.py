@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -171,76 +170,61 @@ class StandingCluster:
     worker_pids: tuple[int, ...]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(what: str, ready, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+def _wait(what: str, ready, processes, name: str, seconds: float = 120) -> None:
+    """Until `ready()` holds; an error with the end of the process's log if it exits or takes too long."""
+    process = processes.started[-1]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             if ready():
                 return
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited ({process.returncode}): {log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"{what} exited ({process.returncode}): {processes.log(name)[-2000:]}")
         time.sleep(0.5)
-    raise RuntimeError(f"{what} not ready after {seconds:.0f} s: {log.read_text(errors='replace')[-2000:]}")
+    raise RuntimeError(f"{what} not ready after {seconds:.0f} s: {processes.log(name)[-2000:]}")
 
 
 @contextlib.contextmanager
 def standing_cluster(workdir: Path) -> Iterator[StandingCluster]:
     """A Prefect server, a Dask scheduler and two single-threaded preloaded workers, started (untimed) and
-    waited for; all stopped on exit. Its own Prefect home: two servers must not share one database."""
+    waited for; all stopped on exit (each in its session, as the cluster tests start theirs). Its own
+    Prefect home: two servers must not share one database."""
     import httpx
     from distributed import Client
+
+    from tests.support.dask_processes import Processes, unused_port
 
     home = workdir / "cluster-bench-standing"
     shutil.rmtree(home, ignore_errors=True)
     (home / "dask").mkdir(parents=True)
     bin_dir = Path(sys.executable).parent
-    api_port, scheduler_port = _free_port(), _free_port()
+    api_port, scheduler_port = unused_port(), unused_port()
     api_url, address = f"http://127.0.0.1:{api_port}/api", f"tcp://127.0.0.1:{scheduler_port}"
     env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "PREFECT_API_URL": api_url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    started: list[subprocess.Popen] = []
-
-    def start(name: str, argv: list[str]) -> tuple[subprocess.Popen, Path]:
-        log = home / f"{name}.log"
-        with log.open("wb") as out:
-            started.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True))
-        return started[-1], log
-
+    processes = Processes()
     try:
-        server, log = start("prefect-server", [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                               "--port", str(api_port)])
+        processes.start("prefect-server", [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                           "--port", str(api_port)], home, env=env)
         _wait("prefect server", lambda: httpx.get(f"{api_url}/health", timeout=2).status_code == 200,
-              server, log)
+              processes, "prefect-server")
         # no dashboard; its health routes on a port of their own, not 8787
-        scheduler, log = start("scheduler", [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                                             str(scheduler_port), "--no-dashboard", "--dashboard-address",
-                                             "127.0.0.1:0"])
+        processes.start("scheduler", [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                                      str(scheduler_port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+                        home, env=env)
         _wait("dask scheduler", lambda: socket.create_connection(("127.0.0.1", scheduler_port), 1).close() is None,
-              scheduler, log)
-        workers, log = start("workers", [str(bin_dir / "dask"), "worker", address, "--nworkers", str(WORKERS),
-                                         "--nthreads", "1", "--no-dashboard", "--local-directory", str(home / "dask"),
-                                         "--preload", "flows.worker_preload"])
+              processes, "scheduler")
+        processes.start("workers", [str(bin_dir / "dask"), "worker", address, "--nworkers", str(WORKERS),
+                                    "--nthreads", "1", "--no-dashboard", "--local-directory", str(home / "dask"),
+                                    "--preload", "flows.worker_preload"], home, env=env)
         with Client(address, timeout="60s") as client:
-            _wait("dask workers", lambda: len(client.nthreads()) >= WORKERS, workers, log, seconds=180)
+            _wait("dask workers", lambda: len(client.nthreads()) >= WORKERS, processes, "workers", seconds=180)
             pids = tuple(client.run(os.getpid).values())  # each worker process says which it is
         if len(pids) != WORKERS:
             raise RuntimeError(f"expected {WORKERS} worker processes, the scheduler has {len(pids)}")
         yield StandingCluster(address, api_url, home / "prefect", pids)
     finally:
-        for process in reversed(started):  # the workers first, then the scheduler, then the server
-            process.terminate()  # the leader stops what it started (the nannies their workers)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)  # whatever of its session is left
-            process.wait(timeout=30)
+        processes.stop()  # the workers first, then the scheduler, then the server
 
 
 def _mode_runs(mode: str, argv: list[str], workdir: Path, log: str) -> dict[str, Run]:

@@ -85,8 +85,8 @@ def check_scheduler_answers(address: str, timeout: float = SCHEDULER_CONNECT_TIM
 def no_workers_message(address: str, waited: float) -> str:
     return (f"the Dask scheduler at {address} has no worker (waited {waited:g} s; nothing was audited): start "
             f"at least one with `dask worker {address} --preload {WORKER_PRELOAD}` on each worker machine, from the "
-            f"same screening-audit "
-            f"installation ({WHERE_TO_READ}), or wait longer for slow workers with {WORKER_WAIT_ENV}=<seconds>")
+            f"same screening-audit installation ({WHERE_TO_READ}), or wait longer for slow workers with "
+            f"{WORKER_WAIT_ENV}=<seconds>")
 
 
 def wait_for_workers(client: Any, address: str, timeout: float) -> int:
