@@ -152,26 +152,28 @@ def site_detail_key(site: str) -> str:
     return f"{DETAIL_FOLDER}/{site_file_name(site)}.csv"
 
 
-def _site_files(problems: pl.DataFrame, detail: pl.DataFrame, study: str, as_of: date) -> list[OutputFile]:
-    """site_queries/<SITEID>.csv (one query per problem), .xlsx (Queries, one per problem, with the
-    columns a site answers in; Detail, one row per finding, up to DETAIL_SHEET_FINDINGS of a query) and
-    site_queries/detail/<SITEID>.csv (every finding) for every site, each sheet and the CSVs written in
-    one pass over all sites."""
-    safe = neutralise(problems)
-    findings = neutralise(query_detail(detail))
-    by_site = split_by_site(safe)
-    files_of = {site: site_detail_key(site) for site in by_site}
+def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, study: str,
+                          as_of: date) -> list[OutputFile]:
+    """site_queries/<SITEID>.xlsx for every site: Queries (one per problem, with the columns a site
+    answers in) and Detail (one row per finding, up to DETAIL_SHEET_FINDINGS of a query), each sheet made
+    in one pass over all sites. `safe` and `findings` are the neutralised queries and their findings."""
+    files_of = {site: site_detail_key(site) for site in split_by_site(safe.select("SITEID"))}
     workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
                                 (DETAIL_SHEET, capped_detail(findings, files_of))],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
                                where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
                                if sheet == SITE_SHEET else site_detail_key(site))
+    return [OutputFile(f"site_queries/{site_file_name(site)}.xlsx", data, XLSX) for site, data in workbooks.items()]
+
+
+def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame) -> list[OutputFile]:
+    """site_queries/<SITEID>.csv (one query per problem) and site_queries/detail/<SITEID>.csv (every
+    finding) for every site with a query. Made apart from the workbooks, on a thread of their own: the
+    two are the longest jobs of a publication and need only the queries."""
     details = split_by_site(findings)
     files: list[OutputFile] = []
-    for site, part in by_site.items():
-        stem = f"site_queries/{site_file_name(site)}"
-        files.append(OutputFile(f"{stem}.csv", neutralised_csv_bytes(part), CSV))
-        files.append(OutputFile(f"{stem}.xlsx", workbooks[site], XLSX))
+    for site, part in split_by_site(safe).items():
+        files.append(OutputFile(f"site_queries/{site_file_name(site)}.csv", neutralised_csv_bytes(part), CSV))
         files.append(OutputFile(site_detail_key(site), neutralised_csv_bytes(details[site]), CSV))
     return files
 
@@ -235,11 +237,11 @@ def _query_values(discrepancies: pl.DataFrame, eligibility: pl.DataFrame | Parte
 
 
 def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
-                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None, folder: Path) -> tuple[
-                     list[Future[list[OutputFile]]], OutputFile]:
-    """Submit the rendering of every output file to `pool` (each job hands its files to `sink` as soon
-    as they are made, so that writing overlaps the rendering of the others); returns the jobs, in
-    output order, and the run manifest (written last by the caller)."""
+                 pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None,
+                 folder: Path) -> list[Future[list[OutputFile]]]:
+    """Submit the rendering of every output file but the run manifest to `pool` (each job hands its files
+    to `sink` as soon as they are made, so that writing overlaps the rendering of the others); returns the
+    jobs, in output order."""
     tables = published_tables(outputs)
     # every later step sees contract-complete tables, whatever shape an upstream stage handed over
     outputs = replace(outputs, subjects=tables["subjects"], eligibility=tables["eligibility"],
@@ -255,22 +257,24 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
-    # what needs no site queries first (the tables' files, dv.xpt, report.html): they are rendered while
-    # the queries are built
+    # the tables' files and dv.xpt need nothing else: they are rendered while the site queries are built
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame, folder)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(frames["dv"], outputs.as_of), XPT)]))
-    risk = risk_table(outputs)
-    early = pool.submit(_report_sheets, outputs, tables, risk)
-    html = job(lambda: [OutputFile("report.html", render_report(
-        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+    # the site queries and the site files made from them are the longest chain: it is started first
     queries = build_site_queries(frames["discrepancies"], frames["validation"],
                                  _query_values(frames["discrepancies"], tables["eligibility"]),
                                  every_text=False)  # no output shows a finding's own text but through its query
     problems = consolidate_queries(queries)
-    jobs.append(job(lambda: _site_files(problems, queries, outputs.study, outputs.as_of)))
-    jobs.append(job(lambda: _report_workbook(outputs, early, problems, queries)))
+    safe, findings = neutralise(problems), neutralise(query_detail(queries))
+    site_files = [job(lambda: _site_query_csvs(safe, findings)),
+                  job(lambda: _site_query_workbooks(safe, findings, outputs.study, outputs.as_of))]
+    risk = risk_table(outputs)
+    early = pool.submit(_report_sheets, outputs, tables, risk)
+    html = job(lambda: [OutputFile("report.html", render_report(
+        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+    jobs += [*site_files, job(lambda: _report_workbook(outputs, early, problems, queries))]
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
-    return jobs, _manifest_file(outputs)
+    return jobs
 
 
 def _manifest_file(outputs: RunOutputs) -> OutputFile:
@@ -289,9 +293,9 @@ def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
     """
     with (tempfile.TemporaryDirectory(prefix="screening-audit-render-") as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
-        jobs, manifest = _render_jobs(outputs, previous_run, trend, pool, sink=None, folder=Path(folder))
+        jobs = _render_jobs(outputs, previous_run, trend, pool, sink=None, folder=Path(folder))
         files = [replace(item, data=item.contents(), path=None) for job in jobs for item in job.result()]
-    return [*files, manifest]
+    return [*files, _manifest_file(outputs)]
 
 
 def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
@@ -314,8 +318,7 @@ def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
 
     with (tempfile.TemporaryDirectory(prefix="screening-audit-publish-") as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
-        jobs, _ = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write,
-                               folder=Path(folder))
+        jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=Path(folder))
         return [join_key(prefix, item.key) for job in jobs for item in job.result()]
 
 
