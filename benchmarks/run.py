@@ -317,7 +317,12 @@ INGESTION = ("list-sites", "ingest", "combine-sites")
 
 
 def ingestion_seconds(result: Measure) -> float:
-    """Ingestion of the run: from the first listing to the combined frames (a span, not a sum)."""
+    """Ingestion of the run: the spans of its stages added up (each from its first task's start to its
+    last task's end).
+
+    A nightly run has no combine-sites task: its partition combines the sites' frames as the first step
+    of the `audit` stage (0.06-0.12 s on dirty), so ingestion here is listing and reading only, a little
+    less than the whole of it (publish <= ingestion is checked against that smaller figure)."""
     return sum(result.stages.get(stage, 0.0) for stage in INGESTION)
 
 
@@ -345,7 +350,7 @@ def _case_checks(case: Case, result: Measure) -> None:
     if case.publish_within_ingest and result.stages:
         publish, ingest = result.stages.get("publish", float("nan")), ingestion_seconds(result)
         ok = publish <= ingest
-        result.checks.append(f"{'ok' if ok else 'MISS'} publish {publish:.1f} s <= ingestion {ingest:.1f} s")
+        result.checks.append(f"{'ok' if ok else 'MISS'} publish {publish:.2f} s <= ingestion {ingest:.2f} s")
 
 
 def relative_checks(results: dict[str, Measure]) -> list[str]:

@@ -146,6 +146,13 @@ class StagingWriter:
             sha = _sha256(handle)
         self._record(key, sha, Path(path).stat().st_size)
 
+    def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        with Path(path).open("rb") as handle:  # before the move: afterwards `path` is gone
+            sha = _sha256(handle)
+        size = Path(path).stat().st_size
+        self._store.move_file(key, path, content_type)
+        self._record(key, sha, size)
+
     def adopt(self, written: dict[str, tuple[str, int]]) -> None:
         """Record objects another process wrote under this prefix through its own StagingWriter (its
         `written`): a Dask worker that rendered the outputs next to the data, on a machine of its own."""

@@ -19,7 +19,7 @@ import polars as pl
 
 from contracts.records import PartedTable
 from core.safety import neutralise
-from reporting.tables import TABLES, canonical
+from reporting.tables import CSV_OPTIONS, PARQUET_OPTIONS, TABLES, canonical
 
 #: the part's own encoding: fast, it is decoded a few times and never published as it is
 _PART_COMPRESSION = "lz4"
@@ -74,12 +74,11 @@ def write_csv(table: PartedTable, path: Path) -> Path:
     after the other: CSV rows do not depend on each other, so the file is the whole table's."""
     with path.open("wb") as out:
         for at, frame in enumerate(part_frames(table)):
-            frame.pipe(neutralise).write_csv(out, include_header=at == 0, separator=",", line_terminator="\n",
-                                             quote_style="necessary")
+            frame.pipe(neutralise).write_csv(out, **{**CSV_OPTIONS, "include_header": at == 0})
     return path
 
 
 def write_parquet(table: PartedTable, path: Path) -> Path:
     """The table's Parquet (reporting.tables.parquet_bytes' settings), streamed."""
-    _scan(table).sink_parquet(path, compression="zstd", compression_level=3, statistics=True, row_group_size=131_072)
+    _scan(table).sink_parquet(path, **PARQUET_OPTIONS)
     return path

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -46,7 +47,7 @@ from reporting.summary import (
     site_table,
     version_table,
 )
-from reporting.tables import TABLES, canonical, csv_bytes, neutralised_csv_bytes, parquet_bytes
+from reporting.tables import TABLES, canonical, write_csv_file, write_parquet_file
 from reporting.workbook import MAX_SHEET_ROWS, Sheet, pointer, sheet, site_workbooks, workbook
 from review.machine import load_machine
 from storage import Store
@@ -139,12 +140,17 @@ SHEET_FILES = {
 
 
 def _table_files(name: str, frame: pl.DataFrame | PartedTable, folder: Path) -> list[OutputFile]:
-    """name.csv and name.parquet; a table in parts is streamed into files of `folder` instead of memory."""
+    """name.csv and name.parquet, written by polars into files of `folder` (a table in parts streamed from
+    them), which the store then takes as they are (Store.move_file): the biggest outputs of a night never
+    pass through Python memory, and a folder store renames them into place instead of writing them again."""
+    csv, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
     if isinstance(frame, PartedTable):
-        return [OutputFile(f"{name}.csv", b"", CSV, parted.write_csv(frame, folder / f"{name}.csv")),
-                OutputFile(f"{name}.parquet", b"", PARQUET, parted.write_parquet(frame, folder / f"{name}.parquet"))]
-    return [OutputFile(f"{name}.csv", csv_bytes(frame), CSV), OutputFile(f"{name}.parquet", parquet_bytes(frame),
-                                                                           PARQUET)]
+        parted.write_csv(frame, csv)
+        parted.write_parquet(frame, parquet)
+    else:
+        write_csv_file(frame, csv)
+        write_parquet_file(frame, parquet)
+    return [OutputFile(f"{name}.csv", b"", CSV, csv), OutputFile(f"{name}.parquet", b"", PARQUET, parquet)]
 
 
 def site_detail_key(site: str) -> str:
@@ -166,15 +172,19 @@ def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, study: str
     return [OutputFile(f"site_queries/{site_file_name(site)}.xlsx", data, XLSX) for site, data in workbooks.items()]
 
 
-def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame) -> list[OutputFile]:
+def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, folder: Path) -> list[OutputFile]:
     """site_queries/<SITEID>.csv (one query per problem) and site_queries/detail/<SITEID>.csv (every
-    finding) for every site with a query. Made apart from the workbooks, on a thread of their own: the
-    two are the longest jobs of a publication and need only the queries."""
+    finding) for every site with a query, written into files of `folder` (as the tables' files are). Made
+    apart from the workbooks, on a thread of their own: the two are the longest jobs of a publication and
+    need only the queries."""
     details = split_by_site(findings)
     files: list[OutputFile] = []
     for site, part in split_by_site(safe).items():
-        files.append(OutputFile(f"site_queries/{site_file_name(site)}.csv", neutralised_csv_bytes(part), CSV))
-        files.append(OutputFile(site_detail_key(site), neutralised_csv_bytes(details[site]), CSV))
+        name = site_file_name(site)
+        queries, detail = folder / f"site-queries-{name}.csv", folder / f"site-detail-{name}.csv"
+        files.append(OutputFile(f"site_queries/{name}.csv", b"", CSV, write_csv_file(part, queries, neutralised=True)))
+        files.append(OutputFile(site_detail_key(site), b"", CSV,
+                                write_csv_file(details[site], detail, neutralised=True)))
     return files
 
 
@@ -236,6 +246,15 @@ def _query_values(discrepancies: pl.DataFrame, eligibility: pl.DataFrame | Parte
     return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
 
 
+class _SiteQueries(NamedTuple):
+    """The site queries of a run, as the outputs made from them need them."""
+
+    queries: pl.DataFrame  # one row per finding (reporting.queries.build_site_queries)
+    problems: pl.DataFrame  # one query per problem (consolidate_queries)
+    safe: pl.DataFrame  # `problems`, neutralised for CSV and XLSX
+    findings: pl.DataFrame  # query_detail(queries), neutralised
+
+
 def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
                  pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None,
                  folder: Path) -> list[Future[list[OutputFile]]]:
@@ -257,22 +276,26 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
-    # the tables' files and dv.xpt need nothing else: they are rendered while the site queries are built
+    def site_queries() -> _SiteQueries:
+        queries = build_site_queries(frames["discrepancies"], frames["validation"],
+                                     _query_values(frames["discrepancies"], tables["eligibility"]),
+                                     every_text=False)  # no output shows a finding's own text but through its query
+        problems = consolidate_queries(queries)
+        return _SiteQueries(queries, problems, neutralise(problems), neutralise(query_detail(queries)))
+
+    # the site queries and the site files made from them are the longest chain: it is started first, and
+    # everything else is rendered beside it (the jobs that need the queries wait for them on their thread)
+    built = pool.submit(site_queries)
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame, folder)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(frames["dv"], outputs.as_of), XPT)]))
-    # the site queries and the site files made from them are the longest chain: it is started first
-    queries = build_site_queries(frames["discrepancies"], frames["validation"],
-                                 _query_values(frames["discrepancies"], tables["eligibility"]),
-                                 every_text=False)  # no output shows a finding's own text but through its query
-    problems = consolidate_queries(queries)
-    safe, findings = neutralise(problems), neutralise(query_detail(queries))
-    site_files = [job(lambda: _site_query_csvs(safe, findings)),
-                  job(lambda: _site_query_workbooks(safe, findings, outputs.study, outputs.as_of))]
+    jobs.append(job(lambda: _site_query_csvs(built.result().safe, built.result().findings, folder)))
     risk = risk_table(outputs)
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
-    jobs += [*site_files, job(lambda: _report_workbook(outputs, early, problems, queries))]
+    jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings, outputs.study,
+                                                  outputs.as_of)))
+    jobs.append(job(lambda: _report_workbook(outputs, early, built.result().problems, built.result().queries)))
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     return jobs
 
@@ -311,14 +334,13 @@ def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
     def write(files: list[OutputFile]) -> None:
         for item in files:
             if item.path is not None:
-                store.write_file(join_key(prefix, item.key), item.path, content_type=item.content_type)
-                item.path.unlink()
+                store.move_file(join_key(prefix, item.key), item.path, content_type=item.content_type)
             else:
                 store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
 
-    with (tempfile.TemporaryDirectory(prefix="screening-audit-publish-") as folder,
+    with (store.scratch_folder() as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
-        jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=Path(folder))
+        jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=folder)
         return [join_key(prefix, item.key) for job in jobs for item in job.result()]
 
 

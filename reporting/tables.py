@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -112,6 +113,13 @@ def sorted_if_apart(frame: pl.DataFrame, prefix: list[str]) -> pl.DataFrame | No
     return None if ordered.select(same_as_previous.any()).item() else ordered
 
 
+#: how every CSV output is written (header, comma, LF, quotes only where needed)
+CSV_OPTIONS = {"include_header": True, "separator": ",", "line_terminator": "\n", "quote_style": "necessary"}
+#: how every Parquet output is written: zstd level 3, statistics on, one row group per 128k rows (polars
+#: writes no timestamp into the file, so equal frames give equal bytes, checked in tests)
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "statistics": True, "row_group_size": 131_072}
+
+
 def csv_bytes(frame: pl.DataFrame) -> bytes:
     """UTF-8 CSV, comma separated, with a header; text cells neutralised against formula injection."""
     return neutralised_csv_bytes(neutralise(frame))
@@ -124,16 +132,26 @@ def neutralised_csv_bytes(frame: pl.DataFrame) -> bytes:
     copies of a 70 MB table).
     """
     buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=True, separator=",", line_terminator="\n", quote_style="necessary")
+    frame.write_csv(buffer, **CSV_OPTIONS)
     return buffer.getvalue()
+
+
+def write_csv_file(frame: pl.DataFrame, path: Path, *, neutralised: bool = False) -> Path:
+    """`csv_bytes` of `frame` written by polars straight into the file `path` (for a file to be stored with
+    `Store.move_file`: a large table's bytes never pass through Python memory, docs/benchmarks.md);
+    `neutralised`: its text is already (core.safety.neutralise)."""
+    (frame if neutralised else neutralise(frame)).write_csv(path, **CSV_OPTIONS)
+    return path
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
-    """Parquet with fixed settings (zstd level 3, statistics on, one row group per 128k rows).
-
-    Polars writes no timestamp into the file, so equal frames give equal bytes (checked in tests).
-    """
+    """Parquet with PARQUET_OPTIONS."""
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", compression_level=3, statistics=True,
-                        row_group_size=131_072)
+    frame.write_parquet(buffer, **PARQUET_OPTIONS)
     return buffer.getvalue()
+
+
+def write_parquet_file(frame: pl.DataFrame, path: Path) -> Path:
+    """`parquet_bytes` of `frame` written straight into the file `path` (as write_csv_file)."""
+    frame.write_parquet(path, **PARQUET_OPTIONS)
+    return path

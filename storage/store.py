@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,19 @@ class Store(Protocol):
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None: ...
+
+    def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        """Write the file at `path` as `key` and take it: afterwards `path` is gone.
+
+        For a file made only to be stored (a rendered output): a folder store renames it into place when
+        it is on the store's filesystem (see `scratch_folder`), so its bytes are written once, not
+        copied; an S3 store uploads it, then removes it."""
+        ...
+
+    def scratch_folder(self) -> AbstractContextManager[Path]:
+        """A temporary local folder, removed on exit, for files to be stored with `move_file`: inside a
+        folder store's root (so that a move is a rename), the system's temporary folder otherwise."""
+        ...
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Create `key` only if it does not exist (a lock); True when this call created it."""
@@ -165,7 +179,8 @@ class LocalStore:
                     if entry.is_symlink():
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        folders.append(entry.path)
+                        if not _in_progress(entry.name):  # a scratch folder (scratch_folder)
+                            folders.append(entry.path)
                     elif entry.is_file(follow_symlinks=False) and not _in_progress(entry.name):
                         found.append((entry.path[len(self._inside):].split("/"), entry))
         for parts, entry in sorted(found, key=lambda item: item[0]):
@@ -176,7 +191,7 @@ class LocalStore:
         base = self._path(prefix) if _rel(prefix) else self.root
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink())
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not _in_progress(p.name))
 
     def open(self, key: str) -> IO[bytes]:
         try:
@@ -214,7 +229,40 @@ class LocalStore:
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        self._install_copy(Path(path), target)
+
+    def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)  # atomic, and no byte copied
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            self._install_copy(Path(path), target)  # another filesystem: copied, as write_file does
+            Path(path).unlink()
+
+    def _install_copy(self, source: Path, target: Path) -> None:
+        """`source` copied beside `target`, then renamed over it: a reader sees the old or the new file."""
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def scratch_folder(self) -> Iterator[Path]:
+        """A folder inside the root, so that `move_file` from it is a rename on one filesystem. Its name is
+        that of a write in progress (`.<random>.tmp`), so listings never show it nor what is in it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=self.root, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         return self.create_if_absent(key, data) is not None
@@ -395,6 +443,15 @@ class S3Store:
                 str(path), self.bucket, self._full(key), ExtraArgs=self._put_args(content_type),
                 Config=TransferConfig(max_concurrency=UPLOAD_PARTS),
             )
+
+    def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        self.write_file(key, path, content_type)
+        Path(path).unlink()
+
+    @contextmanager
+    def scratch_folder(self) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="screening-audit-") as folder:
+            yield Path(folder)
 
     def read_versioned(self, key: str) -> tuple[bytes, str]:
         with self._translated("read", key):

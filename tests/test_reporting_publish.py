@@ -203,3 +203,39 @@ def test_each_site_gets_every_finding_in_its_detail_csv_and_the_detail_sheet_lis
         assert notes["DETAIL"].str.contains(f"site_queries/detail/{site}.csv lists all", literal=True).all()
         capped += notes.height
     assert capped > 0
+
+
+class _Recording(LocalStore):
+    """A folder store that remembers how each object reached it."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.moved: list[str] = []
+        self.as_bytes: list[str] = []
+
+    def move_file(self, key, path, content_type=None) -> None:
+        assert path.parent.parent == self.root  # rendered in the store's own scratch folder
+        self.moved.append(key.removeprefix(PREFIX + "/"))
+        super().move_file(key, path, content_type)
+
+    def write_bytes(self, key, data, content_type=None) -> None:
+        self.as_bytes.append(key.removeprefix(PREFIX + "/"))
+        super().write_bytes(key, data, content_type)
+
+
+def test_tables_and_site_csvs_are_rendered_into_files_the_store_takes(tmp_path, outputs):
+    """The large outputs (every table, the site query and detail CSVs) are written by polars into files
+    that a folder store renames into place: their bytes never pass through Python memory and are written
+    once (docs/benchmarks.md). The same bytes as rendered in memory, and no scratch folder left behind."""
+    store = _Recording(tmp_path / "reports")
+    keys = publish(outputs, store, PREFIX)
+    site_csvs = sorted(k for k in store.moved if k.startswith("site_queries/"))
+    assert sorted(store.moved) == sorted([*TABLE_FILES, *site_csvs])
+    assert "site_queries/101.csv" in site_csvs and "site_queries/detail/101.csv" in site_csvs
+    assert not set(store.moved) & set(store.as_bytes)
+    in_memory = {f.key: f.data for f in render_outputs(outputs)}
+    for key in keys:
+        name = key.removeprefix(PREFIX + "/")
+        if name.endswith((".csv", ".parquet")):
+            assert store.read_bytes(key) == in_memory[name], name
+    assert [p.name for p in store.root.iterdir()] == ["SZ003"]  # the scratch folder is gone
