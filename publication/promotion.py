@@ -47,10 +47,12 @@ def _never(_: object = None) -> None:
 
 
 def discard(store: Store, prefix: str) -> int:
-    """Delete everything under `prefix` (a failed or finished run's staging); returns the count."""
+    """Delete everything under `prefix` (a failed or finished run's staging), a scratch folder that a run
+    killed while rendering left there included; returns the count of objects."""
     keys = [obj.key for obj in store.list(prefix)]
     for key in keys:
         store.delete(key)
+    store.remove_scratch(prefix)
     return len(keys)
 
 
@@ -178,6 +180,9 @@ def sweep_staging(store: Store, study: str, *, keep: str | None = None, logger: 
         if len(parts) >= 3:
             run = join_key(root, parts[0], parts[1])
             runs[run] = runs.get(run, 0) + 1
+    for night in store.list_dirs(root):  # a run killed before it staged an object: only its scratch folder
+        for run_id in store.list_dirs(join_key(root, night)):
+            runs.setdefault(join_key(root, night, run_id), 0)
     removed = []
     for run in sorted(runs):
         if keep is not None and run == keep.rstrip("/"):

@@ -338,7 +338,7 @@ def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
             else:
                 store.write_bytes(join_key(prefix, item.key), item.data, item.content_type)
 
-    with (store.scratch_folder() as folder,
+    with (store.scratch_folder(prefix) as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
         jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=folder)
         return [join_key(prefix, item.key) for job in jobs for item in job.result()]

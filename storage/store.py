@@ -72,9 +72,15 @@ class Store(Protocol):
         copied; an S3 store uploads it, then removes it."""
         ...
 
-    def scratch_folder(self) -> AbstractContextManager[Path]:
-        """A temporary local folder, removed on exit, for files to be stored with `move_file`: inside a
-        folder store's root (so that a move is a rename), the system's temporary folder otherwise."""
+    def scratch_folder(self, prefix: str = "") -> AbstractContextManager[Path]:
+        """A temporary local folder, removed on exit, for files to be stored with `move_file` under
+        `prefix`: in a folder store, inside the folder of `prefix` (so that a move is a rename, and it
+        needs no permission beyond that folder's) and never listed; the system's temporary folder
+        otherwise."""
+        ...
+
+    def remove_scratch(self, prefix: str) -> None:
+        """Remove what scratch folders a killed run left under `prefix` (a folder store's; nothing on S3)."""
         ...
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
@@ -124,6 +130,14 @@ _TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"
 
 def _in_progress(name: str) -> bool:
     return name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
+
+
+#: a folder store's scratch folder (`scratch_folder`): named so that no delivered or published folder is
+_SCRATCH_PREFIX = ".screening-audit-scratch-"
+
+
+def _is_scratch(name: str) -> bool:
+    return name.startswith(_SCRATCH_PREFIX) and name.endswith(_TMP_SUFFIX)
 
 
 class LocalStore:
@@ -179,7 +193,7 @@ class LocalStore:
                     if entry.is_symlink():
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        if not _in_progress(entry.name):  # a scratch folder (scratch_folder)
+                        if not _is_scratch(entry.name):
                             folders.append(entry.path)
                     elif entry.is_file(follow_symlinks=False) and not _in_progress(entry.name):
                         found.append((entry.path[len(self._inside):].split("/"), entry))
@@ -191,7 +205,7 @@ class LocalStore:
         base = self._path(prefix) if _rel(prefix) else self.root
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not _in_progress(p.name))
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not _is_scratch(p.name))
 
     def open(self, key: str) -> IO[bytes]:
         try:
@@ -254,15 +268,36 @@ class LocalStore:
             raise
 
     @contextmanager
-    def scratch_folder(self) -> Iterator[Path]:
-        """A folder inside the root, so that `move_file` from it is a rename on one filesystem. Its name is
-        that of a write in progress (`.<random>.tmp`), so listings never show it nor what is in it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=self.root, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX))
+    def scratch_folder(self, prefix: str = "") -> Iterator[Path]:
+        """`.screening-audit-scratch-<random>.tmp/` in the folder of `prefix`, so that `move_file` from it
+        is a rename on one filesystem; listings never show it nor what is in it."""
+        parent = self._path(prefix) if _rel(prefix) else self.root
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=parent, prefix=_SCRATCH_PREFIX, suffix=_TMP_SUFFIX))
         try:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            self._prune(parent)
+
+    def remove_scratch(self, prefix: str) -> None:
+        base = self._path(prefix) if _rel(prefix) else self.root
+        if not base.is_dir():
+            return
+        for folder, names, _ in os.walk(base):
+            for name in [n for n in names if _is_scratch(n)]:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                names.remove(name)
+        self._prune(base)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove `folder` and the folders above it while they are empty, up to the root (as `delete`)."""
+        while str(folder).startswith(self._inside):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop
+                break
+            folder = folder.parent
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         return self.create_if_absent(key, data) is not None
@@ -315,18 +350,12 @@ class LocalStore:
         S3, where a "folder" exists only while an object is under it."""
         path = self._path(key)
         path.unlink(missing_ok=True)
-        folder = path.parent
-        while str(folder).startswith(self._inside):
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (or already gone): stop
-                break
-            folder = folder.parent
+        self._prune(path.parent)
 
     def copy(self, src_key: str, dst_key: str) -> None:
         target = self._path(dst_key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._path(src_key), target)
+        self._install_copy(self._path(src_key), target)
 
     def exists(self) -> bool:
         return self.root.is_dir()
@@ -445,13 +474,24 @@ class S3Store:
             )
 
     def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        self.write_file(key, path, content_type)
-        Path(path).unlink()
+        """Uploaded, then removed: one PUT from the file when small (a site's query CSV; `upload_file` sets
+        up a transfer manager for each call), a multipart upload when large."""
+        path = Path(path)
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            with self._translated("write", key), path.open("rb") as body:
+                self.client.put_object(  # type: ignore[attr-defined]
+                    Bucket=self.bucket, Key=self._full(key), Body=body, **self._put_args(content_type))
+        else:
+            self.write_file(key, path, content_type)
+        path.unlink()
 
     @contextmanager
-    def scratch_folder(self) -> Iterator[Path]:
+    def scratch_folder(self, prefix: str = "") -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="screening-audit-") as folder:
             yield Path(folder)
+
+    def remove_scratch(self, prefix: str) -> None:
+        """Nothing: an S3 store's scratch folders are on the machine that made them, in its temporary folder."""
 
     def read_versioned(self, key: str) -> tuple[bytes, str]:
         with self._translated("read", key):
@@ -539,6 +579,8 @@ PARALLEL_REQUESTS = 16
 #: parts of one `write_file` upload in flight at once (boto3's default, 10 per upload, times the 4
 #: publication threads would be 40 connections to one client)
 UPLOAD_PARTS = 4
+#: a file up to this size is stored with one PUT (boto3's own multipart threshold, 8 MiB)
+SINGLE_PUT_BYTES = 8 * 1024 * 1024
 #: connections one client keeps open, per endpoint. Every thread that uses a client at the same moment
 #: takes a connection from its pool; boto3's default pool (10) is smaller than promotion's 16 copies, so
 #: urllib3 opened extra connections and logged `Connection pool is full, discarding connection` for each

@@ -273,6 +273,23 @@ def test_sweep_removes_every_staging_but_the_one_kept_and_lists_them(store: Stor
     assert _keys(store, "_audit") == [f"{keep}/{MARKER}", f"{keep}/b.csv"]
 
 
+def test_sweep_removes_what_a_run_killed_while_rendering_left_in_its_scratch_folder(tmp_path: Path) -> None:
+    """A run killed while polars wrote its tables leaves a scratch folder in its staging (a folder store's,
+    never listed), with or without staged objects beside it: the next run's sweep removes it all."""
+    store = LocalStore(tmp_path / "reports")
+    staged = staging_prefix("SZ003", AS_OF, "killed-after-staging")
+    store.write_bytes(f"{staged}/report.html", b"<html>")
+    bare = staging_prefix("SZ003", AS_OF, "killed-before-staging")
+    for prefix in (staged, bare):
+        with store.scratch_folder(prefix) as folder:
+            (folder / "eligibility.csv").write_bytes(b"half a table")
+            kept = folder.with_name(folder.name.replace("scratch-", "scratch-killed-"))
+            folder.rename(kept)  # as a killed run leaves it: its `finally` never ran
+    removed = sweep_staging(store, "SZ003")
+    assert sorted((r.run_id, r.objects) for r in removed) == [("killed-after-staging", 1), ("killed-before-staging", 0)]
+    assert not (store.root / "_audit").exists()  # nothing left, hidden or not
+
+
 def test_promotion_and_recovery_never_touch_the_review_ledger_or_the_pending_digests(store: Store) -> None:
     """The study's own state beside the nights (issue 12's ledger under <STUDY>/_review/, issue 18's missed
     digests under _audit/<STUDY>/digest/pending/) is neither part of a night nor staging: a crash in the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from dataclasses import replace
@@ -214,7 +215,7 @@ class _Recording(LocalStore):
         self.as_bytes: list[str] = []
 
     def move_file(self, key, path, content_type=None) -> None:
-        assert path.parent.parent == self.root  # rendered in the store's own scratch folder
+        assert path.parent.parent == self._path(PREFIX)  # rendered in a scratch folder beside the outputs
         self.moved.append(key.removeprefix(PREFIX + "/"))
         super().move_file(key, path, content_type)
 
@@ -226,16 +227,53 @@ class _Recording(LocalStore):
 def test_tables_and_site_csvs_are_rendered_into_files_the_store_takes(tmp_path, outputs):
     """The large outputs (every table, the site query and detail CSVs) are written by polars into files
     that a folder store renames into place: their bytes never pass through Python memory and are written
-    once (docs/benchmarks.md). The same bytes as rendered in memory, and no scratch folder left behind."""
+    once (docs/benchmarks.md). Their bytes are those of the in-memory writers, and no scratch folder is
+    left behind."""
+    from reporting.publish import published_tables
+    from reporting.tables import csv_bytes, parquet_bytes
+
     store = _Recording(tmp_path / "reports")
-    keys = publish(outputs, store, PREFIX)
-    site_csvs = sorted(k for k in store.moved if k.startswith("site_queries/"))
+    publish(outputs, store, PREFIX)
+    sites = [k.removeprefix("site_queries/").removesuffix(".xlsx") for k in store.as_bytes
+             if k.startswith("site_queries/") and k.endswith(".xlsx")]
+    assert sites == sorted(sites) and len(sites) == 3
+    site_csvs = [key for site in sites for key in (f"site_queries/{site}.csv", f"site_queries/detail/{site}.csv")]
     assert sorted(store.moved) == sorted([*TABLE_FILES, *site_csvs])
-    assert "site_queries/101.csv" in site_csvs and "site_queries/detail/101.csv" in site_csvs
     assert not set(store.moved) & set(store.as_bytes)
-    in_memory = {f.key: f.data for f in render_outputs(outputs)}
-    for key in keys:
-        name = key.removeprefix(PREFIX + "/")
-        if name.endswith((".csv", ".parquet")):
-            assert store.read_bytes(key) == in_memory[name], name
-    assert [p.name for p in store.root.iterdir()] == ["SZ003"]  # the scratch folder is gone
+    for name, table in published_tables(outputs).items():
+        assert store.read_bytes(f"{PREFIX}/{name}.csv") == csv_bytes(table), name
+        assert store.read_bytes(f"{PREFIX}/{name}.parquet") == parquet_bytes(table), name
+    for site in sites:
+        detail = pl.read_csv(io.BytesIO(store.read_bytes(f"{PREFIX}/site_queries/detail/{site}.csv")),
+                             infer_schema=False)
+        assert detail.height and detail["SITEID"].unique().to_list() == [site]
+    assert [p.name for p in (store.root / PREFIX).iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failed_rendering_reaches_the_caller_and_leaves_no_scratch(tmp_path, outputs, monkeypatch):
+    """The site queries are built on a pool thread that other jobs wait for: when building them fails,
+    the error reaches the caller (with one thread as with several) and the scratch folder is removed."""
+    published = importlib.import_module("reporting.publish")  # the module: `reporting.publish` is the function
+
+    def broken(queries):
+        raise RuntimeError("consolidation failed")
+
+    monkeypatch.setattr(published, "consolidate_queries", broken)
+    for threads in (1, 4):
+        monkeypatch.setattr(published, "PUBLISH_THREADS", threads)
+        store = LocalStore(tmp_path / f"reports-{threads}")
+        with pytest.raises(RuntimeError, match="consolidation failed"):
+            publish(outputs, store, PREFIX)
+        assert not any(p.name.startswith(".screening-audit-scratch-") for p in store.root.rglob("*"))
+
+
+def test_a_staged_publication_is_sealed_with_the_sha256_of_every_moved_file(tmp_path, outputs):
+    from publication import StagingWriter, check_complete
+
+    store = LocalStore(tmp_path / "reports")
+    staging = "_audit/SZ003/staging/2026-11-28/run-1"
+    writer = StagingWriter(store, staging)
+    publish(outputs, writer, staging)
+    writer.seal(study="SZ003", as_of="2026-11-28", run_id="run-1")
+    assert check_complete(store, staging, deep=True) == []
+    assert {"eligibility.csv", "validation.parquet", "site_queries/detail/101.csv"} <= set(writer.written)
