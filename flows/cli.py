@@ -112,14 +112,17 @@ def _run(params: dict, choice: RunnerChoice):
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
-    from contracts.protocol import ProtocolError
-    from expectations.warmup import import_great_expectations
-    from flows import nightly
-    from flows.console_logs import quiet_console_tracebacks
-    from publication import AuditLockedError
+    from runtime.heap import imports_without_collection
 
-    quiet_console_tracebacks()
-    import_great_expectations()
+    with imports_without_collection():  # and frozen after (runtime/heap.py)
+        from contracts.protocol import ProtocolError
+        from expectations.warmup import import_great_expectations
+        from flows import nightly
+        from flows.console_logs import quiet_console_tracebacks
+        from publication import AuditLockedError
+
+        quiet_console_tracebacks()
+        import_great_expectations()
     flow_with_runner = nightly.nightly_audit.with_options(task_runner=choice.task_runner())
     try:
         with console.status(f"auditing {params['study']} ({choice.describe()})..."), api_in_use(api):
@@ -547,14 +550,17 @@ def whatif(
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 
     api = start_early_prefect_api()
-    from contracts.datafile import DataFileError
-    from expectations.warmup import import_great_expectations
-    from flows import nightly
-    from flows.console_logs import quiet_console_tracebacks
-    from flows.whatif import DraftMismatchError, whatif_audit
+    from runtime.heap import imports_without_collection
 
-    quiet_console_tracebacks()
-    import_great_expectations()  # while the API server starts (expectations/warmup.py)
+    with imports_without_collection():  # and frozen after (runtime/heap.py)
+        from contracts.datafile import DataFileError
+        from expectations.warmup import import_great_expectations
+        from flows import nightly
+        from flows.console_logs import quiet_console_tracebacks
+        from flows.whatif import DraftMismatchError, whatif_audit
+
+        quiet_console_tracebacks()
+        import_great_expectations()  # while the API server starts (expectations/warmup.py)
     try:
         with console.status(f"what-if for {params['study']}..."), api_in_use(api):
             summary = whatif_audit(**params)

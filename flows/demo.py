@@ -33,17 +33,20 @@ def run_demo(out: Path, *, sites: int, subjects: int, seed: int, console: Consol
 
     import json
 
-    import polars as pl
+    from runtime.heap import imports_without_collection
 
-    from expectations.warmup import import_great_expectations
-    from flows.nightly import nightly_audit
-    from generator import generate
-    from generator.scoring import score
-    from notify.local_sink import LocalSmtpSink
-    from storage import LocalStore, open_store
-    from storage.local_endpoint import local_s3_endpoint
+    with imports_without_collection():  # and frozen after (runtime/heap.py)
+        import polars as pl
 
-    import_great_expectations()
+        from expectations.warmup import import_great_expectations
+        from flows.nightly import nightly_audit
+        from generator import generate
+        from generator.scoring import score
+        from notify.local_sink import LocalSmtpSink
+        from storage import LocalStore, open_store
+        from storage.local_endpoint import local_s3_endpoint
+
+        import_great_expectations()
 
     as_of = datetime.now(UTC).date()
     with local_s3_endpoint(buckets=(LANDING_BUCKET, REPORTS_BUCKET, OUTBOX_BUCKET)) as endpoint, \

@@ -47,12 +47,15 @@ WORKER_MODULES = (
 
 
 def preload() -> None:
-    """Import what the worker's tasks need, in this thread; GE first, with its INFO logging quieted."""
+    """Import what the worker's tasks need, in this thread; GE first, with its INFO logging quieted; then
+    freeze what the imports made, so that the partitions' full collections skip it (runtime/heap.py)."""
     from expectations.warmup import import_great_expectations
+    from runtime.heap import imports_without_collection
 
-    import_great_expectations(strict=True)
-    for name in WORKER_MODULES:
-        importlib.import_module(name)
+    with imports_without_collection():
+        import_great_expectations(strict=True)
+        for name in WORKER_MODULES:
+            importlib.import_module(name)
 
 
 def dask_setup(worker: Any) -> None:
