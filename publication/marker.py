@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,12 @@ def _sha256(handle: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
+def _file_digest(path: Path) -> tuple[str, int]:
+    """(sha256, size) of a local file."""
+    with Path(path).open("rb") as handle:
+        return _sha256(handle), os.fstat(handle.fileno()).st_size
+
+
 def check_complete(store: Store, prefix: str, *, deep: bool = False) -> list[str]:
     """What keeps `prefix` from being a complete folder (empty when complete).
 
@@ -142,16 +149,12 @@ class StagingWriter:
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         self._store.write_file(key, path, content_type)
-        with Path(path).open("rb") as handle:
-            sha = _sha256(handle)
-        self._record(key, sha, Path(path).stat().st_size)
+        self._record(key, *_file_digest(path))
 
     def move_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        with Path(path).open("rb") as handle:  # before the move: afterwards `path` is gone
-            sha = _sha256(handle)
-        size = Path(path).stat().st_size
+        digest = _file_digest(path)  # before the move: afterwards `path` is gone
         self._store.move_file(key, path, content_type)
-        self._record(key, sha, size)
+        self._record(key, *digest)
 
     def adopt(self, written: dict[str, tuple[str, int]]) -> None:
         """Record objects another process wrote under this prefix through its own StagingWriter (its

@@ -178,11 +178,15 @@ class LocalStore:
             path = self._real(safe, key)
         return Path(path)
 
+    def _folder(self, prefix: str) -> Path:
+        """The folder of `prefix` (the root for an empty one)."""
+        return self._path(prefix) if _rel(prefix) else self.root
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Regular files under `prefix`, in path order; symbolic links are neither listed nor followed, nor
         is a file still being written (`.<random>.tmp` beside its object), as S3 never lists an upload in
         progress."""
-        base = self._path(prefix) if _rel(prefix) else self.root
+        base = self._folder(prefix)
         if not base.is_dir():
             return
         found: list[tuple[list[str], os.DirEntry[str]]] = []
@@ -202,7 +206,7 @@ class LocalStore:
             yield ObjectInfo("/".join(parts), stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix) if _rel(prefix) else self.root
+        base = self._folder(prefix)
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not _is_scratch(p.name))
@@ -271,7 +275,7 @@ class LocalStore:
     def scratch_folder(self, prefix: str = "") -> Iterator[Path]:
         """`.screening-audit-scratch-<random>.tmp/` in the folder of `prefix`, so that `move_file` from it
         is a rename on one filesystem; listings never show it nor what is in it."""
-        parent = self._path(prefix) if _rel(prefix) else self.root
+        parent = self._folder(prefix)
         parent.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=parent, prefix=_SCRATCH_PREFIX, suffix=_TMP_SUFFIX))
         try:
@@ -281,7 +285,7 @@ class LocalStore:
             self._prune(parent)
 
     def remove_scratch(self, prefix: str) -> None:
-        base = self._path(prefix) if _rel(prefix) else self.root
+        base = self._folder(prefix)
         if not base.is_dir():
             return
         for folder, names, _ in os.walk(base):
