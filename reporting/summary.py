@@ -182,17 +182,23 @@ def eligibility_matrix(subjects: pl.DataFrame, eligibility: pl.DataFrame | Itera
     NOT_MET / APPLIES, then UNVERIFIABLE, then MET / NOT_APPLICABLE).
 
     `eligibility` may come in parts (reporting.parted), each holding all rows of its subjects: each
-    part is reduced to its subjects' rows of the matrix before the next is read."""
-    rank = {outcome: i for i, outcome in enumerate(OUTCOME_ORDER)}
+    part is reduced to its subjects' rows of the matrix before the next is read.
+
+    One pivot picks the worst outcome: each outcome is prefixed with its rank as one character, so that
+    the smallest text of a subject's criterion is its worst outcome (an outcome outside OUTCOME_ORDER
+    ranks after every known one). A group-by that sorted each criterion's outcomes, then a pivot, cost
+    a third more on the dirty benchmark's 500,000 rows."""
+    ranked = {outcome: chr(ord("0") + i) for i, outcome in enumerate(OUTCOME_ORDER)}
+    worst_first = pl.concat_str(pl.col("OUTCOME").replace_strict(ranked, default=chr(ord("0") + len(ranked)),
+                                                                 return_dtype=pl.String), pl.col("OUTCOME"))
     wides, criteria = [], set()
     for part in [eligibility] if isinstance(eligibility, pl.DataFrame) else eligibility:
-        per = (part.with_columns(pl.col("OUTCOME").replace_strict(rank, default=len(rank)).alias("_RANK"))
-               .group_by("STUDYID", "SITEID", "USUBJID", "CRITERION_ID")
-               .agg(pl.col("OUTCOME").sort_by("_RANK").first()))
-        present = sorted(per["CRITERION_ID"].drop_nulls().unique().to_list(), key=criterion_sort_key)
-        if present and per.height:
-            wides.append(per.pivot(on="CRITERION_ID", index=["STUDYID", "SITEID", "USUBJID"], values="OUTCOME",
-                                   on_columns=present))
+        present = sorted(part["CRITERION_ID"].drop_nulls().unique().to_list(), key=criterion_sort_key)
+        if present and part.height:
+            keyed = part.select("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", worst_first.alias("_WORST"))
+            wide = keyed.pivot(on="CRITERION_ID", index=["STUDYID", "SITEID", "USUBJID"], values="_WORST",
+                               aggregate_function="min", on_columns=present)
+            wides.append(wide.with_columns(pl.col(present).str.slice(1)))
             criteria.update(present)
     head = subjects.select("STUDYID", "SITEID", "USUBJID", "SITE_DECISION", "RECOMPUTED")
     if not wides:

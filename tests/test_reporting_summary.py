@@ -72,6 +72,15 @@ def test_eligibility_matrix_shows_the_worst_component_per_criterion():
         ("S1", "NOT_MET", "NOT_APPLICABLE"), ("S2", "UNVERIFIABLE", "APPLIES"), ("S3", None, None)]
 
 
+def test_eligibility_matrix_ranks_an_unknown_outcome_after_every_known_one():
+    rows = [("S1", "IN10", "IN10.PLT", "PENDING"), ("S1", "IN10", "IN10.HGB", "NOT_APPLICABLE"),
+            ("S2", "IN10", "IN10.PLT", "PENDING"), ("S2", "IN10", "IN10.HGB", "PENDING")]
+    elig = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": u, "CRITERION_ID": c, "CHECK_ID": k,
+                          "OUTCOME": o} for u, c, k, o in rows], schema=ELIGIBILITY)
+    matrix = eligibility_matrix(subjects(), [elig.head(2), elig.tail(2)])  # in parts, as a cluster run gives it
+    assert matrix.select("USUBJID", "IN10").rows() == [("S1", "NOT_APPLICABLE"), ("S2", "PENDING"), ("S3", None)]
+
+
 def test_not_audited_lists_problems_not_routine_supersession():
     manifest = {
         "sites_not_audited": [{"site": "104", "reason": "every complete delivery was rejected"}],
