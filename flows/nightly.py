@@ -25,7 +25,6 @@ from contracts.records import (
     RunOutputs,
 )
 from core.packing import pack
-from expectations.docs import build_data_docs
 from flows.cluster_checks import connected_workers, local_folders
 from flows.partition import study_records
 from flows.retries import unreadable_site
@@ -33,6 +32,7 @@ from flows.runners import fetch_from_workers, shipping_outputs
 from flows.tasks import (
     apply_history_task,
     audit_partition_task,
+    build_data_docs_task,
     combine_sites_task,
     deliver_outbox_task,
     finish_validation_task,
@@ -381,7 +381,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
                                                                 expected_sites, cutoff)
     with tempfile.TemporaryDirectory(prefix="screening-audit-") as tmp:
         validation = finish_validation_task(quote(parts))
-        validation.data_docs = build_data_docs(parts, Path(tmp))
+        validation.data_docs = build_data_docs_task(quote(parts), Path(tmp))
         del parts
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)

@@ -142,3 +142,28 @@ def test_local_landings_are_ingested_one_batch_at_a_time_s3_and_dask_concurrentl
     assert _ingest_one_batch_at_a_time("s3://landing/prefix") is False
     monkeypatch.setattr(FlowRunContext, "get", classmethod(lambda cls: SimpleNamespace(task_runner=object())))
     assert _ingest_one_batch_at_a_time("/data/landing") is False  # e.g. Dask: one process per batch
+
+
+def test_the_data_docs_are_built_in_a_task_of_their_own_between_validation_and_history(
+    prefect_harness: None, tmp_path: Path,
+) -> None:
+    """The second or so of Great Expectations rendering shows in the run's records (it was in none)."""
+    from datetime import date
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from generator import generate
+
+    generate(LocalStore(tmp_path / "landing"), study="SZ003", sites=2, subjects=6, seed=3,
+             as_of=date.fromisoformat(AS_OF), formats="csv", plant_problems=False)
+    state = nightly_audit(landing=str(tmp_path / "landing"), reports=str(tmp_path / "reports"), as_of=AS_OF,
+                          return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    spans = {run.name: (run.start_time, run.end_time) for run in runs}
+    assert spans["finish-validation"][1] <= spans["build-data-docs"][0]
+    assert spans["build-data-docs"][1] <= spans["apply-history"][0]
+    assert (tmp_path / "reports" / "SZ003" / AS_OF / "data_docs" / "index.html").is_file()
