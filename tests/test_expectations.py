@@ -422,3 +422,22 @@ def test_a_domain_returns_its_ge_documents_as_data_and_writes_no_file(tmp_path: 
 
     site = build_data_docs([part], tmp_path / "flow")
     assert "screening_dm" in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_result_document_holds_a_sample_of_the_failing_rows_whatever_their_number(tmp_path: Path) -> None:
+    """GE returns every failing row of a compound-key check in its "partial" list, and a query naming each:
+    the document the Data Docs are built from keeps SAMPLE_ROWS of them (the failing rows are the findings)."""
+    from expectations.gx_run import SAMPLE_ROWS
+
+    rows = [_vs(S1, str(100 + i % 2)) for i in range(60)]  # one key delivered 60 times, with two values
+    domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
+    part = validate_domain("vs", domains, study=STUDY)
+    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == list(range(1, 61))  # every row is still rejected
+    results = [r["result"] for r in part.gx_result["results"]
+               if r["expectation_config"]["type"] == "expect_compound_columns_to_be_unique"]
+    failing = [r for r in results if r.get("unexpected_count")]
+    assert failing and all(r["unexpected_count"] == 60 for r in failing)
+    for result in failing:
+        for key in ("unexpected_index_list", "partial_unexpected_index_list"):
+            assert [len(entry["SOURCE"]) for entry in result[key]] == [SAMPLE_ROWS]
+        assert "unexpected_index_query" not in result
