@@ -288,7 +288,9 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
                 "(see the query detail CSV)").alias("SUBJECTS"),
         pl.col("FIRST_SEEN").min(), pl.col("DAYS_OPEN").max(),
-        pl.when((pl.col("STATUS") == "NEW").all()).then(pl.lit("NEW"))
+        # NEW only when every finding has a status and each is NEW (polars' `all` skips nulls, so a query of
+        # data-quality findings, which have no status, would otherwise be NEW night after night)
+        pl.when(pl.col("STATUS").is_not_null().all() & (pl.col("STATUS") == "NEW").all()).then(pl.lit("NEW"))
         .when(pl.col("STATUS").is_not_null().any()).then(pl.lit("OPEN")).alias("STATUS"),
         pl.col("QUERY_TEXT").first().alias("EXAMPLE"),
         pl.col("DETAIL").first().alias("_DETAIL_ONE"),

@@ -172,6 +172,15 @@ def test_one_problem_across_subjects_is_one_query_listing_them():
         "the site's query detail CSV every one")
 
 
+def test_a_query_is_new_only_when_each_finding_it_lists_is_new_and_data_quality_queries_have_no_status():
+    new = _detail(3).with_columns(pl.lit("NEW").alias("STATUS"))
+    assert consolidate_queries(new)["STATUS"].to_list() == ["NEW"]
+    assert consolidate_queries(_detail(3))["STATUS"].to_list() == ["OPEN"]  # NEW, OPEN, NEW
+    quality = _detail(3, check="LB.unit_known", klass="VALIDATION").with_columns(
+        pl.lit("VALIDATION").alias("ORIGIN"), pl.lit(None, pl.String).alias("STATUS"))
+    assert consolidate_queries(quality)["STATUS"].to_list() == [None]  # as docs/outputs.md says: empty
+
+
 def test_queries_are_split_by_site_check_and_cause_and_a_single_finding_keeps_its_text():
     detail = pl.concat([_detail(3), _detail(2, cause="UNIT_NOT_CONVERTIBLE", start=10), _detail(2, site="102"),
                         _detail(1, check="IN10.PLT", start=20)])
