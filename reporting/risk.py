@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from ingestion.codes import DELIVERY_REJECTED_REASON
 from reporting.datafiles import DataFileError, check_keys, load
 
 RISK_COLUMNS = ["SITEID", "INDICATOR", "LABEL", "NUMERATOR", "DENOMINATOR", "RATE", "STUDY_RATE", "Z", "FLAG"]
@@ -96,11 +97,17 @@ def _count(frame: pl.DataFrame, side: Side, name: str) -> pl.LazyFrame:
 
 
 def inputs_table(run_manifest: dict[str, Any]) -> pl.DataFrame:
-    """Rows read per input object, from the run manifest (the exposure for data-error rates)."""
+    """Rows audited per input object, from the run manifest (the exposure for data-error rates): the rows
+    read, less those of a delivery rejected as a whole, which nothing audited.
+
+    Why: on a night a site's newer delivery was rejected and an older one used, counting both doubled
+    the site's exposure and halved its data-error rate, hiding the very site whose data got worse.
+    """
     items = run_manifest.get("inputs") or []
+    audited = [(i.get("rows_read") or 0) - ((i.get("rejected_reasons") or {}).get(DELIVERY_REJECTED_REASON) or 0)
+               for i in items]
     return pl.DataFrame(
-        {"SITEID": [i.get("site") for i in items], "DOMAIN": [i.get("domain") for i in items],
-         "ROWS": [i.get("rows_read") or 0 for i in items]},
+        {"SITEID": [i.get("site") for i in items], "DOMAIN": [i.get("domain") for i in items], "ROWS": audited},
         schema={"SITEID": pl.String, "DOMAIN": pl.String, "ROWS": pl.Int64},
     )
 

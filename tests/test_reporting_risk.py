@@ -83,3 +83,18 @@ def test_funnel_limits_narrow_with_n():
     assert high10 - low10 > high100 - low100
     assert high100 == pytest.approx(0.3 + 2 * (0.21 / 100) ** 0.5)
     assert funnel_limits(0.5, 1, 3.0, "binomial") == (0.0, 1.0)
+
+
+def test_the_rows_of_a_rejected_delivery_are_no_exposure():
+    """A site whose newer delivery was rejected and whose older one was used is exposed by the older one only."""
+    used = {"site": "A", "domain": "LB", "rows_read": 1000, "rows_rejected": 4,
+            "rejected_reasons": {"unit_unknown": 4}}
+    rejected = {"site": "A", "domain": "LB", "rows_read": 1000, "rows_rejected": 1000,
+                "rejected_reasons": {"delivery_rejected": 1000}}
+    assert inputs_table({"inputs": [used, rejected]})["ROWS"].to_list() == [1000, 0]
+    tables = {"subjects": subjects(), "discrepancies": pl.DataFrame(schema={"SITEID": pl.String,
+                                                                          "USUBJID": pl.String,
+                                                                          "SEVERITY": pl.String}),
+              "validation": validation(), "inputs": inputs_table({"inputs": [used, rejected]})}
+    row = site_risk(tables, ["A"]).filter(pl.col("INDICATOR") == "DATA_ERROR").row(0, named=True)
+    assert (row["NUMERATOR"], row["DENOMINATOR"]) == (30, 1000)
