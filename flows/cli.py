@@ -32,7 +32,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(review_app, name="review")
 console = Console(stderr=True)
 
-AsOf = Annotated[str | None, typer.Option(help="Audit date YYYY-MM-DD (default: tonight in the study's time zone).")]
+def _iso_date(value: str | None) -> str | None:
+    """An option that must be a date: a wrong one is a usage error (exit 2, one line), not a traceback."""
+    if value is not None:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return value
+
+
+AsOf = Annotated[str | None, typer.Option(help="Audit date YYYY-MM-DD (default: tonight in the study's time zone).",
+                                          callback=_iso_date)]
 Runner = Annotated[RunnerKind, typer.Option(help="Where tasks run: thread (this process) or dask (a Dask cluster).")]
 DaskAddress = Annotated[
     str | None, typer.Option(help="Scheduler of an existing Dask cluster (tcp://host:8786); default: a local one.")
@@ -180,8 +191,6 @@ def run(
     the place), 2 nothing to audit or a usage or configuration error, 3 another audit of the study holds its
     lease.
     """
-    if as_of:
-        date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
     params = _run_parameters(config, landing, reports, study, protocol, endpoint_url, as_of)
     _check_cluster(choice)
@@ -208,8 +217,6 @@ def run_all(
     from flows.config import ConfigError
     from flows.multi import StudiesFailedError, run_all_audits
 
-    if as_of:
-        date.fromisoformat(as_of)
     choice = _runner(runner, dask_address, dask_workers)
     _check_cluster(choice)
     from runtime.prefect_api import api_in_use, start_early_prefect_api
@@ -246,7 +253,8 @@ def generate(
     subjects: Annotated[int, typer.Option(min=1)] = 400,
     seed: int = 0,
     study: str = "SZ003",
-    as_of: Annotated[str | None, typer.Option(help="Audit date the deliveries lead up to.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Audit date the deliveries lead up to (YYYY-MM-DD).",
+                                              callback=_iso_date)] = None,
     formats: Annotated[str, typer.Option(help="mixed (realistic variety) or csv.")] = "mixed",
     clean: Annotated[bool, typer.Option("--clean", help="Plant no problems.")] = False,
     profile: Annotated[str, typer.Option(
@@ -544,8 +552,6 @@ def whatif(
 
     Exit status: 0 written, 2 nothing to audit or an unusable draft / file, 1 any other failure.
     """
-    if as_of:
-        date.fromisoformat(as_of)
     params = _whatif_parameters(config, landing, reports, study, baseline, protocol, endpoint_url, as_of)
     from runtime.prefect_api import api_in_use, start_early_prefect_api
 

@@ -109,6 +109,19 @@ def test_run_without_config_needs_landing_and_reports(fake_flow: list[dict]) -> 
     assert fake_flow == []
 
 
+@pytest.mark.parametrize("command", [["run", "--landing", "/x", "--reports", "/y"], ["run-all", "--config-dir", "/x"],
+                                     ["generate", "--out", "/x"]])
+@pytest.mark.parametrize("as_of", ["2026-13-05", "05/12/2026", "2026-02-30"])
+def test_a_date_that_is_not_one_is_a_usage_error_not_a_traceback(fake_flow: list[dict], command: list[str],
+                                                                 as_of: str) -> None:
+    result = runner.invoke(app, [*command, "--as-of", as_of])
+    assert result.exit_code == 2
+    assert f"'{as_of}' is not a date (YYYY-MM-DD)" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert fake_flow == []
+
+
 def test_bad_config_file_is_reported_not_run(fake_flow: list[dict], tmp_path: Path) -> None:
     config = _config(tmp_path, extra="expected_site: ['103']\n")
     result = runner.invoke(app, ["run", "--config", str(config)])
