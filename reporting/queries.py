@@ -21,7 +21,7 @@ import re
 import polars as pl
 
 from contracts import is_open
-from contracts.enums import Severity
+from contracts.enums import ReasonCode, Severity
 from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from ingestion.codes import NOTE_PREFIX, Code
@@ -56,8 +56,11 @@ MISSING = "not recorded"
 
 def _data() -> dict:
     data = load("queries.yaml")
-    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks"},
-               {"classes", "default", "grouped", "delivery"})
+    check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks",
+                                      "unverifiable_causes"}, {"classes", "default", "grouped", "delivery"})
+    for key in data.get("unverifiable_causes") or {}:
+        if key not in ReasonCode.__members__.values():
+            raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
     check_keys("queries.yaml: delivery", data["delivery"], {"codes", "grouped"}, {"codes", "grouped"})
     known = [str(code) for code in Code]
     for key in data["delivery"]["codes"]:
@@ -240,6 +243,9 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                for check, template in by_check.items()]
     choices += [(_matching("CHECK_ID", key), template) for key, template in _delivery_codes().items()]
     choices += [(_matching("CAUSE", key), template) for key, template in _data_checks().items()]
+    unverifiable = (pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CLASS") == "UNVERIFIABLE")
+    choices += [(unverifiable & (pl.col("CAUSE") == cause), template)
+                for cause, template in (_data().get("unverifiable_causes") or {}).items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
     key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
     rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))

@@ -413,3 +413,40 @@ def test_a_data_check_key_is_a_check_id_or_its_start_with_a_star_for_one_part():
     assert matches("DM.needed_results", "DM.needed_results.MISSING_LB")
     assert not matches("DM.needed_results", "DM.needed_results_site.SITE_MISSING_VS")  # a part, not a prefix
     assert not matches("*.unique_key", "LB.unique_keys") and not matches("*.unique_key", "unique_key")
+
+
+def _unverifiable(code: str | None, reason: str) -> str:
+    """The query text of one UNVERIFIABLE IN10.HGB component whose cause is `code`."""
+    elig = ELIG.with_columns(pl.when(pl.col("CHECK_ID") == "IN10.HGB").then(pl.lit(code, pl.String))
+                             .alias("REASON_CODE"), pl.when(pl.col("CHECK_ID") == "IN10.HGB").then(pl.lit(reason))
+                             .otherwise(pl.col("REASON")).alias("REASON"))
+    disc = pl.DataFrame([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")],
+                        schema=DISCREPANCIES)
+    return build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig)["QUERY_TEXT"][0]
+
+
+def test_a_delivered_result_that_cannot_be_used_is_asked_to_be_corrected_not_delivered():
+    text = _unverifiable("UNKNOWN_UNIT", "HGB unit g/hL is not in the unit catalog")
+    assert text == ("Subject SZ003-101-0002, IN10.HGB cannot be verified: the delivered result cannot be used. "
+                    "Reason: HGB unit g/hL is not in the unit catalog. Please check the result, its unit and "
+                    "reference range against the source document and correct them in the next delivery, or "
+                    "confirm them as recorded.")
+    assert "deliver the missing result" not in _unverifiable("EXCLUDED_BY_VALIDATION", "HGB 250 g/dL is implausible")
+    assert "reported only as a bound" in _unverifiable("CENSORED_UNDECIDABLE", "HGB <10 g/dL cannot decide >= 9")
+    assert "none in the period the protocol requires" in _unverifiable("ONLY_BEFORE_WINDOW", "only before day -28")
+
+
+@pytest.mark.parametrize("code", [None, "MISSING"])
+def test_a_missing_result_is_still_asked_for(code):
+    assert _unverifiable(code, "no HGB result in the screening window").endswith(
+        "Please deliver the missing result with its unit, reference range and date, or state why it is not "
+        "available.")
+
+
+def test_a_cause_wording_for_a_reason_code_that_does_not_exist_is_an_error(monkeypatch):
+    import reporting.queries as module
+
+    data = load("queries.yaml")
+    monkeypatch.setattr(module, "load", lambda name: {**data, "unverifiable_causes": {"NO_SUCH_CODE": "x"}})
+    with pytest.raises(DataFileError, match="unverifiable_causes: 'NO_SUCH_CODE' is no reason code"):
+        module._data()
