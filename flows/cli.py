@@ -16,6 +16,7 @@ from rich.table import Table
 from flows.cli_options import EndpointUrl
 from flows.review_cli import review_app
 from flows.runners import DEFAULT_DASK_WORKERS, RunnerChoice, RunnerKind
+from flows.terminal import print_table
 
 #: Prefect settings for a command-line run, unless the operator set them: no telemetry from a
 #: clinical-data host (the server's analytics, the client's SDK events), and patience with the
@@ -332,7 +333,7 @@ def expectations(
     for item in items:
         table.add_row(str(item.get("domain", "")), str(item.get("expectation", item.get("type", ""))),
                       str(item.get("meaning", "")))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command()
@@ -373,7 +374,7 @@ def deploy(
     for outcome in outcomes or []:
         if outcome.action.value == "paused":
             table.add_row(f"nightly_audit/{outcome.name}", outcome.study, "-", "-", f"paused: {outcome.detail}")
-    Console().print(table)
+    print_table(table)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

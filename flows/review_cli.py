@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli_options import EndpointUrl, Reports
+from flows.terminal import print_table
 
 review_app = typer.Typer(add_completion=False, no_args_is_help=True,
                          help="The sponsor's review: list findings, show a thread, record actions, import workbooks, "
@@ -64,7 +65,7 @@ def _table(frame, title: str) -> None:
         table.add_column(column, overflow="fold", no_wrap=column in _NO_WRAP)
     for row in frame.iter_rows():
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+    print_table(table)
 
 
 @review_app.command("list")

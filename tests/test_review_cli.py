@@ -163,3 +163,15 @@ def test_export_writes_the_whole_trail_for_an_inspection(reports: dict, tmp_path
         assert result.stdout.strip() == f"{trail.height} entries written to {out}"
     wrong = review(reports, "export", "--out", str(tmp_path / "trail.xlsx"))
     assert wrong.returncode == 2 and not (tmp_path / "trail.xlsx").exists()
+
+
+def test_a_listing_piped_without_columns_keeps_each_column_whole(reports: dict) -> None:
+    """`review list | less`: a pipe has no width, and Rich folded the table to 80 columns, one letter a line."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([CLI, "review", "list", "--reports", str(reports["root"]), "--study", STUDY], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "FINDING_ID" in line)
+    assert all(name in header for name in ("SITEID", "USUBJID", "CHECK_ID", "SEVERITY", "REVIEW_STATE",
+                                          "REVIEWED_BY"))
+    assert reports["important"][0] in result.stdout
