@@ -44,7 +44,7 @@ class Headline:
     protocol: str
     sites_audited: int
     sites_not_audited: int
-    deliveries_not_used: int
+    deliveries_rejected_or_incomplete: int  # the deliveries the report's Not audited section lists
     subjects_screened: int
     enrolled: int
     screen_failures: int
@@ -74,7 +74,10 @@ def headline(outputs: RunOutputs) -> Headline:
         protocol=f"{outputs.protocol_id} {outputs.protocol_version}".strip(),
         sites_audited=len(sites),
         sites_not_audited=len(manifest.get("sites_not_audited") or []),
-        deliveries_not_used=len(manifest.get("deliveries_not_used") or []),
+        # not the routine ones (superseded by a newer delivery, or made after the as-of date): the report lists
+        # these, and a count that included the routine ones disagreed with it
+        deliveries_rejected_or_incomplete=sum(d.get("status") in ("REJECTED", "INCOMPLETE")
+                                              for d in manifest.get("deliveries_not_used") or []),
         subjects_screened=subjects.height,
         enrolled=subjects.filter(decision == SiteDecision.ENROLLED).height,
         screen_failures=subjects.filter(decision == SiteDecision.SCREEN_FAILURE).height,

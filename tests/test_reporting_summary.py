@@ -47,6 +47,17 @@ def test_headline_counts_current_findings_only():
     assert (head.important, head.queries, head.new, head.resolved) == (2, 1, 1, 1)
 
 
+def test_headline_counts_the_deliveries_the_report_lists_not_the_routine_ones():
+    """The workbook's Summary said 10 deliveries not used where the report listed 6: superseded ones were in it."""
+    statuses = ["SUPERSEDED", "SUPERSEDED", "REJECTED", "INCOMPLETE", "AFTER_AS_OF", "REJECTED"]
+    base = outputs()
+    manifest = {**base.run_manifest, "deliveries_not_used": [
+        {"site": "101", "delivery": f"D{i}", "status": status, "reason": "r"} for i, status in enumerate(statuses)]}
+    head = headline(replace(base, run_manifest=manifest))
+    assert head.deliveries_rejected_or_incomplete == 3
+    assert "deliveries_not_used" not in head.as_dict()
+
+
 def test_subjects_and_open_findings_are_counted_per_protocol_version():
     table = version_table(outputs())
     assert table.rows() == [("1.0", 2, 1, 1, 2, 1), ("2.0", 1, 0, 0, 0, 0)]  # S3's PC04 is resolved
