@@ -108,7 +108,7 @@ def _print_summary(summary) -> None:
         ("subjects screened", summary.subjects),
         ("subjects enrolled", summary.enrolled),
         ("important deviations", summary.important),
-        ("queries", summary.queries),
+        ("query discrepancies", summary.queries),
         ("new since last run", summary.new),
     ]:
         table.add_row(label, str(value))
@@ -235,7 +235,7 @@ def run_all(
     except DaskClusterError as error:  # no worker joined the scheduler: no study was sent to it
         raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
     table = Table(title=f"{len(summary.outcomes)} studies")
-    for column in ("study", "status", "subjects", "important", "queries", "report or reason"):
+    for column in ("study", "status", "subjects", "important", "to query", "report or reason"):
         table.add_column(column)
     for outcome in summary.outcomes:
         done = outcome.summary or {}

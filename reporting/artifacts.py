@@ -36,7 +36,7 @@ def summary_markdown(outputs: RunOutputs, report_url: str) -> str:
         f"| subjects screened | {head.subjects_screened} |",
         f"| enrolled | {head.enrolled} |",
         f"| important deviations | {head.important} |",
-        f"| queries | {head.queries} |",
+        f"| query discrepancies | {head.query_discrepancies} |",
         f"| new since last run | {head.new} |",
         f"| resolved since last run | {head.resolved} |",
         f"| data-quality findings | {head.data_findings} |",

@@ -119,7 +119,7 @@ def run_summary(outputs: RunOutputs, sites_not_audited: dict[str, str], location
         subjects=head.subjects_screened,
         enrolled=head.enrolled,
         important=head.important,
-        queries=head.queries,
+        queries=head.query_discrepancies,
         new=head.new,
         report=f"{location}/report.html",
         outputs=location,

@@ -82,7 +82,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
             "sites_audited": head.sites_audited, "sites_not_audited": head.sites_not_audited,
             "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
             "ineligible_enrolled": head.ineligible_enrolled, "important_open": head.important,
-            "queries_open": head.queries, "new": head.new, "resolved": head.resolved,
+            "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
             "data_findings": head.data_findings, "rows_reconcile": head.balanced,
         },
         "new_important": _records(new), "new_important_total": new.height,

@@ -51,7 +51,7 @@ class Headline:
     in_screening: int
     ineligible_enrolled: int
     important: int
-    queries: int
+    query_discrepancies: int  # open discrepancies of QUERY severity (not the site queries, one per problem)
     new: int
     resolved: int
     data_findings: int
@@ -85,7 +85,7 @@ def headline(outputs: RunOutputs) -> Headline:
         ineligible_enrolled=subjects.filter((decision == SiteDecision.ENROLLED)
                                             & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).height,
         important=now.filter(pl.col("SEVERITY") == Severity.IMPORTANT).height,
-        queries=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
+        query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,
         resolved=disc.filter(status == FindingStatus.RESOLVED).height,
         data_findings=outputs.validation.height,

@@ -44,7 +44,7 @@ def test_headline_counts_current_findings_only():
     head = headline(outputs())
     assert (head.subjects_screened, head.enrolled, head.screen_failures, head.in_screening,
             head.ineligible_enrolled) == (3, 1, 1, 1, 1)
-    assert (head.important, head.queries, head.new, head.resolved) == (2, 1, 1, 1)
+    assert (head.important, head.query_discrepancies, head.new, head.resolved) == (2, 1, 1, 1)
 
 
 def test_headline_counts_the_deliveries_the_report_lists_not_the_routine_ones():
