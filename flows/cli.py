@@ -215,9 +215,13 @@ def run_all(
     Exit status: 0 every study published (or is being audited by another run), 1 a study failed.
     """
     from flows.cluster_checks import DaskClusterError
-    from flows.config import ConfigError
+    from flows.config import ConfigError, load_config_dir
     from flows.multi import StudiesFailedError, run_all_audits
 
+    try:  # before Prefect starts: a wrong folder or file is one line and exit 2, not a failed flow's traceback
+        load_config_dir(config_dir)
+    except ConfigError as error:
+        raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
     choice = _runner(runner, dask_address, dask_workers)
     _check_cluster(choice)
     from runtime.prefect_api import api_in_use, start_early_prefect_api

@@ -172,3 +172,19 @@ def test_run_all_exits_0_when_every_study_completed(fake_flow: list[dict], tmp_p
     result = runner.invoke(app, ["run-all", "--config-dir", str(tmp_path / "studies")])
     assert result.exit_code == 0, result.output
     assert "COMPLETED" in result.output
+
+
+@pytest.mark.parametrize("folder", ["missing", "bad"])
+def test_run_all_with_a_wrong_config_folder_is_one_line_before_prefect_starts(
+    fake_flow: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
+) -> None:
+    import runtime.prefect_api
+
+    started: list[bool] = []
+    monkeypatch.setattr(runtime.prefect_api, "start_early_prefect_api", lambda: started.append(True))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "sz003.yaml").write_text("study: SZ003\nlanding: [not, a, place]\n")
+    result = runner.invoke(app, ["run-all", "--config-dir", str(tmp_path / folder)])
+    assert result.exit_code == 2
+    assert "error in the study configuration:" in result.output and "Traceback" not in result.output
+    assert started == [] and fake_flow == []
