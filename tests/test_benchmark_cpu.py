@@ -2,9 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from benchmarks.run import Measure, ingestion_cpu_seconds, span_cpu
+from benchmarks.run import span_cpu
 
 T0 = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
 
@@ -24,9 +22,3 @@ def test_a_stage_counts_from_the_last_sample_before_it_to_the_first_after_it():
 def test_a_stage_outside_the_samples_has_no_figure():
     assert span_cpu(SAMPLES, at(-10), at(100)) != span_cpu(SAMPLES, at(-10), at(100))  # nan
     assert span_cpu(SAMPLES, at(10), at(250)) != span_cpu(SAMPLES, at(10), at(250))
-
-
-def test_ingestion_cpu_adds_its_stages_only():
-    measure = Measure("dirty", 100, 10_000, stage_cpu_s={"list-sites": 0.1, "ingest": 1.3, "audit": 9.0,
-                                                         "publish": 2.4})
-    assert ingestion_cpu_seconds(measure) == pytest.approx(1.4)
