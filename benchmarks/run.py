@@ -110,7 +110,7 @@ class Measure:
     stages: dict[str, float] = field(default_factory=dict)
     stage_peak_mb: dict[str, float] = field(default_factory=dict)
     stage_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of the process tree per stage
-    ingestion_cpu_s: float = float("nan")  # over the ingestion stages' whole span (their sums would overlap)
+    ingestion_cpu_s: float | None = None  # from the first ingestion stage's start to the last one's end
     checks: list[str] = field(default_factory=list)
 
     @property
@@ -193,13 +193,14 @@ def _tree_usage(pid: int) -> tuple[int, float]:
 Sample = tuple[datetime, int, float]
 
 
-def span_cpu(samples: list[Sample], start: datetime, end: datetime) -> float:
+def span_cpu(samples: list[Sample], start: datetime, end: datetime) -> float | None:
     """CPU seconds the tree used from `start` to `end`: between the last sample at or before `start`
-    and the first at or after `end` (a process that ended in between takes its CPU time with it)."""
+    and the first at or after `end` (a process that ended in between takes its CPU time with it); None
+    when the samples do not cover the span."""
     before = [cpu for t, _, cpu in samples if t <= start]
     after = [cpu for t, _, cpu in samples if t >= end]
     if not before or not after:
-        return float("nan")
+        return None
     return max(after[0] - before[-1], 0.0)
 
 
@@ -308,7 +309,8 @@ def measure(case: Case, workdir: Path, fresh_home: bool = False, extra_env: dict
         result.stages = {name: (end - start).total_seconds() for name, (start, end) in spans.items()}
         result.stage_peak_mb = {name: max((rss for t, rss, _ in samples if start <= t <= end), default=0) / 1e6
                                 for name, (start, end) in spans.items()}
-        result.stage_cpu_s = {name: span_cpu(samples, start, end) for name, (start, end) in spans.items()}
+        covered = {name: span_cpu(samples, start, end) for name, (start, end) in spans.items()}
+        result.stage_cpu_s = {name: cpu for name, cpu in covered.items() if cpu is not None}
         ingestion = [spans[name] for name in INGESTION if name in spans]
         if ingestion:
             result.ingestion_cpu_s = span_cpu(samples, min(a for a, _ in ingestion), max(b for _, b in ingestion))
@@ -376,10 +378,13 @@ def _case_checks(case: Case, result: Measure) -> None:
     if case.publish_within_ingest and result.stages:
         publish, ingest = result.stages.get("publish", float("nan")), ingestion_seconds(result)
         ok = publish <= ingest
-        cpu = result.stage_cpu_s.get("publish", float("nan"))
+        def cpu(seconds: float | None) -> str:
+            return "CPU not sampled" if seconds is None else f"{seconds:.1f} CPU-s"
+
         # CPU seconds beside each: a stage on one CPU and one on several compare differently on other machines
-        result.checks.append(f"{'ok' if ok else 'MISS'} publish {publish:.2f} s ({cpu:.1f} CPU-s) <= ingestion "
-                             f"{ingest:.2f} s ({result.ingestion_cpu_s:.1f} CPU-s)")
+        publish_cpu = cpu(result.stage_cpu_s.get("publish"))
+        result.checks.append(f"{'ok' if ok else 'MISS'} publish {publish:.2f} s ({publish_cpu}) <= ingestion "
+                             f"{ingest:.2f} s ({cpu(result.ingestion_cpu_s)})")
 
 
 def relative_checks(results: dict[str, Measure]) -> list[str]:
@@ -416,8 +421,9 @@ def print_table(results: list[Measure], notes: list[str]) -> None:
                        *(f"{m.stages[s]:.1f}" if s in m.stages else "" for s in STAGES))
         stages.add_row("  peak MB", "", "", *(f"{m.stage_peak_mb[s]:,.0f}" if s in m.stage_peak_mb else ""
                                               for s in STAGES))
-        stages.add_row("  CPU s", "", "", *(f"{m.stage_cpu_s[s]:.1f}" if s in m.stage_cpu_s else ""
-                                            for s in STAGES))
+        # a stage shorter than a few sample periods would show mostly its neighbours' CPU: left blank
+        stages.add_row("  CPU s", "", "", *(f"{m.stage_cpu_s[s]:.1f}" if s in m.stage_cpu_s
+                                            and m.stages.get(s, 0.0) >= 0.1 else "" for s in STAGES))
     console.print(stages)
     for line in notes:
         console.print(line)

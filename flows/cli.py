@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ def _iso_date(value: str | None) -> str | None:
     """An option that must be a date: a wrong one is a usage error (exit 2, one line), not a traceback."""
     if value is not None:
         try:
+            # YYYY-MM-DD only: Python also reads 20261205 and 2026-W49-6, which name runs and folders otherwise
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError(value)
             date.fromisoformat(value)
         except ValueError:
             raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
@@ -239,14 +243,14 @@ def run_all(
     except DaskClusterError as error:  # no worker joined the scheduler: no study was sent to it
         raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
     table = Table(title=f"{len(summary.outcomes)} studies")
-    for column in ("study", "status", "subjects", "important", "to query", "report or reason"):
+    for column in ("study", "status", "subjects", "important", "query discrepancies", "report or reason"):
         table.add_column(column)
     for outcome in summary.outcomes:
         done = outcome.summary or {}
         table.add_row(outcome.study, outcome.status.value, str(done.get("subjects", "")),
                       str(done.get("important", "")), str(done.get("queries", "")),
                       done.get("report") or outcome.message)
-    console.print(table)
+    print_table(table, stderr=True)
     if failed:
         raise typer.Exit(1)
 

@@ -407,7 +407,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
     location = report_location(reports, publication.final)
     summary = run_summary(outputs, ingest.sites_not_audited, location, published)
     summary = replace(summary, report_link=report_link(reports, endpoint_url, publication.final, link_lifetime))
-    logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d to query; report at %s",
+    logger.info("audit of %s as of %s: %d sites, %d subjects, %d important, %d query discrepancies; report at %s",
                 study, summary.as_of, summary.sites_audited, summary.subjects, summary.important,
                 summary.queries, summary.report)
     try:

@@ -173,7 +173,7 @@ def build_data_docs_task(parts: list[DomainValidation], workdir: Path) -> Path |
 
     The flow calls it (never submits it), so it runs in the flow's process, next to `workdir`, on Dask
     too; a task of its own so that its second or so of Great Expectations rendering shows in the run's
-    records (the benchmark's stage table counts it with validation).
+    records (the benchmark's stage table shows it as a stage of its own).
     """
     from expectations.docs import build_data_docs
 

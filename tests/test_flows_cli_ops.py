@@ -110,8 +110,8 @@ def test_run_without_config_needs_landing_and_reports(fake_flow: list[dict]) -> 
 
 
 @pytest.mark.parametrize("command", [["run", "--landing", "/x", "--reports", "/y"], ["run-all", "--config-dir", "/x"],
-                                     ["generate", "--out", "/x"]])
-@pytest.mark.parametrize("as_of", ["2026-13-05", "05/12/2026", "2026-02-30"])
+                                     ["generate", "--out", "/x"], ["whatif", "--landing", "/x", "--protocol", "/p"]])
+@pytest.mark.parametrize("as_of", ["2026-13-05", "05/12/2026", "2026-02-30", "20261205", "2026-W49-6"])
 def test_a_date_that_is_not_one_is_a_usage_error_not_a_traceback(fake_flow: list[dict], command: list[str],
                                                                  as_of: str) -> None:
     result = runner.invoke(app, [*command, "--as-of", as_of])

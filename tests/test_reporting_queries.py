@@ -450,3 +450,11 @@ def test_a_cause_wording_for_a_reason_code_that_does_not_exist_is_an_error(monke
     monkeypatch.setattr(module, "load", lambda name: {**data, "unverifiable_causes": {"NO_SUCH_CODE": "x"}})
     with pytest.raises(DataFileError, match="unverifiable_causes: 'NO_SUCH_CODE' is no reason code"):
         module._data()
+
+
+def test_every_cause_of_an_unverifiable_component_but_a_missing_result_has_its_own_wording():
+    """A new reason code must come with the ask a site gets for it (else it would be asked for the result)."""
+    from contracts.enums import ReasonCode
+
+    assert set(ReasonCode) - set(load("queries.yaml")["unverifiable_causes"]) == {ReasonCode.MISSING}
+    assert "Please deliver the date (YYYY-MM-DD)" in _unverifiable("MISSING_DATE", "no informed consent date")

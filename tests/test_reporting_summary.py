@@ -84,12 +84,15 @@ def test_eligibility_matrix_shows_the_worst_component_per_criterion():
 
 
 def test_eligibility_matrix_ranks_an_unknown_outcome_after_every_known_one():
-    rows = [("S1", "IN10", "IN10.PLT", "PENDING"), ("S1", "IN10", "IN10.HGB", "NOT_APPLICABLE"),
-            ("S2", "IN10", "IN10.PLT", "PENDING"), ("S2", "IN10", "IN10.HGB", "PENDING")]
+    # AWAITING sorts before NOT_APPLICABLE as text: only the rank decides; a missing outcome is left out
+    rows = [("S1", "IN10", "IN10.PLT", "AWAITING"), ("S1", "IN10", "IN10.HGB", "NOT_APPLICABLE"),
+            ("S1", "EX07", "EX07", None), ("S1", "EX07", "EX07.B", "MET"),
+            ("S2", "IN10", "IN10.PLT", "AWAITING"), ("S2", "IN10", "IN10.HGB", "AWAITING")]
     elig = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "101", "USUBJID": u, "CRITERION_ID": c, "CHECK_ID": k,
                           "OUTCOME": o} for u, c, k, o in rows], schema=ELIGIBILITY)
-    matrix = eligibility_matrix(subjects(), [elig.head(2), elig.tail(2)])  # in parts, as a cluster run gives it
-    assert matrix.select("USUBJID", "IN10").rows() == [("S1", "NOT_APPLICABLE"), ("S2", "PENDING"), ("S3", None)]
+    matrix = eligibility_matrix(subjects(), [elig.head(4), elig.tail(2)])  # in parts, as a cluster run gives it
+    assert matrix.select("USUBJID", "IN10", "EX07").rows() == [
+        ("S1", "NOT_APPLICABLE", "MET"), ("S2", "AWAITING", None), ("S3", None, None)]
 
 
 def test_not_audited_lists_problems_not_routine_supersession():
