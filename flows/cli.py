@@ -220,7 +220,7 @@ def run_all(
     """
     from flows.cluster_checks import DaskClusterError
     from flows.config import ConfigError, load_config_dir
-    from flows.multi import StudiesFailedError, run_all_audits
+    from flows.multi import StudiesFailedError, StudyStatus, run_all_audits
 
     try:  # before Prefect starts: a wrong folder or file is one line and exit 2, not a failed flow's traceback
         load_config_dir(config_dir)
@@ -243,8 +243,12 @@ def run_all(
     except DaskClusterError as error:  # no worker joined the scheduler: no study was sent to it
         raise _fail(f"[red]audit failed, nothing published:[/red] {error}", 1) from None
     table = Table(title=f"{len(summary.outcomes)} studies")
-    for column in ("study", "status", "subjects", "important", "query discrepancies", "report or reason"):
+    # on an 80-column terminal the status is never cut short (the report or reason folds instead)
+    table.add_column("study")
+    table.add_column("status", min_width=max(len(status) for status in StudyStatus))
+    for column in ("subjects", "important", "query discrepancies"):
         table.add_column(column)
+    table.add_column("report or reason", overflow="fold")
     for outcome in summary.outcomes:
         done = outcome.summary or {}
         table.add_row(outcome.study, outcome.status.value, str(done.get("subjects", "")),
