@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from contracts import Evaluation, IngestResult, ValidationResult
+from contracts import Evaluation, IngestResult, ValidationResult, is_open
 from contracts.enums import Severity
 from contracts.policy import Policy
 from contracts.records import (
@@ -42,11 +42,14 @@ def with_review(discrepancies: pl.DataFrame, findings: pl.DataFrame,
     verification its states are not used: REVIEW_STATE stays empty and DV keeps every important finding,
     marked REVIEW UNKNOWN, rather than a state guessed from a broken chain."""
     machine = load_machine()
+    # DV_REVIEW says how a finding stands in DV, which has no RESOLVED finding (reporting.dv): empty on those rows
+    in_dv = is_open() if "STATUS" in discrepancies.columns else pl.lit(True)
     if review.verified:
-        return (annotate(discrepancies, review.states, machine, severity="SEVERITY"),
+        annotated = annotate(discrepancies, review.states, machine, severity="SEVERITY")
+        return (annotated.with_columns(pl.when(in_dv).then(pl.col("DV_REVIEW")).alias("DV_REVIEW")),
                 annotate(findings, review.states, machine))
     unknown = [pl.lit(None, pl.String).alias(c) for c in REVIEW]
-    return (discrepancies.with_columns(*unknown, pl.when(pl.col("SEVERITY") == Severity.IMPORTANT)
+    return (discrepancies.with_columns(*unknown, pl.when((pl.col("SEVERITY") == Severity.IMPORTANT) & in_dv)
                                        .then(pl.lit("REVIEW UNKNOWN")).alias("DV_REVIEW")),
             findings.with_columns(unknown))
 

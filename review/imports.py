@@ -200,9 +200,33 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
     return receipt
 
 
+def _stamp(at: datetime | None) -> str:
+    """A receipt key's time stamp (`YYYYMMDDTHHMMSSZ`, UTC), which orders receipts by when they were saved."""
+    return now_utc(at).replace("-", "").replace(":", "")
+
+
+def receipts_since(store: Store, study: str, after: datetime | None) -> list[dict]:
+    """The receipts saved after `after` (every one when None), oldest first, as saved.
+
+    What a night reports as the workbooks applied since the previous night, tonight's inbox and any
+    `review import` since: chosen by time rather than by what this process applied, so that a re-run of
+    the night (whose first attempt applied them: nothing is applied twice) still reports them.
+    """
+    cutoff = _stamp(after) if after is not None else ""
+    found = []
+    for info in sorted(store.list(review_key(study, "receipts")), key=lambda item: item.key):
+        if info.key.rsplit("/", 1)[-1].split("-", 1)[0] <= cutoff:  # the same second as `after` counts as before
+            continue
+        try:
+            found.append(json.loads(store.read_bytes(info.key)))
+        except (ObjectNotFound, ValueError):
+            continue
+    return found
+
+
 def save_receipt(store: Store, receipt: Receipt, name: str, at: datetime | None) -> None:
     """Write the receipt under `_review/receipts/` (its key is set on it)."""
-    stamp = now_utc(at).replace("-", "").replace(":", "")
+    stamp = _stamp(at)
     digest = receipt.sha256[:16] or "unread"
     receipt.key = review_key(receipt.study, "receipts", f"{stamp}-{digest}-{safe_name(name)}.json")
     store.write_bytes(receipt.key, (json.dumps(receipt.as_dict(), indent=2, sort_keys=True, ensure_ascii=False)

@@ -29,6 +29,7 @@ from review.append import append_actions
 from review.catalogue import catalogue_of
 from review.entries import MAX_TEXT
 from review.fold import current_states
+from review.imports import receipts_since
 from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
 from review.machine import StateMachine, load_machine
@@ -65,6 +66,14 @@ def _reopened_since(view: LedgerView, machine: StateMachine, since: int) -> pl.D
             .select(list(REOPENED)).sort("SEQ"))
 
 
+def _moment(text: object) -> datetime | None:
+    """A manifest's ISO 8601 time, or None when it has none (an older manifest, or none at all)."""
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+
+
 def _ledger_info(view: LedgerView, status: str, read_only: bool) -> dict:
     return {"status": status, "entries": view.head_seq, "head": view.head_hash, "problems": view.problems,
             "notes": view.notes, "read_only": read_only}
@@ -82,11 +91,9 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
                             reopened=pl.DataFrame(schema=REOPENED), ledger=_ledger_info(view, "INVALID", True))
     start = view.head_seq
     read_only = later_run_exists(store, study, as_of)
-    receipts = []
     if not read_only:
         where = f"tonight's run ({as_of.isoformat()})"
-        receipts = process_inbox(store, study, catalogue_of(discrepancies, validation), where, machine, at=now)
-        if receipts:
+        if process_inbox(store, study, catalogue_of(discrepancies, validation), where, machine, at=now):
             view = read_ledger(store, study, machine.initial).require_intact()
         present = _present(discrepancies, validation)
         proposed = reopen_proposals(present, current_states(view.entries, machine), machine, as_of)
@@ -101,7 +108,10 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     previous = previous_manifest(store, study, as_of) or {}
     since = (previous.get("review") or {}).get("entries")
     since = since if isinstance(since, int) and 0 <= since <= start else 0
+    # the workbooks applied since the previous night, by the same rule: a re-run of the night reports them too
+    # (a re-run of a past night applies none and reports none)
+    receipts = [] if read_only else receipts_since(store, study, _moment(previous.get("generated_at")))
     return ReviewResult(states=current_states(view.entries, machine),
                         reopened=_reopened_since(view, machine, since),
-                        receipts=[r.as_dict() for r in receipts],
+                        receipts=receipts,
                         ledger=_ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only))

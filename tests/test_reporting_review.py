@@ -204,3 +204,42 @@ def test_the_review_row_count_is_the_number_of_review_rows_whatever_the_states(u
     rows = review_rows(disc, validation, machine, unreviewed_when_missing=unreviewed_when_missing)
     assert 0 < rows.height < disc.height + validation.height
     assert review_row_count(disc, validation, machine, unreviewed_when_missing=unreviewed_when_missing) == rows.height
+
+
+def test_a_rerun_of_the_night_reports_the_workbooks_its_first_attempt_applied(night: dict) -> None:
+    """The receipts a night reports are those saved since the previous night's manifest, not only those this
+    process applied: a re-run (which applies nothing twice) used to publish the night with none of them."""
+    import json
+    from datetime import UTC, datetime
+
+    from review.imports import Receipt, save_receipt
+
+    store = night["store"]
+    before, after = datetime(2026, 11, 27, 23, 0, tzinfo=UTC), datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    for name, at in (("review-monday.xlsx", before), ("review-tuesday.xlsx", after)):
+        save_receipt(store, Receipt(study=STUDY, workbook=name, sha256=name.ljust(64, "0"), status="APPLIED",
+                                    kind="REVIEW", received_at=at.isoformat()), name, at)
+    previous = f"{STUDY}/2026-11-27"  # the previous published night, its manifest made between the two
+    store.write_bytes(f"{previous}/run_manifest.json",
+                      json.dumps({"generated_at": "2026-11-28T00:10:00+00:00", "review": {"entries": 0}}).encode())
+    seal(store, previous)
+    first = _reviewed(night)[1]
+    again = _reviewed(night)[1]  # the same night re-run: nothing left in the inbox
+    assert [r["workbook"] for r in first.receipts] == ["review-tuesday.xlsx"]
+    assert again.receipts == first.receipts
+    assert [w["workbook"] for w in review_manifest(again)["workbooks"]] == ["review-tuesday.xlsx"]
+
+
+def test_a_resolved_finding_has_no_dv_review_mark_as_it_is_not_in_dv(night: dict) -> None:
+    """outputs.md: DV_REVIEW is CONFIRMED or NOT YET REVIEWED "when it is in DV"; DV has no RESOLVED row."""
+    gone = night["important"][3]  # acknowledged (NOT YET REVIEWED while present), now gone from the data
+    disc = night["outputs"].discrepancies.with_columns(
+        pl.when(pl.col("FINDING_ID") == gone).then(pl.lit("RESOLVED")).otherwise(pl.col("STATUS")).alias("STATUS"))
+    night["outputs"] = replace(night["outputs"], discrepancies=disc)
+    outputs, _ = _reviewed(night)
+    marks = dict(zip(outputs.discrepancies["FINDING_ID"], outputs.discrepancies["DV_REVIEW"], strict=True))
+    assert marks[gone] is None and marks[night["important"][0]] == "CONFIRMED"
+    invalid = replace(outputs.review, ledger={"status": "INVALID"})
+    broken = with_review(outputs.discrepancies, outputs.validation, invalid)
+    unknown = dict(zip(broken[0]["FINDING_ID"], broken[0]["DV_REVIEW"], strict=True))
+    assert unknown[gone] is None and unknown[night["important"][0]] == "REVIEW UNKNOWN"
