@@ -16,7 +16,6 @@ from datetime import datetime
 
 import polars as pl
 
-from contracts.tables import FINDING_ID
 from review.entries import chained, now_utc
 from review.fold import current_states
 from review.ledger import LedgerView, append_object, read_ledger
@@ -61,8 +60,7 @@ def append_actions(store: Store, study: str, proposed: pl.DataFrame, catalogue: 
         if view is None or attempt:
             view = read_ledger(store, study, machine.initial)
         view.require_intact()
-        checked = check(proposed, current_states(view.entries, machine), catalogue, view.entries[FINDING_ID],
-                        machine, where)
+        checked = check(proposed, current_states(view.entries, machine), catalogue, view.entries, machine, where)
         accepted = checked.filter(pl.col("REFUSED").is_null())
         if accepted.height == 0:
             return Appended(checked.with_columns(pl.lit(None, pl.Int64).alias("SEQ")), None, view)

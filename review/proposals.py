@@ -53,20 +53,25 @@ def _duplicates() -> pl.Expr:
             .then(pl.format("rows {} all act on {}: one action per finding in one workbook", rows, pl.col(FINDING_ID))))
 
 
-def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame, ledger_ids: pl.Series,
+def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame, entries: pl.DataFrame,
           machine: StateMachine, where: str) -> pl.DataFrame:
     """`proposed` with FROM_STATE, TO_STATE and REFUSED (the first reason, null when accepted).
 
     `states`: the current fold (review.fold.current_states); `catalogue`: the findings acted on;
-    `ledger_ids`: every FINDING_ID the ledger already holds; `where`: how the catalogue is named in a
-    refusal ("the latest run (2026-11-28)").
+    `entries`: the ledger's entries (which findings it holds, and each one's last entry); `where`: how
+    the catalogue is named in a refusal ("the latest run (2026-11-28)").
+
+    A row that repeats a finding's last entry (the same action, person, text and evidence) is refused:
+    a workbook saved again, which its sha256 no longer recognises, must not record its comments and
+    re-sent queries a second time.
     """
     actions = machine.action_table()
     allowed = pl.DataFrame(
         {"FROM_STATE": list(machine.states), "_ALLOWED": [", ".join(machine.allowed(s)) or "none"
                                                           for s in machine.states]})
-    known = pl.DataFrame({FINDING_ID: ledger_ids.unique()}, schema={FINDING_ID: pl.String}).with_columns(
-        pl.lit(True).alias("_IN_LEDGER"))
+    known = (entries.sort("SEQ").group_by(FINDING_ID, maintain_order=True).last()
+             .select(FINDING_ID, pl.lit(True).alias("_IN_LEDGER"), pl.col("SEQ").alias("_LAST_SEQ"),
+                     *(pl.col(c).alias(f"_LAST_{c}") for c in ("ACTION", "BY", "TEXT", EVIDENCE_HASH))))
     frame = (
         proposed.with_columns(_duplicates().alias("_DUPLICATE"))
         .join(catalogue.select(FINDING_ID, pl.col("SITEID").alias("_SITE"), pl.col("SEVERITY").alias("_SEVERITY"),
@@ -104,6 +109,10 @@ def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame,
          & ~pl.col("SEVERITIES").list.contains(pl.col("_SEVERITY").fill_null("")),
          pl.format("{} applies only to {} findings; {} is {}", action, pl.col("SEVERITIES").list.join(" or "),
                    pl.col(FINDING_ID), pl.col("_SEVERITY").fill_null("of unknown severity"))),
+        (action.eq(pl.col("_LAST_ACTION")) & by.eq(pl.col("_LAST_BY")) & text.eq_missing(pl.col("_LAST_TEXT"))
+         & pl.coalesce(pl.col(EVIDENCE_HASH), pl.col("_CURRENT")).eq_missing(pl.col(f"_LAST_{EVIDENCE_HASH}")),
+         pl.format("the same {} by {} as the last entry of {} (entry {}): not recorded twice (give a text if it "
+                   "is a new one)", action, by, pl.col(FINDING_ID), pl.col("_LAST_SEQ"))),
         (pl.col("TO_STATE").is_null(),
          pl.format("{} is not allowed on {} in state {} (allowed: {})", action, pl.col(FINDING_ID),
                    pl.col("FROM_STATE"), pl.col("_ALLOWED"))),

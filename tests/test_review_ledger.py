@@ -104,6 +104,20 @@ def test_a_refused_action_writes_nothing(store: Store) -> None:
     assert [info.key for info in store.list(review_key(STUDY))] == before
 
 
+def test_an_action_that_repeats_the_last_entry_of_its_finding_is_not_recorded_twice(store: Store) -> None:
+    """A returned workbook saved again (its sha256 changes, its rows do not) must not record its comments and
+    re-sent queries a second time; a new comment, or the same one after another entry, is recorded."""
+    assert add(store, "D-2", "QUERY_SENT", text="asked the site").key is not None
+    again = add(store, "D-2", "QUERY_SENT", text="asked the site")
+    assert again.key is None and again.refused["REFUSED"].to_list() == [
+        "the same QUERY_SENT by alice as the last entry of D-2 (entry 1): not recorded twice (give a text if it is "
+        "a new one)"]
+    assert add(store, "D-2", "COMMENT", text="reminder sent").key is not None
+    assert add(store, "D-2", "QUERY_SENT", text="asked the site").key is not None  # no longer the last entry
+    assert add(store, "D-2", "COMMENT", by="bob", text="reminder sent").key is not None  # another person
+    assert read_ledger(store, STUDY, MACHINE.initial).head_seq == 4
+
+
 class Competitor:
     """A store whose first conditional create loses: another writer appends just before it."""
 
