@@ -23,7 +23,7 @@ CATALOGUE: dict[str, type[pl.DataType] | pl.DataType] = {
     "STUDYID": pl.String,
     "SITEID": pl.String,
     "USUBJID": pl.String,
-    "CHECK_ID": pl.String,  # the check, or a validation finding's expectation
+    "CHECK_ID": pl.String,  # the check, or a validation finding's check (its CHECK, else its expectation)
     "CLASS": pl.String,
     "SEVERITY": pl.String,
     "STATUS": pl.String,  # NEW / OPEN / RESOLVED (discrepancies), null for validation findings
@@ -54,7 +54,10 @@ def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | 
     if validation is not None and FINDING_ID in validation.columns:
         parts.append(_shaped(validation, {
             "ORIGIN": pl.lit("VALIDATION"),
-            "CHECK_ID": _column(validation, "EXPECTATION", pl.String),
+            # the check's stable name (LB.unit_known.LBORRESU), as the validation table's CHECK gives it; the
+            # generic expectation (expect_column_values_to_be_in_set) only where a finding has none
+            "CHECK_ID": pl.coalesce(_column(validation, "CHECK", pl.String),
+                                    _column(validation, "EXPECTATION", pl.String)),
             "CLASS": pl.lit("VALIDATION"),
             "SEVERITY": pl.lit(Severity.QUERY.value),
             "STATUS": pl.lit(None, pl.String),

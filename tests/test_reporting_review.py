@@ -243,3 +243,14 @@ def test_a_resolved_finding_has_no_dv_review_mark_as_it_is_not_in_dv(night: dict
     broken = with_review(outputs.discrepancies, outputs.validation, invalid)
     unknown = dict(zip(broken[0]["FINDING_ID"], broken[0]["DV_REVIEW"], strict=True))
     assert unknown[gone] is None and unknown[night["important"][0]] == "REVIEW UNKNOWN"
+
+
+def test_a_validation_finding_is_listed_for_review_under_its_check_not_the_generic_expectation() -> None:
+    """review list and the Review sheet said `expect_column_values_to_be_in_set` on every unit finding."""
+    validation = pl.DataFrame({"FINDING_ID": ["V-1", "V-2"], "SITEID": ["101", "101"],
+                               "EXPECTATION": ["expect_column_values_to_be_in_set"] * 2,
+                               "CHECK": ["LB.unit_known.LBORRESU", None], "MESSAGE": ["m", "m"]})
+    assert catalogue_of(None, validation)["CHECK_ID"].to_list() == [
+        "LB.unit_known.LBORRESU", "expect_column_values_to_be_in_set"]  # a finding without a check keeps the type
+    assert catalogue_of(None, validation.drop("CHECK"))["CHECK_ID"].to_list() == [
+        "expect_column_values_to_be_in_set"] * 2
