@@ -59,7 +59,6 @@ def merge_gx_results(documents: list[dict]) -> dict:
                     result[key] = _joined_sample(result.get(key) or [], more.get(key) or [])
     for item in merged["results"]:
         _percentages(item.get("result") or {})
-        item.get("result", {}).pop("unexpected_index_query", None)  # a pandas query over one part's rows
     statistics = merged.setdefault("statistics", {})
     evaluated = len(merged["results"])
     successful = sum(bool(item["success"]) for item in merged["results"])
