@@ -107,6 +107,16 @@ class StateMachine:
         """The actions allowed on a finding in `state`, in the file's order of actions."""
         return [a for a in self.actions if (state, a) in self.transitions]
 
+    def applies(self, action: str, severity: str | None) -> bool:
+        """Whether `action` may act on a finding of `severity` (None: unknown, so only an action for any)."""
+        severities = self.actions[action].severities
+        return severities is None or severity in severities
+
+    def allowed_on(self, state: str, severity: str | None) -> list[str]:
+        """The actions allowed on a finding of `severity` in `state`: what a refusal lists, so that it never
+        offers an action the finding's severity would refuse (CONFIRM_DEVIATION on a query)."""
+        return [a for a in self.allowed(state) if self.applies(a, severity)]
+
     def transition_table(self) -> pl.DataFrame:
         """FROM_STATE, ACTION, TO_STATE: one row per allowed transition (for joins)."""
         rows = [(s, a, t) for (s, a), t in self.transitions.items()]

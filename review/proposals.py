@@ -53,6 +53,16 @@ def _duplicates() -> pl.Expr:
             .then(pl.format("rows {} all act on {}: one action per finding in one workbook", rows, pl.col(FINDING_ID))))
 
 
+def _allowed(frame: pl.DataFrame, machine: StateMachine) -> pl.DataFrame:
+    """FROM_STATE, _SEVERITY -> _ALLOWED: the actions a refusal offers for each state and severity in `frame`
+    (a few pairs), never one the finding's severity would refuse."""
+    pairs = frame.select("FROM_STATE", "_SEVERITY").unique().rows()
+    return pl.DataFrame(
+        {"FROM_STATE": [state for state, _ in pairs], "_SEVERITY": [severity for _, severity in pairs],
+         "_ALLOWED": [", ".join(machine.allowed_on(state, severity)) or "none" for state, severity in pairs]},
+        schema={"FROM_STATE": pl.String, "_SEVERITY": pl.String, "_ALLOWED": pl.String})
+
+
 def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame, entries: pl.DataFrame,
           machine: StateMachine, where: str) -> pl.DataFrame:
     """`proposed` with FROM_STATE, TO_STATE and REFUSED (the first reason, null when accepted).
@@ -66,9 +76,6 @@ def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame,
     re-sent queries a second time.
     """
     actions = machine.action_table()
-    allowed = pl.DataFrame(
-        {"FROM_STATE": list(machine.states), "_ALLOWED": [", ".join(machine.allowed(s)) or "none"
-                                                          for s in machine.states]})
     known = (entries.sort("SEQ").group_by(FINDING_ID, maintain_order=True).last()
              .select(FINDING_ID, pl.lit(True).alias("_IN_LEDGER"), pl.col("SEQ").alias("_LAST_SEQ"),
                      *(pl.col(c).alias(f"_LAST_{c}") for c in ("ACTION", "BY", "TEXT", EVIDENCE_HASH))))
@@ -83,8 +90,9 @@ def check(proposed: pl.DataFrame, states: pl.DataFrame, catalogue: pl.DataFrame,
         .with_columns(pl.col("FROM_STATE").fill_null(machine.initial))
         .join(actions, on="ACTION", how="left", maintain_order="left")
         .join(machine.transition_table(), on=["FROM_STATE", "ACTION"], how="left", maintain_order="left")
-        .join(allowed, on="FROM_STATE", how="left", maintain_order="left")
     )
+    frame = frame.join(_allowed(frame, machine), on=["FROM_STATE", "_SEVERITY"], how="left", nulls_equal=True,
+                       maintain_order="left")
     action, by, text = pl.col("ACTION"), pl.col("BY"), pl.col("TEXT")
     reasons = [
         (pl.col("REFUSED").is_not_null(), pl.col("REFUSED")),

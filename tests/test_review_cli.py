@@ -76,6 +76,10 @@ def test_add_records_an_action_and_prints_the_transition(reports: dict) -> None:
      "SITE_RESPONSE, CONFIRM_DEVIATION, NOT_A_DEVIATION, CLOSE, COMMENT)"),
     (["--finding", "{query0}", "--action", "CONFIRM_DEVIATION", "--by", "bob"],
      "error: CONFIRM_DEVIATION applies only to IMPORTANT findings; {query0} is QUERY"),
+    # a query's refusal never offers CONFIRM_DEVIATION, which its severity would refuse
+    (["--finding", "{query0}", "--action", "REOPEN", "--by", "bob", "--text", "why not"],
+     "error: REOPEN is not allowed on {query0} in state UNREVIEWED (allowed: ACKNOWLEDGE, QUERY_SENT, "
+     "SITE_RESPONSE, NOT_A_DEVIATION, CLOSE, COMMENT)"),
     (["--finding", "{important1}", "--action", "ESCALATE", "--by", "bob"],
      "error: unknown action ESCALATE (one of ACKNOWLEDGE, QUERY_SENT, SITE_RESPONSE, CONFIRM_DEVIATION, "
      "NOT_A_DEVIATION, CLOSE, REOPEN, COMMENT)"),

@@ -30,6 +30,15 @@ def test_confirm_deviation_applies_only_to_important_findings() -> None:
     assert all(a.severities is None for name, a in machine.actions.items() if name != "CONFIRM_DEVIATION")
 
 
+def test_the_actions_offered_on_a_finding_depend_on_its_severity() -> None:
+    machine = load_machine()
+    assert "CONFIRM_DEVIATION" in machine.allowed_on("UNREVIEWED", "IMPORTANT")
+    assert "CONFIRM_DEVIATION" not in machine.allowed_on("UNREVIEWED", "QUERY")
+    assert "CONFIRM_DEVIATION" not in machine.allowed_on("UNREVIEWED", None)  # unknown: it would be refused
+    assert machine.allowed_on("UNREVIEWED", "QUERY") == [a for a in machine.allowed("UNREVIEWED")
+                                                         if a != "CONFIRM_DEVIATION"]
+
+
 def test_a_closed_finding_accepts_only_reopen_and_comment() -> None:
     machine = load_machine()
     assert machine.allowed("CLOSED") == ["REOPEN", "COMMENT"]
