@@ -214,6 +214,12 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: the order findings are listed in: by site, subject and check, then by the value quoted, so that one
+#: subject's findings of one check read in a natural order (its missing IE answers EX01, EX02, ..., not in
+#: the order of their FINDING_IDs, which are digests)
+LISTING_KEY = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "VALUE"]
+
+
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                        eligibility: pl.DataFrame, *, every_text: bool = True) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
@@ -247,7 +253,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     choices += [(unverifiable & (pl.col("CAUSE") == cause), template)
                 for cause, template in (_data().get("unverifiable_causes") or {}).items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
-    key = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID"]
+    key = LISTING_KEY
     rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
     # the listing order starts with the key and the finding's identity: when they tell every finding apart
     # (always, for findings with identities) the text cannot change the order, so it can come afterwards

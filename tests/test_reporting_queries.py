@@ -271,6 +271,23 @@ def test_only_the_quoted_texts_make_the_same_queries_and_rows(with_identities):
         assert 0 < rendered.sum() < quoted.height
 
 
+@pytest.mark.parametrize("every_text", [True, False])
+def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_values(every_text):
+    # a subject's missing IE answers read EX01, EX03, EX12 whatever their FINDING_IDs (digests) say
+    criteria = ["EX12", "EX01", "EX03"]
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "111", "USUBJID": "SZ003-111-0032", "DOMAIN": "IE", "VARIABLE": "IETESTCD",
+          "OBSERVED": f"{criterion}: no answer", "SOURCE": "dm.csv:32",
+          "EXPECTATION": "expect_column_values_to_be_null",
+          "MESSAGE": f"ENROLLED subject has no IE answer for {criterion}", "FINDING_ID": finding}
+         for criterion, finding in zip(criteria, ["V-0001", "V-0002", "V-0003"], strict=True)],
+        schema_overrides={c: FINDINGS[c] for c in FINDINGS})
+    listed = build_site_queries(pl.DataFrame(schema=DISCREPANCIES), validation, ELIG, every_text=every_text)
+    assert listed["VALUE"].to_list() == ["EX01: no answer", "EX03: no answer", "EX12: no answer"]
+    detail = consolidate_queries(listed)["DETAIL"].item().split("\n")
+    assert [line.rsplit(" ", 1)[-1] for line in detail] == ["EX01", "EX03", "EX12"]
+
+
 def _ingestion_finding(code: str, message: str, *, site: str = "110", domain: str | None = None,
                        variable: str | None = None, observed: str | None = None, source: str | None = None) -> dict:
     return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": None, "DOMAIN": domain, "VARIABLE": variable,
