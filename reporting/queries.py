@@ -177,12 +177,15 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
     current = discrepancies.filter(is_open() & _unsettled(discrepancies))
     keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
+    delivered = pl.col("DELIVERED") if "DELIVERED" in eligibility.columns else pl.lit(None, pl.String)
     # only the eligibility rows of the open discrepancies (a few thousand of a night's 500,000), the first per key
     wanted = eligibility.join(current.select(keys).unique(), on=keys, how="semi", nulls_equal=True,
                               maintain_order="left")
-    values = wanted.select(*keys, "VALUE", "UNIT", "LIMIT", "DTC", "REASON", code.alias("CAUSE"),
+    values = wanted.select(*keys, "VALUE", "UNIT", delivered.alias("DELIVERED"), "LIMIT", "DTC", "REASON",
+                           code.alias("CAUSE"),
                            pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first", maintain_order=True)
-    own = [c for c in ("VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE") if c in current.columns]
+    own = [c for c in ("VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE")
+           if c in current.columns]
     rows = current.drop(own).join(values, on=keys, how="left", nulls_equal=True)
     return rows.with_columns(
         pl.col("_ELIG_SOURCE").alias("SOURCE"),
@@ -233,7 +236,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
-    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH")
+    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH", "DELIVERED")
                               if c not in rows.columns])
     rows = rows.with_columns(
         _with_unit("VALUE", "UNIT").alias("VALUE_TEXT"),

@@ -7,8 +7,8 @@ import pytest
 
 from checks.comparison import evidence
 
-COLUMNS = ["CHECK_ID", "CRITERION_ID", "OUTCOME", "VALUE", "UNIT", "LIMIT", "DTC", "REASON", "SITE_DECISION",
-           "SITE_PHRASE"]
+COLUMNS = ["CHECK_ID", "CRITERION_ID", "OUTCOME", "VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "REASON",
+           "SITE_DECISION", "SITE_PHRASE"]
 
 
 def one(expr: pl.Expr, **values: str | None) -> str:
@@ -27,6 +27,9 @@ def one(expr: pl.Expr, **values: str | None) -> str:
          "IN10.PLT not applying (HBSAG and HBCAB negative)"),
         ({"OUTCOME": "MET"}, "IN10.PLT met"),
         ({"OUTCOME": "SOMETHING_NEW"}, "IN10.PLT SOMETHING_NEW"),
+        # a value converted to the protocol unit says what the site delivered, as the site wrote it
+        ({"VALUE": "14.3379", "UNIT": "g/dL", "DELIVERED": "8.9 mmol/L", "LIMIT": "9", "DTC": "2026-07-15",
+          "OUTCOME": "MET"}, "IN10.PLT 14.3379 g/dL (delivered: 8.9 mmol/L) on 2026-07-15, limit 9 g/dL"),
     ],
 )
 def test_component_fact(values, expected):

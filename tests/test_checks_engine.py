@@ -18,7 +18,7 @@ AS_OF = date(2025, 6, 1)
 def test_eligible_subject_meets_every_component():
     result = evaluate(frames(subject_rows()), PROTOCOL, AS_OF)
     assert isinstance(result, EligibilityResult)
-    assert result.eligibility.columns == [*ELIGIBILITY, "REASON_CODE"]
+    assert result.eligibility.columns == [*ELIGIBILITY, "REASON_CODE", "DELIVERED"]
     assert result.eligibility.height == 51
     outcomes = dict(zip(result.eligibility["CHECK_ID"], result.eligibility["OUTCOME"], strict=True))
     assert {c for c, o in outcomes.items() if c.startswith("IN") and o != "MET"} == set()
@@ -203,5 +203,19 @@ def test_excluded_disposition_date_leaves_treatment_start_unknown():
 
 def test_no_data_gives_empty_contracted_tables():
     result = evaluate({}, PROTOCOL, AS_OF)
-    assert result.eligibility.columns == [*ELIGIBILITY, "REASON_CODE"]
+    assert result.eligibility.columns == [*ELIGIBILITY, "REASON_CODE", "DELIVERED"]
     assert (result.eligibility.height, result.reference.height, result.criteria.height) == (0, 0, 0)
+
+
+def test_a_value_converted_to_the_protocol_unit_keeps_what_the_site_delivered():
+    # the site finds "8.9 mmol/L" in its records, not the 14.3379 g/dL the audit compares with the limit
+    rows = subject_rows()
+    rows["lb"] = [{**r, "LBORRES": " 8.90", "LBORRESU": "mmol/L", "LBORNRHI": "10.5"} if r["LBTESTCD"] == "HGB"
+                  else r for r in rows["lb"]]
+    result = evaluate(frames(rows), PROTOCOL, AS_OF)
+    hgb = _component(result, "IN10.HGB")
+    assert (hgb["UNIT"], hgb["DELIVERED"]) == ("g/dL", "8.90 mmol/L")  # as written, trimmed
+    assert float(hgb["VALUE"]) > 14  # converted: the delivered figure is not the value compared
+    # a value in the protocol unit, or compared in its own unit (x ULN), was not converted: nothing to add
+    assert _component(result, "IN10.WBC")["DELIVERED"] is None
+    assert _component(result, "IN11.ALT")["DELIVERED"] is None

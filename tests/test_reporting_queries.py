@@ -58,6 +58,14 @@ def test_ineligible_enrolled_quotes_value_unit_limit_date_and_asks_for_action():
     assert q.columns == QUERY_COLUMNS
 
 
+def test_a_converted_value_is_quoted_as_the_site_delivered_it_too():
+    eligibility = ELIG.with_columns(pl.when(pl.col("CHECK_ID") == "IN10.PLT").then(pl.lit("52 10^3/uL"))
+                                    .alias("DELIVERED"))
+    q = build_site_queries(pl.DataFrame([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT")],
+                                        schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), eligibility)
+    assert "Value used: 52 10^9/L. Delivered as: 52 10^3/uL. Protocol limit: 60 10^9/L." in q["QUERY_TEXT"].item()
+
+
 def test_missing_parts_are_left_out_not_printed_blank():
     q = queries([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")])
     text = q["QUERY_TEXT"][0]

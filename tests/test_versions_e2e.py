@@ -62,7 +62,7 @@ def test_outcomes_per_subject_and_version(audited):
         ("V2-PLT55", "2.0", "ELIGIBLE"),
     ]
     eligibility = _table(audited, "eligibility")
-    assert eligibility.columns[-3:] == ["SOURCE", "TIVERS", "REASON_CODE"]
+    assert eligibility.columns[-4:] == ["SOURCE", "TIVERS", "DELIVERED", "REASON_CODE"]
     picked = eligibility.filter(pl.col("CHECK_ID").is_in(["IN10.PLT", "IN13"])).select(
         "USUBJID", "CHECK_ID", "OUTCOME", "LIMIT", "REASON_CODE").sort("USUBJID", "CHECK_ID").rows()
     assert picked == [

@@ -103,11 +103,11 @@ def _comparators(protocol: Protocol) -> pl.DataFrame:
 
 
 def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
-    """The eligibility rows with the columns compare reads (REASON_CODE, TIVERS optional); LIMIT carries the
+    """The eligibility rows with the columns compare reads (REASON_CODE, DELIVERED, TIVERS optional); LIMIT carries the
     comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
     frame = eligibility
-    if "REASON_CODE" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("REASON_CODE"))
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in ("REASON_CODE", "DELIVERED")
+                               if c not in frame.columns)
     comparators = _comparators(protocol)
     own, agreed = comparators.filter(pl.col("TIVERS").is_not_null()), comparators.filter(pl.col("TIVERS").is_null())
     # the comparator looked up per row rather than joined: a join copied every column of the ~500k rows
@@ -120,7 +120,7 @@ def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
     # a subject whose consent spans versions with different limits has them per version (`1.0: 60; 2.0: 50`)
     per_version = pl.col("LIMIT").str.contains(r"^[^ :;]+: ").fill_null(False)
     return frame.select(
-        "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT",
+        "USUBJID", "CRITERION_ID", "CHECK_ID", "OUTCOME", "VALUE", "UNIT", "DELIVERED",
         pl.when(op.is_not_null() & pl.col("LIMIT").is_not_null() & ~per_version)
         .then(pl.format("{} {}", op, pl.col("LIMIT")))
         .otherwise(pl.col("LIMIT"))

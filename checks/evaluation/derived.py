@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.evaluation.facts import FACT_COLUMNS, finding_rows, type_facts
+from checks.evaluation.facts import FACT_COLUMNS, delivered_text, finding_rows, type_facts
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import DERIVED_VALUES
 from contracts.units import UnitCatalog
@@ -154,7 +154,7 @@ def _draw_pairs(ctx: DerivedContext, reference: pl.LazyFrame) -> pl.LazyFrame:
     """Absolute lymphocytes from LYMLE x WBC measured on the same draw (same LBDTC), latest in window."""
     lb = ctx.domains.get("lb")
     schema = {"USUBJID": pl.String, "P_LO": pl.Float64, "P_HI": pl.Float64, "P_DTC": pl.String,
-              "P_SOURCE": pl.String}
+              "P_SOURCE": pl.String, "P_DELIVERED": pl.String}
     if lb is None or lb.height == 0:
         return pl.DataFrame(schema=schema).lazy()
     rows = finding_rows(lb, "LB", {"LYMLE", "WBC"}, ctx.exclusions)
@@ -170,16 +170,19 @@ def _draw_pairs(ctx: DerivedContext, reference: pl.LazyFrame) -> pl.LazyFrame:
     typed = type_facts(in_window, "LB", ctx.catalog).filter(pl.col("N_REASON").is_null())
     lymle = typed.filter(pl.col("TESTCD") == "LYMLE").select(
         "USUBJID", "DTC", pl.col("LO").alias("L_LO"), pl.col("HI").alias("L_HI"), source_text().alias("L_SRC"),
-        pl.col(SOURCE_KEY).alias("L_KEY"), pl.col(SOURCE_ROW).alias("L_ROW"))
+        pl.col(SOURCE_KEY).alias("L_KEY"), pl.col(SOURCE_ROW).alias("L_ROW"),
+        delivered_text("LYMLE", converted_only=False).alias("L_TXT"))
     wbc = typed.filter(pl.col("TESTCD") == "WBC").select(
         "USUBJID", "DTC", pl.col("LO").alias("W_LO"), pl.col("HI").alias("W_HI"), source_text().alias("W_SRC"),
-        pl.col(SOURCE_KEY).alias("W_KEY"), pl.col(SOURCE_ROW).alias("W_ROW"), "_DAY")
+        pl.col(SOURCE_KEY).alias("W_KEY"), pl.col(SOURCE_ROW).alias("W_ROW"), "_DAY",
+        delivered_text("WBC", converted_only=False).alias("W_TXT"))
     pairs = lymle.join(wbc, on=["USUBJID", "DTC"]).with_columns(
         (pl.max_horizontal("W_LO", pl.lit(0.0)) * pl.max_horizontal("L_LO", pl.lit(0.0)) / 100).round_sig_figs(12)
         .alias("P_LO"),
         (pl.col("W_HI") * pl.col("L_HI") / 100).alias("P_HI"),
         pl.concat_str(["W_SRC", "L_SRC"], separator="; ").alias("P_SOURCE"),
         pl.col("DTC").alias("P_DTC"),
+        pl.format("{} x {}", pl.col("L_TXT"), pl.col("W_TXT")).alias("P_DELIVERED"),
     ).with_columns(
         pl.when(pl.col("P_HI").is_finite()).then(pl.col("P_HI").round_sig_figs(12)).otherwise(pl.col("P_HI"))
     )
@@ -197,7 +200,7 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
     frame = (
         reference.select("USUBJID")
         .join(direct.select("USUBJID", "LO", "HI", "LO_OPEN", "HI_OPEN", "VALUE_TEXT", "N_REASON", "N_REASON_TEXT",
-                            "DTC", "SOURCE"), on="USUBJID", how="left")
+                            "DTC", "SOURCE", "DELIVERED_TEXT"), on="USUBJID", how="left")
         .join(_draw_pairs(ctx, reference), on="USUBJID", how="left")
     )
     use_direct = pl.col("SOURCE").is_not_null() & pl.col("N_REASON").is_null()
@@ -218,6 +221,9 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
         .otherwise(pl.col("N_REASON_TEXT")).alias("N_REASON_TEXT"),
         pl.when(use_pair).then(pl.col("P_DTC")).otherwise(pl.col("DTC")).alias("DTC"),
         pl.when(use_pair).then(pl.col("P_SOURCE")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+        # what the site delivered, for the evidence: the pair it was computed from, or LYM in another unit
+        pl.when(use_pair).then(pl.col("P_DELIVERED")).when(use_direct).then(pl.col("DELIVERED_TEXT"))
+        .alias("DELIVERED_TEXT"),
     )
     return _fact("LYM_ABS", "10^9/L", frame)
 

@@ -42,7 +42,7 @@ _KEY = {"TR": "TRLNKID"}  # findings keyed below the test (TR: one measurement p
 
 #: columns of the facts table (one row per subject x domain x key x test)
 FACT_COLUMNS = [
-    "USUBJID", "DOMAIN", "KEY", "TESTCD", "F_REASON", "F_REASON_TEXT", "TEXT", "DTC", "SOURCE",
+    "USUBJID", "DOMAIN", "KEY", "TESTCD", "F_REASON", "F_REASON_TEXT", "TEXT", "DELIVERED_TEXT", "DTC", "SOURCE",
     "LO", "HI", "LO_OPEN", "HI_OPEN", "CENSOR", "PUNIT", "VALUE_TEXT", "N_REASON", "N_REASON_TEXT",
     "R_LO", "R_HI", "R_LO_OPEN", "R_HI_OPEN", "ROW_UNIT", "ROW_VALUE_TEXT", "ULN", "ULN_REASON",
     "CODED", "C_REASON", "C_REASON_TEXT", "U_REASON", "U_REASON_TEXT",
@@ -304,6 +304,7 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
     ).with_columns(
         _value_text("CENSOR", "LO", "HI").alias("VALUE_TEXT"),
         _value_text("CENSOR", "R_LO", "R_HI").alias("ROW_VALUE_TEXT"),
+        delivered_text().alias("DELIVERED_TEXT"),
         pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
         .when(pl.col("NUM").is_null()).then(pl.lit(ReasonCode.NOT_NUMERIC.value))
         .otherwise(pl.col("UNIT_PROB")).alias("N_REASON"),
@@ -313,6 +314,19 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
         pl.lit(None, dtype=pl.String).alias("U_REASON_TEXT"),
     )
     return _coded(facts, catalog, qualitative, positive_above)
+
+
+def delivered_text(prefix: str | None = None, *, converted_only: bool = True) -> pl.Expr:
+    """The result as the site wrote it (`8.90 mmol/L`, `prefix` before it) where the audit converted it to
+    another unit (null otherwise; `converted_only=False`: always, for a value computed from it): a site looks
+    for that figure in its records, not for the `14.3379 g/dL` compared with the limit. Shown beside VALUE in
+    the eligibility table and the evidence (DELIVERED)."""
+    shown = pl.col("TEXT").is_not_null()
+    if converted_only:
+        shown = shown & pl.col("ROW_UNIT").ne(pl.col("PUNIT")).fill_null(False)
+    parts = [pl.col("TEXT").str.strip_chars(), pl.col("UNIT_TEXT").str.strip_chars()]
+    return pl.when(shown).then(pl.concat_str([pl.lit(prefix), *parts] if prefix else parts, separator=" ",
+                                             ignore_nulls=True))
 
 
 def _value_text(censor: str, lo: str, hi: str) -> pl.Expr:
