@@ -587,6 +587,8 @@ def whatif(
         raise _fail(f"[red]what-if not run:[/red] {error}", 2) from None
     except Exception as error:  # an unreachable endpoint...: one clear line, exit 1
         raise _fail(f"[red]what-if failed:[/red] {type(error).__name__}: {error}", 1) from None
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     table = Table(title=f"What-if {summary.draft} for {summary.study} as of {summary.as_of} "
                         f"(in force: {summary.baseline})")
     table.add_column("subjects")

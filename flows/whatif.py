@@ -35,6 +35,8 @@ class WhatIfSummary:
     unverifiable_subjects: int
     report: str
     outputs: str
+    #: what the person running it should know before reading the counts (a draft that is no amendment)
+    warnings: tuple[str, ...] = ()
 
 
 def _run_name() -> str:
@@ -55,7 +57,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     the draft must carry the same protocol id. The draft's effective date is not used: every subject is
     judged by it, to show what it would have decided for everyone screened so far.
     """
-    from checks.comparison.whatif import whatif
+    from checks.comparison.whatif import same_version_warning, whatif
     from contracts.protocol import check_study_protocol, load_draft
     from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.study_files import load_study_files
@@ -68,6 +70,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     if draft_protocol.id != files.protocol.id:
         raise DraftMismatchError(f"{draft}: the draft amends protocol {draft_protocol.id}, but the study is "
                                  f"audited with protocol {files.protocol.id}")
+    warnings = same_version_warning(draft_protocol, files.protocol)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     ingest = ingest_study(landing, study, endpoint_url, None, delivery_cutoff(as_of_date, timezone))
     validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
@@ -83,7 +86,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     summary = WhatIfSummary(study=study, as_of=as_of_date.isoformat(), baseline=result.baseline, draft=result.draft,
                             subjects=result.subjects, changes={k: int(v) for k, v in sorted(counts.items())},
                             unverifiable_subjects=result.unverifiable["USUBJID"].n_unique(),
-                            report=f"{location}/whatif.html", outputs=location)
+                            report=f"{location}/whatif.html", outputs=location, warnings=warnings)
     get_run_logger().info("what-if %s for %s as of %s: %d subjects change outcome; report at %s", result.draft,
                           study, summary.as_of, result.changes.height, summary.report)
     return summary

@@ -25,9 +25,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from checks.comparison.whatif import whatif
+from checks.comparison.whatif import same_version_warning, whatif
 from checks.evaluation import evaluate
-from contracts.protocol import load_protocol, parse_protocol_text
+from contracts.protocol import bundled_protocol_path, load_protocol, parse_protocol_text
 from generator import generate
 from storage import LocalStore
 from tests.support import amended
@@ -67,6 +67,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_the_cli_writes_html_and_xlsx_next_to_the_outputs(ran):
+    assert "the draft's version" not in ran["result"].stderr  # 3.0 is a version of its own
     result = ran["result"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(ran["folder"] / "whatif.html")
@@ -107,6 +108,28 @@ def test_a_draft_of_another_protocol_is_refused(tmp_path):
                             cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "the draft amends protocol OTHER1" in result.stderr
+
+
+def test_a_draft_with_a_version_already_in_force_is_run_with_a_warning(tmp_path):
+    # the bundled protocol (1.0, in force) given as the "draft": the what-if compares 1.0 with itself, so
+    # its "no subject changes" must not read as "the amendment changes nothing"
+    generate(LocalStore(tmp_path / "landing"), study="SZ003", sites=1, subjects=8, seed=3,
+             as_of=date.fromisoformat(AS_OF))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "ph"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "COLUMNS": "200"}
+    result = subprocess.run([CLI, "whatif", "--landing", str(tmp_path / "landing"), "--reports",
+                             str(tmp_path / "reports"), "--protocol", str(bundled_protocol_path()), "--as-of", AS_OF],
+                            env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "warning: the draft's version 1.0 is a version SZ003 is already audited with (1.0)" in \
+        " ".join(result.stderr.split())
+
+
+def test_only_a_draft_version_already_in_force_is_warned_about(tmp_path):
+    in_force = load_protocol(amended.write_protocol(tmp_path / "sz003"))
+    assert same_version_warning(parse_protocol_text(amended.draft_text(), "draft.yaml"), in_force) == ()
+    assert "version 2.0 is a version SZ003 is already audited with (1.0, 2.0)" in \
+        same_version_warning(in_force.edition("2.0"), in_force)[0]
 
 
 # ------------------------------------------------------------------------------ the comparison alone

@@ -107,6 +107,18 @@ def _by_site(criteria: pl.DataFrame, unverifiable: pl.DataFrame) -> pl.DataFrame
             .sort("CRITERION_ID", "SITEID", nulls_last=True))
 
 
+def same_version_warning(draft: Protocol, in_force: Protocol) -> tuple[str, ...]:
+    """A warning when the draft carries a version the study is already audited with: its what-if then
+    compares that version with itself (no change at all when it is the very file), which reads as "the
+    amendment changes nothing" unless it is said."""
+    versions = [edition.tivers for edition in in_force.editions()]
+    if draft.tivers not in versions:
+        return ()
+    return (f"the draft's version {draft.tivers} is a version {in_force.id} is already audited with "
+            f"({', '.join(versions)}): the what-if compares it with itself, so an unchanged file shows no "
+            "change; give the amendment a version of its own",)
+
+
 def whatif(now: EligibilityResult, draft: EligibilityResult, *, study: str, as_of: date, protocol: Protocol,
            draft_protocol: Protocol) -> WhatIfResult:
     """Compare the night's evaluation (`now`, each subject by its version) with the draft's (`draft`, every
