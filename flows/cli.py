@@ -56,7 +56,8 @@ DaskAddress = Annotated[
 DaskWorkers = Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")]
 ProtocolOption = Annotated[str | None, typer.Option(
     help="A protocol version file (the files beside it with the same id are its other versions) or a folder of "
-         "version files, a path or an s3:// URI; default: the bundled SZ003.")]
+         "version files, a path or an s3:// URI; default: the bundled SZ003, contracts/protocols/sz003.yaml in "
+         "the source tree (a study's own file starts as a copy of it, docs/criteria.md).")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:

@@ -188,3 +188,14 @@ def test_run_all_with_a_wrong_config_folder_is_one_line_before_prefect_starts(
     assert result.exit_code == 2
     assert "error in the study configuration:" in result.output and "Traceback" not in result.output
     assert started == [] and fake_flow == []
+
+
+@pytest.mark.parametrize("command", ["run", "expectations"])
+def test_the_help_names_the_bundled_protocol_file_a_study_starts_from(command):
+    from contracts.protocol import bundled_protocol_path
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    named = "contracts/protocols/sz003.yaml"
+    assert named in " ".join(result.output.split())
+    assert bundled_protocol_path().as_posix().endswith(named) and bundled_protocol_path().is_file()
