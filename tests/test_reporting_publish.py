@@ -277,3 +277,9 @@ def test_a_staged_publication_is_sealed_with_the_sha256_of_every_moved_file(tmp_
     writer.seal(study="SZ003", as_of="2026-11-28", run_id="run-1")
     assert check_complete(store, staging, deep=True) == []
     assert {"eligibility.csv", "validation.parquet", "site_queries/detail/101.csv"} <= set(writer.written)
+
+
+def test_the_report_says_a_site_far_below_the_study_rate_is_a_signal_too(outputs):
+    # a negative Z is flagged as well (possible under-reporting): the page says why, not only the plots
+    html = " ".join(next(f.data for f in render_outputs(outputs) if f.key == "report.html").decode().split())
+    assert "one far below it (a negative Z) at under-reporting" in html
