@@ -33,6 +33,7 @@ from reporting.queries import (
     consolidate_queries,
     query_detail,
     split_by_site,
+    with_earlier_answers,
     with_response_columns,
 )
 from reporting.review_sheet import SHEET as REVIEW_SHEET
@@ -159,12 +160,13 @@ def site_detail_key(site: str) -> str:
 
 
 def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, study: str,
-                          as_of: date) -> list[OutputFile]:
-    """site_queries/<SITEID>.xlsx for every site: Queries (one per problem, with the columns a site
-    answers in) and Detail (one row per finding, up to DETAIL_SHEET_FINDINGS of a query), each sheet made
-    in one pass over all sites. `safe` and `findings` are the neutralised queries and their findings."""
+                          as_of: date, states: pl.DataFrame | None = None) -> list[OutputFile]:
+    """site_queries/<SITEID>.xlsx for every site: Queries (one per problem, with the site's earlier answer
+    and the columns it answers in) and Detail (one row per finding, up to DETAIL_SHEET_FINDINGS of a
+    query), each sheet made in one pass over all sites. `safe` and `findings` are the neutralised queries
+    and their findings; `states`: the review's (ReviewResult.states), for the earlier answers."""
     files_of = {site: site_detail_key(site) for site in split_by_site(safe.select("SITEID"))}
-    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(safe)),
+    workbooks = site_workbooks([(SITE_SHEET, with_response_columns(with_earlier_answers(safe, states))),
                                 (DETAIL_SHEET, capped_detail(findings, files_of))],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
                                where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
@@ -293,8 +295,9 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+    states = outputs.review.states if outputs.review is not None else None
     jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings, outputs.study,
-                                                  outputs.as_of)))
+                                                  outputs.as_of, states)))
     jobs.append(job(lambda: _report_workbook(outputs, early, built.result().problems, built.result().queries)))
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     return jobs

@@ -24,6 +24,7 @@ from contracts import is_open
 from contracts.enums import ReasonCode, Severity
 from contracts.tables import FINDING_ID
 from core.identity import stable_id
+from core.safety import neutralise_expr
 from ingestion.codes import NOTE_PREFIX, Code
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
@@ -372,6 +373,37 @@ def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 #: the columns a site fills in its query workbook and sends back (review.imports reads them)
 RESPONSE_COLUMNS = ("SITE_RESPONSE", "RESPONDED_BY")
+#: the site's last answer to a query's findings, beside the columns it answers in (see `with_earlier_answers`)
+EARLIER_ANSWER = "EARLIER_ANSWER"
+
+
+def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
+    """`queries` (one per problem) with EARLIER_ANSWER: the site's last answer recorded for a finding the
+    query lists (review.fold: SITE_ANSWER, who and when), `"<answer>" (<by>, <date>)`, and for how many of
+    its findings when not all; null when the site has not answered. A query sent again after an answer
+    (the finding is still there) then shows the site what it said, instead of an empty row it would
+    answer from scratch. The text is the site's own: it is neutralised like every site value."""
+    empty = pl.lit(None, pl.String).alias(EARLIER_ANSWER)
+    if states is None or "SITE_ANSWER" not in states.columns or queries.height == 0:
+        return queries.with_columns(empty)
+    answers = states.filter(pl.col("SITE_ANSWER").is_not_null()).select(
+        FINDING_ID, "SITE_ANSWER", "SITE_ANSWERED_BY", "SITE_ANSWERED_AT")
+    if answers.height == 0:
+        return queries.with_columns(empty)
+    listed = queries.select("QUERY_ID", pl.col("FINDING_IDS").str.split(" ").alias(FINDING_ID)).explode(FINDING_ID)
+    last = (listed.join(answers, on=FINDING_ID, how="inner")
+            .sort("QUERY_ID", "SITE_ANSWERED_AT", FINDING_ID)
+            .group_by("QUERY_ID", maintain_order=True)
+            .agg(pl.len().alias("_ANSWERED"), pl.col("SITE_ANSWER").last(), pl.col("SITE_ANSWERED_BY").last(),
+                 pl.col("SITE_ANSWERED_AT").last()))
+    text = pl.format('"{}" ({}, {})', pl.col("SITE_ANSWER"), pl.col("SITE_ANSWERED_BY").fill_null("the site"),
+                     pl.col("SITE_ANSWERED_AT").str.slice(0, 10))
+    several = pl.col("N_FINDINGS") > pl.col("_ANSWERED")
+    answer = pl.when(several).then(pl.format("{}; for {} of its {} findings", text, pl.col("_ANSWERED"),
+                                             pl.col("N_FINDINGS"))).otherwise(text)
+    return (queries.join(last, on="QUERY_ID", how="left", maintain_order="left")
+            .with_columns(answer.alias(EARLIER_ANSWER))
+            .select(*queries.columns, neutralise_expr(EARLIER_ANSWER)))
 
 
 def with_response_columns(queries: pl.DataFrame) -> pl.DataFrame:

@@ -3,8 +3,9 @@
 A finding's state is the TO_STATE of its last entry (the entries record the transition the machine
 allowed when they were written). Beside it: who acted last and when, the latest text of the thread,
 the evidence of the last decision (the last entry that changed the state: what a closed finding was
-closed on, compared with tonight's evidence to reopen it), and whether a confirmed deviation still
-stands. A finding without entries is in the machine's initial state.
+closed on, compared with tonight's evidence to reopen it), whether a confirmed deviation still stands,
+and the site's last answer (shown in its next query workbook). A finding without entries is in the
+machine's initial state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ STATES: dict[str, type[pl.DataType] | pl.DataType] = {
     "DECIDED_AT": pl.String,
     "DECISION_HASH": pl.String,  # the EVIDENCE_HASH that decision was taken on
     "DV_CONFIRMED": pl.Boolean,  # a confirmation of the deviation stands
+    # the site's last answer (the machine's `site_response` action): shown in the site's next query workbook
+    "SITE_ANSWER": pl.String,
+    "SITE_ANSWERED_BY": pl.String,
+    "SITE_ANSWERED_AT": pl.String,
     "ENTRIES": pl.Int64,
 }
 #: the column published beside the review state of a finding that can be a deviation
@@ -39,6 +44,7 @@ def current_states(entries: pl.DataFrame, machine: StateMachine) -> pl.DataFrame
         return pl.DataFrame(schema=STATES)
     changed = pl.col("TO_STATE") != pl.col("FROM_STATE")
     deviation = pl.col("ACTION").is_in([machine.confirmed_by, *machine.withdrawn_by])
+    answer = pl.col("ACTION") == machine.site_response_action
     return (
         entries.sort("SEQ")
         .group_by(FINDING_ID, maintain_order=True)
@@ -52,6 +58,9 @@ def current_states(entries: pl.DataFrame, machine: StateMachine) -> pl.DataFrame
             pl.col("AT").filter(changed).last().alias("DECIDED_AT"),
             pl.col("EVIDENCE_HASH").filter(changed).last().alias("DECISION_HASH"),
             (pl.col("ACTION").filter(deviation).last() == machine.confirmed_by).fill_null(False).alias("DV_CONFIRMED"),
+            pl.col("TEXT").filter(answer).last().alias("SITE_ANSWER"),
+            pl.col("BY").filter(answer).last().alias("SITE_ANSWERED_BY"),
+            pl.col("AT").filter(answer).last().alias("SITE_ANSWERED_AT"),
             pl.len().cast(pl.Int64).alias("ENTRIES"),
         )
         .select(list(STATES))

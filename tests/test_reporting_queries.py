@@ -17,6 +17,7 @@ from reporting.queries import (
     consolidate_queries,
     render_template,
     split_by_site,
+    with_earlier_answers,
     with_query_ids,
 )
 
@@ -294,6 +295,20 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_val
     assert listed["VALUE"].to_list() == ["EX01: no answer", "EX03: no answer", "EX12: no answer"]
     detail = consolidate_queries(listed)["DETAIL"].item().split("\n")
     assert [line.rsplit(" ", 1)[-1] for line in detail] == ["EX01", "EX03", "EX12"]
+
+
+def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
+    problems = consolidate_queries(_detail(3))
+    states = pl.DataFrame({"FINDING_ID": ["D-101EX06.LUNG00001", "D-101EX06.LUNG00002", "D-other"],
+                           "SITE_ANSWER": ["not done at screening", "@SUM(A1) sent again", "elsewhere"],
+                           "SITE_ANSWERED_BY": ["site 101 (Dr Lee)", "site 101", "site 102"],
+                           "SITE_ANSWERED_AT": ["2026-11-20T10:00:00Z", "2026-11-21T09:00:00Z",
+                                                "2026-11-22T00:00:00Z"]})
+    answered = with_earlier_answers(problems, states)
+    assert answered["EARLIER_ANSWER"].item() == '"@SUM(A1) sent again" (site 101, 2026-11-21); for 2 of its 3 findings'
+    assert answered.drop("EARLIER_ANSWER").equals(problems)
+    assert with_earlier_answers(problems, None)["EARLIER_ANSWER"].item() is None
+    assert with_earlier_answers(problems, states.head(0))["EARLIER_ANSWER"].item() is None
 
 
 def _ingestion_finding(code: str, message: str, *, site: str = "110", domain: str | None = None,

@@ -94,6 +94,19 @@ def test_actions_are_entries_chained_by_hash_and_folded_into_states(store: Store
     assert entry["AT"].endswith("Z") and entry["EVIDENCE_HASH"] == "h-D-1"
 
 
+def test_the_fold_keeps_the_sites_last_answer_whatever_comes_after_it(store: Store) -> None:
+    add(store, "D-1", "SITE_RESPONSE", by="site 101", text="first answer")
+    add(store, "D-1", "SITE_RESPONSE", by="site 101 (Dr Lee)", text="re-checked: the value is right")
+    add(store, "D-1", "COMMENT", by="alice", text="asked the CRA to verify")
+    add(store, "D-2", "ACKNOWLEDGE")
+    states = {r["FINDING_ID"]: r for r in current_states(read_ledger(store, STUDY, MACHINE.initial).entries,
+                                                          MACHINE).iter_rows(named=True)}
+    assert (states["D-1"]["SITE_ANSWER"], states["D-1"]["SITE_ANSWERED_BY"]) == (
+        "re-checked: the value is right", "site 101 (Dr Lee)")
+    assert states["D-1"]["LAST_TEXT"] == "asked the CRA to verify" and states["D-1"]["SITE_ANSWERED_AT"].endswith("Z")
+    assert states["D-2"]["SITE_ANSWER"] is None
+
+
 def test_a_refused_action_writes_nothing(store: Store) -> None:
     add(store, "D-2", "CLOSE")
     before = [info.key for info in store.list(review_key(STUDY))]

@@ -154,6 +154,35 @@ def test_a_site_answer_to_a_consolidated_query_is_recorded_for_each_finding_it_l
     assert set(_entries(run)["FINDING_ID"]) == set(listed)
 
 
+def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None:
+    # the next night's workbook: the finding is still there, so is its query; the site sees what it said
+    from dataclasses import replace
+
+    from contracts.records import ReviewResult
+    from review.fold import current_states
+    from tests.support.review_workbooks import _sheet
+
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    assert "EARLIER_ANSWER" in _sheet(published, "Queries").columns  # empty before any answer
+    assert _sheet(published, "Queries")["EARLIER_ANSWER"].drop_nulls().to_list() == []
+    _apply(run, returned_site_queries(published, {finding: ("=1+2 re-checked", "Dr Lee")}), expected_site=site)
+    entries = _entries(run)
+    review = ReviewResult(states=current_states(entries, MACHINE), reopened=pl.DataFrame())
+    outputs = replace(make_outputs(n_subjects=60, n_sites=3, as_of=AS_OF), review=review)
+    from reporting.publish import render_outputs
+
+    files = {f.key: f.data for f in render_outputs(outputs)}
+    queries = _sheet(files[f"site_queries/{site}.xlsx"], "Queries")
+    row = queries.filter(pl.col("FINDING_IDS").str.contains(finding, literal=True)).row(0, named=True)
+    day = entries["AT"][0][:10]
+    expected = f'"=1+2 re-checked" (site {site} (Dr Lee), {day})'
+    assert row["EARLIER_ANSWER"] == expected  # the answer was recorded for each finding the query lists
+    assert (row["SITE_RESPONSE"], row["RESPONDED_BY"]) == (None, None)  # a new answer is the site's to give
+    assert queries.filter(~pl.col("FINDING_IDS").str.contains(finding, literal=True))["EARLIER_ANSWER"].null_count() \
+        == queries.height - 1
+
+
 def test_a_site_workbook_of_one_row_per_finding_is_still_read(run: dict) -> None:
     """Workbooks published before queries were consolidated name one FINDING_ID per row."""
     from tests.support.review_workbooks import _sheet, _write
