@@ -191,7 +191,9 @@ CASES: list[tuple[str, list[Edit], str, str, str | None, dict[str, str]]] = [
     ("alb-gdl-2.9", [lb("ALB", "2.9", "g/dL")], "IN11.ALB", NM, None, {}),
     ("alt-5uln", [lb("ALT", "200", "U/L", "40")], "IN11.ALT", M, None, {"LIMIT": "200", "UNIT": "U/L"}),
     ("alt-over", [lb("ALT", "201", "IU/L", "40")], "IN11.ALT", NM, None, {"UNIT": "IU/L"}),
-    ("alt-ukat", [lb("ALT", "3.5", "ukat/L", "0.7")], "IN11.ALT", M, None, {"LIMIT": "3.5", "UNIT": "ukat/L"}),
+    # x ULN is compared in the row's own unit: the value is what was delivered, nothing to add
+    ("alt-ukat", [lb("ALT", "3.5", "ukat/L", "0.7")], "IN11.ALT", M, None,
+     {"LIMIT": "3.5", "UNIT": "ukat/L", "DELIVERED": None}),
     ("alt-no-uln", [lb("ALT", "45", "U/L", "")], "IN11.ALT", U, "NO_ULN", {}),
     ("alt-bad-uln", [lb("ALT", "45", "U/L", "<40")], "IN11.ALT", U, "NO_ULN", {}),
     ("ast-over", [lb("AST", "250", "U/L", "40")], "IN11.AST", NM, None, {}),
@@ -207,11 +209,12 @@ CASES: list[tuple[str, list[Edit], str, str, str | None, dict[str, str]]] = [
     ("pt-6s", [lb("PT", "18", "s", "12")], "IN11.PT", M, None, {"LIMIT": "18", "UNIT": "s"}),
     ("pt-over", [lb("PT", "18.1", "sec", "12")], "IN11.PT", NM, None, {}),
     # IN11.CRCL >= 40 mL/min: (140 - 68) x 40 kg / (72 x 1.0 mg/dL) = 40
-    ("crcl-40", CRCL_40, "IN11.CRCL", M, None, {"VALUE": "40", "UNIT": "mL/min", "LIMIT": "40"}),
+    ("crcl-40", CRCL_40, "IN11.CRCL", M, None, {"VALUE": "40", "UNIT": "mL/min", "LIMIT": "40", "DELIVERED": None}),
     ("crcl-below", [*CRCL_40, vs("WEIGHT", "39.9", "kg")], "IN11.CRCL", NM, None, {}),
     ("crcl-female", [*CRCL_40, dm(SEX="F")], "IN11.CRCL", NM, None, {"VALUE": "34"}),
     ("crcl-umol", [*CRCL_40, lb("CREAT", "88.4", "umol/L", "106")], "IN11.CRCL", M, None, {"VALUE": "40"}),
-    ("crcl-lb", [*CRCL_40, vs("WEIGHT", "88.2", "lb")], "IN11.CRCL", M, None, {}),
+    # computed from inputs of which one was converted: that one, as delivered
+    ("crcl-lb", [*CRCL_40, vs("WEIGHT", "88.2", "lb")], "IN11.CRCL", M, None, {"DELIVERED": "WEIGHT=88.2 lb"}),
     ("crcl-sex-unknown", [*CRCL_40, dm(SEX="U")], "IN11.CRCL", U, "DERIVED_INPUT_MISSING", {}),
     ("crcl-stale-creat", [*CRCL_40, lb("CREAT", "1.0", "mg/dL", "1.2", dtc="2025-01-01")], "IN11.CRCL", U,
      "ONLY_BEFORE_WINDOW", {}),

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from checks.evaluation.delivered import delivered_facts, with_delivered
 from checks.evaluation.derived import DerivedContext, derived_facts
 from checks.evaluation.exclusions import drop_rejected, normalise
 from checks.evaluation.facts import empty_facts, findings_facts
@@ -32,7 +33,7 @@ from contracts.protocol import Category, Component, Criterion, Protocol, Rule
 from contracts.records import EligibilityResult
 from contracts.units import UnitCatalog, load_units
 
-_EVIDENCE = ["LABEL", "VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON"]
+_EVIDENCE = ["LABEL", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON"]
 CRITERIA_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", "OUTCOME"]
 
 
@@ -78,9 +79,8 @@ def _labelled(value: pl.Expr, separator: str = "=") -> pl.Expr:
 _OPS = {"not": 0, "all": 1, "any": 2}
 _IS_NOT = pl.col("_OP") == _OPS["not"]
 _SINGLE = pl.col("_K") == 1
-#: merged evidence column -> the column it merges (VALUE, DELIVERED and LIMIT with their labels)
-_MERGED = {"_M_VALUE": "_LV", "_M_DELIVERED": "_LD", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE",
-           "_M_REASON": "REASON"}
+#: merged evidence column -> the column it merges (VALUE and LIMIT with their labels)
+_MERGED = {"_M_VALUE": "_LV", "_M_LIMIT": "_LL", "_M_DTC": "DTC", "_M_SOURCE": "SOURCE", "_M_REASON": "REASON"}
 
 
 def _combine(pool: pl.DataFrame, at_level: pl.Series, nodes: pl.DataFrame) -> pl.DataFrame:
@@ -160,7 +160,7 @@ def _split_by_deciding_count(deciding: pl.DataFrame) -> tuple[pl.DataFrame, pl.D
     """
     single = deciding.filter(_SINGLE).select(
         "_S", pl.col("PARENT").alias("NODE_ID"), pl.col("NODE_RESULT").alias("RESULT"), "LABEL",
-        _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT", _labelled(pl.col("DELIVERED")).alias("DELIVERED"),
+        _labelled(pl.col("VALUE")).alias("VALUE"), "UNIT",
         pl.when(~_IS_NOT).then(pl.col("LIMIT")).alias("LIMIT"), "DTC", "SOURCE", "REASON_CODE", "REASON",
     )
     several = (
@@ -195,7 +195,7 @@ def _merged_parents(several: pl.DataFrame, width: int) -> pl.DataFrame:
     """Result rows of the parents decided by several children: each group's distinct non-null evidence
     values in rule order, joined with "; " (see `_merged_evidence`)."""
     merged = (
-        several.with_columns(_labelled(pl.col("VALUE")).alias("_LV"), _labelled(pl.col("DELIVERED")).alias("_LD"),
+        several.with_columns(_labelled(pl.col("VALUE")).alias("_LV"),
                              _labelled(pl.col("LIMIT"), separator=" ").alias("_LL"))
         .with_columns(*[_unless_repeated(source, width).alias(name) for name, source in _MERGED.items()])
         .group_by("_G", maintain_order=True).agg(
@@ -205,7 +205,6 @@ def _merged_parents(several: pl.DataFrame, width: int) -> pl.DataFrame:
             pl.col("_OP").first().alias("_OP"),
             *[pl.col(c).first().alias(f"_1_{c}") for c in _EVIDENCE],
             pl.col("_LV").first().alias("_1L_VALUE"),
-            pl.col("_LD").first().alias("_1L_DELIVERED"),
             *[pl.col(name) for name in _MERGED],
             pl.col("REASON_CODE").drop_nulls().first().alias("_M_REASON_CODE"),
         )
@@ -221,9 +220,9 @@ def _merged_evidence(column: str) -> pl.Expr:
         return pl.when(_SINGLE).then(pl.col("_1_UNIT")).alias("UNIT")
     if column == "LABEL":
         return pl.when(_SINGLE).then(pl.col("_1_LABEL")).alias("LABEL")
-    if column in ("VALUE", "DELIVERED"):
-        return (pl.when(_SINGLE).then(pl.col(f"_1L_{column}"))
-                .otherwise(pl.when(pl.col(f"_M_{column}") != "").then(pl.col(f"_M_{column}"))).alias(column))
+    if column == "VALUE":
+        return (pl.when(_SINGLE).then(pl.col("_1L_VALUE"))
+                .otherwise(pl.when(pl.col("_M_VALUE") != "").then(pl.col("_M_VALUE"))).alias("VALUE"))
     if column == "LIMIT":  # a `not` node's limit would read as the opposite of what it tests
         return (pl.when(_IS_NOT).then(None).when(_SINGLE).then(pl.col("_1_LIMIT"))
                 .otherwise(pl.when(pl.col("_M_LIMIT") != "").then(pl.col("_M_LIMIT"))).alias("LIMIT"))
@@ -331,9 +330,10 @@ def _leaf_rows(leaves: list[Leaf], context: EvalContext) -> pl.DataFrame:
 
 
 def _fact_leaf_rows(context: EvalContext, protocol: Protocol,
-                    leaves: list[Leaf]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The leaves of the kinds that read the facts (`RuleBuilder.reads_facts`), and the derived values
-    as numbers (contracts.DERIVED_VALUES, for the comparison).
+                    leaves: list[Leaf]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The leaves of the kinds that read the facts (`RuleBuilder.reads_facts`), the derived values
+    as numbers (contracts.DERIVED_VALUES, for the comparison) and the delivered texts of the converted or
+    computed values (checks.evaluation.delivered).
 
     The facts are built here and released when this returns: the other kinds (event records) and the
     roll-up then allocate without them alive."""
@@ -341,7 +341,7 @@ def _fact_leaf_rows(context: EvalContext, protocol: Protocol,
     reading = [leaf for leaf in leaves if RULE_BUILDERS[leaf.kind].reads_facts]
     derived = facts.filter(pl.col("DOMAIN") == "DERIVED").select(
         "USUBJID", pl.col("TESTCD").alias("NAME"), "LO", "HI", "DTC").collect()
-    return _leaf_rows(reading, replace(context, facts=facts)), derived
+    return _leaf_rows(reading, replace(context, facts=facts)), derived, delivered_facts(facts)
 
 
 @dataclass(frozen=True)
@@ -352,6 +352,7 @@ class _EditionLeaves:
     reference: pl.DataFrame
     table: pl.DataFrame
     derived: pl.DataFrame
+    delivered: pl.DataFrame  # checks.evaluation.delivered.DELIVERED_COLUMNS
 
 
 def _edition_reference(reference: pl.DataFrame, edition: Protocol, index: int, amended: bool) -> pl.DataFrame:
@@ -381,9 +382,9 @@ def _leaf_tables(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rej
         context = EvalContext(reference=own.lazy(), facts=empty_facts().lazy(), domains=clean,
                               exclusions=exclusions, catalog=catalog, parameters=dict(edition.parameters))
         others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
-        fact_rows, derived = _fact_leaf_rows(context, edition, leaves)
+        fact_rows, derived, delivered = _fact_leaf_rows(context, edition, leaves)
         parts.append(_EditionLeaves(own, pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical"),
-                                    derived))
+                                    derived, delivered))
     return reference, {name: frame.height for name, frame in clean.items()}, parts
 
 
@@ -426,8 +427,7 @@ def _roots_in_published_order(results: pl.DataFrame, subjects: pl.DataFrame,
     published evidence, each column gathered once in that order (the node rows are released when the
     caller replaces them with these)."""
     keys = _published_order(results, subjects, components)
-    evidence = results.select("RESULT", "VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "SOURCE", "REASON_CODE",
-                              "REASON")
+    evidence = results.select("RESULT", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON")
     return pl.concat([keys.select("_RANK", "_C", "_S", "_P"), evidence.select(pl.all().gather(keys["_I"]))],
                      how="horizontal")
 
@@ -455,7 +455,7 @@ def _with_outcomes(rows: pl.DataFrame) -> pl.DataFrame:
         pl.when(undecided).then(pl.col("REASON").fill_null("the data cannot decide this component"))
         .alias("REASON"),
     ).select(*[pl.col(c).cast(t) for c, t in ELIGIBILITY.items()], pl.col("REASON_CODE").cast(pl.String),
-             pl.col("DELIVERED").cast(pl.String), pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
+             pl.col("DELIVERED"), pl.col("CATEGORY"), pl.col("_RANK"), pl.col("_C"))
 
 
 def _publishable(part: _EditionLeaves, nodes: pl.DataFrame, components: pl.DataFrame) -> pl.DataFrame:
@@ -466,7 +466,7 @@ def _publishable(part: _EditionLeaves, nodes: pl.DataFrame, components: pl.DataF
     table = _roll_up(table, nodes)  # + one row per subject x inner node and component root
     table = _roots_in_published_order(table, subjects, components)
     table = _with_texts(table, subjects, components)
-    return _with_outcomes(table)
+    return _with_outcomes(with_delivered(table, part.delivered))
 
 
 def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,

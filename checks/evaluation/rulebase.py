@@ -24,9 +24,6 @@ LEAF_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "LABEL": pl.String,
     "VALUE": pl.String,
     "UNIT": pl.String,
-    # the result as the site delivered it ("8.9 mmol/L"), where VALUE is it converted to the protocol unit
-    # ("14.3379 g/dL"): the figure a site finds in its source documents
-    "DELIVERED": pl.String,
     "LIMIT": pl.String,
     "DTC": pl.String,
     "SOURCE": pl.String,
@@ -78,8 +75,6 @@ def empty_leaf_results() -> pl.LazyFrame:
     return pl.DataFrame(schema=LEAF_SCHEMA).lazy()
 
 
-def finish(frame: pl.LazyFrame, delivered: pl.Expr | None = None) -> pl.LazyFrame:
-    """Select the leaf result columns in order with their types; DELIVERED is `delivered` (none: null, for
-    the kinds whose VALUE is what was delivered)."""
-    frame = frame.with_columns((delivered if delivered is not None else pl.lit(None, pl.String)).alias("DELIVERED"))
+def finish(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Select the leaf result columns in order with their types."""
     return frame.select([pl.col(name).cast(dtype) for name, dtype in LEAF_SCHEMA.items()])

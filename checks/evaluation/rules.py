@@ -66,10 +66,8 @@ def _undecidable_text(value: str, unit: str, limit: pl.Expr) -> pl.Expr:
 
 
 def _numeric_leaf(rows: pl.LazyFrame, value: str, unit: str, interval: tuple[str, str, str, str],
-                  limit: pl.Expr, extra_reason: tuple[pl.Expr, pl.Expr] | None = None,
-                  delivered: pl.Expr | None = None) -> pl.LazyFrame:
-    """RESULT and evidence of a numeric comparison; a reason is kept when the value cannot be used.
-    `delivered`: the DELIVERED evidence (null: VALUE is the delivered result)."""
+                  limit: pl.Expr, extra_reason: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
+    """RESULT and evidence of a numeric comparison; a reason is kept when the value cannot be used."""
     missing_code, missing_text = _missing()
     code = pl.when(~pl.col("_HAS_FACT")).then(missing_code).otherwise(pl.col("N_REASON"))
     text = pl.when(~pl.col("_HAS_FACT")).then(missing_text).otherwise(pl.col("N_REASON_TEXT"))
@@ -89,7 +87,7 @@ def _numeric_leaf(rows: pl.LazyFrame, value: str, unit: str, interval: tuple[str
         pl.when(undecided)
         .then(pl.coalesce([pl.col("U_REASON_TEXT"), _undecidable_text(value, unit, pl.col("_LIMIT"))]))
         .otherwise(pl.col("_TEXT")).alias("REASON"),
-    ), delivered=pl.when(pl.col(value).is_not_null()).then(delivered) if delivered is not None else None)
+    ))
 
 
 def _comparison_columns(domain_of: Any, test_of: Any) -> tuple[dict, dict]:
@@ -114,8 +112,7 @@ def threshold(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
                                           lambda leaf: leaf.params["test"].upper())
     columns["_UNIT"] = lambda leaf: ctx.catalog.protocol_unit(leaf.params["domain"], leaf.params["test"])
     rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
-    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"),
-                         delivered=pl.col("DELIVERED_TEXT"))
+    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
 
 
 def derived(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
@@ -123,8 +120,7 @@ def derived(leaves: list[Leaf], ctx: EvalContext) -> pl.LazyFrame:
     columns, schema = _comparison_columns(lambda leaf: "DERIVED", lambda leaf: leaf.params["value"].upper())
     columns["_UNIT"] = lambda leaf: None
     rows = _fact_rows(leaf_table(leaves, columns, {**schema, "_UNIT": pl.String}), ctx)
-    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"),
-                         delivered=pl.col("DELIVERED_TEXT"))
+    return _numeric_leaf(rows, "VALUE_TEXT", "PUNIT", ("LO", "HI", "LO_OPEN", "HI_OPEN"), pl.col("LIMIT"))
 
 
 def _uln(leaves: list[Leaf], ctx: EvalContext, limit: pl.Expr) -> pl.LazyFrame:
