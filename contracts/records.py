@@ -126,7 +126,8 @@ class Evaluation:
 class EligibilityResult:
     """What evaluate() returns.
 
-    eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode), one row per subject x
+    eligibility: contracts.ELIGIBILITY + REASON_CODE (contracts.enums.ReasonCode) + DELIVERED (the result
+    as delivered, where VALUE is it converted: checks.evaluation.delivered), one row per subject x
     component; reference: one row per DM subject (STUDYID, SITEID, USUBJID, SITE_DECISION,
     CONSENT_DTC, TREATMENT_START, TIVERS); criteria: one row per subject x criterion
     (CATEGORY, OUTCOME); rows_evaluated: rows per domain handed to evaluation after rejections.

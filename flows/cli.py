@@ -555,7 +555,8 @@ def whatif(
                                                      "in force and the study's data files.")] = None,
     study: Annotated[str | None, typer.Option(help="Study id (folder under the landing root); default SZ003.")] = None,
     baseline: Annotated[str | None, typer.Option(help="The protocol in force (a version file or folder); default: "
-                                                      "the configuration's, else the bundled SZ003.")] = None,
+                                                      "the configuration's, else the bundled SZ003 "
+                                                      "(contracts/protocols/sz003.yaml).")] = None,
     as_of: AsOf = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:

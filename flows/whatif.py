@@ -71,6 +71,8 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
         raise DraftMismatchError(f"{draft}: the draft amends protocol {draft_protocol.id}, but the study is "
                                  f"audited with protocol {files.protocol.id}")
     warnings = same_version_warning(draft_protocol, files.protocol)
+    for warning in warnings:  # the flow's log too: a what-if started from a deployment has no terminal
+        get_run_logger().warning("what-if %s: %s", draft_protocol.tivers, warning)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     ingest = ingest_study(landing, study, endpoint_url, None, delivery_cutoff(as_of_date, timezone))
     validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))

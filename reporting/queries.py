@@ -32,8 +32,8 @@ from review.machine import load_machine
 
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
-                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC",
-                 "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
+                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "DELIVERED",
+                 "LIMIT", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
 #: one problem: the findings of a site with the same check and cause (see the module's docstring)
 PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
 CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
@@ -329,7 +329,8 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
 
 #: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
 DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
-                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "DETAIL"]
+                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC",
+                  "SOURCE", "DETAIL"]
 
 
 def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
@@ -379,10 +380,11 @@ EARLIER_ANSWER = "EARLIER_ANSWER"
 
 def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
     """`queries` (one per problem) with EARLIER_ANSWER: the site's last answer recorded for a finding the
-    query lists (review.fold: SITE_ANSWER, who and when), `"<answer>" (<by>, <date>)`, and for how many of
-    its findings when not all; null when the site has not answered. A query sent again after an answer
-    (the finding is still there) then shows the site what it said, instead of an empty row it would
-    answer from scratch. The text is the site's own: it is neutralised like every site value."""
+    query lists since it was last reopened (review.fold: SITE_ANSWER, who and when), `"<answer>" (<by>,
+    <date>)`, and, when not every finding has it, how many have an answer and whether they differ; null
+    when the site has not answered. A query sent again after an answer (the finding is still there) then
+    shows the site what it said, instead of an empty row it would answer from scratch. An answer recorded
+    as another site's (a subject who moved) is not shown. The text is the site's own and is neutralised."""
     empty = pl.lit(None, pl.String).alias(EARLIER_ANSWER)
     if states is None or "SITE_ANSWER" not in states.columns or queries.height == 0:
         return queries.with_columns(empty)
@@ -390,17 +392,22 @@ def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> 
         FINDING_ID, "SITE_ANSWER", "SITE_ANSWERED_BY", "SITE_ANSWERED_AT")
     if answers.height == 0:
         return queries.with_columns(empty)
-    listed = queries.select("QUERY_ID", pl.col("FINDING_IDS").str.split(" ").alias(FINDING_ID)).explode(FINDING_ID)
+    listed = (queries.select("QUERY_ID", "SITEID", pl.col("FINDING_IDS").str.split(" ").alias(FINDING_ID))
+              .explode(FINDING_ID))
+    # review.imports records a site's answer BY `site <SITEID> (<person>)`
+    answering_site = pl.col("SITE_ANSWERED_BY").str.extract(r"^site (\S+)(?: |$)")
     last = (listed.join(answers, on=FINDING_ID, how="inner")
+            .filter(answering_site.is_null() | answering_site.eq_missing(pl.col("SITEID")))
             .sort("QUERY_ID", "SITE_ANSWERED_AT", FINDING_ID)
             .group_by("QUERY_ID", maintain_order=True)
-            .agg(pl.len().alias("_ANSWERED"), pl.col("SITE_ANSWER").last(), pl.col("SITE_ANSWERED_BY").last(),
-                 pl.col("SITE_ANSWERED_AT").last()))
+            .agg(pl.len().alias("_ANSWERED"), pl.col("SITE_ANSWER").n_unique().alias("_DISTINCT"),
+                 pl.col("SITE_ANSWER").last(), pl.col("SITE_ANSWERED_BY").last(), pl.col("SITE_ANSWERED_AT").last()))
     text = pl.format('"{}" ({}, {})', pl.col("SITE_ANSWER"), pl.col("SITE_ANSWERED_BY").fill_null("the site"),
                      pl.col("SITE_ANSWERED_AT").str.slice(0, 10))
-    several = pl.col("N_FINDINGS") > pl.col("_ANSWERED")
-    answer = pl.when(several).then(pl.format("{}; for {} of its {} findings", text, pl.col("_ANSWERED"),
-                                             pl.col("N_FINDINGS"))).otherwise(text)
+    partial = (pl.col("_ANSWERED") < pl.col("N_FINDINGS")) | (pl.col("_DISTINCT") > 1)
+    differ = pl.when(pl.col("_DISTINCT") > 1).then(pl.lit(", which differ")).otherwise(pl.lit(""))
+    answer = pl.when(partial).then(pl.format("{}; the latest of the answers to {} of its {} findings{}", text,
+                                             pl.col("_ANSWERED"), pl.col("N_FINDINGS"), differ)).otherwise(text)
     return (queries.join(last, on="QUERY_ID", how="left", maintain_order="left")
             .with_columns(answer.alias(EARLIER_ANSWER))
             .select(*queries.columns, neutralise_expr(EARLIER_ANSWER)))

@@ -26,7 +26,8 @@ STATES: dict[str, type[pl.DataType] | pl.DataType] = {
     "DECIDED_AT": pl.String,
     "DECISION_HASH": pl.String,  # the EVIDENCE_HASH that decision was taken on
     "DV_CONFIRMED": pl.Boolean,  # a confirmation of the deviation stands
-    # the site's last answer (the machine's `site_response` action): shown in the site's next query workbook
+    # the site's last answer since the finding was last reopened (the machine's `site_response` action): shown
+    # in the site's next query workbook
     "SITE_ANSWER": pl.String,
     "SITE_ANSWERED_BY": pl.String,
     "SITE_ANSWERED_AT": pl.String,
@@ -44,7 +45,9 @@ def current_states(entries: pl.DataFrame, machine: StateMachine) -> pl.DataFrame
         return pl.DataFrame(schema=STATES)
     changed = pl.col("TO_STATE") != pl.col("FROM_STATE")
     deviation = pl.col("ACTION").is_in([machine.confirmed_by, *machine.withdrawn_by])
-    answer = pl.col("ACTION") == machine.site_response_action
+    # the site's answers since the finding was last reopened (an answer about earlier evidence is not one)
+    reopened_at = pl.col("SEQ").filter(pl.col("ACTION") == machine.reopen_action).max().fill_null(-1)
+    answer = (pl.col("ACTION") == machine.site_response_action) & (pl.col("SEQ") > reopened_at)
     return (
         entries.sort("SEQ")
         .group_by(FINDING_ID, maintain_order=True)

@@ -213,8 +213,9 @@ CASES: list[tuple[str, list[Edit], str, str, str | None, dict[str, str]]] = [
     ("crcl-below", [*CRCL_40, vs("WEIGHT", "39.9", "kg")], "IN11.CRCL", NM, None, {}),
     ("crcl-female", [*CRCL_40, dm(SEX="F")], "IN11.CRCL", NM, None, {"VALUE": "34"}),
     ("crcl-umol", [*CRCL_40, lb("CREAT", "88.4", "umol/L", "106")], "IN11.CRCL", M, None, {"VALUE": "40"}),
-    # computed from inputs of which one was converted: that one, as delivered
-    ("crcl-lb", [*CRCL_40, vs("WEIGHT", "88.2", "lb")], "IN11.CRCL", M, None, {"DELIVERED": "WEIGHT=88.2 lb"}),
+    # computed from several results: no single delivered figure (naming the converted weight would read as
+    # if the clearance had been delivered as a weight)
+    ("crcl-lb", [*CRCL_40, vs("WEIGHT", "88.2", "lb")], "IN11.CRCL", M, None, {"DELIVERED": None}),
     ("crcl-sex-unknown", [*CRCL_40, dm(SEX="U")], "IN11.CRCL", U, "DERIVED_INPUT_MISSING", {}),
     ("crcl-stale-creat", [*CRCL_40, lb("CREAT", "1.0", "mg/dL", "1.2", dtc="2025-01-01")], "IN11.CRCL", U,
      "ONLY_BEFORE_WINDOW", {}),

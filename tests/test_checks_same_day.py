@@ -65,6 +65,15 @@ def test_mean_reads_decimal_commas_and_converts_like_any_value(tmp_path) -> None
     assert (row["OUTCOME"], row["VALUE"], row["UNIT"]) == ("MET", "60", "10^9/L")
 
 
+def test_a_mean_of_converted_replicates_quotes_no_delivered_figure(tmp_path) -> None:
+    domains = _with_platelets({"LBORRES": "61", "LBORRESU": "10^3/uL", "LBTPTNUM": "1"},
+                              {"LBORRES": "59", "LBORRESU": "10^3/uL", "LBTPTNUM": "2"})
+    latest = _platelets(domains, _protocol(tmp_path, "latest"))
+    assert (latest["VALUE"], latest["UNIT"], latest["DELIVERED"]) == ("59", "10^9/L", "59 10^3/uL")
+    mean = _platelets(domains, _protocol(tmp_path, "mean"))  # 60 is no figure the site wrote
+    assert (mean["VALUE"], mean["DELIVERED"]) == ("60", None)
+
+
 @pytest.mark.parametrize("second", [{"LBORRES": "<100"}, {"LBORRES": "120000", "LBORRESU": "/uL"},
                                     {"LBORRES": "n/a"}])
 def test_replicates_that_cannot_be_averaged_are_not_guessed(tmp_path, second) -> None:

@@ -15,6 +15,7 @@ from reporting.queries import (
     build_site_queries,
     capped_detail,
     consolidate_queries,
+    query_detail,
     render_template,
     split_by_site,
     with_earlier_answers,
@@ -59,12 +60,14 @@ def test_ineligible_enrolled_quotes_value_unit_limit_date_and_asks_for_action():
     assert q.columns == QUERY_COLUMNS
 
 
-def test_a_converted_value_is_quoted_as_the_site_delivered_it_too():
+def test_a_converted_value_is_listed_with_what_the_site_delivered():
     eligibility = ELIG.with_columns(pl.when(pl.col("CHECK_ID") == "IN10.PLT").then(pl.lit("52 10^3/uL"))
                                     .alias("DELIVERED"))
     q = build_site_queries(pl.DataFrame([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT")],
                                         schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), eligibility)
-    assert "Value used: 52 10^9/L. Delivered as: 52 10^3/uL. Protocol limit: 60 10^9/L." in q["QUERY_TEXT"].item()
+    detail = query_detail(q)
+    assert detail.select("VALUE", "UNIT", "DELIVERED").row(0) == ("52", "10^9/L", "52 10^3/uL")
+    assert detail.columns.index("DELIVERED") == detail.columns.index("UNIT") + 1
 
 
 def test_missing_parts_are_left_out_not_printed_blank():
@@ -299,14 +302,25 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_val
 
 def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
     problems = consolidate_queries(_detail(3))
-    states = pl.DataFrame({"FINDING_ID": ["D-101EX06.LUNG00001", "D-101EX06.LUNG00002", "D-other"],
-                           "SITE_ANSWER": ["not done at screening", "@SUM(A1) sent again", "elsewhere"],
+    ids = problems["FINDING_IDS"].item().split(" ")
+    states = pl.DataFrame({"FINDING_ID": [ids[0], ids[1], "D-other"],
+                           "SITE_ANSWER": ["not done at screening", "sent again", "elsewhere"],
                            "SITE_ANSWERED_BY": ["site 101 (Dr Lee)", "site 101", "site 102"],
                            "SITE_ANSWERED_AT": ["2026-11-20T10:00:00Z", "2026-11-21T09:00:00Z",
                                                 "2026-11-22T00:00:00Z"]})
     answered = with_earlier_answers(problems, states)
-    assert answered["EARLIER_ANSWER"].item() == '"@SUM(A1) sent again" (site 101, 2026-11-21); for 2 of its 3 findings'
+    assert answered["EARLIER_ANSWER"].item() == (
+        '"sent again" (site 101, 2026-11-21); the latest of the answers to 2 of its 3 findings, which differ')
     assert answered.drop("EARLIER_ANSWER").equals(problems)
+    same = states.with_columns(pl.lit("not done at screening").alias("SITE_ANSWER"))
+    assert with_earlier_answers(problems, same)["EARLIER_ANSWER"].item() == (
+        '"not done at screening" (site 101, 2026-11-21); the latest of the answers to 2 of its 3 findings')
+    every = pl.DataFrame({"FINDING_ID": ids, "SITE_ANSWER": ["ok"] * 3, "SITE_ANSWERED_BY": ["site 101"] * 3,
+                          "SITE_ANSWERED_AT": ["2026-11-20T10:00:00Z"] * 3})
+    assert with_earlier_answers(problems, every)["EARLIER_ANSWER"].item() == '"ok" (site 101, 2026-11-20)'
+    # a subject who moved: the answer another site gave is not shown to this one
+    moved = every.with_columns(pl.lit("site 102 (Dr Who)").alias("SITE_ANSWERED_BY"))
+    assert with_earlier_answers(problems, moved)["EARLIER_ANSWER"].item() is None
     assert with_earlier_answers(problems, None)["EARLIER_ANSWER"].item() is None
     assert with_earlier_answers(problems, states.head(0))["EARLIER_ANSWER"].item() is None
 

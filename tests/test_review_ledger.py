@@ -105,6 +105,12 @@ def test_the_fold_keeps_the_sites_last_answer_whatever_comes_after_it(store: Sto
         "re-checked: the value is right", "site 101 (Dr Lee)")
     assert states["D-1"]["LAST_TEXT"] == "asked the CRA to verify" and states["D-1"]["SITE_ANSWERED_AT"].endswith("Z")
     assert states["D-2"]["SITE_ANSWER"] is None
+    # reopened (its evidence changed): an answer about the earlier evidence is no answer to this one
+    add(store, "D-1", "CLOSE")
+    add(store, "D-1", "REOPEN", text="the value changed")
+    states = {r["FINDING_ID"]: r for r in current_states(read_ledger(store, STUDY, MACHINE.initial).entries,
+                                                          MACHINE).iter_rows(named=True)}
+    assert states["D-1"]["SITE_ANSWER"] is None
 
 
 def test_a_refused_action_writes_nothing(store: Store) -> None:

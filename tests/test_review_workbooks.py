@@ -176,7 +176,7 @@ def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None
     queries = _sheet(files[f"site_queries/{site}.xlsx"], "Queries")
     row = queries.filter(pl.col("FINDING_IDS").str.contains(finding, literal=True)).row(0, named=True)
     day = entries["AT"][0][:10]
-    expected = f'"=1+2 re-checked" (site {site} (Dr Lee), {day})'
+    expected = f'"=1+2 re-checked" (site {site} (Dr Lee), {day})'  # a formula-like answer stays text
     assert row["EARLIER_ANSWER"] == expected  # the answer was recorded for each finding the query lists
     assert (row["SITE_RESPONSE"], row["RESPONDED_BY"]) == (None, None)  # a new answer is the site's to give
     assert queries.filter(~pl.col("FINDING_IDS").str.contains(finding, literal=True))["EARLIER_ANSWER"].null_count() \

@@ -35,9 +35,10 @@ def _key(subject: pl.Expr, source: pl.Expr) -> pl.Expr:
 
 def with_delivered(table: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame:
     """`table` (eligibility rows: USUBJID, VALUE, UNIT, SOURCE) with DELIVERED: the delivered text of the
-    result its VALUE came from, unless VALUE is in the delivered unit; for a value that merges or is computed
-    from several results (SOURCE `a; b`: `HBA1C=5.26; ...`, a creatinine clearance), each of them that has
-    one, as `TESTCD=text`, joined by `; `. Null where there is no VALUE or nothing to add."""
+    result its VALUE came from, unless VALUE is in the delivered unit; for a VALUE that merges several results
+    (SOURCE `a; b`, VALUE `DIABETES MELLITUS: N; HBA1C=5.26`), each of them that has one, as `TESTCD=text`,
+    joined by `; `. Null where there is no VALUE or nothing to add (a value computed from several results,
+    but absolute lymphocytes from a differential, whose fact names both)."""
     if delivered.height == 0:
         return table.with_columns(pl.lit(None, pl.String).alias("DELIVERED"))
     keys = delivered.select(_key(pl.col("USUBJID"), pl.col("SOURCE"))).to_series()
@@ -54,9 +55,12 @@ def with_delivered(table: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame
                      .eq_missing(pl.col("UNIT")) & pl.col("UNIT").is_not_null()))
     if found.height:
         column = column.scatter(found["_I"], None)
-    merged = (table.select("USUBJID", "SOURCE", has_value.alias("_V")).with_row_index("_I")
-              .filter(pl.col("_V") & pl.col("SOURCE").str.contains(_MERGED, literal=True)
-                      & column.is_null()))
+    # merged evidence lists several values (`DIABETES MELLITUS: N; HBA1C=6.45`); a value computed from several
+    # results (a creatinine clearance) is one figure, and naming one of its inputs would read as if the
+    # value had been delivered as that input: it gets none
+    merged = (table.select("USUBJID", "SOURCE", "VALUE").with_row_index("_I")
+              .filter(pl.col("VALUE").str.contains(_MERGED, literal=True).fill_null(False)
+                      & pl.col("SOURCE").str.contains(_MERGED, literal=True) & column.is_null()))
     if merged.height:
         labelled = delivered.select(pl.col("TESTCD") + pl.lit("=") + pl.col("DELIVERED_TEXT"))
         pieces = (merged.select("_I", "USUBJID", pl.col("SOURCE").str.split(_MERGED)).explode("SOURCE")

@@ -304,7 +304,6 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
     ).with_columns(
         _value_text("CENSOR", "LO", "HI").alias("VALUE_TEXT"),
         _value_text("CENSOR", "R_LO", "R_HI").alias("ROW_VALUE_TEXT"),
-        delivered_text().alias("DELIVERED_TEXT"),
         pl.when(pl.col("F_REASON").is_not_null()).then(pl.col("F_REASON"))
         .when(pl.col("NUM").is_null()).then(pl.lit(ReasonCode.NOT_NUMERIC.value))
         .otherwise(pl.col("UNIT_PROB")).alias("N_REASON"),
@@ -316,14 +315,17 @@ def type_facts(facts: pl.LazyFrame, domain: str | None, catalog: UnitCatalog) ->
     return _coded(facts, catalog, qualitative, positive_above)
 
 
-def delivered_text(prefix: str | None = None, *, converted_only: bool = True) -> pl.Expr:
+def delivered_text(prefix: str | None = None, *, converted_only: bool = True,
+                   averaged: pl.Expr | None = None) -> pl.Expr:
     """The result as the site wrote it (`8.90 mmol/L`, `prefix` before it) where the audit converted it to
-    another unit (null otherwise; `converted_only=False`: always, for a value computed from it): a site looks
-    for that figure in its records, not for the `14.3379 g/dL` compared with the limit. Shown beside VALUE in
-    the eligibility table and the evidence (DELIVERED)."""
+    another unit (null otherwise, and where `averaged`, a mean of replicates; `converted_only=False`: always,
+    for a value computed from it): a site looks for that figure in its records, not for the `14.3379 g/dL`
+    compared with the limit. Shown beside VALUE in the eligibility table and the evidence (DELIVERED)."""
     shown = pl.col("TEXT").is_not_null()
     if converted_only:
         shown = shown & pl.col("ROW_UNIT").ne(pl.col("PUNIT")).fill_null(False)
+    if averaged is not None:  # the mean of same-day replicates (select_latest) is no figure the site wrote
+        shown = shown & ~averaged.fill_null(False)
     parts = [pl.col("TEXT").str.strip_chars(), pl.col("UNIT_TEXT").str.strip_chars()]
     return pl.when(shown).then(pl.concat_str([pl.lit(prefix), *parts] if prefix else parts, separator=" ",
                                              ignore_nulls=True))
@@ -406,7 +408,9 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
         return empty_facts().lazy()
     # one domain after the other (parallel=False): a subject x test never spans domains, so each
     # domain's selection and typing stand alone, and only one domain's intermediate rows are in memory
-    typed = [type_facts(select_latest(rows, reference, same_day), None, catalog).select(FACT_COLUMNS)
+    typed = [type_facts(select_latest(rows, reference, same_day), None, catalog)
+             .with_columns(delivered_text(averaged=pl.col("SOURCE").str.contains("; ", literal=True))
+                           .alias("DELIVERED_TEXT")).select(FACT_COLUMNS)
              for rows in parts]
     return pl.concat(typed, how="vertical_relaxed", parallel=False)
 
