@@ -41,10 +41,9 @@ def measured() -> pl.Expr:
     """`52 10^9/L on 2026-03-02` from VALUE, UNIT, DTC (null when there is no VALUE); a value converted to the
     protocol unit says what was delivered: `14.3379 g/dL (delivered: 8.9 mmol/L) on 2026-07-15`, so that
     the site finds the figure in its source documents."""
-    delivered = pl.col("DELIVERED")
     return (
         pl.when(pl.col("VALUE").is_not_null())
-        .then(_join(pl.col("VALUE"), _opt(" ", pl.col("UNIT")), _opt(" (delivered: ", delivered, ")"),
+        .then(_join(pl.col("VALUE"), _opt(" ", pl.col("UNIT")), _opt(" (delivered: ", pl.col("DELIVERED"), ")"),
                     _opt(" on ", pl.col("DTC"))))
         .otherwise(pl.lit(None, dtype=pl.String))
     )

@@ -22,8 +22,8 @@ DELIVERED_COLUMNS = {"USUBJID": pl.String, "SOURCE": pl.String, "TESTCD": pl.Str
 
 
 def delivered_facts(facts: pl.LazyFrame) -> pl.DataFrame:
-    """USUBJID, SOURCE, TESTCD, DELIVERED_TEXT of the facts that have a delivered text (converted or computed
-    values: a small part of the facts), one per subject and source."""
+    """DELIVERED_COLUMNS of the facts that have a delivered text (converted or computed values: a small part
+    of the facts), one per subject and source."""
     return (facts.filter(pl.col("DELIVERED_TEXT").is_not_null() & pl.col("SOURCE").is_not_null())
             .select(list(DELIVERED_COLUMNS)).collect()
             .unique(["USUBJID", "SOURCE"], keep="first", maintain_order=True))
@@ -37,8 +37,8 @@ def with_delivered(table: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame
     """`table` (eligibility rows: USUBJID, VALUE, UNIT, SOURCE) with DELIVERED: the delivered text of the
     result its VALUE came from, unless VALUE is in the delivered unit; for a VALUE that merges several results
     (SOURCE `a; b`, VALUE `DIABETES MELLITUS: N; HBA1C=5.26`), each of them that has one, as `TESTCD=text`,
-    joined by `; `. Null where there is no VALUE or nothing to add (a value computed from several results,
-    but absolute lymphocytes from a differential, whose fact names both)."""
+    joined by `; `. Null where there is no VALUE or nothing to add, and for a value computed from several
+    results (absolute lymphocytes from a differential excepted: their fact names both results)."""
     if delivered.height == 0:
         return table.with_columns(pl.lit(None, pl.String).alias("DELIVERED"))
     keys = delivered.select(_key(pl.col("USUBJID"), pl.col("SOURCE"))).to_series()
