@@ -276,6 +276,8 @@ class WhatIfResult:
     criteria: pl.DataFrame
     unverifiable: pl.DataFrame
     by_site: pl.DataFrame
+    #: what a reader must know before the counts (a draft carrying a version already in force)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -222,8 +222,10 @@ def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: st
     ledger = result.ledger
     if not result.verified:
         logger.error("review ledger of %s fails verification: %s", study, "; ".join(ledger.get("problems", [])[:3]))
-    logger.info("review ledger: %s, %d entries; %d workbook(s) applied; %d finding(s) reopened since the last run",
-                ledger.get("status"), ledger.get("entries", 0), len(result.receipts), result.reopened.height)
+    refused = sum(receipt.get("status") == "REFUSED" for receipt in result.receipts)
+    logger.info("review ledger: %s, %d entries; %d workbook(s) received since the last run, %d of them refused; "
+                "%d finding(s) reopened since the last run", ledger.get("status"), ledger.get("entries", 0),
+                len(result.receipts), refused, result.reopened.height)
     return result
 
 

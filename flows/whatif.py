@@ -57,7 +57,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     the draft must carry the same protocol id. The draft's effective date is not used: every subject is
     judged by it, to show what it would have decided for everyone screened so far.
     """
-    from checks.comparison.whatif import same_version_warning, whatif
+    from checks.comparison.whatif import whatif
     from contracts.protocol import check_study_protocol, load_draft
     from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.study_files import load_study_files
@@ -70,9 +70,6 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     if draft_protocol.id != files.protocol.id:
         raise DraftMismatchError(f"{draft}: the draft amends protocol {draft_protocol.id}, but the study is "
                                  f"audited with protocol {files.protocol.id}")
-    warnings = same_version_warning(draft_protocol, files.protocol)
-    for warning in warnings:  # the flow's log too: a what-if started from a deployment has no terminal
-        get_run_logger().warning("what-if %s: %s", draft_protocol.tivers, warning)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
     ingest = ingest_study(landing, study, endpoint_url, None, delivery_cutoff(as_of_date, timezone))
     validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
@@ -82,13 +79,15 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
                             quote(files.catalog))
     result = whatif(now, drafted, study=study, as_of=as_of_date, protocol=files.protocol,
                     draft_protocol=draft_protocol)
+    for warning in result.warnings:  # the flow's log too: a what-if started from a deployment has no terminal
+        get_run_logger().warning("what-if %s: %s", draft_protocol.tivers, warning)
     written = publish_whatif(result, open_store(reports, endpoint_url), draft_protocol.tivers)
     location = report_location(reports, written.prefix)
     counts = dict(result.changes.group_by("CHANGE").len().iter_rows()) if result.changes.height else {}
     summary = WhatIfSummary(study=study, as_of=as_of_date.isoformat(), baseline=result.baseline, draft=result.draft,
                             subjects=result.subjects, changes={k: int(v) for k, v in sorted(counts.items())},
                             unverifiable_subjects=result.unverifiable["USUBJID"].n_unique(),
-                            report=f"{location}/whatif.html", outputs=location, warnings=warnings)
+                            report=f"{location}/whatif.html", outputs=location, warnings=result.warnings)
     get_run_logger().info("what-if %s for %s as of %s: %d subjects change outcome; report at %s", result.draft,
                           study, summary.as_of, result.changes.height, summary.report)
     return summary

@@ -32,8 +32,8 @@ from review.machine import load_machine
 
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
-                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "DELIVERED",
-                 "LIMIT", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
+                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT",
+                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
 #: one problem: the findings of a site with the same check and cause (see the module's docstring)
 PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
 CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
@@ -329,7 +329,7 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
 
 #: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
 DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
-                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC",
+                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DELIVERED", "DTC",
                   "SOURCE", "DETAIL"]
 
 

@@ -58,10 +58,11 @@ def render_whatif(result: WhatIfResult, generated_at: str | None = None) -> list
         all_changes=table_rows(result.changes.drop("STUDYID"), TOP_ROWS), wrap_columns=(*WRAP_COLUMNS, "CRITERIA"),
     )
     summary = pl.DataFrame({
-        "ITEM": ["STUDY", "AS OF", "PROTOCOL IN FORCE", "DRAFT", "SUBJECTS SCREENED",
-                 *[c.replace("_", " ") for c in counts], "SUBJECTS WITH NEW UNVERIFIABLE RESULTS"],
-        "VALUE": [result.study, result.as_of.isoformat(), result.baseline, result.draft, str(result.subjects),
-                  *[str(n) for n in counts.values()], str(result.unverifiable["USUBJID"].n_unique())],
+        "ITEM": [*["WARNING"] * len(result.warnings), "STUDY", "AS OF", "PROTOCOL IN FORCE", "DRAFT",
+                 "SUBJECTS SCREENED", *[c.replace("_", " ") for c in counts], "SUBJECTS WITH NEW UNVERIFIABLE RESULTS"],
+        "VALUE": [*result.warnings, result.study, result.as_of.isoformat(), result.baseline, result.draft,
+                  str(result.subjects), *[str(n) for n in counts.values()],
+                  str(result.unverifiable["USUBJID"].n_unique())],
     })
     sheets = [("Summary", summary), ("By criterion and site", result.by_site), ("Changes", result.changes),
               ("Criteria", result.criteria), ("New unverifiable", result.unverifiable)]

@@ -66,8 +66,10 @@ def test_a_converted_value_is_listed_with_what_the_site_delivered():
     q = build_site_queries(pl.DataFrame([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT")],
                                         schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), eligibility)
     detail = query_detail(q)
-    assert detail.select("VALUE", "UNIT", "DELIVERED").row(0) == ("52", "10^9/L", "52 10^3/uL")
-    assert detail.columns.index("DELIVERED") == detail.columns.index("UNIT") + 1
+    assert detail.select("VALUE", "UNIT", "LIMIT", "DELIVERED").row(0) == ("52", "10^9/L", "60", "52 10^3/uL")
+    # after VALUE, UNIT and LIMIT, which are all in the protocol unit (DELIVERED between them read as if
+    # the limit were in the delivered unit)
+    assert detail.columns.index("DELIVERED") == detail.columns.index("LIMIT") + 1
 
 
 def test_missing_parts_are_left_out_not_printed_blank():

@@ -16,6 +16,7 @@ against a list written by hand from the generated data:
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -121,8 +122,26 @@ def test_a_draft_with_a_version_already_in_force_is_run_with_a_warning(tmp_path)
                              str(tmp_path / "reports"), "--protocol", str(bundled_protocol_path()), "--as-of", AS_OF],
                             env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "warning: the draft's version 1.0 is a version SZ003 is already audited with (1.0)" in \
-        " ".join(result.stderr.split())
+    warning = "the draft's version 1.0 is a version SZ003 is already audited with (1.0)"
+    assert f"warning: {warning}" in " ".join(result.stderr.split())
+    # and in what others read: the page and the workbook's Summary
+    folder = tmp_path / "reports" / "SZ003" / "whatif" / AS_OF / "1.0"
+    assert warning in html.unescape((folder / "whatif.html").read_text(encoding="utf-8"))
+    summary = pl.read_excel(folder / "whatif.xlsx", sheet_name="Summary")
+    assert summary.row(0) == ("WARNING", next(v for v in summary["VALUE"] if v.startswith(warning)))
+
+
+def test_the_what_if_result_carries_the_warning_for_its_pages(tmp_path):
+    domains = frames(*amended.subjects(), site="101")
+    as_of = date(2025, 6, 1)
+    protocol = load_protocol(amended.write_protocol(tmp_path / "sz003"))
+    draft = parse_protocol_text(amended.draft_text(), "draft.yaml")
+    assert whatif(evaluate(domains, protocol, as_of), evaluate(domains, draft, as_of), study="SZ003", as_of=as_of,
+                  protocol=protocol, draft_protocol=draft).warnings == ()
+    same = protocol.edition("2.0")
+    result = whatif(evaluate(domains, protocol, as_of), evaluate(domains, same, as_of), study="SZ003", as_of=as_of,
+                    protocol=protocol, draft_protocol=same)
+    assert result.warnings == same_version_warning(same, protocol) != ()
 
 
 def test_only_a_draft_version_already_in_force_is_warned_about(tmp_path):

@@ -136,5 +136,5 @@ def whatif(now: EligibilityResult, draft: EligibilityResult, *, study: str, as_o
         study=study, as_of=as_of, baseline=f"{protocol.id} {protocol.versions_text()}",
         draft=f"{draft_protocol.id} {draft_protocol.tivers}" + (" (draft)" if draft_protocol.draft else ""),
         subjects=verdicts.height, changes=changes, criteria=criteria, unverifiable=unverifiable,
-        by_site=_by_site(criteria, unverifiable),
+        by_site=_by_site(criteria, unverifiable), warnings=same_version_warning(draft_protocol, protocol),
     )
