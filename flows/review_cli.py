@@ -120,7 +120,7 @@ def show_command(
     out.print(f"REVIEW_STATE: {state['REVIEW_STATE'][0] if state.height else 'UNREVIEWED (no entries)'}",
               markup=False, highlight=False)
     _table(thread, f"thread of {finding_id} ({thread.height} entr{'y' if thread.height == 1 else 'ies'}; "
-                   "OTHER_EVIDENCE: decided on evidence other than the latest run's)")
+                   "OTHER_EVIDENCE is True for an entry made on other evidence than the latest run's)")
 
 
 @review_app.command("add")

@@ -122,6 +122,9 @@ def test_show_gives_the_finding_with_its_whole_thread(reports: dict) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "REVIEW_STATE: CONFIRMED" in shown.stdout and "asked the monitor" in shown.stdout
     assert shown.stdout.index("ACKNOWLEDGE") < shown.stdout.index("COMMENT") < shown.stdout.index("CONFIRM_DEVIATION")
+    # the heading explains the column; it says nothing of this thread (read as a statement by a new user)
+    assert "OTHER_EVIDENCE is True for an entry made on other evidence than the latest run's" in \
+        " ".join(shown.stdout.split())
     unknown = review(reports, "show", "D-ffffffffffffffff")
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
 
