@@ -34,6 +34,7 @@ from reporting.queries import (
     query_detail,
     split_by_site,
     with_earlier_answers,
+    with_finding_answers,
     with_response_columns,
 )
 from reporting.review_sheet import SHEET as REVIEW_SHEET
@@ -278,10 +279,13 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
             return made
         return pool.submit(run)
 
+    states = outputs.review.states if outputs.review is not None else None
+
     def site_queries() -> _SiteQueries:
         queries = build_site_queries(frames["discrepancies"], frames["validation"],
                                      _query_values(frames["discrepancies"], tables["eligibility"]),
                                      every_text=False)  # no output shows a finding's own text but through its query
+        queries = with_finding_answers(queries, states)
         problems = consolidate_queries(queries)
         return _SiteQueries(queries, problems, neutralise(problems), neutralise(query_detail(queries)))
 
@@ -295,7 +299,6 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
-    states = outputs.review.states if outputs.review is not None else None
     jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings, outputs.study,
                                                   outputs.as_of, states)))
     jobs.append(job(lambda: _report_workbook(outputs, early, built.result().problems, built.result().queries)))

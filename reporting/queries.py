@@ -327,15 +327,21 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
                          maintain_order=True).select(CONSOLIDATED_COLUMNS)
 
 
+#: the site's last answer: to a query's findings beside the columns it answers in (`with_earlier_answers`), to
+#: each finding in the detail (`with_finding_answers`)
+EARLIER_ANSWER = "EARLIER_ANSWER"
 #: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
 DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
                   "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DELIVERED", "DTC",
-                  "SOURCE", "DETAIL"]
+                  "SOURCE", "DETAIL", EARLIER_ANSWER]
 
 
 def query_detail(queries: pl.DataFrame) -> pl.DataFrame:
     """The per-finding rows as the Detail sheet shows them: the query that lists each (QUERY_ID) and
-    its facts, without the per-finding query text (the query's own text says what is asked)."""
+    its facts, without the per-finding query text (the query's own text says what is asked); EARLIER_ANSWER
+    empty unless `with_finding_answers` gave it."""
+    if EARLIER_ANSWER not in queries.columns:
+        queries = queries.with_columns(pl.lit(None, pl.String).alias(EARLIER_ANSWER))
     return queries.select(DETAIL_COLUMNS)
 
 
@@ -374,8 +380,47 @@ def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 #: the columns a site fills in its query workbook and sends back (review.imports reads them)
 RESPONSE_COLUMNS = ("SITE_RESPONSE", "RESPONDED_BY")
-#: the site's last answer to a query's findings, beside the columns it answers in (see `with_earlier_answers`)
-EARLIER_ANSWER = "EARLIER_ANSWER"
+
+
+def _site_answers(states: pl.DataFrame | None) -> pl.DataFrame | None:
+    """FINDING_ID, SITE_ANSWER, SITE_ANSWERED_BY, SITE_ANSWERED_AT and _SITE (the answering site, from BY) of
+    the findings the site has answered since they were last reopened (review.fold); None when there are none."""
+    if states is None or "SITE_ANSWER" not in states.columns:
+        return None
+    answers = states.filter(pl.col("SITE_ANSWER").is_not_null()).select(
+        FINDING_ID, "SITE_ANSWER", "SITE_ANSWERED_BY", "SITE_ANSWERED_AT",
+        # review.imports records a site's answer BY `site <SITEID> (<person>)`
+        pl.col("SITE_ANSWERED_BY").str.extract(r"^site (\S+)(?: |$)").alias("_SITE"))
+    return answers if answers.height else None
+
+
+def _answer_text() -> pl.Expr:
+    """`"<answer>" (<by>, <date>)` of a site answer."""
+    return pl.format('"{}" ({}, {})', pl.col("SITE_ANSWER"), pl.col("SITE_ANSWERED_BY").fill_null("the site"),
+                     pl.col("SITE_ANSWERED_AT").str.slice(0, 10))
+
+
+def _from_this_site() -> pl.Expr:
+    """An answer not recorded as another site's than the row's (a subject who moved between sites)."""
+    return pl.col("_SITE").is_null() | pl.col("_SITE").eq_missing(pl.col("SITEID"))
+
+
+def with_finding_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
+    """`queries` (one row per finding) with EARLIER_ANSWER: that finding's own last site answer since it was
+    last reopened, `"<answer>" (<by>, <date>)`, not another site's; null when there is none. The Detail
+    sheet, the query detail CSV and the report's Query detail show it, so a site sees which of a query's
+    subjects it has answered. Looked up by FINDING_ID (no join copying the rows); neutralised."""
+    answers = _site_answers(states)
+    if answers is None or queries.height == 0:
+        return queries.with_columns(pl.lit(None, pl.String).alias(EARLIER_ANSWER))
+    ids = answers[FINDING_ID]
+
+    def lookup(values: pl.Series) -> pl.Expr:
+        return pl.col(FINDING_ID).replace_strict(ids, values, default=None, return_dtype=pl.String)
+
+    texts, sites = answers.select(_answer_text()).to_series(), answers["_SITE"]
+    shown = pl.when(lookup(sites).is_null() | lookup(sites).eq_missing(pl.col("SITEID"))).then(lookup(texts))
+    return queries.with_columns(shown.alias(EARLIER_ANSWER)).with_columns(neutralise_expr(EARLIER_ANSWER))
 
 
 def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
@@ -385,29 +430,21 @@ def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> 
     when the site has not answered. A query sent again after an answer (the finding is still there) then
     shows the site what it said, instead of an empty row it would answer from scratch. An answer recorded
     as another site's (a subject who moved) is not shown. The text is the site's own and is neutralised."""
-    empty = pl.lit(None, pl.String).alias(EARLIER_ANSWER)
-    if states is None or "SITE_ANSWER" not in states.columns or queries.height == 0:
-        return queries.with_columns(empty)
-    answers = states.filter(pl.col("SITE_ANSWER").is_not_null()).select(
-        FINDING_ID, "SITE_ANSWER", "SITE_ANSWERED_BY", "SITE_ANSWERED_AT")
-    if answers.height == 0:
-        return queries.with_columns(empty)
+    answers = _site_answers(states)
+    if answers is None or queries.height == 0:
+        return queries.with_columns(pl.lit(None, pl.String).alias(EARLIER_ANSWER))
     listed = (queries.select("QUERY_ID", "SITEID", pl.col("FINDING_IDS").str.split(" ").alias(FINDING_ID))
               .explode(FINDING_ID))
-    # review.imports records a site's answer BY `site <SITEID> (<person>)`
-    answering_site = pl.col("SITE_ANSWERED_BY").str.extract(r"^site (\S+)(?: |$)")
-    last = (listed.join(answers, on=FINDING_ID, how="inner")
-            .filter(answering_site.is_null() | answering_site.eq_missing(pl.col("SITEID")))
+    last = (listed.join(answers, on=FINDING_ID, how="inner").filter(_from_this_site())
             .sort("QUERY_ID", "SITE_ANSWERED_AT", FINDING_ID)
             .group_by("QUERY_ID", maintain_order=True)
             .agg(pl.len().alias("_ANSWERED"), pl.col("SITE_ANSWER").n_unique().alias("_DISTINCT"),
                  pl.col("SITE_ANSWER").last(), pl.col("SITE_ANSWERED_BY").last(), pl.col("SITE_ANSWERED_AT").last()))
-    text = pl.format('"{}" ({}, {})', pl.col("SITE_ANSWER"), pl.col("SITE_ANSWERED_BY").fill_null("the site"),
-                     pl.col("SITE_ANSWERED_AT").str.slice(0, 10))
     partial = (pl.col("_ANSWERED") < pl.col("N_FINDINGS")) | (pl.col("_DISTINCT") > 1)
     differ = pl.when(pl.col("_DISTINCT") > 1).then(pl.lit(", which differ")).otherwise(pl.lit(""))
-    answer = pl.when(partial).then(pl.format("{}; the latest of the answers to {} of its {} findings{}", text,
-                                             pl.col("_ANSWERED"), pl.col("N_FINDINGS"), differ)).otherwise(text)
+    answer = pl.when(partial).then(pl.format("{}; the latest of the answers to {} of its {} findings{}",
+                                             _answer_text(), pl.col("_ANSWERED"), pl.col("N_FINDINGS"), differ)
+                                   ).otherwise(_answer_text())
     return (queries.join(last, on="QUERY_ID", how="left", maintain_order="left")
             .with_columns(answer.alias(EARLIER_ANSWER))
             .select(*queries.columns, neutralise_expr(EARLIER_ANSWER)))

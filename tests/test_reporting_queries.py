@@ -19,6 +19,7 @@ from reporting.queries import (
     render_template,
     split_by_site,
     with_earlier_answers,
+    with_finding_answers,
     with_query_ids,
 )
 
@@ -325,6 +326,20 @@ def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
     assert with_earlier_answers(problems, moved)["EARLIER_ANSWER"].item() is None
     assert with_earlier_answers(problems, None)["EARLIER_ANSWER"].item() is None
     assert with_earlier_answers(problems, states.head(0))["EARLIER_ANSWER"].item() is None
+
+
+def test_each_finding_in_the_detail_shows_its_own_last_answer():
+    detail = _detail(3)
+    ids = detail["FINDING_ID"].to_list()
+    states = pl.DataFrame({"FINDING_ID": [ids[0], ids[2]], "SITE_ANSWER": ["not done", "sent again"],
+                           "SITE_ANSWERED_BY": ["site 101 (Dr Lee)", "site 102"],
+                           "SITE_ANSWERED_AT": ["2026-11-20T10:00:00Z", "2026-11-21T09:00:00Z"]})
+    shown = query_detail(with_finding_answers(detail, states))
+    # the third was answered as site 102's (a subject who moved): not shown to site 101
+    assert shown["EARLIER_ANSWER"].to_list() == ['"not done" (site 101 (Dr Lee), 2026-11-20)', None, None]
+    assert shown.columns[-1] == "EARLIER_ANSWER"
+    assert with_finding_answers(detail, None)["EARLIER_ANSWER"].null_count() == 3
+    assert query_detail(detail)["EARLIER_ANSWER"].null_count() == 3  # rows without answers looked up
 
 
 def _ingestion_finding(code: str, message: str, *, site: str = "110", domain: str | None = None,

@@ -179,6 +179,11 @@ def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None
     expected = f'"=1+2 re-checked" (site {site} (Dr Lee), {day})'  # a formula-like answer stays text
     assert row["EARLIER_ANSWER"] == expected  # the answer was recorded for each finding the query lists
     assert (row["SITE_RESPONSE"], row["RESPONDED_BY"]) == (None, None)  # a new answer is the site's to give
+    # each finding of the query, in the Detail sheet and the detail CSV, shows the answer recorded for it
+    detail = _sheet(files[f"site_queries/{site}.xlsx"], "Detail").filter(pl.col("QUERY_ID") == row["QUERY_ID"])
+    assert detail.filter(pl.col("FINDING_ID").is_not_null())["EARLIER_ANSWER"].unique().to_list() == [expected]
+    csv = pl.read_csv(files[f"site_queries/detail/{site}.csv"], infer_schema=False)
+    assert csv.filter(pl.col("QUERY_ID") == row["QUERY_ID"])["EARLIER_ANSWER"].unique().to_list() == [expected]
     assert queries.filter(~pl.col("FINDING_IDS").str.contains(finding, literal=True))["EARLIER_ANSWER"].null_count() \
         == queries.height - 1
 
