@@ -77,20 +77,14 @@ def drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[tuple[int, int
     """(first row, last row, actions) per run of rows with the same state and severity (0-based data rows)."""
     if rows.height == 0:
         return []
-    confirmable = machine.actions[machine.confirmed_by].severities
-    can = pl.lit(True) if confirmable is None else pl.col("SEVERITY").is_in(list(confirmable)).fill_null(False)
-    runs = (rows.with_row_index("_I").with_columns(can.alias("_CAN"))
-            .with_columns(pl.struct("REVIEW_STATE", "_CAN").rle_id().alias("_RUN"))
+    runs = (rows.with_row_index("_I")
+            .with_columns(pl.struct("REVIEW_STATE", "SEVERITY").rle_id().alias("_RUN"))
             .group_by("_RUN", maintain_order=True)
             .agg(pl.col("_I").min().alias("_FIRST"), pl.col("_I").max().alias("_LAST"),
-                 pl.col("REVIEW_STATE").first(), pl.col("_CAN").first()))
-    out = []
-    for first, last, state, can_confirm in runs.select("_FIRST", "_LAST", "REVIEW_STATE", "_CAN").iter_rows():
-        if state is None:
-            continue
-        actions = [a for a in machine.allowed(state) if can_confirm or a != machine.confirmed_by]
-        out.append((int(first), int(last), actions))
-    return out
+                 pl.col("REVIEW_STATE").first(), pl.col("SEVERITY").first()))
+    return [(int(first), int(last), machine.allowed_on(state, severity))
+            for first, last, state, severity in runs.select("_FIRST", "_LAST", "REVIEW_STATE", "SEVERITY").iter_rows()
+            if state is not None]
 
 
 def decision_drop_downs(rows: pl.DataFrame, machine: StateMachine) -> list[DropDown]:
