@@ -11,7 +11,9 @@ site's workbook and the report's query detail). `consolidate_queries` makes the 
 works: the findings of a site with the same check and the same cause (discrepancies: class and reason
 code, e.g. every enrolled subject without an FEV1PP result; data quality: the check, e.g. an unknown
 unit) are one query that lists its subjects and findings, so a site's list grows with checks x causes,
-not with subjects. A site's answer to a consolidated query is recorded for each finding it lists.
+not with subjects. A site's answer to a consolidated query is recorded for each finding it lists. A
+data-quality finding that a discrepancy of the same subject already asks for (`covered_by`: a missing IE
+answer of a subject with PC04) is not asked a second time.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ MISSING = "not recorded"
 def _data() -> dict:
     data = load("queries.yaml")
     check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks",
-                                      "unverifiable_causes"}, {"classes", "default", "grouped", "delivery"})
+                                      "unverifiable_causes", "covered_by"},
+               {"classes", "default", "grouped", "delivery"})
+    for key, check in (data.get("covered_by") or {}).items():
+        if not isinstance(check, str) or not check:
+            raise DataFileError(f"queries.yaml: covered_by: {key!r} must name the CHECK_ID of a discrepancy")
     for key in data.get("unverifiable_causes") or {}:
         if key not in ReasonCode.__members__.values():
             raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
@@ -218,6 +224,20 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _without_covered(rows: pl.DataFrame, covered_by: dict[str, str]) -> pl.DataFrame:
+    """`rows` without the data-quality findings that a discrepancy of the same subject already asks for
+    (queries.yaml `covered_by`: data check key -> the discrepancy's CHECK_ID): an enrolled subject whose IE
+    checklist is incomplete is one query, PC04, not PC04 and one data-quality query per missing answer."""
+    subject = ["STUDYID", "SITEID", "USUBJID"]
+    for key, check in covered_by.items():
+        asked = (rows.filter((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check))
+                 .select(subject).unique().with_columns(pl.lit(True).alias("_ASKED")))
+        if asked.height:
+            rows = (rows.join(asked, on=subject, how="left", maintain_order="left")
+                    .filter(~(pl.col("_ASKED").fill_null(False) & _matching("CAUSE", key))).drop("_ASKED"))
+    return rows
+
+
 #: the order findings are listed in: by site, subject and check, then by the value quoted, so that one
 #: subject's findings of one check read in a natural order (its missing IE answers EX01, EX02, ..., not in
 #: the order of their FINDING_IDs, which are digests)
@@ -227,7 +247,8 @@ LISTING_KEY = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "VALUE"]
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                        eligibility: pl.DataFrame, *, every_text: bool = True) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
-    finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation).
+    finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation) and
+    the data-quality findings a discrepancy of the same subject already asks for (`_without_covered`).
 
     `every_text=False` (publication, which shows no finding's own text but through its query): QUERY_TEXT
     only where `consolidate_queries` quotes it (a query's first finding, and its first MAX_DETAIL_LINES
@@ -237,6 +258,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
+    rows = _without_covered(rows, _data().get("covered_by") or {})
     rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH", "DELIVERED")
                               if c not in rows.columns])
     rows = rows.with_columns(

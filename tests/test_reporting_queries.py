@@ -529,3 +529,56 @@ def test_every_cause_of_an_unverifiable_component_but_a_missing_result_has_its_o
 
     assert set(ReasonCode) - set(load("queries.yaml")["unverifiable_causes"]) == {ReasonCode.MISSING}
     assert "Please deliver the date (YYYY-MM-DD)" in _unverifiable("MISSING_DATE", "no informed consent date")
+
+
+def _missing_ie(usubjid: str, criterion: str, site: str = "111") -> dict:
+    return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": usubjid, "DOMAIN": "IE", "VARIABLE": "IETESTCD",
+            "EXPECTATION": "expect_column_values_to_be_null", "CHECK": "DM.ie_checklist.MISSING_IE",
+            "OBSERVED": f"{criterion}: no answer",
+            "MESSAGE": f"ENROLLED subject has no IE answer for {criterion} (full checklist expected)",
+            "SOURCE": f"SZ003/{site}/20261127T230000Z/dm.csv:3"}
+
+
+def test_an_incomplete_checklist_the_discrepancy_asks_for_is_not_asked_again_as_data_quality():
+    # the dirty run: an enrolled subject without IE answers got PC04 ("please complete the IE checklist") and a
+    # data-quality query of 16 findings with the same ask; a screen failure (no PC04) keeps its own query
+    validation = pl.DataFrame([_missing_ie("SZ003-111-0032", "EX01"), _missing_ie("SZ003-111-0032", "EX02"),
+                               _missing_ie("SZ003-111-0040", "EX01")], schema={**FINDINGS, "CHECK": pl.String})
+    pc04 = discrepancy("SZ003-111-0032", "PC04", "PROCESS", site="111",
+                       evidence="The site's IE checklist is incomplete although the site enrolled the subject: "
+                                "no answer for EX01, EX02")
+    q = queries([pc04], validation)
+    assert q.select("USUBJID", "CHECK_ID").rows() == [("SZ003-111-0032", "PC04"),
+                                                      ("SZ003-111-0040", "expect_column_values_to_be_null")]
+    problems = consolidate_queries(q)
+    assert problems["CHECK_ID"].to_list() == ["PC04", "expect_column_values_to_be_null"]
+    # without the discrepancy, both subjects' answers are asked for
+    assert queries([], validation).height == 3
+    # another site's PC04 for the same subject id covers nothing here
+    assert queries([{**pc04, "SITEID": "112"}], validation).height == 4
+
+
+def test_a_covered_by_entry_must_name_a_discrepancy_check(monkeypatch):
+    import reporting.queries as module
+
+    data = load("queries.yaml")
+    assert data["covered_by"] == {"DM.ie_checklist": "PC04"}
+    monkeypatch.setattr(module, "load", lambda name: {**data, "covered_by": {"DM.ie_checklist": None}})
+    with pytest.raises(DataFileError, match=r"covered_by: 'DM\.ie_checklist' must name the CHECK_ID"):
+        module._data()
+
+
+def test_a_result_excluded_by_a_data_quality_check_points_at_that_record_not_at_its_unit():
+    # the dirty run: EX10 could not be verified because CMSTDTC was written 25/11/2024; the query asked the
+    # site to "check the result, its unit and reference range", which a date has not
+    reason = "CMSTDTC 25/11/2024 is not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY): not used"
+    elig = ELIG.with_columns(pl.lit("EXCLUDED_BY_VALIDATION").alias("REASON_CODE"), pl.lit(reason).alias("REASON"),
+                             pl.lit("SZ003/101/D1/cm.csv:4").alias("SOURCE"))
+    disc = pl.DataFrame([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE")],
+                        schema=DISCREPANCIES)
+    text = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig)["QUERY_TEXT"][0]
+    assert text == (f"Subject SZ003-101-0002, IN10.HGB cannot be verified: a record it needs failed a data-quality "
+                    f"check and was not used. Reason: {reason}. Record: SZ003/101/D1/cm.csv:4. The site's "
+                    "data-quality query on that record says what is wrong with it. Please correct the record in "
+                    "the next delivery, or confirm it as recorded; IN10.HGB is assessed again from the corrected "
+                    "record.")
