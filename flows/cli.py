@@ -314,7 +314,9 @@ def demo(
     summary, local_report, result, mails = run_demo(out, sites=sites, subjects=subjects, seed=seed, console=console)
     _print_summary(summary)
     console.print(("[green]" if result.perfect else "[yellow]") + result.line())
-    console.print(f"sponsor bucket copy: {summary.report}")
+    # the demo's S3 endpoint stops with the demo: the link is where a real night would have put the report
+    console.print(f"published to the demo's local S3 endpoint (stopped now; the same files are below): "
+                  f"{summary.report}")
     for mail in mails:
         console.print(f"morning digest mailed to the local SMTP server, saved as {mail}")
     console.print(f"site outbox (each site's query files): {local_report.parents[2] / 'outbox'}")

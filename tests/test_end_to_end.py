@@ -189,6 +189,9 @@ def test_demo_runs_a_real_audit_and_prints_where_the_report_is(tmp_path: Path, c
     score_line = " ".join(result.stderr.split())
     found, planted = re.search(r"planted discrepancies found: (\d+)/(\d+), unexpected: 0;", score_line).groups()
     assert found == planted and int(planted) > 5
+    # the sponsor-bucket link is said to be on the demo's own endpoint, which is gone when the demo ends
+    assert re.search(r"published to the demo's local S3 endpoint \(stopped now; the same files are below\): "
+                     r"s3://\S+/report\.html", score_line)
     # the morning digest went to the demo's SMTP server and was saved; every site has its outbox folder
     mail = Path(re.search(r"saved as (\S+\.eml)", score_line).group(1))
     message = message_from_bytes(mail.read_bytes(), policy=policy.default)
