@@ -168,6 +168,20 @@ def _with_unit(value: str, unit: str) -> pl.Expr:
         pl.concat_str([pl.col(value), pl.lit(" "), pl.col(unit)]))
 
 
+def _row_reference() -> pl.Expr:
+    """SOURCE as a site reads it: `…/lb.csv data row 462, spreadsheet row 463` for `…/lb.csv:462` (a Parquet
+    file, which no spreadsheet shows, only its data row), each of several records (`; `). SOURCE counts data
+    rows, the header not counted (docs/ingestion.md): a site that read `lb.csv:462` as the file's row 462 in a
+    spreadsheet or an editor looked at the record above (found by a site-monitor trial)."""
+    part = pl.element()
+    path, row = part.str.extract(r"^(.*):(\d+)$", 1), part.str.extract(r"^(.*):(\d+)$", 2).cast(pl.Int64)
+    data_row = pl.format("{} data row {}", path, row)
+    one = (pl.when(row.is_null()).then(part)
+           .when(path.str.to_lowercase().str.ends_with(".parquet")).then(data_row)
+           .otherwise(pl.format("{}, spreadsheet row {}", data_row, row + 1)))
+    return pl.col("SOURCE").str.split("; ").list.eval(one).list.join("; ")
+
+
 def _no_full_stop(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars_end(" .").alias(column)
 
@@ -264,6 +278,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     rows = rows.with_columns(
         _with_unit("VALUE", "UNIT").alias("VALUE_TEXT"),
         _with_unit("LIMIT", "UNIT").alias("LIMIT_TEXT"),
+        _row_reference().alias("ROW_REF"),
         # the reason, unless the evidence sentence already gives it (say it once)
         pl.when(pl.col("EVIDENCE").is_null()
                 | ~pl.col("EVIDENCE").str.contains(pl.col("REASON"), literal=True).fill_null(False))

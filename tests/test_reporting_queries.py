@@ -105,7 +105,8 @@ def test_validation_findings_become_queries_with_the_observed_value():
     q = queries([], validation)
     texts = dict(zip(q["CHECK_ID"], q["QUERY_TEXT"], strict=True))
     assert texts["expect_column_values_to_be_in_set"] == (
-        'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv:7): unit not recognised. Please '
+        'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv data row 7, spreadsheet row 8): '
+        'unit not recognised. Please '
         "check this value against the source document and correct it in the next delivery, or confirm that it is "
         "correct.")
     assert texts["ingest.file_rejected.missing_column"] == (
@@ -238,7 +239,8 @@ def test_query_text_white_space_is_one_plain_space_whatever_the_site_typed():
          for i, message in enumerate(messages)], schema_overrides={c: FINDINGS[c] for c in FINDINGS})
     texts = queries([], validation).sort("USUBJID")["QUERY_TEXT"]
     assert texts.str.contains(r"\s\s|[^\S ]|^\s|\s$").sum() == 0
-    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv:2): {m.rstrip(' .')}." for i, m in
+    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv data row 2, spreadsheet row 3): "
+                          f"{m.rstrip(' .')}." for i, m in
                           enumerate(messages)]).str.replace_all(r"\s+", " ").str.strip_chars()
     assert texts.str.extract(r"^(.*?) Please", 1).to_list() == rendered.to_list()
 
@@ -406,7 +408,8 @@ def test_a_finding_about_a_row_or_a_value_keeps_the_data_value_text(code):
     validation = pl.DataFrame([_ingestion_finding(code, "cell error #REF!", domain="LB", variable="LBORRES",
                                                   observed="#REF!", source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
     assert queries([], validation)["QUERY_TEXT"][0] == (
-        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv:7): cell error #REF!. Please check this value against the '
+        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv data row 7, spreadsheet row 8): cell error #REF!. '
+        'Please check this value against the '
         "source document and correct it in the next delivery, or confirm that it is correct.")
 
 
@@ -578,7 +581,28 @@ def test_a_result_excluded_by_a_data_quality_check_points_at_that_record_not_at_
                         schema=DISCREPANCIES)
     text = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig)["QUERY_TEXT"][0]
     assert text == (f"Subject SZ003-101-0002, IN10.HGB cannot be verified: a record it needs failed a data-quality "
-                    f"check and was not used. Reason: {reason}. Record: SZ003/101/D1/cm.csv:4. The site's "
+                    f"check and was not used. Reason: {reason}. Record: SZ003/101/D1/cm.csv data row 4, "
+                    "spreadsheet row 5. The site's "
                     "data-quality query on that record says what is wrong with it. Please correct the record in "
                     "the next delivery, or confirm it as recorded; IN10.HGB is assessed again from the corrected "
                     "record.")
+
+
+@pytest.mark.parametrize(("source", "reference"), [
+    ("SZ003/117/D/lb.csv:462", "SZ003/117/D/lb.csv data row 462, spreadsheet row 463"),
+    ("SZ003/117/D/lb.xlsx:9", "SZ003/117/D/lb.xlsx data row 9, spreadsheet row 10"),
+    ("SZ003/117/D/lb.parquet:9", "SZ003/117/D/lb.parquet data row 9"),
+    ("SZ003/121/D/pr.csv:3; SZ003/121/D/cm.csv:4",
+     "SZ003/121/D/pr.csv data row 3, spreadsheet row 4; SZ003/121/D/cm.csv data row 4, spreadsheet row 5"),
+    ("SZ003/104/D/fa.xlsx", "SZ003/104/D/fa.xlsx"),
+])
+def test_a_query_names_a_record_by_its_data_row_and_the_row_a_spreadsheet_shows(source, reference):
+    # a site-monitor trial: "lb.csv:462" was read as the file's row 462, the record above the HGB 250 on
+    # spreadsheet row 463 (SOURCE counts data rows; the header is not counted); SOURCE itself is unchanged
+    validation = pl.DataFrame([{
+        "STUDYID": "SZ003", "SITEID": "117", "USUBJID": "SZ003-117-0001", "DOMAIN": "LB", "VARIABLE": "LBORRES",
+        "EXPECTATION": "expect_x", "CHECK": "LB.plausible_high.LBORRES", "OBSERVED": "250",
+        "MESSAGE": "HGB 250 g/dL is implausible", "SOURCE": source}], schema={**FINDINGS, "CHECK": pl.String})
+    row = queries([], validation).row(0, named=True)
+    assert f'LB.LBORRES value "250" ({reference}): HGB 250 g/dL is implausible.' in row["QUERY_TEXT"]
+    assert row["SOURCE"] == source
