@@ -12,8 +12,9 @@ works: the findings of a site with the same check and the same cause (discrepanc
 code, e.g. every enrolled subject without an FEV1PP result; data quality: the check, e.g. an unknown
 unit) are one query that lists its subjects and findings, so a site's list grows with checks x causes,
 not with subjects. A site's answer to a consolidated query is recorded for each finding it lists. A
-data-quality finding that a discrepancy of the same subject already asks for (`covered_by`: a missing IE
-answer of a subject with PC04) is not asked a second time.
+finding that another finding already asks the site about (`covered_by`, reporting.covered: a missing IE
+answer of a subject with PC04, the checklist answer behind an ineligible enrolment) is not asked a second
+time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from core.safety import neutralise_expr
 from ingestion.codes import NOTE_PREFIX, Code
+from reporting.check_keys import matching
+from reporting.covered import check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
 from review.machine import load_machine
@@ -62,9 +65,7 @@ def _data() -> dict:
     check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks",
                                       "unverifiable_causes", "covered_by"},
                {"classes", "default", "grouped", "delivery"})
-    for key, check in (data.get("covered_by") or {}).items():
-        if not isinstance(check, str) or not check:
-            raise DataFileError(f"queries.yaml: covered_by: {key!r} must name the CHECK_ID of a discrepancy")
+    check_rules(data.get("covered_by") or [])
     for key in data.get("unverifiable_causes") or {}:
         if key not in ReasonCode.__members__.values():
             raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
@@ -95,20 +96,6 @@ def _data_checks() -> dict[str, str]:
     """Check id pattern -> the text of a data-quality finding that asks for something else than checking a
     value, the most specific first."""
     return _most_specific_first(_data().get("data_checks") or {})
-
-
-def _key_pattern(key: str) -> str:
-    """The regular expression of a `delivery` or `data_checks` key: its parts, `*` standing for any one part
-    (a domain), then nothing or more parts (`DM.needed_results` matches `DM.needed_results.MISSING_LB`,
-    `ingest.file_rejected` matches `ingest.file_rejected.empty`, neither matches a longer part)."""
-    parts = ["[^.]+" if part == "*" else re.escape(part) for part in key.split(".")]
-    return "^" + r"\.".join(parts) + r"(\..*)?$"
-
-
-def _matching(column: str, key: str) -> pl.Expr:
-    """A data-quality finding whose `column` matches the key: CHECK_ID (its ingestion code) for `delivery`,
-    CAUSE (its check id) for `data_checks`."""
-    return (pl.col("ORIGIN") == "VALIDATION") & pl.col(column).str.contains(_key_pattern(key)).fill_null(False)
 
 
 def _choose(choices: list[tuple[pl.Expr, str]], default: str) -> pl.Expr:
@@ -238,20 +225,6 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _without_covered(rows: pl.DataFrame, covered_by: dict[str, str]) -> pl.DataFrame:
-    """`rows` without the data-quality findings that a discrepancy of the same subject already asks for
-    (queries.yaml `covered_by`: data check key -> the discrepancy's CHECK_ID): an enrolled subject whose IE
-    checklist is incomplete is one query, PC04, not PC04 and one data-quality query per missing answer."""
-    subject = ["STUDYID", "SITEID", "USUBJID"]
-    for key, check in covered_by.items():
-        asked = (rows.filter((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check))
-                 .select(subject).unique().with_columns(pl.lit(True).alias("_ASKED")))
-        if asked.height:
-            rows = (rows.join(asked, on=subject, how="left", maintain_order="left")
-                    .filter(~(pl.col("_ASKED").fill_null(False) & _matching("CAUSE", key))).drop("_ASKED"))
-    return rows
-
-
 #: the order findings are listed in: by site, subject and check, then by the value quoted, so that one
 #: subject's findings of one check read in a natural order (its missing IE answers EX01, EX02, ..., not in
 #: the order of their FINDING_IDs, which are digests)
@@ -262,7 +235,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                        eligibility: pl.DataFrame, *, every_text: bool = True) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
     finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation) and
-    the data-quality findings a discrepancy of the same subject already asks for (`_without_covered`).
+    the findings another finding already asks the site about (reporting.covered).
 
     `every_text=False` (publication, which shows no finding's own text but through its query): QUERY_TEXT
     only where `consolidate_queries` quotes it (a query's first finding, and its first MAX_DETAIL_LINES
@@ -272,7 +245,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
-    rows = _without_covered(rows, _data().get("covered_by") or {})
+    rows = without_covered(rows, _data().get("covered_by") or [])
     rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH", "DELIVERED")
                               if c not in rows.columns])
     rows = rows.with_columns(
@@ -288,8 +261,8 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     )
     choices = [((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CHECK_ID") == check), template)
                for check, template in by_check.items()]
-    choices += [(_matching("CHECK_ID", key), template) for key, template in _delivery_codes().items()]
-    choices += [(_matching("CAUSE", key), template) for key, template in _data_checks().items()]
+    choices += [(matching("CHECK_ID", key), template) for key, template in _delivery_codes().items()]
+    choices += [(matching("CAUSE", key), template) for key, template in _data_checks().items()]
     unverifiable = (pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CLASS") == "UNVERIFIABLE")
     choices += [(unverifiable & (pl.col("CAUSE") == cause), template)
                 for cause, template in (_data().get("unverifiable_causes") or {}).items()]
@@ -351,7 +324,7 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.col(FINDING_ID).drop_nulls().str.join(" ").alias("FINDING_IDS"),
     )
     single = pl.col("N_FINDINGS") == 1
-    about_delivery = pl.any_horizontal([_matching("CHECK_ID", key) for key in data["delivery"]["codes"]])
+    about_delivery = pl.any_horizontal([matching("CHECK_ID", key) for key in data["delivery"]["codes"]])
     choices = [(about_delivery, data["delivery"]["grouped"])]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
     problems = problems.with_columns(

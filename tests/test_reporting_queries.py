@@ -481,8 +481,8 @@ def test_a_finding_that_is_not_about_a_value_asks_for_its_own_action(check, doma
 def test_a_data_check_key_is_a_check_id_or_its_start_with_a_star_for_one_part():
     import re
 
-    from reporting.queries import _key_pattern
-    matches = lambda key, check: re.match(_key_pattern(key), check) is not None  # noqa: E731
+    from reporting.check_keys import key_pattern
+    matches = lambda key, check: re.match(key_pattern(key), check) is not None  # noqa: E731
     assert matches("*.unique_key", "LB.unique_key.LBTESTCD") and matches("*.unique_key", "DM.unique_key")
     assert matches("DM.needed_results", "DM.needed_results.MISSING_LB")
     assert not matches("DM.needed_results", "DM.needed_results_site.SITE_MISSING_VS")  # a part, not a prefix
@@ -559,16 +559,6 @@ def test_an_incomplete_checklist_the_discrepancy_asks_for_is_not_asked_again_as_
     assert queries([], validation).height == 3
     # another site's PC04 for the same subject id covers nothing here
     assert queries([{**pc04, "SITEID": "112"}], validation).height == 4
-
-
-def test_a_covered_by_entry_must_name_a_discrepancy_check(monkeypatch):
-    import reporting.queries as module
-
-    data = load("queries.yaml")
-    assert data["covered_by"] == {"DM.ie_checklist": "PC04"}
-    monkeypatch.setattr(module, "load", lambda name: {**data, "covered_by": {"DM.ie_checklist": None}})
-    with pytest.raises(DataFileError, match=r"covered_by: 'DM\.ie_checklist' must name the CHECK_ID"):
-        module._data()
 
 
 def test_a_result_excluded_by_a_data_quality_check_points_at_that_record_not_at_its_unit():

@@ -1,0 +1,91 @@
+"""Findings another finding already asks the site about: one query per problem, not one per check.
+
+Two checks can see one problem: an enrolled subject without IE answers is PC04 (a discrepancy) and a
+data-quality finding per missing answer; an ineligible enrolment is INELIGIBLE_ENROLLED on the component
+and IE_MISMATCH on the criterion the site answered; a site whose VS file was rejected "delivers no WEIGHT
+result". Each finding stays in its table, the report and the sponsor's review; only the site's query list
+leaves out the one whose ask the other already makes. Which findings cover which is data
+(reporting/data/queries.yaml `covered_by`), a list of rules read by `without_covered`:
+
+    - finding: {data_check: DM.ie_checklist}   # what is left out of the site's queries
+      by: {check: PC04}                        # when the site is asked this
+      same: subject                            # about the same subject (criterion, domain)
+
+A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys),
+`code` (an ingestion code or its start), `check` (a discrepancy's CHECK_ID) or `class` (a discrepancy's
+CLASS). An IMPORTANT finding is only left out for an IMPORTANT one: an important deviation is never
+folded into a query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from contracts.enums import Severity
+from reporting.check_keys import matching
+from reporting.datafiles import DataFileError
+
+#: what a covering finding must share with the finding it covers
+SAME: dict[str, list[str]] = {
+    "subject": ["STUDYID", "SITEID", "USUBJID"],
+    "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
+    "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
+}
+_SELECTORS = ("data_check", "code", "check", "class")
+
+
+def check_rules(rules: Any) -> None:
+    """Refuse a `covered_by` that is not a list of {finding, by, same} rules with one known selector each."""
+    where = "queries.yaml: covered_by"
+    if not isinstance(rules, list):
+        raise DataFileError(f"{where}: expected a list of rules (finding, by, same)")
+    for number, rule in enumerate(rules, start=1):
+        if not isinstance(rule, dict) or set(rule) != {"finding", "by", "same"}:
+            raise DataFileError(f"{where}: rule {number} must have exactly the keys finding, by and same")
+        if rule["same"] not in SAME:
+            raise DataFileError(f"{where}: rule {number}: same must be one of {', '.join(SAME)}")
+        for side in ("finding", "by"):
+            selector = rule[side]
+            if (not isinstance(selector, dict) or len(selector) != 1 or next(iter(selector)) not in _SELECTORS
+                    or not isinstance(next(iter(selector.values())), str)):
+                raise DataFileError(f"{where}: rule {number}: {side} must be one of {', '.join(_SELECTORS)} "
+                                    "with a text value")
+
+
+def _selected(selector: dict[str, str]) -> pl.Expr:
+    (kind, value), = selector.items()
+    if kind == "data_check":
+        return matching("CAUSE", value)
+    if kind == "code":
+        return matching("CHECK_ID", value)
+    column = "CHECK_ID" if kind == "check" else "CLASS"
+    return ((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col(column) == value)).fill_null(False)
+
+
+def _criteria() -> pl.Expr:
+    """The criteria a CHECK_ID names: IN10 for IN10.PLT, EX07 and IN07 for `EX07,IN07`."""
+    return pl.col("CHECK_ID").str.split(",").list.eval(pl.element().str.strip_chars().str.split(".").list.first())
+
+
+def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
+    """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, the subject and
+    DOMAIN) without those another row already asks about, by `rules` (see the module docstring)."""
+    important = pl.col("SEVERITY") == Severity.IMPORTANT
+    for rule in rules:
+        keys = SAME[rule["same"]]
+        covering = rows.filter(_selected(rule["by"]))
+        if covering.height == 0:
+            continue
+        if rule["same"] == "criterion":
+            covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
+        asked = (covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
+                 .with_columns(pl.lit(True).alias("_ASKED")))
+        candidates = rows.with_columns(_criteria().list.first().alias("_CRITERION")) \
+            if rule["same"] == "criterion" else rows
+        joined = candidates.join(asked, on=keys, how="left", maintain_order="left")
+        covered = (_selected(rule["finding"]) & pl.col("_ASKED").fill_null(False)
+                   & (~important.fill_null(False) | pl.col("_BY_IMPORTANT").fill_null(False)))
+        rows = joined.filter(~covered).select(rows.columns)
+    return rows

@@ -1,0 +1,93 @@
+"""One query per problem when two checks see it: the findings another finding already asks the site about."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS
+from reporting.covered import check_rules, without_covered
+from reporting.datafiles import DataFileError, load
+from reporting.queries import build_site_queries, consolidate_queries
+
+SUBJECT = "SZ003-101-0013"
+
+
+def _discrepancy(check: str, klass: str, severity: str = "IMPORTANT", subject: str = SUBJECT,
+                 site: str = "101") -> dict:
+    return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": subject, "CHECK_ID": check, "CLASS": klass,
+            "SEVERITY": severity, "SITE_ASSESSMENT": "IN10=Y; ENROLLED", "RECOMPUTED": "NOT_MET",
+            "EVIDENCE": f"{check} {klass}", "STATUS": "NEW", "FIRST_SEEN": "2026-11-28", "DAYS_OPEN": 0}
+
+
+def _site_queries(discrepancies: list[dict], validation: list[dict] | None = None) -> pl.DataFrame:
+    return build_site_queries(pl.DataFrame(discrepancies, schema=DISCREPANCIES),
+                              pl.DataFrame(validation or [], schema={**FINDINGS, "CHECK": pl.String}),
+                              pl.DataFrame(schema=ELIGIBILITY))
+
+
+def test_an_ineligible_enrolment_is_one_query_not_also_the_checklist_answer_behind_it():
+    # a site-monitor trial: PLT 52 gave INELIGIBLE_ENROLLED (report the deviation) and IE_MISMATCH on IN10
+    # ("correct either the IE checklist answer or the underlying data"), two important queries, two asks
+    rows = _site_queries([_discrepancy("IN10", "IE_MISMATCH"), _discrepancy("IN10.PLT", "INELIGIBLE_ENROLLED"),
+                          _discrepancy("IN07", "IE_MISMATCH", "QUERY")])
+    assert rows.select("CHECK_ID", "CLASS").rows() == [("IN07", "IE_MISMATCH"), ("IN10.PLT", "INELIGIBLE_ENROLLED")]
+    # another subject's ineligible enrolment covers nothing of this one
+    other = _site_queries([_discrepancy("IN10", "IE_MISMATCH"),
+                           _discrepancy("IN10.PLT", "INELIGIBLE_ENROLLED", subject="SZ003-101-0014")])
+    assert other.height == 2
+
+
+def test_a_screen_failure_without_support_is_one_query_for_the_criteria_it_names():
+    rows = _site_queries([_discrepancy("EX07", "IE_MISMATCH", "QUERY"), _discrepancy("IN07", "IE_MISMATCH", "QUERY"),
+                          _discrepancy("IN03", "IE_MISMATCH", "QUERY"),
+                          _discrepancy("EX07,IN07", "SCREEN_FAIL_UNSUPPORTED", "QUERY")])
+    assert sorted(rows["CHECK_ID"].to_list()) == ["EX07,IN07", "IN03"]
+
+
+def test_a_site_whose_file_was_rejected_is_not_asked_for_the_results_it_sent_in_that_file():
+    # the trial's site 102: vs.csv rejected for a missing VSORRESU, then "site 102 delivers no WEIGHT result in
+    # VS for any subject ... please deliver it" although the file holds 27 WEIGHT rows
+    def finding(site: str, domain: str, code: str, check: str | None, subject: str | None = None) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": subject, "DOMAIN": domain, "VARIABLE": "X",
+                "EXPECTATION": code, "CHECK": check, "OBSERVED": "x", "MESSAGE": f"{code} {check}",
+                "SOURCE": f"SZ003/{site}/D/{domain.lower()}.csv"}
+    validation = [finding("102", "VS", "ingest.file_rejected.missing_column", None),
+                  finding("102", "VS", "expect_column_values_to_be_null", "DM.needed_results_site.SITE_MISSING_VS"),
+                  finding("102", "VS", "expect_column_values_to_be_null", "DM.needed_results.MISSING_VS",
+                          "SZ003-102-0001"),
+                  finding("102", "FA", "expect_column_values_to_be_null", "DM.needed_results_site.SITE_MISSING_FA"),
+                  finding("103", "VS", "expect_column_values_to_be_null", "DM.needed_results_site.SITE_MISSING_VS")]
+    rows = _site_queries([], validation)
+    assert rows.select("SITEID", "CHECK_ID", "CAUSE").rows() == [
+        ("102", "expect_column_values_to_be_null", "DM.needed_results_site.SITE_MISSING_FA"),
+        ("102", "ingest.file_rejected.missing_column", None),
+        ("103", "expect_column_values_to_be_null", "DM.needed_results_site.SITE_MISSING_VS")]
+    assert consolidate_queries(rows).height == 3
+
+
+def test_an_important_finding_is_never_folded_into_a_query():
+    rows = pl.DataFrame([
+        {"STUDYID": "S", "SITEID": "1", "USUBJID": "S-1", "ORIGIN": "DISCREPANCY", "CHECK_ID": "IN10",
+         "CLASS": "IE_MISMATCH", "SEVERITY": "IMPORTANT", "CAUSE": None, "DOMAIN": None},
+        {"STUDYID": "S", "SITEID": "1", "USUBJID": "S-1", "ORIGIN": "DISCREPANCY", "CHECK_ID": "IN10.PLT",
+         "CLASS": "UNVERIFIABLE", "SEVERITY": "QUERY", "CAUSE": "MISSING", "DOMAIN": None}])
+    rule = {"finding": {"class": "IE_MISMATCH"}, "by": {"class": "UNVERIFIABLE"}, "same": "criterion"}
+    assert without_covered(rows, [rule]).height == 2
+    assert without_covered(rows.with_columns(pl.lit("QUERY").alias("SEVERITY")), [rule]).height == 1
+
+
+def test_the_rules_are_the_studys_data_and_a_wrong_rule_is_an_error():
+    rules = load("queries.yaml")["covered_by"]
+    assert {(r["finding"].get("class") or r["finding"].get("data_check"), r["same"]) for r in rules} >= {
+        ("DM.ie_checklist", "subject"), ("IE_MISMATCH", "criterion")}
+    check_rules(rules)
+    for wrong, message in [
+        ({"DM.ie_checklist": "PC04"}, "expected a list of rules"),
+        ([{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "X"}}], "rule 1 must have exactly the keys"),
+        ([{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "X"}, "same": "visit"}], "rule 1: same must be"),
+        ([{"finding": {"klass": "IE_MISMATCH"}, "by": {"class": "X"}, "same": "subject"}], "rule 1: finding must"),
+        ([{"finding": {"class": "IE_MISMATCH"}, "by": {"check": None}, "same": "subject"}], "rule 1: by must"),
+    ]:
+        with pytest.raises(DataFileError, match=message):
+            check_rules(wrong)
