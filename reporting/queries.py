@@ -225,10 +225,19 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-#: the order findings are listed in: by site, subject and check, then by the value quoted, so that one
-#: subject's findings of one check read in a natural order (its missing IE answers EX01, EX02, ..., not in
-#: the order of their FINDING_IDs, which are digests)
-LISTING_KEY = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "VALUE"]
+#: the order findings are listed in: by site, subject and check, then by the record they name (its file and
+#: data row, as a number) and the value quoted, so that one subject's findings of one check read in a natural
+#: order: its records as the file has them (rows 77, 78, 79, ...), its missing IE answers EX01, EX02, ...
+#: (one DM row), not in the order of their FINDING_IDs, which are digests
+LISTING_KEY = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "_RECORD_FILE", "_RECORD_ROW", "VALUE"]
+_RECORD = ["_RECORD_FILE", "_RECORD_ROW"]
+
+
+def _record() -> list[pl.Expr]:
+    """The file and data row (a number) of the first record a finding's SOURCE names, for LISTING_KEY."""
+    first = pl.col("SOURCE").str.split("; ").list.first()
+    return [first.str.replace(r":\d+$", "").alias("_RECORD_FILE"),
+            first.str.extract(r":(\d+)$", 1).cast(pl.Int64).alias("_RECORD_ROW")]
 
 
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
@@ -268,13 +277,13 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
                 for cause, template in (_data().get("unverifiable_causes") or {}).items()]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in by_class.items()]
     key = LISTING_KEY
-    rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
+    rows = rows.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"), *_record())
     # the listing order starts with the key and the finding's identity: when they tell every finding apart
     # (always, for findings with identities) the text cannot change the order, so it can come afterwards
     ordered = None if every_text else sorted_if_apart(rows, [*key, "QUERY_ID", FINDING_ID])
     if ordered is None:
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
-        return with_query_ids(sort_like(rows.select(QUERY_COLUMNS), key))
+        return with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key)).select(QUERY_COLUMNS)
     ordered = with_query_ids(ordered).with_row_index("_ROW")
     rank = pl.int_range(pl.len()).over("QUERY_ID")
     quoted = ordered.filter((rank == 0) | ((rank < MAX_DETAIL_LINES) & pl.col("DETAIL").is_null()))

@@ -305,6 +305,27 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_val
     assert [line.rsplit(" ", 1)[-1] for line in detail] == ["EX01", "EX03", "EX12"]
 
 
+@pytest.mark.parametrize("every_text", [True, False])
+def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_records(every_text):
+    # a site-monitor trial: 19 lab rows of a subject missing from DM were listed 79, 89, 87, 82, ... (their
+    # FINDING_IDs' digest order), each with the same VALUE; now by file and data row, as numbers (8 before 77)
+    rows = [8, 79, 89, 87, 82, 77, 100]
+    validation = pl.DataFrame(
+        [{"STUDYID": "SZ003", "SITEID": "103", "USUBJID": "SZ003-103-0005", "DOMAIN": "LB", "VARIABLE": "USUBJID",
+          "OBSERVED": "SZ003-103-0005", "SOURCE": f"SZ003/103/D/lb.csv:{row}", "EXPECTATION": "x",
+          "CHECK": "LB.in_dm.USUBJID", "MESSAGE": "subject SZ003-103-0005 is not in DM (no demographics row): row "
+          "not used", "FINDING_ID": f"V-{9 - i:04d}"} for i, row in enumerate(rows)],
+        schema={**FINDINGS, "CHECK": pl.String})
+    listed = build_site_queries(pl.DataFrame(schema=DISCREPANCIES), validation, ELIG, every_text=every_text)
+    assert listed["SOURCE"].to_list() == [f"SZ003/103/D/lb.csv:{row}" for row in sorted(rows)]
+    assert listed.columns == QUERY_COLUMNS
+    [query] = consolidate_queries(listed).iter_rows(named=True)
+    assert ("lb.csv data row 8, spreadsheet row 9): subject SZ003-103-0005 is not in DM (no demographics row): row "
+            "not used. Please deliver this subject's demographics (DM) record in the next delivery, or correct "
+            "the subject identifier of the record if it is wrong.") in query["QUERY_TEXT"]
+    assert "check this value" not in query["QUERY_TEXT"]
+
+
 def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
     problems = consolidate_queries(_detail(3))
     ids = problems["FINDING_IDS"].item().split(" ")
@@ -462,6 +483,9 @@ def test_a_site_that_never_delivers_a_needed_result_is_asked_for_it_not_about_a_
      "Please complete the IE checklist, one answer per criterion with its date, in the next delivery."),
     ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv rows 8, 9); only "
      "the first copy is used", "Please deliver each record once in the next delivery"),
+    ("LB.subject_site.USUBJID", "LB", "subject SZ003-107-0065 belongs to site 108 in DM but was delivered by site "
+     "107: row not used", "Please check the subject identifier against the source document: correct it if it is "
+     "wrong, or leave the record out of this site's deliveries if the subject is the other site's."),
     ("CM.formula_text.*", "CM", "CMTRT =HYPERLINK(\"x\") would run as a formula in a spreadsheet: reports show it "
      "quoted as text; please correct it at the source", "please correct it at the source."),
 ])
