@@ -620,3 +620,19 @@ def test_a_query_names_a_record_by_its_data_row_and_the_row_a_spreadsheet_shows(
     row = queries([], validation).row(0, named=True)
     assert f'LB.LBORRES value "250" ({reference}): HGB 250 g/dL is implausible.' in row["QUERY_TEXT"]
     assert row["SOURCE"] == source
+
+
+def test_a_result_in_a_unit_that_cannot_be_used_is_asked_for_in_an_accepted_unit_not_confirmed():
+    # a site-monitor trial: HBV DNA in copies/mL was asked to be "checked ... or confirmed", which leaves EX05 and
+    # IN09 unverifiable for good; the audit never guesses the assay's conversion
+    message = ("HBVDNA unit copies/mL cannot be used (UNIT_NOT_CONVERTIBLE); accepted: IU/mL, log10 IU/mL: result "
+               "not used")
+    validation = pl.DataFrame([{
+        "STUDYID": "SZ003", "SITEID": "104", "USUBJID": "SZ003-104-0093", "DOMAIN": "LB", "VARIABLE": "LBORRESU",
+        "EXPECTATION": "expect_column_values_to_be_in_set", "CHECK": "LB.unit_known.LBORRESU", "OBSERVED": "copies/mL",
+        "MESSAGE": message, "SOURCE": "SZ003/104/D/lb.csv:330"}], schema={**FINDINGS, "CHECK": pl.String})
+    [text] = queries([], validation)["QUERY_TEXT"].to_list()
+    assert text == ('Subject SZ003-104-0093, LB.LBORRESU value "copies/mL" (SZ003/104/D/lb.csv data row 330, '
+                    f"spreadsheet row 331): {message}. Please deliver the result in one of the accepted units, as "
+                    "the laboratory report gives it, in the next delivery; if the laboratory reports it only in this "
+                    "unit, please tell the sponsor's data manager, so that a conversion can be agreed.")
