@@ -71,21 +71,21 @@ def _criteria() -> pl.Expr:
 
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, the subject and
-    DOMAIN) without those another row already asks about, by `rules` (see the module docstring)."""
+    DOMAIN) without those another row already asks about, by `rules` (see the module docstring), in their
+    order. Only the few rows a rule selects on either side are joined, never all of a night's findings."""
     important = pl.col("SEVERITY") == Severity.IMPORTANT
     for rule in rules:
         keys = SAME[rule["same"]]
         covering = rows.filter(_selected(rule["by"]))
-        if covering.height == 0:
+        candidates = rows.with_row_index("_ROW").filter(_selected(rule["finding"]))
+        if covering.height == 0 or candidates.height == 0:
             continue
         if rule["same"] == "criterion":
             covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
-        asked = (covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
-                 .with_columns(pl.lit(True).alias("_ASKED")))
-        candidates = rows.with_columns(_criteria().list.first().alias("_CRITERION")) \
-            if rule["same"] == "criterion" else rows
-        joined = candidates.join(asked, on=keys, how="left", maintain_order="left")
-        covered = (_selected(rule["finding"]) & pl.col("_ASKED").fill_null(False)
-                   & (~important.fill_null(False) | pl.col("_BY_IMPORTANT").fill_null(False)))
-        rows = joined.filter(~covered).select(rows.columns)
+            candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
+        asked = covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
+        covered = (candidates.join(asked, on=keys, how="inner")
+                   .filter(~important.fill_null(False) | pl.col("_BY_IMPORTANT"))["_ROW"])
+        if covered.len():
+            rows = rows.with_row_index("_ROW").filter(~pl.col("_ROW").is_in(covered.implode())).drop("_ROW")
     return rows
