@@ -126,15 +126,18 @@ ROWS_TEXT = "X_ROWS_TEXT"
 def with_rows_text(rows: pl.DataFrame, group: tuple[str, ...]) -> pl.DataFrame:
     """Failing rows in source order, each with X_ROWS_TEXT naming every row of its group.
 
-    `SZ003/101/.../vs.csv rows 12, 13` (one file), files joined by "; ": the finding of a duplicated
-    key names all its rows, and a site monitor finds them without a list of per-row findings.
+    `SZ003/101/.../vs.csv data rows 12, 13` (one file), files joined by "; ": the finding of a duplicated
+    key names all its rows, and a site monitor finds them without a list of per-row findings. Data rows, as
+    SOURCE counts them (the header not counted): a monitor read "rows 33, 34" as spreadsheet rows, one too
+    high, next to a query naming "data row 33, spreadsheet row 34".
     """
     rows = rows.sort(*SOURCE_COLUMNS)
     per_file = (rows.group_by([*group, "SOURCE_KEY"], maintain_order=True)
                 .agg(pl.col("SOURCE_ROW").cast(pl.String).str.join(", ").alias("_ROWS"),
                      pl.len().alias("_N"))
                 .with_columns(pl.format("{} {} {}", pl.col("SOURCE_KEY"),
-                                        pl.when(pl.col("_N") == 1).then(pl.lit("row")).otherwise(pl.lit("rows")),
+                                        pl.when(pl.col("_N") == 1).then(pl.lit("data row"))
+                                        .otherwise(pl.lit("data rows")),
                                         pl.col("_ROWS")).alias("_FILE")))
     texts = per_file.group_by(list(group), maintain_order=True).agg(pl.col("_FILE").str.join("; ").alias(ROWS_TEXT))
     return rows.join(texts, on=list(group), how="left", nulls_equal=True, maintain_order="left")

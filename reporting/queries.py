@@ -207,11 +207,16 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
 
 
 def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
-    # a note (a manifest setting that was ignored) asks nothing of the site: it stays in `validation` only
+    """Data-quality findings as site-query rows. CHECK_ID is the finding's check (`LB.unit_known.LBORRESU`),
+    as in the sponsor's review (review.catalogue), else its ingestion code: a site monitor read the Great
+    Expectations type (`expect_column_values_to_be_in_set`, the same for a unit, a date and a missing subject)
+    as the check's name. A note (a manifest setting that was ignored) asks nothing of the site: it stays in
+    `validation` only."""
     is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
+    check = pl.col("CHECK").cast(pl.String) if "CHECK" in validation.columns else pl.lit(None, pl.String)
     return validation.filter(~is_note & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
-        pl.col("EXPECTATION").alias("CHECK_ID"),
+        pl.coalesce(check, pl.col("EXPECTATION")).alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
         pl.lit(Severity.QUERY).alias("SEVERITY"),
         pl.lit(None, pl.String).alias("STATUS"),

@@ -481,8 +481,8 @@ def test_a_site_that_never_delivers_a_needed_result_is_asked_for_it_not_about_a_
      "not available."),
     ("DM.ie_checklist.MISSING_IE", "IE", "ENROLLED subject has no IE answer for EX08 (full checklist expected)",
      "Please complete the IE checklist, one answer per criterion with its date, in the next delivery."),
-    ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv rows 8, 9); only "
-     "the first copy is used", "Please deliver each record once in the next delivery"),
+    ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv data rows 8, 9); "
+     "only the first copy is used", "Please deliver each record once in the next delivery"),
     ("LB.subject_site.USUBJID", "LB", "subject SZ003-107-0065 belongs to site 108 in DM but was delivered by site "
      "107: row not used", "Please check the subject identifier against the source document: correct it if it is "
      "wrong, or leave the record out of this site's deliveries if the subject is the other site's."),
@@ -576,9 +576,9 @@ def test_an_incomplete_checklist_the_discrepancy_asks_for_is_not_asked_again_as_
                                 "no answer for EX01, EX02")
     q = queries([pc04], validation)
     assert q.select("USUBJID", "CHECK_ID").rows() == [("SZ003-111-0032", "PC04"),
-                                                      ("SZ003-111-0040", "expect_column_values_to_be_null")]
+                                                      ("SZ003-111-0040", "DM.ie_checklist.MISSING_IE")]
     problems = consolidate_queries(q)
-    assert problems["CHECK_ID"].to_list() == ["PC04", "expect_column_values_to_be_null"]
+    assert problems["CHECK_ID"].to_list() == ["PC04", "DM.ie_checklist.MISSING_IE"]
     # without the discrepancy, both subjects' answers are asked for
     assert queries([], validation).height == 3
     # another site's PC04 for the same subject id covers nothing here
@@ -636,3 +636,18 @@ def test_a_result_in_a_unit_that_cannot_be_used_is_asked_for_in_an_accepted_unit
                     f"spreadsheet row 331): {message}. Please deliver the result in one of the accepted units, as "
                     "the laboratory report gives it, in the next delivery; if the laboratory reports it only in this "
                     "unit, please tell the sponsor's data manager, so that a conversion can be agreed.")
+
+
+def test_a_data_quality_query_is_named_by_its_check_not_by_the_great_expectations_type():
+    # two site-monitor trials: CHECK_ID said expect_column_values_to_be_in_set for a unit, a date, a formula and
+    # a subject missing from DM alike; a finding without a check (ingestion's) keeps its code
+    def finding(check: str | None, expectation: str) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": "121", "USUBJID": "SZ003-121-0001", "DOMAIN": "CM", "VARIABLE": "X",
+                "EXPECTATION": expectation, "CHECK": check, "OBSERVED": "x", "MESSAGE": "m", "SOURCE": "cm.csv:4"}
+    validation = pl.DataFrame([finding("CM.iso_date.CMSTDTC", "expect_column_values_to_be_in_set"),
+                               finding("LB.unit_known.LBORRESU", "expect_column_values_to_be_in_set"),
+                               finding(None, "ingest.file_rejected.empty")], schema={**FINDINGS, "CHECK": pl.String})
+    problems = consolidate_queries(queries([], validation))
+    assert sorted(problems.select("CHECK_ID", "CAUSE").rows(), key=str) == [
+        ("CM.iso_date.CMSTDTC", "CM.iso_date.CMSTDTC"), ("LB.unit_known.LBORRESU", "LB.unit_known.LBORRESU"),
+        ("ingest.file_rejected.empty", None)]
