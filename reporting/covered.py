@@ -13,7 +13,8 @@ leaves out the one whose ask the other already makes. Which findings cover which
 
 A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys),
 `code` (an ingestion code or its start), `check` (a discrepancy's CHECK_ID) or `class` (a discrepancy's
-CLASS). An IMPORTANT finding is only left out for an IMPORTANT one: an important deviation is never
+CLASS), optionally with `cause` (the query's CAUSE, e.g. an UNVERIFIABLE component's reason code): all
+that it names must hold. An IMPORTANT finding is only left out for an IMPORTANT one: an important deviation is never
 folded into a query.
 """
 
@@ -34,6 +35,8 @@ SAME: dict[str, list[str]] = {
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
 }
 _SELECTORS = ("data_check", "code", "check", "class")
+#: what a selector may add to one of _SELECTORS
+_NARROWING = ("cause",)
 
 
 def check_rules(rules: Any) -> None:
@@ -48,20 +51,25 @@ def check_rules(rules: Any) -> None:
             raise DataFileError(f"{where}: rule {number}: same must be one of {', '.join(SAME)}")
         for side in ("finding", "by"):
             selector = rule[side]
-            if (not isinstance(selector, dict) or len(selector) != 1 or next(iter(selector)) not in _SELECTORS
-                    or not isinstance(next(iter(selector.values())), str)):
+            if (not isinstance(selector, dict) or len(set(selector) & set(_SELECTORS)) != 1
+                    or set(selector) - set(_SELECTORS) - set(_NARROWING)
+                    or not all(isinstance(value, str) and value for value in selector.values())):
                 raise DataFileError(f"{where}: rule {number}: {side} must be one of {', '.join(_SELECTORS)} "
-                                    "with a text value")
+                                    f"(and, optionally, {', '.join(_NARROWING)}) with a text value")
 
 
 def _selected(selector: dict[str, str]) -> pl.Expr:
-    (kind, value), = selector.items()
-    if kind == "data_check":
-        return matching("CAUSE", value)
-    if kind == "code":
-        return matching("CHECK_ID", value)
-    column = "CHECK_ID" if kind == "check" else "CLASS"
-    return ((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col(column) == value)).fill_null(False)
+    """The rows a selector names (every key of it holds)."""
+    def one(kind: str, value: str) -> pl.Expr:
+        if kind == "data_check":
+            return matching("CAUSE", value)
+        if kind == "code":
+            return matching("CHECK_ID", value)
+        if kind == "cause":
+            return (pl.col("CAUSE") == value).fill_null(False)
+        column = "CHECK_ID" if kind == "check" else "CLASS"
+        return ((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col(column) == value)).fill_null(False)
+    return pl.all_horizontal(one(kind, value) for kind, value in selector.items())
 
 
 def _criteria() -> pl.Expr:

@@ -90,3 +90,29 @@ def test_the_rules_are_the_studys_data_and_a_wrong_rule_is_an_error():
     ]:
         with pytest.raises(DataFileError, match=message):
             check_rules(wrong)
+
+
+def test_an_enrolment_on_a_stale_result_is_the_important_query_not_also_an_unverifiable_one():
+    # the second trial: site 111's stale HGB was PC03 (deliver the in-window result or report the deviation) and
+    # IN10.HGB UNVERIFIABLE ("... or state why it is not available"), which let the site close it without the
+    # deviation; another cause of the same subject is still asked
+    def component(check: str, code: str) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": "111", "USUBJID": SUBJECT, "CRITERION_ID": check.split(".")[0],
+                "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": code, "REASON_CODE": code}
+    eligibility = pl.DataFrame([component("IN10.HGB", "ONLY_BEFORE_WINDOW"), component("IN11.ALB", "MISSING")],
+                               schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([_discrepancy("PC03", "PROCESS", site="111"),
+                                  _discrepancy("IN10.HGB", "UNVERIFIABLE", "QUERY", site="111"),
+                                  _discrepancy("IN11.ALB", "UNVERIFIABLE", "QUERY", site="111")], schema=DISCREPANCIES)
+    rows = build_site_queries(discrepancies, pl.DataFrame(schema=FINDINGS), eligibility)
+    assert rows.select("CHECK_ID", "CAUSE").rows() == [("IN11.ALB", "MISSING"), ("PC03", None)]
+    without_pc03 = build_site_queries(discrepancies.filter(pl.col("CHECK_ID") != "PC03"),
+                                      pl.DataFrame(schema=FINDINGS), eligibility)
+    assert without_pc03["CHECK_ID"].to_list() == ["IN10.HGB", "IN11.ALB"]
+
+
+def test_a_cause_only_narrows_a_selector():
+    with pytest.raises(DataFileError, match="rule 1: finding must be one of"):
+        check_rules([{"finding": {"cause": "MISSING"}, "by": {"check": "PC03"}, "same": "subject"}])
+    check_rules([{"finding": {"class": "UNVERIFIABLE", "cause": "MISSING"}, "by": {"check": "PC03"},
+                  "same": "subject"}])
