@@ -321,9 +321,16 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     MAX_DETAIL_LINES; the per-finding rows hold all of them). A problem of one finding keeps its text."""
     data = _data()
     grouped = data["grouped"]
-    line = pl.concat_str([pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site")), pl.lit(": "),
-                          pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
-    rows = queries.with_columns(line.alias("_LINE"))
+    # a quoted finding's line names its subject and record (`SZ003-103-0005 (…/lb.csv data row 77, spreadsheet
+    # row 78): …`): 19 lines that only repeated "subject SZ003-103-0005 is not in DM" told a site nothing about
+    # which rows; made for the quoted findings only (a row reference is a list operation per SOURCE)
+    who = pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site"))
+    where = pl.when(pl.col("ROW_REF").is_not_null()).then(pl.format(" ({})", pl.col("ROW_REF"))).otherwise(pl.lit(""))
+    line = pl.concat_str([who, where, pl.lit(": "), pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
+    rows = queries.with_row_index("_I")
+    quoted = (rows.filter(pl.int_range(pl.len()).over("QUERY_ID") < MAX_DETAIL_LINES)
+              .with_columns(_row_reference().alias("ROW_REF")).select("_I", line.alias("_LINE")))
+    rows = rows.join(quoted, on="_I", how="left", maintain_order="left")
     problems = rows.group_by("QUERY_ID", *PROBLEM, maintain_order=True).agg(
         pl.len().alias("N_FINDINGS"),
         pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),

@@ -324,6 +324,12 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_rec
             "not used. Please deliver this subject's demographics (DM) record in the next delivery, or correct "
             "the subject identifier of the record if it is wrong.") in query["QUERY_TEXT"]
     assert "check this value" not in query["QUERY_TEXT"]
+    # DETAIL names each finding's record, in file order, instead of repeating the message 19 times alone
+    lines = query["DETAIL"].split("\n")
+    assert lines[:2] == [
+        f"SZ003-103-0005 (SZ003/103/D/lb.csv data row {row}, spreadsheet row {row + 1}): subject SZ003-103-0005 is "
+        "not in DM (no demographics row): row not used" for row in (8, 77)]
+    assert len(lines) == len(rows)
 
 
 def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
