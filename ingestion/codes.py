@@ -31,6 +31,8 @@ class Code(StrEnum):
     # a delivery folder
     DELIVERY_BAD_NAME = "ingest.delivery_ignored.bad_name"
     DELIVERY_INCOMPLETE = "ingest.delivery_incomplete"
+    # an unfinished folder older than the delivery audited: nothing of it is missing, it only wants removing
+    DELIVERY_ABANDONED = "ingest.delivery_incomplete.superseded"
     DELIVERY_FALLBACK = "ingest.delivery_fallback"
     MANIFEST_UNPARSEABLE = "ingest.delivery_rejected.manifest_unparseable"
     MANIFEST_INVALID = "ingest.delivery_rejected.manifest_invalid"

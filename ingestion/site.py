@@ -130,9 +130,14 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
                                                    "no manifest.json (upload not finished)"))
                 if age > options.incomplete_after:
                     hours = int(age.total_seconds() // 3600)
-                    notes.append(Finding(study, site, Code.DELIVERY_INCOMPLETE, about_delivery(
-                        site, name, f"no manifest.json after {hours} hours: the upload never finished, "
-                                    f"so this delivery is skipped"), source=f"{prefix}{name}/"))
+                    # older than the delivery audited (folders are seen newest first): an abandoned upload,
+                    # which a site must not be asked to complete
+                    code, what = ((Code.DELIVERY_INCOMPLETE, ", so this delivery is skipped") if used is None else
+                                  (Code.DELIVERY_ABANDONED, f"; the newer complete delivery {used} is audited, so "
+                                                            "nothing of this folder is used or missing"))
+                    notes.append(Finding(study, site, code, about_delivery(
+                        site, name, f"no manifest.json after {hours} hours: the upload never finished{what}"),
+                        source=f"{prefix}{name}/"))
                 continue
             if used is not None:
                 deliveries.append(DeliveryDecision(site, name, DeliveryStatus.SUPERSEDED,

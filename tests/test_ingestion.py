@@ -89,6 +89,19 @@ def test_incomplete_delivery_older_than_24h_is_reported(store) -> None:  # noqa:
     assert "Site 101" in message and D2 in message and "28 hours" in message
 
 
+def test_an_unfinished_folder_older_than_the_audited_delivery_is_reported_as_abandoned(store) -> None:  # noqa: F811
+    # a site-monitor trial: site 119 was asked to "complete the upload" of a folder older than the complete
+    # delivery audited, which would only make a delivery that is never read
+    deliver(store, "101", D1, {"dm": sample("dm")}, manifest=False)  # 52 hours before NOW, never finished
+    deliver(store, "101", D2, {"dm": sample("dm", n=2)})
+    result = ingest_site(store, STUDY, "101", now=NOW)
+    assert result.delivery == D2 and _statuses(result) == {D2: "USED", D1: "INCOMPLETE"}
+    assert codes(result.findings) == [Code.DELIVERY_ABANDONED]
+    assert result.findings["MESSAGE"][0].endswith(
+        f"the upload never finished; the newer complete delivery {D2} is audited, so nothing of this folder is "
+        "used or missing.")
+
+
 def _tamper_manifest(landing, site: str, delivery: str, edit) -> None:
     key = f"{STUDY}/{site}/{delivery}/manifest.json"
     body = json.loads(landing.read_bytes(key))

@@ -657,3 +657,12 @@ def test_a_data_quality_query_is_named_by_its_check_not_by_the_great_expectation
     assert sorted(problems.select("CHECK_ID", "CAUSE").rows(), key=str) == [
         ("CM.iso_date.CMSTDTC", "CM.iso_date.CMSTDTC"), ("LB.unit_known.LBORRESU", "LB.unit_known.LBORRESU"),
         ("ingest.file_rejected.empty", None)]
+
+
+def test_an_abandoned_upload_older_than_the_audited_delivery_is_not_asked_to_be_completed():
+    message = ("Site 119, delivery 20261126T230000Z: no manifest.json after 52 hours: the upload never finished; the "
+               "newer complete delivery 20261127T230000Z is audited, so nothing of this folder is used or missing")
+    [text] = queries([], pl.DataFrame([_ingestion_finding("ingest.delivery_incomplete.superseded", message,
+                                                          site="119")], schema=FINDINGS))["QUERY_TEXT"].to_list()
+    assert text == (f"{message}. Please remove the unfinished folder, or ask the sponsor's data manager to remove "
+                    "it, so that it is not reported again; nothing needs to be sent again.")
