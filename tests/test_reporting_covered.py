@@ -116,3 +116,18 @@ def test_a_cause_only_narrows_a_selector():
         check_rules([{"finding": {"cause": "MISSING"}, "by": {"check": "PC03"}, "same": "subject"}])
     check_rules([{"finding": {"class": "UNVERIFIABLE", "cause": "MISSING"}, "by": {"check": "PC03"},
                   "same": "subject"}])
+
+
+def test_a_result_an_enrolled_subject_lacks_is_asked_by_its_unverifiable_component_only():
+    # the second trial, site 106: ALB recorded NOT DONE was "the test is recorded as not done" (IN11.ALB) and
+    # "ENROLLED subject has no ALB result ... please deliver this result", two queries that contradicted
+    # each other; a subject without such a discrepancy (not enrolled) keeps its data-quality query
+    def needed(subject: str) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": "106", "USUBJID": subject, "DOMAIN": "LB", "VARIABLE": "LBTESTCD",
+                "EXPECTATION": "expect_column_values_to_be_null", "CHECK": "DM.needed_results.MISSING_LB",
+                "OBSERVED": "ALB: no result", "MESSAGE": "ENROLLED subject has no ALB result in LB: IN11.ALB cannot "
+                "be verified", "SOURCE": "SZ003/106/D/dm.csv:25"}
+    rows = _site_queries([_discrepancy("IN11.ALB", "UNVERIFIABLE", "QUERY", subject="SZ003-106-0025", site="106")],
+                         [needed("SZ003-106-0025"), needed("SZ003-106-0026")])
+    assert rows.select("USUBJID", "CHECK_ID").rows() == [("SZ003-106-0025", "IN11.ALB"),
+                                                         ("SZ003-106-0026", "DM.needed_results.MISSING_LB")]
