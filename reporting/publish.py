@@ -32,6 +32,7 @@ from reporting.queries import (
     capped_detail,
     consolidate_queries,
     query_detail,
+    quoted_value_keys,
     split_by_site,
     with_earlier_answers,
     with_finding_answers,
@@ -243,7 +244,7 @@ def _query_values(discrepancies: pl.DataFrame, eligibility: pl.DataFrame | Parte
     """The eligibility rows the queries quote (those of a discrepancy's subject and check), in table order."""
     if not isinstance(eligibility, PartedTable):
         return eligibility
-    keys = discrepancies.select("STUDYID", "SITEID", "USUBJID", "CHECK_ID").unique()
+    keys = quoted_value_keys(discrepancies)
     rows = [frame.join(keys, on=list(keys.columns), how="semi", nulls_equal=True, maintain_order="left")
             for frame in parted.part_frames(eligibility)]
     return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()

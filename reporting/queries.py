@@ -63,7 +63,7 @@ MISSING = "not recorded"
 def _data() -> dict:
     data = load("queries.yaml")
     check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks",
-                                      "unverifiable_causes", "covered_by"},
+                                      "unverifiable_causes", "covered_by", "values_of_component"},
                {"classes", "default", "grouped", "delivery"})
     check_rules(data.get("covered_by") or [])
     for key in data.get("unverifiable_causes") or {}:
@@ -181,20 +181,41 @@ def _unsettled(frame: pl.DataFrame) -> pl.Expr:
     return ~pl.col("REVIEW_STATE").is_in(list(load_machine().settled)).fill_null(False)
 
 
+#: the eligibility row a discrepancy quotes: the one of its own CHECK_ID
+VALUE_KEYS = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
+
+
+def _value_check() -> pl.Expr:
+    """The component whose eligibility row a discrepancy's query quotes: its CHECK_ID, or for a process check
+    listed in queries.yaml `values_of_component` the component its RECOMPUTED names (`IN11.CRCL=90.3 mL/min`:
+    PC06 then quotes the clearance's value, limit, date and the records it was computed from)."""
+    checks = list(_data().get("values_of_component") or [])
+    named = pl.col("RECOMPUTED").str.extract(r"^([A-Z][A-Z0-9]*\.[A-Z0-9_]+)=", 1)
+    return pl.when(pl.col("CHECK_ID").is_in(checks)).then(named).otherwise(pl.col("CHECK_ID"))
+
+
+def quoted_value_keys(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    """VALUE_KEYS of the eligibility rows the queries of `discrepancies` quote (publication reads only those of
+    a night's 500,000 rows)."""
+    return discrepancies.select(*VALUE_KEYS[:-1], _value_check().alias("CHECK_ID")).unique()
+
+
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
     current = discrepancies.filter(is_open() & _unsettled(discrepancies))
-    keys = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID"]
+    keys = VALUE_KEYS
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
     delivered = pl.col("DELIVERED") if "DELIVERED" in eligibility.columns else pl.lit(None, pl.String)
     # only the eligibility rows of the open discrepancies (a few thousand of a night's 500,000), the first per key
-    wanted = eligibility.join(current.select(keys).unique(), on=keys, how="semi", nulls_equal=True,
+    wanted = eligibility.join(quoted_value_keys(current), on=keys, how="semi", nulls_equal=True,
                               maintain_order="left")
     values = wanted.select(*keys, "VALUE", "UNIT", delivered.alias("DELIVERED"), "LIMIT", "DTC", "REASON",
                            code.alias("CAUSE"),
                            pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first", maintain_order=True)
     own = [c for c in ("VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE")
            if c in current.columns]
-    rows = current.drop(own).join(values, on=keys, how="left", nulls_equal=True)
+    values = values.rename({"CHECK_ID": "_VALUE_CHECK"})
+    rows = (current.drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
+            .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True).drop("_VALUE_CHECK"))
     return rows.with_columns(
         pl.col("_ELIG_SOURCE").alias("SOURCE"),
         pl.lit("DISCREPANCY").alias("ORIGIN"),

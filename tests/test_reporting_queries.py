@@ -666,3 +666,29 @@ def test_an_abandoned_upload_older_than_the_audited_delivery_is_not_asked_to_be_
                                                           site="119")], schema=FINDINGS))["QUERY_TEXT"].to_list()
     assert text == (f"{message}. Please remove the unfinished folder, or ask the sponsor's data manager to remove "
                     "it, so that it is not reported again; nothing needs to be sent again.")
+
+
+def test_a_creatinine_clearance_query_names_the_records_the_audit_computed_it_from():
+    # the trials: PC06 asked a site to "check the serum creatinine, body weight, age ..." and quoted none of
+    # them; it now quotes the clearance's row (value, limit, date) and its records (creatinine, weight, DM)
+    from reporting.queries import quoted_value_keys
+
+    source = "SZ003/115/D/lb.csv:878; SZ003/115/D/vs.csv:553; SZ003/115/D/dm.csv:47"
+    elig = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "115", "USUBJID": "SZ003-115-0047", "CRITERION_ID": "IN11",
+                          "CHECK_ID": "IN11.CRCL", "OUTCOME": "MET", "VALUE": "90.1937", "UNIT": "mL/min",
+                          "LIMIT": "40", "DTC": "2025-12-12", "REASON": None, "SOURCE": source}], schema=ELIGIBILITY)
+    pc06 = {**discrepancy("SZ003-115-0047", "PC06", "PROCESS", site="115", assessment="CREATCLR=32 mL/min",
+                          recomputed="IN11.CRCL=90.3 mL/min", evidence="Site-reported CREATCLR 32 mL/min differs")}
+    disc = pl.DataFrame([pc06], schema=DISCREPANCIES)
+    assert quoted_value_keys(disc).rows() == [("SZ003", "115", "SZ003-115-0047", "IN11.CRCL")]
+    row = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig).row(0, named=True)
+    assert (row["CHECK_ID"], row["VALUE"], row["UNIT"], row["LIMIT"], row["DTC"], row["SOURCE"]) == (
+        "PC06", "90.1937", "mL/min", "40", "2025-12-12", source)
+    assert ("Site-reported CREATCLR 32 mL/min differs. The audit computed it from these records: SZ003/115/D/lb.csv "
+            "data row 878, spreadsheet row 879; SZ003/115/D/vs.csv data row 553, spreadsheet row 554; "
+            "SZ003/115/D/dm.csv data row 47, spreadsheet row 48. Please check the serum creatinine"
+            ) in row["QUERY_TEXT"]
+    # another process check quotes no component's row
+    pc05 = discrepancy("SZ003-115-0047", "PC05", "PROCESS", site="115", recomputed="AGE=63")
+    assert build_site_queries(pl.DataFrame([pc05], schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS),
+                              elig)["SOURCE"].to_list() == [None]
