@@ -80,20 +80,25 @@ def _criteria() -> pl.Expr:
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, the subject and
     DOMAIN) without those another row already asks about, by `rules` (see the module docstring), in their
-    order. Only the few rows a rule selects on either side are joined, never all of a night's findings."""
+    order. Every rule reads the night's rows as they are (a finding covers another even when a rule leaves it
+    out of the list too: the site is then asked through the finding that covers it). Only the few rows a rule
+    selects on either side are joined, and the rows are copied once, never once per rule."""
     important = pl.col("SEVERITY") == Severity.IMPORTANT
+    indexed = rows.with_row_index("_ROW")
+    covered: list[pl.Series] = []
     for rule in rules:
         keys = SAME[rule["same"]]
         covering = rows.filter(_selected(rule["by"]))
-        candidates = rows.with_row_index("_ROW").filter(_selected(rule["finding"]))
+        candidates = indexed.filter(_selected(rule["finding"]))
         if covering.height == 0 or candidates.height == 0:
             continue
         if rule["same"] == "criterion":
             covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
             candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
         asked = covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
-        covered = (candidates.join(asked, on=keys, how="inner")
-                   .filter(~important.fill_null(False) | pl.col("_BY_IMPORTANT"))["_ROW"])
-        if covered.len():
-            rows = rows.with_row_index("_ROW").filter(~pl.col("_ROW").is_in(covered.implode())).drop("_ROW")
-    return rows
+        covered.append(candidates.join(asked, on=keys, how="inner")
+                       .filter(~important.fill_null(False) | pl.col("_BY_IMPORTANT"))["_ROW"])
+    left_out = pl.concat(covered) if covered else pl.Series("_ROW", [], pl.UInt32)
+    if left_out.len() == 0:
+        return rows
+    return indexed.filter(~pl.col("_ROW").is_in(left_out.implode())).drop("_ROW")
