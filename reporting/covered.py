@@ -9,7 +9,7 @@ leaves out the one whose ask the other already makes. Which findings cover which
 
     - finding: {data_check: DM.ie_checklist}   # what is left out of the site's queries
       by: {check: PC04}                        # when the site is asked this
-      same: subject                            # about the same subject (criterion, domain)
+      same: subject                            # about the same subject (criterion, domain, named_check)
 
 A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys),
 `code` (an ingestion code or its start), `check` (a discrepancy's CHECK_ID) or `class` (a discrepancy's
@@ -33,7 +33,12 @@ SAME: dict[str, list[str]] = {
     "subject": ["STUDYID", "SITEID", "USUBJID"],
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
+    # the site, and the covering finding's message names the covered one's check ("site 113 delivers no FEV1PP
+    # result in FA for any subject: EX06.LUNG cannot be verified for its 15 ENROLLED subjects")
+    "named_check": ["STUDYID", "SITEID"],
 }
+#: where a check id may stand in a message: between these characters or its ends
+_WORD_EDGES = r"[\s:;,()]+"
 _SELECTORS = ("data_check", "code", "check", "class")
 #: what a selector may add to one of _SELECTORS
 _NARROWING = ("cause",)
@@ -95,6 +100,16 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
         if rule["same"] == "criterion":
             covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
             candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
+        if rule["same"] == "named_check":  # one covering finding per site and test: a join within the site
+            words = pl.concat_str([pl.lit(" "), pl.col("MESSAGE").str.replace_all(_WORD_EDGES, " "), pl.lit(" ")])
+            covering = covering.select(*keys, words.alias("_WORDS"), "SEVERITY")
+            pairs = candidates.select("_ROW", *keys, "CHECK_ID", "SEVERITY").join(covering, on=keys, how="inner",
+                                                                                   suffix="_BY")
+            named = pl.col("_WORDS").str.contains(pl.concat_str([pl.lit(" "), pl.col("CHECK_ID"), pl.lit(" ")]),
+                                                  literal=True)
+            covered.append(pairs.filter(named & (~important.fill_null(False)
+                                                 | (pl.col("SEVERITY_BY") == Severity.IMPORTANT)))["_ROW"])
+            continue
         asked = covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
         covered.append(candidates.join(asked, on=keys, how="inner")
                        .filter(~important.fill_null(False) | pl.col("_BY_IMPORTANT"))["_ROW"])

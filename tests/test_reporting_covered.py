@@ -131,3 +131,31 @@ def test_a_result_an_enrolled_subject_lacks_is_asked_by_its_unverifiable_compone
                          [needed("SZ003-106-0025"), needed("SZ003-106-0026")])
     assert rows.select("USUBJID", "CHECK_ID").rows() == [("SZ003-106-0025", "IN11.ALB"),
                                                          ("SZ003-106-0026", "DM.needed_results.MISSING_LB")]
+
+
+def test_a_test_a_site_never_delivers_is_one_site_level_query_not_also_one_per_check():
+    # the second trial, site 113: "site 113 delivers no FEV1PP result in FA for any subject: EX06.LUNG cannot be
+    # verified for its 15 ENROLLED subjects" and "EX06.LUNG, the same finding (UNVERIFIABLE, MISSING) for 15
+    # subjects ... deliver the missing result", two queries asking for one result
+    def component(subject: str, site: str, check: str, code: str) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": subject, "CRITERION_ID": check.split(".")[0],
+                "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": code, "REASON_CODE": code}
+    cases = [("SZ003-113-0001", "113", "EX06.LUNG", "MISSING"), ("SZ003-113-0002", "113", "EX06.LUNG", "MISSING"),
+             ("SZ003-113-0002", "113", "EX06", "MISSING"), ("SZ003-113-0002", "113", "IN11.ALB", "MISSING"),
+             ("SZ003-113-0003", "113", "EX06.LUNG", "NOT_DONE"), ("SZ003-114-0001", "114", "EX06.LUNG", "MISSING")]
+    eligibility = pl.DataFrame([component(*case) for case in cases], schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([_discrepancy(check, "UNVERIFIABLE", "QUERY", subject=subject, site=site)
+                                  for subject, site, check, _ in cases], schema=DISCREPANCIES)
+    site_level = {"STUDYID": "SZ003", "SITEID": "113", "USUBJID": None, "DOMAIN": "FA", "VARIABLE": "FATESTCD",
+                  "EXPECTATION": "expect_column_values_to_be_null", "CHECK": "DM.needed_results_site.SITE_MISSING_FA",
+                  "OBSERVED": "FEV1PP: no result at the site", "SOURCE": "SZ003/113/D/fa.csv",
+                  "MESSAGE": "site 113 delivers no FEV1PP result in FA for any subject: EX06.LUNG cannot be verified "
+                             "for its 15 ENROLLED subjects"}
+    rows = build_site_queries(discrepancies, pl.DataFrame([site_level], schema={**FINDINGS, "CHECK": pl.String}),
+                              eligibility)
+    assert sorted(rows.select("USUBJID", "CHECK_ID").rows(), key=str) == sorted([
+        (None, "DM.needed_results_site.SITE_MISSING_FA"),
+        ("SZ003-113-0002", "EX06"),  # a criterion the message does not name as a word of its own
+        ("SZ003-113-0002", "IN11.ALB"),  # another check
+        ("SZ003-113-0003", "EX06.LUNG"),  # another cause: recorded NOT DONE
+        ("SZ003-114-0001", "EX06.LUNG")], key=str)  # another site
