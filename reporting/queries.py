@@ -504,7 +504,17 @@ def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> 
             .select(*queries.columns, neutralise_expr(EARLIER_ANSWER)))
 
 
+#: the columns a site monitor works with, first in a site's query workbook (the rest follow in the CSV's
+#: order): the query, what is asked, the earlier answer and the two cells to fill, side by side
+WORKBOOK_FIRST = ["QUERY_ID", "SEVERITY", "STATUS", "CHECK_ID", "N_SUBJECTS", "SUBJECTS", "QUERY_TEXT", EARLIER_ANSWER,
+                  *RESPONSE_COLUMNS]
+
+
 def with_response_columns(queries: pl.DataFrame) -> pl.DataFrame:
     """A site's queries with empty SITE_RESPONSE and RESPONDED_BY columns, for its query workbook: each
-    answered row becomes a site response in the review ledger when the workbook comes back."""
-    return queries.with_columns(*(pl.lit(None, pl.String).alias(c) for c in RESPONSE_COLUMNS))
+    answered row becomes a site response in the review ledger when the workbook comes back. The workbook's
+    columns start with WORKBOOK_FIRST: a monitor found QUERY_TEXT in the 17th column and SITE_RESPONSE in the
+    21st, after four wide wrapped ones; the returned workbook is read by column name, never by position."""
+    answered = queries.with_columns(*(pl.lit(None, pl.String).alias(c) for c in RESPONSE_COLUMNS))
+    first = [c for c in WORKBOOK_FIRST if c in answered.columns]
+    return answered.select(*first, *(c for c in answered.columns if c not in first))

@@ -165,6 +165,11 @@ def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None
     finding, site = run["query"][0], run["query_sites"][0]
     published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
     assert "EARLIER_ANSWER" in _sheet(published, "Queries").columns  # empty before any answer
+    # what a monitor works with comes first, side by side (QUERY_TEXT was the 17th column, SITE_RESPONSE the 21st);
+    # the round trip below reads the returned workbook by column name
+    assert _sheet(published, "Queries").columns[:10] == [
+        "QUERY_ID", "SEVERITY", "STATUS", "CHECK_ID", "N_SUBJECTS", "SUBJECTS", "QUERY_TEXT", "EARLIER_ANSWER",
+        "SITE_RESPONSE", "RESPONDED_BY"]
     assert _sheet(published, "Queries")["EARLIER_ANSWER"].drop_nulls().to_list() == []
     _apply(run, returned_site_queries(published, {finding: ("=1+2 re-checked", "Dr Lee")}), expected_site=site)
     entries = _entries(run)
