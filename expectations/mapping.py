@@ -13,7 +13,7 @@ import re
 import polars as pl
 
 from contracts.tables import EVIDENCE_HASH, EXCLUSIONS, FINDING_ID, FINDINGS, IDENTITY, empty_table
-from core.source import SOURCE_COLUMNS
+from core.source import SOURCE_COLUMNS, rows_words, shown_row
 from expectations.identity import identity_columns
 from expectations.model import WITHHELD, Check
 from expectations.spec import Action
@@ -126,19 +126,17 @@ ROWS_TEXT = "X_ROWS_TEXT"
 def with_rows_text(rows: pl.DataFrame, group: tuple[str, ...]) -> pl.DataFrame:
     """Failing rows in source order, each with X_ROWS_TEXT naming every row of its group.
 
-    `SZ003/101/.../vs.csv data rows 12, 13` (one file), files joined by "; ": the finding of a duplicated
-    key names all its rows, and a site monitor finds them without a list of per-row findings. Data rows, as
-    SOURCE counts them (the header not counted): a monitor read "rows 33, 34" as spreadsheet rows, one too
-    high, next to a query naming "data row 33, spreadsheet row 34".
+    `SZ003/101/.../vs.csv records 12, 13 after the header` (one file; `…/vs.xlsx sheet rows 13, 14`: how a
+    site finds them, core.source.rows_words), files joined by "; ": the finding of a duplicated key names all
+    its rows, and a site monitor finds them without a list of per-row findings.
     """
     rows = rows.sort(*SOURCE_COLUMNS)
+    shown = shown_row(pl.col("SOURCE_KEY"), pl.col("SOURCE_ROW")).cast(pl.String)
     per_file = (rows.group_by([*group, "SOURCE_KEY"], maintain_order=True)
-                .agg(pl.col("SOURCE_ROW").cast(pl.String).str.join(", ").alias("_ROWS"),
-                     pl.len().alias("_N"))
-                .with_columns(pl.format("{} {} {}", pl.col("SOURCE_KEY"),
-                                        pl.when(pl.col("_N") == 1).then(pl.lit("data row"))
-                                        .otherwise(pl.lit("data rows")),
-                                        pl.col("_ROWS")).alias("_FILE")))
+                .agg(shown.str.join(", ").alias("_ROWS"), pl.len().alias("_N"))
+                .with_columns(pl.format("{} {}", pl.col("SOURCE_KEY"),
+                                        rows_words(pl.col("SOURCE_KEY"), pl.col("_ROWS"), pl.col("_N") > 1))
+                              .alias("_FILE")))
     texts = per_file.group_by(list(group), maintain_order=True).agg(pl.col("_FILE").str.join("; ").alias(ROWS_TEXT))
     return rows.join(texts, on=list(group), how="left", nulls_equal=True, maintain_order="left")
 

@@ -28,6 +28,7 @@ from contracts.enums import ReasonCode, Severity
 from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from core.safety import neutralise_expr
+from core.source import rows_words, shown_row
 from ingestion.codes import NOTE_PREFIX, Code
 from reporting.check_keys import matching
 from reporting.covered import check_rules, without_covered
@@ -156,16 +157,13 @@ def _with_unit(value: str, unit: str) -> pl.Expr:
 
 
 def _row_reference() -> pl.Expr:
-    """SOURCE as a site reads it: `…/lb.csv data row 462, spreadsheet row 463` for `…/lb.csv:462` (a Parquet
-    file, which no spreadsheet shows, only its data row), each of several records (`; `). SOURCE counts data
-    rows, the header not counted (docs/ingestion.md): a site that read `lb.csv:462` as the file's row 462 in a
-    spreadsheet or an editor looked at the record above (found by a site-monitor trial)."""
+    """SOURCE as a site finds it, each of several records (`; `): `…/lb.csv record 462 after the header` for
+    `…/lb.csv:462`, `…/lb.xlsx sheet row 463` for `…/lb.xlsx:462` (core.source.rows_words). A site monitor
+    read the bare `lb.csv:462` as the file's line 462 and looked at the record above."""
     part = pl.element()
     path, row = part.str.extract(r"^(.*):(\d+)$", 1), part.str.extract(r"^(.*):(\d+)$", 2).cast(pl.Int64)
-    data_row = pl.format("{} data row {}", path, row)
-    one = (pl.when(row.is_null()).then(part)
-           .when(path.str.to_lowercase().str.ends_with(".parquet")).then(data_row)
-           .otherwise(pl.format("{}, spreadsheet row {}", data_row, row + 1)))
+    one = pl.when(row.is_null()).then(part).otherwise(
+        pl.format("{} {}", path, rows_words(path, shown_row(path, row).cast(pl.String))))
     return pl.col("SOURCE").str.split("; ").list.eval(one).list.join("; ")
 
 
@@ -342,8 +340,8 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     MAX_DETAIL_LINES; the per-finding rows hold all of them). A problem of one finding keeps its text."""
     data = _data()
     grouped = data["grouped"]
-    # a quoted finding's line names its subject and record (`SZ003-103-0005 (…/lb.csv data row 77, spreadsheet
-    # row 78): …`): 19 lines that only repeated "subject SZ003-103-0005 is not in DM" told a site nothing about
+    # a quoted finding's line names its subject and record (`SZ003-103-0005 (…/lb.csv record 77 after the
+    # header): …`): 19 lines that only repeated "subject SZ003-103-0005 is not in DM" told a site nothing about
     # which rows; made for the quoted findings only (a row reference is a list operation per SOURCE)
     who = pl.col("USUBJID").fill_null(pl.col("SITEID").fill_null("site"))
     where = pl.when(pl.col("ROW_REF").is_not_null()).then(pl.format(" ({})", pl.col("ROW_REF"))).otherwise(pl.lit(""))

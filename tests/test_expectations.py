@@ -245,8 +245,8 @@ def test_duplicate_keys_reject_conflicting_rows(planted) -> None:
     dups = findings_of(planted, "unique_key")
     # one finding per duplicated key, at its first row, naming every row of the key
     assert dups.filter(pl.col("DOMAIN") == "DM")["SOURCE"].str.extract(r"(dm\.csv:\d)").to_list() == ["dm.csv:3"]
-    assert "occurs 2 times in DM (conflicting values: SZ003/101/20261127T230000Z/dm.csv data rows 3, 4); none of " \
-           "them is used" in dups["MESSAGE"][0]
+    assert ("occurs 2 times in DM (conflicting values: SZ003/101/20261127T230000Z/dm.csv records 3, 4 after the "
+            "header); none of them is used") in dups["MESSAGE"][0]
     ie = dups.filter(pl.col("DOMAIN") == "IE")
     assert ie["OBSERVED"].to_list() == ["USUBJID=SZ003-101-001, IETESTCD=IN06"]
     rejected = set(planted.rejected.select(source_text()).to_series().str.extract(r"/([a-z]+\.csv:\d+)$"))
@@ -259,7 +259,7 @@ def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
     part = validate_domain("ie", domains, study=STUDY)
     assert part.findings["MESSAGE"].to_list() == [
         "USUBJID=SZ003-101-001, IETESTCD=IN06 occurs 2 times in IE (identical copies: "
-        "SZ003/101/20261127T230000Z/ie.csv data rows 1, 2); only the first copy is used"]
+        "SZ003/101/20261127T230000Z/ie.csv records 1, 2 after the header); only the first copy is used"]
     assert part.rejected.select("SOURCE_KEY", "SOURCE_ROW").rows() == [domains["ie"].select("SOURCE_KEY",
                                                                                              "SOURCE_ROW").row(1)]
 
@@ -283,7 +283,8 @@ def test_repeated_measurements_told_apart_by_time_point_and_position_are_not_dup
     assert row["SOURCE"] == "SZ003/101/20261127T230000Z/vs.csv:1"
     assert row["MESSAGE"] == (
         "USUBJID=SZ003-101-001, VSTESTCD=SYSBP, VSDTC=2026-01-20, VSTPTNUM=1, VSTPT=1 MIN, VSPOS=SITTING occurs 3 "
-        "times in VS (conflicting values: SZ003/101/20261127T230000Z/vs.csv data rows 1, 4, 5); none of them is used")
+        "times in VS (conflicting values: SZ003/101/20261127T230000Z/vs.csv records 1, 4, 5 after the header); none "
+        "of them is used")
     assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 4, 5]  # rows 2 and 3 are other measurements
 
 

@@ -211,7 +211,7 @@ def test_a_bad_value_in_a_good_file_gives_a_finding_at_its_row(runs: dict, index
         (pl.col("SITEID") == CONTENT_SITE) & pl.col("SOURCE").str.starts_with(key))
     named = pl.col("SOURCE").str.contains(rf"\b{planted.row}$")
     if planted.what == "duplicate key":  # one finding per duplicated key, at its first row, naming every row
-        named = pl.col("MESSAGE").str.contains(rf"{planted.file} data rows [0-9, ]*\b{planted.row}\b")
+        named = pl.col("MESSAGE").str.contains(rf"{planted.file} records [0-9, ]*\b{planted.row}\b")
     at_row = findings.filter(named & (pl.col("VARIABLE") == planted.variable))
     assert at_row.height >= 1, (planted, findings.select("VARIABLE", "EXPECTATION", "SOURCE").to_dicts())
     assert all(m for m in at_row["MESSAGE"])

@@ -105,7 +105,7 @@ def test_validation_findings_become_queries_with_the_observed_value():
     q = queries([], validation)
     texts = dict(zip(q["CHECK_ID"], q["QUERY_TEXT"], strict=True))
     assert texts["expect_column_values_to_be_in_set"] == (
-        'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv data row 7, spreadsheet row 8): '
+        'Subject SZ003-102-0001, LB.LBORRESU value "mg/dl?" (SZ003/102/D1/lb.csv record 7 after the header): '
         'unit not recognised. Please '
         "check this value against the source document and correct it in the next delivery, or confirm that it is "
         "correct.")
@@ -239,7 +239,7 @@ def test_query_text_white_space_is_one_plain_space_whatever_the_site_typed():
          for i, message in enumerate(messages)], schema_overrides={c: FINDINGS[c] for c in FINDINGS})
     texts = queries([], validation).sort("USUBJID")["QUERY_TEXT"]
     assert texts.str.contains(r"\s\s|[^\S ]|^\s|\s$").sum() == 0
-    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv data row 2, spreadsheet row 3): "
+    rendered = pl.Series([f"Subject SZ003-101-{i:04d}, LB.LBORRES value \"x\" (lb.csv record 2 after the header): "
                           f"{m.rstrip(' .')}." for i, m in
                           enumerate(messages)]).str.replace_all(r"\s+", " ").str.strip_chars()
     assert texts.str.extract(r"^(.*?) Please", 1).to_list() == rendered.to_list()
@@ -320,14 +320,14 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_rec
     assert listed["SOURCE"].to_list() == [f"SZ003/103/D/lb.csv:{row}" for row in sorted(rows)]
     assert listed.columns == QUERY_COLUMNS
     [query] = consolidate_queries(listed).iter_rows(named=True)
-    assert ("lb.csv data row 8, spreadsheet row 9): subject SZ003-103-0005 is not in DM (no demographics row): row "
+    assert ("lb.csv record 8 after the header): subject SZ003-103-0005 is not in DM (no demographics row): row "
             "not used. Please deliver this subject's demographics (DM) record in the next delivery, or correct "
             "the subject identifier of the record if it is wrong.") in query["QUERY_TEXT"]
     assert "check this value" not in query["QUERY_TEXT"]
     # DETAIL names each finding's record, in file order, instead of repeating the message 19 times alone
     lines = query["DETAIL"].split("\n")
     assert lines[:2] == [
-        f"SZ003-103-0005 (SZ003/103/D/lb.csv data row {row}, spreadsheet row {row + 1}): subject SZ003-103-0005 is "
+        f"SZ003-103-0005 (SZ003/103/D/lb.csv record {row} after the header): subject SZ003-103-0005 is "
         "not in DM (no demographics row): row not used" for row in (8, 77)]
     assert len(lines) == len(rows)
 
@@ -435,7 +435,7 @@ def test_a_finding_about_a_row_or_a_value_keeps_the_data_value_text(code):
     validation = pl.DataFrame([_ingestion_finding(code, "cell error #REF!", domain="LB", variable="LBORRES",
                                                   observed="#REF!", source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
     assert queries([], validation)["QUERY_TEXT"][0] == (
-        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv data row 7, spreadsheet row 8): cell error #REF!. '
+        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv record 7 after the header): cell error #REF!. '
         'Please check this value against the '
         "source document and correct it in the next delivery, or confirm that it is correct.")
 
@@ -487,8 +487,8 @@ def test_a_site_that_never_delivers_a_needed_result_is_asked_for_it_not_about_a_
      "not available."),
     ("DM.ie_checklist.MISSING_IE", "IE", "ENROLLED subject has no IE answer for EX08 (full checklist expected)",
      "Please complete the IE checklist, one answer per criterion with its date, in the next delivery."),
-    ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv data rows 8, 9); "
-     "only the first copy is used", "Please deliver each record once in the next delivery"),
+    ("LB.unique_key.LBTESTCD", "LB", "LBTESTCD=ALB occurs 2 times in LB (identical copies: …lb.csv records 8, 9 "
+     "after the header); only the first copy is used", "Please deliver each record once in the next delivery"),
     ("LB.subject_site.USUBJID", "LB", "subject SZ003-107-0065 belongs to site 108 in DM but was delivered by site "
      "107: row not used", "Please check the subject identifier against the source document: correct it if it is "
      "wrong, or leave the record out of this site's deliveries if the subject is the other site's."),
@@ -601,24 +601,24 @@ def test_a_result_excluded_by_a_data_quality_check_points_at_that_record_not_at_
                         schema=DISCREPANCIES)
     text = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig)["QUERY_TEXT"][0]
     assert text == (f"Subject SZ003-101-0002, IN10.HGB cannot be verified: a record it needs failed a data-quality "
-                    f"check and was not used. Reason: {reason}. Record: SZ003/101/D1/cm.csv data row 4, "
-                    "spreadsheet row 5. The site's "
+                    f"check and was not used. Reason: {reason}. Record: SZ003/101/D1/cm.csv record 4 after "
+                    "the header. The site's "
                     "data-quality query on that record says what is wrong with it. Please correct the record in "
                     "the next delivery, or confirm it as recorded; IN10.HGB is assessed again from the corrected "
                     "record.")
 
 
 @pytest.mark.parametrize(("source", "reference"), [
-    ("SZ003/117/D/lb.csv:462", "SZ003/117/D/lb.csv data row 462, spreadsheet row 463"),
-    ("SZ003/117/D/lb.xlsx:9", "SZ003/117/D/lb.xlsx data row 9, spreadsheet row 10"),
-    ("SZ003/117/D/lb.parquet:9", "SZ003/117/D/lb.parquet data row 9"),
+    ("SZ003/117/D/lb.csv:462", "SZ003/117/D/lb.csv record 462 after the header"),
+    ("SZ003/117/D/lb.xlsx:9", "SZ003/117/D/lb.xlsx sheet row 10"),
+    ("SZ003/117/D/lb.parquet:9", "SZ003/117/D/lb.parquet record 9"),
     ("SZ003/121/D/pr.csv:3; SZ003/121/D/cm.csv:4",
-     "SZ003/121/D/pr.csv data row 3, spreadsheet row 4; SZ003/121/D/cm.csv data row 4, spreadsheet row 5"),
+     "SZ003/121/D/pr.csv record 3 after the header; SZ003/121/D/cm.csv record 4 after the header"),
     ("SZ003/104/D/fa.xlsx", "SZ003/104/D/fa.xlsx"),
 ])
-def test_a_query_names_a_record_by_its_data_row_and_the_row_a_spreadsheet_shows(source, reference):
+def test_a_query_names_a_record_as_a_site_finds_it_in_its_file(source, reference):
     # a site-monitor trial: "lb.csv:462" was read as the file's row 462, the record above the HGB 250 on
-    # spreadsheet row 463 (SOURCE counts data rows; the header is not counted); SOURCE itself is unchanged
+    # line 463 (SOURCE counts the records after the header); SOURCE itself is unchanged
     validation = pl.DataFrame([{
         "STUDYID": "SZ003", "SITEID": "117", "USUBJID": "SZ003-117-0001", "DOMAIN": "LB", "VARIABLE": "LBORRES",
         "EXPECTATION": "expect_x", "CHECK": "LB.plausible_high.LBORRES", "OBSERVED": "250",
@@ -638,8 +638,8 @@ def test_a_result_in_a_unit_that_cannot_be_used_is_asked_for_in_an_accepted_unit
         "EXPECTATION": "expect_column_values_to_be_in_set", "CHECK": "LB.unit_known.LBORRESU", "OBSERVED": "copies/mL",
         "MESSAGE": message, "SOURCE": "SZ003/104/D/lb.csv:330"}], schema={**FINDINGS, "CHECK": pl.String})
     [text] = queries([], validation)["QUERY_TEXT"].to_list()
-    assert text == ('Subject SZ003-104-0093, LB.LBORRESU value "copies/mL" (SZ003/104/D/lb.csv data row 330, '
-                    f"spreadsheet row 331): {message}. Please deliver the result in one of the accepted units, as "
+    assert text == ('Subject SZ003-104-0093, LB.LBORRESU value "copies/mL" (SZ003/104/D/lb.csv record 330 after the '
+                    f"header): {message}. Please deliver the result in one of the accepted units, as "
                     "the laboratory report gives it, in the next delivery; if the laboratory reports it only in this "
                     "unit, please tell the sponsor's data manager, so that a conversion can be agreed.")
 
@@ -685,9 +685,8 @@ def test_a_creatinine_clearance_query_names_the_records_the_audit_computed_it_fr
     assert (row["CHECK_ID"], row["VALUE"], row["UNIT"], row["LIMIT"], row["DTC"], row["SOURCE"]) == (
         "PC06", "90.1937", "mL/min", "40", "2025-12-12", source)
     assert ("Site-reported CREATCLR 32 mL/min differs. The audit computed it from these records: SZ003/115/D/lb.csv "
-            "data row 878, spreadsheet row 879; SZ003/115/D/vs.csv data row 553, spreadsheet row 554; "
-            "SZ003/115/D/dm.csv data row 47, spreadsheet row 48. Please check the serum creatinine"
-            ) in row["QUERY_TEXT"]
+            "record 878 after the header; SZ003/115/D/vs.csv record 553 after the header; SZ003/115/D/dm.csv "
+            "record 47 after the header. Please check the serum creatinine") in row["QUERY_TEXT"]
     # another process check quotes no component's row
     pc05 = discrepancy("SZ003-115-0047", "PC05", "PROCESS", site="115", recomputed="AGE=63")
     assert build_site_queries(pl.DataFrame([pc05], schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS),
