@@ -9,13 +9,16 @@ leaves out the one whose ask the other already makes. Which findings cover which
 
     - finding: {data_check: DM.ie_checklist}   # what is left out of the site's queries
       by: {check: PC04}                        # when the site is asked this
-      same: subject                            # about the same subject (criterion, domain, named_check)
+      same: subject                            # about the same subject (see SAME)
 
 A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys),
 `code` (an ingestion code or its start), `check` (a discrepancy's CHECK_ID) or `class` (a discrepancy's
 CLASS), optionally with `cause` (the query's CAUSE, e.g. an UNVERIFIABLE component's reason code): all
-that it names must hold. An IMPORTANT finding is only left out for an IMPORTANT one: an important deviation is never
-folded into a query.
+that it names must hold. Two relations read text the audit itself wrote, for a result nobody delivered:
+the data-quality finding's message names the discrepancy's check ("… EX06.LUNG cannot be verified …") and
+the discrepancy's reason names the finding's test ("no FEV1PP result"), so that a component missing another
+test is never left out. A finding that covers another is itself listed: one a rule leaves out covers
+nothing. An IMPORTANT finding (or one of unknown severity) is only left out for an IMPORTANT one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from contracts.enums import Severity
+from contracts.enums import DiscrepancyClass, ReasonCode, Severity
 from reporting.check_keys import matching
 from reporting.datafiles import DataFileError
 
@@ -33,15 +36,18 @@ SAME: dict[str, list[str]] = {
     "subject": ["STUDYID", "SITEID", "USUBJID"],
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
-    # the site, and the covering finding's message names the covered one's check ("site 113 delivers no FEV1PP
-    # result in FA for any subject: EX06.LUNG cannot be verified for its 15 ENROLLED subjects")
+    # a result nobody delivered (see _named): at the site ("site 113 delivers no FEV1PP result in FA for any
+    # subject: EX06.LUNG cannot be verified ...") or for the subject ("... no ALB result in LB: IN11.ALB ...")
     "named_check": ["STUDYID", "SITEID"],
+    "named_check_of_subject": ["STUDYID", "SITEID", "USUBJID"],
 }
-#: where a check id may stand in a message: between these characters or its ends
+#: where a check id or a test code may stand in a text: between these characters or its ends
 _WORD_EDGES = r"[\s:;,()]+"
 _SELECTORS = ("data_check", "code", "check", "class")
 #: what a selector may add to one of _SELECTORS
 _NARROWING = ("cause",)
+#: the values a `class` or `cause` may take (a misspelt one would silently cover nothing)
+_KNOWN = {"class": {str(c) for c in DiscrepancyClass}, "cause": {str(c) for c in ReasonCode}}
 
 
 def check_rules(rules: Any) -> None:
@@ -61,6 +67,10 @@ def check_rules(rules: Any) -> None:
                     or not all(isinstance(value, str) and value for value in selector.values())):
                 raise DataFileError(f"{where}: rule {number}: {side} must be one of {', '.join(_SELECTORS)} "
                                     f"(and, optionally, {', '.join(_NARROWING)}) with a text value")
+            for kind, known in _KNOWN.items():
+                if kind in selector and selector[kind] not in known:
+                    raise DataFileError(f"{where}: rule {number}: {side}: {kind} {selector[kind]!r} is not one of "
+                                        f"{', '.join(sorted(known))}")
 
 
 def _selected(selector: dict[str, str]) -> pl.Expr:
@@ -82,38 +92,62 @@ def _criteria() -> pl.Expr:
     return pl.col("CHECK_ID").str.split(",").list.eval(pl.element().str.strip_chars().str.split(".").list.first())
 
 
-def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
-    """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, the subject and
-    DOMAIN) without those another row already asks about, by `rules` (see the module docstring), in their
-    order. Every rule reads the night's rows as they are (a finding covers another even when a rule leaves it
-    out of the list too: the site is then asked through the finding that covers it). Only the few rows a rule
-    selects on either side are joined, and the rows are copied once, never once per rule."""
-    important = pl.col("SEVERITY") == Severity.IMPORTANT
-    indexed = rows.with_row_index("_ROW")
+def _words(text: pl.Expr) -> pl.Expr:
+    return pl.concat_str([pl.lit(" "), text.str.replace_all(_WORD_EDGES, " "), pl.lit(" ")])
+
+
+def _has_word(text: pl.Expr, word: pl.Expr) -> pl.Expr:
+    return _words(text).str.contains(pl.concat_str([pl.lit(" "), word, pl.lit(" ")]), literal=True).fill_null(False)
+
+
+def _named(pairs: pl.DataFrame) -> pl.Series:
+    """_ROW of the `pairs` (a candidate and a covering row, the latter's columns suffixed _BY) about one result
+    nobody delivered: the data-quality finding's MESSAGE names the discrepancy's CHECK_ID, and the
+    discrepancy's REASON names the test of the finding's OBSERVED (`FEV1PP: no result at the site`; a group
+    `LYM or LYMLE` when it names one of them). So a site that never delivers WEIGHT does not cover a subject's
+    IN11.CRCL whose reason is "creatinine: no CREAT result"."""
+    def side(column: str, origin: str) -> pl.Expr:
+        return pl.when(pl.col("ORIGIN") == origin).then(pl.col(column)).otherwise(pl.col(f"{column}_BY"))
+    item = side("OBSERVED", "VALIDATION").str.extract(r"^(.+?): no result", 1).str.split(" or ")
+    return (pairs.with_columns(item.alias("_ITEM")).explode("_ITEM")
+            .filter(_has_word(side("MESSAGE", "VALIDATION"), side("CHECK_ID", "DISCREPANCY"))
+                    & _has_word(side("REASON", "DISCREPANCY"), pl.col("_ITEM")))["_ROW"].unique())
+
+
+def _covered_rows(indexed: pl.DataFrame, covering_rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.Series:
+    """_ROW of the `indexed` rows that a rule leaves out, with `covering_rows` as the findings that may cover."""
     covered: list[pl.Series] = []
     for rule in rules:
         keys = SAME[rule["same"]]
-        covering = rows.filter(_selected(rule["by"]))
+        covering = covering_rows.filter(_selected(rule["by"]))
         candidates = indexed.filter(_selected(rule["finding"]))
         if covering.height == 0 or candidates.height == 0:
             continue
         if rule["same"] == "criterion":
             covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
             candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
-        if rule["same"] == "named_check":  # one covering finding per site and test: a join within the site
-            words = pl.concat_str([pl.lit(" "), pl.col("MESSAGE").str.replace_all(_WORD_EDGES, " "), pl.lit(" ")])
-            covering = covering.select(*keys, words.alias("_WORDS"), "SEVERITY")
-            pairs = candidates.select("_ROW", *keys, "CHECK_ID", "SEVERITY").join(covering, on=keys, how="inner",
-                                                                                   suffix="_BY")
-            named = pl.col("_WORDS").str.contains(pl.concat_str([pl.lit(" "), pl.col("CHECK_ID"), pl.lit(" ")]),
-                                                  literal=True)
-            covered.append(pairs.filter(named & (~important.fill_null(False)
-                                                 | (pl.col("SEVERITY_BY") == Severity.IMPORTANT)))["_ROW"])
-            continue
-        asked = covering.group_by(keys).agg(important.any().alias("_BY_IMPORTANT"))
-        covered.append(candidates.join(asked, on=keys, how="inner")
-                       .filter(~important.fill_null(False) | pl.col("_BY_IMPORTANT"))["_ROW"])
-    left_out = pl.concat(covered) if covered else pl.Series("_ROW", [], pl.UInt32)
-    if left_out.len() == 0:
+        text = [pl.col(c) if c in indexed.columns else pl.lit(None, pl.String).alias(c)
+                for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON")]
+        pairs = (candidates.select("_ROW", *keys, "SEVERITY", *text)
+                 .join(covering.select(*keys, "SEVERITY", *text), on=keys, how="inner", suffix="_BY"))
+        # an important finding, or one of unknown severity, only for an important one
+        pairs = pairs.filter((pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(False)
+                             | (pl.col("SEVERITY_BY") == Severity.IMPORTANT).fill_null(False))
+        covered.append(_named(pairs) if rule["same"].startswith("named_check") else pairs["_ROW"].unique())
+    return pl.concat(covered) if covered else pl.Series("_ROW", [], pl.UInt32)
+
+
+def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
+    """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, REASON, MESSAGE,
+    OBSERVED, the subject and DOMAIN) without those another row already asks about, by `rules` (see the
+    module docstring), in their order. A finding covers only while it is listed itself: the rules are applied
+    once with every finding as a possible cover, then again with only those the first pass kept, so that no
+    chain of left-out findings ends in one nobody asks about. Only the rows a rule selects are joined, and
+    the rows are copied once."""
+    indexed = rows.with_row_index("_ROW")
+    first = _covered_rows(indexed, indexed, rules)
+    if first.len() == 0:
         return rows
+    kept = indexed.filter(~pl.col("_ROW").is_in(first.implode()))
+    left_out = _covered_rows(indexed, kept, rules)
     return indexed.filter(~pl.col("_ROW").is_in(left_out.implode())).drop("_ROW")

@@ -67,6 +67,9 @@ def _data() -> dict:
                                       "unverifiable_causes", "covered_by", "values_of_component"},
                {"classes", "default", "grouped", "delivery"})
     check_rules(data.get("covered_by") or [])
+    components = data.get("values_of_component") or []
+    if not isinstance(components, list) or not all(isinstance(check, str) and check for check in components):
+        raise DataFileError("queries.yaml: values_of_component must be a list of check ids, e.g. [PC06]")
     for key in data.get("unverifiable_causes") or {}:
         if key not in ReasonCode.__members__.values():
             raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
@@ -213,7 +216,10 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
            if c in current.columns]
     values = values.rename({"CHECK_ID": "_VALUE_CHECK"})
     rows = (current.drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
-            .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True).drop("_VALUE_CHECK"))
+            .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True)
+            # a process check quoting a component's row keeps its own cause (none): the cause is part of its query
+            .with_columns(pl.when(pl.col("_VALUE_CHECK") == pl.col("CHECK_ID")).then(pl.col("CAUSE")).alias("CAUSE"))
+            .drop("_VALUE_CHECK"))
     return rows.with_columns(
         pl.col("_ELIG_SOURCE").alias("SOURCE"),
         pl.lit("DISCREPANCY").alias("ORIGIN"),
@@ -250,7 +256,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
 
 
 #: the order findings are listed in: by site, subject and check, then by the record they name (its file and
-#: data row, as a number) and the value quoted, so that one subject's findings of one check read in a natural
+#: row, as a number) and the value quoted, so that one subject's findings of one check read in a natural
 #: order: its records as the file has them (rows 77, 78, 79, ...), its missing IE answers EX01, EX02, ...
 #: (one DM row), not in the order of their FINDING_IDs, which are digests
 LISTING_KEY = ["STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "_RECORD_FILE", "_RECORD_ROW", "VALUE"]

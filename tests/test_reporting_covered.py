@@ -87,6 +87,10 @@ def test_the_rules_are_the_studys_data_and_a_wrong_rule_is_an_error():
         ([{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "X"}, "same": "visit"}], "rule 1: same must be"),
         ([{"finding": {"klass": "IE_MISMATCH"}, "by": {"class": "X"}, "same": "subject"}], "rule 1: finding must"),
         ([{"finding": {"class": "IE_MISMATCH"}, "by": {"check": None}, "same": "subject"}], "rule 1: by must"),
+        ([{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "INELIGIBLE"}, "same": "subject"}],
+         "rule 1: by: class 'INELIGIBLE' is not one of"),
+        ([{"finding": {"class": "UNVERIFIABLE", "cause": "MISING"}, "by": {"check": "PC03"}, "same": "subject"}],
+         "rule 1: finding: cause 'MISING' is not one of"),
     ]:
         with pytest.raises(DataFileError, match=message):
             check_rules(wrong)
@@ -127,19 +131,30 @@ def test_a_result_an_enrolled_subject_lacks_is_asked_by_its_unverifiable_compone
                 "EXPECTATION": "expect_column_values_to_be_null", "CHECK": "DM.needed_results.MISSING_LB",
                 "OBSERVED": "ALB: no result", "MESSAGE": "ENROLLED subject has no ALB result in LB: IN11.ALB cannot "
                 "be verified", "SOURCE": "SZ003/106/D/dm.csv:25"}
-    rows = _site_queries([_discrepancy("IN11.ALB", "UNVERIFIABLE", "QUERY", subject="SZ003-106-0025", site="106")],
-                         [needed("SZ003-106-0025"), needed("SZ003-106-0026")])
-    assert rows.select("USUBJID", "CHECK_ID").rows() == [("SZ003-106-0025", "IN11.ALB"),
-                                                         ("SZ003-106-0026", "DM.needed_results.MISSING_LB")]
+    def component(subject: str, check: str, reason: str) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": "106", "USUBJID": subject, "CRITERION_ID": check.split(".")[0],
+                "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": reason, "REASON_CODE": "NOT_DONE"}
+    not_done = "ALB not done or blank in the screening window 2025-11-20..2025-12-18"
+    cases = [("SZ003-106-0025", "IN11.ALB", not_done),  # the component the message names, about ALB
+             ("SZ003-106-0027", "IN11.BILI", "BILI not done or blank in the screening window")]  # another test
+    eligibility = pl.DataFrame([component(*case) for case in cases], schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([_discrepancy(check, "UNVERIFIABLE", "QUERY", subject=subject, site="106")
+                                  for subject, check, _ in cases], schema=DISCREPANCIES)
+    validation = pl.DataFrame([needed("SZ003-106-0025"), needed("SZ003-106-0026"), needed("SZ003-106-0027")],
+                              schema={**FINDINGS, "CHECK": pl.String})
+    rows = build_site_queries(discrepancies, validation, eligibility)
+    assert rows.select("USUBJID", "CHECK_ID").rows() == [
+        ("SZ003-106-0025", "IN11.ALB"), ("SZ003-106-0026", "DM.needed_results.MISSING_LB"),
+        ("SZ003-106-0027", "IN11.BILI"), ("SZ003-106-0027", "DM.needed_results.MISSING_LB")]
 
 
 def test_a_test_a_site_never_delivers_is_one_site_level_query_not_also_one_per_check():
     # the second trial, site 113: "site 113 delivers no FEV1PP result in FA for any subject: EX06.LUNG cannot be
     # verified for its 15 ENROLLED subjects" and "EX06.LUNG, the same finding (UNVERIFIABLE, MISSING) for 15
     # subjects ... deliver the missing result", two queries asking for one result
-    def component(subject: str, site: str, check: str, code: str) -> dict:
+    def component(subject: str, site: str, check: str, code: str, reason: str = "no FEV1PP result") -> dict:
         return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": subject, "CRITERION_ID": check.split(".")[0],
-                "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": code, "REASON_CODE": code}
+                "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": reason, "REASON_CODE": code}
     cases = [("SZ003-113-0001", "113", "EX06.LUNG", "MISSING"), ("SZ003-113-0002", "113", "EX06.LUNG", "MISSING"),
              ("SZ003-113-0002", "113", "EX06", "MISSING"), ("SZ003-113-0002", "113", "IN11.ALB", "MISSING"),
              ("SZ003-113-0003", "113", "EX06.LUNG", "NOT_DONE"), ("SZ003-114-0001", "114", "EX06.LUNG", "MISSING")]
@@ -159,3 +174,73 @@ def test_a_test_a_site_never_delivers_is_one_site_level_query_not_also_one_per_c
         ("SZ003-113-0002", "IN11.ALB"),  # another check
         ("SZ003-113-0003", "EX06.LUNG"),  # another cause: recorded NOT DONE
         ("SZ003-114-0001", "EX06.LUNG")], key=str)  # another site
+
+
+def _crcl_case(reasons: dict[str, str], validation: list[dict]) -> pl.DataFrame:
+    """The site queries of IN11.CRCL UNVERIFIABLE components (subject -> reason) at site 102 and `validation`."""
+    eligibility = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": subject, "CRITERION_ID": "IN11",
+                                 "CHECK_ID": "IN11.CRCL", "OUTCOME": "UNVERIFIABLE", "REASON": reason,
+                                 "REASON_CODE": "MISSING"} for subject, reason in reasons.items()],
+                               schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([_discrepancy("IN11.CRCL", "UNVERIFIABLE", "QUERY", subject=subject, site="102")
+                                  for subject in reasons], schema=DISCREPANCIES)
+    return build_site_queries(discrepancies, pl.DataFrame(validation, schema={**FINDINGS, "CHECK": pl.String}),
+                              eligibility)
+
+
+def _needs(subject: str | None, test: str, domain: str, message: str) -> dict:
+    site_level = subject is None
+    return {"STUDYID": "SZ003", "SITEID": "102", "USUBJID": subject, "DOMAIN": domain, "VARIABLE": f"{domain}TESTCD",
+            "EXPECTATION": "expect_column_values_to_be_null",
+            "CHECK": (f"DM.needed_results_site.SITE_MISSING_{domain}" if site_level
+                      else f"DM.needed_results.MISSING_{domain}"),
+            "OBSERVED": f"{test}: no result{' at the site' if site_level else ''}", "MESSAGE": message,
+            "SOURCE": "SZ003/102/D/dm.csv"}
+
+
+def test_a_site_level_gap_covers_only_the_components_missing_that_test():
+    # a review: "site 102 delivers no WEIGHT result" also hid a subject's IN11.CRCL whose reason was its missing
+    # creatinine, and then that subject's own "no CREAT result" behind it: nobody asked for the creatinine
+    site = _needs(None, "WEIGHT", "VS", "site 102 delivers no WEIGHT result in VS for any subject: IN11.CRCL cannot "
+                                        "be verified for its 2 ENROLLED subjects")
+    creat = _needs("SZ003-102-0002", "CREAT", "LB", "ENROLLED subject has no CREAT result in LB: IN11.CRCL cannot "
+                                                    "be verified")
+    rows = _crcl_case({"SZ003-102-0001": "weight: no WEIGHT result", "SZ003-102-0002": "creatinine: no CREAT result"},
+                      [site, creat])
+    assert sorted(rows.select("USUBJID", "CHECK_ID").rows(), key=str) == sorted([
+        (None, "DM.needed_results_site.SITE_MISSING_VS"), ("SZ003-102-0002", "IN11.CRCL")], key=str)
+
+
+def test_a_finding_left_out_covers_nothing_so_no_chain_ends_in_a_finding_nobody_asks_about():
+    # the subject's ALB results are all before the window: IN11.ALB (ONLY_BEFORE_WINDOW) is left out for PC03;
+    # a data-quality "no ALB result" of the subject that IN11.ALB would cover is then still asked
+    eligibility = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": SUBJECT, "CRITERION_ID": "IN11",
+                                 "CHECK_ID": "IN11.ALB", "OUTCOME": "UNVERIFIABLE", "REASON_CODE": "ONLY_BEFORE_WINDOW",
+                                 "REASON": "ALB results only before the screening window"}],
+                               schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([_discrepancy("IN11.ALB", "UNVERIFIABLE", "QUERY", site="102"),
+                                  _discrepancy("PC03", "PROCESS", site="102")], schema=DISCREPANCIES)
+    validation = pl.DataFrame([_needs(SUBJECT, "ALB", "LB", "ENROLLED subject has no ALB result in LB: IN11.ALB "
+                                                             "cannot be verified")],
+                              schema={**FINDINGS, "CHECK": pl.String})
+    rows = build_site_queries(discrepancies, validation, eligibility)
+    assert rows["CHECK_ID"].to_list() == ["PC03", "DM.needed_results.MISSING_LB"]
+
+
+def test_a_site_level_gap_never_hides_an_important_finding():
+    site = _needs(None, "WEIGHT", "VS", "site 102 delivers no WEIGHT result in VS for any subject: IN11.CRCL cannot "
+                                        "be verified for its 1 ENROLLED subjects")
+    rule = {"finding": {"class": "UNVERIFIABLE"}, "by": {"data_check": "DM.needed_results_site"},
+            "same": "named_check"}
+    rows = _crcl_case({"SZ003-102-0001": "weight: no WEIGHT result"}, [site])
+    assert rows.height == 1  # the default rules: the component is left out
+    raw = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": "SZ003-102-0001", "ORIGIN": "DISCREPANCY",
+                         "CHECK_ID": "IN11.CRCL", "CLASS": "UNVERIFIABLE", "SEVERITY": severity, "CAUSE": "MISSING",
+                         "DOMAIN": None, "REASON": "weight: no WEIGHT result", "MESSAGE": None, "OBSERVED": None}
+                        for severity in ("IMPORTANT", None)]
+                       + [{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": None, "ORIGIN": "VALIDATION",
+                           "CHECK_ID": site["CHECK"], "CLASS": "VALIDATION", "SEVERITY": "QUERY",
+                           "CAUSE": site["CHECK"], "DOMAIN": "VS", "REASON": None, "MESSAGE": site["MESSAGE"],
+                           "OBSERVED": site["OBSERVED"]}])
+    assert without_covered(raw, [rule]).height == 3  # neither the important nor the unknown one is left out
+    assert without_covered(raw.with_columns(pl.lit("QUERY").alias("SEVERITY")), [rule]).height == 1

@@ -574,7 +574,7 @@ def _missing_ie(usubjid: str, criterion: str, site: str = "111") -> dict:
 
 def test_an_incomplete_checklist_the_discrepancy_asks_for_is_not_asked_again_as_data_quality():
     # the dirty run: an enrolled subject without IE answers got PC04 ("please complete the IE checklist") and a
-    # data-quality query of 16 findings with the same ask; a screen failure (no PC04) keeps its own query
+    # data-quality query of 16 findings with the same ask; a subject without PC04 keeps its own query
     validation = pl.DataFrame([_missing_ie("SZ003-111-0032", "EX01"), _missing_ie("SZ003-111-0032", "EX02"),
                                _missing_ie("SZ003-111-0040", "EX01")], schema={**FINDINGS, "CHECK": pl.String})
     pc04 = discrepancy("SZ003-111-0032", "PC04", "PROCESS", site="111",
@@ -676,14 +676,15 @@ def test_a_creatinine_clearance_query_names_the_records_the_audit_computed_it_fr
     source = "SZ003/115/D/lb.csv:878; SZ003/115/D/vs.csv:553; SZ003/115/D/dm.csv:47"
     elig = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "115", "USUBJID": "SZ003-115-0047", "CRITERION_ID": "IN11",
                           "CHECK_ID": "IN11.CRCL", "OUTCOME": "MET", "VALUE": "90.1937", "UNIT": "mL/min",
-                          "LIMIT": "40", "DTC": "2025-12-12", "REASON": None, "SOURCE": source}], schema=ELIGIBILITY)
+                          "LIMIT": "40", "DTC": "2025-12-12", "REASON": None, "SOURCE": source,
+                          "REASON_CODE": "ANY"}], schema={**ELIGIBILITY, "REASON_CODE": pl.String})
     pc06 = {**discrepancy("SZ003-115-0047", "PC06", "PROCESS", site="115", assessment="CREATCLR=32 mL/min",
                           recomputed="IN11.CRCL=90.3 mL/min", evidence="Site-reported CREATCLR 32 mL/min differs")}
     disc = pl.DataFrame([pc06], schema=DISCREPANCIES)
     assert quoted_value_keys(disc).rows() == [("SZ003", "115", "SZ003-115-0047", "IN11.CRCL")]
     row = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), elig).row(0, named=True)
-    assert (row["CHECK_ID"], row["VALUE"], row["UNIT"], row["LIMIT"], row["DTC"], row["SOURCE"]) == (
-        "PC06", "90.1937", "mL/min", "40", "2025-12-12", source)
+    assert (row["CHECK_ID"], row["VALUE"], row["UNIT"], row["LIMIT"], row["DTC"], row["SOURCE"], row["CAUSE"]) == (
+        "PC06", "90.1937", "mL/min", "40", "2025-12-12", source, None)  # its own cause, not the component's
     assert ("Site-reported CREATCLR 32 mL/min differs. The audit computed it from these records: SZ003/115/D/lb.csv "
             "record 878 after the header; SZ003/115/D/vs.csv record 553 after the header; SZ003/115/D/dm.csv "
             "record 47 after the header. Please check the serum creatinine") in row["QUERY_TEXT"]
@@ -691,3 +692,13 @@ def test_a_creatinine_clearance_query_names_the_records_the_audit_computed_it_fr
     pc05 = discrepancy("SZ003-115-0047", "PC05", "PROCESS", site="115", recomputed="AGE=63")
     assert build_site_queries(pl.DataFrame([pc05], schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS),
                               elig)["SOURCE"].to_list() == [None]
+
+
+def test_values_of_component_must_be_a_list_of_check_ids(monkeypatch):
+    import reporting.queries as module
+
+    data = load("queries.yaml")
+    assert data["values_of_component"] == ["PC06"]
+    monkeypatch.setattr(module, "load", lambda name: {**data, "values_of_component": "PC06"})
+    with pytest.raises(DataFileError, match="values_of_component must be a list of check ids"):
+        module._data()
