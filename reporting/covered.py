@@ -114,40 +114,45 @@ def _named(pairs: pl.DataFrame) -> pl.Series:
                     & _has_word(side("REASON", "DISCREPANCY"), pl.col("_ITEM")))["_ROW"].unique())
 
 
-def _covered_rows(indexed: pl.DataFrame, covering_rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.Series:
-    """_ROW of the `indexed` rows that a rule leaves out, with `covering_rows` as the findings that may cover."""
-    covered: list[pl.Series] = []
-    for rule in rules:
-        keys = SAME[rule["same"]]
-        covering = covering_rows.filter(_selected(rule["by"]))
-        candidates = indexed.filter(_selected(rule["finding"]))
-        if covering.height == 0 or candidates.height == 0:
-            continue
-        if rule["same"] == "criterion":
-            covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
-            candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
-        text = [pl.col(c) if c in indexed.columns else pl.lit(None, pl.String).alias(c)
-                for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON")]
-        pairs = (candidates.select("_ROW", *keys, "SEVERITY", *text)
-                 .join(covering.select(*keys, "SEVERITY", *text), on=keys, how="inner", suffix="_BY"))
-        # an important finding, or one of unknown severity, only for an important one
-        pairs = pairs.filter((pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(False)
-                             | (pl.col("SEVERITY_BY") == Severity.IMPORTANT).fill_null(False))
-        covered.append(_named(pairs) if rule["same"].startswith("named_check") else pairs["_ROW"].unique())
-    return pl.concat(covered) if covered else pl.Series("_ROW", [], pl.UInt32)
+def _rule_cover(indexed: pl.DataFrame, rule: dict[str, Any], left_out: pl.Series | None = None,
+                ) -> tuple[pl.Series, pl.Series]:
+    """(_ROW of the `indexed` rows the rule leaves out, _ROW of the rows that may cover them); the rows of
+    `left_out` cover nothing."""
+    nothing = pl.Series("_ROW", [], pl.UInt32)
+    keys = SAME[rule["same"]]
+    covering = indexed.filter(_selected(rule["by"]))
+    if left_out is not None:
+        covering = covering.filter(~pl.col("_ROW").is_in(left_out.implode()))
+    candidates = indexed.filter(_selected(rule["finding"])) if covering.height else covering.clear()
+    if covering.height == 0 or candidates.height == 0:
+        return nothing, covering["_ROW"]
+    text = [pl.col(c) if c in indexed.columns else pl.lit(None, pl.String).alias(c)
+            for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON")]
+    by_rows = covering["_ROW"]
+    if rule["same"] == "criterion":
+        covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
+        candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
+    pairs = (candidates.select("_ROW", *keys, "SEVERITY", *text)
+             .join(covering.select(*keys, "SEVERITY", *text), on=keys, how="inner", suffix="_BY"))
+    # an important finding, or one of unknown severity, only for an important one
+    pairs = pairs.filter((pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(False)
+                         | (pl.col("SEVERITY_BY") == Severity.IMPORTANT).fill_null(False))
+    covered = _named(pairs) if rule["same"].startswith("named_check") else pairs["_ROW"].unique()
+    return covered, by_rows
 
 
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, REASON, MESSAGE,
     OBSERVED, the subject and DOMAIN) without those another row already asks about, by `rules` (see the
     module docstring), in their order. A finding covers only while it is listed itself: the rules are applied
-    once with every finding as a possible cover, then again with only those the first pass kept, so that no
-    chain of left-out findings ends in one nobody asks about. Only the rows a rule selects are joined, and
-    the rows are copied once."""
+    with every finding as a possible cover, then a rule one of whose covers was left out is applied again
+    without those, so that no chain of left-out findings ends in one nobody asks about. Only the rows a rule
+    selects are joined, and the rows are copied once."""
     indexed = rows.with_row_index("_ROW")
-    first = _covered_rows(indexed, indexed, rules)
+    results = [_rule_cover(indexed, rule) for rule in rules]
+    first = pl.concat([covered for covered, _ in results]) if results else pl.Series("_ROW", [], pl.UInt32)
     if first.len() == 0:
         return rows
-    kept = indexed.filter(~pl.col("_ROW").is_in(first.implode()))
-    left_out = _covered_rows(indexed, kept, rules)
-    return indexed.filter(~pl.col("_ROW").is_in(left_out.implode())).drop("_ROW")
+    final = [covered if not by_rows.is_in(first.implode()).any() else _rule_cover(indexed, rule, first)[0]
+             for rule, (covered, by_rows) in zip(rules, results, strict=True)]
+    return indexed.filter(~pl.col("_ROW").is_in(pl.concat(final).implode())).drop("_ROW")
