@@ -40,8 +40,8 @@ def source_order(key: str = SOURCE_KEY, row: str = SOURCE_ROW) -> list[pl.Expr]:
     return [pl.col(key).fill_null(""), pl.col(row).fill_null(0)]
 
 
-#: files a site opens in a spreadsheet, whose header is sheet row 1: a data row is shown one sheet row lower
-#: (blank sheet rows keep their numbers, ingestion/xlsx)
+#: spreadsheet files: a data row's number counts the sheet rows below the header, blank ones included (the
+#: header need not be on sheet row 1: the reader starts at the first row that has a value)
 _SHEET_FILE = r"\.(xlsx|xlsm|xls)$"
 #: files without a header line (their rows are records 1, 2, ...)
 _HEADERLESS_FILE = r"\.(parquet|xpt)$"
@@ -51,19 +51,16 @@ def _is(key: pl.Expr, pattern: str) -> pl.Expr:
     return key.str.to_lowercase().str.contains(pattern).fill_null(False)
 
 
-def shown_row(key: pl.Expr, row: pl.Expr) -> pl.Expr:
-    """The number a site looks for: the sheet row of a spreadsheet's data row (row + 1), else the row."""
-    return pl.when(_is(key, _SHEET_FILE)).then(row + 1).otherwise(row)
-
-
 def rows_words(key: pl.Expr, numbers: pl.Expr, several: pl.Expr | bool = False) -> pl.Expr:
-    """How a site finds rows of the file `key` from their shown_row `numbers` (text): `sheet row 463` in a
-    spreadsheet, `record 462 after the header` in a CSV (blank lines are not records, so no line number can
-    be told), `record 462` in a file without a header (Parquet, SAS transport). A site monitor read the bare
-    `lb.csv:462` as the file's line 462 and looked at the record above it."""
+    """How a site finds rows of the file `key` from their SOURCE row `numbers` (text): `row 462 below the
+    header` in a spreadsheet (blank rows counted), `record 462 after the header` in a CSV (blank lines are not
+    records, so no line number can be told), `record 462` in a file without a header (Parquet, SAS
+    transport). A site monitor read the bare `lb.csv:462` as the file's line 462 and looked at the record
+    above it; no sheet row is given, since the header's own row is not recorded."""
     many = pl.lit(several) if isinstance(several, bool) else several
-    noun = (pl.when(_is(key, _SHEET_FILE)).then(pl.when(many).then(pl.lit("sheet rows")).otherwise(pl.lit("sheet row")))
-            .otherwise(pl.when(many).then(pl.lit("records")).otherwise(pl.lit("record"))))
-    tail = pl.when(_is(key, _SHEET_FILE) | _is(key, _HEADERLESS_FILE)).then(pl.lit("")) \
-        .otherwise(pl.lit(" after the header"))
+    sheet = _is(key, _SHEET_FILE)
+    noun = pl.when(sheet).then(pl.when(many).then(pl.lit("rows")).otherwise(pl.lit("row"))) \
+        .otherwise(pl.when(many).then(pl.lit("records")).otherwise(pl.lit("record")))
+    tail = (pl.when(sheet).then(pl.lit(" below the header")).when(_is(key, _HEADERLESS_FILE)).then(pl.lit(""))
+            .otherwise(pl.lit(" after the header")))
     return pl.format("{} {}{}", noun, numbers, tail)

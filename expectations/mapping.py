@@ -13,7 +13,7 @@ import re
 import polars as pl
 
 from contracts.tables import EVIDENCE_HASH, EXCLUSIONS, FINDING_ID, FINDINGS, IDENTITY, empty_table
-from core.source import SOURCE_COLUMNS, rows_words, shown_row
+from core.source import SOURCE_COLUMNS, rows_words
 from expectations.identity import identity_columns
 from expectations.model import WITHHELD, Check
 from expectations.spec import Action
@@ -126,14 +126,13 @@ ROWS_TEXT = "X_ROWS_TEXT"
 def with_rows_text(rows: pl.DataFrame, group: tuple[str, ...]) -> pl.DataFrame:
     """Failing rows in source order, each with X_ROWS_TEXT naming every row of its group.
 
-    `SZ003/101/.../vs.csv records 12, 13 after the header` (one file; `…/vs.xlsx sheet rows 13, 14`: how a
-    site finds them, core.source.rows_words), files joined by "; ": the finding of a duplicated key names all
+    `SZ003/101/.../vs.csv records 12, 13 after the header` (one file; `…/vs.xlsx rows 12, 13 below the header`:
+    how a site finds them, core.source.rows_words), files joined by "; ": the finding of a duplicated key names all
     its rows, and a site monitor finds them without a list of per-row findings.
     """
     rows = rows.sort(*SOURCE_COLUMNS)
-    shown = shown_row(pl.col("SOURCE_KEY"), pl.col("SOURCE_ROW")).cast(pl.String)
     per_file = (rows.group_by([*group, "SOURCE_KEY"], maintain_order=True)
-                .agg(shown.str.join(", ").alias("_ROWS"), pl.len().alias("_N"))
+                .agg(pl.col("SOURCE_ROW").cast(pl.String).str.join(", ").alias("_ROWS"), pl.len().alias("_N"))
                 .with_columns(pl.format("{} {}", pl.col("SOURCE_KEY"),
                                         rows_words(pl.col("SOURCE_KEY"), pl.col("_ROWS"), pl.col("_N") > 1))
                               .alias("_FILE")))

@@ -16,9 +16,11 @@ A selector is one of `data_check` (a data-quality check id or its start, as `dat
 CLASS), optionally with `cause` (the query's CAUSE, e.g. an UNVERIFIABLE component's reason code): all
 that it names must hold. Two relations read text the audit itself wrote, for a result nobody delivered:
 the data-quality finding's message names the discrepancy's check ("… EX06.LUNG cannot be verified …") and
-the discrepancy's reason names the finding's test ("no FEV1PP result"), so that a component missing another
-test is never left out. A finding that covers another is itself listed: one a rule leaves out covers
-nothing. An IMPORTANT finding (or one of unknown severity) is only left out for an IMPORTANT one.
+every part of the discrepancy's reason names the finding's test ("no FEV1PP result"), so that a component
+whose reason names another test too is not left out. A finding is left out only when a chain of covers
+leads to a finding that is listed (a rejected file, then the site-level gap it causes, then the components
+that gap names: re-sending the file answers all three); findings that would only cover each other stay
+listed. An IMPORTANT finding (or one of unknown severity) is only left out for an IMPORTANT one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 import polars as pl
 
 from contracts.enums import DiscrepancyClass, ReasonCode, Severity
+from expectations.spec import CheckKind
+from ingestion.codes import Code
 from reporting.check_keys import matching
 from reporting.datafiles import DataFileError
 
@@ -71,6 +75,25 @@ def check_rules(rules: Any) -> None:
                 if kind in selector and selector[kind] not in known:
                     raise DataFileError(f"{where}: rule {number}: {side}: {kind} {selector[kind]!r} is not one of "
                                         f"{', '.join(sorted(known))}")
+            _check_key(where, number, side, selector)
+        if rule["same"].startswith("named_check") and not (
+                ({"data_check", "code"} & set(rule["finding"])) != ({"data_check", "code"} & set(rule["by"]))):
+            raise DataFileError(f"{where}: rule {number}: {rule['same']} pairs a data-quality finding (data_check or "
+                                "code) with a discrepancy (check or class)")
+
+
+def _check_key(where: str, number: int, side: str, selector: dict[str, str]) -> None:
+    """A `code` must be an ingestion code or the start of one, a `data_check` `<DOMAIN or *>.<check kind>...`: a
+    misspelt key would match nothing and silently leave every finding listed."""
+    if "code" in selector and not any(str(code) == selector["code"] or str(code).startswith(f"{selector['code']}.")
+                                      for code in Code):
+        raise DataFileError(f"{where}: rule {number}: {side}: code {selector['code']!r} is no ingestion code "
+                            "nor the start of one")
+    if "data_check" in selector:
+        parts = selector["data_check"].split(".")
+        if len(parts) < 2 or parts[1] not in {str(kind) for kind in CheckKind}:
+            raise DataFileError(f"{where}: rule {number}: {side}: data_check {selector['data_check']!r} is not "
+                                "<DOMAIN or *>.<check kind> (expectations/spec.py CheckKind)")
 
 
 def _selected(selector: dict[str, str]) -> pl.Expr:
@@ -100,59 +123,62 @@ def _has_word(text: pl.Expr, word: pl.Expr) -> pl.Expr:
     return _words(text).str.contains(pl.concat_str([pl.lit(" "), word, pl.lit(" ")]), literal=True).fill_null(False)
 
 
-def _named(pairs: pl.DataFrame) -> pl.Series:
-    """_ROW of the `pairs` (a candidate and a covering row, the latter's columns suffixed _BY) about one result
-    nobody delivered: the data-quality finding's MESSAGE names the discrepancy's CHECK_ID, and the
+def _named(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The `pairs` (a candidate and a covering row, the latter's columns suffixed _BY) about one result nobody
+    delivered: the data-quality finding's MESSAGE names the discrepancy's CHECK_ID, and every part (`; `) of the
     discrepancy's REASON names the test of the finding's OBSERVED (`FEV1PP: no result at the site`; a group
-    `LYM or LYMLE` when it names one of them). So a site that never delivers WEIGHT does not cover a subject's
-    IN11.CRCL whose reason is "creatinine: no CREAT result"."""
+    `LYM or LYMLE` when it names one of them). So a site that never delivers WEIGHT covers neither a subject's
+    IN11.CRCL whose reason is "creatinine: no CREAT result" nor one whose merged reason also names a stale ALB."""
     def side(column: str, origin: str) -> pl.Expr:
         return pl.when(pl.col("ORIGIN") == origin).then(pl.col(column)).otherwise(pl.col(f"{column}_BY"))
     item = side("OBSERVED", "VALIDATION").str.extract(r"^(.+?): no result", 1).str.split(" or ")
-    return (pairs.with_columns(item.alias("_ITEM")).explode("_ITEM")
-            .filter(_has_word(side("MESSAGE", "VALIDATION"), side("CHECK_ID", "DISCREPANCY"))
-                    & _has_word(side("REASON", "DISCREPANCY"), pl.col("_ITEM")))["_ROW"].unique())
+    named = pairs.with_row_index("_PAIR").filter(_has_word(side("MESSAGE", "VALIDATION"),
+                                                           side("CHECK_ID", "DISCREPANCY")))
+    parts = (named.with_columns(side("REASON", "DISCREPANCY").str.split("; ").alias("_PART"), item.alias("_ITEM"))
+             .explode("_PART").with_row_index("_P").explode("_ITEM")
+             .group_by("_PAIR", "_P").agg(_has_word(pl.col("_PART"), pl.col("_ITEM")).any().alias("_NAMES"))
+             .group_by("_PAIR").agg(pl.col("_NAMES").all()).filter(pl.col("_NAMES")))
+    return named.join(parts.select("_PAIR"), on="_PAIR", how="semi").drop("_PAIR")
 
 
-def _rule_cover(indexed: pl.DataFrame, rule: dict[str, Any], left_out: pl.Series | None = None,
-                ) -> tuple[pl.Series, pl.Series]:
-    """(_ROW of the `indexed` rows the rule leaves out, _ROW of the rows that may cover them); the rows of
-    `left_out` cover nothing."""
-    nothing = pl.Series("_ROW", [], pl.UInt32)
+def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
+    """(_ROW, _ROW_BY): the rows the rule would leave out, each with a row that covers it."""
+    empty = pl.DataFrame(schema={"_ROW": pl.UInt32, "_ROW_BY": pl.UInt32})
     keys = SAME[rule["same"]]
     covering = indexed.filter(_selected(rule["by"]))
-    if left_out is not None:
-        covering = covering.filter(~pl.col("_ROW").is_in(left_out.implode()))
     candidates = indexed.filter(_selected(rule["finding"])) if covering.height else covering.clear()
     if covering.height == 0 or candidates.height == 0:
-        return nothing, covering["_ROW"]
-    text = [pl.col(c) if c in indexed.columns else pl.lit(None, pl.String).alias(c)
-            for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON")]
-    by_rows = covering["_ROW"]
+        return empty
+    text = [(pl.col(c).cast(pl.String) if c in indexed.columns else pl.lit(None, pl.String)).alias(c)
+            for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON", "SEVERITY")]
     if rule["same"] == "criterion":
         covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
         candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
-    pairs = (candidates.select("_ROW", *keys, "SEVERITY", *text)
-             .join(covering.select(*keys, "SEVERITY", *text), on=keys, how="inner", suffix="_BY"))
+    pairs = (candidates.select("_ROW", *keys, *text)
+             .join(covering.select(*keys, *text, "_ROW"), on=keys, how="inner", suffix="_BY"))
     # an important finding, or one of unknown severity, only for an important one
     pairs = pairs.filter((pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(False)
                          | (pl.col("SEVERITY_BY") == Severity.IMPORTANT).fill_null(False))
-    covered = _named(pairs) if rule["same"].startswith("named_check") else pairs["_ROW"].unique()
-    return covered, by_rows
+    if rule["same"].startswith("named_check"):
+        pairs = _named(pairs)
+    return pairs.select("_ROW", "_ROW_BY")
 
 
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, REASON, MESSAGE,
     OBSERVED, the subject and DOMAIN) without those another row already asks about, by `rules` (see the
-    module docstring), in their order. A finding covers only while it is listed itself: the rules are applied
-    with every finding as a possible cover, then a rule one of whose covers was left out is applied again
-    without those, so that no chain of left-out findings ends in one nobody asks about. Only the rows a rule
-    selects are joined, and the rows are copied once."""
+    module docstring), in their order. A finding no rule leaves out is listed; a finding is left out when a
+    listed finding covers it, or one left out so in turn (followed until nothing changes: a few steps, the
+    rules chain at most file -> site -> subject). Only the rows a rule selects are joined, and the rows are
+    copied once."""
     indexed = rows.with_row_index("_ROW")
-    results = [_rule_cover(indexed, rule) for rule in rules]
-    first = pl.concat([covered for covered, _ in results]) if results else pl.Series("_ROW", [], pl.UInt32)
-    if first.len() == 0:
+    pairs = pl.concat([_rule_pairs(indexed, rule) for rule in rules]) if rules else pl.DataFrame()
+    if pairs.height == 0:
         return rows
-    final = [covered if not by_rows.is_in(first.implode()).any() else _rule_cover(indexed, rule, first)[0]
-             for rule, (covered, by_rows) in zip(rules, results, strict=True)]
-    return indexed.filter(~pl.col("_ROW").is_in(pl.concat(final).implode())).drop("_ROW")
+    reached = pairs.filter(~pl.col("_ROW_BY").is_in(pairs["_ROW"].implode()))["_ROW"].unique()  # by listed ones
+    while True:
+        more = pairs.filter(pl.col("_ROW_BY").is_in(reached.implode()) & ~pl.col("_ROW").is_in(reached.implode()))
+        if more.height == 0:
+            break
+        reached = pl.concat([reached, more["_ROW"].unique()])
+    return indexed.filter(~pl.col("_ROW").is_in(reached.implode())).drop("_ROW")

@@ -28,7 +28,7 @@ from contracts.enums import ReasonCode, Severity
 from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from core.safety import neutralise_expr
-from core.source import rows_words, shown_row
+from core.source import rows_words
 from ingestion.codes import NOTE_PREFIX, Code
 from reporting.check_keys import matching
 from reporting.covered import check_rules, without_covered
@@ -161,12 +161,12 @@ def _with_unit(value: str, unit: str) -> pl.Expr:
 
 def _row_reference() -> pl.Expr:
     """SOURCE as a site finds it, each of several records (`; `): `…/lb.csv record 462 after the header` for
-    `…/lb.csv:462`, `…/lb.xlsx sheet row 463` for `…/lb.xlsx:462` (core.source.rows_words). A site monitor
+    `…/lb.csv:462`, `…/lb.xlsx row 462 below the header` for `…/lb.xlsx:462` (core.source.rows_words). A site monitor
     read the bare `lb.csv:462` as the file's line 462 and looked at the record above."""
     part = pl.element()
     path, row = part.str.extract(r"^(.*):(\d+)$", 1), part.str.extract(r"^(.*):(\d+)$", 2).cast(pl.Int64)
     one = pl.when(row.is_null()).then(part).otherwise(
-        pl.format("{} {}", path, rows_words(path, shown_row(path, row).cast(pl.String))))
+        pl.format("{} {}", path, rows_words(path, row.cast(pl.String))))
     return pl.col("SOURCE").str.split("; ").list.eval(one).list.join("; ")
 
 

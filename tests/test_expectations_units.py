@@ -172,9 +172,10 @@ def test_data_docs_upload_to_s3_with_content_types(tmp_path, s3_endpoint: str, s
 
 
 def test_the_rows_of_a_duplicated_key_are_named_as_a_site_finds_them_in_each_file() -> None:
-    # a site monitor read "lb.csv rows 33, 34" as the file's lines; in a spreadsheet a data row is one sheet row
-    # lower (its header is sheet row 1), a CSV's blank lines are no records, a Parquet file has no header
+    # a site monitor read "lb.csv rows 33, 34" as the file's lines; a spreadsheet's rows are counted below its
+    # header (blank ones included), a CSV's blank lines are no records, a Parquet file has no header
     keys = ["S/1/D/lb.csv", "S/1/D/lb.csv", "S/1/D/vs.xlsx", "S/1/D/vs.xlsx", "S/1/D/fa.parquet"]
     rows = pl.DataFrame({"K": ["a"] * 5, "SOURCE_KEY": keys, "SOURCE_ROW": [34, 33, 9, 12, 5]})
     assert with_rows_text(rows, ("K",))["X_ROWS_TEXT"].unique().to_list() == [  # files in key order
-        "S/1/D/fa.parquet record 5; S/1/D/lb.csv records 33, 34 after the header; S/1/D/vs.xlsx sheet rows 10, 13"]
+        "S/1/D/fa.parquet record 5; S/1/D/lb.csv records 33, 34 after the header; S/1/D/vs.xlsx rows 9, 12 below "
+        "the header"]

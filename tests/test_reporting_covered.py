@@ -91,6 +91,12 @@ def test_the_rules_are_the_studys_data_and_a_wrong_rule_is_an_error():
          "rule 1: by: class 'INELIGIBLE' is not one of"),
         ([{"finding": {"class": "UNVERIFIABLE", "cause": "MISING"}, "by": {"check": "PC03"}, "same": "subject"}],
          "rule 1: finding: cause 'MISING' is not one of"),
+        ([{"finding": {"data_check": "DM.needed_result"}, "by": {"code": "ingest.file_rejected"}, "same": "domain"}],
+         "rule 1: finding: data_check 'DM.needed_result' is not"),
+        ([{"finding": {"data_check": "DM.needed_results"}, "by": {"code": "ingest.file_reject"}, "same": "domain"}],
+         "rule 1: by: code 'ingest.file_reject' is no ingestion code"),
+        ([{"finding": {"class": "UNVERIFIABLE"}, "by": {"class": "PROCESS"}, "same": "named_check"}],
+         "rule 1: named_check pairs a data-quality finding"),
     ]:
         with pytest.raises(DataFileError, match=message):
             check_rules(wrong)
@@ -211,20 +217,32 @@ def test_a_site_level_gap_covers_only_the_components_missing_that_test():
         (None, "DM.needed_results_site.SITE_MISSING_VS"), ("SZ003-102-0002", "IN11.CRCL")], key=str)
 
 
-def test_a_finding_left_out_covers_nothing_so_no_chain_ends_in_a_finding_nobody_asks_about():
-    # the subject's ALB results are all before the window: IN11.ALB (ONLY_BEFORE_WINDOW) is left out for PC03;
-    # a data-quality "no ALB result" of the subject that IN11.ALB would cover is then still asked
-    eligibility = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": SUBJECT, "CRITERION_ID": "IN11",
-                                 "CHECK_ID": "IN11.ALB", "OUTCOME": "UNVERIFIABLE", "REASON_CODE": "ONLY_BEFORE_WINDOW",
-                                 "REASON": "ALB results only before the screening window"}],
-                               schema={**ELIGIBILITY, "REASON_CODE": pl.String})
-    discrepancies = pl.DataFrame([_discrepancy("IN11.ALB", "UNVERIFIABLE", "QUERY", site="102"),
-                                  _discrepancy("PC03", "PROCESS", site="102")], schema=DISCREPANCIES)
-    validation = pl.DataFrame([_needs(SUBJECT, "ALB", "LB", "ENROLLED subject has no ALB result in LB: IN11.ALB "
-                                                             "cannot be verified")],
-                              schema={**FINDINGS, "CHECK": pl.String})
-    rows = build_site_queries(discrepancies, validation, eligibility)
-    assert rows["CHECK_ID"].to_list() == ["PC03", "DM.needed_results.MISSING_LB"]
+def test_a_rejected_file_covers_the_gap_it_causes_and_the_components_that_gap_names():
+    # a chain a review found: vs.csv rejected -> "site 102 delivers no WEIGHT result" -> IN11.CRCL "weight: no WEIGHT
+    # result". Re-sending vs.csv answers all three, so the site is asked for the file only
+    rejected = {"STUDYID": "SZ003", "SITEID": "102", "USUBJID": None, "DOMAIN": "VS", "VARIABLE": "VSORRESU",
+                "EXPECTATION": "ingest.file_rejected.missing_column", "CHECK": None, "OBSERVED": None,
+                "MESSAGE": "Site 102, file SZ003/102/D/vs.csv: required column VSORRESU missing", "SOURCE": "vs.csv"}
+    site = _needs(None, "WEIGHT", "VS", "site 102 delivers no WEIGHT result in VS for any subject: IN11.CRCL cannot "
+                                        "be verified for its 2 ENROLLED subjects")
+    rows = _crcl_case({"SZ003-102-0001": "weight: no WEIGHT result"}, [rejected, site])
+    assert rows["CHECK_ID"].to_list() == ["ingest.file_rejected.missing_column"]
+    # a component whose merged reason also names another problem is still asked (the stale ALB is asked nowhere
+    # else: PC03 reads only the first rule's code)
+    merged = _crcl_case({"SZ003-102-0001": "weight: no WEIGHT result; ALB results only before the screening window"},
+                        [rejected, site])
+    assert merged["CHECK_ID"].to_list() == ["IN11.CRCL", "ingest.file_rejected.missing_column"]
+
+
+def test_findings_that_would_only_cover_each_other_stay_listed():
+    rows = pl.DataFrame([{"STUDYID": "S", "SITEID": "1", "USUBJID": "S-1", "ORIGIN": "DISCREPANCY", "CHECK_ID": check,
+                          "CLASS": klass, "SEVERITY": "QUERY", "CAUSE": None, "DOMAIN": None}
+                         for check, klass in (("IN10", "IE_MISMATCH"), ("PC04", "PROCESS"), ("IN07", "UNVERIFIABLE"))])
+    cycle = [{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "PROCESS"}, "same": "subject"},
+             {"finding": {"class": "PROCESS"}, "by": {"class": "IE_MISMATCH"}, "same": "subject"}]
+    assert without_covered(rows, cycle).height == 3  # no listed finding asks for either: both stay
+    rooted = [*cycle, {"finding": {"class": "IE_MISMATCH"}, "by": {"class": "UNVERIFIABLE"}, "same": "subject"}]
+    assert without_covered(rows, rooted)["CHECK_ID"].to_list() == ["IN07"]  # a listed one covers one, then the other
 
 
 def test_a_site_level_gap_never_hides_an_important_finding():

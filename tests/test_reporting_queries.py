@@ -610,7 +610,7 @@ def test_a_result_excluded_by_a_data_quality_check_points_at_that_record_not_at_
 
 @pytest.mark.parametrize(("source", "reference"), [
     ("SZ003/117/D/lb.csv:462", "SZ003/117/D/lb.csv record 462 after the header"),
-    ("SZ003/117/D/lb.xlsx:9", "SZ003/117/D/lb.xlsx sheet row 10"),
+    ("SZ003/117/D/lb.xlsx:9", "SZ003/117/D/lb.xlsx row 9 below the header"),
     ("SZ003/117/D/lb.parquet:9", "SZ003/117/D/lb.parquet record 9"),
     ("SZ003/121/D/pr.csv:3; SZ003/121/D/cm.csv:4",
      "SZ003/121/D/pr.csv record 3 after the header; SZ003/121/D/cm.csv record 4 after the header"),
