@@ -76,8 +76,8 @@ def check_rules(rules: Any) -> None:
                     raise DataFileError(f"{where}: rule {number}: {side}: {kind} {selector[kind]!r} is not one of "
                                         f"{', '.join(sorted(known))}")
             _check_key(where, number, side, selector)
-        if rule["same"].startswith("named_check") and not (
-                ({"data_check", "code"} & set(rule["finding"])) != ({"data_check", "code"} & set(rule["by"]))):
+        quality = [bool({"data_check", "code"} & set(rule[side])) for side in ("finding", "by")]
+        if rule["same"].startswith("named_check") and quality[0] == quality[1]:
             raise DataFileError(f"{where}: rule {number}: {rule['same']} pairs a data-quality finding (data_check or "
                                 "code) with a discrepancy (check or class)")
 

@@ -97,6 +97,8 @@ def test_the_rules_are_the_studys_data_and_a_wrong_rule_is_an_error():
          "rule 1: by: code 'ingest.file_reject' is no ingestion code"),
         ([{"finding": {"class": "UNVERIFIABLE"}, "by": {"class": "PROCESS"}, "same": "named_check"}],
          "rule 1: named_check pairs a data-quality finding"),
+        ([{"finding": {"data_check": "DM.needed_results"}, "by": {"code": "ingest.file_rejected"},
+           "same": "named_check_of_subject"}], "rule 1: named_check_of_subject pairs a data-quality finding"),
     ]:
         with pytest.raises(DataFileError, match=message):
             check_rules(wrong)
