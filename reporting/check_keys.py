@@ -12,6 +12,8 @@ import re
 
 import polars as pl
 
+from ingestion.codes import Code
+
 
 def key_pattern(key: str) -> str:
     """The regular expression of a key: its parts, `*` standing for any one part (a domain), then nothing or
@@ -29,3 +31,9 @@ def matching(column: str, key: str) -> pl.Expr:
     matched = (value.str.contains(key_pattern(key)) if "*" in key
                else (value == key) | value.str.starts_with(f"{key}."))
     return (pl.col("ORIGIN") == "VALIDATION") & matched.fill_null(False)
+
+
+def names_a_code(key: str) -> bool:
+    """Whether `key` is an ingestion code or the start of one (`ingest.file_rejected`): a key that names none
+    would match no finding and silently do nothing."""
+    return any(str(code) == key or str(code).startswith(f"{key}.") for code in Code)

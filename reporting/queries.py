@@ -29,8 +29,8 @@ from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from core.safety import neutralise_expr
 from core.source import rows_words
-from ingestion.codes import NOTE_PREFIX, Code
-from reporting.check_keys import matching
+from ingestion.codes import NOTE_PREFIX
+from reporting.check_keys import matching, names_a_code
 from reporting.covered import check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
@@ -74,9 +74,8 @@ def _data() -> dict:
         if key not in ReasonCode.__members__.values():
             raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
     check_keys("queries.yaml: delivery", data["delivery"], {"codes", "grouped"}, {"codes", "grouped"})
-    known = [str(code) for code in Code]
     for key in data["delivery"]["codes"]:
-        if not any(code == key or code.startswith(f"{key}.") for code in known):
+        if not names_a_code(key):
             raise DataFileError(f"queries.yaml: delivery: codes: {key!r} is no ingestion code nor a prefix of one")
     return data
 
