@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from contracts.enums import DiscrepancyClass, ReasonCode, Severity
+from contracts.tables import FINDING_ID
 from expectations.spec import CheckKind
 from reporting.check_keys import matching, names_a_code
 from reporting.datafiles import DataFileError
@@ -162,21 +163,41 @@ def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
     return pairs.select("_ROW", "_ROW_BY")
 
 
+#: on a listed finding's row: the FINDING_IDs (space-separated) of the findings left out because it covers them
+COVERED_FINDING_IDS = "COVERED_FINDING_IDS"
+
+
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, REASON, MESSAGE,
-    OBSERVED, the subject and DOMAIN) without those another row already asks about, by `rules` (see the
-    module docstring), in their order. A finding no rule leaves out is listed; a finding is left out when a
-    listed finding covers it, or one left out so in turn (followed until nothing changes: a few steps, the
-    rules chain at most file -> site -> subject). Only the rows a rule selects are joined, and the rows are
-    copied once."""
+    OBSERVED, FINDING_ID, the subject and DOMAIN) without those another row already asks about, by `rules` (see
+    the module docstring), in their order, with COVERED_FINDING_IDS: on a listed row, the findings left out
+    for it (null on the others).
+
+    A finding no rule leaves out is listed; a finding is left out when a listed finding covers it, or one left
+    out so in turn (followed until nothing changes: a few steps, the rules chain at most file -> site ->
+    subject), and it is covered by the listed finding at the start of its chain (the first listed one, when
+    several chains reach it): the query that lists that finding asks the site about it, and the site's answer
+    to that query is recorded for it too (review.imports). Only the rows a rule selects are joined, and the
+    rows are copied once."""
+    none = pl.lit(None, pl.String).alias(COVERED_FINDING_IDS)
     indexed = rows.with_row_index("_ROW")
     pairs = pl.concat([_rule_pairs(indexed, rule) for rule in rules]) if rules else pl.DataFrame()
     if pairs.height == 0:
-        return rows
-    reached = pairs.filter(~pl.col("_ROW_BY").is_in(pairs["_ROW"].implode()))["_ROW"].unique()  # by listed ones
+        return rows.with_columns(none)
+    candidates = pairs["_ROW"].unique().implode()
+    # (left-out row, the listed row its chain starts at): first those a listed row covers, then those they cover
+    reached = pairs.filter(~pl.col("_ROW_BY").is_in(candidates)).select("_ROW", pl.col("_ROW_BY").alias("_ROOT"))
     while True:
-        more = pairs.filter(pl.col("_ROW_BY").is_in(reached.implode()) & ~pl.col("_ROW").is_in(reached.implode()))
+        more = (pairs.filter(~pl.col("_ROW").is_in(reached["_ROW"].implode()))
+                .join(reached.select(pl.col("_ROW").alias("_ROW_BY"), "_ROOT"), on="_ROW_BY", how="inner"))
         if more.height == 0:
             break
-        reached = pl.concat([reached, more["_ROW"].unique()])
-    return indexed.filter(~pl.col("_ROW").is_in(reached.implode())).drop("_ROW")
+        reached = pl.concat([reached, more.select("_ROW", "_ROOT")])
+    roots = reached.group_by("_ROW").agg(pl.col("_ROOT").min())
+    ids = pl.col(FINDING_ID) if FINDING_ID in rows.columns else pl.lit(None, pl.String)
+    covers = (roots.join(indexed.select("_ROW", ids.cast(pl.String).alias("_ID")), on="_ROW", how="inner")
+              .drop_nulls("_ID").sort("_ID")
+              .group_by("_ROOT").agg(pl.col("_ID").str.join(" ").alias(COVERED_FINDING_IDS))
+              .rename({"_ROOT": "_ROW"}))
+    return (indexed.filter(~pl.col("_ROW").is_in(roots["_ROW"].implode()))
+            .join(covers, on="_ROW", how="left", maintain_order="left").drop("_ROW"))

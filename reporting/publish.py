@@ -21,9 +21,11 @@ import polars as pl
 
 from contracts.enums import Severity
 from contracts.records import PartedTable, RunOutputs
+from contracts.tables import FINDING_ID
 from core.safety import neutralise
 from expectations.docs import publish_data_docs
 from reporting import parted
+from reporting.covered import COVERED_FINDING_IDS
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import previous_run, run_trend
 from reporting.html import render_report
@@ -31,8 +33,10 @@ from reporting.queries import (
     build_site_queries,
     capped_detail,
     consolidate_queries,
+    left_out_findings,
     query_detail,
     quoted_value_keys,
+    site_query_of,
     split_by_site,
     with_earlier_answers,
     with_finding_answers,
@@ -52,7 +56,9 @@ from reporting.summary import (
 )
 from reporting.tables import TABLES, canonical, write_csv_file, write_parquet_file
 from reporting.workbook import MAX_SHEET_ROWS, Sheet, pointer, sheet, site_workbooks, workbook
+from review.catalogue import catalogue_of
 from review.machine import load_machine
+from review.workbook import ALSO_ANSWERED_SHEET
 from storage import Store
 from storage.keys import join_key
 
@@ -161,18 +167,29 @@ def site_detail_key(site: str) -> str:
     return f"{DETAIL_FOLDER}/{site_file_name(site)}.csv"
 
 
-def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, study: str,
+def _site_sheet_file(site: str, sheet: str) -> str:
+    """Where a site workbook's sheet too long to write is (its pointer names it)."""
+    if sheet == SITE_SHEET:
+        return f"site_queries/{site_file_name(site)}.csv"
+    if sheet == ALSO_ANSWERED_SHEET:  # no file lists them per site (an answer is then recorded for the listed ones)
+        return "report.xlsx's Review sheet (its SITE_QUERY and COVERED_BY columns)"
+    return site_detail_key(site)
+
+
+def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, left_out: pl.DataFrame, study: str,
                           as_of: date, states: pl.DataFrame | None = None) -> list[OutputFile]:
     """site_queries/<SITEID>.xlsx for every site: Queries (one per problem, with the site's earlier answer
-    and the columns it answers in) and Detail (one row per finding, up to DETAIL_SHEET_FINDINGS of a
-    query), each sheet made in one pass over all sites. `safe` and `findings` are the neutralised queries
-    and their findings; `states`: the review's (ReviewResult.states), for the earlier answers."""
+    and the columns it answers in), Detail (one row per finding, up to DETAIL_SHEET_FINDINGS of a
+    query) and Also answered (the findings left out of the list, each with the query whose answer is recorded
+    for it), each sheet made in one pass over all sites. `safe`, `findings` and `left_out` are the neutralised
+    queries, their findings and the left-out ones; `states`: the review's (ReviewResult.states), for the
+    earlier answers."""
     files_of = {site: site_detail_key(site) for site in split_by_site(safe.select("SITEID"))}
     workbooks = site_workbooks([(SITE_SHEET, with_response_columns(with_earlier_answers(safe, states))),
-                                (DETAIL_SHEET, capped_detail(findings, files_of))],
+                                (DETAIL_SHEET, capped_detail(findings, files_of)),
+                                (ALSO_ANSWERED_SHEET, left_out)],
                                as_of, neutralised=True, title=lambda site: f"{study} queries for site {site}",
-                               where=lambda site, sheet: f"site_queries/{site_file_name(site)}.csv"
-                               if sheet == SITE_SHEET else site_detail_key(site))
+                               where=lambda site, sheet: _site_sheet_file(site, sheet))
     return [OutputFile(f"site_queries/{site_file_name(site)}.xlsx", data, XLSX) for site, data in workbooks.items()]
 
 
@@ -192,25 +209,20 @@ def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, folder: Path) -
     return files
 
 
-#: report.xlsx's sheets in order; None: a sheet made from the site queries (the others are made before them)
-REPORT_SHEETS = ["Summary", REVIEW_SHEET, "Sites", "Protocol versions", "Subjects", "Important deviations", None,
-                 None, "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk", "Reconciliation",
-                 "Not audited", "DV"]
+#: report.xlsx's sheets in order
+REPORT_SHEETS = ["Summary", REVIEW_SHEET, "Sites", "Protocol versions", "Subjects", "Important deviations", "Queries",
+                 "Query detail", "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk",
+                 "Reconciliation", "Not audited", "DV"]
+#: the sheets made from the site queries (the others are made while the queries are built)
+LATE_SHEETS = (REVIEW_SHEET, "Queries", "Query detail")
 
 
 def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedTable],
                    risk: pl.DataFrame) -> list[Sheet]:
     """report.xlsx's sheets that need no site queries, in REPORT_SHEETS order: made while the queries are built."""
     disc = tables["discrepancies"]
-    machine = load_machine()
-    unreviewed = outputs.review is None or outputs.review.verified
-    count = review_row_count(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
-    # a Review sheet too long to write is its pointer: its rows are not built only to be thrown away
-    review = pointer(REVIEW_SHEET, count, SHEET_FILES[REVIEW_SHEET]) if count > MAX_SHEET_ROWS else \
-        review_rows(disc, tables["validation"], machine, unreviewed_when_missing=unreviewed)
     frames = {
         "Summary": lambda: _summary_sheet(outputs),
-        REVIEW_SHEET: lambda: review,
         "Sites": lambda: site_table(outputs, risk),
         "Protocol versions": lambda: version_table(outputs),
         "Subjects": lambda: tables["subjects"],
@@ -224,18 +236,31 @@ def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedT
         "Not audited": lambda: not_audited_table(outputs.run_manifest),
         "DV": lambda: tables["dv"],
     }
-    drop_downs = {REVIEW_SHEET: decision_drop_downs(review, machine)} if count <= MAX_SHEET_ROWS else {}
-    return [sheet(name, frames[name](), SHEET_FILES.get(name), drop_downs.get(name, ()))
-            for name in REPORT_SHEETS if name is not None]
+    return [sheet(name, frames[name](), SHEET_FILES.get(name)) for name in REPORT_SHEETS if name not in LATE_SHEETS]
+
+
+def _review_sheet(outputs: RunOutputs, queries: pl.DataFrame) -> Sheet:
+    """The Review sheet: every open finding to decide on, with the site query that asks about it (so it is made
+    after the queries), or its pointer when it is too long to write (its rows are then not built)."""
+    disc, validation = outputs.discrepancies, outputs.validation
+    machine = load_machine()
+    unreviewed = outputs.review is None or outputs.review.verified
+    count = review_row_count(disc, validation, machine, unreviewed_when_missing=unreviewed)
+    if count > MAX_SHEET_ROWS:
+        return sheet(REVIEW_SHEET, pointer(REVIEW_SHEET, count, SHEET_FILES[REVIEW_SHEET]), None)
+    review = review_rows(disc, validation, machine, unreviewed_when_missing=unreviewed,
+                         asked=site_query_of(queries))
+    return sheet(REVIEW_SHEET, review, SHEET_FILES.get(REVIEW_SHEET), decision_drop_downs(review, machine))
 
 
 def _report_workbook(outputs: RunOutputs, early: Future[list[Sheet]], problems: pl.DataFrame,
                      queries: pl.DataFrame) -> list[OutputFile]:
     """report.xlsx: the sheets of the site queries, then the package with those made `early`."""
     made = iter(early.result())
-    late = iter([sheet("Queries", problems, SHEET_FILES["Queries"]),
-                 sheet("Query detail", query_detail(queries), SHEET_FILES["Query detail"])])
-    sheets = [next(made) if name is not None else next(late) for name in REPORT_SHEETS]
+    late = {REVIEW_SHEET: _review_sheet(outputs, queries),
+            "Queries": sheet("Queries", problems, SHEET_FILES["Queries"]),
+            "Query detail": sheet("Query detail", query_detail(queries), SHEET_FILES["Query detail"])}
+    sheets = [late[name] if name in LATE_SHEETS else next(made) for name in REPORT_SHEETS]
     data = workbook(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}")
     return [OutputFile("report.xlsx", data, XLSX)]
 
@@ -257,6 +282,14 @@ class _SiteQueries(NamedTuple):
     problems: pl.DataFrame  # one query per problem (consolidate_queries)
     safe: pl.DataFrame  # `problems`, neutralised for CSV and XLSX
     findings: pl.DataFrame  # query_detail(queries), neutralised
+    left_out: pl.DataFrame  # left_out_findings(queries), neutralised
+
+
+def _covered_catalogue(queries: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The review catalogue of the findings left out of the site queries only (a few of 130,000)."""
+    ids = queries[COVERED_FINDING_IDS].drop_nulls().str.split(" ").explode().implode()
+    return catalogue_of(*(frames[name].filter(pl.col(FINDING_ID).is_in(ids)) if FINDING_ID in frames[name].columns
+                          else frames[name] for name in ("discrepancies", "validation")))
 
 
 def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
@@ -288,7 +321,8 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
                                      every_text=False)  # no output shows a finding's own text but through its query
         queries = with_finding_answers(queries, states)
         problems = consolidate_queries(queries)
-        return _SiteQueries(queries, problems, neutralise(problems), neutralise(query_detail(queries)))
+        return _SiteQueries(queries, problems, neutralise(problems), neutralise(query_detail(queries)),
+                            neutralise(left_out_findings(queries, _covered_catalogue(queries, frames))))
 
     # the site queries and the site files made from them are the longest chain: it is started first, and
     # everything else is rendered beside it (the jobs that need the queries wait for them on their thread)
@@ -300,8 +334,8 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
-    jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings, outputs.study,
-                                                  outputs.as_of, states)))
+    jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings,
+                                                  built.result().left_out, outputs.study, outputs.as_of, states)))
     jobs.append(job(lambda: _report_workbook(outputs, early, built.result().problems, built.result().queries)))
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     return jobs

@@ -14,7 +14,8 @@ unit) are one query that lists its subjects and findings, so a site's list grows
 not with subjects. A site's answer to a consolidated query is recorded for each finding it lists. A
 finding that another finding already asks the site about (`covered_by`, reporting.covered: a missing IE
 answer of a subject with PC04, the checklist answer behind an ineligible enrolment) is not asked a second
-time.
+time: it is listed on the site workbook's Also answered sheet under the query that asks about it
+(`left_out_findings`), so that the site's answer to that query is recorded for it too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from core.safety import neutralise_expr
 from core.source import rows_words
 from ingestion.codes import NOTE_PREFIX
 from reporting.check_keys import matching, names_a_code
-from reporting.covered import check_rules, without_covered
+from reporting.covered import COVERED_FINDING_IDS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
 from review.machine import load_machine
@@ -39,7 +40,7 @@ from review.machine import load_machine
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
                  "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT",
-                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH"]
+                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH", COVERED_FINDING_IDS]
 #: one problem: the findings of a site with the same check and cause (see the module's docstring)
 PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
 CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
@@ -382,6 +383,41 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     # per site: important first, then by check and cause
     return problems.sort("SITEID", "SEVERITY", "ORIGIN", "CHECK_ID", "CAUSE", nulls_last=True,
                          maintain_order=True).select(CONSOLIDATED_COLUMNS)
+
+
+#: a finding left out of the site's queries (reporting.covered) and the query that asks about it instead
+ALSO_ANSWERED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", FINDING_ID, "CHECK_ID", "CLASS", "SEVERITY",
+                         "COVERED_BY"]
+
+
+def left_out_findings(queries: pl.DataFrame, catalogue: pl.DataFrame) -> pl.DataFrame:
+    """The findings left out of the site's queries because a listed one covers them (`queries`'
+    COVERED_FINDING_IDS), one row each: the query that lists the covering finding (QUERY_ID), the finding
+    (from `catalogue`, review.catalogue: its subject, check, class and severity) and the covering finding
+    (COVERED_BY), in the order of their queries.
+
+    A site's workbook lists them on its `Also answered` sheet, so that its answer to that query is recorded for
+    them too (review.imports): the important IE_MISMATCH behind an INELIGIBLE_ENROLLED the site answered is
+    then not left unanswered in the sponsor's review."""
+    covered = (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
+               .select("QUERY_ID", "STUDYID", "SITEID", pl.col(FINDING_ID).alias("COVERED_BY"),
+                       pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID))
+               .explode(FINDING_ID))
+    about = catalogue.select(FINDING_ID, "USUBJID", "CHECK_ID", "CLASS", "SEVERITY")
+    return covered.join(about, on=FINDING_ID, how="left", maintain_order="left").select(ALSO_ANSWERED_COLUMNS)
+
+
+def site_query_of(queries: pl.DataFrame) -> pl.DataFrame:
+    """FINDING_ID -> SITE_QUERY (the query that asks the site about it) and COVERED_BY (the finding that query
+    lists in its place, when it was left out of the site's list): for the sponsor's Review sheet, which lists
+    every open finding, so that a reviewer sees where each was asked and which answer is its."""
+    listed = queries.select(FINDING_ID, pl.col("QUERY_ID").alias("SITE_QUERY"),
+                            pl.lit(None, pl.String).alias("COVERED_BY"))
+    covered = (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
+               .select(pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID),
+                       pl.col("QUERY_ID").alias("SITE_QUERY"), pl.col(FINDING_ID).alias("COVERED_BY"))
+               .explode(FINDING_ID))
+    return pl.concat([listed, covered], how="vertical").filter(pl.col(FINDING_ID).is_not_null())
 
 
 #: the site's last answer: to a query's findings beside the columns it answers in (`with_earlier_answers`), to

@@ -22,7 +22,9 @@ from review.machine import StateMachine
 SHEET = "Review"
 COLUMNS = [FINDING_ID, "ORIGIN", "STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
            "DAYS_OPEN", "EVIDENCE", EVIDENCE_HASH, "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT",
-           "DECISION", "TEXT", "REVIEWER"]
+           "SITE_QUERY", "COVERED_BY", "DECISION", "TEXT", "REVIEWER"]
+#: where the site was asked about a finding (reporting.queries.site_query_of)
+_ASKED = ["SITE_QUERY", "COVERED_BY"]
 _REVIEW = ["REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT"]
 
 
@@ -53,15 +55,23 @@ def review_row_count(discrepancies: pl.DataFrame, validation: pl.DataFrame, mach
 
 
 def review_rows(discrepancies: pl.DataFrame, validation: pl.DataFrame, machine: StateMachine,
-                unreviewed_when_missing: bool = True) -> pl.DataFrame:
+                unreviewed_when_missing: bool = True, asked: pl.DataFrame | None = None) -> pl.DataFrame:
     """The open findings (present tonight, not settled), grouped by state, then site, subject and check.
 
     `unreviewed_when_missing`: a finding without a review state (no review stage ran) is in the initial
     state; False when the ledger failed verification (the state is unknown and no drop-down is offered).
+    `asked`: FINDING_ID -> SITE_QUERY, COVERED_BY (reporting.queries.site_query_of): the site query that asks
+    about each finding and, for one left out of the site's list, the finding that query lists instead; a
+    finding in no site's queries (settled, or a run without them) has neither.
     """
     live, review = _states(discrepancies, validation)
     catalogue = catalogue_of(live, validation)
     rows = catalogue.join(review.unique(FINDING_ID, keep="first"), on=FINDING_ID, how="left", maintain_order="left")
+    if asked is not None:
+        rows = rows.join(asked.select(FINDING_ID, *_ASKED).unique(FINDING_ID, keep="first"), on=FINDING_ID,
+                         how="left", maintain_order="left")
+    else:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias(c) for c in _ASKED)
     if unreviewed_when_missing:
         rows = rows.with_columns(pl.col("REVIEW_STATE").fill_null(machine.initial))
     order = {state: i for i, state in enumerate(machine.states)}

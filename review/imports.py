@@ -2,7 +2,8 @@
 
 Two kinds of workbook come back (review.workbook): the `Review` sheet of report.xlsx, where a
 reviewer chose a DECISION and wrote TEXT and REVIEWER on some rows; and a site's query workbook, whose
-SITE_RESPONSE / RESPONDED_BY rows become the machine's site-response action by that site. The
+SITE_RESPONSE / RESPONDED_BY rows become the machine's site-response action by that site, for each finding
+a query lists and each its Also answered sheet lists under it. The
 workbook as a whole is refused (nothing applied) when it is not readable, not for this study, for
 another site than expected, or was applied before (same bytes). Otherwise its decided rows are
 checked together (review.proposals) and the accepted ones are written as one ledger object: a refused
@@ -127,15 +128,36 @@ def _per_finding(decided: pl.DataFrame) -> pl.DataFrame:
             .drop("FINDING_IDS", "FINDING_IDS_FORMULA"))
 
 
-def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMachine) -> tuple[pl.DataFrame, int]:
-    """The decided rows as proposals (a consolidated site query's answer once per finding it lists), and
-    how many rows had no decision."""
+def _left_out(decided: pl.DataFrame, also: pl.DataFrame | None) -> pl.DataFrame:
+    """A site query's answer once for each finding its workbook's Also answered sheet lists under it (left out
+    of the list because the query asks the same: reporting.covered), marked _ALSO; none without that sheet."""
+    if also is None or also.height == 0 or "QUERY_ID" not in decided.columns:
+        return decided.clear().with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
+    listed = also.select(pl.col("QUERY_ID").str.strip_chars(), pl.col(FINDING_ID).alias("_ID"),
+                         (pl.col("FINDING_ID_FORMULA") if "FINDING_ID_FORMULA" in also.columns
+                          else pl.lit(False)).alias("_ID_FORMULA"))
+    return (decided.with_columns(pl.col("QUERY_ID").str.strip_chars())
+            .join(listed, on="QUERY_ID", how="inner", maintain_order="left")
+            .filter(pl.col("_ID").str.strip_chars().fill_null("") != "")
+            .drop("FINDING_IDS", "FINDING_IDS_FORMULA", strict=False)
+            .rename({"_ID": FINDING_ID, "_ID_FORMULA": "FINDING_ID_FORMULA"}))
+
+
+def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMachine,
+               also: pl.DataFrame | None = None) -> tuple[pl.DataFrame, int]:
+    """The decided rows as proposals (a consolidated site query's answer once per finding it lists, and once
+    per finding `also`, the workbook's Also answered sheet, lists under it), and how many rows had no
+    decision."""
     text = pl.col("TEXT") if kind == "REVIEW" else pl.col("SITE_RESPONSE")
     decided = book_rows.filter((pl.col("DECISION") if kind == "REVIEW" else text).str.strip_chars()
                                .fill_null("") != "")
     undecided = book_rows.height - decided.height
     if kind != "REVIEW":
-        decided = _per_finding(decided)
+        if "QUERY_ID" not in decided.columns:  # a workbook of one row per finding
+            decided = decided.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
+        decided = pl.concat([_per_finding(decided).with_columns(pl.lit(False).alias("_ALSO")),
+                             _left_out(decided, also).with_columns(pl.lit(True).alias("_ALSO"))],
+                            how="diagonal_relaxed")
     if kind == "REVIEW":
         frame = decided.select(
             "ROW", FINDING_ID, pl.col("DECISION").str.to_uppercase().alias("ACTION"), pl.col("REVIEWER").alias("BY"),
@@ -153,7 +175,10 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
             text.alias("TEXT"),
             (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns
              else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
-            pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW")).alias("VIA"),
+            pl.when(pl.col("_ALSO"))
+            .then(pl.format("site workbook {} row {} (query {}, Also answered sheet)", pl.lit(name), pl.col("ROW"),
+                            pl.col("QUERY_ID")))
+            .otherwise(pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW"))).alias("VIA"),
             "SITEID", _formula_refusal(decided).alias("REFUSED"))
     return proposals(frame), undecided
 
@@ -185,7 +210,7 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
             save_receipt(store, receipt, name, at)
         return receipt
     receipt.rows = book.rows.height
-    proposed, receipt.without_decision = _proposals(book.rows, book.kind, name, machine)
+    proposed, receipt.without_decision = _proposals(book.rows, book.kind, name, machine, book.also)
     outcome = append_actions(store, study, proposed, catalogue, machine, where, at=at)
     receipt.applied = [{"row": r, "finding_id": f, "action": a, "seq": s} for r, f, a, s in
                        outcome.applied.select("ROW", FINDING_ID, "ACTION", "SEQ").iter_rows()]

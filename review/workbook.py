@@ -26,6 +26,8 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_UNZIPPED = 200 * 1024 * 1024
 REVIEW_SHEET = "Review"
 SITE_SHEET = "Queries"
+#: a site workbook's findings left out of its Queries (another finding asks the same): QUERY_ID, FINDING_ID
+ALSO_ANSWERED_SHEET = "Also answered"
 #: columns a returned review sheet must have, and a site's query sheet
 REVIEW_COLUMNS = ("FINDING_ID", "STUDYID", "SITEID", "EVIDENCE_HASH", "DECISION", "TEXT", "REVIEWER")
 SITE_COLUMNS = ("FINDING_IDS", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY")
@@ -46,6 +48,8 @@ class ReturnedWorkbook:
     kind: str  # "REVIEW" or "SITE"
     sheet: str
     rows: pl.DataFrame  # ROW (Excel's row number), the sheet's columns as text, and <COLUMN>_FORMULA flags
+    #: a site workbook's Also answered sheet as `rows` (QUERY_ID, FINDING_ID, ...); None when it has none
+    also: pl.DataFrame | None = None
 
 
 def _unzipped(data: bytes) -> zipfile.ZipFile:
@@ -143,9 +147,28 @@ def read_returned(data: bytes) -> ReturnedWorkbook:
             if missing:
                 raise WorkbookRefused(f"the {sheet} sheet lacks the column(s) {', '.join(missing)}: "
                                       "return the workbook as the audit made it")
-            return ReturnedWorkbook(kind, sheet, _with_formulas(frame, positions, archive, sheet))
+            also = _also_answered(reader, archive, sheets) if kind == "SITE" else None
+            return ReturnedWorkbook(kind, sheet, _with_formulas(frame, positions, archive, sheet), also)
     raise WorkbookRefused(f"no {REVIEW_SHEET} sheet (a report.xlsx) nor {SITE_SHEET} sheet (a site's query "
                           "workbook): not a workbook the audit made")
+
+
+def _also_answered(reader: fastexcel.ExcelReader, archive: zipfile.ZipFile,
+                   sheets: dict[str, str]) -> pl.DataFrame | None:
+    """A site workbook's Also answered sheet (QUERY_ID, FINDING_ID and formula flags), or None when it has none
+    (a workbook made before it existed) or it is not that table (a pointer, a sheet the site rearranged)."""
+    sheet = sheets.get(ALSO_ANSWERED_SHEET.lower())
+    if sheet is None:
+        return None
+    try:
+        frame, positions = _load(reader, sheet)
+    except WorkbookRefused:
+        raise
+    except Exception as error:  # calamine raises several error types for damaged sheets
+        raise WorkbookRefused(f"the {sheet} sheet cannot be read ({type(error).__name__})") from None
+    if not {"QUERY_ID", "FINDING_ID"} <= set(frame.columns):
+        return None
+    return _with_formulas(frame, positions, archive, sheet)
 
 
 def _with_formulas(frame: pl.DataFrame, positions: dict[str, int], archive: zipfile.ZipFile,

@@ -264,3 +264,38 @@ def test_a_site_level_gap_never_hides_an_important_finding():
                            "OBSERVED": site["OBSERVED"]}])
     assert without_covered(raw, [rule]).height == 3  # neither the important nor the unknown one is left out
     assert without_covered(raw.with_columns(pl.lit("QUERY").alias("SEVERITY")), [rule]).height == 1
+
+
+def test_a_left_out_finding_is_recorded_on_the_listed_finding_its_chain_starts_at():
+    # the site's answer to the listed finding's query is recorded for the findings it covers (review.imports): each
+    # left-out finding must name that finding, also through a chain (the cycle's members name the listed root)
+    rows = pl.DataFrame([{"STUDYID": "S", "SITEID": "1", "USUBJID": "S-1", "ORIGIN": "DISCREPANCY", "CHECK_ID": check,
+                          "CLASS": klass, "SEVERITY": "QUERY", "CAUSE": None, "DOMAIN": None, "FINDING_ID": finding}
+                         for check, klass, finding in (("IN10", "IE_MISMATCH", "F-A"), ("PC04", "PROCESS", "F-B"),
+                                                       ("IN07", "UNVERIFIABLE", "F-C"), ("EX01", "OTHER", "F-D"))])
+    cycle = [{"finding": {"class": "IE_MISMATCH"}, "by": {"class": "PROCESS"}, "same": "subject"},
+             {"finding": {"class": "PROCESS"}, "by": {"class": "IE_MISMATCH"}, "same": "subject"},
+             {"finding": {"class": "IE_MISMATCH"}, "by": {"class": "UNVERIFIABLE"}, "same": "subject"}]
+    listed = without_covered(rows, cycle)
+    assert listed.select("FINDING_ID", "COVERED_FINDING_IDS").rows() == [("F-C", "F-A F-B"), ("F-D", None)]
+    assert without_covered(rows, [])["COVERED_FINDING_IDS"].to_list() == [None] * 4
+
+
+def test_every_finding_left_out_is_on_the_sites_also_answered_list_and_the_review_sheet_names_its_query():
+    from reporting.queries import left_out_findings, site_query_of
+    from review.catalogue import catalogue_of
+
+    ids = {"IN10": "F-MISMATCH", "IN10.PLT": "F-INELIGIBLE", "IN07": "F-OTHER"}
+    findings = [{**_discrepancy(check, klass, severity), "FINDING_ID": ids[check]} for check, klass, severity in
+                (("IN10", "IE_MISMATCH", "IMPORTANT"), ("IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"),
+                 ("IN07", "IE_MISMATCH", "QUERY"))]
+    queries = _site_queries(findings)
+    disc = pl.DataFrame(findings, schema=DISCREPANCIES)
+    left = left_out_findings(queries, catalogue_of(disc, None))
+    query = queries.filter(pl.col("FINDING_ID") == "F-INELIGIBLE")["QUERY_ID"].item()
+    assert left.select("QUERY_ID", "USUBJID", "FINDING_ID", "CHECK_ID", "CLASS", "SEVERITY", "COVERED_BY").rows() == [
+        (query, SUBJECT, "F-MISMATCH", "IN10", "IE_MISMATCH", "IMPORTANT", "F-INELIGIBLE")]
+    asked = dict((f, (q, by)) for f, q, by in site_query_of(queries).select("FINDING_ID", "SITE_QUERY",
+                                                                            "COVERED_BY").rows())
+    other = queries.filter(pl.col("FINDING_ID") == "F-OTHER")["QUERY_ID"].item()
+    assert asked == {"F-INELIGIBLE": (query, None), "F-OTHER": (other, None), "F-MISMATCH": (query, "F-INELIGIBLE")}

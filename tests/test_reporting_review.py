@@ -107,7 +107,7 @@ def test_the_review_sheet_offers_only_the_actions_each_state_allows(night: dict)
     rules = [(column, first, last or first, choices) for column, first, last, choices in re.findall(
         r'<dataValidation type="list"[^>]*sqref="([A-Z]+)(\d+)(?::[A-Z]+(\d+))?"[^>]*><formula1>"([^<]*)"</formula1>',
         xml)]
-    assert rules and {column for column, _, _, _ in rules} == {"Q"}  # DECISION is column Q
+    assert rules and {column for column, _, _, _ in rules} == {"S"}  # DECISION is column S
     covered = sum(int(last) - int(first) + 1 for _, first, last, _ in rules)
     assert covered == sheet.height
     for _, first, last, choices in rules:
@@ -116,6 +116,23 @@ def test_the_review_sheet_offers_only_the_actions_each_state_allows(night: dict)
         important = set(rows["SEVERITY"].to_list()) == {"IMPORTANT"}
         allowed = [a for a in MACHINE.allowed(state) if a != "CONFIRM_DEVIATION" or important]
         assert choices.split(",") == allowed
+
+
+def test_a_review_sheet_too_long_to_write_is_its_pointer_without_drop_downs(night: dict, monkeypatch) -> None:
+    # the dirty benchmark's night: 130,000 open findings; the sheet says where to decide instead
+    import importlib
+
+    import fastexcel
+
+    publish_module = importlib.import_module("reporting.publish")  # the package exports a function of that name
+    outputs, _ = _reviewed(night)
+    monkeypatch.setattr(publish_module, "MAX_SHEET_ROWS", 3)
+    report = next(f.data for f in render_outputs(outputs) if f.key == "report.xlsx")
+    sheet = fastexcel.read_excel(report).load_sheet("Review", dtypes="string").to_polars()
+    assert sheet.columns == ["NOTE"] and sheet.height == 1
+    assert "'screening-audit review list'" in sheet["NOTE"][0]
+    with zipfile.ZipFile(io.BytesIO(report)) as archive:
+        assert "dataValidation" not in archive.read("xl/worksheets/sheet2.xml").decode()
 
 
 def test_backlog_reopenings_and_the_list_apart_are_plain_tables(night: dict) -> None:

@@ -193,6 +193,61 @@ def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None
         == queries.height - 1
 
 
+def test_a_site_answer_is_recorded_for_the_findings_left_out_behind_its_query(tmp_path: Path) -> None:
+    # an ineligible enrolment is one query (INELIGIBLE_ENROLLED); the IE_MISMATCH on the same criterion is left out
+    # of the site's list (reporting.covered). The site's answer must reach it too: before, the important mismatch
+    # stayed unanswered in the sponsor's review, with no link to the query that had asked about it
+    from dataclasses import replace
+
+    from tests.support.review_workbooks import _sheet
+
+    store = LocalStore(tmp_path / "reports")
+    outputs = make_outputs(n_subjects=60, n_sites=3, as_of=AS_OF)
+    ineligible = outputs.discrepancies.filter(pl.col("CLASS") == "INELIGIBLE_ENROLLED").row(0, named=True)
+    criterion = ineligible["CHECK_ID"].split(".")[0]
+    mismatch = pl.DataFrame([{**ineligible, "CHECK_ID": criterion, "CLASS": "IE_MISMATCH", "FINDING_ID": None,
+                              "EVIDENCE_HASH": None, "EVIDENCE": f"the site recorded {criterion} as met"}],
+                            schema=outputs.discrepancies.schema)
+    discrepancies = apply_history(pl.concat([outputs.discrepancies, mismatch]), store, study=STUDY, as_of=AS_OF)
+    publish(replace(outputs, discrepancies=discrepancies), store, f"{STUDY}/{AS_OF.isoformat()}")
+    seal(store, f"{STUDY}/{AS_OF.isoformat()}")
+    _, catalogue = published_catalogue(store, STUDY)
+    ids = dict(catalogue.filter(pl.col("USUBJID") == ineligible["USUBJID"])
+               .select(pl.col("CLASS"), pl.col("FINDING_ID")).filter(pl.col("CLASS").is_in(
+                   ["INELIGIBLE_ENROLLED", "IE_MISMATCH"])).rows())
+    site = ineligible["SITEID"]
+    published = store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    queries = _sheet(published, "Queries")
+    assert not queries["FINDING_IDS"].str.contains(ids["IE_MISMATCH"], literal=True).any()  # one query, not two
+    asking = queries.filter(pl.col("FINDING_IDS").str.contains(ids["INELIGIBLE_ENROLLED"], literal=True))
+    also = _sheet(published, "Also answered")
+    assert also.select("QUERY_ID", "USUBJID", "FINDING_ID", "CHECK_ID", "CLASS", "COVERED_BY").rows() == [
+        (asking["QUERY_ID"].item(), ineligible["USUBJID"], ids["IE_MISMATCH"], criterion, "IE_MISMATCH",
+         ids["INELIGIBLE_ENROLLED"])]
+    # the sponsor's Review sheet lists both, each with the query that asks about it
+    review = _sheet(store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/report.xlsx"), "Review")
+    asked = {f: (q, by) for f, q, by in review.select("FINDING_ID", "SITE_QUERY", "COVERED_BY").rows()}
+    assert asked[ids["IE_MISMATCH"]] == (asking["QUERY_ID"].item(), ids["INELIGIBLE_ENROLLED"])
+    assert asked[ids["INELIGIBLE_ENROLLED"]] == (asking["QUERY_ID"].item(), None)
+    # the site answers the one query it was sent (Excel keeps the other sheets of the workbook it returns)
+    returned = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported", "Dr Lee")},
+                                     keep=published)
+    receipt = apply_workbook(store, STUDY, returned, "returned.xlsx", catalogue, "the latest run", MACHINE,
+                             expected_site=site)
+    assert receipt.status == "APPLIED"
+    assert sorted(a["finding_id"] for a in receipt.applied) == sorted(
+        [*asking["FINDING_IDS"].item().split(" "), ids["IE_MISMATCH"]])
+    entries = read_ledger(store, STUDY, MACHINE.initial).require_intact().entries
+    left_out = entries.filter(pl.col("FINDING_ID") == ids["IE_MISMATCH"]).row(0, named=True)
+    assert (left_out["ACTION"], left_out["TEXT"], left_out["TO_STATE"]) == ("SITE_RESPONSE", "deviation reported",
+                                                                           "ANSWERED")
+    assert f"query {asking['QUERY_ID'].item()}, Also answered sheet" in left_out["VIA"]
+    # a workbook returned without that sheet (a site that copied the Queries sheet alone) answers the listed ones
+    bare = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported again", None)})
+    again = apply_workbook(store, STUDY, bare, "bare.xlsx", catalogue, "the latest run", MACHINE, expected_site=site)
+    assert ids["IE_MISMATCH"] not in {a["finding_id"] for a in again.applied}
+
+
 def test_a_site_workbook_of_one_row_per_finding_is_still_read(run: dict) -> None:
     """Workbooks published before queries were consolidated name one FINDING_ID per row."""
     from tests.support.review_workbooks import _sheet, _write

@@ -14,17 +14,20 @@ def _sheet(data: bytes, name: str) -> pl.DataFrame:
     return fastexcel.read_excel(data).load_sheet(name, dtypes="string").to_polars()
 
 
-def _write(frame: pl.DataFrame, name: str, formulas: dict[tuple[int, str], str] | None = None) -> bytes:
+def _write(frame: pl.DataFrame, name: str, formulas: dict[tuple[int, str], str] | None = None,
+           others: dict[str, pl.DataFrame] | None = None) -> bytes:
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
-    sheet = book.add_worksheet(name)
-    sheet.write_row(0, 0, frame.columns)
-    for r, row in enumerate(frame.iter_rows(), start=1):
-        for c, value in enumerate(row):
-            if value is not None:
-                sheet.write_string(r, c, str(value))
-    for (row, column), formula in (formulas or {}).items():
-        sheet.write_formula(row + 1, frame.columns.index(column), formula, None, "cached")
+    for sheet_name, sheet_frame in {name: frame, **(others or {})}.items():
+        sheet = book.add_worksheet(sheet_name)
+        sheet.write_row(0, 0, sheet_frame.columns)
+        for r, row in enumerate(sheet_frame.iter_rows(), start=1):
+            for c, value in enumerate(row):
+                if value is not None:
+                    sheet.write_string(r, c, str(value))
+        if sheet_name == name:
+            for (row, column), formula in (formulas or {}).items():
+                sheet.write_formula(row + 1, frame.columns.index(column), formula, None, "cached")
     book.close()
     return buffer.getvalue()
 
@@ -47,9 +50,10 @@ def returned_review(report_xlsx: bytes, decisions: dict[str, tuple[str, str | No
 
 
 def returned_site_queries(site_xlsx: bytes, answers: dict[str, tuple[str, str | None]],
-                          change: dict[str, pl.Expr] | None = None) -> bytes:
+                          change: dict[str, pl.Expr] | None = None, keep: bytes | None = None) -> bytes:
     """A site's query workbook with SITE_RESPONSE and RESPONDED_BY filled on the queries that list the
-    given FINDING_IDs (a consolidated query lists several: its answer is for each of them)."""
+    given FINDING_IDs (a consolidated query lists several: its answer is for each of them); `keep`: the
+    published workbook whose other sheets (Detail, Also answered) go back too, as Excel keeps them."""
     frame = _sheet(site_xlsx, "Queries")
     listed = pl.col("FINDING_IDS").str.split(" ")
     for column, index in (("SITE_RESPONSE", 0), ("RESPONDED_BY", 1)):
@@ -59,7 +63,9 @@ def returned_site_queries(site_xlsx: bytes, answers: dict[str, tuple[str, str | 
         frame = frame.with_columns(chain.alias(column))
     if change:
         frame = frame.with_columns(**change)
-    return _write(frame, "Queries")
+    others = {name: _sheet(keep, name) for name in fastexcel.read_excel(keep).sheet_names if name != "Queries"} \
+        if keep is not None else None
+    return _write(frame, "Queries", others=others)
 
 
 def findings_listed_with(site_xlsx: bytes, finding: str) -> list[str]:
