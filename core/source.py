@@ -42,13 +42,15 @@ def source_order(key: str = SOURCE_KEY, row: str = SOURCE_ROW) -> list[pl.Expr]:
 
 #: spreadsheet files: a data row's number counts the sheet rows below the header, blank ones included (the
 #: header need not be on sheet row 1: the reader starts at the first row that has a value)
-_SHEET_FILE = r"\.(xlsx|xlsm|xls)$"
+_SHEET_FILES = ["xlsx", "xlsm", "xls"]
 #: files without a header line (their rows are records 1, 2, ...)
-_HEADERLESS_FILE = r"\.(parquet|xpt)$"
+_HEADERLESS_FILES = ["parquet", "xpt"]
 
 
-def _is(key: pl.Expr, pattern: str) -> pl.Expr:
-    return key.str.to_lowercase().str.contains(pattern).fill_null(False)
+def _extension(key: pl.Expr) -> pl.Expr:
+    """The extension of a file `key` (or of a SOURCE `<key>:<row>`), lower case: only the few characters after the
+    last dot are lower-cased (a query detail names 130,000 records; lower-casing each whole key cost most of it)."""
+    return key.str.extract(r"\.([^./:]+)(?::\d+)?$", 1).str.to_lowercase()
 
 
 def rows_words(key: pl.Expr, numbers: pl.Expr, several: pl.Expr | bool = False) -> pl.Expr:
@@ -57,10 +59,13 @@ def rows_words(key: pl.Expr, numbers: pl.Expr, several: pl.Expr | bool = False) 
     records, so no line number can be told), `record 462` in a file without a header (Parquet, SAS
     transport). A site monitor read the bare `lb.csv:462` as the file's line 462 and looked at the record
     above it; no sheet row is given, since the header's own row is not recorded."""
-    many = pl.lit(several) if isinstance(several, bool) else several
-    sheet = _is(key, _SHEET_FILE)
-    noun = pl.when(sheet).then(pl.when(many).then(pl.lit("rows")).otherwise(pl.lit("row"))) \
-        .otherwise(pl.when(many).then(pl.lit("records")).otherwise(pl.lit("record")))
-    tail = (pl.when(sheet).then(pl.lit(" below the header")).when(_is(key, _HEADERLESS_FILE)).then(pl.lit(""))
-            .otherwise(pl.lit(" after the header")))
-    return pl.format("{} {}{}", noun, numbers, tail)
+    extension = _extension(key).fill_null("")
+
+    def noun(plural: bool) -> pl.Expr:
+        return extension.replace_strict(dict.fromkeys(_SHEET_FILES, "rows" if plural else "row"),
+                                        default="records" if plural else "record", return_dtype=pl.String)
+    tail = extension.replace_strict({**dict.fromkeys(_SHEET_FILES, " below the header"),
+                                     **dict.fromkeys(_HEADERLESS_FILES, "")},
+                                    default=" after the header", return_dtype=pl.String)
+    nouns = noun(several) if isinstance(several, bool) else pl.when(several).then(noun(True)).otherwise(noun(False))
+    return pl.format("{} {}{}", nouns, numbers, tail)

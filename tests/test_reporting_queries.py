@@ -332,6 +332,22 @@ def test_one_subjects_findings_of_one_check_are_listed_in_the_order_of_their_rec
     assert len(lines) == len(rows)
 
 
+def test_the_detail_names_each_findings_record_as_a_site_finds_it():
+    # a monitor works the Detail sheet record by record, and read its bare SOURCE `lb.csv:462` as line 462
+    sources = {"SZ003/101/D/lb.csv:462": "record 462 after the header",
+               "SZ003/101/D/LB.XLSX:007": "row 7 below the header",
+               "SZ003/101/D/lb.parquet:3": "record 3",
+               "SZ003/101/D/lb.csv:8; SZ003/101/D/lb.csv:9": "records 8, 9 after the header",
+               "SZ003/101/D/a.csv:1; SZ003/101/D/b.xlsx:2":
+                   "SZ003/101/D/a.csv record 1 after the header; SZ003/101/D/b.xlsx row 2 below the header",
+               "SZ003/101/D/lb.csv": None}
+    queries = pl.DataFrame({"SOURCE": [*sources, None]}).with_columns(
+        pl.lit(None, pl.String).alias(c) for c in QUERY_COLUMNS if c != "SOURCE")
+    detail = query_detail(queries)
+    assert detail["RECORD"].to_list() == [*sources.values(), None]
+    assert detail.columns.index("RECORD") == detail.columns.index("SOURCE") + 1
+
+
 def test_a_query_shows_the_sites_last_answer_and_for_how_many_of_its_findings():
     problems = consolidate_queries(_detail(3))
     ids = problems["FINDING_IDS"].item().split(" ")
