@@ -63,6 +63,9 @@ def test_excluded_value_is_never_used():
     row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.HGB")
     assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
     assert row["REASON"] == "HGB 250 g/dL is outside the plausible range 2-25 g/dL"
+    # the excluded record is named, so that the component's query can point the site at it
+    hgb = domains["lb"].filter(pl.col("LBTESTCD") == "HGB").row(0, named=True)
+    assert row["SOURCE"] == f"{hgb['SOURCE_KEY']}:{hgb['SOURCE_ROW']}"
 
 
 def test_excluded_latest_value_falls_back_to_an_earlier_usable_one():

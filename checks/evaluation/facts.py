@@ -243,6 +243,7 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
         .sort(*_latest_order(keys), nulls_last=False)
         .with_columns(
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
+            pl.when(~usable).then(source_text()).alias("_EXCL_SOURCE"),
             pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),
             pl.when(pl.col("WSTATUS") == "INVALID").then(pl.col("DTC")).alias("_INVALID"),
             pl.when(pl.col("WSTATUS") == "BEFORE").then(pl.col("DTC")).alias("_BEFORE"),
@@ -250,6 +251,7 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
         .group_by(keys).agg(
             (~usable).any().alias("ANY_EXCLUDED"),
             pl.col("_EXCL").drop_nulls().last().alias("EXCL_MESSAGE"),
+            pl.col("_EXCL_SOURCE").drop_nulls().last().alias("EXCL_SOURCE"),
             *[(usable & (pl.col("WSTATUS") == status)).any().alias(f"ANY_{name}") for status, name in statuses],
             pl.col("_UNDECIDED").drop_nulls().last().alias("UNDECIDED_DTC"),
             pl.col("_INVALID").drop_nulls().last().alias("INVALID_DTC"),
@@ -257,8 +259,12 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
             pl.col("TRT_DATE").first(), pl.col("WINDOW_START").first(),
         )
         .with_columns(_no_value_reason().alias("F_REASON"))
-        .with_columns(selection_reason_text().alias("F_REASON_TEXT"))
-        .select(*keys, "F_REASON", "F_REASON_TEXT", "TRT_DATE", "WINDOW_START")
+        .with_columns(selection_reason_text().alias("F_REASON_TEXT"),
+                      # the record a data-quality check excluded: its query can name it (`Record: …/lb.csv record
+                      # 12 after the header`), beside the data-quality query on the same record
+                      pl.when(pl.col("F_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value)
+                      .then(pl.col("EXCL_SOURCE")).alias("SOURCE"))
+        .select(*keys, "F_REASON", "F_REASON_TEXT", "SOURCE", "TRT_DATE", "WINDOW_START")
     )
     return pl.concat([chosen, missing], how="diagonal_relaxed")
 
