@@ -11,7 +11,7 @@ leaves out the one whose ask the other already makes. Which findings cover which
       by: {check: PC04}                        # when the site is asked this
       same: subject                            # about the same subject (see SAME)
 
-A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys),
+A selector is one of `data_check` (a data-quality check id or its start, as `data_checks` keys; `*.*` is any),
 `code` (an ingestion code or its start), `check` (a discrepancy's CHECK_ID) or `class` (a discrepancy's
 CLASS), optionally with `cause` (the query's CAUSE, e.g. an UNVERIFIABLE component's reason code): all
 that it names must hold. Two relations read text the audit itself wrote, for a result nobody delivered:
@@ -40,6 +40,7 @@ SAME: dict[str, list[str]] = {
     "subject": ["STUDYID", "SITEID", "USUBJID"],
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
+    "record": ["STUDYID", "SITEID", "USUBJID", "SOURCE"],  # one delivered record (a component names the one excluded)
     # a result nobody delivered (see _named): at the site ("site 113 delivers no FEV1PP result in FA for any
     # subject: EX06.LUNG cannot be verified ...") or for the subject ("... no ALB result in LB: IN11.ALB ...")
     "named_check": ["STUDYID", "SITEID"],
@@ -90,9 +91,9 @@ def _check_key(where: str, number: int, side: str, selector: dict[str, str]) -> 
                             "nor the start of one")
     if "data_check" in selector:
         parts = selector["data_check"].split(".")
-        if len(parts) < 2 or parts[1] not in {str(kind) for kind in CheckKind}:
+        if len(parts) < 2 or parts[1] not in {"*", *(str(kind) for kind in CheckKind)}:
             raise DataFileError(f"{where}: rule {number}: {side}: data_check {selector['data_check']!r} is not "
-                                "<DOMAIN or *>.<check kind> (expectations/spec.py CheckKind)")
+                                "<DOMAIN or *>.<check kind or *> (expectations/spec.py CheckKind)")
 
 
 def _selected(selector: dict[str, str]) -> pl.Expr:

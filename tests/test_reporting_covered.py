@@ -299,3 +299,33 @@ def test_every_finding_left_out_is_on_the_sites_also_answered_list_and_the_revie
                                                                             "COVERED_BY").rows())
     other = queries.filter(pl.col("FINDING_ID") == "F-OTHER")["QUERY_ID"].item()
     assert asked == {"F-INELIGIBLE": (query, None), "F-OTHER": (other, None), "F-MISMATCH": (query, "F-INELIGIBLE")}
+
+
+def test_a_component_a_data_quality_check_left_unverifiable_is_asked_by_that_records_query():
+    # the dirty study's site 104: an HBV DNA result in copies/mL was the unit's query and, for the same record,
+    # EX05.HBV and IN09.DNA asking to "correct the record": one problem, one query (the components are on the
+    # site's Also answered sheet). A component of another record, and an important one, stay listed
+    record, other = "SZ003/104/D/lb.csv:330", "SZ003/104/D/lb.csv:331"
+    subject = "SZ003-104-0017"
+
+    def component(check: str, source: str, severity: str = "QUERY", who: str = subject) -> tuple[dict, dict]:
+        eligibility = {"STUDYID": "SZ003", "SITEID": "104", "USUBJID": who, "CRITERION_ID": check.split(".")[0],
+                       "CHECK_ID": check, "OUTCOME": "UNVERIFIABLE", "REASON": "HBVDNA unit copies/mL cannot be used",
+                       "REASON_CODE": "EXCLUDED_BY_VALIDATION", "SOURCE": source}
+        return eligibility, {**_discrepancy(check, "UNVERIFIABLE", severity, subject=who, site="104"),
+                             "FINDING_ID": f"D-{check}-{who}"}
+
+    unit = {"STUDYID": "SZ003", "SITEID": "104", "USUBJID": subject, "DOMAIN": "LB", "VARIABLE": "LBORRESU",
+            "EXPECTATION": "expect_column_values_to_be_in_set", "CHECK": "LB.unit_known.LBORRESU",
+            "OBSERVED": "copies/mL", "MESSAGE": "unit copies/mL cannot be used", "SOURCE": record, "FINDING_ID": "V-1"}
+    cases = [component("EX05.HBV", record), component("IN09.DNA", record), component("IN10.PLT", other),
+             component("IN06.BIL", record, "IMPORTANT"), component("EX05.HBV", record, who="SZ003-104-0018")]
+    eligibility = pl.DataFrame([e for e, _ in cases], schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    discrepancies = pl.DataFrame([d for _, d in cases], schema=DISCREPANCIES)
+    rows = build_site_queries(discrepancies, pl.DataFrame([unit], schema={**FINDINGS, "CHECK": pl.String}),
+                              eligibility)
+    assert sorted(rows.select("USUBJID", "CHECK_ID").rows()) == [
+        (subject, "IN06.BIL"), (subject, "IN10.PLT"), (subject, "LB.unit_known.LBORRESU"),
+        ("SZ003-104-0018", "EX05.HBV")]
+    covering = rows.filter(pl.col("CHECK_ID") == "LB.unit_known.LBORRESU")["COVERED_FINDING_IDS"].item()
+    assert covering == f"D-EX05.HBV-{subject} D-IN09.DNA-{subject}"
