@@ -176,10 +176,10 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
 
     A finding no rule leaves out is listed; a finding is left out when a listed finding covers it, or one left
     out so in turn (followed until nothing changes: a few steps, the rules chain at most file -> site ->
-    subject), and it is covered by the listed finding at the start of its chain (the first listed one, when
-    several chains reach it): the query that lists that finding asks the site about it, and the site's answer
-    to that query is recorded for it too (review.imports). Only the rows a rule selects are joined, and the
-    rows are copied once."""
+    subject), and it is covered by the listed finding at the start of its chain (of the chains that reach it in
+    the fewest steps, the one whose listed finding comes first in `rows`): the query that lists that finding
+    asks the site about it, and the site's answer to that query is recorded for it too (review.imports). Only
+    the rows a rule selects are joined, and the rows are copied once."""
     none = pl.lit(None, pl.String).alias(COVERED_FINDING_IDS)
     indexed = rows.with_row_index("_ROW")
     pairs = pl.concat([_rule_pairs(indexed, rule) for rule in rules]) if rules else pl.DataFrame()
@@ -197,7 +197,7 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
     roots = reached.group_by("_ROW").agg(pl.col("_ROOT").min())
     ids = pl.col(FINDING_ID) if FINDING_ID in rows.columns else pl.lit(None, pl.String)
     covers = (roots.join(indexed.select("_ROW", ids.cast(pl.String).alias("_ID")), on="_ROW", how="inner")
-              .drop_nulls("_ID").sort("_ID")
+              .drop_nulls("_ID").unique(["_ROOT", "_ID"]).sort("_ID")
               .group_by("_ROOT").agg(pl.col("_ID").str.join(" ").alias(COVERED_FINDING_IDS))
               .rename({"_ROOT": "_ROW"}))
     return (indexed.filter(~pl.col("_ROW").is_in(roots["_ROW"].implode()))

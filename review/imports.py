@@ -52,6 +52,7 @@ class Receipt:
     applied: list[dict] = field(default_factory=list)  # {row, finding_id, action, seq}
     refused: list[dict] = field(default_factory=list)  # {row, finding_id, action, reason}
     ledger_object: str | None = None
+    notes: list[str] = field(default_factory=list)  # what of the workbook was not read, and why
     key: str | None = None  # where the receipt was saved
 
     def as_dict(self) -> dict:
@@ -61,8 +62,9 @@ class Receipt:
         """One line for a terminal or a log."""
         if self.status == "REFUSED":
             return f"{self.workbook}: refused: {self.reason}"
+        notes = f" ({'; '.join(self.notes)})" if self.notes else ""
         return (f"{self.workbook}: {len(self.applied)} row(s) applied, {len(self.refused)} refused, "
-                f"{self.without_decision} without a decision")
+                f"{self.without_decision} without a decision{notes}")
 
 
 def safe_name(name: str) -> str:
@@ -128,19 +130,30 @@ def _per_finding(decided: pl.DataFrame) -> pl.DataFrame:
             .drop("FINDING_IDS", "FINDING_IDS_FORMULA"))
 
 
+#: what an answer carries over to the findings an Also answered sheet lists under its query (nothing else of the
+#: Queries row: a column a site added, e.g. FINDING_ID, could otherwise clash with the finding's own)
+_ANSWER_COLUMNS = ("ROW", "QUERY_ID", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY", EVIDENCE_HASH)
+
+
 def _left_out(decided: pl.DataFrame, also: pl.DataFrame | None) -> pl.DataFrame:
     """A site query's answer once for each finding its workbook's Also answered sheet lists under it (left out
-    of the list because the query asks the same: reporting.covered), marked _ALSO; none without that sheet."""
+    of the list because the query asks the same: reporting.covered), marked _ALSO; none without that sheet.
+
+    A finding the answered queries list themselves, or one the sheet lists twice, is answered once (by its
+    listing query, else its first row there): two answers to one finding would refuse both, the real one too."""
     if also is None or also.height == 0 or "QUERY_ID" not in decided.columns:
         return decided.clear().with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
-    listed = also.select(pl.col("QUERY_ID").str.strip_chars(), pl.col(FINDING_ID).alias("_ID"),
-                         (pl.col("FINDING_ID_FORMULA") if "FINDING_ID_FORMULA" in also.columns
-                          else pl.lit(False)).alias("_ID_FORMULA"))
-    return (decided.with_columns(pl.col("QUERY_ID").str.strip_chars())
-            .join(listed, on="QUERY_ID", how="inner", maintain_order="left")
-            .filter(pl.col("_ID").str.strip_chars().fill_null("") != "")
-            .drop("FINDING_IDS", "FINDING_IDS_FORMULA", strict=False)
-            .rename({"_ID": FINDING_ID, "_ID_FORMULA": "FINDING_ID_FORMULA"}))
+    carried = [c for name in _ANSWER_COLUMNS for c in (name, f"{name}_FORMULA") if c in decided.columns]
+    answered = _per_finding(decided)
+    listed = (answered[FINDING_ID] if FINDING_ID in answered.columns else pl.Series([], dtype=pl.String)) \
+        .str.strip_chars().drop_nulls().implode()
+    left_out = (also.select(pl.col("QUERY_ID").str.strip_chars(), pl.col(FINDING_ID).str.strip_chars(),
+                            (pl.col("FINDING_ID_FORMULA") if "FINDING_ID_FORMULA" in also.columns
+                             else pl.lit(False)).alias("FINDING_ID_FORMULA"))
+                .filter((pl.col(FINDING_ID).fill_null("") != "") & ~pl.col(FINDING_ID).is_in(listed)))
+    return (decided.select(carried).with_columns(pl.col("QUERY_ID").str.strip_chars())
+            .join(left_out, on="QUERY_ID", how="inner", maintain_order="left")
+            .unique(FINDING_ID, keep="first", maintain_order=True))
 
 
 def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMachine,
@@ -176,8 +189,8 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
             (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns
              else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
             pl.when(pl.col("_ALSO"))
-            .then(pl.format("site workbook {} row {} (query {}, Also answered sheet)", pl.lit(name), pl.col("ROW"),
-                            pl.col("QUERY_ID")))
+            .then(pl.format("site workbook {} row {} (the answer to query {}, for a finding its Also answered sheet "
+                            "lists under it)", pl.lit(name), pl.col("ROW"), pl.col("QUERY_ID")))
             .otherwise(pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW"))).alias("VIA"),
             "SITEID", _formula_refusal(decided).alias("REFUSED"))
     return proposals(frame), undecided
@@ -210,6 +223,7 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
             save_receipt(store, receipt, name, at)
         return receipt
     receipt.rows = book.rows.height
+    receipt.notes = list(book.notes)
     proposed, receipt.without_decision = _proposals(book.rows, book.kind, name, machine, book.also)
     outcome = append_actions(store, study, proposed, catalogue, machine, where, at=at)
     receipt.applied = [{"row": r, "finding_id": f, "action": a, "seq": s} for r, f, a, s in

@@ -50,6 +50,7 @@ class ReturnedWorkbook:
     rows: pl.DataFrame  # ROW (Excel's row number), the sheet's columns as text, and <COLUMN>_FORMULA flags
     #: a site workbook's Also answered sheet as `rows` (QUERY_ID, FINDING_ID, ...); None when it has none
     also: pl.DataFrame | None = None
+    notes: tuple[str, ...] = ()  # what of the workbook was not read, and why (its receipt says it)
 
 
 def _unzipped(data: bytes) -> zipfile.ZipFile:
@@ -147,19 +148,20 @@ def read_returned(data: bytes) -> ReturnedWorkbook:
             if missing:
                 raise WorkbookRefused(f"the {sheet} sheet lacks the column(s) {', '.join(missing)}: "
                                       "return the workbook as the audit made it")
-            also = _also_answered(reader, archive, sheets) if kind == "SITE" else None
-            return ReturnedWorkbook(kind, sheet, _with_formulas(frame, positions, archive, sheet), also)
+            also, notes = _also_answered(reader, archive, sheets) if kind == "SITE" else (None, ())
+            return ReturnedWorkbook(kind, sheet, _with_formulas(frame, positions, archive, sheet), also, notes)
     raise WorkbookRefused(f"no {REVIEW_SHEET} sheet (a report.xlsx) nor {SITE_SHEET} sheet (a site's query "
                           "workbook): not a workbook the audit made")
 
 
 def _also_answered(reader: fastexcel.ExcelReader, archive: zipfile.ZipFile,
-                   sheets: dict[str, str]) -> pl.DataFrame | None:
+                   sheets: dict[str, str]) -> tuple[pl.DataFrame | None, tuple[str, ...]]:
     """A site workbook's Also answered sheet (QUERY_ID, FINDING_ID and formula flags), or None when it has none
-    (a workbook made before it existed) or it is not that table (a pointer, a sheet the site rearranged)."""
+    (a workbook made before it existed: nothing to say) or it is not that table (a pointer, a sheet the site
+    rearranged: a note for the receipt, since the answers are then recorded for the listed findings only)."""
     sheet = sheets.get(ALSO_ANSWERED_SHEET.lower())
     if sheet is None:
-        return None
+        return None, ()
     try:
         frame, positions = _load(reader, sheet)
     except WorkbookRefused:
@@ -167,8 +169,9 @@ def _also_answered(reader: fastexcel.ExcelReader, archive: zipfile.ZipFile,
     except Exception as error:  # calamine raises several error types for damaged sheets
         raise WorkbookRefused(f"the {sheet} sheet cannot be read ({type(error).__name__})") from None
     if not {"QUERY_ID", "FINDING_ID"} <= set(frame.columns):
-        return None
-    return _with_formulas(frame, positions, archive, sheet)
+        return None, (f"the {sheet} sheet has no QUERY_ID and FINDING_ID columns (a note, or columns renamed): "
+                      "each answer was recorded for the findings its query lists only",)
+    return _with_formulas(frame, positions, archive, sheet), ()
 
 
 def _with_formulas(frame: pl.DataFrame, positions: dict[str, int], archive: zipfile.ZipFile,

@@ -241,11 +241,48 @@ def test_a_site_answer_is_recorded_for_the_findings_left_out_behind_its_query(tm
     left_out = entries.filter(pl.col("FINDING_ID") == ids["IE_MISMATCH"]).row(0, named=True)
     assert (left_out["ACTION"], left_out["TEXT"], left_out["TO_STATE"]) == ("SITE_RESPONSE", "deviation reported",
                                                                            "ANSWERED")
-    assert f"query {asking['QUERY_ID'].item()}, Also answered sheet" in left_out["VIA"]
+    assert left_out["VIA"] == (f"site workbook returned.xlsx row {asking_row(queries, asking)} (the answer to query "
+                               f"{asking['QUERY_ID'].item()}, for a finding its Also answered sheet lists under it)")
     # a workbook returned without that sheet (a site that copied the Queries sheet alone) answers the listed ones
     bare = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported again", None)})
     again = apply_workbook(store, STUDY, bare, "bare.xlsx", catalogue, "the latest run", MACHINE, expected_site=site)
+    assert again.status == "APPLIED" and again.notes == []
     assert ids["IE_MISMATCH"] not in {a["finding_id"] for a in again.applied}
+    # and one whose Also answered sheet lost its columns says so in its receipt (the answers are not all recorded)
+    from tests.support.review_workbooks import _write
+
+    filled = _sheet(returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("third answer", None)}), "Queries")
+    renamed = _write(filled, "Queries", others={"Also answered": also.rename({"FINDING_ID": "ID"})})
+    third = apply_workbook(store, STUDY, renamed, "renamed.xlsx", catalogue, "the latest run", MACHINE,
+                           expected_site=site)
+    assert third.status == "APPLIED" and ids["IE_MISMATCH"] not in {a["finding_id"] for a in third.applied}
+    assert third.notes == ["the Also answered sheet has no QUERY_ID and FINDING_ID columns (a note, or columns "
+                           "renamed): each answer was recorded for the findings its query lists only"]
+    assert "the Also answered sheet has no QUERY_ID" in third.line()
+
+
+def asking_row(queries: pl.DataFrame, asking: pl.DataFrame) -> int:
+    """The Excel row of the query `asking` on the Queries sheet `queries` (the header is row 1)."""
+    return queries["QUERY_ID"].to_list().index(asking["QUERY_ID"].item()) + 2
+
+
+def test_an_also_answered_sheet_cannot_make_one_finding_answered_twice_nor_crash_the_import(run: dict) -> None:
+    # helper-25's review: a Queries sheet with a FINDING_ID column beside FINDING_IDS made the import raise (and the
+    # inbox stall night after night); a finding listed by a query and on Also answered refused both answers
+    from tests.support.review_workbooks import _sheet, _write
+
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    listed = findings_listed_with(published, finding)
+    queries = _sheet(returned_site_queries(published, {finding: ("re-checked", None)}), "Queries")
+    query = queries.filter(pl.col("FINDING_IDS").str.contains(finding, literal=True))["QUERY_ID"].item()
+    other = run["catalogue"].filter((pl.col("SITEID") == site) & ~pl.col("FINDING_ID").is_in(listed))["FINDING_ID"][0]
+    also = pl.DataFrame({"QUERY_ID": [query, query, query, query], "FINDING_ID": [listed[0], other, other, " "]})
+    tampered = _write(queries.with_columns(pl.lit("F-X").alias("FINDING_ID"), pl.lit("x").alias("_ID")), "Queries",
+                      others={"Also answered": also})
+    receipt = _apply(run, tampered, expected_site=site)
+    assert receipt.status == "APPLIED", receipt.refused
+    assert sorted(a["finding_id"] for a in receipt.applied) == sorted([*listed, other])
 
 
 def test_a_site_workbook_of_one_row_per_finding_is_still_read(run: dict) -> None:
