@@ -253,13 +253,12 @@ def _review_sheet(outputs: RunOutputs, queries: pl.DataFrame) -> Sheet:
     return sheet(REVIEW_SHEET, review, SHEET_FILES.get(REVIEW_SHEET), decision_drop_downs(review, machine))
 
 
-def _report_workbook(outputs: RunOutputs, early: Future[list[Sheet]], problems: pl.DataFrame,
-                     queries: pl.DataFrame) -> list[OutputFile]:
+def _report_workbook(outputs: RunOutputs, early: Future[list[Sheet]], built: _SiteQueries) -> list[OutputFile]:
     """report.xlsx: the sheets of the site queries, then the package with those made `early`."""
     made = iter(early.result())
-    late = {REVIEW_SHEET: _review_sheet(outputs, queries),
-            "Queries": sheet("Queries", problems, SHEET_FILES["Queries"]),
-            "Query detail": sheet("Query detail", query_detail(queries), SHEET_FILES["Query detail"])}
+    late = {REVIEW_SHEET: _review_sheet(outputs, built.queries),
+            "Queries": sheet("Queries", built.problems, SHEET_FILES["Queries"]),
+            "Query detail": sheet("Query detail", built.findings, SHEET_FILES["Query detail"])}
     sheets = [late[name] if name in LATE_SHEETS else next(made) for name in REPORT_SHEETS]
     data = workbook(sheets, outputs.as_of, f"Screening audit {outputs.study} {outputs.as_of}")
     return [OutputFile("report.xlsx", data, XLSX)]
@@ -336,7 +335,7 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
         outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
     jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings,
                                                   built.result().left_out, outputs.study, outputs.as_of, states)))
-    jobs.append(job(lambda: _report_workbook(outputs, early, built.result().problems, built.result().queries)))
+    jobs.append(job(lambda: _report_workbook(outputs, early, built.result())))
     jobs.append(html)  # listed last, as it always was: the order of the files does not depend on when they are made
     return jobs
 
