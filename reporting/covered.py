@@ -166,13 +166,15 @@ def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
 
 #: on a listed finding's row: the FINDING_IDs (space-separated) of the findings left out because it covers them
 COVERED_FINDING_IDS = "COVERED_FINDING_IDS"
+#: ... and their subjects (space-separated, sorted): a site-level query names the subjects it is about
+COVERED_SUBJECTS = "COVERED_SUBJECTS"
 
 
 def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataFrame:
     """`rows` (site-query rows of every finding: ORIGIN, CHECK_ID, CLASS, CAUSE, SEVERITY, REASON, MESSAGE,
     OBSERVED, FINDING_ID, the subject and DOMAIN) without those another row already asks about, by `rules` (see
-    the module docstring), in their order, with COVERED_FINDING_IDS: on a listed row, the findings left out
-    for it (null on the others).
+    the module docstring), in their order, with COVERED_FINDING_IDS and COVERED_SUBJECTS: on a listed row, the
+    findings left out for it and their subjects (null on the others).
 
     A finding no rule leaves out is listed; a finding is left out when a listed finding covers it, or one left
     out so in turn (followed until nothing changes: a few steps, the rules chain at most file -> site ->
@@ -180,7 +182,7 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
     the fewest steps, the one whose listed finding comes first in `rows`): the query that lists that finding
     asks the site about it, and the site's answer to that query is recorded for it too (review.imports). Only
     the rows a rule selects are joined, and the rows are copied once."""
-    none = pl.lit(None, pl.String).alias(COVERED_FINDING_IDS)
+    none = [pl.lit(None, pl.String).alias(COVERED_FINDING_IDS), pl.lit(None, pl.String).alias(COVERED_SUBJECTS)]
     indexed = rows.with_row_index("_ROW")
     pairs = pl.concat([_rule_pairs(indexed, rule) for rule in rules]) if rules else pl.DataFrame()
     if pairs.height == 0:
@@ -196,9 +198,16 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
         reached = pl.concat([reached, more.select("_ROW", "_ROOT")])
     roots = reached.group_by("_ROW").agg(pl.col("_ROOT").min())
     ids = pl.col(FINDING_ID) if FINDING_ID in rows.columns else pl.lit(None, pl.String)
-    covers = (roots.join(indexed.select("_ROW", ids.cast(pl.String).alias("_ID")), on="_ROW", how="inner")
-              .drop_nulls("_ID").unique(["_ROOT", "_ID"]).sort("_ID")
-              .group_by("_ROOT").agg(pl.col("_ID").str.join(" ").alias(COVERED_FINDING_IDS))
+    subject = pl.col("USUBJID").cast(pl.String) if "USUBJID" in rows.columns else pl.lit(None, pl.String)
+    covers = (roots.join(indexed.select("_ROW", ids.cast(pl.String).alias("_ID"), subject.alias("_SUBJECT")),
+                         on="_ROW", how="inner")
+              .sort("_ID", nulls_last=True)
+              .group_by("_ROOT").agg(pl.col("_ID").drop_nulls().unique(maintain_order=True).str.join(" ")
+                                     .alias(COVERED_FINDING_IDS),
+                                     pl.col("_SUBJECT").drop_nulls().unique().sort().str.join(" ")
+                                     .alias(COVERED_SUBJECTS))
+              .with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c)
+                            for c in (COVERED_FINDING_IDS, COVERED_SUBJECTS))
               .rename({"_ROOT": "_ROW"}))
     return (indexed.filter(~pl.col("_ROW").is_in(roots["_ROW"].implode()))
             .join(covers, on="_ROW", how="left", maintain_order="left").drop("_ROW"))

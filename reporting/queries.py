@@ -32,7 +32,7 @@ from core.safety import neutralise_expr
 from core.source import rows_words
 from ingestion.codes import NOTE_PREFIX
 from reporting.check_keys import matching, names_a_code
-from reporting.covered import COVERED_FINDING_IDS, check_rules, without_covered
+from reporting.covered import COVERED_FINDING_IDS, COVERED_SUBJECTS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
 from review.machine import load_machine
@@ -40,7 +40,8 @@ from review.machine import load_machine
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
 QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
                  "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT",
-                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH", COVERED_FINDING_IDS]
+                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH", COVERED_FINDING_IDS,
+                 COVERED_SUBJECTS]
 #: one problem: the findings of a site with the same check and cause (see the module's docstring)
 PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
 CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
@@ -204,6 +205,19 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
     return words
 
 
+def _evidence_in_text() -> pl.Expr:
+    """EVIDENCE as a query text quotes it: an UNVERIFIABLE component's without its opening "<CHECK_ID> could not
+    be verified: ", which every such text has already said ("IN11.ALB cannot be verified: the test is recorded as
+    not done. IN11.ALB could not be verified: ALB not done ...", a site-monitor trial). Only for the rows whose
+    text is rendered; DETAIL keeps the whole sentence."""
+    opening = pl.format("{} could not be verified: ", pl.col("CHECK_ID"))
+    rest = pl.col("EVIDENCE").str.strip_prefix(opening)
+    sentence = pl.concat_str([rest.str.slice(0, 1).str.to_uppercase(), rest.str.slice(1)])  # a sentence of its own
+    return (pl.when((pl.col("ORIGIN") == "DISCREPANCY") & (pl.col("CLASS") == "UNVERIFIABLE")
+                    & pl.col("EVIDENCE").str.starts_with(opening).fill_null(False))
+            .then(sentence).otherwise(pl.col("EVIDENCE")).alias("EVIDENCE"))
+
+
 def _no_full_stop(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars_end(" .").alias(column)
 
@@ -345,14 +359,14 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     # (always, for findings with identities) the text cannot change the order, so it can come afterwards
     ordered = None if every_text else sorted_if_apart(rows, [*key, "QUERY_ID", FINDING_ID])
     if ordered is None:
-        rows = rows.with_columns(_row_reference().alias("ROW_REF"))
+        rows = rows.with_columns(_row_reference().alias("ROW_REF"), _evidence_in_text())
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
         return with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key)).select(QUERY_COLUMNS)
     ordered = with_query_ids(ordered).with_row_index("_ROW")
     rank = pl.int_range(pl.len()).over("QUERY_ID")
     quoted = ordered.filter((rank == 0) | ((rank < MAX_DETAIL_LINES) & pl.col("DETAIL").is_null()))
     # the row references of the quoted findings only (a list per SOURCE: a tenth of a second for all of them)
-    texts = quoted.with_columns(_row_reference().alias("ROW_REF")).select(
+    texts = quoted.with_columns(_row_reference().alias("ROW_REF"), _evidence_in_text()).select(
         "_ROW", _choose(choices, default).alias("QUERY_TEXT"))
     return ordered.join(texts, on="_ROW", how="left", maintain_order="left").select(QUERY_COLUMNS)
 
@@ -395,6 +409,9 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
         pl.col("USUBJID").drop_nulls().n_unique().alias("N_SUBJECTS"),
         _listed(pl.col("USUBJID").drop_nulls().unique(maintain_order=True), MAX_FINDINGS_PER_QUERY, ", ",
                 "(see the query detail CSV)").alias("SUBJECTS"),
+        # a site-level query ("EX06.LUNG cannot be verified for its 15 ENROLLED subjects ... for these subjects")
+        # names the subjects of the findings it covers (its Also answered rows): it has none of its own
+        pl.col(COVERED_SUBJECTS).str.split(" ").explode().drop_nulls().unique().sort().alias("_COVERED"),
         pl.col("FIRST_SEEN").min(), pl.col("DAYS_OPEN").max(),
         # NEW only when every finding has a status and each is NEW (polars' `all` skips nulls, so a query of
         # data-quality findings, which have no status, would otherwise be NEW night after night)
@@ -409,8 +426,16 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     about_delivery = pl.any_horizontal([matching("CHECK_ID", key) for key in data["delivery"]["codes"]])
     choices = [(about_delivery, data["delivery"]["grouped"])]
     choices += [(pl.col("CLASS") == klass, template) for klass, template in grouped.items() if klass != "default"]
+    site_level = pl.col("N_SUBJECTS") == 0
     problems = problems.with_columns(
-        pl.when(pl.col("N_SUBJECTS") > 0).then(pl.col("SUBJECTS")).alias("SUBJECTS"),  # none for a site-level one
+        pl.when(~site_level).then(pl.col("SUBJECTS"))
+        .when(pl.col("_COVERED").list.len() > MAX_FINDINGS_PER_QUERY)
+        .then(pl.format("{}\n... and {} more (see the Also answered sheet)",
+                        pl.col("_COVERED").list.head(MAX_FINDINGS_PER_QUERY).list.join(", "),
+                        pl.col("_COVERED").list.len() - MAX_FINDINGS_PER_QUERY))
+        .when(pl.col("_COVERED").list.len() > 0).then(pl.col("_COVERED").list.join(", ")).alias("SUBJECTS"),
+        pl.when(site_level).then(pl.col("_COVERED").list.len().cast(pl.UInt32)).otherwise(pl.col("N_SUBJECTS"))
+        .alias("N_SUBJECTS"),
         pl.when(single).then(pl.col("EXAMPLE")).otherwise(_choose(choices, grouped["default"])).alias("QUERY_TEXT"),
         pl.when(single).then(pl.col("_DETAIL_ONE")).otherwise(pl.col("_DETAIL_MANY")).alias("DETAIL"),
     )
@@ -420,25 +445,29 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
 
 
 #: a finding left out of the site's queries (reporting.covered) and the query that asks about it instead
-ALSO_ANSWERED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", FINDING_ID, "CHECK_ID", "CLASS", "SEVERITY",
-                         "COVERED_BY"]
+ALSO_ANSWERED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "DETAIL",
+                         FINDING_ID, "COVERED_BY"]
 
 
 def left_out_findings(queries: pl.DataFrame, catalogue: pl.DataFrame) -> pl.DataFrame:
     """The findings left out of the site's queries because a listed one covers them (`queries`'
     COVERED_FINDING_IDS), one row each: the query that lists the covering finding (QUERY_ID), the finding
-    (from `catalogue`, review.catalogue: its subject, check, class and severity) and the covering finding
-    (COVERED_BY), in the order of their queries.
+    (from `catalogue`, review.catalogue: its subject, check, class, severity and evidence as DETAIL) and the
+    covering finding (COVERED_BY); in the order of their queries, then by subject and check.
 
     A site's workbook lists them on its `Also answered` sheet, so that its answer to that query is recorded for
     them too (review.imports): the important IE_MISMATCH behind an INELIGIBLE_ENROLLED the site answered is
-    then not left unanswered in the sponsor's review."""
+    then not left unanswered in the sponsor's review. DETAIL tells a site's 16 missing IE answers of one subject
+    apart (EX01, EX02, ...), and why a clearance is unverifiable."""
     covered = (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
                .select("QUERY_ID", "STUDYID", "SITEID", pl.col(FINDING_ID).alias("COVERED_BY"),
                        pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID))
-               .explode(FINDING_ID))
-    about = catalogue.select(FINDING_ID, "USUBJID", "CHECK_ID", "CLASS", "SEVERITY")
-    return covered.join(about, on=FINDING_ID, how="left", maintain_order="left").select(ALSO_ANSWERED_COLUMNS)
+               .explode(FINDING_ID).with_row_index("_I"))
+    about = catalogue.select(FINDING_ID, "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", pl.col("EVIDENCE").alias("DETAIL"))
+    return (covered.join(about, on=FINDING_ID, how="left", maintain_order="left")
+            .sort(pl.col("_I").min().over("QUERY_ID"), "USUBJID", "CHECK_ID", "DETAIL", FINDING_ID,
+                  nulls_last=False, maintain_order=True)
+            .select(ALSO_ANSWERED_COLUMNS))
 
 
 def site_query_of(queries: pl.DataFrame) -> pl.DataFrame:

@@ -63,7 +63,12 @@ class Receipt:
         if self.status == "REFUSED":
             return f"{self.workbook}: refused: {self.reason}"
         notes = f" ({'; '.join(self.notes)})" if self.notes else ""
-        return (f"{self.workbook}: {len(self.applied)} row(s) applied, {len(self.refused)} refused, "
+        rows = len({entry["row"] for entry in self.applied})
+        # a site's answer to a consolidated query is recorded for each of its findings: say both counts
+        also = sum(bool(entry.get("also_answered")) for entry in self.applied)
+        findings = "" if rows == len(self.applied) else \
+            f" ({len(self.applied)} findings, {also} of them on the Also answered sheet)"
+        return (f"{self.workbook}: {rows} row(s) applied{findings}, {len(self.refused)} refused, "
                 f"{self.without_decision} without a decision{notes}")
 
 
@@ -130,6 +135,8 @@ def _per_finding(decided: pl.DataFrame) -> pl.DataFrame:
             .drop("FINDING_IDS", "FINDING_IDS_FORMULA"))
 
 
+#: how a ledger entry made through an Also answered sheet says so (in VIA)
+_ALSO_VIA = "for a finding its Also answered sheet lists under it"
 #: what an answer carries over to the findings an Also answered sheet lists under its query (nothing else of the
 #: Queries row: a column a site added, e.g. FINDING_ID, could otherwise clash with the finding's own)
 _ANSWER_COLUMNS = ("ROW", "QUERY_ID", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY", EVIDENCE_HASH)
@@ -189,8 +196,8 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
             (pl.col(EVIDENCE_HASH) if EVIDENCE_HASH in decided.columns
              else pl.lit(None, pl.String)).alias(EVIDENCE_HASH),
             pl.when(pl.col("_ALSO"))
-            .then(pl.format("site workbook {} row {} (the answer to query {}, for a finding its Also answered sheet "
-                            "lists under it)", pl.lit(name), pl.col("ROW"), pl.col("QUERY_ID")))
+            .then(pl.format("site workbook {} row {} (the answer to query {}, {})", pl.lit(name), pl.col("ROW"),
+                            pl.col("QUERY_ID"), pl.lit(_ALSO_VIA)))
             .otherwise(pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW"))).alias("VIA"),
             "SITEID", _formula_refusal(decided).alias("REFUSED"))
     return proposals(frame), undecided
@@ -209,7 +216,7 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
     try:
         earlier = _previous_receipt(store, study, digest)
         if earlier is not None:
-            raise WorkbookRefused(f"this workbook was applied before (receipt {earlier}); nothing applied again")
+            raise WorkbookRefused(f"this workbook was applied before (receipt {earlier})")
         book = read_returned(data)
         receipt.kind = book.kind
         if book.rows.height == 0:  # a sheet with no finding on it: nothing to decide, nothing refused
@@ -226,10 +233,11 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
     receipt.notes = list(book.notes)
     proposed, receipt.without_decision = _proposals(book.rows, book.kind, name, machine, book.also)
     outcome = append_actions(store, study, proposed, catalogue, machine, where, at=at)
-    receipt.applied = [{"row": r, "finding_id": f, "action": a, "seq": s} for r, f, a, s in
-                       outcome.applied.select("ROW", FINDING_ID, "ACTION", "SEQ").iter_rows()]
-    receipt.refused = [{"row": r, "finding_id": f, "action": a, "reason": why} for r, f, a, why in
-                       outcome.refused.select("ROW", FINDING_ID, "ACTION", "REFUSED").iter_rows()]
+    receipt.applied = [{"row": r, "finding_id": f, "action": a, "seq": s, **_through(via)} for r, f, a, s, via in
+                       outcome.applied.select("ROW", FINDING_ID, "ACTION", "SEQ", "VIA").iter_rows()]
+    receipt.refused = [{"row": r, "finding_id": f, "action": a, "reason": why, **_through(via)}
+                       for r, f, a, why, via in
+                       outcome.refused.select("ROW", FINDING_ID, "ACTION", "REFUSED", "VIA").iter_rows()]
     receipt.ledger_object = outcome.key
     receipt.status = ("NOTHING_TO_APPLY" if not receipt.applied and not receipt.refused
                       else "APPLIED" if not receipt.refused else "PARTLY_APPLIED" if receipt.applied else "REFUSED")
@@ -237,6 +245,11 @@ def apply_workbook(store: Store, study: str, data: bytes, name: str, catalogue: 
         receipt.reason = "every decided row was refused"
     save_receipt(store, receipt, name, at)
     return receipt
+
+
+def _through(via: str | None) -> dict:
+    """What a receipt entry says of a finding answered through a query's Also answered sheet (not one it lists)."""
+    return {"also_answered": True} if via is not None and _ALSO_VIA in via else {}
 
 
 def _stamp(at: datetime | None) -> str:

@@ -329,3 +329,19 @@ def test_a_component_a_data_quality_check_left_unverifiable_is_asked_by_that_rec
         ("SZ003-104-0018", "EX05.HBV")]
     covering = rows.filter(pl.col("CHECK_ID") == "LB.unit_known.LBORRESU")["COVERED_FINDING_IDS"].item()
     assert covering == f"D-EX05.HBV-{subject} D-IN09.DNA-{subject}"
+
+
+def test_a_site_level_query_names_the_subjects_of_the_findings_it_covers():
+    # a site-monitor trial: "EX06.LUNG cannot be verified for its 15 ENROLLED subjects ... deliver it for these
+    # subjects" had no SUBJECTS (N_SUBJECTS 0): the subjects were only on the Also answered sheet
+    site = _needs(None, "WEIGHT", "VS", "site 102 delivers no WEIGHT result in VS for any subject: IN11.CRCL cannot "
+                                        "be verified for its 2 ENROLLED subjects")
+    rows = _crcl_case({"SZ003-102-0002": "weight: no WEIGHT result", "SZ003-102-0001": "weight: no WEIGHT result"},
+                      [site])
+    [query] = consolidate_queries(rows).iter_rows(named=True)
+    assert (query["CHECK_ID"], query["N_SUBJECTS"], query["SUBJECTS"]) == (
+        "DM.needed_results_site.SITE_MISSING_VS", 2, "SZ003-102-0001, SZ003-102-0002")
+    # a query with subjects of its own keeps them
+    own = consolidate_queries(_crcl_case({"SZ003-102-0001": "creatinine: no CREAT result"}, [site]))
+    assert own.filter(pl.col("CHECK_ID") == "IN11.CRCL")["SUBJECTS"].to_list() == ["SZ003-102-0001"]
+    assert own.filter(pl.col("CHECK_ID") != "IN11.CRCL").select("N_SUBJECTS", "SUBJECTS").rows() == [(0, None)]

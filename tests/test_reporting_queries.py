@@ -82,6 +82,22 @@ def test_missing_parts_are_left_out_not_printed_blank():
     assert "None" not in text and "null" not in text
 
 
+@pytest.mark.parametrize("every_text", [True, False])
+def test_an_unverifiable_component_says_once_that_it_cannot_be_verified(every_text):
+    # a site-monitor trial: "IN11.ALB cannot be verified: the test is recorded as not done. IN11.ALB could not be
+    # verified: ALB not done or blank ..."; DETAIL keeps the evidence sentence as it is
+    evidence = "IN10.HGB could not be verified: no HGB result in the screening window; the site recorded IN10 as met"
+    q = build_site_queries(pl.DataFrame([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE",
+                                                     recomputed="UNVERIFIABLE", evidence=evidence)],
+                                        schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), ELIG,
+                           every_text=every_text)
+    text = q["QUERY_TEXT"][0]
+    assert text.count("verified") == 1, text
+    assert "cannot be verified from the delivered data. No HGB result in the screening window; the site recorded IN10 "\
+        "as met. Please" in text
+    assert q["DETAIL"][0] == evidence
+
+
 def test_process_checks_get_their_specific_action_and_resolved_rows_are_not_queried():
     q = queries([
         discrepancy("SZ003-101-0003", "PC05", "PROCESS", evidence="DM.AGE 54 but 55 from BRTHDTC and RFICDTC."),
@@ -142,7 +158,7 @@ def test_reason_is_not_repeated_when_the_evidence_gives_it():
     q = queries([discrepancy("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE", recomputed="UNVERIFIABLE",
                              evidence="IN10.HGB could not be verified: no HGB result in the screening window; "
                                       "the site enrolled the subject.")])
-    assert q["QUERY_TEXT"][0].count("no HGB result in the screening window") == 1
+    assert q["QUERY_TEXT"][0].lower().count("no hgb result in the screening window") == 1
 
 
 def test_an_ingestion_note_stays_in_validation_and_is_not_a_query_to_the_site():
