@@ -68,6 +68,19 @@ def test_excluded_value_is_never_used():
     assert row["SOURCE"] == f"{hgb['SOURCE_KEY']}:{hgb['SOURCE_ROW']}"
 
 
+def test_an_excluded_lym_without_a_pair_is_still_no_data_for_the_absolute_count():
+    # naming the excluded record in SOURCE (for its query) must not change how IN10.LYM reads the LYM fact: an
+    # excluded LYM without a LYMLE x WBC pair of the same draw stays "no data", as before that change
+    rows = subject_rows()
+    rows["lb"] = [r for r in rows["lb"] if r["LBTESTCD"] != "LYMLE"]
+    domains = frames(rows)
+    exclusions = _exclude(domains, "LB", pl.col("LBTESTCD") == "LYM", "LBORRES", "LYM implausible")
+    row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.LYM")
+    assert (row["OUTCOME"], row["REASON_CODE"], row["REASON"], row["SOURCE"]) == (
+        "UNVERIFIABLE", "MISSING", "no LYM result and no LYMLE and WBC of the same draw in the screening window",
+        None)
+
+
 def test_excluded_latest_value_falls_back_to_an_earlier_usable_one():
     rows = subject_rows()
     rows["lb"].append({**next(r for r in rows["lb"] if r["LBTESTCD"] == "HGB"), "LBORRES": "250",

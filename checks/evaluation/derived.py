@@ -205,7 +205,9 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
     )
     use_direct = pl.col("SOURCE").is_not_null() & pl.col("N_REASON").is_null()
     use_pair = ~use_direct & pl.col("P_SOURCE").is_not_null()
-    no_data = ~use_direct & ~use_pair & pl.col("SOURCE").is_null()
+    # an excluded LYM names its record (facts: SOURCE of an EXCLUDED_BY_VALIDATION fact) but is no data either
+    excluded = (pl.col("N_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value).fill_null(False)
+    no_data = ~use_direct & ~use_pair & (pl.col("SOURCE").is_null() | excluded)
     frame = frame.select(
         "USUBJID",
         pl.when(use_direct).then(pl.col("LO")).when(use_pair).then(pl.col("P_LO")).alias("LO"),
@@ -220,7 +222,8 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
         .when(no_data).then(pl.lit("no LYM result and no LYMLE and WBC of the same draw in the screening window"))
         .otherwise(pl.col("N_REASON_TEXT")).alias("N_REASON_TEXT"),
         pl.when(use_pair).then(pl.col("P_DTC")).otherwise(pl.col("DTC")).alias("DTC"),
-        pl.when(use_pair).then(pl.col("P_SOURCE")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+        pl.when(use_pair).then(pl.col("P_SOURCE")).when(no_data).then(None).otherwise(pl.col("SOURCE"))
+        .alias("SOURCE"),
         # what the site delivered, for the evidence: the pair it was computed from, or LYM in another unit
         pl.when(use_pair).then(pl.col("P_DELIVERED")).when(use_direct).then(pl.col("DELIVERED_TEXT"))
         .alias("DELIVERED_TEXT"),
