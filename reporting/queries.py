@@ -187,7 +187,8 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
 
     A site monitor works the Detail sheet record by record, and read its bare `lb.csv:462` as the file's line 462.
     Computed for the one-record SOURCEs by plain column expressions, and with the per-record list only for the few
-    of several records (a duplicated key): a list per row for 130,000 findings was a tenth of a second."""
+    of several records (a mean of replicates, a clearance's inputs): a list per row for 130,000 findings was a
+    tenth of a second."""
     source = pl.col("SOURCE")
     several = source.str.contains("; ", literal=True).fill_null(False)
     row = _row_of(source)
@@ -198,7 +199,7 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
         parts = source.str.split("; ")
         files, rows = parts.list.eval(_file_of(pl.element())), parts.list.eval(_row_of(pl.element()))
         one_file = (files.list.n_unique() == 1) & (rows.list.drop_nulls().list.len() == rows.list.len())
-        # `records 8, 9 after the header` for a key duplicated in one file, each record with its file otherwise
+        # `records 8, 9 after the header` for records of one file, each record with its file otherwise
         listed = pl.when(one_file).then(rows_words(files.list.first(), rows.list.join(", "), several=True)) \
             .otherwise(_row_reference())
         words = words.scatter(many, frame.select(source.gather(many)).select(listed).to_series())
@@ -449,6 +450,14 @@ ALSO_ANSWERED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", "CHECK_ID",
                          FINDING_ID, "COVERED_BY"]
 
 
+def _left_out_pairs(queries: pl.DataFrame) -> pl.DataFrame:
+    """QUERY_ID, STUDYID, SITEID, COVERED_BY (a listed finding) and FINDING_ID, one row per finding it covers."""
+    return (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
+            .select("QUERY_ID", "STUDYID", "SITEID", pl.col(FINDING_ID).alias("COVERED_BY"),
+                    pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID))
+            .explode(FINDING_ID))
+
+
 def left_out_findings(queries: pl.DataFrame, catalogue: pl.DataFrame) -> pl.DataFrame:
     """The findings left out of the site's queries because a listed one covers them (`queries`'
     COVERED_FINDING_IDS), one row each: the query that lists the covering finding (QUERY_ID), the finding
@@ -459,10 +468,7 @@ def left_out_findings(queries: pl.DataFrame, catalogue: pl.DataFrame) -> pl.Data
     them too (review.imports): the important IE_MISMATCH behind an INELIGIBLE_ENROLLED the site answered is
     then not left unanswered in the sponsor's review. DETAIL tells a site's 16 missing IE answers of one subject
     apart (EX01, EX02, ...), and why a clearance is unverifiable."""
-    covered = (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
-               .select("QUERY_ID", "STUDYID", "SITEID", pl.col(FINDING_ID).alias("COVERED_BY"),
-                       pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID))
-               .explode(FINDING_ID).with_row_index("_I"))
+    covered = _left_out_pairs(queries).with_row_index("_I")
     about = catalogue.select(FINDING_ID, "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", pl.col("EVIDENCE").alias("DETAIL"))
     return (covered.join(about, on=FINDING_ID, how="left", maintain_order="left")
             .sort(pl.col("_I").min().over("QUERY_ID"), "USUBJID", "CHECK_ID", "DETAIL", FINDING_ID,
@@ -476,10 +482,7 @@ def site_query_of(queries: pl.DataFrame) -> pl.DataFrame:
     every open finding, so that a reviewer sees where each was asked and which answer is its."""
     listed = queries.select(FINDING_ID, pl.col("QUERY_ID").alias("SITE_QUERY"),
                             pl.lit(None, pl.String).alias("COVERED_BY"))
-    covered = (queries.filter(pl.col(COVERED_FINDING_IDS).is_not_null())
-               .select(pl.col(COVERED_FINDING_IDS).str.split(" ").alias(FINDING_ID),
-                       pl.col("QUERY_ID").alias("SITE_QUERY"), pl.col(FINDING_ID).alias("COVERED_BY"))
-               .explode(FINDING_ID))
+    covered = _left_out_pairs(queries).select(FINDING_ID, pl.col("QUERY_ID").alias("SITE_QUERY"), "COVERED_BY")
     return pl.concat([listed, covered], how="vertical").filter(pl.col(FINDING_ID).is_not_null())
 
 
