@@ -447,7 +447,7 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
 
 #: a finding left out of the site's queries (reporting.covered) and the query that asks about it instead
 ALSO_ANSWERED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "DETAIL",
-                         FINDING_ID, "COVERED_BY"]
+                         "WHY_HERE", FINDING_ID, "COVERED_BY"]
 
 
 def _left_out_pairs(queries: pl.DataFrame) -> pl.DataFrame:
@@ -470,10 +470,13 @@ def left_out_findings(queries: pl.DataFrame, catalogue: pl.DataFrame) -> pl.Data
     apart (EX01, EX02, ...), and why a clearance is unverifiable."""
     covered = _left_out_pairs(queries).with_row_index("_I")
     about = catalogue.select(FINDING_ID, "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", pl.col("EVIDENCE").alias("DETAIL"))
+    # the sheet says what it is for on every row: a site monitor found it unreadable without the docs
+    why = pl.format("not on the Queries sheet: query {} asks the same, and the site's answer to it is recorded "
+                    "for this finding too", pl.col("QUERY_ID"))
     return (covered.join(about, on=FINDING_ID, how="left", maintain_order="left")
             .sort(pl.col("_I").min().over("QUERY_ID"), "USUBJID", "CHECK_ID", "DETAIL", FINDING_ID,
                   nulls_last=False, maintain_order=True)
-            .select(ALSO_ANSWERED_COLUMNS))
+            .with_columns(why.alias("WHY_HERE")).select(ALSO_ANSWERED_COLUMNS))
 
 
 def site_query_of(queries: pl.DataFrame) -> pl.DataFrame:

@@ -295,6 +295,8 @@ def test_every_finding_left_out_is_on_the_sites_also_answered_list_and_the_revie
     query = queries.filter(pl.col("FINDING_ID") == "F-INELIGIBLE")["QUERY_ID"].item()
     assert left.select("QUERY_ID", "USUBJID", "FINDING_ID", "CHECK_ID", "CLASS", "SEVERITY", "COVERED_BY").rows() == [
         (query, SUBJECT, "F-MISMATCH", "IN10", "IE_MISMATCH", "IMPORTANT", "F-INELIGIBLE")]
+    assert left["WHY_HERE"].to_list() == [f"not on the Queries sheet: query {query} asks the same, and the site's "
+                                          "answer to it is recorded for this finding too"]
     asked = dict((f, (q, by)) for f, q, by in site_query_of(queries).select("FINDING_ID", "SITE_QUERY",
                                                                             "COVERED_BY").rows())
     other = queries.filter(pl.col("FINDING_ID") == "F-OTHER")["QUERY_ID"].item()
