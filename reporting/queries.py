@@ -170,10 +170,15 @@ def _row_reference() -> pl.Expr:
     return pl.col("SOURCE").str.split("; ").list.eval(one).list.join("; ")
 
 
+def _row_number(source: pl.Expr) -> pl.Expr:
+    """The row number a SOURCE `<key>:<row>` ends with; null for a file-level one. (`^(.*):(\\d+)$` gave the same
+    in one pattern, at six times the cost: its `.*` is matched again at every colon.)"""
+    return source.str.extract(r":(\d+)$", 1).cast(pl.Int64)
+
+
 def _row_of(source: pl.Expr) -> pl.Expr:
-    """The row number (text) a SOURCE `<key>:<row>` ends with; null for a file-level one. (`^(.*):(\\d+)$` gave the
-    same in one pattern, at six times the cost: its `.*` is matched again at every colon.)"""
-    return source.str.extract(r":(\d+)$", 1).cast(pl.Int64).cast(pl.String)
+    """`_row_number` as text, as a query names it (`007` -> `7`)."""
+    return _row_number(source).cast(pl.String)
 
 
 def _file_of(source: pl.Expr) -> pl.Expr:
@@ -315,8 +320,7 @@ _RECORD = ["_RECORD_FILE", "_RECORD_ROW"]
 def _record() -> list[pl.Expr]:
     """The file and data row (a number) of the first record a finding's SOURCE names, for LISTING_KEY."""
     first = pl.col("SOURCE").str.split("; ").list.first()
-    return [first.str.replace(r":\d+$", "").alias("_RECORD_FILE"),
-            first.str.extract(r":(\d+)$", 1).cast(pl.Int64).alias("_RECORD_ROW")]
+    return [_file_of(first).alias("_RECORD_FILE"), _row_number(first).alias("_RECORD_ROW")]
 
 
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
