@@ -142,16 +142,16 @@ _ALSO_VIA = "for a finding its Also answered sheet lists under it"
 _ANSWER_COLUMNS = ("ROW", "QUERY_ID", "STUDYID", "SITEID", "SITE_RESPONSE", "RESPONDED_BY", EVIDENCE_HASH)
 
 
-def _left_out(decided: pl.DataFrame, also: pl.DataFrame | None) -> pl.DataFrame:
+def _left_out(decided: pl.DataFrame, answered: pl.DataFrame, also: pl.DataFrame | None) -> pl.DataFrame:
     """A site query's answer once for each finding its workbook's Also answered sheet lists under it (left out
     of the list because the query asks the same: reporting.covered), marked _ALSO; none without that sheet.
+    `answered`: the answers per listed finding (`_per_finding(decided)`).
 
     A finding the answered queries list themselves, or one the sheet lists twice, is answered once (by its
     listing query, else its first row there): two answers to one finding would refuse both, the real one too."""
     if also is None or also.height == 0 or "QUERY_ID" not in decided.columns:
         return decided.clear().with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
     carried = [c for name in _ANSWER_COLUMNS for c in (name, f"{name}_FORMULA") if c in decided.columns]
-    answered = _per_finding(decided)
     listed = (answered[FINDING_ID] if FINDING_ID in answered.columns else pl.Series([], dtype=pl.String)) \
         .str.strip_chars().drop_nulls().implode()
     left_out = (also.select(pl.col("QUERY_ID").str.strip_chars(), pl.col(FINDING_ID).str.strip_chars(),
@@ -175,8 +175,9 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
     if kind != "REVIEW":
         if "QUERY_ID" not in decided.columns:  # a workbook of one row per finding
             decided = decided.with_columns(pl.lit(None, pl.String).alias("QUERY_ID"))
-        decided = pl.concat([_per_finding(decided).with_columns(pl.lit(False).alias("_ALSO")),
-                             _left_out(decided, also).with_columns(pl.lit(True).alias("_ALSO"))],
+        answered = _per_finding(decided)
+        decided = pl.concat([answered.with_columns(pl.lit(False).alias("_ALSO")),
+                             _left_out(decided, answered, also).with_columns(pl.lit(True).alias("_ALSO"))],
                             how="diagonal_relaxed")
     if kind == "REVIEW":
         frame = decided.select(
