@@ -122,22 +122,26 @@ def _duplicate_domains(manifest: Manifest) -> set[str]:
     return {domain for domain, n in seen.items() if n > 1}
 
 
-def _delivery_problems(ctx: _Context, outcomes: list[_FileOutcome]) -> list[Finding]:
-    problems: list[Finding] = []
+def _delivery_problems(ctx: _Context, outcomes: list[_FileOutcome]) -> list[tuple[Finding, str]]:
+    """A finding per file whose bytes or row count disagree with manifest.json, each with its reason in a few
+    words (`lb.csv has 438 data rows but manifest.json says 439`), which the delivery's rejection quotes."""
+    problems: list[tuple[Finding, str]] = []
     for o in outcomes:
         domain = o.domain.upper() if o.domain else None
         if o.sha256 != o.entry.sha256:
-            problems.append(Finding(
-                ctx.study, ctx.site, Code.CHECKSUM,
-                about_file(ctx.site, o.key, f"its SHA-256 is {o.sha256} but manifest.json says "
-                                            f"{o.entry.sha256}; delivery {ctx.delivery} is rejected"),
-                source=o.key, domain=domain, variable="sha256", observed=o.sha256))
+            code, variable, observed = Code.CHECKSUM, "sha256", o.sha256
+            what = f"its SHA-256 is {o.sha256} but manifest.json says {o.entry.sha256}"
+            reason = f"the SHA-256 of {o.entry.name} is {o.sha256} but manifest.json says {o.entry.sha256}"
         elif o.records is not None and o.records != o.entry.rows:
-            problems.append(Finding(
-                ctx.study, ctx.site, Code.ROW_COUNT,
-                about_file(ctx.site, o.key, f"it has {o.records} data rows but manifest.json says "
-                                            f"{o.entry.rows}; delivery {ctx.delivery} is rejected"),
-                source=o.key, domain=domain, variable="rows", observed=str(o.records)))
+            code, variable, observed = Code.ROW_COUNT, "rows", str(o.records)
+            what = f"it has {o.records} data rows but manifest.json says {o.entry.rows}"
+            reason = f"{o.entry.name} has {o.records} data rows but manifest.json says {o.entry.rows}"
+        else:
+            continue
+        finding = Finding(ctx.study, ctx.site, code,
+                          about_file(ctx.site, o.key, f"{what}; delivery {ctx.delivery} is rejected"),
+                          source=o.key, domain=domain, variable=variable, observed=observed)
+        problems.append((finding, reason))
     return problems
 
 
@@ -180,8 +184,8 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
     outcomes = [_read_entry(ctx, entry, duplicates) for entry in sorted(manifest.files, key=lambda f: f.name)]
     problems = _delivery_problems(ctx, outcomes)
     if problems:
-        read.reason = "; ".join(p.message.rstrip(".") for p in problems)
-        read.findings.extend(problems)
+        read.reason = "; ".join(reason for _, reason in problems)
+        read.findings.extend(finding for finding, _ in problems)
         for o in outcomes:
             rows = o.records if o.records is not None else o.entry.rows
             read.inputs.append(_input(ctx, o.key, o.sha256, o.domain, rows, rows,

@@ -164,7 +164,9 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
     findings[:0] = notes
     if used is None:
         if rejected:
-            why = f"every complete delivery was rejected ({', '.join(n for n, _ in rejected)})"
+            # each delivery with its reason: the site's one query names what to correct (its rejections are on the
+            # site's Also answered sheet under it, reporting/data/queries.yaml covered_by)
+            why = f"every complete delivery was rejected ({'; '.join(f'{n}: {r}' for n, r in rejected)})"
         elif dated:
             why = "no complete delivery (no manifest.json in any delivery folder)"
         elif any(d.status == DeliveryStatus.AFTER_AS_OF for d in deliveries):

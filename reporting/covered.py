@@ -39,6 +39,7 @@ from reporting.datafiles import DataFileError
 SAME: dict[str, list[str]] = {
     "subject": ["STUDYID", "SITEID", "USUBJID"],
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
+    "site": ["STUDYID", "SITEID"],  # a site's deliveries (its rejections and whether it is audited at all)
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
     "record": ["STUDYID", "SITEID", "USUBJID", "SOURCE"],  # one delivered record (a component names the one excluded)
     # a result nobody delivered (see _named): at the site ("site 113 delivers no FEV1PP result in FA for any

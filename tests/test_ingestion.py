@@ -145,6 +145,20 @@ def test_rejected_delivery_falls_back_to_previous(store, edit, code, variable) -
     assert_balanced(result)
 
 
+def test_a_site_not_audited_names_each_rejected_delivery_and_why(store) -> None:  # noqa: F811
+    # the site's one query (reporting/data/queries.yaml covered_by) must say what to correct in each delivery
+    deliver(store, "101", D2, {"dm": sample("dm", n=2)})
+    deliver(store, "101", D3, {"dm": sample("dm", n=3)})
+    _tamper_manifest(store, "101", D2, lambda m: m["files"][0].update(rows=99))
+    _tamper_manifest(store, "101", D3, lambda m: m["files"].append({"name": "vs.csv", "sha256": "a" * 64, "rows": 1}))
+    result = ingest_site(store, STUDY, "101", now=NOW)
+    assert result.delivery is None
+    assert combine_sites(STUDY, [result]).sites_not_audited == {"101": (
+        f"every complete delivery was rejected ({D3}: manifest.json lists vs.csv, not in the delivery folder; "
+        f"{D2}: dm.csv has 2 data rows but manifest.json says 99)")}
+    assert _statuses(result) == {D3: "REJECTED", D2: "REJECTED"}
+
+
 def test_unparseable_manifest(store) -> None:  # noqa: F811
     deliver(store, "101", D2, {"dm": sample("dm", n=2)})
     deliver(store, "101", D3, {"dm": sample("dm", n=3)})
@@ -165,7 +179,10 @@ def test_checksum_mismatch_counts_rows_of_rejected_delivery_as_rejected(store) -
     assert lb.domain == "lb"
     assert codes(result.findings) == [Code.CHECKSUM, Code.SITE_NOT_AUDITED]
     summary = combine_sites(STUDY, [result])
-    assert summary.sites_not_audited == {"101": "every complete delivery was rejected (" + D3 + ")"}
+    # the reason names the delivery and what was wrong with it: the site's one query asks to correct it
+    reason = summary.sites_not_audited["101"]
+    assert reason.startswith(f"every complete delivery was rejected ({D3}: the SHA-256 of lb.csv is {lb.sha256} "
+                             "but manifest.json says ") and reason.endswith(")")
     assert_balanced(result)
 
 

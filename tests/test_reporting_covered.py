@@ -22,7 +22,8 @@ def _discrepancy(check: str, klass: str, severity: str = "IMPORTANT", subject: s
 
 def _site_queries(discrepancies: list[dict], validation: list[dict] | None = None) -> pl.DataFrame:
     return build_site_queries(pl.DataFrame(discrepancies, schema=DISCREPANCIES),
-                              pl.DataFrame(validation or [], schema={**FINDINGS, "CHECK": pl.String}),
+                              pl.DataFrame(validation or [], schema={**FINDINGS, "CHECK": pl.String,
+                                                                     "FINDING_ID": pl.String}),
                               pl.DataFrame(schema=ELIGIBILITY))
 
 
@@ -347,3 +348,42 @@ def test_a_site_level_query_names_the_subjects_of_the_findings_it_covers():
     own = consolidate_queries(_crcl_case({"SZ003-102-0001": "creatinine: no CREAT result"}, [site]))
     assert own.filter(pl.col("CHECK_ID") == "IN11.CRCL")["SUBJECTS"].to_list() == ["SZ003-102-0001"]
     assert own.filter(pl.col("CHECK_ID") != "IN11.CRCL").select("N_SUBJECTS", "SUBJECTS").rows() == [(0, None)]
+
+
+def _delivery_finding(site: str, code: str, message: str, domain: str | None = None) -> dict:
+    return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": None, "DOMAIN": domain, "VARIABLE": None,
+            "EXPECTATION": code, "CHECK": None, "OBSERVED": "x", "MESSAGE": message,
+            "SOURCE": f"SZ003/{site}/D/manifest.json", "FINDING_ID": f"V-{site}-{code}"}
+
+
+def test_a_site_none_of_whose_deliveries_could_be_used_is_one_query_naming_each_rejection():
+    # the dirty study's site 118 was three queries: the newest delivery's missing file, the older one's row count
+    # and "not audited ... correcting the problems named in this site's other queries"
+    validation = [
+        _delivery_finding("118", "ingest.delivery_rejected.missing_file", "Site 118, delivery D2: tr.csv missing."),
+        _delivery_finding("118", "ingest.delivery_rejected.row_count", "Site 118, file lb.csv: 438 rows.", "LB"),
+        _delivery_finding("118", "ingest.site_not_audited", "Site 118 is not audited: every complete delivery was "
+                          "rejected (D2: manifest.json lists tr.csv, not in the delivery folder; D1: lb.csv has 438 "
+                          "data rows but manifest.json says 439)."),
+        # another site's rejection is its own query
+        _delivery_finding("119", "ingest.delivery_rejected.checksum", "Site 119, file lb.csv: its SHA-256 ...", "LB")]
+    rows = _site_queries([], validation)
+    assert rows.select("SITEID", "CHECK_ID").rows() == [("118", "ingest.site_not_audited"),
+                                                         ("119", "ingest.delivery_rejected.checksum")]
+    listed = rows.row(0, named=True)
+    assert listed["COVERED_FINDING_IDS"] == ("V-118-ingest.delivery_rejected.missing_file "
+                                             "V-118-ingest.delivery_rejected.row_count")
+    assert listed["QUERY_TEXT"].startswith("Site 118 is not audited: every complete delivery was rejected (D2: ")
+    assert listed["QUERY_TEXT"].endswith("correcting the problems named above.")
+
+
+def test_a_site_audited_on_an_older_delivery_is_asked_to_correct_the_rejection_only():
+    # site 120: the newest delivery's checksum, and "used instead of the newer delivery, which was rejected"
+    validation = [
+        _delivery_finding("120", "ingest.delivery_fallback", "Site 120, delivery D1: used instead of D2."),
+        _delivery_finding("120", "ingest.delivery_rejected.checksum", "Site 120, file lb.xlsx: its SHA-256 ...", "LB"),
+        _delivery_finding("121", "ingest.delivery_fallback", "Site 121, delivery D1: used instead of D2.")]
+    rows = _site_queries([], validation)
+    assert rows.select("SITEID", "CHECK_ID", "COVERED_FINDING_IDS").rows() == [
+        ("120", "ingest.delivery_rejected.checksum", "V-120-ingest.delivery_fallback"),
+        ("121", "ingest.delivery_fallback", None)]
