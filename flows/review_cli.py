@@ -55,7 +55,7 @@ def _run(action):
 
 #: what a terminal table shows of a listing (csv and json give every column)
 TABLE_COLUMNS = ["FINDING_ID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS", "REVIEW_STATE",
-                 "REVIEWED_BY"]
+                 "REVIEWED_BY", "SITE_QUERY"]
 _NO_WRAP = {"FINDING_ID", "EVIDENCE_HASH", "SEQ", "AT", "USUBJID", "REVIEW_STATE", "FROM_STATE", "TO_STATE", "ACTION"}
 
 
@@ -114,7 +114,7 @@ def show_command(
         out.print(f"{finding_id}: not in the latest run (resolved earlier, or a finding of another night)")
     else:
         for key in ("ORIGIN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS", "FIRST_SEEN",
-                    "DAYS_OPEN", "EVIDENCE", "EVIDENCE_HASH"):
+                    "DAYS_OPEN", "EVIDENCE", "EVIDENCE_HASH", "SITE_QUERY", "COVERED_BY"):
             out.print(f"{key}: {'' if current.get(key) is None else current[key]}", soft_wrap=True, markup=False,
                       highlight=False)
     out.print(f"REVIEW_STATE: {state['REVIEW_STATE'][0] if state.height else 'UNREVIEWED (no entries)'}",

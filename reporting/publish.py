@@ -8,7 +8,6 @@ the prefix (the final `<STUDYID>/<AS_OF>` or a staging prefix it promotes afterw
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +23,11 @@ from contracts.records import PartedTable, RunOutputs
 from contracts.tables import FINDING_ID
 from core.safety import neutralise
 from expectations.docs import publish_data_docs
+from publication.layout import (
+    site_also_answered_key,
+    site_detail_key,
+    site_file_name,
+)
 from reporting import parted
 from reporting.covered import COVERED_FINDING_IDS
 from reporting.dv import build_dv, xpt_bytes
@@ -69,7 +73,6 @@ XPT = "application/x-sas-xport"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 MANIFEST_FILE = "run_manifest.json"
-_SITE_FILE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,6 @@ class OutputFile:
 
     def contents(self) -> bytes:
         return self.path.read_bytes() if self.path is not None else self.data
-
-
-def site_file_name(site: str) -> str:
-    """A site id as a safe file name (site ids come from delivery paths, but never trust them)."""
-    name = _SITE_FILE.sub("_", site).strip(".") or "UNKNOWN"
-    return name
 
 
 def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame | PartedTable]:
@@ -131,8 +128,6 @@ MATRIX_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "OUTCOME"]
 PUBLISH_THREADS = 4
 #: the site workbook's sheets: the queries, one per problem, that a site answers; each finding they list
 SITE_SHEET, DETAIL_SHEET = "Queries", "Detail"
-#: every finding of each site's queries, one CSV per site (site_detail_key)
-DETAIL_FOLDER = "site_queries/detail"
 #: where the rows of each report.xlsx sheet are when the table is too long to repeat in a sheet
 SHEET_FILES = {
     "Review": "'screening-audit review list' (by site or state) and decide with 'screening-audit review add'",
@@ -162,17 +157,12 @@ def _table_files(name: str, frame: pl.DataFrame | PartedTable, folder: Path) -> 
     return [OutputFile(f"{name}.csv", b"", CSV, csv), OutputFile(f"{name}.parquet", b"", PARQUET, parquet)]
 
 
-def site_detail_key(site: str) -> str:
-    """The CSV with every finding of a site's queries (the Detail sheet lists a query's first ones)."""
-    return f"{DETAIL_FOLDER}/{site_file_name(site)}.csv"
-
-
 def _site_sheet_file(site: str, sheet: str) -> str:
     """Where a site workbook's sheet too long to write is (its pointer names it)."""
     if sheet == SITE_SHEET:
         return f"site_queries/{site_file_name(site)}.csv"
-    if sheet == ALSO_ANSWERED_SHEET:  # no file lists them per site (an answer is then recorded for the listed ones)
-        return "report.xlsx's Review sheet (its SITE_QUERY and COVERED_BY columns)"
+    if sheet == ALSO_ANSWERED_SHEET:
+        return site_also_answered_key(site)
     return site_detail_key(site)
 
 
@@ -193,12 +183,14 @@ def _site_query_workbooks(safe: pl.DataFrame, findings: pl.DataFrame, left_out: 
     return [OutputFile(f"site_queries/{site_file_name(site)}.xlsx", data, XLSX) for site, data in workbooks.items()]
 
 
-def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, folder: Path) -> list[OutputFile]:
-    """site_queries/<SITEID>.csv (one query per problem) and site_queries/detail/<SITEID>.csv (every
-    finding) for every site with a query, written into files of `folder` (as the tables' files are). Made
-    apart from the workbooks, on a thread of their own: the two are the longest jobs of a publication and
-    need only the queries."""
-    details = split_by_site(findings)
+def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, left_out: pl.DataFrame,
+                     folder: Path) -> list[OutputFile]:
+    """site_queries/<SITEID>.csv (one query per problem), site_queries/detail/<SITEID>.csv (every finding)
+    for every site with a query, and site_queries/also_answered/<SITEID>.csv (the findings left out of its
+    queries) for every site with any, written into files of `folder` (as the tables' files are). Made apart
+    from the workbooks, on a thread of their own: the two are the longest jobs of a publication and need only
+    the queries."""
+    details, also = split_by_site(findings), split_by_site(left_out)
     files: list[OutputFile] = []
     for site, part in split_by_site(safe).items():
         name = site_file_name(site)
@@ -206,6 +198,9 @@ def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, folder: Path) -
         files.append(OutputFile(f"site_queries/{name}.csv", b"", CSV, write_csv_file(part, queries, neutralised=True)))
         files.append(OutputFile(site_detail_key(site), b"", CSV,
                                 write_csv_file(details[site], detail, neutralised=True)))
+        if site in also:
+            files.append(OutputFile(site_also_answered_key(site), b"", CSV, write_csv_file(
+                also[site], folder / f"site-also-answered-{name}.csv", neutralised=True)))
     return files
 
 
@@ -328,7 +323,8 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     built = pool.submit(site_queries)
     jobs = [job(lambda name=name, frame=frame: _table_files(name, frame, folder)) for name, frame in tables.items()]
     jobs.append(job(lambda: [OutputFile("dv.xpt", xpt_bytes(frames["dv"], outputs.as_of), XPT)]))
-    jobs.append(job(lambda: _site_query_csvs(built.result().safe, built.result().findings, folder)))
+    jobs.append(job(lambda: _site_query_csvs(built.result().safe, built.result().findings, built.result().left_out,
+                                             folder)))
     risk = risk_table(outputs)
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(

@@ -16,6 +16,7 @@ import polars as pl
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
 from core.safety import neutralise
 from review.append import append_actions
+from review.asked import LINK_COLUMNS, with_site_queries
 from review.catalogue import published_catalogue
 from review.entries import ENTRY_SCHEMA
 from review.fold import annotate, current_states
@@ -26,7 +27,7 @@ from review.proposals import proposals
 from storage import Store
 
 LIST_COLUMNS = [FINDING_ID, "ORIGIN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS", "DAYS_OPEN",
-                "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT"]
+                "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT", *LINK_COLUMNS]
 THREAD_COLUMNS = ["SEQ", "AT", "BY", "ACTION", "FROM_STATE", "TO_STATE", "TEXT", EVIDENCE_HASH, "VIA"]
 EXPORT_CONTEXT = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "ORIGIN"]
 
@@ -78,11 +79,13 @@ def list_findings(store: Store, study: str, *, states: list[str] = (), sites: li
         rows = rows.filter(pl.col("REVIEW_STATE").is_in(wanted))
     if sites:
         rows = rows.filter(pl.col("SITEID").is_in([s.strip() for s in sites]))
+    rows = with_site_queries(rows, store, study, context.as_of)  # which query asks each site (review.asked)
     return context.as_of, rows.sort("SITEID", "USUBJID", "CHECK_ID", FINDING_ID, nulls_last=True).select(LIST_COLUMNS)
 
 
 def show_finding(store: Store, study: str, finding_id: str) -> tuple[dict | None, pl.DataFrame, pl.DataFrame]:
-    """(the finding as the latest run lists it, or None; its state; its thread in ledger order)."""
+    """(the finding as the latest run lists it, with the site query that asks about it, or None; its state; its
+    thread in ledger order)."""
     context = _Study(store, study)
     finding_id = finding_id.strip()
     entries = context.view().entries
@@ -91,6 +94,7 @@ def show_finding(store: Store, study: str, finding_id: str) -> tuple[dict | None
     if listed.height == 0 and thread.height == 0:
         raise ReviewInputError(f"unknown finding {finding_id}: not in {context.where} nor in the review ledger")
     state = current_states(thread, context.machine)
+    listed = with_site_queries(listed, store, study, context.as_of)
     current = listed.row(0, named=True) if listed.height else None
     marked = thread.with_columns(
         (pl.col(EVIDENCE_HASH) != pl.lit(current[EVIDENCE_HASH] if current else None, pl.String)).fill_null(False)

@@ -215,6 +215,25 @@ def test_each_site_reads_only_its_own_subjects_in_the_outbox(nights: dict) -> No
                 f"SZ003/{night}/site_queries/detail/{site}.csv")
 
 
+def test_a_site_receives_its_queries_their_detail_and_the_findings_answered_through_them(tmp_path: Path) -> None:
+    from reporting.outbox import deliver_site_queries
+    from storage import LocalStore
+
+    reports, outbox = LocalStore(tmp_path / "reports"), LocalStore(tmp_path / "outbox")
+    night = "SZ003/2026-11-28"
+    files = {"site_queries/104.csv": b"q", "site_queries/104.xlsx": b"x", "site_queries/detail/104.csv": b"d",
+             "site_queries/also_answered/104.csv": b"a", "site_queries/105.csv": b"q5",
+             "site_queries/detail/105.csv": b"d5", "site_queries/other/104.csv": b"never sent"}
+    for key, data in files.items():
+        reports.write_bytes(f"{night}/{key}", data)
+    written = deliver_site_queries(reports, night, outbox, study="SZ003", as_of=date(2026, 11, 28))
+    stem = "SZ003/{site}/2026-11-28/SZ003_{site}_{kind}_2026-11-28.{ext}"
+    assert written == sorted(stem.format(site=site, kind=kind, ext=ext) for site, kind, ext in [
+        ("104", "queries", "csv"), ("104", "queries", "xlsx"), ("104", "query_detail", "csv"),
+        ("104", "also_answered", "csv"), ("105", "queries", "csv"), ("105", "query_detail", "csv")])
+    assert outbox.read_bytes(stem.format(site="104", kind="also_answered", ext="csv")) == b"a"
+
+
 # ------------------------------------------------------------------ the site and sponsor IAM policies
 
 POLICY_DIR = Path(__file__).parents[1] / "deploy"

@@ -224,11 +224,26 @@ def test_a_site_answer_is_recorded_for_the_findings_left_out_behind_its_query(tm
     assert also.select("QUERY_ID", "USUBJID", "FINDING_ID", "CHECK_ID", "CLASS", "COVERED_BY").rows() == [
         (asking["QUERY_ID"].item(), ineligible["USUBJID"], ids["IE_MISMATCH"], criterion, "IE_MISMATCH",
          ids["INELIGIBLE_ENROLLED"])]
+    # a site that works from the CSVs has the same list (its workbook's sheet points there when too long)
+    also_csv = pl.read_csv(io.BytesIO(store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/also_answered/"
+                                                       f"{site}.csv")), infer_schema=False)
+    assert also_csv.select("QUERY_ID", "FINDING_ID", "COVERED_BY").rows() == \
+        also.select("QUERY_ID", "FINDING_ID", "COVERED_BY").rows()
+    others = {o.key.rsplit("/", 1)[-1] for o in store.list(f"{STUDY}/{AS_OF.isoformat()}/site_queries/also_answered")}
+    assert others == {f"{site}.csv"}  # only a site with left-out findings has the file
     # the sponsor's Review sheet lists both, each with the query that asks about it
     review = _sheet(store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/report.xlsx"), "Review")
     asked = {f: (q, by) for f, q, by in review.select("FINDING_ID", "SITE_QUERY", "COVERED_BY").rows()}
     assert asked[ids["IE_MISMATCH"]] == (asking["QUERY_ID"].item(), ids["INELIGIBLE_ENROLLED"])
     assert asked[ids["INELIGIBLE_ENROLLED"]] == (asking["QUERY_ID"].item(), None)
+    # and so do `review list` and `review show`, from the run's per-site files: the same link for every finding
+    from review.commands import list_findings, show_finding
+
+    _, listed = list_findings(store, STUDY)
+    links = {f: (q, by) for f, q, by in listed.select("FINDING_ID", "SITE_QUERY", "COVERED_BY").rows()}
+    assert {f: links[f] for f in asked} == asked and sum(q is not None for q, _ in asked.values()) > 3
+    shown, _, _ = show_finding(store, STUDY, ids["IE_MISMATCH"])
+    assert (shown["SITE_QUERY"], shown["COVERED_BY"]) == (asking["QUERY_ID"].item(), ids["INELIGIBLE_ENROLLED"])
     # the site answers the one query it was sent (Excel keeps the other sheets of the workbook it returns)
     returned = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported", "Dr Lee")},
                                      keep=published)
