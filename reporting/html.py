@@ -201,10 +201,20 @@ def _review_context(outputs: RunOutputs) -> dict[str, Any]:
         "by_site": _rows(backlog_by_site(backlog), 25),
         "reopened": _rows(reopened_tonight(outputs)),
         "apart": _rows(listed_apart(outputs, reviewed)),
-        "workbooks": [f"{r.get('workbook')}: {r.get('status', '').replace('_', ' ').lower()}, "
-                      f"{len(r.get('applied') or [])} row(s) applied, {len(r.get('refused') or [])} refused"
-                      + (f" ({r.get('reason')})" if r.get("reason") else "") for r in receipts],
+        "workbooks": [receipt_line(r) for r in receipts],
     }
+
+
+def receipt_line(receipt: dict) -> str:
+    """One returned workbook as the report lists it: rows and findings counted apart, as the command's receipt
+    line does (review.imports.Receipt.line): a site's answer to a consolidated query is recorded for each of its
+    findings, so "9 row(s) applied" for 4 answered rows was wrong."""
+    applied = receipt.get("applied") or []
+    rows = len({entry.get("row") for entry in applied})
+    findings = "" if rows == len(applied) else f" ({len(applied)} findings)"
+    return (f"{receipt.get('workbook')}: {receipt.get('status', '').replace('_', ' ').lower()}, "
+            f"{rows} row(s) applied{findings}, {len(receipt.get('refused') or [])} refused"
+            + (f" ({receipt.get('reason')})" if receipt.get("reason") else ""))
 
 
 def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],

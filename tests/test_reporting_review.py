@@ -271,3 +271,14 @@ def test_a_validation_finding_is_listed_for_review_under_its_check_not_the_gener
         "LB.unit_known.LBORRESU", "expect_column_values_to_be_in_set"]  # a finding without a check keeps the type
     assert catalogue_of(None, validation.drop("CHECK"))["CHECK_ID"].to_list() == [
         "expect_column_values_to_be_in_set"] * 2
+
+
+def test_the_report_counts_a_returned_workbooks_rows_and_findings_apart() -> None:
+    # a user trial: the command's receipt said "4 row(s) applied (9 findings ...)", the report "9 row(s) applied"
+    from reporting.html import receipt_line
+
+    applied = [{"row": row, "finding_id": f"D-{i}"} for i, row in enumerate([2, 2, 2, 3, 4, 4, 4, 4, 5])]
+    receipt = {"workbook": "102.xlsx", "status": "PARTLY_APPLIED", "applied": applied, "refused": [{"row": 6}]}
+    assert receipt_line(receipt) == "102.xlsx: partly applied, 4 row(s) applied (9 findings), 1 refused"
+    one_each = {**receipt, "applied": applied[:1], "refused": [], "status": "APPLIED"}
+    assert receipt_line(one_each) == "102.xlsx: applied, 1 row(s) applied, 0 refused"
