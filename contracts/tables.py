@@ -95,6 +95,11 @@ DISCREPANCIES: Schema = {
     "STATUS": _STR,
     "FIRST_SEEN": _STR,
     "DAYS_OPEN": pl.Int64,
+    # a process check's own date and records (PC01: the earliest procedure before consent, and every record dated
+    # before it): DV's DVSTDTC and the query's record. Empty for a component's findings, whose value, date and
+    # record are its eligibility row's.
+    "DTC": _STR,
+    "SOURCE": _STR,
     "FINDING_ID": _STR,
     "EVIDENCE_HASH": _STR,
 }

@@ -160,6 +160,10 @@ def _with_unit(value: str, unit: str) -> pl.Expr:
         pl.concat_str([pl.col(value), pl.lit(" "), pl.col(unit)]))
 
 
+#: the records a query text or DETAIL line names of a finding's SOURCE (the query detail's RECORD names them all)
+MAX_RECORDS_QUOTED = 5
+
+
 def _row_reference() -> pl.Expr:
     """SOURCE as a site finds it, each of several records (`; `): `…/lb.csv record 462 after the header` for
     `…/lb.csv:462`, `…/lb.xlsx row 462 below the header` for `…/lb.xlsx:462` (core.source.rows_words). A site monitor
@@ -167,7 +171,12 @@ def _row_reference() -> pl.Expr:
     part = pl.element()
     row, path = _row_of(part), _file_of(part)
     one = pl.when(row.is_null()).then(part).otherwise(pl.format("{} {}", path, rows_words(path, row)))
-    return pl.col("SOURCE").str.split("; ").list.eval(one).list.join("; ")
+    records = pl.col("SOURCE").str.split("; ")
+    named = records.list.head(MAX_RECORDS_QUOTED).list.eval(one).list.join("; ")
+    # PC01 names every record dated before consent (51 at one site): a text quotes the first few, RECORD has all
+    more = records.list.len().cast(pl.Int64) - MAX_RECORDS_QUOTED
+    return pl.when(more > 0).then(pl.format("{}; and {} more records (RECORD in the query detail lists them)",
+                                            named, more)).otherwise(named)
 
 
 def _row_number(source: pl.Expr) -> pl.Expr:
@@ -268,21 +277,25 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
                            pl.col("SOURCE").alias("_ELIG_SOURCE")).unique(keys, keep="first", maintain_order=True)
     own = [c for c in ("VALUE", "UNIT", "DELIVERED", "LIMIT", "DTC", "REASON", "SOURCE", "CAUSE")
            if c in current.columns]
+    # a process check's own date and records (PC01: each record dated before consent) come before the quoted row's
+    mine = [(pl.col(c) if c in current.columns else pl.lit(None, pl.String)).cast(pl.String).alias(f"_OWN_{c}")
+            for c in ("DTC", "SOURCE")]
     values = values.rename({"CHECK_ID": "_VALUE_CHECK"})
-    rows = (current.drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
+    rows = (current.with_columns(mine).drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
             .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True)
             # a process check quoting a component's row keeps its own cause (none): the cause is part of its query
             .with_columns(pl.when(pl.col("_VALUE_CHECK") == pl.col("CHECK_ID")).then(pl.col("CAUSE")).alias("CAUSE"))
             .drop("_VALUE_CHECK"))
     return rows.with_columns(
-        pl.col("_ELIG_SOURCE").alias("SOURCE"),
+        pl.coalesce("_OWN_SOURCE", "_ELIG_SOURCE").alias("SOURCE"),
+        pl.coalesce("_OWN_DTC", "DTC").alias("DTC"),
         pl.lit("DISCREPANCY").alias("ORIGIN"),
         pl.lit(None, pl.String).alias("DOMAIN"),
         pl.lit(None, pl.String).alias("VARIABLE"),
         pl.lit(None, pl.String).alias("OBSERVED"),
         pl.lit(None, pl.String).alias("MESSAGE"),
         pl.col("EVIDENCE").alias("DETAIL"),
-    ).drop("_ELIG_SOURCE")
+    ).drop("_ELIG_SOURCE", "_OWN_SOURCE", "_OWN_DTC")
 
 
 def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:

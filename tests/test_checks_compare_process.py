@@ -98,6 +98,23 @@ def test_pc01_golden_evidence_earliest_record_across_domains_and_not_done_ignore
         "1 more screening record(s) are also dated before consent; "
         "the site recorded the subject as a screen failure."
     )
+    # the deviation's own date (DV's DVSTDTC) and every record dated before consent, earliest first (the site
+    # query's RECORD): a user trial found DVSTDTC was the treatment start and the site told "49 more records"
+    assert (found[0]["DTC"], found[0]["SOURCE"]) == ("2026-02-10", "vs.csv:1; lb.csv:1")
+    others = process([subject("S1")], "PC02", dm=dm([{"USUBJID": "S1", "RFICDTC": None}]))
+    assert (others[0]["DTC"], others[0]["SOURCE"]) == (None, None)  # a check without its own date or record
+
+
+def test_a_procedure_before_consent_is_dated_in_dv_by_the_procedure_not_the_treatment_start():
+    # docs/outputs.md: DVSTDTC is "the finding's own date when the comparison gives one"; the comparison gave none,
+    # so every PC01 deviation was dated by the treatment start (2026-03-10 here)
+    from reporting.dv import build_dv
+
+    consent = dm([{"USUBJID": "S1", "RFICDTC": "2026-02-20", "RFXSTDTC": "2026-03-10"}])
+    weight = frame("vs", [{"VSTESTCD": "WEIGHT", "VSDTC": "2026-02-10"}])
+    result = compare_evaluated(build([subject("S1")]), {"ie": ie(full_checklist("S1")), "dm": consent, "vs": weight})
+    dv = build_dv(result.discrepancies, result.subjects).filter(pl.col("DVREFID") == "PC01")
+    assert dv["DVSTDTC"].to_list() == ["2026-02-10"]
 
 
 # -------------------------------------------------------------------------------------------- PC02

@@ -734,3 +734,21 @@ def test_values_of_component_must_be_a_list_of_check_ids(monkeypatch):
     monkeypatch.setattr(module, "load", lambda name: {**data, "values_of_component": "PC06"})
     with pytest.raises(DataFileError, match="values_of_component must be a list of check ids"):
         module._data()
+
+
+def test_a_process_checks_own_records_and_date_are_its_query_detail():
+    # a user trial: "… 49 more screening record(s) are also dated before consent" with no record named anywhere
+    records = "; ".join(f"SZ003/101/D1/vs.csv:{row}" for row in range(3, 10))
+    pc01 = [{**discrepancy(subject, "PC01", "PROCESS", "IMPORTANT", evidence=f"VS WEIGHT of {subject} precedes "
+                           "informed consent"), "DTC": "2026-02-10", "SOURCE": records}
+            for subject in ("SZ003-101-0001", "SZ003-101-0002")]
+    q = queries(pc01)
+    detail = query_detail(q)
+    assert detail.select("DTC", "SOURCE", "RECORD").unique().rows() == [
+        ("2026-02-10", records, "records 3, 4, 5, 6, 7, 8, 9 after the header")]
+    # the query's DETAIL quotes each finding's first five records and says where the others are
+    problem = consolidate_queries(q).row(0, named=True)
+    assert problem["N_FINDINGS"] == 2
+    first_five = "; ".join(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(3, 8))
+    assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
+            "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]

@@ -27,7 +27,7 @@ import polars as pl
 
 from checks.comparison import evidence
 from checks.comparison.identity import with_identity
-from checks.comparison.process import ProcessCheck, ProcessContext, run_process_checks
+from checks.comparison.process import OWN_COLUMNS, ProcessCheck, ProcessContext, run_process_checks
 from checks.comparison.site_checklist import SiteSource, site_checklist
 from checks.evaluation.exclusions import drop_rejected, normalise
 from contracts import DISCREPANCIES, SUBJECTS, check_table
@@ -347,9 +347,9 @@ def compare(
             _screen_fail_unsupported(per_criterion, differing, policy).select(_FINDING),
             run_process_checks(context, process_checks)
             .with_columns(pl.lit(DiscrepancyClass.PROCESS.value).alias("CLASS"))
-            .select(_FINDING),
+            .select(*_FINDING, *OWN_COLUMNS),
         ],
-        how="vertical_relaxed",
+        how="diagonal_relaxed",  # a component's findings have no date or record of their own (OWN_COLUMNS null)
     )
     discrepancies = (
         findings.join(subjects.select("STUDYID", "SITEID", "USUBJID"), on="USUBJID")

@@ -33,13 +33,16 @@ from contracts.protocol import Protocol
 from contracts.units import UnitCatalog, load_units
 from core import values
 from core.dates import completed_years, date_bounds, with_partial_dates
+from core.source import SOURCE_KEY, source_text
 from core.values import column_text
 from core.versions import span_labels
 
-__all__ = ["CHECKS", "PROCESS_COLUMNS", "ProcessCheck", "ProcessConfigError", "ProcessContext", "date_bounds",
-           "load_process_checks", "parse_process_checks", "run_process_checks"]
+__all__ = ["CHECKS", "OWN_COLUMNS", "PROCESS_COLUMNS", "ProcessCheck", "ProcessConfigError", "ProcessContext",
+           "date_bounds", "load_process_checks", "parse_process_checks", "run_process_checks"]
 
 PROCESS_COLUMNS = ["USUBJID", "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"]
+#: what a check may add: the date of what it found and the records it found it in (null where it has none)
+OWN_COLUMNS = ["DTC", "SOURCE"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class ProcessContext:
 
 
 def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema=dict.fromkeys(PROCESS_COLUMNS, pl.String))
+    return pl.DataFrame(schema=dict.fromkeys([*PROCESS_COLUMNS, *OWN_COLUMNS], pl.String))
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -86,6 +89,7 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
             column_text(frame, spec["status"]).alias("STATUS") if spec.get("status") else pl.lit(None,
                                                                                             pl.String).alias(
                 "STATUS"),
+            (source_text() if SOURCE_KEY in frame.columns else pl.lit(None, pl.String)).alias("SOURCE"),
         ).filter(pl.col("STATUS").fill_null("").str.to_uppercase() != "NOT DONE")
         # one domain at a time: only its records are in memory, and only its early ones are kept
         parts.append(
@@ -96,12 +100,12 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
     if not parts:
         return _empty()
     early = pl.concat(parts)
+    order = ["R_LO", "DOMAIN", "TESTCD", "DTC"]
     first = early.group_by("USUBJID").agg(
         pl.len().alias("N"),
-        *[
-            pl.col(c).sort_by(["R_LO", "DOMAIN", "TESTCD", "DTC"], nulls_last=True).first()
-            for c in ("DOMAIN", "TESTCD", "DTC", "RFICDTC")
-        ],
+        *[pl.col(c).sort_by(order, nulls_last=True).first() for c in ("DOMAIN", "TESTCD", "DTC", "RFICDTC")],
+        # every record dated before consent, earliest first: the site is asked about each (its query's RECORD)
+        pl.col("SOURCE").sort_by([*order, "SOURCE"], nulls_last=True).drop_nulls().str.join("; ").alias("SOURCE"),
     )
     more = (
         pl.when(pl.col("N") > 1)
@@ -122,6 +126,8 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
             more,
             evidence.decision_clause(),
         ).alias("EVIDENCE"),
+        pl.col("DTC"),  # the deviation's own date: the earliest procedure before consent (DV's DVSTDTC)
+        pl.when(pl.col("SOURCE") != "").then(pl.col("SOURCE")).alias("SOURCE"),
     )
 
 
@@ -382,10 +388,15 @@ CHECKS: dict[str, tuple[CheckFunction, frozenset[str]]] = {
 }
 
 def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | None = None) -> pl.DataFrame:
-    """All configured checks as one table: USUBJID, CHECK_ID, SEVERITY + PROCESS_COLUMNS."""
+    """All configured checks as one table: USUBJID, CHECK_ID, SEVERITY + PROCESS_COLUMNS + OWN_COLUMNS (null where
+    a check gives none)."""
+    def shaped(found: pl.DataFrame) -> pl.DataFrame:
+        own = [pl.col(c).cast(pl.String) if c in found.columns else pl.lit(None, pl.String).alias(c)
+               for c in OWN_COLUMNS]
+        return found.select(*PROCESS_COLUMNS, *own)
+
     frames = [
-        CHECKS[check.id][0](ctx, check.params)
-        .select(PROCESS_COLUMNS)
+        shaped(CHECKS[check.id][0](ctx, check.params))
         .with_columns(pl.lit(check.id).alias("CHECK_ID"), pl.lit(check.severity).alias("SEVERITY"))
         for check in (checks if checks is not None else load_process_checks())
     ]
