@@ -392,10 +392,17 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
 def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
     """`rows` (one per finding, in listing order) with QUERY_ID, the query that lists each: `Q-` and a
     digest of the problem (PROBLEM), the same night after night whichever subjects it lists; a problem
-    of more than MAX_FINDINGS_PER_QUERY findings is listed in parts, the second on numbered."""
-    part = pl.int_range(pl.len()).over(PROBLEM) // MAX_FINDINGS_PER_QUERY
+    of more than MAX_FINDINGS_PER_QUERY findings is listed in parts, the second on numbered.
+
+    An important finding is a problem of its subject: each subject's deviation is reported, answered and
+    decided on its own. Listed with another subject's, a new ineligible enrolment was hidden in an OPEN query
+    beside that subject's earlier answer, and the next answer was recorded on both deviations (a user trial).
+    The other queries keep their ids (the subject is no part of them)."""
+    subject = pl.when(pl.col("SEVERITY") == Severity.IMPORTANT).then(pl.col("USUBJID"))
+    part = pl.int_range(pl.len()).over([*PROBLEM, subject]) // MAX_FINDINGS_PER_QUERY
     number = pl.when(part > 0).then(part + 1).cast(pl.String)
-    return rows.with_columns(stable_id("Q", *PROBLEM, number).alias("QUERY_ID"))
+    return rows.with_columns(pl.when(subject.is_null()).then(stable_id("Q", *PROBLEM, number))
+                             .otherwise(stable_id("Q", *PROBLEM, subject, number)).alias("QUERY_ID"))
 
 
 def _listed(values: pl.Expr, limit: int, separator: str, more: str) -> pl.Expr:

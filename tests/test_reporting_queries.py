@@ -739,7 +739,8 @@ def test_values_of_component_must_be_a_list_of_check_ids(monkeypatch):
 def test_a_process_checks_own_records_and_date_are_its_query_detail():
     # a user trial: "… 49 more screening record(s) are also dated before consent" with no record named anywhere
     records = "; ".join(f"SZ003/101/D1/vs.csv:{row}" for row in range(3, 10))
-    pc01 = [{**discrepancy(subject, "PC01", "PROCESS", "IMPORTANT", evidence=f"VS WEIGHT of {subject} precedes "
+    # (a study that made PC01 a query in process_checks.yaml: an important finding is a query of its own)
+    pc01 = [{**discrepancy(subject, "PC01", "PROCESS", "QUERY", evidence=f"VS WEIGHT of {subject} precedes "
                            "informed consent"), "DTC": "2026-02-10", "SOURCE": records}
             for subject in ("SZ003-101-0001", "SZ003-101-0002")]
     q = queries(pc01)
@@ -752,3 +753,21 @@ def test_a_process_checks_own_records_and_date_are_its_query_detail():
     first_five = "; ".join(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(3, 8))
     assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
             "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]
+
+
+def test_an_important_finding_is_a_query_of_its_subject_and_the_others_keep_their_ids():
+    # a user trial: a new ineligible enrolment (PLT 45) was listed in the OPEN query of another subject's, beside
+    # that subject's earlier answer, and the site's next answer was recorded on both deviations
+    important = [discrepancy(subject, "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT", status=status)
+                 for subject, status in (("SZ003-101-0001", "OPEN"), ("SZ003-101-0002", "NEW"))]
+    gaps = [discrepancy(subject, "IN10.HGB", "UNVERIFIABLE", "QUERY") for subject in ("SZ003-101-0001",
+                                                                                       "SZ003-101-0002")]
+    problems = consolidate_queries(queries([*important, *gaps]))
+    assert problems.select("CHECK_ID", "SUBJECTS", "STATUS").rows() == [
+        ("IN10.PLT", "SZ003-101-0001", "OPEN"), ("IN10.PLT", "SZ003-101-0002", "NEW"),
+        ("IN10.HGB", "SZ003-101-0001, SZ003-101-0002", "NEW")]
+    # a query id is the same night after night: a data-quality or query-level problem's as before, whichever
+    # subjects it lists, an important one's for its subject
+    alone = consolidate_queries(queries(gaps[:1]))
+    assert alone["QUERY_ID"].item() == problems.filter(pl.col("CHECK_ID") == "IN10.HGB")["QUERY_ID"].item()
+    assert problems["QUERY_ID"].n_unique() == 3

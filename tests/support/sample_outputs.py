@@ -84,11 +84,14 @@ def make_outputs(n_subjects: int = 40, n_sites: int = 4, as_of: date = date(2026
         pl.lit(None, pl.String).alias("STATUS"),
         pl.lit(None, pl.String).alias("FIRST_SEEN"),
         pl.lit(None, pl.Int64).alias("DAYS_OPEN"),
+        pl.lit(None, pl.String).alias("_OWN_DTC"),  # a component's findings have no date or record of their own
+        pl.lit(None, pl.String).alias("_OWN_SOURCE"),
     ).with_columns(
         discrepancy_id(),
         fingerprint("SITE_ASSESSMENT", "RECOMPUTED", "VALUE", "UNIT", "LIMIT", "DTC").alias("EVIDENCE_HASH"),
     ).select("STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "SITE_ASSESSMENT", "RECOMPUTED",
-             "EVIDENCE", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "FINDING_ID", "EVIDENCE_HASH")
+             "EVIDENCE", "STATUS", "FIRST_SEEN", "DAYS_OPEN", pl.col("_OWN_DTC").alias("DTC"),
+             pl.col("_OWN_SOURCE").alias("SOURCE"), "FINDING_ID", "EVIDENCE_HASH")
     counts = disc.group_by("USUBJID").agg(pl.len().cast(pl.Int64).alias("N_DISCREPANCIES"))
     subjects_out = (subjects.join(recomputed, on="USUBJID", how="left").join(counts, on="USUBJID", how="left")
                     .with_columns(pl.col("N_DISCREPANCIES").fill_null(0),
