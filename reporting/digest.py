@@ -83,7 +83,8 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
             "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
             "ineligible_enrolled": head.ineligible_enrolled, "important_open": head.important,
             "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
-            "data_findings": head.data_findings, "rows_reconcile": head.balanced,
+            "data_findings": head.data_findings, "new_data_findings": head.new_data_findings,
+            "rows_reconcile": head.balanced,
         },
         "new_important": _records(new), "new_important_total": new.height,
         "reopened": _records(reopened_rows), "reopened_total": reopened_rows.height,
@@ -94,9 +95,12 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
 
 
 def _nothing_new(facts: dict[str, Any]) -> bool:
-    """No finding new or reopened tonight, and the rows reconcile. Sites not audited and rejected
-    deliveries are current problems, not news: the one-line message still counts them."""
-    return facts["headline"]["new"] == 0 and facts["reopened_total"] == 0 and facts["headline"]["rows_reconcile"]
+    """No finding new or reopened tonight (discrepancy or data-quality finding: a night with 45 new data-quality
+    findings said "nothing new"), and the rows reconcile. Sites not audited and rejected deliveries are current
+    problems, not news: the one-line message still counts them."""
+    head = facts["headline"]
+    return (head["new"] == 0 and head["new_data_findings"] == 0 and facts["reopened_total"] == 0
+            and head["rows_reconcile"])
 
 
 def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
@@ -109,6 +113,8 @@ def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
     if facts["not_audited_total"]:
         parts.append(f"{facts['not_audited_total']} site/delivery problem(s)")
     parts.append(f"{facts['headline']['new']} new finding(s) in all")
+    if facts["headline"]["new_data_findings"]:
+        parts.append(f"{facts['headline']['new_data_findings']} new data-quality finding(s)")
     return f"{prefix}: " + ", ".join(parts)
 
 

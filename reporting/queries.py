@@ -306,12 +306,15 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     `validation` only."""
     is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
     check = pl.col("CHECK").cast(pl.String) if "CHECK" in validation.columns else pl.lit(None, pl.String)
+    days = pl.col("DAYS_OPEN").cast(pl.Int64) if "DAYS_OPEN" in validation.columns else pl.lit(None, pl.Int64)
     return validation.filter(~is_note & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.coalesce(check, pl.col("EXPECTATION")).alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
         pl.lit(Severity.QUERY).alias("SEVERITY"),
-        pl.lit(None, pl.String).alias("STATUS"),
+        # NEW when first reported tonight, else OPEN, as a discrepancy (a user trial: a site could not tell its
+        # three new data-quality queries from the old ones); none where the history is not known
+        pl.when(days == 0).then(pl.lit("NEW")).when(days > 0).then(pl.lit("OPEN")).alias("STATUS"),
         *(pl.col(c).cast(t) if c in validation.columns else pl.lit(None, t).alias(c)
           for c, t in (("FIRST_SEEN", pl.String), ("DAYS_OPEN", pl.Int64))),
         pl.col("OBSERVED").alias("VALUE"),

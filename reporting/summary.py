@@ -55,10 +55,19 @@ class Headline:
     new: int
     resolved: int
     data_findings: int
+    new_data_findings: int  # data-quality findings first reported tonight (validation FIRST_SEEN = as-of date)
     balanced: bool
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _new_data_findings(outputs: RunOutputs) -> int:
+    """Validation findings first reported tonight; all of them when the table has no history (FIRST_SEEN)."""
+    validation = outputs.validation
+    if "FIRST_SEEN" not in validation.columns:
+        return validation.height
+    return validation.filter(pl.col("FIRST_SEEN").cast(pl.String) == outputs.as_of.isoformat()).height
 
 
 def headline(outputs: RunOutputs) -> Headline:
@@ -89,6 +98,7 @@ def headline(outputs: RunOutputs) -> Headline:
         new=disc.filter(status == FindingStatus.NEW).height,
         resolved=disc.filter(status == FindingStatus.RESOLVED).height,
         data_findings=outputs.validation.height,
+        new_data_findings=_new_data_findings(outputs),
         balanced=bool(manifest.get("balanced", True)),
     )
 

@@ -139,10 +139,19 @@ def test_a_missed_digest_waits_while_its_night_is_not_published(tmp_path) -> Non
 
 def test_a_night_with_nothing_new_is_one_line_or_not_sent_at_all(tmp_path) -> None:
     outputs = make_outputs(n_subjects=30, n_sites=2)
+    seen_before = outputs.validation.with_columns(pl.lit("2026-11-28").alias("FIRST_SEEN"))
     quiet = outputs.__class__(**{**outputs.__dict__, "as_of": date(2026, 11, 29), "discrepancies":
-                                 outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS"))})
+                                 outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS")),
+                                 "validation": seen_before})
+    assert quiet.validation.height > 2
     digest = build_digest(quiet, {"report.html": "https://example/r.html"})
     assert digest.nothing_new and digest.subject == "[SZ003] Screening audit 2026-11-29: nothing new"
+    # a night whose only news is data-quality findings is not "nothing new" (a user trial: 45 new ones were)
+    first_seen = pl.when(pl.int_range(pl.len()) < 2).then(pl.lit("2026-11-29")).otherwise(pl.col("FIRST_SEEN"))
+    news = build_digest(quiet.__class__(**{**quiet.__dict__, "validation": quiet.validation.with_columns(
+        first_seen.alias("FIRST_SEEN"))}), {})
+    assert not news.nothing_new and news.subject.endswith("0 new finding(s) in all, 2 new data-quality finding(s)")
+    assert f"new data-quality finding(s) tonight: 2 of {quiet.validation.height}" in news.text
     assert digest.text.strip().count("\n") <= 1 and "https://example/r.html" in digest.text
     skip = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=9),
                     send_nothing_new=False)

@@ -771,3 +771,21 @@ def test_an_important_finding_is_a_query_of_its_subject_and_the_others_keep_thei
     alone = consolidate_queries(queries(gaps[:1]))
     assert alone["QUERY_ID"].item() == problems.filter(pl.col("CHECK_ID") == "IN10.HGB")["QUERY_ID"].item()
     assert problems["QUERY_ID"].n_unique() == 3
+
+
+def test_a_data_quality_query_is_new_or_open_as_its_findings_history_says():
+    # a user trial: a site could not tell its new data-quality queries from the old ones (STATUS was empty)
+    def finding(site: str, row: int, days: int | None) -> dict:
+        return {"STUDYID": "SZ003", "SITEID": site, "USUBJID": f"SZ003-{site}-0001", "DOMAIN": "LB",
+                "VARIABLE": "LBDTC", "OBSERVED": "05/10/2026", "SOURCE": f"SZ003/{site}/D/lb.csv:{row}",
+                "EXPECTATION": "x", "CHECK": "LB.iso_date.LBDTC", "MESSAGE": "not an ISO 8601 date",
+                "FINDING_ID": f"V-{site}{row}", "FIRST_SEEN": None if days is None else f"2026-11-{28 - days}",
+                "DAYS_OPEN": days}
+    validation = pl.DataFrame([finding("101", 1, 0), finding("101", 2, 0), finding("102", 1, 0),
+                               finding("102", 2, 3), finding("103", 1, None)],
+                              schema={**FINDINGS, "CHECK": pl.String, "FINDING_ID": pl.String,
+                                      "FIRST_SEEN": pl.String, "DAYS_OPEN": pl.Int64})
+    listed = build_site_queries(pl.DataFrame(schema=DISCREPANCIES), validation, ELIG)
+    assert listed["STATUS"].to_list() == ["NEW", "NEW", "NEW", "OPEN", None]
+    assert consolidate_queries(listed).select("SITEID", "STATUS").rows() == [
+        ("101", "NEW"), ("102", "OPEN"), ("103", None)]
