@@ -448,8 +448,11 @@ def test_a_delivery_finding_says_what_is_wrong_with_the_delivery_and_asks_for_it
         assert " value " not in text and "source document" not in text and "not recorded" not in text, text
 
 
-#: codes about a row or a value: the data-value wording (classes: VALIDATION) is right for them
-_VALUE_CODES = {Code.VALUE_EXCEL_ERROR, Code.ROW_RAGGED, Code.ROW_OTHER_STUDY, Code.ROW_FIELD_TOO_LONG}
+#: codes about a record or a value ingestion could not use: their own ask, not "check this value"
+_VALUE_CODES = {Code.VALUE_EXCEL_ERROR: "Please deliver the value itself",
+                Code.ROW_RAGGED: "Please correct this record in the export, with as many fields as the header",
+                Code.ROW_OTHER_STUDY: "Please leave other studies' records out of this study's deliveries",
+                Code.ROW_FIELD_TOO_LONG: "Please check this record in the export"}
 
 
 @pytest.mark.parametrize("code", [c for c in Code if c not in _VALUE_CODES and not c.startswith(NOTE_PREFIX)])
@@ -463,13 +466,29 @@ def test_every_finding_about_a_site_delivery_or_file_gets_a_delivery_text(code):
 
 
 @pytest.mark.parametrize("code", sorted(_VALUE_CODES))
-def test_a_finding_about_a_row_or_a_value_keeps_the_data_value_text(code):
-    validation = pl.DataFrame([_ingestion_finding(code, "cell error #REF!", domain="LB", variable="LBORRES",
-                                                  observed="#REF!", source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
-    assert queries([], validation)["QUERY_TEXT"][0] == (
-        'LB.LBORRES value "#REF!" (SZ003/110/D/lb.csv record 7 after the header): cell error #REF!. '
-        'Please check this value against the '
-        "source document and correct it in the next delivery, or confirm that it is correct.")
+def test_a_record_or_value_ingestion_could_not_use_is_asked_for_what_would_fix_it(code):
+    # a user trial: `CM value "11 fields" (…cm.csv record 2 after the header): … row 2: record starting on line 3
+    # has 11 fields … Please check this value … or confirm that it is correct` (there is no value to confirm)
+    message = "Site 110, file SZ003/110/D/lb.csv, row 7: record starting on line 8 has 11 fields; the row is not used."
+    validation = pl.DataFrame([_ingestion_finding(code, message, domain="LB", variable="LBORRES", observed="11 fields",
+                                                  source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
+    text = queries([], validation)["QUERY_TEXT"][0]
+    assert text.startswith(message + " " + _VALUE_CODES[code]), text
+    assert "value \"" not in text and "confirm that it is correct" not in text
+
+
+def test_a_date_the_audit_cannot_read_is_asked_for_as_iso_8601():
+    validation = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "119", "USUBJID": "SZ003-119-0030", "DOMAIN": "CM",
+                                "VARIABLE": "CMSTDTC", "EXPECTATION": "expect_column_values_to_match_regex",
+                                "CHECK": "CM.iso_date.CMSTDTC", "OBSERVED": "03/12/2019",
+                                "MESSAGE": "CMSTDTC 03/12/2019 is not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY): "
+                                           "not used", "SOURCE": "SZ003/119/D/cm.csv:87"}],
+                              schema={**FINDINGS, "CHECK": pl.String})
+    text = queries([], validation)["QUERY_TEXT"][0]
+    assert text == ('Subject SZ003-119-0030, CM.CMSTDTC value "03/12/2019" (SZ003/119/D/cm.csv record 87 after the '
+                    "header): CMSTDTC 03/12/2019 is not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY): not used. "
+                    "Please deliver this date as YYYY-MM-DD (YYYY-MM or YYYY when the source document gives no more), "
+                    "as the source document gives it, in the next delivery.")
 
 
 def test_several_delivery_findings_of_one_kind_are_one_query_about_deliveries():
