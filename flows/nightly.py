@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ from flows.tasks import (
     validation_history_task,
     write_outputs_task,
 )
+from ingestion.window import NightCutoff
 from publication import NightlyPublication
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ def nightly_audit(
     logger.info("study %s: protocol %s, TIVERS %s (%s)", study, files.protocol.id, files.protocol.tivers,
                 files.protocol.path)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
-    cutoff = delivery_cutoff(as_of_date, timezone)
+    cutoff = NightCutoff(delivery_cutoff(as_of_date, timezone), _seen_by_past_night(reports, endpoint_url, study,
+                                                                                    as_of_date))
     _check_cluster(landing, reports)
     try:
         with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
@@ -188,6 +190,21 @@ def nightly_audit(
                           cutoff, timedelta(hours=report_link_hours), outbox, digest)
     except StorageError as error:
         raise error.in_context(storage_context(error, study, landing, reports)) from error
+
+
+def _seen_by_past_night(reports: str, endpoint_url: str | None, study: str,
+                        as_of: date) -> dict[str, frozenset[str]] | None:
+    """For a re-run of a past night (a later night is published): the sites and delivery folders its published run
+    manifest lists (ingestion.window), logged; None otherwise."""
+    from review.runs import seen_by_past_night
+    from storage import open_store
+
+    seen = seen_by_past_night(open_store(reports, endpoint_url), study, as_of)
+    if seen is not None:
+        get_run_logger().info("re-run of the past night %s: only the %d sites and %d delivery folders its published "
+                              "run manifest lists are audited", as_of, len(seen),
+                              sum(len(folders) for folders in seen.values()))
+    return seen
 
 
 def storage_context(error, study: str, landing: str, reports: str) -> str:
@@ -218,10 +235,10 @@ def report_link(reports: str, endpoint_url: str | None, key: str, lifetime: time
 
 
 def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
-                 cutoff: datetime) -> IngestResult:
+                 cutoff: NightCutoff) -> IngestResult:
     """Every site's newest complete delivery before `cutoff`, combined in the flow's process
     (NothingToAuditError when no site has one): what-if's ingestion (the night's is `audit_sites`)."""
-    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites)
+    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites, cutoff)
     batches = _ingest_here(landing, study, sites, endpoint_url, cutoff)
     _check_something_to_audit(study, landing, sites, missing_sites, _not_audited(batches))
     # quote(): the stages hand over large values that hold no future; Prefect would otherwise walk every
@@ -234,7 +251,7 @@ def ingest_study(landing: str, study: str, endpoint_url: str | None, expected_si
 
 
 def _ingest_here(landing: str, study: str, sites: list[str], endpoint_url: str | None,
-                 cutoff: datetime) -> list[list[SiteIngest]]:
+                 cutoff: NightCutoff) -> list[list[SiteIngest]]:
     """The sites ingested in batches whose results come to the flow's process (threads)."""
     if _ingest_one_batch_at_a_time(landing):
         return [ingest_sites_task(landing, study, batch, endpoint_url, cutoff=cutoff)
@@ -251,7 +268,7 @@ def _not_audited(batches: list[list[SiteIngest]]) -> dict[str, str]:
 
 
 def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, endpoint_url: str | None,
-                expected_sites: list[str] | None, cutoff: datetime,
+                expected_sites: list[str] | None, cutoff: NightCutoff,
                 ) -> tuple[IngestResult, list[DomainValidation], EligibilityResult, Comparison, PartedTable | None]:
     """Every site ingested, validated, evaluated and compared, in partitions where the runner allows.
 
@@ -263,7 +280,7 @@ def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, e
     (`ingest.domains` is empty), the validation parts of each domain, eligibility and comparison, and on a
     cluster the eligibility table in its partitions' parts (reporting.parted; else None).
     """
-    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites)
+    sites, missing_sites = _sites_to_audit(landing, study, endpoint_url, expected_sites, cutoff)
     workers = _cluster_workers()
     if workers is None:
         results = _audit_here(landing, study, sites, missing_sites, files, as_of_date, endpoint_url, cutoff)
@@ -276,7 +293,7 @@ def audit_sites(landing: str, study: str, files: StudyFiles, as_of_date: date, e
 
 
 def _audit_here(landing: str, study: str, sites: list[str], missing_sites: dict[str, str], files: StudyFiles,
-                as_of_date: date, endpoint_url: str | None, cutoff: datetime) -> list[PartitionResult]:
+                as_of_date: date, endpoint_url: str | None, cutoff: NightCutoff) -> list[PartitionResult]:
     """Threads: the flow's process holds the rows anyway; the study is one partition."""
     batches = _ingest_here(landing, study, sites, endpoint_url, cutoff)
     _check_something_to_audit(study, landing, sites, missing_sites, _not_audited(batches))
@@ -286,7 +303,7 @@ def _audit_here(landing: str, study: str, sites: list[str], missing_sites: dict[
 
 
 def _audit_on_cluster(landing: str, study: str, sites: list[str], missing_sites: dict[str, str],
-                      files: StudyFiles, as_of_date: date, endpoint_url: str | None, cutoff: datetime,
+                      files: StudyFiles, as_of_date: date, endpoint_url: str | None, cutoff: NightCutoff,
                       workers: int) -> list[PartitionResult]:
     """Dask: batches ingested on the workers stay there, compressed (futures); partitions are audited next to them."""
     from ingestion.partition import plan_partitions, study_schemas
@@ -308,12 +325,13 @@ def _audit_on_cluster(landing: str, study: str, sites: list[str], missing_sites:
     return [future.result() for future in partition_futures]
 
 
-def _sites_to_audit(landing: str, study: str, endpoint_url: str | None,
-                    expected_sites: list[str] | None) -> tuple[list[str], dict[str, str]]:
-    """The site folders of the landing area, and the expected sites without one (with the report's reason)."""
+def _sites_to_audit(landing: str, study: str, endpoint_url: str | None, expected_sites: list[str] | None,
+                    cutoff: NightCutoff) -> tuple[list[str], dict[str, str]]:
+    """The site folders of the landing area (for a re-run of a past night, those the night knew), and the expected
+    sites without one (with the report's reason)."""
     from flows.config import site_coverage
 
-    sites = list_sites_task(landing, study, endpoint_url)
+    sites = cutoff.sites(list_sites_task(landing, study, endpoint_url))
     missing_sites, unexpected_sites = site_coverage(expected_sites or (), sites)
     if unexpected_sites:
         get_run_logger().warning("sites %s delivered but are not in the study's expected sites; audited anyway",
@@ -371,7 +389,7 @@ def _check_cluster(landing: str, reports: str) -> None:
 
 def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date: date,
            endpoint_url: str | None, expected_sites: list[str] | None, publication: NightlyPublication,
-           cutoff: datetime, link_lifetime: timedelta, outbox: str | None = None,
+           cutoff: NightCutoff, link_lifetime: timedelta, outbox: str | None = None,
            digest: dict | None = None) -> AuditSummary:
     """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
     from reporting import assemble_outputs, combine_findings, run_summary

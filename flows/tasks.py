@@ -31,6 +31,7 @@ from contracts.records import (
 from contracts.units import UnitCatalog
 from core.packing import Packed
 from flows.retries import IO_RETRIES, site_or_unreadable
+from ingestion.window import NightCutoff
 from notify import NightDelivery
 from publication import NightlyPublication
 from storage import open_store
@@ -66,7 +67,7 @@ def _ingest_run_name() -> str:
 
 @task(name="ingest-sites", task_run_name=_ingest_run_name, cache_policy=NO_CACHE)
 def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: str | None,
-                      now: datetime | None = None, cutoff: datetime | None = None,
+                      now: datetime | None = None, cutoff: NightCutoff | None = None,
                       packed: bool = False) -> list[SiteIngest] | PackedSites:
     """A batch of sites: each read with its own retries (flows/retries.py), then their rows checked at once.
 
@@ -83,8 +84,12 @@ def ingest_sites_task(landing: str, study: str, sites: list[str], endpoint_url: 
         return lambda error, wait: logger.warning("site %s: storage error (%s), trying again in %s s",
                                                   site, type(error).__name__, wait)
 
-    reads = [site_or_unreadable(lambda site=site: read_site(store, study, site, now=now, cutoff=cutoff), study, site,
-                                on_retry=retry_note(site)) for site in sites]
+    def read(site: str):
+        if cutoff is None:
+            return read_site(store, study, site, now=now)
+        return read_site(store, study, site, now=now, cutoff=cutoff.at, seen=cutoff.folders(site))
+
+    reads = [site_or_unreadable(lambda site=site: read(site), study, site, on_retry=retry_note(site)) for site in sites]
     results = finish_sites(study, reads)
     for result in results:
         if not result.audited:

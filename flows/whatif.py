@@ -61,7 +61,9 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     from contracts.protocol import check_study_protocol, load_draft
     from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.study_files import load_study_files
+    from ingestion.window import NightCutoff
     from reporting.whatif import publish_whatif
+    from review.runs import seen_by_past_night
     from storage import open_store
 
     files = load_study_files(protocol, units, process_checks, policy, endpoint_url=endpoint_url)
@@ -71,7 +73,10 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
         raise DraftMismatchError(f"{draft}: the draft amends protocol {draft_protocol.id}, but the study is "
                                  f"audited with protocol {files.protocol.id}")
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
-    ingest = ingest_study(landing, study, endpoint_url, None, delivery_cutoff(as_of_date, timezone))
+    # a past night's what-if reads what that night audited (ingestion.window), as its re-run would
+    cutoff = NightCutoff(delivery_cutoff(as_of_date, timezone),
+                         seen_by_past_night(open_store(reports, endpoint_url), study, as_of_date))
+    ingest = ingest_study(landing, study, endpoint_url, None, cutoff)
     validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
     now = evaluate_task(quote(ingest.domains), quote(files.protocol), as_of_date, quote(validation),
                         quote(files.catalog))

@@ -70,7 +70,8 @@ def _aware(moment: datetime) -> datetime:
 
 
 def read_site(store: Store, study: str, site: str, *, now: datetime | None = None,
-              cutoff: datetime | None = None, options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
+              cutoff: datetime | None = None, seen: frozenset[str] | None = None,
+              options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
     """Everything ingestion reads from one site of `study` (see the module docstring).
 
     `now` (default: the current time; a naive datetime is taken as UTC) only decides when a
@@ -78,6 +79,8 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
     `cutoff` (the end of the audit's as-of date; None: no limit) excludes deliveries stamped at or
     after it (status AFTER_AS_OF), so that re-running a past night audits what that night saw; the
     age of an unfinished upload is then measured at the cut-off, so that the rerun also says the same.
+    `seen` (a re-run of a past night: the delivery folders its run manifest lists, ingestion.window) excludes
+    every other folder the same way, however it is stamped.
     """
     now = _aware(now or datetime.now(UTC))
     cutoff = _aware(cutoff) if cutoff is not None else None
@@ -115,6 +118,11 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
             deliveries.append(DeliveryDecision(
                 site, name, DeliveryStatus.AFTER_AS_OF,
                 f"made after the audit's as-of date (cut-off {cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')})"))
+        elif seen is not None and name not in seen:
+            deliveries.append(DeliveryDecision(
+                site, name, DeliveryStatus.AFTER_AS_OF,
+                "not in the published night's run manifest: it arrived after that night ran, and a re-run of a "
+                "past night audits what the night saw"))
         else:
             dated.append((stamp, name))
 

@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from publication import published_nights
+from publication import final_prefix, is_complete, published_nights
 from storage import ObjectNotFound, Store, join_key
 
 MANIFEST = "run_manifest.json"
@@ -40,6 +40,31 @@ def previous_manifest(store: Store, study: str, as_of: date) -> dict | None:
         except (ObjectNotFound, ValueError):
             continue
     return None
+
+
+def seen_by_past_night(store: Store, study: str, as_of: date) -> dict[str, frozenset[str]] | None:
+    """For a re-run of a past night (a later night is published): each site its published run manifest names
+    (audited, not audited, or with a delivery it considered) with the delivery folders it lists for that site
+    (ingestion.window). None for tonight's night, a night never published, or one whose manifest cannot be read
+    or lists no delivery (then the cut-off alone decides, as before)."""
+    if not later_run_exists(store, study, as_of) or not is_complete(store, final_prefix(study, as_of)):
+        return None
+    try:
+        manifest = json.loads(store.read_bytes(join_key(study, as_of.isoformat(), MANIFEST)))
+    except (ObjectNotFound, ValueError):
+        return None
+    deliveries = manifest.get("deliveries") if isinstance(manifest, dict) else None
+    if not isinstance(deliveries, list) or not deliveries:
+        return None
+    seen: dict[str, set[str]] = {str(site): set() for site in manifest.get("sites_audited") or []}
+    for item in manifest.get("sites_not_audited") or []:
+        if isinstance(item, dict) and item.get("site") is not None:
+            seen.setdefault(str(item["site"]), set())
+    for item in deliveries:  # not those it left to a later night (a re-run lists them too: never audit them later)
+        if (isinstance(item, dict) and item.get("site") is not None and item.get("delivery") is not None
+                and item.get("status") != "AFTER_AS_OF"):
+            seen.setdefault(str(item["site"]), set()).add(str(item["delivery"]))
+    return {site: frozenset(folders) for site, folders in seen.items()}
 
 
 def read_table(store: Store, study: str, run: date, name: str) -> pl.DataFrame | None:
