@@ -188,9 +188,12 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
             .then(pl.lit("EVIDENCE_HASH is blank: the row cannot say which evidence was reviewed"))
             .otherwise(_formula_refusal(decided)).alias("REFUSED"))
     else:
-        responder = pl.col("RESPONDED_BY").str.strip_chars()
-        by = pl.when(responder.fill_null("") == "").then(pl.format("site {}", pl.col("SITEID"))).otherwise(
-            pl.format("site {} ({})", pl.col("SITEID"), responder))
+        # an answer names who gave it (ALCOA: attributable), as a sponsor's decision names its REVIEWER: recorded
+        # as "site 102" alone, an answer nobody could be held to was accepted (a user trial)
+        responder = pl.col("RESPONDED_BY").cast(pl.String).str.strip_chars()
+        by = pl.format("site {} ({})", pl.col("SITEID"), responder)
+        unnamed = pl.when(responder.fill_null("") == "").then(
+            pl.lit("RESPONDED_BY is blank: an answer must name who gave it"))
         frame = decided.select(
             "ROW", FINDING_ID, pl.lit(machine.site_response_action).alias("ACTION"), by.alias("BY"),
             text.alias("TEXT"),
@@ -200,7 +203,7 @@ def _proposals(book_rows: pl.DataFrame, kind: str, name: str, machine: StateMach
             .then(pl.format("site workbook {} row {} (the answer to query {}, {})", pl.lit(name), pl.col("ROW"),
                             pl.col("QUERY_ID"), pl.lit(_ALSO_VIA)))
             .otherwise(pl.format("site workbook {} row {}", pl.lit(name), pl.col("ROW"))).alias("VIA"),
-            "SITEID", _formula_refusal(decided).alias("REFUSED"))
+            "SITEID", pl.coalesce(_formula_refusal(decided), unnamed).alias("REFUSED"))
     return proposals(frame), undecided
 
 

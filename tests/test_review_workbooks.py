@@ -149,9 +149,20 @@ def test_a_site_answer_to_a_consolidated_query_is_recorded_for_each_finding_it_l
     finding, site = run["query"][0], run["query_sites"][0]
     published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
     listed = findings_listed_with(published, finding)
-    receipt = _apply(run, returned_site_queries(published, {finding: ("all re-checked", None)}), expected_site=site)
+    receipt = _apply(run, returned_site_queries(published, {finding: ("all re-checked", "Dr Lee")}),
+                     expected_site=site)
     assert receipt.status == "APPLIED" and [a["finding_id"] for a in receipt.applied] == listed
     assert set(_entries(run)["FINDING_ID"]) == set(listed)
+
+
+def test_a_site_answer_that_names_nobody_is_refused(run: dict) -> None:
+    # a user trial: an answer with RESPONDED_BY empty was recorded as by "site 102", which nobody can be held to
+    finding, site = run["query"][0], run["query_sites"][0]
+    published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    receipt = _apply(run, returned_site_queries(published, {finding: ("all re-checked", "  ")}), expected_site=site)
+    assert receipt.applied == [] and receipt.refused
+    assert {r["reason"] for r in receipt.refused} == {"RESPONDED_BY is blank: an answer must name who gave it"}
+    assert _entries(run).height == 0
 
 
 def test_a_query_sent_again_shows_the_site_its_earlier_answer(run: dict) -> None:
@@ -259,14 +270,15 @@ def test_a_site_answer_is_recorded_for_the_findings_left_out_behind_its_query(tm
     assert left_out["VIA"] == (f"site workbook returned.xlsx row {asking_row(queries, asking)} (the answer to query "
                                f"{asking['QUERY_ID'].item()}, for a finding its Also answered sheet lists under it)")
     # a workbook returned without that sheet (a site that copied the Queries sheet alone) answers the listed ones
-    bare = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported again", None)})
+    bare = returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("deviation reported again", "Dr Lee")})
     again = apply_workbook(store, STUDY, bare, "bare.xlsx", catalogue, "the latest run", MACHINE, expected_site=site)
     assert again.status == "APPLIED" and again.notes == []
     assert ids["IE_MISMATCH"] not in {a["finding_id"] for a in again.applied}
     # and one whose Also answered sheet lost its columns says so in its receipt (the answers are not all recorded)
     from tests.support.review_workbooks import _write
 
-    filled = _sheet(returned_site_queries(published, {ids["INELIGIBLE_ENROLLED"]: ("third answer", None)}), "Queries")
+    third_answer = {ids["INELIGIBLE_ENROLLED"]: ("third answer", "Dr Lee")}
+    filled = _sheet(returned_site_queries(published, third_answer), "Queries")
     renamed = _write(filled, "Queries", others={"Also answered": also.rename({"FINDING_ID": "ID"})})
     third = apply_workbook(store, STUDY, renamed, "renamed.xlsx", catalogue, "the latest run", MACHINE,
                            expected_site=site)
@@ -289,7 +301,7 @@ def test_an_also_answered_sheet_cannot_make_one_finding_answered_twice_nor_crash
     finding, site = run["query"][0], run["query_sites"][0]
     published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
     listed = findings_listed_with(published, finding)
-    queries = _sheet(returned_site_queries(published, {finding: ("re-checked", None)}), "Queries")
+    queries = _sheet(returned_site_queries(published, {finding: ("re-checked", "Dr Lee")}), "Queries")
     query = queries.filter(pl.col("FINDING_IDS").str.contains(finding, literal=True))["QUERY_ID"].item()
     other = run["catalogue"].filter((pl.col("SITEID") == site) & ~pl.col("FINDING_ID").is_in(listed))["FINDING_ID"][0]
     also = pl.DataFrame({"QUERY_ID": [query, query, query, query], "FINDING_ID": [listed[0], other, other, " "]})
@@ -318,7 +330,7 @@ def test_a_site_workbook_of_one_row_per_finding_is_still_read(run: dict) -> None
 def test_a_site_workbook_with_a_row_of_another_site_refuses_that_row_or_the_whole_book(run: dict) -> None:
     finding, site = run["query"][0], run["query_sites"][0]
     published = run["store"].read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
-    mixed = returned_site_queries(published, {finding: ("answer", None)},
+    mixed = returned_site_queries(published, {finding: ("answer", "Dr Lee")},
                                   change={"SITEID": pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("999"))
                                           .otherwise(pl.col("SITEID"))})
     receipt = _apply(run, mixed)
