@@ -180,12 +180,13 @@ def nightly_audit(
     logger.info("study %s: protocol %s, TIVERS %s (%s)", study, files.protocol.id, files.protocol.tivers,
                 files.protocol.path)
     as_of_date = date.fromisoformat(as_of) if as_of else scheduled_audit_date(timezone)
-    cutoff = NightCutoff(delivery_cutoff(as_of_date, timezone), _seen_by_past_night(reports, endpoint_url, study,
-                                                                                    as_of_date))
     _check_cluster(landing, reports)
     try:
         with nightly_publication(open_store(reports, endpoint_url), study, as_of_date, run_id=current_run_id(),
                                  expiry=timedelta(minutes=lease_expiry_minutes), logger=logger) as publication:
+            # read under the study's lease, and a storage error on the reports names the study and location
+            cutoff = NightCutoff(delivery_cutoff(as_of_date, timezone),
+                                 _seen_by_past_night(reports, endpoint_url, study, as_of_date))
             return _audit(landing, reports, study, files, as_of_date, endpoint_url, expected_sites, publication,
                           cutoff, timedelta(hours=report_link_hours), outbox, digest)
     except StorageError as error:
@@ -193,7 +194,7 @@ def nightly_audit(
 
 
 def _seen_by_past_night(reports: str, endpoint_url: str | None, study: str,
-                        as_of: date) -> dict[str, frozenset[str]] | None:
+                        as_of: date) -> dict[str, dict[str, str]] | None:
     """For a re-run of a past night (a later night is published): the sites and delivery folders its published run
     manifest lists (ingestion.window), logged; None otherwise."""
     from review.runs import seen_by_past_night

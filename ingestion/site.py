@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts import DeliveryDecision, InputObject
-from ingestion.codes import Code, DeliveryStatus
+from ingestion.codes import DELIVERY_REJECTED_REASON, Code, DeliveryStatus
 from ingestion.delivery import read_delivery
 from ingestion.delivery_ids import parse_delivery_id
 from ingestion.findings import Finding, about_delivery, about_file
@@ -39,6 +40,10 @@ class SiteRead:
     deliveries: list[DeliveryDecision] = field(default_factory=list)
     #: in report order; a file stands for its row-level findings
     findings: list[Finding | Prepared | PlainFile] = field(default_factory=list)
+
+
+#: a past night's statuses of a folder it did not use: its re-run does not use the folder either (read_site `seen`)
+_NOT_USED_BY_THE_NIGHT = frozenset({DeliveryStatus.REJECTED.value, DeliveryStatus.INCOMPLETE.value})
 
 
 def not_audited(study: str, site: str, reason: str, read: SiteRead | None = None) -> SiteRead:
@@ -70,7 +75,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def read_site(store: Store, study: str, site: str, *, now: datetime | None = None,
-              cutoff: datetime | None = None, seen: frozenset[str] | None = None,
+              cutoff: datetime | None = None, seen: Mapping[str, str] | None = None,
               options: IngestOptions = DEFAULT_OPTIONS) -> SiteRead:
     """Everything ingestion reads from one site of `study` (see the module docstring).
 
@@ -79,8 +84,9 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
     `cutoff` (the end of the audit's as-of date; None: no limit) excludes deliveries stamped at or
     after it (status AFTER_AS_OF), so that re-running a past night audits what that night saw; the
     age of an unfinished upload is then measured at the cut-off, so that the rerun also says the same.
-    `seen` (a re-run of a past night: the delivery folders its run manifest lists, ingestion.window) excludes
-    every other folder the same way, however it is stamped.
+    `seen` (a re-run of a past night: the delivery folders its run manifest lists, each with the night's status,
+    ingestion.window) excludes every other folder the same way, however it is stamped; and a folder the night
+    rejected or saw unfinished is not used even when it reads well now (an upload that finished later).
     """
     now = _aware(now or datetime.now(UTC))
     cutoff = _aware(cutoff) if cutoff is not None else None
@@ -152,6 +158,15 @@ def read_site(store: Store, study: str, site: str, *, now: datetime | None = Non
                                                    f"a newer complete delivery ({used}) is used"))
                 continue
             read = read_delivery(store, study, site, name, objs, Path(tmp), options)
+            if read.accepted and seen is not None and seen.get(name) in _NOT_USED_BY_THE_NIGHT:
+                why = (f"the published night did not use it ({seen[name]}) and its files have changed since; a "
+                       "re-run of a past night audits what the night audited")
+                inputs.extend(replace(i, rows_rejected=i.rows_read, rejected_reasons={DELIVERY_REJECTED_REASON:
+                                                                                      i.rows_read})
+                              for i in read.inputs)
+                deliveries.append(DeliveryDecision(site, name, DeliveryStatus.REJECTED, why))
+                rejected.append((name, why))
+                continue
             inputs.extend(read.inputs)
             findings.extend(read.findings)
             if not read.accepted:

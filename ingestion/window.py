@@ -21,15 +21,16 @@ from datetime import datetime
 @dataclass(frozen=True)
 class NightCutoff:
     """`at`: deliveries stamped at or after it are a later night's. `seen`: for a re-run of a past night, each
-    site the night knew with the delivery folders its run manifest lists (None: any folder before `at`)."""
+    site the night knew with the delivery folders its run manifest lists and the night's status of each (None:
+    any folder before `at`)."""
 
     at: datetime
-    seen: Mapping[str, frozenset[str]] | None = None
+    seen: Mapping[str, Mapping[str, str]] | None = None
 
     def sites(self, listed: list[str]) -> list[str]:
         """The listed site folders to audit: all of them, or for a re-run those the night knew."""
         return listed if self.seen is None else [site for site in listed if site in self.seen]
 
-    def folders(self, site: str) -> frozenset[str] | None:
-        """The delivery folders of `site` the night saw (None: no restriction)."""
-        return None if self.seen is None else self.seen.get(site, frozenset())
+    def folders(self, site: str) -> Mapping[str, str] | None:
+        """The delivery folders of `site` the night saw, with its status of each (None: no restriction)."""
+        return None if self.seen is None else self.seen.get(site, {})

@@ -209,11 +209,12 @@ def receipt_line(receipt: dict) -> str:
     """One returned workbook as the report lists it: rows and findings counted apart, as the command's receipt
     line does (review.imports.Receipt.line): a site's answer to a consolidated query is recorded for each of its
     findings, so "9 row(s) applied" for 4 answered rows was wrong."""
-    applied = receipt.get("applied") or []
-    rows = len({entry.get("row") for entry in applied})
-    findings = "" if rows == len(applied) else f" ({len(applied)} findings)"
+    def counted(entries: list[dict]) -> str:
+        rows = len({entry.get("row") for entry in entries})
+        return f"{rows} row(s)" + ("" if rows == len(entries) else f" ({len(entries)} findings)")
+
     return (f"{receipt.get('workbook')}: {receipt.get('status', '').replace('_', ' ').lower()}, "
-            f"{rows} row(s) applied{findings}, {len(receipt.get('refused') or [])} refused"
+            f"{counted(receipt.get('applied') or [])} applied, {counted(receipt.get('refused') or [])} refused"
             + (f" ({receipt.get('reason')})" if receipt.get("reason") else ""))
 
 

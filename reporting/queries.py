@@ -35,6 +35,7 @@ from reporting.check_keys import matching, names_a_code
 from reporting.covered import COVERED_FINDING_IDS, COVERED_SUBJECTS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
 from reporting.tables import sort_like, sorted_if_apart
+from review.catalogue import validation_status
 from review.machine import load_machine
 
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
@@ -164,7 +165,7 @@ def _with_unit(value: str, unit: str) -> pl.Expr:
 MAX_RECORDS_QUOTED = 5
 
 
-def _row_reference() -> pl.Expr:
+def _row_reference(limit: int | None = MAX_RECORDS_QUOTED) -> pl.Expr:
     """SOURCE as a site finds it, each of several records (`; `): `…/lb.csv record 462 after the header` for
     `…/lb.csv:462`, `…/lb.xlsx row 462 below the header` for `…/lb.xlsx:462` (core.source.rows_words). A site monitor
     read the bare `lb.csv:462` as the file's line 462 and looked at the record above."""
@@ -172,9 +173,11 @@ def _row_reference() -> pl.Expr:
     row, path = _row_of(part), _file_of(part)
     one = pl.when(row.is_null()).then(part).otherwise(pl.format("{} {}", path, rows_words(path, row)))
     records = pl.col("SOURCE").str.split("; ")
-    named = records.list.head(MAX_RECORDS_QUOTED).list.eval(one).list.join("; ")
+    if limit is None:  # RECORD: every one
+        return records.list.eval(one).list.join("; ")
+    named = records.list.head(limit).list.eval(one).list.join("; ")
     # PC01 names every record dated before consent (51 at one site): a text quotes the first few, RECORD has all
-    more = records.list.len().cast(pl.Int64) - MAX_RECORDS_QUOTED
+    more = records.list.len().cast(pl.Int64) - limit
     return pl.when(more > 0).then(pl.format("{}; and {} more records (RECORD in the query detail lists them)",
                                             named, more)).otherwise(named)
 
@@ -215,7 +218,7 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
         one_file = (files.list.n_unique() == 1) & (rows.list.drop_nulls().list.len() == rows.list.len())
         # `records 8, 9 after the header` for records of one file, each record with its file otherwise
         listed = pl.when(one_file).then(rows_words(files.list.first(), rows.list.join(", "), several=True)) \
-            .otherwise(_row_reference())
+            .otherwise(_row_reference(limit=None))
         words = words.scatter(many, frame.select(source.gather(many)).select(listed).to_series())
     return words
 
@@ -312,9 +315,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(check, pl.col("EXPECTATION")).alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
         pl.lit(Severity.QUERY).alias("SEVERITY"),
-        # NEW when first reported tonight, else OPEN, as a discrepancy (a user trial: a site could not tell its
-        # three new data-quality queries from the old ones); none where the history is not known
-        pl.when(days == 0).then(pl.lit("NEW")).when(days > 0).then(pl.lit("OPEN")).alias("STATUS"),
+        validation_status(days).alias("STATUS"),
         *(pl.col(c).cast(t) if c in validation.columns else pl.lit(None, t).alias(c)
           for c, t in (("FIRST_SEEN", pl.String), ("DAYS_OPEN", pl.Int64))),
         pl.col("OBSERVED").alias("VALUE"),

@@ -15,6 +15,7 @@ import polars as pl
 from contracts import is_open
 from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
+from ingestion.codes import NOTE_PREFIX
 from reporting.risk import inputs_table, site_risk
 
 _CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}
@@ -65,6 +66,8 @@ class Headline:
 def _new_data_findings(outputs: RunOutputs) -> int:
     """Validation findings first reported tonight; all of them when the table has no history (FIRST_SEEN)."""
     validation = outputs.validation
+    if "EXPECTATION" in validation.columns:  # a note (a manifest setting ignored) is no problem, and no news
+        validation = validation.filter(~pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False))
     if "FIRST_SEEN" not in validation.columns:
         return validation.height
     return validation.filter(pl.col("FIRST_SEEN").cast(pl.String) == outputs.as_of.isoformat()).height

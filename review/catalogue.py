@@ -36,6 +36,13 @@ CATALOGUE: dict[str, type[pl.DataType] | pl.DataType] = {
 }
 
 
+def validation_status(days_open: pl.Expr) -> pl.Expr:
+    """A data-quality finding's STATUS from its DAYS_OPEN: NEW when first reported tonight, else OPEN (a data problem
+    that is gone is not listed, so none is RESOLVED); null where its history is not known. The review, the site
+    queries and the report say the same (a user trial: a site could not tell new data-quality queries from old)."""
+    return pl.when(days_open == 0).then(pl.lit("NEW")).when(days_open > 0).then(pl.lit("OPEN"))
+
+
 def _column(frame: pl.DataFrame, name: str, dtype: type[pl.DataType] | pl.DataType) -> pl.Expr:
     return pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype)
 
@@ -60,7 +67,7 @@ def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | 
                                     _column(validation, "EXPECTATION", pl.String)),
             "CLASS": pl.lit("VALIDATION"),
             "SEVERITY": pl.lit(Severity.QUERY.value),
-            "STATUS": pl.lit(None, pl.String),
+            "STATUS": validation_status(_column(validation, "DAYS_OPEN", pl.Int64)),
             "EVIDENCE": _column(validation, "MESSAGE", pl.String),
         }))
     if not parts:

@@ -68,7 +68,10 @@ class Receipt:
         also = sum(bool(entry.get("also_answered")) for entry in self.applied)
         findings = "" if rows == len(self.applied) else \
             f" ({len(self.applied)} findings, {also} of them on the Also answered sheet)"
-        return (f"{self.workbook}: {rows} row(s) applied{findings}, {len(self.refused)} refused, "
+        refused_rows = len({entry["row"] for entry in self.refused})
+        refused = f"{refused_rows} refused" + ("" if refused_rows == len(self.refused)
+                                               else f" ({len(self.refused)} findings)")
+        return (f"{self.workbook}: {rows} row(s) applied{findings}, {refused}, "
                 f"{self.without_decision} without a decision{notes}")
 
 

@@ -42,29 +42,44 @@ def previous_manifest(store: Store, study: str, as_of: date) -> dict | None:
     return None
 
 
-def seen_by_past_night(store: Store, study: str, as_of: date) -> dict[str, frozenset[str]] | None:
+def seen_by_past_night(store: Store, study: str, as_of: date) -> dict[str, dict[str, str]] | None:
     """For a re-run of a past night (a later night is published): each site its published run manifest names
-    (audited, not audited, or with a delivery it considered) with the delivery folders it lists for that site
-    (ingestion.window). None for tonight's night, a night never published, or one whose manifest cannot be read
-    or lists no delivery (then the cut-off alone decides, as before)."""
+    (audited, not audited, or with a delivery it considered) with the delivery folders it lists for that site and
+    the night's status of each (ingestion.window). None for tonight's night, a night never published, or one whose
+    manifest cannot be read or lists no delivery (then the cut-off alone decides, as before)."""
     if not later_run_exists(store, study, as_of) or not is_complete(store, final_prefix(study, as_of)):
         return None
     try:
         manifest = json.loads(store.read_bytes(join_key(study, as_of.isoformat(), MANIFEST)))
     except (ObjectNotFound, ValueError):
         return None
-    deliveries = manifest.get("deliveries") if isinstance(manifest, dict) else None
-    if not isinstance(deliveries, list) or not deliveries:
+    return _seen_in(manifest)
+
+
+def _seen_in(manifest: object) -> dict[str, dict[str, str]] | None:
+    """The sites and folders a run manifest lists (seen_by_past_night); None for any shape it does not expect, a
+    manifest written by hand or by another tool (the cut-off alone then decides)."""
+    if not isinstance(manifest, dict):
         return None
-    seen: dict[str, set[str]] = {str(site): set() for site in manifest.get("sites_audited") or []}
-    for item in manifest.get("sites_not_audited") or []:
-        if isinstance(item, dict) and item.get("site") is not None:
-            seen.setdefault(str(item["site"]), set())
+    deliveries, audited = manifest.get("deliveries"), manifest.get("sites_audited") or []
+    not_audited = manifest.get("sites_not_audited") or []
+    if (not isinstance(deliveries, list) or not deliveries or not isinstance(audited, list)
+            or not isinstance(not_audited, list)):
+        return None
+    entries = [*not_audited, *deliveries]
+    if not all(isinstance(site, str) for site in audited) or not all(
+            isinstance(item, dict) and isinstance(item.get("site"), str) for item in entries):
+        return None
+    if not all(isinstance(item.get("delivery"), str) for item in deliveries):
+        return None
+    seen: dict[str, dict[str, str]] = {site: {} for site in audited}
+    for item in not_audited:
+        seen.setdefault(item["site"], {})
     for item in deliveries:  # not those it left to a later night (a re-run lists them too: never audit them later)
-        if (isinstance(item, dict) and item.get("site") is not None and item.get("delivery") is not None
-                and item.get("status") != "AFTER_AS_OF"):
-            seen.setdefault(str(item["site"]), set()).add(str(item["delivery"]))
-    return {site: frozenset(folders) for site, folders in seen.items()}
+        folders = seen.setdefault(item["site"], {})
+        if item.get("status") != "AFTER_AS_OF":
+            folders[item["delivery"]] = str(item.get("status"))
+    return seen
 
 
 def read_table(store: Store, study: str, run: date, name: str) -> pl.DataFrame | None:

@@ -159,6 +159,24 @@ def test_a_site_not_audited_names_each_rejected_delivery_and_why(store) -> None:
     assert _statuses(result) == {D3: "REJECTED", D2: "REJECTED"}
 
 
+def test_a_rerun_never_uses_a_folder_the_night_rejected_even_when_it_reads_well_now(store) -> None:  # noqa: F811
+    # helper-28: the night rejected D3 (its dm.csv still uploading, so a wrong row count), the upload finished, a
+    # later night used D3; the re-run of the first night then used D3 too, and its tables changed
+    from ingestion import finish_sites, read_site
+
+    deliver(store, "101", D2, {"dm": sample("dm", n=2)})
+    deliver(store, "101", D3, {"dm": sample("dm", n=3)})  # complete and correct now
+    night = {D3: "REJECTED", D2: "USED"}
+    rerun = finish_sites(STUDY, [read_site(store, STUDY, "101", now=NOW, seen=night)])[0]
+    assert rerun.delivery == D2 and rerun.frames["dm"].height == 2
+    assert _statuses(rerun) == {D3: "REJECTED", D2: "USED"}
+    reason = next(d.reason for d in rerun.deliveries if d.delivery == D3)
+    assert reason.startswith("the published night did not use it (REJECTED) and its files have changed since")
+    assert_balanced(rerun)  # D3's rows are read and accounted for as rejected
+    # tonight's run (no past night to follow) uses it
+    assert ingest_site(store, STUDY, "101", now=NOW).delivery == D3
+
+
 def test_unparseable_manifest(store) -> None:  # noqa: F811
     deliver(store, "101", D2, {"dm": sample("dm", n=2)})
     deliver(store, "101", D3, {"dm": sample("dm", n=3)})

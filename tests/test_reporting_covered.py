@@ -374,7 +374,7 @@ def test_a_site_none_of_whose_deliveries_could_be_used_is_one_query_naming_each_
     assert listed["COVERED_FINDING_IDS"] == ("V-118-ingest.delivery_rejected.missing_file "
                                              "V-118-ingest.delivery_rejected.row_count")
     assert listed["QUERY_TEXT"].startswith("Site 118 is not audited: every complete delivery was rejected (D2: ")
-    assert listed["QUERY_TEXT"].endswith("correcting the problems named above.")
+    assert listed["QUERY_TEXT"].endswith("where deliveries were rejected, correct the problems named above first.")
 
 
 def test_a_site_audited_on_an_older_delivery_is_asked_to_correct_the_rejection_only():

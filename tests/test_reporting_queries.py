@@ -772,6 +772,13 @@ def test_a_process_checks_own_records_and_date_are_its_query_detail():
     first_five = "; ".join(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(3, 8))
     assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
             "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]
+    # records of several files (PC01 reads LB, VS, FA and TR): RECORD still names every one (helper-28)
+    mixed = "; ".join([*(f"SZ003/101/D1/vs.csv:{row}" for row in range(1, 5)),
+                       *(f"SZ003/101/D1/lb.csv:{row}" for row in range(1, 5))])
+    detail = query_detail(queries([{**pc01[0], "SOURCE": mixed}]))
+    assert detail["RECORD"].item() == "; ".join(
+        [*(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(1, 5)),
+         *(f"SZ003/101/D1/lb.csv record {row} after the header" for row in range(1, 5))])
 
 
 def test_an_important_finding_is_a_query_of_its_subject_and_the_others_keep_their_ids():

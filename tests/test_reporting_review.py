@@ -278,7 +278,9 @@ def test_the_report_counts_a_returned_workbooks_rows_and_findings_apart() -> Non
     from reporting.html import receipt_line
 
     applied = [{"row": row, "finding_id": f"D-{i}"} for i, row in enumerate([2, 2, 2, 3, 4, 4, 4, 4, 5])]
-    receipt = {"workbook": "102.xlsx", "status": "PARTLY_APPLIED", "applied": applied, "refused": [{"row": 6}]}
-    assert receipt_line(receipt) == "102.xlsx: partly applied, 4 row(s) applied (9 findings), 1 refused"
+    refused = [{"row": 6, "finding_id": f"D-R{i}"} for i in range(28)]  # one unnamed answer to a 28-finding query
+    receipt = {"workbook": "102.xlsx", "status": "PARTLY_APPLIED", "applied": applied, "refused": refused}
+    assert receipt_line(receipt) == ("102.xlsx: partly applied, 4 row(s) (9 findings) applied, 1 row(s) (28 findings) "
+                                     "refused")
     one_each = {**receipt, "applied": applied[:1], "refused": [], "status": "APPLIED"}
-    assert receipt_line(one_each) == "102.xlsx: applied, 1 row(s) applied, 0 refused"
+    assert receipt_line(one_each) == "102.xlsx: applied, 1 row(s) applied, 0 row(s) refused"

@@ -98,5 +98,24 @@ def test_a_second_rerun_still_leaves_the_late_delivery_out(tmp_path: Path) -> No
     assert seen_by_past_night(store, STUDY, NIGHTS[0]) is None  # the latest night: the cut-off alone decides
     store.write_bytes(f"{STUDY}/{NIGHTS[1].isoformat()}/run_manifest.json", b"{}")
     seal(store, f"{STUDY}/{NIGHTS[1].isoformat()}")
-    assert seen_by_past_night(store, STUDY, NIGHTS[0]) == {"101": frozenset({"20261127T230000Z"}),
-                                                           "102": frozenset()}
+    assert seen_by_past_night(store, STUDY, NIGHTS[0]) == {"101": {"20261127T230000Z": "USED"}, "102": {}}
+
+
+@pytest.mark.parametrize("manifest", [
+    {"sites_audited": [101], "deliveries": [{"site": "101", "delivery": "D", "status": "USED"}]},
+    {"sites_audited": "101", "deliveries": [{"site": "101", "delivery": "D", "status": "USED"}]},
+    {"sites_not_audited": ["102"], "deliveries": [{"site": "101", "delivery": "D", "status": "USED"}]},
+    {"deliveries": [{"site": "101", "delivery": 20261127, "status": "USED"}]},
+    {"deliveries": []},
+    ["not", "a", "manifest"],
+])
+def test_a_manifest_of_a_shape_it_does_not_expect_leaves_the_cut_off_alone_to_decide(tmp_path: Path, manifest) -> None:
+    # helper-28: a number among the sites raised, a string was read as its characters, a site dropped silently
+    from review.runs import seen_by_past_night
+    from tests.support.published import seal
+
+    store = LocalStore(tmp_path)
+    for night, body in ((NIGHTS[0], manifest), (NIGHTS[1], {})):
+        store.write_bytes(f"{STUDY}/{night.isoformat()}/run_manifest.json", json.dumps(body).encode())
+        seal(store, f"{STUDY}/{night.isoformat()}")
+    assert seen_by_past_night(store, STUDY, NIGHTS[0]) is None

@@ -210,7 +210,7 @@ def test_night_two_applies_the_inbox_and_keeps_every_decision(scenario: dict) ->
     prefix = f"{STUDY}/{NIGHTS[1].isoformat()}/"
     queries = pl.concat([pl.read_csv(io.BytesIO(study.reports.read_bytes(info.key)), infer_schema=False)
                          for info in study.reports.list(prefix + "site_queries")
-                         if info.key.endswith(".csv") and "/detail/" not in info.key])
+                         if info.key.endswith(".csv") and info.key.count("/") == prefix.count("/") + 1])
     queries = queries.with_columns(pl.col("FINDING_IDS").str.split(" ").alias("FINDING_ID")).explode("FINDING_ID")
     assert ids["pc01"] not in queries["FINDING_ID"].to_list()
     assert ids["control"] not in queries["FINDING_ID"].to_list()
