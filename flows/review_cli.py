@@ -75,8 +75,10 @@ def list_command(
     state: Annotated[list[str] | None, typer.Option(help="Only findings in this state (repeatable).")] = None,
     site: Annotated[list[str] | None, typer.Option(help="Only findings of this site (repeatable).")] = None,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
-    include_resolved: Annotated[bool, typer.Option("--include-resolved",
-                                                   help="Also the findings resolved in the latest run.")] = False,
+    include_resolved: Annotated[bool, typer.Option(
+        "--include-resolved",
+        help="Also the discrepancies resolved in the latest run (a data-quality finding that is gone is not "
+             "listed).")] = False,
     endpoint_url: EndpointUrl = None,
 ) -> None:
     """The latest run's findings with their review state as the ledger has it now."""
