@@ -3,12 +3,13 @@ delivery folders that night saw.
 
 A nightly run audits each site's newest complete delivery stamped before the end of its as-of date
 (`at`). Re-running a past night must audit what that night audited, but a folder can be stamped before the
-cut-off and still arrive after the night ran (a slow upload, a delivery the night saw unfinished, a
-folder named after its export's time): the stamp alone let such a re-run audit a newer delivery, replace
-the night's site queries and change the history of every later night (a user trial). So a re-run of a
-night whose run manifest is published, with a later night published after it, considers only the sites
-and delivery folders that manifest lists (`seen`); a folder it does not list is "after the as-of date" for
-the re-run, with a reason that says why.
+cut-off and still arrive after the night ran (a slow upload, a folder named after its export's time): the
+stamp alone let such a re-run audit a newer delivery, replace the night's site queries and change the history
+of every later night (a user trial). So a re-run of a night whose run manifest is published, with a later
+night published after it, considers only the sites and delivery folders that manifest lists (`seen`, each
+folder with the night's status): a folder it does not list is "after the as-of date" for the re-run, and one
+the night rejected or saw unfinished is not used even when it reads well now (an upload that finished after
+the night ran), each with a reason that says why.
 """
 
 from __future__ import annotations
