@@ -213,14 +213,29 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
                          .then(rows_words(source, row)).alias("RECORD")).to_series()
     many = frame.select(several.arg_true()).to_series()
     if many.len():
-        parts = source.str.split("; ")
-        files, rows = parts.list.eval(_file_of(pl.element())), parts.list.eval(_row_of(pl.element()))
-        one_file = (files.list.n_unique() == 1) & (rows.list.drop_nulls().list.len() == rows.list.len())
-        # `records 8, 9 after the header` for records of one file, each record with its file otherwise
-        listed = pl.when(one_file).then(rows_words(files.list.first(), rows.list.join(", "), several=True)) \
-            .otherwise(_row_reference(limit=None))
-        words = words.scatter(many, frame.select(source.gather(many)).select(listed).to_series())
+        words = words.scatter(many, _records_by_file(frame.select(source.gather(many))))
     return words
+
+
+def _records_by_file(sources: pl.DataFrame) -> pl.Series:
+    """RECORD of SOURCEs of several records, each file once with its rows in order: `records 8, 9 after the
+    header` for one file, `…/vs.csv records 1094, 1098 after the header; …/lb.csv record 3 after the header` for
+    several (PC01 lists every record dated before consent: one path per record, in date order, read as a list
+    of 50 unrelated places); a part without a row (a file-level source) as it is."""
+    parts = (sources.with_row_index("_I").with_columns(pl.col("SOURCE").str.split("; ").alias("_PART"))
+             .explode("_PART")
+             .with_columns(_file_of(pl.col("_PART")).alias("_FILE"), _row_number(pl.col("_PART")).alias("_ROW")))
+    groups = (parts.group_by("_I", "_FILE", maintain_order=True)
+              .agg(pl.col("_ROW").sort().cast(pl.String).str.join(", ").alias("_ROWS"),
+                   pl.col("_ROW").null_count().alias("_BARE"), pl.len().alias("_N"),
+                   pl.col("_PART").str.join("; ").alias("_AS_IS"))
+              .with_columns(pl.len().over("_I").alias("_FILES")))
+    rows = rows_words(pl.col("_FILE"), pl.col("_ROWS"), several=pl.col("_N") > 1)
+    text = (pl.when(pl.col("_BARE") > 0).then(pl.col("_AS_IS"))
+            .when(pl.col("_FILES") == 1).then(rows)
+            .otherwise(pl.format("{} {}", pl.col("_FILE"), rows)))
+    return (groups.with_columns(text.alias("RECORD")).group_by("_I", maintain_order=True)
+            .agg(pl.col("RECORD").str.join("; ")).sort("_I")["RECORD"])
 
 
 def _evidence_in_text() -> pl.Expr:
