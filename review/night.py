@@ -18,7 +18,7 @@ and its state is shown on its RESOLVED row.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -34,7 +34,7 @@ from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
 from review.machine import StateMachine, load_machine
 from review.proposals import proposals
-from review.runs import later_run_exists, previous_manifest
+from review.runs import later_run_exists, night_manifest, previous_manifest
 from storage import Store
 
 _log = logging.getLogger(__name__)
@@ -105,13 +105,39 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
         write_checkpoint(store, view)
     # "since the last run": the entries the previous night's manifest counted (none before the first night
     # with a review), so that a re-run of the same night reports the same reopenings
-    previous = previous_manifest(store, study, as_of) or {}
-    since = (previous.get("review") or {}).get("entries")
+    earlier = previous_manifest(store, study, as_of) or {}
+    previous = earlier.get("review") or {}
+    since = previous.get(SINCE_ENTRIES, previous.get("entries"))
     since = since if isinstance(since, int) and 0 <= since <= start else 0
     # the workbooks applied since the previous night, by the same rule: a re-run of the night reports them too
     # (a re-run of a past night applies none and reports none)
-    receipts = [] if read_only else receipts_since(store, study, _moment(previous.get("generated_at")))
+    after = _moment(previous.get(SINCE_AT)) or _moment(earlier.get("generated_at"))
+    receipts = [] if read_only else receipts_since(store, study, after)
+    ledger = _ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only)
+    ledger.update(_night_markers(store, study, as_of, view, read_only, now))
     return ReviewResult(states=current_states(view.entries, machine),
                         reopened=_reopened_since(view, machine, since),
                         receipts=receipts,
-                        ledger=_ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only))
+                        ledger=ledger)
+
+
+#: where the review stood when a night was done with it (its manifest's `review` section): the next night
+#: reports the reopenings and workbooks after it. A re-run of a past night keeps the night's own markers (the
+#: ledger has moved on since): with its own, the next night's re-run lost the workbooks and reopenings between
+#: the two nights (a user trial)
+SINCE_ENTRIES, SINCE_AT = "since_entries", "since_at"
+
+
+def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read_only: bool,
+                   now: datetime | None) -> dict:
+    if read_only:
+        published = (night_manifest(store, study, as_of) or {})
+        own = published.get("review") or {}
+        entries = own.get(SINCE_ENTRIES, own.get("entries"))
+        at = own.get(SINCE_AT, published.get("generated_at"))
+        if isinstance(entries, int) and isinstance(at, str):
+            return {SINCE_ENTRIES: entries, SINCE_AT: at}
+    # after tonight's inbox: its receipts are stamped at or before this moment, so the next night does not list
+    # them again (receipts_since: the same second counts as before)
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    return {SINCE_ENTRIES: view.head_seq, SINCE_AT: moment.isoformat()}

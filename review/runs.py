@@ -32,6 +32,17 @@ def later_run_exists(store: Store, study: str, as_of: date) -> bool:
     return latest is not None and latest > as_of
 
 
+def night_manifest(store: Store, study: str, as_of: date) -> dict | None:
+    """The run manifest of the night `as_of` as published (None when it is not, or cannot be read)."""
+    if not is_complete(store, final_prefix(study, as_of)):
+        return None
+    try:
+        manifest = json.loads(store.read_bytes(join_key(study, as_of.isoformat(), MANIFEST)))
+    except (ObjectNotFound, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def previous_manifest(store: Store, study: str, as_of: date) -> dict | None:
     """The run manifest of the latest published run before `as_of`, or None."""
     for run in published_nights(store, study, before=as_of):
@@ -47,13 +58,9 @@ def seen_by_past_night(store: Store, study: str, as_of: date) -> dict[str, dict[
     (audited, not audited, or with a delivery it considered) with the delivery folders it lists for that site and
     the night's status of each (ingestion.window). None for tonight's night, a night never published, or one whose
     manifest cannot be read or lists no delivery (then the cut-off alone decides, as before)."""
-    if not later_run_exists(store, study, as_of) or not is_complete(store, final_prefix(study, as_of)):
+    if not later_run_exists(store, study, as_of):
         return None
-    try:
-        manifest = json.loads(store.read_bytes(join_key(study, as_of.isoformat(), MANIFEST)))
-    except (ObjectNotFound, ValueError):
-        return None
-    return _seen_in(manifest)
+    return _seen_in(night_manifest(store, study, as_of))
 
 
 def _seen_in(manifest: object) -> dict[str, dict[str, str]] | None:

@@ -284,3 +284,43 @@ def test_the_report_counts_a_returned_workbooks_rows_and_findings_apart() -> Non
                                      "refused")
     one_each = {**receipt, "applied": applied[:1], "refused": [], "status": "APPLIED"}
     assert receipt_line(one_each) == "102.xlsx: applied, 1 row(s) applied, 0 row(s) refused"
+
+
+def test_a_rerun_of_a_past_night_keeps_its_markers_so_the_next_night_still_reports_what_came_between(
+        night: dict) -> None:
+    # a user trial: re-running night 1 after night 2 republished night 1's manifest with the ledger's entries and
+    # time of the re-run; re-running night 2 then measured "since the last run" from them and lost the workbooks
+    # and reopenings between the two nights
+    import json
+    from datetime import UTC, datetime
+
+    from review.imports import Receipt, save_receipt
+
+    store = night["store"]
+    first_night, second_night = AS_OF, date(2026, 11, 29)
+
+    def publish(as_of: date, result) -> None:
+        prefix = f"{STUDY}/{as_of.isoformat()}"
+        store.write_bytes(f"{prefix}/run_manifest.json", json.dumps({
+            "generated_at": "2026-11-28T00:10:00+00:00", "review": review_manifest(result)}).encode())
+        seal(store, prefix)
+
+    def review(as_of: date, now: datetime):
+        outputs = night["outputs"]
+        return review_night(outputs.discrepancies, outputs.validation, store, study=STUDY, as_of=as_of, now=now)
+
+    one = review(first_night, datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    publish(first_night, one)
+    between = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # a workbook applied between the two nights
+    save_receipt(store, Receipt(study=STUDY, workbook="between.xlsx", sha256="b" * 64, status="APPLIED",
+                                kind="REVIEW", received_at=between.isoformat()), "between.xlsx", between)
+    two = review(second_night, datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
+    publish(second_night, two)
+    assert [r["workbook"] for r in two.receipts] == ["between.xlsx"]
+    rerun_one = review(first_night, datetime(2026, 12, 6, 7, 0, tzinfo=UTC))  # a past night: read-only
+    assert rerun_one.ledger["read_only"] is True
+    assert (rerun_one.ledger["since_entries"], rerun_one.ledger["since_at"]) == (
+        one.ledger["since_entries"], one.ledger["since_at"])
+    publish(first_night, rerun_one)
+    rerun_two = review(second_night, datetime(2026, 12, 6, 7, 5, tzinfo=UTC))
+    assert [r["workbook"] for r in rerun_two.receipts] == ["between.xlsx"]
