@@ -450,6 +450,12 @@ def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | No
     but may not have delivered these: a re-run of the night delivers them (docs/operations.md).
     """
     logger = get_run_logger()
+    if (outbox or digest) and _past_night(reports, endpoint_url, outputs):
+        # the sites and the data managers have a later night's already: an old night's query files would replace
+        # that night's in the outbox with today's earlier answers, and its digest report today's backlog as news
+        logger.info("a re-run of the past night %s: the site outbox and the digest are not sent again (a later "
+                    "night is published)", outputs.as_of)
+        return
     if outbox and _still_ours(publication):
         try:
             deliver_outbox_task(reports, endpoint_url, publication.final, outbox, outputs.study, outputs.as_of)
@@ -462,6 +468,18 @@ def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | No
         except Exception as error:
             logger.error("the night is published, but its digest was not sent (%s: %s); a re-run of the night "
                          "sends it", type(error).__name__, error)
+
+
+def _past_night(reports: str, endpoint_url: str | None, outputs: RunOutputs) -> bool:
+    """Whether a later night than `outputs`' is published (storage errors: no, so that a night is not left
+    undelivered over a failed listing)."""
+    from review.runs import later_run_exists
+    from storage import StorageError, open_store
+
+    try:
+        return later_run_exists(open_store(reports, endpoint_url), outputs.study, outputs.as_of)
+    except StorageError:
+        return False
 
 
 def _still_ours(publication: NightlyPublication) -> bool:

@@ -28,7 +28,8 @@ LATE = "20261128T120000Z"  # stamped within the first night's as-of date (UTC), 
 def _night(landing: Path, reports: Path, as_of: date) -> None:
     from flows.nightly import nightly_audit
 
-    nightly_audit(landing=str(landing), reports=str(reports), study=STUDY, as_of=as_of.isoformat())
+    nightly_audit(landing=str(landing), reports=str(reports), study=STUDY, as_of=as_of.isoformat(),
+                  outbox=str(reports.parent / "outbox"))
 
 
 def _tables(reports: LocalStore, as_of: date) -> dict[str, pl.DataFrame]:
@@ -61,9 +62,13 @@ def nights(tmp_path_factory, prefect_harness) -> dict:
     (late / "manifest.json").write_text(json.dumps(manifest_json))
     _night(landing, reports, NIGHTS[1])
     second = _tables(store, NIGHTS[1])
+    outbox = LocalStore(root / "outbox")
+    sent = sorted(o.key for o in outbox.list(STUDY) if f"/{NIGHTS[0].isoformat()}/" in o.key)
+    outbox.write_bytes(sent[0], b"what the site received that night")
     _night(landing, reports, NIGHTS[0])  # the re-run of the past night
     return {"first": first, "second": second, "rerun": _tables(store, NIGHTS[0]), "site": site,
-            "rerun_manifest": _manifest(store, NIGHTS[0]), "used": used["delivery"]}
+            "rerun_manifest": _manifest(store, NIGHTS[0]), "used": used["delivery"], "outbox": outbox,
+            "sent": sent}
 
 
 def test_the_second_night_audits_the_late_delivery(nights: dict) -> None:
@@ -81,6 +86,14 @@ def test_the_rerun_says_why_the_late_delivery_is_not_audited(nights: dict) -> No
     assert decisions[nights["used"]]["status"] == "USED"
     assert decisions[LATE]["status"] == "AFTER_AS_OF"
     assert decisions[LATE]["reason"].startswith("not in the published night's run manifest")
+
+
+def test_a_rerun_of_a_past_night_sends_the_sites_nothing_again(nights: dict) -> None:
+    # a user trial: the re-run replaced the night's files in the site outbox, whose queries then quoted answers
+    # given after that night
+    outbox, sent = nights["outbox"], nights["sent"]
+    assert sent and sorted(o.key for o in outbox.list(STUDY) if f"/{NIGHTS[0].isoformat()}/" in o.key) == sent
+    assert outbox.read_bytes(sent[0]) == b"what the site received that night"
 
 
 def test_a_second_rerun_still_leaves_the_late_delivery_out(tmp_path: Path) -> None:
