@@ -13,6 +13,7 @@ import polars as pl
 from contracts import FINDINGS, empty_table
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
 from core.identity import fingerprint, repeat_number, stable_id
+from core.source import rows_words
 from ingestion.codes import Code
 from ingestion.shape import FILE
 
@@ -63,7 +64,7 @@ def row_findings(rows: pl.DataFrame, *, study: str, sites: list[str], keys: list
     """FINDINGS rows for row-level problems, one per row, built with one polars expression.
 
     `rows` has FILE (the position of the row's file in `sites`, `keys` and `domains`), ROW (Int64),
-    USUBJID, CODE, VARIABLE, OBSERVED and DETAIL (the sentence after "row N"); the files of a whole
+    USUBJID, CODE, VARIABLE, OBSERVED and DETAIL (the sentence after the row's name); the files of a whole
     batch of sites go through at once.
     """
     if rows.height == 0:
@@ -81,7 +82,9 @@ def row_findings(rows: pl.DataFrame, *, study: str, sites: list[str], keys: list
         pl.col("VARIABLE").cast(pl.String),
         pl.col("CODE").cast(pl.String).alias("EXPECTATION"),
         pl.col("OBSERVED").cast(pl.String),
-        pl.format("Site {}, file {}, row {}: {}.", site, key, row, pl.col("DETAIL")).alias("MESSAGE"),
+        # the row as the site finds it, as the queries' RECORD names it (`record 45 after the header` in a CSV,
+        # `row 45 below the header` in a workbook): "row 45" beside "record 45 after the header" read as two rows
+        pl.format("Site {}, file {}, {}: {}.", site, key, rows_words(key, row), pl.col("DETAIL")).alias("MESSAGE"),
         pl.format("{}:{}", key, row).alias("SOURCE"),
     )
 

@@ -231,7 +231,7 @@ def _ragged(files: list[Prepared], ids: list[int]) -> pl.DataFrame:
             "CODE": [str(Code.ROW_RAGGED)] * len(rows),
             "VARIABLE": [None] * len(rows),
             "OBSERVED": [f"{r.fields} fields" for _, r, _ in rows],
-            "DETAIL": [f"record starting on line {r.line} has {r.fields} fields where the header has "
+            "DETAIL": [f"it starts on line {r.line} of the file and has {r.fields} fields where the header has "
                        f"{width}; the row is not used" for _, r, width in rows],
         },
         schema=ROW_FINDINGS,

@@ -112,7 +112,7 @@ def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
         parts.append(f"{facts['reopened_total']} reopened")
     if facts["not_audited_total"]:
         parts.append(f"{facts['not_audited_total']} site/delivery problem(s)")
-    parts.append(f"{facts['headline']['new']} new finding(s) in all")
+    parts.append(f"{facts['headline']['new']} new discrepancy(ies) in all")
     if facts["headline"]["new_data_findings"]:
         parts.append(f"{facts['headline']['new_data_findings']} new data-quality finding(s)")
     return f"{prefix}: " + ", ".join(parts)

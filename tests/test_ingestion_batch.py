@@ -100,8 +100,11 @@ def test_row_findings_of_a_batch_are_golden(tmp_path) -> None:
         (Code.ROW_FIELD_TOO_LONG, f"{key}:3", "LBORRES", "1001 characters"),
         (Code.ROW_RAGGED, f"{key}:5", None, f"{lb_width(site) + 1} fields"),
     ]
-    assert site.findings["MESSAGE"][0] == (f"Site 102, file {key}, row 2: STUDYID is not SZ003; the row belongs to "
-                                           f"another study and is not used.")
+    # the row named as the site finds it, as RECORD names it in the query detail
+    assert site.findings["MESSAGE"][0] == (f"Site 102, file {key}, record 2 after the header: STUDYID is not SZ003; "
+                                           f"the row belongs to another study and is not used.")
+    assert site.findings["MESSAGE"][2].startswith(f"Site 102, file {key}, record 5 after the header: it starts on "
+                                                  "line 6 of the file and has ")
     lb = next(i for i in site.inputs if i.key == key)
     assert (lb.rows_read, lb.rows_rejected) == (5, 3)
     assert lb.rejected_reasons == {"field_count": 1, "field_too_long": 1, "other_study": 1}

@@ -150,7 +150,8 @@ def test_a_night_with_nothing_new_is_one_line_or_not_sent_at_all(tmp_path) -> No
     first_seen = pl.when(pl.int_range(pl.len()) < 2).then(pl.lit("2026-11-29")).otherwise(pl.col("FIRST_SEEN"))
     news = build_digest(quiet.__class__(**{**quiet.__dict__, "validation": quiet.validation.with_columns(
         first_seen.alias("FIRST_SEEN"))}), {})
-    assert not news.nothing_new and news.subject.endswith("0 new finding(s) in all, 2 new data-quality finding(s)")
+    assert not news.nothing_new
+    assert news.subject.endswith("0 new discrepancy(ies) in all, 2 new data-quality finding(s)")
     assert f"new data-quality finding(s) tonight: 2 of {quiet.validation.height}" in news.text
     assert digest.text.strip().count("\n") <= 1 and "https://example/r.html" in digest.text
     skip = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=9),

@@ -469,7 +469,8 @@ def test_every_finding_about_a_site_delivery_or_file_gets_a_delivery_text(code):
 def test_a_record_or_value_ingestion_could_not_use_is_asked_for_what_would_fix_it(code):
     # a user trial: `CM value "11 fields" (…cm.csv record 2 after the header): … row 2: record starting on line 3
     # has 11 fields … Please check this value … or confirm that it is correct` (there is no value to confirm)
-    message = "Site 110, file SZ003/110/D/lb.csv, row 7: record starting on line 8 has 11 fields; the row is not used."
+    message = ("Site 110, file SZ003/110/D/lb.csv, record 7 after the header: it starts on line 8 of the file and has "
+               "11 fields where the header has 10; the row is not used.")
     validation = pl.DataFrame([_ingestion_finding(code, message, domain="LB", variable="LBORRES", observed="11 fields",
                                                   source="SZ003/110/D/lb.csv:7")], schema=FINDINGS)
     text = queries([], validation)["QUERY_TEXT"][0]
@@ -772,6 +773,9 @@ def test_a_process_checks_own_records_and_date_are_its_query_detail():
     first_five = "; ".join(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(3, 8))
     assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
             "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]
+    # and the text itself names them, for a site working from its queries CSV alone (a user trial)
+    assert (f"Records dated before consent: {first_five}; and 2 more records (RECORD in the query detail lists "
+            "them). Please confirm the informed consent date") in q["QUERY_TEXT"][0]
     # records of several files (PC01 reads LB, VS, FA and TR, in date order): RECORD still names every one
     # (helper-28), each file once with its rows in order
     mixed = "SZ003/101/D1/vs.csv:9; SZ003/101/D1/lb.csv:4; SZ003/101/D1/vs.csv:2; SZ003/101/D1/vs.csv:10"
