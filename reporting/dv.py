@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from contracts import is_open
-from contracts.enums import Severity
+from contracts.enums import DiscrepancyClass, Severity
 from contracts.policy import Policy, load_policy
 from contracts.tables import FINDING_ID
 from reporting.datafiles import check_keys, load
@@ -60,13 +60,29 @@ def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
     return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
 
 
+def _one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
+    """`important` without an IE_MISMATCH whose subject has an INELIGIBLE_ENROLLED on a component of the same
+    criterion among them: the checklist answer that hid an ineligible enrolment is the same deviation as the
+    enrolment, whose record (its evidence quotes the answer: "the site recorded IN10 as met (IN10=Y)") stands for
+    both. Two DV records for one enrolment counted it twice for a statistician, and confirming the one left the
+    other "not yet reviewed" (two user trials). The IE_MISMATCH stays in `discrepancies` and in the review."""
+    keys = ["STUDYID", "USUBJID", "_CRITERION"]
+    enrolled = (important.filter(pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED)
+                .select("STUDYID", "USUBJID", pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")))
+    hidden = (important.with_row_index("_ROW").filter(pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH)
+              .with_columns(pl.col("CHECK_ID").alias("_CRITERION"))
+              .join(enrolled, on=keys, how="semi", nulls_equal=True))
+    return important.with_row_index("_ROW").filter(~pl.col("_ROW").is_in(hidden["_ROW"].implode())).drop("_ROW")
+
+
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
     """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's
     review confirmed or has not yet decided on (DVREVIEW says which); DV terms from `policy` (None: the
     bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
-    important = discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies))
+    important = _one_per_enrolment(
+        discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies)))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)

@@ -101,3 +101,17 @@ def test_empty_dv_still_writes_a_readable_transport_file(tmp_path):
     path.write_bytes(xpt_bytes(dv, AS_OF))
     frame, _ = pyreadstat.read_xport(str(path))
     assert list(frame.columns) == XPT_COLUMNS and len(frame) == 0
+
+
+def test_an_ineligible_enrolment_the_checklist_hid_is_one_dv_record_not_two():
+    # two user trials: INELIGIBLE_ENROLLED on IN10.PLT and the IE_MISMATCH on IN10 were two DV records for one
+    # enrolment (counted twice), and confirming the one left the other "not yet reviewed"
+    disc = discrepancies()
+    hidden = disc.filter(pl.col("CHECK_ID") == "IN10.PLT").with_columns(
+        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"))
+    other = hidden.with_columns(pl.lit("SZ003-101-0009").alias("USUBJID"))  # no ineligible enrolment behind it
+    dv = build_dv(pl.concat([disc, hidden, other]), subjects())
+    assert dv.filter(pl.col("USUBJID") == "SZ003-101-0001")["DVREFID"].to_list() == ["EX07", "IN10.PLT", "PC01"]
+    assert dv.filter(pl.col("USUBJID") == "SZ003-101-0009")["DVREFID"].to_list() == ["IN10"]
+    # the IE_MISMATCH of another criterion (IN04 of 102-0003) stays: nothing else stands for it
+    assert "IN04" in dv["DVREFID"].to_list()
