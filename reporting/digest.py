@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from contracts.enums import FindingStatus, Severity
 from contracts.records import Digest, RunOutputs
+from reporting.dv import one_per_enrolment
 from reporting.review_summary import reopened_tonight, review_backlog
 from reporting.summary import headline, not_audited_table
 
@@ -41,12 +42,13 @@ def _one_line(column: str) -> pl.Expr:
 
 
 def new_important(discrepancies: pl.DataFrame) -> pl.DataFrame:
-    """Important deviations first found tonight: SITEID, USUBJID, CHECK_ID, CLASS, EVIDENCE (one line)."""
+    """Important deviations first found tonight: SITEID, USUBJID, CHECK_ID, CLASS, EVIDENCE (one line); an
+    ineligible enrolment once, as in DV (a second user trial: "2 new important deviation(s)" for one subject)."""
     columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
     if "STATUS" not in discrepancies.columns:
         return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-    return (discrepancies.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
-            .select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
+    new = discrepancies.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
+    return (one_per_enrolment(new).select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
 
 
 def reopened(outputs: RunOutputs) -> pl.DataFrame:

@@ -60,7 +60,7 @@ def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
     return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
 
 
-def _one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
+def one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
     """`important` without an IE_MISMATCH whose subject has an INELIGIBLE_ENROLLED on a component of the same
     criterion among them: the checklist answer that hid an ineligible enrolment is the same deviation as the
     enrolment, whose record (its evidence quotes the answer: "the site recorded IN10 as met (IN10=Y)") stands for
@@ -81,7 +81,7 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy
     bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
-    important = _one_per_enrolment(
+    important = one_per_enrolment(
         discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies)))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)

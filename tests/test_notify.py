@@ -188,3 +188,16 @@ def test_the_digest_lists_what_was_reopened_tonight_and_the_review_backlog() -> 
            "by screening-audit: the evidence changed: PLAT 52 -> 48" in digest.text
     (row,) = [r for r in digest.facts["backlog"] if r["REVIEW_STATE"] == "UNREVIEWED"]
     assert row["N"] >= disc.height and f"- UNREVIEWED: {row['N']}" in digest.text
+
+
+def test_the_digest_counts_an_ineligible_enrolment_the_checklist_hid_once() -> None:
+    # a second user trial: "2 new important deviation(s)" for one subject (INELIGIBLE_ENROLLED and its IE_MISMATCH)
+    outputs = make_outputs(n_subjects=40, n_sites=2)
+    disc = outputs.discrepancies.with_columns(pl.lit("NEW").alias("STATUS"))
+    enrolment = disc.filter(pl.col("CLASS") == "INELIGIBLE_ENROLLED").head(1)
+    hidden = enrolment.with_columns(pl.col("CHECK_ID").str.split(".").list.first().alias("CHECK_ID"),
+                                    pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("D-hidden").alias("FINDING_ID"))
+    digest = build_digest(outputs.__class__(**{**outputs.__dict__, "discrepancies": pl.concat([disc, hidden])}), {})
+    assert digest.facts["new_important_total"] == disc.filter(pl.col("SEVERITY") == "IMPORTANT").height
+    subject = enrolment["USUBJID"].item()
+    assert [r["CLASS"] for r in digest.facts["new_important"] if r["USUBJID"] == subject] == ["INELIGIBLE_ENROLLED"]
