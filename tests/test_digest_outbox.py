@@ -132,8 +132,13 @@ def test_the_first_mail_reaches_the_recipients_with_the_headline_and_the_new_dev
     discrepancies = pl.read_parquet(io.BytesIO(published))
     new = discrepancies.filter((pl.col("STATUS") == "NEW") & (pl.col("SEVERITY") == "IMPORTANT"))
     assert new.height > 0
-    assert f"{new.height} new important deviation(s)" in message["Subject"]
-    for row in new.head(25).iter_rows(named=True):
+    # an ineligible enrolment the checklist hid once (its IE_MISMATCH left out, as in dv); the generator plants such
+    # enrolments, so the count is the published dv's, not the important rows'
+    dv = pl.read_parquet(io.BytesIO(nights["reports"].read_bytes(f"SZ003/{NIGHTS[0]}/dv.parquet")))
+    listed = new.filter(pl.col("FINDING_ID").is_in(dv["FINDING_ID"].implode()))
+    assert 0 < listed.height < new.height
+    assert f"{listed.height} new important deviation(s)" in message["Subject"]
+    for row in listed.head(25).iter_rows(named=True):
         assert f"- {row['USUBJID']} (site {row['SITEID']}), {row['CHECK_ID']} [{row['CLASS']}]" in text
         assert row["USUBJID"] in html
     subjects = pl.read_parquet(io.BytesIO(nights["reports"].read_bytes(f"SZ003/{NIGHTS[0]}/subjects.parquet")))
