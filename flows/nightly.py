@@ -447,7 +447,8 @@ def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | No
     first checks that it is ours), so no other run of the study writes the outbox or the pending digests
     at the same time. Neither can fail the audit, whose reports are published (exit 1 means nothing was
     published): a failure is an error in the log. A run killed after its promotion published the night
-    but may not have delivered these: a re-run of the night delivers them (docs/operations.md).
+    but may not have delivered these: a re-run of the night delivers them, unless a later night has been
+    published meanwhile (a re-run of a past night sends neither; docs/operations.md).
     """
     logger = get_run_logger()
     if (outbox or digest) and _past_night(reports, endpoint_url, outputs):
@@ -461,13 +462,13 @@ def _after_publication(outputs: RunOutputs, reports: str, endpoint_url: str | No
             deliver_outbox_task(reports, endpoint_url, publication.final, outbox, outputs.study, outputs.as_of)
         except Exception as error:
             logger.error("the night is published, but the site outbox was not delivered (%s: %s); a re-run of "
-                         "the night delivers it", type(error).__name__, error)
+                         "the night delivers it, before a later night is published", type(error).__name__, error)
     if digest and _still_ours(publication):
         try:
             send_digest_task(quote(outputs), reports, endpoint_url, publication.final, digest)
         except Exception as error:
             logger.error("the night is published, but its digest was not sent (%s: %s); a re-run of the night "
-                         "sends it", type(error).__name__, error)
+                         "sends it, before a later night is published", type(error).__name__, error)
 
 
 def _past_night(reports: str, endpoint_url: str | None, outputs: RunOutputs) -> bool:

@@ -26,6 +26,7 @@ from contracts.policy import Policy, load_policy
 from contracts.tables import FINDING_ID
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
+from review.fold import DV_CONFIRMED_MARK
 
 #: the DV variables written to dv.xpt (SAS v5 names have at most 8 characters; FINDING_ID is in the CSV
 #: and Parquet files)
@@ -67,12 +68,21 @@ def one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
     both. Two DV records for one enrolment counted it twice for a statistician, and confirming the one left the
     other "not yet reviewed" (two user trials). The IE_MISMATCH stays in `discrepancies` and in the review."""
     keys = ["STUDYID", "USUBJID", "_CRITERION"]
-    enrolled = (important.filter(pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED)
-                .select("STUDYID", "USUBJID", pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")))
-    hidden = (important.with_row_index("_ROW").filter(pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH)
+    criterion = pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")
+    rows = important.with_row_index("_ROW")
+    enrolled = rows.filter(pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED).with_columns(criterion)
+    hidden = (rows.filter(pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH)
               .with_columns(pl.col("CHECK_ID").alias("_CRITERION"))
-              .join(enrolled, on=keys, how="semi", nulls_equal=True))
-    return important.with_row_index("_ROW").filter(~pl.col("_ROW").is_in(hidden["_ROW"].implode())).drop("_ROW")
+              .join(enrolled.select(keys), on=keys, how="semi", nulls_equal=True))
+    kept = rows.filter(~pl.col("_ROW").is_in(hidden["_ROW"].implode()))
+    if hidden.height == 0 or "DV_REVIEW" not in important.columns:
+        return kept.drop("_ROW")
+    # a confirmation of the left-out IE_MISMATCH confirms the record that stands for it (helper-30: confirming the
+    # mismatch left the enrolment's only record "not yet reviewed")
+    confirmed = (hidden.filter(pl.col("DV_REVIEW") == DV_CONFIRMED_MARK).select(keys).unique()
+                 .join(enrolled.select("_ROW", *keys), on=keys, how="inner", nulls_equal=True)["_ROW"])
+    return kept.with_columns(pl.when(pl.col("_ROW").is_in(confirmed.implode())).then(pl.lit(DV_CONFIRMED_MARK))
+                             .otherwise(pl.col("DV_REVIEW")).alias("DV_REVIEW")).drop("_ROW")
 
 
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:

@@ -114,7 +114,7 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     after = _moment(previous.get(SINCE_AT)) or _moment(earlier.get("generated_at"))
     receipts = [] if read_only else receipts_since(store, study, after)
     ledger = _ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only)
-    ledger.update(_night_markers(store, study, as_of, view, read_only, now))
+    ledger.update(_night_markers(store, study, as_of, view, read_only, now, previous))
     return ReviewResult(states=current_states(view.entries, machine),
                         reopened=_reopened_since(view, machine, since),
                         receipts=receipts,
@@ -129,7 +129,8 @@ SINCE_ENTRIES, SINCE_AT = "since_entries", "since_at"
 
 
 def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read_only: bool,
-                   now: datetime | None) -> dict:
+                   now: datetime | None, previous: dict) -> dict:
+    """The night's SINCE_ENTRIES and SINCE_AT (`previous`: the review section of the night before's manifest)."""
     if read_only:
         published = (night_manifest(store, study, as_of) or {})
         own = published.get("review") or {}
@@ -137,6 +138,10 @@ def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read
         at = own.get(SINCE_AT, published.get("generated_at"))
         if isinstance(entries, int) and isinstance(at, str):
             return {SINCE_ENTRIES: entries, SINCE_AT: at}
+        # a past night never published before (a backfill): the night before's, so that the next night still
+        # reports what came after that one (helper-30)
+        if isinstance(previous.get(SINCE_ENTRIES), int) and isinstance(previous.get(SINCE_AT), str):
+            return {SINCE_ENTRIES: previous[SINCE_ENTRIES], SINCE_AT: previous[SINCE_AT]}
     # after tonight's inbox: its receipts are stamped at or before this moment, so the next night does not list
     # them again (receipts_since: the same second counts as before)
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)

@@ -115,3 +115,15 @@ def test_an_ineligible_enrolment_the_checklist_hid_is_one_dv_record_not_two():
     assert dv.filter(pl.col("USUBJID") == "SZ003-101-0009")["DVREFID"].to_list() == ["IN10"]
     # the IE_MISMATCH of another criterion (IN04 of 102-0003) stays: nothing else stands for it
     assert "IN04" in dv["DVREFID"].to_list()
+
+
+def test_a_confirmed_ie_mismatch_confirms_the_record_that_stands_for_it():
+    # helper-30: the IE_MISMATCH confirmed, its INELIGIBLE_ENROLLED not yet decided: DV showed the enrolment's only
+    # record as NOT YET REVIEWED, and the confirmation was nowhere
+    disc = discrepancies().with_columns(pl.lit(None, pl.String).alias("REVIEW_STATE"),
+                                        pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
+    hidden = disc.filter(pl.col("CHECK_ID") == "IN10.PLT").with_columns(
+        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("CONFIRMED").alias("DV_REVIEW"))
+    dv = build_dv(pl.concat([disc, hidden]), subjects())
+    marks = dict(dv.filter(pl.col("USUBJID") == "SZ003-101-0001").select("DVREFID", "DVREVIEW").rows())
+    assert marks == {"EX07": "NOT YET REVIEWED", "IN10.PLT": "CONFIRMED", "PC01": "NOT YET REVIEWED"}

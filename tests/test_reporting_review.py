@@ -324,3 +324,28 @@ def test_a_rerun_of_a_past_night_keeps_its_markers_so_the_next_night_still_repor
     publish(first_night, rerun_one)
     rerun_two = review(second_night, datetime(2026, 12, 6, 7, 5, tzinfo=UTC))
     assert [r["workbook"] for r in rerun_two.receipts] == ["between.xlsx"]
+
+
+def test_a_past_night_run_for_the_first_time_takes_the_markers_of_the_night_before(night: dict) -> None:
+    # helper-30: a night never published before, run after a later one (a backfill), recorded tonight's markers,
+    # and the later night's re-run then lost what came between
+    import json
+    from datetime import UTC, datetime
+
+    store, outputs = night["store"], night["outputs"]
+
+    def review(as_of: date, now: datetime):
+        return review_night(outputs.discrepancies, outputs.validation, store, study=STUDY, as_of=as_of, now=now)
+
+    def publish(as_of: date, result) -> None:
+        prefix = f"{STUDY}/{as_of.isoformat()}"
+        store.write_bytes(f"{prefix}/run_manifest.json", json.dumps({"review": review_manifest(result)}).encode())
+        seal(store, prefix)
+
+    first = review(AS_OF, datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    publish(AS_OF, first)
+    publish(date(2026, 11, 30), review(date(2026, 11, 30), datetime(2026, 11, 30, 1, 0, tzinfo=UTC)))
+    backfill = review(date(2026, 11, 29), datetime(2026, 12, 6, 7, 0, tzinfo=UTC))
+    assert backfill.ledger["read_only"] is True
+    assert (backfill.ledger["since_entries"], backfill.ledger["since_at"]) == (
+        first.ledger["since_entries"], first.ledger["since_at"])
