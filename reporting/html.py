@@ -37,6 +37,7 @@ from reporting.summary import (
     site_table,
     version_table,
 )
+from review.imports import rows_and_findings
 
 TOP_ROWS = 200
 #: free-text columns that wrap in the listings (identifiers and dates never wrap)
@@ -210,8 +211,8 @@ def receipt_line(receipt: dict) -> str:
     line does (review.imports.Receipt.line): a site's answer to a consolidated query is recorded for each of its
     findings, so "9 row(s) applied" for 4 answered rows was wrong."""
     def counted(entries: list[dict]) -> str:
-        rows = len({entry.get("row") for entry in entries})
-        return f"{rows} row(s)" + ("" if rows == len(entries) else f" ({len(entries)} findings)")
+        rows, findings = rows_and_findings(entries)
+        return f"{rows} row(s)" + ("" if rows == findings else f" ({findings} findings)")
 
     return (f"{receipt.get('workbook')}: {receipt.get('status', '').replace('_', ' ').lower()}, "
             f"{counted(receipt.get('applied') or [])} applied, {counted(receipt.get('refused') or [])} refused"

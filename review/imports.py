@@ -63,16 +63,21 @@ class Receipt:
         if self.status == "REFUSED":
             return f"{self.workbook}: refused: {self.reason}"
         notes = f" ({'; '.join(self.notes)})" if self.notes else ""
-        rows = len({entry["row"] for entry in self.applied})
+        rows, applied = rows_and_findings(self.applied)
         # a site's answer to a consolidated query is recorded for each of its findings: say both counts
         also = sum(bool(entry.get("also_answered")) for entry in self.applied)
-        findings = "" if rows == len(self.applied) else \
-            f" ({len(self.applied)} findings, {also} of them on the Also answered sheet)"
-        refused_rows = len({entry["row"] for entry in self.refused})
-        refused = f"{refused_rows} refused" + ("" if refused_rows == len(self.refused)
-                                               else f" ({len(self.refused)} findings)")
+        findings = "" if rows == applied else f" ({applied} findings, {also} of them on the Also answered sheet)"
+        refused_rows, refused_findings = rows_and_findings(self.refused)
+        refused = f"{refused_rows} refused" + ("" if refused_rows == refused_findings
+                                               else f" ({refused_findings} findings)")
         return (f"{self.workbook}: {rows} row(s) applied{findings}, {refused}, "
                 f"{self.without_decision} without a decision{notes}")
+
+
+def rows_and_findings(entries: list[dict]) -> tuple[int, int]:
+    """How many workbook rows and how many findings a receipt's applied or refused entries are (one answered row
+    of a consolidated query is an entry per finding): the receipt line and the report say both."""
+    return len({entry.get("row") for entry in entries}), len(entries)
 
 
 def safe_name(name: str) -> str:
