@@ -142,6 +142,10 @@ def _named(pairs: pl.DataFrame) -> pl.DataFrame:
     return named.join(parts.select("_PAIR"), on="_PAIR", how="semi").drop("_PAIR")
 
 
+#: what a pair of a candidate and its covering row carries of each (_named reads them)
+_TEXT = ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON", "SEVERITY")
+
+
 def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
     """(_ROW, _ROW_BY): the rows the rule would leave out, each with a row that covers it."""
     empty = pl.DataFrame(schema={"_ROW": pl.UInt32, "_ROW_BY": pl.UInt32})
@@ -150,8 +154,7 @@ def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
     candidates = indexed.filter(_selected(rule["finding"])) if covering.height else covering.clear()
     if covering.height == 0 or candidates.height == 0:
         return empty
-    text = [(pl.col(c).cast(pl.String) if c in indexed.columns else pl.lit(None, pl.String)).alias(c)
-            for c in ("ORIGIN", "CHECK_ID", "MESSAGE", "OBSERVED", "REASON", "SEVERITY")]
+    text = [(pl.col(c).cast(pl.String) if c in indexed.columns else pl.lit(None, pl.String)).alias(c) for c in _TEXT]
     if rule["same"] == "criterion":
         covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
         candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
@@ -185,7 +188,10 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
     the rows a rule selects are joined, and the rows are copied once."""
     none = [pl.lit(None, pl.String).alias(COVERED_FINDING_IDS), pl.lit(None, pl.String).alias(COVERED_SUBJECTS)]
     indexed = rows.with_row_index("_ROW")
-    pairs = pl.concat([_rule_pairs(indexed, rule) for rule in rules]) if rules else pl.DataFrame()
+    # the rules read a few columns: each filters these, not every column of every finding
+    read = {c for keys in SAME.values() for c in keys} | {"ORIGIN", "CHECK_ID", "CLASS", "CAUSE", *_TEXT}
+    slim = indexed.select("_ROW", *(c for c in rows.columns if c in read))
+    pairs = pl.concat([_rule_pairs(slim, rule) for rule in rules]) if rules else pl.DataFrame()
     if pairs.height == 0:
         return rows.with_columns(none)
     candidates = pairs["_ROW"].unique().implode()

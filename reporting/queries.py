@@ -418,10 +418,15 @@ def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
     beside that subject's earlier answer, and the next answer was recorded on both deviations (a user trial).
     The other queries keep their ids (the subject is no part of them)."""
     subject = pl.when(pl.col("SEVERITY") == Severity.IMPORTANT).then(pl.col("USUBJID"))
-    part = pl.int_range(pl.len()).over([*PROBLEM, subject]) // MAX_FINDINGS_PER_QUERY
-    number = pl.when(part > 0).then(part + 1).cast(pl.String)
-    return rows.with_columns(pl.when(subject.is_null()).then(stable_id("Q", *PROBLEM, number))
-                             .otherwise(stable_id("Q", *PROBLEM, subject, number)).alias("QUERY_ID"))
+    keys = [*PROBLEM, "_SUBJECT", "_PART"]
+    keyed = rows.select(*PROBLEM, subject.alias("_SUBJECT"))
+    part = pl.int_range(pl.len()).over(keys[:-1]) // MAX_FINDINGS_PER_QUERY
+    keyed = keyed.with_columns(pl.when(part > 0).then(part + 1).cast(pl.String).alias("_PART"))
+    # digested once per query (a few hundred), not per finding (130,000 on the dirty benchmark: 0.05 s)
+    ids = keyed.unique().with_columns(
+        pl.when(pl.col("_SUBJECT").is_null()).then(stable_id("Q", *PROBLEM, "_PART"))
+        .otherwise(stable_id("Q", *PROBLEM, "_SUBJECT", "_PART")).alias("QUERY_ID"))
+    return rows.with_columns(keyed.join(ids, on=keys, how="left", nulls_equal=True, maintain_order="left")["QUERY_ID"])
 
 
 def _listed(values: pl.Expr, limit: int, separator: str, more: str) -> pl.Expr:
