@@ -48,12 +48,7 @@ def reviewed_findings(outputs: RunOutputs) -> pl.DataFrame:
     """Every finding present tonight with its review columns (LISTED + the age bucket)."""
     live = outputs.discrepancies.filter(is_open()) if "STATUS" in outputs.discrepancies.columns \
         else outputs.discrepancies
-    catalogue = catalogue_of(live, outputs.validation)
-    review = pl.concat([frame.select(FINDING_ID, *(pl.col(c).cast(pl.String) if c in frame.columns
-                                                   else pl.lit(None, pl.String).alias(c) for c in _REVIEW))
-                        for frame in (live, outputs.validation) if FINDING_ID in frame.columns], how="vertical")
-    return (catalogue.join(review.unique(FINDING_ID, keep="first"), on=FINDING_ID, how="left", maintain_order="left")
-            .select(LISTED).with_columns(age_bucket()))
+    return catalogue_of(live, outputs.validation, carry=_REVIEW).select(LISTED).with_columns(age_bucket())
 
 
 def review_backlog(outputs: RunOutputs, reviewed: pl.DataFrame | None = None) -> pl.DataFrame:

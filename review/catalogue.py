@@ -9,6 +9,7 @@ At night the catalogue is tonight's tables; from the command line it is the late
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import polars as pl
 
@@ -47,17 +48,23 @@ def _column(frame: pl.DataFrame, name: str, dtype: type[pl.DataType] | pl.DataTy
     return pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype)
 
 
-def _shaped(frame: pl.DataFrame, fixed: dict[str, pl.Expr]) -> pl.DataFrame:
+def _shaped(frame: pl.DataFrame, fixed: dict[str, pl.Expr], columns: dict[str, Any]) -> pl.DataFrame:
     return frame.select([fixed[name].alias(name) if name in fixed else _column(frame, name, dtype).alias(name)
-                         for name, dtype in CATALOGUE.items()])
+                         for name, dtype in columns.items()])
 
 
-def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | None) -> pl.DataFrame:
-    """The catalogue of a run's discrepancies and validation findings (either may be None)."""
+def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | None,
+                 carry: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The catalogue of a run's discrepancies and validation findings (either may be None); `carry`: text
+    columns of the two tables to keep beside it (null where a table has none), from the same row as the rest
+    (the review columns, for the report's backlog: joined afterwards, they cost a second pass over 130,000
+    findings)."""
+    columns = {**CATALOGUE, **dict.fromkeys((c for c in carry if c not in CATALOGUE), pl.String)}
     parts = []
     if discrepancies is not None and FINDING_ID in discrepancies.columns:
         parts.append(_shaped(discrepancies, {"ORIGIN": pl.lit("DISCREPANCY"),
-                                             "DOMAIN": pl.lit(None, pl.String), "VARIABLE": pl.lit(None, pl.String)}))
+                                             "DOMAIN": pl.lit(None, pl.String), "VARIABLE": pl.lit(None, pl.String)},
+                             columns))
     if validation is not None and FINDING_ID in validation.columns:
         parts.append(_shaped(validation, {
             "ORIGIN": pl.lit("VALIDATION"),
@@ -69,9 +76,9 @@ def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | 
             "SEVERITY": pl.lit(Severity.QUERY.value),
             "STATUS": validation_status(_column(validation, "DAYS_OPEN", pl.Int64)),
             "EVIDENCE": _column(validation, "MESSAGE", pl.String),
-        }))
+        }, columns))
     if not parts:
-        return pl.DataFrame(schema=CATALOGUE)
+        return pl.DataFrame(schema=columns)
     # a finding listed twice (a RESOLVED row beside a present one cannot happen, but never count twice)
     return (pl.concat(parts, how="vertical").filter(pl.col(FINDING_ID).is_not_null())
             .unique(FINDING_ID, keep="first", maintain_order=True))
