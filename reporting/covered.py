@@ -216,5 +216,8 @@ def without_covered(rows: pl.DataFrame, rules: list[dict[str, Any]]) -> pl.DataF
               .with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c)
                             for c in (COVERED_FINDING_IDS, COVERED_SUBJECTS))
               .rename({"_ROOT": "_ROW"}))
-    return (indexed.filter(~pl.col("_ROW").is_in(roots["_ROW"].implode()))
-            .join(covers, on="_ROW", how="left", maintain_order="left").drop("_ROW"))
+    # the covers put in their rows' places (a join would copy every column of every finding once more)
+    placed = [pl.repeat(None, rows.height, dtype=pl.String, eager=True).alias(name).scatter(covers["_ROW"],
+                                                                                           covers[name])
+              for name in (COVERED_FINDING_IDS, COVERED_SUBJECTS)]
+    return indexed.with_columns(placed).filter(~pl.col("_ROW").is_in(roots["_ROW"].implode())).drop("_ROW")
