@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.safety import neutralise
+from core.safety import _RISKY, RISKY_FIRST, may_be_risky, neutralise
 from reporting.tables import TABLES, canonical, csv_bytes, parquet_bytes, sort_total
 from reporting.workbook import workbook_bytes
 
@@ -57,6 +57,30 @@ def _validation(values: list[str]) -> pl.DataFrame:
         "DOMAIN": ["LB"] * n, "VARIABLE": ["LBORRES"] * n, "EXPECTATION": ["expect_x"] * n, "OBSERVED": values,
         "MESSAGE": ["bad"] * n, "SOURCE": [f"k:{i}" for i in range(n)],
     })
+
+
+def test_the_first_byte_screen_flags_every_text_the_pattern_would():
+    """may_be_risky (first-byte comparisons) is a superset of the risky-first-character pattern for every first
+    character there is: a text it passes over is never one neutralise should have quoted."""
+    points = [p for p in range(1, 0x110000) if not 0xD800 <= p <= 0xDFFF]
+    frame = pl.DataFrame({"T": [chr(p) + tail for p in points for tail in ("", "1+2")]})
+    flags = frame.select(exact=pl.col("T").str.contains(_RISKY), screen=may_be_risky("T"))
+    assert flags.filter(pl.col("exact") & ~pl.col("screen")).height == 0
+    assert flags["exact"].sum() == 2 * len(RISKY_FIRST)
+    # a screen, not every text: of texts starting with a printable ASCII character, only those starting with one
+    # of + , - = > ? @ pass it
+    printable = flags.head(2 * 0x7F).tail(2 * (0x7F - 0x20))
+    assert printable["screen"].sum() == 2 * 7
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_neutralise_quotes_an_attack_in_any_column_of_a_wide_frame(attack):
+    """The screen picks the column an attack is in, whatever its place, among columns that need nothing."""
+    frame = pl.DataFrame({f"C{i}": ["SZ003-101-0001", "IN10.PLT", "MET", "5.2"] for i in range(6)})
+    for column in frame.columns:
+        hit = neutralise(frame.with_columns(pl.Series(column, ["ok", attack, "-1.5", None])))
+        assert hit[column].to_list() == ["ok", "'" + attack, "-1.5", None]
+        assert hit.drop(column).equals(frame.drop(column))
 
 
 def test_csv_neutralises_every_attack_and_reads_back():
