@@ -588,8 +588,18 @@ def capped_detail(detail: pl.DataFrame, files: dict[str, str], limit: int = DETA
 
 
 def split_by_site(queries: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """SITEID -> that site's queries (rows without a site go under `UNKNOWN`)."""
-    keyed = queries.with_columns(pl.col("SITEID").fill_null("UNKNOWN").alias("_SITE"))
+    """SITEID -> that site's queries (rows without a site go under `UNKNOWN`), each in the order it has in
+    `queries`.
+
+    The lists are sorted by site, so each site's rows are usually one run of rows: they are then slices
+    of `queries` (no copy; partitioning copied the 130,000 findings of the dirty benchmark again)."""
+    site = pl.col("SITEID").fill_null("UNKNOWN")
+    runs = queries.select(site.rle().struct.unnest()) if queries.height else None
+    if runs is not None and runs["value"].n_unique() == runs.height:
+        starts = runs["len"].cum_sum() - runs["len"]
+        return dict(sorted((str(value), queries.slice(start, length))
+                           for value, start, length in zip(runs["value"], starts, runs["len"], strict=True)))
+    keyed = queries.with_columns(site.alias("_SITE"))
     return {str(key[0]): part.drop("_SITE") for key, part in
             sorted(keyed.partition_by("_SITE", as_dict=True, maintain_order=True).items())}
 

@@ -140,6 +140,18 @@ def test_split_by_site():
     assert parts["102"]["USUBJID"].to_list() == ["SZ003-102-0003"]
 
 
+@pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [3, 0, 4, 1, 2], [4, 3, 2, 1, 0]])
+def test_split_by_site_keeps_each_sites_rows_in_order_whether_or_not_they_are_together(order):
+    """Rows sorted by site are sliced, others partitioned: the same parts either way."""
+    rows = pl.DataFrame({"SITEID": ["101", "101", None, "102", "102"], "N": [0, 1, 2, 3, 4]})[order]
+    parts = split_by_site(rows)
+    assert list(parts) == ["101", "102", "UNKNOWN"]
+    for site, part in parts.items():
+        expected = rows.filter(pl.col("SITEID").fill_null("UNKNOWN") == site)
+        assert part.equals(expected)
+    assert split_by_site(rows.clear()) == {}
+
+
 @pytest.mark.parametrize(
     ("template", "row", "expected"),
     [
