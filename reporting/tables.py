@@ -121,7 +121,7 @@ def sorted_if_apart(frame: pl.DataFrame, prefix: list[str]) -> pl.DataFrame | No
 
 #: how every CSV output is written (header, comma, LF, quotes only where needed)
 CSV_OPTIONS = {"include_header": True, "separator": ",", "line_terminator": "\n", "quote_style": "necessary"}
-#: how every Parquet output is written: zstd level 1 (level 3 took a quarter more CPU for files no smaller on
+#: how every Parquet output is written: zstd level 1 (level 3 took a quarter more CPU for files hardly smaller on
 #: the dirty benchmark: validation 5.4 MB at 3, 5.2 MB at 1; eligibility 3.6 and 3.9 MB), statistics on, one
 #: row group per 128k rows (polars writes no timestamp into the file, so equal frames give equal bytes, checked
 #: in tests)

@@ -67,9 +67,9 @@ def test_the_first_byte_screen_flags_every_text_the_pattern_would():
     flags = frame.select(exact=pl.col("T").str.contains(_RISKY), screen=may_be_risky("T"))
     assert flags.filter(pl.col("exact") & ~pl.col("screen")).height == 0
     assert flags["exact"].sum() == 2 * len(RISKY_FIRST)
-    # a screen, not every text: of texts starting with a printable ASCII character, only those starting with one
+    # a screen, not every text: of texts starting with a character from ! to DEL, only those starting with one
     # of + , - = > ? @ pass it
-    printable = flags.head(2 * 0x7F).tail(2 * (0x7F - 0x20))
+    printable = flags.head(2 * 0x7F).tail(2 * (0x7F - 0x20))  # code points 0x21 to 0x7F (the frame starts at 1)
     assert printable["screen"].sum() == 2 * 7
 
 
