@@ -452,6 +452,34 @@ def test_evidence_source_points_at_the_row_used():
     assert used.select("LBTESTCD", "LBORRES", "LBDTC").row(0) == ("WBC", "2", "2025-02-20")
 
 
+@pytest.mark.parametrize(("edits", "reason", "row"), [
+    ([lb("WBC", "", "10^9/L", stat="NOT DONE"), lb("WBC", "5", "10^9/L", dtc="2025-01-10", add=True)], "NOT_DONE",
+     ("", SCREEN, "NOT DONE")),
+    ([lb("WBC", "5", "10^9/L", dtc="2025-01-20"), lb("WBC", "6", "10^9/L", dtc="2025-01-31", add=True)],
+     "ONLY_BEFORE_WINDOW", ("6", "2025-01-31", "")),  # the latest before the window, the one its reason dates
+    ([lb("WBC", "5", "10^9/L", dtc="2025-03-02")], "ONLY_AFTER_START", ("5", "2025-03-02", "")),
+    ([lb("WBC", "5", "10^9/L", dtc="2025")], "PARTIAL_DATE_UNDECIDABLE", ("5", "2025", "")),
+    ([lb("WBC", "5", "10^9/L", dtc="22/02/2025")], "INVALID_DATE", ("5", "22/02/2025", "")),
+    ([lb("WBC", "5", "10^9/L", dtc="")], "MISSING_DATE", ("5", "", "")),
+])
+def test_an_unverifiable_components_source_is_the_record_behind_its_reason(edits, reason, row):
+    """A site monitor is pointed at the record to look at: the result not done, the latest one before the
+    window, the one with a date that cannot be placed (the query's RECORD names it; it used to be empty)."""
+    domains = frames(_subject("reason", edits))
+    component = evaluate(domains, load_protocol(), AS_OF).eligibility.filter(pl.col("CHECK_ID") == "IN10.WBC")
+    assert component.select("OUTCOME", "REASON_CODE").row(0) == ("UNVERIFIABLE", reason)
+    used = domains["lb"].filter(source_text() == component["SOURCE"].item())
+    assert used.select(pl.col("LBORRES", "LBDTC", "LBSTAT").fill_null("")).rows() == [row]
+
+
+def test_a_missing_result_or_treatment_start_names_no_record():
+    missing = evaluate(frames(_subject("none", [drop("lb", "LBTESTCD", "WBC")])), load_protocol(), AS_OF).eligibility
+    assert missing.filter(pl.col("CHECK_ID") == "IN10.WBC")["SOURCE"].to_list() == [None]
+    no_start = evaluate(frames(_subject("nostart", [dm(RFXSTDTC="2025-03")])), load_protocol(), AS_OF).eligibility
+    wbc = no_start.filter(pl.col("CHECK_ID") == "IN10.WBC")
+    assert wbc.select("REASON_CODE", "SOURCE").row(0) == ("NO_TREATMENT_START", None)
+
+
 def test_reason_codes_are_enum_members_and_only_on_unverifiable(outcomes):
     from contracts.enums import ReasonCode
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from checks.evaluation.facts import FACT_COLUMNS, delivered_text, finding_rows, type_facts
+from checks.evaluation.facts import FACT_COLUMNS, SELECTION_REASONS, delivered_text, finding_rows, type_facts
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import DERIVED_VALUES
 from contracts.units import UnitCatalog
@@ -205,9 +205,10 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
     )
     use_direct = pl.col("SOURCE").is_not_null() & pl.col("N_REASON").is_null()
     use_pair = ~use_direct & pl.col("P_SOURCE").is_not_null()
-    # an excluded LYM names its record (facts: SOURCE of an EXCLUDED_BY_VALIDATION fact) but is no data either
-    excluded = (pl.col("N_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value).fill_null(False)
-    no_data = ~use_direct & ~use_pair & (pl.col("SOURCE").is_null() | excluded)
+    # no LYM to offer: none delivered, or none usable in the window (an excluded one, one not done, only older
+    # ones...: the fact names the record behind its reason, facts.SELECTION_REASONS, but it is no data either)
+    unselected = pl.col("N_REASON").is_in(list(SELECTION_REASONS)).fill_null(False)
+    no_data = ~use_direct & ~use_pair & (pl.col("SOURCE").is_null() | unselected)
     frame = frame.select(
         "USUBJID",
         pl.when(use_direct).then(pl.col("LO")).when(use_pair).then(pl.col("P_LO")).alias("LO"),

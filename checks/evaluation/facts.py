@@ -106,6 +106,11 @@ _PRECEDENCE = [  # reason for a subject x test with no usable in-window result, 
 ]
 
 
+#: the reasons `select_latest` gives a subject x test without a usable result in the window (each names the record
+#: behind it in SOURCE, but for a missing result or treatment start): a derived value reads them as "no result"
+SELECTION_REASONS = frozenset({code.value for _, code in _PRECEDENCE} | {ReasonCode.MISSING.value})
+
+
 def _no_value_reason() -> pl.Expr:
     expr = pl.lit(ReasonCode.MISSING.value)
     for flag, code in reversed(_PRECEDENCE):
@@ -238,10 +243,20 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
 
     statuses = [("NO_REF", "NO_REF"), ("UNDECIDED", "UNDECIDED"), ("INVALID", "INVALID"), ("NO_DATE", "NO_DATE"),
                 ("IN", "IN"), ("BEFORE", "BEFORE"), ("AFTER", "AFTER")]
+    # the record behind each reason, the latest of its status (a partial or unreadable date, a result not done in
+    # the window, the latest before it...): a site monitor is pointed at it, as at a record validation excluded.
+    # Without a treatment start the subject's DM record is the problem, not the result
+    named = {f"ANY_{name}": name for _, name in statuses if name != "NO_REF"}
+    behind = pl.when(pl.col("F_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value).then(pl.col("EXCL_SOURCE"))
+    for flag, code in _PRECEDENCE:
+        if flag in named:
+            behind = behind.when(pl.col("F_REASON") == code.value).then(pl.col(f"_SOURCE_{named[flag]}"))
     missing = (
         rows.filter(pl.col("_N") == 0)
         .sort(*_latest_order(keys), nulls_last=False)
         .with_columns(
+            *[pl.when(usable & (pl.col("WSTATUS") == name)).then(source_text()).alias(f"_SOURCE_{name}")
+              for name in named.values()],
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
             pl.when(~usable).then(source_text()).alias("_EXCL_SOURCE"),
             pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),
@@ -256,14 +271,14 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
             pl.col("_UNDECIDED").drop_nulls().last().alias("UNDECIDED_DTC"),
             pl.col("_INVALID").drop_nulls().last().alias("INVALID_DTC"),
             pl.col("_BEFORE").drop_nulls().last().alias("BEFORE_DTC"),
+            *[pl.col(f"_SOURCE_{name}").drop_nulls().last() for name in named.values()],
             pl.col("TRT_DATE").first(), pl.col("WINDOW_START").first(),
         )
         .with_columns(_no_value_reason().alias("F_REASON"))
         .with_columns(selection_reason_text().alias("F_REASON_TEXT"),
                       # the record a data-quality check excluded: its query can name it (`Record: …/lb.csv record
                       # 12 after the header`), beside the data-quality query on the same record
-                      pl.when(pl.col("F_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value)
-                      .then(pl.col("EXCL_SOURCE")).alias("SOURCE"))
+                      behind.alias("SOURCE"))
         .select(*keys, "F_REASON", "F_REASON_TEXT", "SOURCE", "TRT_DATE", "WINDOW_START")
     )
     return pl.concat([chosen, missing], how="diagonal_relaxed")
