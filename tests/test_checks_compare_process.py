@@ -175,6 +175,15 @@ def test_pc03_enrolled_on_stale_result_golden_evidence():
     )
 
 
+def test_pc03_names_each_stale_record_in_check_order():
+    """Evaluation names the latest stale record of each component; PC03 lists them, its query's RECORD too."""
+    found = process([subject("S1", IN11_CRCL={**stale(), "SOURCE": "SZ003/101/D/lb.csv:9; SZ003/101/D/vs.csv:2"},
+                             IN10_PLT={**stale(), "SOURCE": "SZ003/101/D/lb.csv:4"})], "PC03")
+    assert found[0]["SOURCE"] == "SZ003/101/D/lb.csv:4; SZ003/101/D/lb.csv:9; SZ003/101/D/vs.csv:2"
+    unnamed = process([subject("S1", IN10_PLT={**stale(), "SOURCE": None})], "PC03")
+    assert unnamed[0]["SOURCE"] is None  # none named: none listed
+
+
 @pytest.mark.parametrize(("decision", "code"), [("SCREEN FAILURE", "ONLY_BEFORE_WINDOW"), ("ENROLLED", "MISSING")])
 def test_pc03_not_for_screen_failures_nor_other_reasons(decision, code):
     assert process([subject("S1", decision, IN10_PLT=stale(code))], "PC03") == []

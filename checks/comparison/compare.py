@@ -103,10 +103,10 @@ def _comparators(protocol: Protocol) -> pl.DataFrame:
 
 
 def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
-    """The eligibility rows with the columns compare reads (REASON_CODE, DELIVERED, TIVERS optional); LIMIT carries the
-    comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
+    """The eligibility rows with the columns compare reads (REASON_CODE, DELIVERED, SOURCE, TIVERS optional); LIMIT
+    carries the comparator when the protocol gives one (evidence text only: the eligibility table is untouched)."""
     frame = eligibility
-    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in ("REASON_CODE", "DELIVERED")
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in ("REASON_CODE", "DELIVERED", "SOURCE")
                                if c not in frame.columns)
     comparators = _comparators(protocol)
     own, agreed = comparators.filter(pl.col("TIVERS").is_not_null()), comparators.filter(pl.col("TIVERS").is_null())
@@ -125,7 +125,7 @@ def _components(eligibility: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
         .then(pl.format("{} {}", op, pl.col("LIMIT")))
         .otherwise(pl.col("LIMIT"))
         .alias("LIMIT"),
-        "DTC", "REASON", "REASON_CODE",
+        "DTC", "REASON", "REASON_CODE", "SOURCE",  # SOURCE: the records PC03 names
     )
 
 

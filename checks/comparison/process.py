@@ -180,6 +180,8 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         pl.col("ITEM").sort().str.join("; ").alias("ITEMS"),
         pl.col("CHECK_ID").sort().str.join(", ").alias("IDS"),
         pl.col("TREATMENT_START").first(),
+        # the latest stale record of each component (eligibility's SOURCE), in CHECK_ID order: its query's RECORD
+        pl.col("SOURCE").sort_by("CHECK_ID").drop_nulls().unique(maintain_order=True).str.join("; ").alias("SOURCE"),
     )
     return grouped.select(
         "USUBJID",
@@ -191,6 +193,7 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
             pl.col("ITEMS"),
             pl.col("TREATMENT_START").fill_null("unknown"),
         ).alias("EVIDENCE"),
+        pl.when(pl.col("SOURCE") != "").then(pl.col("SOURCE")).alias("SOURCE"),
     )
 
 
