@@ -135,7 +135,8 @@ class EligibilityResult:
     What the comparison reads so that it never re-reads or recomputes what the evaluation did:
     subject_dm: DM as the evaluation read it, one row per subject, excluded values blanked (USUBJID,
     RFICDTC, RFXSTDTC, AGE as text; CONSENT_LO/HI, BIRTH_LO/HI, DOSE_LO/HI as dates, partial dates as
-    their bounds; checks.evaluation.reference.SUBJECT_DM_COLUMNS); derived: the derived values the
+    their bounds; SOURCE, the DM record, which the checks of its dates and age name;
+    checks.evaluation.reference.SUBJECT_DM_COLUMNS); derived: the derived values the
     protocol compares, as numbers (USUBJID, NAME such as CRCL_CG, LO, HI in the value's unit, DTC of
     the result it rests on).
     """

@@ -101,8 +101,9 @@ def test_pc01_golden_evidence_earliest_record_across_domains_and_not_done_ignore
     # the deviation's own date (DV's DVSTDTC) and every record dated before consent, earliest first (the site
     # query's RECORD): a user trial found DVSTDTC was the treatment start and the site told "49 more records"
     assert (found[0]["DTC"], found[0]["SOURCE"]) == ("2026-02-10", "vs.csv:1; lb.csv:1")
+    # a check of the subject's DM dates names its DM record (its query's RECORD), with no date of its own
     others = process([subject("S1")], "PC02", dm=dm([{"USUBJID": "S1", "RFICDTC": None}]))
-    assert (others[0]["DTC"], others[0]["SOURCE"]) == (None, None)  # a check without its own date or record
+    assert (others[0]["DTC"], others[0]["SOURCE"]) == (None, "dm.csv:1")
 
 
 def test_a_procedure_before_consent_is_dated_in_dv_by_the_procedure_not_the_treatment_start():
@@ -219,6 +220,7 @@ def test_pc05_boundaries(birth, consent, age, flagged):
 def test_pc05_golden_evidence_with_partial_birth_date():
     (found,) = process([subject("S1")], "PC05", dm=dm([{"USUBJID": "S1", "BRTHDTC": "1970", "AGE": "54"}]))
     assert (found["SITE_ASSESSMENT"], found["RECOMPUTED"]) == ("AGE=54", "AGE=55 to 56")
+    assert found["SOURCE"] == "dm.csv:1"  # the DM record to correct: its query's RECORD
     assert found["EVIDENCE"] == (
         "DM.AGE 54 disagrees with the age computed from the birth date (BRTHDTC) and RFICDTC 2026-02-20: "
         "55 to 56 years.")

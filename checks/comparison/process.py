@@ -131,12 +131,17 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
     )
 
 
+def _dm_record(dm: pl.DataFrame) -> pl.Expr:
+    """The subject's DM record (its SOURCE), which a check of its dates or age is about: its query's RECORD."""
+    return (pl.col("SOURCE") if "SOURCE" in dm.columns else pl.lit(None, pl.String)).alias("SOURCE")
+
+
 def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
     """First dose wholly before consent, or enrolled / dosed while DM has no usable consent date."""
     if ctx.dm.height == 0:
         return _empty()
     frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC", pl.col("CONSENT_LO").alias("C_LO"),
-                          pl.col("DOSE_HI").alias("D_HI")).join(ctx.subjects, on="USUBJID")
+                          pl.col("DOSE_HI").alias("D_HI"), _dm_record(ctx.dm)).join(ctx.subjects, on="USUBJID")
     enrolled = pl.col("SITE_DECISION") == SiteDecision.ENROLLED
     dosed = pl.col("RFXSTDTC").is_not_null()
     no_consent = pl.col("C_LO").is_null()
@@ -159,6 +164,7 @@ def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl
         .otherwise(pl.format("First dose RFXSTDTC {} is before informed consent RFICDTC {}; the site {}.",
                              pl.col("RFXSTDTC"), pl.col("RFICDTC"), evidence.decision_clause()))
         .alias("EVIDENCE"),
+        "SOURCE",
     )
 
 
@@ -245,7 +251,7 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         return _empty()
     age = pl.col("AGE").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
     frame = (
-        ctx.dm.join(ctx.subjects, on="USUBJID")
+        ctx.dm.with_columns(_dm_record(ctx.dm)).join(ctx.subjects, on="USUBJID")
         .with_columns(  # the youngest and oldest age the date bounds allow (as the AGE_AT_CONSENT value)
             age.alias("AGE_N"),
             completed_years(pl.col("BIRTH_HI"), pl.col("CONSENT_LO")).alias("MIN_AGE"),
@@ -271,6 +277,7 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
             pl.col("RFICDTC"),
             computed,
         ).alias("EVIDENCE"),
+        "SOURCE",
     )
 
 

@@ -136,7 +136,7 @@ def subject_reference(domains: dict[str, pl.DataFrame], protocol: Protocol, as_o
 
 #: columns of `subject_dm` (contracts.records.EligibilityResult.subject_dm)
 SUBJECT_DM_COLUMNS = ["USUBJID", "RFICDTC", "RFXSTDTC", "AGE", "CONSENT_LO", "CONSENT_HI", "BIRTH_LO", "BIRTH_HI",
-                      "DOSE_LO", "DOSE_HI"]
+                      "DOSE_LO", "DOSE_HI", "SOURCE"]
 
 
 def subject_dm(reference: pl.DataFrame) -> pl.DataFrame:
@@ -147,4 +147,5 @@ def subject_dm(reference: pl.DataFrame) -> pl.DataFrame:
         return pl.when(pl.col(f"_X_{column}").is_null()).then(pl.col(column)).alias(column)
 
     return reference.select("USUBJID", unless_excluded("RFICDTC"), unless_excluded("RFXSTDTC"),
-                            unless_excluded("AGE"), *SUBJECT_DM_COLUMNS[4:])
+                            unless_excluded("AGE"), *SUBJECT_DM_COLUMNS[4:-1],
+                            pl.col("DM_SOURCE").alias("SOURCE"))  # the DM record: a process check's query names it
