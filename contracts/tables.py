@@ -61,6 +61,7 @@ SUBJECT_DM: Schema = {
     "USUBJID": _STR, "RFICDTC": _STR, "RFXSTDTC": _STR, "AGE": _STR,
     "CONSENT_LO": pl.Date, "CONSENT_HI": pl.Date, "BIRTH_LO": pl.Date, "BIRTH_HI": pl.Date,
     "DOSE_LO": pl.Date, "DOSE_HI": pl.Date,
+    "SOURCE": _STR,  # the DM record (`<key>:<row>`), which the checks of its dates and age name
 }
 
 #: The derived values a protocol compares, per subject (EligibilityResult.derived).

@@ -40,6 +40,23 @@ def source_order(key: str = SOURCE_KEY, row: str = SOURCE_ROW) -> list[pl.Expr]:
     return [pl.col(key).fill_null(""), pl.col(row).fill_null(0)]
 
 
+#: between the records of a SOURCE that names several (`<key>:<row>; <key>:<row>`)
+RECORD_SEPARATOR = "; "
+
+
+def with_distinct_records(frame: pl.DataFrame, column: str = "SOURCE") -> pl.DataFrame:
+    """`frame` with each SOURCE of several records naming each record once, in first-seen order: a value merged
+    from rule parts, or a check listing its components' records, names a record that two of them share once.
+    Only the few rows naming several are split (a list per row for a night's 500,000 cost a tenth of a second)."""
+    several = frame.select(pl.col(column).str.contains(RECORD_SEPARATOR, literal=True).fill_null(False)
+                           .arg_true()).to_series()
+    if several.len() == 0:
+        return frame
+    distinct = frame.select(pl.col(column).gather(several).str.split(RECORD_SEPARATOR)
+                            .list.unique(maintain_order=True).list.join(RECORD_SEPARATOR)).to_series()
+    return frame.with_columns(frame[column].scatter(several, distinct))
+
+
 #: spreadsheet files: a data row's number counts the sheet rows below the header, blank ones included (the
 #: header need not be on sheet row 1: the reader starts at the first row that has a value)
 _SHEET_FILES = ["xlsx", "xlsm", "xls"]

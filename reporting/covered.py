@@ -31,6 +31,7 @@ import polars as pl
 
 from contracts.enums import DiscrepancyClass, ReasonCode, Severity
 from contracts.tables import FINDING_ID
+from core.source import RECORD_SEPARATOR
 from expectations.spec import CheckKind
 from reporting.check_keys import matching, names_a_code
 from reporting.datafiles import DataFileError
@@ -41,7 +42,8 @@ SAME: dict[str, list[str]] = {
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
     "site": ["STUDYID", "SITEID"],  # a site's deliveries (its rejections and whether it is audited at all)
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
-    "record": ["STUDYID", "SITEID", "USUBJID", "SOURCE"],  # one delivered record (a component names the one excluded)
+    # one delivered record: a component names the one excluded (among the records of its other rule parts)
+    "record": ["STUDYID", "SITEID", "USUBJID", "SOURCE"],
     # a result nobody delivered (see _named): at the site ("site 113 delivers no FEV1PP result in FA for any
     # subject: EX06.LUNG cannot be verified ...") or for the subject ("... no ALB result in LB: IN11.ALB ...")
     "named_check": ["STUDYID", "SITEID"],
@@ -158,8 +160,11 @@ def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
     if rule["same"] == "criterion":
         covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
         candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
+    if rule["same"] == "record":  # a finding naming several records shares each of them
+        candidates = candidates.with_columns(pl.col("SOURCE").str.split(RECORD_SEPARATOR)).explode("SOURCE")
     pairs = (candidates.select("_ROW", *keys, *text)
-             .join(covering.select(*keys, *text, "_ROW"), on=keys, how="inner", suffix="_BY"))
+             .join(covering.select(*keys, *text, "_ROW"), on=keys, how="inner", suffix="_BY")
+             .unique(["_ROW", "_ROW_BY"], keep="first", maintain_order=True))
     # an important finding, or one of unknown severity, only for an important one
     pairs = pairs.filter((pl.col("SEVERITY") != Severity.IMPORTANT).fill_null(False)
                          | (pl.col("SEVERITY_BY") == Severity.IMPORTANT).fill_null(False))

@@ -178,7 +178,9 @@ def test_pc03_enrolled_on_stale_result_golden_evidence():
 
 def test_pc03_names_each_stale_record_in_check_order():
     """Evaluation names the latest stale record of each component; PC03 lists them, its query's RECORD too."""
+    # a stale creatinine and the clearance computed from it (with the weight) name the creatinine's record once
     found = process([subject("S1", IN11_CRCL={**stale(), "SOURCE": "SZ003/101/D/lb.csv:9; SZ003/101/D/vs.csv:2"},
+                             IN11_CREAT={**stale(), "SOURCE": "SZ003/101/D/lb.csv:9"},
                              IN10_PLT={**stale(), "SOURCE": "SZ003/101/D/lb.csv:4"})], "PC03")
     assert found[0]["SOURCE"] == "SZ003/101/D/lb.csv:4; SZ003/101/D/lb.csv:9; SZ003/101/D/vs.csv:2"
     unnamed = process([subject("S1", IN10_PLT={**stale(), "SOURCE": None})], "PC03")

@@ -455,8 +455,11 @@ def test_evidence_source_points_at_the_row_used():
 @pytest.mark.parametrize(("edits", "reason", "row"), [
     ([lb("WBC", "", "10^9/L", stat="NOT DONE"), lb("WBC", "5", "10^9/L", dtc="2025-01-10", add=True)], "NOT_DONE",
      ("", SCREEN, "NOT DONE")),
+    # the latest before the window, the one its reason dates, whatever the order of the file
+    ([lb("WBC", "6", "10^9/L", dtc="2025-01-31"), lb("WBC", "5", "10^9/L", dtc="2025-01-20", add=True)],
+     "ONLY_BEFORE_WINDOW", ("6", "2025-01-31", "")),
     ([lb("WBC", "5", "10^9/L", dtc="2025-01-20"), lb("WBC", "6", "10^9/L", dtc="2025-01-31", add=True)],
-     "ONLY_BEFORE_WINDOW", ("6", "2025-01-31", "")),  # the latest before the window, the one its reason dates
+     "ONLY_BEFORE_WINDOW", ("6", "2025-01-31", "")),
     ([lb("WBC", "5", "10^9/L", dtc="2025-03-02")], "ONLY_AFTER_START", ("5", "2025-03-02", "")),
     ([lb("WBC", "5", "10^9/L", dtc="2025")], "PARTIAL_DATE_UNDECIDABLE", ("5", "2025", "")),
     ([lb("WBC", "5", "10^9/L", dtc="22/02/2025")], "INVALID_DATE", ("5", "22/02/2025", "")),
@@ -486,3 +489,13 @@ def test_reason_codes_are_enum_members_and_only_on_unverifiable(outcomes):
     codes = {row["REASON_CODE"] for row in outcomes.values()}
     assert codes - {None} <= {code.value for code in ReasonCode}
     assert all((row["REASON_CODE"] is None) == (row["OUTCOME"] != "UNVERIFIABLE") for row in outcomes.values())
+
+
+def test_a_source_of_several_records_names_each_once_in_first_seen_order():
+    from core.source import with_distinct_records
+
+    frame = pl.DataFrame({"SOURCE": ["a:1; b:2; a:1", "a:1", None, "c:3; c:3", "b:2; a:1"], "N": [1, 2, 3, 4, 5]})
+    assert with_distinct_records(frame).to_dict(as_series=False) == {
+        "SOURCE": ["a:1; b:2", "a:1", None, "c:3", "b:2; a:1"], "N": [1, 2, 3, 4, 5]}
+    single = pl.DataFrame({"SOURCE": ["a:1", None]})
+    assert with_distinct_records(single).equals(single)

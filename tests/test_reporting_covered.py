@@ -321,7 +321,8 @@ def test_a_component_a_data_quality_check_left_unverifiable_is_asked_by_that_rec
     unit = {"STUDYID": "SZ003", "SITEID": "104", "USUBJID": subject, "DOMAIN": "LB", "VARIABLE": "LBORRESU",
             "EXPECTATION": "expect_column_values_to_be_in_set", "CHECK": "LB.unit_known.LBORRESU",
             "OBSERVED": "copies/mL", "MESSAGE": "unit copies/mL cannot be used", "SOURCE": record, "FINDING_ID": "V-1"}
-    cases = [component("EX05.HBV", record), component("IN09.DNA", record), component("IN10.PLT", other),
+    # a component decided by several rule parts names their records too (the excluded one among them)
+    cases = [component("EX05.HBV", record), component("IN09.DNA", f"{other}; {record}"), component("IN10.PLT", other),
              component("IN06.BIL", record, "IMPORTANT"), component("EX05.HBV", record, who="SZ003-104-0018")]
     eligibility = pl.DataFrame([e for e, _ in cases], schema={**ELIGIBILITY, "REASON_CODE": pl.String})
     discrepancies = pl.DataFrame([d for _, d in cases], schema=DISCREPANCIES)

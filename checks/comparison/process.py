@@ -33,7 +33,7 @@ from contracts.protocol import Protocol
 from contracts.units import UnitCatalog, load_units
 from core import values
 from core.dates import completed_years, date_bounds, with_partial_dates
-from core.source import SOURCE_KEY, source_text
+from core.source import RECORD_SEPARATOR, SOURCE_KEY, source_text
 from core.values import column_text
 from core.versions import span_labels
 
@@ -186,8 +186,10 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         pl.col("ITEM").sort().str.join("; ").alias("ITEMS"),
         pl.col("CHECK_ID").sort().str.join(", ").alias("IDS"),
         pl.col("TREATMENT_START").first(),
-        # the latest stale record of each component (eligibility's SOURCE), in CHECK_ID order: its query's RECORD
-        pl.col("SOURCE").sort_by("CHECK_ID").drop_nulls().unique(maintain_order=True).str.join("; ").alias("SOURCE"),
+        # the latest stale record of each component (eligibility's SOURCE), in CHECK_ID order, each once (a
+        # creatinine and the clearance computed from it name the same record): its query's RECORD
+        pl.col("SOURCE").sort_by("CHECK_ID").drop_nulls().str.split(RECORD_SEPARATOR).explode()
+        .unique(maintain_order=True).str.join(RECORD_SEPARATOR).alias("SOURCE"),
     )
     return grouped.select(
         "USUBJID",

@@ -32,6 +32,7 @@ from contracts.enums import Outcome, ReasonCode
 from contracts.protocol import Category, Component, Criterion, Protocol, Rule
 from contracts.records import EligibilityResult
 from contracts.units import UnitCatalog, load_units
+from core.source import with_distinct_records
 
 _EVIDENCE = ["LABEL", "VALUE", "UNIT", "LIMIT", "DTC", "SOURCE", "REASON_CODE", "REASON"]
 CRITERIA_COLUMNS = ["STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CATEGORY", "OUTCOME"]
@@ -501,7 +502,8 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
         derived = edition_derived([part.derived for part in parts])
     criteria = _criteria(table)
     return EligibilityResult(
-        eligibility=check_table(table.drop("CATEGORY", "_RANK", "_C"), ELIGIBILITY, "eligibility"),
+        eligibility=check_table(with_distinct_records(table.drop("CATEGORY", "_RANK", "_C")), ELIGIBILITY,
+                                "eligibility"),
         reference=reference.select(REFERENCE_COLUMNS).sort("SITEID", "USUBJID", nulls_last=True),
         criteria=criteria,
         rows_evaluated=rows_evaluated,
