@@ -33,7 +33,7 @@ from contracts.protocol import Protocol
 from contracts.units import UnitCatalog, load_units
 from core import values
 from core.dates import completed_years, date_bounds, with_partial_dates
-from core.source import RECORD_SEPARATOR, SOURCE_KEY, source_text
+from core.source import RECORD_SEPARATOR, SOURCE_KEY, source_text, with_distinct_records
 from core.values import column_text
 from core.versions import span_labels
 
@@ -131,17 +131,12 @@ def pc01_procedure_before_consent(ctx: ProcessContext, params: dict[str, Any]) -
     )
 
 
-def _dm_record(dm: pl.DataFrame) -> pl.Expr:
-    """The subject's DM record (its SOURCE), which a check of its dates or age is about: its query's RECORD."""
-    return (pl.col("SOURCE") if "SOURCE" in dm.columns else pl.lit(None, pl.String)).alias("SOURCE")
-
-
 def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
     """First dose wholly before consent, or enrolled / dosed while DM has no usable consent date."""
     if ctx.dm.height == 0:
         return _empty()
     frame = ctx.dm.select("USUBJID", "RFICDTC", "RFXSTDTC", pl.col("CONSENT_LO").alias("C_LO"),
-                          pl.col("DOSE_HI").alias("D_HI"), _dm_record(ctx.dm)).join(ctx.subjects, on="USUBJID")
+                          pl.col("DOSE_HI").alias("D_HI"), "SOURCE").join(ctx.subjects, on="USUBJID")
     enrolled = pl.col("SITE_DECISION") == SiteDecision.ENROLLED
     dosed = pl.col("RFXSTDTC").is_not_null()
     no_consent = pl.col("C_LO").is_null()
@@ -164,7 +159,7 @@ def pc02_dosed_before_consent(ctx: ProcessContext, params: dict[str, Any]) -> pl
         .otherwise(pl.format("First dose RFXSTDTC {} is before informed consent RFICDTC {}; the site {}.",
                              pl.col("RFXSTDTC"), pl.col("RFICDTC"), evidence.decision_clause()))
         .alias("EVIDENCE"),
-        "SOURCE",
+        "SOURCE",  # the subject's DM record (subject_dm), which the dates are in: its query's RECORD
     )
 
 
@@ -188,10 +183,9 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         pl.col("TREATMENT_START").first(),
         # the latest stale record of each component (eligibility's SOURCE), in CHECK_ID order, each once (a
         # creatinine and the clearance computed from it name the same record): its query's RECORD
-        pl.col("SOURCE").sort_by("CHECK_ID").drop_nulls().str.split(RECORD_SEPARATOR).explode()
-        .unique(maintain_order=True).str.join(RECORD_SEPARATOR).alias("SOURCE"),
+        pl.col("SOURCE").sort_by("CHECK_ID").drop_nulls().str.join(RECORD_SEPARATOR),
     )
-    return grouped.select(
+    return with_distinct_records(grouped).select(
         "USUBJID",
         pl.lit(SiteDecision.ENROLLED).alias("SITE_ASSESSMENT"),
         pl.format("only pre-window results: {}", pl.col("IDS")).alias("RECOMPUTED"),
@@ -253,7 +247,7 @@ def pc05_age_mismatch(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
         return _empty()
     age = pl.col("AGE").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
     frame = (
-        ctx.dm.with_columns(_dm_record(ctx.dm)).join(ctx.subjects, on="USUBJID")
+        ctx.dm.join(ctx.subjects, on="USUBJID")
         .with_columns(  # the youngest and oldest age the date bounds allow (as the AGE_AT_CONSENT value)
             age.alias("AGE_N"),
             completed_years(pl.col("BIRTH_HI"), pl.col("CONSENT_LO")).alias("MIN_AGE"),
