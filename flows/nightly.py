@@ -404,14 +404,15 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         del parts
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
-        findings = validation_history_task(quote(combine_findings(ingest, validation)), reports, endpoint_url,
-                                           study, as_of_date)
+        findings, resolved = validation_history_task(quote(combine_findings(ingest, validation)), reports,
+                                                     endpoint_url, study, as_of_date, ingest.sites_audited)
         review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
                                    software_version=software_version(), policy=files.policy, findings=findings,
-                                   review=review, recovery=publication.recovery, eligibility_table=table)
+                                   review=review, recovery=publication.recovery, eligibility_table=table,
+                                   validation_resolved=resolved)
         written = None
         if table is not None:  # a cluster run: the outputs are rendered on a worker, next to nothing else
             # no path of this machine goes to the worker: the Data Docs are named by where they are published

@@ -38,6 +38,7 @@ from storage import open_store
 
 if TYPE_CHECKING:
     from flows.study_files import StudyFiles
+    from reporting.history import ValidationHistory
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
 _IO_RETRIES = IO_RETRIES
@@ -206,10 +207,11 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
 
 @task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
-                            as_of: date) -> pl.DataFrame:
-    from reporting import apply_validation_history
+                            as_of: date, audited_sites: list[str]) -> ValidationHistory:
+    from reporting import validation_history
 
-    return apply_validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    return validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of,
+                              audited_sites=audited_sites)
 
 
 @task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)

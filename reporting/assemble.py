@@ -58,14 +58,16 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
                      eligibility: EligibilityResult, comparison: Comparison, discrepancies: pl.DataFrame,
                      software_version: str, policy: Policy | None = None, findings: pl.DataFrame | None = None,
                      review: ReviewResult | None = None, recovery: RunRecovery | None = None,
-                     eligibility_table: PartedTable | None = None) -> RunOutputs:
+                     eligibility_table: PartedTable | None = None,
+                     validation_resolved: pl.DataFrame | None = None) -> RunOutputs:
     """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
     `policy` the discrepancy policy the comparison graded with (its DV terms are published); `findings`
     the validation table after its history (default: ingestion's and validation's findings as they are);
     with `review`, both carry the review columns and the manifest says where the ledger stands;
     `recovery` is what the run cleaned up after crashed runs (listed in the run manifest);
     `eligibility_table`: the eligibility rows as the partitions of a cluster run made them, published
-    from their parts (reporting.parted) instead of `eligibility.eligibility`."""
+    from their parts (reporting.parted) instead of `eligibility.eligibility`; `validation_resolved`: the
+    previous run's data-quality findings gone tonight (reporting.history.validation_history)."""
     findings = combine_findings(ingest, validation) if findings is None else findings
     if review is not None:
         discrepancies, findings = with_review(discrepancies, findings, review)
@@ -95,6 +97,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         expectations=validation.expectations,
         review=review,
         policy=policy,
+        validation_resolved=validation_resolved,
     )
 
 

@@ -86,6 +86,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
             "ineligible_enrolled": head.ineligible_enrolled, "important_open": head.important,
             "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
             "data_findings": head.data_findings, "new_data_findings": head.new_data_findings,
+            "resolved_data_findings": head.resolved_data_findings,
             "rows_reconcile": head.balanced,
         },
         "new_important": _records(new), "new_important_total": new.height,

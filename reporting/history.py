@@ -9,14 +9,18 @@ finding open in the previous run and gone tonight is published once more as RESO
 tonight's as-of date); the next run skips RESOLVED rows, so a resolved finding is not repeated
 forever. A finding that comes back after being resolved is NEW again.
 
-Validation findings carry FIRST_SEEN and DAYS_OPEN too (`apply_validation_history`, by FINDING_ID), so
-that the review backlog can age them like the discrepancies."""
+Validation findings carry FIRST_SEEN and DAYS_OPEN too (`validation_history`, by FINDING_ID), so
+that the review backlog can age them like the discrepancies; the previous run's findings that are gone
+tonight, at the sites audited tonight, are handed over apart (`ValidationHistory.resolved`), for the
+report and the digest to say which data problems the sites fixed."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from datetime import date
 from itertools import islice
+from typing import NamedTuple
 
 import polars as pl
 
@@ -24,6 +28,7 @@ from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
+from ingestion.codes import NOTE_PREFIX
 from publication import published_nights
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from storage import Store
@@ -170,35 +175,92 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
 
 
 VALIDATION_FILE = "validation.parquet"
+#: what a data-quality finding resolved tonight is listed with (validation_history)
+RESOLVED_VALIDATION_COLUMNS = {"STUDYID": pl.String, "SITEID": pl.String, "USUBJID": pl.String, "DOMAIN": pl.String,
+                               "VARIABLE": pl.String, "CHECK": pl.String, "MESSAGE": pl.String, "SOURCE": pl.String,
+                               FINDING_ID: pl.String, "FIRST_SEEN": pl.String, "RESOLVED_ON": pl.String,
+                               "REVIEW_STATE": pl.String}
 
 
-def apply_validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
-    """Tonight's validation findings with FIRST_SEEN (the as-of date of the first run that reported the
-    finding, carried by FINDING_ID from the latest earlier run's validation.parquet) and DAYS_OPEN.
+class ValidationHistory(NamedTuple):
+    """Tonight's data-quality findings with their history, and the earlier ones gone tonight."""
 
-    Validation findings have no RESOLVED rows: a data problem that is gone is simply not listed. A
-    previous table without FINDING_ID (published before findings had one) starts every finding tonight.
-    """
-    today = as_of.isoformat()
-    current = validation.drop([c for c in ("FIRST_SEEN", "DAYS_OPEN") if c in validation.columns])
-    first = pl.DataFrame(schema={FINDING_ID: pl.String, "_FIRST": pl.String})
+    findings: pl.DataFrame
+    #: the latest earlier run's findings that tonight's audit no longer finds, at sites audited tonight (columns
+    #: RESOLVED_VALIDATION_COLUMNS, one row per finding); listed once, on the night they go
+    resolved: pl.DataFrame
+
+
+def _previous_validation(store: Store, study: str, as_of: date) -> tuple[date, pl.DataFrame] | None:
+    """(as-of date, validation table) of the latest earlier published run that has one."""
     for run in published_nights(store, study, before=as_of):
         key = join_key(study, run.isoformat(), VALIDATION_FILE)
         if store.head(key) is None:
             continue
         try:
-            previous = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+            return run, pl.read_parquet(io.BytesIO(store.read_bytes(key)))
         except (pl.exceptions.PolarsError, OSError) as error:
             raise HistoryError(f"cannot read the earlier run's validation findings {key!r} in {store.uri}: "
                                f"{type(error).__name__}; repair or remove that run folder") from error
-        if FINDING_ID in previous.columns:
-            seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in previous.columns else pl.lit(None, pl.String)
-            first = (previous.select(pl.col(FINDING_ID), seen.fill_null(run.isoformat()).alias("_FIRST"))
-                     .filter(pl.col(FINDING_ID).is_not_null()).sort("_FIRST").unique(FINDING_ID, keep="first"))
-        break
+    return None
+
+
+def _resolved_validation(previous: pl.DataFrame, first_seen: pl.Expr, current: pl.DataFrame,
+                         audited_sites: Iterable[str], as_of: date) -> pl.DataFrame:
+    """The findings of `previous` that `current` does not have, at a site of `audited_sites`.
+
+    Only where tonight looked again: a site not audited tonight (every delivery rejected, or no folder) keeps
+    its problems unknown, not resolved. Notes (a manifest setting ignored) were never problems. A finding
+    without an identity (a table published before findings had one) cannot be followed and is left out.
+    """
+    columns = [name for name in RESOLVED_VALIDATION_COLUMNS if name in previous.columns and name != "FIRST_SEEN"]
+    expectation = pl.col("EXPECTATION") if "EXPECTATION" in previous.columns else pl.lit(None, pl.String)
+    gone = (previous
+            .filter(pl.col(FINDING_ID).is_not_null()
+                    & pl.col("SITEID").is_in(pl.Series(list(audited_sites), dtype=pl.String).implode())
+                    & ~expectation.str.starts_with(NOTE_PREFIX).fill_null(False)
+                    & ~pl.col(FINDING_ID).is_in(current[FINDING_ID].drop_nulls().implode()))
+            .select(*columns, first_seen.alias("FIRST_SEEN"), pl.lit(as_of.isoformat()).alias("RESOLVED_ON"))
+            .unique(FINDING_ID, keep="first", maintain_order=True))
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in RESOLVED_VALIDATION_COLUMNS.items()
+               if name not in gone.columns]
+    return (gone.with_columns(missing).select([pl.col(name).cast(dtype)
+                                               for name, dtype in RESOLVED_VALIDATION_COLUMNS.items()])
+            .sort(["SITEID", "CHECK", "USUBJID", FINDING_ID], nulls_last=True))
+
+
+def validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date,
+                       audited_sites: Iterable[str]) -> ValidationHistory:
+    """Tonight's validation findings with FIRST_SEEN (the as-of date of the first run that reported the
+    finding, carried by FINDING_ID from the latest earlier run's validation.parquet) and DAYS_OPEN, and the
+    findings of that run that are gone tonight at `audited_sites` (the sites audited tonight).
+
+    Validation findings have no RESOLVED rows of their own (the `validation` table lists failed expectations,
+    as the specification says): the ones gone are handed over apart, for the report to say what the sites
+    fixed. A previous table without FINDING_ID (published before findings had one) starts every finding
+    tonight and resolves none.
+    """
+    today = as_of.isoformat()
+    current = validation.drop([c for c in ("FIRST_SEEN", "DAYS_OPEN") if c in validation.columns])
     if FINDING_ID not in current.columns:
         current = current.with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
-    return (current.join(first, on=FINDING_ID, how="left", maintain_order="left")
-            .with_columns(pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"))
-            .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
-            .drop("_FIRST"))
+    first = pl.DataFrame(schema={FINDING_ID: pl.String, "_FIRST": pl.String})
+    resolved = pl.DataFrame(schema=RESOLVED_VALIDATION_COLUMNS)
+    found = _previous_validation(store, study, as_of)
+    if found is not None and FINDING_ID in found[1].columns:
+        run, previous = found
+        seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in previous.columns else pl.lit(None, pl.String)
+        seen = seen.fill_null(run.isoformat())
+        first = (previous.select(pl.col(FINDING_ID), seen.alias("_FIRST"))
+                 .filter(pl.col(FINDING_ID).is_not_null()).sort("_FIRST").unique(FINDING_ID, keep="first"))
+        resolved = _resolved_validation(previous, seen, current, audited_sites, as_of)
+    findings = (current.join(first, on=FINDING_ID, how="left", maintain_order="left")
+                .with_columns(pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"))
+                .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
+                .drop("_FIRST"))
+    return ValidationHistory(findings, resolved)
+
+
+def apply_validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
+    """Tonight's validation findings with FIRST_SEEN and DAYS_OPEN (`validation_history`'s findings)."""
+    return validation_history(validation, store, study=study, as_of=as_of, audited_sites=()).findings

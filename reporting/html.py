@@ -71,6 +71,30 @@ def _listing(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return ordered.select([c for c in columns if c in frame.columns])
 
 
+#: subjects named in one row of the resolved data-quality listing (the rest are counted)
+RESOLVED_SUBJECTS_SHOWN = 5
+
+
+def resolved_quality(resolved: pl.DataFrame | None) -> pl.DataFrame:
+    """The data-quality findings resolved tonight, one row per site and check (as a site's query list groups
+    them): how many, which subjects (the first few, then a count), an example message and the earliest first
+    date. Thousands of rows one fix removed are one row here, like the query that asked for it."""
+    columns = {"SITEID": pl.String, "CHECK": pl.String, "FINDINGS": pl.UInt32, "SUBJECTS": pl.String,
+               "FIRST_SEEN": pl.String, "EXAMPLE": pl.String}
+    if resolved is None or resolved.height == 0:
+        return pl.DataFrame(schema=columns)
+    subjects = pl.col("USUBJID").drop_nulls().unique(maintain_order=True)
+    more = subjects.len() - RESOLVED_SUBJECTS_SHOWN
+    return (resolved.group_by("SITEID", "CHECK")
+            .agg(pl.len().alias("FINDINGS"),
+                 (subjects.head(RESOLVED_SUBJECTS_SHOWN).str.join(", ")
+                  + pl.when(more > 0).then(pl.format(" and {} more", more)).otherwise(pl.lit(""))).alias("SUBJECTS"),
+                 pl.col("FIRST_SEEN").min().alias("FIRST_SEEN"),
+                 pl.col("MESSAGE").drop_nulls().first().alias("EXAMPLE"))
+            .sort(["SITEID", "CHECK"], nulls_last=True)
+            .select(list(columns)))
+
+
 def _heatmap(outputs: RunOutputs, sites: pl.DataFrame) -> dict[str, Any]:
     counts = site_criterion_counts(outputs)
     ranked = (sites.sort(["IMPORTANT", "QUERIES", "SITEID"], descending=[True, True, False])
@@ -262,6 +286,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "queries": _rows(queries),
         "new": _rows(new),
         "resolved": _rows(resolved),
+        "resolved_quality": _rows(resolved_quality(outputs.validation_resolved), 100),
         "oldest": _rows(oldest.select([c for c in ["DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID",
                                                    "CLASS", "SEVERITY"] if c in oldest.columns]), 20),
         "status_by_site": _rows(status_by_site, 500),

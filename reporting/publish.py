@@ -31,7 +31,7 @@ from publication.layout import (
 from reporting import parted
 from reporting.covered import COVERED_FINDING_IDS
 from reporting.dv import build_dv, xpt_bytes
-from reporting.history import previous_run, run_trend
+from reporting.history import RESOLVED_VALIDATION_COLUMNS, previous_run, run_trend
 from reporting.html import render_report
 from reporting.queries import (
     build_site_queries,
@@ -138,6 +138,8 @@ SHEET_FILES = {
                     "tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
+    "Resolved data quality": "the previous run's validation.csv or validation.parquet (its FINDING_IDs that tonight's "
+                             "validation table has not, at the sites audited tonight)",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
     "DV": "dv.csv, dv.parquet or dv.xpt",
 }
@@ -204,9 +206,12 @@ def _site_query_csvs(safe: pl.DataFrame, findings: pl.DataFrame, left_out: pl.Da
     return files
 
 
+#: the sheet of the previous run's data-quality findings gone tonight (one row per finding, with its FINDING_ID)
+RESOLVED_QUALITY_SHEET = "Resolved data quality"
 #: report.xlsx's sheets in order
 REPORT_SHEETS = ["Summary", REVIEW_SHEET, "Sites", "Protocol versions", "Subjects", "Important deviations", "Queries",
-                 "Query detail", "Discrepancies", "Validation findings", "Eligibility matrix", "Site risk",
+                 "Query detail", "Discrepancies", "Validation findings", RESOLVED_QUALITY_SHEET, "Eligibility matrix",
+                 "Site risk",
                  "Reconciliation", "Not audited", "DV"]
 #: the sheets made from the site queries (the others are made while the queries are built)
 LATE_SHEETS = (REVIEW_SHEET, "Queries", "Query detail")
@@ -224,6 +229,8 @@ def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedT
         "Important deviations": lambda: current(disc).filter(pl.col("SEVERITY") == Severity.IMPORTANT),
         "Discrepancies": lambda: disc,
         "Validation findings": lambda: tables["validation"],
+        RESOLVED_QUALITY_SHEET: lambda: (outputs.validation_resolved if outputs.validation_resolved is not None
+                                         else pl.DataFrame(schema=RESOLVED_VALIDATION_COLUMNS)),
         "Eligibility matrix": lambda: eligibility_matrix(tables["subjects"],
                                                          _frames(tables["eligibility"], MATRIX_COLUMNS)),
         "Site risk": lambda: risk,

@@ -57,6 +57,7 @@ class Headline:
     resolved: int
     data_findings: int
     new_data_findings: int  # data-quality findings first reported tonight (validation FIRST_SEEN = as-of date)
+    resolved_data_findings: int  # the previous run's data-quality findings gone tonight (validation_resolved)
     balanced: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def headline(outputs: RunOutputs) -> Headline:
         resolved=disc.filter(status == FindingStatus.RESOLVED).height,
         data_findings=outputs.validation.height,
         new_data_findings=_new_data_findings(outputs),
+        resolved_data_findings=outputs.validation_resolved.height if outputs.validation_resolved is not None else 0,
         balanced=bool(manifest.get("balanced", True)),
     )
 

@@ -163,7 +163,7 @@ def test_workbook_sheets(outputs):
     book = fastexcel.read_excel(files["report.xlsx"])
     assert book.sheet_names == ["Summary", "Review", "Sites", "Protocol versions", "Subjects",
                                 "Important deviations", "Queries", "Query detail", "Discrepancies",
-                                "Validation findings", "Eligibility matrix", "Site risk",
+                                "Validation findings", "Resolved data quality", "Eligibility matrix", "Site risk",
                                 "Reconciliation", "Not audited", "DV"]
     subjects = book.load_sheet("Subjects", dtypes="string").to_polars()
     assert subjects.height == outputs.subjects.height

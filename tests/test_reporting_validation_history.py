@@ -1,0 +1,194 @@
+"""Data-quality findings across nights: FIRST_SEEN carried by FINDING_ID, and the previous run's findings that
+are gone tonight listed as resolved, only where tonight looked again (a site audited tonight).
+
+A site monitor who corrected a file wants to see the audit agree the next morning; a site whose delivery was
+rejected tonight has not been looked at, so its problems are not "resolved".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from dataclasses import replace
+from datetime import date
+
+import polars as pl
+import pytest
+
+from contracts.tables import FINDING_ID
+from generator import generate
+from ingestion.codes import NOTE_PREFIX
+from reporting import validation_history
+from reporting.digest import build_digest
+from reporting.history import RESOLVED_VALIDATION_COLUMNS, apply_validation_history
+from reporting.html import RESOLVED_SUBJECTS_SHOWN, resolved_quality
+from reporting.publish import render_outputs
+from reporting.tables import parquet_bytes
+from storage import LocalStore, S3Store
+from tests.support.published import seal
+from tests.support.sample_outputs import make_outputs
+
+STUDY = "SZ003"
+NIGHT1, NIGHT2 = date(2026, 11, 27), date(2026, 11, 28)
+
+
+def finding(site: str, subject: str | None, check: str, ident: str, expectation: str = "expect_x",
+            first_seen: str | None = None) -> dict:
+    domain, _, variable = check.split(".", 2)
+    return {"STUDYID": STUDY, "SITEID": site, "USUBJID": subject, "DOMAIN": domain, "VARIABLE": variable,
+            "EXPECTATION": expectation, "OBSERVED": "x", "MESSAGE": f"{check} problem of {subject}",
+            "SOURCE": f"{STUDY}/{site}/d/lb.csv:3", FINDING_ID: ident, "CHECK": check, "FIRST_SEEN": first_seen}
+
+
+def table(*rows: dict) -> pl.DataFrame:
+    schema = {name: pl.String for name in finding("101", "s", "LB.a.B", "V-0")}
+    return pl.DataFrame(list(rows), schema=schema)
+
+
+def publish_validation(store, night: date, frame: pl.DataFrame) -> None:
+    store.write_bytes(f"{STUDY}/{night.isoformat()}/validation.parquet", parquet_bytes(frame))
+    seal(store, f"{STUDY}/{night.isoformat()}")
+
+
+FIXED = finding("101", "SZ003-101-0001", "LB.iso_date.LBDTC", "V-fixed", first_seen="2026-11-20")
+STILL = finding("101", "SZ003-101-0002", "LB.iso_date.LBDTC", "V-still")
+UNSEEN = finding("102", "SZ003-102-0001", "LB.iso_date.LBDTC", "V-unseen")  # site 102 not audited tonight
+NOTE = finding("101", None, "LB.note.LBORRESU", "V-note", expectation=NOTE_PREFIX + "encoding_ignored")
+OLD = finding("101", "SZ003-101-0003", "LB.iso_date.LBDTC", None)  # published before findings had an identity
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        store = LocalStore(tmp_path / "reports")
+    else:
+        store = S3Store(f"s3://{request.getfixturevalue('s3_bucket')}/reports",
+                        endpoint_url=request.getfixturevalue("s3_endpoint"))
+    publish_validation(store, NIGHT1, table(FIXED, STILL, UNSEEN, NOTE, OLD))
+    return store
+
+
+def test_a_finding_gone_at_a_site_audited_tonight_is_resolved_once_with_its_history(store):
+    tonight = table(finding("101", "SZ003-101-0002", "LB.iso_date.LBDTC", "V-still"),
+                    finding("101", "SZ003-101-0009", "LB.iso_date.LBDTC", "V-new")).drop("FIRST_SEEN")
+    history = validation_history(tonight, store, study=STUDY, as_of=NIGHT2, audited_sites=["101"])
+    resolved = history.resolved
+    assert resolved.schema == pl.Schema(RESOLVED_VALIDATION_COLUMNS)
+    # the note was no problem, the finding without an identity cannot be followed, site 102 was not looked at
+    assert resolved[FINDING_ID].to_list() == ["V-fixed"]
+    row = resolved.row(0, named=True)
+    assert (row["FIRST_SEEN"], row["RESOLVED_ON"], row["USUBJID"]) == ("2026-11-20", "2026-11-28", "SZ003-101-0001")
+    first = dict(zip(history.findings[FINDING_ID], history.findings["FIRST_SEEN"], strict=True))
+    assert first == {"V-still": NIGHT1.isoformat(), "V-new": NIGHT2.isoformat()}
+
+    # the next night compares with tonight's table: what was resolved is not resolved again
+    publish_validation(store, NIGHT2, history.findings)
+    later = validation_history(tonight, store, study=STUDY, as_of=date(2026, 11, 29), audited_sites=["101"])
+    assert later.resolved.height == 0
+
+
+def test_a_site_audited_again_has_its_findings_resolved(store):
+    history = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHT2,
+                                 audited_sites=["101", "102"])
+    assert sorted(history.resolved[FINDING_ID].to_list()) == ["V-fixed", "V-still", "V-unseen"]
+
+
+def test_without_an_earlier_run_or_sites_nothing_is_resolved(tmp_path, store):
+    tonight = table(STILL).drop("FIRST_SEEN")
+    empty = validation_history(tonight, LocalStore(tmp_path / "none"), study=STUDY, as_of=NIGHT2,
+                               audited_sites=["101"])
+    assert empty.resolved.height == 0 and empty.resolved.schema == pl.Schema(RESOLVED_VALIDATION_COLUMNS)
+    assert empty.findings["FIRST_SEEN"].to_list() == [NIGHT2.isoformat()]
+    # the older entry point keeps its meaning: the findings with their history only
+    assert apply_validation_history(tonight, store, study=STUDY, as_of=NIGHT2).equals(
+        validation_history(tonight, store, study=STUDY, as_of=NIGHT2, audited_sites=["101"]).findings)
+
+
+def test_the_report_groups_them_by_site_and_check_and_the_digest_counts_them():
+    rows = [finding("101", f"SZ003-101-{i:04d}", "LB.iso_date.LBDTC", f"V-{i}", first_seen=f"2026-11-{10 + i}")
+            for i in range(RESOLVED_SUBJECTS_SHOWN + 2)]
+    rows.append(finding("103", "SZ003-103-0001", "VS.unique_key.VSTESTCD", "V-vs", first_seen="2026-11-25"))
+    resolved = table(*rows).with_columns(pl.lit(NIGHT2.isoformat()).alias("RESOLVED_ON"),
+                                         pl.lit(None, pl.String).alias("REVIEW_STATE")).select(
+        list(RESOLVED_VALIDATION_COLUMNS))
+    grouped = resolved_quality(resolved)
+    assert grouped.select("SITEID", "CHECK", "FINDINGS", "FIRST_SEEN").rows() == [
+        ("101", "LB.iso_date.LBDTC", RESOLVED_SUBJECTS_SHOWN + 2, "2026-11-10"),
+        ("103", "VS.unique_key.VSTESTCD", 1, "2026-11-25")]
+    assert grouped["SUBJECTS"][0] == ", ".join(f"SZ003-101-{i:04d}" for i in range(RESOLVED_SUBJECTS_SHOWN)) \
+        + " and 2 more"
+
+    outputs = replace(make_outputs(n_subjects=8, n_sites=2, as_of=NIGHT2), validation_resolved=resolved)
+    files = {f.key: f.data for f in render_outputs(outputs, previous_run=NIGHT1)}
+    html = files["report.html"].decode()
+    assert re.search(r'id="n-resolved-data">8<', html)
+    section = html[html.index("Data-quality findings resolved tonight"):html.index("Open the longest")]
+    assert "VS.unique_key.VSTESTCD" in section and "and 2 more" in section
+
+    import fastexcel
+
+    sheet = fastexcel.read_excel(files["report.xlsx"]).load_sheet("Resolved data quality", dtypes="string")
+    assert sorted(sheet.to_polars()[FINDING_ID].to_list()) == sorted(resolved[FINDING_ID].to_list())
+
+    digest = build_digest(outputs, {})
+    assert "resolved tonight: 8" in digest.text
+    assert digest.facts["headline"]["resolved_data_findings"] == 8
+
+
+def test_a_first_night_says_nothing_about_resolved_data_findings():
+    files = {f.key: f.data for f in render_outputs(make_outputs(n_subjects=8, n_sites=2, as_of=NIGHT2))}
+    html = files["report.html"].decode()
+    assert "n-resolved-data" not in html and "Data-quality findings resolved tonight" not in html
+
+
+def _rewrite(landing: LocalStore, folder: str, name: str, data: bytes | None = None, sha256: str | None = None) -> None:
+    """Replace a delivered file (`data`) and put its sha256 in the delivery's manifest, or only put `sha256`
+    there (a wrong one: the delivery is then rejected)."""
+    if data is not None:
+        landing.write_bytes(f"{folder}/{name}", data)
+    manifest = json.loads(landing.read_bytes(f"{folder}/manifest.json"))
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry["sha256"] = sha256 or hashlib.sha256(data).hexdigest()
+    landing.write_bytes(f"{folder}/manifest.json", json.dumps(manifest).encode("utf-8"))
+
+
+def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(tmp_path, prefect_harness):
+    """Night 1 finds the generator's planted problems. Before night 2 site 102 corrects its non-ISO CMSTDTC
+    (03/12/2019, the site knows it is 3 December) and every delivery of site 101 fails its checksum, so
+    site 101 is not audited: night 2 lists the date as resolved, and none of site 101's findings."""
+    from flows.nightly import nightly_audit
+
+    landing, reports = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "reports")
+    generate(landing, study=STUDY, sites=3, subjects=40, seed=9, as_of=NIGHT1, formats="csv")
+
+    def night(as_of: date) -> None:
+        nightly_audit(landing=str(landing.root), reports=str(reports.root), study=STUDY, as_of=as_of.isoformat())
+
+    night(NIGHT1)
+    first = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT1.isoformat()}/validation.parquet")))
+    dated = first.filter(pl.col("CHECK") == "CM.iso_date.CMSTDTC")
+    assert dated.select("SITEID", "OBSERVED").rows() == [("102", "03/12/2019")]
+    key, row = dated["SOURCE"][0].rsplit(":", 1)
+    folder = key.rsplit("/", 1)[0]
+    lines = landing.read_bytes(key).decode("utf-8").split("\n")
+    lines[int(row)] = lines[int(row)].replace("03/12/2019", "2019-12-03")
+    _rewrite(landing, folder, "cm.csv", "\n".join(lines).encode("utf-8"))
+    for info in landing.list(f"{STUDY}/101"):
+        if info.key.endswith("/manifest.json"):
+            _rewrite(landing, info.key.rsplit("/", 1)[0], "dm.csv", sha256="0" * 64)
+    assert first.filter(pl.col("SITEID") == "101").height > 0
+
+    night(NIGHT2)
+    published = f"{STUDY}/{NIGHT2.isoformat()}"
+    assert json.loads(reports.read_bytes(f"{published}/run_manifest.json"))["sites_audited"] == ["102", "103"]
+    import fastexcel
+
+    book = fastexcel.read_excel(reports.read_bytes(f"{published}/report.xlsx"))
+    resolved = book.load_sheet("Resolved data quality", dtypes="string").to_polars()
+    assert resolved.select(FINDING_ID, "CHECK", "FIRST_SEEN", "RESOLVED_ON").rows() == [
+        (dated[FINDING_ID][0], "CM.iso_date.CMSTDTC", NIGHT1.isoformat(), NIGHT2.isoformat())]
+    html = reports.read_bytes(f"{published}/report.html").decode()
+    assert re.search(r'id="n-resolved-data">1<', html)
