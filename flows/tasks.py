@@ -307,13 +307,15 @@ def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None
     from flows.secrets import SecretError, digest_channels
     from notify import PendingDigests, deliver_digest
     from reporting.digest import build_digest
+    from review.runs import previous_manifest
     from storage import join_key
 
     logger = get_run_logger()
     store = open_store(reports, endpoint_url)
     expiry = timedelta(days=float(config.get("link_expiry_days", 7)))
     links = {name: store.presigned_url(join_key(published, name), expiry) for name in ("report.html", "report.xlsx")}
-    digest = build_digest(outputs, links)
+    # the previous published night tells tonight's new site and delivery problems from the continuing ones
+    digest = build_digest(outputs, links, previous_manifest(store, outputs.study, outputs.as_of))
     pending = PendingDigests(store, outputs.study)
     try:
         channels = digest_channels(config)

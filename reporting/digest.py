@@ -69,12 +69,38 @@ def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.head(SHOWN).to_dicts()
 
 
-def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
-    """The message as data: every number and list the digest shows (JSON-ready)."""
+#: what tells one site or delivery problem from another night's: the same site, delivery, status and reason
+PROBLEM_KEY = ["SITEID", "DELIVERY", "STATUS", "REASON"]
+
+
+def site_problems(manifest: dict[str, Any], previous: dict[str, Any] | None) -> pl.DataFrame:
+    """Tonight's sites not audited and deliveries not used (summary.not_audited_table), each with NEW: true
+    when the previous published night's manifest (`previous`) did not have the same problem (site, delivery,
+    status and reason), new ones first. A delivery rejected three weeks ago was news once: a digest that
+    repeated it every morning hid tonight's new rejection among the old ones. Without a previous night
+    every problem is new, as with a previous manifest of a shape this version does not read (one edited by
+    hand): a problem told twice is better than one never told."""
+    tonight = not_audited_table(manifest)
+    try:
+        earlier = not_audited_table(previous) if previous is not None else None
+    except (KeyError, TypeError, AttributeError, pl.exceptions.PolarsError):
+        earlier = None
+    if earlier is None:
+        return tonight.with_columns(pl.lit(True).alias("NEW"))
+    earlier = earlier.select(PROBLEM_KEY).unique().with_columns(pl.lit(False).alias("NEW"))
+    return (tonight.join(earlier, on=PROBLEM_KEY, how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(pl.col("NEW").fill_null(True))
+            .sort("NEW", descending=True, maintain_order=True))
+
+
+def digest_facts(outputs: RunOutputs, links: dict[str, str], previous_manifest: dict[str, Any] | None = None,
+                 ) -> dict[str, Any]:
+    """The message as data: every number and list the digest shows (JSON-ready); `previous_manifest`: the
+    previous published night's run manifest (site_problems), None for a first night."""
     head = headline(outputs)
     new = new_important(outputs.discrepancies)
     reopened_rows = reopened(outputs)
-    not_audited = not_audited_table(outputs.run_manifest)
+    not_audited = site_problems(outputs.run_manifest, previous_manifest)
     waiting = backlog(outputs)
     return {
         "study": outputs.study,
@@ -92,6 +118,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
         "new_important": _records(new), "new_important_total": new.height,
         "reopened": _records(reopened_rows), "reopened_total": reopened_rows.height,
         "not_audited": _records(not_audited), "not_audited_total": not_audited.height,
+        "not_audited_new_total": int(not_audited["NEW"].sum()),
         "backlog": waiting.to_dicts(), "backlog_total": int(waiting["N"].sum()) if waiting.height else 0,
         "links": dict(links),
     }
@@ -99,11 +126,11 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str]) -> dict[str, Any]:
 
 def _nothing_new(facts: dict[str, Any]) -> bool:
     """No finding new or reopened tonight (discrepancy or data-quality finding: a night with 45 new data-quality
-    findings said "nothing new"), and the rows reconcile. Sites not audited and rejected deliveries are current
-    problems, not news: the one-line message still counts them."""
+    findings said "nothing new"), no site or delivery problem new tonight, and the rows reconcile. The problems
+    of earlier nights that continue are not news: the one-line message still counts them."""
     head = facts["headline"]
     return (head["new"] == 0 and head["new_data_findings"] == 0 and facts["reopened_total"] == 0
-            and head["rows_reconcile"])
+            and facts["not_audited_new_total"] == 0 and head["rows_reconcile"])
 
 
 def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
@@ -113,17 +140,19 @@ def _subject(facts: dict[str, Any], nothing_new: bool) -> str:
     parts = [f"{facts['new_important_total']} new important deviation(s)"]
     if facts["reopened_total"]:
         parts.append(f"{facts['reopened_total']} reopened")
-    if facts["not_audited_total"]:
-        parts.append(f"{facts['not_audited_total']} site/delivery problem(s)")
+    if facts["not_audited_new_total"]:
+        parts.append(f"{facts['not_audited_new_total']} new site/delivery problem(s)")
     parts.append(f"{facts['headline']['new']} new discrepancy(ies) in all")
     if facts["headline"]["new_data_findings"]:
         parts.append(f"{facts['headline']['new_data_findings']} new data-quality finding(s)")
     return f"{prefix}: " + ", ".join(parts)
 
 
-def build_digest(outputs: RunOutputs, links: dict[str, str]) -> Digest:
-    """The digest of one published run; `links` names each link (report.html, report.xlsx) and its URL."""
-    facts = digest_facts(outputs, links)
+def build_digest(outputs: RunOutputs, links: dict[str, str], previous_manifest: dict[str, Any] | None = None,
+                 ) -> Digest:
+    """The digest of one published run; `links` names each link (report.html, report.xlsx) and its URL;
+    `previous_manifest` the previous published night's run manifest (None: every site problem is new)."""
+    facts = digest_facts(outputs, links, previous_manifest)
     nothing_new = _nothing_new(facts)
     context = {"facts": facts, "nothing_new": nothing_new, "shown": SHOWN}
     return Digest(

@@ -144,12 +144,13 @@ def test_a_night_with_nothing_new_is_one_line_or_not_sent_at_all(tmp_path) -> No
                                  outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS")),
                                  "validation": seen_before})
     assert quiet.validation.height > 2
-    digest = build_digest(quiet, {"report.html": "https://example/r.html"})
+    # the previous night had the same site and delivery problems: they continue, they are not news
+    digest = build_digest(quiet, {"report.html": "https://example/r.html"}, quiet.run_manifest)
     assert digest.nothing_new and digest.subject == "[SZ003] Screening audit 2026-11-29: nothing new"
     # a night whose only news is data-quality findings is not "nothing new" (a user trial: 45 new ones were)
     first_seen = pl.when(pl.int_range(pl.len()) < 2).then(pl.lit("2026-11-29")).otherwise(pl.col("FIRST_SEEN"))
     news = build_digest(quiet.__class__(**{**quiet.__dict__, "validation": quiet.validation.with_columns(
-        first_seen.alias("FIRST_SEEN"))}), {})
+        first_seen.alias("FIRST_SEEN"))}), {}, quiet.run_manifest)
     assert not news.nothing_new
     assert news.subject.endswith("0 new discrepancy(ies) in all, 2 new data-quality finding(s)")
     assert f"new data-quality finding(s) tonight: 2 of {quiet.validation.height}" in news.text
@@ -201,3 +202,33 @@ def test_the_digest_counts_an_ineligible_enrolment_the_checklist_hid_once() -> N
     assert digest.facts["new_important_total"] == disc.filter(pl.col("SEVERITY") == "IMPORTANT").height
     subject = enrolment["USUBJID"].item()
     assert [r["CLASS"] for r in digest.facts["new_important"] if r["USUBJID"] == subject] == ["INELIGIBLE_ENROLLED"]
+
+
+def test_a_site_or_delivery_problem_is_news_once_and_then_counted_as_continuing() -> None:
+    """A user trial: the digest listed a delivery rejected three weeks earlier every morning, as if new."""
+    from dataclasses import replace
+
+    old = {"site": "103", "delivery": "20261120T230000Z", "status": "REJECTED", "reason": "lb.csv: sha256 differs"}
+    fresh = {"site": "104", "delivery": "20261128T230000Z", "status": "INCOMPLETE", "reason": "no manifest.json"}
+    outputs = make_outputs(n_subjects=30, n_sites=2)
+    quiet = replace(outputs, as_of=date(2026, 11, 29),
+                    discrepancies=outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS")),
+                    validation=outputs.validation.with_columns(pl.lit("2026-11-28").alias("FIRST_SEEN")))
+    night = {**quiet.run_manifest, "deliveries": [old, fresh], "sites_not_audited": []}
+    previous = {**quiet.run_manifest, "deliveries": [old], "sites_not_audited": []}
+
+    news = build_digest(replace(quiet, run_manifest=night), {}, previous)
+    assert not news.nothing_new  # the new incomplete delivery is news on a night without new findings
+    assert "1 new site/delivery problem(s)" in news.subject
+    assert (news.facts["not_audited_total"], news.facts["not_audited_new_total"]) == (2, 1)
+    assert "site 104, delivery 20261128T230000Z: INCOMPLETE, no manifest.json" in news.text
+    assert "site 103" not in news.text and "site 103" not in news.html
+    assert "and 1 from earlier nights that continue" in news.text
+
+    # the next night the same two problems are both old: nothing new, counted in the one line
+    later = build_digest(replace(quiet, run_manifest=night), {}, night)
+    assert later.nothing_new and "2 site or delivery problem(s) continue" in later.text
+    # without a previous night, or with one this version cannot read, every problem is told
+    for unknown in (None, {"deliveries": [{"site": "103"}]}):
+        first = build_digest(replace(quiet, run_manifest=night), {}, unknown)
+        assert first.facts["not_audited_new_total"] == 2 and "site 103, delivery" in first.text
