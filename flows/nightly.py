@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -394,6 +394,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
            digest: dict | None = None) -> AuditSummary:
     """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
     from reporting import assemble_outputs, combine_findings, run_summary
+    from reporting.history import looked_at_again
 
     logger = get_run_logger()
     ingest, parts, eligibility, comparison, table = audit_sites(landing, study, files, as_of_date, endpoint_url,
@@ -404,8 +405,9 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         del parts
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date)
-        findings, resolved = validation_history_task(quote(combine_findings(ingest, validation)), reports,
-                                                     endpoint_url, study, as_of_date, ingest.sites_audited)
+        findings, resolved = validation_history_task(
+            quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date,
+            looked_at_again(ingest.sites_audited, [asdict(d) for d in ingest.deliveries]))
         review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,

@@ -207,11 +207,11 @@ def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: 
 
 @task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
-                            as_of: date, audited_sites: list[str]) -> ValidationHistory:
+                            as_of: date, looked_again: set[str]) -> ValidationHistory:
     from reporting import validation_history
 
     return validation_history(findings, open_store(reports, endpoint_url), study=study, as_of=as_of,
-                              audited_sites=audited_sites)
+                              looked_again=looked_again)
 
 
 @task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)
@@ -314,8 +314,15 @@ def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None
     store = open_store(reports, endpoint_url)
     expiry = timedelta(days=float(config.get("link_expiry_days", 7)))
     links = {name: store.presigned_url(join_key(published, name), expiry) for name in ("report.html", "report.xlsx")}
-    # the previous published night tells tonight's new site and delivery problems from the continuing ones
-    digest = build_digest(outputs, links, previous_manifest(store, outputs.study, outputs.as_of))
+    # the previous published night tells tonight's new site and delivery problems from the continuing ones; when
+    # it cannot be read, every problem is told as new rather than the digest lost
+    try:
+        previous = previous_manifest(store, outputs.study, outputs.as_of)
+    except Exception as error:
+        logger.warning("the previous night's run manifest could not be read (%s): every site or delivery problem "
+                       "is told as new in the digest", type(error).__name__)
+        previous = None
+    digest = build_digest(outputs, links, previous)
     pending = PendingDigests(store, outputs.study)
     try:
         channels = digest_channels(config)

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from contracts.enums import FindingStatus, Severity
 from contracts.records import Digest, RunOutputs
+from ingestion.codes import DeliveryStatus
 from reporting.dv import one_per_enrolment
 from reporting.review_summary import reopened_tonight, review_backlog
 from reporting.summary import headline, not_audited_table
@@ -79,17 +80,22 @@ def site_problems(manifest: dict[str, Any], previous: dict[str, Any] | None) -> 
     status and reason), new ones first. A delivery rejected three weeks ago was news once: a digest that
     repeated it every morning hid tonight's new rejection among the old ones. Without a previous night
     every problem is new, as with a previous manifest of a shape this version does not read (one edited by
-    hand): a problem told twice is better than one never told."""
+    hand): a problem told twice is better than one never told.
+
+    A folder still without its manifest (INCOMPLETE) is never news here: most are uploads in progress when
+    the audit runs, done by the next night; one left for a day is a data-quality finding of its own
+    (ingest.delivery_incomplete), which the digest counts among the new data-quality findings."""
     tonight = not_audited_table(manifest)
     try:
         earlier = not_audited_table(previous) if previous is not None else None
     except (KeyError, TypeError, AttributeError, pl.exceptions.PolarsError):
         earlier = None
     if earlier is None:
-        return tonight.with_columns(pl.lit(True).alias("NEW"))
+        return (tonight.with_columns((pl.col("STATUS") != DeliveryStatus.INCOMPLETE).alias("NEW"))
+                .sort("NEW", descending=True, maintain_order=True))
     earlier = earlier.select(PROBLEM_KEY).unique().with_columns(pl.lit(False).alias("NEW"))
     return (tonight.join(earlier, on=PROBLEM_KEY, how="left", nulls_equal=True, maintain_order="left")
-            .with_columns(pl.col("NEW").fill_null(True))
+            .with_columns(pl.col("NEW").fill_null(True) & (pl.col("STATUS") != DeliveryStatus.INCOMPLETE))
             .sort("NEW", descending=True, maintain_order=True))
 
 

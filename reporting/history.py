@@ -17,10 +17,10 @@ report and the digest to say which data problems the sites fixed."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from itertools import islice
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -28,9 +28,10 @@ from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
-from ingestion.codes import NOTE_PREFIX
+from ingestion.codes import NOTE_PREFIX, DeliveryStatus
 from publication import published_nights
 from reporting.tables import PUBLISHED_DISCREPANCIES
+from review.runs import read_manifest
 from storage import Store
 from storage.keys import join_key
 
@@ -186,41 +187,101 @@ class ValidationHistory(NamedTuple):
     """Tonight's data-quality findings with their history, and the earlier ones gone tonight."""
 
     findings: pl.DataFrame
-    #: the latest earlier run's findings that tonight's audit no longer finds, at sites audited tonight (columns
+    #: the earlier findings that tonight's audit no longer finds, at the sites it looked at again (columns
     #: RESOLVED_VALIDATION_COLUMNS, one row per finding); listed once, on the night they go
     resolved: pl.DataFrame
 
 
-def _previous_validation(store: Store, study: str, as_of: date) -> tuple[date, pl.DataFrame] | None:
-    """(as-of date, validation table) of the latest earlier published run that has one."""
-    for run in published_nights(store, study, before=as_of):
-        key = join_key(study, run.isoformat(), VALIDATION_FILE)
-        if store.head(key) is None:
-            continue
-        try:
-            return run, pl.read_parquet(io.BytesIO(store.read_bytes(key)))
-        except (pl.exceptions.PolarsError, OSError) as error:
-            raise HistoryError(f"cannot read the earlier run's validation findings {key!r} in {store.uri}: "
-                               f"{type(error).__name__}; repair or remove that run folder") from error
-    return None
+#: how many earlier nights a site's data-quality memory is looked for in: a site not audited on its own newest
+#: delivery for a month starts again (its old findings are then neither carried nor resolved)
+MEMORY_NIGHTS = 31
 
 
-def _resolved_validation(previous: pl.DataFrame, first_seen: pl.Expr, current: pl.DataFrame,
-                         audited_sites: Iterable[str], as_of: date) -> pl.DataFrame:
-    """The findings of `previous` that `current` does not have, at a site of `audited_sites`.
+def looked_at_again(sites_audited: Iterable[str], deliveries: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The sites audited on their own newest delivery (`deliveries` as run_manifest.json lists them: site,
+    status, reason): a site audited on an older one after its newest was rejected (a USED delivery with a
+    reason) was not looked at again, and what only the rejected delivery had is not known to be fixed."""
+    fallback = {d.get("site") for d in deliveries if d.get("status") == DeliveryStatus.USED.value and d.get("reason")}
+    return {site for site in sites_audited if isinstance(site, str)} - fallback
 
-    Only where tonight looked again: a site not audited tonight (every delivery rejected, or no folder) keeps
-    its problems unknown, not resolved. Notes (a manifest setting ignored) were never problems. A finding
-    without an identity (a table published before findings had one) cannot be followed and is left out.
-    """
-    columns = [name for name in RESOLVED_VALIDATION_COLUMNS if name in previous.columns and name != "FIRST_SEEN"]
+
+def _covered_by(manifest: object) -> set[str] | None:
+    """`looked_at_again` of a published night's manifest; None when it does not say (a manifest of another
+    shape, or none): such a night is taken as every site's memory, as before nights recorded it."""
+    if not isinstance(manifest, Mapping):
+        return None
+    audited, deliveries = manifest.get("sites_audited"), manifest.get("deliveries")
+    if not isinstance(audited, list) or not isinstance(deliveries, list) \
+            or not all(isinstance(item, Mapping) for item in deliveries):
+        return None
+    return looked_at_again(audited, deliveries)
+
+
+def _night_findings(store: Store, study: str, run: date) -> pl.DataFrame | None:
+    """A published night's validation findings with an identity (SITEID, FINDING_ID text; FIRST_SEEN filled
+    with the night's date where empty); None when the night has no such table."""
+    key = join_key(study, run.isoformat(), VALIDATION_FILE)
+    if store.head(key) is None:
+        return None
+    try:
+        table = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+        if FINDING_ID not in table.columns or "SITEID" not in table.columns:
+            return None
+        seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in table.columns else pl.lit(None, pl.String)
+        return (table.with_columns(pl.col("SITEID").cast(pl.String), pl.col(FINDING_ID).cast(pl.String),
+                                   seen.fill_null(run.isoformat()).alias("FIRST_SEEN"))
+                .filter(pl.col(FINDING_ID).is_not_null()))
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise HistoryError(f"cannot read the earlier run's validation findings {key!r} in {store.uri}: "
+                           f"{type(error).__name__}; repair or remove that run folder") from error
+
+
+class _Memory(NamedTuple):
+    findings: pl.DataFrame  # earlier findings (FINDING_ID, SITEID, FIRST_SEEN, the published columns)
+    complete: set[str]  # the sites whose findings since they were last looked at again are all in `findings`
+
+
+def _memory(store: Store, study: str, as_of: date, sites: set[str]) -> _Memory:
+    """What earlier nights published about `sites`: the latest night with a validation table for every site
+    (as before), and for each of `sites` every finding published since, and including, the latest night that
+    looked at it again (`looked_at_again`): a site not audited last night is remembered from the night it was,
+    with what it was told in between (its rejected deliveries). A site's memory is complete when that night's
+    table was there; a night that looked at the site again without one leaves the site's memory unknown."""
+    collecting, complete, parts = set(sites), set(), []
+    base = False
+    for run in islice(published_nights(store, study, before=as_of), MEMORY_NIGHTS):
+        if base and not collecting:
+            break
+        table = _night_findings(store, study, run)
+        if table is not None:
+            parts.append(table if not base else table.filter(pl.col("SITEID").is_in(list(collecting))))
+            base = True
+        covered = _covered_by(read_manifest(store, study, run))
+        here = collecting if covered is None else collecting & covered
+        if table is not None:
+            complete |= here
+        collecting -= here
+    findings = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(
+        schema={FINDING_ID: pl.String, "SITEID": pl.String, "FIRST_SEEN": pl.String})
+    return _Memory(findings, complete)
+
+
+def _resolved_validation(memory: _Memory, current: pl.DataFrame, looked_again: set[str], as_of: date,
+                         ) -> pl.DataFrame:
+    """The remembered findings that `current` does not have, at a site looked at again tonight whose memory is
+    complete: a site not audited tonight, or audited on an older delivery, keeps its problems unknown, not
+    resolved. Notes (a manifest setting ignored) were never problems. Once per finding, with its earliest
+    FIRST_SEEN."""
+    previous = memory.findings
+    columns = [name for name in RESOLVED_VALIDATION_COLUMNS if name in previous.columns]
     expectation = pl.col("EXPECTATION") if "EXPECTATION" in previous.columns else pl.lit(None, pl.String)
+    sites = sorted(looked_again & memory.complete)
     gone = (previous
-            .filter(pl.col(FINDING_ID).is_not_null()
-                    & pl.col("SITEID").is_in(pl.Series(list(audited_sites), dtype=pl.String).implode())
+            .filter(pl.col("SITEID").is_in(sites)
                     & ~expectation.str.starts_with(NOTE_PREFIX).fill_null(False)
                     & ~pl.col(FINDING_ID).is_in(current[FINDING_ID].drop_nulls().implode()))
-            .select(*columns, first_seen.alias("FIRST_SEEN"), pl.lit(as_of.isoformat()).alias("RESOLVED_ON"))
+            .select(*columns, pl.lit(as_of.isoformat()).alias("RESOLVED_ON"))
+            .sort("FIRST_SEEN", nulls_last=True, maintain_order=True)
             .unique(FINDING_ID, keep="first", maintain_order=True))
     missing = [pl.lit(None, dtype).alias(name) for name, dtype in RESOLVED_VALIDATION_COLUMNS.items()
                if name not in gone.columns]
@@ -230,37 +291,34 @@ def _resolved_validation(previous: pl.DataFrame, first_seen: pl.Expr, current: p
 
 
 def validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date,
-                       audited_sites: Iterable[str]) -> ValidationHistory:
-    """Tonight's validation findings with FIRST_SEEN (the as-of date of the first run that reported the
-    finding, carried by FINDING_ID from the latest earlier run's validation.parquet) and DAYS_OPEN, and the
-    findings of that run that are gone tonight at `audited_sites` (the sites audited tonight).
+                       looked_again: Iterable[str]) -> ValidationHistory:
+    """Tonight's validation findings with FIRST_SEEN (the as-of date of the first night that reported the
+    finding, carried by FINDING_ID) and DAYS_OPEN, and the earlier findings gone tonight at the sites of
+    `looked_again` (audited tonight on their own newest delivery: `looked_at_again`).
 
     Validation findings have no RESOLVED rows of their own (the `validation` table lists failed expectations,
     as the specification says): the ones gone are handed over apart, for the report to say what the sites
-    fixed. A previous table without FINDING_ID (published before findings had one) starts every finding
-    tonight and resolves none.
+    fixed. Each site is compared with what the audit told it since it was last looked at again (`_memory`),
+    not only with last night's table, on which a site not audited that night has nothing: its fixes would
+    never be listed, and what it still has would start again as new. A previous table without FINDING_ID
+    (published before findings had one) carries and resolves nothing.
     """
     today = as_of.isoformat()
+    looked_again = set(looked_again)
     current = validation.drop([c for c in ("FIRST_SEEN", "DAYS_OPEN") if c in validation.columns])
     if FINDING_ID not in current.columns:
         current = current.with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
-    first = pl.DataFrame(schema={FINDING_ID: pl.String, "_FIRST": pl.String})
-    resolved = pl.DataFrame(schema=RESOLVED_VALIDATION_COLUMNS)
-    found = _previous_validation(store, study, as_of)
-    if found is not None and FINDING_ID in found[1].columns:
-        run, previous = found
-        seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in previous.columns else pl.lit(None, pl.String)
-        seen = seen.fill_null(run.isoformat())
-        first = (previous.select(pl.col(FINDING_ID), seen.alias("_FIRST"))
-                 .filter(pl.col(FINDING_ID).is_not_null()).sort("_FIRST").unique(FINDING_ID, keep="first"))
-        resolved = _resolved_validation(previous, seen, current, audited_sites, as_of)
+    sites = looked_again | set(current["SITEID"].drop_nulls().cast(pl.String).unique().to_list())
+    memory = _memory(store, study, as_of, sites)
+    first = (memory.findings.select(pl.col(FINDING_ID), pl.col("FIRST_SEEN").alias("_FIRST"))
+             .sort("_FIRST", nulls_last=True).unique(FINDING_ID, keep="first"))
     findings = (current.join(first, on=FINDING_ID, how="left", maintain_order="left")
                 .with_columns(pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"))
                 .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
                 .drop("_FIRST"))
-    return ValidationHistory(findings, resolved)
+    return ValidationHistory(findings, _resolved_validation(memory, current, looked_again, as_of))
 
 
 def apply_validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
     """Tonight's validation findings with FIRST_SEEN and DAYS_OPEN (`validation_history`'s findings)."""
-    return validation_history(validation, store, study=study, as_of=as_of, audited_sites=()).findings
+    return validation_history(validation, store, study=study, as_of=as_of, looked_again=()).findings

@@ -138,8 +138,7 @@ SHEET_FILES = {
                     "tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
-    "Resolved data quality": "the previous run's validation.csv or validation.parquet (its FINDING_IDs that tonight's "
-                             "validation table has not, at the sites audited tonight)",
+    "Resolved data quality": "report.html's 'Data-quality findings resolved tonight' (one row per site and check)",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
     "DV": "dv.csv, dv.parquet or dv.xpt",
 }

@@ -32,7 +32,7 @@ def later_run_exists(store: Store, study: str, as_of: date) -> bool:
     return latest is not None and latest > as_of
 
 
-def _read_manifest(store: Store, study: str, night: date) -> dict | None:
+def read_manifest(store: Store, study: str, night: date) -> dict | None:
     """A published night's run manifest, or None when it cannot be read or is no JSON object."""
     try:
         manifest = json.loads(store.read_bytes(join_key(study, night.isoformat(), MANIFEST)))
@@ -43,13 +43,13 @@ def _read_manifest(store: Store, study: str, night: date) -> dict | None:
 
 def night_manifest(store: Store, study: str, as_of: date) -> dict | None:
     """The run manifest of the night `as_of` as published (None when it is not, or cannot be read)."""
-    return _read_manifest(store, study, as_of) if is_complete(store, final_prefix(study, as_of)) else None
+    return read_manifest(store, study, as_of) if is_complete(store, final_prefix(study, as_of)) else None
 
 
 def previous_manifest(store: Store, study: str, as_of: date) -> dict | None:
     """The run manifest of the latest published run before `as_of` that can be read, or None."""
     for run in published_nights(store, study, before=as_of):
-        manifest = _read_manifest(store, study, run)
+        manifest = read_manifest(store, study, run)
         if manifest is not None:
             return manifest
     return None

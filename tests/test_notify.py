@@ -209,7 +209,7 @@ def test_a_site_or_delivery_problem_is_news_once_and_then_counted_as_continuing(
     from dataclasses import replace
 
     old = {"site": "103", "delivery": "20261120T230000Z", "status": "REJECTED", "reason": "lb.csv: sha256 differs"}
-    fresh = {"site": "104", "delivery": "20261128T230000Z", "status": "INCOMPLETE", "reason": "no manifest.json"}
+    fresh = {"site": "104", "delivery": "20261128T230000Z", "status": "REJECTED", "reason": "no manifest.json"}
     outputs = make_outputs(n_subjects=30, n_sites=2)
     quiet = replace(outputs, as_of=date(2026, 11, 29),
                     discrepancies=outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS")),
@@ -218,10 +218,10 @@ def test_a_site_or_delivery_problem_is_news_once_and_then_counted_as_continuing(
     previous = {**quiet.run_manifest, "deliveries": [old], "sites_not_audited": []}
 
     news = build_digest(replace(quiet, run_manifest=night), {}, previous)
-    assert not news.nothing_new  # the new incomplete delivery is news on a night without new findings
+    assert not news.nothing_new  # the new rejected delivery is news on a night without new findings
     assert "1 new site/delivery problem(s)" in news.subject
     assert (news.facts["not_audited_total"], news.facts["not_audited_new_total"]) == (2, 1)
-    assert "site 104, delivery 20261128T230000Z: INCOMPLETE, no manifest.json" in news.text
+    assert "site 104, delivery 20261128T230000Z: REJECTED, no manifest.json" in news.text
     assert "site 103" not in news.text and "site 103" not in news.html
     assert "and 1 from earlier nights that continue" in news.text
 
@@ -232,3 +232,28 @@ def test_a_site_or_delivery_problem_is_news_once_and_then_counted_as_continuing(
     for unknown in (None, {"deliveries": [{"site": "103"}]}):
         first = build_digest(replace(quiet, run_manifest=night), {}, unknown)
         assert first.facts["not_audited_new_total"] == 2 and "site 103, delivery" in first.text
+
+
+def test_an_upload_in_progress_is_no_news_and_many_new_problems_are_cut_with_a_count() -> None:
+    """helper-33: a folder without its manifest yet (an upload in progress at run time) made the night news."""
+    from dataclasses import replace
+
+    from reporting.digest import SHOWN
+
+    outputs = make_outputs(n_subjects=30, n_sites=2)
+    quiet = replace(outputs, as_of=date(2026, 11, 29),
+                    discrepancies=outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS")),
+                    validation=outputs.validation.with_columns(pl.lit("2026-11-28").alias("FIRST_SEEN")))
+    uploading = {"site": "104", "delivery": "20261129T010000Z", "status": "INCOMPLETE",
+                 "reason": "no manifest.json (upload not finished)"}
+    night = {**quiet.run_manifest, "deliveries": [uploading], "sites_not_audited": []}
+    digest = build_digest(replace(quiet, run_manifest=night), {}, {**night, "deliveries": []})
+    assert digest.nothing_new and digest.facts["not_audited_new_total"] == 0
+
+    rejected = [{"site": f"{200 + i}", "delivery": "20261128T230000Z", "status": "REJECTED",
+                 "reason": "dm.csv sha256 differs"} for i in range(SHOWN + 3)]
+    many = build_digest(replace(quiet, run_manifest={**night, "deliveries": [uploading, *rejected]}), {},
+                        {**night, "deliveries": []})
+    assert many.facts["not_audited_new_total"] == SHOWN + 3
+    assert "- ... and 3 more in the report" in many.text and "… and 3 more in the report." in many.html
+    assert "and 1 from earlier nights that continue, or uploads in progress" in many.text

@@ -47,9 +47,23 @@ def table(*rows: dict) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=schema)
 
 
-def publish_validation(store, night: date, frame: pl.DataFrame) -> None:
-    store.write_bytes(f"{STUDY}/{night.isoformat()}/validation.parquet", parquet_bytes(frame))
-    seal(store, f"{STUDY}/{night.isoformat()}")
+def publish_validation(store, night: date, frame: pl.DataFrame | None, audited: dict[str, str] | None = None) -> None:
+    """A published night with `frame` as its validation table (None: without one) and, with `audited`, a run
+    manifest saying which sites it audited on which delivery status ("USED", or "FALLBACK": an older delivery
+    after a rejected newer one)."""
+    prefix = f"{STUDY}/{night.isoformat()}"
+    if frame is not None:
+        store.write_bytes(f"{prefix}/validation.parquet", parquet_bytes(frame))
+    if audited is not None:
+        deliveries = [{"site": site, "delivery": "20261101T000000Z", "status": "USED",
+                       "reason": "the newer delivery was rejected" if how == "FALLBACK" else ""}
+                      for site, how in audited.items() if how in ("USED", "FALLBACK")]
+        manifest = {"sites_audited": [site for site, how in audited.items() if how in ("USED", "FALLBACK")],
+                    "sites_not_audited": [{"site": site, "reason": "every delivery rejected"}
+                                          for site, how in audited.items() if how == "NOT AUDITED"],
+                    "deliveries": deliveries}
+        store.write_bytes(f"{prefix}/run_manifest.json", json.dumps(manifest).encode("utf-8"))
+    seal(store, prefix)
 
 
 FIXED = finding("101", "SZ003-101-0001", "LB.iso_date.LBDTC", "V-fixed", first_seen="2026-11-20")
@@ -73,7 +87,7 @@ def store(request, tmp_path):
 def test_a_finding_gone_at_a_site_audited_tonight_is_resolved_once_with_its_history(store):
     tonight = table(finding("101", "SZ003-101-0002", "LB.iso_date.LBDTC", "V-still"),
                     finding("101", "SZ003-101-0009", "LB.iso_date.LBDTC", "V-new")).drop("FIRST_SEEN")
-    history = validation_history(tonight, store, study=STUDY, as_of=NIGHT2, audited_sites=["101"])
+    history = validation_history(tonight, store, study=STUDY, as_of=NIGHT2, looked_again=["101"])
     resolved = history.resolved
     assert resolved.schema == pl.Schema(RESOLVED_VALIDATION_COLUMNS)
     # the note was no problem, the finding without an identity cannot be followed, site 102 was not looked at
@@ -85,25 +99,98 @@ def test_a_finding_gone_at_a_site_audited_tonight_is_resolved_once_with_its_hist
 
     # the next night compares with tonight's table: what was resolved is not resolved again
     publish_validation(store, NIGHT2, history.findings)
-    later = validation_history(tonight, store, study=STUDY, as_of=date(2026, 11, 29), audited_sites=["101"])
+    later = validation_history(tonight, store, study=STUDY, as_of=date(2026, 11, 29), looked_again=["101"])
     assert later.resolved.height == 0
 
 
 def test_a_site_audited_again_has_its_findings_resolved(store):
     history = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHT2,
-                                 audited_sites=["101", "102"])
+                                 looked_again=["101", "102"])
     assert sorted(history.resolved[FINDING_ID].to_list()) == ["V-fixed", "V-still", "V-unseen"]
 
 
-def test_without_an_earlier_run_or_sites_nothing_is_resolved(tmp_path, store):
+def test_without_an_earlier_run_or_a_site_looked_at_again_nothing_is_resolved(tmp_path, store):
     tonight = table(STILL).drop("FIRST_SEEN")
     empty = validation_history(tonight, LocalStore(tmp_path / "none"), study=STUDY, as_of=NIGHT2,
-                               audited_sites=["101"])
+                               looked_again=["101"])
     assert empty.resolved.height == 0 and empty.resolved.schema == pl.Schema(RESOLVED_VALIDATION_COLUMNS)
     assert empty.findings["FIRST_SEEN"].to_list() == [NIGHT2.isoformat()]
+    nobody = validation_history(tonight, store, study=STUDY, as_of=NIGHT2, looked_again=())
+    assert nobody.resolved.height == 0 and nobody.findings["FIRST_SEEN"].to_list() == [NIGHT1.isoformat()]
     # the older entry point keeps its meaning: the findings with their history only
     assert apply_validation_history(tonight, store, study=STUDY, as_of=NIGHT2).equals(
-        validation_history(tonight, store, study=STUDY, as_of=NIGHT2, audited_sites=["101"]).findings)
+        validation_history(tonight, store, study=STUDY, as_of=NIGHT2, looked_again=["101"]).findings)
+
+
+NIGHTS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
+X = finding("102", "SZ003-102-0001", "LB.iso_date.LBDTC", "V-x")
+Y = finding("102", "SZ003-102-0002", "LB.iso_date.LBDTC", "V-y")
+REJECTED = finding("102", None, "ingest.delivery.rejected", "V-rejected")
+
+
+def test_a_site_not_audited_last_night_is_compared_with_the_night_it_was(tmp_path):
+    """helper-33: each night compared only with the night before, a site not audited that night had no findings
+    there: its fix was never listed, and what it still had started again as new."""
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table({**X, "FIRST_SEEN": "2026-11-20"}, Y), {"101": "USED", "102": "USED"})
+    publish_validation(store, NIGHTS[1], table(REJECTED), {"101": "USED", "102": "NOT AUDITED"})
+    tonight = table(Y).drop("FIRST_SEEN")
+    history = validation_history(tonight, store, study=STUDY, as_of=NIGHTS[2], looked_again={"101", "102"})
+    # X was fixed, and the rejection of the night between is gone too
+    assert sorted(history.resolved[FINDING_ID].to_list()) == ["V-rejected", "V-x"]
+    assert history.resolved.filter(pl.col(FINDING_ID) == "V-x")["FIRST_SEEN"].to_list() == ["2026-11-20"]
+    assert history.findings["FIRST_SEEN"].to_list() == [NIGHTS[0].isoformat()]  # Y is not new again
+
+
+def test_a_site_audited_on_an_older_delivery_resolves_nothing_until_it_is_looked_at_again(tmp_path):
+    """helper-33: audited on a fallback delivery, what only the rejected newer one had looks fixed; it is not."""
+    from reporting.history import looked_at_again
+
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table(X, Y), {"102": "USED"})
+    manifest = {"sites_audited": ["101", "102"], "deliveries": [
+        {"site": "101", "status": "USED", "reason": ""},
+        {"site": "102", "status": "USED", "reason": "the newer delivery 20261127T230000Z was rejected"},
+        {"site": "102", "status": "REJECTED", "reason": "lb.csv sha256 differs"}]}
+    assert looked_at_again(manifest["sites_audited"], manifest["deliveries"]) == {"101"}
+    fallback = validation_history(table(Y).drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[1],
+                                  looked_again={"101"})
+    assert fallback.resolved.height == 0
+    publish_validation(store, NIGHTS[1], fallback.findings, {"102": "FALLBACK"})
+    # the next night audits its newest delivery again: compared with the night before the fallback, and what the
+    # fallback night still had
+    back = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[2], looked_again={"102"})
+    assert sorted(back.resolved[FINDING_ID].to_list()) == ["V-x", "V-y"]
+
+
+def test_a_night_that_looked_again_without_its_table_resolves_nothing_twice(tmp_path):
+    """helper-33: a night folder without validation.parquet made the next night compare with an older night and
+    list again what that night had already listed as resolved."""
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table(X, Y), {"102": "USED"})
+    publish_validation(store, NIGHTS[1], None, {"102": "USED"})
+    history = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[2],
+                                 looked_again={"102"})
+    assert history.resolved.height == 0
+
+
+def test_a_finding_listed_twice_resolves_once_with_its_earliest_date(tmp_path):
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table({**X, "FIRST_SEEN": "2026-11-24"}, {**X, "FIRST_SEEN": "2026-11-02"}))
+    history = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[1],
+                                 looked_again={"102"})
+    assert history.resolved.select(FINDING_ID, "FIRST_SEEN").rows() == [("V-x", "2026-11-02")]
+
+
+def test_an_earlier_table_of_another_shape_is_a_history_error_naming_it(tmp_path):
+    from reporting.history import HistoryError
+
+    store = LocalStore(tmp_path / "reports")
+    store.write_bytes(f"{STUDY}/{NIGHTS[0].isoformat()}/validation.parquet",
+                      parquet_bytes(pl.DataFrame({"SITEID": [[1]], FINDING_ID: ["V-x"]})))
+    seal(store, f"{STUDY}/{NIGHTS[0].isoformat()}")
+    with pytest.raises(HistoryError, match=r"validation\.parquet"):
+        validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[1], looked_again={"102"})
 
 
 def test_the_report_groups_them_by_site_and_check_and_the_digest_counts_them():
