@@ -85,6 +85,17 @@ def one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
                              .otherwise(pl.col("DV_REVIEW")).alias("DV_REVIEW")).drop("_ROW")
 
 
+def is_deviation(discrepancies: pl.DataFrame) -> pl.Series:
+    """Per row of `discrepancies`: an important finding present tonight that is a deviation of its own, not an
+    IE_MISMATCH whose ineligible enrolment stands for it (one_per_enrolment). What the report, the workbook and
+    the digest count as important deviations, as `dv` lists them (before the review's say): the headline said
+    8 important deviations where DV had 6 records, one per ineligible enrolment the checklist hid."""
+    live = is_open() if "STATUS" in discrepancies.columns else pl.lit(True)
+    important = discrepancies.with_row_index("_AT").filter((pl.col("SEVERITY") == Severity.IMPORTANT) & live)
+    kept = one_per_enrolment(important)["_AT"]
+    return pl.int_range(discrepancies.height, dtype=pl.UInt32, eager=True).is_in(kept.implode()).alias("DEVIATION")
+
+
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
     """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's
     review confirmed or has not yet decided on (DVREVIEW says which); DV terms from `policy` (None: the

@@ -30,6 +30,7 @@ from contracts.enums import FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
 from ingestion.codes import NOTE_PREFIX, DeliveryStatus
 from publication import published_nights
+from reporting.dv import is_deviation
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from review.runs import read_manifest
 from storage import Store
@@ -75,9 +76,9 @@ def finding_counts(discrepancies: pl.DataFrame, as_of: str) -> pl.DataFrame:
     if "STATUS" not in discrepancies.columns:
         discrepancies = discrepancies.with_columns(pl.lit(None, pl.String).alias("STATUS"))
     status, live = pl.col("STATUS").cast(pl.String), is_open()
-    return discrepancies.select(
+    return discrepancies.with_columns(is_deviation(discrepancies).alias("_DEVIATION")).select(
         pl.lit(as_of).alias("AS_OF"),
-        ((pl.col("SEVERITY") == Severity.IMPORTANT) & live).sum().cast(pl.Int64).alias("IMPORTANT"),
+        pl.col("_DEVIATION").sum().cast(pl.Int64).alias("IMPORTANT"),
         ((pl.col("SEVERITY") == Severity.QUERY) & live).sum().cast(pl.Int64).alias("QUERY"),
         (status == FindingStatus.NEW).sum().cast(pl.Int64).alias("NEW"),
         (status == FindingStatus.RESOLVED).sum().cast(pl.Int64).alias("RESOLVED"),

@@ -31,6 +31,7 @@ from reporting.summary import (
     criterion_sort_key,
     current,
     headline,
+    important_deviations,
     not_audited_table,
     reconciliation_table,
     site_criterion_counts,
@@ -171,7 +172,7 @@ def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[
     """The few sentences a data manager should read first; each from the data, none when all is well."""
     points: list[str] = []
     disc = outputs.discrepancies
-    new_important = disc.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
+    new_important = important_deviations(disc).filter(pl.col("STATUS") == FindingStatus.NEW)
     if new_important.height:
         subjects = new_important["USUBJID"].drop_nulls().unique().sort().to_list()
         shown = ", ".join(subjects[:5]) + (f" and {len(subjects) - 5} more" if len(subjects) > 5 else "")
@@ -251,7 +252,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     sites = site_table(outputs, risk)
     disc = outputs.discrepancies
     now = current(disc)
-    important = _listing(now.filter(pl.col("SEVERITY") == Severity.IMPORTANT),
+    important = _listing(important_deviations(disc),
                          ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"])
     queries = _listing(now.filter(pl.col("SEVERITY") == Severity.QUERY),
                        ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS",

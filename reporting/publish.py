@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 import polars as pl
 
-from contracts.enums import Severity
 from contracts.records import PartedTable, RunOutputs
 from contracts.tables import FINDING_ID
 from core.safety import neutralise
@@ -49,9 +48,9 @@ from reporting.queries import (
 from reporting.review_sheet import SHEET as REVIEW_SHEET
 from reporting.review_sheet import decision_drop_downs, review_row_count, review_rows
 from reporting.summary import (
-    current,
     eligibility_matrix,
     headline,
+    important_deviations,
     not_audited_table,
     reconciliation_table,
     risk_table,
@@ -225,7 +224,7 @@ def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedT
         "Sites": lambda: site_table(outputs, risk),
         "Protocol versions": lambda: version_table(outputs),
         "Subjects": lambda: tables["subjects"],
-        "Important deviations": lambda: current(disc).filter(pl.col("SEVERITY") == Severity.IMPORTANT),
+        "Important deviations": lambda: important_deviations(disc),
         "Discrepancies": lambda: disc,
         "Validation findings": lambda: tables["validation"],
         RESOLVED_QUALITY_SHEET: lambda: (outputs.validation_resolved if outputs.validation_resolved is not None

@@ -16,6 +16,7 @@ from contracts import is_open
 from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import NOTE_PREFIX
+from reporting.dv import is_deviation
 from reporting.risk import inputs_table, site_risk
 
 _CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}
@@ -27,6 +28,16 @@ def current(discrepancies: pl.DataFrame) -> pl.DataFrame:
     if "STATUS" not in discrepancies.columns:
         return discrepancies
     return discrepancies.filter(is_open())
+
+
+def important_deviations(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    """The important findings present tonight, an ineligible enrolment once (dv.is_deviation): the rows behind
+    every count and listing of important deviations, so that they agree with `dv`."""
+    return discrepancies.filter(is_deviation(discrepancies))
+
+
+def _with_deviation(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    return discrepancies.with_columns(is_deviation(discrepancies).alias("_DEVIATION"))
 
 
 def criterion_expr(check: str = "CHECK_ID") -> pl.Expr:
@@ -97,7 +108,7 @@ def headline(outputs: RunOutputs) -> Headline:
         in_screening=subjects.filter(decision == SiteDecision.IN_SCREENING).height,
         ineligible_enrolled=subjects.filter((decision == SiteDecision.ENROLLED)
                                             & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).height,
-        important=now.filter(pl.col("SEVERITY") == Severity.IMPORTANT).height,
+        important=important_deviations(disc).height,
         query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,
         resolved=disc.filter(status == FindingStatus.RESOLVED).height,
@@ -134,10 +145,10 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
         ((pl.col("SITE_DECISION") == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).sum()
         .alias("INELIGIBLE_ENROLLED"),
     )
-    disc = outputs.discrepancies
+    disc = _with_deviation(outputs.discrepancies)
     status, live = pl.col("STATUS"), is_open()
     findings = disc.group_by("SITEID").agg(
-        ((pl.col("SEVERITY") == Severity.IMPORTANT) & live).sum().alias("IMPORTANT"),
+        pl.col("_DEVIATION").sum().alias("IMPORTANT"),
         ((pl.col("SEVERITY") == Severity.QUERY) & live).sum().alias("QUERIES"),
         (status == FindingStatus.NEW).sum().alias("NEW"),
         (status == FindingStatus.RESOLVED).sum().alias("RESOLVED"),
@@ -169,8 +180,9 @@ def version_table(outputs: RunOutputs) -> pl.DataFrame:
         ((pl.col("SITE_DECISION") == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).sum()
         .alias("INELIGIBLE_ENROLLED"),
     )
-    findings = (current(outputs.discrepancies).join(per_subject.select("USUBJID", "TIVERS"), on="USUBJID", how="left")
-                .group_by("TIVERS").agg((pl.col("SEVERITY") == Severity.IMPORTANT).sum().alias("IMPORTANT"),
+    findings = (current(_with_deviation(outputs.discrepancies))
+                .join(per_subject.select("USUBJID", "TIVERS"), on="USUBJID", how="left")
+                .group_by("TIVERS").agg(pl.col("_DEVIATION").sum().alias("IMPORTANT"),
                                         (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERIES")))
     columns = ["SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]
     return (counts.join(findings, on="TIVERS", how="full", coalesce=True, nulls_equal=True)
@@ -180,9 +192,9 @@ def version_table(outputs: RunOutputs) -> pl.DataFrame:
 
 def site_criterion_counts(outputs: RunOutputs) -> pl.DataFrame:
     """Open findings per site x criterion (SITEID, CRITERION, IMPORTANT, QUERY, N)."""
-    now = current(outputs.discrepancies)
+    now = current(_with_deviation(outputs.discrepancies))
     return (now.with_columns(criterion_expr()).explode("CRITERION").group_by("SITEID", "CRITERION").agg(
-        (pl.col("SEVERITY") == Severity.IMPORTANT).sum().alias("IMPORTANT"),
+        pl.col("_DEVIATION").sum().alias("IMPORTANT"),
         (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERY"),
         pl.len().alias("N"),
     ).sort("SITEID", "CRITERION"))

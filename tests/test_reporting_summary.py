@@ -44,7 +44,9 @@ def test_headline_counts_current_findings_only():
     head = headline(outputs())
     assert (head.subjects_screened, head.enrolled, head.screen_failures, head.in_screening,
             head.ineligible_enrolled) == (3, 1, 1, 1, 1)
-    assert (head.important, head.query_discrepancies, head.new, head.resolved) == (2, 1, 1, 1)
+    # S1's ineligible enrolment hidden by the checklist is one important deviation, as in dv (its IE_MISMATCH is
+    # the same deviation: the headline said 2 where DV had 1 record)
+    assert (head.important, head.query_discrepancies, head.new, head.resolved) == (1, 1, 1, 1)
 
 
 def test_headline_counts_the_deliveries_the_report_lists_not_the_routine_ones():
@@ -60,7 +62,8 @@ def test_headline_counts_the_deliveries_the_report_lists_not_the_routine_ones():
 
 def test_subjects_and_open_findings_are_counted_per_protocol_version():
     table = version_table(outputs())
-    assert table.rows() == [("1.0", 2, 1, 1, 2, 1), ("2.0", 1, 0, 0, 0, 0)]  # S3's PC04 is resolved
+    # S3's PC04 is resolved; S1's ineligible enrolment is one important deviation (its IE_MISMATCH is the same one)
+    assert table.rows() == [("1.0", 2, 1, 1, 1, 1), ("2.0", 1, 0, 0, 0, 0)]
     assert table.columns == ["TIVERS", "SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]
 
 
@@ -68,7 +71,8 @@ def test_criteria_of_a_screen_failure_finding_are_counted_each():
     per = {(r["SITEID"], r["CRITERION"]): r["N"] for r in site_criterion_counts(outputs()).iter_rows(named=True)}
     assert per == {("101", "IN10"): 2, ("101", "EX07"): 1, ("101", "IN07"): 1}  # the RESOLVED PC04 is gone
     totals = criterion_counts(outputs())
-    assert totals.row(0, named=True) == {"CRITERION": "IN10", "IMPORTANT": 2, "QUERY": 0, "N": 2}
+    # two findings of IN10, one important deviation (the enrolment stands for the checklist answer that hid it)
+    assert totals.row(0, named=True) == {"CRITERION": "IN10", "IMPORTANT": 1, "QUERY": 0, "N": 2}
 
 
 def test_eligibility_matrix_shows_the_worst_component_per_criterion():
@@ -133,3 +137,32 @@ def test_key_points_name_what_needs_attention():
         "Site 101: query rate 0.7 is far above the study's 0.18 (z = 9.5).",
         "3 finding(s) open for 14 days or more (longest 20 days).",
     ]
+
+
+def test_every_count_and_listing_of_important_deviations_agrees_with_dv():
+    """A user trial: the headline said 8 important deviations where dv.csv had 6 records; each ineligible enrolment
+    the checklist hid was counted twice (its INELIGIBLE_ENROLLED and the criterion's IE_MISMATCH)."""
+    import io
+    import re
+
+    import fastexcel
+
+    from reporting.history import finding_counts
+    from reporting.publish import render_outputs
+
+    files = {f.key: f.data for f in render_outputs(outputs())}
+    dv = pl.read_csv(io.BytesIO(files["dv.csv"]))
+    html = files["report.html"].decode()
+    assert re.search(r'id="n-important">1<', html) and dv.height == 1
+    section = html.split('<section id="important">')[1].split("</section>")[0]
+    assert "<td>IN10.PLT</td>" in section and "<td>IE_MISMATCH</td>" not in section
+    book = fastexcel.read_excel(files["report.xlsx"])
+    sheet = book.load_sheet("Important deviations", dtypes="string").to_polars()
+    assert sheet["CLASS"].to_list() == ["INELIGIBLE_ENROLLED"]
+    sites = book.load_sheet("Sites", dtypes="string").to_polars()
+    assert dict(zip(sites["SITEID"], sites["IMPORTANT"], strict=True)) == {"101": "1", "102": "0"}
+    assert finding_counts(discrepancies(), "2026-11-28")["IMPORTANT"].to_list() == [1]  # the trend's count
+    # both findings stay in the discrepancies table, for the review to decide each
+    disc = pl.read_csv(io.BytesIO(files["discrepancies.csv"]))
+    assert sorted(disc.filter(pl.col("SEVERITY") == "IMPORTANT")["CLASS"].to_list()) == [
+        "IE_MISMATCH", "INELIGIBLE_ENROLLED"]
