@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -264,22 +265,35 @@ def _through(via: str | None) -> dict:
     return {"also_answered": True} if via is not None and _ALSO_VIA in via else {}
 
 
-def _stamp(at: datetime | None) -> str:
+def receipt_stamp(key: str) -> str:
+    """The time stamp a receipt's key starts with (`stamp_of`)."""
+    return key.rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def stamp_of(at: datetime | None) -> str:
     """A receipt key's time stamp (`YYYYMMDDTHHMMSSZ`, UTC), which orders receipts by when they were saved."""
     return now_utc(at).replace("-", "").replace(":", "")
 
 
-def receipts_since(store: Store, study: str, after: datetime | None) -> list[dict]:
-    """The receipts saved after `after` (every one when None), oldest first, as saved.
+def receipts_since(store: Store, study: str, after: datetime | None, reported: Iterable[str] | None = None,
+                   ) -> list[dict]:
+    """The receipts saved after `after` (every one when None), oldest first, as saved; one saved in the same
+    second as `after` is too, unless its key is in `reported` (the previous night listed it; None: a night
+    marked before nights named them, whose own second counts as before, as it did then).
 
     What a night reports as the workbooks applied since the previous night, tonight's inbox and any
     `review import` since: chosen by time rather than by what this process applied, so that a re-run of
-    the night (whose first attempt applied them: nothing is applied twice) still reports them.
+    the night (whose first attempt applied them: nothing is applied twice) still reports them. Receipt keys
+    are stamped to the second: a `review import` saved in the second the previous night marked, after that
+    night had listed its receipts, was listed by no night (the previous nights said "the same second counts
+    as before"); the night's marker now names the receipts of its second it listed (review.night).
     """
-    cutoff = _stamp(after) if after is not None else ""
+    cutoff = stamp_of(after) if after is not None else ""
+    listed = set(reported or ())
     found = []
     for info in sorted(store.list(review_key(study, "receipts")), key=lambda item: item.key):
-        if info.key.rsplit("/", 1)[-1].split("-", 1)[0] <= cutoff:  # the same second as `after` counts as before
+        stamp = receipt_stamp(info.key)
+        if stamp < cutoff or (stamp == cutoff and (reported is None or info.key in listed)):
             continue
         try:
             found.append(json.loads(store.read_bytes(info.key)))
@@ -290,7 +304,7 @@ def receipts_since(store: Store, study: str, after: datetime | None) -> list[dic
 
 def save_receipt(store: Store, receipt: Receipt, name: str, at: datetime | None) -> None:
     """Write the receipt under `_review/receipts/` (its key is set on it)."""
-    stamp = _stamp(at)
+    stamp = stamp_of(at)
     digest = receipt.sha256[:16] or "unread"
     receipt.key = review_key(receipt.study, "receipts", f"{stamp}-{digest}-{safe_name(name)}.json")
     store.write_bytes(receipt.key, (json.dumps(receipt.as_dict(), indent=2, sort_keys=True, ensure_ascii=False)

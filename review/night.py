@@ -29,7 +29,7 @@ from review.append import append_actions
 from review.catalogue import catalogue_of
 from review.entries import MAX_TEXT
 from review.fold import current_states
-from review.imports import receipts_since
+from review.imports import receipt_stamp, receipts_since, stamp_of
 from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
 from review.machine import StateMachine, load_machine
@@ -110,11 +110,15 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     since = previous.get(SINCE_ENTRIES, previous.get("entries"))
     since = since if isinstance(since, int) and 0 <= since <= start else 0
     # the workbooks applied since the previous night, by the same rule: a re-run of the night reports them too
-    # (a re-run of a past night applies none and reports none)
+    # (a re-run of a past night applies none and reports none). Tonight's marker is taken before they are
+    # listed: a receipt saved after it is stamped in its second or later, so the next night lists it unless
+    # tonight did (SINCE_RECEIPTS names those of the marker's second)
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     after = _moment(previous.get(SINCE_AT)) or _moment(earlier.get("generated_at"))
-    receipts = [] if read_only else receipts_since(store, study, after)
+    reported = previous.get(SINCE_RECEIPTS) if isinstance(previous.get(SINCE_RECEIPTS), list) else None
+    receipts = [] if read_only else receipts_since(store, study, after, reported)
     ledger = _ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only)
-    ledger.update(_night_markers(store, study, as_of, view, read_only, now, previous))
+    ledger.update(_night_markers(store, study, as_of, view, read_only, moment, previous, receipts))
     return ReviewResult(states=current_states(view.entries, machine),
                         reopened=_reopened_since(view, machine, since),
                         receipts=receipts,
@@ -125,24 +129,27 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
 #: reports the reopenings and workbooks after it. A re-run of a past night keeps the night's own markers (the
 #: ledger has moved on since): with its own, the next night's re-run lost the workbooks and reopenings between
 #: the two nights (a user trial)
-SINCE_ENTRIES, SINCE_AT = "since_entries", "since_at"
+SINCE_ENTRIES, SINCE_AT, SINCE_RECEIPTS = "since_entries", "since_at", "since_receipts"
 
 
 def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read_only: bool,
-                   now: datetime | None, previous: dict) -> dict:
-    """The night's SINCE_ENTRIES and SINCE_AT (`previous`: the review section of the night before's manifest)."""
+                   moment: datetime, previous: dict, receipts: list[dict]) -> dict:
+    """The night's SINCE_ENTRIES, SINCE_AT and SINCE_RECEIPTS (`previous`: the review section of the night
+    before's manifest; `receipts`: those tonight reports, listed after `moment`)."""
     if read_only:
         published = (night_manifest(store, study, as_of) or {})
         own = published.get("review") or {}
         entries = own.get(SINCE_ENTRIES, own.get("entries"))
         at = own.get(SINCE_AT, published.get("generated_at"))
         if isinstance(entries, int) and isinstance(at, str):
-            return {SINCE_ENTRIES: entries, SINCE_AT: at}
+            return {SINCE_ENTRIES: entries, SINCE_AT: at, SINCE_RECEIPTS: own.get(SINCE_RECEIPTS) or []}
         # a past night never published before (a backfill): the night before's, so that the next night still
         # reports what came after that one (helper-30)
         if isinstance(previous.get(SINCE_ENTRIES), int) and isinstance(previous.get(SINCE_AT), str):
-            return {SINCE_ENTRIES: previous[SINCE_ENTRIES], SINCE_AT: previous[SINCE_AT]}
-    # after tonight's inbox: its receipts are stamped at or before this moment, so the next night does not list
-    # them again (receipts_since: the same second counts as before)
-    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    return {SINCE_ENTRIES: view.head_seq, SINCE_AT: moment.isoformat()}
+            return {SINCE_ENTRIES: previous[SINCE_ENTRIES], SINCE_AT: previous[SINCE_AT],
+                    SINCE_RECEIPTS: previous.get(SINCE_RECEIPTS) or []}
+    # after tonight's inbox, before its receipts were listed: the next night lists those saved after, and of the
+    # marker's own second those tonight did not list
+    stamp = stamp_of(moment)
+    same_second = sorted(str(r.get("key")) for r in receipts if r.get("key") and receipt_stamp(str(r["key"])) == stamp)
+    return {SINCE_ENTRIES: view.head_seq, SINCE_AT: moment.isoformat(), SINCE_RECEIPTS: same_second}

@@ -349,3 +349,36 @@ def test_a_past_night_run_for_the_first_time_takes_the_markers_of_the_night_befo
     assert backfill.ledger["read_only"] is True
     assert (backfill.ledger["since_entries"], backfill.ledger["since_at"]) == (
         first.ledger["since_entries"], first.ledger["since_at"])
+
+
+def test_a_workbook_imported_in_the_second_a_night_marked_is_reported_by_the_next_night(night: dict) -> None:
+    """Receipt keys are stamped to the second. A `review import` saved in the very second a night marked, after
+    that night had listed its receipts, was reported by no night ("the same second counts as before")."""
+    import json
+    from datetime import UTC, datetime
+
+    from review.imports import Receipt, save_receipt
+
+    store = night["store"]
+    first_night, second_night = date(2026, 12, 1), date(2026, 12, 2)
+    marked = datetime(2026, 12, 1, 1, 0, 0, tzinfo=UTC)
+
+    def receipt(name: str, at: datetime) -> None:
+        save_receipt(store, Receipt(study=STUDY, workbook=name, sha256=name[0] * 64, status="APPLIED",
+                                    kind="REVIEW", received_at=at.isoformat()), name, at)
+
+    def review(as_of: date, now: datetime):
+        outputs = night["outputs"]
+        return review_night(outputs.discrepancies, outputs.validation, store, study=STUDY, as_of=as_of, now=now)
+
+    receipt("before.xlsx", marked)  # saved in the marker's second, before the night listed the receipts
+    one = review(first_night, marked)
+    assert "before.xlsx" in [r["workbook"] for r in one.receipts]
+    assert [key.rsplit("/", 1)[-1].split("-")[-1] for key in one.ledger["since_receipts"]] == ["before.xlsx.json"]
+    prefix = f"{STUDY}/{first_night.isoformat()}"
+    store.write_bytes(f"{prefix}/run_manifest.json", json.dumps({
+        "generated_at": marked.isoformat(), "review": review_manifest(one)}).encode())
+    seal(store, prefix)
+    receipt("after.xlsx", marked.replace(microsecond=600_000))  # the same second, once the night had listed
+    two = review(second_night, datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
+    assert [r["workbook"] for r in two.receipts] == ["after.xlsx"]  # and not before.xlsx a second time
