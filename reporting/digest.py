@@ -74,8 +74,15 @@ def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 PROBLEM_KEY = ["SITEID", "DELIVERY", "STATUS", "REASON"]
 
 
+def _problems(manifest: dict[str, Any]) -> pl.DataFrame:
+    """The sites not audited and the deliveries rejected or incomplete: the report's Not audited rows without the
+    fallbacks (a site audited on an older delivery is the other half of a rejection that is listed: counted
+    apart, one rejection was "2 new site/delivery problem(s)", helper-34)."""
+    return not_audited_table(manifest).filter(~pl.col("STATUS").str.starts_with(DeliveryStatus.USED.value))
+
+
 def site_problems(manifest: dict[str, Any], previous: dict[str, Any] | None) -> pl.DataFrame:
-    """Tonight's sites not audited and deliveries not used (summary.not_audited_table), each with NEW: true
+    """Tonight's sites not audited and deliveries rejected or incomplete (`_problems`), each with NEW: true
     when the previous published night's manifest (`previous`) did not have the same problem (site, delivery,
     status and reason), new ones first. A delivery rejected three weeks ago was news once: a digest that
     repeated it every morning hid tonight's new rejection among the old ones. Without a previous night
@@ -85,9 +92,9 @@ def site_problems(manifest: dict[str, Any], previous: dict[str, Any] | None) -> 
     A folder still without its manifest (INCOMPLETE) is never news here: most are uploads in progress when
     the audit runs, done by the next night; one left for a day is a data-quality finding of its own
     (ingest.delivery_incomplete), which the digest counts among the new data-quality findings."""
-    tonight = not_audited_table(manifest)
+    tonight = _problems(manifest)
     try:
-        earlier = not_audited_table(previous) if previous is not None else None
+        earlier = _problems(previous) if previous is not None else None
     except (KeyError, TypeError, AttributeError, pl.exceptions.PolarsError):
         earlier = None
     if earlier is None:

@@ -274,8 +274,12 @@ def _resolved_validation(memory: _Memory, current: pl.DataFrame, looked_again: s
     resolved. Notes (a manifest setting ignored) were never problems. Once per finding, with its earliest
     FIRST_SEEN."""
     previous = memory.findings
-    columns = [name for name in RESOLVED_VALIDATION_COLUMNS if name in previous.columns]
     expectation = pl.col("EXPECTATION") if "EXPECTATION" in previous.columns else pl.lit(None, pl.String)
+    # ingestion's findings (a rejected delivery, a fallback) have no CHECK: their expectation names the problem, so
+    # that two of them are not one row with a blank check (helper-34)
+    check = pl.col("CHECK") if "CHECK" in previous.columns else pl.lit(None, pl.String)
+    previous = previous.with_columns(pl.coalesce(check.cast(pl.String), expectation.cast(pl.String)).alias("CHECK"))
+    columns = [name for name in RESOLVED_VALIDATION_COLUMNS if name in previous.columns]
     sites = sorted(looked_again & memory.complete)
     gone = (previous
             .filter(pl.col("SITEID").is_in(sites)

@@ -85,7 +85,7 @@ def resolved_quality(resolved: pl.DataFrame | None) -> pl.DataFrame:
     if resolved is None or resolved.height == 0:
         return pl.DataFrame(schema=columns)
     subjects = pl.col("USUBJID").drop_nulls().unique(maintain_order=True)
-    more = subjects.len() - RESOLVED_SUBJECTS_SHOWN
+    more = subjects.len().cast(pl.Int64) - RESOLVED_SUBJECTS_SHOWN  # unsigned, it wrapped to 4294967292 (helper-34)
     return (resolved.group_by("SITEID", "CHECK")
             .agg(pl.len().alias("FINDINGS"),
                  (subjects.head(RESOLVED_SUBJECTS_SHOWN).str.join(", ")

@@ -182,6 +182,26 @@ def _row_reference(limit: int | None = MAX_RECORDS_QUOTED) -> pl.Expr:
                                             named, more)).otherwise(named)
 
 
+def _with_row_ref(frame: pl.DataFrame, limit: int = MAX_RECORDS_QUOTED) -> pl.DataFrame:
+    """`frame` with ROW_REF, the records a query text names of each finding's SOURCE (`_row_reference`); of a SOURCE
+    of several records, the first `limit` as RECORD words them (`_records_by_file`: each file once, with its path,
+    its rows in order), then how many more. A text that named every record with its path, in date order
+    ("vs.csv record 54 ...; vs.csv record 55 ...; vs.csv record 50 ..."), read as a list of unrelated places
+    beside the RECORD column's "records 49, 50, ... 60" (helper-34)."""
+    refs = frame.select(_row_reference(limit).alias("ROW_REF")).to_series()
+    many = frame.select(pl.col("SOURCE").str.contains("; ", literal=True).fill_null(False).arg_true()).to_series()
+    if many.len() == 0:
+        return frame.with_columns(refs)
+    records = frame.select(pl.col("SOURCE").gather(many).str.split("; ").alias("_RECORDS"))
+    shown = records.select(pl.col("_RECORDS").list.head(limit).list.join("; ").alias("SOURCE"))
+    more = records.select(pl.col("_RECORDS").list.len().cast(pl.Int64) - limit).to_series()
+    grouped = pl.DataFrame({"_TEXT": _records_by_file(shown, with_path=True), "_MORE": more}).select(
+        pl.when(pl.col("_MORE") > 0)
+        .then(pl.format("{}; and {} more records (RECORD in the query detail lists them)", "_TEXT", "_MORE"))
+        .otherwise(pl.col("_TEXT"))).to_series()
+    return frame.with_columns(refs.scatter(many, grouped))
+
+
 def _row_number(source: pl.Expr) -> pl.Expr:
     """The row number a SOURCE `<key>:<row>` ends with; null for a file-level one. (`^(.*):(\\d+)$` gave the same
     in one pattern, at six times the cost: its `.*` is matched again at every colon.)"""
@@ -217,11 +237,12 @@ def _record_words(frame: pl.DataFrame) -> pl.Series:
     return words
 
 
-def _records_by_file(sources: pl.DataFrame) -> pl.Series:
+def _records_by_file(sources: pl.DataFrame, *, with_path: bool = False) -> pl.Series:
     """RECORD of SOURCEs of several records, each file once with its rows in order: `records 8, 9 after the
     header` for one file, `…/vs.csv records 1094, 1098 after the header; …/lb.csv record 3 after the header` for
     several (PC01 lists every record dated before consent: one path per record, in date order, read as a list
-    of 50 unrelated places); a part without a row (a file-level source) as it is."""
+    of 50 unrelated places); a part without a row (a file-level source) as it is. `with_path`: one file is named
+    too (a query text has no SOURCE column beside it)."""
     parts = (sources.with_row_index("_I").with_columns(pl.col("SOURCE").str.split("; ").alias("_PART"))
              .explode("_PART")
              .with_columns(_file_of(pl.col("_PART")).alias("_FILE"), _row_number(pl.col("_PART")).alias("_ROW")))
@@ -232,7 +253,7 @@ def _records_by_file(sources: pl.DataFrame) -> pl.Series:
               .with_columns(pl.len().over("_I").alias("_FILES")))
     rows = rows_words(pl.col("_FILE"), pl.col("_ROWS"), several=pl.col("_N") > 1)
     text = (pl.when(pl.col("_BARE") > 0).then(pl.col("_AS_IS"))
-            .when(pl.col("_FILES") == 1).then(rows)
+            .when((pl.col("_FILES") == 1) & (not with_path)).then(rows)
             .otherwise(pl.format("{} {}", pl.col("_FILE"), rows)))
     return (groups.with_columns(text.alias("RECORD")).group_by("_I", maintain_order=True)
             .agg(pl.col("RECORD").str.join("; ")).sort("_I")["RECORD"])
@@ -397,7 +418,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     sort_key = [*key, "QUERY_ID", FINDING_ID]
     order = None if every_text else sorted_if_apart(rows.select(sort_key).with_row_index("_ROW"), sort_key)
     if order is None:
-        rows = rows.with_columns(_row_reference().alias("ROW_REF"), _evidence_in_text())
+        rows = _with_row_ref(rows).with_columns(_evidence_in_text())
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
         return with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key)).select(QUERY_COLUMNS)
     # the listed columns of every finding are copied once, in order; the columns the texts read, only for the
@@ -407,8 +428,8 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     rank = pl.int_range(pl.len()).over("QUERY_ID")
     at = listed.select(((rank == 0) | ((rank < MAX_DETAIL_LINES) & pl.col("DETAIL").is_null())).arg_true()).to_series()
     # the row references of the quoted findings only (a list per SOURCE: a tenth of a second for all of them)
-    texts = (rows[position.gather(at)].with_columns(listed["QUERY_ID"].gather(at))
-             .with_columns(_row_reference().alias("ROW_REF"), _evidence_in_text())
+    texts = (_with_row_ref(rows[position.gather(at)].with_columns(listed["QUERY_ID"].gather(at)))
+             .with_columns(_evidence_in_text())
              .select(_choose(choices, default).alias("QUERY_TEXT")).to_series())
     text = pl.repeat(None, listed.height, dtype=pl.String, eager=True).alias("QUERY_TEXT").scatter(at, texts)
     return listed.with_columns(text).select(QUERY_COLUMNS)
@@ -456,8 +477,8 @@ def consolidate_queries(queries: pl.DataFrame) -> pl.DataFrame:
     where = pl.when(pl.col("ROW_REF").is_not_null()).then(pl.format(" ({})", pl.col("ROW_REF"))).otherwise(pl.lit(""))
     line = pl.concat_str([who, where, pl.lit(": "), pl.col("DETAIL").fill_null(pl.col("QUERY_TEXT"))])
     rows = queries.with_row_index("_I")
-    quoted = (rows.filter(pl.int_range(pl.len()).over("QUERY_ID") < MAX_DETAIL_LINES)
-              .with_columns(_row_reference().alias("ROW_REF")).select("_I", line.alias("_LINE")))
+    quoted = _with_row_ref(rows.filter(pl.int_range(pl.len()).over("QUERY_ID") < MAX_DETAIL_LINES)).select(
+        "_I", line.alias("_LINE"))
     rows = rows.join(quoted, on="_I", how="left", maintain_order="left")
     problems = rows.group_by("QUERY_ID", *PROBLEM, maintain_order=True).agg(
         pl.len().alias("N_FINDINGS"),

@@ -257,3 +257,19 @@ def test_an_upload_in_progress_is_no_news_and_many_new_problems_are_cut_with_a_c
     assert many.facts["not_audited_new_total"] == SHOWN + 3
     assert "- ... and 3 more in the report" in many.text and "… and 3 more in the report." in many.html
     assert "and 1 from earlier nights that continue, or uploads in progress" in many.text
+
+
+def test_a_rejection_and_the_fallback_it_causes_are_one_problem() -> None:
+    """helper-34: one rejected delivery read "2 new site/delivery problem(s)" (its site's fallback counted apart),
+    and the one-line message counted 5 problems where the report's summary counted 3."""
+    from dataclasses import replace
+
+    outputs = make_outputs(n_subjects=30, n_sites=2)
+    manifest = {**outputs.run_manifest, "sites_not_audited": [], "deliveries": [
+        {"site": "101", "delivery": "20261127T230000Z", "status": "REJECTED", "reason": "dm.csv sha256 differs"},
+        {"site": "101", "delivery": "20261120T230000Z", "status": "USED",
+         "reason": "the newer delivery 20261127T230000Z was rejected"}]}
+    digest = build_digest(replace(outputs, run_manifest=manifest), {}, None)
+    assert (digest.facts["not_audited_total"], digest.facts["not_audited_new_total"]) == (1, 1)
+    assert "1 new site/delivery problem(s)" in digest.subject
+    assert "FALLBACK" not in digest.text and "20261120T230000Z" not in digest.text

@@ -786,7 +786,8 @@ def test_values_of_component_must_be_a_list_of_check_ids(monkeypatch):
 
 def test_a_process_checks_own_records_and_date_are_its_query_detail():
     # a user trial: "… 49 more screening record(s) are also dated before consent" with no record named anywhere
-    records = "; ".join(f"SZ003/101/D1/vs.csv:{row}" for row in range(3, 10))
+    # in date order, which is not the files' order
+    records = "; ".join(f"SZ003/101/D1/vs.csv:{row}" for row in (5, 3, 4, 6, 7, 8, 9))
     # (a study that made PC01 a query in process_checks.yaml: an important finding is a query of its own)
     pc01 = [{**discrepancy(subject, "PC01", "PROCESS", "QUERY", evidence=f"VS WEIGHT of {subject} precedes "
                            "informed consent"), "DTC": "2026-02-10", "SOURCE": records}
@@ -795,10 +796,14 @@ def test_a_process_checks_own_records_and_date_are_its_query_detail():
     detail = query_detail(q)
     assert detail.select("DTC", "SOURCE", "RECORD").unique().rows() == [
         ("2026-02-10", records, "records 3, 4, 5, 6, 7, 8, 9 after the header")]
-    # the query's DETAIL quotes each finding's first five records and says where the others are
+    assert query_detail(queries([{**pc01[0], "SOURCE": "SZ003/101/D1/vs.csv:5; SZ003/101/D1/lb.csv:9; "
+                                                    "SZ003/101/D1/vs.csv:3"}]))["RECORD"].to_list() == [
+        "SZ003/101/D1/vs.csv records 3, 5 after the header; SZ003/101/D1/lb.csv record 9 after the header"]
+    # the query's DETAIL quotes each finding's first five records, the file once, and says where the others are
+    # (helper-34: the path repeated for each record, in date order, read as a list of unrelated places)
     problem = consolidate_queries(q).row(0, named=True)
     assert problem["N_FINDINGS"] == 2
-    first_five = "; ".join(f"SZ003/101/D1/vs.csv record {row} after the header" for row in range(3, 8))
+    first_five = "SZ003/101/D1/vs.csv records 3, 4, 5, 6, 7 after the header"
     assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
             "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]
     # and the text itself names them, for a site working from its queries CSV alone (a user trial)

@@ -174,6 +174,20 @@ def test_a_night_that_looked_again_without_its_table_resolves_nothing_twice(tmp_
     assert history.resolved.height == 0
 
 
+def test_ingestion_findings_resolve_under_their_expectation_not_a_blank_check(tmp_path):
+    """helper-34: a repaired rejected delivery and its fallback, both without CHECK, were one row with a blank check."""
+    store = LocalStore(tmp_path / "reports")
+    rejected = {**REJECTED, "CHECK": None, "EXPECTATION": "ingest.delivery_rejected.checksum"}
+    fallback = {**REJECTED, FINDING_ID: "V-fallback", "CHECK": None, "EXPECTATION": "ingest.delivery_fallback"}
+    publish_validation(store, NIGHTS[0], table(Y), {"102": "USED"})
+    publish_validation(store, NIGHTS[1], table(Y, rejected, fallback), {"102": "FALLBACK"})
+    history = validation_history(table(Y).drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[2],
+                                 looked_again={"102"})
+    assert sorted(history.resolved["CHECK"].to_list()) == ["ingest.delivery_fallback",
+                                                           "ingest.delivery_rejected.checksum"]
+    assert resolved_quality(history.resolved).height == 2
+
+
 def test_a_finding_listed_twice_resolves_once_with_its_earliest_date(tmp_path):
     store = LocalStore(tmp_path / "reports")
     publish_validation(store, NIGHTS[0], table({**X, "FIRST_SEEN": "2026-11-24"}, {**X, "FIRST_SEEN": "2026-11-02"}))
@@ -206,6 +220,7 @@ def test_the_report_groups_them_by_site_and_check_and_the_digest_counts_them():
         ("103", "VS.unique_key.VSTESTCD", 1, "2026-11-25")]
     assert grouped["SUBJECTS"][0] == ", ".join(f"SZ003-101-{i:04d}" for i in range(RESOLVED_SUBJECTS_SHOWN)) \
         + " and 2 more"
+    assert grouped["SUBJECTS"][1] == "SZ003-103-0001"  # fewer than shown: no "and 4294967292 more" (helper-34)
 
     outputs = replace(make_outputs(n_subjects=8, n_sites=2, as_of=NIGHT2), validation_resolved=resolved)
     files = {f.key: f.data for f in render_outputs(outputs, previous_run=NIGHT1)}
