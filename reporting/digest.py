@@ -16,12 +16,11 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from contracts.enums import FindingStatus, Severity
+from contracts.enums import FindingStatus
 from contracts.records import Digest, RunOutputs
 from ingestion.codes import DeliveryStatus
-from reporting.dv import one_per_enrolment
 from reporting.review_summary import reopened_tonight, review_backlog
-from reporting.summary import headline, not_audited_table
+from reporting.summary import headline, important_deviations, not_audited_table
 
 #: how many items a list in the message shows before "and N more" (the report has them all)
 SHOWN = 25
@@ -48,8 +47,10 @@ def new_important(discrepancies: pl.DataFrame) -> pl.DataFrame:
     columns = ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"]
     if "STATUS" not in discrepancies.columns:
         return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-    new = discrepancies.filter((pl.col("STATUS") == FindingStatus.NEW) & (pl.col("SEVERITY") == Severity.IMPORTANT))
-    return (one_per_enrolment(new).select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True))
+    # of the deviations present tonight, as dv and the report count them: an IE_MISMATCH new tonight whose open
+    # ineligible enrolment was already listed is no new deviation (helper-35)
+    new = important_deviations(discrepancies).filter(pl.col("STATUS") == FindingStatus.NEW)
+    return new.select(*columns[:-1], _one_line("EVIDENCE")).sort(columns[:-1], nulls_last=True)
 
 
 def reopened(outputs: RunOutputs) -> pl.DataFrame:

@@ -17,6 +17,7 @@ report and the digest to say which data problems the sites fixed."""
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import date
 from itertools import islice
@@ -35,6 +36,8 @@ from reporting.tables import PUBLISHED_DISCREPANCIES
 from review.runs import read_manifest
 from storage import Store
 from storage.keys import join_key
+
+_log = logging.getLogger(__name__)
 
 KEY = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS"]
 _REVIEW_COLUMNS = (*REVIEW, "DV_REVIEW")
@@ -193,8 +196,9 @@ class ValidationHistory(NamedTuple):
     resolved: pl.DataFrame
 
 
-#: how many earlier nights a site's data-quality memory is looked for in: a site not audited on its own newest
-#: delivery for a month starts again (its old findings are then neither carried nor resolved)
+#: how many earlier nights a site's data-quality memory is looked for in: a site looked at again tonight that was
+#: not audited on its own newest delivery in the last month resolves nothing tonight (its findings' FIRST_SEEN is
+#: carried from what those nights published)
 MEMORY_NIGHTS = 31
 
 
@@ -207,32 +211,45 @@ def looked_at_again(sites_audited: Iterable[str], deliveries: Iterable[Mapping[s
 
 
 def _covered_by(manifest: object) -> set[str] | None:
-    """`looked_at_again` of a published night's manifest; None when it does not say (a manifest of another
-    shape, or none): such a night is taken as every site's memory, as before nights recorded it."""
+    """`looked_at_again` of a published night's manifest (one without `deliveries` had no fallback to say);
+    None when it does not say which sites it audited (a manifest of another shape, or none): such a night is
+    taken as every site's memory, as before nights recorded it."""
     if not isinstance(manifest, Mapping):
         return None
-    audited, deliveries = manifest.get("sites_audited"), manifest.get("deliveries")
+    audited, deliveries = manifest.get("sites_audited"), manifest.get("deliveries", [])
     if not isinstance(audited, list) or not isinstance(deliveries, list) \
             or not all(isinstance(item, Mapping) for item in deliveries):
         return None
     return looked_at_again(audited, deliveries)
 
 
-def _night_findings(store: Store, study: str, run: date) -> pl.DataFrame | None:
+def _night_findings(store: Store, study: str, run: date, sites: set[str] | None = None, *, strict: bool = True,
+                    ) -> pl.DataFrame | None:
     """A published night's validation findings with an identity (SITEID, FINDING_ID text; FIRST_SEEN filled
-    with the night's date where empty); None when the night has no such table."""
+    with the night's date where empty), of `sites` only when given (the columns a resolution lists, read with
+    the filter pushed into the Parquet reader); None when the night has no such table, or, not `strict`, when
+    it cannot be read (an older night: the sites it was read for keep an unknown memory, and the night goes on)."""
     key = join_key(study, run.isoformat(), VALIDATION_FILE)
     if store.head(key) is None:
         return None
     try:
-        table = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
-        if FINDING_ID not in table.columns or "SITEID" not in table.columns:
+        scan = pl.scan_parquet(io.BytesIO(store.read_bytes(key)))
+        names = scan.collect_schema().names()
+        if FINDING_ID not in names or "SITEID" not in names:
             return None
-        seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in table.columns else pl.lit(None, pl.String)
-        return (table.with_columns(pl.col("SITEID").cast(pl.String), pl.col(FINDING_ID).cast(pl.String),
-                                   seen.fill_null(run.isoformat()).alias("FIRST_SEEN"))
-                .filter(pl.col(FINDING_ID).is_not_null()))
+        if sites is not None:
+            wanted = {*RESOLVED_VALIDATION_COLUMNS, "EXPECTATION"}
+            scan = scan.select([name for name in names if name in wanted]).filter(
+                pl.col("SITEID").cast(pl.String).is_in(sorted(sites)))
+        seen = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in names else pl.lit(None, pl.String)
+        return (scan.with_columns(pl.col("SITEID").cast(pl.String), pl.col(FINDING_ID).cast(pl.String),
+                                  seen.fill_null(run.isoformat()).alias("FIRST_SEEN"))
+                .filter(pl.col(FINDING_ID).is_not_null()).collect())
     except (pl.exceptions.PolarsError, OSError) as error:
+        if not strict:
+            _log.warning("the validation findings of the earlier night %s cannot be read (%s): the sites looked for "
+                         "in it resolve nothing tonight", run, type(error).__name__)
+            return None
         raise HistoryError(f"cannot read the earlier run's validation findings {key!r} in {store.uri}: "
                            f"{type(error).__name__}; repair or remove that run folder") from error
 
@@ -242,25 +259,27 @@ class _Memory(NamedTuple):
     complete: set[str]  # the sites whose findings since they were last looked at again are all in `findings`
 
 
-def _memory(store: Store, study: str, as_of: date, sites: set[str]) -> _Memory:
-    """What earlier nights published about `sites`: the latest night with a validation table for every site
-    (as before), and for each of `sites` every finding published since, and including, the latest night that
-    looked at it again (`looked_at_again`): a site not audited last night is remembered from the night it was,
-    with what it was told in between (its rejected deliveries). A site's memory is complete when that night's
-    table was there; a night that looked at the site again without one leaves the site's memory unknown."""
-    collecting, complete, parts = set(sites), set(), []
+def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _Memory:
+    """What earlier nights published: the latest night with a validation table, for every site (FIRST_SEEN, as
+    before), and for each site looked at again tonight every finding published since, and including, the latest
+    night that looked at it again (`looked_at_again`): a site not audited last night is remembered from the
+    night it was, with what it was told in between (its rejected deliveries). A site's memory is complete when
+    every night of that walk had its table; a site not looked at again tonight is not followed further back
+    (a site that never delivered would have had every night read, a trial measured a seventh of publication)."""
+    collecting, complete, unknown, parts = set(looked_again), set(), set(), []
     base = False
     for run in islice(published_nights(store, study, before=as_of), MEMORY_NIGHTS):
         if base and not collecting:
             break
-        table = _night_findings(store, study, run)
+        table = _night_findings(store, study, run, None if not base else collecting, strict=not base)
         if table is not None:
-            parts.append(table if not base else table.filter(pl.col("SITEID").is_in(list(collecting))))
+            parts.append(table)
             base = True
+        else:
+            unknown |= collecting
         covered = _covered_by(read_manifest(store, study, run))
         here = collecting if covered is None else collecting & covered
-        if table is not None:
-            complete |= here
+        complete |= here - unknown
         collecting -= here
     findings = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(
         schema={FINDING_ID: pl.String, "SITEID": pl.String, "FIRST_SEEN": pl.String})
@@ -313,8 +332,7 @@ def validation_history(validation: pl.DataFrame, store: Store, *, study: str, as
     current = validation.drop([c for c in ("FIRST_SEEN", "DAYS_OPEN") if c in validation.columns])
     if FINDING_ID not in current.columns:
         current = current.with_columns(pl.lit(None, pl.String).alias(FINDING_ID))
-    sites = looked_again | set(current["SITEID"].drop_nulls().cast(pl.String).unique().to_list())
-    memory = _memory(store, study, as_of, sites)
+    memory = _memory(store, study, as_of, looked_again)
     first = (memory.findings.select(pl.col(FINDING_ID), pl.col("FIRST_SEEN").alias("_FIRST"))
              .sort("_FIRST", nulls_last=True).unique(FINDING_ID, keep="first"))
     findings = (current.join(first, on=FINDING_ID, how="left", maintain_order="left")

@@ -178,8 +178,12 @@ def _row_reference(limit: int | None = MAX_RECORDS_QUOTED) -> pl.Expr:
     named = records.list.head(limit).list.eval(one).list.join("; ")
     # PC01 names every record dated before consent (51 at one site): a text quotes the first few, RECORD has all
     more = records.list.len().cast(pl.Int64) - limit
-    return pl.when(more > 0).then(pl.format("{}; and {} more records (RECORD in the query detail lists them)",
-                                            named, more)).otherwise(named)
+    return pl.when(more > 0).then(pl.format("{}; and {} more {} (RECORD in the query detail lists them)", named, more,
+                                            _records_noun(more))).otherwise(named)
+
+
+def _records_noun(count: pl.Expr) -> pl.Expr:
+    return pl.when(count == 1).then(pl.lit("record")).otherwise(pl.lit("records"))
 
 
 def _with_row_ref(frame: pl.DataFrame, limit: int = MAX_RECORDS_QUOTED) -> pl.DataFrame:
@@ -197,7 +201,8 @@ def _with_row_ref(frame: pl.DataFrame, limit: int = MAX_RECORDS_QUOTED) -> pl.Da
     more = records.select(pl.col("_RECORDS").list.len().cast(pl.Int64) - limit).to_series()
     grouped = pl.DataFrame({"_TEXT": _records_by_file(shown, with_path=True), "_MORE": more}).select(
         pl.when(pl.col("_MORE") > 0)
-        .then(pl.format("{}; and {} more records (RECORD in the query detail lists them)", "_TEXT", "_MORE"))
+        .then(pl.format("{}; and {} more {} (RECORD in the query detail lists them)", "_TEXT", "_MORE",
+                        _records_noun(pl.col("_MORE"))))
         .otherwise(pl.col("_TEXT"))).to_series()
     return frame.with_columns(refs.scatter(many, grouped))
 
@@ -246,7 +251,9 @@ def _records_by_file(sources: pl.DataFrame, *, with_path: bool = False) -> pl.Se
     parts = (sources.with_row_index("_I").with_columns(pl.col("SOURCE").str.split("; ").alias("_PART"))
              .explode("_PART")
              .with_columns(_file_of(pl.col("_PART")).alias("_FILE"), _row_number(pl.col("_PART")).alias("_ROW")))
-    groups = (parts.group_by("_I", "_FILE", maintain_order=True)
+    # a part without a row (a whole file) is a group of its own: with the file's rows it was quoted as it is,
+    # bare `lb.csv:3` included (helper-35)
+    groups = (parts.group_by("_I", "_FILE", pl.col("_ROW").is_null().alias("_WHOLE"), maintain_order=True)
               .agg(pl.col("_ROW").sort().cast(pl.String).str.join(", ").alias("_ROWS"),
                    pl.col("_ROW").null_count().alias("_BARE"), pl.len().alias("_N"),
                    pl.col("_PART").str.join("; ").alias("_AS_IS"))

@@ -276,10 +276,11 @@ def stamp_of(at: datetime | None) -> str:
 
 
 def receipts_since(store: Store, study: str, after: datetime | None, reported: Iterable[str] | None = None,
-                   ) -> list[dict]:
+                   until: datetime | None = None) -> list[dict]:
     """The receipts saved after `after` (every one when None), oldest first, as saved; one saved in the same
     second as `after` is too, unless its key is in `reported` (the previous night listed it; None: a night
-    marked before nights named them, whose own second counts as before, as it did then).
+    marked before nights named them, whose own second counts as before, as it did then); none stamped after
+    `until` (tonight's marker: the next night lists those, helper-35).
 
     What a night reports as the workbooks applied since the previous night, tonight's inbox and any
     `review import` since: chosen by time rather than by what this process applied, so that a re-run of
@@ -290,10 +291,12 @@ def receipts_since(store: Store, study: str, after: datetime | None, reported: I
     """
     cutoff = stamp_of(after) if after is not None else ""
     listed = set(reported or ())
+    last = stamp_of(until) if until is not None else None
     found = []
     for info in sorted(store.list(review_key(study, "receipts")), key=lambda item: item.key):
         stamp = receipt_stamp(info.key)
-        if stamp < cutoff or (stamp == cutoff and (reported is None or info.key in listed)):
+        if stamp < cutoff or (stamp == cutoff and (reported is None or info.key in listed)) \
+                or (last is not None and stamp > last):
             continue
         try:
             found.append(json.loads(store.read_bytes(info.key)))

@@ -116,7 +116,7 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     after = _moment(previous.get(SINCE_AT)) or _moment(earlier.get("generated_at"))
     reported = previous.get(SINCE_RECEIPTS) if isinstance(previous.get(SINCE_RECEIPTS), list) else None
-    receipts = [] if read_only else receipts_since(store, study, after, reported)
+    receipts = [] if read_only else receipts_since(store, study, after, reported, until=moment)
     ledger = _ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only)
     ledger.update(_night_markers(store, study, as_of, view, read_only, moment, previous, receipts))
     return ReviewResult(states=current_states(view.entries, machine),
@@ -132,6 +132,13 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
 SINCE_ENTRIES, SINCE_AT, SINCE_RECEIPTS = "since_entries", "since_at", "since_receipts"
 
 
+def _receipts_named(section: dict) -> dict:
+    """SINCE_RECEIPTS of a manifest's review section when it has them (helper-35: writing [] for a night marked
+    before nights named them switched the next night to the new rule, and it listed that night's receipts again)."""
+    named = section.get(SINCE_RECEIPTS)
+    return {SINCE_RECEIPTS: named} if isinstance(named, list) else {}
+
+
 def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read_only: bool,
                    moment: datetime, previous: dict, receipts: list[dict]) -> dict:
     """The night's SINCE_ENTRIES, SINCE_AT and SINCE_RECEIPTS (`previous`: the review section of the night
@@ -142,12 +149,12 @@ def _night_markers(store: Store, study: str, as_of: date, view: LedgerView, read
         entries = own.get(SINCE_ENTRIES, own.get("entries"))
         at = own.get(SINCE_AT, published.get("generated_at"))
         if isinstance(entries, int) and isinstance(at, str):
-            return {SINCE_ENTRIES: entries, SINCE_AT: at, SINCE_RECEIPTS: own.get(SINCE_RECEIPTS) or []}
+            # a night marked before nights named their second's receipts keeps counting that second as before
+            return {SINCE_ENTRIES: entries, SINCE_AT: at, **_receipts_named(own)}
         # a past night never published before (a backfill): the night before's, so that the next night still
         # reports what came after that one (helper-30)
         if isinstance(previous.get(SINCE_ENTRIES), int) and isinstance(previous.get(SINCE_AT), str):
-            return {SINCE_ENTRIES: previous[SINCE_ENTRIES], SINCE_AT: previous[SINCE_AT],
-                    SINCE_RECEIPTS: previous.get(SINCE_RECEIPTS) or []}
+            return {SINCE_ENTRIES: previous[SINCE_ENTRIES], SINCE_AT: previous[SINCE_AT], **_receipts_named(previous)}
     # after tonight's inbox, before its receipts were listed: the next night lists those saved after, and of the
     # marker's own second those tonight did not list
     stamp = stamp_of(moment)

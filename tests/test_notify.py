@@ -273,3 +273,18 @@ def test_a_rejection_and_the_fallback_it_causes_are_one_problem() -> None:
     assert (digest.facts["not_audited_total"], digest.facts["not_audited_new_total"]) == (1, 1)
     assert "1 new site/delivery problem(s)" in digest.subject
     assert "FALLBACK" not in digest.text and "20261120T230000Z" not in digest.text
+
+
+def test_an_ie_mismatch_new_tonight_beside_its_open_enrolment_is_no_new_deviation() -> None:
+    """helper-35: the site changed its checklist answer, so the IE_MISMATCH was new while its INELIGIBLE_ENROLLED was
+    open: the digest said "1 new important deviation" that neither dv nor the report had."""
+    from dataclasses import replace
+
+    outputs = make_outputs(n_subjects=40, n_sites=2)
+    disc = outputs.discrepancies.with_columns(pl.lit("OPEN").alias("STATUS"))
+    enrolment = disc.filter(pl.col("CLASS") == "INELIGIBLE_ENROLLED").head(1)
+    hidden = enrolment.with_columns(pl.col("CHECK_ID").str.split(".").list.first().alias("CHECK_ID"),
+                                    pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("D-hidden").alias("FINDING_ID"),
+                                    pl.lit("NEW").alias("STATUS"))
+    digest = build_digest(replace(outputs, discrepancies=pl.concat([disc, hidden])), {})
+    assert digest.facts["new_important_total"] == 0 and digest.facts["new_important"] == []

@@ -806,6 +806,11 @@ def test_a_process_checks_own_records_and_date_are_its_query_detail():
     first_five = "SZ003/101/D1/vs.csv records 3, 4, 5, 6, 7 after the header"
     assert (f"SZ003-101-0001 ({first_five}; and 2 more records (RECORD in the query detail lists them)): "
             "VS WEIGHT of SZ003-101-0001 precedes informed consent") in problem["DETAIL"]
+    # one record more is "1 more record"; a whole-file part is named apart from the file's rows (helper-35)
+    six = queries([{**pc01[0], "SOURCE": "; ".join(f"SZ003/101/D1/vs.csv:{row}" for row in range(3, 9))}])
+    assert "vs.csv records 3, 4, 5, 6, 7 after the header; and 1 more record (RECORD" in six["QUERY_TEXT"][0]
+    whole = query_detail(queries([{**pc01[0], "SOURCE": "SZ003/101/D1/lb.csv; SZ003/101/D1/lb.csv:3"}]))
+    assert whole["RECORD"].to_list() == ["SZ003/101/D1/lb.csv; SZ003/101/D1/lb.csv record 3 after the header"]
     # and the text itself names them, for a site working from its queries CSV alone (a user trial)
     assert (f"Records dated before consent: {first_five}; and 2 more records (RECORD in the query detail lists "
             "them). Please confirm the informed consent date") in q["QUERY_TEXT"][0]

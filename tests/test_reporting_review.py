@@ -382,3 +382,66 @@ def test_a_workbook_imported_in_the_second_a_night_marked_is_reported_by_the_nex
     receipt("after.xlsx", marked.replace(microsecond=600_000))  # the same second, once the night had listed
     two = review(second_night, datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
     assert [r["workbook"] for r in two.receipts] == ["after.xlsx"]  # and not before.xlsx a second time
+
+
+def test_a_receipt_saved_after_the_marker_is_reported_by_one_night_only(night: dict) -> None:
+    """helper-35: with the marker taken before the listing, a receipt stamped a second later but saved before the
+    listing was reported tonight, and again by the next night."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from review.imports import Receipt, save_receipt
+
+    store = night["store"]
+    marked = datetime(2026, 12, 3, 1, 0, 0, tzinfo=UTC)
+    save_receipt(store, Receipt(study=STUDY, workbook="race.xlsx", sha256="r" * 64, status="APPLIED", kind="REVIEW",
+                                received_at=marked.isoformat()), "race.xlsx", marked + timedelta(seconds=1))
+
+    def review(as_of: date, now: datetime):
+        outputs = night["outputs"]
+        return review_night(outputs.discrepancies, outputs.validation, store, study=STUDY, as_of=as_of, now=now)
+
+    one = review(date(2026, 12, 3), marked)
+    prefix = f"{STUDY}/2026-12-03"
+    store.write_bytes(f"{prefix}/run_manifest.json", json.dumps({
+        "generated_at": marked.isoformat(), "review": review_manifest(one)}).encode())
+    seal(store, prefix)
+    two = review(date(2026, 12, 4), datetime(2026, 12, 4, 1, 0, tzinfo=UTC))
+    nights = [[r["workbook"] for r in result.receipts].count("race.xlsx") for result in (one, two)]
+    assert nights == [0, 1]
+
+
+def test_a_night_marked_before_receipts_were_named_keeps_its_second_when_re_run(night: dict) -> None:
+    """helper-35: a re-run of a night published before this version wrote an empty list of named receipts, and the
+    re-run of the next night then listed that night's own receipt of its marker's second again."""
+    import json
+    from datetime import UTC, datetime
+
+    from review.imports import Receipt, save_receipt
+
+    store = night["store"]
+    first, second = date(2026, 12, 7), date(2026, 12, 8)
+    marked = datetime(2026, 12, 7, 1, 0, 0, tzinfo=UTC)
+    save_receipt(store, Receipt(study=STUDY, workbook="inbox.xlsx", sha256="i" * 64, status="APPLIED", kind="REVIEW",
+                                received_at=marked.isoformat()), "inbox.xlsx", marked)
+
+    def publish(as_of: date, review_section: dict) -> None:
+        prefix = f"{STUDY}/{as_of.isoformat()}"
+        store.write_bytes(f"{prefix}/run_manifest.json", json.dumps({
+            "generated_at": marked.isoformat(), "review": review_section}).encode())
+        seal(store, prefix)
+
+    def review(as_of: date, now: datetime):
+        outputs = night["outputs"]
+        return review_night(outputs.discrepancies, outputs.validation, store, study=STUDY, as_of=as_of, now=now)
+
+    # night 1 as an older version published it: its marker's second counted as before, nothing named
+    publish(first, {"entries": 0, "since_entries": 0, "since_at": marked.isoformat()})
+    two = review(second, datetime(2026, 12, 8, 1, 0, tzinfo=UTC))
+    publish(second, review_manifest(two))
+    assert "inbox.xlsx" not in [r["workbook"] for r in two.receipts]
+    rerun_one = review(first, datetime(2026, 12, 9, 7, 0, tzinfo=UTC))  # read-only: a later night is published
+    assert "since_receipts" not in rerun_one.ledger
+    publish(first, review_manifest(rerun_one))
+    rerun_two = review(second, datetime(2026, 12, 9, 7, 5, tzinfo=UTC))
+    assert "inbox.xlsx" not in [r["workbook"] for r in rerun_two.receipts]

@@ -207,6 +207,31 @@ def test_an_earlier_table_of_another_shape_is_a_history_error_naming_it(tmp_path
         validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[1], looked_again={"102"})
 
 
+def test_a_site_that_never_delivered_does_not_make_the_night_read_every_earlier_one(tmp_path):
+    """helper-35: a site never audited (its SITE NOT AUDITED finding tonight) made every one of 31 earlier nights be
+    read, a seventh of publication; only the sites looked at again are followed back."""
+    store = LocalStore(tmp_path / "reports")
+    never = {**REJECTED, "SITEID": "104", FINDING_ID: "V-never", "FIRST_SEEN": "2026-11-01"}
+    days = [date(2026, 11, day) for day in range(1, 11)]
+    for day in days:  # each night carried FIRST_SEEN from the first
+        publish_validation(store, day, table({**Y, "FIRST_SEEN": "2026-11-01"}, never),
+                           {"102": "USED", "104": "NOT AUDITED"})
+    read = []
+
+    class Counting(LocalStore):
+        def read_bytes(self, key: str) -> bytes:
+            read.append(key)
+            return super().read_bytes(key)
+
+    tonight = table(Y, never).drop("FIRST_SEEN")
+    history = validation_history(tonight, Counting(store.root), study=STUDY, as_of=date(2026, 11, 11),
+                                 looked_again={"102"})
+    assert [key for key in read if key.endswith("validation.parquet")] == [f"{STUDY}/2026-11-10/validation.parquet"]
+    assert history.resolved.height == 0
+    assert dict(zip(history.findings[FINDING_ID], history.findings["FIRST_SEEN"], strict=True)) == {
+        "V-y": "2026-11-01", "V-never": "2026-11-01"}
+
+
 def test_the_report_groups_them_by_site_and_check_and_the_digest_counts_them():
     rows = [finding("101", f"SZ003-101-{i:04d}", "LB.iso_date.LBDTC", f"V-{i}", first_seen=f"2026-11-{10 + i}")
             for i in range(RESOLVED_SUBJECTS_SHOWN + 2)]
