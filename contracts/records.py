@@ -306,7 +306,7 @@ class RunOutputs:
     review: ReviewResult | None = None  # None: a run assembled without the review stage (tests, tools)
     #: the discrepancy policy the run graded with (its DV terms make dv.csv/xpt); None: the bundled one
     policy: Policy | None = None
-    #: the previous run's data-quality findings gone tonight at the sites audited tonight (reporting.history.
+    #: the earlier data-quality findings gone tonight at the sites looked at again (reporting.history.
     #: validation_history); None: a run assembled without the history stage (tests, tools)
     validation_resolved: pl.DataFrame | None = None
 

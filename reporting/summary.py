@@ -68,7 +68,7 @@ class Headline:
     resolved: int
     data_findings: int
     new_data_findings: int  # data-quality findings first reported tonight (validation FIRST_SEEN = as-of date)
-    resolved_data_findings: int  # the previous run's data-quality findings gone tonight (validation_resolved)
+    resolved_data_findings: int  # earlier data-quality findings gone tonight (RunOutputs.validation_resolved)
     balanced: bool
 
     def as_dict(self) -> dict[str, Any]:
