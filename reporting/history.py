@@ -10,9 +10,9 @@ tonight's as-of date); the next run skips RESOLVED rows, so a resolved finding i
 forever. A finding that comes back after being resolved is NEW again.
 
 Validation findings carry FIRST_SEEN and DAYS_OPEN too (`validation_history`, by FINDING_ID), so
-that the review backlog can age them like the discrepancies; the previous run's findings that are gone
-tonight, at the sites audited tonight, are handed over apart (`ValidationHistory.resolved`), for the
-report and the digest to say which data problems the sites fixed."""
+that the review backlog can age them like the discrepancies; the earlier findings that are gone tonight,
+at the sites audited tonight on their own newest delivery, are handed over apart
+(`ValidationHistory.resolved`), for the report and the digest to say which data problems the sites fixed."""
 
 from __future__ import annotations
 
@@ -341,7 +341,3 @@ def validation_history(validation: pl.DataFrame, store: Store, *, study: str, as
                 .drop("_FIRST"))
     return ValidationHistory(findings, _resolved_validation(memory, current, looked_again, as_of))
 
-
-def apply_validation_history(validation: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
-    """Tonight's validation findings with FIRST_SEEN and DAYS_OPEN (`validation_history`'s findings)."""
-    return validation_history(validation, store, study=study, as_of=as_of, looked_again=()).findings
