@@ -396,10 +396,12 @@ def publish(outputs: RunOutputs, store: Store, prefix: str, written: list[str] |
         docs = None
         if outputs.data_docs is not None and Path(outputs.data_docs).is_dir():
             docs = pool.submit(publish_data_docs, Path(outputs.data_docs), store, join_key(prefix, "data_docs"))
+        # serialised beside the rendering (0.05 s of pure Python on a dirty night), written after it
+        made = pool.submit(_manifest_file, outputs)
         keys = list(written) if written is not None else write_outputs(outputs, store, prefix)
         if docs is not None:
             keys += docs.result()
-    manifest = _manifest_file(outputs)
+        manifest = made.result()
     key = join_key(prefix, manifest.key)
     store.write_bytes(key, manifest.data, manifest.content_type)
     keys.append(key)
