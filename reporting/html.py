@@ -149,7 +149,9 @@ def _funnels(risk: pl.DataFrame) -> list[dict[str, Any]]:
         panels.append({
             "label": ind.label, "unit": ind.unit, "study_rate": p0 * ind.scale,
             "svg": charts.funnel(points, p0 * ind.scale, samples, ind.label, "denominator (per site)", "rate"),
-            "flagged": flagged.select("SITEID", "NUMERATOR", "DENOMINATOR", "RATE", "Z", "FLAG").rows(named=True),
+            "flagged": flagged.select("SITEID", "NUMERATOR", "DENOMINATOR", "RATE", "Z", "FLAG", "NOTE")
+            .rows(named=True),
+            "noted": flagged["NOTE"].drop_nulls().len() > 0,
         })
     return panels
 
@@ -192,8 +194,9 @@ def key_points(outputs: RunOutputs, head: Headline, risk: pl.DataFrame) -> list[
     red = risk.filter(pl.col("FLAG").abs() >= 2).sort(pl.col("Z").abs(), descending=True)
     for row in red.head(5).iter_rows(named=True):
         side = "above" if row["FLAG"] > 0 else "below"
+        older = f"; {row['NOTE']}" if row["NOTE"] else ""
         points.append(f"Site {row['SITEID']}: {row['LABEL'].lower()} {row['RATE']:.3g} is far {side} the study's "
-                      f"{row['STUDY_RATE']:.3g} (z = {row['Z']:.1f}).")
+                      f"{row['STUDY_RATE']:.3g} (z = {row['Z']:.1f}){older}.")
     review = outputs.review
     if review is not None and not review.verified:
         problems = review.ledger.get("problems") or []

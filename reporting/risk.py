@@ -9,15 +9,16 @@ flagged for a modest but real excess. The z-score is a screening signal for the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from ingestion.codes import DELIVERY_REJECTED_REASON
+from ingestion.codes import DELIVERY_REJECTED_REASON, DeliveryStatus
 from reporting.datafiles import DataFileError, check_keys, load
 
-RISK_COLUMNS = ["SITEID", "INDICATOR", "LABEL", "NUMERATOR", "DENOMINATOR", "RATE", "STUDY_RATE", "Z", "FLAG"]
+RISK_COLUMNS = ["SITEID", "INDICATOR", "LABEL", "NUMERATOR", "DENOMINATOR", "RATE", "STUDY_RATE", "Z", "FLAG", "NOTE"]
 _TABLES = {"subjects", "discrepancies", "validation", "inputs"}
 
 
@@ -112,8 +113,21 @@ def inputs_table(run_manifest: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def site_risk(tables: dict[str, pl.DataFrame], sites: list[str]) -> pl.DataFrame:
-    """One row per site x indicator (columns RISK_COLUMNS); FLAG in -2..2 (0 = not outlying)."""
+def older_delivery_notes(deliveries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Per site audited on an older delivery because its newest was rejected (a USED delivery with a reason, as
+    run_manifest.json lists `deliveries`), what its rates were measured on.
+
+    Why: such a site's rates describe the older delivery. A data-error rate far below its peers' read as a
+    clean site (a user trial) where the site's newest data had been rejected and were not audited at all."""
+    return {str(d["site"]): f"audited on its older delivery {d.get('delivery')} ({d['reason']})"
+            for d in deliveries
+            if d.get("status") == DeliveryStatus.USED and d.get("reason") and d.get("site") is not None}
+
+
+def site_risk(tables: dict[str, pl.DataFrame], sites: list[str],
+              notes: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """One row per site x indicator (columns RISK_COLUMNS); FLAG in -2..2 (0 = not outlying); NOTE from `notes`
+    (by site: older_delivery_notes), null for the other sites."""
     indicators, limits = load_indicators()
     base = pl.DataFrame({"SITEID": sorted(set(sites))}, schema={"SITEID": pl.String})
     # every indicator's counts in one polars call: they run side by side, each table scanned once per count
@@ -138,13 +152,14 @@ def site_risk(tables: dict[str, pl.DataFrame], sites: list[str]) -> pl.DataFrame
             pl.lit(p0 * ind.scale).alias("STUDY_RATE"),
             z.alias("Z"),
         ))
-    risk = pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(RISK_COLUMNS, pl.String))
+    risk = pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(RISK_COLUMNS[:-1], pl.String))
+    note = pl.col("SITEID").replace_strict(dict(notes or {}), default=None, return_dtype=pl.String)
     magnitude = pl.col("Z").abs()
     level = (pl.when(pl.col("DENOMINATOR") < limits.min_denominator).then(0)
              .when(magnitude >= limits.red).then(2).when(magnitude >= limits.amber).then(1).otherwise(0))
     flag = (level * pl.col("Z").sign()).fill_null(0).cast(pl.Int64)
     return (risk.with_columns(pl.col("Z").round(2), pl.col("RATE").round(4), pl.col("STUDY_RATE").round(4),
-                              flag.alias("FLAG"))
+                              flag.alias("FLAG"), note.alias("NOTE"))
             .select(RISK_COLUMNS))
 
 

@@ -17,7 +17,7 @@ from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import NOTE_PREFIX
 from reporting.dv import is_deviation
-from reporting.risk import inputs_table, site_risk
+from reporting.risk import inputs_table, older_delivery_notes, site_risk
 
 _CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}
 OUTCOME_ORDER = ["NOT_MET", "APPLIES", "UNVERIFIABLE", "MET", "NOT_APPLICABLE"]
@@ -133,7 +133,7 @@ def risk_table(outputs: RunOutputs) -> pl.DataFrame:
         "validation": outputs.validation,
         "inputs": inputs_table(outputs.run_manifest),
     }
-    return site_risk(tables, all_sites(outputs))
+    return site_risk(tables, all_sites(outputs), older_delivery_notes(outputs.run_manifest.get("deliveries") or []))
 
 
 def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:

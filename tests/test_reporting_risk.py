@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from reporting.risk import funnel_limits, inputs_table, site_risk
+from reporting.risk import funnel_limits, inputs_table, older_delivery_notes, site_risk
 
 
 def subjects() -> pl.DataFrame:
@@ -98,3 +98,26 @@ def test_the_rows_of_a_rejected_delivery_are_no_exposure():
               "validation": validation(), "inputs": inputs_table({"inputs": [used, rejected]})}
     row = site_risk(tables, ["A"]).filter(pl.col("INDICATOR") == "DATA_ERROR").row(0, named=True)
     assert (row["NUMERATOR"], row["DENOMINATOR"]) == (30, 1000)
+
+
+def test_a_site_audited_on_an_older_delivery_is_noted_on_every_indicator():
+    """Its rates are those of the older delivery (its newest was rejected): a data-error rate far below its peers'
+    read as a clean site in a user trial. Each of its rows says what it was measured on; the flags stay."""
+    deliveries = [
+        {"site": "B", "delivery": "D2", "status": "REJECTED", "reason": "sha256 mismatch"},
+        {"site": "B", "delivery": "D1", "status": "USED", "reason": "fallback: newer delivery D2 rejected"},
+        {"site": "A", "delivery": "D9", "status": "USED", "reason": ""},
+        {"site": "C", "delivery": "D7", "status": "SUPERSEDED", "reason": "older than D8"},
+    ]
+    notes = older_delivery_notes(deliveries)
+    assert notes == {"B": "audited on its older delivery D1 (fallback: newer delivery D2 rejected)"}
+    tables = {"subjects": subjects(), "discrepancies": pl.DataFrame(schema={"SITEID": pl.String,
+                                                                          "USUBJID": pl.String,
+                                                                          "SEVERITY": pl.String}),
+              "validation": validation(), "inputs": inputs()}
+    plain = site_risk(tables, ["A", "B", "C"])
+    frame = site_risk(tables, ["A", "B", "C"], notes)
+    assert frame.drop("NOTE").equals(plain.drop("NOTE")) and plain["NOTE"].null_count() == plain.height
+    assert set(frame.filter(pl.col("SITEID") == "B")["NOTE"]) == {notes["B"]}
+    assert frame.filter(pl.col("SITEID") != "B")["NOTE"].null_count() == frame.height - 5
+    assert frame.filter((pl.col("SITEID") == "B") & (pl.col("INDICATOR") == "DATA_ERROR"))["FLAG"].item() == -1

@@ -126,8 +126,10 @@ def test_key_points_name_what_needs_attention():
     manifest["reconciliation"] = [{"DOMAIN": "LB", "BALANCED": False}, {"DOMAIN": "DM", "BALANCED": True}]
     disc = base.discrepancies.with_columns(pl.lit(20, pl.Int64).alias("DAYS_OPEN"))
     run = replace(base, run_manifest=manifest, discrepancies=disc)
-    risk = pl.DataFrame({"SITEID": ["101", "102"], "LABEL": ["Query rate", "Query rate"], "RATE": [0.7, 0.2],
-                         "STUDY_RATE": [0.18, 0.18], "Z": [9.54, 0.3], "FLAG": [2, 0]})
+    older = "audited on its older delivery D1 (fallback: newer delivery D2 rejected)"
+    risk = pl.DataFrame({"SITEID": ["101", "102", "103"], "LABEL": ["Query rate", "Query rate", "Data-error rate"],
+                         "RATE": [0.7, 0.2, 0.01], "STUDY_RATE": [0.18, 0.18, 0.9], "Z": [9.54, 0.3, -4.0],
+                         "FLAG": [2, 0, -2], "NOTE": [None, None, older]})
     points = key_points(run, headline(run), risk)
     assert points == [
         "1 new important deviation(s) tonight, for S1.",
@@ -135,6 +137,9 @@ def test_key_points_name_what_needs_attention():
         "1 delivery was rejected (site 199); see below for the reasons.",
         "Rows do not reconcile for LB: rows went missing between stages; examine the run before relying on it.",
         "Site 101: query rate 0.7 is far above the study's 0.18 (z = 9.5).",
+        # a site audited on an older delivery is measured on it, and the sentence says so (a user trial read a far
+        # lower data-error rate as a clean site, where its newest delivery had been rejected)
+        f"Site 103: data-error rate 0.01 is far below the study's 0.9 (z = -4.0); {older}.",
         "3 finding(s) open for 14 days or more (longest 20 days).",
     ]
 
@@ -166,3 +171,26 @@ def test_every_count_and_listing_of_important_deviations_agrees_with_dv():
     disc = pl.read_csv(io.BytesIO(files["discrepancies.csv"]))
     assert sorted(disc.filter(pl.col("SEVERITY") == "IMPORTANT")["CLASS"].to_list()) == [
         "IE_MISMATCH", "INELIGIBLE_ENROLLED"]
+
+
+def test_the_report_says_which_sites_risk_was_measured_on_an_older_delivery():
+    """From the run manifest's deliveries to the Site risk sheet's NOTE and report.html's funnel tables."""
+    from reporting.html import build_context
+    from reporting.summary import risk_table
+
+    base = outputs()
+    deliveries = [{"site": "101", "delivery": "20261120T230000Z", "status": "USED",
+                   "reason": "fallback: newer delivery 20261127T230000Z rejected"},
+                  {"site": "101", "delivery": "20261127T230000Z", "status": "REJECTED", "reason": "sha256 mismatch"},
+                  {"site": "102", "delivery": "20261127T230000Z", "status": "USED", "reason": ""}]
+    run = replace(base, run_manifest={**base.run_manifest, "deliveries": deliveries})
+    risk = risk_table(run)
+    note = "audited on its older delivery 20261120T230000Z (fallback: newer delivery 20261127T230000Z rejected)"
+    assert set(risk.filter(pl.col("SITEID") == "101")["NOTE"]) == {note}
+    assert risk.filter(pl.col("SITEID") == "102")["NOTE"].null_count() == risk.filter(pl.col("SITEID") == "102").height
+    at_101 = pl.col("SITEID") == "101"
+    flagged = risk.with_columns(pl.when(at_101).then(-2).otherwise(0).alias("FLAG"),
+                                pl.when(at_101).then(-4.0).otherwise(pl.col("Z")).alias("Z"),
+                                pl.col("RATE").fill_null(0.0))
+    panels = build_context(run, flagged, {}, None, None)["funnels"]
+    assert panels and all(p["noted"] and [f["NOTE"] for f in p["flagged"]] == [note] for p in panels)
