@@ -404,7 +404,8 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         validation.data_docs = build_data_docs_task(quote(parts), Path(tmp))
         del parts
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
-                                           as_of_date)
+                                           as_of_date, quote(comparison.subjects.select("SITEID", "USUBJID")),
+                                           list(ingest.sites_audited))
         findings, resolved = validation_history_task(
             quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date,
             looked_at_again(ingest.sites_audited, [asdict(d) for d in ingest.deliveries]))

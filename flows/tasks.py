@@ -199,10 +199,12 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: d
 
 @task(name="apply-history", task_run_name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
-                       as_of: date) -> pl.DataFrame:
+                       as_of: date, evaluated: pl.DataFrame | None = None,
+                       sites_audited: list[str] | None = None) -> pl.DataFrame:
     from reporting import apply_history
 
-    return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of,
+                         evaluated=evaluated, sites_audited=sites_audited)
 
 
 @task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)

@@ -40,6 +40,8 @@ from storage.keys import join_key
 _log = logging.getLogger(__name__)
 
 KEY = ["STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS"]
+#: the night whose audit found a finding as the row shows it, and why an open finding was carried from it
+EVALUATED_ON, CARRIED = "EVALUATED_ON", "CARRIED"
 _REVIEW_COLUMNS = (*REVIEW, "DV_REVIEW")
 DISCREPANCIES_FILE = "discrepancies.parquet"
 
@@ -129,17 +131,45 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
     run, key = found
     frame = _read_run(store, key)
     first = pl.col("FIRST_SEEN").cast(pl.String) if "FIRST_SEEN" in frame.columns else pl.lit(None, pl.String)
+    # a table published before EVALUATED_ON existed was all evaluated on its own night
+    evaluated = pl.col(EVALUATED_ON).cast(pl.String) if EVALUATED_ON in frame.columns else pl.lit(None, pl.String)
     return (
         frame.filter(is_open() if "STATUS" in frame.columns else pl.lit(True))
-        .with_columns(first.fill_null(run.isoformat()).alias("FIRST_SEEN"))
+        .with_columns(first.fill_null(run.isoformat()).alias("FIRST_SEEN"),
+                      evaluated.fill_null(run.isoformat()).alias(EVALUATED_ON))
         .sort([*KEY, "FIRST_SEEN"], nulls_last=True, maintain_order=True)
         .unique(KEY, keep="first", maintain_order=True)
     )
 
 
-def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_of: date) -> pl.DataFrame:
+def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, sites_audited: Iterable[str]) -> pl.DataFrame:
+    """`gone` (earlier open findings that tonight's audit does not have) with CARRIED: why tonight's audit could not
+    have found the finding, or null when it looked and the finding is gone. A site not audited tonight, or a subject
+    the audited site's data no longer let the audit evaluate (its DM record rejected, say), tells nothing about the
+    finding: a user trial saw an ineligible enrolment leave DV as RESOLVED the night a duplicated DM row kept its
+    subject out of the audit, and every finding of a site that missed a night resolve, then come back NEW."""
+    audited = sorted({str(site) for site in sites_audited})
+    seen = (evaluated.select(pl.col("SITEID").cast(pl.String), pl.col("USUBJID").cast(pl.String)).unique()
+            .with_columns(pl.lit(True).alias("_SEEN")))
+    why = (pl.when(~pl.col("SITEID").is_in(audited))
+           .then(pl.format("site {} not audited tonight", pl.col("SITEID")))
+           .when(pl.col("USUBJID").is_not_null() & pl.col("_SEEN").is_null())
+           .then(pl.lit("subject not evaluated tonight: not among the subjects of the site's audited data "
+                        "(see the site's data-quality findings)"))
+           .otherwise(pl.lit(None, pl.String)))
+    return (gone.join(seen, on=["SITEID", "USUBJID"], how="left", maintain_order="left")
+            .with_columns(why.alias(CARRIED)).drop("_SEEN"))
+
+
+def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_of: date,
+                  evaluated: pl.DataFrame | None = None, sites_audited: Iterable[str] | None = None) -> pl.DataFrame:
     """Tonight's discrepancies with STATUS / FIRST_SEEN / DAYS_OPEN / RESOLVED_ON set from the
-    latest earlier run in the reports `store`, plus RESOLVED rows for findings that are gone."""
+    latest earlier run in the reports `store`, plus RESOLVED rows for findings that are gone.
+
+    `evaluated` (SITEID, USUBJID of the subjects tonight's audit evaluated) and `sites_audited`: an earlier open
+    finding that tonight's audit could not have found (its site not audited, its subject not evaluated) is not
+    resolved but carried, OPEN, with CARRIED saying why and EVALUATED_ON the night whose audit found it; without
+    them every finding gone is resolved. Tonight's findings have EVALUATED_ON tonight and CARRIED null."""
     check_table(discrepancies, DISCREPANCIES, "discrepancies")
     today = as_of.isoformat()
     current = discrepancies.drop([c for c in ("STATUS", "FIRST_SEEN", "DAYS_OPEN", "RESOLVED_ON")
@@ -154,16 +184,24 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
             pl.when(pl.col("_FIRST").is_null()).then(pl.lit(FindingStatus.NEW)).otherwise(pl.lit(FindingStatus.OPEN)).alias("STATUS"),
             pl.col("_FIRST").fill_null(today).alias("FIRST_SEEN"),
             pl.lit(None, pl.String).alias("RESOLVED_ON"),
+            pl.lit(today).alias(EVALUATED_ON),
+            pl.lit(None, pl.String).alias(CARRIED),
         )
         .with_columns(_days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"))
         .drop("_FIRST")
     )
+    gone = previous.join(current.select([pl.col(k).cast(pl.String) for k in KEY]).unique(), on=KEY,
+                         how="anti", nulls_equal=True)
+    if evaluated is not None:
+        gone = _carried(gone, evaluated, sites_audited if sites_audited is not None else evaluated["SITEID"])
+    else:
+        gone = gone.with_columns(pl.lit(None, pl.String).alias(CARRIED))
+    carried = pl.col(CARRIED).is_not_null()
     gone = (
-        previous.join(current.select([pl.col(k).cast(pl.String) for k in KEY]).unique(), on=KEY,
-                      how="anti", nulls_equal=True)
-        .with_columns(
-            pl.lit(FindingStatus.RESOLVED).alias("STATUS"),
-            pl.lit(today).alias("RESOLVED_ON"),
+        gone.with_columns(
+            pl.when(carried).then(pl.lit(FindingStatus.OPEN)).otherwise(pl.lit(FindingStatus.RESOLVED)).alias("STATUS"),
+            pl.when(carried).then(pl.lit(None, pl.String)).otherwise(pl.lit(today)).alias("RESOLVED_ON"),
+            pl.when(carried).then(pl.col(EVALUATED_ON)).otherwise(pl.lit(today)).alias(EVALUATED_ON),
             _days(pl.col("FIRST_SEEN"), as_of).alias("DAYS_OPEN"),
         )
     )

@@ -64,6 +64,9 @@ def _rows(frame: pl.DataFrame, limit: int = TOP_ROWS) -> dict[str, Any]:
 
 
 def _listing(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    # CARRIED only when a finding was carried from an earlier night (reporting.history): an empty column otherwise
+    if "CARRIED" in frame.columns and frame["CARRIED"].null_count() == frame.height:
+        columns = [c for c in columns if c != "CARRIED"]
     if frame.height == 0:
         return frame.select([c for c in columns if c in frame.columns])
     ordered = frame.with_columns(_STATUS_RANK.alias("_R")).sort(
@@ -256,10 +259,11 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
     disc = outputs.discrepancies
     now = current(disc)
     important = _listing(important_deviations(disc),
-                         ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE"])
+                         ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "EVIDENCE",
+                          "CARRIED"])
     queries = _listing(now.filter(pl.col("SEVERITY") == Severity.QUERY),
                        ["STATUS", "DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID", "CLASS",
-                        "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE"])
+                        "SITE_ASSESSMENT", "RECOMPUTED", "EVIDENCE", "CARRIED"])
     resolved = _listing(disc.filter(pl.col("STATUS") == FindingStatus.RESOLVED),
                         ["SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "FIRST_SEEN", "RESOLVED_ON",
                          "DAYS_OPEN"])
@@ -271,6 +275,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
                     .sort(["ROWS", "SITEID", "DOMAIN", "VARIABLE"], descending=[True, False, False, False],
                           nulls_last=True))
     status_by_site = sites.select("SITEID", "NEW", "RESOLVED", "IMPORTANT", "QUERIES")
+    carried = now.filter(pl.col("CARRIED").is_not_null()).height if "CARRIED" in now.columns else 0
     manifest = outputs.run_manifest
     return {
         "review": _review_context(outputs),
@@ -294,6 +299,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "oldest": _rows(oldest.select([c for c in ["DAYS_OPEN", "FIRST_SEEN", "SITEID", "USUBJID", "CHECK_ID",
                                                    "CLASS", "SEVERITY"] if c in oldest.columns]), 20),
         "status_by_site": _rows(status_by_site, 500),
+        "carried": carried,
         "not_audited": _rows(not_audited_table(manifest), 500),
         "data_quality": _rows(data_quality, 50),
         "reconciliation": _rows(reconciliation_table(manifest), 100),

@@ -311,7 +311,10 @@ def quoted_value_keys(discrepancies: pl.DataFrame) -> pl.DataFrame:
 
 
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
-    current = discrepancies.filter(is_open() & _unsettled(discrepancies))
+    # a finding carried from an earlier night (its site not audited tonight, its subject not evaluated) is not asked
+    # again: tonight's audit has no values to quote for it, and what kept it out is the site's query tonight
+    carried = pl.col("CARRIED").is_null() if "CARRIED" in discrepancies.columns else pl.lit(True)
+    current = discrepancies.filter(is_open() & _unsettled(discrepancies) & carried)
     keys = VALUE_KEYS
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
     delivered = pl.col("DELIVERED") if "DELIVERED" in eligibility.columns else pl.lit(None, pl.String)

@@ -18,10 +18,12 @@ from contracts.tables import IDENTITY, REVIEW, Schema
 from core.safety import neutralise
 
 #: Published discrepancies carry more columns than the comparison's contract: the as-of date of the
-#: run that found a finding gone (null while it is NEW or OPEN), where the sponsor's review stands
+#: run that found a finding gone (null while it is NEW or OPEN), the night whose audit found the finding as the row
+#: shows it and why an open one was carried from that night (reporting.history), where the sponsor's review stands
 #: (docs/review.md) and, for a finding that can be a deviation, whether DV lists it as CONFIRMED or
 #: NOT YET REVIEWED.
-PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String, **REVIEW, "DV_REVIEW": pl.String}
+PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String, "EVALUATED_ON": pl.String,
+                                   "CARRIED": pl.String, **REVIEW, "DV_REVIEW": pl.String}
 
 #: Published validation findings: the findings contract, their identity, the night they were first
 #: reported (from the previous run's table) and the review columns.

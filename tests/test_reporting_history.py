@@ -181,3 +181,53 @@ def test_an_unreadable_earlier_run_stops_with_a_clear_error(tmp_path):
     seal(store, f"{STUDY}/2026-11-25")  # published that way: the marker matches, the file is still unreadable
     with pytest.raises(HistoryError, match=r"2026-11-25/discrepancies\.parquet"):
         apply_history(findings(A), store, study=STUDY, as_of=NIGHTS[0])
+
+
+def subjects_of(*rows: tuple[str, str, str, str]) -> pl.DataFrame:
+    return pl.DataFrame({"SITEID": [r[0] for r in rows], "USUBJID": [r[1] for r in rows]})
+
+
+def test_a_finding_the_audit_could_not_find_tonight_is_carried_not_resolved(tmp_path):
+    """Two user-trial defects: an ineligible enrolment left DV as RESOLVED the night a duplicated DM row kept its
+    subject out of the audit; every finding of a site that missed a night resolved, and came back NEW (FIRST_SEEN
+    and DAYS_OPEN restarted) the night it delivered again."""
+    store = LocalStore(tmp_path / "reports")
+    night1 = apply_history(findings(A, B, C, D), store, study=STUDY, as_of=NIGHTS[0],
+                           evaluated=subjects_of(A, B, C, D), sites_audited=["101", "102"])
+    assert set(night1["EVALUATED_ON"]) == {"2026-11-26"} and night1["CARRIED"].null_count() == 4
+    publish_discrepancies(store, NIGHTS[0], night1)
+    # night 2: site 102 is not audited; A's subject is not evaluated (site 101 audited); B was looked at and is gone
+    night2 = apply_history(findings(), store, study=STUDY, as_of=NIGHTS[1],
+                           evaluated=subjects_of(B), sites_audited=["101"])
+    rows = by_key(night2)
+    assert {k: r["STATUS"] for k, r in rows.items()} == {
+        "SZ003-101-0001/IN10.PLT": "OPEN", "SZ003-101-0002/IN11.ALT": "RESOLVED",
+        "SZ003-102-0001/EX07": "OPEN", "SZ003-102-0002/PC05": "OPEN"}
+    carried = rows["SZ003-102-0001/EX07"]
+    assert (carried["CARRIED"], carried["EVALUATED_ON"], carried["FIRST_SEEN"], carried["DAYS_OPEN"],
+            carried["RESOLVED_ON"]) == ("site 102 not audited tonight", "2026-11-26", "2026-11-26", 1, None)
+    assert rows["SZ003-101-0001/IN10.PLT"]["CARRIED"].startswith("subject not evaluated tonight")
+    assert rows["SZ003-101-0001/IN10.PLT"]["EVIDENCE"] == "IN10.PLT evidence"  # as the night that found it said
+    resolved = rows["SZ003-101-0002/IN11.ALT"]
+    assert (resolved["CARRIED"], resolved["RESOLVED_ON"], resolved["EVALUATED_ON"]) == (None, "2026-11-27",
+                                                                                        "2026-11-27")
+    # the carried ineligible enrolment is still an important deviation, as dv lists them
+    from reporting.dv import is_deviation
+    assert night2.filter(is_deviation(night2))["USUBJID"].to_list() == ["SZ003-101-0001"]
+    publish_discrepancies(store, NIGHTS[1], night2)
+    # night 3: site 102 is back and still has C; A's subject is still out: carried from the night that found it
+    night3 = by_key(apply_history(findings(C), store, study=STUDY, as_of=NIGHTS[2],
+                                  evaluated=subjects_of(B, C, D), sites_audited=["101", "102"]))
+    assert (night3["SZ003-102-0001/EX07"]["STATUS"], night3["SZ003-102-0001/EX07"]["FIRST_SEEN"],
+            night3["SZ003-102-0001/EX07"]["CARRIED"]) == ("OPEN", "2026-11-26", None)
+    assert night3["SZ003-102-0002/PC05"]["STATUS"] == "RESOLVED"  # looked at again, gone
+    assert (night3["SZ003-101-0001/IN10.PLT"]["EVALUATED_ON"], night3["SZ003-101-0001/IN10.PLT"]["DAYS_OPEN"]) == (
+        "2026-11-26", 2)
+    assert "SZ003-101-0002/IN11.ALT" not in night3  # resolved once, not repeated
+
+
+def test_without_what_tonight_evaluated_every_finding_gone_is_resolved(tmp_path):
+    store = LocalStore(tmp_path / "reports")
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(A, C), store, study=STUDY, as_of=NIGHTS[0]))
+    night2 = apply_history(findings(), store, study=STUDY, as_of=NIGHTS[1])
+    assert set(night2["STATUS"]) == {"RESOLVED"} and night2["CARRIED"].null_count() == 2

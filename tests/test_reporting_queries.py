@@ -856,3 +856,17 @@ def test_a_data_quality_query_is_new_or_open_as_its_findings_history_says():
     assert listed["STATUS"].to_list() == ["NEW", "NEW", "NEW", "OPEN", None]
     assert consolidate_queries(listed).select("SITEID", "STATUS").rows() == [
         ("101", "NEW"), ("102", "OPEN"), ("103", None)]
+
+
+def test_a_finding_carried_from_an_earlier_night_is_not_asked_again():
+    """Its site was not audited tonight, or its subject not evaluated: tonight's audit has no value to quote, and
+    what kept it out (the site's rejection, a duplicated DM record) is what the site is asked tonight."""
+    carried = {**discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", severity="IMPORTANT",
+                             status="OPEN"), "CARRIED": "site 101 not audited tonight"}
+    tonight = {**discrepancy("SZ003-101-0003", "PC05", "PROCESS", evidence="DM.AGE 54 but 55."), "CARRIED": None}
+    schema = {**DISCREPANCIES, "CARRIED": pl.String}
+    q = build_site_queries(pl.DataFrame([carried, tonight], schema=schema), pl.DataFrame(schema=FINDINGS), ELIG)
+    assert q["USUBJID"].to_list() == ["SZ003-101-0003"]
+    both = build_site_queries(pl.DataFrame([{**carried, "CARRIED": None}, tonight], schema=schema),
+                              pl.DataFrame(schema=FINDINGS), ELIG)
+    assert sorted(both["USUBJID"].to_list()) == ["SZ003-101-0001", "SZ003-101-0003"]
