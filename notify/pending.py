@@ -8,7 +8,7 @@ run of the study tries the missed nights first, oldest first, on the channels th
 (an email already sent is not sent twice), and forgets each night once every channel has it.
 
 A digest is only ever kept after its night was promoted, and a missed one is only sent while its night
-is still a published night (publication.is_complete): a night whose re-run was interrupted half-way
+is still a published night (publication.is_published): a night whose re-run was interrupted half-way
 through its promotion waits, kept, until the night is complete again. The records live under
 `_audit/<STUDYID>/`, beside the lease and apart from the nights' folders, so no promotion copies or
 removes them and the sweep of dead runs' staging (`_audit/<STUDYID>/staging/`) never touches them.
@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict
 
 from contracts.records import Digest
-from publication import final_prefix, is_complete
+from publication import final_prefix, is_published
 from storage import ObjectNotFound, Store, join_key
 
 PENDING_FOLDER = "_audit/{study}/digest/pending"
@@ -52,7 +52,7 @@ class PendingDigests:
             night = name.removesuffix(".json")
             if not name.endswith(".json") or night >= before:
                 continue
-            if not is_complete(self.store, final_prefix(self.study, night)):
+            if not is_published(self.store, final_prefix(self.study, night)):
                 continue  # not (or no longer) a published night: kept until it is
             try:
                 record = json.loads(self.store.read_bytes(obj.key))

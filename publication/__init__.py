@@ -4,8 +4,9 @@ interface only (no S3 error codes, no store types). See docs/operations.md.
 - `publication.lease`: the study's lease (conditional writes, heartbeat, takeover of a dead or expired
   holder); `publication.conditional`: the start-up check that the endpoint honours conditional writes;
   `publication.unlock`: the operator's release.
-- `publication.marker`: the completion marker and `is_complete`; `publication.nights`: the published nights
-  of a study (`published_nights`), which every reader of earlier nights lists.
+- `publication.marker`: the completion marker, `is_complete` (a staging folder) and `is_published` (a night);
+  `publication.nights`: the published nights of a study (`published_nights`), which every reader of earlier nights
+  lists.
 - `publication.promotion`: journaled promotion of a sealed staging prefix, and the recovery a run performs
   after a crashed one; `publication.staging`: a nightly run's publication from start to end.
 """
@@ -21,7 +22,7 @@ from publication.lease import (
     acquire_lease,
     read_lease,
 )
-from publication.marker import Marker, StagingWriter, check_complete, is_complete, read_marker
+from publication.marker import Marker, StagingWriter, check_complete, is_complete, is_published, read_marker
 from publication.nights import night_folders, published_nights
 from publication.promotion import PublicationError, discard, promote, recover, sweep_staging
 from publication.staging import NightlyPublication, nightly_publication
@@ -47,6 +48,7 @@ __all__ = [
     "discard",
     "final_prefix",
     "is_complete",
+    "is_published",
     "journal_key",
     "lease_key",
     "night_folders",

@@ -11,7 +11,7 @@
     _audit/<STUDYID>/unlocks/<UTC time>.json              one record per operator `unlock`
 
 Readers of earlier nights look only at `<STUDYID>/<YYYY-MM-DD>/` folders with a valid marker
-(`publication.marker.is_complete`), so nothing under `_audit/` is ever mistaken for a report.
+(`publication.marker.is_published`), so nothing under `_audit/` is ever mistaken for a report.
 """
 
 from __future__ import annotations

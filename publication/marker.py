@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from typing import IO, Any
 
 from publication.layout import MARKER
 from storage import ObjectNotFound, Store, join_key
+
+_log = logging.getLogger(__name__)
 
 MARKER_VERSION = 1
 
@@ -91,19 +94,14 @@ def _file_digest(path: Path) -> tuple[str, int]:
         return _sha256(handle), os.fstat(handle.fileno()).st_size
 
 
-def check_complete(store: Store, prefix: str, *, deep: bool = False) -> list[str]:
-    """What keeps `prefix` from being a complete folder (empty when complete).
-
-    Complete: a readable marker, every listed object present at its listed size, nothing else in the
-    folder; with `deep`, every object's sha256 as listed.
-    """
+def _examined(store: Store, prefix: str, deep: bool) -> tuple[list[str], list[str]]:
+    """(what keeps `prefix` from holding what its marker lists, the objects in it that the marker does not list)."""
     marker = read_marker(store, prefix)
     if marker is None:
-        return [f"no valid {MARKER}"]
+        return [f"no valid {MARKER}"], []
     present = _relative(store, prefix)
     present.pop(MARKER, None)
     problems = [f"{key}: missing" for key in sorted(set(marker.objects) - set(present))]
-    problems += [f"{key}: not listed in {MARKER}" for key in sorted(set(present) - set(marker.objects))]
     problems += [f"{key}: {present[key]} bytes, {MARKER} says {size}"
                  for key, (_sha, size) in sorted(marker.objects.items()) if key in present and present[key] != size]
     if deep and not problems:
@@ -111,13 +109,47 @@ def check_complete(store: Store, prefix: str, *, deep: bool = False) -> list[str
             with store.open(join_key(prefix, key)) as handle:
                 if _sha256(handle) != sha:
                     problems.append(f"{key}: content differs from its sha256 in {MARKER}")
-    return problems
+    return problems, sorted(set(present) - set(marker.objects))
+
+
+def check_complete(store: Store, prefix: str, *, deep: bool = False) -> list[str]:
+    """What keeps `prefix` from being a complete folder (empty when complete).
+
+    Complete: a readable marker, every listed object present at its listed size, nothing else in the
+    folder (what a staging folder must be before it is promoted); with `deep`, every object's sha256 as listed.
+    """
+    problems, added = _examined(store, prefix, deep)
+    return problems + [f"{key}: not listed in {MARKER}" for key in added]
 
 
 def is_complete(store: Store, prefix: str) -> bool:
-    """True when `prefix` is a complete folder: readers of earlier nights (history, review, the next
-    run) skip every folder for which this is False."""
+    """True when `prefix` is a complete folder (check_complete): a staging folder ready to promote."""
     return not check_complete(store, prefix)
+
+
+#: the published folders whose added objects were already named in this process's log (once each)
+_NAMED_ADDED: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
+def is_published(store: Store, prefix: str) -> bool:
+    """True when `prefix` is a published night: a readable marker and every object it lists present at its listed
+    size. Readers of earlier nights (history, review, the digest, the next run) skip every folder for which this
+    is False.
+
+    An object the marker does not list was added after publication (promotion writes the marker last, after it
+    has removed what the night does not hold): Excel's `~$report.xlsx` lock file while someone has report.xlsx
+    open in the folder, a note. It is not part of the night and is named once in the log; the night stays
+    published. A user trial saw such a lock file silently drop the night: the next run restarted every finding
+    as NEW and `review list` said there was no run yet."""
+    problems, added = _examined(store, prefix, deep=False)
+    if problems:
+        return False
+    if added and (store.uri, prefix, tuple(added)) not in _NAMED_ADDED:
+        _NAMED_ADDED.add((store.uri, prefix, tuple(added)))
+        shown = ", ".join(added[:5]) + (f" and {len(added) - 5} more" if len(added) > 5 else "")
+        _log.warning("%s holds %d object(s) its %s does not list, added after it was published (ignored): %s",
+                     prefix, len(added), MARKER, shown)
+    return True
 
 
 class StagingWriter:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from publication.layout import final_prefix
-from publication.marker import is_complete
+from publication.marker import is_published
 from storage import Store
 
 _NIGHT = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -38,10 +38,10 @@ def night_folders(store: Store, study: str, *, before: date | None = None) -> li
 def published_nights(store: Store, study: str, *, before: date | None = None) -> Iterator[date]:
     """The study's published nights (strictly before `before`), newest first.
 
-    Lazy: each folder's marker is read (one read and one listing, `is_complete`) only when the caller
+    Lazy: each folder's marker is read (one read and one listing, `is_published`) only when the caller
     gets that far, so a reader that wants the latest night pays for one or two folders, not for a
     year of them.
     """
     for night in night_folders(store, study, before=before):
-        if is_complete(store, final_prefix(study, night)):
+        if is_published(store, final_prefix(study, night)):
             yield night

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from contracts.records import RunRecovery, StagingRemoved
 from publication.layout import MARKER, journal_key, staging_root, where
-from publication.marker import check_complete, is_complete, read_marker
+from publication.marker import check_complete, is_complete, is_published, read_marker
 from storage import ObjectNotFound, Store, join_key
 from storage.store import PARALLEL_REQUESTS as STORE_PARALLEL_REQUESTS
 
@@ -155,7 +155,7 @@ def _finish_interrupted(store: Store, study: str, guard: Guard, log: Logger) -> 
         discard(store, staging)
         log.warning("completed the promotion of %s that an earlier run did not finish", where(store.uri, final))
         return described, None
-    if is_complete(store, final):
+    if is_published(store, final):
         store.delete(journal)  # it had finished copying; only the journal (and some staging) was left
         discard(store, staging)
         return described, None

@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from publication import final_prefix, is_complete, published_nights
+from publication import final_prefix, is_published, published_nights
 from storage import ObjectNotFound, Store, join_key
 
 MANIFEST = "run_manifest.json"
@@ -43,7 +43,7 @@ def read_manifest(store: Store, study: str, night: date) -> dict | None:
 
 def night_manifest(store: Store, study: str, as_of: date) -> dict | None:
     """The run manifest of the night `as_of` as published (None when it is not, or cannot be read)."""
-    return read_manifest(store, study, as_of) if is_complete(store, final_prefix(study, as_of)) else None
+    return read_manifest(store, study, as_of) if is_published(store, final_prefix(study, as_of)) else None
 
 
 def previous_manifest(store: Store, study: str, as_of: date) -> dict | None:

@@ -24,6 +24,7 @@ from publication import (
     check_complete,
     final_prefix,
     is_complete,
+    is_published,
     journal_key,
     lease_key,
     nightly_publication,
@@ -107,6 +108,29 @@ def test_a_folder_is_complete_exactly_when_it_matches_its_marker(store: Store) -
     assert check_complete(store, FINAL) == [f"no valid {MARKER}"]
     store.write_bytes(f"{FINAL}/{MARKER}", b"{not json")
     assert not is_complete(store, FINAL)
+
+
+def test_a_published_night_stays_published_when_a_file_is_added_to_its_folder(store: Store, caplog) -> None:
+    """Excel writes `~$report.xlsx` beside report.xlsx opened in place: a user trial saw it silently unpublish the
+    night (the next run restarted every finding as NEW, `review list` said there was no run). Readers of nights
+    ignore what the marker does not list, name it once in the log, and still refuse a night missing a listed file
+    or holding one at another size."""
+    from publication import published_nights
+
+    _publish(store, "run-1", NEW)
+    store.write_bytes(f"{FINAL}/~$report.xlsx", b"lock")
+    with caplog.at_level(logging.WARNING, logger="publication.marker"):
+        assert is_published(store, FINAL) and list(published_nights(store, "SZ003")) == [AS_OF]
+        assert is_published(store, FINAL)
+    named = [r.getMessage() for r in caplog.records if r.name == "publication.marker"]
+    assert len(named) == 1 and "added after it was published (ignored): ~$report.xlsx" in named[0]
+    assert not is_complete(store, FINAL)  # a staging folder must still hold exactly what it lists
+    store.write_bytes(f"{FINAL}/report.html", b"<ne")
+    assert not is_published(store, FINAL) and list(published_nights(store, "SZ003")) == []
+    store.delete(f"{FINAL}/report.html")
+    assert not is_published(store, FINAL)
+    store.delete(f"{FINAL}/{MARKER}")
+    assert not is_published(store, FINAL)
 
 
 # --- promotion ------------------------------------------------------------------------------------
@@ -211,8 +235,9 @@ def test_a_crash_at_any_point_of_promotion_leaves_the_old_or_the_new_complete_se
     except Crash:
         crashed = True
     assert crashed == (point < _changes_of_one_promotion())
-    # right after the crash: never a complete-looking mix
-    if is_complete(store, FINAL):
+    # right after the crash: never a complete-looking mix, for the strict check nor for the readers of nights (who
+    # ignore objects the marker does not list: added to a published folder after publication)
+    if is_complete(store, FINAL) or is_published(store, FINAL):
         assert _folder(store, FINAL) in (OLD, NEW)
         assert check_complete(store, FINAL, deep=True) == []
     # the next run's recovery: the night is the old set (crash before the journal) or the new one

@@ -30,7 +30,9 @@ def store(tmp_path) -> LocalStore:
     _night(store, "2026-11-28", 5, sealed=True)
     _night(store, "2026-11-29", 9, sealed=False)  # killed before its marker: never published
     _night(store, "2026-11-30", 11, sealed=True)
-    store.write_bytes(f"{STUDY}/2026-11-30/stray.csv", b"a leftover of an interrupted re-run")  # not its marker's
+    # half-replaced: a listed file at another size than its marker's (a file added after publication, which the
+    # marker does not list, would not unpublish it: tests/test_publication_promotion.py)
+    store.write_bytes(f"{STUDY}/2026-11-30/report.html", b"<html>")
     store.write_bytes(f"{STUDY}/_review/ledger/000001.json", b"{}")  # the ledger is not a night
     return store
 
