@@ -395,6 +395,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
     """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
     from reporting import assemble_outputs, combine_findings, run_summary
     from reporting.history import looked_at_again
+    from reporting.risk import older_delivery_notes
 
     logger = get_run_logger()
     ingest, parts, eligibility, comparison, table = audit_sites(landing, study, files, as_of_date, endpoint_url,
@@ -403,12 +404,14 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         validation = finish_validation_task(quote(parts))
         validation.data_docs = build_data_docs_task(quote(parts), Path(tmp))
         del parts
+        deliveries = [asdict(d) for d in ingest.deliveries]
+        looked_again = looked_at_again(ingest.sites_audited, deliveries)
+        # what tonight's audit did not look at is carried, not resolved: discrepancies and data-quality findings alike
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date, quote(comparison.subjects.select("SITEID", "USUBJID")),
-                                           list(ingest.sites_audited))
+                                           looked_again, older_delivery_notes(deliveries))
         findings, resolved = validation_history_task(
-            quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date,
-            looked_at_again(ingest.sites_audited, [asdict(d) for d in ingest.deliveries]))
+            quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date, looked_again)
         review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,

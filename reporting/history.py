@@ -34,7 +34,7 @@ from publication import published_nights
 from reporting.dv import is_deviation
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from review.runs import read_manifest
-from storage import Store
+from storage import ObjectNotFound, Store
 from storage.keys import join_key
 
 _log = logging.getLogger(__name__)
@@ -142,34 +142,67 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
     )
 
 
-def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, sites_audited: Iterable[str]) -> pl.DataFrame:
+def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable[str],
+             older: Mapping[str, str]) -> pl.DataFrame:
     """`gone` (earlier open findings that tonight's audit does not have) with CARRIED: why tonight's audit could not
-    have found the finding, or null when it looked and the finding is gone. A site not audited tonight, or a subject
-    the audited site's data no longer let the audit evaluate (its DM record rejected, say), tells nothing about the
-    finding: a user trial saw an ineligible enrolment leave DV as RESOLVED the night a duplicated DM row kept its
-    subject out of the audit, and every finding of a site that missed a night resolve, then come back NEW."""
-    audited = sorted({str(site) for site in sites_audited})
-    seen = (evaluated.select(pl.col("SITEID").cast(pl.String), pl.col("USUBJID").cast(pl.String)).unique()
-            .with_columns(pl.lit(True).alias("_SEEN")))
-    why = (pl.when(~pl.col("SITEID").is_in(audited))
-           .then(pl.format("site {} not audited tonight", pl.col("SITEID")))
-           .when(pl.col("USUBJID").is_not_null() & pl.col("_SEEN").is_null())
+    have found the finding, or null when it looked and the finding is gone.
+
+    Not looked at, not resolved: a site audited tonight on an older delivery (`older`: its note, its newest delivery
+    rejected), a site not audited tonight, a subject the audited site's data no longer let the audit evaluate (its
+    DM record rejected, say) tell nothing about the finding. A user trial saw an ineligible enrolment leave DV as
+    RESOLVED the night a duplicated DM row kept its subject out of the audit, and every finding of a site that
+    missed a night resolve, then come back NEW; a review saw a PC01 deviation resolve on a fallback delivery's older
+    consent date and come back NEW the next night. A subject evaluated tonight at another site (its records moved)
+    was looked at: its finding at the old site is resolved, not carried beside the new one (one FINDING_ID)."""
+    looked = sorted({str(site) for site in looked_again})
+    pairs = evaluated.select(pl.col("SITEID").cast(pl.String), pl.col("USUBJID").cast(pl.String)).drop_nulls().unique()
+    anywhere = pairs["USUBJID"].unique().implode()
+    site, subject = pl.col("SITEID"), pl.col("USUBJID")
+    here = pl.col("_HERE").fill_null(False)
+    why = (pl.when(subject.is_in(anywhere) & ~here)  # evaluated tonight at another site: its records moved
+           .then(pl.lit(None, pl.String))
+           .when(site.is_in(list(older)))
+           .then(pl.format("site {} {}", site, site.replace_strict(dict(older), default=None, return_dtype=pl.String)))
+           .when(here)
+           .then(pl.lit(None, pl.String))
+           .when(~site.is_in(looked))
+           .then(pl.format("site {} not audited tonight", site))
+           .when(pl.col("USUBJID").is_not_null())
            .then(pl.lit("subject not evaluated tonight: not among the subjects of the site's audited data "
                         "(see the site's data-quality findings)"))
            .otherwise(pl.lit(None, pl.String)))
-    return (gone.join(seen, on=["SITEID", "USUBJID"], how="left", maintain_order="left")
-            .with_columns(why.alias(CARRIED)).drop("_SEEN"))
+    return (gone.join(pairs.with_columns(pl.lit(True).alias("_HERE")), on=["SITEID", "USUBJID"], how="left",
+                      maintain_order="left")
+            .with_columns(why.alias(CARRIED)).drop("_HERE"))
+
+
+def _previous_starts(store: Store, key: str) -> pl.DataFrame:
+    """(FINDING_ID, _DV_START) from the dv table beside the previous night's discrepancies: a carried deviation's
+    DVSTDTC, which tonight's subjects (without its subject) cannot give; empty when that night has none."""
+    folder = key.rsplit("/", 1)[0]
+    try:
+        dv = pl.read_parquet(io.BytesIO(store.read_bytes(join_key(folder, "dv.parquet"))),
+                             columns=[FINDING_ID, "DVSTDTC"])
+    except (ObjectNotFound, pl.exceptions.PolarsError, OSError) as error:
+        _log.warning("no DV start dates from %s (%s): a carried deviation's DVSTDTC is its own date only",
+                     folder, type(error).__name__)
+        return pl.DataFrame(schema={FINDING_ID: pl.String, "_DV_START": pl.String})
+    return (dv.select(pl.col(FINDING_ID).cast(pl.String), pl.col("DVSTDTC").cast(pl.String).alias("_DV_START"))
+            .drop_nulls(FINDING_ID).unique(FINDING_ID, keep="first"))
 
 
 def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_of: date,
-                  evaluated: pl.DataFrame | None = None, sites_audited: Iterable[str] | None = None) -> pl.DataFrame:
+                  evaluated: pl.DataFrame | None = None, looked_again: Iterable[str] | None = None,
+                  older: Mapping[str, str] | None = None) -> pl.DataFrame:
     """Tonight's discrepancies with STATUS / FIRST_SEEN / DAYS_OPEN / RESOLVED_ON set from the
     latest earlier run in the reports `store`, plus RESOLVED rows for findings that are gone.
 
-    `evaluated` (SITEID, USUBJID of the subjects tonight's audit evaluated) and `sites_audited`: an earlier open
-    finding that tonight's audit could not have found (its site not audited, its subject not evaluated) is not
-    resolved but carried, OPEN, with CARRIED saying why and EVALUATED_ON the night whose audit found it; without
-    them every finding gone is resolved. Tonight's findings have EVALUATED_ON tonight and CARRIED null."""
+    `evaluated` (USUBJID of the subjects tonight's audit evaluated), `looked_again` (the sites audited on their own
+    newest delivery: looked_at_again) and `older` (the sites audited on an older delivery, with their note:
+    reporting.risk.older_delivery_notes): an earlier open finding that tonight's audit could not have found is not
+    resolved but carried (_carried), OPEN, with CARRIED saying why, EVALUATED_ON the night whose audit found it and,
+    for a deviation without a date of its own, DTC its DV start date of that night; without `evaluated` every
+    finding gone is resolved. Tonight's findings have EVALUATED_ON tonight and CARRIED null."""
     check_table(discrepancies, DISCREPANCIES, "discrepancies")
     today = as_of.isoformat()
     current = discrepancies.drop([c for c in ("STATUS", "FIRST_SEEN", "DAYS_OPEN", "RESOLVED_ON")
@@ -193,10 +226,17 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
     gone = previous.join(current.select([pl.col(k).cast(pl.String) for k in KEY]).unique(), on=KEY,
                          how="anti", nulls_equal=True)
     if evaluated is not None:
-        gone = _carried(gone, evaluated, sites_audited if sites_audited is not None else evaluated["SITEID"])
+        gone = _carried(gone, evaluated, looked_again if looked_again is not None else evaluated["SITEID"],
+                        older or {})
     else:
         gone = gone.with_columns(pl.lit(None, pl.String).alias(CARRIED))
     carried = pl.col(CARRIED).is_not_null()
+    if gone.height and gone[CARRIED].null_count() < gone.height and {FINDING_ID, "DTC"} <= set(gone.columns):
+        found = previous_run(store, study=study, as_of=as_of)
+        if found is not None:  # the carried deviation keeps the DVSTDTC its night gave it (tonight has no subject)
+            gone = (gone.join(_previous_starts(store, found[1]), on=FINDING_ID, how="left", maintain_order="left")
+                    .with_columns(pl.when(carried).then(pl.coalesce(pl.col("DTC").cast(pl.String), "_DV_START"))
+                                  .otherwise(pl.col("DTC")).alias("DTC")).drop("_DV_START"))
     gone = (
         gone.with_columns(
             pl.when(carried).then(pl.lit(FindingStatus.OPEN)).otherwise(pl.lit(FindingStatus.RESOLVED)).alias("STATUS"),

@@ -120,16 +120,26 @@ def headline(outputs: RunOutputs) -> Headline:
 
 
 def all_sites(outputs: RunOutputs) -> list[str]:
+    """The sites the outputs speak of: audited tonight, with subjects, or with open findings (a site not audited
+    tonight whose findings are carried: its row holds them, so that the Sites table adds up to the headline)."""
     manifest = outputs.run_manifest
     sites = set(manifest.get("sites_audited") or [])
     sites |= set(outputs.subjects["SITEID"].drop_nulls().to_list())
+    sites |= set(current(outputs.discrepancies)["SITEID"].drop_nulls().to_list())
     return sorted(sites)
+
+
+def evaluated_tonight(discrepancies: pl.DataFrame) -> pl.DataFrame:
+    """`discrepancies` without the findings carried from an earlier night (reporting.history: CARRIED)."""
+    return discrepancies.filter(pl.col("CARRIED").is_null()) if "CARRIED" in discrepancies.columns else discrepancies
 
 
 def risk_table(outputs: RunOutputs) -> pl.DataFrame:
     tables = {
         "subjects": outputs.subjects,
-        "discrepancies": current(outputs.discrepancies),
+        # a rate's numerator counts what tonight's audit evaluated, as its denominator does (a carried finding's
+        # subject is not among tonight's subjects: a query rate above 1, a review found)
+        "discrepancies": evaluated_tonight(current(outputs.discrepancies)),
         "validation": outputs.validation,
         "inputs": inputs_table(outputs.run_manifest),
     }
@@ -167,6 +177,10 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
         ["SITEID", *counts, "RISK_INDICATORS"]).sort("SITEID")
 
 
+#: the Protocol versions row of the open findings carried from an earlier night whose subject tonight did not evaluate
+CARRIED_VERSION = "(carried: not evaluated tonight)"
+
+
 def version_table(outputs: RunOutputs) -> pl.DataFrame:
     """One row per protocol version subjects are judged by (TIVERS; `1.0 or 2.0` for subjects whose consent
     date cannot tell): subjects screened, enrolled and recomputed ineligible, and the open findings by
@@ -180,8 +194,12 @@ def version_table(outputs: RunOutputs) -> pl.DataFrame:
         ((pl.col("SITE_DECISION") == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).sum()
         .alias("INELIGIBLE_ENROLLED"),
     )
+    carried = pl.col("CARRIED").is_not_null() if "CARRIED" in outputs.discrepancies.columns else pl.lit(False)
     findings = (current(_with_deviation(outputs.discrepancies))
                 .join(per_subject.select("USUBJID", "TIVERS"), on="USUBJID", how="left")
+                # a carried finding's subject was not evaluated tonight: no version of tonight's to count it under
+                .with_columns(pl.when(pl.col("TIVERS").is_null() & carried).then(pl.lit(CARRIED_VERSION))
+                              .otherwise(pl.col("TIVERS")).alias("TIVERS"))
                 .group_by("TIVERS").agg(pl.col("_DEVIATION").sum().alias("IMPORTANT"),
                                         (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERIES")))
     columns = ["SUBJECTS", "ENROLLED", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES"]

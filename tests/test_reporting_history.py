@@ -193,12 +193,12 @@ def test_a_finding_the_audit_could_not_find_tonight_is_carried_not_resolved(tmp_
     and DAYS_OPEN restarted) the night it delivered again."""
     store = LocalStore(tmp_path / "reports")
     night1 = apply_history(findings(A, B, C, D), store, study=STUDY, as_of=NIGHTS[0],
-                           evaluated=subjects_of(A, B, C, D), sites_audited=["101", "102"])
+                           evaluated=subjects_of(A, B, C, D), looked_again=["101", "102"])
     assert set(night1["EVALUATED_ON"]) == {"2026-11-26"} and night1["CARRIED"].null_count() == 4
     publish_discrepancies(store, NIGHTS[0], night1)
     # night 2: site 102 is not audited; A's subject is not evaluated (site 101 audited); B was looked at and is gone
     night2 = apply_history(findings(), store, study=STUDY, as_of=NIGHTS[1],
-                           evaluated=subjects_of(B), sites_audited=["101"])
+                           evaluated=subjects_of(B), looked_again=["101"])
     rows = by_key(night2)
     assert {k: r["STATUS"] for k, r in rows.items()} == {
         "SZ003-101-0001/IN10.PLT": "OPEN", "SZ003-101-0002/IN11.ALT": "RESOLVED",
@@ -217,7 +217,7 @@ def test_a_finding_the_audit_could_not_find_tonight_is_carried_not_resolved(tmp_
     publish_discrepancies(store, NIGHTS[1], night2)
     # night 3: site 102 is back and still has C; A's subject is still out: carried from the night that found it
     night3 = by_key(apply_history(findings(C), store, study=STUDY, as_of=NIGHTS[2],
-                                  evaluated=subjects_of(B, C, D), sites_audited=["101", "102"]))
+                                  evaluated=subjects_of(B, C, D), looked_again=["101", "102"]))
     assert (night3["SZ003-102-0001/EX07"]["STATUS"], night3["SZ003-102-0001/EX07"]["FIRST_SEEN"],
             night3["SZ003-102-0001/EX07"]["CARRIED"]) == ("OPEN", "2026-11-26", None)
     assert night3["SZ003-102-0002/PC05"]["STATUS"] == "RESOLVED"  # looked at again, gone
@@ -231,3 +231,54 @@ def test_without_what_tonight_evaluated_every_finding_gone_is_resolved(tmp_path)
     publish_discrepancies(store, NIGHTS[0], apply_history(findings(A, C), store, study=STUDY, as_of=NIGHTS[0]))
     night2 = apply_history(findings(), store, study=STUDY, as_of=NIGHTS[1])
     assert set(night2["STATUS"]) == {"RESOLVED"} and night2["CARRIED"].null_count() == 2
+
+
+def test_a_fallback_site_carries_what_its_older_delivery_lacks_and_a_moved_subject_is_looked_at(tmp_path):
+    """A review of the first version: a site audited on an older delivery (its newest rejected) resolved a PC01
+    deviation on the older consent date, which came back NEW the next night; the data-quality side already held
+    such a site as not looked at again. And a subject whose records moved to another site was carried at the old
+    one beside its new row (one FINDING_ID, two DV records)."""
+    store = LocalStore(tmp_path / "reports")
+    publish_discrepancies(store, NIGHTS[0], apply_history(findings(A, B, C), store, study=STUDY, as_of=NIGHTS[0]))
+    moved = ("102", A[1], A[2], A[3])  # A's subject is delivered by site 102 tonight
+    older = {"101": "audited on its older delivery D1 (fallback: newer delivery D2 rejected)"}
+    table = apply_history(findings(moved), store, study=STUDY, as_of=NIGHTS[1],
+                          evaluated=subjects_of(moved, B, C), looked_again=["102"], older=older)
+    assert sorted(table.filter(pl.col("USUBJID") == A[1]).select("SITEID", "STATUS", "CARRIED").rows()) == [
+        ("101", "RESOLVED", None), ("102", "NEW", None)]
+    night2 = by_key(table)
+    assert night2["SZ003-101-0002/IN11.ALT"]["CARRIED"] == f"site 101 {older['101']}"  # B: the fallback site
+    assert night2["SZ003-101-0002/IN11.ALT"]["STATUS"] == "OPEN"
+    assert night2["SZ003-102-0001/EX07"]["STATUS"] == "RESOLVED"  # C: looked at again, gone
+    # A's subject was evaluated tonight at site 102 only: its finding at 101 is resolved, not carried beside it
+    assert night2["SZ003-101-0001/IN10.PLT"]["SITEID"] == "102"  # (by_key keeps the last row of the key)
+    # without the fallback, a moved subject's finding at its old site is resolved: it was looked at (at 102)
+    store2 = LocalStore(tmp_path / "reports2")
+    publish_discrepancies(store2, NIGHTS[0], apply_history(findings(A), store2, study=STUDY, as_of=NIGHTS[0]))
+    night2 = apply_history(findings(moved), store2, study=STUDY, as_of=NIGHTS[1], evaluated=subjects_of(moved),
+                           looked_again=["102"])
+    assert sorted(night2.select("SITEID", "STATUS").rows()) == [("101", "RESOLVED"), ("102", "NEW")]
+
+
+def test_a_carried_deviation_keeps_the_dv_start_date_its_night_gave_it(tmp_path):
+    """DVSTDTC is the finding's own date or its subject's treatment start from tonight's subjects, where a carried
+    finding's subject is not: the date went empty the night the site missed and came back the next (a review)."""
+    from reporting.dv import build_dv
+    from reporting.tables import DV
+
+    store = LocalStore(tmp_path / "reports")
+    night1 = apply_history(findings(A, C), store, study=STUDY, as_of=NIGHTS[0],
+                           evaluated=subjects_of(A, C), looked_again=["101", "102"])
+    subjects = pl.DataFrame({"STUDYID": [STUDY, STUDY], "SITEID": ["101", "102"], "USUBJID": [A[1], C[1]],
+                             "TREATMENT_START": ["2026-10-16", None]})
+    dv1 = build_dv(night1, subjects)
+    assert dv1.select("USUBJID", "DVSTDTC").rows() == [(A[1], "2026-10-16")]
+    publish_discrepancies(store, NIGHTS[0], night1)
+    store.write_bytes(f"{STUDY}/{NIGHTS[0].isoformat()}/dv.parquet", parquet_bytes(dv1.select(list(DV))))
+    seal(store, f"{STUDY}/{NIGHTS[0].isoformat()}")
+    night2 = apply_history(findings(C), store, study=STUDY, as_of=NIGHTS[1], evaluated=subjects_of(C),
+                           looked_again=["102"])  # site 101 not audited
+    dv2 = build_dv(night2, subjects.filter(pl.col("SITEID") == "102"))
+    columns = ["USUBJID", "DVSTDTC", "FINDING_ID"]
+    assert dv2.select(columns).rows() == dv1.select(columns).rows()
+    assert by_key(night2)["SZ003-101-0001/IN10.PLT"]["DTC"] == "2026-10-16"

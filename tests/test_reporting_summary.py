@@ -194,3 +194,29 @@ def test_the_report_says_which_sites_risk_was_measured_on_an_older_delivery():
                                 pl.col("RATE").fill_null(0.0))
     panels = build_context(run, flagged, {}, None, None)["funnels"]
     assert panels and all(p["noted"] and [f["NOTE"] for f in p["flagged"]] == [note] for p in panels)
+
+
+def test_carried_findings_are_counted_in_the_sites_and_versions_tables_and_not_in_tonights_rates():
+    """A review: the carried findings of a site not audited tonight were in the headline and dv but in no Sites row
+    (important 6 against 5), under a blank protocol version, and in a query rate whose denominator (tonight's
+    subjects) lacks their subjects (a rate above 1)."""
+    from reporting.summary import CARRIED_VERSION, risk_table, site_table
+
+    base = outputs()
+    carried = pl.DataFrame([
+        {"STUDYID": "SZ003", "SITEID": "109", "USUBJID": "S9", "CHECK_ID": "IN10.PLT", "CLASS": "INELIGIBLE_ENROLLED",
+         "SEVERITY": "IMPORTANT", "STATUS": "OPEN", "CARRIED": "site 109 not audited tonight"},
+        {"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "S8", "CHECK_ID": "EX07", "CLASS": "UNVERIFIABLE",
+         "SEVERITY": "QUERY", "STATUS": "OPEN", "CARRIED": "subject not evaluated tonight: ..."}],
+        schema={**DISCREPANCIES, "CARRIED": pl.String})
+    run = replace(base, discrepancies=pl.concat([base.discrepancies, carried], how="diagonal_relaxed"))
+    head, sites = headline(run), site_table(run, risk_table(run))
+    assert "109" in sites["SITEID"].to_list()
+    assert sites["IMPORTANT"].sum() == head.important and sites["QUERIES"].sum() == head.query_discrepancies
+    versions = {row["TIVERS"]: row for row in version_table(run).iter_rows(named=True)}
+    assert (versions[CARRIED_VERSION]["IMPORTANT"], versions[CARRIED_VERSION]["QUERIES"],
+            versions[CARRIED_VERSION]["SUBJECTS"]) == (1, 1, 0)
+    assert None not in versions
+    rates = risk_table(run).filter(pl.col("INDICATOR") == "QUERY")
+    assert (rates["NUMERATOR"] <= rates["DENOMINATOR"]).all()
+    assert rates.filter(pl.col("SITEID") == "101")["NUMERATOR"].item() == 1  # S2's query, not the carried S8's

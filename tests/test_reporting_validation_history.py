@@ -319,3 +319,16 @@ def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(
         (dated[FINDING_ID][0], "CM.iso_date.CMSTDTC", NIGHT1.isoformat(), NIGHT2.isoformat())]
     html = reports.read_bytes(f"{published}/report.html").decode()
     assert re.search(r'id="n-resolved-data">1<', html)
+    # the discrepancies follow the same rule through the flow: site 101, not audited tonight, resolves none of its
+    # findings; they are carried as night 1 found them (helper-36: all 23 of such a site's findings resolved)
+    before = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT1.isoformat()}/discrepancies.parquet")))
+    after = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{published}/discrepancies.parquet")))
+    site = pl.col("SITEID") == "101"
+    assert before.filter(site).height > 0
+    carried = after.filter(site)
+    assert carried.select(FINDING_ID, "FIRST_SEEN", "EVIDENCE").sort(FINDING_ID).equals(
+        before.filter(site).select(FINDING_ID, "FIRST_SEEN", "EVIDENCE").sort(FINDING_ID))
+    assert set(carried["STATUS"]) == {"OPEN"} and set(carried["CARRIED"]) == {"site 101 not audited tonight"}
+    assert set(carried["EVALUATED_ON"]) == {NIGHT1.isoformat()}
+    assert set(after.filter(~site)["EVALUATED_ON"]) == {NIGHT2.isoformat()}
+    assert "101" in book.load_sheet("Sites", dtypes="string").to_polars()["SITEID"].to_list()
