@@ -21,7 +21,7 @@ from review.machine import StateMachine
 
 SHEET = "Review"
 COLUMNS = [FINDING_ID, "ORIGIN", "STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
-           "DAYS_OPEN", "EVIDENCE", EVIDENCE_HASH, "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT",
+           "DAYS_OPEN", "EVIDENCE", "CARRIED", EVIDENCE_HASH, "REVIEW_STATE", "REVIEWED_BY", "REVIEWED_AT", "LAST_TEXT",
            "SITE_QUERY", "COVERED_BY", "DECISION", "TEXT", "REVIEWER"]
 #: where the site was asked about a finding (reporting.queries.site_query_of)
 _ASKED = ["SITE_QUERY", "COVERED_BY"]
@@ -65,7 +65,8 @@ def review_rows(discrepancies: pl.DataFrame, validation: pl.DataFrame, machine: 
     finding in no site's queries (settled, or a run without them) has neither.
     """
     live, review = _states(discrepancies, validation)
-    catalogue = catalogue_of(live, validation)
+    # CARRIED: the evidence is an earlier night's (reporting.history), which a reviewer deciding on it should know
+    catalogue = catalogue_of(live, validation, carry=("CARRIED",))
     rows = catalogue.join(review.unique(FINDING_ID, keep="first"), on=FINDING_ID, how="left", maintain_order="left")
     if asked is not None:
         rows = rows.join(asked.select(FINDING_ID, *_ASKED).unique(FINDING_ID, keep="first"), on=FINDING_ID,

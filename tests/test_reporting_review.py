@@ -107,7 +107,7 @@ def test_the_review_sheet_offers_only_the_actions_each_state_allows(night: dict)
     rules = [(column, first, last or first, choices) for column, first, last, choices in re.findall(
         r'<dataValidation type="list"[^>]*sqref="([A-Z]+)(\d+)(?::[A-Z]+(\d+))?"[^>]*><formula1>"([^<]*)"</formula1>',
         xml)]
-    assert rules and {column for column, _, _, _ in rules} == {"S"}  # DECISION is column S
+    assert rules and {column for column, _, _, _ in rules} == {"T"}  # DECISION is column T
     covered = sum(int(last) - int(first) + 1 for _, first, last, _ in rules)
     assert covered == sheet.height
     for _, first, last, choices in rules:
