@@ -62,6 +62,24 @@ def parse_number(text: pl.Expr | str, decimal: pl.Expr | str | None = None) -> p
     return pl.struct(number.alias("number"), pl.when(number.is_not_null()).then(censor).alias("censor"))
 
 
+def decimal_hint(text: pl.Expr | str, decimal: pl.Expr | str) -> pl.Expr:
+    """Why a result text with the other decimal mark is not a number, for its message ("" otherwise).
+
+    A site that declared `"decimal": ","` in manifest.json (at its top level: the default of every file) while its
+    files use "." got one "8.0 is not a number" per value, and a site asked to check each against the source would
+    confirm them: the one-line fix, the manifest's setting, was named nowhere (a user trial). The hint names it;
+    the value is still not read (never a guess between a thousands separator and a decimal mark)."""
+    text, dec = _as_expr(text), _as_expr(decimal).fill_null(".")
+    digits = text.str.extract(_NUMBER, 2)
+    return (pl.when((dec == ",") & digits.str.contains(".", literal=True))
+            .then(pl.lit("; its '.' is not read as a decimal point: manifest.json declares the decimal comma for this "
+                         "file (its own entry, or the manifest's top-level \"decimal\")"))
+            .when((dec != ",") & digits.str.contains(",", literal=True))
+            .then(pl.lit("; its ',' is not read as a decimal comma: this file's decimal mark is '.' (manifest.json "
+                         "declares no \"decimal\": \",\" for it)"))
+            .otherwise(pl.lit("")))
+
+
 def bounds(number: pl.Expr | str, censor: pl.Expr | str) -> pl.Expr:
     """(number, censor) -> struct {lo, hi, lo_open, hi_open}: the interval the true value lies in."""
     number, censor = _as_expr(number), _as_expr(censor)

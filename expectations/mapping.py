@@ -14,11 +14,14 @@ import polars as pl
 
 from contracts.tables import EVIDENCE_HASH, EXCLUSIONS, FINDING_ID, FINDINGS, IDENTITY, empty_table
 from core.source import SOURCE_COLUMNS, rows_words
+from core.values import decimal_hint
 from expectations.identity import identity_columns
 from expectations.model import WITHHELD, Check
 from expectations.spec import Action
 
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+#: the placeholder of why the check's variable is not a number when it has the other decimal mark (core.values)
+DECIMAL_HINT = "DECIMAL_HINT"
 #: extra column after the contracted ones: the check id (DOMAIN.kind.VARIABLE), stable for reports
 CHECK_COLUMN = "CHECK"
 #: the findings of a suite run: the contracted columns, the check id, and the finding's identity
@@ -38,7 +41,9 @@ def template_expr(template: str, check: Check) -> pl.Expr:
             parts.append(pl.lit(template[position:match.start()]))
         name = match.group(1)
         column = check.variable if name == "OBSERVED_TEXT" else name
-        if column in check.private:
+        if name == DECIMAL_HINT:
+            parts.append(decimal_hint(pl.col(check.variable), pl.col("DECIMAL")))
+        elif column in check.private:
             parts.append(pl.when(pl.col(column).is_null()).then(pl.lit("(blank)")).otherwise(pl.lit(WITHHELD)))
         else:
             parts.append(pl.col(column).cast(pl.String).fill_null("(blank)"))
@@ -50,7 +55,9 @@ def template_expr(template: str, check: Check) -> pl.Expr:
 
 def template_columns(template: str, check: Check) -> set[str]:
     """Columns a template reads (to verify the templates against a prepared frame)."""
-    return {check.variable if n == "OBSERVED_TEXT" else n for n in _PLACEHOLDER.findall(template)}
+    names = _PLACEHOLDER.findall(template)
+    used = {check.variable if n == "OBSERVED_TEXT" else n for n in names if n != DECIMAL_HINT}
+    return used | ({check.variable, "DECIMAL"} if DECIMAL_HINT in names else set())
 
 
 def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str, list[str]], study: str,

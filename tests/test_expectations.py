@@ -442,3 +442,25 @@ def test_a_result_document_holds_a_sample_of_the_failing_rows_whatever_their_num
         for key in ("unexpected_index_list", "partial_unexpected_index_list"):
             assert [len(entry["SOURCE"]) for entry in result[key]] == [SAMPLE_ROWS]
         assert "unexpected_index_query" not in result
+
+
+def test_a_number_with_the_other_decimal_mark_names_the_manifest_setting(tmp_path: Path) -> None:
+    """A user trial: a site whose manifest declared "decimal": "," at its top level while its files use "." got
+    ~1,700 findings "8.0 is not a number", each asking to check the value against the source; the one-line fix,
+    the manifest's setting, was named nowhere. The value is still not read (never a guess)."""
+    lb = frame("lb", [lb_row(S1, "HGB", "13.5", "g/dL", "12", "16"),
+                      lb_row(S1, "PLAT", "210", "10^9/L", "150", "400,0")])
+    comma = lb.with_columns(pl.lit(",").alias("DECIMAL"))
+    domains = {"dm": frame("dm", [dm_row(S1)])}
+    wrong = validate_domain("lb", {**domains, "lb": comma}, study=STUDY).findings
+    by_check = dict(zip(wrong["CHECK"], wrong["MESSAGE"], strict=False))
+    assert by_check["LB.numeric_result.LBORRES"] == (
+        "HGB result 13.5 is not a number (or a censored number like <0.5); its '.' is not read as a decimal point: "
+        "manifest.json declares the decimal comma for this file (its own entry, or the manifest's top-level "
+        "\"decimal\"): not used")
+    assert "LB.range_numeric.LBORNRHI" not in by_check  # "400,0" is a number with the decimal comma
+    right = validate_domain("lb", {**domains, "lb": lb}, study=STUDY).findings
+    assert right.filter(pl.col("CHECK") == "LB.numeric_result.LBORRES").height == 0
+    assert right.filter(pl.col("CHECK") == "LB.range_numeric.LBORNRHI")["MESSAGE"].to_list() == [
+        "PLAT LBORNRHI 400,0 is not a number; its ',' is not read as a decimal comma: this file's decimal mark is '.' "
+        "(manifest.json declares no \"decimal\": \",\" for it): the reference limit is not used"]
