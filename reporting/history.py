@@ -342,11 +342,13 @@ def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _M
     before), and for each site looked at again tonight every finding published since, and including, the latest
     night that looked at it again (`looked_at_again`): a site not audited last night is remembered from the
     night it was, with what it was told in between (its rejected deliveries). A site's memory is complete when
-    every night of that walk had its table; a site not looked at again tonight is not followed further back
-    (a site that never delivered would have had every night read, a trial measured a seventh of publication)."""
+    every night of that walk had its table, or, for a site never looked at again, every night of the study was
+    read; a site not looked at again tonight is not followed further back (a site that never delivered would have
+    had every night read, a trial measured a seventh of publication)."""
     collecting, complete, unknown, parts = set(looked_again), set(), set(), []
-    base = False
-    for run in islice(published_nights(store, study, before=as_of), MEMORY_NIGHTS):
+    base, walked = False, 0
+    nights = islice(published_nights(store, study, before=as_of), MEMORY_NIGHTS)
+    for walked, run in enumerate(nights, start=1):  # noqa: B007 - `walked` is read after the loop
         if base and not collecting:
             break
         table = _night_findings(store, study, run, None if not base else collecting, strict=not base)
@@ -359,6 +361,13 @@ def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _M
         here = collecting if covered is None else collecting & covered
         complete |= here - unknown
         collecting -= here
+    else:
+        if walked < MEMORY_NIGHTS:
+            # every night of the study was read: a site never looked at again before (audited on an older delivery,
+            # or rejected, since its first night) is remembered from the study's first night, which is all it was
+            # ever told (a user trial: a site rejected on the first night had its rejection vanish, unlisted, the
+            # night its corrected delivery was audited)
+            complete |= collecting - unknown
     findings = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(
         schema={FINDING_ID: pl.String, "SITEID": pl.String, "FIRST_SEEN": pl.String})
     return _Memory(findings, complete)

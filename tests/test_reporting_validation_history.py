@@ -163,6 +163,25 @@ def test_a_site_audited_on_an_older_delivery_resolves_nothing_until_it_is_looked
     assert sorted(back.resolved[FINDING_ID].to_list()) == ["V-x", "V-y"]
 
 
+def test_a_site_never_looked_at_before_resolves_what_every_night_of_the_study_told_it(tmp_path):
+    """helper-36: a site rejected (audited on an older delivery) since the study's first night had its rejection
+    vanish, unlisted, the night its corrected delivery was audited: with no night that had looked at it, its memory
+    was unknown. Every night of the study was read, so it is all the site was ever told; a night without its
+    table still leaves it unknown."""
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table(REJECTED, X), {"101": "USED", "102": "FALLBACK"})
+    publish_validation(store, NIGHTS[1], table(REJECTED, X), {"101": "USED", "102": "FALLBACK"})
+    back = validation_history(table(X).drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[2], looked_again={"102"})
+    assert back.resolved.select(FINDING_ID, "FIRST_SEEN", "RESOLVED_ON").rows() == [
+        ("V-rejected", NIGHTS[0].isoformat(), NIGHTS[2].isoformat())]
+    assert back.findings["FIRST_SEEN"].to_list() == [NIGHTS[0].isoformat()]
+    gap = LocalStore(tmp_path / "gap")
+    publish_validation(gap, NIGHTS[0], None, {"101": "USED", "102": "FALLBACK"})
+    publish_validation(gap, NIGHTS[1], table(REJECTED, X), {"101": "USED", "102": "FALLBACK"})
+    assert validation_history(table(X).drop("FIRST_SEEN"), gap, study=STUDY, as_of=NIGHTS[2],
+                              looked_again={"102"}).resolved.height == 0
+
+
 def test_a_night_that_looked_again_without_its_table_resolves_nothing_twice(tmp_path):
     """helper-33: a night folder without validation.parquet made the next night compare with an older night and
     list again what that night had already listed as resolved."""
