@@ -27,7 +27,7 @@ import polars as pl
 
 from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
-from contracts.enums import FindingStatus, Severity
+from contracts.enums import DiscrepancyClass, FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
 from ingestion.codes import NOTE_PREFIX, DeliveryStatus
 from publication import published_nights
@@ -142,8 +142,22 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
     )
 
 
+#: why a deviation whose check tonight's audit could not verify is carried (its UNVERIFIABLE finding says why)
+NOT_VERIFIABLE = ("its check could not be verified tonight (see the subject's UNVERIFIABLE finding on it): the "
+                  "earlier finding is not disproven")
+
+
+def _unverifiable(tonight: pl.DataFrame) -> pl.DataFrame:
+    """(USUBJID, CHECK_ID, _CRITERION) of tonight's UNVERIFIABLE findings: the components tonight's audit could not
+    decide, for lack of data (a rejected file, a result excluded by validation)."""
+    found = tonight.filter(pl.col("CLASS") == DiscrepancyClass.UNVERIFIABLE) if "CLASS" in tonight.columns \
+        else tonight.clear()
+    return found.select(pl.col("USUBJID").cast(pl.String), pl.col("CHECK_ID").cast(pl.String),
+                        pl.col("CHECK_ID").cast(pl.String).str.split(".").list.first().alias("_CRITERION")).unique()
+
+
 def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable[str],
-             older: Mapping[str, str]) -> pl.DataFrame:
+             older: Mapping[str, str], unverifiable: pl.DataFrame | None = None) -> pl.DataFrame:
     """`gone` (earlier open findings that tonight's audit does not have) with CARRIED: why tonight's audit could not
     have found the finding, or null when it looked and the finding is gone.
 
@@ -153,17 +167,28 @@ def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable
     RESOLVED the night a duplicated DM row kept its subject out of the audit, and every finding of a site that
     missed a night resolve, then come back NEW; a review saw a PC01 deviation resolve on a fallback delivery's older
     consent date and come back NEW the next night. A subject evaluated tonight at another site (its records moved)
-    was looked at: its finding at the old site is resolved, not carried beside the new one (one FINDING_ID)."""
+    was looked at: its finding at the old site is resolved, not carried beside the new one (one FINDING_ID). And an
+    important finding whose check tonight's audit could not verify (`unverifiable`: the subject's component, or for
+    a criterion's finding any of its components, is UNVERIFIABLE tonight) is not disproven: a review saw an
+    ineligible enrolment leave DV the night its lab file was rejected, replaced by a query."""
     looked = sorted({str(site) for site in looked_again})
     pairs = evaluated.select(pl.col("SITEID").cast(pl.String), pl.col("USUBJID").cast(pl.String)).drop_nulls().unique()
     anywhere = pairs["USUBJID"].unique().implode()
     site, subject = pl.col("SITEID"), pl.col("USUBJID")
     here = pl.col("_HERE").fill_null(False)
-    why = (pl.when(subject.is_in(anywhere) & ~here)  # evaluated tonight at another site: its records moved
-           .then(pl.lit(None, pl.String))
-           .when(site.is_in(list(older)))
+    undecided = unverifiable if unverifiable is not None else _unverifiable(pl.DataFrame())
+    component = pl.struct(subject, pl.col("CHECK_ID")).is_in(undecided.select("USUBJID", "CHECK_ID")
+                                                               .to_struct().implode())
+    criterion = pl.struct(subject, pl.col("CHECK_ID").alias("_CRITERION")).is_in(
+        undecided.select("USUBJID", "_CRITERION").to_struct().implode())
+    not_verified = ((pl.col("SEVERITY") == Severity.IMPORTANT)
+                    & pl.when(pl.col("CHECK_ID").str.contains(".", literal=True)).then(component).otherwise(criterion))
+    moved = subject.is_in(anywhere) & ~here  # evaluated tonight at another site: its records moved
+    why = (pl.when(site.is_in(list(older)) & ~moved)
            .then(pl.format("site {} {}", site, site.replace_strict(dict(older), default=None, return_dtype=pl.String)))
-           .when(here)
+           .when(not_verified.fill_null(False))
+           .then(pl.lit(NOT_VERIFIABLE))
+           .when(moved | here)
            .then(pl.lit(None, pl.String))
            .when(~site.is_in(looked))
            .then(pl.format("site {} not audited tonight", site))
@@ -227,7 +252,7 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
                          how="anti", nulls_equal=True)
     if evaluated is not None:
         gone = _carried(gone, evaluated, looked_again if looked_again is not None else evaluated["SITEID"],
-                        older or {})
+                        older or {}, _unverifiable(current))
     else:
         gone = gone.with_columns(pl.lit(None, pl.String).alias(CARRIED))
     carried = pl.col(CARRIED).is_not_null()

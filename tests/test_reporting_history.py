@@ -282,3 +282,30 @@ def test_a_carried_deviation_keeps_the_dv_start_date_its_night_gave_it(tmp_path)
     columns = ["USUBJID", "DVSTDTC", "FINDING_ID"]
     assert dv2.select(columns).rows() == dv1.select(columns).rows()
     assert by_key(night2)["SZ003-101-0001/IN10.PLT"]["DTC"] == "2026-10-16"
+
+
+def test_an_important_finding_whose_check_tonight_could_not_verify_is_carried(tmp_path):
+    """helper-37: a subject evaluated tonight whose lab file was rejected turned its INELIGIBLE_ENROLLED into an
+    UNVERIFIABLE query, and the deviation left DV as RESOLVED. Not verified is not disproven: the deviation (and the
+    criterion's IE_MISMATCH) is carried beside tonight's UNVERIFIABLE finding; a component verified tonight is
+    resolved whatever another component of its criterion is."""
+    store = LocalStore(tmp_path / "reports")
+    plt = ("101", "SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED")
+    mismatch = ("101", "SZ003-101-0001", "IN10", "IE_MISMATCH")
+    other = ("101", "SZ003-101-0002", "IN10.PLT", "INELIGIBLE_ENROLLED")
+    night1 = findings(plt, mismatch, other).with_columns(pl.lit("IMPORTANT").alias("SEVERITY"))
+    publish_discrepancies(store, NIGHTS[0], apply_history(night1, store, study=STUDY, as_of=NIGHTS[0]))
+    tonight = findings(("101", "SZ003-101-0001", "IN10.PLT", "UNVERIFIABLE"),
+                       ("101", "SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE"))
+    night2 = apply_history(tonight, store, study=STUDY, as_of=NIGHTS[1],
+                           evaluated=subjects_of(plt, other), looked_again=["101"])
+    rows = {(r["USUBJID"], r["CHECK_ID"], r["CLASS"]): (r["STATUS"], r["CARRIED"])
+            for r in night2.iter_rows(named=True)}
+    from reporting.history import NOT_VERIFIABLE
+    assert rows == {
+        ("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED"): ("OPEN", NOT_VERIFIABLE),
+        ("SZ003-101-0001", "IN10", "IE_MISMATCH"): ("OPEN", NOT_VERIFIABLE),
+        ("SZ003-101-0001", "IN10.PLT", "UNVERIFIABLE"): ("NEW", None),
+        ("SZ003-101-0002", "IN10.PLT", "INELIGIBLE_ENROLLED"): ("RESOLVED", None),  # PLT verified tonight
+        ("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE"): ("NEW", None),
+    }
