@@ -68,15 +68,25 @@ def decimal_hint(text: pl.Expr | str, decimal: pl.Expr | str) -> pl.Expr:
     A site that declared `"decimal": ","` in manifest.json (at its top level: the default of every file) while its
     files use "." got one "8.0 is not a number" per value, and a site asked to check each against the source would
     confirm them: the one-line fix, the manifest's setting, was named nowhere (a user trial). The hint names it;
-    the value is still not read (never a guess between a thousands separator and a decimal mark)."""
+    the value is still not read. A mark followed by exactly three digits (`1,234`, `1.234`) may be a thousands
+    separator: naming the other decimal mark there would steer the site into a value a thousand times too small
+    (a review), so the hint asks for the file's own mark and no separator instead."""
     text, dec = _as_expr(text), _as_expr(decimal).fill_null(".")
     digits = text.str.extract(_NUMBER, 2)
-    return (pl.when((dec == ",") & digits.str.contains(".", literal=True))
-            .then(pl.lit("; its '.' is not read as a decimal point: manifest.json declares the decimal comma for this "
-                         "file (its own entry, or the manifest's top-level \"decimal\")"))
-            .when((dec != ",") & digits.str.contains(",", literal=True))
-            .then(pl.lit("; its ',' is not read as a decimal comma: this file's decimal mark is '.' (manifest.json "
-                         "declares no \"decimal\": \",\" for it)"))
+    other = pl.when(dec == ",").then(pl.lit(".")).otherwise(pl.lit(","))
+    has_other = digits.str.contains(".", literal=True) & (dec == ",") | digits.str.contains(",", literal=True) & (
+        dec != ",")
+    grouped = digits.str.contains(r"^[+-]?\d{1,3}[.,]\d{3}$")
+    return (pl.when(has_other & grouped)
+            .then(pl.format(", because '{}' is not this file's decimal mark ('{}', from manifest.json) and a thousands "
+                            "separator is not read: write it with the file's decimal mark and no separator",
+                            other, dec))
+            .when(has_other & (dec == ","))
+            .then(pl.lit(", because manifest.json declares the decimal comma for this file (its own entry, or the "
+                         "manifest's top-level \"decimal\") and '.' is not read as one"))
+            .when(has_other)
+            .then(pl.lit(", because this file's decimal mark is '.' (manifest.json declares no \"decimal\": \",\" "
+                         "for it) and ',' is not read as one"))
             .otherwise(pl.lit("")))
 
 

@@ -371,9 +371,9 @@ def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _M
     read; a site not looked at again tonight is not followed further back (a site that never delivered would have
     had every night read, a trial measured a seventh of publication)."""
     collecting, complete, unknown, parts = set(looked_again), set(), set(), []
-    base, walked = False, 0
-    nights = islice(published_nights(store, study, before=as_of), MEMORY_NIGHTS)
-    for walked, run in enumerate(nights, start=1):  # noqa: B007 - `walked` is read after the loop
+    base = False
+    every_night = published_nights(store, study, before=as_of)
+    for run in islice(every_night, MEMORY_NIGHTS):
         if base and not collecting:
             break
         table = _night_findings(store, study, run, None if not base else collecting, strict=not base)
@@ -387,7 +387,7 @@ def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _M
         complete |= here - unknown
         collecting -= here
     else:
-        if walked < MEMORY_NIGHTS:
+        if next(every_night, None) is None:
             # every night of the study was read: a site never looked at again before (audited on an older delivery,
             # or rejected, since its first night) is remembered from the study's first night, which is all it was
             # ever told (a user trial: a site rejected on the first night had its rejection vanish, unlisted, the

@@ -120,11 +120,23 @@ def headline(outputs: RunOutputs) -> Headline:
 
 
 def all_sites(outputs: RunOutputs) -> list[str]:
-    """The sites the outputs speak of: audited tonight, with subjects, or with open findings (a site not audited
-    tonight whose findings are carried: its row holds them, so that the Sites table adds up to the headline)."""
+    """The sites audited tonight (and those with subjects): the sites the risk indicators compare."""
     manifest = outputs.run_manifest
     sites = set(manifest.get("sites_audited") or [])
     sites |= set(outputs.subjects["SITEID"].drop_nulls().to_list())
+    return sorted(sites)
+
+
+def reported_sites(outputs: RunOutputs) -> list[str]:
+    """Every site the outputs speak of: audited tonight, with subjects, not audited (the manifest names why), with
+    data-quality findings or with open findings (a site not audited tonight whose findings are carried), so that
+    the Sites table adds up to the headline. Not the risk indicators' sites: a site not audited has nothing
+    audited to rate, and its rejection's findings would move the study rate every other site is compared with."""
+    manifest = outputs.run_manifest
+    sites = set(all_sites(outputs))
+    sites |= {str(item["site"]) for item in manifest.get("sites_not_audited") or [] if item.get("site") is not None}
+    sites |= set(outputs.validation["SITEID"].drop_nulls().to_list()) if "SITEID" in outputs.validation.columns \
+        else set()
     sites |= set(current(outputs.discrepancies)["SITEID"].drop_nulls().to_list())
     return sorted(sites)
 
@@ -147,7 +159,8 @@ def risk_table(outputs: RunOutputs) -> pl.DataFrame:
 
 
 def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
-    """One row per audited site: subjects by decision, findings by severity and status, risk flags."""
+    """One row per site the outputs speak of (reported_sites: audited tonight or not): subjects by decision,
+    findings by severity and status, data-quality findings, risk flags."""
     subjects = outputs.subjects.group_by("SITEID").agg(
         pl.len().alias("SCREENED"),
         (pl.col("SITE_DECISION") == SiteDecision.ENROLLED).sum().alias("ENROLLED"),
@@ -168,7 +181,7 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
         (pl.col("FLAG") != 0).sum().alias("RISK_SIGNALS"),
         pl.col("INDICATOR").filter(pl.col("FLAG") != 0).sort().str.join(", ").alias("RISK_INDICATORS"),
     )
-    base = pl.DataFrame({"SITEID": all_sites(outputs)}, schema={"SITEID": pl.String})
+    base = pl.DataFrame({"SITEID": reported_sites(outputs)}, schema={"SITEID": pl.String})
     counts = ["SCREENED", "ENROLLED", "SCREEN_FAILURES", "INELIGIBLE_ENROLLED", "IMPORTANT", "QUERIES", "NEW",
               "RESOLVED", "DATA_FINDINGS", "RISK_SIGNALS"]
     table = (base.join(subjects, on="SITEID", how="left").join(findings, on="SITEID", how="left")
@@ -196,9 +209,10 @@ def version_table(outputs: RunOutputs) -> pl.DataFrame:
     )
     carried = pl.col("CARRIED").is_not_null() if "CARRIED" in outputs.discrepancies.columns else pl.lit(False)
     findings = (current(_with_deviation(outputs.discrepancies))
-                .join(per_subject.select("USUBJID", "TIVERS"), on="USUBJID", how="left")
+                .join(per_subject.select("USUBJID", "TIVERS", pl.lit(True).alias("_TONIGHT")), on="USUBJID",
+                      how="left")
                 # a carried finding's subject was not evaluated tonight: no version of tonight's to count it under
-                .with_columns(pl.when(pl.col("TIVERS").is_null() & carried).then(pl.lit(CARRIED_VERSION))
+                .with_columns(pl.when(pl.col("_TONIGHT").is_null() & carried).then(pl.lit(CARRIED_VERSION))
                               .otherwise(pl.col("TIVERS")).alias("TIVERS"))
                 .group_by("TIVERS").agg(pl.col("_DEVIATION").sum().alias("IMPORTANT"),
                                         (pl.col("SEVERITY") == Severity.QUERY).sum().alias("QUERIES")))

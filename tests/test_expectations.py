@@ -455,12 +455,27 @@ def test_a_number_with_the_other_decimal_mark_names_the_manifest_setting(tmp_pat
     wrong = validate_domain("lb", {**domains, "lb": comma}, study=STUDY).findings
     by_check = dict(zip(wrong["CHECK"], wrong["MESSAGE"], strict=False))
     assert by_check["LB.numeric_result.LBORRES"] == (
-        "HGB result 13.5 is not a number (or a censored number like <0.5); its '.' is not read as a decimal point: "
-        "manifest.json declares the decimal comma for this file (its own entry, or the manifest's top-level "
-        "\"decimal\"): not used")
+        "HGB result 13.5 is not a number (or a censored number like <0.5), because manifest.json declares the "
+        "decimal comma for this file (its own entry, or the manifest's top-level \"decimal\") and '.' is not read "
+        "as one: not used")
     assert "LB.range_numeric.LBORNRHI" not in by_check  # "400,0" is a number with the decimal comma
     right = validate_domain("lb", {**domains, "lb": lb}, study=STUDY).findings
     assert right.filter(pl.col("CHECK") == "LB.numeric_result.LBORRES").height == 0
     assert right.filter(pl.col("CHECK") == "LB.range_numeric.LBORNRHI")["MESSAGE"].to_list() == [
-        "PLAT LBORNRHI 400,0 is not a number; its ',' is not read as a decimal comma: this file's decimal mark is '.' "
-        "(manifest.json declares no \"decimal\": \",\" for it): the reference limit is not used"]
+        "PLAT LBORNRHI 400,0 is not a number, because this file's decimal mark is '.' (manifest.json declares no "
+        "\"decimal\": \",\" for it) and ',' is not read as one: the reference limit is not used"]
+
+
+@pytest.mark.parametrize(("text", "mark", "hint"), [
+    ("8.0", ",", "declares the decimal comma"), ("9,5", ".", "declares no"), ("<0,5", ".", "declares no"),
+    ("-1,5", ".", "declares no"), ("1,234", ".", "thousands separator"), ("1.234", ",", "thousands separator"),
+    ("9,5", ",", ""), ("8.0", ".", ""), ("abc", ",", ""), (None, ",", ""), ("1,234.5", ".", ""), ("1.234,5", ",", "")])
+def test_the_decimal_hint_names_the_setting_and_never_a_thousands_separator_as_a_decimal_mark(text, mark, hint):
+    """A mark followed by three digits may be a thousands separator (helper-38): `1,234` in a "." file told to
+    declare the decimal comma would be read as 1.234, a thousand times too small, without any finding."""
+    from core.values import decimal_hint
+
+    said = pl.select(decimal_hint(pl.lit(text, pl.String), pl.lit(mark))).item()
+    assert (hint in said) if hint else said == ""
+    if hint == "thousands separator":
+        assert "decimal comma" not in said and "no separator" in said

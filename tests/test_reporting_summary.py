@@ -165,7 +165,8 @@ def test_every_count_and_listing_of_important_deviations_agrees_with_dv():
     sheet = book.load_sheet("Important deviations", dtypes="string").to_polars()
     assert sheet["CLASS"].to_list() == ["INELIGIBLE_ENROLLED"]
     sites = book.load_sheet("Sites", dtypes="string").to_polars()
-    assert dict(zip(sites["SITEID"], sites["IMPORTANT"], strict=True)) == {"101": "1", "102": "0"}
+    # 199 was not audited: its row holds its rejection's data-quality finding (the Sites table adds up)
+    assert dict(zip(sites["SITEID"], sites["IMPORTANT"], strict=True)) == {"101": "1", "102": "0", "199": "0"}
     assert finding_counts(discrepancies(), "2026-11-28")["IMPORTANT"].to_list() == [1]  # the trend's count
     # both findings stay in the discrepancies table, for the review to decide each
     disc = pl.read_csv(io.BytesIO(files["discrepancies.csv"]))
@@ -209,10 +210,20 @@ def test_carried_findings_are_counted_in_the_sites_and_versions_tables_and_not_i
         {"STUDYID": "SZ003", "SITEID": "101", "USUBJID": "S8", "CHECK_ID": "EX07", "CLASS": "UNVERIFIABLE",
          "SEVERITY": "QUERY", "STATUS": "OPEN", "CARRIED": "subject not evaluated tonight: ..."}],
         schema={**DISCREPANCIES, "CARRIED": pl.String})
-    run = replace(base, discrepancies=pl.concat([base.discrepancies, carried], how="diagonal_relaxed"))
+    # site 110, not audited either, has only its rejection's data-quality finding
+    rejection = base.validation.head(1).with_columns(pl.lit("110").alias("SITEID"), pl.lit(None, pl.String)
+                                                     .alias("USUBJID"))
+    manifest = {**base.run_manifest, "sites_not_audited": [{"site": "109", "reason": "no delivery folder"},
+                                                           {"site": "110", "reason": "every delivery rejected"}]}
+    run = replace(base, discrepancies=pl.concat([base.discrepancies, carried], how="diagonal_relaxed"),
+                  validation=pl.concat([base.validation, rejection]), run_manifest=manifest)
     head, sites = headline(run), site_table(run, risk_table(run))
-    assert "109" in sites["SITEID"].to_list()
+    assert {"109", "110"} <= set(sites["SITEID"].to_list())
     assert sites["IMPORTANT"].sum() == head.important and sites["QUERIES"].sum() == head.query_discrepancies
+    assert sites["DATA_FINDINGS"].sum() == head.data_findings
+    # the risk indicators compare the sites audited tonight: a site not audited would move the study rate (helper-38)
+    assert not {"109", "110"} & set(risk_table(run)["SITEID"].to_list())
+    assert risk_table(run).equals(risk_table(replace(run, validation=base.validation)))
     versions = {row["TIVERS"]: row for row in version_table(run).iter_rows(named=True)}
     assert (versions[CARRIED_VERSION]["IMPORTANT"], versions[CARRIED_VERSION]["QUERIES"],
             versions[CARRIED_VERSION]["SUBJECTS"]) == (1, 1, 0)

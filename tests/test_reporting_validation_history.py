@@ -22,7 +22,7 @@ from generator import generate
 from ingestion.codes import NOTE_PREFIX
 from reporting import validation_history
 from reporting.digest import build_digest
-from reporting.history import RESOLVED_VALIDATION_COLUMNS
+from reporting.history import MEMORY_NIGHTS, RESOLVED_VALIDATION_COLUMNS
 from reporting.html import RESOLVED_SUBJECTS_SHOWN, resolved_quality
 from reporting.publish import render_outputs
 from reporting.tables import parquet_bytes
@@ -180,6 +180,20 @@ def test_a_site_never_looked_at_before_resolves_what_every_night_of_the_study_to
     publish_validation(gap, NIGHTS[1], table(REJECTED, X), {"101": "USED", "102": "FALLBACK"})
     assert validation_history(table(X).drop("FIRST_SEEN"), gap, study=STUDY, as_of=NIGHTS[2],
                               looked_again={"102"}).resolved.height == 0
+
+
+@pytest.mark.parametrize("earlier", [MEMORY_NIGHTS - 1, MEMORY_NIGHTS, MEMORY_NIGHTS + 1])
+def test_a_site_never_looked_at_is_compared_with_the_whole_study_only_when_it_was_all_read(tmp_path, earlier):
+    """helper-38: with exactly MEMORY_NIGHTS earlier nights the walk read them all, yet took the study as longer."""
+    store = LocalStore(tmp_path / "reports")
+    first = date(2026, 10, 1)
+    for n in range(earlier):
+        night = date.fromordinal(first.toordinal() + n)
+        publish_validation(store, night, table(REJECTED) if n == 0 else table(), {"101": "USED", "102": "NOT AUDITED"})
+    tonight = date.fromordinal(first.toordinal() + earlier)
+    resolved = validation_history(table().drop("FIRST_SEEN"), store, study=STUDY, as_of=tonight,
+                                  looked_again={"101", "102"}).resolved
+    assert resolved[FINDING_ID].to_list() == (["V-rejected"] if earlier <= MEMORY_NIGHTS else [])
 
 
 def test_a_night_that_looked_again_without_its_table_resolves_nothing_twice(tmp_path):
