@@ -124,7 +124,8 @@ def _days(since: pl.Expr, until: date) -> pl.Expr:
     return (pl.lit(until) - since.str.to_date("%Y-%m-%d", strict=False)).dt.total_days().cast(pl.Int64)
 
 
-def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
+def _previous_open(store: Store, study: str, as_of: date) -> tuple[pl.DataFrame, str] | None:
+    """The previous run's open findings and the key of its discrepancies table (None on a study's first night)."""
     found = previous_run(store, study=study, as_of=as_of)
     if found is None:
         return None
@@ -139,7 +140,7 @@ def _previous_open(store: Store, study: str, as_of: date) -> pl.DataFrame | None
                       evaluated.fill_null(run.isoformat()).alias(EVALUATED_ON))
         .sort([*KEY, "FIRST_SEEN"], nulls_last=True, maintain_order=True)
         .unique(KEY, keep="first", maintain_order=True)
-    )
+    ), key
 
 
 #: why a deviation whose check tonight's audit could not verify is carried (its UNVERIFIABLE finding says why)
@@ -157,7 +158,7 @@ def _unverifiable(tonight: pl.DataFrame) -> pl.DataFrame:
 
 
 def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable[str],
-             older: Mapping[str, str], unverifiable: pl.DataFrame | None = None) -> pl.DataFrame:
+             older: Mapping[str, str], unverifiable: pl.DataFrame) -> pl.DataFrame:
     """`gone` (earlier open findings that tonight's audit does not have) with CARRIED: why tonight's audit could not
     have found the finding, or null when it looked and the finding is gone.
 
@@ -176,11 +177,10 @@ def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable
     anywhere = pairs["USUBJID"].unique().implode()
     site, subject = pl.col("SITEID"), pl.col("USUBJID")
     here = pl.col("_HERE").fill_null(False)
-    undecided = unverifiable if unverifiable is not None else _unverifiable(pl.DataFrame())
-    component = pl.struct(subject, pl.col("CHECK_ID")).is_in(undecided.select("USUBJID", "CHECK_ID")
+    component = pl.struct(subject, pl.col("CHECK_ID")).is_in(unverifiable.select("USUBJID", "CHECK_ID")
                                                                .to_struct().implode())
     criterion = pl.struct(subject, pl.col("CHECK_ID").alias("_CRITERION")).is_in(
-        undecided.select("USUBJID", "_CRITERION").to_struct().implode())
+        unverifiable.select("USUBJID", "_CRITERION").to_struct().implode())
     not_verified = ((pl.col("SEVERITY") == Severity.IMPORTANT)
                     & pl.when(pl.col("CHECK_ID").str.contains(".", literal=True)).then(component).otherwise(criterion))
     moved = subject.is_in(anywhere) & ~here  # evaluated tonight at another site: its records moved
@@ -232,9 +232,8 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
     today = as_of.isoformat()
     current = discrepancies.drop([c for c in ("STATUS", "FIRST_SEEN", "DAYS_OPEN", "RESOLVED_ON")
                                   if c in discrepancies.columns])
-    previous = _previous_open(store, study, as_of)
-    if previous is None:
-        previous = pl.DataFrame(schema={**PUBLISHED_DISCREPANCIES})
+    found = _previous_open(store, study, as_of)
+    previous, previous_key = found if found is not None else (pl.DataFrame(schema={**PUBLISHED_DISCREPANCIES}), None)
     keys = previous.select([pl.col(k).cast(pl.String) for k in KEY] + [pl.col("FIRST_SEEN").alias("_FIRST")])
     tonight = (
         current.join(keys, on=KEY, how="left", nulls_equal=True)
@@ -256,12 +255,12 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
     else:
         gone = gone.with_columns(pl.lit(None, pl.String).alias(CARRIED))
     carried = pl.col(CARRIED).is_not_null()
-    if gone.height and gone[CARRIED].null_count() < gone.height and {FINDING_ID, "DTC"} <= set(gone.columns):
-        found = previous_run(store, study=study, as_of=as_of)
-        if found is not None:  # the carried deviation keeps the DVSTDTC its night gave it (tonight has no subject)
-            gone = (gone.join(_previous_starts(store, found[1]), on=FINDING_ID, how="left", maintain_order="left")
-                    .with_columns(pl.when(carried).then(pl.coalesce(pl.col("DTC").cast(pl.String), "_DV_START"))
-                                  .otherwise(pl.col("DTC")).alias("DTC")).drop("_DV_START"))
+    if (previous_key is not None and gone[CARRIED].null_count() < gone.height
+            and {FINDING_ID, "DTC"} <= set(gone.columns)):
+        # the carried deviation keeps the DVSTDTC its night gave it (tonight has no subject to take it from)
+        gone = (gone.join(_previous_starts(store, previous_key), on=FINDING_ID, how="left", maintain_order="left")
+                .with_columns(pl.when(carried).then(pl.coalesce(pl.col("DTC").cast(pl.String), "_DV_START"))
+                              .otherwise(pl.col("DTC")).alias("DTC")).drop("_DV_START"))
     gone = (
         gone.with_columns(
             pl.when(carried).then(pl.lit(FindingStatus.OPEN)).otherwise(pl.lit(FindingStatus.RESOLVED)).alias("STATUS"),
