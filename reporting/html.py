@@ -30,6 +30,7 @@ from reporting.summary import (
     criterion_counts,
     criterion_sort_key,
     current,
+    evaluated_tonight,
     headline,
     important_deviations,
     not_audited_table,
@@ -275,7 +276,7 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
                     .sort(["ROWS", "SITEID", "DOMAIN", "VARIABLE"], descending=[True, False, False, False],
                           nulls_last=True))
     status_by_site = sites.select("SITEID", "NEW", "RESOLVED", "IMPORTANT", "QUERIES")
-    carried = now.filter(pl.col("CARRIED").is_not_null()).height if "CARRIED" in now.columns else 0
+    carried = now.height - evaluated_tonight(now).height
     manifest = outputs.run_manifest
     return {
         "review": _review_context(outputs),

@@ -34,6 +34,7 @@ from ingestion.codes import NOTE_PREFIX
 from reporting.check_keys import matching, names_a_code
 from reporting.covered import COVERED_FINDING_IDS, COVERED_SUBJECTS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
+from reporting.summary import evaluated_tonight
 from reporting.tables import sort_like, sorted_if_apart
 from review.catalogue import validation_status
 from review.machine import load_machine
@@ -313,8 +314,7 @@ def quoted_value_keys(discrepancies: pl.DataFrame) -> pl.DataFrame:
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
     # a finding carried from an earlier night (its site not audited tonight, its subject not evaluated) is not asked
     # again: tonight's audit has no values to quote for it, and what kept it out is the site's query tonight
-    carried = pl.col("CARRIED").is_null() if "CARRIED" in discrepancies.columns else pl.lit(True)
-    current = discrepancies.filter(is_open() & _unsettled(discrepancies) & carried)
+    current = evaluated_tonight(discrepancies).filter(is_open() & _unsettled(discrepancies))
     keys = VALUE_KEYS
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
     delivered = pl.col("DELIVERED") if "DELIVERED" in eligibility.columns else pl.lit(None, pl.String)
