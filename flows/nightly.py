@@ -394,7 +394,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
            digest: dict | None = None) -> AuditSummary:
     """The run itself, holding the study's lease; outputs go to `publication.staging`, then promoted."""
     from reporting import assemble_outputs, combine_findings, run_summary
-    from reporting.history import looked_at_again
+    from reporting.history import looked_at_again, partly_read
     from reporting.risk import older_delivery_notes
 
     logger = get_run_logger()
@@ -405,11 +405,13 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
         validation.data_docs = build_data_docs_task(quote(parts), Path(tmp))
         del parts
         deliveries = [asdict(d) for d in ingest.deliveries]
-        looked_again = looked_at_again(ingest.sites_audited, deliveries)
-        # what tonight's audit did not look at is carried, not resolved: discrepancies and data-quality findings alike
+        # what tonight's audit did not look at is carried, not resolved: discrepancies and data-quality findings alike;
+        # a site audited on an older delivery, or without a rejected file, was looked at only in part
+        partial = {**partly_read(ingest.findings, deliveries), **older_delivery_notes(deliveries)}
+        looked_again = looked_at_again(ingest.sites_audited, deliveries) - set(partial)
         discrepancies = apply_history_task(quote(comparison.discrepancies), reports, endpoint_url, study,
                                            as_of_date, quote(comparison.subjects.select("SITEID", "USUBJID")),
-                                           looked_again, older_delivery_notes(deliveries))
+                                           looked_again, partial)
         findings, resolved = validation_history_task(
             quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date, looked_again)
         review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)

@@ -200,13 +200,13 @@ def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: d
 @task(name="apply-history", task_run_name="apply-history", cache_policy=NO_CACHE, **_IO_RETRIES)
 def apply_history_task(discrepancies: pl.DataFrame, reports: str, endpoint_url: str | None, study: str,
                        as_of: date, evaluated: pl.DataFrame | None = None, looked_again: set[str] | None = None,
-                       older: dict[str, str] | None = None) -> pl.DataFrame:
-    """reporting.apply_history: `evaluated` tonight's subjects, `looked_again` the sites audited on their own newest
-    delivery, `older` the sites audited on an older one (with their note)."""
+                       partial: dict[str, str] | None = None) -> pl.DataFrame:
+    """reporting.apply_history: `evaluated` tonight's subjects, `looked_again` the sites audited on all of their
+    newest delivery, `partial` the sites audited on less (with their note)."""
     from reporting import apply_history
 
     return apply_history(discrepancies, open_store(reports, endpoint_url), study=study, as_of=as_of,
-                         evaluated=evaluated, looked_again=looked_again, older=older)
+                         evaluated=evaluated, looked_again=looked_again, partial=partial)
 
 
 @task(name="validation-history", task_run_name="validation-history", cache_policy=NO_CACHE, **_IO_RETRIES)

@@ -42,7 +42,7 @@ class Code(StrEnum):
     ROW_COUNT = "ingest.delivery_rejected.row_count"
     # objects that are not part of a delivery's manifest
     OBJECT_IGNORED = "ingest.object_ignored"
-    # one file of a delivery (the rest of the delivery is used)
+    # one file of a delivery (the rest of the delivery is used): codes beginning FILE_REJECTED_PREFIX
     FILE_EMPTY = "ingest.file_rejected.empty"
     FILE_UNREADABLE = "ingest.file_rejected.unreadable"
     FILE_UNDECODABLE = "ingest.file_rejected.undecodable"
@@ -73,5 +73,7 @@ class Code(StrEnum):
 #: prefix of the codes that are notes, not problems: kept in `validation`, never sent to a site as a query
 NOTE_PREFIX = "ingest.note."
 
+#: what every code of a file rejected as a whole (the rest of its delivery used) begins with
+FILE_REJECTED_PREFIX = "ingest.file_rejected."
 #: reason recorded for the rows of every file of a delivery that was rejected as a whole
 DELIVERY_REJECTED_REASON = "delivery_rejected"

@@ -29,7 +29,7 @@ from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
-from ingestion.codes import NOTE_PREFIX, DeliveryStatus
+from ingestion.codes import FILE_REJECTED_PREFIX, NOTE_PREFIX, DeliveryStatus
 from publication import published_nights
 from reporting.dv import is_deviation
 from reporting.tables import PUBLISHED_DISCREPANCIES
@@ -158,12 +158,13 @@ def _unverifiable(tonight: pl.DataFrame) -> pl.DataFrame:
 
 
 def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable[str],
-             older: Mapping[str, str], unverifiable: pl.DataFrame) -> pl.DataFrame:
+             partial: Mapping[str, str], unverifiable: pl.DataFrame) -> pl.DataFrame:
     """`gone` (earlier open findings that tonight's audit does not have) with CARRIED: why tonight's audit could not
     have found the finding, or null when it looked and the finding is gone.
 
-    Not looked at, not resolved: a site audited tonight on an older delivery (`older`: its note, its newest delivery
-    rejected), a site not audited tonight, a subject the audited site's data no longer let the audit evaluate (its
+    Not looked at, not resolved: a site audited tonight on less than its newest delivery (`partial`: its note; an
+    older delivery, its newest rejected, or its newest without a rejected file), a site not audited tonight, a
+    subject the audited site's data no longer let the audit evaluate (its
     DM record rejected, say) tell nothing about the finding. A user trial saw an ineligible enrolment leave DV as
     RESOLVED the night a duplicated DM row kept its subject out of the audit, and every finding of a site that
     missed a night resolve, then come back NEW; a review saw a PC01 deviation resolve on a fallback delivery's older
@@ -184,8 +185,9 @@ def _carried(gone: pl.DataFrame, evaluated: pl.DataFrame, looked_again: Iterable
     not_verified = ((pl.col("SEVERITY") == Severity.IMPORTANT)
                     & pl.when(pl.col("CHECK_ID").str.contains(".", literal=True)).then(component).otherwise(criterion))
     moved = subject.is_in(anywhere) & ~here  # evaluated tonight at another site: its records moved
-    why = (pl.when(site.is_in(list(older)) & ~moved)
-           .then(pl.format("site {} {}", site, site.replace_strict(dict(older), default=None, return_dtype=pl.String)))
+    why = (pl.when(site.is_in(list(partial)) & ~moved)
+           .then(pl.format("site {} {}", site, site.replace_strict(dict(partial), default=None,
+                                                                   return_dtype=pl.String)))
            .when(not_verified.fill_null(False))
            .then(pl.lit(NOT_VERIFIABLE))
            .when(moved | here)
@@ -218,22 +220,31 @@ def _previous_starts(store: Store, key: str) -> pl.DataFrame:
 
 def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_of: date,
                   evaluated: pl.DataFrame | None = None, looked_again: Iterable[str] | None = None,
-                  older: Mapping[str, str] | None = None) -> pl.DataFrame:
+                  partial: Mapping[str, str] | None = None) -> pl.DataFrame:
     """Tonight's discrepancies with STATUS / FIRST_SEEN / DAYS_OPEN / RESOLVED_ON set from the
     latest earlier run in the reports `store`, plus RESOLVED rows for findings that are gone.
 
-    `evaluated` (USUBJID of the subjects tonight's audit evaluated), `looked_again` (the sites audited on their own
-    newest delivery: looked_at_again) and `older` (the sites audited on an older delivery, with their note:
-    reporting.risk.older_delivery_notes): an earlier open finding that tonight's audit could not have found is not
-    resolved but carried (_carried), OPEN, with CARRIED saying why, EVALUATED_ON the night whose audit found it and,
-    for a deviation without a date of its own, DTC its DV start date of that night; without `evaluated` every
-    finding gone is resolved. Tonight's findings have EVALUATED_ON tonight and CARRIED null."""
+    `evaluated` (USUBJID of the subjects tonight's audit evaluated), `looked_again` (the sites audited on all of
+    their own newest delivery) and `partial` (the sites audited on less, with their note: an older delivery,
+    reporting.risk.older_delivery_notes, or without a rejected file, partly_read): an earlier open finding that
+    tonight's audit could not have found is not resolved but carried (_carried), OPEN, with CARRIED saying why,
+    EVALUATED_ON the night whose audit found it and, for a deviation without a date of its own, DTC its DV start
+    date of that night; without `evaluated` every finding gone is resolved. At a `partial` site a finding present
+    both nights is carried too, as the earlier night found it: tonight's audit saw less (a rejected lb.csv moved a
+    PC01 deviation's DV start date to a VS record's and reopened the sponsor's CLOSE as "evidence changed", a user
+    trial). Tonight's other findings have EVALUATED_ON tonight and CARRIED null."""
     check_table(discrepancies, DISCREPANCIES, "discrepancies")
     today = as_of.isoformat()
     current = discrepancies.drop([c for c in ("STATUS", "FIRST_SEEN", "DAYS_OPEN", "RESOLVED_ON")
                                   if c in discrepancies.columns])
     found = _previous_open(store, study, as_of)
     previous, previous_key = found if found is not None else (pl.DataFrame(schema={**PUBLISHED_DISCREPANCIES}), None)
+    if partial and evaluated is not None:
+        # at a site tonight's audit saw only part of, a finding the earlier night had is kept as that night found it
+        # (taken out of tonight's, it is carried below with the site's note)
+        known = previous.select([pl.col(k).cast(pl.String) for k in KEY])
+        current = current.filter(~(pl.col("SITEID").is_in(list(partial))
+                                   & pl.struct(*KEY).is_in(known.to_struct().implode())))
     keys = previous.select([pl.col(k).cast(pl.String) for k in KEY] + [pl.col("FIRST_SEEN").alias("_FIRST")])
     tonight = (
         current.join(keys, on=KEY, how="left", nulls_equal=True)
@@ -251,7 +262,7 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
                          how="anti", nulls_equal=True)
     if evaluated is not None:
         gone = _carried(gone, evaluated, looked_again if looked_again is not None else evaluated["SITEID"],
-                        older or {}, _unverifiable(current))
+                        partial or {}, _unverifiable(current))
     else:
         gone = gone.with_columns(pl.lit(None, pl.String).alias(CARRIED))
     carried = pl.col(CARRIED).is_not_null()
@@ -310,6 +321,30 @@ def looked_at_again(sites_audited: Iterable[str], deliveries: Iterable[Mapping[s
     reason) was not looked at again, and what only the rejected delivery had is not known to be fixed."""
     fallback = {d.get("site") for d in deliveries if d.get("status") == DeliveryStatus.USED.value and d.get("reason")}
     return {site for site in sites_audited if isinstance(site, str)} - fallback
+
+
+def partly_read(findings: pl.DataFrame, deliveries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Per site audited on its own newest delivery without a file ingestion rejected as a whole (`findings`: tonight's
+    ingestion findings; `deliveries` as run_manifest.json lists them), its note: "audited without its rejected
+    file(s) lb.csv: what they hold was not read". Such a site was not looked at again in full: what only the
+    rejected file would show (a PC06 creatinine clearance, a lab value's plausibility) is not resolved, and its
+    findings keep the evidence of the night that read everything (a user trial: a rejected lb.csv resolved them,
+    and they came back NEW the night after)."""
+    used = pl.DataFrame(
+        [(str(d["site"]), str(d["delivery"])) for d in deliveries
+         if d.get("status") == DeliveryStatus.USED.value and not d.get("reason") and d.get("site") is not None],
+        schema={"SITEID": pl.String, "_DELIVERY": pl.String}, orient="row")
+    if findings.height == 0 or used.height == 0 or "EXPECTATION" not in findings.columns:
+        return {}
+    source = pl.col("SOURCE").cast(pl.String)
+    rejected = (findings.filter(pl.col("EXPECTATION").cast(pl.String).str.starts_with(FILE_REJECTED_PREFIX))
+                .select(pl.col("SITEID").cast(pl.String), source.alias("SOURCE"))
+                .join(used, on="SITEID", how="inner")
+                .filter(source.str.contains(pl.format("/{}/{}/", pl.col("SITEID"), pl.col("_DELIVERY")), literal=True))
+                .group_by("SITEID")
+                .agg(source.str.extract(r"([^/]+?)(?::\d+)?$", 1).unique().sort().str.join(", ").alias("_FILES")))
+    return {site: f"audited without its rejected file(s) {files}: what they hold was not read"
+            for site, files in rejected.iter_rows()}
 
 
 def _covered_by(manifest: object) -> set[str] | None:

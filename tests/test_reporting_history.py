@@ -243,7 +243,7 @@ def test_a_fallback_site_carries_what_its_older_delivery_lacks_and_a_moved_subje
     moved = ("102", A[1], A[2], A[3])  # A's subject is delivered by site 102 tonight
     older = {"101": "audited on its older delivery D1 (fallback: newer delivery D2 rejected)"}
     table = apply_history(findings(moved), store, study=STUDY, as_of=NIGHTS[1],
-                          evaluated=subjects_of(moved, B, C), looked_again=["102"], older=older)
+                          evaluated=subjects_of(moved, B, C), looked_again=["102"], partial=older)
     assert sorted(table.filter(pl.col("USUBJID") == A[1]).select("SITEID", "STATUS", "CARRIED").rows()) == [
         ("101", "RESOLVED", None), ("102", "NEW", None)]
     night2 = by_key(table)
@@ -309,3 +309,38 @@ def test_an_important_finding_whose_check_tonight_could_not_verify_is_carried(tm
         ("SZ003-101-0002", "IN10.PLT", "INELIGIBLE_ENROLLED"): ("RESOLVED", None),  # PLT verified tonight
         ("SZ003-101-0002", "IN10.HGB", "UNVERIFIABLE"): ("NEW", None),
     }
+
+
+def test_a_site_audited_without_a_rejected_file_keeps_its_findings_as_the_night_that_read_everything(tmp_path):
+    """helper-39: a rejected lb.csv resolved a PC06 that needs it (back NEW the next night) and moved a PC01's
+    evidence and DV start date to a VS record, which reopened the sponsor's CLOSE. At a site audited without a
+    rejected file a finding gone is carried, and one present both nights keeps the earlier night's row."""
+    from reporting.history import partly_read
+
+    deliveries = [{"site": "101", "delivery": "D2", "status": "USED", "reason": ""},
+                  {"site": "102", "delivery": "D5", "status": "USED", "reason": ""},
+                  {"site": "102", "delivery": "D4", "status": "REJECTED", "reason": "sha256"}]
+    ingest = pl.DataFrame({"SITEID": ["101", "101", "102", "102"],
+                           "EXPECTATION": ["ingest.file_rejected.missing_column", "ingest.file_rejected.empty",
+                                           "ingest.file_rejected.empty", "ingest.row_rejected.bad_date"],
+                           "SOURCE": ["SZ003/101/D2/lb.csv", "SZ003/101/D2/cm.csv", "SZ003/102/D4/lb.csv",
+                                      "SZ003/102/D5/vs.csv:4"]})
+    partial = partly_read(ingest, deliveries)
+    # site 102's rejected file was in its rejected delivery, not in the one audited; a row's rejection is no file's
+    assert partial == {"101": "audited without its rejected file(s) cm.csv, lb.csv: what they hold was not read"}
+
+    store = LocalStore(tmp_path / "reports")
+    pc01 = ("101", "SZ003-101-0001", "PC01", "PROCESS")
+    pc06 = ("101", "SZ003-101-0002", "PC06", "PROCESS")
+    night1 = apply_history(findings(pc01, pc06), store, study=STUDY, as_of=NIGHTS[0],
+                           evaluated=subjects_of(pc01, pc06), looked_again=["101"])
+    publish_discrepancies(store, NIGHTS[0], night1.with_columns(pl.lit("H1").alias("EVIDENCE_HASH")))
+    tonight = findings(pc01).with_columns(pl.lit("PC01 on a VS record").alias("EVIDENCE"),
+                                          pl.lit("H2").alias("EVIDENCE_HASH"))
+    night2 = by_key(apply_history(tonight, store, study=STUDY, as_of=NIGHTS[1], evaluated=subjects_of(pc01, pc06),
+                                  looked_again=[], partial=partial))
+    note = f"site 101 {partial['101']}"
+    assert (night2["SZ003-101-0001/PC01"]["STATUS"], night2["SZ003-101-0001/PC01"]["EVIDENCE"],
+            night2["SZ003-101-0001/PC01"]["EVIDENCE_HASH"], night2["SZ003-101-0001/PC01"]["CARRIED"],
+            night2["SZ003-101-0001/PC01"]["EVALUATED_ON"]) == ("OPEN", "PC01 evidence", "H1", note, "2026-11-26")
+    assert (night2["SZ003-101-0002/PC06"]["STATUS"], night2["SZ003-101-0002/PC06"]["CARRIED"]) == ("OPEN", note)

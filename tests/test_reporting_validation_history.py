@@ -365,3 +365,43 @@ def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(
     assert set(carried["EVALUATED_ON"]) == {NIGHT1.isoformat()}
     assert set(after.filter(~site)["EVALUATED_ON"]) == {NIGHT2.isoformat()}
     assert "101" in book.load_sheet("Sites", dtypes="string").to_polars()["SITEID"].to_list()
+
+
+def test_a_site_audited_without_its_rejected_lab_file_resolves_nothing(tmp_path, prefect_harness):
+    """helper-39, through the flow: a site's newest delivery is used but its lb.csv is rejected (no LBORRESU
+    column). Night 2 resolves none of the site's findings, discrepancies or data-quality: what the lab file would
+    show was not read; they are carried, as night 1 found them."""
+    from flows.nightly import nightly_audit
+
+    landing, reports = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "reports")
+    generate(landing, study=STUDY, sites=3, subjects=40, seed=9, as_of=NIGHT1, formats="csv")
+
+    def night(as_of: date) -> None:
+        nightly_audit(landing=str(landing.root), reports=str(reports.root), study=STUDY, as_of=as_of.isoformat())
+
+    night(NIGHT1)
+    before = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT1.isoformat()}/discrepancies.parquet")))
+    target = before.group_by("SITEID").len().sort("len", "SITEID")["SITEID"][-1]  # the site with most findings
+    lab = next(info.key for info in sorted(landing.list(f"{STUDY}/{target}"), key=lambda i: i.key)[::-1]
+               if info.key.endswith("/lb.csv"))
+    folder = lab.rsplit("/", 1)[0]
+    frame = pl.read_csv(io.BytesIO(landing.read_bytes(lab)), infer_schema=False)
+    buffer = io.BytesIO()
+    frame.drop("LBORRESU").write_csv(buffer)
+    _rewrite(landing, folder, "lb.csv", buffer.getvalue())
+    night(NIGHT2)
+    site = pl.col("SITEID") == target
+    after = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT2.isoformat()}/discrepancies.parquet")))
+    assert before.filter(site).height > 0
+    assert after.filter(site & (pl.col("STATUS") == "RESOLVED")).height == 0
+    kept = after.filter(site & pl.col(FINDING_ID).is_in(before.filter(site)[FINDING_ID].implode()))
+    assert kept.height == before.filter(site).height
+    assert set(kept["CARRIED"]) == {f"site {target} audited without its rejected file(s) lb.csv: what they hold was "
+                                    "not read"}
+    assert kept.select(FINDING_ID, "EVIDENCE_HASH").sort(FINDING_ID).equals(
+        before.filter(site).select(FINDING_ID, "EVIDENCE_HASH").sort(FINDING_ID))
+    import fastexcel
+
+    book = fastexcel.read_excel(reports.read_bytes(f"{STUDY}/{NIGHT2.isoformat()}/report.xlsx"))
+    resolved = book.load_sheet("Resolved data quality", dtypes="string").to_polars()
+    assert target not in resolved["SITEID"].to_list()
