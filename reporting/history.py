@@ -347,17 +347,21 @@ def partly_read(findings: pl.DataFrame, deliveries: Iterable[Mapping[str, Any]])
             for site, files in rejected.iter_rows()}
 
 
-def _covered_by(manifest: object) -> set[str] | None:
-    """`looked_at_again` of a published night's manifest (one without `deliveries` had no fallback to say);
-    None when it does not say which sites it audited (a manifest of another shape, or none): such a night is
-    taken as every site's memory, as before nights recorded it."""
+def _covered_by(manifest: object, table: pl.DataFrame | None) -> set[str] | None:
+    """`looked_at_again` of a published night's manifest (one without `deliveries` had no fallback to say), less the
+    sites its validation `table` shows audited without a rejected file (partly_read: a rejected lb.csv's night is no
+    memory of the lab findings, which came back NEW the night after, a user trial); None when it does not say which
+    sites it audited (a manifest of another shape, or none): such a night is taken as every site's memory, as before
+    nights recorded it."""
     if not isinstance(manifest, Mapping):
         return None
     audited, deliveries = manifest.get("sites_audited"), manifest.get("deliveries", [])
     if not isinstance(audited, list) or not isinstance(deliveries, list) \
             or not all(isinstance(item, Mapping) for item in deliveries):
         return None
-    return looked_at_again(audited, deliveries)
+    partly = partly_read(table, deliveries) if table is not None and {"SITEID", "SOURCE"} <= set(table.columns) \
+        else {}
+    return looked_at_again(audited, deliveries) - set(partly)
 
 
 def _night_findings(store: Store, study: str, run: date, sites: set[str] | None = None, *, strict: bool = True,
@@ -416,7 +420,7 @@ def _memory(store: Store, study: str, as_of: date, looked_again: set[str]) -> _M
             base = True
         else:
             unknown |= collecting
-        covered = _covered_by(read_manifest(store, study, run))
+        covered = _covered_by(read_manifest(store, study, run), table)
         here = collecting if covered is None else collecting & covered
         complete |= here - unknown
         collecting -= here

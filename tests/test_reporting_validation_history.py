@@ -182,6 +182,20 @@ def test_a_site_never_looked_at_before_resolves_what_every_night_of_the_study_to
                               looked_again={"102"}).resolved.height == 0
 
 
+def test_a_night_that_read_a_site_without_its_rejected_file_is_no_memory_of_that_site(tmp_path):
+    """helper-39: the night a site's lb.csv was rejected has none of its lab findings; taken as the site's memory,
+    the next night listed them as NEW (FIRST_SEEN restarted). The walk goes on to the night that read everything."""
+    store = LocalStore(tmp_path / "reports")
+    publish_validation(store, NIGHTS[0], table({**X, "FIRST_SEEN": "2026-11-20"}), {"101": "USED", "102": "USED"})
+    rejected_file = {**finding("102", None, "LB.file.LB", "V-file", expectation="ingest.file_rejected.missing_column"),
+                     "SOURCE": f"{STUDY}/102/20261101T000000Z/lb.csv"}
+    publish_validation(store, NIGHTS[1], table(rejected_file), {"101": "USED", "102": "USED"})
+    back = validation_history(table(X).drop("FIRST_SEEN"), store, study=STUDY, as_of=NIGHTS[2],
+                              looked_again={"101", "102"})
+    assert back.findings["FIRST_SEEN"].to_list() == ["2026-11-20"]
+    assert back.resolved[FINDING_ID].to_list() == ["V-file"]  # the file is read again tonight
+
+
 @pytest.mark.parametrize("earlier", [MEMORY_NIGHTS - 1, MEMORY_NIGHTS, MEMORY_NIGHTS + 1])
 def test_a_site_never_looked_at_is_compared_with_the_whole_study_only_when_it_was_all_read(tmp_path, earlier):
     """helper-38: with exactly MEMORY_NIGHTS earlier nights the walk read them all, yet took the study as longer."""
