@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -329,10 +330,8 @@ def _rewrite(landing: LocalStore, folder: str, name: str, data: bytes | None = N
     landing.write_bytes(f"{folder}/manifest.json", json.dumps(manifest).encode("utf-8"))
 
 
-def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(tmp_path, prefect_harness):
-    """Night 1 finds the generator's planted problems. Before night 2 site 102 corrects its non-ISO CMSTDTC
-    (03/12/2019, the site knows it is 3 December) and every delivery of site 101 fails its checksum, so
-    site 101 is not audited: night 2 lists the date as resolved, and none of site 101's findings."""
+def _study(tmp_path) -> tuple[LocalStore, LocalStore, Callable[[date], None]]:
+    """A generated three-site study's landing and reports folders, and a nightly run of it on a date (the flow)."""
     from flows.nightly import nightly_audit
 
     landing, reports = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "reports")
@@ -341,6 +340,14 @@ def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(
     def night(as_of: date) -> None:
         nightly_audit(landing=str(landing.root), reports=str(reports.root), study=STUDY, as_of=as_of.isoformat())
 
+    return landing, reports, night
+
+
+def test_two_nights_list_the_data_problem_a_site_fixed_and_not_a_rejected_sites(tmp_path, prefect_harness):
+    """Night 1 finds the generator's planted problems. Before night 2 site 102 corrects its non-ISO CMSTDTC
+    (03/12/2019, the site knows it is 3 December) and every delivery of site 101 fails its checksum, so
+    site 101 is not audited: night 2 lists the date as resolved, and none of site 101's findings."""
+    landing, reports, night = _study(tmp_path)
     night(NIGHT1)
     first = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT1.isoformat()}/validation.parquet")))
     dated = first.filter(pl.col("CHECK") == "CM.iso_date.CMSTDTC")
@@ -385,14 +392,7 @@ def test_a_site_audited_without_its_rejected_lab_file_resolves_nothing(tmp_path,
     """helper-39, through the flow: a site's newest delivery is used but its lb.csv is rejected (no LBORRESU
     column). Night 2 resolves none of the site's findings, discrepancies or data-quality: what the lab file would
     show was not read; they are carried, as night 1 found them."""
-    from flows.nightly import nightly_audit
-
-    landing, reports = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "reports")
-    generate(landing, study=STUDY, sites=3, subjects=40, seed=9, as_of=NIGHT1, formats="csv")
-
-    def night(as_of: date) -> None:
-        nightly_audit(landing=str(landing.root), reports=str(reports.root), study=STUDY, as_of=as_of.isoformat())
-
+    landing, reports, night = _study(tmp_path)
     night(NIGHT1)
     before = pl.read_parquet(io.BytesIO(reports.read_bytes(f"{STUDY}/{NIGHT1.isoformat()}/discrepancies.parquet")))
     target = before.group_by("SITEID").len().sort("len", "SITEID")["SITEID"][-1]  # the site with most findings
