@@ -75,5 +75,7 @@ NOTE_PREFIX = "ingest.note."
 
 #: what every code of a file rejected as a whole (the rest of its delivery used) begins with
 FILE_REJECTED_PREFIX = "ingest.file_rejected."
+#: the `InputObject.rejected_reasons` keys of a file rejected as a whole: none of its rows was audited
+FILE_REJECTED_REASONS = frozenset(code.reason for code in Code if code.value.startswith(FILE_REJECTED_PREFIX))
 #: reason recorded for the rows of every file of a delivery that was rejected as a whole
 DELIVERY_REJECTED_REASON = "delivery_rejected"

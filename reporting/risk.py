@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from ingestion.codes import DELIVERY_REJECTED_REASON, DeliveryStatus
+from ingestion.codes import DELIVERY_REJECTED_REASON, FILE_REJECTED_REASONS, DeliveryStatus
 from reporting.datafiles import DataFileError, check_keys, load
 
 RISK_COLUMNS = ["SITEID", "INDICATOR", "LABEL", "NUMERATOR", "DENOMINATOR", "RATE", "STUDY_RATE", "Z", "FLAG", "NOTE"]
@@ -99,13 +99,16 @@ def _count(frame: pl.DataFrame, side: Side, name: str) -> pl.LazyFrame:
 
 def inputs_table(run_manifest: dict[str, Any]) -> pl.DataFrame:
     """Rows audited per input object, from the run manifest (the exposure for data-error rates): the rows
-    read, less those of a delivery rejected as a whole, which nothing audited.
+    read, less those of a delivery or a file rejected as a whole, which nothing audited.
 
     Why: on a night a site's newer delivery was rejected and an older one used, counting both doubled
-    the site's exposure and halved its data-error rate, hiding the very site whose data got worse.
+    the site's exposure and halved its data-error rate, hiding the very site whose data got worse; a rejected
+    lb.csv's rows likewise lowered its site's rate by the lab findings nobody looked for.
     """
     items = run_manifest.get("inputs") or []
-    audited = [(i.get("rows_read") or 0) - ((i.get("rejected_reasons") or {}).get(DELIVERY_REJECTED_REASON) or 0)
+    unaudited = {DELIVERY_REJECTED_REASON, *FILE_REJECTED_REASONS}
+    audited = [(i.get("rows_read") or 0) - sum(n or 0 for reason, n in (i.get("rejected_reasons") or {}).items()
+                                               if reason in unaudited)
                for i in items]
     return pl.DataFrame(
         {"SITEID": [i.get("site") for i in items], "DOMAIN": [i.get("domain") for i in items], "ROWS": audited},

@@ -17,6 +17,7 @@ from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import NOTE_PREFIX
 from reporting.dv import is_deviation
+from reporting.history import partly_read
 from reporting.risk import inputs_table, older_delivery_notes, site_risk
 
 _CRITERION_RANK = {"IN": 0, "EX": 1, "PC": 2}
@@ -155,7 +156,11 @@ def risk_table(outputs: RunOutputs) -> pl.DataFrame:
         "validation": outputs.validation,
         "inputs": inputs_table(outputs.run_manifest),
     }
-    return site_risk(tables, all_sites(outputs), older_delivery_notes(outputs.run_manifest.get("deliveries") or []))
+    deliveries = outputs.run_manifest.get("deliveries") or []
+    # a site audited on less than all of its newest delivery says so beside its rates (an older delivery, a file
+    # rejected: its rates describe what was read)
+    notes = {**partly_read(outputs.validation, deliveries), **older_delivery_notes(deliveries)}
+    return site_risk(tables, all_sites(outputs), notes)
 
 
 def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:

@@ -121,3 +121,31 @@ def test_a_site_audited_on_an_older_delivery_is_noted_on_every_indicator():
     assert set(frame.filter(pl.col("SITEID") == "B")["NOTE"]) == {notes["B"]}
     assert frame.filter(pl.col("SITEID") != "B")["NOTE"].null_count() == frame.height - 5
     assert frame.filter((pl.col("SITEID") == "B") & (pl.col("INDICATOR") == "DATA_ERROR"))["FLAG"].item() == -1
+
+
+def test_the_rows_of_a_file_rejected_as_a_whole_are_no_exposure():
+    """A rejected lb.csv (no LBORRESU column) was read but not audited: counted as exposure, its rows lowered the
+    site's data-error rate by the lab findings nobody looked for. Rows rejected one by one stay exposure."""
+    whole = {"site": "A", "domain": "LB", "rows_read": 800, "rows_rejected": 800,
+             "rejected_reasons": {"missing_column": 800}}
+    rows = {"site": "A", "domain": "VS", "rows_read": 100, "rows_rejected": 3, "rejected_reasons": {"bad_date": 3}}
+    assert inputs_table({"inputs": [whole, rows]})["ROWS"].to_list() == [0, 100]
+
+
+def test_a_site_audited_without_a_rejected_file_is_noted_beside_its_rates():
+    from dataclasses import replace
+
+    from reporting.summary import risk_table
+    from tests.support.sample_outputs import make_outputs
+
+    base = make_outputs(n_subjects=6, n_sites=2)
+    site = base.subjects["SITEID"][0]
+    deliveries = [{"site": site, "delivery": "D9", "status": "USED", "reason": ""}]
+    rejected = base.validation.head(1).with_columns(
+        pl.lit(site).alias("SITEID"), pl.lit(None, pl.String).alias("USUBJID"),
+        pl.lit("ingest.file_rejected.missing_column").alias("EXPECTATION"),
+        pl.lit(f"SZ003/{site}/D9/lb.csv").alias("SOURCE"))
+    run = replace(base, validation=pl.concat([base.validation, rejected]),
+                  run_manifest={**base.run_manifest, "deliveries": deliveries})
+    notes = set(risk_table(run).filter(pl.col("SITEID") == site)["NOTE"])
+    assert notes == {"audited without its rejected file(s) lb.csv: what they hold was not read"}
