@@ -32,6 +32,7 @@ from contracts.tables import FINDING_ID, REVIEW
 from ingestion.codes import FILE_REJECTED_PREFIX, NOTE_PREFIX, DeliveryStatus
 from publication import published_nights
 from reporting.dv import is_deviation
+from reporting.risk import older_delivery_notes
 from reporting.tables import PUBLISHED_DISCREPANCIES
 from review.runs import read_manifest
 from storage import ObjectNotFound, Store
@@ -319,8 +320,7 @@ def looked_at_again(sites_audited: Iterable[str], deliveries: Iterable[Mapping[s
     """The sites audited on their own newest delivery (`deliveries` as run_manifest.json lists them: site,
     status, reason): a site audited on an older one after its newest was rejected (a USED delivery with a
     reason) was not looked at again, and what only the rejected delivery had is not known to be fixed."""
-    fallback = {d.get("site") for d in deliveries if d.get("status") == DeliveryStatus.USED.value and d.get("reason")}
-    return {site for site in sites_audited if isinstance(site, str)} - fallback
+    return {site for site in sites_audited if isinstance(site, str)} - set(older_delivery_notes(deliveries))
 
 
 def partly_read(findings: pl.DataFrame, deliveries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
