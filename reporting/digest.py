@@ -123,7 +123,8 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str], previous_manifest: 
         "headline": {
             "sites_audited": head.sites_audited, "sites_not_audited": head.sites_not_audited,
             "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
-            "ineligible_enrolled": head.ineligible_enrolled, "important_open": head.important,
+            "ineligible_enrolled": head.ineligible_enrolled,
+            "ineligible_enrolled_carried": head.ineligible_enrolled_carried, "important_open": head.important,
             "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
             "data_findings": head.data_findings, "new_data_findings": head.new_data_findings,
             "resolved_data_findings": head.resolved_data_findings,

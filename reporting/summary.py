@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from contracts import is_open
-from contracts.enums import FindingStatus, Recomputed, Severity, SiteDecision
+from contracts.enums import DiscrepancyClass, FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import NOTE_PREFIX
 from reporting.dv import is_deviation
@@ -62,7 +62,10 @@ class Headline:
     enrolled: int
     screen_failures: int
     in_screening: int
-    ineligible_enrolled: int
+    ineligible_enrolled: int  # enrolled subjects tonight's recomputation finds ineligible
+    # enrolled subjects not evaluated tonight whose earlier ineligible enrolment is carried open (reporting.history):
+    # dv lists their deviation, tonight's recomputation cannot count them
+    ineligible_enrolled_carried: int
     important: int
     query_discrepancies: int  # open discrepancies of QUERY severity (not the site queries, one per problem)
     new: int
@@ -86,6 +89,17 @@ def _new_data_findings(outputs: RunOutputs) -> int:
     return validation.filter(pl.col("FIRST_SEEN").cast(pl.String) == outputs.as_of.isoformat()).height
 
 
+def _carried_ineligible_enrolments(present: pl.DataFrame, counted: pl.Series) -> int:
+    """Subjects with an ineligible enrolment carried open from an earlier night (CARRIED) whom tonight's
+    recomputation does not count (not evaluated tonight): without them the headline was one below dv's count."""
+    if "CARRIED" not in present.columns:
+        return 0
+    carried = present.filter(pl.col("CARRIED").is_not_null()
+                             & (pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED)
+                             & ~pl.col("USUBJID").is_in(counted.implode()))
+    return carried["USUBJID"].n_unique()
+
+
 def headline(outputs: RunOutputs) -> Headline:
     subjects, disc = outputs.subjects, outputs.discrepancies
     now = current(disc)
@@ -93,6 +107,7 @@ def headline(outputs: RunOutputs) -> Headline:
     decision = pl.col("SITE_DECISION")
     status = pl.col("STATUS") if "STATUS" in disc.columns else pl.lit(None, pl.String)
     sites = set(manifest.get("sites_audited") or subjects["SITEID"].drop_nulls().unique().to_list())
+    ineligible = subjects.filter((decision == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE))
     return Headline(
         study=outputs.study,
         as_of=outputs.as_of.isoformat(),
@@ -107,8 +122,8 @@ def headline(outputs: RunOutputs) -> Headline:
         enrolled=subjects.filter(decision == SiteDecision.ENROLLED).height,
         screen_failures=subjects.filter(decision == SiteDecision.SCREEN_FAILURE).height,
         in_screening=subjects.filter(decision == SiteDecision.IN_SCREENING).height,
-        ineligible_enrolled=subjects.filter((decision == SiteDecision.ENROLLED)
-                                            & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE)).height,
+        ineligible_enrolled=ineligible.height,
+        ineligible_enrolled_carried=_carried_ineligible_enrolments(now, ineligible["USUBJID"]),
         important=important_deviations(disc).height,
         query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,

@@ -9,6 +9,7 @@ import polars as pl
 from contracts import DISCREPANCIES, ELIGIBILITY, SUBJECTS
 from reporting.summary import (
     criterion_counts,
+    current,
     eligibility_matrix,
     headline,
     not_audited_table,
@@ -47,6 +48,25 @@ def test_headline_counts_current_findings_only():
     # S1's ineligible enrolment hidden by the checklist is one important deviation, as in dv (its IE_MISMATCH is
     # the same deviation: the headline said 2 where DV had 1 record)
     assert (head.important, head.query_discrepancies, head.new, head.resolved) == (1, 1, 1, 1)
+
+
+def test_headline_counts_a_carried_ineligible_enrolment_apart_so_it_adds_up_to_dv():
+    """A subject not evaluated tonight whose ineligible enrolment is carried open stays in dv; the headline's
+    recomputed count could not include it and read one below dv's count (user trials)."""
+    carried = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "102", "USUBJID": u, "CHECK_ID": "IN10.PLT",
+                             "CLASS": "INELIGIBLE_ENROLLED", "SEVERITY": "IMPORTANT", "STATUS": "OPEN",
+                             "CARRIED": why} for u, why in (("S9", "site 102 not audited tonight"),
+                                                             # counted tonight already (a partly read site)
+                                                             ("S1", "site 101 audited on an older delivery"))]
+                           ).with_columns(pl.when(pl.col("USUBJID") == "S1").then(pl.lit("EX10"))
+                                          .otherwise(pl.col("CHECK_ID")).alias("CHECK_ID")
+                           ).with_columns(pl.col("CARRIED").cast(pl.String))
+    resolved = carried.head(1).with_columns(pl.lit("S8").alias("USUBJID"), pl.lit("RESOLVED").alias("STATUS"))
+    disc = pl.concat([discrepancies(), carried, resolved], how="diagonal_relaxed")
+    head = headline(replace(outputs(), discrepancies=disc))
+    assert (head.ineligible_enrolled, head.ineligible_enrolled_carried) == (1, 1)
+    in_dv = current(disc).filter(pl.col("CLASS") == "INELIGIBLE_ENROLLED")["USUBJID"].n_unique()
+    assert head.ineligible_enrolled + head.ineligible_enrolled_carried == in_dv == 2
 
 
 def test_headline_counts_the_deliveries_the_report_lists_not_the_routine_ones():
