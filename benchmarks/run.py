@@ -112,6 +112,7 @@ class Measure:
     stage_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of the process tree per stage
     ingestion_cpu_s: float | None = None  # from the first ingestion stage's start to the last one's end
     checks: list[str] = field(default_factory=list)
+    repeats: list[dict[str, float]] = field(default_factory=list)  # every run of the case (--repeat), in order
 
     @property
     def ratio(self) -> float:
@@ -387,6 +388,37 @@ def _case_checks(case: Case, result: Measure) -> None:
                              f"{ingest:.2f} s ({cpu(result.ingestion_cpu_s)})")
 
 
+def _publish_share(result: Measure) -> float:
+    """publish / ingestion of one run (the dirty target is <= 1)."""
+    ingest = ingestion_seconds(result)
+    return result.stages.get("publish", float("nan")) / ingest if ingest else float("nan")
+
+
+def median_run(case: Case, runs: list[Measure]) -> Measure:
+    """The run of `runs` that stands for the case: the median (the lower one of an even count) by what its
+    target compares (publish / ingestion for dirty, wall / floor otherwise), with every run's figures in
+    `repeats` and a check line over all of them.
+
+    Why: on a shared machine one run's verdict is noise when two stages are close (dirty's publication and
+    ingestion met their target in 8 of 12 single runs); the median of several runs taken one after the other
+    is the figure to judge, and the spread says how far to trust it."""
+    share = case.publish_within_ingest
+    ranked = sorted(runs, key=_publish_share if share else (lambda run: run.ratio))
+    chosen = ranked[(len(ranked) - 1) // 2]
+    chosen.repeats = [{"wall_s": run.wall_s, "floor_s": run.floor_s, "ratio": run.ratio,
+                       "publish_s": run.stages.get("publish", float("nan")), "ingestion_s": ingestion_seconds(run),
+                       "publish_share": _publish_share(run)} for run in runs]
+    if len(runs) > 1:
+        values = [_publish_share(run) if share else run.ratio for run in runs]
+        limit = 1.0 if share else case.max_floor_ratio
+        what = "publish / ingestion" if share else "wall / floor"
+        met = f", met by {sum(v <= limit for v in values)} of {len(runs)}" if limit is not None else ""
+        verdict = "" if limit is None else ("ok " if values[runs.index(chosen)] <= limit else "MISS ")
+        chosen.checks.append(f"{verdict}median of {len(runs)} runs: {what} {values[runs.index(chosen)]:.2f} "
+                             f"(from {min(values):.2f} to {max(values):.2f}{met})")
+    return chosen
+
+
 def relative_checks(results: dict[str, Measure]) -> list[str]:
     lines = []
     for rel in RELATIVE:
@@ -440,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra environment of the timed runs (to compare settings), repeatable")
     parser.add_argument("--fresh-prefect-home", action="store_true",
                         help="an empty PREFECT_HOME per run (includes creating Prefect's database)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each case N times, one after the other, and keep the median run (its table row; "
+                             "every run's figures in results.json)")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -460,15 +495,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Measure] = {}
     for case in cases:
         print(f"{case.name}: {case.sites} sites, {case.subjects} subjects ...", flush=True)
-        results[case.name] = measure(case, args.workdir, args.fresh_prefect_home, extra_env)
-        m = results[case.name]
-        print(f"  {m.input_rows:,} rows, wall {m.wall_s:.1f} s, peak {m.peak_tree_mb:,.0f} MB, "
-              f"floor {m.floor_s:.2f} s (generation {m.generate_s:.0f} s)", flush=True)
+        runs = []
+        for _ in range(max(args.repeat, 1)):
+            runs.append(m := measure(case, args.workdir, args.fresh_prefect_home, extra_env))
+            print(f"  {m.input_rows:,} rows, wall {m.wall_s:.1f} s, peak {m.peak_tree_mb:,.0f} MB, "
+                  f"floor {m.floor_s:.2f} s (generation {m.generate_s:.0f} s)", flush=True)
+        results[case.name] = median_run(case, runs)
     notes = relative_checks(results)
     print_table(list(results.values()), notes)
     args.out.write_text(json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "repeat": max(args.repeat, 1),
         "fresh_prefect_home": args.fresh_prefect_home,
         "env": extra_env,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
