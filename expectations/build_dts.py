@@ -112,7 +112,13 @@ def build_dates(ctx: Context) -> list[Piece]:
 
 
 def build_key(ctx: Context) -> list[Piece]:
-    """One row per natural key; exact copies keep their first row, conflicting rows are all rejected.
+    """One row per natural key; exact copies keep their first row, conflicting rows are none of them used.
+
+    Conflicting rows are rejected, but in a domain of results (LB, VS, FA, TR: `results` of the suites'
+    configuration) each stays a record whose result is excluded: a measurement was made that day and nobody
+    knows its value, so a component that would read it says so (EXCLUDED_BY_VALIDATION, asked by this
+    finding's query) instead of "no result", and a mean of the day's replicates is not taken over the others
+    (a user trial: the mean of one replicate of three read 2.6 for a WBC of 2.3 or 2.4, MET for NOT_MET).
 
     The key is the domain's `key` plus the SDTM qualifiers the delivery has (`--TPTNUM`, `--POS`,
     `--REPNUM`...): rows that differ in any of them are separate measurements, not duplicates. A
@@ -143,14 +149,20 @@ def build_key(ctx: Context) -> list[Piece]:
         "X_DUP_ACTION_TEXT": pl.when(pl.col("X_DUP_IDENTICAL")).then(pl.lit("only the first copy is used"))
         .otherwise(pl.lit("none of them is used")),
         "X_DUP_REJECT": (pl.col("X_KEY_COUNT") > 1) & ~(pl.col("X_DUP_IDENTICAL") & pl.col("X_DUP_FIRST")),
+        "X_DUP_COPY": (pl.col("X_KEY_COUNT") > 1) & pl.col("X_DUP_IDENTICAL") & ~pl.col("X_DUP_FIRST"),
+        "X_DUP_CONFLICT": (pl.col("X_KEY_COUNT") > 1) & ~pl.col("X_DUP_IDENTICAL"),
     }
+    roles = ctx.config.results.get(ctx.domain)
+    # a result domain keeps its conflicting rows as records with their result excluded (see above)
+    handling = (dict(reject_when="X_DUP_COPY", exclude_when="X_DUP_CONFLICT", excludes=(roles.result,))
+                if roles is not None else dict(reject_when="X_DUP_REJECT"))
     kwargs: dict[str, object]
     if len(key) == 1:
         expectation, kwargs = "expect_column_values_to_be_unique", {"column": key[0]}
     else:
         expectation, kwargs = "expect_compound_columns_to_be_unique", {"column_list": key}
     check = make_check(ctx, CheckKind.UNIQUE_KEY, "+".join(ctx.spec.key), expectation, kwargs,
-                       reject_when="X_DUP_REJECT", one_per=tuple(values))
+                       one_per=tuple(values), **handling)
     return [Piece(check, derived=derived, windowed=windowed, after=after,
                   ge={v: pl.col(f"X_KEY_{v}").fill_null("(blank)") if v in qualifiers else pl.col(f"X_KEY_{v}")
                       for v in key})]

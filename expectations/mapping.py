@@ -111,8 +111,9 @@ def map_failures(prepared: pl.DataFrame, checks: list[Check], failures: dict[str
             FINDING_ID,
             EVIDENCE_HASH,
         ))
-        if check.action is Action.EXCLUDE:
-            exclusions.extend(rows.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
+        if check.action is Action.EXCLUDE or check.exclude_when:
+            excluded = rows.filter(pl.col(check.exclude_when)) if check.exclude_when else rows
+            exclusions.extend(excluded.select(*SOURCE_COLUMNS, pl.lit(check.domain).alias("DOMAIN"),
                                           pl.lit(variable).alias("VARIABLE"), pl.col("X_MESSAGE").alias("MESSAGE"))
                               for variable in check.excludes)
         if check.action is Action.REJECT:

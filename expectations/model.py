@@ -36,6 +36,9 @@ class Check:
     private: tuple[str, ...] = ()  # columns never quoted (shown as WITHHELD)
     excludes: tuple[str, ...] = ()  # variables whose value evaluation must not use (action exclude)
     reject_when: str | None = None  # boolean prepared column narrowing which failing rows are rejected
+    #: boolean prepared column: the failing rows whose `excludes` are excluded (a reject check that keeps some of
+    #: its failing rows as records whose value is not used: a duplicated measurement with conflicting values)
+    exclude_when: str | None = None
     explode: str | None = None  # list column: one finding per item (as X_ITEM)
     explode_with: tuple[tuple[str, str], ...] = ()  # parallel list columns exploded with it, as (column, alias)
     site_level: bool = False  # the finding is about the site (USUBJID empty), not about the row's subject

@@ -65,13 +65,21 @@ def test_mean_reads_decimal_commas_and_converts_like_any_value(tmp_path) -> None
     assert (row["OUTCOME"], row["VALUE"], row["UNIT"]) == ("MET", "60", "10^9/L")
 
 
-def test_a_mean_of_converted_replicates_quotes_no_delivered_figure(tmp_path) -> None:
+def test_a_mean_quotes_the_figures_the_site_wrote(tmp_path) -> None:
+    """60 is no figure the site wrote, nor is either replicate alone: DELIVERED (which the evidence and the query
+    quote) names the mean and its measurements as delivered (a user trial: "Value used: 58.5 10^9/L ... Please
+    confirm this value against the source document" named no figure a site could find)."""
     domains = _with_platelets({"LBORRES": "61", "LBORRESU": "10^3/uL", "LBTPTNUM": "1"},
                               {"LBORRES": "59", "LBORRESU": "10^3/uL", "LBTPTNUM": "2"})
     latest = _platelets(domains, _protocol(tmp_path, "latest"))
     assert (latest["VALUE"], latest["UNIT"], latest["DELIVERED"]) == ("59", "10^9/L", "59 10^3/uL")
-    mean = _platelets(domains, _protocol(tmp_path, "mean"))  # 60 is no figure the site wrote
-    assert (mean["VALUE"], mean["DELIVERED"]) == ("60", None)
+    mean = _platelets(domains, _protocol(tmp_path, "mean"))
+    assert (mean["VALUE"], mean["DELIVERED"]) == ("60", "mean of 2 measurements: 61, 59 10^3/uL")
+    # in the protocol unit too: the mean is still no figure of the site's
+    same_unit = _with_platelets({"LBORRES": "61", "LBORRESU": "10^9/L", "LBTPTNUM": "1"},
+                                {"LBORRES": "58", "LBORRESU": "10^9/L", "LBTPTNUM": "2"})
+    mean = _platelets(same_unit, _protocol(tmp_path, "mean"))
+    assert (mean["VALUE"], mean["DELIVERED"]) == ("59.5", "mean of 2 measurements: 61, 58 10^9/L")
 
 
 @pytest.mark.parametrize("second", [{"LBORRES": "<100"}, {"LBORRES": "120000", "LBORRESU": "/uL"},
@@ -99,3 +107,44 @@ def test_coded_results_are_never_averaged(tmp_path) -> None:
     rows = result.eligibility.filter(pl.col("REASON_CODE") == "REPLICATES_NOT_AVERAGED")
     assert rows.height == 0  # the latest (NEGATIVE) is read, as under `latest`
     assert result.eligibility.filter(pl.col("CHECK_ID") == "EX05.HBV")["OUTCOME"].to_list() == ["NOT_APPLICABLE"]
+
+
+def _validated_platelets(domains: dict[str, pl.DataFrame], protocol) -> tuple[dict, dict]:
+    """The platelet component evaluated with validation's exclusions and rejections, and the LB key finding."""
+    from expectations import validate_domain
+
+    part = validate_domain("lb", domains, study="SZ003")
+    result = evaluate(domains, protocol, AS_OF, exclusions=part.exclusions, rejected=part.rejected)
+    row = result.eligibility.filter(pl.col("CHECK_ID") == "IN10.PLT").row(0, named=True)
+    key = part.findings.filter(pl.col("CHECK").str.contains("unique_key"))
+    return row, key.row(0, named=True)
+
+
+def test_a_replicate_duplicated_with_conflicting_values_leaves_no_mean(tmp_path) -> None:
+    """A user trial: replicate 2 delivered twice (40 and 42) was dropped and the mean of replicate 1 alone (75)
+    was MET, where the day's mean was 57.5 or 58.5, NOT_MET. The day's mean is not known: UNVERIFIABLE, and the
+    duplicated record is what the site is asked to correct (the component names it, as the key finding does)."""
+    domains = _with_platelets({"LBORRES": "75", "LBREPNUM": "1"}, {"LBORRES": "40", "LBREPNUM": "2"},
+                              {"LBORRES": "42", "LBREPNUM": "2"})
+    row, key = _validated_platelets(domains, _protocol(tmp_path, "mean"))
+    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
+    n = domains["lb"].height
+    assert row["SOURCE"] == key["SOURCE"] == f"SZ003/101/20250301T000000Z/lb.csv:{n - 1}"
+    assert row["REASON"].startswith(f"PLAT on {SCREEN}: the protocol uses the mean of the day's measurements and "
+                                    "one of them is not used (USUBJID=")
+    # identical copies are one measurement: the first is used, and the mean is formed
+    copies = _with_platelets({"LBORRES": "75", "LBREPNUM": "1"}, {"LBORRES": "41", "LBREPNUM": "2"},
+                             {"LBORRES": "41", "LBREPNUM": "2"})
+    row, _ = _validated_platelets(copies, _protocol(tmp_path, "mean"))
+    assert (row["OUTCOME"], row["VALUE"]) == ("NOT_MET", "58")
+
+
+def test_a_result_delivered_twice_with_conflicting_values_is_excluded_not_missing(tmp_path) -> None:
+    """A user trial: ALB 3.8 and 2.9 on one date was also queried as "no ALB result; please deliver the missing
+    result", beside the duplicate's own query. The component now names the duplicated record (its first row, where
+    the key finding is), so that the one query asks for the correction (reporting/covered.py: same record)."""
+    domains = _with_platelets({"LBORRES": "75"}, {"LBORRES": "55"})
+    row, key = _validated_platelets(domains, _protocol(tmp_path, None))
+    assert (row["OUTCOME"], row["REASON_CODE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION")
+    assert row["SOURCE"] == key["SOURCE"]
+    assert "occurs 2 times in LB (conflicting values" in row["REASON"]

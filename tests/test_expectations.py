@@ -285,7 +285,9 @@ def test_repeated_measurements_told_apart_by_time_point_and_position_are_not_dup
         "USUBJID=SZ003-101-001, VSTESTCD=SYSBP, VSDTC=2026-01-20, VSTPTNUM=1, VSTPT=1 MIN, VSPOS=SITTING occurs 3 "
         "times in VS (conflicting values: SZ003/101/20261127T230000Z/vs.csv records 1, 4, 5 after the header); none "
         "of them is used")
-    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 4, 5]  # rows 2 and 3 are other measurements
+    # rows 2 and 3 are other measurements; 1, 4 and 5 stay records of a measurement whose value is not known
+    assert part.rejected.height == 0
+    assert sorted(part.exclusions.filter(pl.col("VARIABLE") == "VSORRES")["SOURCE_ROW"].to_list()) == [1, 4, 5]
 
 
 def test_a_blank_qualifier_is_a_value_of_its_own(tmp_path: Path) -> None:
@@ -294,13 +296,13 @@ def test_a_blank_qualifier_is_a_value_of_its_own(tmp_path: Path) -> None:
     part = validate_domain("vs", domains, study=STUDY)
     assert part.findings.filter(pl.col("CHECK").str.contains("unique_key"))["SOURCE"].to_list() == [
         "SZ003/101/20261127T230000Z/vs.csv:2"]  # rows 2 and 3 (both blank) are one key; row 1 is another
-    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [2, 3]
+    assert sorted(part.exclusions.filter(pl.col("VARIABLE") == "VSORRES")["SOURCE_ROW"].to_list()) == [2, 3]
 
 
 def test_without_qualifier_columns_the_same_test_and_date_twice_is_a_duplicate(tmp_path: Path) -> None:
     domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", [_vs(S1, "120"), _vs(S1, "124")])}
     part = validate_domain("vs", domains, study=STUDY)
-    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == [1, 2]
+    assert sorted(part.exclusions.filter(pl.col("VARIABLE") == "VSORRES")["SOURCE_ROW"].to_list()) == [1, 2]
     assert part.findings.filter(pl.col("CHECK").str.contains("unique_key")).height == 1
 
 
@@ -433,7 +435,9 @@ def test_a_result_document_holds_a_sample_of_the_failing_rows_whatever_their_num
     rows = [_vs(S1, str(100 + i % 2)) for i in range(60)]  # one key delivered 60 times, with two values
     domains = {"dm": frame("dm", [dm_row(S1)]), "vs": frame("vs", rows)}
     part = validate_domain("vs", domains, study=STUDY)
-    assert sorted(part.rejected["SOURCE_ROW"].to_list()) == list(range(1, 61))  # every row is still rejected
+    # no row is used (every one excluded: a measurement whose value is not known)
+    assert sorted(part.exclusions.filter(pl.col("VARIABLE") == "VSORRES")["SOURCE_ROW"].to_list()) == \
+        list(range(1, 61))
     results = [r["result"] for r in part.gx_result["results"]
                if r["expectation_config"]["type"] == "expect_compound_columns_to_be_unique"]
     failing = [r for r in results if r.get("unexpected_count")]

@@ -24,7 +24,11 @@ DELIVERED_COLUMNS = {"USUBJID": pl.String, "SOURCE": pl.String, "TESTCD": pl.Str
 def delivered_facts(facts: pl.LazyFrame) -> pl.DataFrame:
     """DELIVERED_COLUMNS of the facts that have a delivered text (converted or computed values: a small part
     of the facts), one per subject and source."""
+    # a value of several records (a mean of replicates, a computed pair) is no figure the site wrote, in whatever
+    # unit: no ROW_UNIT, so that `with_delivered` keeps its delivered text beside it
+    several = pl.col("SOURCE").str.contains(_MERGED, literal=True)
     return (facts.filter(pl.col("DELIVERED_TEXT").is_not_null() & pl.col("SOURCE").is_not_null())
+            .with_columns(pl.when(several).then(None).otherwise(pl.col("ROW_UNIT")).alias("ROW_UNIT"))
             .select(list(DELIVERED_COLUMNS)).collect()
             .unique(["USUBJID", "SOURCE"], keep="first", maintain_order=True))
 

@@ -157,6 +157,46 @@ def _latest_order(keys: list[str]) -> list[pl.Expr | str]:
     return [*keys, "D_HI", "D_LO", "DTC", pl.col("TPTNUM"), *source_order()]
 
 
+def _moment() -> pl.Expr:
+    """When a result was measured, as `_latest_order` orders it before the record (equal for two records of one
+    moment, a duplicated key's)."""
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in ("D_HI", "D_LO", "DTC", "TPTNUM")],
+                         separator="|")
+
+
+def _excluded_replicates(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """`chosen` (mean mode) without a value where a measurement of its day was excluded by validation: the
+    mean of the others is no figure of that day (a duplicated replicate with conflicting values left one of
+    three WBC replicates, whose 2.6 was MET where the day's mean was 2.3 or 2.4, a user trial). F_REASON is then
+    EXCLUDED_BY_VALIDATION with the excluded record (the first of the day in its file) and its message, so that
+    its data-quality query asks for the one correction."""
+    day = pl.when(pl.col("D_LO") == pl.col("D_HI")).then(pl.col("D_HI"))
+    excluded = (
+        rows.filter(pl.col("_X_RESULT").is_not_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
+                    & (pl.col("WSTATUS") == "IN") & day.is_not_null())
+        .sort(*keys, *source_order())
+        .group_by([*keys, day.alias("_DAY")])
+        .agg(pl.col("_X_RESULT").first().alias("_XR_MESSAGE"), source_text().first().alias("_XR_SOURCE"))
+    )
+    hit = pl.col("_XR_SOURCE").is_not_null()
+    return (
+        chosen.with_columns(day.alias("_DAY"))
+        .join(excluded, on=[*keys, "_DAY"], how="left", nulls_equal=False)
+        .with_columns(
+            pl.when(hit).then(None).otherwise(pl.col("TEXT")).alias("TEXT"),
+            pl.when(hit).then(None).otherwise(pl.col("MEAN_OF")).alias("MEAN_OF"),
+            pl.when(hit).then(pl.col("_XR_SOURCE")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+            pl.when(hit).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value)).otherwise(pl.col("F_REASON"))
+            .alias("F_REASON"),
+            pl.when(hit).then(pl.format(
+                "{} on {}: the protocol uses the mean of the day's measurements and one of them is not used ({})",
+                pl.col("TESTCD"), pl.col("_DAY").dt.to_string("%Y-%m-%d"), pl.col("_XR_MESSAGE")))
+            .otherwise(pl.col("F_REASON_TEXT")).alias("F_REASON_TEXT"),
+        )
+        .drop("_DAY", "_XR_MESSAGE", "_XR_SOURCE")
+    )
+
+
 def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     """`chosen` (the latest of several candidates) with the mean of the candidates of its day instead.
 
@@ -181,6 +221,8 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
             pl.col("_R_NUM").is_not_null().any().alias("_ANY_NUMBER"),
             pl.col("_R_NUM").mean().alias("_MEAN"),
             source_text().str.join("; ").alias("_SOURCES"),
+            pl.col("TEXT").str.strip_chars().str.join(", ").alias("_TEXTS"),
+            pl.col("UNIT_TEXT").str.strip_chars().drop_nulls().first().alias("_UNIT_TEXT"),
             pl.col("_DAY").first(),
         )
         .filter((pl.col("_N_SAME_DAY") > 1) & pl.col("_ANY_NUMBER"))  # coded results are never averaged
@@ -193,6 +235,11 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
             pl.when(averaged).then(format_number(pl.col("_MEAN"))).when(refused).then(None)
             .otherwise(pl.col("TEXT")).alias("TEXT"),
             pl.when(averaged).then(pl.lit(".")).otherwise(pl.col("DECIMAL")).alias("DECIMAL"),
+            # the figures the site wrote, which a query quotes beside the mean (a user trial: "PLT 58.5 10^9/L"
+            # was no figure the site could confirm against its source)
+            pl.when(averaged).then(pl.concat_str([
+                pl.format("mean of {} measurements:", pl.col("_N_SAME_DAY")), pl.col("_TEXTS"), pl.col("_UNIT_TEXT")],
+                separator=" ", ignore_nulls=True)).alias("MEAN_OF"),
             pl.when(pl.col("_N_SAME_DAY").is_not_null()).then(pl.col("_SOURCES")).otherwise(pl.col("SOURCE"))
             .alias("SOURCE"),
             pl.when(refused).then(pl.lit(ReasonCode.REPLICATES_NOT_AVERAGED.value)).alias("F_REASON"),
@@ -201,7 +248,7 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
                 "numbers in one unit", pl.col("TESTCD"), pl.col("_N_SAME_DAY"),
                 pl.col("_DAY").dt.to_string("%Y-%m-%d"))).alias("F_REASON_TEXT"),
         )
-        .drop("_N_SAME_DAY", "_PLAIN", "_ONE_UNIT", "_ANY_NUMBER", "_MEAN", "_SOURCES", "_DAY")
+        .drop("_N_SAME_DAY", "_PLAIN", "_ONE_UNIT", "_ANY_NUMBER", "_MEAN", "_SOURCES", "_TEXTS", "_UNIT_TEXT", "_DAY")
     )
 
 
@@ -227,7 +274,8 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
     # most subject x test have one candidate: only the others need ordering (and the SOURCE sort keys)
     columns = [*keys, "TEXT", "UNIT_TEXT", "DTC", source_text().alias("SOURCE"), "DECIMAL", "ULN_TEXT", "_X_ULN",
                "TRT_DATE", "WINDOW_START"]
-    no_reason = [pl.lit(None, dtype=pl.String).alias("F_REASON"), pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT")]
+    no_reason = [pl.lit(None, dtype=pl.String).alias("F_REASON"), pl.lit(None, dtype=pl.String).alias("F_REASON_TEXT"),
+                 pl.lit(None, dtype=pl.String).alias("MEAN_OF")]
     several_rows = candidates.filter(pl.col("_N") > 1)
     several = (
         several_rows.sort(*_latest_order(keys), nulls_last=False)
@@ -236,8 +284,11 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
     )
     if same_day == MEAN:
         several = _mean_of_same_day(several_rows, several, keys)
-    chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns).with_columns(no_reason),
-                        several.drop("D_LO", "D_HI")], how="vertical")
+    chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns, "D_LO", "D_HI").with_columns(no_reason),
+                        several], how="vertical")
+    if same_day == MEAN:
+        chosen = _excluded_replicates(rows, chosen, keys)
+    chosen = chosen.drop("D_LO", "D_HI")
     # subject x test without any usable in-window result (usually few): why not
     usable = pl.col("_X_RESULT").is_null()
 
@@ -259,14 +310,17 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
               for name in named.values()],
             pl.when(~usable).then(pl.col("_X_RESULT")).alias("_EXCL"),
             pl.when(~usable).then(source_text()).alias("_EXCL_SOURCE"),
+            pl.when(~usable).then(_moment()).alias("_EXCL_AT"),
             pl.when(pl.col("WSTATUS") == "UNDECIDED").then(pl.col("DTC")).alias("_UNDECIDED"),
             pl.when(pl.col("WSTATUS") == "INVALID").then(pl.col("DTC")).alias("_INVALID"),
             pl.when(pl.col("WSTATUS") == "BEFORE").then(pl.col("DTC")).alias("_BEFORE"),
         )
         .group_by(keys).agg(
             (~usable).any().alias("ANY_EXCLUDED"),
-            pl.col("_EXCL").drop_nulls().last().alias("EXCL_MESSAGE"),
-            pl.col("_EXCL_SOURCE").drop_nulls().last().alias("EXCL_SOURCE"),
+            # the latest excluded record, the first in its file of those at that moment: a duplicated key's
+            # finding is at its first row, whose query then stands for the component (reporting/covered.py)
+            *[pl.col(name).filter(pl.col("_EXCL_AT") == pl.col("_EXCL_AT").drop_nulls().last()).first().alias(alias)
+              for name, alias in (("_EXCL", "EXCL_MESSAGE"), ("_EXCL_SOURCE", "EXCL_SOURCE"))],
             *[(usable & (pl.col("WSTATUS") == status)).any().alias(f"ANY_{name}") for status, name in statuses],
             pl.col("_UNDECIDED").drop_nulls().last().alias("UNDECIDED_DTC"),
             pl.col("_INVALID").drop_nulls().last().alias("INVALID_DTC"),
@@ -430,7 +484,9 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
     # one domain after the other (parallel=False): a subject x test never spans domains, so each
     # domain's selection and typing stand alone, and only one domain's intermediate rows are in memory
     typed = [type_facts(select_latest(rows, reference, same_day), None, catalog)
-             .with_columns(delivered_text(averaged=pl.col("SOURCE").str.contains("; ", literal=True))
+             .with_columns(pl.when(pl.col("MEAN_OF").is_not_null() & pl.col("TEXT").is_not_null())
+                           .then(pl.col("MEAN_OF"))
+                           .otherwise(delivered_text(averaged=pl.col("SOURCE").str.contains("; ", literal=True)))
                            .alias("DELIVERED_TEXT")).select(FACT_COLUMNS)
              for rows in parts]
     return pl.concat(typed, how="vertical_relaxed", parallel=False)
