@@ -68,6 +68,16 @@ def reconciliation(ingest: IngestResult, validation: ValidationResult,
     return rows
 
 
+def rejected_per_file(validation: ValidationResult) -> dict[str, int]:
+    """Rows validation rejected whole, per delivered object key (a row rejected by two checks counts once)."""
+    rejected = validation.rejected
+    if rejected.height == 0:
+        return {}
+    counts = (rejected.filter(pl.col("SOURCE_KEY").is_not_null()).unique(list(SOURCE_COLUMNS))
+              .group_by("SOURCE_KEY").len())
+    return dict(zip(counts["SOURCE_KEY"].to_list(), counts["len"].to_list(), strict=True))
+
+
 def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                        evaluation: Evaluation, software_version: str,
                        recovery: RunRecovery | None = None) -> dict[str, Any]:
@@ -76,6 +86,7 @@ def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validat
     `recovery`: what the run cleaned up after earlier, crashed runs of the study (the lease it took over,
     a promotion it finished, staging it removed; docs/operations.md); empty lists and nulls when nothing.
     """
+    by_validation = rejected_per_file(validation)
     inputs = [
         {
             "key": item.key,
@@ -87,6 +98,8 @@ def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validat
             "rows_read": item.rows_read,
             "rows_rejected": item.rows_rejected,
             "rejected_reasons": dict(sorted(item.rejected_reasons.items())),
+            # rows_read = rows_rejected + rows_rejected_validation + the file's rows evaluation read
+            "rows_rejected_validation": by_validation.get(item.key, 0),
         }
         for item in sorted(ingest.inputs, key=lambda i: i.key)
     ]

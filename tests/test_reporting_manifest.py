@@ -48,7 +48,11 @@ def test_manifest_records_inputs_deliveries_and_versions():
     lb102 = next(i for i in manifest["inputs"] if i["key"] == "SZ003/102/D2/lb.csv")
     assert lb102 == {"key": "SZ003/102/D2/lb.csv", "site": "102", "domain": "LB", "version_id": "v2", "etag": None,
                      "sha256": "b" * 64, "rows_read": 6, "rows_rejected": 2,
-                     "rejected_reasons": {"unparseable_date": 2}}
+                     "rejected_reasons": {"unparseable_date": 2}, "rows_rejected_validation": 0}
+    # a row validation rejected is counted on its file (once, whichever checks rejected it): a user trial found
+    # no per-file count of the rows validation dropped
+    lb101 = next(i for i in manifest["inputs"] if i["key"] == "SZ003/101/D1/lb.csv")
+    assert (lb101["rows_read"], lb101["rows_rejected"], lb101["rows_rejected_validation"]) == (5, 0, 1)
     assert [(d["site"], d["delivery"], d["status"]) for d in manifest["deliveries_not_used"]] == [
         ("102", "D3", "REJECTED"), ("103", "D9", "INCOMPLETE")]
     assert manifest["sites_audited"] == ["101", "102"]
