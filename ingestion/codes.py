@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import polars as pl
+
 
 class DeliveryStatus(StrEnum):
     """What ingestion did with one delivery folder (`contracts.DeliveryDecision.status`)."""
@@ -72,6 +74,17 @@ class Code(StrEnum):
 
 #: prefix of the codes that are notes, not problems: kept in `validation`, never sent to a site as a query
 NOTE_PREFIX = "ingest.note."
+
+
+def without_notes(findings: pl.DataFrame) -> pl.DataFrame:
+    """`findings` (a validation table) without its notes (NOTE_PREFIX: a manifest setting that was ignored).
+
+    A note is kept for the record and asks nothing of anyone: it is no data finding to count, rate or review
+    (a user trial saw an `encoding` given for an xlsx raise its site's data-error rate and wait in the review
+    backlog as UNREVIEWED)."""
+    if "EXPECTATION" not in findings.columns:
+        return findings
+    return findings.filter(~pl.col("EXPECTATION").cast(pl.String).str.starts_with(NOTE_PREFIX).fill_null(False))
 
 #: what every code of a file rejected as a whole (the rest of its delivery used) begins with
 FILE_REJECTED_PREFIX = "ingest.file_rejected."

@@ -15,6 +15,7 @@ import polars as pl
 from contracts import is_open
 from contracts.enums import Severity
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from ingestion.codes import without_notes
 from reporting.xlsx import DropDown
 from review.catalogue import catalogue_of
 from review.machine import StateMachine
@@ -33,7 +34,8 @@ def _states(discrepancies: pl.DataFrame, validation: pl.DataFrame) -> tuple[pl.D
     live = discrepancies.filter(is_open()) if "STATUS" in discrepancies.columns else discrepancies
     review = pl.concat([frame.select(FINDING_ID, *(pl.col(c).cast(pl.String) if c in frame.columns
                                                    else pl.lit(None, pl.String).alias(c) for c in _REVIEW))
-                        for frame in (live, validation) if FINDING_ID in frame.columns], how="vertical")
+                        for frame in (live, without_notes(validation)) if FINDING_ID in frame.columns],
+                       how="vertical")
     return live, review
 
 

@@ -15,7 +15,7 @@ import polars as pl
 from contracts import is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
-from ingestion.codes import NOTE_PREFIX
+from ingestion.codes import without_notes
 from reporting.dv import is_deviation
 from reporting.history import partly_read
 from reporting.risk import inputs_table, older_delivery_notes, site_risk
@@ -81,9 +81,7 @@ class Headline:
 
 def _new_data_findings(outputs: RunOutputs) -> int:
     """Validation findings first reported tonight; all of them when the table has no history (FIRST_SEEN)."""
-    validation = outputs.validation
-    if "EXPECTATION" in validation.columns:  # a note (a manifest setting ignored) is no problem, and no news
-        validation = validation.filter(~pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False))
+    validation = without_notes(outputs.validation)  # a note (a manifest setting ignored) is no problem, and no news
     if "FIRST_SEEN" not in validation.columns:
         return validation.height
     return validation.filter(pl.col("FIRST_SEEN").cast(pl.String) == outputs.as_of.isoformat()).height
@@ -128,7 +126,7 @@ def headline(outputs: RunOutputs) -> Headline:
         query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,
         resolved=disc.filter(status == FindingStatus.RESOLVED).height,
-        data_findings=outputs.validation.height,
+        data_findings=without_notes(outputs.validation).height,
         new_data_findings=_new_data_findings(outputs),
         resolved_data_findings=outputs.validation_resolved.height if outputs.validation_resolved is not None else 0,
         balanced=bool(manifest.get("balanced", True)),
@@ -168,7 +166,7 @@ def risk_table(outputs: RunOutputs) -> pl.DataFrame:
         # a rate's numerator counts what tonight's audit evaluated, as its denominator does (a carried finding's
         # subject is not among tonight's subjects: a query rate above 1, a review found)
         "discrepancies": evaluated_tonight(current(outputs.discrepancies)),
-        "validation": outputs.validation,
+        "validation": without_notes(outputs.validation),
         "inputs": inputs_table(outputs.run_manifest),
     }
     deliveries = outputs.run_manifest.get("deliveries") or []
@@ -196,7 +194,7 @@ def site_table(outputs: RunOutputs, risk: pl.DataFrame) -> pl.DataFrame:
         (status == FindingStatus.NEW).sum().alias("NEW"),
         (status == FindingStatus.RESOLVED).sum().alias("RESOLVED"),
     )
-    data = outputs.validation.group_by("SITEID").agg(pl.len().alias("DATA_FINDINGS"))
+    data = without_notes(outputs.validation).group_by("SITEID").agg(pl.len().alias("DATA_FINDINGS"))
     flags = risk.group_by("SITEID").agg(
         (pl.col("FLAG") != 0).sum().alias("RISK_SIGNALS"),
         pl.col("INDICATOR").filter(pl.col("FLAG") != 0).sort().str.join(", ").alias("RISK_INDICATORS"),

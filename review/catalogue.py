@@ -15,6 +15,7 @@ import polars as pl
 
 from contracts.enums import Severity
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from ingestion.codes import without_notes
 from review.runs import latest_run, read_table
 from storage import Store
 
@@ -66,6 +67,7 @@ def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | 
                                              "DOMAIN": pl.lit(None, pl.String), "VARIABLE": pl.lit(None, pl.String)},
                              columns))
     if validation is not None and FINDING_ID in validation.columns:
+        validation = without_notes(validation)  # a note asks nothing: there is nothing to decide on
         parts.append(_shaped(validation, {
             "ORIGIN": pl.lit("VALIDATION"),
             # the check's stable name (LB.unit_known.LBORRESU), as the validation table's CHECK gives it; the

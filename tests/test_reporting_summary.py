@@ -251,3 +251,33 @@ def test_carried_findings_are_counted_in_the_sites_and_versions_tables_and_not_i
     rates = risk_table(run).filter(pl.col("INDICATOR") == "QUERY")
     assert (rates["NUMERATOR"] <= rates["DENOMINATOR"]).all()
     assert rates.filter(pl.col("SITEID") == "101")["NUMERATOR"].item() == 1  # S2's query, not the carried S8's
+
+
+def test_a_note_is_no_data_finding_to_count_rate_or_review():
+    """A user trial: an `encoding` given for an xlsx (a note: the setting was ignored, nothing asked of the site)
+    raised its site's data-error rate, was counted in the Sites table and the headline, and waited in the review
+    backlog as UNREVIEWED."""
+    from reporting.review_sheet import review_row_count, review_rows
+    from reporting.summary import risk_table, site_table
+    from review.machine import load_machine
+
+    base = make_outputs(n_subjects=200, n_sites=2)
+    site = base.validation["SITEID"][0]
+    note = base.validation.head(1).with_columns(
+        pl.lit(None, pl.String).alias("USUBJID"), pl.lit("ingest.note.encoding_ignored").alias("EXPECTATION"),
+        pl.lit("V-note").alias("FINDING_ID"), pl.lit("encoding").alias("VARIABLE"))
+    with_note = replace(base, validation=pl.concat([base.validation, note]))
+    assert headline(with_note).data_findings == headline(base).data_findings == base.validation.height
+
+    def data_findings(outputs) -> int:
+        return site_table(outputs, risk_table(outputs)).filter(pl.col("SITEID") == site)["DATA_FINDINGS"].item()
+
+    assert data_findings(with_note) == data_findings(base)
+    rates = [risk_table(o).filter((pl.col("SITEID") == site) & (pl.col("INDICATOR") == "DATA_ERROR"))["RATE"].item()
+             for o in (base, with_note)]
+    assert rates[0] == rates[1] > 0
+    machine = load_machine()
+    for outputs in (base, with_note):
+        assert "V-note" not in review_rows(outputs.discrepancies, outputs.validation, machine)["FINDING_ID"]
+    assert review_row_count(with_note.discrepancies, with_note.validation, machine) == review_row_count(
+        base.discrepancies, base.validation, machine)
