@@ -473,10 +473,13 @@ def unlock(
 
 @app.command("check-protocol")
 def check_protocol(
-    file: Annotated[Path, typer.Argument(help="A protocol version file (its siblings are the other versions), a "
-                                              "folder of version files, or a draft amendment.")],
-    units: Annotated[Path | None, typer.Option(help="The study's unit catalog; default: the bundled one.")] = None,
+    file: Annotated[str, typer.Argument(help="A protocol version file (its siblings are the other versions), a "
+                                             "folder of version files, or a draft amendment; a path or an s3:// "
+                                             "URI.")],
+    units: Annotated[str | None, typer.Option(help="The study's unit catalog, a path or an s3:// URI; default: the "
+                                                   "bundled one.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """Check a protocol before a night runs it: schema errors, tests unknown to the unit catalog, unused
     parameters, criteria the IE checklist cannot answer, overlapping versions; each with file and line.
@@ -485,14 +488,20 @@ def check_protocol(
     """
     from contracts.datafile import DataFileError
     from contracts.protocol_lint import Level, lint_protocol
-    from contracts.units import load_units
+    from flows.config_files import load_units_at, local_protocol
 
     try:
-        findings = lint_protocol(file, load_units(units) if units else None)
+        catalog = load_units_at(units, endpoint_url) if units else None
+        with local_protocol(file, endpoint_url) as (path, folder, called):
+            findings = lint_protocol(path, catalog)
+            # a file of an S3 copy is named by its URI, as the night that reads it names it
+            lines = [finding.line().replace(str(folder), called, 1) for finding in findings]
     except DataFileError as error:
         raise _fail(f"[red]error:[/red] {error}", 2) from None
-    for finding in findings:
-        typer.echo(finding.line())
+    except Exception as error:  # an object or bucket that is not there, a file that is no text: one line naming it
+        raise _fail(f"[red]error:[/red] {type(error).__name__}: {error}", 2) from None
+    for line in lines:
+        typer.echo(line)
     errors = sum(f.level is Level.ERROR for f in findings)
     warnings = len(findings) - errors
     console.print(f"{file}: {errors} error(s), {warnings} warning(s)", soft_wrap=True)

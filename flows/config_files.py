@@ -13,7 +13,10 @@ nothing changes for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from checks.comparison.process_config import ProcessCheck, load_process_checks, parse_process_checks_text
@@ -74,6 +77,42 @@ def load_protocol_at(location: str | None, endpoint_url: str | None = None) -> P
     parent, name = split_location(location)
     return protocol_from_texts((location, read_text(location, endpoint_url)),
                                _yaml_beside(parent, endpoint_url, leave_out=name), where=location)
+
+
+def _plain_name(name: str) -> bool:
+    """Whether an object's name can be a file name of a local copy: no folder, not hidden, not `.` or `..`."""
+    return bool(name) and name == Path(name).name and not name.startswith(".")
+
+
+@contextmanager
+def local_protocol(location: str, endpoint_url: str | None = None) -> Iterator[tuple[Path, str, str]]:
+    """(local path, local folder, what to call that folder) of a protocol to read as files: itself for a path; for
+    an S3 version file or folder, a temporary copy of it and the `*.yaml` objects beside it (its other versions,
+    as `load_protocol_at` reads them), named as the bucket names them, the folder called by its URI.
+
+    Why: the protocol linter reads files with their lines (`check-protocol`), and a night's protocol in S3 could
+    not be checked before the night ran it (a user trial). An object's name is used only when it is a plain file
+    name (no folder, no `..`): object keys are never trusted as paths."""
+    if not is_remote(location):
+        path = Path(location)
+        yield path, path if path.is_dir() else path.parent, str(path if path.is_dir() else path.parent)
+        return
+    folder = location.rstrip("/") if location.endswith("/") else split_location(location)[0]
+    with tempfile.TemporaryDirectory(prefix="screening-audit-protocol-") as tmp:
+        copy = Path(tmp)
+        for uri, text in _yaml_beside(folder, endpoint_url):
+            name = uri.rpartition("/")[2]
+            if _plain_name(name):
+                (copy / name).write_text(text, encoding="utf-8")
+        if not location.endswith("/"):
+            name = split_location(location)[1]
+            if not _plain_name(name):
+                raise ValueError(f"{location}: not a plain file name")
+            if not (copy / name).is_file():  # not a *.yaml object beside itself: read it (or say it is not there)
+                (copy / name).write_text(read_text(location, endpoint_url), encoding="utf-8")
+            yield copy / name, copy, folder
+        else:
+            yield copy, copy, folder
 
 
 def _load_at(location: str | None, endpoint_url: str | None, local: Callable[[str | None], T],

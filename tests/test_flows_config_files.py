@@ -97,3 +97,24 @@ def test_the_cli_lists_the_expectations_of_a_protocol_in_s3(bucket, s3_endpoint:
                               "--endpoint-url", s3_endpoint], capture_output=True, text=True, timeout=300,
                              check=False)
     assert missing.returncode == 2 and f"{root}/protocols/none.yaml" in " ".join(missing.stderr.split())
+
+
+def test_the_cli_checks_a_protocol_in_s3_naming_its_uri(bucket, s3_endpoint: str) -> None:
+    """A user trial: `check-protocol s3://…` read the URI as a local path ("s3:/bucket/...: cannot read"), so the
+    protocol a night reads from S3 could not be checked before the night ran it."""
+    store, root = bucket
+    cli = str(Path(sys.executable).with_name("screening-audit"))
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([cli, "check-protocol", *args, "--endpoint-url", s3_endpoint], capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    clean = check(f"{root}/protocols/sz003.yaml", "--units", f"{root}/units.yaml")
+    assert (clean.returncode, clean.stdout) == (0, ""), clean.stderr[-2000:]
+    assert "0 error(s), 0 warning(s)" in clean.stderr
+    store.write_bytes("config/protocols/sz003.yaml", BUNDLED.replace("test: PLAT,", "test: PLATX,").encode())
+    broken = check(f"{root}/protocols/sz003.yaml")
+    assert broken.returncode == 1
+    assert f"{root}/protocols/sz003.yaml:" in broken.stdout and "PLATX" in broken.stdout, broken.stdout
+    missing = check(f"{root}/protocols/none.yaml")
+    assert missing.returncode == 2 and f"{root}/protocols/none.yaml" in " ".join(missing.stderr.split())
