@@ -205,8 +205,10 @@ def read_delivery(store: Store, study: str, site: str, delivery: str, objects: l
             file_findings.append(ctx.finding(o.rejected, o.key, o.domain))
         elif o.prepared is not None:
             read.files.append(o.prepared)
+    # a top-level setting's note is about manifest.json itself, which the message already names as the file
     notes = [Finding(study, site, Code.ENCODING_IGNORED, about_file(site, ctx.prefix + (note.name or MANIFEST_NAME),
-                                                               f"manifest.json {note.detail}"),
+                                                               f"{'manifest.json' if note.name else 'the manifest'} "
+                                                               f"{note.detail}"),
                      source=ctx.prefix + MANIFEST_NAME, domain=_domain_code(note.name), variable=note.variable,
                      observed=note.observed)
              for note in manifest.notes]

@@ -169,16 +169,18 @@ def _settings(doc: ManifestDocument) -> tuple[tuple[ManifestFile, ...], tuple[Ma
             declared = entry.encoding if entry.encoding is not None else doc.encoding
             top_used = top_used or (entry.encoding is None and doc.encoding is not None)
             codec = known_encoding(declared) if declared is not None else DEFAULT_ENCODING
-            if codec is None:
-                origin = f"{where}: encoding" if entry.encoding is not None else \
-                    "the top-level encoding (the default of every file)"
-                problems.append((f"{origin} {_shown(str(declared))!r} is not one of utf-8, latin-1, cp1252, utf-16",
-                                 "encoding"))
+            if codec is None:  # each detail completes "manifest.json ..." (ManifestProblem's message)
+                known = "utf-8, latin-1, cp1252, utf-16"
+                problems.append((f"{where}: encoding {_shown(str(declared))!r} is not one of {known}"
+                                 if entry.encoding is not None else
+                                 f"gives the top-level encoding {_shown(str(declared))!r} (the default of every "
+                                 f"file), which is not one of {known}", "encoding"))
             encoding = codec or DEFAULT_ENCODING
         files.append(ManifestFile(name=entry.name, sha256=entry.sha256, rows=entry.rows, encoding=encoding,
                                   decimal=decimal))
     if doc.decimal is not None and doc.decimal not in DECIMALS:  # a decimal mark applies to every format
-        problems.append(("the top-level decimal (the default of every file) must be \".\" or \",\"", "decimal"))
+        problems.append((f"gives the top-level decimal {_shown(str(doc.decimal))!r} (the default of every file), "
+                         "which is not \".\" or \",\"", "decimal"))
     if doc.encoding is not None and not top_used and known_encoding(doc.encoding) is None:
         notes.append(ManifestNote(
             None, "encoding", _shown(doc.encoding),

@@ -346,7 +346,7 @@ def test_a_test_a_site_never_delivers_is_one_finding_for_the_site(tmp_path: Path
         ("101", S2, "VSTESTCD", "WEIGHT: no result", "DM.needed_results.MISSING_VS"),
         ("102", None, "VSTESTCD", "WEIGHT: no result at the site", "DM.needed_results_site.SITE_MISSING_VS")]
     site = weight.row(1, named=True)
-    assert site["MESSAGE"] == ("site 102 delivers no WEIGHT result in VS for any subject: IN10.CRCL cannot be "
+    assert site["MESSAGE"] == ("Site 102 delivers no WEIGHT result in VS for any subject: IN10.CRCL cannot be "
                                "verified for its 2 ENROLLED subjects")  # the screen failure needs no weight
     assert site["SOURCE"] == "SZ003/102/20261127T230000Z/dm.csv"  # no VS file from the site: its DM file
 
