@@ -68,20 +68,25 @@ def test_excluded_value_is_never_used():
     assert row["SOURCE"] == f"{hgb['SOURCE_KEY']}:{hgb['SOURCE_ROW']}"
 
 
-def test_an_excluded_lym_without_a_pair_is_still_no_data_for_the_absolute_count():
-    # naming the excluded record in SOURCE (for its query) must not change how IN10.LYM reads the LYM fact: an
-    # excluded LYM without a LYMLE x WBC pair of the same draw stays "no data", as before that change
+def test_an_excluded_lym_without_a_pair_names_the_excluded_record():
+    # an excluded LYM without a LYMLE x WBC pair of the same draw is data nobody can use: the component names the
+    # record, so that its data-quality query is the site's one question (a review: a LYM delivered twice with
+    # conflicting values was also "no LYM result", a second query)
     rows = subject_rows()
     rows["lb"] = [r for r in rows["lb"] if r["LBTESTCD"] != "LYMLE"]
     domains = frames(rows)
     exclusions = _exclude(domains, "LB", pl.col("LBTESTCD") == "LYM", "LBORRES", "LYM implausible")
     row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.LYM")
+    lym = domains["lb"].filter(pl.col("LBTESTCD") == "LYM").row(0, named=True)
     assert (row["OUTCOME"], row["REASON_CODE"], row["REASON"], row["SOURCE"]) == (
-        "UNVERIFIABLE", "MISSING", "no LYM result and no LYMLE and WBC of the same draw in the screening window",
-        None)
+        "UNVERIFIABLE", "EXCLUDED_BY_VALIDATION",
+        "LYM implausible (and no LYMLE and WBC of the same draw in the screening window)",
+        f"{lym['SOURCE_KEY']}:{lym['SOURCE_ROW']}")
 
 
-def test_excluded_latest_value_falls_back_to_an_earlier_usable_one():
+def test_an_excluded_latest_value_is_not_replaced_by_an_earlier_usable_one():
+    """The latest result decides; when validation excluded it, nobody knows it, and the one before it is no stand-in
+    (*changed*: the earlier 12.5 was used, MET, whatever the latest really was)."""
     rows = subject_rows()
     rows["lb"].append({**next(r for r in rows["lb"] if r["LBTESTCD"] == "HGB"), "LBORRES": "250",
                        "LBDTC": "2025-02-25"})
@@ -89,7 +94,9 @@ def test_excluded_latest_value_falls_back_to_an_earlier_usable_one():
     exclusions = _exclude(domains, "LB", (pl.col("LBTESTCD") == "HGB") & (pl.col("LBORRES") == "250"), "LBORRES",
                           "implausible")
     row = _component(evaluate(domains, PROTOCOL, AS_OF, exclusions=exclusions), "IN10.HGB")
-    assert (row["OUTCOME"], row["VALUE"], row["DTC"]) == ("MET", "12.5", "2025-02-22")
+    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
+    assert row["REASON"] == ("HGB: the latest result in the screening window is not used, and an earlier one does not "
+                             "stand in for it (implausible)")
 
 
 def test_excluded_upper_limit_makes_uln_component_unverifiable():

@@ -63,6 +63,7 @@ def test_mean_reads_decimal_commas_and_converts_like_any_value(tmp_path) -> None
                               {"LBORRES": "58,5", "LBORRESU": "GI/L", "DECIMAL": ","})
     row = _platelets(domains, _protocol(tmp_path, "mean"))
     assert (row["OUTCOME"], row["VALUE"], row["UNIT"]) == ("MET", "60", "10^9/L")
+    assert row["DELIVERED"] == "mean of 2 measurements: 61,5; 58,5 GI/L"  # as written, each figure apart
 
 
 def test_a_mean_quotes_the_figures_the_site_wrote(tmp_path) -> None:
@@ -74,12 +75,12 @@ def test_a_mean_quotes_the_figures_the_site_wrote(tmp_path) -> None:
     latest = _platelets(domains, _protocol(tmp_path, "latest"))
     assert (latest["VALUE"], latest["UNIT"], latest["DELIVERED"]) == ("59", "10^9/L", "59 10^3/uL")
     mean = _platelets(domains, _protocol(tmp_path, "mean"))
-    assert (mean["VALUE"], mean["DELIVERED"]) == ("60", "mean of 2 measurements: 61, 59 10^3/uL")
+    assert (mean["VALUE"], mean["DELIVERED"]) == ("60", "mean of 2 measurements: 61; 59 10^3/uL")
     # in the protocol unit too: the mean is still no figure of the site's
     same_unit = _with_platelets({"LBORRES": "61", "LBORRESU": "10^9/L", "LBTPTNUM": "1"},
                                 {"LBORRES": "58", "LBORRESU": "10^9/L", "LBTPTNUM": "2"})
     mean = _platelets(same_unit, _protocol(tmp_path, "mean"))
-    assert (mean["VALUE"], mean["DELIVERED"]) == ("59.5", "mean of 2 measurements: 61, 58 10^9/L")
+    assert (mean["VALUE"], mean["DELIVERED"]) == ("59.5", "mean of 2 measurements: 61; 58 10^9/L")
 
 
 @pytest.mark.parametrize("second", [{"LBORRES": "<100"}, {"LBORRES": "120000", "LBORRESU": "/uL"},
@@ -148,3 +149,39 @@ def test_a_result_delivered_twice_with_conflicting_values_is_excluded_not_missin
     assert (row["OUTCOME"], row["REASON_CODE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION")
     assert row["SOURCE"] == key["SOURCE"]
     assert "occurs 2 times in LB (conflicting values" in row["REASON"]
+
+
+@pytest.mark.parametrize("same_day", ["latest", "mean"])
+def test_an_excluded_latest_result_is_not_replaced_by_an_earlier_one(tmp_path, same_day) -> None:
+    """A review: PLAT 180 on 02-20, then PLAT delivered twice on 02-22 (40 and 42, conflicting): the count of 180
+    decided (MET) where the latest count, either copy, is NOT_MET. The latest result is not known: UNVERIFIABLE,
+    naming the duplicated record."""
+    domains = _with_platelets({"LBORRES": "180", "LBDTC": "2025-02-20"}, {"LBORRES": "40"}, {"LBORRES": "42"})
+    row, key = _validated_platelets(domains, _protocol(tmp_path, same_day))
+    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
+    assert row["SOURCE"] == key["SOURCE"]
+    assert row["REASON"].startswith("PLAT: the latest result in the screening window is not used, and an earlier "
+                                    "one does not stand in for it (USUBJID=")
+    # an excluded result before the one used changes nothing
+    earlier = _with_platelets({"LBORRES": "40", "LBDTC": "2025-02-20"}, {"LBORRES": "42", "LBDTC": "2025-02-20"},
+                              {"LBORRES": "180"})
+    row, _ = _validated_platelets(earlier, _protocol(tmp_path, same_day))
+    assert (row["OUTCOME"], row["VALUE"], row["REASON_CODE"]) == ("MET", "180", None)
+
+
+def test_coded_results_read_alike_under_mean_and_latest_when_one_is_excluded(tmp_path) -> None:
+    """A review: an unknown code at the later time point made a coded test UNVERIFIABLE under `mean` only; coded
+    results are never averaged, so both choices read them the same way."""
+    from expectations import validate_domain
+
+    subject = subject_rows()
+    template = next(r for r in subject["lb"] if r["LBTESTCD"] == "HBSAG")
+    subject["lb"] = [r for r in subject["lb"] if r["LBTESTCD"] != "HBSAG"] + [
+        {**template, "LBORRES": "NEGATIVE", "LBDTC": SCREEN, "LBTPTNUM": "1"},
+        {**template, "LBORRES": "WEAK", "LBDTC": SCREEN, "LBTPTNUM": "2"}]
+    domains = frames(subject)
+    part = validate_domain("lb", domains, study="SZ003")
+    outcomes = [evaluate(domains, _protocol(tmp_path, choice), AS_OF, exclusions=part.exclusions,
+                         rejected=part.rejected).eligibility.filter(pl.col("CHECK_ID") == "EX05.HBV")
+                .select("OUTCOME", "REASON_CODE").row(0) for choice in ("latest", "mean")]
+    assert outcomes[0] == outcomes[1] == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION")

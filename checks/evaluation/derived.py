@@ -208,7 +208,12 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
     # no LYM to offer: none delivered, or none usable in the window (an excluded one, one not done, only older
     # ones...: the fact names the record behind its reason, facts.SELECTION_REASONS, but it is no data either)
     unselected = pl.col("N_REASON").is_in(list(SELECTION_REASONS)).fill_null(False)
-    no_data = ~use_direct & ~use_pair & (pl.col("SOURCE").is_null() | unselected)
+    # ... except a LYM validation excluded, which is data nobody can use: the component names its record, so that
+    # the record's data-quality query is the one question (a LYM delivered twice with conflicting values was also
+    # "no LYM result", a second query, a review)
+    excluded = ~use_direct & ~use_pair & (pl.col("N_REASON") == ReasonCode.EXCLUDED_BY_VALIDATION.value).fill_null(
+        False)
+    no_data = ~use_direct & ~use_pair & ~excluded & (pl.col("SOURCE").is_null() | unselected)
     frame = frame.select(
         "USUBJID",
         pl.when(use_direct).then(pl.col("LO")).when(use_pair).then(pl.col("P_LO")).alias("LO"),
@@ -221,6 +226,8 @@ def lymphocytes_absolute(reference: pl.LazyFrame, facts: pl.LazyFrame, ctx: Deri
         .otherwise(pl.col("N_REASON")).alias("N_REASON"),
         pl.when(use_direct | use_pair).then(None)
         .when(no_data).then(pl.lit("no LYM result and no LYMLE and WBC of the same draw in the screening window"))
+        .when(excluded).then(pl.concat_str([pl.col("N_REASON_TEXT"), pl.lit(
+            " (and no LYMLE and WBC of the same draw in the screening window)")]))
         .otherwise(pl.col("N_REASON_TEXT")).alias("N_REASON_TEXT"),
         pl.when(use_pair).then(pl.col("P_DTC")).otherwise(pl.col("DTC")).alias("DTC"),
         pl.when(use_pair).then(pl.col("P_SOURCE")).when(no_data).then(None).otherwise(pl.col("SOURCE"))

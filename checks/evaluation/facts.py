@@ -157,6 +157,11 @@ def _latest_order(keys: list[str]) -> list[pl.Expr | str]:
     return [*keys, "D_HI", "D_LO", "DTC", pl.col("TPTNUM"), *source_order()]
 
 
+#: what orders results in time before their record (`_latest_order`): the columns a chosen result keeps until
+#: `_without_excluded_latest` has compared it with the excluded ones
+_MOMENT = ["D_LO", "D_HI", "TPTNUM"]
+
+
 def _moment() -> pl.Expr:
     """When a result was measured, as `_latest_order` orders it before the record (equal for two records of one
     moment, a duplicated key's)."""
@@ -164,36 +169,76 @@ def _moment() -> pl.Expr:
                          separator="|")
 
 
-def _excluded_replicates(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """`chosen` (mean mode) without a value where a measurement of its day was excluded by validation: the
-    mean of the others is no figure of that day (a duplicated replicate with conflicting values left one of
-    three WBC replicates, whose 2.6 was MET where the day's mean was 2.3 or 2.4, a user trial). F_REASON is then
-    EXCLUDED_BY_VALIDATION with the excluded record (the first of the day in its file) and its message, so that
-    its data-quality query asks for the one correction."""
+def _measured_in_window() -> pl.Expr:
+    """A result delivered and done, dated in the screening window (usable or not)."""
+    return pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE") & (pl.col("WSTATUS") == "IN")
+
+
+def _without_excluded_latest(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[str], mean: bool) -> pl.LazyFrame:
+    """`chosen` without a value where validation excluded the latest in-window result, or (`mean`) a numeric
+    measurement of the chosen day: the figure that decides is not known, and an earlier one, or the mean of the
+    others, would stand in for it (a duplicated replicate with conflicting values left one of three WBC
+    replicates, whose 2.6 was MET where the day's mean was 2.3 or 2.4, a user trial; a platelet count delivered
+    twice, 40 and 42, let a count of 180 two days earlier decide, a review).
+
+    "Latest" is `_latest_order`'s moment (date, time, time point); an excluded result at the chosen one's moment
+    counts as later. F_REASON is then EXCLUDED_BY_VALIDATION, with the excluded record (the first of that moment,
+    or day, in its file, where a duplicated key's finding is) and validation's message, so that its data-quality
+    query asks for the one correction (reporting/covered.py)."""
+    moment = ["D_HI", "D_LO", "DTC", "TPTNUM"]
     day = pl.when(pl.col("D_LO") == pl.col("D_HI")).then(pl.col("D_HI"))
-    excluded = (
-        rows.filter(pl.col("_X_RESULT").is_not_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
-                    & (pl.col("WSTATUS") == "IN") & day.is_not_null())
-        .sort(*keys, *source_order())
-        .group_by([*keys, day.alias("_DAY")])
-        .agg(pl.col("_X_RESULT").first().alias("_XR_MESSAGE"), source_text().first().alias("_XR_SOURCE"))
+    excluded = rows.filter(pl.col("_X_RESULT").is_not_null() & _measured_in_window()).select(
+        *keys, *moment, day.alias("_DAY"), pl.col("_X_RESULT").alias("_XR_MESSAGE"),
+        source_text().alias("_XR_SOURCE"), *[e.alias(f"_S{i}") for i, e in enumerate(source_order())])
+    by_source = [f"_S{i}" for i in range(len(source_order()))]
+    mine = chosen.select(*keys, *moment, day.alias("_DAY"), pl.lit(0).alias("_E"))
+    both = (pl.concat([mine, excluded.join(mine.select(keys), on=keys, how="semi", nulls_equal=True)
+                       .with_columns(pl.lit(1).alias("_E"))], how="diagonal_relaxed")
+            .sort(*keys, *moment, "_E", *by_source, nulls_last=False)
+            .with_columns(_moment().alias("_AT")))
+    last = pl.col("_AT").last()
+    at_latest = (pl.col("_E") == 1) & (pl.col("_AT") == last)
+    found = both.group_by(keys).agg(
+        (pl.col("_E").last() == 1).alias("_LATER"),
+        pl.col("_XR_MESSAGE").filter(at_latest).first().alias("_LATER_MESSAGE"),
+        pl.col("_XR_SOURCE").filter(at_latest).first().alias("_LATER_SOURCE"),
+        pl.col("_DAY").filter(pl.col("_E") == 0).first().alias("_CHOSEN_DAY"),
     )
-    hit = pl.col("_XR_SOURCE").is_not_null()
+    if mean:  # the chosen day's excluded measurements (a number chosen: coded results are never averaged)
+        same_day = (pl.col("_E") == 1) & (pl.col("_DAY") == pl.col("_DAY").filter(pl.col("_E") == 0).first())
+        found = found.join(both.group_by(keys).agg(
+            pl.col("_XR_MESSAGE").filter(same_day).first().alias("_DAY_MESSAGE"),
+            pl.col("_XR_SOURCE").filter(same_day).first().alias("_DAY_SOURCE")), on=keys, how="left",
+            nulls_equal=True)
+        numeric = with_parsed_numbers(chosen.select(*keys, "TEXT", "DECIMAL"), "TEXT", "DECIMAL", "_C").select(
+            *keys, pl.col("_C_NUM").is_not_null().alias("_NUMERIC"))
+        found = found.join(numeric, on=keys, how="left", nulls_equal=True)
+        averaged = pl.col("_NUMERIC").fill_null(False) & pl.col("_DAY_SOURCE").is_not_null()
+    else:  # the columns the expressions below read, empty
+        averaged = pl.lit(False)
+        found = found.with_columns(pl.lit(None, pl.String).alias("_DAY_MESSAGE"), pl.lit(None, pl.String).alias(
+            "_DAY_SOURCE"), pl.lit(None, pl.Boolean).alias("_NUMERIC"))
+    later = pl.col("_LATER").fill_null(False)
+    hit = later | averaged
+    # a day whose mean is not taken says so first (its excluded record is the first of the day)
+    text = (pl.when(averaged).then(pl.format(
+                "{} on {}: the protocol uses the mean of the day's measurements and one of them is not used ({})",
+                pl.col("TESTCD"), pl.col("_CHOSEN_DAY").dt.to_string("%Y-%m-%d"), pl.col("_DAY_MESSAGE")))
+            .when(later).then(pl.format(
+                "{}: the latest result in the screening window is not used, and an earlier one does not stand in "
+                "for it ({})", pl.col("TESTCD"), pl.col("_LATER_MESSAGE"))))
     return (
-        chosen.with_columns(day.alias("_DAY"))
-        .join(excluded, on=[*keys, "_DAY"], how="left", nulls_equal=False)
+        chosen.join(found, on=keys, how="left", nulls_equal=True)
         .with_columns(
             pl.when(hit).then(None).otherwise(pl.col("TEXT")).alias("TEXT"),
             pl.when(hit).then(None).otherwise(pl.col("MEAN_OF")).alias("MEAN_OF"),
-            pl.when(hit).then(pl.col("_XR_SOURCE")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+            pl.when(averaged).then(pl.col("_DAY_SOURCE")).when(later).then(pl.col("_LATER_SOURCE"))
+            .otherwise(pl.col("SOURCE")).alias("SOURCE"),
             pl.when(hit).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value)).otherwise(pl.col("F_REASON"))
             .alias("F_REASON"),
-            pl.when(hit).then(pl.format(
-                "{} on {}: the protocol uses the mean of the day's measurements and one of them is not used ({})",
-                pl.col("TESTCD"), pl.col("_DAY").dt.to_string("%Y-%m-%d"), pl.col("_XR_MESSAGE")))
-            .otherwise(pl.col("F_REASON_TEXT")).alias("F_REASON_TEXT"),
+            pl.when(hit).then(text).otherwise(pl.col("F_REASON_TEXT")).alias("F_REASON_TEXT"),
         )
-        .drop("_DAY", "_XR_MESSAGE", "_XR_SOURCE")
+        .drop("_LATER", "_LATER_MESSAGE", "_LATER_SOURCE", "_CHOSEN_DAY", "_DAY_MESSAGE", "_DAY_SOURCE", "_NUMERIC")
     )
 
 
@@ -221,7 +266,8 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
             pl.col("_R_NUM").is_not_null().any().alias("_ANY_NUMBER"),
             pl.col("_R_NUM").mean().alias("_MEAN"),
             source_text().str.join("; ").alias("_SOURCES"),
-            pl.col("TEXT").str.strip_chars().str.join(", ").alias("_TEXTS"),
+            # "; " between them: "162,5, 155,1" would read as four figures at a decimal-comma site
+            pl.col("TEXT").str.strip_chars().str.join("; ").alias("_TEXTS"),
             pl.col("UNIT_TEXT").str.strip_chars().drop_nulls().first().alias("_UNIT_TEXT"),
             pl.col("_DAY").first(),
         )
@@ -264,8 +310,7 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
             "DTC", "D")
         .with_columns(_window_status())
         .with_columns(
-            (pl.col("_X_RESULT").is_null() & pl.col("TEXT").is_not_null() & ~pl.col("NOT_DONE")
-             & (pl.col("WSTATUS") == "IN")).alias("CANDIDATE"),
+            (pl.col("_X_RESULT").is_null() & _measured_in_window()).alias("CANDIDATE"),
         )
         .with_columns(pl.col("CANDIDATE").sum().over(keys).alias("_N"))  # candidates of the subject x test
         .cache()
@@ -280,15 +325,13 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
     several = (
         several_rows.sort(*_latest_order(keys), nulls_last=False)
         .unique(subset=keys, keep="last", maintain_order=True)
-        .select(*columns, "D_LO", "D_HI").with_columns(no_reason)
+        .select(*columns, *_MOMENT).with_columns(no_reason)
     )
     if same_day == MEAN:
         several = _mean_of_same_day(several_rows, several, keys)
-    chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns, "D_LO", "D_HI").with_columns(no_reason),
+    chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns, *_MOMENT).with_columns(no_reason),
                         several], how="vertical")
-    if same_day == MEAN:
-        chosen = _excluded_replicates(rows, chosen, keys)
-    chosen = chosen.drop("D_LO", "D_HI")
+    chosen = _without_excluded_latest(rows, chosen, keys, mean=same_day == MEAN).drop(_MOMENT)
     # subject x test without any usable in-window result (usually few): why not
     usable = pl.col("_X_RESULT").is_null()
 
