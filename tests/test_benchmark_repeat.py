@@ -33,3 +33,11 @@ def test_other_cases_take_the_median_ratio_to_the_floor_and_one_run_adds_no_line
     assert chosen.checks[-1] == "MISS median of 3 runs: wall / floor 10.00 (from 5.00 to 15.00, met by 0 of 3)"
     single = run(1, 1)
     assert median_run(S100, [single]).checks == [] and len(single.repeats) == 1
+
+
+def test_a_failed_run_ranks_last_and_is_named():
+    failed = Measure("dirty", 100, 10_000, wall_s=3.0, floor_s=2.0, exit_code=1, stages={})
+    runs = [run(2.0, 2.0), failed, run(1.0, 2.0)]
+    chosen = median_run(DIRTY, runs)
+    assert chosen is runs[0]  # 0.5, 1.0, then the failed run (no figure)
+    assert chosen.checks[-1] == "FAIL 1 of 3 runs exited with an error (see the case's log)"
