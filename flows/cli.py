@@ -495,7 +495,7 @@ def check_protocol(
         with local_protocol(file, endpoint_url) as (path, folder, called):
             findings = lint_protocol(path, catalog)
             # a file of an S3 copy is named by its URI, as the night that reads it names it
-            lines = [finding.line().replace(str(folder), called, 1) for finding in findings]
+            lines = [finding.line().replace(str(folder), called) for finding in findings]
     except DataFileError as error:
         raise _fail(f"[red]error:[/red] {error}", 2) from None
     except Exception as error:  # an object or bucket that is not there, a file that is no text: one line naming it

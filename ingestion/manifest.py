@@ -173,14 +173,14 @@ def _settings(doc: ManifestDocument) -> tuple[tuple[ManifestFile, ...], tuple[Ma
                 known = "utf-8, latin-1, cp1252, utf-16"
                 problems.append((f"{where}: encoding {_shown(str(declared))!r} is not one of {known}"
                                  if entry.encoding is not None else
-                                 f"gives the top-level encoding {_shown(str(declared))!r} (the default of every "
-                                 f"file), which is not one of {known}", "encoding"))
+                                 f"top-level encoding {_shown(str(declared))!r} (the default of every file) is "
+                                 f"not one of {known}", "encoding"))
             encoding = codec or DEFAULT_ENCODING
         files.append(ManifestFile(name=entry.name, sha256=entry.sha256, rows=entry.rows, encoding=encoding,
                                   decimal=decimal))
     if doc.decimal is not None and doc.decimal not in DECIMALS:  # a decimal mark applies to every format
-        problems.append((f"gives the top-level decimal {_shown(str(doc.decimal))!r} (the default of every file), "
-                         "which is not \".\" or \",\"", "decimal"))
+        problems.append((f"top-level decimal {_shown(str(doc.decimal))!r} (the default of every file) is not \".\" "
+                         "or \",\"", "decimal"))
     if doc.encoding is not None and not top_used and known_encoding(doc.encoding) is None:
         notes.append(ManifestNote(
             None, "encoding", _shown(doc.encoding),

@@ -63,8 +63,8 @@ class Headline:
     screen_failures: int
     in_screening: int
     ineligible_enrolled: int  # enrolled subjects tonight's recomputation finds ineligible
-    # enrolled subjects not evaluated tonight whose earlier ineligible enrolment is carried open (reporting.history):
-    # dv lists their deviation, tonight's recomputation cannot count them
+    # enrolled subjects whose earlier ineligible enrolment is carried open (reporting.history: not evaluated tonight,
+    # or not verifiable on tonight's data): dv lists their deviation, tonight's recomputation does not count them
     ineligible_enrolled_carried: int
     important: int
     query_discrepancies: int  # open discrepancies of QUERY severity (not the site queries, one per problem)
@@ -89,7 +89,8 @@ def _new_data_findings(outputs: RunOutputs) -> int:
 
 def _carried_ineligible_enrolments(present: pl.DataFrame, counted: pl.Series) -> int:
     """Subjects with an ineligible enrolment carried open from an earlier night (CARRIED) whom tonight's
-    recomputation does not count (not evaluated tonight): without them the headline was one below dv's count."""
+    recomputation does not count (not evaluated tonight, or not verifiable on tonight's data): without them the
+    headline was one below dv's count."""
     if "CARRIED" not in present.columns:
         return 0
     carried = present.filter(pl.col("CARRIED").is_not_null()

@@ -118,3 +118,11 @@ def test_the_cli_checks_a_protocol_in_s3_naming_its_uri(bucket, s3_endpoint: str
     assert f"{root}/protocols/sz003.yaml:" in broken.stdout and "PLATX" in broken.stdout, broken.stdout
     missing = check(f"{root}/protocols/none.yaml")
     assert missing.returncode == 2 and f"{root}/protocols/none.yaml" in " ".join(missing.stderr.split())
+    # a finding that names a second file (two versions taking effect on one date) names it by its URI too (a review
+    # saw the deleted temporary copy's path)
+    store.write_bytes("config/protocols/sz003.yaml", BUNDLED.encode())
+    store.write_bytes("config/protocols/sz003-v0.9.yaml", OLDER.replace("effective: 2023-06-01",
+                                                                        "effective: 2024-01-01").encode())
+    overlap = check(f"{root}/protocols/sz003.yaml")
+    assert overlap.returncode == 1 and f"{root}/protocols/sz003" in overlap.stdout, overlap.stdout
+    assert "screening-audit-protocol-" not in overlap.stdout + overlap.stderr
