@@ -191,8 +191,12 @@ def _without_excluded_latest(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: lis
         *keys, *moment, day.alias("_DAY"), pl.col("_X_RESULT").alias("_XR_MESSAGE"),
         source_text().alias("_XR_SOURCE"), *[e.alias(f"_S{i}") for i, e in enumerate(source_order())])
     by_source = [f"_S{i}" for i in range(len(source_order()))]
-    mine = chosen.select(*keys, *moment, day.alias("_DAY"), pl.lit(0).alias("_E"))
-    both = (pl.concat([mine, excluded.join(mine.select(keys), on=keys, how="semi", nulls_equal=True)
+    # only the subject x tests with an excluded in-window result (few) are compared: the others keep their choice
+    touched = excluded.select(keys).unique()
+    mine = chosen.join(touched, on=keys, how="semi", nulls_equal=True).select(
+        *keys, *moment, day.alias("_DAY"), "TEXT", "DECIMAL", pl.lit(0).alias("_E"))
+    both = (pl.concat([mine.drop("TEXT", "DECIMAL"),
+                       excluded.join(mine.select(keys), on=keys, how="semi", nulls_equal=True)
                        .with_columns(pl.lit(1).alias("_E"))], how="diagonal_relaxed")
             .sort(*keys, *moment, "_E", *by_source, nulls_last=False)
             .with_columns(_moment().alias("_AT")))
@@ -210,7 +214,7 @@ def _without_excluded_latest(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: lis
             pl.col("_XR_MESSAGE").filter(same_day).first().alias("_DAY_MESSAGE"),
             pl.col("_XR_SOURCE").filter(same_day).first().alias("_DAY_SOURCE")), on=keys, how="left",
             nulls_equal=True)
-        numeric = with_parsed_numbers(chosen.select(*keys, "TEXT", "DECIMAL"), "TEXT", "DECIMAL", "_C").select(
+        numeric = with_parsed_numbers(mine.select(*keys, "TEXT", "DECIMAL"), "TEXT", "DECIMAL", "_C").select(
             *keys, pl.col("_C_NUM").is_not_null().alias("_NUMERIC"))
         found = found.join(numeric, on=keys, how="left", nulls_equal=True)
         averaged = pl.col("_NUMERIC").fill_null(False) & pl.col("_DAY_SOURCE").is_not_null()
@@ -298,10 +302,13 @@ def _mean_of_same_day(several: pl.LazyFrame, chosen: pl.LazyFrame, keys: list[st
     )
 
 
-def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = LATEST) -> pl.LazyFrame:
+def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = LATEST, *,
+                  any_excluded: bool = True) -> pl.LazyFrame:
     """One row per subject x domain x key x test: the chosen result, or F_REASON when there is none.
 
     `same_day` is the protocol's `same_day_measurements` (`latest` or `mean`, see the module's doc).
+    `any_excluded`: False when validation excluded no value of these rows (most nights and domains), which
+    spares comparing every choice with the excluded results (`_without_excluded_latest`).
     """
     keys = ["USUBJID", "DOMAIN", "KEY", "TESTCD"]
     rows = (
@@ -331,7 +338,9 @@ def select_latest(rows: pl.LazyFrame, reference: pl.LazyFrame, same_day: str = L
         several = _mean_of_same_day(several_rows, several, keys)
     chosen = pl.concat([candidates.filter(pl.col("_N") == 1).select(*columns, *_MOMENT).with_columns(no_reason),
                         several], how="vertical")
-    chosen = _without_excluded_latest(rows, chosen, keys, mean=same_day == MEAN).drop(_MOMENT)
+    if any_excluded:
+        chosen = _without_excluded_latest(rows, chosen, keys, mean=same_day == MEAN)
+    chosen = chosen.drop(_MOMENT)
     # subject x test without any usable in-window result (usually few): why not
     usable = pl.col("_X_RESULT").is_null()
 
@@ -521,17 +530,19 @@ def findings_facts(domains: dict[str, pl.DataFrame], needed: dict[str, set[str]]
         frame = domains.get(domain.lower())
         tests = needed.get(domain.lower(), set())
         if frame is not None and tests and frame.height > 0:
-            parts.append(finding_rows(frame, domain, tests, exclusions))
+            # whether validation excluded a value of this domain: without, no choice needs comparing with one
+            excluded = exclusions.height > 0 and exclusions.filter(pl.col("DOMAIN") == domain).height > 0
+            parts.append((finding_rows(frame, domain, tests, exclusions), excluded))
     if not parts:
         return empty_facts().lazy()
     # one domain after the other (parallel=False): a subject x test never spans domains, so each
     # domain's selection and typing stand alone, and only one domain's intermediate rows are in memory
-    typed = [type_facts(select_latest(rows, reference, same_day), None, catalog)
+    typed = [type_facts(select_latest(rows, reference, same_day, any_excluded=excluded), None, catalog)
              .with_columns(pl.when(pl.col("MEAN_OF").is_not_null() & pl.col("TEXT").is_not_null())
                            .then(pl.col("MEAN_OF"))
                            .otherwise(delivered_text(averaged=pl.col("SOURCE").str.contains("; ", literal=True)))
                            .alias("DELIVERED_TEXT")).select(FACT_COLUMNS)
-             for rows in parts]
+             for rows, excluded in parts]
     return pl.concat(typed, how="vertical_relaxed", parallel=False)
 
 
