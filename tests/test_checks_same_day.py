@@ -128,7 +128,8 @@ def test_a_replicate_duplicated_with_conflicting_values_leaves_no_mean(tmp_path)
     domains = _with_platelets({"LBORRES": "75", "LBREPNUM": "1"}, {"LBORRES": "40", "LBREPNUM": "2"},
                               {"LBORRES": "42", "LBREPNUM": "2"})
     row, key = _validated_platelets(domains, _protocol(tmp_path, "mean"))
-    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
+    assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"], row["DTC"]) == (
+        "UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None, None)
     n = domains["lb"].height
     assert row["SOURCE"] == key["SOURCE"] == f"SZ003/101/20250301T000000Z/lb.csv:{n - 1}"
     assert row["REASON"].startswith(f"PLAT on {SCREEN}: the protocol uses the mean of the day's measurements and "
@@ -160,6 +161,9 @@ def test_an_excluded_latest_result_is_not_replaced_by_an_earlier_one(tmp_path, s
     row, key = _validated_platelets(domains, _protocol(tmp_path, same_day))
     assert (row["OUTCOME"], row["REASON_CODE"], row["VALUE"]) == ("UNVERIFIABLE", "EXCLUDED_BY_VALIDATION", None)
     assert row["SOURCE"] == key["SOURCE"]
+    # no result is used, so none has a date (a user trial: the unused 02-20's date was in the evidence, and a CLOSE
+    # reopened when only that record moved)
+    assert row["DTC"] is None
     assert row["REASON"].startswith("PLAT: the latest result in the screening window is not used, and an earlier "
                                     "one does not stand in for it (USUBJID=")
     # an excluded result before the one used changes nothing

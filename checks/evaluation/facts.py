@@ -236,6 +236,9 @@ def _without_excluded_latest(rows: pl.LazyFrame, chosen: pl.LazyFrame, keys: lis
         .with_columns(
             pl.when(hit).then(None).otherwise(pl.col("TEXT")).alias("TEXT"),
             pl.when(hit).then(None).otherwise(pl.col("MEAN_OF")).alias("MEAN_OF"),
+            # no result is used, so none has a date (the unused earlier one's date was part of the evidence: a
+            # closed finding reopened when only that record's date moved, a user trial)
+            pl.when(hit).then(None).otherwise(pl.col("DTC")).alias("DTC"),
             pl.when(averaged).then(pl.col("_DAY_SOURCE")).when(later).then(pl.col("_LATER_SOURCE"))
             .otherwise(pl.col("SOURCE")).alias("SOURCE"),
             pl.when(hit).then(pl.lit(ReasonCode.EXCLUDED_BY_VALIDATION.value)).otherwise(pl.col("F_REASON"))
