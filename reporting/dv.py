@@ -102,8 +102,11 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy
     bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
+    # one record per enrolment first, the review's say after: an ineligible enrolment judged not a deviation still
+    # stands for the checklist answer that hid it (filtered first, it left that IE_MISMATCH in dv as NOT YET
+    # REVIEWED, a user trial)
     important = one_per_enrolment(
-        discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies)))
+        discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())).filter(_in_dv(discrepancies))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)

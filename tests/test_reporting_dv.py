@@ -127,3 +127,20 @@ def test_a_confirmed_ie_mismatch_confirms_the_record_that_stands_for_it():
     dv = build_dv(pl.concat([disc, hidden]), subjects())
     marks = dict(dv.filter(pl.col("USUBJID") == "SZ003-101-0001").select("DVREFID", "DVREVIEW").rows())
     assert marks == {"EX07": "NOT YET REVIEWED", "IN10.PLT": "CONFIRMED", "PC01": "NOT YET REVIEWED"}
+
+
+def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_hidden_checklist_answer_with_it():
+    """A user trial: INELIGIBLE_ENROLLED judged NOT_A_DEVIATION brought the IE_MISMATCH it stood for into dv as NOT
+    YET REVIEWED (and into the site's queries): the reviewer's decision undone by the other half of one deviation."""
+    disc = discrepancies().with_columns(pl.lit("UNREVIEWED").alias("REVIEW_STATE"),
+                                        pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
+    enrolment = pl.col("CHECK_ID") == "IN10.PLT"
+    disc = disc.with_columns(pl.when(enrolment).then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.col("REVIEW_STATE"))
+                             .alias("REVIEW_STATE"),
+                             pl.when(enrolment).then(pl.lit(None, pl.String)).otherwise(pl.col("DV_REVIEW"))
+                             .alias("DV_REVIEW"))
+    hidden = disc.filter(enrolment).with_columns(
+        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("UNREVIEWED").alias(
+            "REVIEW_STATE"), pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
+    dv = build_dv(pl.concat([disc, hidden]), subjects())
+    assert dv.filter(pl.col("USUBJID") == "SZ003-101-0001")["DVREFID"].to_list() == ["EX07", "PC01"]

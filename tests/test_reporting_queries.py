@@ -870,3 +870,18 @@ def test_a_finding_carried_from_an_earlier_night_is_not_asked_again():
     both = build_site_queries(pl.DataFrame([{**carried, "CARRIED": None}, tonight], schema=schema),
                               pl.DataFrame(schema=FINDINGS), ELIG)
     assert sorted(both["USUBJID"].to_list()) == ["SZ003-101-0001", "SZ003-101-0003"]
+
+
+def test_a_settled_finding_still_covers_the_other_half_of_its_problem():
+    """A user trial: the INELIGIBLE_ENROLLED judged NOT_A_DEVIATION left the site's list, and the IE_MISMATCH it had
+    covered (the same deviation) took its place as a new query: the site was asked again about what the sponsor
+    had decided. An IE_MISMATCH of another subject, whose enrolment is still open, stays covered by it as before."""
+    rows = [discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"),
+            discrepancy("SZ003-101-0001", "IN10", "IE_MISMATCH", "IMPORTANT"),
+            discrepancy("SZ003-101-0002", "IN10.HGB", "INELIGIBLE_ENROLLED", "IMPORTANT"),
+            discrepancy("SZ003-101-0002", "IN10", "IE_MISMATCH", "IMPORTANT")]
+    frame = pl.DataFrame(rows, schema=DISCREPANCIES).with_columns(
+        pl.when((pl.col("USUBJID") == "SZ003-101-0001") & (pl.col("CLASS") == "INELIGIBLE_ENROLLED"))
+        .then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.lit("UNREVIEWED")).alias("REVIEW_STATE"))
+    q = build_site_queries(frame, pl.DataFrame(schema=FINDINGS), ELIG)
+    assert q.select("USUBJID", "CLASS").rows() == [("SZ003-101-0002", "INELIGIBLE_ENROLLED")]
