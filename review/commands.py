@@ -15,6 +15,7 @@ import polars as pl
 
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
 from core.safety import neutralise
+from ingestion.codes import without_notes
 from review.append import append_actions
 from review.asked import LINK_COLUMNS, with_site_queries
 from review.catalogue import published_catalogue
@@ -24,6 +25,7 @@ from review.imports import Receipt, apply_workbook
 from review.ledger import LedgerView, read_ledger
 from review.machine import StateMachine, load_machine
 from review.proposals import proposals
+from review.runs import read_table
 from storage import Store
 
 LIST_COLUMNS = [FINDING_ID, "ORIGIN", "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS", "DAYS_OPEN",
@@ -48,6 +50,19 @@ class _Study:
     @property
     def where(self) -> str:
         return f"the latest run ({self.as_of.isoformat()})" if self.as_of else "any published run (there is none yet)"
+
+    def note_refusal(self, finding_id: str) -> str | None:
+        """Why a finding cannot be reviewed when it is a note of the latest run (ingestion.codes.without_notes: no
+        review state, so not in the catalogue); None otherwise. Read only on that path (a user trial was told such
+        a finding was "not in the latest run", where validation.csv lists it)."""
+        validation = read_table(self.store, self.study, self.as_of, "validation") if self.as_of else None
+        if validation is None or FINDING_ID not in validation.columns:
+            return None
+        if without_notes(validation).filter(pl.col(FINDING_ID) == finding_id).height or \
+                validation.filter(pl.col(FINDING_ID) == finding_id).height == 0:
+            return None
+        return (f"{finding_id} is a note of {self.where} (a manifest setting that was ignored, kept in validation for "
+                "the record): it asks nothing of anyone, so it has no review state; nothing was written")
 
     def view(self) -> LedgerView:
         if self._view is None:
@@ -92,7 +107,8 @@ def show_finding(store: Store, study: str, finding_id: str) -> tuple[dict | None
     thread = entries.filter(pl.col(FINDING_ID) == finding_id).sort("SEQ")
     listed = context.findings().filter(pl.col(FINDING_ID) == finding_id)
     if listed.height == 0 and thread.height == 0:
-        raise ReviewInputError(f"unknown finding {finding_id}: not in {context.where} nor in the review ledger")
+        raise ReviewInputError(context.note_refusal(finding_id)
+                               or f"unknown finding {finding_id}: not in {context.where} nor in the review ledger")
     state = current_states(thread, context.machine)
     listed = with_site_queries(listed, store, study, context.as_of)
     current = listed.row(0, named=True) if listed.height else None
@@ -118,7 +134,9 @@ def add_action(store: Store, study: str, *, finding_id: str, action: str, by: st
     outcome = append_actions(store, study, proposed, context.catalogue, context.machine, context.where,
                              view=context.view())
     if outcome.refused.height:
-        raise ReviewInputError(outcome.refused["REFUSED"][0])
+        reason = outcome.refused["REFUSED"][0]
+        raise ReviewInputError((context.note_refusal(finding_id.strip()) if reason.startswith("unknown finding")
+                                else None) or reason)
     return outcome.applied.row(0, named=True)
 
 

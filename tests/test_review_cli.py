@@ -26,6 +26,7 @@ from tests.support.sample_outputs import make_outputs
 STUDY = "SZ003"
 AS_OF = date(2026, 11, 28)
 CLI = str(Path(sys.executable).with_name("screening-audit"))
+NOTE = "V-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("review-cli") / "reports"
     store = LocalStore(root)
     outputs = make_outputs(n_subjects=60, n_sites=3, as_of=AS_OF)
-    outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study=STUDY, as_of=AS_OF))
+    note = outputs.validation.head(1).with_columns(  # a manifest setting that was ignored: no review state
+        pl.lit(None, pl.String).alias("USUBJID"), pl.lit("ingest.note.encoding_ignored").alias("EXPECTATION"),
+        pl.lit(NOTE).alias("FINDING_ID"))
+    outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study=STUDY, as_of=AS_OF),
+                      validation=pl.concat([outputs.validation, note]))
     publish(outputs, store, f"{STUDY}/{AS_OF.isoformat()}")
     seal(store, f"{STUDY}/{AS_OF.isoformat()}")  # a published night, as a run leaves it
     _, catalogue = published_catalogue(store, STUDY)
@@ -182,3 +187,14 @@ def test_a_listing_piped_without_columns_keeps_each_column_whole(reports: dict) 
     assert all(name in header for name in ("SITEID", "USUBJID", "CHECK_ID", "SEVERITY", "REVIEW_STATE",
                                           "REVIEWED_BY"))
     assert reports["important"][0] in result.stdout
+
+
+def test_a_note_is_named_as_such_when_someone_tries_to_review_it(reports: dict) -> None:
+    """A user trial: `review show` and `review add` on a note's FINDING_ID (in validation.csv) said it was "not in the
+    latest run". It is refused (a note asks nothing), saying why; nothing is written."""
+    before = _written(reports)
+    for args in (["show", NOTE], ["add", "--finding", NOTE, "--action", "acknowledge", "--by", "alice"]):
+        result = review(reports, *args)
+        assert result.returncode == 2, result.stdout
+        assert f"{NOTE} is a note of the latest run (2026-11-28)" in " ".join(result.stderr.split())
+    assert _written(reports) == before
