@@ -61,6 +61,29 @@ def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
     return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
 
 
+def judged_with_their_enrolment(discrepancies: pl.DataFrame) -> pl.Series:
+    """Per row of `discrepancies`: an open IE_MISMATCH, not itself confirmed, whose subject's ineligible enrolment on
+    a component of the same criterion the review judged settled (NOT_A_DEVIATION, CLOSED) and which dv does not
+    list. The checklist answer that hid an enrolment is the same deviation (one_per_enrolment): the reviewer's
+    decision on the enrolment is taken for it, in dv and in the site's queries (a user trial: judging the enrolment
+    not a deviation brought its IE_MISMATCH into dv as NOT YET REVIEWED and into the site's list as a new query).
+    A confirmed IE_MISMATCH stands on its own. Carried enrolments count (as in dv)."""
+    none = pl.repeat(False, discrepancies.height, dtype=pl.Boolean, eager=True).alias("JUDGED")
+    if "REVIEW_STATE" not in discrepancies.columns or discrepancies.height == 0:
+        return none
+    keys = ["STUDYID", "USUBJID", "_CRITERION"]
+    rows = discrepancies.with_row_index("_ROW").filter(is_open() if "STATUS" in discrepancies.columns else pl.lit(True))
+    settled = (rows.filter((pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED) & ~_in_dv(discrepancies)
+                           & pl.col("REVIEW_STATE").is_not_null())
+               .select("STUDYID", "USUBJID", pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")))
+    confirmed = (pl.col("DV_REVIEW") == DV_CONFIRMED_MARK).fill_null(False) if "DV_REVIEW" in rows.columns \
+        else pl.lit(False)
+    judged = (rows.filter((pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH) & ~confirmed)
+              .with_columns(pl.col("CHECK_ID").alias("_CRITERION"))
+              .join(settled, on=keys, how="semi", nulls_equal=True))["_ROW"]
+    return none.scatter(judged, True) if judged.len() else none
+
+
 def one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
     """`important` without an IE_MISMATCH whose subject has an INELIGIBLE_ENROLLED on a component of the same
     criterion among them: the checklist answer that hid an ineligible enrolment is the same deviation as the
@@ -102,11 +125,11 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy
     bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
-    # one record per enrolment first, the review's say after: an ineligible enrolment judged not a deviation still
-    # stands for the checklist answer that hid it (filtered first, it left that IE_MISMATCH in dv as NOT YET
-    # REVIEWED, a user trial)
+    # an ineligible enrolment judged not a deviation takes the checklist answer that hid it along
+    judged = judged_with_their_enrolment(discrepancies)
     important = one_per_enrolment(
-        discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open())).filter(_in_dv(discrepancies))
+        discrepancies.filter((pl.col("SEVERITY") == Severity.IMPORTANT) & is_open() & _in_dv(discrepancies)
+                             & ~judged))
     starts = subjects.select("STUDYID", "USUBJID", pl.col("TREATMENT_START").alias("_START")).unique(
         ["STUDYID", "USUBJID"], keep="first", maintain_order=True)
     own_date = pl.col("DTC") if "DTC" in important.columns else pl.lit(None, pl.String)

@@ -34,6 +34,7 @@ from ingestion.codes import NOTE_PREFIX
 from reporting.check_keys import matching, names_a_code
 from reporting.covered import COVERED_FINDING_IDS, COVERED_SUBJECTS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
+from reporting.dv import judged_with_their_enrolment
 from reporting.summary import evaluated_tonight
 from reporting.tables import sort_like, sorted_if_apart
 from review.catalogue import validation_status
@@ -284,10 +285,6 @@ def _no_full_stop(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars_end(" .").alias(column)
 
 
-#: marks a finding the sponsor's review settled, among the site-query rows until the covers are known
-_SETTLED = "_SETTLED"
-
-
 def _unsettled(frame: pl.DataFrame) -> pl.Expr:
     """Not settled by the sponsor's review (closed, not a deviation: review/states.yaml `settled`): a site
     is not asked again about a finding the sponsor has decided on."""
@@ -318,9 +315,10 @@ def quoted_value_keys(discrepancies: pl.DataFrame) -> pl.DataFrame:
 def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
     # a finding carried from an earlier night (its site not audited tonight, its subject not evaluated) is not asked
     # again: tonight's audit has no values to quote for it, and what kept it out is the site's query tonight
-    # a settled finding is kept, marked, until the covers are known (see `build_site_queries`)
-    current = evaluated_tonight(discrepancies).filter(is_open()).with_columns(
-        (~_unsettled(discrepancies)).alias(_SETTLED))
+    # nor is one the review decided on, or the checklist answer of an ineligible enrolment it judged (dv: the same
+    # deviation)
+    judged = judged_with_their_enrolment(discrepancies)
+    current = evaluated_tonight(discrepancies.filter(~judged)).filter(is_open() & _unsettled(discrepancies))
     keys = VALUE_KEYS
     code = pl.col("REASON_CODE") if "REASON_CODE" in eligibility.columns else pl.lit(None, pl.String)
     delivered = pl.col("DELIVERED") if "DELIVERED" in eligibility.columns else pl.lit(None, pl.String)
@@ -362,7 +360,7 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
     check = pl.col("CHECK").cast(pl.String) if "CHECK" in validation.columns else pl.lit(None, pl.String)
     days = pl.col("DAYS_OPEN").cast(pl.Int64) if "DAYS_OPEN" in validation.columns else pl.lit(None, pl.Int64)
-    return validation.filter(~is_note).with_columns((~_unsettled(validation)).alias(_SETTLED)).with_columns(
+    return validation.filter(~is_note & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.coalesce(check, pl.col("EXPECTATION")).alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
@@ -406,11 +404,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     by_check, by_class, default = _templates()
     rows = pl.concat([_discrepancy_rows(discrepancies, eligibility), _validation_rows(validation)],
                      how="diagonal_relaxed")
-    # a finding the sponsor settled still covers the findings of its problem, which the site is not asked about
-    # either (an INELIGIBLE_ENROLLED judged not a deviation left its IE_MISMATCH listed, a new query, a user trial);
-    # then it goes, with what it covers
     rows = without_covered(rows, _data().get("covered_by") or [])
-    rows = rows.filter(~pl.col(_SETTLED).fill_null(False)).drop(_SETTLED)
     rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in ("FINDING_ID", "EVIDENCE_HASH", "DELIVERED")
                               if c not in rows.columns])
     rows = rows.with_columns(

@@ -144,3 +144,22 @@ def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_hidden_checkli
             "REVIEW_STATE"), pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
     dv = build_dv(pl.concat([disc, hidden]), subjects())
     assert dv.filter(pl.col("USUBJID") == "SZ003-101-0001")["DVREFID"].to_list() == ["EX07", "PC01"]
+
+
+def test_a_confirmed_checklist_answer_stands_on_its_own_beside_an_enrolment_judged_not_a_deviation():
+    """A review: with the enrolment NOT_A_DEVIATION and its IE_MISMATCH CONFIRMED, the confirmation brought the
+    enrolment back into dv as CONFIRMED, a record pointing at a finding judged not a deviation. The confirmed
+    IE_MISMATCH is its own record."""
+    disc = discrepancies().with_columns(pl.lit("UNREVIEWED").alias("REVIEW_STATE"),
+                                        pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
+    enrolment = pl.col("CHECK_ID") == "IN10.PLT"
+    disc = disc.with_columns(pl.when(enrolment).then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.col("REVIEW_STATE"))
+                             .alias("REVIEW_STATE"),
+                             pl.when(enrolment).then(pl.lit(None, pl.String)).otherwise(pl.col("DV_REVIEW"))
+                             .alias("DV_REVIEW"))
+    hidden = disc.filter(enrolment).with_columns(
+        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("CONFIRMED").alias(
+            "REVIEW_STATE"), pl.lit("CONFIRMED").alias("DV_REVIEW"))
+    dv = build_dv(pl.concat([disc, hidden]), subjects())
+    marks = dict(dv.filter(pl.col("USUBJID") == "SZ003-101-0001").select("DVREFID", "DVREVIEW").rows())
+    assert marks == {"EX07": "NOT YET REVIEWED", "IN10": "CONFIRMED", "PC01": "NOT YET REVIEWED"}

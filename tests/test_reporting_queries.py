@@ -872,16 +872,25 @@ def test_a_finding_carried_from_an_earlier_night_is_not_asked_again():
     assert sorted(both["USUBJID"].to_list()) == ["SZ003-101-0001", "SZ003-101-0003"]
 
 
-def test_a_settled_finding_still_covers_the_other_half_of_its_problem():
+def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_checklist_answer_out_of_the_queries():
     """A user trial: the INELIGIBLE_ENROLLED judged NOT_A_DEVIATION left the site's list, and the IE_MISMATCH it had
-    covered (the same deviation) took its place as a new query: the site was asked again about what the sponsor
-    had decided. An IE_MISMATCH of another subject, whose enrolment is still open, stays covered by it as before."""
+    covered (the same deviation, reporting.dv.judged_with_their_enrolment) took its place as a new query. An
+    IE_MISMATCH of another subject, whose enrolment is still open, stays covered by it as before; a confirmed one
+    stands on its own."""
     rows = [discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"),
             discrepancy("SZ003-101-0001", "IN10", "IE_MISMATCH", "IMPORTANT"),
             discrepancy("SZ003-101-0002", "IN10.HGB", "INELIGIBLE_ENROLLED", "IMPORTANT"),
             discrepancy("SZ003-101-0002", "IN10", "IE_MISMATCH", "IMPORTANT")]
+    judged = (pl.col("USUBJID") == "SZ003-101-0001") & (pl.col("CLASS") == "INELIGIBLE_ENROLLED")
     frame = pl.DataFrame(rows, schema=DISCREPANCIES).with_columns(
-        pl.when((pl.col("USUBJID") == "SZ003-101-0001") & (pl.col("CLASS") == "INELIGIBLE_ENROLLED"))
-        .then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.lit("UNREVIEWED")).alias("REVIEW_STATE"))
+        pl.concat_str([pl.lit("D-"), pl.col("USUBJID").str.slice(-4), pl.col("CLASS").str.slice(0, 3)]).alias(
+            "FINDING_ID"),
+        pl.when(judged).then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.lit("UNREVIEWED")).alias("REVIEW_STATE"),
+        pl.when(judged).then(pl.lit(None, pl.String)).otherwise(pl.lit("NOT YET REVIEWED")).alias("DV_REVIEW"))
     q = build_site_queries(frame, pl.DataFrame(schema=FINDINGS), ELIG)
-    assert q.select("USUBJID", "CLASS").rows() == [("SZ003-101-0002", "INELIGIBLE_ENROLLED")]
+    assert q.select("USUBJID", "CLASS", "COVERED_FINDING_IDS").rows() == [
+        ("SZ003-101-0002", "INELIGIBLE_ENROLLED", "D-0002IE_")]
+    confirmed = frame.with_columns(pl.when((pl.col("USUBJID") == "SZ003-101-0001") & (pl.col("CLASS") == "IE_MISMATCH"))
+                                   .then(pl.lit("CONFIRMED")).otherwise(pl.col("DV_REVIEW")).alias("DV_REVIEW"))
+    q = build_site_queries(confirmed, pl.DataFrame(schema=FINDINGS), ELIG)
+    assert ("SZ003-101-0001", "IE_MISMATCH") in q.select("USUBJID", "CLASS").rows()
