@@ -129,9 +129,9 @@ def test_a_confirmed_ie_mismatch_confirms_the_record_that_stands_for_it():
     assert marks == {"EX07": "NOT YET REVIEWED", "IN10.PLT": "CONFIRMED", "PC01": "NOT YET REVIEWED"}
 
 
-def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_hidden_checklist_answer_with_it():
-    """A user trial: INELIGIBLE_ENROLLED judged NOT_A_DEVIATION brought the IE_MISMATCH it stood for into dv as NOT
-    YET REVIEWED (and into the site's queries): the reviewer's decision undone by the other half of one deviation."""
+def _judged_enrolment_with_its_answer(answer_state: str, answer_dv: str) -> pl.DataFrame:
+    """discrepancies() with 101-0001's IN10.PLT enrolment judged NOT_A_DEVIATION, and the IE_MISMATCH on IN10 that
+    it stands for in the given review state (the others UNREVIEWED)."""
     disc = discrepancies().with_columns(pl.lit("UNREVIEWED").alias("REVIEW_STATE"),
                                         pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
     enrolment = pl.col("CHECK_ID") == "IN10.PLT"
@@ -139,10 +139,16 @@ def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_hidden_checkli
                              .alias("REVIEW_STATE"),
                              pl.when(enrolment).then(pl.lit(None, pl.String)).otherwise(pl.col("DV_REVIEW"))
                              .alias("DV_REVIEW"))
-    hidden = disc.filter(enrolment).with_columns(
-        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("UNREVIEWED").alias(
-            "REVIEW_STATE"), pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
-    dv = build_dv(pl.concat([disc, hidden]), subjects())
+    answer = disc.filter(enrolment).with_columns(
+        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit(answer_state).alias(
+            "REVIEW_STATE"), pl.lit(answer_dv).alias("DV_REVIEW"))
+    return pl.concat([disc, answer])
+
+
+def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_hidden_checklist_answer_with_it():
+    """A user trial: INELIGIBLE_ENROLLED judged NOT_A_DEVIATION brought the IE_MISMATCH it stood for into dv as NOT
+    YET REVIEWED (and into the site's queries): the reviewer's decision undone by the other half of one deviation."""
+    dv = build_dv(_judged_enrolment_with_its_answer("UNREVIEWED", "NOT YET REVIEWED"), subjects())
     assert dv.filter(pl.col("USUBJID") == "SZ003-101-0001")["DVREFID"].to_list() == ["EX07", "PC01"]
 
 
@@ -150,16 +156,6 @@ def test_a_confirmed_checklist_answer_stands_on_its_own_beside_an_enrolment_judg
     """A review: with the enrolment NOT_A_DEVIATION and its IE_MISMATCH CONFIRMED, the confirmation brought the
     enrolment back into dv as CONFIRMED, a record pointing at a finding judged not a deviation. The confirmed
     IE_MISMATCH is its own record."""
-    disc = discrepancies().with_columns(pl.lit("UNREVIEWED").alias("REVIEW_STATE"),
-                                        pl.lit("NOT YET REVIEWED").alias("DV_REVIEW"))
-    enrolment = pl.col("CHECK_ID") == "IN10.PLT"
-    disc = disc.with_columns(pl.when(enrolment).then(pl.lit("NOT_A_DEVIATION")).otherwise(pl.col("REVIEW_STATE"))
-                             .alias("REVIEW_STATE"),
-                             pl.when(enrolment).then(pl.lit(None, pl.String)).otherwise(pl.col("DV_REVIEW"))
-                             .alias("DV_REVIEW"))
-    hidden = disc.filter(enrolment).with_columns(
-        pl.lit("IN10").alias("CHECK_ID"), pl.lit("IE_MISMATCH").alias("CLASS"), pl.lit("CONFIRMED").alias(
-            "REVIEW_STATE"), pl.lit("CONFIRMED").alias("DV_REVIEW"))
-    dv = build_dv(pl.concat([disc, hidden]), subjects())
+    dv = build_dv(_judged_enrolment_with_its_answer("CONFIRMED", "CONFIRMED"), subjects())
     marks = dict(dv.filter(pl.col("USUBJID") == "SZ003-101-0001").select("DVREFID", "DVREVIEW").rows())
     assert marks == {"EX07": "NOT YET REVIEWED", "IN10": "CONFIRMED", "PC01": "NOT YET REVIEWED"}
