@@ -76,15 +76,22 @@ class Code(StrEnum):
 NOTE_PREFIX = "ingest.note."
 
 
+def is_note(findings: pl.DataFrame) -> pl.Expr:
+    """Per row of `findings` (a validation table): whether it is a note (NOTE_PREFIX: a manifest setting that was
+    ignored); False on every row of a table without EXPECTATION."""
+    if "EXPECTATION" not in findings.columns:
+        return pl.lit(False)
+    return pl.col("EXPECTATION").cast(pl.String).str.starts_with(NOTE_PREFIX).fill_null(False)
+
+
 def without_notes(findings: pl.DataFrame) -> pl.DataFrame:
-    """`findings` (a validation table) without its notes (NOTE_PREFIX: a manifest setting that was ignored).
+    """`findings` (a validation table) without its notes.
 
     A note is kept for the record and asks nothing of anyone: it is no data finding to count, rate or review
     (a user trial saw an `encoding` given for an xlsx raise its site's data-error rate and wait in the review
     backlog as UNREVIEWED)."""
-    if "EXPECTATION" not in findings.columns:
-        return findings
-    return findings.filter(~pl.col("EXPECTATION").cast(pl.String).str.starts_with(NOTE_PREFIX).fill_null(False))
+    return findings.filter(~is_note(findings)) if "EXPECTATION" in findings.columns else findings
+
 
 #: what every code of a file rejected as a whole (the rest of its delivery used) begins with
 FILE_REJECTED_PREFIX = "ingest.file_rejected."

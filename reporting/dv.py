@@ -61,6 +61,11 @@ def _in_dv(discrepancies: pl.DataFrame) -> pl.Expr:
     return pl.col("DV_REVIEW").is_not_null() | pl.col("REVIEW_STATE").is_null()
 
 
+def _criterion() -> pl.Expr:
+    """The criterion of an enrolment's component (IN10 of IN10.PLT), as an IE_MISMATCH's CHECK_ID names it."""
+    return pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")
+
+
 def judged_with_their_enrolment(discrepancies: pl.DataFrame) -> pl.Series:
     """Per row of `discrepancies`: an open IE_MISMATCH, not itself confirmed, whose subject's ineligible enrolment on
     a component of the same criterion the review judged settled (NOT_A_DEVIATION, CLOSED) and which dv does not
@@ -75,7 +80,7 @@ def judged_with_their_enrolment(discrepancies: pl.DataFrame) -> pl.Series:
     rows = discrepancies.with_row_index("_ROW").filter(is_open() if "STATUS" in discrepancies.columns else pl.lit(True))
     settled = (rows.filter((pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED) & ~_in_dv(discrepancies)
                            & pl.col("REVIEW_STATE").is_not_null())
-               .select("STUDYID", "USUBJID", pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")))
+               .select("STUDYID", "USUBJID", _criterion()))
     confirmed = (pl.col("DV_REVIEW") == DV_CONFIRMED_MARK).fill_null(False) if "DV_REVIEW" in rows.columns \
         else pl.lit(False)
     judged = (rows.filter((pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH) & ~confirmed)
@@ -91,9 +96,8 @@ def one_per_enrolment(important: pl.DataFrame) -> pl.DataFrame:
     both. Two DV records for one enrolment counted it twice for a statistician, and confirming the one left the
     other "not yet reviewed" (two user trials). The IE_MISMATCH stays in `discrepancies` and in the review."""
     keys = ["STUDYID", "USUBJID", "_CRITERION"]
-    criterion = pl.col("CHECK_ID").str.split(".").list.first().alias("_CRITERION")
     rows = important.with_row_index("_ROW")
-    enrolled = rows.filter(pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED).with_columns(criterion)
+    enrolled = rows.filter(pl.col("CLASS") == DiscrepancyClass.INELIGIBLE_ENROLLED).with_columns(_criterion())
     hidden = (rows.filter(pl.col("CLASS") == DiscrepancyClass.IE_MISMATCH)
               .with_columns(pl.col("CHECK_ID").alias("_CRITERION"))
               .join(enrolled.select(keys), on=keys, how="semi", nulls_equal=True))

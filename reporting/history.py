@@ -29,7 +29,7 @@ from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
-from ingestion.codes import FILE_REJECTED_PREFIX, NOTE_PREFIX, DeliveryStatus
+from ingestion.codes import FILE_REJECTED_PREFIX, DeliveryStatus, is_note
 from publication import published_nights
 from reporting.dv import is_deviation
 from reporting.risk import older_delivery_notes
@@ -452,7 +452,7 @@ def _resolved_validation(memory: _Memory, current: pl.DataFrame, looked_again: s
     sites = sorted(looked_again & memory.complete)
     gone = (previous
             .filter(pl.col("SITEID").is_in(sites)
-                    & ~expectation.str.starts_with(NOTE_PREFIX).fill_null(False)
+                    & ~is_note(previous)
                     & ~pl.col(FINDING_ID).is_in(current[FINDING_ID].drop_nulls().implode()))
             .select(*columns, pl.lit(as_of.isoformat()).alias("RESOLVED_ON"))
             .sort("FIRST_SEEN", nulls_last=True, maintain_order=True)

@@ -30,7 +30,7 @@ from contracts.tables import FINDING_ID
 from core.identity import stable_id
 from core.safety import neutralise_expr
 from core.source import rows_words
-from ingestion.codes import NOTE_PREFIX
+from ingestion.codes import is_note
 from reporting.check_keys import matching, names_a_code
 from reporting.covered import COVERED_FINDING_IDS, COVERED_SUBJECTS, check_rules, without_covered
 from reporting.datafiles import DataFileError, check_keys, load
@@ -357,10 +357,9 @@ def _validation_rows(validation: pl.DataFrame) -> pl.DataFrame:
     Expectations type (`expect_column_values_to_be_in_set`, the same for a unit, a date and a missing subject)
     as the check's name. A note (a manifest setting that was ignored) asks nothing of the site: it stays in
     `validation` only."""
-    is_note = pl.col("EXPECTATION").str.starts_with(NOTE_PREFIX).fill_null(False)
     check = pl.col("CHECK").cast(pl.String) if "CHECK" in validation.columns else pl.lit(None, pl.String)
     days = pl.col("DAYS_OPEN").cast(pl.Int64) if "DAYS_OPEN" in validation.columns else pl.lit(None, pl.Int64)
-    return validation.filter(~is_note & _unsettled(validation)).with_columns(
+    return validation.filter(~is_note(validation) & _unsettled(validation)).with_columns(
         pl.lit("VALIDATION").alias("ORIGIN"),
         pl.coalesce(check, pl.col("EXPECTATION")).alias("CHECK_ID"),
         pl.lit("VALIDATION").alias("CLASS"),
@@ -615,10 +614,10 @@ def capped_detail(detail: pl.DataFrame, files: dict[str, str], limit: int = DETA
     file = pl.col("SITEID").fill_null("UNKNOWN").replace_strict(files, default="the query detail CSV")
     note = pl.format("... and {} more findings of this query: {} lists all {} of them",
                      pl.col("_TOTAL") - limit, file, pl.col("_TOTAL"))
-    is_note = pl.col("_RANK") == limit
+    note_row = pl.col("_RANK") == limit
     return rows.with_columns(
-        *(pl.when(~is_note).then(pl.col(c)).alias(c) for c in detail.columns if c not in [*_QUERY_LEVEL, "DETAIL"]),
-        pl.when(is_note).then(note).otherwise(pl.col("DETAIL")).alias("DETAIL"),
+        *(pl.when(~note_row).then(pl.col(c)).alias(c) for c in detail.columns if c not in [*_QUERY_LEVEL, "DETAIL"]),
+        pl.when(note_row).then(note).otherwise(pl.col("DETAIL")).alias("DETAIL"),
     ).select(detail.columns)
 
 

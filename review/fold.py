@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from contracts.tables import FINDING_ID, REVIEW
-from ingestion.codes import NOTE_PREFIX
+from ingestion.codes import is_note
 from review.machine import StateMachine
 
 STATES: dict[str, type[pl.DataType] | pl.DataType] = {
@@ -84,9 +84,8 @@ def annotate(frame: pl.DataFrame, states: pl.DataFrame, machine: StateMachine,
     joined = frame.drop(stale).join(states.select(FINDING_ID, *REVIEW, "DV_CONFIRMED"), on=FINDING_ID, how="left",
                                     maintain_order="left")
     # a note (ingestion.codes.without_notes) asks nothing, and has no review state
-    note = (pl.col("EXPECTATION").cast(pl.String).str.starts_with(NOTE_PREFIX).fill_null(False)
-            if "EXPECTATION" in joined.columns else pl.lit(False))
-    state = pl.when(pl.col(FINDING_ID).is_not_null() & ~note).then(pl.col("REVIEW_STATE").fill_null(machine.initial))
+    state = (pl.when(pl.col(FINDING_ID).is_not_null() & ~is_note(joined))
+             .then(pl.col("REVIEW_STATE").fill_null(machine.initial)))
     joined = joined.with_columns(state.alias("REVIEW_STATE"))
     if severity is not None:
         accepted = machine.actions[machine.confirmed_by].severities
