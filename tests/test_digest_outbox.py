@@ -143,6 +143,12 @@ def test_the_first_mail_reaches_the_recipients_with_the_headline_and_the_new_dev
         assert row["USUBJID"] in html
     subjects = pl.read_parquet(io.BytesIO(nights["reports"].read_bytes(f"SZ003/{NIGHTS[0]}/subjects.parquet")))
     assert f"Subjects screened: {subjects.height}" in text
+    # each headline fact on its own line (helper-45: "ineligible but enrolled: 2Open: 6 important deviation(s)")
+    lines = text.splitlines()
+    screened = next(i for i, line in enumerate(lines) if line.startswith("Subjects screened:"))
+    headline = r"Subjects screened: \d+, enrolled: \d+, ineligible but enrolled: \d+( \(and \d+ carried .*\))?"
+    assert re.fullmatch(headline, lines[screened])
+    assert lines[screened + 1].startswith("Open: ")
 
 
 def test_the_presigned_links_open_the_published_report(nights: dict) -> None:
