@@ -241,13 +241,16 @@ class ReviewResult:
     receipts: what became of the workbooks applied tonight (review.imports.Receipt as dicts);
     ledger: its status for the run manifest and the report: `status` VERIFIED, EMPTY or INVALID,
     `entries`, `head` (the last entry's hash), `problems` (why it is INVALID: the entries named),
-    `notes`, `read_only` (a re-run of a past night writes nothing to the ledger).
+    `notes`, `read_only` (a re-run of a past night writes nothing to the ledger);
+    confirmed_earlier: the previous night's DV records whose confirmation still stands
+    (review.night.standing_confirmations), which dv keeps when tonight's data no longer show them.
     """
 
     states: pl.DataFrame
     reopened: pl.DataFrame
     receipts: list[dict[str, Any]] = field(default_factory=list)
     ledger: dict[str, Any] = field(default_factory=dict)
+    confirmed_earlier: pl.DataFrame | None = None
 
     @property
     def verified(self) -> bool:

@@ -125,6 +125,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str], previous_manifest: 
             "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
             "ineligible_enrolled": head.ineligible_enrolled,
             "ineligible_enrolled_carried": head.ineligible_enrolled_carried, "important_open": head.important,
+            "confirmed_not_in_data": head.confirmed_not_in_data,
             "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
             "data_findings": head.data_findings, "new_data_findings": head.new_data_findings,
             "resolved_data_findings": head.resolved_data_findings,

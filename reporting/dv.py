@@ -123,9 +123,30 @@ def is_deviation(discrepancies: pl.DataFrame) -> pl.Series:
     return pl.int_range(discrepancies.height, dtype=pl.UInt32, eager=True).is_in(kept.implode()).alias("DEVIATION")
 
 
-def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None) -> pl.DataFrame:
+#: DVREVIEW of a confirmed deviation that tonight's data no longer show, kept as the night before published it
+DV_NOT_IN_DATA_MARK = "CONFIRMED, NOT IN TONIGHT'S DATA"
+
+
+def confirmed_not_in_data(discrepancies: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFrame:
+    """The DV records of `earlier` (the night before's, whose confirmation still stands:
+    review.night.standing_confirmations) whose finding is not present tonight, marked DV_NOT_IN_DATA_MARK.
+
+    A confirmed deviation stays on the record when the site changes the data afterwards (a user trial: a consent
+    date moved earlier took a confirmed, closed PC02 out of dv without a word). A reviewer who agrees that it was
+    no deviation withdraws the confirmation (NOT_A_DEVIATION), and the next night leaves it out."""
+    if earlier is None or earlier.height == 0:
+        return pl.DataFrame(schema=DV)
+    present = (discrepancies.filter(is_open() if "STATUS" in discrepancies.columns else pl.lit(True))[FINDING_ID]
+               if FINDING_ID in discrepancies.columns else pl.Series(FINDING_ID, [], pl.String))
+    return (canonical(earlier, TABLES["dv"]).filter(~pl.col(FINDING_ID).is_in(present.drop_nulls().implode()))
+            .with_columns(pl.lit(DV_NOT_IN_DATA_MARK).alias("DVREVIEW")))
+
+
+def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None,
+             earlier: pl.DataFrame | None = None) -> pl.DataFrame:
     """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's
-    review confirmed or has not yet decided on (DVREVIEW says which); DV terms from `policy` (None: the
+    review confirmed or has not yet decided on (DVREVIEW says which), and one per confirmed deviation of
+    `earlier` that tonight's data no longer show (confirmed_not_in_data); DV terms from `policy` (None: the
     bundled contracts/policy.yaml)."""
     policy = policy or load_policy()
     term_max = policy.deviations.term_max
@@ -159,6 +180,12 @@ def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy
             _column(important, "DV_REVIEW").alias("DVREVIEW"),
             _column(important, FINDING_ID).alias(FINDING_ID),
         )
+        .select(*[c for c in DV if c != "DVSEQ"], "CLASS")
+    )
+    kept = confirmed_not_in_data(discrepancies, earlier).drop("DVSEQ").with_columns(
+        pl.lit(None, pl.String).alias("CLASS"))
+    dv = (
+        pl.concat([dv, kept], how="vertical_relaxed")
         .sort(["STUDYID", "USUBJID", "DVREFID", "CLASS"], nulls_last=True, maintain_order=True)
         .with_columns((pl.int_range(pl.len()).over(["STUDYID", "USUBJID"]) + 1).cast(pl.Int64).alias("DVSEQ"))
         .select(list(DV))

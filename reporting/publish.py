@@ -97,7 +97,8 @@ def published_tables(outputs: RunOutputs) -> dict[str, pl.DataFrame | PartedTabl
         tables["eligibility"] = eligibility if parted.in_canonical_order(eligibility) else parted.gathered(eligibility)
     else:
         tables["eligibility"] = canonical(eligibility, TABLES["eligibility"])
-    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy)
+    tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy,
+                            earlier=outputs.review.confirmed_earlier if outputs.review is not None else None)
     return {name: tables[name] for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")}
 
 

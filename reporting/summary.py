@@ -16,7 +16,7 @@ from contracts import is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import without_notes
-from reporting.dv import is_deviation
+from reporting.dv import confirmed_not_in_data, is_deviation
 from reporting.history import partly_read
 from reporting.risk import inputs_table, older_delivery_notes, site_risk
 
@@ -66,6 +66,8 @@ class Headline:
     # enrolled subjects whose earlier ineligible enrolment is carried open (reporting.history: not evaluated tonight,
     # or not verifiable on tonight's data): dv lists their deviation, tonight's recomputation does not count them
     ineligible_enrolled_carried: int
+    # confirmed deviations that tonight's data no longer show, which dv keeps (reporting.dv.confirmed_not_in_data)
+    confirmed_not_in_data: int
     important: int
     query_discrepancies: int  # open discrepancies of QUERY severity (not the site queries, one per problem)
     new: int
@@ -123,6 +125,8 @@ def headline(outputs: RunOutputs) -> Headline:
         in_screening=subjects.filter(decision == SiteDecision.IN_SCREENING).height,
         ineligible_enrolled=ineligible.height,
         ineligible_enrolled_carried=_carried_ineligible_enrolments(now, ineligible["USUBJID"]),
+        confirmed_not_in_data=confirmed_not_in_data(
+            disc, outputs.review.confirmed_earlier if outputs.review is not None else None).height,
         important=important_deviations(disc).height,
         query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,

@@ -25,6 +25,7 @@ import polars as pl
 from contracts import is_open
 from contracts.records import ReviewResult
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
+from publication import published_nights
 from review.append import append_actions
 from review.catalogue import catalogue_of
 from review.entries import MAX_TEXT
@@ -34,7 +35,7 @@ from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
 from review.machine import StateMachine, load_machine
 from review.proposals import proposals
-from review.runs import later_run_exists, night_manifest, previous_manifest
+from review.runs import later_run_exists, night_manifest, previous_manifest, read_table
 from storage import Store
 
 _log = logging.getLogger(__name__)
@@ -59,6 +60,24 @@ def reopen_proposals(present: pl.DataFrame, states: pl.DataFrame, machine: State
     return proposals(changed.sort(FINDING_ID).select(
         FINDING_ID, pl.lit(machine.reopen_action).alias("ACTION"), pl.lit(machine.system_actor).alias("BY"),
         text.alias("TEXT"), EVIDENCE_HASH, pl.lit(f"nightly run {as_of.isoformat()}").alias("VIA")))
+
+
+def standing_confirmations(store: Store, study: str, as_of: date, states: pl.DataFrame) -> pl.DataFrame | None:
+    """The DV records of the latest published night before `as_of` whose deviation the review confirmed and whose
+    confirmation still stands in `states` (current_states: not withdrawn since by NOT_A_DEVIATION or REOPEN); None
+    before the first night, or when that night has no dv table.
+
+    A confirmed deviation is on the record: when the site later changes the data (a consent date moved earlier),
+    the audit no longer finds it, but it stays in dv until a reviewer withdraws it (reporting.dv). A user trial saw
+    a confirmed and closed deviation leave DV without a word, as docs/review.md said it would not. Each night
+    carries the night before's, so a record stays for as many nights as its confirmation stands."""
+    night = next(published_nights(store, study, before=as_of), None)
+    earlier = read_table(store, study, night, "dv") if night is not None else None
+    if earlier is None or FINDING_ID not in earlier.columns or "DVREVIEW" not in earlier.columns:
+        return None
+    standing = states.filter(pl.col("DV_CONFIRMED")).select(FINDING_ID)
+    return (earlier.filter(pl.col(FINDING_ID).is_not_null() & pl.col("DVREVIEW").str.starts_with("CONFIRMED"))
+            .join(standing, on=FINDING_ID, how="semi", maintain_order="left"))
 
 
 def _reopened_since(view: LedgerView, machine: StateMachine, since: int) -> pl.DataFrame:
@@ -119,10 +138,12 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     receipts = [] if read_only else receipts_since(store, study, after, reported, until=moment)
     ledger = _ledger_info(view, "VERIFIED" if view.head_seq else "EMPTY", read_only)
     ledger.update(_night_markers(store, study, as_of, view, read_only, moment, previous, receipts))
-    return ReviewResult(states=current_states(view.entries, machine),
+    states = current_states(view.entries, machine)
+    return ReviewResult(states=states,
                         reopened=_reopened_since(view, machine, since),
                         receipts=receipts,
-                        ledger=ledger)
+                        ledger=ledger,
+                        confirmed_earlier=standing_confirmations(store, study, as_of, states))
 
 
 #: where the review stood when a night was done with it (its manifest's `review` section): the next night

@@ -159,3 +159,20 @@ def test_a_confirmed_checklist_answer_stands_on_its_own_beside_an_enrolment_judg
     dv = build_dv(_judged_enrolment_with_its_answer("CONFIRMED", "CONFIRMED"), subjects())
     marks = dict(dv.filter(pl.col("USUBJID") == "SZ003-101-0001").select("DVREFID", "DVREVIEW").rows())
     assert marks == {"EX07": "NOT YET REVIEWED", "IN10": "CONFIRMED", "PC01": "NOT YET REVIEWED"}
+
+
+def test_a_confirmed_deviation_tonights_data_no_longer_show_stays_in_dv_marked_so() -> None:
+    """helper-45: a confirmed and closed PC02 left dv without a word the night the site moved the consent date."""
+    with_ids = discrepancies().with_columns(pl.format("D-{}-{}", "USUBJID", "CHECK_ID").alias("FINDING_ID"))
+    tonight = build_dv(with_ids, subjects())
+    gone = tonight.filter(pl.col("DVREFID") == "PC02").with_columns(pl.lit("CONFIRMED").alias("DVREVIEW"))
+    still = tonight.filter(pl.col("DVREFID") == "EX07").with_columns(pl.lit("CONFIRMED").alias("DVREVIEW"))
+    later = with_ids.filter(pl.col("CHECK_ID") != "PC02")  # the site's correction: PC02 is no longer found
+    dv = build_dv(later, subjects(), earlier=pl.concat([gone, still]))
+    kept = dv.filter(pl.col("DVREFID") == "PC02")
+    assert kept.select("FINDING_ID", "DVTERM", "DVREVIEW").rows() == [
+        (gone["FINDING_ID"][0], gone["DVTERM"][0], "CONFIRMED, NOT IN TONIGHT'S DATA")]
+    # a deviation still in tonight's data is judged tonight (once, not also carried), and DVSEQ counts both
+    assert dv.filter(pl.col("DVREFID") == "EX07").height == 1
+    assert dv.filter(pl.col("USUBJID") == "SZ003-102-0003")["DVSEQ"].to_list() == [1, 2]
+    assert build_dv(later, subjects()).height == dv.height - 1

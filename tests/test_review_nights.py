@@ -246,6 +246,12 @@ def test_night_three_resolves_the_findings_gone_and_keeps_their_threads(scenario
     resolved = night3.filter(pl.col("STATUS") == "RESOLVED")
     assert set(resolved["FINDING_ID"].to_list()) == gone
     assert resolved.filter(pl.col("FINDING_ID") == ids["pc02"])["REVIEW_STATE"].to_list() == ["CONFIRMED"]
+    # the confirmed deviation the data no longer show stays in dv, marked so, and the report says it (helper-45)
+    study = scenario["study"]
+    dv = study.table(NIGHTS[2], "dv")
+    assert dv.filter(pl.col("FINDING_ID") == ids["pc02"])["DVREVIEW"].to_list() == ["CONFIRMED, NOT IN TONIGHT'S DATA"]
+    html = study.published(NIGHTS[2], "report.html").decode()
+    assert '<span id="confirmed-not-in-data">1 confirmed deviation(s) that tonight' in html
     code, out, err = scenario["show_pc02"]
     assert code == 0, err
     assert "ACKNOWLEDGE" in out and "CONFIRM_DEVIATION" in out and "carol" in out and "bob" in out

@@ -4,6 +4,7 @@ So a killed re-run of a later night neither makes tonight's run read-only nor mo
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import date
 
@@ -50,3 +51,24 @@ def test_since_the_last_run_counts_from_the_last_published_nights_manifest(store
     assert previous_manifest(store, STUDY, date(2026, 12, 1)) == {"review": {"entries": 5}}
     assert previous_manifest(store, STUDY, date(2026, 11, 28)) == {"review": {"entries": 2}}
     assert previous_manifest(store, STUDY, date(2026, 11, 27)) is None
+
+
+def test_the_night_befores_confirmed_dv_records_stand_while_their_confirmation_does(tmp_path) -> None:
+    import polars as pl
+
+    from review.fold import STATES
+    from review.night import standing_confirmations
+
+    store = LocalStore(tmp_path)
+    dv = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3"], "DVREFID": ["PC02", "EX07", "PC01"],
+                       "DVREVIEW": ["CONFIRMED", "CONFIRMED, NOT IN TONIGHT'S DATA", "NOT YET REVIEWED"]})
+    buffer = io.BytesIO()
+    dv.write_parquet(buffer)
+    _night(store, "2026-11-28", 3, sealed=True)
+    store.write_bytes(f"{STUDY}/2026-11-28/dv.parquet", buffer.getvalue())
+    seal(store, f"{STUDY}/2026-11-28")
+    states = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3"], "DV_CONFIRMED": [True, False, False]},
+                          schema={k: STATES[k] for k in ("FINDING_ID", "DV_CONFIRMED")})
+    # D-2's confirmation was withdrawn since (NOT_A_DEVIATION), D-3 was never confirmed
+    assert standing_confirmations(store, STUDY, date(2026, 11, 29), states)["FINDING_ID"].to_list() == ["D-1"]
+    assert standing_confirmations(store, STUDY, date(2026, 11, 28), states) is None  # no night before
