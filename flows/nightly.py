@@ -414,7 +414,8 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
                                            looked_again, partial)
         findings, resolved = validation_history_task(
             quote(combine_findings(ingest, validation)), reports, endpoint_url, study, as_of_date, looked_again)
-        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date)
+        review = review_task(quote(discrepancies), quote(findings), reports, endpoint_url, study, as_of_date,
+                             quote(resolved))
 
         outputs = assemble_outputs(study=study, as_of=as_of_date, ingest=ingest, validation=validation,
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,

@@ -220,15 +220,17 @@ def validation_history_task(findings: pl.DataFrame, reports: str, endpoint_url: 
 
 @task(name="review", task_run_name="review", cache_policy=NO_CACHE, **_IO_RETRIES)
 def review_task(discrepancies: pl.DataFrame, findings: pl.DataFrame, reports: str, endpoint_url: str | None,
-                study: str, as_of: date) -> ReviewResult:
+                study: str, as_of: date, resolved: pl.DataFrame | None = None) -> ReviewResult:
     """The review ledger: verified, tonight's inbox applied, settled findings with new evidence reopened.
+    `resolved`: the data-quality findings gone tonight, which a returned workbook may still answer.
 
     Retried on storage errors only: a second attempt finds its own work done (a workbook's receipt, a
     finding already reopened) and does not repeat it.
     """
     from review.night import review_night
 
-    result = review_night(discrepancies, findings, open_store(reports, endpoint_url), study=study, as_of=as_of)
+    result = review_night(discrepancies, findings, open_store(reports, endpoint_url), study=study, as_of=as_of,
+                          resolved=resolved)
     logger = get_run_logger()
     ledger = result.ledger
     if not result.verified:

@@ -98,9 +98,24 @@ def _ledger_info(view: LedgerView, status: str, read_only: bool) -> dict:
             "notes": view.notes, "read_only": read_only}
 
 
+def answerable(discrepancies: pl.DataFrame, validation: pl.DataFrame, resolved: pl.DataFrame | None) -> pl.DataFrame:
+    """The catalogue a returned workbook is applied against: tonight's findings (RESOLVED discrepancies included)
+    and the data-quality findings gone tonight (`resolved`, reporting.history.validation_history), as RESOLVED.
+
+    A site corrects a value and answers its query in the same cycle: the answer to the data-quality finding its
+    correction resolved was refused as "unknown finding" and lost, while the discrepancy's was kept (a user trial)."""
+    tonight = catalogue_of(discrepancies, validation)
+    if resolved is None or resolved.height == 0:
+        return tonight
+    gone = catalogue_of(None, resolved).with_columns(pl.lit("RESOLVED").alias("STATUS"))
+    return pl.concat([tonight, gone], how="vertical").unique(FINDING_ID, keep="first", maintain_order=True)
+
+
 def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: Store, *, study: str, as_of: date,
-                 machine: StateMachine | None = None, now: datetime | None = None) -> ReviewResult:
-    """Tonight's review: the ledger verified, the inbox applied, changed evidence reopened (module doc)."""
+                 machine: StateMachine | None = None, now: datetime | None = None,
+                 resolved: pl.DataFrame | None = None) -> ReviewResult:
+    """Tonight's review: the ledger verified, the inbox applied, changed evidence reopened (module doc).
+    `resolved`: the data-quality findings gone tonight, which a returned workbook may still answer (answerable)."""
     machine = machine or load_machine()
     view = read_ledger(store, study, machine.initial)
     if view.problems:
@@ -112,7 +127,7 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
     read_only = later_run_exists(store, study, as_of)
     if not read_only:
         where = f"tonight's run ({as_of.isoformat()})"
-        if process_inbox(store, study, catalogue_of(discrepancies, validation), where, machine, at=now):
+        if process_inbox(store, study, answerable(discrepancies, validation, resolved), where, machine, at=now):
             view = read_ledger(store, study, machine.initial).require_intact()
         present = _present(discrepancies, validation)
         proposed = reopen_proposals(present, current_states(view.entries, machine), machine, as_of)

@@ -415,3 +415,27 @@ def test_the_inbox_is_applied_and_emptied_with_a_receipt_for_everything(run: dic
     entries = _entries(run)
     assert sorted(entries["ACTION"].to_list()) == ["ACKNOWLEDGE", *["SITE_RESPONSE"] * len(listed)]
     assert sorted(entries.filter(pl.col("ACTION") == "SITE_RESPONSE")["FINDING_ID"].to_list()) == sorted(listed)
+
+
+def test_a_site_answer_to_a_data_problem_its_own_correction_resolved_tonight_is_kept(run: dict) -> None:
+    """helper-45: a site fixed a value and answered its query in the same cycle; the next night the answer to the
+    data-quality finding the fix resolved was refused as an unknown finding, and the site's explanation lost."""
+    from review.night import answerable
+
+    store = run["store"]
+    validation = pl.read_parquet(io.BytesIO(store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/validation.parquet")))
+    discrepancies = pl.read_parquet(io.BytesIO(store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/discrepancies.parquet")))
+    gone = validation.filter(pl.col("FINDING_ID").is_not_null() & pl.col("SITEID").is_not_null()).head(1)
+    finding, site = gone["FINDING_ID"][0], gone["SITEID"][0]
+    published = store.read_bytes(f"{STUDY}/{AS_OF.isoformat()}/site_queries/{site}.xlsx")
+    data = returned_site_queries(published, {finding: ("value corrected in the new delivery", "Dr Lee")})
+    tonight = validation.filter(pl.col("FINDING_ID") != finding)  # the site's correction resolved it
+    refused = apply_workbook(store, STUDY, data, "before.xlsx", answerable(discrepancies, tonight, None), "tonight",
+                             MACHINE)
+    assert finding in {r["finding_id"] for r in refused.refused}
+    receipt = apply_workbook(store, STUDY, data, "after.xlsx", answerable(discrepancies, tonight, gone), "tonight",
+                             MACHINE)
+    assert finding in {r["finding_id"] for r in receipt.applied}
+    assert finding not in {r["finding_id"] for r in receipt.refused}
+    entry = _entries(run).filter(pl.col("FINDING_ID") == finding).row(0, named=True)
+    assert (entry["ACTION"], entry["TEXT"]) == ("SITE_RESPONSE", "value corrected in the new delivery")
