@@ -107,6 +107,24 @@ def test_discrepancies_follow_each_subjects_version(run):
                           "SPAN-PLT70": "UNVERIFIABLE", "V2-HBA1C72": "INELIGIBLE"}
 
 
+def test_a_spanning_consent_need_not_answer_a_criterion_of_one_version_only(protocol):
+    """helper-45: PC04 asked a subject consented across the amendment for the new criterion, which validation's
+    MISSING_IE (and docs/criteria.md) do not require; the 1.0 form lacks only IN13."""
+    cases = amended.subjects()
+    span = next(rows for rows in cases if rows["dm"][0]["USUBJID"] == "SPAN-PLT55")
+    span["ie"] = [row for row in span["ie"] if row["IETESTCD"] != "IN13"]
+    domains = frames(*cases, site="101")
+    comparison = compare(evaluate(domains, protocol, AS_OF), domains, protocol, AS_OF)
+    pc04 = comparison.discrepancies.filter(pl.col("CHECK_ID") == "PC04")
+    assert pc04["USUBJID"].to_list() == ["V2-HBA1C72"]  # a 2.0 subject is still asked for IN13
+    # an answer the spanning subject's form does have is still required: IN12 taken away, PC04 names it alone
+    span["ie"] = [row for row in span["ie"] if row["IETESTCD"] != "IN12"]
+    domains = frames(*cases, site="101")
+    comparison = compare(evaluate(domains, protocol, AS_OF), domains, protocol, AS_OF)
+    asked = comparison.discrepancies.filter((pl.col("CHECK_ID") == "PC04") & (pl.col("USUBJID") == "SPAN-PLT55"))
+    assert asked["EVIDENCE"].item().endswith("no answer for IN12.")
+
+
 def test_a_single_version_protocol_is_judged_as_before():
     domains = frames(*amended.subjects(), site="101")
     result = evaluate(domains, load_protocol(), AS_OF)

@@ -199,13 +199,32 @@ def pc03_stale_result(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFra
     )
 
 
+def not_required_in_span(protocol: Protocol) -> pl.DataFrame:
+    """TIVERS x CRITERION_ID: for a consent that spans versions (TIVERS `1.0 or 2.0`), the criteria of only some of
+    them, which its checklist need not answer (the same rule as validation's MISSING_IE, docs/criteria.md)."""
+    editions = protocol.editions()
+    sets = [{criterion.id for criterion in edition.criteria} for edition in editions]
+    rows = [(label, criterion)
+            for (first, last), label in span_labels([edition.version for edition in editions]).items() if first < last
+            for criterion in sorted(set.union(*sets[first:last + 1]) - set.intersection(*sets[first:last + 1]))]
+    return pl.DataFrame(rows, schema={"TIVERS": pl.String, "CRITERION_ID": pl.String}, orient="row")
+
+
 def pc04_checklist_incomplete(ctx: ProcessContext, params: dict[str, Any]) -> pl.DataFrame:
-    """A subject with a screening decision whose IE checklist is missing, lacks criteria or says U."""
+    """A subject with a screening decision whose IE checklist is missing, lacks criteria or says U. A criterion of
+    only some of the versions a subject's consent spans is not required (helper-45: PC04 asked 101-0044, consented
+    in `2026-06` across an amendment, for the new EX17, which validation rightly did not)."""
     decided = ctx.subjects.filter(pl.col("SITE_DECISION").is_in([SiteDecision.ENROLLED, SiteDecision.SCREEN_FAILURE]))
     absent = pl.col("SITE_SOURCE") == SiteSource.ABSENT.value
     unknown = pl.col("SITE_OUTCOME") == "UNKNOWN"
+    checklist = ctx.checklist
+    optional = not_required_in_span(ctx.protocol)
+    if optional.height and "TIVERS" in decided.columns:
+        unasked = (checklist.filter(absent).join(decided.select("USUBJID", "TIVERS"), on="USUBJID")
+                   .join(optional, on=["TIVERS", "CRITERION_ID"], how="semi").select("USUBJID", "CRITERION_ID"))
+        checklist = checklist.join(unasked, on=["USUBJID", "CRITERION_ID"], how="anti", maintain_order="left")
     per = (
-        ctx.checklist.join(decided, on="USUBJID")
+        checklist.join(decided, on="USUBJID")
         .sort("USUBJID", "ORDER")
         .group_by("USUBJID", maintain_order=True)
         .agg(
