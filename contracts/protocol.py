@@ -15,9 +15,11 @@ criterion and the evaluation never re-checks what the loader checked.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -126,6 +128,17 @@ class Protocol:
 
     def edition(self, tivers: str) -> Protocol:
         return next(p for p in self.editions() if p.tivers == tivers)
+
+    def content_digest(self) -> str:
+        """sha256 of what this version judges by (its criteria, parameters and settings; not the file's layout,
+        comments or path, nor the other versions): the run manifest records it per version, so that a version
+        changed in place between two nights is seen (reporting.manifest.protocol_change)."""
+        content = {"id": self.id, "version": asdict(self.version), "parameters": self.parameters,
+                   "criteria": [asdict(criterion) for criterion in self.criteria],
+                   "same_day_measurements": self.same_day_measurements}
+        text = json.dumps(content, sort_keys=True, ensure_ascii=True,
+                          default=lambda value: sorted(value) if isinstance(value, set | frozenset) else str(value))
+        return hashlib.sha256(text.encode("ascii")).hexdigest()
 
     def versions_text(self) -> str:
         """The versions as reports name them: `1.0`, or `1.0, 2.0` for an amended protocol."""

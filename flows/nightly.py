@@ -421,7 +421,7 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
                                    eligibility=eligibility, comparison=comparison, discrepancies=discrepancies,
                                    software_version=software_version(), policy=files.policy, findings=findings,
                                    review=review, recovery=publication.recovery, eligibility_table=table,
-                                   validation_resolved=resolved)
+                                   validation_resolved=resolved, protocol=files.protocol)
         written = None
         if table is not None:  # a cluster run: the outputs are rendered on a worker, next to nothing else
             # no path of this machine goes to the worker: the Data Docs are named by where they are published

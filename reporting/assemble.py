@@ -15,6 +15,7 @@ import polars as pl
 from contracts import Evaluation, IngestResult, ValidationResult, is_open
 from contracts.enums import Severity
 from contracts.policy import Policy
+from contracts.protocol import Protocol
 from contracts.records import (
     AuditSummary,
     Comparison,
@@ -59,7 +60,7 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
                      software_version: str, policy: Policy | None = None, findings: pl.DataFrame | None = None,
                      review: ReviewResult | None = None, recovery: RunRecovery | None = None,
                      eligibility_table: PartedTable | None = None,
-                     validation_resolved: pl.DataFrame | None = None) -> RunOutputs:
+                     validation_resolved: pl.DataFrame | None = None, protocol: Protocol | None = None) -> RunOutputs:
     """The run's outputs: `discrepancies` is the comparison's table after the history was applied;
     `policy` the discrepancy policy the comparison graded with (its DV terms are published); `findings`
     the validation table after its history (default: ingestion's and validation's findings as they are);
@@ -67,7 +68,8 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
     `recovery` is what the run cleaned up after crashed runs (listed in the run manifest);
     `eligibility_table`: the eligibility rows as the partitions of a cluster run made them, published
     from their parts (reporting.parted) instead of `eligibility.eligibility`; `validation_resolved`: the
-    previous run's data-quality findings gone tonight (reporting.history.validation_history)."""
+    previous run's data-quality findings gone tonight (reporting.history.validation_history); `protocol`: the
+    protocol judged by (the manifest records each version's content digest)."""
     findings = combine_findings(ingest, validation) if findings is None else findings
     if review is not None:
         discrepancies, findings = with_review(discrepancies, findings, review)
@@ -80,7 +82,8 @@ def assemble_outputs(*, study: str, as_of: date, ingest: IngestResult, validatio
         rows_evaluated=eligibility.rows_evaluated,
     )
     manifest = build_run_manifest(study=study, as_of=as_of, ingest=ingest, validation=validation,
-                                  evaluation=evaluation, software_version=software_version, recovery=recovery)
+                                  evaluation=evaluation, software_version=software_version, recovery=recovery,
+                                  protocol=protocol)
     if review is not None:
         manifest["review"] = review_manifest(review)
     return RunOutputs(

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from contracts.enums import FindingStatus
 from contracts.records import Digest, RunOutputs
 from ingestion.codes import DeliveryStatus
+from reporting.manifest import protocol_change
 from reporting.review_summary import reopened_tonight, review_backlog
 from reporting.summary import headline, important_deviations, not_audited_table
 
@@ -120,6 +121,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str], previous_manifest: 
         "study": outputs.study,
         "as_of": outputs.as_of.isoformat(),
         "protocol": head.protocol,
+        "protocol_change": protocol_change(previous_manifest, outputs.run_manifest),
         "headline": {
             "sites_audited": head.sites_audited, "sites_not_audited": head.sites_not_audited,
             "subjects_screened": head.subjects_screened, "enrolled": head.enrolled,
@@ -146,7 +148,7 @@ def _nothing_new(facts: dict[str, Any]) -> bool:
     of earlier nights that continue are not news: the one-line message still counts them."""
     head = facts["headline"]
     return (head["new"] == 0 and head["new_data_findings"] == 0 and facts["reopened_total"] == 0
-            and facts["not_audited_new_total"] == 0 and head["rows_reconcile"])
+            and facts["not_audited_new_total"] == 0 and head["rows_reconcile"] and not facts.get("protocol_change"))
 
 
 def _subject(facts: dict[str, Any], nothing_new: bool) -> str:

@@ -252,9 +252,11 @@ def receipt_line(receipt: dict) -> str:
 
 
 def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
-                  previous_run: str | None = None, trend: pl.DataFrame | None = None) -> dict[str, Any]:
+                  previous_run: str | None = None, trend: pl.DataFrame | None = None,
+                  protocol_change: str | None = None) -> dict[str, Any]:
     """Everything report.html.j2 shows, as plain values (`previous_run`: as-of date compared with;
-    `trend`: finding counts of earlier runs, from history.run_trend)."""
+    `trend`: finding counts of earlier runs, from history.run_trend; `protocol_change`: what changed in the
+    protocol since, reporting.manifest.protocol_change)."""
     head: Headline = headline(outputs)
     sites = site_table(outputs, risk)
     disc = outputs.discrepancies
@@ -308,15 +310,17 @@ def build_context(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str]
         "wrap_columns": WRAP_COLUMNS,
         "bar_sites": BAR_SITES,
         "previous_run": previous_run,
+        "protocol_change": protocol_change,
         "trend": _trend(outputs, trend),
         "trend_runs": TREND_RUNS,
     }
 
 
 def render_report(outputs: RunOutputs, risk: pl.DataFrame, links: dict[str, str],
-                  previous_run: str | None = None, trend: pl.DataFrame | None = None) -> str:
+                  previous_run: str | None = None, trend: pl.DataFrame | None = None,
+                  protocol_change: str | None = None) -> str:
     """The report as HTML text."""
-    context = build_context(outputs, risk, links, previous_run, trend)
+    context = build_context(outputs, risk, links, previous_run, trend, protocol_change)
     return _env().get_template("report.html.j2").render(**context)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from contracts import DOMAINS, Evaluation, IngestResult, ValidationResult
+from contracts.protocol import Protocol
 from contracts.records import RunRecovery
 from core.source import SOURCE_COLUMNS
 
@@ -78,9 +79,41 @@ def rejected_per_file(validation: ValidationResult) -> dict[str, int]:
     return dict(zip(counts["SOURCE_KEY"].to_list(), counts["len"].to_list(), strict=True))
 
 
+def protocol_section(protocol_id: str, version: str, protocol: Protocol | None) -> dict[str, Any]:
+    """The manifest's `protocol`: its id and version(s), and with the Protocol each version's effective date, file
+    name and content digest (Protocol.content_digest)."""
+    section: dict[str, Any] = {"id": protocol_id, "version": version}
+    if protocol is not None:
+        section["versions"] = [{"tivers": edition.tivers, "effective": edition.version.effective.isoformat(),
+                                "file": edition.path.replace("\\", "/").rsplit("/", 1)[-1] or None,
+                                "digest": edition.content_digest()} for edition in protocol.editions()]
+    return section
+
+
+def protocol_change(previous: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """What changed in the protocol since the previous run's manifest (`previous`), as one sentence; None when nothing
+    did or either manifest cannot tell. A user trial saw a night with 152 new findings that came from an amendment
+    taking effect, and neither the report nor the digest said the protocol had changed."""
+    before = (previous or {}).get("protocol") if isinstance(previous, dict) else None
+    now = current.get("protocol") or {}
+    if not isinstance(before, dict) or not before.get("version"):
+        return None
+    if before.get("version") != now.get("version"):
+        return (f"The protocol changed since the previous run: version(s) {before.get('version')} then, "
+                f"{now.get('version')} tonight. Findings new tonight may come from the change.")
+    old = {v.get("tivers"): v.get("digest") for v in before.get("versions") or [] if isinstance(v, dict)}
+    edited = [v["tivers"] for v in now.get("versions") or []
+              if old.get(v["tivers"]) is not None and old.get(v["tivers"]) != v["digest"]]
+    if edited:
+        return (f"The protocol changed since the previous run: the criteria of version(s) {', '.join(edited)} "
+                "differ from the previous run's (a version file edited in place). Findings new tonight may come "
+                "from the change.")
+    return None
+
+
 def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validation: ValidationResult,
                        evaluation: Evaluation, software_version: str,
-                       recovery: RunRecovery | None = None) -> dict[str, Any]:
+                       recovery: RunRecovery | None = None, protocol: Protocol | None = None) -> dict[str, Any]:
     """The run manifest as a JSON-ready dict (`generated_at` is its only time-dependent field).
 
     `recovery`: what the run cleaned up after earlier, crashed runs of the study (the lease it took over,
@@ -112,7 +145,7 @@ def build_run_manifest(*, study: str, as_of: date, ingest: IngestResult, validat
         "manifest_version": MANIFEST_VERSION,
         "study": study,
         "as_of": as_of.isoformat(),
-        "protocol": {"id": evaluation.protocol_id, "version": evaluation.protocol_version},
+        "protocol": protocol_section(evaluation.protocol_id, evaluation.protocol_version, protocol),
         "software_version": software_version,
         "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "sites_audited": sorted(ingest.sites_audited),

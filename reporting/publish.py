@@ -32,6 +32,7 @@ from reporting.covered import COVERED_FINDING_IDS
 from reporting.dv import build_dv, xpt_bytes
 from reporting.history import RESOLVED_VALIDATION_COLUMNS, previous_run, run_trend
 from reporting.html import render_report
+from reporting.manifest import protocol_change
 from reporting.queries import (
     build_site_queries,
     capped_detail,
@@ -61,6 +62,7 @@ from reporting.tables import TABLES, canonical, write_csv_file, write_parquet_fi
 from reporting.workbook import MAX_SHEET_ROWS, Sheet, pointer, sheet, site_workbooks, workbook
 from review.catalogue import catalogue_of
 from review.machine import load_machine
+from review.runs import read_manifest
 from review.workbook import ALSO_ANSWERED_SHEET
 from storage import Store
 from storage.keys import join_key
@@ -294,7 +296,7 @@ def _covered_catalogue(queries: pl.DataFrame, frames: dict[str, pl.DataFrame]) -
 
 def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataFrame | None,
                  pool: ThreadPoolExecutor, sink: Callable[[list[OutputFile]], None] | None,
-                 folder: Path) -> list[Future[list[OutputFile]]]:
+                 folder: Path, protocol_change: str | None = None) -> list[Future[list[OutputFile]]]:
     """Submit the rendering of every output file but the run manifest to `pool` (each job hands its files
     to `sink` as soon as they are made, so that writing overlaps the rendering of the others); returns the
     jobs, in output order."""
@@ -334,7 +336,7 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
     risk = risk_table(outputs)
     early = pool.submit(_report_sheets, outputs, tables, risk)
     html = job(lambda: [OutputFile("report.html", render_report(
-        outputs, risk, _links(outputs), previous, trend).encode("utf-8"), HTML)])
+        outputs, risk, _links(outputs), previous, trend, protocol_change).encode("utf-8"), HTML)])
     jobs.append(job(lambda: _site_query_workbooks(built.result().safe, built.result().findings,
                                                   built.result().left_out, outputs.study, outputs.as_of, states)))
     jobs.append(job(lambda: _report_workbook(outputs, early, built.result())))
@@ -348,17 +350,19 @@ def _manifest_file(outputs: RunOutputs) -> OutputFile:
 
 
 def render_outputs(outputs: RunOutputs, previous_run: date | None = None,
-                   trend: pl.DataFrame | None = None) -> list[OutputFile]:
+                   trend: pl.DataFrame | None = None, protocol_change: str | None = None) -> list[OutputFile]:
     """Every output file of the run except the Data Docs folder, in the order they are written.
 
     `previous_run` is the as-of date of the run the history was compared with and `trend` the
-    finding counts of earlier runs (history.run_trend); both only change report.html. Each output is
+    finding counts of earlier runs (history.run_trend), `protocol_change` what changed in the protocol since
+    (reporting.manifest.protocol_change); these only change report.html. Each output is
     rendered once from the final tables, independent outputs on parallel threads (the bytes do not
     depend on the order they finish in).
     """
     with (tempfile.TemporaryDirectory(prefix="screening-audit-render-") as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
-        jobs = _render_jobs(outputs, previous_run, trend, pool, sink=None, folder=Path(folder))
+        jobs = _render_jobs(outputs, previous_run, trend, pool, sink=None, folder=Path(folder),
+                            protocol_change=protocol_change)
         files = [replace(item, data=item.contents(), path=None) for job in jobs for item in job.result()]
     return [*files, _manifest_file(outputs)]
 
@@ -372,6 +376,8 @@ def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
     streamed from its parts into storage by the worker."""
     previous = previous_run(store, study=outputs.study, as_of=outputs.as_of)
     trend = run_trend(store, study=outputs.study, as_of=outputs.as_of)
+    change = protocol_change(read_manifest(store, outputs.study, previous[0]) if previous else None,
+                             outputs.run_manifest)
 
     def write(files: list[OutputFile]) -> None:
         for item in files:
@@ -382,7 +388,8 @@ def write_outputs(outputs: RunOutputs, store: Store, prefix: str) -> list[str]:
 
     with (store.scratch_folder(prefix) as folder,
           ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="publish") as pool):
-        jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=folder)
+        jobs = _render_jobs(outputs, previous[0] if previous else None, trend, pool, sink=write, folder=folder,
+                            protocol_change=change)
         return [join_key(prefix, item.key) for job in jobs for item in job.result()]
 
 

@@ -74,3 +74,37 @@ def test_reconciliation_balances_per_domain():
     balanced = run(rows_evaluated_lb=8)
     assert all(r["BALANCED"] for r in balanced["reconciliation"]) and balanced["balanced"] is True
     assert balanced["totals"]["rows_received"] == 14 and balanced["totals"]["rows_rejected"] == 3
+
+
+def test_what_changed_in_the_protocol_since_the_previous_run_is_one_sentence() -> None:
+    from contracts.protocol import load_protocol
+    from reporting.manifest import protocol_change, protocol_section
+
+    tonight = {"protocol": protocol_section("SZ003", "1.0", load_protocol())}
+    (version,) = tonight["protocol"]["versions"]
+    assert (version["tivers"], version["file"], len(version["digest"])) == ("1.0", "sz003.yaml", 64)
+    assert protocol_change(tonight, tonight) is None
+    assert protocol_change(None, tonight) is None  # a first night: nothing to compare with
+    amended = {"protocol": {"id": "SZ003", "version": "1.0, 2.0"}}
+    assert protocol_change(tonight, amended) == (
+        "The protocol changed since the previous run: version(s) 1.0 then, 1.0, 2.0 tonight. Findings new tonight "
+        "may come from the change.")
+    edited = {"protocol": {**tonight["protocol"], "versions": [{**version, "digest": "0" * 64}]}}
+    assert "the criteria of version(s) 1.0 differ" in protocol_change(tonight, edited)
+    # a manifest written before versions were recorded tells only the version text
+    assert protocol_change({"protocol": {"id": "SZ003", "version": "1.0"}}, edited) is None
+
+
+def test_a_protocols_content_digest_follows_what_it_judges_by_not_its_layout(tmp_path) -> None:
+    from contracts.protocol import bundled_protocol_path, load_protocol
+
+    text = bundled_protocol_path().read_text(encoding="utf-8")
+    assert text.count('op: ">=", limit: 60}') == 1
+    digests = []
+    for name, body in {"same.yaml": text, "comment.yaml": "# a comment\n" + text,
+                       "limit.yaml": text.replace("op: \">=\", limit: 60}", "op: \">=\", limit: 61}", 1)}.items():
+        folder = tmp_path / name.removesuffix(".yaml")
+        folder.mkdir()
+        (folder / name).write_text(body, encoding="utf-8")
+        digests.append(load_protocol(folder / name).content_digest())
+    assert digests[0] == digests[1] != digests[2]

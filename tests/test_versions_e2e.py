@@ -39,7 +39,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
            "COLUMNS": "120"}
     result = subprocess.run([CLI, "run", "--config", str(_study(root)), "--as-of", AS_OF], env=env,
                             capture_output=True, text=True, timeout=600, check=False)
-    return {"result": result, "folder": root / "reports" / "SZ003" / AS_OF}
+    return {"result": result, "folder": root / "reports" / "SZ003" / AS_OF, "root": root, "env": env}
 
 
 def _table(audited: dict, name: str) -> pl.DataFrame:
@@ -50,6 +50,34 @@ def test_the_night_runs_with_the_protocol_folder(audited):
     assert audited["result"].returncode == 0, audited["result"].stderr[-3000:]
     manifest = (audited["folder"] / "run_manifest.json").read_text(encoding="utf-8")
     assert '"version": "1.0, 2.0"' in manifest
+
+
+def test_a_version_edited_in_place_is_said_the_next_night(audited):
+    """helper-45: 152 findings new on the night an amendment took effect, and neither the report nor the digest said
+    the protocol had changed; nor could a version file edited in place be seen in the run manifest."""
+    import json
+
+    from reporting.manifest import protocol_change
+
+    root = audited["root"]
+    first = json.loads((audited["folder"] / "run_manifest.json").read_text(encoding="utf-8"))
+    assert [(v["tivers"], v["file"]) for v in first["protocol"]["versions"]] == [
+        ("1.0", "sz003-v1.yaml"), ("2.0", "sz003-v2.yaml")]
+    version_2 = root / "protocol" / "sz003-v2.yaml"
+    text = version_2.read_text(encoding="utf-8")
+    version_2.write_text(text.replace('op: ">=", limit: 50}', 'op: ">=", limit: 55}'), encoding="utf-8")
+    night = subprocess.run([CLI, "run", "--config", str(root / "sz003.yaml"), "--as-of", "2025-06-02"],
+                           env=audited["env"], capture_output=True, text=True, timeout=600, check=False)
+    assert night.returncode == 0, night.stderr[-3000:]
+    folder = root / "reports" / "SZ003" / "2025-06-02"
+    second = json.loads((folder / "run_manifest.json").read_text(encoding="utf-8"))
+    digests = [[v["digest"] for v in m["protocol"]["versions"]] for m in (first, second)]
+    assert digests[0][0] == digests[1][0] and digests[0][1] != digests[1][1]  # only 2.0 changed
+    said = protocol_change(first, second)
+    assert said is not None and "version(s) 2.0 differ" in said
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    assert '<p class="warn" id="protocol-change">' in report and "version(s) 2.0 differ" in report
+    version_2.write_text(text, encoding="utf-8")  # the module's other tests read the first night only
 
 
 def test_outcomes_per_subject_and_version(audited):
