@@ -98,6 +98,9 @@ class ReasonCode(StrEnum):
     #: the protocol uses the mean of same-day measurements, and one of them is censored, not a number or
     #: in another unit: no mean can be formed without guessing
     REPLICATES_NOT_AVERAGED = "REPLICATES_NOT_AVERAGED"
+    #: the site's file of a domain the component reads was rejected as a whole: what it holds was not read, so
+    #: its absence is no "no such record" (a rejected cm.csv is no evidence that nobody took a medication)
+    FILE_NOT_READ = "FILE_NOT_READ"
 
 
 class WhatIfChange(StrEnum):

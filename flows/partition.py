@@ -46,6 +46,7 @@ def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSit
     from expectations import finish_validation, validate_domains
     from ingestion import combine_sites
     from ingestion.partition import unpack_sites
+    from ingestion.unread import unread_in
 
     sites = [site for batch in batches for site in unpack_sites(batch)]
     ingest = combine_sites(study, sites, schemas)
@@ -54,7 +55,7 @@ def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSit
     parts = validate_domains(ingest.domains, study=study, protocol=files.protocol, catalog=files.catalog)
     validation = finish_validation(parts)
     eligibility = evaluate(ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
-                           rejected=validation.rejected, catalog=files.catalog)
+                           rejected=validation.rejected, catalog=files.catalog, unread=unread_in(ingest))
     comparison = compare(eligibility, ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected, process_checks=files.process_checks, policy=files.policy,
                          catalog=files.catalog)

@@ -188,11 +188,12 @@ def build_data_docs_task(parts: list[DomainValidation], workdir: Path) -> Path |
 
 @task(name="evaluate-eligibility", task_run_name="evaluate-eligibility", cache_policy=NO_CACHE)
 def evaluate_task(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
-                  validation: ValidationResult, catalog: UnitCatalog | None = None) -> EligibilityResult:
+                  validation: ValidationResult, catalog: UnitCatalog | None = None,
+                  unread: pl.DataFrame | None = None) -> EligibilityResult:
     from checks.evaluation import evaluate
 
     result = evaluate(domains, protocol, as_of, exclusions=validation.exclusions, rejected=validation.rejected,
-                      catalog=catalog)
+                      catalog=catalog, unread=unread)
     get_run_logger().info("evaluation: %d subject x component rows", result.eligibility.height)
     return result
 

@@ -61,6 +61,7 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     from contracts.protocol import check_study_protocol, load_draft
     from flows.config import delivery_cutoff, scheduled_audit_date
     from flows.study_files import load_study_files
+    from ingestion.unread import unread_in
     from ingestion.window import NightCutoff
     from reporting.whatif import publish_whatif
     from review.runs import seen_by_past_night
@@ -78,10 +79,11 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
                          seen_by_past_night(open_store(reports, endpoint_url), study, as_of_date))
     ingest = ingest_study(landing, study, endpoint_url, None, cutoff)
     validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
+    unread = unread_in(ingest)
     now = evaluate_task(quote(ingest.domains), quote(files.protocol), as_of_date, quote(validation),
-                        quote(files.catalog))
+                        quote(files.catalog), quote(unread))
     drafted = evaluate_task(quote(ingest.domains), quote(draft_protocol), as_of_date, quote(validation),
-                            quote(files.catalog))
+                            quote(files.catalog), quote(unread))
     result = whatif(now, drafted, study=study, as_of=as_of_date, protocol=files.protocol,
                     draft_protocol=draft_protocol)
     for warning in result.warnings:  # the flow's log too: a what-if started from a deployment has no terminal

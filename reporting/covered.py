@@ -42,6 +42,7 @@ SAME: dict[str, list[str]] = {
     "criterion": ["STUDYID", "SITEID", "USUBJID", "_CRITERION"],  # IN10 of IN10.PLT, EX07 of "EX07,IN07"
     "site": ["STUDYID", "SITEID"],  # a site's deliveries (its rejections and whether it is audited at all)
     "domain": ["STUDYID", "SITEID", "DOMAIN"],  # a site's file of that domain
+    "file": ["STUDYID", "SITEID", "SOURCE"],  # one delivered file (a component names the rejected file it needs)
     # one delivered record: a component names the one excluded (among the records of its other rule parts)
     "record": ["STUDYID", "SITEID", "USUBJID", "SOURCE"],
     # a result nobody delivered (see _named): at the site ("site 113 delivers no FEV1PP result in FA for any

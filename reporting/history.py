@@ -29,7 +29,8 @@ from checks.comparison.identity import discrepancy_id
 from contracts import DISCREPANCIES, check_table, is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Severity
 from contracts.tables import FINDING_ID, REVIEW
-from ingestion.codes import FILE_REJECTED_PREFIX, DeliveryStatus, is_note
+from ingestion.codes import is_note
+from ingestion.unread import unread_files, used_deliveries
 from publication import published_nights
 from reporting.dv import is_deviation
 from reporting.risk import older_delivery_notes
@@ -330,19 +331,9 @@ def partly_read(findings: pl.DataFrame, deliveries: Iterable[Mapping[str, Any]])
     rejected file would show (a PC06 creatinine clearance, a lab value's plausibility) is not resolved, and its
     findings keep the evidence of the night that read everything (a user trial: a rejected lb.csv resolved them,
     and they came back NEW the night after)."""
-    used = pl.DataFrame(
-        [(str(d["site"]), str(d["delivery"])) for d in deliveries
-         if d.get("status") == DeliveryStatus.USED.value and not d.get("reason") and d.get("site") is not None],
-        schema={"SITEID": pl.String, "_DELIVERY": pl.String}, orient="row")
-    if findings.height == 0 or used.height == 0 or "EXPECTATION" not in findings.columns:
-        return {}
-    source = pl.col("SOURCE").cast(pl.String)
-    rejected = (findings.filter(pl.col("EXPECTATION").cast(pl.String).str.starts_with(FILE_REJECTED_PREFIX))
-                .select(pl.col("SITEID").cast(pl.String), source.alias("SOURCE"))
-                .join(used, on="SITEID", how="inner")
-                .filter(source.str.contains(pl.format("/{}/{}/", pl.col("SITEID"), pl.col("_DELIVERY")), literal=True))
+    rejected = (unread_files(findings, used_deliveries(deliveries, own_newest_only=True))
                 .group_by("SITEID")
-                .agg(source.str.extract(r"([^/]+?)(?::\d+)?$", 1).unique().sort().str.join(", ").alias("_FILES")))
+                .agg(pl.col("SOURCE").str.extract(r"([^/]+)$", 1).unique().sort().str.join(", ").alias("_FILES")))
     return {site: f"audited without its rejected file(s) {files}: what they hold was not read"
             for site, files in rejected.iter_rows()}
 

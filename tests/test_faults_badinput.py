@@ -170,6 +170,26 @@ def test_a_broken_file_gives_its_finding_naming_site_file_and_problem(runs: dict
         assert any(case["message"] in m for m in about["MESSAGE"])
 
 
+def test_what_a_rejected_file_holds_decides_nothing(runs: dict) -> None:
+    """helper-44: a rejected cm.csv made antiviral therapy NOT_MET (false ineligible enrolments); with lb.csv
+    rejected, every component that reads LB at that site is UNVERIFIABLE naming the file, none decided by its
+    absence."""
+    key = f"SZ003/106/{NEWEST}/lb.csv"
+    assert CASES[FILE_SITES["106"]]["as"] == "lb.csv"
+    rows = _table(runs["reports"], "eligibility").filter((pl.col("SITEID") == "106")
+                                                         & pl.col("CHECK_ID").is_in(["IN10.PLT", "IN11.ALB"]))
+    assert rows.height > 0
+    assert set(rows.select("OUTCOME", "REASON_CODE", "SOURCE").rows()) == {("UNVERIFIABLE", "FILE_NOT_READ", key)}
+    discrepancies = _table(runs["reports"], "discrepancies").filter(pl.col("SITEID") == "106")
+    assert "INELIGIBLE_ENROLLED" not in discrepancies["CLASS"].to_list()
+    # the site is asked once, to re-send the file: the components it leaves open are listed under that query
+    queries = pl.read_csv(runs["reports"] / "SZ003" / AS_OF / "site_queries" / "106.csv", infer_schema=False)
+    assert "FILE_NOT_READ" not in queries["CAUSE"].to_list()
+    also = pl.read_csv(runs["reports"] / "SZ003" / AS_OF / "site_queries" / "also_answered" / "106.csv",
+                       infer_schema=False)
+    assert "IN10.PLT" in also["CHECK_ID"].to_list()
+
+
 @pytest.mark.parametrize("site", sorted(MANIFEST_SITES))
 def test_a_broken_manifest_rejects_the_delivery_and_the_previous_one_is_audited(runs: dict, site: str) -> None:
     findings = _table(runs["reports"], "validation").filter(pl.col("SITEID") == site)

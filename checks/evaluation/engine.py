@@ -26,6 +26,7 @@ from checks.evaluation.facts import empty_facts, findings_facts
 from checks.evaluation.reference import REFERENCE_COLUMNS, subject_dm, subject_reference
 from checks.evaluation.rulebase import LEAF_SCHEMA, EvalContext, Leaf
 from checks.evaluation.rules import RULE_BUILDERS, evaluate_leaves
+from checks.evaluation.unread import without_unread
 from checks.evaluation.versions import edition_derived, merge_editions
 from contracts import ELIGIBILITY, check_table
 from contracts.enums import Outcome, ReasonCode
@@ -367,7 +368,8 @@ def _edition_reference(reference: pl.DataFrame, edition: Protocol, index: int, a
 
 def _leaf_tables(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rejected: pl.DataFrame,
                  protocol: Protocol, as_of: date, layouts: list[tuple[Protocol, list[Leaf]]],
-                 catalog: UnitCatalog) -> tuple[pl.DataFrame, dict[str, int], list[_EditionLeaves]]:
+                 catalog: UnitCatalog, unread: pl.DataFrame | None = None,
+                 ) -> tuple[pl.DataFrame, dict[str, int], list[_EditionLeaves]]:
     """Prepare domains -> reference -> per protocol version: facts -> leaves: (reference, rows evaluated per
     domain, each version's leaf rows keyed by USUBJID over its own subjects, with its derived values).
 
@@ -384,8 +386,8 @@ def _leaf_tables(domains: dict[str, pl.DataFrame], exclusions: pl.DataFrame, rej
                               exclusions=exclusions, catalog=catalog, parameters=dict(edition.parameters))
         others = [leaf for leaf in leaves if not RULE_BUILDERS[leaf.kind].reads_facts]
         fact_rows, derived, delivered = _fact_leaf_rows(context, edition, leaves)
-        parts.append(_EditionLeaves(own, pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical"),
-                                    derived, delivered))
+        rows = without_unread(pl.concat([fact_rows, _leaf_rows(others, context)], how="vertical"), leaves, own, unread)
+        parts.append(_EditionLeaves(own, rows, derived, delivered))
     return reference, {name: frame.height for name, frame in clean.items()}, parts
 
 
@@ -472,12 +474,14 @@ def _publishable(part: _EditionLeaves, nodes: pl.DataFrame, components: pl.DataF
 
 def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
              exclusions: pl.DataFrame | None = None, rejected: pl.DataFrame | None = None,
-             catalog: UnitCatalog | None = None) -> EligibilityResult:
+             catalog: UnitCatalog | None = None, unread: pl.DataFrame | None = None) -> EligibilityResult:
     """Re-evaluate every component of `protocol` for every DM subject (see the module docstring).
 
     `domains`: lower-case domain -> frame as delivered (delivered columns text, plus SOURCE_KEY,
     SOURCE_ROW, DELIVERY_SITEID, DECIMAL). Rows whose source is in `rejected` are dropped; a value whose
-    row and VARIABLE are in `exclusions` is never used. An amended protocol (`protocol.editions()`)
+    row and VARIABLE are in `exclusions` is never used; a component reading a domain whose file its site delivered
+    but ingestion rejected as a whole (`unread`: ingestion.unread.unread_files) is not decided by that file's
+    absence (checks.evaluation.unread). An amended protocol (`protocol.editions()`)
     judges each subject by the version in force at its consent (checks.evaluation.versions).
 
     Memory: each step's large intermediates are its own locals, released when it returns; `table`, the
@@ -490,7 +494,7 @@ def evaluate(domains: dict[str, pl.DataFrame], protocol: Protocol, as_of: date,
     # prepare domains -> reference -> facts -> leaves: one row per subject x leaf, per version
     reference, rows_evaluated, parts = _leaf_tables(domains, normalise(exclusions), normalise(rejected), protocol,
                                                     as_of, [(e, leaves) for e, (_, _, leaves) in
-                                                            zip(editions, layouts, strict=True)], catalog)
+                                                            zip(editions, layouts, strict=True)], catalog, unread)
     tables = []
     for index, (nodes, components, _) in enumerate(layouts):
         tables.append(_publishable(parts[index], nodes, components))

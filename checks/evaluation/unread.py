@@ -1,0 +1,55 @@
+"""Leaves that read a domain whose file the subject's site delivered but ingestion rejected as a whole.
+
+The absence of a record means "none" only when the file was read: with cm.csv rejected, "no antiviral therapy" is
+unknown, not NOT_MET (a user trial: nine false ineligible enrolments and no steroid use for anyone at one site).
+Such a leaf is undecided (RESULT null) with FILE_NOT_READ naming the file; the roll-up's three-valued logic then
+decides what it can without it (an `any` another part makes true stays true).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from checks.evaluation.rulebase import Leaf
+from contracts.enums import ReasonCode
+from contracts.rule_kinds import leaf_inputs
+
+
+def _domains(leaf: Leaf) -> set[str]:
+    """The domains (upper case) a leaf reads: its own `domain`, and those its tests or derived value read."""
+    own = {str(leaf.params["domain"]).upper()} if leaf.params.get("domain") else set()
+    return own | {domain.upper() for domain in leaf_inputs(leaf.kind, leaf.params)}
+
+
+def _reads(leaves: list[Leaf]) -> pl.DataFrame:
+    """LEAF_ID x DOMAIN of every domain each leaf reads."""
+    pairs = [(leaf.id, domain) for leaf in leaves for domain in sorted(_domains(leaf))]
+    return pl.DataFrame(pairs, schema={"LEAF_ID": pl.Int64, "DOMAIN": pl.String}, orient="row")
+
+
+def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFrame,
+                   unread: pl.DataFrame | None) -> pl.DataFrame:
+    """`rows` (one per subject x leaf, rulebase.LEAF_SCHEMA) with the leaves that read a domain of an `unread` file
+    (ingestion.unread.unread_files: SITEID, DOMAIN, SOURCE) of the subject's site undecided, FILE_NOT_READ."""
+    if unread is None or unread.height == 0 or rows.height == 0:
+        return rows
+    hit = (reference.select("USUBJID", "SITEID").join(unread, on="SITEID")
+           .join(_reads(leaves), on="DOMAIN")
+           .group_by("USUBJID", "LEAF_ID")
+           .agg(pl.col("SOURCE").unique().sort().str.join("; ").alias("_UNREAD")))
+    if hit.height == 0:
+        return rows
+    files = pl.col("_UNREAD").str.replace_all(r"[^;]*/([^/;]+)", "$1")
+    marked = rows.join(hit, on=["USUBJID", "LEAF_ID"], how="left", maintain_order="left")
+    unread_here = pl.col("_UNREAD").is_not_null()
+    return marked.with_columns(
+        pl.when(unread_here).then(pl.lit(None, pl.Boolean)).otherwise(pl.col("RESULT")).alias("RESULT"),
+        *[pl.when(unread_here).then(pl.lit(None, pl.String)).otherwise(pl.col(c)).alias(c)
+          for c in ("VALUE", "UNIT", "DTC")],
+        pl.when(unread_here).then(pl.col("_UNREAD")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+        pl.when(unread_here).then(pl.lit(ReasonCode.FILE_NOT_READ.value)).otherwise(pl.col("REASON_CODE"))
+        .alias("REASON_CODE"),
+        pl.when(unread_here).then(pl.format("the site's {} was rejected as a whole and not read, so this cannot be "
+                                            "decided without it", files))
+        .otherwise(pl.col("REASON")).alias("REASON"),
+    ).drop("_UNREAD")

@@ -1,0 +1,51 @@
+"""The files of the deliveries a night audits that ingestion rejected as a whole: what they hold was not read.
+
+Evaluation must not read their absence as "no such record" (a rejected cm.csv made every HBV-positive subject's
+antiviral therapy NOT_MET, nine false ineligible enrolments, and no steroid use for anyone: a user trial), and the
+history must not take the night as a full look at the site (reporting.history.partly_read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+import polars as pl
+
+from contracts import IngestResult
+from ingestion.codes import FILE_REJECTED_PREFIX, DeliveryStatus
+
+UNREAD: dict[str, type[pl.DataType] | pl.DataType] = {"SITEID": pl.String, "DOMAIN": pl.String, "SOURCE": pl.String}
+
+
+def used_deliveries(deliveries: Iterable[Mapping[str, Any]], *, own_newest_only: bool = False) -> pl.DataFrame:
+    """SITEID, _DELIVERY of the deliveries audited (status USED; `own_newest_only`: not a fallback to an older one,
+    whose `reason` says so), from the deliveries as run_manifest.json lists them."""
+    return pl.DataFrame(
+        [(str(d["site"]), str(d["delivery"])) for d in deliveries
+         if d.get("status") == DeliveryStatus.USED.value and d.get("site") is not None
+         and not (own_newest_only and d.get("reason"))],
+        schema={"SITEID": pl.String, "_DELIVERY": pl.String}, orient="row")
+
+
+def unread_files(findings: pl.DataFrame, used: pl.DataFrame) -> pl.DataFrame:
+    """UNREAD: per file of a `used` delivery (used_deliveries) that ingestion rejected as a whole (`findings`:
+    ingestion's), its site, its domain (upper case, null when the file name names none) and its key."""
+    if findings.height == 0 or used.height == 0 or "EXPECTATION" not in findings.columns:
+        return pl.DataFrame(schema=UNREAD)
+    source = pl.col("SOURCE").cast(pl.String).str.replace(r":\d+$", "")
+    # the finding's domain; else the file's name says it (cm.csv), as the DTS names files
+    named = source.str.extract(r"([^/.]+)\.[^/]*$", 1).str.to_uppercase()
+    domain = pl.coalesce(pl.col("DOMAIN").cast(pl.String), named) if "DOMAIN" in findings.columns else named
+    return (findings.filter(pl.col("EXPECTATION").cast(pl.String).str.starts_with(FILE_REJECTED_PREFIX))
+            .select(pl.col("SITEID").cast(pl.String), domain.str.to_uppercase().alias("DOMAIN"), source.alias("SOURCE"))
+            .join(used, on="SITEID", how="inner")
+            .filter(pl.col("SOURCE").str.contains(pl.format("/{}/{}/", pl.col("SITEID"), pl.col("_DELIVERY")),
+                                                   literal=True))
+            .select(list(UNREAD)).unique(maintain_order=True))
+
+
+def unread_in(ingest: IngestResult) -> pl.DataFrame:
+    """unread_files of a night's (or a partition's) ingestion: the rejected files of the deliveries it audits."""
+    return unread_files(ingest.findings, used_deliveries(asdict(d) for d in ingest.deliveries))
