@@ -62,12 +62,13 @@ def _existing(store: Store, final: str) -> list[str]:
 
 
 def promote(store: Store, staging: str, final: str, *, study: str, guard: Guard = _never,
-            logger: Logger | None = None) -> list[str]:
+            confirm: Guard | None = None, logger: Logger | None = None) -> list[str]:
     """Publish a sealed staging prefix as `final`, marker last, through the study's journal.
 
     `guard` is called before every change to the published folder and raises when this run may no
-    longer publish (its lease was lost). Repeatable after a failure at any point. Returns the published
-    keys, sorted.
+    longer publish (its lease was lost); `confirm` (default: `guard`), a stricter check that asks the store, right
+    before the marker that publishes the night is written. Repeatable after a failure at any point. Returns the
+    published keys, sorted.
     """
     log = logger or _log
     marker = read_marker(store, staging)
@@ -85,7 +86,7 @@ def promote(store: Store, staging: str, final: str, *, study: str, guard: Guard 
     journal = journal_key(study)
     store.write_bytes(journal, json.dumps({"run_id": marker.run_id, "as_of": marker.as_of, "staging": staging,
                                            "final": final}, indent=1).encode(), "application/json")
-    _install(store, staging, final, sorted(marker.objects), guard)
+    _install(store, staging, final, sorted(marker.objects), guard, confirm or guard)
     store.delete(journal)
     discard(store, staging)
     log.info("published %d objects at %s (run %s)", len(marker.objects) + 1, where(store.uri, final), marker.run_id)
@@ -110,8 +111,9 @@ def _each(action: Callable[[str], None], names: list[str], guard: Guard) -> None
             raise
 
 
-def _install(store: Store, staging: str, final: str, names: list[str], guard: Guard) -> None:
-    """The journaled part: the published folder stops being complete, gets the new set, then its marker."""
+def _install(store: Store, staging: str, final: str, names: list[str], guard: Guard, confirm: Guard) -> None:
+    """The journaled part: the published folder stops being complete, gets the new set, then its marker (after
+    `confirm`)."""
     existing = _existing(store, final)
     if MARKER in existing:
         guard()
@@ -119,7 +121,7 @@ def _install(store: Store, staging: str, final: str, names: list[str], guard: Gu
     _each(lambda name: store.copy(join_key(staging, name), join_key(final, name)), names, guard)
     leftovers = sorted(set(existing) - set(names) - {MARKER})  # an earlier run's outputs this run lacks
     _each(lambda name: store.delete(join_key(final, name)), leftovers, guard)
-    guard()
+    confirm()
     store.copy(join_key(staging, MARKER), join_key(final, MARKER))  # last: the night is published
 
 
@@ -150,7 +152,7 @@ def _finish_interrupted(store: Store, study: str, guard: Guard, log: Logger) -> 
         guard()
         marker = read_marker(store, staging)
         assert marker is not None
-        _install(store, staging, final, sorted(marker.objects), guard)
+        _install(store, staging, final, sorted(marker.objects), guard, guard)
         store.delete(journal)
         discard(store, staging)
         log.warning("completed the promotion of %s that an earlier run did not finish", where(store.uri, final))

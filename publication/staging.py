@@ -54,9 +54,9 @@ class NightlyPublication:
 
     def promote(self, store: Store | None = None) -> list[str]:
         """Promote the sealed staging, as long as the lease is still ours; the published keys."""
-        self.lease.ensure_held()
+        self.lease.confirm()
         keys = promote(store or self.store, self.staging, self.final, study=self.study,
-                       guard=self.lease.ensure_held, logger=self.logger)
+                       guard=self.lease.ensure_held, confirm=self.lease.confirm, logger=self.logger)
         self.promoted = True
         return keys
 

@@ -311,3 +311,20 @@ def test_the_holder_identity_is_this_process() -> None:
     assert (me.host, me.pid) == (socket.gethostname(), os.getpid())
     if Path("/proc/self/stat").exists():
         assert me.scope and me.start
+
+
+def test_a_run_whose_lease_was_forced_away_does_not_publish_even_between_two_heartbeats(tmp_path: Path) -> None:
+    """helper-44: `unlock --force` and a second run 17 s before the first run's promotion: the first published
+    without noticing, since its checks re-read the lease only when the last renewal was half an expiry old."""
+    from publication import nightly_publication
+    from publication.marker import is_published
+
+    store = LocalStore(tmp_path)
+    with nightly_publication(store, "SZ003", datetime(2026, 12, 1).date(), run_id="first-run") as publication:
+        writer = publication.writer()
+        writer.write_bytes(f"{publication.staging}/report.html", b"<html></html>", "text/html")
+        writer.seal(study="SZ003", as_of="2026-12-01", run_id="first-run")
+        assert unlock(store, "SZ003", force=True).released  # the first run's heartbeat has not beaten since
+        with pytest.raises(LeaseLostError, match="This run publishes nothing"):
+            publication.promote()
+    assert not is_published(store, "SZ003/2026-12-01")
