@@ -217,16 +217,23 @@ def run_all(
 ) -> None:
     """Audit every configured study in one flow run (concurrently; with --runner dask, on one cluster).
 
-    Exit status: 0 every study published (or is being audited by another run), 1 a study failed.
+    Exit status: 0 every study published (or is being audited by another run), 1 a study failed (a study file
+    that cannot be loaded fails its study only), 2 the folder itself is wrong or no study file loads.
     """
     from flows.cluster_checks import DaskClusterError
     from flows.config import ConfigError, load_config_dir
     from flows.multi import StudiesFailedError, StudyStatus, run_all_audits
 
-    try:  # before Prefect starts: a wrong folder or file is one line and exit 2, not a failed flow's traceback
-        load_config_dir(config_dir)
+    broken: list[tuple[Path, str]] = []
+    try:  # before Prefect starts: a wrong folder is one line and exit 2, not a failed flow's traceback
+        loaded = load_config_dir(config_dir, broken)
     except ConfigError as error:
         raise _fail(f"[red]error in the study configuration:[/red] {error}", 2) from None
+    for _, message in broken:
+        console.print(f"[red]error in the study configuration:[/red] {message} (this study is not audited; the "
+                      "others are)")
+    if not loaded:
+        raise _fail("[red]no study configuration could be loaded[/red]", 2)
     choice = _runner(runner, dask_address, dask_workers)
     _check_cluster(choice)
     from runtime.prefect_api import api_in_use, start_early_prefect_api

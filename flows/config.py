@@ -356,11 +356,14 @@ def load_config(path: str | Path, endpoint_url: str | None = None, *, resolve_en
     return parse_config(text, source=str(path), base=path.resolve().parent, resolve_env=resolve_env)
 
 
-def study_files(directory: str | Path, *, resolve_env: bool = True) -> list[tuple[Path, StudyConfig]]:
+def study_files(directory: str | Path, *, resolve_env: bool = True,
+                broken: list[tuple[Path, str]] | None = None) -> list[tuple[Path, StudyConfig]]:
     """Every study configuration file in `directory` (`*.yaml`, `*.yml`) with its study, sorted by study id.
 
     Two files for the same study are an error: which of them the nightly run should use is not
-    something to guess.
+    something to guess. `broken`: a list that takes (file, error) of each file that cannot be loaded instead of
+    raising on the first (run-all audits the other studies: one study's typo cost every study its night, a user
+    trial); never the folder's own errors.
     """
     directory = Path(directory).expanduser()
     if not directory.is_dir():
@@ -370,16 +373,22 @@ def study_files(directory: str | Path, *, resolve_env: bool = True) -> list[tupl
         raise ConfigError(f"{directory}: no study configuration files (*.yaml)")
     configs: dict[str, tuple[Path, StudyConfig]] = {}
     for path in files:
-        config = load_config(path, resolve_env=resolve_env)
+        try:
+            config = load_config(path, resolve_env=resolve_env)
+        except ConfigError as error:
+            if broken is None:
+                raise
+            broken.append((path.resolve(), str(error)))
+            continue
         if config.study in configs:
             raise ConfigError(f"{path}: study {config.study} is already configured in {configs[config.study][0]}")
         configs[config.study] = (path.resolve(), config)
     return [configs[study] for study in sorted(configs)]
 
 
-def load_config_dir(directory: str | Path) -> list[StudyConfig]:
-    """Every study configuration in `directory`, sorted by study id (see `study_files`)."""
-    return [config for _, config in study_files(directory)]
+def load_config_dir(directory: str | Path, broken: list[tuple[Path, str]] | None = None) -> list[StudyConfig]:
+    """Every study configuration in `directory`, sorted by study id (see `study_files`, and its `broken`)."""
+    return [config for _, config in study_files(directory, broken=broken)]
 
 
 def site_coverage(expected: Iterable[str], found: Iterable[str]) -> tuple[dict[str, str], list[str]]:

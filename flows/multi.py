@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cluster_checks import connected_workers
-from flows.config import StudyConfig, load_config_dir
+from flows.config import ConfigError, StudyConfig, load_config_dir
 from flows.runners import RunnerChoice, RunnerKind, local_cluster
 
 
@@ -155,12 +155,19 @@ def run_all_audits(config_dir: str, as_of: str | None = None, runner: str = "thr
                    dask_address: str | None = None, dask_workers: int = 2) -> RunAllSummary:
     """Audit every study configured in `config_dir`; fail at the end if any study failed."""
     log = get_run_logger()
-    configs = load_config_dir(Path(config_dir))
+    broken: list[tuple[Path, str]] = []
+    configs = load_config_dir(Path(config_dir), broken)
+    # a study file that cannot be loaded fails its study, not the others' night (a user trial: one typo, no study)
+    unloadable = [StudyOutcome(path.name, StudyStatus.FAILED, f"ConfigError: {message}") for path, message in broken]
+    for outcome in unloadable:
+        log.error("%s: not audited: %s", outcome.study, outcome.message)
+    if not configs:
+        raise ConfigError("; ".join(message for _, message in broken) or f"{config_dir}: no study to audit")
     choice = RunnerChoice(RunnerKind(runner), dask_address=dask_address, dask_workers=dask_workers)
     log.info("auditing %d studies (%s) on %s", len(configs), ", ".join(c.study for c in configs),
              choice.describe())
     with shared_cluster(choice) as shared:
-        summary = RunAllSummary(_audit_studies(configs, as_of, shared))
+        summary = RunAllSummary([*unloadable, *_audit_studies(configs, as_of, shared)])
     for outcome in summary.outcomes:
         log.info("%s: %s", outcome.study, outcome.status.value)
     if summary.failed:

@@ -167,6 +167,17 @@ def test_run_all_prints_every_study_and_exits_1_when_one_failed(fake_flow: list[
         assert expected in result.output
 
 
+def test_run_all_audits_the_other_studies_when_one_study_file_is_broken(fake_flow: list[dict],
+                                                                       tmp_path: Path) -> None:
+    _config(tmp_path / "studies", "SZ003")
+    (tmp_path / "studies" / "notes.yaml").write_text("study: [unclosed\n")
+    result = runner.invoke(app, ["run-all", "--config-dir", str(tmp_path / "studies"), "--as-of", "2026-11-28"])
+    assert result.exit_code == 1, result.output
+    assert [call["study"] for call in fake_flow] == ["SZ003"]
+    assert "notes.yaml" in result.output and "this study is not audited; the others are" in result.output
+    assert "COMPLETED" in result.output and "FAILED" in result.output and "Traceback" not in result.output
+
+
 def test_run_all_exits_0_when_every_study_completed(fake_flow: list[dict], tmp_path: Path) -> None:
     _config(tmp_path / "studies", "SZ003")
     result = runner.invoke(app, ["run-all", "--config-dir", str(tmp_path / "studies")])

@@ -111,6 +111,22 @@ def test_run_all_refuses_a_bad_config_dir_before_auditing_anything(tmp_path: Pat
         run_all_audits(config_dir=str(tmp_path))
 
 
+def test_a_study_file_that_cannot_be_loaded_fails_its_study_not_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None,
+) -> None:
+    """helper-44: one study file naming a protocol that is not there stopped run-all before any study ran."""
+    monkeypatch.setattr(flows.nightly, "nightly_audit", _fake_nightly)
+    config_dir = _write_configs(tmp_path / "studies", ["SZ003"])
+    (config_dir / "sz004.yaml").write_text(f"study: SZ004\nlanding: {tmp_path}\nreports: {tmp_path}\n"
+                                           f"protocol: {tmp_path / 'no-such-protocol.yaml'}\n")
+    with pytest.raises(StudiesFailedError) as caught:
+        run_all_audits(config_dir=str(config_dir), as_of="2026-11-28")
+    outcomes = {o.study: (o.status, o.message) for o in caught.value.summary.outcomes}
+    assert outcomes["SZ003"][0] is StudyStatus.COMPLETED
+    status, message = outcomes["sz004.yaml"]
+    assert status is StudyStatus.FAILED and "no-such-protocol.yaml" in message and "SZ004" in message
+
+
 def test_shared_cluster_passes_threads_and_addresses_through() -> None:
     thread = RunnerChoice()
     with shared_cluster(thread) as choice:
