@@ -38,6 +38,7 @@ from flows.tasks import (
     finish_validation_task,
     ingest_sites_task,
     list_sites_task,
+    owe_digest_task,
     partition_label,
     promote_task,
     publish_task,
@@ -431,6 +432,8 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
             written = rendering.result()
             del shipped
         publish_task(quote(outputs), quote(publication), written)
+        if digest and not _past_night(reports, endpoint_url, outputs):
+            owe_digest_task(quote(outputs), reports, endpoint_url, publication.final, digest)
         published = promote_task(quote(publication))
 
     location = report_location(reports, publication.final)

@@ -37,8 +37,10 @@ from publication import NightlyPublication
 from storage import open_store
 
 if TYPE_CHECKING:
+    from contracts.records import Digest
     from flows.study_files import StudyFiles
     from reporting.history import ValidationHistory
+    from storage import Store
 
 #: retries with backoff, only for storage and network errors (flows/retries.py); bad data fails at once
 _IO_RETRIES = IO_RETRIES
@@ -304,21 +306,14 @@ def deliver_outbox_task(reports: str, endpoint_url: str | None, published: str, 
     return keys
 
 
-@task(name="send-digest", task_run_name="send-digest", cache_policy=NO_CACHE)
-def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
-                     config: dict) -> list[NightDelivery]:
-    """The morning digest (and any missed night's) on the study's channels; a failure is a warning and a
-    retry by the next run, never a failed audit (docs/operations.md)."""
+def _morning_digest(outputs: RunOutputs, store: Store, published: str, config: dict) -> Digest:
+    """The night's digest, its links to the published night's reports."""
     from datetime import timedelta
 
-    from flows.secrets import SecretError, digest_channels
-    from notify import PendingDigests, deliver_digest
     from reporting.digest import build_digest
     from review.runs import previous_manifest
     from storage import join_key
 
-    logger = get_run_logger()
-    store = open_store(reports, endpoint_url)
     expiry = timedelta(days=float(config.get("link_expiry_days", 7)))
     links = {name: store.presigned_url(join_key(published, name), expiry) for name in ("report.html", "report.xlsx")}
     # the previous published night tells tonight's new site and delivery problems from the continuing ones; when
@@ -326,10 +321,38 @@ def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None
     try:
         previous = previous_manifest(store, outputs.study, outputs.as_of)
     except Exception as error:
-        logger.warning("the previous night's run manifest could not be read (%s): every site or delivery problem "
-                       "is told as new in the digest", type(error).__name__)
+        get_run_logger().warning("the previous night's run manifest could not be read (%s): every site or delivery "
+                                 "problem is told as new in the digest", type(error).__name__)
         previous = None
-    digest = build_digest(outputs, links, previous)
+    return build_digest(outputs, links, previous)
+
+
+@task(name="owe-digest", task_run_name="owe-digest", cache_policy=NO_CACHE, **_IO_RETRIES)
+def owe_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                    config: dict) -> None:
+    """Before the promotion: keep the night's digest as owed on every configured channel (notify.pending), so that a
+    run killed between its promotion and the send leaves it for the next run, which sends it first (helper-44: the
+    next night said "nothing new", and nine new important deviations were never told). The send clears it."""
+    from notify import PendingDigests
+
+    digest = _morning_digest(outputs, open_store(reports, endpoint_url), published, config)
+    channels = ["email"] * bool(config.get("email_to")) + ["webhook"] * bool(config.get("webhook"))
+    if channels:
+        PendingDigests(open_store(reports, endpoint_url), outputs.study).keep(digest, channels)
+
+
+@task(name="send-digest", task_run_name="send-digest", cache_policy=NO_CACHE)
+def send_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
+                     config: dict) -> list[NightDelivery]:
+    """The morning digest (and any missed night's) on the study's channels; a failure is a warning and a
+    retry by the next run, never a failed audit (docs/operations.md)."""
+
+    from flows.secrets import SecretError, digest_channels
+    from notify import PendingDigests, deliver_digest
+
+    logger = get_run_logger()
+    store = open_store(reports, endpoint_url)
+    digest = _morning_digest(outputs, store, published, config)
     pending = PendingDigests(store, outputs.study)
     try:
         channels = digest_channels(config)

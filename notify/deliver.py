@@ -85,8 +85,11 @@ def deliver_digest(digest: Digest, channels: Channels, pending: PendingDigests) 
             pending.delivered(missed.as_of)
         outcomes.append(result)
     if digest.nothing_new and not channels.send_nothing_new:
+        pending.delivered(digest.as_of)  # nothing owed: the study sends no "nothing new"
         return [*outcomes, NightDelivery(digest.as_of, [], {}, skipped=True)]
     tonight = send_on(digest, channels.names(), channels)
     if tonight.failed:
         pending.keep(digest, list(tonight.failed))
+    else:  # tonight's was kept as owed before the promotion (flows.tasks.owe_digest_task)
+        pending.delivered(digest.as_of)
     return [*outcomes, tonight]

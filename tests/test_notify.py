@@ -137,6 +137,28 @@ def test_a_missed_digest_waits_while_its_night_is_not_published(tmp_path) -> Non
     assert pending.missed(before="2026-12-31") == []
 
 
+def test_a_digest_owed_before_the_promotion_is_sent_by_the_next_run_when_the_run_died_after_it(tmp_path) -> None:
+    """helper-44: a run killed after its promotion, before its send: the next night said "nothing new" and the
+    night's nine new important deviations were never told. The run now keeps its digest as owed before it
+    promotes (flows.tasks.owe_digest_task); the send clears it, and a run that dies in between leaves it."""
+    store = LocalStore(tmp_path)
+    pending = PendingDigests(store, "SZ003")
+    with LocalSmtpSink() as sink:
+        up = Channels(email_to=("dm@sponsor.example",), smtp=SmtpSettings(host="127.0.0.1", port=sink.port,
+                                                                         starttls=False))
+        pending.keep(_digest("2026-11-27"), ["email"])  # owed, then promoted, then sent: nothing left owed
+        _published(store, "2026-11-27")
+        deliver_digest(_digest("2026-11-27"), up, pending)
+        assert pending.missed(before="2026-12-31") == []
+        pending.keep(_digest("2026-11-28"), ["email"])  # owed, promoted, and the run killed before its send
+        _published(store, "2026-11-28")
+        outcomes = deliver_digest(_digest("2026-11-29"), up, pending)
+        assert [(o.as_of, o.sent) for o in outcomes] == [("2026-11-28", ["email"]), ("2026-11-29", ["email"])]
+        assert [m["Subject"] for _, m in sink.messages] == ["[SZ003] 2026-11-27", "[SZ003] 2026-11-28",
+                                                            "[SZ003] 2026-11-29"]
+    assert pending.missed(before="2026-12-31") == []
+
+
 def test_a_night_with_nothing_new_is_one_line_or_not_sent_at_all(tmp_path) -> None:
     outputs = make_outputs(n_subjects=30, n_sites=2)
     seen_before = outputs.validation.with_columns(pl.lit("2026-11-28").alias("FIRST_SEEN"))
