@@ -433,7 +433,8 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     if order is None:
         rows = _with_row_ref(rows).with_columns(_evidence_in_text())
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
-        return with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key)).select(QUERY_COLUMNS)
+        return _with_version(with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key))
+                             .select(QUERY_COLUMNS), eligibility)
     # the listed columns of every finding are copied once, in order; the columns the texts read, only for the
     # findings whose text is quoted (each copy of all 130,000 findings' 45 columns was 90 MB)
     position = order["_ROW"]
@@ -445,7 +446,26 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
              .with_columns(_evidence_in_text())
              .select(_choose(choices, default).alias("QUERY_TEXT")).to_series())
     text = pl.repeat(None, listed.height, dtype=pl.String, eager=True).alias("QUERY_TEXT").scatter(at, texts)
-    return listed.with_columns(text).select(QUERY_COLUMNS)
+    return _with_version(listed.with_columns(text).select(QUERY_COLUMNS), eligibility)
+
+
+def _with_version(queries: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
+    """A discrepancy's QUERY_TEXT with the protocol version its subject was judged by, when the night judged
+    subjects by more than one (an amendment): a site whose checklist still says PLT >= 60 could not tell why it was
+    asked about 96 against 100, nor a reviewer without joining the subjects table (a user trial)."""
+    if "TIVERS" not in eligibility.columns or queries.height == 0:
+        return queries
+    versions = eligibility.select(pl.col("TIVERS").drop_nulls().unique())
+    if versions.height < 2 and not versions["TIVERS"].str.contains(" or ", literal=True).any():
+        return queries
+    judged = eligibility.select("USUBJID", pl.col("TIVERS").alias("_TIVERS")).drop_nulls().unique(
+        "USUBJID", keep="first")
+    noted = queries.join(judged, on="USUBJID", how="left", maintain_order="left")
+    note = pl.format("{} Judged by protocol version {}.", pl.col("QUERY_TEXT"), pl.col("_TIVERS"))
+    judged_here = ((pl.col("ORIGIN") == "DISCREPANCY") & pl.col("QUERY_TEXT").is_not_null()
+                   & pl.col("_TIVERS").is_not_null())
+    return noted.with_columns(pl.when(judged_here).then(note).otherwise(pl.col("QUERY_TEXT")).alias("QUERY_TEXT")
+                              ).drop("_TIVERS")
 
 
 def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:

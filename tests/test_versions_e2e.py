@@ -80,6 +80,17 @@ def test_a_version_edited_in_place_is_said_the_next_night(audited):
     version_2.write_text(text, encoding="utf-8")  # the module's other tests read the first night only
 
 
+def test_a_sites_query_says_which_protocol_version_judged_its_subject(audited):
+    """helper-45: a site whose checklist still said PLT >= 60 was asked about 96 against 100, and nothing it
+    received named the version."""
+    queries = pl.read_csv(audited["folder"] / "site_queries" / "101.csv", infer_schema=False)
+    endings = {(row["SUBJECTS"], row["CHECK_ID"]): row["QUERY_TEXT"].rsplit(". ", 1)[-1]
+               for row in queries.filter(pl.col("ORIGIN") == "DISCREPANCY").iter_rows(named=True)}
+    assert endings[("V1-PLT55", "IN10.PLT")] == "Judged by protocol version 1.0."
+    assert endings[("V2-HBA1C72", "IN13")] == "Judged by protocol version 2.0."
+    assert endings[("SPAN-PLT55", "IN10.PLT")] == "Judged by protocol version 1.0 or 2.0."
+
+
 def test_outcomes_per_subject_and_version(audited):
     subjects = _table(audited, "subjects")
     assert subjects.select("USUBJID", "TIVERS", "RECOMPUTED").sort("USUBJID").rows() == [
