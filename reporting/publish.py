@@ -45,6 +45,7 @@ from reporting.queries import (
     with_earlier_answers,
     with_finding_answers,
     with_response_columns,
+    with_sponsor_confirmation,
 )
 from reporting.review_sheet import SHEET as REVIEW_SHEET
 from reporting.review_sheet import decision_drop_downs, review_row_count, review_rows
@@ -321,7 +322,7 @@ def _render_jobs(outputs: RunOutputs, previous_run: date | None, trend: pl.DataF
         queries = build_site_queries(frames["discrepancies"], frames["validation"],
                                      _query_values(frames["discrepancies"], tables["eligibility"]),
                                      every_text=False)  # no output shows a finding's own text but through its query
-        queries = with_finding_answers(queries, states)
+        queries = with_sponsor_confirmation(with_finding_answers(queries, states), states)
         problems = consolidate_queries(queries)
         return _SiteQueries(queries, problems, neutralise(problems), neutralise(query_detail(queries)),
                             neutralise(left_out_findings(queries, _covered_catalogue(queries, frames))))

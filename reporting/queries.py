@@ -703,6 +703,25 @@ def with_finding_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> 
     return queries.with_columns(shown.alias(EARLIER_ANSWER)).with_columns(neutralise_expr(EARLIER_ANSWER))
 
 
+def with_sponsor_confirmation(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
+    """`queries` (one row per finding) whose finding the sponsor's review confirmed as a deviation, its QUERY_TEXT
+    ending with that decision: the site is no longer asked to choose between a correction and a report as if
+    nobody had decided (a user trial: the confirmed PC02 still asked to "correct the wrong date, or report the
+    informed-consent deviation")."""
+    if states is None or "DV_CONFIRMED" not in states.columns or queries.height == 0:
+        return queries
+    confirmed = states.filter(pl.col("DV_CONFIRMED").fill_null(False)).select(
+        FINDING_ID, pl.col("DECIDED_AT").str.slice(0, 10).alias("_CONFIRMED_ON"))
+    if confirmed.height == 0:
+        return queries
+    said = pl.format("{} The sponsor's review confirmed this as a protocol deviation on {}: please report it as the "
+                     "protocol requires, if it is not reported yet.", pl.col("QUERY_TEXT"), pl.col("_CONFIRMED_ON"))
+    return (queries.join(confirmed, on=FINDING_ID, how="left", maintain_order="left")
+            .with_columns(pl.when(pl.col("_CONFIRMED_ON").is_not_null() & pl.col("QUERY_TEXT").is_not_null())
+                          .then(said).otherwise(pl.col("QUERY_TEXT")).alias("QUERY_TEXT"))
+            .drop("_CONFIRMED_ON"))
+
+
 def with_earlier_answers(queries: pl.DataFrame, states: pl.DataFrame | None) -> pl.DataFrame:
     """`queries` (one per problem) with EARLIER_ANSWER: the site's last answer recorded for a finding the
     query lists since it was last reopened (review.fold: SITE_ANSWER, who and when), `"<answer>" (<by>,

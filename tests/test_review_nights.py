@@ -215,6 +215,9 @@ def test_night_two_applies_the_inbox_and_keeps_every_decision(scenario: dict) ->
     assert ids["pc01"] not in queries["FINDING_ID"].to_list()
     assert ids["control"] not in queries["FINDING_ID"].to_list()
     assert ids["pc02"] in queries["FINDING_ID"].to_list()
+    # the confirmed deviation's query says the sponsor decided (helper-45: it still asked to correct or report)
+    pc02 = queries.filter(pl.col("FINDING_ID") == ids["pc02"])["QUERY_TEXT"].item()
+    assert "The sponsor's review confirmed this as a protocol deviation on " in pc02, pc02
 
 
 def test_night_three_reopens_exactly_the_settled_findings_whose_evidence_changed(scenario: dict) -> None:
