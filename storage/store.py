@@ -80,7 +80,9 @@ class Store(Protocol):
         ...
 
     def remove_scratch(self, prefix: str) -> None:
-        """Remove what scratch folders a killed run left under `prefix` (a folder store's; nothing on S3)."""
+        """Remove what a killed run left under `prefix`: scratch folders and files it was still writing (a folder
+        store's `.<random>.tmp`; nothing on S3, which keeps no unfinished upload in a listing). Only for a prefix
+        no live run writes into (one's own under the lease, or a dead run's staging)."""
         ...
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
@@ -288,10 +290,14 @@ class LocalStore:
         base = self._folder(prefix)
         if not base.is_dir():
             return
-        for folder, names, _ in os.walk(base):
+        for folder, names, files in os.walk(base):
             for name in [n for n in names if _is_scratch(n)]:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
                 names.remove(name)
+            # a copy or write a kill interrupted: hidden from listings, so nothing else would ever remove it (a user
+            # trial found a whole report.xlsx as `.3kfbbh4o.tmp` in a published night)
+            for name in [n for n in files if _in_progress(n)]:
+                Path(folder, name).unlink(missing_ok=True)
         self._prune(base)
 
     def _prune(self, folder: Path) -> None:

@@ -152,6 +152,19 @@ def test_a_rerun_of_the_same_night_replaces_the_folder_exactly(store: Store) -> 
     assert read_marker(store, FINAL).run_id == "run-2"
 
 
+def test_what_a_killed_promotion_was_still_copying_does_not_outlive_the_next_one(tmp_path: Path) -> None:
+    """helper-44: a kill during promotion left `.3kfbbh4o.tmp`, a whole copy of report.xlsx, hidden in the published
+    folder of a local reports store, where no re-run removed or named it (a sync job would copy it)."""
+    store = LocalStore(tmp_path)
+    _publish(store, "run-1", OLD)
+    abandoned = tmp_path / FINAL / ".3kfbbh4o.tmp"
+    abandoned.write_bytes(b"half a workbook")
+    (tmp_path / FINAL / "site_queries" / ".93ulwob1.tmp").write_bytes(b"")
+    _publish(store, "run-2", NEW)
+    assert sorted(p.name for p in (tmp_path / FINAL).rglob("*.tmp")) == []
+    assert _folder(store, FINAL) == NEW and read_marker(store, FINAL).run_id == "run-2"
+
+
 def test_only_a_sealed_and_complete_staging_is_promoted(store: Store) -> None:
     _publish(store, "run-1", OLD)
     staging = staging_prefix("SZ003", AS_OF, "run-2")
