@@ -353,6 +353,9 @@ def load_config(path: str | Path, endpoint_url: str | None = None, *, resolve_en
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError as error:  # a file saved as latin-1: one study's error, not every study's traceback
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start} cannot be read as UTF-8); save it as UTF-8"
+                          ) from None
     return parse_config(text, source=str(path), base=path.resolve().parent, resolve_env=resolve_env)
 
 

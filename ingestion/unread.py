@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from contracts import IngestResult
-from ingestion.codes import FILE_REJECTED_PREFIX, DeliveryStatus
+from ingestion.codes import FILE_REJECTED_PREFIX, FILE_REJECTED_REASONS, DeliveryStatus
 
 UNREAD: dict[str, type[pl.DataType] | pl.DataType] = {"SITEID": pl.String, "DOMAIN": pl.String, "SOURCE": pl.String}
 
@@ -35,9 +35,9 @@ def unread_files(findings: pl.DataFrame, used: pl.DataFrame) -> pl.DataFrame:
     if findings.height == 0 or used.height == 0 or "EXPECTATION" not in findings.columns:
         return pl.DataFrame(schema=UNREAD)
     source = pl.col("SOURCE").cast(pl.String).str.replace(r":\d+$", "")
-    # the finding's domain; else the file's name says it (cm.csv), as the DTS names files
-    named = source.str.extract(r"([^/.]+)\.[^/]*$", 1).str.to_uppercase()
-    domain = pl.coalesce(pl.col("DOMAIN").cast(pl.String), named) if "DOMAIN" in findings.columns else named
+    # the finding's own domain only: a stray file named after one (`lb.txt`, `cm.csv.bak`: unknown_format, no domain)
+    # says nothing about the domain's real file (helper-46)
+    domain = pl.col("DOMAIN").cast(pl.String) if "DOMAIN" in findings.columns else pl.lit(None, pl.String)
     return (findings.filter(pl.col("EXPECTATION").cast(pl.String).str.starts_with(FILE_REJECTED_PREFIX))
             .select(pl.col("SITEID").cast(pl.String), domain.str.to_uppercase().alias("DOMAIN"), source.alias("SOURCE"))
             .join(used, on="SITEID", how="inner")
@@ -47,5 +47,11 @@ def unread_files(findings: pl.DataFrame, used: pl.DataFrame) -> pl.DataFrame:
 
 
 def unread_in(ingest: IngestResult) -> pl.DataFrame:
-    """unread_files of a night's (or a partition's) ingestion: the rejected files of the deliveries it audits."""
-    return unread_files(ingest.findings, used_deliveries(asdict(d) for d in ingest.deliveries))
+    """unread_files of a night's (or a partition's) ingestion, with a domain: the rejected files of the deliveries it
+    audits, less the domains a site's audited delivery read from another file after all."""
+    unread = unread_files(ingest.findings, used_deliveries(asdict(d) for d in ingest.deliveries))
+    read = pl.DataFrame([(i.site, i.domain.upper()) for i in ingest.inputs
+                         if i.domain and not FILE_REJECTED_REASONS.intersection(i.rejected_reasons)],
+                        schema={"SITEID": pl.String, "DOMAIN": pl.String}, orient="row")
+    return (unread.filter(pl.col("DOMAIN").is_not_null())
+            .join(read.unique(), on=["SITEID", "DOMAIN"], how="anti", maintain_order="left"))

@@ -121,8 +121,8 @@ def _install(store: Store, staging: str, final: str, names: list[str], guard: Gu
     _each(lambda name: store.copy(join_key(staging, name), join_key(final, name)), names, guard)
     leftovers = sorted(set(existing) - set(names) - {MARKER})  # an earlier run's outputs this run lacks
     _each(lambda name: store.delete(join_key(final, name)), leftovers, guard)
+    confirm()  # before touching what is not ours to list: a run whose lease was taken stops here
     store.remove_scratch(final)  # what a promotion killed before this one left half-copied, hidden
-    confirm()
     store.copy(join_key(staging, MARKER), join_key(final, MARKER))  # last: the night is published
 
 

@@ -63,8 +63,8 @@ def reopen_proposals(present: pl.DataFrame, states: pl.DataFrame, machine: State
 
 
 def standing_confirmations(store: Store, study: str, as_of: date, states: pl.DataFrame) -> pl.DataFrame | None:
-    """The DV records of the latest published night before `as_of` whose deviation the review confirmed and whose
-    confirmation still stands in `states` (current_states: not withdrawn since by NOT_A_DEVIATION or REOPEN); None
+    """The DV records of the latest published night before `as_of` whose deviation's confirmation stands in `states`
+    (current_states: confirmed, then or since, and not withdrawn by NOT_A_DEVIATION or REOPEN); None
     before the first night, or when that night has no dv table.
 
     A confirmed deviation is on the record: when the site later changes the data (a consent date moved earlier),
@@ -75,8 +75,10 @@ def standing_confirmations(store: Store, study: str, as_of: date, states: pl.Dat
     earlier = read_table(store, study, night, "dv") if night is not None else None
     if earlier is None or FINDING_ID not in earlier.columns or "DVREVIEW" not in earlier.columns:
         return None
+    # whatever that night's mark: a deviation confirmed since (NOT YET REVIEWED last night, confirmed this morning,
+    # the data changed by tonight) stands as well (helper-46)
     standing = states.filter(pl.col("DV_CONFIRMED")).select(FINDING_ID)
-    return (earlier.filter(pl.col(FINDING_ID).is_not_null() & pl.col("DVREVIEW").str.starts_with("CONFIRMED"))
+    return (earlier.filter(pl.col(FINDING_ID).is_not_null())
             .join(standing, on=FINDING_ID, how="semi", maintain_order="left"))
 
 

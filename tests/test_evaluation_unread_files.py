@@ -63,3 +63,24 @@ def test_only_the_files_of_the_deliveries_audited_are_unread() -> None:
                             {"site": "101", "delivery": "20250201T000000Z", "status": "SUPERSEDED"},
                             {"site": "102", "delivery": "20250301T000000Z", "status": "USED"}])
     assert unread_files(findings, used).rows() == [("101", "CM", CM_KEY)]
+
+
+def test_a_stray_file_named_after_a_domain_hides_nothing_and_a_domain_read_after_all_is_not_unread() -> None:
+    """helper-46: `lb.txt` (unknown_format, no domain) beside a good lb.csv made every LB component unverifiable."""
+    from contracts.records import DeliveryDecision, IngestResult, InputObject
+    from ingestion.unread import unread_in
+
+    folder = "SZ003/101/20250301T000000Z"
+    findings = pl.DataFrame({
+        "SITEID": ["101", "101", "101"], "DOMAIN": [None, "CM", "VS"],
+        "EXPECTATION": ["ingest.file_rejected.unknown_format", "ingest.file_rejected.unreadable",
+                        "ingest.file_rejected.duplicate_domain"],
+        "SOURCE": [f"{folder}/lb.txt", f"{folder}/cm.csv", f"{folder}/vs.xlsx"]})
+    inputs = [InputObject(f"{folder}/lb.csv", "101", "lb", "x", rows_read=10),
+              InputObject(f"{folder}/cm.csv", "101", "cm", "x", rows_read=4, rows_rejected=4,
+                          rejected_reasons={"unreadable": 4}),
+              InputObject(f"{folder}/vs.csv", "101", "vs", "x", rows_read=3)]  # read after all
+    ingest = IngestResult(study="SZ003", domains={}, inputs=inputs, findings=findings, sites_audited=["101"],
+                          sites_not_audited={},
+                          deliveries=[DeliveryDecision(site="101", delivery="20250301T000000Z", status="USED")])
+    assert unread_in(ingest).rows() == [("101", "CM", f"{folder}/cm.csv")]

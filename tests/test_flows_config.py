@@ -309,3 +309,12 @@ def test_delivery_cutoff_is_the_end_of_the_as_of_date_in_the_study_time_zone() -
     assert delivery_cutoff(date(2026, 11, 28), "Asia/Shanghai") == datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
     # New York on the day summer time ends (1 November 2026): the next midnight is EST, UTC-5
     assert delivery_cutoff(date(2026, 11, 1), "America/New_York") == datetime(2026, 11, 2, 5, 0, tzinfo=UTC)
+
+
+def test_a_study_file_that_is_not_utf8_is_one_broken_study_not_a_traceback(tmp_path: Path) -> None:
+    """helper-46: a `notes.yaml` saved as latin-1 raised UnicodeDecodeError, and run-all audited no study."""
+    (tmp_path / "sz003.yaml").write_text(MINIMAL)
+    (tmp_path / "notes.yaml").write_bytes("# Müller\n".encode("latin-1"))
+    broken: list[tuple[Path, str]] = []
+    assert [c.study for c in load_config_dir(tmp_path, broken)] == ["SZ003"]
+    assert [(path.name, "not UTF-8 text" in message) for path, message in broken] == [("notes.yaml", True)]

@@ -60,15 +60,17 @@ def test_the_night_befores_confirmed_dv_records_stand_while_their_confirmation_d
     from review.night import standing_confirmations
 
     store = LocalStore(tmp_path)
-    dv = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3"], "DVREFID": ["PC02", "EX07", "PC01"],
-                       "DVREVIEW": ["CONFIRMED", "CONFIRMED, NOT IN TONIGHT'S DATA", "NOT YET REVIEWED"]})
+    dv = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3", "D-4"], "DVREFID": ["PC02", "EX07", "PC01", "IN10"],
+                       "DVREVIEW": ["CONFIRMED", "CONFIRMED, NOT IN TONIGHT'S DATA", "NOT YET REVIEWED",
+                                    "NOT YET REVIEWED"]})
     buffer = io.BytesIO()
     dv.write_parquet(buffer)
     _night(store, "2026-11-28", 3, sealed=True)
     store.write_bytes(f"{STUDY}/2026-11-28/dv.parquet", buffer.getvalue())
     seal(store, f"{STUDY}/2026-11-28")
-    states = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3"], "DV_CONFIRMED": [True, False, False]},
+    states = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3", "D-4"], "DV_CONFIRMED": [True, False, False, True]},
                           schema={k: STATES[k] for k in ("FINDING_ID", "DV_CONFIRMED")})
-    # D-2's confirmation was withdrawn since (NOT_A_DEVIATION), D-3 was never confirmed
-    assert standing_confirmations(store, STUDY, date(2026, 11, 29), states)["FINDING_ID"].to_list() == ["D-1"]
+    # D-2's confirmation was withdrawn since (NOT_A_DEVIATION), D-3 was never confirmed, D-4 was confirmed since that
+    # night published it NOT YET REVIEWED (helper-46: it left dv the night its data changed)
+    assert standing_confirmations(store, STUDY, date(2026, 11, 29), states)["FINDING_ID"].to_list() == ["D-1", "D-4"]
     assert standing_confirmations(store, STUDY, date(2026, 11, 28), states) is None  # no night before
