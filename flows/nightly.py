@@ -432,8 +432,8 @@ def _audit(landing: str, reports: str, study: str, files: StudyFiles, as_of_date
             written = rendering.result()
             del shipped
         publish_task(quote(outputs), quote(publication), written)
-        if digest and not _past_night(reports, endpoint_url, outputs):
-            owe_digest_task(quote(outputs), reports, endpoint_url, publication.final, digest)
+        if digest and not _past_night(reports, endpoint_url, outputs) and _still_ours(publication):
+            owe_digest_task(quote(outputs), reports, endpoint_url, publication.final, digest, publication.run_id)
         published = promote_task(quote(publication))
 
     location = report_location(reports, publication.final)

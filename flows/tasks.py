@@ -329,7 +329,7 @@ def _morning_digest(outputs: RunOutputs, store: Store, published: str, config: d
 
 @task(name="owe-digest", task_run_name="owe-digest", cache_policy=NO_CACHE, **_IO_RETRIES)
 def owe_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None, published: str,
-                    config: dict) -> None:
+                    config: dict, run_id: str) -> None:
     """Before the promotion: keep the night's digest as owed on every configured channel (notify.pending), so that a
     run killed between its promotion and the send leaves it for the next run, which sends it first (helper-44: the
     next night said "nothing new", and nine new important deviations were never told). The send clears it."""
@@ -337,8 +337,10 @@ def owe_digest_task(outputs: RunOutputs, reports: str, endpoint_url: str | None,
 
     digest = _morning_digest(outputs, open_store(reports, endpoint_url), published, config)
     channels = ["email"] * bool(config.get("email_to")) + ["webhook"] * bool(config.get("webhook"))
+    if digest.nothing_new and config.get("nothing_new", "send") == "skip":
+        return  # the study sends no "nothing new": nothing is owed
     if channels:
-        PendingDigests(open_store(reports, endpoint_url), outputs.study).keep(digest, channels)
+        PendingDigests(open_store(reports, endpoint_url), outputs.study).keep(digest, channels, run_id=run_id)
 
 
 @task(name="send-digest", task_run_name="send-digest", cache_policy=NO_CACHE)

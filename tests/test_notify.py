@@ -310,3 +310,19 @@ def test_an_ie_mismatch_new_tonight_beside_its_open_enrolment_is_no_new_deviatio
                                     pl.lit("NEW").alias("STATUS"))
     digest = build_digest(replace(outputs, discrepancies=pl.concat([disc, hidden])), {})
     assert digest.facts["new_important_total"] == 0 and digest.facts["new_important"] == []
+
+
+def test_an_owed_digest_of_a_night_another_run_published_since_is_dropped_not_sent(tmp_path) -> None:
+    """helper-46: a night whose promotion failed, then published by a re-run of the past night (which sends no
+    digest), had the failed run's owed digest sent later, out of order and made from outputs no longer the night's."""
+    from publication import read_marker
+
+    store = LocalStore(tmp_path)
+    pending = PendingDigests(store, "SZ003")
+    _published(store, "2026-11-27")
+    publishing_run = read_marker(store, "SZ003/2026-11-27").run_id
+    pending.keep(_digest("2026-11-27"), ["email"], run_id="the-run-whose-promotion-failed")
+    assert pending.missed(before="2026-11-28") == []
+    assert list(store.list(pending.folder)) == []  # dropped
+    pending.keep(_digest("2026-11-27"), ["email"], run_id=publishing_run)  # the run that published it
+    assert [d.as_of for d, _ in pending.missed(before="2026-11-28")] == ["2026-11-27"]
