@@ -128,6 +128,7 @@ def digest_facts(outputs: RunOutputs, links: dict[str, str], previous_manifest: 
             "ineligible_enrolled": head.ineligible_enrolled,
             "ineligible_enrolled_carried": head.ineligible_enrolled_carried, "important_open": head.important,
             "confirmed_not_in_data": head.confirmed_not_in_data,
+            "confirmed_left_data_tonight": head.confirmed_left_data_tonight,
             "queries_open": head.query_discrepancies, "new": head.new, "resolved": head.resolved,
             "data_findings": head.data_findings, "new_data_findings": head.new_data_findings,
             "resolved_data_findings": head.resolved_data_findings,
@@ -148,7 +149,8 @@ def _nothing_new(facts: dict[str, Any]) -> bool:
     of earlier nights that continue are not news: the one-line message still counts them."""
     head = facts["headline"]
     return (head["new"] == 0 and head["new_data_findings"] == 0 and facts["reopened_total"] == 0
-            and facts["not_audited_new_total"] == 0 and head["rows_reconcile"] and not facts.get("protocol_change"))
+            and facts["not_audited_new_total"] == 0 and head["rows_reconcile"] and not facts.get("protocol_change")
+            and not head.get("confirmed_left_data_tonight"))
 
 
 def _subject(facts: dict[str, Any], nothing_new: bool) -> str:

@@ -142,6 +142,16 @@ def confirmed_not_in_data(discrepancies: pl.DataFrame, earlier: pl.DataFrame | N
             .with_columns(pl.lit(DV_NOT_IN_DATA_MARK).alias("DVREVIEW")))
 
 
+def left_the_data_tonight(discrepancies: pl.DataFrame, earlier: pl.DataFrame | None) -> int:
+    """How many of confirmed_not_in_data's records the night before still found in its data: news for the digest (a
+    night whose only change is a confirmed deviation leaving the data is no "nothing new", helper-46)."""
+    kept = confirmed_not_in_data(discrepancies, earlier)
+    if kept.height == 0 or earlier is None:
+        return 0
+    return earlier.filter(pl.col(FINDING_ID).is_in(kept[FINDING_ID].implode())
+                          & (pl.col("DVREVIEW") != DV_NOT_IN_DATA_MARK).fill_null(True)).height
+
+
 def build_dv(discrepancies: pl.DataFrame, subjects: pl.DataFrame, policy: Policy | None = None,
              earlier: pl.DataFrame | None = None) -> pl.DataFrame:
     """The DV table (columns of `tables.DV`), one row per current important discrepancy that the sponsor's

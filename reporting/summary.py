@@ -16,7 +16,7 @@ from contracts import is_open
 from contracts.enums import DiscrepancyClass, FindingStatus, Recomputed, Severity, SiteDecision
 from contracts.records import RunOutputs
 from ingestion.codes import without_notes
-from reporting.dv import confirmed_not_in_data, is_deviation
+from reporting.dv import confirmed_not_in_data, is_deviation, left_the_data_tonight
 from reporting.history import partly_read
 from reporting.risk import inputs_table, older_delivery_notes, site_risk
 
@@ -68,6 +68,7 @@ class Headline:
     ineligible_enrolled_carried: int
     # confirmed deviations that tonight's data no longer show, which dv keeps (reporting.dv.confirmed_not_in_data)
     confirmed_not_in_data: int
+    confirmed_left_data_tonight: int  # of those, the ones the night before still found in its data
     important: int
     query_discrepancies: int  # open discrepancies of QUERY severity (not the site queries, one per problem)
     new: int
@@ -109,6 +110,7 @@ def headline(outputs: RunOutputs) -> Headline:
     status = pl.col("STATUS") if "STATUS" in disc.columns else pl.lit(None, pl.String)
     sites = set(manifest.get("sites_audited") or subjects["SITEID"].drop_nulls().unique().to_list())
     ineligible = subjects.filter((decision == SiteDecision.ENROLLED) & (pl.col("RECOMPUTED") == Recomputed.INELIGIBLE))
+    earlier = outputs.review.confirmed_earlier if outputs.review is not None else None
     return Headline(
         study=outputs.study,
         as_of=outputs.as_of.isoformat(),
@@ -125,8 +127,8 @@ def headline(outputs: RunOutputs) -> Headline:
         in_screening=subjects.filter(decision == SiteDecision.IN_SCREENING).height,
         ineligible_enrolled=ineligible.height,
         ineligible_enrolled_carried=_carried_ineligible_enrolments(now, ineligible["USUBJID"]),
-        confirmed_not_in_data=confirmed_not_in_data(
-            disc, outputs.review.confirmed_earlier if outputs.review is not None else None).height,
+        confirmed_not_in_data=confirmed_not_in_data(disc, earlier).height,
+        confirmed_left_data_tonight=left_the_data_tonight(disc, earlier),
         important=important_deviations(disc).height,
         query_discrepancies=now.filter(pl.col("SEVERITY") == Severity.QUERY).height,
         new=disc.filter(status == FindingStatus.NEW).height,

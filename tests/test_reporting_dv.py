@@ -176,3 +176,13 @@ def test_a_confirmed_deviation_tonights_data_no_longer_show_stays_in_dv_marked_s
     assert dv.filter(pl.col("DVREFID") == "EX07").height == 1
     assert dv.filter(pl.col("USUBJID") == "SZ003-102-0003")["DVSEQ"].to_list() == [1, 2]
     assert build_dv(later, subjects()).height == dv.height - 1
+    # news the night it leaves the data, not the nights after (the digest's "nothing new", helper-46)
+    from reporting.digest import _nothing_new
+    from reporting.dv import left_the_data_tonight
+
+    assert left_the_data_tonight(later, pl.concat([gone, still])) == 1
+    assert left_the_data_tonight(later, kept) == 0
+    quiet = {"headline": {"new": 0, "new_data_findings": 0, "rows_reconcile": True, "confirmed_left_data_tonight": 0},
+             "reopened_total": 0, "not_audited_new_total": 0, "protocol_change": None}
+    assert _nothing_new(quiet)
+    assert not _nothing_new({**quiet, "headline": {**quiet["headline"], "confirmed_left_data_tonight": 1}})
