@@ -105,9 +105,12 @@ def protocol_change(previous: dict[str, Any] | None, current: dict[str, Any]) ->
     edited = [v["tivers"] for v in now.get("versions") or []
               if old.get(v["tivers"]) is not None and old.get(v["tivers"]) != v["digest"]]
     if edited:
+        # the digest is of what the loader made of the file: a new software version may read the same file otherwise
+        then, now = (previous or {}).get("software_version"), current.get("software_version")
+        why = (f"a version file edited in place, or the same file read by this software version {now} where the "
+               f"previous run had {then}" if then != now else "a version file edited in place")
         return (f"The protocol changed since the previous run: the criteria of version(s) {', '.join(edited)} "
-                "differ from the previous run's (a version file edited in place). Findings new tonight may come "
-                "from the change.")
+                f"differ from the previous run's ({why}). Findings new tonight may come from the change.")
     return None
 
 
