@@ -35,9 +35,11 @@ def decode(data: bytes, encoding: str) -> str:
     """The text of a CSV file in its declared encoding, or FileRejected saying where it breaks."""
     if not data.strip():
         raise FileRejected(Code.FILE_EMPTY, "the file is empty")
-    if encoding == "utf-8" and data.startswith(_UTF16_BOMS):
+    if not encoding.startswith("utf-16") and data.startswith(_UTF16_BOMS):
+        # also under a single-byte encoding, which reads the mark as two characters and the text as NUL-riddled
+        # "binary data" (helper-44): the site is told which encoding its file is in
         raise FileRejected(Code.FILE_ENCODING_MISMATCH,
-                           "the file starts with a UTF-16 byte order mark but the manifest declares utf-8",
+                           f"the file starts with a UTF-16 byte order mark but the manifest declares {encoding}",
                            observed="utf-16")
     if encoding.startswith("utf-16") and b"\x00" not in data[:4096]:
         # the header is ASCII, which UTF-16 writes with a zero byte per character
