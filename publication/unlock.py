@@ -88,9 +88,10 @@ def unlock(store: Store, study: str, *, force: bool = False, now: datetime | Non
              "holder": json.loads(record.to_bytes()) if record else None, "verdict": verdict.reason}
     store.create_if_absent(unlock_record_key(study, now.strftime("%Y%m%dT%H%M%S%fZ")),
                            (json.dumps(entry, indent=1) + "\n").encode())
-    _log.warning("%s: released the audit lease of %s held by %s (%s) at %s", how, study, who, verdict.reason,
-                 where(store.uri, key))
-    return UnlockResult(True, f"released the lease of {study} held by {who} ({verdict.reason})", pending)
+    # a reason that names the holder itself ("its holder, run … on host …, has ended") is not preceded by it again
+    held = f"({verdict.reason})" if who in verdict.reason else f"held by {who} ({verdict.reason})"
+    _log.warning("%s: released the audit lease of %s %s at %s", how, study, held, where(store.uri, key))
+    return UnlockResult(True, f"released the lease of {study} {held}", pending)
 
 
 def _unreadable_release(study: str, now: datetime, how: str, operator: str) -> bytes:

@@ -264,6 +264,7 @@ def test_unlock_releases_an_ended_holder_without_force_and_says_what_the_next_ru
     store.write_bytes("_audit/SZ003/staging/2026-11-28/killed-run/subjects.csv", b"half")
     result = unlock(store, "SZ003")
     assert result.released and "has ended" in result.message
+    assert result.message.count("run killed-run") == 1, result.message  # helper-44: the holder was named twice
     assert result.pending == ["1 staging folder(s) of runs that did not finish, which it removes"]
     assert unlock(store, "SZ003").released is False  # already released: nothing to do
 
