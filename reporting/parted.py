@@ -11,7 +11,7 @@ each query) reads it part by part too.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import polars as pl
 from contracts.records import PartedTable
 from core.safety import neutralise
 from reporting.tables import CSV_OPTIONS, PARQUET_OPTIONS, TABLES, canonical
+from storage.files import PieceTarget, write_in_pieces
 
 #: the part's own encoding: fast, it is decoded a few times and never published as it is
 _PART_COMPRESSION = "lz4"
@@ -72,10 +73,11 @@ def gathered(table: PartedTable) -> pl.DataFrame:
 def write_csv(table: PartedTable, path: Path) -> Path:
     """The table's CSV (reporting.tables.csv_bytes: header, text neutralised against formulas), one part
     after the other: CSV rows do not depend on each other, so the file is the whole table's."""
-    with path.open("wb") as out:
-        for at, frame in enumerate(part_frames(table)):
-            frame.pipe(neutralise).write_csv(out, **{**CSV_OPTIONS, "include_header": at == 0})
-    return path
+    def piece(frame: pl.DataFrame, header: bool) -> Callable[[PieceTarget], object]:
+        return lambda target: frame.pipe(neutralise).write_csv(target, **{**CSV_OPTIONS, "include_header": header})
+
+    # one part in memory at a time: each part's CSV is copied into the file before the next is decoded
+    return write_in_pieces(path, (piece(frame, at == 0) for at, frame in enumerate(part_frames(table))))
 
 
 def write_parquet(table: PartedTable, path: Path) -> Path:

@@ -16,6 +16,7 @@ import polars as pl
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS, SUBJECTS
 from contracts.tables import IDENTITY, REVIEW, Schema
 from core.safety import neutralise
+from storage.files import write_in_pieces
 
 #: Published discrepancies carry more columns than the comparison's contract: the as-of date of the
 #: run that found a finding gone (null while it is NEW or OPEN), the night whose audit found the finding as the row
@@ -146,12 +147,21 @@ def neutralised_csv_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+#: rows of a table written by one polars call into memory before they are copied into the file (storage.files): a
+#: slice of the eligibility table is about 35 MB of CSV
+CSV_SLICE_ROWS = 250_000
+
+
 def write_csv_file(frame: pl.DataFrame, path: Path, *, neutralised: bool = False) -> Path:
-    """`csv_bytes` of `frame` written by polars straight into the file `path` (for a file to be stored with
-    `Store.move_file`: a large table's bytes never pass through Python memory, docs/benchmarks.md);
-    `neutralised`: its text is already (core.safety.neutralise)."""
-    (frame if neutralised else neutralise(frame)).write_csv(path, **CSV_OPTIONS)
-    return path
+    """`csv_bytes` of `frame` written by polars into the file `path` (for a file to be stored with
+    `Store.move_file`: a large table's bytes never pass through Python memory, docs/benchmarks.md), in slices of
+    CSV_SLICE_ROWS rows that the kernel takes in small pieces (storage.files); `neutralised`: its text is
+    already (core.safety.neutralise). CSV rows do not depend on each other, so the file is the whole table's."""
+    safe = frame if neutralised else neutralise(frame)
+    starts = range(0, max(safe.height, 1), CSV_SLICE_ROWS)
+    return write_in_pieces(path, [
+        lambda target, start=start: safe.slice(start, CSV_SLICE_ROWS).write_csv(
+            target, **{**CSV_OPTIONS, "include_header": start == 0}) for start in starts])
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -162,6 +172,5 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
 
 
 def write_parquet_file(frame: pl.DataFrame, path: Path) -> Path:
-    """`parquet_bytes` of `frame` written straight into the file `path` (as write_csv_file)."""
-    frame.write_parquet(path, **PARQUET_OPTIONS)
-    return path
+    """`parquet_bytes` of `frame` written into the file `path` (as write_csv_file, in one piece)."""
+    return write_in_pieces(path, [lambda target: frame.write_parquet(target, **PARQUET_OPTIONS)])

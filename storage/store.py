@@ -17,6 +17,7 @@ from typing import IO, Protocol
 from urllib.parse import urlparse
 
 from storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, PreconditionFailed, describe, translate_s3
+from storage.files import write_all
 from storage.keys import safe_key
 
 #: Encryption at rest for every object written to S3 (`AES256`, or `aws:kms` with a key id).
@@ -243,7 +244,7 @@ class LocalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # write then rename, so a reader never sees half a file (nor, in a listing, the file being written)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
-            tmp.write(data)
+            write_all(tmp, data)  # a workbook of megabytes in small pieces (storage.files)
         os.replace(tmp.name, path)
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
@@ -327,7 +328,7 @@ class LocalStore:
         """`data` written completely to a temporary file beside `path`; its name."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
-            tmp.write(data)
+            write_all(tmp, data)
         return tmp.name
 
     def create_if_absent(self, key: str, data: bytes) -> str | None:
