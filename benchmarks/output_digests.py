@@ -27,6 +27,7 @@ CASES = {
     "demo": {"sites": 8, "subjects": 400, "seed": 7, "formats": "mixed"},
     "small": {"sites": 4, "subjects": 120, "seed": 3, "formats": "mixed"},
     "s100": {"sites": 100, "subjects": 10_000, "seed": 5, "formats": "csv"},
+    "dirty": {"sites": 20, "subjects": 2_000, "seed": 5, "formats": "csv", "profile": "dirty"},
 }
 AS_OF = date(2026, 11, 28)
 _STAMPS = [
@@ -76,7 +77,7 @@ def run_case(case: str, keep: Path | None = None) -> dict[str, dict[str, str]]:
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         root = Path(tmp)
         generate(LocalStore(root / "landing"), study="SZ003", sites=spec["sites"], subjects=spec["subjects"],
-                 seed=spec["seed"], as_of=AS_OF, formats=spec["formats"])
+                 seed=spec["seed"], as_of=AS_OF, formats=spec["formats"], profile=spec.get("profile", "standard"))
         for night in nights:
             nightly_audit(landing=str(root / "landing"), reports=str(root / "reports"), study="SZ003",
                           as_of=night.isoformat())
