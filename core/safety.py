@@ -53,6 +53,14 @@ def may_be_risky(column: str) -> pl.Expr:
     return pl.any_horizontal(parts).alias(column)
 
 
+def _may_reach_a_risky_range(low: str, high: str) -> bool:
+    """Whether some text between `low` and `high` (inclusive) may start with a risky character: whether the span
+    meets one of the ranges of `_first_character_ranges` (texts compare by their UTF-8 bytes, in code point order,
+    as polars compares them)."""
+    return any((end is None or low < end) and (start is None or high >= start)
+               for start, end in _first_character_ranges())
+
+
 def neutralise_expr(column: str) -> pl.Expr:
     """The column with every formula-like text value prefixed by a single quote."""
     value = pl.col(column)
@@ -65,10 +73,19 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
 
     One scan finds the columns with a risky first character at all (usually few: ids and codes never
     start with one); only those are rewritten, so a large table is not copied column by column. The scan
-    compares first bytes (may_be_risky), and searches with the pattern only the columns that may hold one.
+    takes each column's smallest and largest text first (a column of ids, codes or ISO dates lies between
+    two risky ranges), compares first bytes (may_be_risky) in the columns left, and searches with the pattern
+    only the columns that may hold one.
     """
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     if not text or frame.height == 0:
+        return frame
+    # a column whose smallest and largest text both lie between two risky ranges has no text in one
+    bounds = frame.select(*(pl.col(name).min() for name in text),
+                          *(pl.col(name).max().alias(f"_{at}") for at, name in enumerate(text))).row(0)
+    spans = zip(text, bounds[:len(text)], bounds[len(text):], strict=True)
+    text = [name for name, low, high in spans if low is not None and _may_reach_a_risky_range(low, high)]
+    if not text:
         return frame
     flags = frame.select(may_be_risky(name).any() for name in text).row(0)
     maybe = [name for name, flag in zip(text, flags, strict=True) if flag]

@@ -73,6 +73,31 @@ def test_the_first_byte_screen_flags_every_text_the_pattern_would():
     assert printable["screen"].sum() == 2 * 7
 
 
+def _quoted_one_by_one(value: str | None) -> str | None:
+    """The rule, value by value: a risky first character, and not a plain number."""
+    if value is None or not re.match(_RISKY, value) or re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value):
+        return value
+    return "'" + value
+
+
+_FIRSTS = st.sampled_from([*RISKY_FIRST, "", "a", "Z", "0", "9", ".", ",", "<", ">", "A", "~", "\x00", "\x0e", "é",
+                           "\uff0a", "\uff21", "\U0001f600"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.builds(lambda a, b: a + b, _FIRSTS, st.text(max_size=4))),
+                         min_size=1, max_size=6), min_size=1, max_size=4))
+def test_neutralise_is_the_rule_value_by_value(columns):
+    """However a column's texts spread (its smallest and largest text decide whether it is scanned at all), every
+    value comes out as the rule says one by one."""
+    height = max(len(c) for c in columns)
+    frame = pl.DataFrame({f"C{i}": pl.Series(c + [None] * (height - len(c)), dtype=pl.String)
+                          for i, c in enumerate(columns)})
+    out = neutralise(frame)
+    for name in frame.columns:
+        assert out[name].to_list() == [_quoted_one_by_one(v) for v in frame[name].to_list()]
+
+
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_neutralise_quotes_an_attack_in_any_column_of_a_wide_frame(attack):
     """The screen picks the column an attack is in, whatever its place, among columns that need nothing."""
