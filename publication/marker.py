@@ -89,9 +89,10 @@ def _sha256(handle: IO[bytes]) -> str:
 
 
 def _file_digest(path: Path) -> tuple[str, int]:
-    """(sha256, size) of a local file."""
+    """(sha256, size) of a local file (hashlib.file_digest: one buffer reused for every read, where `_sha256` makes
+    a bytes object per megabyte; 0.19 against 0.23-0.30 CPU-s for the dirty benchmark's 233 MB)."""
     with Path(path).open("rb") as handle:
-        return _sha256(handle), os.fstat(handle.fileno()).st_size
+        return hashlib.file_digest(handle, "sha256").hexdigest(), os.fstat(handle.fileno()).st_size
 
 
 def _examined(store: Store, prefix: str, deep: bool) -> tuple[list[str], list[str]]:
