@@ -431,11 +431,11 @@ def local_s3(
     if importlib.util.find_spec("moto") is None:
         raise _fail("[red]error:[/red] the local S3 endpoint needs moto: install the `demo` extra "
                     "(`uv sync --extra demo`, or `make install`)", 2)
-    from runtime.local_s3 import PortInUse, serve_local_s3
+    from runtime.local_s3 import InvalidBucketName, PortInUse, serve_local_s3
 
     try:
         serve_local_s3(port, tuple(bucket or ()), _say)
-    except PortInUse as error:
+    except (PortInUse, InvalidBucketName) as error:
         raise _fail(f"[red]error:[/red] {error}", 2) from None
 
 

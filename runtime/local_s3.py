@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -24,12 +25,32 @@ class PortInUse(OSError):
     """The port is taken: moto's server would wait for ever for a socket it cannot bind."""
 
 
+class InvalidBucketName(ValueError):
+    """A bucket S3 would refuse to create: said before the server starts, not as botocore's traceback."""
+
+
+#: S3's rules for a general-purpose bucket's name: 3 to 63 lowercase letters, digits, dots and hyphens, beginning and
+#: ending with a letter or a digit, no two dots in a row, not shaped like an IP address
+_BUCKET_NAME = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_bucket_names(buckets: tuple[str, ...]) -> None:
+    """InvalidBucketName naming every bucket S3's naming rules refuse (the trial's study files name these buckets,
+    and an S3 account would refuse them too)."""
+    bad = [name for name in buckets if not _BUCKET_NAME.match(name)]
+    if bad:
+        raise InvalidBucketName(
+            f"not a valid S3 bucket name: {', '.join(repr(name) for name in bad)} (3 to 63 lowercase letters, digits, "
+            "dots and hyphens, beginning and ending with a letter or a digit)")
+
+
 def serve_local_s3(port: int, buckets: tuple[str, ...], say: Callable[[str], None]) -> None:
     """Serve until SIGINT or SIGTERM; create `buckets` first. Returns once the server has stopped."""
     import boto3
 
     from storage.local_endpoint import local_s3_server
 
+    check_bucket_names(buckets)
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))

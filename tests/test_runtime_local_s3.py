@@ -50,3 +50,28 @@ def test_a_port_in_use_is_one_line_not_a_hang() -> None:
     assert result.stderr.strip().splitlines() == [
         f"error: port {port} of 127.0.0.1 is in use: stop what uses it, or choose another with --port (and use "
         "that port in S3_ENDPOINT_URL)"]
+
+
+def test_an_invalid_bucket_name_is_one_line_before_anything_starts() -> None:
+    """A trial's typo (an upper-case or underscored bucket) was botocore's traceback after the server had started
+    (a user trial); it is now one line naming every bad name, exit 2, and no server."""
+    port = _free_port()
+    result = subprocess.run([CLI, "local-s3", "--port", str(port), "--bucket", "sz003-landing", "--bucket",
+                             "SZ003_Reports", "--bucket", "ab"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: not a valid S3 bucket name: 'SZ003_Reports', 'ab' (3 to 63 lowercase letters, digits, dots and "
+        "hyphens, beginning and ending with a letter or a digit)"]
+    assert "Traceback" not in result.stdout + result.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # nothing was started on the port
+
+
+def test_s3_bucket_naming_rules() -> None:
+    from runtime.local_s3 import _BUCKET_NAME
+
+    good = ["sz003-landing", "a.b-c", "abc", "x" * 63, "1-2-3"]
+    bad = ["ab", "x" * 64, "Abc", "a_b", "-abc", "abc-", "a..b", "192.168.1.1", ".abc", "abc.", ""]
+    assert [name for name in good if not _BUCKET_NAME.match(name)] == []
+    assert [name for name in bad if _BUCKET_NAME.match(name)] == []
