@@ -81,9 +81,9 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     if not text or frame.height == 0:
         return frame
     # a column whose smallest and largest text both lie between two risky ranges has no text in one
-    bounds = frame.select(*(pl.col(name).min() for name in text),
-                          *(pl.col(name).max().alias(f"_{at}") for at, name in enumerate(text))).row(0)
-    spans = zip(text, bounds[:len(text)], bounds[len(text):], strict=True)
+    lows = frame.select(pl.col(name).min() for name in text).row(0)
+    highs = frame.select(pl.col(name).max() for name in text).row(0)
+    spans = zip(text, lows, highs, strict=True)
     text = [name for name, low, high in spans if low is not None and _may_reach_a_risky_range(low, high)]
     if not text:
         return frame
