@@ -23,6 +23,7 @@ into the file, as before.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,8 +32,12 @@ from typing import IO
 #: what a piece writer is given: the path of the in-memory file (a polars writer opens it), or, where there is
 #: none, the open target file itself (every piece then appends to it)
 PieceTarget = str | IO[bytes]
-#: bytes below this are written as they are: one small write costs less than a second file and a copy
+#: bytes below this are written by `write_all` as they are: one small write costs less than a second file and a
+#: copy (`write_in_pieces` takes every piece through memory: a polars writer needs a path, and a small file's copy
+#: costs well under a millisecond)
 SMALL_WRITE = 256 * 1024
+#: what a copy reads at a time where the kernel refuses sendfile()
+_READ = 1 << 20
 
 
 def _memory_file() -> int | None:
@@ -55,13 +60,38 @@ def _path_of(fd: int) -> str:
 
 
 def _send_all(source: int, target: int) -> None:
-    """Append the whole of the file `source` to `target` (at its position) with sendfile()."""
+    """Append the whole of the file `source` to `target` (at its position) with sendfile(); where the kernel
+    refuses it for this target (a file opened for appending, a filesystem that cannot receive it), by reads and
+    writes."""
     size, sent = os.fstat(source).st_size, 0
     while sent < size:
-        done = os.sendfile(target, source, sent, size - sent)
+        try:
+            done = os.sendfile(target, source, sent, size - sent)
+        except OSError as error:
+            if sent or error.errno not in _NO_SENDFILE:
+                raise
+            _copy_by_reads(source, target, size)
+            return
         if done == 0:
             raise OSError(f"sendfile stopped after {sent} of {size} bytes")
         sent += done
+
+
+#: what sendfile() answers where it cannot write into the target
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def _copy_by_reads(source: int, target: int, size: int) -> None:
+    """Append the first `size` bytes of the file `source` to `target`, a megabyte at a time."""
+    at = 0
+    while at < size:
+        block = memoryview(os.pread(source, min(_READ, size - at), at))
+        if not block:
+            raise OSError(f"{size - at} bytes of the in-memory file could not be read back")
+        written = 0
+        while written < len(block):
+            written += os.write(target, block[written:])
+        at += len(block)
 
 
 def write_in_pieces(path: Path, pieces: Iterable[Callable[[PieceTarget], object]]) -> Path:

@@ -241,11 +241,8 @@ class LocalStore:
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # write then rename, so a reader never sees half a file (nor, in a listing, the file being written)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
-            write_all(tmp, data)  # a workbook of megabytes in small pieces (storage.files)
-        os.replace(tmp.name, path)
+        os.replace(self._staged(path, data), path)
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         target = self._path(key)
@@ -328,7 +325,11 @@ class LocalStore:
         """`data` written completely to a temporary file beside `path`; its name."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, delete=False) as tmp:
-            write_all(tmp, data)
+            try:
+                write_all(tmp, data)  # a workbook of megabytes in small pieces (storage.files)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)  # a full disk leaves no hidden half file behind
+                raise
         return tmp.name
 
     def create_if_absent(self, key: str, data: bytes) -> str | None:

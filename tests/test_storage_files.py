@@ -3,6 +3,7 @@ bytes are exactly what the pieces wrote, with or without an in-memory file."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
@@ -106,3 +107,33 @@ def test_large_bytes_go_through_an_in_memory_file(tmp_path: Path, monkeypatch: p
         files.write_all(handle, b"small")
     assert (tmp_path / "f").read_bytes() == b"head:" + b"z" * files.SMALL_WRITE + b"small"
     assert len(opened) == 1 and opened[0] is not None  # the small write went straight in
+
+
+def test_where_the_kernel_refuses_sendfile_the_bytes_are_copied(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target opened for appending (sendfile answers EINVAL), or a filesystem that cannot receive it: the
+    in-memory file's bytes are read and written instead (helper-47)."""
+    data = os.urandom(files.SMALL_WRITE + 3 * files._READ + 7)
+    with (tmp_path / "appended").open("ab") as handle:
+        handle.write(b"before|")
+        handle.flush()
+        files.write_all(handle, data)
+    assert (tmp_path / "appended").read_bytes() == b"before|" + data
+
+    def refuse(*_args: object) -> int:
+        raise OSError(errno.ENOSYS, "no sendfile here")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    out = files.write_in_pieces(tmp_path / "copied", [lambda target: Path(target).write_bytes(data) if isinstance(
+        target, str) else target.write(data)])
+    assert out.read_bytes() == data
+
+
+def test_a_failed_write_leaves_no_hidden_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("storage.store.write_all", full)
+    with pytest.raises(OSError):
+        LocalStore(tmp_path).write_bytes("a/b.xlsx", b"x" * 10)
+    assert list((tmp_path / "a").iterdir()) == []
