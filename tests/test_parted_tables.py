@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 
 import polars as pl
 
@@ -37,6 +38,33 @@ def test_every_published_file_is_the_same_from_parts_as_from_the_whole_table() -
     assert files["eligibility.parquet"] == parquet_bytes(canonical(rows, TABLES["eligibility"]))
     different = [key for key in files if files[key] != from_parts[key]]
     assert different == []
+
+
+def test_a_parts_csv_in_slices_and_an_empty_first_part_give_the_whole_tables_csv(tmp_path, monkeypatch) -> None:
+    """Each part is written a slice at a time (a partition can hold more rows than a slice), and a first part
+    without a row still gives the header, as the whole table's CSV has it."""
+    from reporting import tables
+
+    monkeypatch.setattr(tables, "CSV_SLICE_ROWS", 7)
+    monkeypatch.setattr(parted, "CSV_SLICE_ROWS", 7)
+    real, counted = parted.write_in_pieces, []
+
+    def counting(path, pieces):
+        pieces = list(pieces)
+        counted.append(len(pieces))
+        return real(path, pieces)
+
+    monkeypatch.setattr(parted, "write_in_pieces", counting)
+    rows = make_outputs(n_subjects=60, n_sites=3).eligibility
+    whole = csv_bytes(canonical(rows, TABLES["eligibility"]))
+    written = parted.write_csv(_parts(rows, [[], ["101"], ["102", "103"]]), tmp_path / "e.csv").read_bytes()
+    assert written == whole
+    site_101 = rows.filter(pl.col("SITEID") == "101").height
+    # the empty first part's header, then each part's rows 7 at a time
+    assert counted == [1 + math.ceil(site_101 / 7) + math.ceil((rows.height - site_101) / 7)]
+    assert written.count(b"STUDYID,") == 1
+    empty = parted.write_csv(_parts(rows, [[]]), tmp_path / "empty.csv").read_bytes()
+    assert empty == csv_bytes(canonical(rows.clear(), TABLES["eligibility"]))
 
 
 def test_parts_out_of_order_are_gathered_and_sorted() -> None:
