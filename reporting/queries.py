@@ -390,10 +390,15 @@ def _record() -> list[pl.Expr]:
 
 
 def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
-                       eligibility: pl.DataFrame, *, every_text: bool = True) -> pl.DataFrame:
+                       eligibility: pl.DataFrame, *, every_text: bool = True,
+                       subjects: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every open discrepancy and every data-quality finding, with QUERY_TEXT, sorted by site; one row per
     finding (its FINDING_ID), leaving out those the sponsor's review settled (closed, not a deviation) and
     the findings another finding already asks the site about (reporting.covered).
+
+    `eligibility` needs only the rows the discrepancies quote (publication passes those). `subjects` (the
+    subjects table, one row per subject with the TIVERS it was judged by) says which protocol versions the night
+    judged by (`_with_version`); without it, the eligibility rows do.
 
     `every_text=False` (publication, which shows no finding's own text but through its query): QUERY_TEXT
     only where `consolidate_queries` quotes it (a query's first finding, and its first MAX_DETAIL_LINES
@@ -424,7 +429,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
         rows = _with_row_ref(_with_text_columns(rows)).with_columns(_evidence_in_text())
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
         return _with_version(with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key))
-                             .select(QUERY_COLUMNS), eligibility)
+                             .select(QUERY_COLUMNS), _judged_by(subjects, eligibility))
     # the listed columns of every finding are copied once, in order; the columns the texts read, only for the
     # findings whose text is quoted (each copy of all 130,000 findings' 45 columns was 90 MB)
     position = order["_ROW"]
@@ -436,7 +441,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
              .with_columns(_evidence_in_text())
              .select(_choose(choices, default).alias("QUERY_TEXT")).to_series())
     text = pl.repeat(None, listed.height, dtype=pl.String, eager=True).alias("QUERY_TEXT").scatter(at, texts)
-    return _with_version(listed.with_columns(text).select(QUERY_COLUMNS), eligibility)
+    return _with_version(listed.with_columns(text).select(QUERY_COLUMNS), _judged_by(subjects, eligibility))
 
 
 def _with_text_columns(rows: pl.DataFrame) -> pl.DataFrame:
@@ -455,17 +460,28 @@ def _with_text_columns(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _with_version(queries: pl.DataFrame, eligibility: pl.DataFrame) -> pl.DataFrame:
-    """A discrepancy's QUERY_TEXT with the protocol version its subject was judged by, when the night judged
-    subjects by more than one (an amendment): a site whose checklist still says PLT >= 60 could not tell why it was
-    asked about 96 against 100, nor a reviewer without joining the subjects table (a user trial)."""
-    if "TIVERS" not in eligibility.columns or queries.height == 0:
+def _judged_by(subjects: pl.DataFrame | None, eligibility: pl.DataFrame) -> pl.DataFrame:
+    """USUBJID and TIVERS of every subject the night judged: the subjects table's when it has them, else the
+    eligibility rows' (which, in publication, are only the quoted ones: on a cluster run whose discrepancies were all
+    of one version, the amendment's note went missing, a review found)."""
+    source = subjects if subjects is not None and "TIVERS" in subjects.columns else eligibility
+    if "TIVERS" not in source.columns:
+        return pl.DataFrame(schema={"USUBJID": pl.String, "TIVERS": pl.String})
+    return source.select("USUBJID", "TIVERS")
+
+
+def _with_version(queries: pl.DataFrame, judged: pl.DataFrame) -> pl.DataFrame:
+    """A discrepancy's QUERY_TEXT with the protocol version its subject was judged by (`judged`: USUBJID, TIVERS),
+    when the night judged subjects by more than one (an amendment): a site whose checklist still says PLT >= 60 could
+    not tell why it was asked about 96 against 100, nor a reviewer without joining the subjects table (a user
+    trial)."""
+    if queries.height == 0:
         return queries
-    versions = eligibility.select(pl.col("TIVERS").drop_nulls().unique())
+    versions = judged.select(pl.col("TIVERS").drop_nulls().unique())
     if versions.height < 2 and not versions["TIVERS"].str.contains(" or ", literal=True).any():
         return queries
-    judged = eligibility.select("USUBJID", pl.col("TIVERS").alias("_TIVERS")).drop_nulls().unique(
-        "USUBJID", keep="first")
+    judged = judged.select("USUBJID", pl.col("TIVERS").alias("_TIVERS")).drop_nulls().unique(
+        "USUBJID", keep="first", maintain_order=True)
     noted = queries.join(judged, on="USUBJID", how="left", maintain_order="left")
     note = pl.format("{} Judged by protocol version {}.", pl.col("QUERY_TEXT"), pl.col("_TIVERS"))
     judged_here = ((pl.col("ORIGIN") == "DISCREPANCY") & pl.col("QUERY_TEXT").is_not_null()

@@ -894,3 +894,23 @@ def test_an_ineligible_enrolment_judged_not_a_deviation_takes_its_checklist_answ
                                    .then(pl.lit("CONFIRMED")).otherwise(pl.col("DV_REVIEW")).alias("DV_REVIEW"))
     q = build_site_queries(confirmed, pl.DataFrame(schema=FINDINGS), ELIG)
     assert ("SZ003-101-0001", "IE_MISMATCH") in q.select("USUBJID", "CLASS").rows()
+
+
+@pytest.mark.parametrize("every_text", [True, False])
+def test_the_version_note_follows_the_nights_subjects_not_the_quoted_rows(every_text):
+    """Publication passes only the eligibility rows the queries quote; on a night that judged subjects by two
+    versions whose discrepancies are all of one, the note must still name the version (a review found it missing on
+    a cluster run): the subjects table says which versions the night judged by."""
+    evidence = "IN10.PLT 52 10^9/L on 2026-03-02 does not meet IN10 (limit 60 10^9/L)."
+    disc = pl.DataFrame([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT",
+                                     evidence=evidence)], schema=DISCREPANCIES)
+    quoted = ELIG.head(1).with_columns(pl.lit("1.0").alias("TIVERS"))
+    subjects = pl.DataFrame({"USUBJID": ["SZ003-101-0001", "SZ003-101-0009"], "TIVERS": ["1.0", "2.0"]})
+    empty = pl.DataFrame(schema=FINDINGS)
+    with_subjects = build_site_queries(disc, empty, quoted, every_text=every_text, subjects=subjects)
+    assert with_subjects["QUERY_TEXT"][0].endswith(" Judged by protocol version 1.0.")
+    # a night of one version says nothing of versions
+    one = build_site_queries(disc, empty, quoted, every_text=every_text, subjects=subjects.head(1))
+    assert "Judged by" not in one["QUERY_TEXT"][0]
+    # without the subjects table, the quoted rows are all there is to go by (of one version: no note)
+    assert "Judged by" not in build_site_queries(disc, empty, quoted, every_text=every_text)["QUERY_TEXT"][0]
