@@ -19,7 +19,7 @@ import polars as pl
 
 from contracts.records import PartedTable
 from core.safety import neutralise
-from reporting.tables import CSV_OPTIONS, CSV_SLICE_ROWS, PARQUET_OPTIONS, TABLES, canonical
+from reporting.tables import PARQUET_OPTIONS, TABLES, canonical, csv_pieces
 from storage.files import PieceTarget, write_in_pieces
 
 #: the part's own encoding: fast, it is decoded a few times and never published as it is
@@ -73,19 +73,11 @@ def gathered(table: PartedTable) -> pl.DataFrame:
 def write_csv(table: PartedTable, path: Path) -> Path:
     """The table's CSV (reporting.tables.csv_bytes: header, text neutralised against formulas), one part
     after the other: CSV rows do not depend on each other, so the file is the whole table's."""
-    def piece(frame: pl.DataFrame, header: bool) -> Callable[[PieceTarget], object]:
-        return lambda target: frame.write_csv(target, **{**CSV_OPTIONS, "include_header": header})
-
     def pieces() -> Iterator[Callable[[PieceTarget], object]]:
         # one part decoded at a time, and of it one slice's CSV in memory (a partition can hold a site larger than
         # PARTITION_SUBJECTS): each is copied into the file before the next is made
-        first = True
-        for frame in part_frames(table):
-            safe = frame.pipe(neutralise)
-            # the first part gives the header even without a row
-            for start in range(0, max(safe.height, 1 if first else 0), CSV_SLICE_ROWS):
-                yield piece(safe.slice(start, CSV_SLICE_ROWS), first)
-                first = False
+        for at, frame in enumerate(part_frames(table)):
+            yield from csv_pieces(frame.pipe(neutralise), header=at == 0)
 
     return write_in_pieces(path, pieces())
 

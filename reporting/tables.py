@@ -8,6 +8,7 @@ sorted on the table's key and then on every column) before it is written with fi
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import polars as pl
 from contracts import DISCREPANCIES, ELIGIBILITY, FINDINGS, SUBJECTS
 from contracts.tables import IDENTITY, REVIEW, Schema
 from core.safety import neutralise
-from storage.files import write_in_pieces
+from storage.files import PieceTarget, write_in_pieces
 
 #: Published discrepancies carry more columns than the comparison's contract: the as-of date of the
 #: run that found a finding gone (null while it is NEW or OPEN), the night whose audit found the finding as the row
@@ -152,16 +153,21 @@ def neutralised_csv_bytes(frame: pl.DataFrame) -> bytes:
 CSV_SLICE_ROWS = 250_000
 
 
+def csv_pieces(safe: pl.DataFrame, *, header: bool = True) -> list[Callable[[PieceTarget], object]]:
+    """The CSV of `safe` (its text already neutralised) as writers of CSV_SLICE_ROWS rows each, for
+    storage.files.write_in_pieces; the first writes the header when `header` (of a frame without a row, the header
+    alone). CSV rows do not depend on each other, so the pieces one after the other are the whole frame's CSV."""
+    starts = range(0, max(safe.height, 1 if header else 0), CSV_SLICE_ROWS)
+    return [lambda target, start=start: safe.slice(start, CSV_SLICE_ROWS).write_csv(
+        target, **{**CSV_OPTIONS, "include_header": header and start == 0}) for start in starts]
+
+
 def write_csv_file(frame: pl.DataFrame, path: Path, *, neutralised: bool = False) -> Path:
     """`csv_bytes` of `frame` written by polars into the file `path` (for a file to be stored with
-    `Store.move_file`: a large table's bytes never pass through Python memory, docs/benchmarks.md), in slices of
-    CSV_SLICE_ROWS rows that the kernel takes in small pieces (storage.files); `neutralised`: its text is
-    already (core.safety.neutralise). CSV rows do not depend on each other, so the file is the whole table's."""
-    safe = frame if neutralised else neutralise(frame)
-    starts = range(0, max(safe.height, 1), CSV_SLICE_ROWS)
-    return write_in_pieces(path, [
-        lambda target, start=start: safe.slice(start, CSV_SLICE_ROWS).write_csv(
-            target, **{**CSV_OPTIONS, "include_header": start == 0}) for start in starts])
+    `Store.move_file`: a large table's bytes never pass through Python memory, docs/benchmarks.md), in slices
+    that the kernel takes in small pieces (csv_pieces, storage.files); `neutralised`: its text is already
+    (core.safety.neutralise)."""
+    return write_in_pieces(path, csv_pieces(frame if neutralised else neutralise(frame)))
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:

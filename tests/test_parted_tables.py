@@ -46,7 +46,6 @@ def test_a_parts_csv_in_slices_and_an_empty_first_part_give_the_whole_tables_csv
     from reporting import tables
 
     monkeypatch.setattr(tables, "CSV_SLICE_ROWS", 7)
-    monkeypatch.setattr(parted, "CSV_SLICE_ROWS", 7)
     real, counted = parted.write_in_pieces, []
 
     def counting(path, pieces):
