@@ -49,7 +49,9 @@ def _memory_file() -> int | None:
         fd = create("screening-audit-output", os.MFD_CLOEXEC)
     except OSError:
         return None
-    if not os.path.exists(_path_of(fd)):  # /proc not mounted: polars could not open it
+    try:  # as polars will: /proc may be missing, or a sandbox may refuse to open the file again by its path
+        os.close(os.open(_path_of(fd), os.O_WRONLY))
+    except OSError:
         os.close(fd)
         return None
     return fd

@@ -137,3 +137,21 @@ def test_a_failed_write_leaves_no_hidden_file(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(OSError):
         LocalStore(tmp_path).write_bytes("a/b.xlsx", b"x" * 10)
     assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_an_in_memory_file_that_cannot_be_opened_by_its_path_is_not_used(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc missing, or a sandbox refusing to open the file again by its path: the pieces go straight into the
+    file, as where there is no in-memory file at all."""
+    real_open = os.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/self/fd/"):
+            raise PermissionError(errno.EACCES, "refused", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_proc)
+    assert files._memory_file() is None
+    given: list[object] = []
+    out = files.write_in_pieces(tmp_path / "out", [lambda target: (given.append(target), target.write(b"abc"))])
+    assert out.read_bytes() == b"abc" and not isinstance(given[0], str)
