@@ -150,8 +150,35 @@ def _add_rowwise(frame: pl.DataFrame, columns: dict[str, pl.Expr]) -> pl.DataFra
     return frame
 
 
-def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.DataFrame:
-    """The prepared frame of ctx.spec's domain: delivered columns + joins + derived columns."""
+def _unknown_where_unread(frame: pl.DataFrame, unread: pl.DataFrame | None) -> pl.DataFrame:
+    """The joined reference columns that report an absence made unknown where the site's file of that domain was
+    rejected as a whole (`unread`: SITEID, DOMAIN, ingestion.unread): a subject missing from a DM nobody read is not
+    "not in DM" (X_IN_DM null: no finding), a result or IE answer missing from an LB or IE file nobody read is not
+    missing (X_MISSING_<DOMAIN> and the site's X_SITE_MISSING_ / X_SITE_COUNT_ lists empty). The file's own finding
+    asks the site for it; before, site 102 was also asked about "records not in DM" in every other domain."""
+    if unread is None or unread.height == 0:
+        return frame
+    sites = {domain: unread.filter(pl.col("DOMAIN") == domain)["SITEID"].unique().to_list()
+             for domain in unread["DOMAIN"].unique().to_list()}
+
+    def unread_here(domain: str) -> pl.Expr:
+        return pl.col("DELIVERY_SITEID").is_in(sites.get(domain, []))
+
+    changes = [pl.when(unread_here("DM")).then(pl.lit(None, pl.Boolean)).otherwise(pl.col("X_IN_DM")).alias("X_IN_DM")
+               ] if "X_IN_DM" in frame.columns and "DM" in sites else []
+    for column in frame.columns:
+        domain = next((column.removeprefix(prefix) for prefix in ("X_MISSING_", "X_SITE_MISSING_", "X_SITE_COUNT_")
+                       if column.startswith(prefix)), None)
+        if domain in sites:
+            changes.append(pl.when(unread_here(domain)).then(pl.lit([], frame.schema[column]))
+                           .otherwise(pl.col(column)).alias(column))
+    return frame.with_columns(changes) if changes else frame
+
+
+def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece], unread: pl.DataFrame | None = None
+            ) -> pl.DataFrame:
+    """The prepared frame of ctx.spec's domain: delivered columns + joins + derived columns. `unread`: the files
+    ingestion rejected as a whole (ingestion.unread.unread_in), whose absence reports nothing."""
     frame = delivered(domains, ctx.spec)
     content = [c for c in frame.columns if c not in (SOURCE, *SOURCE_COLUMNS)]
     frame = frame.with_columns(
@@ -159,6 +186,7 @@ def prepare(domains: dict[str, pl.DataFrame], ctx, pieces: list[Piece]) -> pl.Da
         blank_to_null("USUBJID").alias("X_USUBJID"),
     )
     frame = _with_needs(frame, domains, ctx) if ctx.spec.code == "DM" else _with_subject(frame, domains)
+    frame = _unknown_where_unread(frame, unread)
     derived: dict[str, pl.Expr] = {}
     windowed: dict[str, pl.Expr] = {}
     after: dict[str, pl.Expr] = {}

@@ -43,10 +43,11 @@ def suite_name(domain: str) -> str:
 
 
 def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
-                    catalog: UnitCatalog | None = None) -> DomainValidation:
+                    catalog: UnitCatalog | None = None, unread: pl.DataFrame | None = None) -> DomainValidation:
     """Run the domain's suite once over all sites' rows; map failures to findings / exclusions / rejected.
 
-    `catalog` is the study's unit catalog (None: the bundled one)."""
+    `catalog` is the study's unit catalog (None: the bundled one); `unread` the files ingestion rejected as a whole
+    (ingestion.unread.unread_in): what they hold is not reported missing."""
     frame = domains.get(domain.lower())
     ctx = domain_context(domain, study=study, protocol=protocol, catalog=catalog,
                          columns=frozenset(frame.columns) if frame is not None else frozenset())
@@ -58,7 +59,7 @@ def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str
         return out
     from expectations.gx_run import run_suite
 
-    prepared = prepare(domains, ctx, pieces)
+    prepared = prepare(domains, ctx, pieces, unread)
     run = run_suite(suite_name(domain), checks, ge_frame(prepared, pieces))
     findings, exclusions, rejected = map_failures(prepared, checks, run.failures, study, text_columns(pieces))
     out.findings, out.exclusions, out.rejected = findings, exclusions, rejected
@@ -67,15 +68,16 @@ def validate_domain(domain: str, domains: dict[str, pl.DataFrame], *, study: str
 
 
 def validate_domains(domains: dict[str, pl.DataFrame], *, study: str, protocol: Protocol | None = None,
-                     catalog: UnitCatalog | None = None, threads: int = 4) -> list[DomainValidation]:
+                     catalog: UnitCatalog | None = None, threads: int = 4,
+                     unread: pl.DataFrame | None = None) -> list[DomainValidation]:
     """`validate_domain` for every domain of `domains`, a few at a time (GE runs one suite at a time per
     process, the polars preparation around it runs beside it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     names = sorted(domains)
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(names)))) as pool:
-        return list(pool.map(lambda d: validate_domain(d, domains, study=study, protocol=protocol, catalog=catalog),
-                             names))
+        return list(pool.map(lambda d: validate_domain(d, domains, study=study, protocol=protocol, catalog=catalog,
+                                                       unread=unread), names))
 
 
 def finish_validation(parts: list[DomainValidation], *, workdir: Path | None = None) -> ValidationResult:

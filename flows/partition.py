@@ -52,13 +52,15 @@ def audit_partition(study: str, batches: list[list[SiteIngest]] | list[PackedSit
     ingest = combine_sites(study, sites, schemas)
     # the sites' own frames are not read again: dropped now, the combined frames keep what they share
     sites = [dataclasses.replace(site, frames={}) for site in sites]
-    parts = validate_domains(ingest.domains, study=study, protocol=files.protocol, catalog=files.catalog)
+    unread = unread_in(ingest)
+    parts = validate_domains(ingest.domains, study=study, protocol=files.protocol, catalog=files.catalog,
+                             unread=unread)
     validation = finish_validation(parts)
     eligibility = evaluate(ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
-                           rejected=validation.rejected, catalog=files.catalog, unread=unread_in(ingest))
+                           rejected=validation.rejected, catalog=files.catalog, unread=unread)
     comparison = compare(eligibility, ingest.domains, files.protocol, as_of, exclusions=validation.exclusions,
                          rejected=validation.rejected, process_checks=files.process_checks, policy=files.policy,
-                         catalog=files.catalog)
+                         catalog=files.catalog, unread=unread)
     if schemas is None:
         return PartitionResult(sites=sites, validation=parts, eligibility=eligibility, comparison=comparison)
     from reporting.parted import table_part

@@ -157,11 +157,12 @@ def combine_sites_task(study: str, sites: list[SiteIngest]) -> IngestResult:
 
 @task(name="validate-study", task_run_name="validate-study", cache_policy=NO_CACHE)
 def validate_study_task(domains: dict[str, pl.DataFrame], study: str, protocol: Protocol,
-                        catalog: UnitCatalog | None = None) -> ValidationResult:
+                        catalog: UnitCatalog | None = None, unread: pl.DataFrame | None = None) -> ValidationResult:
     """Every domain's suite over all sites, gathered (what-if's validation; a night's is in its partitions)."""
     from expectations import finish_validation, validate_domains
 
-    return finish_validation(validate_domains(domains, study=study, protocol=protocol, catalog=catalog))
+    return finish_validation(validate_domains(domains, study=study, protocol=protocol, catalog=catalog,
+                                              unread=unread))
 
 
 @task(name="finish-validation", task_run_name="finish-validation", cache_policy=NO_CACHE)

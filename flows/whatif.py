@@ -78,8 +78,9 @@ def whatif_audit(landing: str, reports: str, draft: str, study: str = "SZ003", p
     cutoff = NightCutoff(delivery_cutoff(as_of_date, timezone),
                          seen_by_past_night(open_store(reports, endpoint_url), study, as_of_date))
     ingest = ingest_study(landing, study, endpoint_url, None, cutoff)
-    validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog))
     unread = unread_in(ingest)
+    validation = validate_study_task(quote(ingest.domains), study, quote(files.protocol), quote(files.catalog),
+                                     quote(unread))
     now = evaluate_task(quote(ingest.domains), quote(files.protocol), as_of_date, quote(validation),
                         quote(files.catalog), quote(unread))
     drafted = evaluate_task(quote(ingest.domains), quote(draft_protocol), as_of_date, quote(validation),

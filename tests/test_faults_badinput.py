@@ -40,6 +40,8 @@ FILE_SITES = {
 }
 MANIFEST_SITES = {"112": "sha256", "113": "missing file", "114": "not json"}
 CONTENT_SITE = "115"
+#: site -> its file of this domain replaced by binary data (rejected as a whole): what the file holds is unknown
+UNREAD_SITES = {"116": "ie.csv", "117": "dm.csv"}
 FORMULA = '=HYPERLINK("http://example.invalid/x","click")'
 
 
@@ -94,6 +96,11 @@ def _plant_manifests(landing: Path) -> None:
             (folder / "manifest.json").write_bytes(b'{"study": "SZ003", "site": ')
 
 
+def _plant_unread(landing: Path) -> None:
+    for site, name in UNREAD_SITES.items():
+        _rewrite_manifest(_delivery(landing, site), name, (CORPUS / "binary.csv").read_bytes(), rows=1)
+
+
 def _plant_values(landing: Path) -> list[Planted]:
     """Duplicate key, orphan row, non-ISO date, impossible value and a formula in site 115's newest delivery."""
     folder = _delivery(landing, CONTENT_SITE)
@@ -135,13 +142,14 @@ def _table(reports: Path, name: str) -> pl.DataFrame:
 def runs(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> dict:
     root = tmp_path_factory.mktemp("badinput")
     landing = root / "landing"
-    generate(LocalStore(landing), study="SZ003", sites=15, subjects=60, seed=13,
+    generate(LocalStore(landing), study="SZ003", sites=17, subjects=68, seed=13,
              as_of=date.fromisoformat(AS_OF), formats="csv", plant_problems=False)
     clean_only = root / "clean-landing"
     for site in CLEAN_SITES:
         shutil.copytree(landing / "SZ003" / site, clean_only / "SZ003" / site)
     _plant_files(landing)
     _plant_manifests(landing)
+    _plant_unread(landing)
     planted = _plant_values(landing)
     summary = _audit(landing, root / "reports")
     clean_summary = _audit(clean_only, root / "clean-reports")
@@ -151,7 +159,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> dic
 
 def test_every_site_is_audited_despite_the_broken_files(runs: dict) -> None:
     assert runs["summary"].sites_not_audited == {}
-    assert runs["summary"].sites_audited == 15
+    assert runs["summary"].sites_audited == 17
 
 
 @pytest.mark.parametrize("site", sorted(FILE_SITES))
@@ -188,6 +196,45 @@ def test_what_a_rejected_file_holds_decides_nothing(runs: dict) -> None:
     also = pl.read_csv(runs["reports"] / "SZ003" / AS_OF / "site_queries" / "also_answered" / "106.csv",
                        infer_schema=False)
     assert "IN10.PLT" in also["CHECK_ID"].to_list()
+
+
+def test_a_checklist_nobody_read_is_not_reported_missing(runs: dict) -> None:
+    """Site 116's ie.csv is rejected as a whole: its subjects' PC04 says the checklist was not checked (naming the
+    file), not "no IE checklist was delivered", validation reports no missing IE answer, and the site is asked once,
+    by the file's query, with the PC04 findings under it on its Also answered list."""
+    site, key = "116", f"SZ003/116/{NEWEST}/ie.csv"
+    pc04 = _table(runs["reports"], "discrepancies").filter((pl.col("SITEID") == site) & (pl.col("CHECK_ID") == "PC04"))
+    decided = _table(runs["reports"], "subjects").filter(
+        (pl.col("SITEID") == site) & pl.col("SITE_DECISION").is_in(["ENROLLED", "SCREEN FAILURE"]))
+    assert decided.height > 0 and sorted(pc04["USUBJID"]) == sorted(decided["USUBJID"])
+    assert set(pc04.select("RECOMPUTED", "SOURCE").rows()) == {("not checked", key)}
+    assert all("ie.csv was rejected as a whole and not read" in text for text in pc04["EVIDENCE"])
+    validation = _table(runs["reports"], "validation").filter(pl.col("SITEID") == site)
+    assert not validation["CHECK"].cast(pl.String).str.starts_with("DM.ie_checklist").any()
+    folder = runs["reports"] / "SZ003" / AS_OF / "site_queries"
+    queries = pl.read_csv(folder / f"{site}.csv", infer_schema=False)
+    assert len(queries["CHECK_ID"]) == 1 and queries["CHECK_ID"][0].startswith("ingest.file_rejected.")
+    also = pl.read_csv(folder / "also_answered" / f"{site}.csv", infer_schema=False)
+    assert sorted(also.filter(pl.col("CHECK_ID") == "PC04")["USUBJID"]) == sorted(decided["USUBJID"])
+
+
+def test_results_in_a_file_nobody_read_are_not_reported_missing(runs: dict) -> None:
+    """Site 104's lb.csv is binary: no subject's lab result is reported missing, nor is any test "never delivered" by
+    the site (the file's query asks for the file)."""
+    assert CASES[FILE_SITES["104"]]["as"] == "lb.csv"
+    validation = _table(runs["reports"], "validation").filter(pl.col("SITEID") == "104")
+    needed = validation.filter(pl.col("CHECK").cast(pl.String).str.starts_with("DM.needed_results"))
+    assert not needed["MESSAGE"].str.contains(r"\bLB\b").any(), needed["MESSAGE"].to_list()
+
+
+def test_records_of_a_dm_nobody_read_are_not_reported_outside_dm(runs: dict) -> None:
+    """Site 117's dm.csv is rejected as a whole: its other files' records are not "not in DM" (a query per domain
+    before), and the site's one query is the file's."""
+    site = "117"
+    validation = _table(runs["reports"], "validation").filter(pl.col("SITEID") == site)
+    assert validation.height > 0 and not validation["CHECK"].cast(pl.String).str.contains(".in_dm.").any()
+    queries = pl.read_csv(runs["reports"] / "SZ003" / AS_OF / "site_queries" / f"{site}.csv", infer_schema=False)
+    assert len(queries["CHECK_ID"]) == 1 and queries["CHECK_ID"][0].startswith("ingest.file_rejected.")
 
 
 @pytest.mark.parametrize("site", sorted(MANIFEST_SITES))

@@ -306,6 +306,7 @@ def compare(
     rejected: pl.DataFrame | None = None,
     policy: Policy | None = None,
     catalog: UnitCatalog | None = None,
+    unread: pl.DataFrame | None = None,
 ) -> Comparison:
     """Classify every difference between the recomputed eligibility and the site's assessment.
 
@@ -316,7 +317,8 @@ def compare(
     bundled contracts/policy.yaml (severities) and `catalog` the bundled unit catalog (PC06 converts the
     site's number with it). `exclusions` / `rejected` are validation's (ValidationResult): pass the same
     tables as to evaluate() so that the site's IE, DM and results are read exactly as the evaluation
-    read them.
+    read them, and `unread` the files ingestion rejected as a whole (ingestion.unread.unread_in), as to evaluate():
+    a process check does not report the absence of records from a file nobody read.
     """
     policy = policy or load_policy()
     del as_of  # the reference dates already carry it; kept for the flow's stable signature
@@ -339,6 +341,8 @@ def compare(
         checklist=checklist,
         domains=domains,
         catalog=catalog,
+        unread=(subjects.select("USUBJID", "SITEID").join(unread.select("SITEID", "DOMAIN", "SOURCE"), on="SITEID")
+                .drop("SITEID") if unread is not None else None),
     )
     findings = pl.concat(
         [

@@ -27,6 +27,7 @@ from checks.comparison.process_config import (
     parse_process_checks,
 )
 from checks.comparison.site_checklist import ChecklistStyle, SiteSource
+from checks.evaluation.unread import file_names, not_read_reason
 from contracts.enums import SiteDecision
 from contracts.needs import derived_limit
 from contracts.protocol import Protocol
@@ -57,6 +58,8 @@ class ProcessContext:
     checklist: pl.DataFrame  # checks.comparison.site_checklist.site_checklist()
     domains: dict[str, pl.DataFrame]
     catalog: UnitCatalog | None = None  # the study's unit catalog (None: the bundled one)
+    #: USUBJID, DOMAIN, SOURCE: the files of each subject's site that ingestion rejected as a whole (ingestion.unread)
+    unread: pl.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------------------------- dates
@@ -412,6 +415,36 @@ CHECKS: dict[str, tuple[CheckFunction, frozenset[str]]] = {
     ),
 }
 
+#: check id -> the domains (upper case) whose missing records its findings report: PC04's "no answer for EX03" is
+#: the absence of an IE record. Where the site's file of such a domain was rejected as a whole, the absence says
+#: nothing (a site whose ie.csv could not be read was asked to "complete the IE checklist" for every subject)
+REPORTS_ABSENCE_IN: dict[str, frozenset[str]] = {"PC04": frozenset({"IE"})}
+
+
+def _not_read_where_unread(found: pl.DataFrame, check_id: str, unread: pl.DataFrame | None) -> pl.DataFrame:
+    """`found` (a check's findings, shaped) with those of subjects whose site's file of a domain the check reports the
+    absence of (REPORTS_ABSENCE_IN) was not read said so: SITE_ASSESSMENT `ie.csv not read`, RECOMPUTED `not
+    checked`, the reason as EVIDENCE and the file as SOURCE (the file's own query then asks for it,
+    reporting/data/queries.yaml `covered_by`). They stay findings: last night's PC04 of such a subject is not resolved
+    by a file nobody read."""
+    domains = REPORTS_ABSENCE_IN.get(check_id)
+    if not domains or unread is None or unread.height == 0 or found.height == 0:
+        return found
+    files = (unread.filter(pl.col("DOMAIN").is_in(sorted(domains))).group_by("USUBJID")
+             .agg(pl.col("SOURCE").unique().sort().str.join(RECORD_SEPARATOR).alias("_UNREAD")))
+    marked = found.join(files, on="USUBJID", how="left", maintain_order="left")
+    here = pl.col("_UNREAD").is_not_null()
+    return marked.with_columns(
+        pl.when(here).then(pl.format("{} not read", file_names("_UNREAD"))).otherwise(pl.col("SITE_ASSESSMENT"))
+        .alias("SITE_ASSESSMENT"),
+        pl.when(here).then(pl.lit("not checked")).otherwise(pl.col("RECOMPUTED")).alias("RECOMPUTED"),
+        pl.when(here).then(pl.format("Not checked: {}.", not_read_reason("_UNREAD", "checked")))
+        .otherwise(pl.col("EVIDENCE")).alias("EVIDENCE"),
+        pl.when(here).then(pl.lit(None, pl.String)).otherwise(pl.col("DTC")).alias("DTC"),
+        pl.when(here).then(pl.col("_UNREAD")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
+    ).drop("_UNREAD")
+
+
 def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | None = None) -> pl.DataFrame:
     """All configured checks as one table: USUBJID, CHECK_ID, SEVERITY + PROCESS_COLUMNS + OWN_COLUMNS (null where
     a check gives none)."""
@@ -421,7 +454,7 @@ def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | N
         return found.select(*PROCESS_COLUMNS, *own)
 
     frames = [
-        shaped(CHECKS[check.id][0](ctx, check.params))
+        _not_read_where_unread(shaped(CHECKS[check.id][0](ctx, check.params)), check.id, ctx.unread)
         .with_columns(pl.lit(check.id).alias("CHECK_ID"), pl.lit(check.severity).alias("SEVERITY"))
         for check in (checks if checks is not None else load_process_checks())
     ]

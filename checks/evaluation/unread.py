@@ -27,6 +27,18 @@ def _reads(leaves: list[Leaf]) -> pl.DataFrame:
     return pl.DataFrame(pairs, schema={"LEAF_ID": pl.Int64, "DOMAIN": pl.String}, orient="row")
 
 
+def file_names(sources: str) -> pl.Expr:
+    """The names of the files whose keys column `sources` holds (joined by "; "): `cm.csv; lb.csv`."""
+    return pl.col(sources).str.replace_all(r"[^;]*/([^/;]+)", "$1")
+
+
+def not_read_reason(sources: str, done: str = "decided") -> pl.Expr:
+    """Why something is not `done` when the files in column `sources` were not read: "the site's cm.csv was rejected
+    as a whole and not read, so this cannot be decided without it"."""
+    return pl.format(f"the site's {{}} was rejected as a whole and not read, so this cannot be {done} without it",
+                     file_names(sources))
+
+
 def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFrame,
                    unread: pl.DataFrame | None) -> pl.DataFrame:
     """`rows` (one per subject x leaf, rulebase.LEAF_SCHEMA) with the leaves that read a domain of an `unread` file
@@ -39,7 +51,6 @@ def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFra
            .agg(pl.col("SOURCE").unique().sort().str.join("; ").alias("_UNREAD")))
     if hit.height == 0:
         return rows
-    files = pl.col("_UNREAD").str.replace_all(r"[^;]*/([^/;]+)", "$1")
     marked = rows.join(hit, on=["USUBJID", "LEAF_ID"], how="left", maintain_order="left")
     unread_here = pl.col("_UNREAD").is_not_null()
     return marked.with_columns(
@@ -49,7 +60,5 @@ def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFra
         pl.when(unread_here).then(pl.col("_UNREAD")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
         pl.when(unread_here).then(pl.lit(ReasonCode.FILE_NOT_READ.value)).otherwise(pl.col("REASON_CODE"))
         .alias("REASON_CODE"),
-        pl.when(unread_here).then(pl.format("the site's {} was rejected as a whole and not read, so this cannot be "
-                                            "decided without it", files))
-        .otherwise(pl.col("REASON")).alias("REASON"),
+        pl.when(unread_here).then(not_read_reason("_UNREAD")).otherwise(pl.col("REASON")).alias("REASON"),
     ).drop("_UNREAD")
