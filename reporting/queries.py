@@ -69,12 +69,14 @@ MISSING = "not recorded"
 def _data() -> dict:
     data = load("queries.yaml")
     check_keys("queries.yaml", data, {"checks", "classes", "default", "grouped", "delivery", "data_checks",
-                                      "unverifiable_causes", "covered_by", "values_of_component"},
+                                      "unverifiable_causes", "covered_by", "values_of_component",
+                                      "problem_in_recomputed"},
                {"classes", "default", "grouped", "delivery"})
     check_rules(data.get("covered_by") or [])
-    components = data.get("values_of_component") or []
-    if not isinstance(components, list) or not all(isinstance(check, str) and check for check in components):
-        raise DataFileError("queries.yaml: values_of_component must be a list of check ids, e.g. [PC06]")
+    for key, example in (("values_of_component", "PC06"), ("problem_in_recomputed", "PC04")):
+        checks = data.get(key) or []
+        if not isinstance(checks, list) or not all(isinstance(check, str) and check for check in checks):
+            raise DataFileError(f"queries.yaml: {key} must be a list of check ids, e.g. [{example}]")
     for key in data.get("unverifiable_causes") or {}:
         if key not in ReasonCode.__members__.values():
             raise DataFileError(f"queries.yaml: unverifiable_causes: {key!r} is no reason code (contracts.enums)")
@@ -336,8 +338,11 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
     values = values.rename({"CHECK_ID": "_VALUE_CHECK"})
     rows = (current.with_columns(mine).drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
             .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True)
-            # a process check quoting a component's row keeps its own cause (none): the cause is part of its query
-            .with_columns(pl.when(pl.col("_VALUE_CHECK") == pl.col("CHECK_ID")).then(pl.col("CAUSE")).alias("CAUSE"))
+            # a process check quoting a component's row keeps its own cause (none, or its RECOMPUTED where that says
+            # what the problem is: `problem_in_recomputed`): the cause is part of its query
+            .with_columns(pl.when(pl.col("CHECK_ID").is_in(list(_data().get("problem_in_recomputed") or [])))
+                          .then(pl.col("RECOMPUTED"))
+                          .when(pl.col("_VALUE_CHECK") == pl.col("CHECK_ID")).then(pl.col("CAUSE")).alias("CAUSE"))
             .drop("_VALUE_CHECK"))
     return rows.with_columns(
         pl.coalesce("_OWN_SOURCE", "_ELIG_SOURCE").alias("SOURCE"),

@@ -784,6 +784,23 @@ def test_values_of_component_must_be_a_list_of_check_ids(monkeypatch):
         module._data()
 
 
+def test_pc04_is_one_query_per_missing_part_of_the_checklist_not_one_for_every_subject():
+    """helper-45: 23 subjects without the amendment's EX17 and one without EX01-EX16 were one PC04 query ("please
+    handle each as in the first"); each problem (PC04's RECOMPUTED: queries.yaml problem_in_recomputed) is its own."""
+    found = [discrepancy(f"SZ003-101-000{n}", "PC04", "PROCESS", recomputed="no answer for EX17",
+                         assessment="IE full checklist, 27 of 28 criteria answered Y/N; ENROLLED") for n in (1, 2)]
+    found.append(discrepancy("SZ003-101-0003", "PC04", "PROCESS", recomputed="no answer for EX01, EX02",
+                             assessment="IE full checklist, 26 of 28 criteria answered Y/N; ENROLLED"))
+    found.append(discrepancy("SZ003-101-0004", "PC05", "PROCESS", recomputed="AGE=63"))
+    found.append(discrepancy("SZ003-101-0005", "PC05", "PROCESS", recomputed="AGE=71"))
+    queries = build_site_queries(pl.DataFrame(found, schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), ELIG)
+    problems = consolidate_queries(queries)
+    assert sorted(problems.select("CHECK_ID", "CAUSE", "SUBJECTS").rows(), key=str) == sorted([
+        ("PC04", "no answer for EX01, EX02", "SZ003-101-0003"),
+        ("PC04", "no answer for EX17", "SZ003-101-0001, SZ003-101-0002"),
+        ("PC05", None, "SZ003-101-0004, SZ003-101-0005")], key=str)  # another check's RECOMPUTED is its values
+
+
 def test_a_process_checks_own_records_and_date_are_its_query_detail():
     # a user trial: "… 49 more screening record(s) are also dated before consent" with no record named anywhere
     # in date order, which is not the files' order
