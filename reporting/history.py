@@ -34,7 +34,7 @@ from ingestion.unread import unread_files, used_deliveries
 from publication import published_nights
 from reporting.dv import is_deviation
 from reporting.risk import older_delivery_notes
-from reporting.tables import PUBLISHED_DISCREPANCIES
+from reporting.tables import PUBLISHED_DISCREPANCIES, RESOLVED_VALIDATION
 from review.runs import read_manifest
 from storage import ObjectNotFound, Store
 from storage.keys import join_key
@@ -295,11 +295,8 @@ def apply_history(discrepancies: pl.DataFrame, store: Store, *, study: str, as_o
 
 
 VALIDATION_FILE = "validation.parquet"
-#: what a data-quality finding resolved tonight is listed with (validation_history)
-RESOLVED_VALIDATION_COLUMNS = {"STUDYID": pl.String, "SITEID": pl.String, "USUBJID": pl.String, "DOMAIN": pl.String,
-                               "VARIABLE": pl.String, "CHECK": pl.String, "MESSAGE": pl.String, "SOURCE": pl.String,
-                               FINDING_ID: pl.String, "FIRST_SEEN": pl.String, "RESOLVED_ON": pl.String,
-                               "REVIEW_STATE": pl.String}
+#: what a data-quality finding resolved tonight is listed with (validation_history; the published table's columns)
+RESOLVED_VALIDATION_COLUMNS = RESOLVED_VALIDATION
 
 
 class ValidationHistory(NamedTuple):

@@ -91,7 +91,7 @@ class OutputFile:
 
 
 def published_tables(outputs: RunOutputs, *, sorted_eligibility: bool = True) -> dict[str, pl.DataFrame | PartedTable]:
-    """The five published tables in canonical form (eligibility left in its parts when it came in parts
+    """The six published tables in canonical form (eligibility left in its parts when it came in parts
     that are in canonical order already). `sorted_eligibility=False`: an eligibility table that came whole is left
     in its rows' order, for the job that writes it to sort (publication: the sort is 0.1 s of a dirty night that
     every other job waited for)."""
@@ -104,7 +104,12 @@ def published_tables(outputs: RunOutputs, *, sorted_eligibility: bool = True) ->
         tables["eligibility"] = canonical(eligibility, TABLES["eligibility"]) if sorted_eligibility else eligibility
     tables["dv"] = build_dv(tables["discrepancies"], tables["subjects"], outputs.policy,
                             earlier=outputs.review.confirmed_earlier if outputs.review is not None else None)
-    return {name: tables[name] for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")}
+    resolved = outputs.validation_resolved
+    tables["validation_resolved"] = canonical(resolved if resolved is not None
+                                              else pl.DataFrame(schema=RESOLVED_VALIDATION_COLUMNS),
+                                              TABLES["validation_resolved"])
+    return {name: tables[name]
+            for name in ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv")}
 
 
 def _frames(table: pl.DataFrame | PartedTable, columns: list[str]) -> Iterable[pl.DataFrame]:
@@ -143,7 +148,7 @@ SHEET_FILES = {
                     "tables",
     "Discrepancies": "discrepancies.csv or discrepancies.parquet",
     "Validation findings": "validation.csv or validation.parquet",
-    "Resolved data quality": "report.html's 'Data-quality findings resolved tonight' (one row per site and check)",
+    "Resolved data quality": "validation_resolved.csv or validation_resolved.parquet",
     "Eligibility matrix": "eligibility.csv or eligibility.parquet",
     "DV": "dv.csv, dv.parquet or dv.xpt",
 }
@@ -233,8 +238,7 @@ def _report_sheets(outputs: RunOutputs, tables: dict[str, pl.DataFrame | PartedT
         "Important deviations": lambda: important_deviations(disc),
         "Discrepancies": lambda: disc,
         "Validation findings": lambda: tables["validation"],
-        RESOLVED_QUALITY_SHEET: lambda: (outputs.validation_resolved if outputs.validation_resolved is not None
-                                         else pl.DataFrame(schema=RESOLVED_VALIDATION_COLUMNS)),
+        RESOLVED_QUALITY_SHEET: lambda: tables["validation_resolved"],
         "Eligibility matrix": lambda: eligibility_matrix(tables["subjects"],
                                                          _frames(tables["eligibility"], MATRIX_COLUMNS)),
         "Site risk": lambda: risk,

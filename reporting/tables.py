@@ -30,6 +30,13 @@ PUBLISHED_DISCREPANCIES: Schema = {**DISCREPANCIES, "RESOLVED_ON": pl.String, "E
 #: Published validation findings: the findings contract, their identity, the night they were first
 #: reported (from the previous run's table) and the review columns.
 PUBLISHED_VALIDATION: Schema = {**FINDINGS, **IDENTITY, "FIRST_SEEN": pl.String, "DAYS_OPEN": pl.Int64, **REVIEW}
+#: the earlier data-quality findings tonight's audit no longer finds (reporting.history.validation_history), one row
+#: per finding, published once, on the night they go: report.xlsx's "Resolved data quality" sheet and the
+#: validation_resolved table, whose FINDING_IDs a reviewer may still act on (review.catalogue)
+RESOLVED_VALIDATION: Schema = {"STUDYID": pl.String, "SITEID": pl.String, "USUBJID": pl.String, "DOMAIN": pl.String,
+                               "VARIABLE": pl.String, "CHECK": pl.String, "MESSAGE": pl.String, "SOURCE": pl.String,
+                               "FINDING_ID": pl.String, "FIRST_SEEN": pl.String, "RESOLVED_ON": pl.String,
+                               "REVIEW_STATE": pl.String}
 
 DV: Schema = {
     "STUDYID": pl.String,
@@ -65,6 +72,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("eligibility", ELIGIBILITY, ("STUDYID", "SITEID", "USUBJID", "CRITERION_ID", "CHECK_ID")),
         TableSpec("discrepancies", PUBLISHED_DISCREPANCIES, ("STUDYID", "SITEID", "USUBJID", "CHECK_ID", "CLASS")),
         TableSpec("validation", PUBLISHED_VALIDATION, ("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "SOURCE")),
+        TableSpec("validation_resolved", RESOLVED_VALIDATION,
+                  ("STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", "SOURCE", "CHECK", "FINDING_ID")),
         TableSpec("dv", DV, ("STUDYID", "USUBJID", "DVSEQ")),
     )
 }

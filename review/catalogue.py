@@ -86,10 +86,22 @@ def catalogue_of(discrepancies: pl.DataFrame | None, validation: pl.DataFrame | 
             .unique(FINDING_ID, keep="first", maintain_order=True))
 
 
+def with_resolved(catalogue: pl.DataFrame, resolved: pl.DataFrame | None) -> pl.DataFrame:
+    """`catalogue` and the data-quality findings gone that night (`resolved`: the validation_resolved table, or
+    reporting.history.validation_history's), as RESOLVED: a site corrects a value and answers its query in the same
+    cycle, and a reviewer acts on what the report's "Resolved data quality" sheet lists; both were refused as
+    "unknown finding" (a user trial, helper-45)."""
+    if resolved is None or resolved.height == 0:
+        return catalogue
+    gone = catalogue_of(None, resolved).with_columns(pl.lit("RESOLVED").alias("STATUS"))
+    return pl.concat([catalogue, gone], how="vertical").unique(FINDING_ID, keep="first", maintain_order=True)
+
+
 def published_catalogue(store: Store, study: str) -> tuple[date | None, pl.DataFrame]:
-    """The latest complete run's as-of date and catalogue (None and an empty catalogue before any run)."""
+    """The latest complete run's as-of date and catalogue (None and an empty catalogue before any run): its
+    discrepancies (RESOLVED ones included), validation findings, and the data-quality findings it resolved."""
     run = latest_run(store, study)
     if run is None:
         return None, pl.DataFrame(schema=CATALOGUE)
-    return run, catalogue_of(read_table(store, study, run, "discrepancies"), read_table(store, study, run,
-                                                                                       "validation"))
+    tonight = catalogue_of(read_table(store, study, run, "discrepancies"), read_table(store, study, run, "validation"))
+    return run, with_resolved(tonight, read_table(store, study, run, "validation_resolved"))

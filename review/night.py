@@ -27,7 +27,7 @@ from contracts.records import ReviewResult
 from contracts.tables import EVIDENCE_HASH, FINDING_ID
 from publication import published_nights
 from review.append import append_actions
-from review.catalogue import catalogue_of
+from review.catalogue import catalogue_of, with_resolved
 from review.entries import MAX_TEXT
 from review.fold import current_states
 from review.imports import receipt_stamp, receipts_since, stamp_of
@@ -106,11 +106,7 @@ def answerable(discrepancies: pl.DataFrame, validation: pl.DataFrame, resolved: 
 
     A site corrects a value and answers its query in the same cycle: the answer to the data-quality finding its
     correction resolved was refused as "unknown finding" and lost, while the discrepancy's was kept (a user trial)."""
-    tonight = catalogue_of(discrepancies, validation)
-    if resolved is None or resolved.height == 0:
-        return tonight
-    gone = catalogue_of(None, resolved).with_columns(pl.lit("RESOLVED").alias("STATUS"))
-    return pl.concat([tonight, gone], how="vertical").unique(FINDING_ID, keep="first", maintain_order=True)
+    return with_resolved(catalogue_of(discrepancies, validation), resolved)
 
 
 def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: Store, *, study: str, as_of: date,

@@ -163,7 +163,7 @@ def test_every_delivered_subject_and_every_subject_component_comes_out(audited: 
 
 
 def test_outputs_identify_subjects_only_by_usubjid_and_siteid(audited: dict) -> None:
-    for name in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
+    for name in ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv"):
         columns = set(_table(audited, name).columns)
         assert not columns & {"BRTHDTC", "SUBJID", "INITIALS", "NAME"}, name
 

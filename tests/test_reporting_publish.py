@@ -17,7 +17,8 @@ from storage import LocalStore, S3Store
 from tests.support.sample_outputs import make_outputs
 
 PREFIX = "SZ003/2026-11-28"
-TABLE_FILES = [f"{name}.{ext}" for name in ("subjects", "eligibility", "discrepancies", "validation", "dv")
+TABLE_FILES = [f"{name}.{ext}"
+               for name in ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv")
                for ext in ("csv", "parquet")]
 
 

@@ -18,7 +18,7 @@ from generator import generate
 from storage import LocalStore
 
 AS_OF = "2026-11-28"
-TABLES = ("subjects", "eligibility", "discrepancies", "validation", "dv")
+TABLES = ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv")
 
 
 def _audit(landing: Path, reports: Path):

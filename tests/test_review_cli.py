@@ -27,6 +27,7 @@ STUDY = "SZ003"
 AS_OF = date(2026, 11, 28)
 CLI = str(Path(sys.executable).with_name("screening-audit"))
 NOTE = "V-0123456789abcdef"
+GONE = "V-fedcba9876543210"  # a data-quality finding the night resolved (its validation_resolved table)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,12 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     note = outputs.validation.head(1).with_columns(  # a manifest setting that was ignored: no review state
         pl.lit(None, pl.String).alias("USUBJID"), pl.lit("ingest.note.encoding_ignored").alias("EXPECTATION"),
         pl.lit(NOTE).alias("FINDING_ID"))
+    gone = outputs.validation.head(1).select(
+        "STUDYID", "SITEID", "USUBJID", "DOMAIN", "VARIABLE", pl.col("EXPECTATION").alias("CHECK"), "MESSAGE",
+        "SOURCE", pl.lit(GONE).alias("FINDING_ID"), pl.lit("2026-11-20").alias("FIRST_SEEN"),
+        pl.lit(AS_OF.isoformat()).alias("RESOLVED_ON"), pl.lit(None, pl.String).alias("REVIEW_STATE"))
     outputs = replace(outputs, discrepancies=apply_history(outputs.discrepancies, store, study=STUDY, as_of=AS_OF),
-                      validation=pl.concat([outputs.validation, note]))
+                      validation=pl.concat([outputs.validation, note]), validation_resolved=gone)
     publish(outputs, store, f"{STUDY}/{AS_OF.isoformat()}")
     seal(store, f"{STUDY}/{AS_OF.isoformat()}")  # a published night, as a run leaves it
     _, catalogue = published_catalogue(store, STUDY)
@@ -62,6 +67,19 @@ def test_add_records_an_action_and_prints_the_transition(reports: dict) -> None:
     result = review(reports, "add", "--finding", finding, "--action", "acknowledge", "--by", "alice")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(f"ACKNOWLEDGE on {finding}: UNREVIEWED -> ACKNOWLEDGED")
+
+
+def test_a_data_quality_finding_the_latest_run_resolved_can_still_be_answered(reports: dict) -> None:
+    """The report's "Resolved data quality" sheet lists it (validation_resolved.csv too): a reviewer recording the
+    site's answer to it was refused as "not in the latest run", while a returned workbook's answer was kept."""
+    table = pl.read_csv(reports["root"] / STUDY / AS_OF.isoformat() / "validation_resolved.csv", infer_schema=False)
+    assert table["FINDING_ID"].to_list() == [GONE]
+    result = review(reports, "add", "--finding", GONE, "--action", "SITE_RESPONSE", "--by", "Dr Lee",
+                    "--text", "value corrected in the new delivery")
+    assert result.returncode == 0, result.stderr
+    assert f"SITE_RESPONSE on {GONE}" in result.stdout
+    shown = review(reports, "show", GONE)
+    assert shown.returncode == 0 and "value corrected in the new delivery" in shown.stdout, shown.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
