@@ -26,7 +26,7 @@ from contracts.policy import Policy, load_policy
 from contracts.tables import FINDING_ID
 from reporting.datafiles import check_keys, load
 from reporting.tables import DV, TABLES, canonical
-from review.fold import DV_CONFIRMED_MARK
+from review.fold import DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK
 
 #: the DV variables written to dv.xpt (SAS v5 names have at most 8 characters; FINDING_ID is in the CSV
 #: and Parquet files)
@@ -123,8 +123,6 @@ def is_deviation(discrepancies: pl.DataFrame) -> pl.Series:
     return pl.int_range(discrepancies.height, dtype=pl.UInt32, eager=True).is_in(kept.implode()).alias("DEVIATION")
 
 
-#: DVREVIEW of a confirmed deviation that tonight's data no longer show, kept as the night before published it
-DV_NOT_IN_DATA_MARK = "CONFIRMED, NOT IN TONIGHT'S DATA"
 
 
 def confirmed_not_in_data(discrepancies: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFrame:

@@ -37,6 +37,9 @@ STATES: dict[str, type[pl.DataType] | pl.DataType] = {
 #: the column published beside the review state of a finding that can be a deviation
 DV_REVIEW = "DV_REVIEW"
 DV_CONFIRMED_MARK = "CONFIRMED"
+#: DVREVIEW of a confirmed deviation that tonight's data no longer show, kept as the night before published it
+#: (reporting.dv.confirmed_not_in_data)
+DV_NOT_IN_DATA_MARK = "CONFIRMED, NOT IN TONIGHT'S DATA"
 DV_PENDING_MARK = "NOT YET REVIEWED"
 
 

@@ -29,7 +29,7 @@ from publication import published_nights
 from review.append import append_actions
 from review.catalogue import catalogue_of, with_resolved
 from review.entries import MAX_TEXT
-from review.fold import current_states
+from review.fold import DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK, current_states
 from review.imports import receipt_stamp, receipts_since, stamp_of
 from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
@@ -71,15 +71,35 @@ def standing_confirmations(store: Store, study: str, as_of: date, states: pl.Dat
     the audit no longer finds it, but it stays in dv until a reviewer withdraws it (reporting.dv). A user trial saw
     a confirmed and closed deviation leave DV without a word, as docs/review.md said it would not. Each night
     carries the night before's, so a record stays for as many nights as its confirmation stands."""
-    night = next(published_nights(store, study, before=as_of), None)
-    earlier = read_table(store, study, night, "dv") if night is not None else None
-    if earlier is None or FINDING_ID not in earlier.columns or "DVREVIEW" not in earlier.columns:
+    earlier = _previous_dv(store, study, as_of)
+    if earlier is None:
         return None
     # whatever that night's mark: a deviation confirmed since (NOT YET REVIEWED last night, confirmed this morning,
     # the data changed by tonight) stands as well (helper-46)
     standing = states.filter(pl.col("DV_CONFIRMED")).select(FINDING_ID)
-    return (earlier.filter(pl.col(FINDING_ID).is_not_null())
-            .join(standing, on=FINDING_ID, how="semi", maintain_order="left"))
+    return earlier.join(standing, on=FINDING_ID, how="semi", maintain_order="left")
+
+
+def published_confirmations(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
+    """The DV records the latest published night before `as_of` marked confirmed (CONFIRMED, or confirmed and not in
+    its data): what a night whose ledger fails verification carries instead of standing_confirmations. Without a
+    verified ledger nobody can say whether a confirmation was withdrawn since, and a deviation reported as confirmed
+    does not leave the SDTM deliverable over a broken ledger (it did, and the night after carried none either: the
+    chain of carried records was cut for good)."""
+    earlier = _previous_dv(store, study, as_of)
+    if earlier is None:
+        return None
+    return earlier.filter(pl.col("DVREVIEW").is_in([DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK]))
+
+
+def _previous_dv(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
+    """The dv table of the latest published night before `as_of`, its records with a FINDING_ID; None before the
+    first night, or when that night has no dv table with FINDING_ID and DVREVIEW."""
+    night = next(published_nights(store, study, before=as_of), None)
+    earlier = read_table(store, study, night, "dv") if night is not None else None
+    if earlier is None or FINDING_ID not in earlier.columns or "DVREVIEW" not in earlier.columns:
+        return None
+    return earlier.filter(pl.col(FINDING_ID).is_not_null())
 
 
 def _reopened_since(view: LedgerView, machine: StateMachine, since: int) -> pl.DataFrame:
@@ -120,7 +140,8 @@ def review_night(discrepancies: pl.DataFrame, validation: pl.DataFrame, store: S
         _log.error("the review ledger of %s fails verification (%d problem(s)): %s; review states are not shown "
                    "and nothing is written to it", study, len(view.problems), "; ".join(view.problems[:3]))
         return ReviewResult(states=current_states(view.entries.head(0), machine),
-                            reopened=pl.DataFrame(schema=REOPENED), ledger=_ledger_info(view, "INVALID", True))
+                            reopened=pl.DataFrame(schema=REOPENED), ledger=_ledger_info(view, "INVALID", True),
+                            confirmed_earlier=published_confirmations(store, study, as_of))
     start = view.head_seq
     read_only = later_run_exists(store, study, as_of)
     if not read_only:

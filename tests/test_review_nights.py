@@ -270,6 +270,11 @@ def test_an_edited_ledger_entry_is_named_by_the_cli_and_by_the_next_night(scenar
     assert manifest["status"] == "INVALID"
     assert any("entry 1 " in problem and "0000000001.json" in problem for problem in manifest["problems"])
     assert scenario["night4"]["REVIEW_STATE"].null_count() == scenario["night4"].height  # nothing guessed
+    # the confirmed deviation the data no longer show stays in dv as last published: a broken ledger cannot say it was
+    # withdrawn (it left dv that night, and no later night carried it again)
+    ids = scenario["ids"]
+    dv = study.table(NIGHTS[3], "dv")
+    assert dv.filter(pl.col("FINDING_ID") == ids["pc02"])["DVREVIEW"].to_list() == ["CONFIRMED, NOT IN TONIGHT'S DATA"]
     html = study.published(NIGHTS[3], "report.html").decode()
     assert "The review ledger fails verification" in html and "0000000001.json" in html
     from review.ledger import read_ledger  # the run wrote nothing to the broken ledger

@@ -74,3 +74,20 @@ def test_the_night_befores_confirmed_dv_records_stand_while_their_confirmation_d
     # night published it NOT YET REVIEWED (helper-46: it left dv the night its data changed)
     assert standing_confirmations(store, STUDY, date(2026, 11, 29), states)["FINDING_ID"].to_list() == ["D-1", "D-4"]
     assert standing_confirmations(store, STUDY, date(2026, 11, 28), states) is None  # no night before
+
+
+def test_a_night_whose_ledger_fails_verification_carries_the_confirmations_as_published(tmp_path) -> None:
+    import polars as pl
+
+    from review.night import published_confirmations
+
+    store = LocalStore(tmp_path)
+    dv = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3", None], "DVREFID": ["PC02", "EX07", "PC01", "IN10"],
+                       "DVREVIEW": ["CONFIRMED", "CONFIRMED, NOT IN TONIGHT'S DATA", "NOT YET REVIEWED", "CONFIRMED"]})
+    buffer = io.BytesIO()
+    dv.write_parquet(buffer)
+    _night(store, "2026-11-28", 3, sealed=True)
+    store.write_bytes(f"{STUDY}/2026-11-28/dv.parquet", buffer.getvalue())
+    seal(store, f"{STUDY}/2026-11-28")
+    assert published_confirmations(store, STUDY, date(2026, 11, 29))["FINDING_ID"].to_list() == ["D-1", "D-2"]
+    assert published_confirmations(store, STUDY, date(2026, 11, 28)) is None  # no night before
