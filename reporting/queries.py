@@ -41,10 +41,12 @@ from review.catalogue import validation_status
 from review.machine import load_machine
 
 #: one row per finding; QUERY_ID is the query (one per problem) that lists it
-QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "ORIGIN", "CHECK_ID", "CLASS",
-                 "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT",
-                 "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH", COVERED_FINDING_IDS,
-                 COVERED_SUBJECTS]
+QUERY_COLUMNS = ["QUERY_ID", "FINDING_ID", "STUDYID", "SITEID", "USUBJID", "TIVERS", "ORIGIN", "CHECK_ID",
+                 "CLASS", "SEVERITY", "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT",
+                 "LIMIT", "DELIVERED", "DTC", "SOURCE", "CAUSE", "DETAIL", "QUERY_TEXT", "EVIDENCE_HASH",
+                 COVERED_FINDING_IDS, COVERED_SUBJECTS]
+#: the columns a finding's row is built with; TIVERS is joined from the subjects last (_with_version)
+_BUILT = [c for c in QUERY_COLUMNS if c != "TIVERS"]
 #: one problem: the findings of a site with the same check and cause (see the module's docstring)
 PROBLEM = ["STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "DOMAIN", "VARIABLE", "CAUSE"]
 CONSOLIDATED_COLUMNS = ["QUERY_ID", "STUDYID", "SITEID", "ORIGIN", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
@@ -433,12 +435,12 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
     if order is None:
         rows = _with_row_ref(_with_text_columns(rows)).with_columns(_evidence_in_text())
         rows = rows.with_columns(_choose(choices, default).alias("QUERY_TEXT"))
-        return _with_version(with_query_ids(sort_like(rows.select(*QUERY_COLUMNS, *_RECORD), key))
-                             .select(QUERY_COLUMNS), _judged_by(subjects, eligibility))
+        return _with_version(with_query_ids(sort_like(rows.select(*_BUILT, *_RECORD), key))
+                             .select(_BUILT), _judged_by(subjects, eligibility))
     # the listed columns of every finding are copied once, in order; the columns the texts read, only for the
     # findings whose text is quoted (each copy of all 130,000 findings' 45 columns was 90 MB)
     position = order["_ROW"]
-    listed = with_query_ids(rows.select(c for c in QUERY_COLUMNS if c != "QUERY_TEXT")[position])
+    listed = with_query_ids(rows.select(c for c in _BUILT if c != "QUERY_TEXT")[position])
     rank = pl.int_range(pl.len()).over("QUERY_ID")
     at = listed.select(((rank == 0) | ((rank < MAX_DETAIL_LINES) & pl.col("DETAIL").is_null())).arg_true()).to_series()
     # the row references of the quoted findings only (a list per SOURCE: a tenth of a second for all of them)
@@ -446,7 +448,7 @@ def build_site_queries(discrepancies: pl.DataFrame, validation: pl.DataFrame,
              .with_columns(_evidence_in_text())
              .select(_choose(choices, default).alias("QUERY_TEXT")).to_series())
     text = pl.repeat(None, listed.height, dtype=pl.String, eager=True).alias("QUERY_TEXT").scatter(at, texts)
-    return _with_version(listed.with_columns(text).select(QUERY_COLUMNS), _judged_by(subjects, eligibility))
+    return _with_version(listed.with_columns(text).select(_BUILT), _judged_by(subjects, eligibility))
 
 
 def _with_text_columns(rows: pl.DataFrame) -> pl.DataFrame:
@@ -476,23 +478,22 @@ def _judged_by(subjects: pl.DataFrame | None, eligibility: pl.DataFrame) -> pl.D
 
 
 def _with_version(queries: pl.DataFrame, judged: pl.DataFrame) -> pl.DataFrame:
-    """A discrepancy's QUERY_TEXT with the protocol version its subject was judged by (`judged`: USUBJID, TIVERS),
-    when the night judged subjects by more than one (an amendment): a site whose checklist still says PLT >= 60 could
-    not tell why it was asked about 96 against 100, nor a reviewer without joining the subjects table (a user
-    trial)."""
-    if queries.height == 0:
-        return queries
-    versions = judged.select(pl.col("TIVERS").drop_nulls().unique())
-    if versions.height < 2 and not versions["TIVERS"].str.contains(" or ", literal=True).any():
-        return queries
-    judged = judged.select("USUBJID", pl.col("TIVERS").alias("_TIVERS")).drop_nulls().unique(
+    """`queries` with TIVERS, the protocol version each finding's subject was judged by (`judged`: USUBJID, TIVERS;
+    null for a finding about no subject), and a discrepancy's QUERY_TEXT naming it when the night judged subjects by
+    more than one (an amendment): a site whose checklist still says PLT >= 60 could not tell why it was asked about
+    96 against 100, nor a reviewer without joining the subjects table (a user trial); the query detail and the
+    Detail sheets carry the column (helper-45: only the text named it)."""
+    judged = judged.select("USUBJID", pl.col("TIVERS").cast(pl.String)).drop_nulls().unique(
         "USUBJID", keep="first", maintain_order=True)
-    noted = queries.join(judged, on="USUBJID", how="left", maintain_order="left")
-    note = pl.format("{} Judged by protocol version {}.", pl.col("QUERY_TEXT"), pl.col("_TIVERS"))
+    noted = queries.join(judged, on="USUBJID", how="left", maintain_order="left").select(QUERY_COLUMNS)
+    versions = judged.select(pl.col("TIVERS").unique())
+    if queries.height == 0 or (versions.height < 2
+                               and not versions["TIVERS"].str.contains(" or ", literal=True).any()):
+        return noted
+    note = pl.format("{} Judged by protocol version {}.", pl.col("QUERY_TEXT"), pl.col("TIVERS"))
     judged_here = ((pl.col("ORIGIN") == "DISCREPANCY") & pl.col("QUERY_TEXT").is_not_null()
-                   & pl.col("_TIVERS").is_not_null())
-    return noted.with_columns(pl.when(judged_here).then(note).otherwise(pl.col("QUERY_TEXT")).alias("QUERY_TEXT")
-                              ).drop("_TIVERS")
+                   & pl.col("TIVERS").is_not_null())
+    return noted.with_columns(pl.when(judged_here).then(note).otherwise(pl.col("QUERY_TEXT")).alias("QUERY_TEXT"))
 
 
 def with_query_ids(rows: pl.DataFrame) -> pl.DataFrame:
@@ -628,9 +629,9 @@ def site_query_of(queries: pl.DataFrame) -> pl.DataFrame:
 #: each finding in the detail (`with_finding_answers`)
 EARLIER_ANSWER = "EARLIER_ANSWER"
 #: the Detail sheet of a site's workbook: what a monitor needs to work each finding of a query
-DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "CHECK_ID", "CLASS", "SEVERITY", "STATUS",
-                  "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DELIVERED", "DTC",
-                  "SOURCE", "RECORD", "DETAIL", EARLIER_ANSWER]
+DETAIL_COLUMNS = ["QUERY_ID", FINDING_ID, "SITEID", "USUBJID", "TIVERS", "CHECK_ID", "CLASS", "SEVERITY",
+                  "STATUS", "FIRST_SEEN", "DAYS_OPEN", "DOMAIN", "VARIABLE", "VALUE", "UNIT", "LIMIT", "DELIVERED",
+                  "DTC", "SOURCE", "RECORD", "DETAIL", EARLIER_ANSWER]
 
 
 def query_detail(queries: pl.DataFrame) -> pl.DataFrame:

@@ -931,3 +931,21 @@ def test_the_version_note_follows_the_nights_subjects_not_the_quoted_rows(every_
     assert "Judged by" not in one["QUERY_TEXT"][0]
     # without the subjects table, the quoted rows are all there is to go by (of one version: no note)
     assert "Judged by" not in build_site_queries(disc, empty, quoted, every_text=every_text)["QUERY_TEXT"][0]
+
+
+def test_every_finding_carries_the_version_its_subject_was_judged_by():
+    """helper-45: only the query text named the version; a reviewer filtering a site's detail by version could not.
+    The column is there on a night of one version too, and empty for a finding about no subject."""
+    disc = pl.DataFrame([discrepancy("SZ003-101-0001", "IN10.PLT", "INELIGIBLE_ENROLLED", "IMPORTANT"),
+                         discrepancy("SZ003-101-0009", "PC05", "PROCESS", recomputed="AGE=63")], schema=DISCREPANCIES)
+    site_gap = {**dict.fromkeys(FINDINGS), "STUDYID": "SZ003", "SITEID": "101", "DOMAIN": "DM", "VARIABLE": "LBTESTCD",
+                "EXPECTATION": "expect_column_values_to_be_null", "MESSAGE": "Site 101 delivers no ALB result in LB",
+                "SOURCE": "SZ003/101/D1/dm.csv", "FINDING_ID": "V-0000000000000001"}
+    subjects = pl.DataFrame({"USUBJID": ["SZ003-101-0001", "SZ003-101-0009"], "TIVERS": ["1.0", "2.0"]})
+    queries = build_site_queries(disc, pl.DataFrame([site_gap], schema=FINDINGS), ELIG, subjects=subjects)
+    detail = query_detail(queries)
+    assert detail.columns.index("TIVERS") == detail.columns.index("USUBJID") + 1
+    assert dict(zip(detail["USUBJID"], detail["TIVERS"], strict=True)) == {
+        "SZ003-101-0001": "1.0", "SZ003-101-0009": "2.0", None: None}
+    one = build_site_queries(disc, pl.DataFrame(schema=FINDINGS), ELIG, subjects=subjects.head(1))
+    assert one["TIVERS"].to_list() == ["1.0", None]  # 0009 is no subject of this night's table
