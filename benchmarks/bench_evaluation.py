@@ -256,13 +256,15 @@ def prepare_inputs(landing: Path, study: str) -> Path:
 
     from expectations import finish_validation, validate_domain
     from ingestion import combine_sites, ingest_site, list_sites
+    from ingestion.unread import unread_in
     from storage import LocalStore
 
     store = LocalStore(landing)
     ingest = combine_sites(study, [ingest_site(store, study, site) for site in list_sites(store, study)])
     protocol = load_protocol()
+    unread = unread_in(ingest)
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
-        parts = [validate_domain(domain, ingest.domains, study=study, protocol=protocol)
+        parts = [validate_domain(domain, ingest.domains, study=study, protocol=protocol, unread=unread)
                  for domain in sorted(ingest.domains)]
         validation = finish_validation(parts, workdir=Path(tmp))
     folder.mkdir(parents=True, exist_ok=True)
@@ -270,6 +272,7 @@ def prepare_inputs(landing: Path, study: str) -> Path:
         frame.write_parquet(folder / f"domain-{name}.parquet")
     validation.exclusions.write_parquet(folder / "exclusions.parquet")
     validation.rejected.write_parquet(folder / "rejected.parquet")
+    unread.write_parquet(folder / "unread.parquet")
     (folder / ".complete").write_text("ok")
     return folder
 
@@ -284,11 +287,12 @@ def run_case(folder: Path, as_of: date) -> dict:
                for path in sorted(folder.glob("domain-*.parquet"))}
     exclusions = pl.read_parquet(folder / "exclusions.parquet")
     rejected = pl.read_parquet(folder / "rejected.parquet")
+    unread = pl.read_parquet(folder / "unread.parquet") if (folder / "unread.parquet").exists() else None
     protocol = load_protocol()
     result, evaluated = measured("evaluate", sampler, lambda: evaluate(
-        domains, protocol, as_of, exclusions=exclusions, rejected=rejected))
+        domains, protocol, as_of, exclusions=exclusions, rejected=rejected, unread=unread))
     comparison, compared = measured("compare", sampler, lambda: compare(
-        result, domains, protocol, as_of, exclusions=exclusions, rejected=rejected))
+        result, domains, protocol, as_of, exclusions=exclusions, rejected=rejected, unread=unread))
     return {
         "rows": sum(frame.height for frame in domains.values()),
         "subjects": result.reference.height,

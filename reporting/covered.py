@@ -161,7 +161,9 @@ def _rule_pairs(indexed: pl.DataFrame, rule: dict[str, Any]) -> pl.DataFrame:
     if rule["same"] == "criterion":
         covering = covering.with_columns(_criteria().alias("_CRITERION")).explode("_CRITERION")
         candidates = candidates.with_columns(_criteria().list.first().alias("_CRITERION"))
-    if rule["same"] == "record":  # a finding naming several records shares each of them
+    # a finding naming several records (files) shares each of them: a component that needs two rejected files (cm.csv
+    # and lb.csv) is asked by the first file's query, not in a query of its own beside the two (helper-45)
+    if rule["same"] in ("record", "file"):
         candidates = candidates.with_columns(pl.col("SOURCE").str.split(RECORD_SEPARATOR)).explode("SOURCE")
     pairs = (candidates.select("_ROW", *keys, *text)
              .join(covering.select(*keys, *text, "_ROW"), on=keys, how="inner", suffix="_BY")

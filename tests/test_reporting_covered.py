@@ -388,3 +388,23 @@ def test_a_site_audited_on_an_older_delivery_is_asked_to_correct_the_rejection_o
     assert rows.select("SITEID", "CHECK_ID", "COVERED_FINDING_IDS").rows() == [
         ("120", "ingest.delivery_rejected.checksum", "V-120-ingest.delivery_fallback"),
         ("121", "ingest.delivery_fallback", None)]
+
+
+def test_a_component_needing_two_rejected_files_is_asked_by_their_queries_not_on_its_own():
+    """helper-45: a component that reads cm.csv and lb.csv, both rejected as a whole, names both files in its SOURCE;
+    the file relation needed the whole SOURCE to be one file, so it was a query of its own beside the two files'."""
+    files = ["SZ003/105/D/cm.csv", "SZ003/105/D/lb.csv"]
+    eligibility = pl.DataFrame([{"STUDYID": "SZ003", "SITEID": "105", "USUBJID": SUBJECT, "CRITERION_ID": "IN09",
+                                 "CHECK_ID": "IN09.TX", "OUTCOME": "UNVERIFIABLE", "REASON": "not read",
+                                 "REASON_CODE": "FILE_NOT_READ", "SOURCE": "; ".join(files)}],
+                               schema={**ELIGIBILITY, "REASON_CODE": pl.String})
+    component = {**_discrepancy("IN09.TX", "UNVERIFIABLE", "QUERY", site="105"), "FINDING_ID": "D-1"}
+    rejected = [{"STUDYID": "SZ003", "SITEID": "105", "USUBJID": None, "DOMAIN": key[-6:-4].upper(), "VARIABLE": None,
+                 "EXPECTATION": "ingest.file_rejected.undecodable", "CHECK": None, "OBSERVED": None,
+                 "MESSAGE": f"Site 105, file {key}: not text", "SOURCE": key, "FINDING_ID": f"V-{n}"}
+                for n, key in enumerate(files)]
+    rows = build_site_queries(pl.DataFrame([component], schema=DISCREPANCIES),
+                              pl.DataFrame(rejected, schema={**FINDINGS, "CHECK": pl.String, "FINDING_ID": pl.String}),
+                              eligibility)
+    assert rows["CHECK_ID"].to_list() == ["ingest.file_rejected.undecodable"] * 2
+    assert rows["COVERED_FINDING_IDS"].drop_nulls().to_list() == ["D-1"]

@@ -27,7 +27,6 @@ from checks.comparison.process_config import (
     parse_process_checks,
 )
 from checks.comparison.site_checklist import ChecklistStyle, SiteSource
-from checks.evaluation.unread import file_names, not_read_reason
 from contracts.enums import SiteDecision
 from contracts.needs import derived_limit
 from contracts.protocol import Protocol
@@ -421,28 +420,17 @@ CHECKS: dict[str, tuple[CheckFunction, frozenset[str]]] = {
 REPORTS_ABSENCE_IN: dict[str, frozenset[str]] = {"PC04": frozenset({"IE"})}
 
 
-def _not_read_where_unread(found: pl.DataFrame, check_id: str, unread: pl.DataFrame | None) -> pl.DataFrame:
-    """`found` (a check's findings, shaped) with those of subjects whose site's file of a domain the check reports the
-    absence of (REPORTS_ABSENCE_IN) was not read said so: SITE_ASSESSMENT `ie.csv not read`, RECOMPUTED `not
-    checked`, the reason as EVIDENCE and the file as SOURCE (the file's own query then asks for it,
-    reporting/data/queries.yaml `covered_by`). They stay findings: last night's PC04 of such a subject is not resolved
-    by a file nobody read."""
+def _without_unread_absences(found: pl.DataFrame, check_id: str, unread: pl.DataFrame | None) -> pl.DataFrame:
+    """`found` (a check's findings) without those of subjects whose site's file of a domain the check reports the
+    absence of (REPORTS_ABSENCE_IN) was not read: nothing is known of them tonight. The file's own query asks for the
+    file, and the history neither resolves nor renews what the night before found (a site audited without a rejected
+    file was not looked at again in full: reporting.history.partly_read); a finding of its own ("not checked") was a
+    NEW finding for every decided subject of the site, resolved the next night (helper-48)."""
     domains = REPORTS_ABSENCE_IN.get(check_id)
     if not domains or unread is None or unread.height == 0 or found.height == 0:
         return found
-    files = (unread.filter(pl.col("DOMAIN").is_in(sorted(domains))).group_by("USUBJID")
-             .agg(pl.col("SOURCE").unique().sort().str.join(RECORD_SEPARATOR).alias("_UNREAD")))
-    marked = found.join(files, on="USUBJID", how="left", maintain_order="left")
-    here = pl.col("_UNREAD").is_not_null()
-    return marked.with_columns(
-        pl.when(here).then(pl.format("{} not read", file_names("_UNREAD"))).otherwise(pl.col("SITE_ASSESSMENT"))
-        .alias("SITE_ASSESSMENT"),
-        pl.when(here).then(pl.lit("not checked")).otherwise(pl.col("RECOMPUTED")).alias("RECOMPUTED"),
-        pl.when(here).then(pl.format("Not checked: {}.", not_read_reason("_UNREAD", "checked")))
-        .otherwise(pl.col("EVIDENCE")).alias("EVIDENCE"),
-        pl.when(here).then(pl.lit(None, pl.String)).otherwise(pl.col("DTC")).alias("DTC"),
-        pl.when(here).then(pl.col("_UNREAD")).otherwise(pl.col("SOURCE")).alias("SOURCE"),
-    ).drop("_UNREAD")
+    unknown = unread.filter(pl.col("DOMAIN").is_in(sorted(domains))).select("USUBJID").unique()
+    return found.join(unknown, on="USUBJID", how="anti", maintain_order="left")
 
 
 def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | None = None) -> pl.DataFrame:
@@ -454,7 +442,7 @@ def run_process_checks(ctx: ProcessContext, checks: tuple[ProcessCheck, ...] | N
         return found.select(*PROCESS_COLUMNS, *own)
 
     frames = [
-        _not_read_where_unread(shaped(CHECKS[check.id][0](ctx, check.params)), check.id, ctx.unread)
+        _without_unread_absences(shaped(CHECKS[check.id][0](ctx, check.params)), check.id, ctx.unread)
         .with_columns(pl.lit(check.id).alias("CHECK_ID"), pl.lit(check.severity).alias("SEVERITY"))
         for check in (checks if checks is not None else load_process_checks())
     ]

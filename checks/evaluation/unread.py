@@ -13,6 +13,7 @@ import polars as pl
 from checks.evaluation.rulebase import Leaf
 from contracts.enums import ReasonCode
 from contracts.rule_kinds import leaf_inputs
+from core.source import RECORD_SEPARATOR
 
 
 def _domains(leaf: Leaf) -> set[str]:
@@ -27,16 +28,17 @@ def _reads(leaves: list[Leaf]) -> pl.DataFrame:
     return pl.DataFrame(pairs, schema={"LEAF_ID": pl.Int64, "DOMAIN": pl.String}, orient="row")
 
 
-def file_names(sources: str) -> pl.Expr:
-    """The names of the files whose keys column `sources` holds (joined by "; "): `cm.csv; lb.csv`."""
-    return pl.col(sources).str.replace_all(r"[^;]*/([^/;]+)", "$1")
-
-
-def not_read_reason(sources: str, done: str = "decided") -> pl.Expr:
-    """Why something is not `done` when the files in column `sources` were not read: "the site's cm.csv was rejected
-    as a whole and not read, so this cannot be decided without it"."""
-    return pl.format(f"the site's {{}} was rejected as a whole and not read, so this cannot be {done} without it",
-                     file_names(sources))
+def not_read_reason(sources: str) -> pl.Expr:
+    """Why something is undecided when the files whose keys column `sources` holds (joined by "; ") were not read:
+    "the site's cm.csv was rejected as a whole and not read, so this cannot be decided without it", "the site's
+    files cm.csv and lb.csv were rejected ..." (two files read "cm.csv;lb.csv was rejected", helper-48)."""
+    names = pl.col(sources).str.split(RECORD_SEPARATOR).list.eval(pl.element().str.extract(r"([^/]+)$", 1))
+    several = names.list.len() > 1
+    files = (pl.when(several).then(pl.format("files {} and {} were", names.list.head(names.list.len() - 1)
+                                              .list.join(", "), names.list.last()))
+             .otherwise(pl.format("{} was", names.list.first())))
+    return pl.format("the site's {} rejected as a whole and not read, so this cannot be decided without {}", files,
+                     pl.when(several).then(pl.lit("them")).otherwise(pl.lit("it")))
 
 
 def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFrame,
@@ -48,7 +50,7 @@ def without_unread(rows: pl.DataFrame, leaves: list[Leaf], reference: pl.DataFra
     hit = (reference.select("USUBJID", "SITEID").join(unread, on="SITEID")
            .join(_reads(leaves), on="DOMAIN")
            .group_by("USUBJID", "LEAF_ID")
-           .agg(pl.col("SOURCE").unique().sort().str.join("; ").alias("_UNREAD")))
+           .agg(pl.col("SOURCE").unique().sort().str.join(RECORD_SEPARATOR).alias("_UNREAD")))
     if hit.height == 0:
         return rows
     marked = rows.join(hit, on=["USUBJID", "LEAF_ID"], how="left", maintain_order="left")
