@@ -341,9 +341,10 @@ def _discrepancy_rows(discrepancies: pl.DataFrame, eligibility: pl.DataFrame) ->
     rows = (current.with_columns(mine).drop(own).with_columns(_value_check().alias("_VALUE_CHECK"))
             .join(values, on=[*keys[:-1], "_VALUE_CHECK"], how="left", nulls_equal=True)
             # a process check quoting a component's row keeps its own cause (none, or its RECOMPUTED where that says
-            # what the problem is: `problem_in_recomputed`): the cause is part of its query
+            # what the problem is, without the site's own answers it quotes: `problem_in_recomputed`): the cause is
+            # part of its query
             .with_columns(pl.when(pl.col("CHECK_ID").is_in(list(_data().get("problem_in_recomputed") or [])))
-                          .then(pl.col("RECOMPUTED"))
+                          .then(pl.col("RECOMPUTED").str.replace_all(r"=[^,;]*", ""))
                           .when(pl.col("_VALUE_CHECK") == pl.col("CHECK_ID")).then(pl.col("CAUSE")).alias("CAUSE"))
             .drop("_VALUE_CHECK"))
     return rows.with_columns(

@@ -793,9 +793,13 @@ def test_pc04_is_one_query_per_missing_part_of_the_checklist_not_one_for_every_s
                              assessment="IE full checklist, 26 of 28 criteria answered Y/N; ENROLLED"))
     found.append(discrepancy("SZ003-101-0004", "PC05", "PROCESS", recomputed="AGE=63"))
     found.append(discrepancy("SZ003-101-0005", "PC05", "PROCESS", recomputed="AGE=71"))
+    # the same undecided answer whatever the site wrote (helper-48: `EX03=u` and `EX03=?` were two queries)
+    found += [discrepancy(f"SZ003-101-000{n}", "PC04", "PROCESS", recomputed=f"answer not Y/N for EX03={answer}")
+              for n, answer in ((6, "u"), (7, "?"))]
     queries = build_site_queries(pl.DataFrame(found, schema=DISCREPANCIES), pl.DataFrame(schema=FINDINGS), ELIG)
     problems = consolidate_queries(queries)
     assert sorted(problems.select("CHECK_ID", "CAUSE", "SUBJECTS").rows(), key=str) == sorted([
+        ("PC04", "answer not Y/N for EX03", "SZ003-101-0006, SZ003-101-0007"),
         ("PC04", "no answer for EX01, EX02", "SZ003-101-0003"),
         ("PC04", "no answer for EX17", "SZ003-101-0001, SZ003-101-0002"),
         ("PC05", None, "SZ003-101-0004, SZ003-101-0005")], key=str)  # another check's RECOMPUTED is its values
