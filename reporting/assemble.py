@@ -28,7 +28,7 @@ from contracts.records import (
 from contracts.tables import REVIEW
 from reporting.manifest import build_run_manifest
 from reporting.summary import headline
-from review.fold import annotate
+from review.fold import DV_UNKNOWN_MARK, annotate
 from review.machine import load_machine
 
 
@@ -51,7 +51,7 @@ def with_review(discrepancies: pl.DataFrame, findings: pl.DataFrame,
                 annotate(findings, review.states, machine))
     unknown = [pl.lit(None, pl.String).alias(c) for c in REVIEW]
     return (discrepancies.with_columns(*unknown, pl.when((pl.col("SEVERITY") == Severity.IMPORTANT) & in_dv)
-                                       .then(pl.lit("REVIEW UNKNOWN")).alias("DV_REVIEW")),
+                                       .then(pl.lit(DV_UNKNOWN_MARK)).alias("DV_REVIEW")),
             findings.with_columns(unknown))
 
 

@@ -40,6 +40,8 @@ DV_CONFIRMED_MARK = "CONFIRMED"
 #: DVREVIEW of a confirmed deviation that tonight's data no longer show, kept as the night before published it
 #: (reporting.dv.confirmed_not_in_data)
 DV_NOT_IN_DATA_MARK = "CONFIRMED, NOT IN TONIGHT'S DATA"
+#: DVREVIEW of an important finding on a night whose review ledger fails verification (reporting.assemble.with_review)
+DV_UNKNOWN_MARK = "REVIEW UNKNOWN"
 DV_PENDING_MARK = "NOT YET REVIEWED"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from itertools import islice
 
 import polars as pl
 
@@ -29,7 +30,7 @@ from publication import published_nights
 from review.append import append_actions
 from review.catalogue import catalogue_of, with_resolved
 from review.entries import MAX_TEXT
-from review.fold import DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK, current_states
+from review.fold import DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK, DV_UNKNOWN_MARK, current_states
 from review.imports import receipt_stamp, receipts_since, stamp_of
 from review.inbox import process_inbox
 from review.ledger import LedgerView, read_ledger, write_checkpoint
@@ -80,23 +81,46 @@ def standing_confirmations(store: Store, study: str, as_of: date, states: pl.Dat
     return earlier.join(standing, on=FINDING_ID, how="semi", maintain_order="left")
 
 
+#: how many published nights back a night whose ledger fails verification looks for what a deviation's mark was
+#: before the ledger broke (a night of a broken ledger marks every important finding REVIEW UNKNOWN)
+UNKNOWN_NIGHTS = 31
+
+
 def published_confirmations(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
-    """The DV records the latest published night before `as_of` marked confirmed (CONFIRMED, or confirmed and not in
-    its data): what a night whose ledger fails verification carries instead of standing_confirmations. Without a
-    verified ledger nobody can say whether a confirmation was withdrawn since, and a deviation reported as confirmed
-    does not leave the SDTM deliverable over a broken ledger (it did, and the night after carried none either: the
-    chain of carried records was cut for good)."""
-    earlier = _previous_dv(store, study, as_of)
-    if earlier is None:
+    """The DV records the published nights before `as_of` marked confirmed (CONFIRMED, or confirmed and not in their
+    data): what a night whose ledger fails verification carries instead of standing_confirmations. Without a verified
+    ledger nobody can say whether a confirmation was withdrawn since, and a deviation reported as confirmed does not
+    leave the SDTM deliverable over a broken ledger (it did, and since each night carries the night before's, no later
+    night carried it again). A record the night before marked REVIEW UNKNOWN (its ledger was broken too) is taken
+    as the last night with a mark for it published it: a ledger broken for several nights keeps what was confirmed
+    before it broke (helper-48), and nothing else."""
+    carried: list[pl.DataFrame] = []
+    unknown: pl.Series | None = None  # the findings whose mark is still to be found (None: every finding)
+    for night in islice(published_nights(store, study, before=as_of), UNKNOWN_NIGHTS):
+        earlier = _dv_of(store, study, night)
+        if earlier is None:
+            break
+        if unknown is not None:
+            earlier = earlier.filter(pl.col(FINDING_ID).is_in(unknown.implode()))
+        carried.append(earlier.filter(pl.col("DVREVIEW").is_in([DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK])))
+        unknown = earlier.filter(pl.col("DVREVIEW") == DV_UNKNOWN_MARK)[FINDING_ID]
+        if unknown.len() == 0:
+            break
+    if not carried:
         return None
-    return earlier.filter(pl.col("DVREVIEW").is_in([DV_CONFIRMED_MARK, DV_NOT_IN_DATA_MARK]))
+    return pl.concat(carried, how="diagonal_relaxed").unique(FINDING_ID, keep="first", maintain_order=True)
 
 
 def _previous_dv(store: Store, study: str, as_of: date) -> pl.DataFrame | None:
-    """The dv table of the latest published night before `as_of`, its records with a FINDING_ID; None before the
-    first night, or when that night has no dv table with FINDING_ID and DVREVIEW."""
+    """The dv table of the latest published night before `as_of` (_dv_of)."""
     night = next(published_nights(store, study, before=as_of), None)
-    earlier = read_table(store, study, night, "dv") if night is not None else None
+    return _dv_of(store, study, night) if night is not None else None
+
+
+def _dv_of(store: Store, study: str, night: date) -> pl.DataFrame | None:
+    """A published night's dv table, its records with a FINDING_ID; None when it has no dv table with FINDING_ID and
+    DVREVIEW."""
+    earlier = read_table(store, study, night, "dv")
     if earlier is None or FINDING_ID not in earlier.columns or "DVREVIEW" not in earlier.columns:
         return None
     return earlier.filter(pl.col(FINDING_ID).is_not_null())

@@ -76,18 +76,38 @@ def test_the_night_befores_confirmed_dv_records_stand_while_their_confirmation_d
     assert standing_confirmations(store, STUDY, date(2026, 11, 28), states) is None  # no night before
 
 
-def test_a_night_whose_ledger_fails_verification_carries_the_confirmations_as_published(tmp_path) -> None:
+def _dv_night(store: LocalStore, as_of: str, marks: dict[str, str]) -> None:
     import polars as pl
 
+    buffer = io.BytesIO()
+    pl.DataFrame({"FINDING_ID": list(marks), "DVREFID": ["PC02"] * len(marks), "DVREVIEW": list(marks.values())},
+                 schema={"FINDING_ID": pl.String, "DVREFID": pl.String, "DVREVIEW": pl.String}).write_parquet(buffer)
+    _night(store, as_of, 3, sealed=False)
+    store.write_bytes(f"{STUDY}/{as_of}/dv.parquet", buffer.getvalue())
+    seal(store, f"{STUDY}/{as_of}")
+
+
+def test_a_night_whose_ledger_fails_verification_carries_the_confirmations_as_published(tmp_path) -> None:
     from review.night import published_confirmations
 
     store = LocalStore(tmp_path)
-    dv = pl.DataFrame({"FINDING_ID": ["D-1", "D-2", "D-3", None], "DVREFID": ["PC02", "EX07", "PC01", "IN10"],
-                       "DVREVIEW": ["CONFIRMED", "CONFIRMED, NOT IN TONIGHT'S DATA", "NOT YET REVIEWED", "CONFIRMED"]})
-    buffer = io.BytesIO()
-    dv.write_parquet(buffer)
-    _night(store, "2026-11-28", 3, sealed=True)
-    store.write_bytes(f"{STUDY}/2026-11-28/dv.parquet", buffer.getvalue())
-    seal(store, f"{STUDY}/2026-11-28")
+    _dv_night(store, "2026-11-28", {"D-1": "CONFIRMED", "D-2": "CONFIRMED, NOT IN TONIGHT'S DATA",
+                                    "D-3": "NOT YET REVIEWED"})
     assert published_confirmations(store, STUDY, date(2026, 11, 29))["FINDING_ID"].to_list() == ["D-1", "D-2"]
     assert published_confirmations(store, STUDY, date(2026, 11, 28)) is None  # no night before
+
+
+def test_a_ledger_broken_for_several_nights_keeps_what_was_confirmed_before_it_broke(tmp_path) -> None:
+    """helper-48: the first broken night marks every important finding REVIEW UNKNOWN; the second, whose data no
+    longer show a deviation confirmed before the ledger broke, dropped it from dv. Its mark is the last night's that
+    had one; a finding never confirmed is not carried, nor one whose earlier nights are unknown too."""
+    from review.night import published_confirmations
+
+    store = LocalStore(tmp_path)
+    _dv_night(store, "2026-11-26", {"D-1": "CONFIRMED", "D-5": "NOT YET REVIEWED"})
+    _dv_night(store, "2026-11-27", {"D-1": "REVIEW UNKNOWN", "D-5": "REVIEW UNKNOWN", "D-6": "REVIEW UNKNOWN"})
+    _dv_night(store, "2026-11-28", {"D-1": "REVIEW UNKNOWN", "D-2": "CONFIRMED, NOT IN TONIGHT'S DATA",
+                                    "D-5": "REVIEW UNKNOWN", "D-6": "REVIEW UNKNOWN"})
+    carried = published_confirmations(store, STUDY, date(2026, 11, 29))
+    assert carried["FINDING_ID"].to_list() == ["D-2", "D-1"]
+    assert carried["DVREVIEW"].to_list() == ["CONFIRMED, NOT IN TONIGHT'S DATA", "CONFIRMED"]
