@@ -31,7 +31,7 @@ from storage import S3Store, StorageUnavailable
 
 AS_OF = "2026-11-28"
 PREFIX = f"SZ003/{AS_OF}"
-TABLES = ("subjects", "eligibility", "discrepancies", "validation", "dv")
+TABLES = ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv")
 
 
 #: the read timeout where timeouts are injected, and how long the proxy then holds a connection

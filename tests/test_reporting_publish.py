@@ -54,7 +54,7 @@ def test_publish_writes_every_output(tmp_path, outputs, data_docs):
     html = (tmp_path / "reports" / PREFIX / "report.html").read_text()
     assert 'href="data_docs/index.html"' in html and 'href="report.xlsx"' in html
     # every table has the same columns in CSV and Parquet
-    for name in ("subjects", "eligibility", "discrepancies", "validation", "dv"):
+    for name in ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv"):
         csv = pl.read_csv(tmp_path / "reports" / PREFIX / f"{name}.csv", infer_schema=False)
         parquet = pl.read_parquet(tmp_path / "reports" / PREFIX / f"{name}.parquet")
         assert csv.columns == parquet.columns and csv.height == parquet.height

@@ -80,6 +80,9 @@ def test_a_data_quality_finding_the_latest_run_resolved_can_still_be_answered(re
     assert f"SITE_RESPONSE on {GONE}" in result.stdout
     shown = review(reports, "show", GONE)
     assert shown.returncode == 0 and "value corrected in the new delivery" in shown.stdout, shown.stderr
+    listed = review(reports, "list", "--include-resolved", "--format", "csv")
+    assert listed.returncode == 0 and GONE in listed.stdout, listed.stderr
+    assert GONE not in review(reports, "list", "--format", "csv").stdout  # gone tonight: listed when asked for
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -30,7 +30,7 @@ CLI = str(Path(sys.executable).with_name("screening-audit"))
 HOOK = str(Path(__file__).parents[1] / "chaos")
 KILL_AT = "SCREENING_AUDIT_CHAOS_KILL_AT"
 STUDY = "SZ003"
-TABLES = ("subjects", "eligibility", "discrepancies", "validation", "dv")
+TABLES = ("subjects", "eligibility", "discrepancies", "validation", "validation_resolved", "dv")
 
 
 @dataclass
