@@ -123,8 +123,6 @@ def is_deviation(discrepancies: pl.DataFrame) -> pl.Series:
     return pl.int_range(discrepancies.height, dtype=pl.UInt32, eager=True).is_in(kept.implode()).alias("DEVIATION")
 
 
-
-
 def confirmed_not_in_data(discrepancies: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFrame:
     """The DV records of `earlier` (the night before's, whose confirmation still stands:
     review.night.standing_confirmations) whose finding is not present tonight, marked DV_NOT_IN_DATA_MARK.
