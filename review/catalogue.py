@@ -41,8 +41,8 @@ CATALOGUE: dict[str, type[pl.DataType] | pl.DataType] = {
 def validation_status(days_open: pl.Expr) -> pl.Expr:
     """A data-quality finding's STATUS from its DAYS_OPEN: NEW when first reported tonight, else OPEN (one that is
     gone is not in `validation` but in `validation_resolved`, RESOLVED: with_resolved); null where its history is not
-    known. The review, the site
-    queries and the report say the same (a user trial: a site could not tell new data-quality queries from old)."""
+    known. The review, the site queries and the report say the same (a user trial: a site could not tell new
+    data-quality queries from old)."""
     return pl.when(days_open == 0).then(pl.lit("NEW")).when(days_open > 0).then(pl.lit("OPEN"))
 
 
