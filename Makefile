@@ -32,8 +32,8 @@ browser:
 	  else echo "chromium not found and cannot install it here: the browser test will be skipped"; fi; }
 
 # Three workers on two CPUs: much of the suite waits on subprocesses (CLI runs, Prefect's temporary server, moto,
-# Dask workers). On this project's 2-CPU machine the whole suite took 965 s with 3 workers and 1043 s with 2
-# (2026-12-07, both on a fresh clone, nothing else running); CI must stay under 20 minutes.
+# Dask workers). On this project's 2-CPU machine the whole suite took 965 and 1015 s with 3 workers and 1043 s with 2
+# (2026-12-07, fresh clones, nothing else running): a few percent, and CI must stay under 20 minutes.
 test: install browser
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
