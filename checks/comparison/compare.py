@@ -341,7 +341,7 @@ def compare(
         checklist=checklist,
         domains=domains,
         catalog=catalog,
-        unread=(subjects.select("USUBJID", "SITEID").join(unread.select("SITEID", "DOMAIN", "SOURCE"), on="SITEID")
+        unread=(subjects.select("USUBJID", "SITEID").join(unread.select("SITEID", "DOMAIN"), on="SITEID")
                 .drop("SITEID") if unread is not None else None),
     )
     findings = pl.concat(

@@ -57,7 +57,7 @@ class ProcessContext:
     checklist: pl.DataFrame  # checks.comparison.site_checklist.site_checklist()
     domains: dict[str, pl.DataFrame]
     catalog: UnitCatalog | None = None  # the study's unit catalog (None: the bundled one)
-    #: USUBJID, DOMAIN, SOURCE: the files of each subject's site that ingestion rejected as a whole (ingestion.unread)
+    #: USUBJID, DOMAIN: the domains whose file each subject's site delivered and ingestion rejected as a whole
     unread: pl.DataFrame | None = None
 
 
